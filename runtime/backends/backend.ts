@@ -1,0 +1,49 @@
+/**
+ * @module backends/backend
+ * The one interface between the runtime and whatever computes: ONNX Runtime,
+ * the FPGA (XModel) through `native/`, echo. Backends never import Hono or the
+ * protocol; they see tensors only.
+ */
+import type { Tensor, TensorSpec } from '../core/tensor.js';
+import type { ModelConfig } from '../repository/model-config.js';
+
+export interface ModelFiles {
+  name: string;
+  version: string;
+  /** Folder that holds this version's files (e.g. `<repo>/<model>/1` or `<repo>/<model>`). */
+  dir: string;
+  /** The main model file, if the layout names one (e.g. `model.onnx`). */
+  modelFile?: string;
+  config: ModelConfig;
+}
+
+export interface ModelMetadata {
+  platform: string;
+  /** Shapes as served: -1 for variable dims, including the batch dim. */
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  /** True when dim 0 of every input and output is a batch dim the batcher may merge along. */
+  batchable: boolean;
+  /** Largest batch the backend accepts at once (0 = no limit known). */
+  maxBatchSize: number;
+}
+
+export interface Backend {
+  /**
+   * Opens the model. Throws a KinferError naming what is missing or wrong;
+   * a throw leaves nothing open. Called once per instance.
+   */
+  load(files: ModelFiles): Promise<ModelMetadata>;
+  /**
+   * Runs one batch. `inputs` are already validated against the metadata and,
+   * for batchable models, merged along dim 0 by the batcher. Returns the
+   * named outputs (all outputs when `outputNames` is empty). Calls on one
+   * instance are never concurrent; parallelism comes from more instances.
+   * The caller owns the input buffers until the promise settles.
+   */
+  infer(inputs: Tensor[], outputNames: readonly string[]): Promise<Tensor[]>;
+  /** Releases sessions and devices. Safe to call twice. */
+  unload(): Promise<void>;
+}
+
+export type BackendFactory = () => Backend;

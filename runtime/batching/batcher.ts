@@ -1,0 +1,40 @@
+/**
+ * @module batching/batcher
+ * Between the data plane and a model's backend instances. The batcher never
+ * sees HTTP: it gets validated tensors and a deadline/abort signal.
+ */
+import type { Tensor } from '../core/tensor.js';
+
+export interface BatchRequest {
+  inputs: Tensor[];
+  /** Outputs to compute; empty = all. */
+  outputNames: readonly string[];
+  /** Absolute deadline in `performance.now()` ms; passed → DeadlineExceeded, never computed. */
+  deadline?: number;
+  /** Aborted → Cancelled, dropped before compute if still queued. */
+  signal?: AbortSignal;
+}
+
+export interface BatchResult {
+  outputs: Tensor[];
+  /** Size of the batch this request ran in (items, dim 0 total). */
+  batchSize: number;
+  /** Milliseconds spent queued and computing. */
+  queueMs: number;
+  computeMs: number;
+}
+
+export interface Batcher {
+  /**
+   * Queues one request and resolves with its own rows of the outputs.
+   * Rejects with ResourceExhausted at once when the queue is full,
+   * DeadlineExceeded / Cancelled if it expires or is aborted while queued,
+   * or the backend's error (every caller of a failed batch gets the same one).
+   * The caller keeps ownership of its input buffers; the batcher copies when merging.
+   */
+  enqueue(request: BatchRequest): Promise<BatchResult>;
+  /** Requests queued or running. */
+  readonly pending: number;
+  /** Stops accepting, waits for queued and running work to finish. */
+  drain(): Promise<void>;
+}

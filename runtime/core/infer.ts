@@ -1,0 +1,41 @@
+/**
+ * @module core/infer
+ * The internal inference request and response, decoded from any transport
+ * (v2 JSON, binary extension, CloudEvent) and encoded back to it.
+ */
+import type { Parameters, Tensor } from './tensor.js';
+
+export interface RequestedOutput {
+  name: string;
+  /** `binary_data`, `classification`, ... as the client sent them. */
+  parameters?: Parameters;
+}
+
+export interface InferRequest {
+  id?: string;
+  modelName: string;
+  modelVersion?: string;
+  inputs: Tensor[];
+  /** When present, only these outputs are returned, in this order. */
+  outputs?: RequestedOutput[];
+  parameters?: Parameters;
+}
+
+export interface InferResponse {
+  modelName: string;
+  modelVersion?: string;
+  id?: string;
+  outputs: Tensor[];
+  parameters?: Parameters;
+}
+
+/**
+ * Per-request context the transport hands to the data plane: when the answer
+ * stops being useful, and a signal that fires when the client goes away.
+ */
+export interface InferContext {
+  /** Absolute deadline, `performance.now()` milliseconds. */
+  deadline?: number;
+  signal?: AbortSignal;
+  requestId?: string;
+}
