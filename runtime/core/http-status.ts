@@ -32,6 +32,8 @@ export function toHttpError(err: unknown): HttpError {
     if (retry !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(retry)));
     return { status: HTTP_STATUS[err.code], body: { error: err.message }, headers };
   }
+  // Hono decodes path parameters lazily; a malformed %-escape is the client's mistake.
+  if (err instanceof URIError) return { status: 400, body: { error: `malformed URL: ${err.message}` }, headers: {} };
   const message = err instanceof Error ? err.message : String(err);
   return { status: 500, body: { error: `internal error: ${message}` }, headers: {} };
 }

@@ -1,17 +1,61 @@
 /**
  * @module observability/metrics
- * One prom-client registry per server, served at /metrics. Default labels
- * come from K_SERVICE / K_REVISION.
+ * One prom-client registry per server, served at /metrics (the route must not
+ * measure itself). Default labels come from K_SERVICE / K_REVISION. Per-model
+ * series are labelled `model` and `version`; `batchObserver` feeds the
+ * batching series from a batcher's hooks.
+ *
+ * @example
+ * const metrics = createMetrics();
+ * const batcher = createBatcher({ ...opts, observer: batchObserver(metrics, 'ocr-det', '1') });
+ * metrics.requestDuration.labels({ model, version, protocol: 'v2-json', status: '200' }).observe(seconds);
+ * metrics.coldStart.set(process.uptime());   // once, when the server turns ready
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What the observer needs to know about a batcher's events (structurally `BatchObserver` of `batching/queue.ts`). */
+export interface BatchEvents {
+  onQueued(): void;
+  onSettled(): void;
+  onBatch(info: { size: number; requests: number; queueMs: readonly number[]; computeMs: number; ok: boolean }): void;
+  onRejected(reason: string): void;
+}
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const STAGE_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+const LOAD_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300];
+
+type ModelLabels = 'model' | 'version';
 
 export interface Metrics {
   registry: Registry;
-  requestDuration: Histogram<'model' | 'version' | 'protocol' | 'status'>;
-  requests: Counter<'model' | 'version' | 'protocol' | 'status'>;
-  modelLoadDuration: Histogram<'model' | 'version' | 'outcome'>;
+  /** Receipt to response, by protocol (`v2-json`, `v2-binary`, `cloudevent`, ...) and HTTP status. */
+  requestDuration: Histogram<ModelLabels | 'protocol' | 'status'>;
+  /** Requests answered (kept from the first skeleton; equals requestDuration's _count). */
+  requests: Counter<ModelLabels | 'protocol' | 'status'>;
+  /** Time from enqueue to the start of the batch, per request. */
+  queueDuration: Histogram<ModelLabels>;
+  /** Backend time per executed batch. */
+  computeDuration: Histogram<ModelLabels>;
+  /** Items per executed batch. */
+  batchSize: Histogram<ModelLabels>;
+  /** Items computed (sum of batch sizes of successful batches). */
+  inferenceCount: Counter<ModelLabels>;
+  /** Successful backend executions (batches). */
+  executionCount: Counter<ModelLabels>;
+  /** Requests queued or running. */
+  pendingRequests: Gauge<ModelLabels>;
+  /** Requests answered with an error by the batcher or data plane, by reason. */
+  rejectedRequests: Counter<ModelLabels | 'reason'>;
+  /** Body → InferRequest. */
+  decodeDuration: Histogram<ModelLabels>;
+  /** InferResponse → body. */
+  encodeDuration: Histogram<ModelLabels>;
+  /** Load of one model version into its backend instances. */
+  modelLoadDuration: Histogram<ModelLabels | 'outcome'>;
+  /** Process start to ready, set once. */
+  coldStart: Gauge<string>;
 }
 
 export function createMetrics(env: NodeJS.ProcessEnv = process.env): Metrics {
@@ -21,27 +65,141 @@ export function createMetrics(env: NodeJS.ProcessEnv = process.env): Metrics {
   if (env.K_REVISION) labels.revision = env.K_REVISION;
   registry.setDefaultLabels(labels);
   collectDefaultMetrics({ register: registry, prefix: 'kinfer_process_' });
+  const registers = [registry];
+  const model: ModelLabels[] = ['model', 'version'];
   return {
     registry,
     requestDuration: new Histogram({
       name: 'kinfer_request_duration_seconds',
       help: 'Inference request latency from receipt to response, by model, protocol and status',
-      labelNames: ['model', 'version', 'protocol', 'status'],
+      labelNames: [...model, 'protocol', 'status'],
       buckets: LATENCY_BUCKETS,
-      registers: [registry],
+      registers,
     }),
     requests: new Counter({
       name: 'kinfer_requests_total',
       help: 'Inference requests answered, by model, protocol and status',
-      labelNames: ['model', 'version', 'protocol', 'status'],
-      registers: [registry],
+      labelNames: [...model, 'protocol', 'status'],
+      registers,
+    }),
+    queueDuration: new Histogram({
+      name: 'kinfer_queue_duration_seconds',
+      help: 'Time a request waited in the batcher queue before its batch started',
+      labelNames: model,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    computeDuration: new Histogram({
+      name: 'kinfer_compute_duration_seconds',
+      help: 'Backend time per executed batch',
+      labelNames: model,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    batchSize: new Histogram({
+      name: 'kinfer_batch_size',
+      help: 'Items (sum of dim 0) per executed batch',
+      labelNames: model,
+      buckets: BATCH_BUCKETS,
+      registers,
+    }),
+    inferenceCount: new Counter({
+      name: 'kinfer_inference_count_total',
+      help: 'Items inferred (a request with batch dim 4 counts 4)',
+      labelNames: model,
+      registers,
+    }),
+    executionCount: new Counter({
+      name: 'kinfer_execution_count_total',
+      help: 'Backend executions (batches); inference_count / execution_count is the mean batch size',
+      labelNames: model,
+      registers,
+    }),
+    pendingRequests: new Gauge({
+      name: 'kinfer_pending_requests',
+      help: 'Requests queued or running in the batcher',
+      labelNames: model,
+      registers,
+    }),
+    rejectedRequests: new Counter({
+      name: 'kinfer_rejected_requests_total',
+      help: 'Requests answered with an error instead of a result, by reason (queue_full, deadline_exceeded, cancelled, unavailable, invalid_argument, backend_error)',
+      labelNames: [...model, 'reason'],
+      registers,
+    }),
+    decodeDuration: new Histogram({
+      name: 'kinfer_decode_duration_seconds',
+      help: 'Time to decode a request body into tensors',
+      labelNames: model,
+      buckets: STAGE_BUCKETS,
+      registers,
+    }),
+    encodeDuration: new Histogram({
+      name: 'kinfer_encode_duration_seconds',
+      help: 'Time to encode a response body from tensors',
+      labelNames: model,
+      buckets: STAGE_BUCKETS,
+      registers,
     }),
     modelLoadDuration: new Histogram({
       name: 'kinfer_model_load_duration_seconds',
       help: 'Time to load a model version into its backend',
-      labelNames: ['model', 'version', 'outcome'],
-      buckets: [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120],
-      registers: [registry],
+      labelNames: [...model, 'outcome'],
+      buckets: LOAD_BUCKETS,
+      registers,
+    }),
+    coldStart: new Gauge({
+      name: 'kinfer_cold_start_seconds',
+      help: 'Seconds from process start to the server reporting ready',
+      registers,
     }),
   };
+}
+
+/**
+ * Hooks for one model version's batcher. Label children are bound once here,
+ * so each event is a few additions.
+ */
+export function batchObserver(metrics: Metrics, model: string, version: string): BatchEvents {
+  const l = { model, version };
+  const queue = metrics.queueDuration.labels(l);
+  const compute = metrics.computeDuration.labels(l);
+  const size = metrics.batchSize.labels(l);
+  const inferences = metrics.inferenceCount.labels(l);
+  const executions = metrics.executionCount.labels(l);
+  const pending = metrics.pendingRequests.labels(l);
+  // Touch the series so they read 0 rather than being absent before traffic.
+  inferences.inc(0);
+  executions.inc(0);
+  pending.inc(0);
+  return {
+    onQueued: () => pending.inc(),
+    onSettled: () => pending.dec(),
+    onBatch: (info) => {
+      for (const ms of info.queueMs) queue.observe(ms / 1000);
+      if (!info.ok) return;
+      compute.observe(info.computeMs / 1000);
+      size.observe(info.size);
+      inferences.inc(info.size);
+      executions.inc();
+    },
+    onRejected: (reason) => metrics.rejectedRequests.inc({ ...l, reason }),
+  };
+}
+
+/** Drops a model version's series (after unload in multi-model mode). */
+export function forgetModel(metrics: Metrics, model: string, version: string): void {
+  const l = { model, version };
+  for (const m of [
+    metrics.queueDuration,
+    metrics.computeDuration,
+    metrics.batchSize,
+    metrics.inferenceCount,
+    metrics.executionCount,
+    metrics.pendingRequests,
+    metrics.decodeDuration,
+    metrics.encodeDuration,
+  ]) {
+    m.remove(l);
+  }
 }

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+/**
+ * @module cli/main
+ * The `kinfer` command line. Exit codes: 0 ok, 1 the server (or cluster) said
+ * no, 2 usage error.
+ */
+import { Command, CommanderError } from 'commander';
+import { runServe } from './serve.js';
+
+export function buildProgram(): Command {
+  const program = new Command('kinfer')
+    .description('Serve ML models as Knative functions speaking the KServe v2 protocol')
+    .exitOverride()
+    .showHelpAfterError();
+
+  program
+    .command('serve')
+    .description(
+      'start the server: repository mode (default), function mode (MODEL_NAME + STORAGE_URI), or multi-model mode (MULTI_MODEL_SERVER=true)',
+    )
+    .option('--model-repository <dir>', 'folder of model folders (default: MODEL_REPOSITORY or the bundled models/)')
+    .option('--port <port>', 'port to listen on (default: PORT or 8080)', (v) => parsePort(v))
+    .option('--host <host>', 'address to bind (default: HOST or 0.0.0.0)')
+    .action(async (flags: { modelRepository?: string; port?: number; host?: string }) => {
+      await runServe(flags);
+    });
+
+  return program;
+}
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CommanderError(2, 'kinfer.port', `invalid port '${v}'`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    }
+    console.error(`kinfer: ${(err as Error).message}`);
+    process.exit(1);
+  }
+}
+
+await main();

@@ -1,0 +1,71 @@
+/**
+ * @module cli/serve
+ * `kinfer serve`: picks the mode from flags and the environment (DESIGN.md
+ * "Modes of the same server"), starts the server, and exits cleanly on
+ * SIGTERM/SIGINT. A function-mode startup that fails (pull or load) exits 1
+ * with the reason, so Kubernetes restarts the pod and shows why.
+ */
+import { defaultModelRepository, defaultPullRepository, parseEnv } from '../runtime/config.js';
+import { createLogger } from '../runtime/observability/logger.js';
+import { startServer, type ServeMode } from '../runtime/server/serve.js';
+import { storagePuller } from '../runtime/storage/puller.js';
+
+export interface ServeFlags {
+  modelRepository?: string;
+  port?: number;
+  host?: string;
+}
+
+export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const cfg = parseEnv(env);
+  const logger = createLogger(env);
+  let mode: ServeMode = 'repository';
+  let repo = flags.modelRepository ?? cfg.MODEL_REPOSITORY ?? defaultModelRepository();
+  if (cfg.MULTI_MODEL_SERVER) {
+    mode = 'multi-model';
+    repo = flags.modelRepository ?? cfg.MODEL_REPOSITORY ?? '/mnt/models';
+  } else if (cfg.MODEL_NAME) {
+    mode = 'function';
+    repo = flags.modelRepository ?? cfg.MODEL_REPOSITORY ?? (cfg.STORAGE_URI ? defaultPullRepository() : repo);
+  }
+  const server = await startServer({
+    mode,
+    modelRepository: repo,
+    modelName: cfg.MODEL_NAME,
+    storageUri: cfg.STORAGE_URI,
+    port: flags.port ?? cfg.PORT,
+    host: flags.host ?? cfg.HOST,
+    logger,
+    env,
+    maxBodyBytes: cfg.KINFER_MAX_BODY_BYTES,
+    requestTimeoutMs: cfg.KINFER_REQUEST_TIMEOUT_MS,
+    drainTimeoutMs: cfg.KINFER_DRAIN_TIMEOUT_MS,
+    pull: storagePuller({ cacheDir: cfg.KINFER_CACHE_DIR, logger, env }),
+  });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ event: 'signal', signal }, `received ${signal}`);
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  try {
+    await server.startup;
+  } catch (err) {
+    logger.fatal({ event: 'startup_failed', err: (err as Error).message }, `startup failed: ${(err as Error).message}`);
+    if (mode === 'function') {
+      await server.close();
+      process.exit(1);
+    }
+  }
+}

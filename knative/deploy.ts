@@ -1,0 +1,118 @@
+/**
+ * @module knative/deploy
+ * `kinfer deploy <function>`: server-side apply (fieldManager `kinfer`) of a
+ * function's generated manifests, as `kubectl apply --server-side -f
+ * manifests/<fn>/` would. `dryRun` prints what would be sent and sends nothing.
+ */
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { stringify, parseAllDocuments } from 'yaml';
+import { InvalidArgument, NotFound } from '../runtime/core/errors.js';
+import { FIELD_MANAGER } from './resources/common.js';
+import { kubeError, loadKubeConfig, namespaceOf, type KubeOptions } from './kube.js';
+import { repoRoot } from './specs.js';
+
+/** Resources whose API path is not namespaced. */
+const CLUSTER_SCOPED = new Set(['ClusterServingRuntime']);
+/** Plural resource names, for the dry-run's request line (a real apply asks the API server's discovery). */
+const PLURALS: Record<string, string> = {
+  Service: 'services',
+  Trigger: 'triggers',
+  InferenceService: 'inferenceservices',
+  TrainedModel: 'trainedmodels',
+  ClusterServingRuntime: 'clusterservingruntimes',
+};
+
+export interface DeployOptions extends KubeOptions {
+  dryRun?: boolean;
+  /** Deploy the KServe form (`manifests/<fn>/kserve/`) instead of the Knative Service and Triggers. */
+  kserve?: boolean;
+  /** Take over fields another manager owns (server-side apply `force`). Default false. */
+  force?: boolean;
+  /** Default: `manifests/` of the repository. */
+  manifestsDir?: string;
+  /** Where dry-run output goes; default stdout. */
+  out?: (text: string) => void;
+}
+
+export interface AppliedObject {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+  /** The request a server-side apply makes (namespaced path shown with its plural). */
+  request: string;
+}
+
+export const MAX_MANIFESTS = 100;
+
+/** The objects of `manifests/<fn>/` (or `<fn>/kserve/`), in file order, namespaced. */
+export async function functionManifests(fn: string, opts: { manifestsDir?: string; kserve?: boolean; namespace: string }): Promise<KubernetesObject[]> {
+  if (!/^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(fn)) throw new InvalidArgument(`function: expected a function name (DNS label), got ${JSON.stringify(fn)}`);
+  const base = opts.manifestsDir ?? join(repoRoot(), 'manifests');
+  const dir = opts.kserve ? join(base, fn, 'kserve') : join(base, fn);
+  if (!existsSync(dir)) throw new NotFound(`no manifests for function ${fn} in ${dir} (run make manifests)`);
+  const files = (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.isFile() && /\.ya?ml$/.test(e.name))
+    .map((e) => e.name)
+    .sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : 1));
+  const objects: KubernetesObject[] = [];
+  for (const f of files) {
+    for (const doc of parseAllDocuments(await readFile(join(dir, f), 'utf8'))) {
+      if (doc.errors.length > 0) throw new InvalidArgument(`${join(dir, f)}: ${doc.errors[0]!.message}`);
+      const obj = doc.toJS() as KubernetesObject | null;
+      if (!obj) continue;
+      if (!obj.apiVersion || !obj.kind || !obj.metadata?.name) throw new InvalidArgument(`${join(dir, f)}: apiVersion, kind and metadata.name are required`);
+      if (!CLUSTER_SCOPED.has(obj.kind)) obj.metadata.namespace = opts.namespace;
+      objects.push(obj);
+      if (objects.length > MAX_MANIFESTS) throw new InvalidArgument(`${dir}: more than ${MAX_MANIFESTS} manifests`);
+    }
+  }
+  if (objects.length === 0) throw new NotFound(`no manifests for function ${fn} in ${dir}`);
+  return objects;
+}
+
+/** Service before Triggers, InferenceService before TrainedModel: what a subscriber or model refers to comes first. */
+function rank(file: string): number {
+  return /^(service|inference-service)\.ya?ml$/.test(file) ? 0 : 1;
+}
+
+export function applyRequest(obj: KubernetesObject, opts: { force?: boolean } = {}): string {
+  const [group, version] = obj.apiVersion!.includes('/') ? obj.apiVersion!.split('/') : ['', obj.apiVersion!];
+  const root = group ? `/apis/${group}/${version}` : `/api/${version}`;
+  const plural = PLURALS[obj.kind!] ?? `${obj.kind!.toLowerCase()}s`;
+  const ns = obj.metadata?.namespace ? `/namespaces/${obj.metadata.namespace}` : '';
+  return `PATCH ${root}${ns}/${plural}/${obj.metadata!.name}?fieldManager=${FIELD_MANAGER}${opts.force ? '&force=true' : ''} (${PatchStrategy.ServerSideApply})`;
+}
+
+export async function deploy(fn: string, opts: DeployOptions = {}): Promise<AppliedObject[]> {
+  // A dry run needs no cluster; a kubeconfig is read only if one is given, for its namespace.
+  const kc = opts.dryRun && !opts.kubeconfig ? undefined : loadKubeConfig(opts);
+  const namespace = namespaceOf(kc, opts);
+  const objects = await functionManifests(fn, { manifestsDir: opts.manifestsDir, kserve: opts.kserve, namespace });
+  const summary = (o: KubernetesObject): AppliedObject => ({
+    apiVersion: o.apiVersion!,
+    kind: o.kind!,
+    name: o.metadata!.name!,
+    namespace: o.metadata!.namespace,
+    request: applyRequest(o, opts),
+  });
+  if (opts.dryRun) {
+    const out = opts.out ?? ((t: string) => process.stdout.write(t));
+    for (const o of objects) out(`# dry run: ${applyRequest(o, opts)}\n---\n${stringify(o, { lineWidth: 0 })}`);
+    return objects.map(summary);
+  }
+  const api = KubernetesObjectApi.makeApiClient(kc!);
+  const applied: AppliedObject[] = [];
+  for (const o of objects) {
+    try {
+      await api.patch(o, undefined, undefined, FIELD_MANAGER, opts.force ? true : undefined, PatchStrategy.ServerSideApply);
+    } catch (err) {
+      throw kubeError(err, `apply ${o.kind} ${o.metadata!.namespace ? o.metadata!.namespace + '/' : ''}${o.metadata!.name}`);
+    }
+    applied.push(summary(o));
+  }
+  return applied;
+}

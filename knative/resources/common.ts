@@ -1,0 +1,107 @@
+/**
+ * @module knative/resources/common
+ * Pieces every generated resource shares: labels, the server container's env
+ * (the contract between the manifests and the server's config), probes.
+ */
+import { PLATFORM_CONFIG_NAME, scalingTarget, type FunctionSpec } from '../../functions/define.js';
+
+/** Label set on every kinfer resource; `kinfer list` selects on it. */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'kinfer';
+export const FUNCTION_LABEL = 'kinfer.dev/function';
+
+export const HTTP_PORT = 8080;
+export const FIELD_MANAGER = 'kinfer';
+
+export type Manifest = Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string; [k: string]: unknown } };
+
+export function labels(spec: FunctionSpec): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': spec.name,
+    'app.kubernetes.io/part-of': 'kinfer',
+    [MANAGED_BY_LABEL]: MANAGED_BY,
+    [FUNCTION_LABEL]: spec.name,
+  };
+}
+
+/**
+ * The model config the server applies to the function's model, in the JSON form
+ * of Triton's config (`config.json`), so the server parses it like a config file
+ * or a load request's `parameters.config`. Undefined when there is nothing to say
+ * beyond what the model file tells.
+ */
+export function modelConfigJson(spec: FunctionSpec): string | undefined {
+  if (!spec.model) return undefined;
+  const parameters: Record<string, string> = { ...spec.backend.options };
+  if (spec.backend.threads !== undefined) parameters.threads = String(spec.backend.threads);
+  if (spec.backend.batchSize !== undefined) parameters.batch_size = String(spec.backend.batchSize);
+  const cfg: Record<string, unknown> = {
+    name: spec.model.name,
+    platform: PLATFORM_CONFIG_NAME[spec.model.platform],
+    max_batch_size: spec.batching?.maxBatchSize ?? 0,
+    instance_group: [{ count: spec.backend.instances }],
+  };
+  if (spec.batching && spec.batching.maxBatchSize > 0)
+    cfg.dynamic_batching = {
+      max_queue_delay_microseconds: spec.batching.maxQueueDelayMicroseconds,
+      preferred_batch_size: spec.batching.preferredBatchSizes,
+    };
+  if (Object.keys(parameters).length > 0) cfg.parameters = sortKeys(parameters);
+  return JSON.stringify(cfg);
+}
+
+export type EnvVar = { name: string; value: string };
+
+/** Env of the server container, in a fixed order: generated names first, then the definition's, sorted. */
+export function serverEnv(spec: FunctionSpec): EnvVar[] {
+  const env: EnvVar[] = [];
+  if (spec.multiModel) env.push({ name: 'MULTI_MODEL_SERVER', value: 'true' });
+  if (spec.model) {
+    env.push({ name: 'MODEL_NAME', value: spec.model.name });
+    env.push({ name: 'STORAGE_URI', value: spec.model.storageUri ?? '' });
+  }
+  const cfg = modelConfigJson(spec);
+  if (cfg) env.push({ name: 'KINFER_MODEL_CONFIG', value: cfg });
+  for (const k of Object.keys(spec.env).sort()) env.push({ name: k, value: spec.env[k]! });
+  return env;
+}
+
+export function resources(spec: FunctionSpec): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const limits: Record<string, string | number> = { ...spec.resources.limits };
+  for (const k of Object.keys(spec.resources.accelerators).sort()) limits[k] = String(spec.resources.accelerators[k]);
+  if (Object.keys(spec.resources.requests).length > 0) out.requests = { ...spec.resources.requests };
+  if (Object.keys(limits).length > 0) out.limits = limits;
+  return out;
+}
+
+const PROBE_PERIOD_SECONDS = 5;
+
+/**
+ * Readiness, liveness and a startup probe that allows `startupSeconds` for pull + load.
+ * Knative accepts a probe port only if it equals the container port, and fills it
+ * in when omitted; KServe's schema requires it, so `withPort` names it there.
+ */
+export function probes(spec: FunctionSpec, withPort = false): Record<string, unknown> {
+  const get = (path: string) => (withPort ? { path, port: HTTP_PORT } : { path });
+  return {
+    readinessProbe: { httpGet: get('/v2/health/ready'), periodSeconds: PROBE_PERIOD_SECONDS, failureThreshold: 3 },
+    livenessProbe: { httpGet: get('/v2/health/live'), periodSeconds: 10, failureThreshold: 3 },
+    // On the ready route: liveness must not restart a pod that is still pulling a large model.
+    startupProbe: {
+      httpGet: get('/v2/health/ready'),
+      periodSeconds: PROBE_PERIOD_SECONDS,
+      failureThreshold: Math.ceil(spec.scaling.startupSeconds / PROBE_PERIOD_SECONDS),
+    },
+  };
+}
+
+export function prometheusAnnotations(): Record<string, string> {
+  return { 'prometheus.io/scrape': 'true', 'prometheus.io/path': '/metrics', 'prometheus.io/port': String(HTTP_PORT) };
+}
+
+export { scalingTarget };
+
+export function sortKeys<T>(obj: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.keys(obj).sort().map((k) => [k, obj[k]!]));
+}

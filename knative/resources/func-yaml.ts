@@ -1,0 +1,35 @@
+/**
+ * @module knative/resources/func-yaml
+ * `functions/<name>/func.yaml` in the format of Knative's `func` CLI, derived
+ * from the typed definition so `func deploy` and the generated manifests scale
+ * the same way. Generated like the manifests; never edited by hand.
+ */
+import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
+import { serverEnv } from './common.js';
+
+export function funcYaml(spec: FunctionSpec): Record<string, unknown> {
+  const s = spec.scaling;
+  const limits: Record<string, unknown> = { ...spec.resources.limits };
+  if (s.containerConcurrency > 0) limits.concurrency = s.containerConcurrency;
+  const resources: Record<string, unknown> = {};
+  if (Object.keys(spec.resources.requests).length > 0) resources.requests = { ...spec.resources.requests };
+  if (Object.keys(limits).length > 0) resources.limits = limits;
+  const deploy: Record<string, unknown> = {
+    annotations: {
+      'autoscaling.knative.dev/initial-scale': String(s.initialScale),
+      'autoscaling.knative.dev/scale-down-delay': s.scaleDownDelay,
+    },
+    options: {
+      scale: { min: s.minScale, max: s.maxScale, metric: s.metric, target: scalingTarget(spec) },
+      resources,
+    },
+  };
+  return {
+    specVersion: '0.36.0',
+    name: spec.name,
+    runtime: 'typescript',
+    image: spec.image,
+    run: { envs: serverEnv(spec) },
+    deploy,
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * @module knative/resources/service
+ * The Knative Service (serving.knative.dev/v1) of one function.
+ */
+import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
+import { HTTP_PORT, labels, probes, prometheusAnnotations, resources, serverEnv, type Manifest } from './common.js';
+
+export function knativeService(spec: FunctionSpec): Manifest {
+  const s = spec.scaling;
+  const annotations: Record<string, string> = {
+    'autoscaling.knative.dev/metric': s.metric,
+    'autoscaling.knative.dev/target': String(scalingTarget(spec)),
+    'autoscaling.knative.dev/min-scale': String(s.minScale),
+    'autoscaling.knative.dev/max-scale': String(s.maxScale),
+    'autoscaling.knative.dev/initial-scale': String(s.initialScale),
+    'autoscaling.knative.dev/scale-down-delay': s.scaleDownDelay,
+    // Knative fails a revision not ready within the deadline (default 600s): allow the startup probe's budget.
+    'serving.knative.dev/progress-deadline': `${s.startupSeconds + 60}s`,
+    ...prometheusAnnotations(),
+  };
+  const container: Record<string, unknown> = {
+    image: spec.image,
+    // Knative sets PORT from this port; the name selects HTTP/1.1 (h2c would be `h2c`).
+    ports: [{ name: 'http1', containerPort: HTTP_PORT }],
+    env: serverEnv(spec),
+    ...probes(spec),
+  };
+  const res = resources(spec);
+  if (Object.keys(res).length > 0) container.resources = res;
+  const metadata: Record<string, unknown> = { name: spec.name, labels: labels(spec) };
+  if (spec.description) metadata.annotations = { 'kinfer.dev/description': spec.description };
+  return {
+    apiVersion: 'serving.knative.dev/v1',
+    kind: 'Service',
+    metadata: metadata as Manifest['metadata'],
+    spec: {
+      template: {
+        metadata: { labels: labels(spec), annotations },
+        spec: {
+          containerConcurrency: s.containerConcurrency,
+          timeoutSeconds: s.timeoutSeconds,
+          containers: [container],
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,92 @@
+/*
+ * @module native/fake-vendor/fake_xrt
+ * A fake XRT for tests: the subset of XRT's C API the addon resolves, with
+ * XRT's signatures. No hardware: "devices" are heap objects. Behaviour is set
+ * by the environment the test gives the process:
+ *   FAKE_XRT_DEVICES    device count reported by xclProbe (default 1)
+ *   FAKE_XRT_BDFS       comma list of BDFs xrtDeviceOpenByBDF accepts (default: any)
+ *   FAKE_XRT_OPEN_FAIL  when set, every open fails with EIO
+ * Built with -DFAKE_OMIT_LOAD_XCLBIN it lacks xrtDeviceLoadXclbinFile, for the
+ * missing-symbol path.
+ */
+#define KINFER_VENDOR_ABI_ONLY
+#include "../src/vendor.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FAKE_MAGIC 0x58525446u /* "FTRX" */
+
+struct fake_device {
+  unsigned magic;
+  unsigned index;
+};
+
+static unsigned device_count(void) {
+  const char* v = getenv("FAKE_XRT_DEVICES");
+  return v != NULL ? (unsigned)strtoul(v, NULL, 10) : 1u;
+}
+
+unsigned int xclProbe(void) { return device_count(); }
+
+xrtDeviceHandle xrtDeviceOpen(unsigned int index) {
+  if (getenv("FAKE_XRT_OPEN_FAIL") != NULL) {
+    errno = EIO;
+    return NULL;
+  }
+  if (index >= device_count()) {
+    errno = ENODEV;
+    return NULL;
+  }
+  struct fake_device* d = (struct fake_device*)malloc(sizeof(*d));
+  if (d == NULL) return NULL;
+  d->magic = FAKE_MAGIC;
+  d->index = index;
+  return d;
+}
+
+xrtDeviceHandle xrtDeviceOpenByBDF(const char* bdf) {
+  const char* list = getenv("FAKE_XRT_BDFS");
+  if (bdf == NULL) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (list == NULL) return xrtDeviceOpen(0);
+  unsigned index = 0;
+  const char* p = list;
+  size_t n = strlen(bdf);
+  for (int guard = 0; guard < 1024 && *p != '\0'; guard++, index++) {
+    const char* comma = strchr(p, ',');
+    size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+    if (len == n && strncmp(p, bdf, n) == 0) return xrtDeviceOpen(index);
+    if (comma == NULL) break;
+    p = comma + 1;
+  }
+  errno = ENODEV;
+  return NULL;
+}
+
+int xrtDeviceClose(xrtDeviceHandle h) {
+  struct fake_device* d = (struct fake_device*)h;
+  if (d == NULL || d->magic != FAKE_MAGIC) return -EINVAL;
+  d->magic = 0;
+  free(d);
+  return 0;
+}
+
+#ifndef FAKE_OMIT_LOAD_XCLBIN
+/* Accepts a file that starts with the axlf magic "xclbin2\0", as real xclbins do. */
+int xrtDeviceLoadXclbinFile(xrtDeviceHandle h, const char* path) {
+  struct fake_device* d = (struct fake_device*)h;
+  if (d == NULL || d->magic != FAKE_MAGIC) return -EINVAL;
+  FILE* f = fopen(path, "rb");
+  if (f == NULL) return -ENOENT;
+  char magic[8] = {0};
+  size_t got = fread(magic, 1, sizeof(magic), f);
+  fclose(f);
+  if (got != sizeof(magic) || memcmp(magic, "xclbin2", 8) != 0) return -EINVAL;
+  return 0;
+}
+#endif

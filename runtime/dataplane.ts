@@ -1,0 +1,170 @@
+/**
+ * @module dataplane
+ * The verbs every transport calls: live, ready, metadata, infer, and the
+ * repository operations. Transports decode into `InferRequest` and encode the
+ * `InferResponse`; everything between (validation against the model's
+ * metadata, batching, the backend) happens here and below.
+ */
+import type { ModelMetadata } from './backends/backend.js';
+import { InvalidArgument } from './core/errors.js';
+import type { InferContext, InferRequest, InferResponse } from './core/infer.js';
+import { checkTensor, shapeMatches, type Tensor, type TensorSpec } from './core/tensor.js';
+import { checkModelName, type IndexEntry, type ModelRepository } from './repository/model-repository.js';
+import type { Parameters } from './core/tensor.js';
+import type { BatchResult } from './batching/batcher.js';
+
+export const SERVER_NAME = 'kinfer';
+export const SERVER_VERSION = '0.1.0';
+export const EXTENSIONS = ['binary_tensor_data', 'model_repository', 'schedule_policy', 'cloudevents', 'hardware'];
+
+export interface ServerMetadata {
+  name: string;
+  version: string;
+  extensions: string[];
+}
+
+export interface ModelMetadataResponse {
+  name: string;
+  versions: string[];
+  platform: string;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+}
+
+export interface InferOutcome {
+  response: InferResponse;
+  batch: BatchResult;
+}
+
+/** Answers readiness beyond "models loaded": startup done, not draining, required models present. */
+export interface ReadinessGate {
+  ready(): boolean;
+}
+
+export class DataPlane {
+  constructor(
+    readonly repository: ModelRepository,
+    private readonly gate: ReadinessGate,
+    private readonly defaults: { requestTimeoutMs: number } = { requestTimeoutMs: 0 },
+  ) {}
+
+  live(): boolean {
+    return true;
+  }
+
+  ready(): boolean {
+    return this.gate.ready();
+  }
+
+  serverMetadata(): ServerMetadata {
+    return { name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS };
+  }
+
+  modelNames(): string[] {
+    return this.repository.loaded().map((h) => h.name);
+  }
+
+  modelMetadata(name: string, version?: string): ModelMetadataResponse {
+    const handle = this.repository.get(checkModelName(name), version);
+    const m = handle.metadata;
+    return { name: handle.name, versions: [handle.version], platform: m.platform, inputs: m.inputs, outputs: m.outputs };
+  }
+
+  modelReady(name: string, version?: string): boolean {
+    return this.repository.isReady(checkModelName(name), version);
+  }
+
+  /** Spec of the model's single input, for the binary extension's raw-input mode. */
+  rawInputSpec(name: string, version?: string): TensorSpec | undefined {
+    const { inputs } = this.repository.get(checkModelName(name), version).metadata;
+    return inputs.length === 1 ? inputs[0] : undefined;
+  }
+
+  async infer(request: InferRequest, ctx: InferContext = {}): Promise<InferOutcome> {
+    const handle = this.repository.get(checkModelName(request.modelName), request.modelVersion);
+    validateInputs(request.inputs, handle.metadata);
+    const outputNames = (request.outputs ?? []).map((o) => o.name);
+    validateOutputNames(outputNames, handle.metadata);
+    const batch = await handle.batcher.enqueue({
+      inputs: request.inputs,
+      outputNames,
+      deadline: deadlineOf(request.parameters, ctx, this.defaults.requestTimeoutMs),
+      signal: ctx.signal,
+    });
+    const outputs = outputNames.length ? pick(batch.outputs, outputNames) : batch.outputs;
+    const response: InferResponse = { modelName: handle.name, modelVersion: handle.version, outputs };
+    if (request.id !== undefined) response.id = request.id;
+    return { response, batch };
+  }
+
+  repositoryIndex(): Promise<IndexEntry[]> {
+    return this.repository.index();
+  }
+
+  async load(name: string, parameters?: Parameters): Promise<void> {
+    await this.repository.load(name, parameters);
+  }
+
+  unload(name: string): Promise<void> {
+    return this.repository.unload(name);
+  }
+}
+
+/** Every input known, none missing, datatypes and shapes as the metadata says. */
+export function validateInputs(inputs: Tensor[], meta: ModelMetadata): void {
+  const seen = new Set<string>();
+  for (const t of inputs) {
+    if (seen.has(t.name)) throw new InvalidArgument(`input '${t.name}' is given more than once`);
+    seen.add(t.name);
+    checkTensor(t);
+  }
+  if (meta.inputs.length === 0) return; // the backend accepts any inputs (echo)
+  for (const t of inputs) {
+    const spec = meta.inputs.find((s) => s.name === t.name);
+    if (!spec) {
+      throw new InvalidArgument(
+        `unknown input '${t.name}' (model inputs: ${meta.inputs.map((s) => s.name).join(', ')})`,
+      );
+    }
+    if (spec.datatype !== t.datatype) {
+      throw new InvalidArgument(`input '${t.name}': expected datatype ${spec.datatype}, got ${t.datatype}`);
+    }
+    if (!shapeMatches(spec.shape, t.shape)) {
+      throw new InvalidArgument(`input '${t.name}': expected shape [${spec.shape.join(',')}], got [${t.shape.join(',')}]`);
+    }
+  }
+  for (const spec of meta.inputs) {
+    if (!seen.has(spec.name)) throw new InvalidArgument(`missing input '${spec.name}'`);
+  }
+}
+
+function validateOutputNames(names: string[], meta: ModelMetadata): void {
+  if (meta.outputs.length === 0) return;
+  for (const n of names) {
+    if (!meta.outputs.some((o) => o.name === n)) {
+      throw new InvalidArgument(`unknown output '${n}' (model outputs: ${meta.outputs.map((o) => o.name).join(', ')})`);
+    }
+  }
+}
+
+function pick(outputs: Tensor[], names: string[]): Tensor[] {
+  return names.map((n) => {
+    const t = outputs.find((o) => o.name === n);
+    if (!t) throw new InvalidArgument(`unknown output '${n}' (outputs: ${outputs.map((o) => o.name).join(', ')})`);
+    return t;
+  });
+}
+
+/** Triton's request parameter `timeout` is in microseconds; the server default is in ms. */
+function deadlineOf(params: Parameters | undefined, ctx: InferContext, defaultMs: number): number | undefined {
+  const t = params?.timeout;
+  if (t !== undefined) {
+    if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0) {
+      throw new InvalidArgument(`parameters.timeout: expected a positive number of microseconds, got ${JSON.stringify(t)}`);
+    }
+    const d = performance.now() + t / 1000;
+    return ctx.deadline === undefined ? d : Math.min(d, ctx.deadline);
+  }
+  if (ctx.deadline !== undefined) return ctx.deadline;
+  return defaultMs > 0 ? performance.now() + defaultMs : undefined;
+}

@@ -1,0 +1,183 @@
+import { describe, expect, it } from 'vitest';
+import { toHalf } from '../../core/datatypes.js';
+import { Internal, InvalidArgument } from '../../core/errors.js';
+import type { InferResponse } from '../../core/infer.js';
+import type { Tensor } from '../../core/tensor.js';
+import { encodeInferResponse, encodeJson } from './encode.js';
+import type { BinaryOutputPrefs } from './decode.js';
+import { framed, le } from './test-helpers.js';
+
+const jsonPrefs: BinaryOutputPrefs = { all: false, byName: new Map() };
+const allBinary: BinaryOutputPrefs = { all: true, byName: new Map() };
+const enc = new TextEncoder();
+
+function response(outputs: Tensor[], extra: Partial<InferResponse> = {}): InferResponse {
+  return { modelName: 'm', outputs, ...extra };
+}
+
+function parseJsonBody(body: Uint8Array | string): any {
+  expect(typeof body).toBe('string');
+  return JSON.parse(body as string);
+}
+
+/** Splits a binary response by its Inference-Header-Content-Length header. */
+function splitBinary(res: { body: Uint8Array | string; headers: Record<string, string> }) {
+  expect(res.body).toBeInstanceOf(Uint8Array);
+  const body = res.body as Uint8Array;
+  const n = Number(res.headers['Inference-Header-Content-Length']);
+  return { header: JSON.parse(new TextDecoder().decode(body.subarray(0, n))), binary: body.subarray(n) };
+}
+
+describe('encodeInferResponse: JSON', () => {
+  it('the spec example: FP32 [3,2], flat data, application/json', () => {
+    const res = encodeInferResponse(
+      response([{ name: 'output0', datatype: 'FP32', shape: [3, 2], data: new Float32Array([1, 1.5, 2, 2.5, 3, 3.5]) }], { id: '42' }),
+      jsonPrefs,
+    );
+    expect(res.headers).toEqual({ 'Content-Type': 'application/json' });
+    expect(parseJsonBody(res.body)).toEqual({
+      model_name: 'm',
+      id: '42',
+      outputs: [{ name: 'output0', datatype: 'FP32', shape: [3, 2], data: [1, 1.5, 2, 2.5, 3, 3.5] }],
+    });
+  });
+
+  it('only fields with information: no id, version, empty parameters or nulls', () => {
+    const res = encodeInferResponse(
+      response([{ name: 'y', datatype: 'INT8', shape: [1], data: new Int8Array([3]), parameters: {} }], { parameters: {} }),
+      jsonPrefs,
+    );
+    const text = res.body as string;
+    expect(text).not.toMatch(/null|"id"|model_version|parameters/);
+    expect(JSON.parse(text)).toEqual({ model_name: 'm', outputs: [{ name: 'y', datatype: 'INT8', shape: [1], data: [3] }] });
+  });
+
+  it('model_version and parameters when present', () => {
+    const res = encodeInferResponse(
+      response([{ name: 'y', datatype: 'INT8', shape: [1], data: new Int8Array([3]), parameters: { content_type: 'np' } }], {
+        modelVersion: '2',
+        parameters: { elapsed: 3 },
+      }),
+      jsonPrefs,
+    );
+    const body = parseJsonBody(res.body);
+    expect(body.model_version).toBe('2');
+    expect(body.parameters).toEqual({ elapsed: 3 });
+    expect(body.outputs[0].parameters).toEqual({ content_type: 'np' });
+    expect(Object.keys(body)).toEqual(['model_name', 'model_version', 'parameters', 'outputs']);
+  });
+
+  it('every datatype as flat JSON', () => {
+    const outputs: Tensor[] = [
+      { name: 'bool', datatype: 'BOOL', shape: [2, 1], data: new Uint8Array([1, 0]) },
+      { name: 'u8', datatype: 'UINT8', shape: [2], data: new Uint8Array([0, 255]) },
+      { name: 'u16', datatype: 'UINT16', shape: [1], data: new Uint16Array([65535]) },
+      { name: 'u32', datatype: 'UINT32', shape: [1], data: new Uint32Array([4294967295]) },
+      { name: 'u64', datatype: 'UINT64', shape: [1], data: new BigUint64Array([18446744073709551615n]) },
+      { name: 'i8', datatype: 'INT8', shape: [1], data: new Int8Array([-128]) },
+      { name: 'i16', datatype: 'INT16', shape: [1], data: new Int16Array([-32768]) },
+      { name: 'i32', datatype: 'INT32', shape: [1], data: new Int32Array([-2147483648]) },
+      { name: 'i64', datatype: 'INT64', shape: [2], data: new BigInt64Array([-9223372036854775808n, 3n]) },
+      { name: 'f16', datatype: 'FP16', shape: [2], data: new Uint16Array([toHalf(0.5), toHalf(-65504)]) },
+      { name: 'f32', datatype: 'FP32', shape: [1], data: new Float32Array([0.1]) },
+      { name: 'f64', datatype: 'FP64', shape: [2], data: new Float64Array([1e-7, 1e300]) },
+      { name: 'bytes', datatype: 'BYTES', shape: [2], data: [enc.encode('héllo'), enc.encode('')] },
+    ];
+    const text = encodeInferResponse(response(outputs), jsonPrefs).body as string;
+    // 64-bit integers keep every digit as JSON numbers.
+    expect(text).toContain('"data":[18446744073709551615]');
+    expect(text).toContain('"data":[-9223372036854775808,3]');
+    const data = Object.fromEntries(JSON.parse(text).outputs.map((o: any) => [o.name, o.data]));
+    expect(data).toEqual({
+      bool: [true, false],
+      u8: [0, 255],
+      u16: [65535],
+      u32: [4294967295],
+      u64: [18446744073709551615],
+      i8: [-128],
+      i16: [-32768],
+      i32: [-2147483648],
+      i64: [-9223372036854775808, 3],
+      f16: [0.5, -65504],
+      f32: [Math.fround(0.1)],
+      f64: [1e-7, 1e300],
+      bytes: ['héllo', ''],
+    });
+  });
+
+  it('NaN and infinities as strings (JSON has no such numbers)', () => {
+    const text = encodeInferResponse(
+      response([{ name: 'y', datatype: 'FP32', shape: [4], data: new Float32Array([NaN, Infinity, -Infinity, 1]) }]),
+      jsonPrefs,
+    ).body as string;
+    expect(JSON.parse(text).outputs[0].data).toEqual(['NaN', 'Infinity', '-Infinity', 1]);
+  });
+
+  it('a non-UTF-8 BYTES output asked for as JSON is InvalidArgument that says to ask for binary', () => {
+    const t: Tensor = { name: 'b', datatype: 'BYTES', shape: [1], data: [new Uint8Array([0xff])] };
+    expect(() => encodeInferResponse(response([t]), jsonPrefs)).toThrow(InvalidArgument);
+    expect(() => encodeInferResponse(response([t]), jsonPrefs)).toThrow(/output 'b': BYTES element 0 is not valid UTF-8.*binary_data: true/);
+    expect(() => encodeInferResponse(response([t]), allBinary)).not.toThrow();
+  });
+
+  it('a malformed backend output is Internal, not a client error', () => {
+    const t: Tensor = { name: 'y', datatype: 'FP32', shape: [3], data: new Float32Array(2) };
+    expect(() => encodeInferResponse(response([t]), jsonPrefs)).toThrow(Internal);
+    const wrongType: Tensor = { name: 'y', datatype: 'FP32', shape: [2], data: new Float64Array(2) };
+    expect(() => encodeInferResponse(response([wrongType]), jsonPrefs)).toThrow(/malformed output.*does not match datatype FP32/);
+  });
+});
+
+describe('encodeInferResponse: binary', () => {
+  it('the spec example: output0 FP32 [3,2] as 24 binary bytes', () => {
+    const res = encodeInferResponse(
+      response([{ name: 'output0', datatype: 'FP32', shape: [3, 2], data: new Float32Array([1, 1.5, 2, 2.5, 3, 3.5]) }]),
+      { all: false, byName: new Map([['output0', true]]) },
+    );
+    expect(res.headers['Content-Type']).toBe('application/octet-stream');
+    const { header, binary } = splitBinary(res);
+    expect(header).toEqual({
+      model_name: 'm',
+      outputs: [{ name: 'output0', datatype: 'FP32', shape: [3, 2], parameters: { binary_data_size: 24 } }],
+    });
+    expect([...binary]).toEqual([...le('f32', [1, 1.5, 2, 2.5, 3, 3.5])]);
+  });
+
+  it('mixes JSON and binary outputs; per-output binary_data overrides binary_data_output', () => {
+    const outputs: Tensor[] = [
+      { name: 'a', datatype: 'INT16', shape: [2], data: new Int16Array([-1, 2]) },
+      { name: 'b', datatype: 'INT32', shape: [1], data: new Int32Array([9]) },
+      { name: 'c', datatype: 'BYTES', shape: [2], data: [enc.encode('hi'), new Uint8Array([0xff])] },
+    ];
+    const res = encodeInferResponse(response(outputs), { all: true, byName: new Map([['b', false]]) });
+    const { header, binary } = splitBinary(res);
+    expect(header.outputs[0]).toEqual({ name: 'a', datatype: 'INT16', shape: [2], parameters: { binary_data_size: 4 } });
+    expect(header.outputs[1]).toEqual({ name: 'b', datatype: 'INT32', shape: [1], data: [9] });
+    expect(header.outputs[2].parameters).toEqual({ binary_data_size: 4 + 2 + 4 + 1 });
+    expect([...binary]).toEqual([...le('i16', [-1, 2]), ...framed(['hi', new Uint8Array([0xff])])]);
+  });
+
+  it('BOOL bytes on the wire are exactly 0 or 1', () => {
+    const res = encodeInferResponse(response([{ name: 'b', datatype: 'BOOL', shape: [3], data: new Uint8Array([0, 5, 1]) }]), allBinary);
+    expect([...splitBinary(res).binary]).toEqual([0, 1, 1]);
+  });
+
+  it('a stale binary_data_size parameter on a JSON output is dropped', () => {
+    const res = encodeInferResponse(
+      response([{ name: 'y', datatype: 'INT8', shape: [1], data: new Int8Array([1]), parameters: { binary_data_size: 99 } }]),
+      jsonPrefs,
+    );
+    expect(parseJsonBody(res.body).outputs[0].parameters).toBeUndefined();
+  });
+});
+
+describe('encodeJson', () => {
+  it('drops null fields, writes BigInt and typed arrays', () => {
+    expect(JSON.parse(encodeJson({ a: null, b: 1n, c: 2n ** 60n, d: new Int32Array([1, 2]), e: [null, 1], f: undefined }))).toEqual({
+      b: 1,
+      c: '1152921504606846976',
+      d: [1, 2],
+      e: [null, 1],
+    });
+  });
+});

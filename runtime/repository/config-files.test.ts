@@ -1,0 +1,221 @@
+/**
+ * @module repository/config-files.test
+ * Config dialects (Triton pbtxt, Xilinx TOML/pbtxt, JSON), precedence, and errors.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { InvalidArgument, Unsupported } from '../core/errors.js';
+import { datatypeFromConfig, parseModelConfig, parseTextProto, readModelConfig } from './config-files.js';
+
+// A Triton-style config as found in the wild: comments, nested messages,
+// both list styles, repeated scalars, enum values and unknown fields.
+const TRITON_PBTXT = `
+# ResNet-50 served by the ONNX Runtime backend
+name: "resnet50"   # must match the folder
+backend: "onnxruntime"
+max_batch_size : 8
+input [
+  {
+    name: "data"
+    data_type: TYPE_FP32
+    format: FORMAT_NCHW
+    dims: [ 3, 224, 224 ]
+  }
+]
+output {
+  name: "prob"
+  data_type: TYPE_FP32
+  dims: [ 1000 ]
+  label_filename: "labels.txt"
+}
+output { name: "ids", data_type: TYPE_STRING, dims: 1 dims: -1 }
+instance_group [ { count: 2, kind: KIND_CPU }, { kind: KIND_CPU } ]
+dynamic_batching {
+  preferred_batch_size: 4
+  preferred_batch_size: [ 8 ]
+  max_queue_delay_microseconds: 100
+  default_queue_policy { max_queue_size: 32 timeout_action: REJECT }
+}
+parameters { key: "intra_op_thread_count" value: { string_value: "2" } }
+parameters [ { key: "note" value { string_value: 'it''s "quoted" \\t' } } ]
+optimization { graph { level: 1 } execution_accelerators { cpu_execution_accelerator: [ { name: "openvino" } ] } }
+model_warmup [ ]
+`;
+
+describe('parseModelConfig: Triton pbtxt', () => {
+  it('reads every field the server uses', () => {
+    const c = parseModelConfig(TRITON_PBTXT, 'config.pbtxt', 'resnet50');
+    expect(c.name).toBe('resnet50');
+    expect(c.platform).toBe('onnxruntime_onnx');
+    expect(c.maxBatchSize).toBe(8);
+    expect(c.inputs).toEqual([{ name: 'data', datatype: 'FP32', shape: [3, 224, 224] }]);
+    expect(c.outputs).toEqual([
+      { name: 'prob', datatype: 'FP32', shape: [1000] },
+      { name: 'ids', datatype: 'BYTES', shape: [1, -1] },
+    ]);
+    expect(c.instanceCount).toBe(3); // 2 + Triton's default 1
+    expect(c.dynamicBatching).toEqual({ maxQueueDelayMicroseconds: 100, preferredBatchSize: [4, 8], maxQueueSize: 32 });
+    expect(c.parameters).toEqual({ intra_op_thread_count: '2', note: 'its "quoted" \t' });
+  });
+
+  it('reads the original Xilinx server pbtxt form (inputs/datatype/shape)', () => {
+    const c = parseModelConfig(
+      `name: "mnist"\nplatform: "onnx_onnxv1"\ninputs [ { name: "images_in" datatype: "FP32" shape: [28,28,1] } ]\noutputs [ { name: "flatten/Reshape" datatype: "STRING" shape: [10] } ]`,
+      'config.pbtxt',
+      'mnist',
+    );
+    expect(c.platform).toBe('onnx_onnxv1');
+    expect(c.inputs).toEqual([{ name: 'images_in', datatype: 'FP32', shape: [28, 28, 1] }]);
+    expect(c.outputs[0]!.datatype).toBe('BYTES');
+    expect(c.maxBatchSize).toBe(0);
+    expect(c.instanceCount).toBe(1);
+  });
+
+  it('reports syntax errors with the file and line', () => {
+    const bad = 'name: "x"\ninput [\n  { name: "a" data_type: TYPE_FP32 dims: [1 2] }\n]';
+    expect(() => parseModelConfig(bad, 'config.pbtxt', 'x')).toThrow(/^config\.pbtxt line 3: expected ',' or ']'/);
+    expect(() => parseModelConfig('name "x"', 'config.pbtxt', 'x')).toThrow(/line 1: expected ':' or '\{' after field 'name'/);
+    expect(() => parseModelConfig('a {\n b: 1\n', 'config.pbtxt', 'x')).toThrow(/missing '}' for the message opened on line 1/);
+    expect(() => parseModelConfig('name: "x\n"', 'config.pbtxt', 'x')).toThrow(/line 1: unterminated string/);
+    expect(() => parseModelConfig('\n\nname: @', 'config.pbtxt', 'x')).toThrow(/line 3: unexpected character '@'/);
+  });
+
+  it('reports semantic errors with the enclosing message line', () => {
+    const bad = 'name: "x"\n\ninput {\n name: "a"\n data_type: TYPE_FP99\n dims: [1]\n}';
+    const err = catchError(() => parseModelConfig(bad, 'config.pbtxt', 'x'));
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect(err.message).toMatch(/^config\.pbtxt line 3: input 'a': unsupported data_type TYPE_FP99/);
+    expect(() => parseModelConfig('max_batch_size: -1', 'config.pbtxt', 'x')).toThrow(/max_batch_size: expected an integer ≥ 0, got -1/);
+    expect(() => parseModelConfig('input { name: "a" data_type: TYPE_FP32 }', 'config.pbtxt', 'x')).toThrow(/input 'a': missing dims/);
+    expect(() => parseModelConfig('input { data_type: TYPE_FP32 dims: 1 }', 'config.pbtxt', 'x')).toThrow(/input\[0\]: missing name/);
+    expect(() => parseModelConfig('input { name: "a" data_type: TYPE_BF16 dims: 1 }', 'config.pbtxt', 'x')).toThrow(Unsupported);
+    expect(() =>
+      parseModelConfig('input { name: "a" data_type: TYPE_FP32 dims: 1 } input { name: "a" data_type: TYPE_FP32 dims: 1 }', 'config.pbtxt', 'x'),
+    ).toThrow(/input 'a': declared twice/);
+  });
+});
+
+describe('parseTextProto', () => {
+  it('keeps a field seen once scalar and makes repeats and lists arrays', () => {
+    const t = parseTextProto('a: 1 b: 2 b: 3 c: [4] d <e: "x" "y"> f: -0x10 g: 1.5e2 h: true; i: KIND_GPU,');
+    expect(t).toEqual({ a: 1, b: [2, 3], c: [4], d: { e: 'xy' }, f: -16, g: 150, h: true, i: 'KIND_GPU' });
+  });
+
+  it('decodes escapes', () => {
+    expect(parseTextProto(String.raw`s: "a\nb\"c\101\x42"`)).toEqual({ s: 'a\nb"cAB' });
+  });
+});
+
+describe('parseModelConfig: TOML and JSON', () => {
+  it('reads the original Xilinx server TOML form', () => {
+    const c = parseModelConfig(
+      `name = "mnist"\nplatform = "onnx_onnxv1"\nmax_batch_size = 4\n\n[[inputs]]\nname = "images_in"\ndatatype = "FP32"\nshape = [28, 28, 1]\n\n[[outputs]]\nname = "out"\ndatatype = "INT64"\nshape = [10]\n\n[parameters]\nthreads = 2\nmode = "fast"\n\n[dynamic_batching]\nmax_queue_delay_microseconds = 500\npreferred_batch_size = [2, 4]\n`,
+      'config.toml',
+      'mnist',
+    );
+    expect(c.platform).toBe('onnx_onnxv1');
+    expect(c.maxBatchSize).toBe(4);
+    expect(c.inputs).toEqual([{ name: 'images_in', datatype: 'FP32', shape: [28, 28, 1] }]);
+    expect(c.outputs).toEqual([{ name: 'out', datatype: 'INT64', shape: [10] }]);
+    expect(c.parameters).toEqual({ threads: '2', mode: 'fast' });
+    expect(c.dynamicBatching).toEqual({ maxQueueDelayMicroseconds: 500, preferredBatchSize: [2, 4], maxQueueSize: 0 });
+  });
+
+  it('reports TOML syntax errors with the line', () => {
+    expect(() => parseModelConfig('name = "x"\nplatform = = 1\n', 'config.toml', 'x')).toThrow(/^config\.toml line 2: /);
+  });
+
+  it('reads Triton JSON in camelCase with int64 dims as strings', () => {
+    const c = parseModelConfig(
+      JSON.stringify({
+        name: 'm',
+        platform: 'onnxruntime_onnx',
+        maxBatchSize: 2,
+        input: [{ name: 'x', dataType: 'TYPE_INT8', dims: ['4', '-1'] }],
+        output: [{ name: 'y', dataType: 'TYPE_UINT16', dims: [1] }],
+        instanceGroup: [{ count: 3, kind: 'KIND_CPU' }],
+        dynamicBatching: { maxQueueDelayMicroseconds: '250', defaultQueuePolicy: { maxQueueSize: 5 } },
+        parameters: { k: { stringValue: 'v' } },
+      }),
+      'config.json',
+      'm',
+    );
+    expect(c.maxBatchSize).toBe(2);
+    expect(c.inputs).toEqual([{ name: 'x', datatype: 'INT8', shape: [4, -1] }]);
+    expect(c.outputs).toEqual([{ name: 'y', datatype: 'UINT16', shape: [1] }]);
+    expect(c.instanceCount).toBe(3);
+    expect(c.dynamicBatching).toEqual({ maxQueueDelayMicroseconds: 250, preferredBatchSize: [], maxQueueSize: 5 });
+    expect(c.parameters).toEqual({ k: 'v' });
+  });
+
+  it('reads Triton JSON in snake_case', () => {
+    const c = parseModelConfig(
+      '{"max_batch_size": 1, "input": [{"name": "x", "data_type": "TYPE_BOOL", "dims": [2]}], "parameters": {"threads": {"string_value": "1"}}}',
+      'config.json',
+      'm',
+    );
+    expect(c.inputs).toEqual([{ name: 'x', datatype: 'BOOL', shape: [2] }]);
+    expect(c.parameters).toEqual({ threads: '1' });
+  });
+
+  it('reports JSON syntax errors with the line', () => {
+    expect(() => parseModelConfig('{\n"name": "x",\n"platform": }', 'config.json', 'x')).toThrow(/^config\.json line 3: /);
+    expect(() => parseModelConfig('{"a": [1,\n2,\n,3]}', 'config.json', 'x')).toThrow(/^config\.json line 3: /);
+    expect(() => parseModelConfig('{"a": "b\n"}', 'config.json', 'x')).toThrow(/^config\.json line 1: /);
+    expect(() => parseModelConfig('[1]', 'config.json', 'x')).toThrow(/expected a JSON object/);
+  });
+});
+
+describe('datatypeFromConfig', () => {
+  it('maps Triton, v2 and Xilinx names', () => {
+    expect(datatypeFromConfig('TYPE_FP32')).toBe('FP32');
+    expect(datatypeFromConfig('TYPE_STRING')).toBe('BYTES');
+    expect(datatypeFromConfig('STRING')).toBe('BYTES');
+    expect(datatypeFromConfig('uint64')).toBe('UINT64');
+    expect(datatypeFromConfig('TYPE_FP8')).toBeUndefined();
+  });
+});
+
+describe('readModelConfig', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kinfer-config-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('returns undefined without a config file', async () => {
+    expect(await readModelConfig(dir, 'm')).toBeUndefined();
+  });
+
+  it('prefers config.toml over config.pbtxt over config.json', async () => {
+    await writeFile(join(dir, 'config.json'), '{"platform": "from_json"}');
+    expect((await readModelConfig(dir, 'm'))?.platform).toBe('from_json');
+    await writeFile(join(dir, 'config.pbtxt'), 'platform: "from_pbtxt"');
+    expect((await readModelConfig(dir, 'm'))?.platform).toBe('from_pbtxt');
+    await writeFile(join(dir, 'config.toml'), 'platform = "from_toml"');
+    expect((await readModelConfig(dir, 'm'))?.platform).toBe('from_toml');
+  });
+
+  it('serves the folder name, whatever the file says', async () => {
+    await writeFile(join(dir, 'config.pbtxt'), 'name: "other"');
+    expect((await readModelConfig(dir, 'm'))?.name).toBe('m');
+  });
+
+  it('names the file in errors', async () => {
+    await writeFile(join(dir, 'config.pbtxt'), 'max_batch_size: "eight"');
+    await expect(readModelConfig(dir, 'm')).rejects.toThrow(/^config\.pbtxt line 1: max_batch_size: expected an integer/);
+  });
+});
+
+function catchError(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a throw');
+}

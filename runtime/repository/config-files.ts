@@ -1,0 +1,581 @@
+/**
+ * @module repository/config-files
+ * Reads a model's configuration file into the normalised `ModelConfig`.
+ * `config.toml` wins over `config.pbtxt` over `config.json` (TOML wins, as in
+ * the original Xilinx server). Accepted dialects, mixed freely:
+ * - Triton: `input`/`output` with `data_type: TYPE_FP32` and `dims`,
+ *   `max_batch_size`, `dynamic_batching`, `instance_group`, `parameters`
+ *   (`{ key: "k" value { string_value: "v" } }`), `backend`;
+ * - Xilinx/KServe: `inputs`/`outputs` with `datatype: "FP32"` and `shape`;
+ * - JSON in Triton's form, with snake_case or camelCase keys.
+ * Unknown fields (`optimization`, `model_warmup`, ...) are ignored so that real
+ * Triton configs load.
+ *
+ * @example
+ * const config = await readModelConfig('/mnt/models/resnet', 'resnet');
+ * if (config?.maxBatchSize) { ... }
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import { isDatatype, type Datatype } from '../core/datatypes.js';
+import { InvalidArgument, Unsupported } from '../core/errors.js';
+import type { TensorSpec } from '../core/tensor.js';
+import { defaultConfig, type DynamicBatchingConfig, type ModelConfig } from './model-config.js';
+
+/** Config file names in order of precedence. */
+export const CONFIG_FILES = ['config.toml', 'config.pbtxt', 'config.json'] as const;
+
+/**
+ * Reads the first config file present in `modelDir` (see precedence above).
+ * Returns undefined when there is none. The served name is always `name` (the
+ * folder's name); a different `name` inside the file is ignored, because in
+ * function mode the name comes from `MODEL_NAME`.
+ * Throws InvalidArgument naming the file (and line, where known) when the file
+ * is malformed, and Unsupported for a datatype kinfer cannot serve.
+ */
+export async function readModelConfig(modelDir: string, name: string): Promise<ModelConfig | undefined> {
+  for (const file of CONFIG_FILES) {
+    let text: string;
+    try {
+      text = await readFile(join(modelDir, file), 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue;
+      if (code === 'EISDIR') throw new InvalidArgument(`model '${name}': ${file} is a folder, not a file`);
+      throw err;
+    }
+    return parseModelConfig(text, file, name);
+  }
+  return undefined;
+}
+
+/** Parses config text; `file` picks the dialect by extension and names the file in errors. */
+export function parseModelConfig(text: string, file: string, name: string): ModelConfig {
+  let tree: ConfigObject;
+  const lines = new WeakMap<object, number>();
+  if (file.endsWith('.toml')) {
+    try {
+      tree = parseToml(text) as ConfigObject;
+    } catch (err) {
+      const where = err instanceof TomlError ? ` line ${err.line}` : '';
+      throw new InvalidArgument(`${file}${where}: ${firstLine(err)}`);
+    }
+  } else if (file.endsWith('.json')) {
+    try {
+      tree = JSON.parse(text) as ConfigObject;
+    } catch (err) {
+      throw new InvalidArgument(`${file} line ${lineAt(text, jsonErrorOffset(text))}: ${firstLine(err)}`);
+    }
+    if (tree === null || typeof tree !== 'object' || Array.isArray(tree)) {
+      throw new InvalidArgument(`${file}: expected a JSON object at the top level`);
+    }
+  } else {
+    tree = parseTextProto(text, file, lines);
+  }
+  return normalise(tree, new Context(file, lines), name);
+}
+
+// ---------------------------------------------------------------------------
+// Text proto. There is no maintained text-format protobuf parser on npm
+// (protobufjs reads .proto schemas and binary/JSON, not the text format), so
+// this is a small tokenizer and recursive-descent parser for the subset model
+// configs use: scalars, enums, strings, nested messages with `{}` or `<>`,
+// repeated fields written as repeats or as `[a, b]` lists, `#` comments and
+// optional `,`/`;` separators. Without the schema it cannot know which fields
+// are repeated: a field seen once stays a scalar, a field seen more than once
+// or written as a list becomes an array; `normalise` accepts either.
+
+type ConfigValue = string | number | boolean | bigint | ConfigObject | ConfigValue[] | null | undefined | Date;
+interface ConfigObject {
+  [key: string]: ConfigValue;
+}
+
+type TokenKind = 'ident' | 'string' | 'number' | 'punct';
+interface Token {
+  kind: TokenKind;
+  text: string;
+  value?: string | number;
+  line: number;
+}
+
+const PUNCT = new Set(['{', '}', '<', '>', '[', ']', ':', ',', ';']);
+
+function tokenize(text: string, file: string): Token[] {
+  const tokens: Token[] = [];
+  let i = 0;
+  let line = 1;
+  const n = text.length;
+  while (i < n) {
+    const c = text[i]!;
+    if (c === '\n') {
+      line++;
+      i++;
+    } else if (c === ' ' || c === '\t' || c === '\r' || c === '\f' || c === '\v') {
+      i++;
+    } else if (c === '#') {
+      while (i < n && text[i] !== '\n') i++;
+    } else if (PUNCT.has(c)) {
+      tokens.push({ kind: 'punct', text: c, line });
+      i++;
+    } else if (c === '"' || c === "'") {
+      const start = line;
+      let out = '';
+      i++;
+      for (;;) {
+        if (i >= n || text[i] === '\n') throw new InvalidArgument(`${file} line ${start}: unterminated string`);
+        const d = text[i]!;
+        if (d === c) {
+          i++;
+          break;
+        }
+        if (d === '\\') {
+          const [s, len] = unescape(text, i, file, line);
+          out += s;
+          i += len;
+        } else {
+          out += d;
+          i++;
+        }
+      }
+      tokens.push({ kind: 'string', text: out, value: out, line: start });
+    } else if (/[-+0-9.]/.test(c)) {
+      const m = /^[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf(?:inity)?|nan)[fF]?/i.exec(
+        text.slice(i, i + 64),
+      );
+      if (!m) throw new InvalidArgument(`${file} line ${line}: unexpected character '${c}'`);
+      tokens.push({ kind: 'number', text: m[0], value: parseNumber(m[0]), line });
+      i += m[0].length;
+    } else if (/[A-Za-z_]/.test(c)) {
+      let j = i + 1;
+      while (j < n && /[A-Za-z0-9_.]/.test(text[j]!)) j++;
+      tokens.push({ kind: 'ident', text: text.slice(i, j), line });
+      i = j;
+    } else {
+      throw new InvalidArgument(`${file} line ${line}: unexpected character '${c}'`);
+    }
+  }
+  return tokens;
+}
+
+const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', '"': '"', "'": "'", '\\': '\\', a: '\x07', b: '\b', f: '\f', v: '\v', '?': '?' };
+
+/** One escape sequence at `text[i] === '\\'`: its value and its length in the source. */
+function unescape(text: string, i: number, file: string, line: number): [string, number] {
+  const e = text[i + 1];
+  if (e !== undefined && e in ESCAPES) return [ESCAPES[e]!, 2];
+  const oct = /^[0-7]{1,3}/.exec(text.slice(i + 1, i + 4));
+  if (oct) return [String.fromCharCode(parseInt(oct[0], 8)), 1 + oct[0].length];
+  const hex = /^[xX]([0-9a-fA-F]{1,2})/.exec(text.slice(i + 1, i + 4));
+  if (hex) return [String.fromCharCode(parseInt(hex[1]!, 16)), 1 + hex[0].length];
+  throw new InvalidArgument(`${file} line ${line}: unknown escape '\\${e ?? ''}' in string`);
+}
+
+function parseNumber(s: string): number {
+  const t = s.replace(/[fF]$/, '').toLowerCase();
+  const sign = t.startsWith('-') ? -1 : 1;
+  const body = t.replace(/^[-+]/, '');
+  if (body.startsWith('inf')) return sign * Infinity;
+  if (body === 'nan') return NaN;
+  if (body.startsWith('0x')) return sign * parseInt(body.slice(2), 16);
+  return sign * Number(body);
+}
+
+class TextProtoParser {
+  private pos = 0;
+  constructor(
+    private readonly tokens: Token[],
+    private readonly file: string,
+    private readonly lines: WeakMap<object, number>,
+  ) {}
+
+  parseDocument(): ConfigObject {
+    const obj = this.parseFields(undefined, 1);
+    return obj;
+  }
+
+  private peek(): Token | undefined {
+    return this.tokens[this.pos];
+  }
+
+  private fail(message: string, tok = this.peek()): never {
+    const line = tok?.line ?? this.tokens[this.tokens.length - 1]?.line ?? 1;
+    throw new InvalidArgument(`${this.file} line ${line}: ${message}`);
+  }
+
+  private isPunct(text: string): boolean {
+    const t = this.peek();
+    return t !== undefined && t.kind === 'punct' && t.text === text;
+  }
+
+  private expect(text: string): Token {
+    const t = this.peek();
+    if (!t || t.kind !== 'punct' || t.text !== text) this.fail(`expected '${text}', got ${describeToken(t)}`);
+    this.pos++;
+    return t;
+  }
+
+  /** Fields until `close` (or the end of input when `close` is undefined). */
+  private parseFields(close: string | undefined, line: number): ConfigObject {
+    const obj: ConfigObject = {};
+    this.lines.set(obj, line);
+    const seen = new Set<string>();
+    for (;;) {
+      const t = this.peek();
+      if (!t) {
+        if (close) this.fail(`missing '${close}' for the message opened on line ${line}`);
+        return obj;
+      }
+      if (close && t.kind === 'punct' && t.text === close) {
+        this.pos++;
+        return obj;
+      }
+      if (t.kind !== 'ident') this.fail(`expected a field name, got ${describeToken(t)}`);
+      this.pos++;
+      const key = t.text;
+      let values: ConfigValue[];
+      let isList = false;
+      if (this.isPunct(':')) this.pos++;
+      if (this.isPunct('[')) {
+        // `input [ {...}, {...} ]`: the colon is optional before a list of messages.
+        values = this.parseList();
+        isList = true;
+      } else if (this.tokens[this.pos - 1]!.text === ':' || this.isPunct('{') || this.isPunct('<')) {
+        values = [this.parseValue()];
+      } else {
+        this.fail(`expected ':' or '{' after field '${key}', got ${describeToken(this.peek())}`);
+      }
+      if (isList || seen.has(key)) {
+        const prev = obj[key];
+        const list = prev === undefined ? [] : Array.isArray(prev) ? prev : [prev];
+        obj[key] = [...list, ...values];
+      } else {
+        obj[key] = values[0];
+      }
+      seen.add(key);
+      if (this.isPunct(',') || this.isPunct(';')) this.pos++;
+    }
+  }
+
+  private parseList(): ConfigValue[] {
+    const open = this.expect('[');
+    const out: ConfigValue[] = [];
+    if (this.isPunct(']')) {
+      this.pos++;
+      return out;
+    }
+    for (;;) {
+      out.push(this.parseValue());
+      if (this.isPunct(',')) {
+        this.pos++;
+        continue;
+      }
+      if (this.isPunct(']')) {
+        this.pos++;
+        return out;
+      }
+      if (!this.peek()) this.fail(`missing ']' for the list opened on line ${open.line}`, open);
+      this.fail(`expected ',' or ']' in list, got ${describeToken(this.peek())}`);
+    }
+  }
+
+  private parseValue(): ConfigValue {
+    const t = this.peek();
+    if (!t) this.fail('expected a value, got the end of the file');
+    if (t.kind === 'punct' && (t.text === '{' || t.text === '<')) {
+      this.pos++;
+      return this.parseFields(t.text === '{' ? '}' : '>', t.line);
+    }
+    this.pos++;
+    if (t.kind === 'string') {
+      let s = t.value as string;
+      // Adjacent string literals concatenate, as in C and the text format.
+      while (this.peek()?.kind === 'string') s += this.tokens[this.pos++]!.value as string;
+      return s;
+    }
+    if (t.kind === 'number') return t.value as number;
+    if (t.kind === 'ident') {
+      if (t.text === 'true' || t.text === 'True' || t.text === 't') return true;
+      if (t.text === 'false' || t.text === 'False' || t.text === 'f') return false;
+      if (/^-?(inf|infinity|nan)$/i.test(t.text)) return parseNumber(t.text);
+      return t.text; // an enum value such as TYPE_FP32 or KIND_CPU
+    }
+    this.fail(`expected a value, got ${describeToken(t)}`);
+  }
+}
+
+function describeToken(t: Token | undefined): string {
+  if (!t) return 'the end of the file';
+  if (t.kind === 'string') return `the string ${JSON.stringify(t.text)}`;
+  return `'${t.text}'`;
+}
+
+/** Parses Protocol Buffers text format into plain objects (see the note above). */
+export function parseTextProto(text: string, file = 'config.pbtxt', lines = new WeakMap<object, number>()): ConfigObject {
+  return new TextProtoParser(tokenize(text, file), file, lines).parseDocument();
+}
+
+// ---------------------------------------------------------------------------
+// Normalisation: one pass over the plain-object tree, whatever its dialect.
+
+class Context {
+  constructor(
+    readonly file: string,
+    private readonly lines: WeakMap<object, number>,
+  ) {}
+
+  fail(path: string, message: string, at?: object): never {
+    const line = at ? this.lines.get(at) : undefined;
+    const where = line !== undefined ? ` line ${line}` : '';
+    throw new InvalidArgument(`${this.file}${where}: ${path}: ${message}`);
+  }
+}
+
+/** camelCase → snake_case, so JSON in protobuf's JSON mapping reads like the text format. */
+function snake(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
+}
+
+function fieldsOf(obj: ConfigObject): Map<string, ConfigValue> {
+  const out = new Map<string, ConfigValue>();
+  for (const [k, v] of Object.entries(obj)) out.set(snake(k), v);
+  return out;
+}
+
+function isObject(v: ConfigValue): v is ConfigObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+function asList(v: ConfigValue): ConfigValue[] {
+  if (v === undefined || v === null) return [];
+  return Array.isArray(v) ? v : [v];
+}
+
+function one(ctx: Context, path: string, v: ConfigValue, at: object): ConfigValue {
+  if (Array.isArray(v)) {
+    // The text format lets a singular field repeat; the last value wins.
+    if (v.length === 0) return undefined;
+    const last = v[v.length - 1];
+    if (Array.isArray(last)) ctx.fail(path, 'expected a single value, got a list', at);
+    return last;
+  }
+  return v;
+}
+
+function str(ctx: Context, path: string, v: ConfigValue, at: object): string | undefined {
+  const x = one(ctx, path, v, at);
+  if (x === undefined || x === null) return undefined;
+  if (typeof x !== 'string') ctx.fail(path, `expected a string, got ${JSON.stringify(String(x))}`, at);
+  return x;
+}
+
+function int(ctx: Context, path: string, v: ConfigValue, at: object, min: number): number | undefined {
+  const x = one(ctx, path, v, at);
+  if (x === undefined || x === null) return undefined;
+  // JSON int64 fields arrive as strings in protobuf's JSON mapping ("dims": ["3"]).
+  const n = typeof x === 'string' && /^-?\d+$/.test(x) ? Number(x) : typeof x === 'bigint' ? Number(x) : x;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) {
+    ctx.fail(path, `expected an integer ≥ ${min}, got ${typeof x === 'string' ? JSON.stringify(x) : String(x)}`, at);
+  }
+  return n;
+}
+
+function object(ctx: Context, path: string, v: ConfigValue, at: object): ConfigObject | undefined {
+  const x = one(ctx, path, v, at);
+  if (x === undefined || x === null) return undefined;
+  if (!isObject(x)) ctx.fail(path, 'expected a message/table', at);
+  return x;
+}
+
+/** Triton's `TYPE_FP32`, the v2 name `FP32`, or the Xilinx server's `STRING`. */
+export function datatypeFromConfig(value: string): Datatype | undefined {
+  let t = value.trim().toUpperCase();
+  if (t.startsWith('TYPE_')) t = t.slice(5);
+  if (t === 'STRING') return 'BYTES';
+  return isDatatype(t) ? t : undefined;
+}
+
+function tensorSpecs(ctx: Context, role: 'input' | 'output', fields: Map<string, ConfigValue>, root: object): TensorSpec[] {
+  const items = [...asList(fields.get(role)), ...asList(fields.get(`${role}s`))];
+  const specs: TensorSpec[] = [];
+  items.forEach((item, i) => {
+    const path = `${role}[${i}]`;
+    if (!isObject(item)) ctx.fail(path, 'expected a message/table with name, data_type and dims', root);
+    const f = fieldsOf(item);
+    const name = str(ctx, `${path}.name`, f.get('name'), item);
+    if (!name) ctx.fail(path, 'missing name', item);
+    const tpath = `${role} '${name}'`;
+    const typeText = str(ctx, `${tpath}.data_type`, f.get('data_type') ?? f.get('datatype'), item);
+    if (!typeText) ctx.fail(tpath, 'missing data_type (or datatype)', item);
+    const datatype = datatypeFromConfig(typeText);
+    if (!datatype) {
+      const msg = `unsupported data_type ${typeText}; supported: TYPE_BOOL, TYPE_UINT8..64, TYPE_INT8..64, TYPE_FP16/32/64, TYPE_STRING (or the v2 names)`;
+      if (/^(TYPE_)?(BF16|INVALID)$/i.test(typeText)) {
+        throw new Unsupported(`${ctx.file}: ${tpath}: ${msg}`);
+      }
+      ctx.fail(tpath, msg, item);
+    }
+    const dimsRaw = f.has('dims') ? f.get('dims') : f.get('shape');
+    if (dimsRaw === undefined) ctx.fail(tpath, 'missing dims (or shape)', item);
+    const shape = asList(dimsRaw).map((d, j) => int(ctx, `${tpath}.dims[${j}]`, d, item, -1)!);
+    specs.push({ name, datatype, shape });
+  });
+  const seen = new Set<string>();
+  for (const s of specs) {
+    if (seen.has(s.name)) ctx.fail(`${role} '${s.name}'`, 'declared twice', root);
+    seen.add(s.name);
+  }
+  return specs;
+}
+
+function parameters(ctx: Context, v: ConfigValue, root: object): Record<string, string> {
+  const out: Record<string, string> = {};
+  const put = (key: string, value: ConfigValue, at: object) => {
+    let x = value;
+    // Triton wraps each value as { string_value: "..." }.
+    if (isObject(x)) {
+      const f = fieldsOf(x);
+      if (!f.has('string_value')) ctx.fail(`parameters '${key}'`, 'expected { string_value: "..." }', x);
+      x = one(ctx, `parameters '${key}'`, f.get('string_value'), x);
+    }
+    if (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean' || typeof x === 'bigint') out[key] = String(x);
+    else ctx.fail(`parameters '${key}'`, 'expected a string, number or boolean value', at);
+  };
+  for (const entry of asList(v)) {
+    if (!isObject(entry)) ctx.fail('parameters', 'expected a map or { key, value } entries', root);
+    const f = fieldsOf(entry);
+    if (f.has('key') && f.has('value') && f.size === 2) {
+      const key = str(ctx, 'parameters.key', f.get('key'), entry);
+      if (!key) ctx.fail('parameters', 'empty key', entry);
+      put(key, one(ctx, `parameters '${key}'`, f.get('value'), entry), entry);
+    } else {
+      // JSON and TOML maps: keys verbatim (not snake-cased; they are user names).
+      for (const [key, value] of Object.entries(entry)) put(key, value, entry);
+    }
+  }
+  return out;
+}
+
+function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig {
+  const config = defaultConfig(name);
+  const f = fieldsOf(tree);
+  const platform = str(ctx, 'platform', f.get('platform'), tree);
+  const backend = str(ctx, 'backend', f.get('backend'), tree);
+  if (platform) config.platform = platform;
+  else if (backend) config.platform = backend === 'onnxruntime' ? 'onnxruntime_onnx' : backend;
+  config.maxBatchSize = int(ctx, 'max_batch_size', f.get('max_batch_size'), tree, 0) ?? 0;
+  config.inputs = tensorSpecs(ctx, 'input', f, tree);
+  config.outputs = tensorSpecs(ctx, 'output', f, tree);
+
+  const dbRaw = f.get('dynamic_batching');
+  if (dbRaw !== undefined) {
+    const db = object(ctx, 'dynamic_batching', dbRaw, tree) ?? {};
+    const d = fieldsOf(db);
+    const policy = object(ctx, 'dynamic_batching.default_queue_policy', d.get('default_queue_policy'), db);
+    const dynamic: DynamicBatchingConfig = {
+      maxQueueDelayMicroseconds: int(ctx, 'dynamic_batching.max_queue_delay_microseconds', d.get('max_queue_delay_microseconds'), db, 0) ?? 0,
+      preferredBatchSize: asList(d.get('preferred_batch_size')).map(
+        (x, i) => int(ctx, `dynamic_batching.preferred_batch_size[${i}]`, x, db, 1)!,
+      ),
+      maxQueueSize: policy
+        ? (int(ctx, 'dynamic_batching.default_queue_policy.max_queue_size', fieldsOf(policy).get('max_queue_size'), policy, 0) ?? 0)
+        : 0,
+    };
+    config.dynamicBatching = dynamic;
+  }
+
+  const groups = asList(f.get('instance_group'));
+  if (groups.length > 0) {
+    let count = 0;
+    groups.forEach((g, i) => {
+      if (!isObject(g)) ctx.fail(`instance_group[${i}]`, 'expected a message/table', tree);
+      // Triton's default count per group is 1.
+      count += int(ctx, `instance_group[${i}].count`, fieldsOf(g).get('count'), g, 1) ?? 1;
+    });
+    config.instanceCount = count;
+  }
+
+  config.parameters = parameters(ctx, f.get('parameters'), tree);
+  return config;
+}
+
+function firstLine(err: unknown): string {
+  return String(err instanceof Error ? err.message : err).split('\n')[0]!;
+}
+
+/**
+ * Offset of the first syntax error in `text`. V8's JSON.parse messages do not
+ * always carry a position, and the line is what a user needs to fix the file.
+ */
+export function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const ws = () => {
+    while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
+  };
+  const fail = (): never => {
+    throw i;
+  };
+  const value = (depth: number): void => {
+    if (depth > 512) fail();
+    ws();
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      const close = c === '{' ? '}' : ']';
+      i++;
+      ws();
+      if (text[i] === close) {
+        i++;
+        return;
+      }
+      for (;;) {
+        if (c === '{') {
+          ws();
+          if (text[i] !== '"') fail();
+          string();
+          ws();
+          if (text[i] !== ':') fail();
+          i++;
+        }
+        value(depth + 1);
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === close) {
+          i++;
+          return;
+        }
+        fail();
+      }
+    }
+    if (c === '"') return string();
+    const m = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
+    if (!m) fail();
+    i += m![0].length;
+  };
+  const string = (): void => {
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      if (text[i] === '\n') fail();
+      i += text[i] === '\\' ? 2 : 1;
+    }
+    if (i >= text.length) fail();
+    i++;
+  };
+  try {
+    value(0);
+    ws();
+    if (i < text.length) fail();
+  } catch (pos) {
+    if (typeof pos === 'number') return pos;
+    throw pos;
+  }
+  return text.length;
+}
+
+function lineAt(text: string, pos: number): number {
+  let line = 1;
+  for (let i = 0; i < pos && i < text.length; i++) if (text[i] === '\n') line++;
+  return line;
+}

@@ -1,0 +1,119 @@
+/**
+ * @module repository/layout.test
+ * Versions, the KServe agent layout, markers, model-file choice and names.
+ */
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { InvalidArgument, NotFound } from '../core/errors.js';
+import { checkModelName, listModelNames, readModelLayout } from './layout.js';
+
+let repo: string;
+beforeEach(async () => {
+  repo = await mkdtemp(join(tmpdir(), 'kinfer-layout-'));
+});
+afterEach(async () => {
+  await rm(repo, { recursive: true, force: true });
+});
+
+async function touch(...parts: string[]): Promise<string> {
+  const path = join(repo, ...parts);
+  await mkdir(join(path, '..'), { recursive: true });
+  await writeFile(path, 'x');
+  return path;
+}
+
+describe('readModelLayout', () => {
+  it('lists numeric versions in numeric order and ignores other folders', async () => {
+    await touch('m', '10', 'model.onnx');
+    await touch('m', '2', 'model.onnx');
+    await touch('m', '1', 'model.onnx');
+    await touch('m', '0', 'model.onnx'); // Triton ignores 0 and leading zeros
+    await touch('m', '03', 'model.onnx');
+    await touch('m', 'extra', 'model.onnx');
+    await writeFile(join(repo, 'm', 'config.pbtxt'), '# nothing but a comment\n');
+    const layout = await readModelLayout(repo, 'm');
+    expect(layout.versions.map((v) => v.version)).toEqual(['1', '2', '10']);
+    expect(layout.versions[2]).toEqual({ version: '10', dir: join(repo, 'm', '10'), modelFile: join(repo, 'm', '10', 'model.onnx') });
+    expect(layout.config.name).toBe('m');
+    expect(layout.dir).toBe(join(repo, 'm'));
+  });
+
+  it('reads the KServe agent layout (files directly in the model folder) as version 1, ignoring SUCCESS markers and dotfiles', async () => {
+    const file = await touch('agent', 'resnet.onnx');
+    await touch('agent', 'SUCCESS.4b1d9a0c');
+    await touch('agent', '.hidden.onnx');
+    const layout = await readModelLayout(repo, 'agent');
+    expect(layout.versions).toEqual([{ version: '1', dir: join(repo, 'agent'), modelFile: file }]);
+  });
+
+  it('finds no model file for a folder with only a config (echo)', async () => {
+    await mkdir(join(repo, 'echo'));
+    await writeFile(join(repo, 'echo', 'config.toml'), 'platform = "echo"');
+    const layout = await readModelLayout(repo, 'echo');
+    expect(layout.config.platform).toBe('echo');
+    expect(layout.versions).toEqual([{ version: '1', dir: join(repo, 'echo') }]);
+  });
+
+  it('prefers model.<ext> among several files and refuses an ambiguous folder', async () => {
+    await touch('m', '1', 'a.onnx');
+    await touch('m', '1', 'model.onnx');
+    expect((await readModelLayout(repo, 'm')).versions[0]!.modelFile).toBe(join(repo, 'm', '1', 'model.onnx'));
+    await touch('n', '1', 'a.onnx');
+    await touch('n', '1', 'b.onnx');
+    await expect(readModelLayout(repo, 'n')).rejects.toThrow(/model 'n' version 1: several \.onnx files \(a\.onnx, b\.onnx\) and none is named model\.onnx/);
+  });
+
+  it('uses the platform to pick between an .onnx and an .xmodel file', async () => {
+    await touch('m', '1', 'net.onnx');
+    const xm = await touch('m', '1', 'net.xmodel');
+    await writeFile(join(repo, 'm', 'config.toml'), 'platform = "vitis_xmodel"');
+    expect((await readModelLayout(repo, 'm')).versions[0]!.modelFile).toBe(xm);
+  });
+
+  it('follows symlinked version folders', async () => {
+    const file = await touch('store', 'model.onnx');
+    await mkdir(join(repo, 'm'));
+    await symlink(join(repo, 'store'), join(repo, 'm', '3'));
+    expect((await readModelLayout(repo, 'm')).versions).toEqual([{ version: '3', dir: join(repo, 'm', '3'), modelFile: join(repo, 'm', '3', 'model.onnx') }]);
+    expect(file).toBe(join(repo, 'store', 'model.onnx'));
+  });
+
+  it('throws NotFound for a missing model and InvalidArgument for a bad name', async () => {
+    await expect(readModelLayout(repo, 'nope')).rejects.toBeInstanceOf(NotFound);
+    await touch('plainfile');
+    await expect(readModelLayout(repo, 'plainfile')).rejects.toThrow(/is not a folder/);
+    for (const bad of ['..', '.', '../etc', 'a/b', '', '-x', '.hidden', 'a\\b', 'x y']) {
+      await expect(readModelLayout(repo, bad), bad).rejects.toBeInstanceOf(InvalidArgument);
+    }
+  });
+
+  it('propagates a malformed config as InvalidArgument naming the file', async () => {
+    await touch('m', '1', 'model.onnx');
+    await writeFile(join(repo, 'm', 'config.pbtxt'), 'input {');
+    await expect(readModelLayout(repo, 'm')).rejects.toThrow(/^config\.pbtxt line 1: missing '}'/);
+  });
+});
+
+describe('checkModelName', () => {
+  it('accepts plain names', () => {
+    for (const ok of ['resnet50', 'xmodel-resnet', 'a.b_c-d', '0abc']) expect(() => checkModelName(ok)).not.toThrow();
+  });
+});
+
+describe('listModelNames', () => {
+  it('lists model folders sorted, skipping files, dotfiles and markers', async () => {
+    await touch('b', '1', 'model.onnx');
+    await mkdir(join(repo, 'a'));
+    await mkdir(join(repo, '.cache'));
+    await touch('SUCCESS.abc');
+    await touch('readme.txt');
+    await mkdir(join(repo, 'has space'));
+    expect(await listModelNames(repo)).toEqual(['a', 'b']);
+  });
+
+  it('throws NotFound for a missing repository', async () => {
+    await expect(listModelNames(join(repo, 'missing'))).rejects.toBeInstanceOf(NotFound);
+  });
+});

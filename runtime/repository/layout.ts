@@ -1,0 +1,159 @@
+/**
+ * @module repository/layout
+ * The on-disk model repository: which model folders exist, which versions
+ * each holds, and which file in a version is the model.
+ *
+ * ```
+ * <repo>/<model>/config.{toml,pbtxt,json}   optional
+ * <repo>/<model>/<version>/<model file>     versions: positive integers, as Triton
+ * <repo>/<model>/<model file>               KServe agent layout: version "1"
+ * ```
+ *
+ * @example
+ * const layout = await readModelLayout('/mnt/models', 'resnet');
+ * const latest = layout.versions.at(-1);
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import { InvalidArgument, NotFound } from '../core/errors.js';
+import { readModelConfig } from './config-files.js';
+import { defaultConfig, type ModelConfig } from './model-config.js';
+
+export interface ModelVersionFiles {
+  version: string;
+  dir: string;
+  /** The model file (e.g. `<dir>/model.onnx`), or undefined when there is none (echo). */
+  modelFile?: string;
+}
+
+export interface ModelLayout {
+  name: string;
+  dir: string;
+  config: ModelConfig;
+  /** Ascending by number; never empty. */
+  versions: ModelVersionFiles[];
+}
+
+/** File extensions that name a model file, in order of preference when a folder holds several kinds. */
+export const MODEL_EXTENSIONS = ['.onnx', '.xmodel'] as const;
+
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+// Triton ignores version folders that are not positive integers (including "0" and "01").
+const VERSION_NAME = /^[1-9][0-9]*$/;
+const MAX_ENTRIES = 10_000;
+
+/** Throws InvalidArgument unless `name` is a plain model name (no path separators, not `.`/`..`). */
+export function checkModelName(name: string): void {
+  if (typeof name !== 'string' || !MODEL_NAME.test(name) || name === '.' || name === '..' || name.length > 255) {
+    throw new InvalidArgument(
+      `model name ${JSON.stringify(String(name).slice(0, 64))} is not valid: use letters, digits, '_', '.', '-', starting with a letter or digit`,
+    );
+  }
+}
+
+/** True for files the layout never treats as model content: dotfiles and the KServe agent's `SUCCESS.<sha>` markers. */
+export function isIgnoredEntry(name: string): boolean {
+  return name.startsWith('.') || name.startsWith('SUCCESS.') || name === 'SUCCESS';
+}
+
+/**
+ * Reads `<repoDir>/<name>`: its config (or the default one) and its versions.
+ * Throws InvalidArgument for a bad name or an ambiguous model file, NotFound
+ * when the folder does not exist, and whatever `readModelConfig` throws.
+ */
+export async function readModelLayout(repoDir: string, name: string): Promise<ModelLayout> {
+  checkModelName(name);
+  const dir = join(repoDir, name);
+  const st = await stat(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+    throw err;
+  });
+  if (!st) throw new NotFound(`model '${name}' not found in the model repository ${repoDir}`);
+  if (!st.isDirectory()) throw new NotFound(`model '${name}': ${dir} is not a folder`);
+
+  const config = (await readModelConfig(dir, name)) ?? defaultConfig(name);
+  const entries = await listEntries(dir);
+  const versionDirs = entries.filter((e) => e.isDir && VERSION_NAME.test(e.name)).map((e) => e.name);
+  versionDirs.sort((a, b) => Number(a) - Number(b));
+
+  const versions: ModelVersionFiles[] = [];
+  if (versionDirs.length === 0) {
+    versions.push({ version: '1', dir, ...modelFileIn(dir, entries, name, '1', config.platform) });
+  } else {
+    for (const v of versionDirs) {
+      const vdir = join(dir, v);
+      versions.push({ version: v, dir: vdir, ...modelFileIn(vdir, await listEntries(vdir), name, v, config.platform) });
+    }
+  }
+  return { name, dir, config, versions };
+}
+
+/** Model folder names in `repoDir`, sorted; skips files, dotfiles, markers and names that are not plain. */
+export async function listModelNames(repoDir: string): Promise<string[]> {
+  const st = await stat(repoDir).catch(() => undefined);
+  if (!st?.isDirectory()) throw new NotFound(`model repository ${repoDir} does not exist or is not a folder`);
+  const entries = await listEntries(repoDir);
+  return entries
+    .filter((e) => e.isDir && MODEL_NAME.test(e.name))
+    .map((e) => e.name)
+    .sort();
+}
+
+interface Entry {
+  name: string;
+  isDir: boolean;
+  isFile: boolean;
+}
+
+async function listEntries(dir: string): Promise<Entry[]> {
+  const dirents = await readdir(dir, { withFileTypes: true });
+  if (dirents.length > MAX_ENTRIES) throw new InvalidArgument(`${dir} holds ${dirents.length} entries; at most ${MAX_ENTRIES} are read`);
+  const out: Entry[] = [];
+  for (const d of dirents) {
+    if (isIgnoredEntry(d.name)) continue;
+    let isDir = d.isDirectory();
+    let isFile = d.isFile();
+    if (d.isSymbolicLink()) {
+      // Follow links (the KServe agent and PVC mounts use them); a dangling link is skipped.
+      const target = await stat(join(dir, d.name)).catch(() => undefined);
+      isDir = target?.isDirectory() ?? false;
+      isFile = target?.isFile() ?? false;
+    }
+    out.push({ name: d.name, isDir, isFile });
+  }
+  return out;
+}
+
+function platformExtension(platform: string | undefined): string | undefined {
+  if (!platform) return undefined;
+  if (/onnx/i.test(platform)) return '.onnx';
+  if (/xmodel/i.test(platform)) return '.xmodel';
+  return undefined;
+}
+
+/**
+ * The model file among `entries`: the only file with a model extension, or
+ * `model.<ext>` when there are several. With a platform in the config, only
+ * that platform's extension counts.
+ */
+function modelFileIn(
+  dir: string,
+  entries: Entry[],
+  name: string,
+  version: string,
+  platform: string | undefined,
+): { modelFile?: string } {
+  const wanted = platformExtension(platform);
+  const exts: readonly string[] = wanted ? [wanted] : MODEL_EXTENSIONS;
+  for (const ext of exts) {
+    const candidates = entries.filter((e) => e.isFile && extname(e.name).toLowerCase() === ext).map((e) => e.name);
+    if (candidates.length === 0) continue;
+    if (candidates.length === 1) return { modelFile: join(dir, candidates[0]!) };
+    const preferred = candidates.find((c) => c.toLowerCase() === `model${ext}`);
+    if (preferred) return { modelFile: join(dir, preferred) };
+    throw new InvalidArgument(
+      `model '${name}' version ${version}: several ${ext} files (${candidates.sort().join(', ')}) and none is named model${ext}`,
+    );
+  }
+  return {};
+}

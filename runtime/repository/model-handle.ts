@@ -1,0 +1,31 @@
+/**
+ * @module repository/model-handle
+ * One loaded model version: its metadata, backend instances and batcher.
+ * Handles are immutable once READY; a reload builds a new handle and swaps it.
+ */
+import type { Backend, ModelMetadata } from '../backends/backend.js';
+import type { Batcher } from '../batching/batcher.js';
+import type { ModelConfig } from './model-config.js';
+
+/** Model state as the repository index reports it (Triton's names). */
+export type ModelState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
+
+export class ModelHandle {
+  constructor(
+    readonly name: string,
+    readonly version: string,
+    readonly metadata: ModelMetadata,
+    readonly config: ModelConfig,
+    readonly batcher: Batcher,
+    private readonly instances: Backend[],
+  ) {}
+
+  /** Lets queued and running requests finish, then releases every instance. */
+  async close(): Promise<void> {
+    try {
+      await this.batcher.drain();
+    } finally {
+      await Promise.allSettled(this.instances.map((b) => b.unload()));
+    }
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * @module repository/model-repository
+ * Model name → the handle that serves it. Loads are transactional: a new
+ * version is loaded beside the old one and swapped in only when READY; a
+ * failed load or reload leaves the previous handle serving. Loads and unloads
+ * of one model are serialised; different models load concurrently.
+ */
+import { basename, dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Backend, ModelMetadata } from '../backends/backend.js';
+import { selectBackend } from '../backends/select.js';
+import type { Batcher } from '../batching/batcher.js';
+import { InvalidArgument, KinferError, NotFound, NotReady } from '../core/errors.js';
+import type { Parameters } from '../core/tensor.js';
+import type { Metrics } from '../observability/metrics.js';
+import { ModelHandle, type ModelState } from './model-handle.js';
+import type { ModelConfig } from './model-config.js';
+import { checkModelName as checkPlainName, listModelNames, readModelLayout } from './layout.js';
+import { parseModelConfig } from './config-files.js';
+
+export interface BatcherFactoryOptions {
+  name: string;
+  version: string;
+  instances: Backend[];
+  metadata: ModelMetadata;
+  config: ModelConfig;
+}
+
+export type BatcherFactory = (opts: BatcherFactoryOptions) => Batcher;
+
+/** Fetches `uri` into `dest`; returns the folder that now holds the model. */
+export type Puller = (uri: string, dest: string, signal?: AbortSignal) => Promise<string>;
+
+export interface ModelRepositoryOptions {
+  repoDir: string;
+  logger: Logger;
+  metrics?: Metrics;
+  createBatcher: BatcherFactory;
+  /** Needed for load requests with `parameters.storage_uri` and for function mode. */
+  pull?: Puller;
+}
+
+export interface IndexEntry {
+  name: string;
+  version?: string;
+  state: ModelState;
+  reason?: string;
+}
+
+interface Entry {
+  state: ModelState;
+  handle?: ModelHandle;
+  reason?: string;
+  /** Tail of this model's load/unload chain: operations on one model run one at a time. */
+  tail: Promise<unknown>;
+}
+
+/** Rejects names that are not a plain folder name (`../x`, `a/b`, `..`); returns the name. */
+export function checkModelName(name: string): string {
+  checkPlainName(name);
+  return name;
+}
+
+export class ModelRepository {
+  private readonly entries = new Map<string, Entry>();
+  /** Models whose files live outside `repoDir` (pulled from file:// or pvc:// in place). */
+  private readonly modelDirs = new Map<string, string>();
+
+  constructor(private readonly opts: ModelRepositoryOptions) {}
+
+  get repoDir(): string {
+    return this.opts.repoDir;
+  }
+
+  /**
+   * Loads (or reloads) `name` from the repository folder. Concurrent calls for
+   * the same model run one after the other. On failure the previous handle, if
+   * any, keeps serving and the error is rethrown; without one the model is
+   * UNAVAILABLE with the reason.
+   */
+  load(name: string, parameters: Parameters = {}): Promise<ModelHandle> {
+    checkModelName(name);
+    return this.serialise(name, () => this.doLoad(name, parameters));
+  }
+
+  /** Stops serving `name`: new requests get 404, queued ones finish, then the backend is released. */
+  unload(name: string): Promise<void> {
+    checkModelName(name);
+    const entry = this.entries.get(name);
+    if (!entry) return Promise.reject(new NotFound(`model '${name}' is not loaded`));
+    return this.serialise(name, async () => {
+      const handle = entry.handle;
+      if (!handle) {
+        this.entries.delete(name);
+        return;
+      }
+      entry.state = 'UNLOADING';
+      entry.handle = undefined;
+      try {
+        await handle.close();
+      } finally {
+        if (this.entries.get(name) === entry && !entry.handle) this.entries.delete(name);
+        this.opts.logger.info({ event: 'unload', model: name, version: handle.version }, `unloaded ${name}`);
+      }
+    });
+  }
+
+  /** The handle serving `name` (and `version`, when given). */
+  get(name: string, version?: string): ModelHandle {
+    const entry = this.entries.get(name);
+    const handle = entry?.handle;
+    if (!handle) {
+      if (entry?.state === 'LOADING') throw new NotReady(`model '${name}' is loading`);
+      if (entry?.state === 'UNAVAILABLE') throw new NotReady(`model '${name}' is not available: ${entry.reason}`);
+      throw new NotFound(`model '${name}' is not found`);
+    }
+    if (version !== undefined && version !== '' && version !== handle.version) {
+      throw new NotFound(`model '${name}' has no version '${version}' loaded (serving version ${handle.version})`);
+    }
+    return handle;
+  }
+
+  /** True when `name` (and `version`) is loaded and serving. */
+  isReady(name: string, version?: string): boolean {
+    const handle = this.entries.get(name)?.handle;
+    return !!handle && (version === undefined || version === '' || version === handle.version);
+  }
+
+  /** Loaded models (serving a handle), sorted by name. */
+  loaded(): ModelHandle[] {
+    return [...this.entries.values()]
+      .flatMap((e) => (e.handle ? [e.handle] : []))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Every model in the repository folder and every model known to the server, with its state. */
+  async index(): Promise<IndexEntry[]> {
+    const names = new Set<string>(await listModelNames(this.opts.repoDir).catch(() => []));
+    for (const name of this.entries.keys()) names.add(name);
+    return [...names].sort().map((name) => {
+      const e = this.entries.get(name);
+      if (!e) return { name, state: 'UNAVAILABLE', reason: 'unloaded' };
+      const out: IndexEntry = { name, state: e.handle ? 'READY' : e.state };
+      if (e.handle) out.version = e.handle.version;
+      if (e.reason && !e.handle) out.reason = e.reason;
+      return out;
+    });
+  }
+
+  /** Loads every model folder in the repository; failures are logged and reported in the index. */
+  async loadAll(): Promise<void> {
+    const names = await listModelNames(this.opts.repoDir);
+    await Promise.all(
+      names.map((n) =>
+        this.load(n).catch((err: unknown) => {
+          this.opts.logger.error({ event: 'load_failed', model: n, err: messageOf(err) }, `failed to load ${n}`);
+        }),
+      ),
+    );
+  }
+
+  /** Unloads everything (shutdown). */
+  async closeAll(): Promise<void> {
+    await Promise.allSettled([...this.entries.keys()].map((n) => this.unload(n)));
+  }
+
+  /** Fetches `storageUri` for `name`; later loads of `name` read from where it landed. */
+  async pullInto(name: string, storageUri: string): Promise<void> {
+    if (!this.opts.pull) throw new InvalidArgument('this server has no storage puller for storage_uri');
+    const dest = join(this.opts.repoDir, name);
+    const dir = await this.opts.pull(storageUri, dest);
+    if (dir === dest) this.modelDirs.delete(name);
+    else this.modelDirs.set(name, dir);
+  }
+
+  private async readLayout(name: string) {
+    const dir = this.modelDirs.get(name);
+    if (!dir) return readModelLayout(this.opts.repoDir, name);
+    return { ...(await readModelLayout(dirname(dir), basename(dir))), name };
+  }
+
+  private serialise<T>(name: string, op: () => Promise<T>): Promise<T> {
+    let entry = this.entries.get(name);
+    if (!entry) {
+      entry = { state: 'LOADING', tail: Promise.resolve() };
+      this.entries.set(name, entry);
+    }
+    const run = entry.tail.then(op, op);
+    entry.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async doLoad(name: string, parameters: Parameters): Promise<ModelHandle> {
+    const entry = this.entries.get(name)!;
+    const started = performance.now();
+    const log = this.opts.logger;
+    if (!entry.handle) entry.state = 'LOADING';
+    let version = '';
+    try {
+      const storageUri = parameters.storage_uri;
+      if (storageUri !== undefined) {
+        if (typeof storageUri !== 'string') throw new InvalidArgument(`parameters.storage_uri: expected a string`);
+        await this.pullInto(name, storageUri);
+      }
+      const layout = await this.readLayout(name);
+      const latest = layout.versions.at(-1);
+      if (!latest) throw new NotFound(`model '${name}' has no version folder or model file in ${layout.dir}`);
+      version = latest.version;
+      const config = applyLoadParameters(layout.config, parameters, name);
+      const factory = selectBackend({ name, version, dir: latest.dir, modelFile: latest.modelFile, config });
+      const instances: Backend[] = [];
+      let metadata: ModelMetadata | undefined;
+      try {
+        for (let i = 0; i < Math.max(1, config.instanceCount); i++) {
+          const backend = factory();
+          const meta = await backend.load({ name, version, dir: latest.dir, modelFile: latest.modelFile, config });
+          instances.push(backend);
+          metadata ??= meta;
+        }
+      } catch (err) {
+        await Promise.allSettled(instances.map((b) => b.unload()));
+        throw err;
+      }
+      const batcher = this.opts.createBatcher({ name, version, instances, metadata: metadata!, config });
+      const handle = new ModelHandle(name, version, metadata!, config, batcher, instances);
+      const old = entry.handle;
+      entry.handle = handle;
+      entry.state = 'READY';
+      entry.reason = undefined;
+      this.entries.set(name, entry);
+      const seconds = (performance.now() - started) / 1000;
+      this.opts.metrics?.modelLoadDuration.observe({ model: name, version, outcome: 'success' }, seconds);
+      log.info({ event: 'load', model: name, version, seconds, platform: metadata!.platform }, `loaded ${name} v${version}`);
+      if (old) await old.close();
+      return handle;
+    } catch (err) {
+      const seconds = (performance.now() - started) / 1000;
+      this.opts.metrics?.modelLoadDuration.observe({ model: name, version, outcome: 'failure' }, seconds);
+      if (!entry.handle) {
+        entry.state = 'UNAVAILABLE';
+        entry.reason = messageOf(err);
+      }
+      log.error({ event: 'load_failed', model: name, version, err: messageOf(err), keptServing: !!entry.handle });
+      throw err;
+    }
+  }
+}
+
+/**
+ * Load-request parameters over the file config: Triton's `config` (a JSON
+ * model config), and the original Xilinx server's `batch_size`, `threads`
+ * (parallel instances) and `timeout` (batching delay, ms). Anything else is
+ * passed to the backend as a string parameter.
+ */
+export function applyLoadParameters(base: ModelConfig, params: Parameters, name: string): ModelConfig {
+  let config: ModelConfig = { ...base, parameters: { ...base.parameters } };
+  for (const [key, value] of Object.entries(params)) {
+    switch (key) {
+      case 'config':
+        if (typeof value !== 'string') throw new InvalidArgument(`parameters.config: expected a JSON model config string`);
+        // Triton: a `config` parameter replaces the model's config file.
+        config = { ...parseModelConfig(value, 'parameters.config.json', name), parameters: config.parameters };
+        break;
+      case 'batch_size': {
+        const n = positiveInt(key, value);
+        config.maxBatchSize = n;
+        config.dynamicBatching = {
+          maxQueueDelayMicroseconds: config.dynamicBatching?.maxQueueDelayMicroseconds ?? 1000,
+          preferredBatchSize: config.dynamicBatching?.preferredBatchSize ?? [],
+          maxQueueSize: config.dynamicBatching?.maxQueueSize ?? 0,
+        };
+        break;
+      }
+      case 'threads':
+        config.instanceCount = positiveInt(key, value);
+        break;
+      case 'timeout':
+        config.dynamicBatching = {
+          maxQueueDelayMicroseconds: positiveInt(key, value) * 1000,
+          preferredBatchSize: config.dynamicBatching?.preferredBatchSize ?? [],
+          maxQueueSize: config.dynamicBatching?.maxQueueSize ?? 0,
+        };
+        break;
+      case 'storage_uri':
+        break;
+      default:
+        config.parameters[key] = String(value);
+    }
+  }
+  return config;
+}
+
+function positiveInt(key: string, value: unknown): number {
+  const n = typeof value === 'string' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > 1_000_000) {
+    throw new InvalidArgument(`parameters.${key}: expected a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof KinferError || err instanceof Error ? err.message : String(err);
+}

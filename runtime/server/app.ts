@@ -1,0 +1,78 @@
+/**
+ * @module server/app
+ * The Hono app: middleware order, routes, and the one error handler that
+ * turns every error into `{"error": "..."}` with the status from the table.
+ */
+import { Hono } from 'hono';
+import { compress } from 'hono/compress';
+import { requestId } from 'hono/request-id';
+import type { Logger } from 'pino';
+import type { DataPlane } from '../dataplane.js';
+import { toHttpError } from '../core/http-status.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { KinferEnv } from './context.js';
+import { accessLog } from './middleware/access-log.js';
+import { requestMetrics } from './middleware/request-metrics.js';
+import { repositoryRoutes } from './routes/repository.js';
+import { v2Routes } from './routes/v2.js';
+import { cloudEventHandler } from './routes/cloudevents.js';
+
+export interface AppOptions {
+  dataplane: DataPlane;
+  logger: Logger;
+  metrics: Metrics;
+  maxBodyBytes: number;
+  hasHardware?: (name: string, num: number) => boolean;
+  /** CloudEvent reply type and source (`{model}` is replaced); see routes/cloudevents.ts. */
+  cloudEventType?: string;
+  cloudEventSource?: string;
+  /** The model an event goes to when it names none; default: the only loaded model. */
+  defaultModel?: () => string | undefined;
+  /** Routes a function adds (e.g. `POST /` for CloudEvents). */
+  extend?: (app: Hono<KinferEnv>) => void;
+}
+
+const COMPRESSIBLE = /^(application\/(json|octet-stream|cloudevents\+json)|text\/)/i;
+
+export function createApp(opts: AppOptions): Hono<KinferEnv> {
+  const app = new Hono<KinferEnv>();
+
+  app.use(requestId({ headerName: 'x-request-id' }));
+  app.use(accessLog({ logger: opts.logger }));
+  app.use(compress({ contentTypeFilter: COMPRESSIBLE }));
+  app.use('/v2/models/:model/infer', requestMetrics(opts.metrics));
+  app.use('/v2/models/:model/versions/:version/infer', requestMetrics(opts.metrics));
+  app.on('POST', '/', requestMetrics(opts.metrics));
+
+  app.get('/metrics', async (c) => {
+    const body = await opts.metrics.registry.metrics();
+    return c.body(body, 200, { 'Content-Type': opts.metrics.registry.contentType });
+  });
+
+  app.route('/', repositoryRoutes({ dataplane: opts.dataplane, hasHardware: opts.hasHardware ?? (() => false) }));
+  const dp = opts.dataplane;
+  const cloudEvent = cloudEventHandler({
+    dataplane: dp,
+    maxBodyBytes: opts.maxBodyBytes,
+    responseType: opts.cloudEventType,
+    responseSource: opts.cloudEventSource,
+    defaultModel:
+      opts.defaultModel ??
+      (() => {
+        const names = dp.modelNames();
+        return names.length === 1 ? names[0] : undefined;
+      }),
+  });
+  app.post('/', (c) => cloudEvent(c));
+  opts.extend?.(app);
+  app.route('/', v2Routes({ dataplane: dp, maxBodyBytes: opts.maxBodyBytes, cloudEvent }));
+
+  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((err, c) => {
+    const { status, body, headers } = toHttpError(err);
+    if (status >= 500) (c.get('log') ?? opts.logger).error({ err }, body.error);
+    for (const [k, v] of Object.entries(headers)) c.header(k, v);
+    return c.json(body, status as 500);
+  });
+  return app;
+}

@@ -1,0 +1,19 @@
+/**
+ * @module server/context
+ * Per-request values that travel through Hono's typed context variables.
+ */
+import type { Logger } from 'pino';
+
+export interface KinferVariables {
+  requestId: string;
+  /** Set by a route once it knows which model the request is for. */
+  model?: string;
+  modelVersion?: string;
+  /** `v2-json`, `v2-binary`, `cloudevent-binary`, `cloudevent-structured`. */
+  protocol?: string;
+  /** Items in the batch the request ran in. */
+  batchSize?: number;
+  log: Logger;
+}
+
+export type KinferEnv = { Variables: KinferVariables };

@@ -1,0 +1,71 @@
+/**
+ * @module server/routes/cloudevents
+ * CloudEvents onto the same inference path: `POST /` (what a Knative Trigger
+ * delivers to) and CloudEvents sent to the v2 infer route. Errors are answered
+ * as plain v2 errors, not events.
+ */
+import type { Context, Hono } from 'hono';
+import type { DataPlane } from '../../dataplane.js';
+import { InvalidArgument } from '../../core/errors.js';
+import { decodeInferRequest, encodeInferResponse } from '../../protocol/v2/index.js';
+import { decodeCloudEvent, encodeCloudEventReply } from '../../protocol/cloudevent.js';
+import { readBody } from '../body.js';
+import type { KinferEnv } from '../context.js';
+
+export interface CloudEventOptions {
+  dataplane: DataPlane;
+  maxBodyBytes: number;
+  /** Reply event type; default `io.kinfer.inference.response`. */
+  responseType?: string;
+  /** Reply source; `{model}` is replaced by the model name. Default `/models/{model}`. */
+  responseSource?: string;
+  /** The function's own model: the target when the event names none. */
+  defaultModel?: () => string | undefined;
+}
+
+export type CloudEventHandler = (c: Context<KinferEnv>, model?: string, version?: string) => Promise<Response>;
+
+export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
+  const dp = opts.dataplane;
+  const type = opts.responseType ?? 'io.kinfer.inference.response';
+  const source = opts.responseSource ?? '/models/{model}';
+  return async function handleCloudEvent(c, routeModel, version) {
+    const body = await readBody(c, opts.maxBodyBytes);
+    const headers: Record<string, string> = {};
+    c.req.raw.headers.forEach((v, k) => (headers[k.toLowerCase()] = v));
+    const event = decodeCloudEvent(headers, body);
+    c.set('protocol', `cloudevent-${event.mode}`);
+    // Target: the route's model; else the event's `model` extension or subject; else the function's own model.
+    const model = routeModel ?? event.model ?? event.subject ?? opts.defaultModel?.();
+    if (!model) {
+      throw new InvalidArgument(
+        "CloudEvent names no model: set the 'model' extension attribute or 'subject' (this server serves several models)",
+      );
+    }
+    c.set('model', model);
+    const decoded = decodeInferRequest(event.body, {
+      modelName: model,
+      modelVersion: version,
+      contentType: event.contentType,
+      inferenceHeaderContentLength: event.inferenceHeaderContentLength,
+      rawInput: () => dp.rawInputSpec(model, version),
+    });
+    const { response, batch } = await dp.infer(decoded.request, { signal: c.req.raw.signal, requestId: c.get('requestId') });
+    c.set('modelVersion', response.modelVersion);
+    c.set('batchSize', batch.batchSize);
+    const encoded = encodeInferResponse(response, decoded.binaryOutputs);
+    const reply = encodeCloudEventReply(event, encoded, {
+      type,
+      source: source.replace('{model}', model),
+      requestId: decoded.request.id ?? event.id,
+      traceparent: event.traceparent ?? c.req.header('traceparent'),
+      tracestate: event.tracestate ?? c.req.header('tracestate'),
+    });
+    return c.body(reply.body as string, 200, reply.headers);
+  };
+}
+
+/** Mounts `POST /` for Knative Eventing deliveries. */
+export function cloudEventRoutes(app: Hono<KinferEnv>, handler: CloudEventHandler): void {
+  app.post('/', (c) => handler(c));
+}

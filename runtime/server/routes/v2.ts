@@ -1,0 +1,80 @@
+/**
+ * @module server/routes/v2
+ * KServe v2 / Open Inference Protocol REST routes: health, server and model
+ * metadata, model list, infer. Thin: decode → data plane → encode.
+ */
+import { Hono, type Context } from 'hono';
+import type { DataPlane } from '../../dataplane.js';
+import { NotFound } from '../../core/errors.js';
+import { decodeInferRequest, encodeInferResponse } from '../../protocol/v2/index.js';
+import { readBody } from '../body.js';
+import type { KinferEnv } from '../context.js';
+
+export interface V2RouteOptions {
+  dataplane: DataPlane;
+  maxBodyBytes: number;
+  /** CloudEvents arriving on the infer route are handed here (binary or structured mode). */
+  cloudEvent?: (c: Context<KinferEnv>, model: string, version: string | undefined) => Promise<Response>;
+}
+
+export function isCloudEvent(c: Context): boolean {
+  return (
+    c.req.header('ce-specversion') !== undefined ||
+    (c.req.header('content-type') ?? '').toLowerCase().startsWith('application/cloudevents')
+  );
+}
+
+export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
+  const dp = opts.dataplane;
+  const app = new Hono<KinferEnv>();
+
+  app.get('/v2/health/live', (c) => (dp.live() ? c.json({ live: true }) : c.json({ live: false }, 503)));
+  app.get('/v2/health/ready', (c) => (dp.ready() ? c.json({ ready: true }) : c.json({ ready: false }, 503)));
+  app.get('/v2', (c) => c.json(dp.serverMetadata()));
+  app.get('/v2/models', (c) => c.json({ models: dp.modelNames() }));
+
+  const metadata = (c: Context<KinferEnv>) => c.json(dp.modelMetadata(c.req.param('model')!, c.req.param('version')));
+  app.get('/v2/models/:model', metadata);
+  app.get('/v2/models/:model/versions/:version', metadata);
+
+  // Ready is 200 with {"ready": true}, else 503 with {"ready": false}, as KServe's v2 server answers.
+  const ready = (c: Context<KinferEnv>) => {
+    const ok = dp.modelReady(c.req.param('model')!, c.req.param('version'));
+    return c.json({ name: c.req.param('model'), ready: ok }, ok ? 200 : 503);
+  };
+  app.get('/v2/models/:model/ready', ready);
+  app.get('/v2/models/:model/versions/:version/ready', ready);
+
+  const infer = async (c: Context<KinferEnv>) => {
+    const model = c.req.param('model')!;
+    const version = c.req.param('version');
+    c.set('model', model);
+    if (version !== undefined) c.set('modelVersion', version);
+    if (opts.cloudEvent && isCloudEvent(c)) return opts.cloudEvent(c, model, version);
+    const body = await readBody(c, opts.maxBodyBytes);
+    const headerLength = c.req.header('inference-header-content-length');
+    c.set('protocol', headerLength !== undefined ? 'v2-binary' : 'v2-json');
+    const decoded = decodeInferRequest(body, {
+      modelName: model,
+      modelVersion: version,
+      contentType: c.req.header('content-type'),
+      inferenceHeaderContentLength: headerLength,
+      rawInput: () => dp.rawInputSpec(model, version),
+    });
+    const { response, batch } = await dp.infer(decoded.request, {
+      signal: c.req.raw.signal,
+      requestId: c.get('requestId'),
+    });
+    c.set('modelVersion', response.modelVersion);
+    c.set('batchSize', batch.batchSize);
+    const encoded = encodeInferResponse(response, decoded.binaryOutputs);
+    return c.body(encoded.body as string, 200, encoded.headers);
+  };
+  app.post('/v2/models/:model/infer', infer);
+  app.post('/v2/models/:model/versions/:version/infer', infer);
+
+  app.all('/v2/*', (c) => {
+    throw new NotFound(`no route for ${c.req.method} ${c.req.path}`);
+  });
+  return app;
+}

@@ -1,0 +1,151 @@
+/**
+ * @module server/serve
+ * Starts the HTTP server in one of the three modes (DESIGN.md "Modes"), runs
+ * startup (pull + load), and shuts down gracefully: readiness false, in-flight
+ * requests finish, models (and devices) are released.
+ *
+ * @example
+ * const server = await startServer({ mode: 'repository', modelRepository: 'models', port: 0, host: '127.0.0.1' });
+ * await server.startup;          // models loaded
+ * await fetch(`${server.url}/v2/health/ready`);
+ * await server.close();
+ */
+import { mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Hono } from 'hono';
+import type { Logger } from 'pino';
+import { DataPlane } from '../dataplane.js';
+import { createLogger } from '../observability/logger.js';
+import { createMetrics, type Metrics } from '../observability/metrics.js';
+import { ModelRepository, type BatcherFactory, type Puller } from '../repository/model-repository.js';
+import { createApp } from './app.js';
+import type { KinferEnv } from './context.js';
+import { makeBatcherFactory } from './batcher-factory.js';
+import { hasHardware } from '../backends/hardware.js';
+
+export type ServeMode = 'repository' | 'multi-model' | 'function';
+
+export interface ServeOptions {
+  mode: ServeMode;
+  /** Folder of model folders. Function mode pulls into `<modelRepository>/<modelName>`. */
+  modelRepository: string;
+  /** Function mode: the one model and where its artifact lives. */
+  modelName?: string;
+  storageUri?: string;
+  port?: number;
+  host?: string;
+  logger?: Logger;
+  metrics?: Metrics;
+  maxBodyBytes?: number;
+  requestTimeoutMs?: number;
+  drainTimeoutMs?: number;
+  cacheDir?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Overrides for tests and functions. */
+  createBatcher?: BatcherFactory;
+  pull?: Puller;
+  extend?: (app: Hono<KinferEnv>) => void;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  app: Hono<KinferEnv>;
+  dataplane: DataPlane;
+  repository: ModelRepository;
+  metrics: Metrics;
+  /** Settles when startup loading is done; rejects when function mode cannot pull or load its model. */
+  startup: Promise<void>;
+  /** Readiness false, finish in-flight requests, release models, close the socket. Idempotent. */
+  close(): Promise<void>;
+}
+
+const processStart = performance.timeOrigin;
+
+export async function startServer(opts: ServeOptions): Promise<RunningServer> {
+  const env = opts.env ?? process.env;
+  const logger = opts.logger ?? createLogger(env);
+  const metrics = opts.metrics ?? createMetrics(env);
+  let startupDone = false;
+  let draining = false;
+
+  if (opts.mode === 'function' && !opts.modelName) throw new Error('function mode needs MODEL_NAME');
+  const repository = new ModelRepository({
+    repoDir: opts.modelRepository,
+    logger,
+    metrics,
+    createBatcher: opts.createBatcher ?? makeBatcherFactory(metrics),
+    pull: opts.pull,
+  });
+  const dataplane = new DataPlane(
+    repository,
+    {
+      ready: () =>
+        startupDone && !draining && (opts.mode !== 'function' || repository.isReady(opts.modelName!)),
+    },
+    { requestTimeoutMs: opts.requestTimeoutMs ?? 0 },
+  );
+  const app = createApp({
+    dataplane,
+    logger,
+    metrics,
+    maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024 * 1024,
+    hasHardware,
+    extend: opts.extend,
+  });
+
+  const server: ServerType = await new Promise((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port: opts.port ?? 8080, hostname: opts.host ?? '0.0.0.0' }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info({ event: 'listening', url, mode: opts.mode, repository: opts.modelRepository }, `kinfer listening on ${url}`);
+
+  const startup = (async () => {
+    if (opts.mode === 'function') {
+      const name = opts.modelName!;
+      if (opts.storageUri) {
+        await mkdir(opts.modelRepository, { recursive: true });
+        await repository.pullInto(name, opts.storageUri);
+      }
+      await repository.load(name);
+    } else if (opts.mode === 'repository') {
+      await repository.loadAll();
+    } else {
+      await mkdir(opts.modelRepository, { recursive: true }).catch(() => undefined);
+    }
+    startupDone = true;
+    const seconds = (performance.timeOrigin + performance.now() - processStart) / 1000;
+    metrics.coldStart?.set(seconds);
+    logger.info({ event: 'ready', seconds, models: repository.loaded().map((h) => h.name) }, 'kinfer ready');
+  })();
+  startup.catch(() => undefined); // the caller decides; never an unhandled rejection
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      draining = true;
+      logger.info({ event: 'shutdown' }, 'draining');
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      const drained = repository.closeAll();
+      const limit = opts.drainTimeoutMs ?? 30_000;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([drained, stopped]),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            logger.warn({ event: 'shutdown_timeout', ms: limit }, 'drain timed out; closing connections');
+            resolve();
+          }, limit);
+        }),
+      ]);
+      clearTimeout(timer);
+      (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      logger.info({ event: 'stopped' }, 'kinfer stopped');
+    })());
+
+  return { url, port, app, dataplane, repository, metrics, startup, close };
+}

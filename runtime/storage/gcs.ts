@@ -1,0 +1,162 @@
+/**
+ * @module storage/gcs
+ * `gs://bucket/prefix` through the documented Cloud Storage JSON API
+ * (`GET /storage/v1/b/<bucket>/o?prefix=` to list, `...?alt=media` to read).
+ * Credentials: `GOOGLE_APPLICATION_CREDENTIALS` (any key file google-auth-library
+ * reads: service account, authorized user, external account), else anonymous.
+ * The endpoint is `GCS_ENDPOINT` or `STORAGE_EMULATOR_HOST` (the emulator
+ * convention; `http://` is assumed when no scheme is given), else
+ * `https://storage.googleapis.com`. Layout rules match `s3.ts`.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { GoogleAuth } from 'google-auth-library';
+import { InvalidArgument, NotFound, Unavailable } from '../core/errors.js';
+import { httpGet } from './http.js';
+import { fetchSingle, safeJoin, type FetchOutcome, type RemoteSource } from './source.js';
+import { downloadToFile, forEachLimit, reasonOf, withRetry, type PullContext } from './transfer.js';
+
+interface GcsObject {
+  name: string;
+  rel: string;
+  size: number;
+  generation: string;
+  etag: string;
+  contentType?: string;
+}
+
+interface ListPage {
+  items?: { name?: string; size?: string; generation?: string; etag?: string; md5Hash?: string; contentType?: string }[];
+  nextPageToken?: string;
+}
+
+const MAX_LIST_PAGES = 1_000;
+const READ_ONLY_SCOPE = 'https://www.googleapis.com/auth/devstorage.read_only';
+
+export function gcsEndpoint(env: NodeJS.ProcessEnv): string {
+  const raw = env.GCS_ENDPOINT || env.STORAGE_EMULATOR_HOST || 'https://storage.googleapis.com';
+  return (/^https?:\/\//i.test(raw) ? raw : `http://${raw}`).replace(/\/+$/, '');
+}
+
+export class GcsSource implements RemoteSource {
+  readonly bucket: string;
+  readonly prefix: string;
+  private readonly what: string;
+
+  constructor(uri: string) {
+    const m = /^gs:\/\/([^/?#]*)\/?([^?#]*)$/.exec(uri);
+    if (!m || !m[1]) throw new InvalidArgument(`storage URI ${JSON.stringify(uri)}: expected gs://<bucket>/<prefix>`);
+    this.bucket = m[1];
+    this.prefix = m[2]!;
+    this.what = `gs://${this.bucket}/${this.prefix}`;
+  }
+
+  async fetch(dir: string, ctx: PullContext, cached?: string): Promise<FetchOutcome> {
+    const base = gcsEndpoint(ctx.env);
+    const headers = await this.authHeaders(ctx);
+    const objects = await this.list(ctx, base, headers);
+    const validator =
+      'gs:' +
+      createHash('sha256')
+        .update(JSON.stringify(objects.map((o) => [o.rel, o.generation, o.etag, o.size])))
+        .digest('hex');
+    if (cached === validator) return { unchanged: true };
+    const total = objects.reduce((n, o) => n + o.size, 0);
+    ctx.budget.check(total, this.what);
+    ctx.progress.setTotal(total);
+    let bytes = 0;
+    const single = objects.length === 1 && objects[0]!.name === this.prefix;
+    if (single) {
+      const o = objects[0]!;
+      bytes = await fetchSingle(ctx, this.what, dir, o.name, o.contentType, (file) => this.download(ctx, base, headers, o, file));
+    } else {
+      await forEachLimit(objects, 4, async (o) => {
+        const file = safeJoin(dir, o.rel, this.what);
+        await mkdir(path.dirname(file), { recursive: true });
+        bytes += await this.download(ctx, base, headers, o, file);
+      });
+    }
+    return { unchanged: false, validator, bytes };
+  }
+
+  private async authHeaders(ctx: PullContext): Promise<Record<string, string>> {
+    const keyFile = ctx.env.GOOGLE_APPLICATION_CREDENTIALS;
+    if (!keyFile) return {};
+    try {
+      const auth = new GoogleAuth({ keyFilename: keyFile, scopes: [READ_ONLY_SCOPE] });
+      const client = await auth.getClient();
+      const token = (await client.getAccessToken()).token;
+      if (!token) throw new Error('no access token returned');
+      ctx.redact.add(token);
+      return { authorization: `Bearer ${token}` };
+    } catch (err) {
+      throw new Unavailable(`${this.what}: cannot get a Google access token for bucket ${this.bucket} from GOOGLE_APPLICATION_CREDENTIALS: ${ctx.redact.redact(reasonOf(err))}`);
+    }
+  }
+
+  private async list(ctx: PullContext, base: string, headers: Record<string, string>): Promise<GcsObject[]> {
+    const raw: GcsObject[] = [];
+    let token: string | undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const url = new URL(`${base}/storage/v1/b/${encodeURIComponent(this.bucket)}/o`);
+      if (this.prefix) url.searchParams.set('prefix', this.prefix);
+      url.searchParams.set('maxResults', '1000');
+      if (token) url.searchParams.set('pageToken', token);
+      const body = await withRetry(ctx, this.what, async () => {
+        const r = await httpGet(ctx, this.what, url, headers);
+        return (await r.res.json()) as ListPage;
+      });
+      for (const it of body.items ?? []) {
+        if (!it.name) continue;
+        raw.push({
+          name: it.name,
+          rel: '',
+          size: Number(it.size ?? 0),
+          generation: it.generation ?? '',
+          etag: it.etag ?? it.md5Hash ?? '',
+          contentType: it.contentType,
+        });
+      }
+      token = body.nextPageToken || undefined;
+      if (!token) break;
+    }
+    if (token) throw new Unavailable(`${this.what}: more than ${MAX_LIST_PAGES} pages of objects; refusing to list further`);
+    const folder = this.prefix === '' || this.prefix.endsWith('/') ? this.prefix : `${this.prefix}/`;
+    const under = raw.filter((o) => o.name.startsWith(folder) && !o.name.endsWith('/'));
+    let objects: GcsObject[];
+    if (under.length > 0) objects = under.map((o) => ({ ...o, rel: o.name.slice(folder.length) }));
+    else {
+      const exact = raw.find((o) => o.name === this.prefix);
+      objects = exact ? [{ ...exact, rel: path.posix.basename(exact.name) }] : [];
+    }
+    if (objects.length === 0) throw new NotFound(`${this.what}: no objects found under this prefix in bucket ${this.bucket}`);
+    return objects.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  private download(ctx: PullContext, base: string, headers: Record<string, string>, o: GcsObject, file: string): Promise<number> {
+    const what = `gs://${this.bucket}/${o.name}`;
+    const url = new URL(`${base}/storage/v1/b/${encodeURIComponent(this.bucket)}/o/${encodeURIComponent(o.name)}`);
+    url.searchParams.set('alt', 'media');
+    if (o.generation) url.searchParams.set('generation', o.generation);
+    return downloadToFile(
+      ctx,
+      what,
+      file,
+      async (offset) => {
+        const h = offset > 0 ? { ...headers, range: `bytes=${offset}-` } : headers;
+        const r = await httpGet(ctx, what, url, h);
+        const len = r.res.headers.get('content-length');
+        const start = r.res.status === 206 ? Number(/^bytes (\d+)-/.exec(r.res.headers.get('content-range') ?? '')?.[1] ?? -1) : 0;
+        return {
+          body: Readable.fromWeb(r.res.body! as import('node:stream/web').ReadableStream<Uint8Array>),
+          start,
+          length: len !== null ? Number(len) : undefined,
+          abort: r.abort,
+        };
+      },
+      o.size,
+    );
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * @module test/helpers/fake-kube-api
+ * A TEST DOUBLE of the Kubernetes API server, on 127.0.0.1 (plain HTTP). It is
+ * not Kubernetes: it answers only the calls kinfer's deploy/status/list/logs
+ * make (discovery of the resource kinds kinfer uses, server-side apply, get,
+ * label-selected list, pod logs) from an in-memory store, and records every
+ * request so tests can assert method, path, query, content type and body.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+
+export interface RecordedRequest {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  query: Record<string, string>;
+  contentType?: string;
+  /** Parsed JSON/YAML body, if any. */
+  body?: unknown;
+}
+
+interface ResourceInfo {
+  name: string;
+  kind: string;
+  namespaced: boolean;
+}
+
+/** Discovery: the group/versions and kinds this double knows. */
+const DISCOVERY: Record<string, ResourceInfo[]> = {
+  'serving.knative.dev/v1': [
+    { name: 'services', kind: 'Service', namespaced: true },
+    { name: 'revisions', kind: 'Revision', namespaced: true },
+  ],
+  'eventing.knative.dev/v1': [
+    { name: 'triggers', kind: 'Trigger', namespaced: true },
+    { name: 'brokers', kind: 'Broker', namespaced: true },
+  ],
+  'serving.kserve.io/v1beta1': [{ name: 'inferenceservices', kind: 'InferenceService', namespaced: true }],
+  'serving.kserve.io/v1alpha1': [
+    { name: 'trainedmodels', kind: 'TrainedModel', namespaced: true },
+    { name: 'servingruntimes', kind: 'ServingRuntime', namespaced: true },
+    { name: 'clusterservingruntimes', kind: 'ClusterServingRuntime', namespaced: false },
+  ],
+  'apps/v1': [{ name: 'deployments', kind: 'Deployment', namespaced: true }],
+  v1: [{ name: 'pods', kind: 'Pod', namespaced: true }],
+};
+
+export interface FakeKubeApi {
+  url: string;
+  /** A kubeconfig file pointing at this double (current context namespace as given). */
+  kubeconfigPath: string;
+  requests: RecordedRequest[];
+  /** Store an object at its API path, e.g. `/apis/serving.knative.dev/v1/namespaces/ns/services/echo`. */
+  put(path: string, obj: unknown): void;
+  get(path: string): unknown;
+  /** Log text for `GET /api/v1/namespaces/<ns>/pods/<pod>/log?container=<c>`. */
+  setPodLog(namespace: string, pod: string, container: string, text: string): void;
+  close(): Promise<void>;
+}
+
+function status(res: ServerResponse, code: number, reason: string, message: string): void {
+  res.writeHead(code, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code }));
+}
+
+function json(res: ServerResponse, obj: unknown): void {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(obj));
+}
+
+const MAX_BODY = 4 * 1024 * 1024;
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new Error('body too large');
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function matchesSelector(obj: unknown, selector: string | undefined): boolean {
+  if (!selector) return true;
+  const labels = ((obj as { metadata?: { labels?: Record<string, string> } }).metadata?.labels ?? {}) as Record<string, string>;
+  return selector.split(',').every((term) => {
+    const [k, v] = term.split('=');
+    return k !== undefined && labels[k] === v;
+  });
+}
+
+export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promise<FakeKubeApi> {
+  const store = new Map<string, unknown>();
+  const podLogs = new Map<string, string>();
+  const requests: RecordedRequest[] = [];
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const u = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const text = await readBody(req);
+    const contentType = req.headers['content-type'];
+    let body: unknown;
+    if (text) body = contentType?.includes('json') ? JSON.parse(text) : parseYaml(text);
+    const rec: RecordedRequest = { method: req.method ?? 'GET', path: u.pathname, query: Object.fromEntries(u.searchParams), body };
+    if (contentType) rec.contentType = contentType;
+    requests.push(rec);
+
+    const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))(\/.*)?$/.exec(u.pathname);
+    if (!m) return status(res, 404, 'NotFound', `the server could not find the requested resource (${u.pathname})`);
+    const gv = m[1] ?? `${m[2]}/${m[3]}`;
+    const rest = m[4] ?? '';
+    const kinds = DISCOVERY[gv];
+    if (!kinds) return status(res, 404, 'NotFound', `no API group/version ${gv}`);
+    if (rest === '' && req.method === 'GET')
+      return json(res, {
+        kind: 'APIResourceList',
+        apiVersion: 'v1',
+        groupVersion: gv,
+        resources: kinds.map((k) => ({ name: k.name, singularName: '', namespaced: k.namespaced, kind: k.kind, verbs: ['get', 'list', 'patch', 'create'] })),
+      });
+    const parts = rest.split('/').filter(Boolean);
+    const ns = parts[0] === 'namespaces' ? parts[1] : undefined;
+    const [plural, name, sub] = ns ? parts.slice(2) : parts;
+    const info = kinds.find((k) => k.name === plural);
+    if (!info) return status(res, 404, 'NotFound', `the server could not find the requested resource ${gv} ${plural}`);
+    const objPath = u.pathname.replace(/\/log$/, '');
+
+    if (req.method === 'GET' && sub === 'log' && info.kind === 'Pod') {
+      if (!store.has(objPath)) return status(res, 404, 'NotFound', `pods "${name}" not found`);
+      const container = u.searchParams.get('container') ?? '';
+      const log = podLogs.get(`${ns}/${name}/${container}`);
+      if (log === undefined) return status(res, 400, 'BadRequest', `container ${container} is not valid for pod ${name}`);
+      const tail = Number(u.searchParams.get('tailLines') ?? '0');
+      const lines = log.split('\n');
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      return void res.end(tail > 0 ? lines.slice(-tail).join('\n') : log);
+    }
+    if (req.method === 'GET' && name) {
+      const obj = store.get(u.pathname);
+      return obj ? json(res, obj) : status(res, 404, 'NotFound', `${plural}.${gv.split('/')[0]} "${name}" not found`);
+    }
+    if (req.method === 'GET') {
+      const prefix = u.pathname + '/';
+      const items = [...store.entries()]
+        .filter(([p, o]) => p.startsWith(prefix) && !p.slice(prefix.length).includes('/') && matchesSelector(o, u.searchParams.get('labelSelector') ?? undefined))
+        .map(([, o]) => o);
+      return json(res, { kind: `${info.kind}List`, apiVersion: gv, metadata: {}, items });
+    }
+    if (req.method === 'PATCH' && name) {
+      if (contentType !== 'application/apply-patch+yaml') return status(res, 415, 'UnsupportedMediaType', `unsupported patch type ${contentType}`);
+      if (!u.searchParams.get('fieldManager')) return status(res, 400, 'BadRequest', 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
+      const obj = body as { kind?: string; metadata?: { name?: string; namespace?: string } };
+      if (obj?.kind !== info.kind || obj.metadata?.name !== name)
+        return status(res, 400, 'BadRequest', `the body's kind/name ${obj?.kind}/${obj?.metadata?.name} does not match the path`);
+      if (u.searchParams.get('dryRun') !== 'All') store.set(u.pathname, obj);
+      return json(res, obj);
+    }
+    return status(res, 405, 'MethodNotAllowed', `${req.method} ${u.pathname} is not supported by this test double`);
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => status(res, 500, 'InternalError', String(err)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const dir = await mkdtemp(join(tmpdir(), 'kinfer-fake-kube-'));
+  const kubeconfigPath = join(dir, 'kubeconfig');
+  const context: Record<string, string> = { cluster: 'fake', user: 'fake' };
+  if (opts.namespace) context.namespace = opts.namespace;
+  await writeFile(
+    kubeconfigPath,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'fake', cluster: { server: url } }],
+      users: [{ name: 'fake', user: { token: 'fake-token' } }],
+      contexts: [{ name: 'fake', context }],
+      'current-context': 'fake',
+    }),
+  );
+  return {
+    url,
+    kubeconfigPath,
+    requests,
+    put: (path, obj) => void store.set(path, obj),
+    get: (path) => store.get(path),
+    setPodLog: (namespace, pod, container, text) => void podLogs.set(`${namespace}/${pod}/${container}`, text),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

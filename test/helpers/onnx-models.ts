@@ -1,0 +1,171 @@
+/**
+ * @module test/helpers/onnx-models
+ * Small ONNX models built in code with `onnx-proto` (ModelProto → bytes →
+ * file), so tests know every weight and can compute expected outputs with
+ * plain loops, independently of ONNX Runtime.
+ *
+ * @example
+ * const mlp = await writeMlpModel(dir);      // y = relu(x·W + b), x: [batch, 4]
+ * const fixed = await writeFixedModel(dir);  // sum = a + b, both [2, 3]
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+export const DT = onnx.TensorProto.DataType;
+
+/** Opset 14: Add accepts every numeric type, including uint8 and int8. */
+const OPSET = 14;
+const IR_VERSION = 8;
+
+type Dim = number | string;
+
+export function valueInfo(name: string, elemType: number, dims: Dim[]): InstanceType<typeof onnx.ValueInfoProto> {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  });
+}
+
+function floatTensor(name: string, dims: number[], values: Float32Array): InstanceType<typeof onnx.TensorProto> {
+  return onnx.TensorProto.create({
+    name,
+    dataType: DT.FLOAT,
+    dims,
+    rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+  });
+}
+
+export interface GraphSpec {
+  name: string;
+  nodes: { op: string; inputs: string[]; outputs: string[] }[];
+  inputs: InstanceType<typeof onnx.ValueInfoProto>[];
+  outputs: InstanceType<typeof onnx.ValueInfoProto>[];
+  initializers?: InstanceType<typeof onnx.TensorProto>[];
+}
+
+/** Encodes a graph as an ONNX model file at `path`. */
+export async function writeGraph(path: string, spec: GraphSpec): Promise<string> {
+  const model = onnx.ModelProto.create({
+    irVersion: IR_VERSION,
+    producerName: 'kinfer-tests',
+    opsetImport: [{ domain: '', version: OPSET }],
+    graph: {
+      name: spec.name,
+      node: spec.nodes.map((n, i) => ({ name: `${n.op}_${i}`, opType: n.op, input: n.inputs, output: n.outputs })),
+      input: spec.inputs,
+      output: spec.outputs,
+      initializer: spec.initializers ?? [],
+    },
+  });
+  await mkdir(join(path, '..'), { recursive: true });
+  await writeFile(path, onnx.ModelProto.encode(model).finish());
+  return path;
+}
+
+export interface MlpModel {
+  path: string;
+  inFeatures: number;
+  outFeatures: number;
+  /** Row-major [inFeatures, outFeatures]. */
+  weights: Float32Array;
+  bias: Float32Array;
+}
+
+/**
+ * `y = relu(x · W + b)` with x: FP32 [batch, 4] ("batch" symbolic), y: [batch, 3].
+ * Weights mix signs so that Relu clips some outputs.
+ */
+export async function writeMlpModel(dir: string, file = 'model.onnx'): Promise<MlpModel> {
+  const inFeatures = 4;
+  const outFeatures = 3;
+  const weights = Float32Array.from({ length: inFeatures * outFeatures }, (_, i) => ((i * 7) % 11) / 4 - 1.25);
+  const bias = Float32Array.from([0.5, -1, 0.25]);
+  const path = await writeGraph(join(dir, file), {
+    name: 'mlp',
+    nodes: [
+      { op: 'MatMul', inputs: ['x', 'W'], outputs: ['xw'] },
+      { op: 'Add', inputs: ['xw', 'B'], outputs: ['pre'] },
+      { op: 'Relu', inputs: ['pre'], outputs: ['y'] },
+    ],
+    inputs: [valueInfo('x', DT.FLOAT, ['batch', inFeatures])],
+    outputs: [valueInfo('y', DT.FLOAT, ['batch', outFeatures])],
+    initializers: [floatTensor('W', [inFeatures, outFeatures], weights), floatTensor('B', [outFeatures], bias)],
+  });
+  return { path, inFeatures, outFeatures, weights, bias };
+}
+
+/** Reference MLP in plain loops: x is row-major [batch, inFeatures]. */
+export function mlpReference(m: MlpModel, x: Float32Array): Float32Array {
+  const batch = x.length / m.inFeatures;
+  const out = new Float32Array(batch * m.outFeatures);
+  for (let b = 0; b < batch; b++) {
+    for (let o = 0; o < m.outFeatures; o++) {
+      let acc = m.bias[o]!;
+      for (let i = 0; i < m.inFeatures; i++) acc += x[b * m.inFeatures + i]! * m.weights[i * m.outFeatures + o]!;
+      out[b * m.outFeatures + o] = Math.max(0, acc);
+    }
+  }
+  return out;
+}
+
+export type DatatypeFamily = 'int32' | 'int64' | 'float16' | 'float64' | 'bool' | 'uint8' | 'string';
+
+export const DATATYPE_FAMILIES: readonly DatatypeFamily[] = ['int32', 'int64', 'float16', 'float64', 'bool', 'uint8', 'string'];
+
+const ELEM_TYPE: Record<DatatypeFamily, number> = {
+  int32: DT.INT32,
+  int64: DT.INT64,
+  float16: DT.FLOAT16,
+  float64: DT.DOUBLE,
+  bool: DT.BOOL,
+  uint8: DT.UINT8,
+  string: DT.STRING,
+};
+
+export interface DatatypeModel {
+  path: string;
+  family: DatatypeFamily;
+  /** The op that computes output `z` from `x` (`Add` is x + x, `Not` is !x), or undefined when there is only `y`. */
+  op?: 'Add' | 'Not';
+}
+
+/**
+ * Input `x` of the family's type, shape ["n"]; output `y = Identity(x)` and,
+ * except for strings, `z = x + x` (bool: `z = not x`).
+ */
+export async function writeDatatypeModel(dir: string, family: DatatypeFamily, file = 'model.onnx'): Promise<DatatypeModel> {
+  const t = ELEM_TYPE[family];
+  const op = family === 'string' ? undefined : family === 'bool' ? 'Not' : 'Add';
+  const nodes = [{ op: 'Identity', inputs: ['x'], outputs: ['y'] }];
+  const outputs = [valueInfo('y', t, ['n'])];
+  if (op) {
+    nodes.push({ op, inputs: op === 'Add' ? ['x', 'x'] : ['x'], outputs: ['z'] });
+    outputs.push(valueInfo('z', t, ['n']));
+  }
+  const path = await writeGraph(join(dir, file), { name: `dt_${family}`, nodes, inputs: [valueInfo('x', t, ['n'])], outputs });
+  return { path, family, ...(op ? { op } : {}) };
+}
+
+export interface FixedModel {
+  path: string;
+  shape: [number, number];
+}
+
+/** `sum = a + b`, both FP32 with the fixed shape [2, 3]: nothing is batchable. */
+export async function writeFixedModel(dir: string, file = 'model.onnx'): Promise<FixedModel> {
+  const shape: [number, number] = [2, 3];
+  const path = await writeGraph(join(dir, file), {
+    name: 'fixed',
+    nodes: [{ op: 'Add', inputs: ['a', 'b'], outputs: ['sum'] }],
+    inputs: [valueInfo('a', DT.FLOAT, shape), valueInfo('b', DT.FLOAT, shape)],
+    outputs: [valueInfo('sum', DT.FLOAT, shape)],
+  });
+  return { path, shape };
+}

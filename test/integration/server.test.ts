@@ -1,0 +1,342 @@
+/**
+ * A real server on 127.0.0.1 serving the default repository (`models/`: echo
+ * and the PaddleOCR detection model) plus a temp repository for load/unload.
+ */
+import { gzipSync, gunzipSync, deflateSync } from 'node:zlib';
+import { cp, mkdir, writeFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultModelRepository } from '../../runtime/config.js';
+import type { RunningServer } from '../../runtime/server/serve.js';
+import { postJson, startTestServer, tempDir } from '../helpers/server.js';
+import { mlpReference, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
+
+const OCR_MODEL = join(defaultModelRepository(), 'ocr-det', '1', 'model.onnx');
+
+describe('default repository (echo, ocr-det)', () => {
+  let server: RunningServer;
+  let url: string;
+  beforeAll(async () => {
+    server = await startTestServer({ modelRepository: defaultModelRepository() });
+    url = server.url;
+  });
+  afterAll(() => server.close());
+
+  it('answers health, server metadata and the model list', async () => {
+    expect((await fetch(`${url}/v2/health/live`)).status).toBe(200);
+    const ready = await fetch(`${url}/v2/health/ready`);
+    expect(ready.status).toBe(200);
+    const meta = (await (await fetch(`${url}/v2`)).json()) as { name: string; extensions: string[] };
+    expect(meta.name).toBe('kinfer');
+    expect(meta.extensions).toEqual(expect.arrayContaining(['binary_tensor_data', 'model_repository']));
+    const list = (await (await fetch(`${url}/v2/models`)).json()) as { models: string[] };
+    expect(list.models).toEqual(['echo', 'ocr-det']);
+  });
+
+  it('reports ocr-det metadata with dynamic dims as -1, with and without a version', async () => {
+    for (const path of ['/v2/models/ocr-det', '/v2/models/ocr-det/versions/1']) {
+      const res = await fetch(url + path);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({
+        name: 'ocr-det',
+        versions: ['1'],
+        platform: 'onnxruntime_onnx',
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 3, -1, -1] }],
+        outputs: [{ name: 'sigmoid_0.tmp_0', datatype: 'FP32', shape: [-1, 1, -1, -1] }],
+      });
+    }
+    expect((await fetch(`${url}/v2/models/ocr-det/ready`)).status).toBe(200);
+    expect((await fetch(`${url}/v2/models/ocr-det/versions/1/ready`)).status).toBe(200);
+    const v9 = await fetch(`${url}/v2/models/ocr-det/versions/9`);
+    expect(v9.status).toBe(404);
+    expect(((await v9.json()) as { error: string }).error).toMatch(/version '9'/);
+    const unknown = await fetch(`${url}/v2/models/nope`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ error: "model 'nope' is not found" });
+  });
+
+  it('serves ocr-det with the same output as an in-process onnxruntime run', async () => {
+    const [h, w] = [64, 96];
+    const x = Float32Array.from({ length: 3 * h * w }, (_, i) => Math.sin(i * 0.37) * 0.5 + 0.5);
+    const res = await postJson(`${url}/v2/models/ocr-det/infer`, {
+      id: 'req-1',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, h, w], data: Array.from(x) }],
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      id: string;
+      model_name: string;
+      model_version: string;
+      outputs: { name: string; datatype: string; shape: number[]; data: number[] }[];
+      parameters?: unknown;
+    };
+    expect(body.id).toBe('req-1');
+    expect(body.model_name).toBe('ocr-det');
+    expect(body.model_version).toBe('1');
+    expect('parameters' in body).toBe(false);
+    const session = await ort.InferenceSession.create(OCR_MODEL);
+    const direct = await session.run({ x: new ort.Tensor('float32', x, [1, 3, h, w]) });
+    const expected = direct['sigmoid_0.tmp_0']!;
+    expect(body.outputs[0]!.shape).toEqual(expected.dims);
+    const got = Float32Array.from(body.outputs[0]!.data);
+    const want = expected.data as Float32Array;
+    expect(got.length).toBe(want.length);
+    let maxDiff = 0;
+    for (let i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
+    expect(maxDiff).toBeLessThan(1e-5);
+    await session.release();
+  });
+
+  it('answers the binary extension with binary outputs on ocr-det', async () => {
+    const [h, w] = [32, 32];
+    const x = Float32Array.from({ length: 3 * h * w }, (_, i) => (i % 17) / 17);
+    const header = new TextEncoder().encode(
+      JSON.stringify({
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, h, w], parameters: { binary_data_size: x.byteLength } }],
+        outputs: [{ name: 'sigmoid_0.tmp_0', parameters: { binary_data: true } }],
+      }),
+    );
+    const body = Buffer.concat([header, Buffer.from(x.buffer)]);
+    const res = await fetch(`${url}/v2/models/ocr-det/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) },
+      body,
+    });
+    expect(res.status).toBe(200);
+    const len = Number(res.headers.get('inference-header-content-length'));
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const json = JSON.parse(new TextDecoder().decode(bytes.subarray(0, len))) as {
+      outputs: { shape: number[]; parameters: { binary_data_size: number } }[];
+    };
+    expect(json.outputs[0]!.shape).toEqual([1, 1, h, w]);
+    expect(json.outputs[0]!.parameters.binary_data_size).toBe(h * w * 4);
+    expect(bytes.byteLength - len).toBe(h * w * 4);
+  });
+
+  it('echo returns every input with its name, datatype and shape, honouring requested outputs', async () => {
+    const inputs = [
+      { name: 'a', datatype: 'INT32', shape: [2, 2], data: [[1, -2], [3, 4]] },
+      { name: 'b', datatype: 'BYTES', shape: [2], data: ['hello', 'wörld'] },
+      { name: 'c', datatype: 'BOOL', shape: [3], data: [true, false, true] },
+      { name: 'd', datatype: 'FP16', shape: [2], data: [1.5, -0.25] },
+      { name: 'e', datatype: 'UINT64', shape: [1], data: [42] },
+    ];
+    const res = await postJson(`${url}/v2/models/echo/infer`, { inputs });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { outputs: unknown[] };
+    expect(body.outputs).toEqual(inputs.map((t) => ({ ...t, data: t.data.flat() })));
+    const only = await postJson(`${url}/v2/models/echo/infer`, { inputs, outputs: [{ name: 'b' }] });
+    expect(((await only.json()) as { outputs: { name: string }[] }).outputs.map((o) => o.name)).toEqual(['b']);
+  });
+
+  it('inflates gzip and deflate request bodies and compresses responses on Accept-Encoding', async () => {
+    const req = { inputs: [{ name: 'x', datatype: 'FP32', shape: [4], data: [1, 2, 3, 4] }] };
+    for (const [enc, fn] of [
+      ['gzip', gzipSync],
+      ['deflate', deflateSync],
+    ] as const) {
+      const res = await fetch(`${url}/v2/models/echo/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': enc },
+        body: fn(JSON.stringify(req)),
+      });
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([1, 2, 3, 4]);
+    }
+    const big = { inputs: [{ name: 'x', datatype: 'FP32', shape: [2000], data: new Array(2000).fill(0.5) }] };
+    const { request } = await import('node:http');
+    const raw = await new Promise<{ enc?: string; body: Buffer }>((resolve, reject) => {
+      const r = request(`${url}/v2/models/echo/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'accept-encoding': 'gzip' },
+      });
+      r.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ enc: res.headers['content-encoding'], body: Buffer.concat(chunks) }));
+      });
+      r.on('error', reject);
+      r.end(JSON.stringify(big));
+    });
+    expect(raw.enc).toBe('gzip');
+    const parsed = JSON.parse(gunzipSync(raw.body).toString()) as { outputs: { data: number[] }[] };
+    expect(parsed.outputs[0]!.data).toHaveLength(2000);
+  });
+
+  it('maps every client mistake to a 4xx naming the problem', async () => {
+    const infer = (model: string, body: unknown, headers?: Record<string, string>) =>
+      postJson(`${url}/v2/models/${model}/infer`, body, headers);
+    const cases: [Promise<Response>, number, RegExp][] = [
+      [infer('ocr-det', '{"inputs": [', {}), 400, /JSON/i],
+      [infer('ocr-det', { inputs: [{ name: 'x', datatype: 'FP64', shape: [1, 3, 2, 2], data: new Array(12).fill(0) }] }), 400, /datatype/],
+      [infer('ocr-det', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, 2, 2], data: [1, 2] }] }), 400, /12 elements|element/],
+      [infer('ocr-det', { inputs: [{ name: 'y', datatype: 'FP32', shape: [1], data: [1] }] }), 400, /unknown input 'y'/],
+      [infer('ocr-det', { inputs: [] }), 400, /missing input 'x'/],
+      [infer('ocr-det', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4, 2, 2], data: new Array(16).fill(0) }] }), 400, /shape/],
+      [infer('nope', { inputs: [] }), 404, /nope/],
+      [infer('..%2Fx', { inputs: [] }), 400, /not valid|plain name/],
+      [infer('echo', { inputs: [{ name: 'x', datatype: 'FLOAT', shape: [1], data: [1] }] }), 400, /datatype/],
+      [infer('ocr-det', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, 2, 2], data: new Array(12).fill(0) }], outputs: [{ name: 'zzz' }] }), 400, /unknown output 'zzz'/],
+    ];
+    for (const [pending, status, pattern] of cases) {
+      const res = await pending;
+      const body = (await res.json()) as { error: string };
+      expect({ status: res.status, error: body.error }).toEqual({ status, error: expect.stringMatching(pattern) });
+    }
+  });
+
+  it('echoes x-request-id and counts requests per model in /metrics', async () => {
+    const res = await postJson(
+      `${url}/v2/models/echo/infer`,
+      { inputs: [{ name: 'q', datatype: 'INT8', shape: [1], data: [7] }] },
+      { 'x-request-id': 'trace-me-123' },
+    );
+    expect(res.headers.get('x-request-id')).toBe('trace-me-123');
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/kinfer_request_duration_seconds_count\{[^}]*model="echo"[^}]*status="200"[^}]*\} [1-9]/);
+    expect(metrics).not.toMatch(/path="\/metrics"/);
+  });
+
+  it('accepts CloudEvents in binary and structured mode and replies in kind', async () => {
+    const data = { id: 'ce-req', inputs: [{ name: 'v', datatype: 'INT32', shape: [2], data: [5, 6] }] };
+    const binary = await fetch(`${url}/`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'ce-specversion': '1.0',
+        'ce-id': 'evt-1',
+        'ce-source': '/test',
+        'ce-type': 'io.kinfer.inference.request',
+        'ce-model': 'echo',
+        'ce-traceparent': '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+      },
+      body: JSON.stringify(data),
+    });
+    expect(binary.status).toBe(200);
+    expect(binary.headers.get('ce-type')).toBe('io.kinfer.inference.response');
+    expect(binary.headers.get('ce-source')).toBe('/models/echo');
+    expect(binary.headers.get('ce-inresponseto')).toBe('evt-1');
+    expect(binary.headers.get('ce-requestid')).toBe('ce-req');
+    expect(binary.headers.get('ce-traceparent')).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+    expect(binary.headers.get('ce-id')).not.toBe('evt-1');
+    expect(((await binary.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([5, 6]);
+
+    const structured = await fetch(`${url}/v2/models/echo/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents+json' },
+      body: JSON.stringify({ specversion: '1.0', id: 'evt-2', source: '/test', type: 't', datacontenttype: 'application/json', data }),
+    });
+    expect(structured.status).toBe(200);
+    expect(structured.headers.get('content-type')).toMatch(/application\/cloudevents\+json/);
+    const event = (await structured.json()) as { type: string; inresponseto: string; data: { outputs: { data: number[] }[] } };
+    expect(event.type).toBe('io.kinfer.inference.response');
+    expect(event.inresponseto).toBe('evt-2');
+    expect(event.data.outputs[0]!.data).toEqual([5, 6]);
+
+    const missing = await fetch(`${url}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'x', 'ce-type': 't', 'ce-model': 'echo' },
+      body: JSON.stringify(data),
+    });
+    expect(missing.status).toBe(400);
+    expect(((await missing.json()) as { error: string }).error).toMatch(/'source'/);
+  });
+
+  it('refuses an oversized body with 413 and keeps serving', async () => {
+    const small = await startTestServer({ modelRepository: defaultModelRepository(), maxBodyBytes: 1024 });
+    try {
+      const res = await postJson(`${small.url}/v2/models/echo/infer`, {
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [1000], data: new Array(1000).fill(1.25) }],
+      });
+      expect(res.status).toBe(413);
+      expect(((await res.json()) as { error: string }).error).toMatch(/exceeds the limit of 1024 bytes/);
+      const bomb = await fetch(`${small.url}/v2/models/echo/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        body: gzipSync(Buffer.alloc(1 << 20, 32)),
+      });
+      expect(bomb.status).toBe(413);
+      expect((await fetch(`${small.url}/v2/health/live`)).status).toBe(200);
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe('model repository extension', () => {
+  let server: RunningServer;
+  let repo: { dir: string; cleanup: () => Promise<void> };
+  let mlp: MlpModel;
+  beforeAll(async () => {
+    repo = await tempDir();
+    await mkdir(join(repo.dir, 'mlp', '1'), { recursive: true });
+    mlp = await writeMlpModel(join(repo.dir, 'mlp', '1'));
+    await mkdir(join(repo.dir, 'xmodel-resnet'), { recursive: true });
+    await writeFile(join(repo.dir, 'xmodel-resnet', 'model.xmodel'), 'not a real xmodel');
+    server = await startTestServer({ modelRepository: repo.dir, mode: 'multi-model' });
+  });
+  afterAll(async () => {
+    await server.close();
+    await repo.cleanup();
+  });
+
+  const x = Float32Array.from([0.5, -1, 2, 0.25, 1, 1, -0.5, 3]);
+  async function inferMlp(): Promise<Response> {
+    return postJson(`${server.url}/v2/models/mlp/infer`, {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 4], data: Array.from(x) }],
+    });
+  }
+
+  it('starts empty, loads on request, serves, and unloads', async () => {
+    expect(((await (await fetch(`${server.url}/v2/models`)).json()) as { models: string[] }).models).toEqual([]);
+    expect((await inferMlp()).status).toBe(404);
+    const index0 = await (await postJson(`${server.url}/v2/repository/index`, {})).json();
+    expect(index0).toEqual(expect.arrayContaining([{ name: 'mlp', state: 'UNAVAILABLE', reason: 'unloaded' }]));
+    const load = await postJson(`${server.url}/v2/repository/models/mlp/load`, {});
+    expect(load.status).toBe(200);
+    const res = await inferMlp();
+    expect(res.status).toBe(200);
+    const out = (await res.json()) as { outputs: { name: string; shape: number[]; data: number[] }[] };
+    expect(out.outputs[0]!.shape).toEqual([2, 3]);
+    const want = mlpReference(mlp, x);
+    out.outputs[0]!.data.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+    const index1 = await (await postJson(`${server.url}/v2/repository/index`, {})).json();
+    expect(index1).toEqual(expect.arrayContaining([{ name: 'mlp', version: '1', state: 'READY' }]));
+    expect((await postJson(`${server.url}/v2/repository/models/mlp/unload`, {})).status).toBe(200);
+    expect((await inferMlp()).status).toBe(404);
+    expect((await postJson(`${server.url}/v2/repository/models/mlp/unload`, {})).status).toBe(404);
+  });
+
+  it('keeps the previous version serving when a reload fails', async () => {
+    expect((await postJson(`${server.url}/v2/repository/models/mlp/load`, {})).status).toBe(200);
+    await mkdir(join(repo.dir, 'mlp', '2'), { recursive: true });
+    await writeFile(join(repo.dir, 'mlp', '2', 'model.onnx'), 'garbage, not protobuf');
+    const reload = await postJson(`${server.url}/v2/repository/models/mlp/load`, {});
+    expect(reload.status).toBeGreaterThanOrEqual(400);
+    expect(((await reload.json()) as { error: string }).error.length).toBeGreaterThan(0);
+    const res = await inferMlp();
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { model_version: string }).model_version).toBe('1');
+    await rm(join(repo.dir, 'mlp', '2'), { recursive: true });
+    await cp(join(repo.dir, 'mlp', '1'), join(repo.dir, 'mlp', '3'), { recursive: true });
+    expect((await postJson(`${server.url}/v2/repository/models/mlp/load`, {})).status).toBe(200);
+    expect(((await (await inferMlp()).json()) as { model_version: string }).model_version).toBe('3');
+  });
+
+  it('fails an xmodel-* load with a clear message and keeps serving the others', async () => {
+    const res = await postJson(`${server.url}/v2/repository/models/xmodel-resnet/load`, {});
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).not.toBe(500);
+    expect(((await res.json()) as { error: string }).error).toMatch(/FPGA|xmodel|XModel|addon|libvart|XRT/i);
+    expect((await inferMlp()).status).toBe(200);
+  });
+
+  it('refuses model names that are not plain names', async () => {
+    const res = await postJson(`${server.url}/v2/repository/models/..%2F..%2Fetc/load`, {});
+    expect(res.status).toBe(400);
+    const bad = await postJson(`${server.url}/v2/repository/models/mlp/load`, '{"parameters": 5}');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/parameters/);
+  });
+});
