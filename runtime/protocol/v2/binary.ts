@@ -29,7 +29,7 @@ export interface SplitBody {
 export function splitBody(body: Uint8Array, headerValue: string | undefined): SplitBody {
   if (headerValue === undefined) return { json: body, binary: body.subarray(body.byteLength), raw: false };
   const text = headerValue.trim();
-  if (!/^\d{1,15}$/.test(text)) {
+  if (!/^\d+$/.test(text)) {
     throw invalidArgument(`${HEADER_LENGTH_HEADER} header`, 'a non-negative integer', headerValue);
   }
   const length = Number(text);

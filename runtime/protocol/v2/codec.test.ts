@@ -4,7 +4,7 @@ import { KinferError } from '../../core/errors.js';
 import type { Tensor } from '../../core/tensor.js';
 import { decodeInferRequest } from './decode.js';
 import { encodeInferResponse } from './encode.js';
-import { binaryBody, framed, jsonBody, rng } from './test-helpers.js';
+import { binaryBody, framed, jsonBody, rng } from '../../../test/helpers/v2-bodies.js';
 
 const enc = new TextEncoder();
 

@@ -3,7 +3,7 @@ import { fromHalf, toHalf } from '../../core/datatypes.js';
 import { InvalidArgument, Unsupported } from '../../core/errors.js';
 import type { TensorSpec } from '../../core/tensor.js';
 import { decodeInferRequest, type DecodeOptions } from './decode.js';
-import { binaryBody, framed, jsonBody, le } from './test-helpers.js';
+import { binaryBody, framed, jsonBody, le } from '../../../test/helpers/v2-bodies.js';
 
 const opts: DecodeOptions = { modelName: 'm' };
 
@@ -404,6 +404,7 @@ describe('decodeInferRequest: malformed requests are InvalidArgument naming the 
       ['non-numeric header length', 'abc', /Inference-Header-Content-Length header: expected a non-negative integer/],
       ['fractional header length', '3.5', /expected a non-negative integer/],
       ['header length beyond the body', '100000', /100000 is beyond the body length of \d+ bytes/],
+      ['header length of 30 digits', '9'.repeat(30), /is beyond the body length/],
       ['header length cutting the JSON', '10', /request body is not valid JSON/],
     ])('%s', (_label, headerLength, message) => {
       const err = errorOf(() => decodeBin(header(8), [le('f32', [1, 2])], headerLength));
@@ -422,6 +423,7 @@ describe('decodeInferRequest: malformed requests are InvalidArgument naming the 
       ['BYTES length prefix past the end', header(6, 'BYTES', [1]), [new Uint8Array([9, 0, 0, 0, 1, 2])], /BYTES element 0 says 9 bytes but only 2 remain/],
       ['BYTES too few bytes for the prefixes', header(4, 'BYTES', [2]), [framed([''])], /cannot hold 2 BYTES elements/],
       ['BYTES left over', header(7, 'BYTES', [1]), [framed(['a']), new Uint8Array([0, 0])], /2 bytes left over after 1 BYTES elements/],
+      ['BYTES prefix past the end after a long element', header(8, 'BYTES', [2]), [new Uint8Array([2, 0, 0, 0, 97, 98, 1, 2])], /BYTES element 1 length prefix runs past/],
       ['BYTES truncated prefix', header(10, 'BYTES', [2]), [framed(['ab']), new Uint8Array([1, 0, 0, 0])], /BYTES element 1 says 1 bytes but only 0 remain/],
     ] as const)('%s', (_label, value, chunks, message) => {
       const err = errorOf(() => decodeBin(value, [...chunks]));

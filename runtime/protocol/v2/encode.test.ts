@@ -5,7 +5,7 @@ import type { InferResponse } from '../../core/infer.js';
 import type { Tensor } from '../../core/tensor.js';
 import { encodeInferResponse, encodeJson } from './encode.js';
 import type { BinaryOutputPrefs } from './decode.js';
-import { framed, le } from './test-helpers.js';
+import { framed, le } from '../../../test/helpers/v2-bodies.js';
 
 const jsonPrefs: BinaryOutputPrefs = { all: false, byName: new Map() };
 const allBinary: BinaryOutputPrefs = { all: true, byName: new Map() };
@@ -179,5 +179,29 @@ describe('encodeJson', () => {
       d: [1, 2],
       e: [null, 1],
     });
+  });
+});
+
+describe('encodeInferResponse: speed', () => {
+  it('encodes a 1×3×224×224 FP32 output as JSON and as binary quickly', () => {
+    const n = 3 * 224 * 224;
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = ((i % 255) - 127) / 128;
+    const res = response([{ name: 'y', datatype: 'FP32', shape: [1, 3, 224, 224], data }]);
+    let jsonMs = Infinity;
+    let binMs = Infinity;
+    for (let r = 0; r < 3; r++) {
+      let t0 = performance.now();
+      const text = encodeInferResponse(res, jsonPrefs).body as string;
+      jsonMs = Math.min(jsonMs, performance.now() - t0);
+      expect(text.endsWith(`${data[n - 1]}]}]}`)).toBe(true);
+      t0 = performance.now();
+      const bin = encodeInferResponse(res, allBinary);
+      binMs = Math.min(binMs, performance.now() - t0);
+      expect((bin.body as Uint8Array).byteLength).toBe(Number(bin.headers['Inference-Header-Content-Length']) + n * 4);
+    }
+    console.log(`encode 1x3x224x224 FP32: JSON ${jsonMs.toFixed(1)} ms, binary ${binMs.toFixed(1)} ms`);
+    expect(jsonMs).toBeLessThan(500);
+    expect(binMs).toBeLessThan(100);
   });
 });
