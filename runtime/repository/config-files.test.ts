@@ -103,6 +103,11 @@ describe('parseTextProto', () => {
     expect(t).toEqual({ a: 1, b: [2, 3], c: [4], d: { e: 'xy' }, f: -16, g: 150, h: true, i: 'KIND_GPU' });
   });
 
+  it('bounds nesting', () => {
+    expect(() => parseTextProto('a { '.repeat(100) + '}'.repeat(100))).toThrow(/nested more than 64 deep/);
+    expect(parseTextProto('a { '.repeat(3) + '}'.repeat(3))).toEqual({ a: { a: { a: {} } } });
+  });
+
   it('decodes escapes', () => {
     expect(parseTextProto(String.raw`s: "a\nb\"c\101\x42"`)).toEqual({ s: 'a\nb"cAB' });
   });

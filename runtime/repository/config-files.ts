@@ -181,8 +181,11 @@ function parseNumber(s: string): number {
   return sign * Number(body);
 }
 
+const MAX_DEPTH = 64;
+
 class TextProtoParser {
   private pos = 0;
+  private depth = 0;
   constructor(
     private readonly tokens: Token[],
     private readonly file: string,
@@ -284,7 +287,10 @@ class TextProtoParser {
     if (!t) this.fail('expected a value, got the end of the file');
     if (t.kind === 'punct' && (t.text === '{' || t.text === '<')) {
       this.pos++;
-      return this.parseFields(t.text === '{' ? '}' : '>', t.line);
+      if (++this.depth > MAX_DEPTH) this.fail(`messages nested more than ${MAX_DEPTH} deep`, t);
+      const obj = this.parseFields(t.text === '{' ? '}' : '>', t.line);
+      this.depth--;
+      return obj;
     }
     this.pos++;
     if (t.kind === 'string') {
