@@ -5,7 +5,7 @@
  * no, 2 usage error.
  */
 import { Command, CommanderError } from 'commander';
-import { runServe } from './serve.js';
+import { runServe, type ServeFlags } from './serve.js';
 
 export function buildProgram(): Command {
   const program = new Command('kinfer')
@@ -21,11 +21,19 @@ export function buildProgram(): Command {
     .option('--model-repository <dir>', 'folder of model folders (default: MODEL_REPOSITORY or the bundled models/)')
     .option('--port <port>', 'port to listen on (default: PORT or 8080)', (v) => parsePort(v))
     .option('--host <host>', 'address to bind (default: HOST or 0.0.0.0)')
-    .action(async (flags: { modelRepository?: string; port?: number; host?: string }) => {
+    .option('--repository-monitoring', 'load and unload models as their folders appear and disappear')
+    .option('--repository-poll-secs <secs>', 'seconds between repository polls (default 2)', (v) => parsePositive(v))
+    .action(async (flags: ServeFlags) => {
       await runServe(flags);
     });
 
   return program;
+}
+
+function parsePositive(v: string): number {
+  const n = Number(v);
+  if (!(n > 0)) throw new CommanderError(2, 'kinfer.number', `expected a positive number, got '${v}'`);
+  return n;
 }
 
 function parsePort(v: string): number {

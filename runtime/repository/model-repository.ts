@@ -176,7 +176,8 @@ export class ModelRepository {
   private async readLayout(name: string) {
     const dir = this.modelDirs.get(name);
     if (!dir) return readModelLayout(this.opts.repoDir, name);
-    return { ...(await readModelLayout(dirname(dir), basename(dir))), name };
+    const layout = await readModelLayout(dirname(dir), basename(dir));
+    return { ...layout, name, config: { ...layout.config, name } };
   }
 
   private serialise<T>(name: string, op: () => Promise<T>): Promise<T> {

@@ -22,6 +22,7 @@ import { ModelRepository, type BatcherFactory, type Puller } from '../repository
 import { createApp } from './app.js';
 import type { KinferEnv } from './context.js';
 import { makeBatcherFactory } from './batcher-factory.js';
+import { monitorRepository, type RepositoryMonitor } from '../repository/monitor.js';
 import { hasHardware } from '../backends/hardware.js';
 
 export type ServeMode = 'repository' | 'multi-model' | 'function';
@@ -41,6 +42,8 @@ export interface ServeOptions {
   requestTimeoutMs?: number;
   drainTimeoutMs?: number;
   cacheDir?: string;
+  /** Repository mode: poll the folder and load/unload models as folders appear and disappear (ms between polls). */
+  repositoryPollMs?: number;
   env?: NodeJS.ProcessEnv;
   /** Overrides for tests and functions. */
   createBatcher?: BatcherFactory;
@@ -104,6 +107,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   logger.info({ event: 'listening', url, mode: opts.mode, repository: opts.modelRepository }, `kinfer listening on ${url}`);
 
+  let monitor: RepositoryMonitor | undefined;
   const startup = (async () => {
     if (opts.mode === 'function') {
       const name = opts.modelName!;
@@ -114,6 +118,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       await repository.load(name);
     } else if (opts.mode === 'repository') {
       await repository.loadAll();
+      if (opts.repositoryPollMs) monitor = monitorRepository(repository, logger, opts.repositoryPollMs);
     } else {
       await mkdir(opts.modelRepository, { recursive: true }).catch(() => undefined);
     }
@@ -128,24 +133,31 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const close = () =>
     (closing ??= (async () => {
       draining = true;
+      monitor?.stop();
       logger.info({ event: 'shutdown' }, 'draining');
+      // Knative's preStop hook has the queue-proxy drain before SIGTERM reaches us, so
+      // no new requests arrive: finish what is queued or running, then close sockets.
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      const drained = repository.closeAll();
+      const http = server as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
       const limit = opts.drainTimeoutMs ?? 30_000;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.all([drained, stopped]),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(() => {
-            logger.warn({ event: 'shutdown_timeout', ms: limit }, 'drain timed out; closing connections');
-            resolve();
-          }, limit);
-        }),
-      ]);
-      clearTimeout(timer);
-      (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      const drainedInTime = await within(repository.closeAll().then(() => true), limit, false);
+      if (!drainedInTime) logger.warn({ event: 'shutdown_timeout', ms: limit }, 'drain timed out; closing connections');
+      http.closeIdleConnections?.();
+      // Keep-alive sockets whose response is written but not yet read by the client get a short grace.
+      await within(stopped, 1000, undefined);
+      http.closeAllConnections?.();
       logger.info({ event: 'stopped' }, 'kinfer stopped');
     })());
 
   return { url, port, app, dataplane, repository, metrics, startup, close };
+}
+
+/** `promise`, or `fallback` after `ms`; the timer never outlives the race. */
+async function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -340,3 +340,58 @@ describe('model repository extension', () => {
     expect(((await bad.json()) as { error: string }).error).toMatch(/parameters/);
   });
 });
+
+describe('KServe model agent contract (multi-model)', () => {
+  it('loads files placed directly in /mnt/models/<name>/ with a SUCCESS.<sha> marker, and unloads after the folder is gone', async () => {
+    const repo = await tempDir();
+    const server = await startTestServer({ modelRepository: repo.dir, mode: 'multi-model' });
+    try {
+      const dir = join(repo.dir, 'agent-mlp');
+      await mkdir(dir, { recursive: true });
+      const mlp = await writeMlpModel(dir);
+      await writeFile(join(dir, 'SUCCESS.6f1ed002ab5595859014ebf0951522d9'), '');
+      expect((await postJson(`${server.url}/v2/repository/models/agent-mlp/load`, {})).status).toBe(200);
+      const x = Float32Array.from([1, 2, 3, 4]);
+      const res = await postJson(`${server.url}/v2/models/agent-mlp/infer`, {
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: Array.from(x) }],
+      });
+      const out = (await res.json()) as { model_version: string; outputs: { data: number[] }[] };
+      expect(out.model_version).toBe('1');
+      const want = mlpReference(mlp, x);
+      out.outputs[0]!.data.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+      await rm(dir, { recursive: true });
+      expect((await postJson(`${server.url}/v2/repository/models/agent-mlp/unload`, {})).status).toBe(200);
+      expect((await fetch(`${server.url}/v2/models/agent-mlp/ready`)).status).not.toBe(200);
+    } finally {
+      await server.close();
+      await repo.cleanup();
+    }
+  });
+});
+
+describe('repository monitoring', () => {
+  it('loads model folders that appear and unloads those that disappear', async () => {
+    const repo = await tempDir();
+    await mkdir(join(repo.dir, 'first'), { recursive: true });
+    await writeFile(join(repo.dir, 'first', 'config.pbtxt'), 'platform: "echo"\n');
+    const server = await startTestServer({ modelRepository: repo.dir, repositoryPollMs: 50 });
+    const models = async () => ((await (await fetch(`${server.url}/v2/models`)).json()) as { models: string[] }).models;
+    const waitFor = async (want: string[]) => {
+      for (let i = 0; i < 100 && JSON.stringify(await models()) !== JSON.stringify(want); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return models();
+    };
+    try {
+      expect(await models()).toEqual(['first']);
+      await mkdir(join(repo.dir, 'second'), { recursive: true });
+      await writeFile(join(repo.dir, 'second', 'config.pbtxt'), 'platform: "echo"\n');
+      expect(await waitFor(['first', 'second'])).toEqual(['first', 'second']);
+      await rm(join(repo.dir, 'first'), { recursive: true });
+      expect(await waitFor(['second'])).toEqual(['second']);
+    } finally {
+      await server.close();
+      await repo.cleanup();
+    }
+  });
+});
