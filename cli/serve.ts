@@ -35,6 +35,7 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     modelRepository: repo,
     modelName: cfg.MODEL_NAME,
     storageUri: cfg.STORAGE_URI,
+    modelConfig: cfg.KINFER_MODEL_CONFIG,
     port: flags.port ?? cfg.PORT,
     host: flags.host ?? cfg.HOST,
     logger,

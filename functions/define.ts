@@ -186,7 +186,13 @@ export function defineFunction(input: FunctionSpecInput, hooks: FunctionHooks = 
 export function parseFunctionSpec(input: unknown, source = 'function definition'): FunctionSpec {
   const r = FunctionSpec.safeParse(input);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    const issues = r.error.issues
+      .map((i) => {
+        // Record-key issues carry the key rule's own message one level down.
+        const inner = (i as { issues?: Array<{ message: string }> }).issues?.map((n) => n.message).join(', ');
+        return `${i.path.join('.') || '(root)'}: ${i.message}${inner ? ` (${inner})` : ''}`;
+      })
+      .join('; ');
     throw new InvalidArgument(`${source}: ${issues}`);
   }
   return r.data;

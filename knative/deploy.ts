@@ -8,6 +8,8 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+// Not re-exported by the package index; the package has no exports map, so the deep path is public in practice.
+import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { stringify, parseAllDocuments } from 'yaml';
 import { InvalidArgument, NotFound } from '../runtime/core/errors.js';
 import { FIELD_MANAGER } from './resources/common.js';
@@ -48,6 +50,34 @@ export interface AppliedObject {
 
 export const MAX_MANIFESTS = 100;
 
+const KINDS_APPLIED = [
+  { group: 'serving.knative.dev', version: 'v1', kind: 'Service' },
+  { group: 'eventing.knative.dev', version: 'v1', kind: 'Trigger' },
+  { group: 'serving.kserve.io', version: 'v1beta1', kind: 'InferenceService' },
+  { group: 'serving.kserve.io', version: 'v1alpha1', kind: 'TrainedModel' },
+  { group: 'serving.kserve.io', version: 'v1alpha1', kind: 'ClusterServingRuntime' },
+];
+let serializersRegistered = false;
+
+/**
+ * client-node picks a serializer by `<Version><Kind>` alone, so a Knative
+ * `serving.knative.dev/v1 Service` is serialized as a core `V1Service` and its
+ * `spec.template` is silently dropped. Registering these kinds by full
+ * group/version/kind makes it send them as they are.
+ */
+function registerPassThroughSerializers(): void {
+  if (serializersRegistered) return;
+  const passThrough = { serialize: (o: unknown) => o, deserialize: (o: unknown) => o };
+  for (const gvk of KINDS_APPLIED) {
+    try {
+      ObjectSerializer.registerModel(gvk, passThrough);
+    } catch {
+      // already registered (by us in another copy of this module, or by the caller): fine
+    }
+  }
+  serializersRegistered = true;
+}
+
 /** The objects of `manifests/<fn>/` (or `<fn>/kserve/`), in file order, namespaced. */
 export async function functionManifests(fn: string, opts: { manifestsDir?: string; kserve?: boolean; namespace: string }): Promise<KubernetesObject[]> {
   if (!/^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(fn)) throw new InvalidArgument(`function: expected a function name (DNS label), got ${JSON.stringify(fn)}`);
@@ -65,7 +95,10 @@ export async function functionManifests(fn: string, opts: { manifestsDir?: strin
       const obj = doc.toJS() as KubernetesObject | null;
       if (!obj) continue;
       if (!obj.apiVersion || !obj.kind || !obj.metadata?.name) throw new InvalidArgument(`${join(dir, f)}: apiVersion, kind and metadata.name are required`);
-      if (!CLUSTER_SCOPED.has(obj.kind)) obj.metadata.namespace = opts.namespace;
+      if (!CLUSTER_SCOPED.has(obj.kind)) {
+        const { name, ...rest } = obj.metadata;
+        obj.metadata = { name, namespace: opts.namespace, ...rest };
+      }
       objects.push(obj);
       if (objects.length > MAX_MANIFESTS) throw new InvalidArgument(`${dir}: more than ${MAX_MANIFESTS} manifests`);
     }
@@ -104,6 +137,7 @@ export async function deploy(fn: string, opts: DeployOptions = {}): Promise<Appl
     for (const o of objects) out(`# dry run: ${applyRequest(o, opts)}\n---\n${stringify(o, { lineWidth: 0 })}`);
     return objects.map(summary);
   }
+  registerPassThroughSerializers();
   const api = KubernetesObjectApi.makeApiClient(kc!);
   const applied: AppliedObject[] = [];
   for (const o of objects) {

@@ -133,6 +133,7 @@ export async function generateManifests(opts: GenerateOptions): Promise<Generate
   if (opts.funcYamlDir)
     for (const d of defs) {
       const file = join(opts.funcYamlDir, d.spec.name, 'func.yaml');
+      await mkdir(dirname(file), { recursive: true });
       const text = renderFuncYaml(d.spec);
       if (!existsSync(file) || (await readFile(file, 'utf8')) !== text) await writeFile(file, text);
     }

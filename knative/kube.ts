@@ -4,7 +4,7 @@
  * status, list and logs.
  */
 import { ApiException, KubeConfig } from '@kubernetes/client-node';
-import { KinferError, NotFound, Unavailable } from '../runtime/core/errors.js';
+import { InvalidArgument, KinferError, NotFound, Unavailable } from '../runtime/core/errors.js';
 
 export interface KubeOptions {
   /** Namespace; default: the kubeconfig context's namespace, else `default`. */
@@ -15,8 +15,13 @@ export interface KubeOptions {
 
 export function loadKubeConfig(opts: KubeOptions): KubeConfig {
   const kc = new KubeConfig();
-  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-  else kc.loadFromDefault();
+  try {
+    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new InvalidArgument(`kubeconfig ${opts.kubeconfig ?? '(default)'}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!kc.getCurrentCluster()) throw new InvalidArgument(`kubeconfig ${opts.kubeconfig ?? '(default)'}: no current cluster`);
   return kc;
 }
 

@@ -34,6 +34,8 @@ const EnvSchema = z.object({
   MODEL_NAME: z.string().optional(),
   STORAGE_URI: z.string().optional(),
   MULTI_MODEL_SERVER: bool,
+  /** Function mode: Triton JSON model config replacing the artifact's own (set by generated manifests). */
+  KINFER_MODEL_CONFIG: z.string().optional(),
   MODEL_REPOSITORY: z.string().optional(),
   KINFER_CACHE_DIR: z.string().optional(),
   /** Largest request body accepted, after decompression. */

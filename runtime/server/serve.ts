@@ -34,6 +34,8 @@ export interface ServeOptions {
   /** Function mode: the one model and where its artifact lives. */
   modelName?: string;
   storageUri?: string;
+  /** Function mode: a Triton JSON model config that replaces the artifact's own (KINFER_MODEL_CONFIG). */
+  modelConfig?: string;
   port?: number;
   host?: string;
   logger?: Logger;
@@ -115,7 +117,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         await mkdir(opts.modelRepository, { recursive: true });
         await repository.pullInto(name, opts.storageUri);
       }
-      await repository.load(name);
+      await repository.load(name, opts.modelConfig ? { config: opts.modelConfig } : {});
     } else if (opts.mode === 'repository') {
       await repository.loadAll();
       if (opts.repositoryPollMs) monitor = monitorRepository(repository, logger, opts.repositoryPollMs);

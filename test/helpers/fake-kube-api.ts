@@ -176,7 +176,8 @@ export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promi
     JSON.stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'fake', cluster: { server: url } }],
+      // client-node refuses http:// unless TLS verification is marked skipped.
+      clusters: [{ name: 'fake', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
       users: [{ name: 'fake', user: { token: 'fake-token' } }],
       contexts: [{ name: 'fake', context }],
       'current-context': 'fake',

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidArgument } from '../runtime/core/errors.js';
+import { defineFunction, scalingTarget } from './define.js';
+import echo from './echo/index.js';
+import multiModel from './multi-model/index.js';
+import ocrDet from './ocr-det/index.js';
+import xmodelResnet from './xmodel-resnet/index.js';
+
+const base = { name: 'f', model: { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' as const } };
+
+describe('defineFunction', () => {
+  it('fills defaults: concurrency metric, scale 0..10, initial 1, no hard limit, 300 s timeout', () => {
+    const f = defineFunction(base);
+    expect(f.spec.scaling).toEqual({ metric: 'concurrency', containerConcurrency: 0, minScale: 0, maxScale: 10, initialScale: 1, scaleDownDelay: '0s', timeoutSeconds: 300, startupSeconds: 600 });
+    expect(f.spec.backend).toEqual({ instances: 1, options: {} });
+    expect(f.spec.resources).toEqual({ requests: {}, limits: {}, accelerators: {} });
+    expect(f.spec.model?.memory).toBe('1Gi');
+    expect(scalingTarget(f.spec)).toBe(1);
+  });
+
+  it('derives the target from batch size × instances, or takes it as given', () => {
+    expect(scalingTarget(defineFunction({ ...base, batching: { maxBatchSize: 8 }, backend: { instances: 2 } }).spec)).toBe(16);
+    expect(scalingTarget(defineFunction({ ...base, scaling: { target: 3 } }).spec)).toBe(3);
+    expect(scalingTarget(defineFunction({ ...base, scaling: { metric: 'rps' } }).spec)).toBe(100);
+  });
+
+  it.each([
+    [{ ...base, model: { ...base.model, storageUri: undefined } }, 'model.storageUri: required unless multiModel is true'],
+    [{ name: 'f' }, 'model: required unless multiModel is true'],
+    [{ ...base, multiModel: true }, 'a multi-model function starts empty'],
+    [{ ...base, name: 'Bad_Name' }, 'name: must be a DNS-1035 label'],
+    [{ ...base, env: { PORT: '1' } }, 'env.PORT: PORT is set by the generator or by Knative'],
+    [{ ...base, scaling: { minScale: 5, maxScale: 2 } }, 'minScale must not exceed maxScale'],
+    [{ ...base, scaling: { scaleDownDelay: '5 minutes' } }, 'scaling.scaleDownDelay: must be a duration'],
+    [{ ...base, scaling: { metric: 'cpu' } }, 'scaling.metric'],
+    [{ ...base, resources: { accelerators: { fpga: 1 } } }, 'must be <domain>/<name>'],
+    [{ ...base, resources: { limits: { memory: 'lots' } } }, 'resources.limits.memory: must be a Kubernetes quantity'],
+    [{ ...base, batching: { maxBatchSize: 2, preferredBatchSizes: [4] } }, 'preferredBatchSizes must not exceed maxBatchSize'],
+    [{ ...base, triggers: [{ name: 'a' }, { name: 'a' }] }, 'duplicate trigger name a'],
+    [{ ...base, replicas: 3 }, 'Unrecognized key'],
+  ])('rejects %j with InvalidArgument naming the field', (input, message) => {
+    let err: unknown;
+    try {
+      defineFunction(input as never);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect((err as Error).message).toContain(message);
+  });
+
+  it('the shipped functions are what the issue asks for', () => {
+    expect(echo.spec.model?.platform).toBe('echo');
+    expect(ocrDet.spec.model).toMatchObject({ name: 'ocr-det', platform: 'onnx' });
+    expect(xmodelResnet.spec.model?.name.startsWith('xmodel-')).toBe(true);
+    expect(xmodelResnet.spec.resources.accelerators).toEqual({ 'xilinx.com/fpga-xilinx_u250_gen3x16_xdma_shell_3_1-0': 1 });
+    expect(multiModel.spec.multiModel).toBe(true);
+    expect(multiModel.spec.model).toBeUndefined();
+  });
+});

@@ -1,0 +1,183 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NotFound, InvalidArgument, Unavailable } from '../runtime/core/errors.js';
+import { startFakeKubeApi, type FakeKubeApi } from '../test/helpers/fake-kube-api.js';
+import { deploy, list, logs, status } from './commands.js';
+
+// Every Kubernetes call here goes to a test double of the API server on 127.0.0.1 (test/helpers/fake-kube-api.ts).
+let api: FakeKubeApi;
+beforeEach(async () => {
+  api = await startFakeKubeApi({ namespace: 'ctx-ns' });
+});
+afterEach(async () => {
+  await api.close();
+});
+
+const KSVC = '/apis/serving.knative.dev/v1/namespaces/ml/services';
+
+function readyService(name: string, rev: string, labels: Record<string, string> = { 'app.kubernetes.io/managed-by': 'kinfer' }) {
+  return {
+    apiVersion: 'serving.knative.dev/v1',
+    kind: 'Service',
+    metadata: { name, namespace: 'ml', labels },
+    status: {
+      url: `http://${name}.ml.example.com`,
+      latestReadyRevisionName: rev,
+      latestCreatedRevisionName: rev,
+      conditions: [
+        { type: 'ConfigurationsReady', status: 'True' },
+        { type: 'Ready', status: 'True' },
+        { type: 'RoutesReady', status: 'True' },
+      ],
+    },
+  };
+}
+
+describe('deploy (server-side apply against the API server test double)', () => {
+  it('applies the Service then its Trigger with fieldManager kinfer and the apply-patch content type', async () => {
+    const applied = await deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath });
+    expect(applied.map((a) => `${a.kind}/${a.name}`)).toEqual(['Service/echo', 'Trigger/echo-requests']);
+    const patches = api.requests.filter((r) => r.method === 'PATCH');
+    expect(patches.map((r) => r.path)).toEqual([
+      '/apis/serving.knative.dev/v1/namespaces/ml/services/echo',
+      '/apis/eventing.knative.dev/v1/namespaces/ml/triggers/echo-requests',
+    ]);
+    for (const p of patches) {
+      expect(p.contentType).toBe('application/apply-patch+yaml');
+      expect(p.query.fieldManager).toBe('kinfer');
+      expect(p.query.force).toBeUndefined();
+    }
+    const body = patches[0]!.body as { kind: string; metadata: { name: string; namespace: string }; spec: { template: { metadata: { annotations: Record<string, string> } } } };
+    expect(body.kind).toBe('Service');
+    expect(body.metadata).toMatchObject({ name: 'echo', namespace: 'ml' });
+    expect(body.spec.template.metadata.annotations['autoscaling.knative.dev/target']).toBe('16');
+    expect((patches[1]!.body as { kind: string }).kind).toBe('Trigger');
+    // Discovery is what KubernetesObjectApi asks before a patch; nothing but GET discovery and PATCH is sent.
+    expect(api.requests.every((r) => r.method === 'PATCH' || (r.method === 'GET' && /^\/apis\/[^/]+\/v1$/.test(r.path)))).toBe(true);
+    expect(api.get('/apis/serving.knative.dev/v1/namespaces/ml/services/echo')).toBeDefined();
+  });
+
+  it('takes the namespace from the kubeconfig context when none is given, and sends force only when asked', async () => {
+    await deploy('xmodel-resnet', { kubeconfig: api.kubeconfigPath, force: true });
+    const patches = api.requests.filter((r) => r.method === 'PATCH');
+    expect(patches.map((r) => r.path)).toEqual(['/apis/serving.knative.dev/v1/namespaces/ctx-ns/services/xmodel-resnet']);
+    expect(patches[0]!.query.force).toBe('true');
+  });
+
+  it('applies the KServe form: InferenceService before TrainedModel', async () => {
+    await deploy('xmodel-resnet', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true });
+    const patches = api.requests.filter((r) => r.method === 'PATCH');
+    expect(patches.map((r) => r.path)).toEqual([
+      '/apis/serving.kserve.io/v1beta1/namespaces/ml/inferenceservices/xmodel-resnet',
+      '/apis/serving.kserve.io/v1alpha1/namespaces/ml/trainedmodels/xmodel-resnet',
+    ]);
+    const isvc = patches[0]!.body as { spec: { predictor: { containers: Array<{ env: Array<{ name: string; value: string }>; resources: { limits: Record<string, string> } }> } } };
+    expect(isvc.spec.predictor.containers[0]!.env).toContainEqual({ name: 'MULTI_MODEL_SERVER', value: 'true' });
+    expect(isvc.spec.predictor.containers[0]!.resources.limits['xilinx.com/fpga-xilinx_u250_gen3x16_xdma_shell_3_1-0']).toBe('1');
+  });
+
+  it('dry run prints the requests and objects and sends nothing', async () => {
+    let printed = '';
+    const r = await deploy('echo', { namespace: 'ml', dryRun: true, kubeconfig: api.kubeconfigPath, out: (t) => (printed += t) });
+    expect(api.requests).toEqual([]);
+    expect(r.map((a) => a.request)).toEqual([
+      'PATCH /apis/serving.knative.dev/v1/namespaces/ml/services/echo?fieldManager=kinfer (application/apply-patch+yaml)',
+      'PATCH /apis/eventing.knative.dev/v1/namespaces/ml/triggers/echo-requests?fieldManager=kinfer (application/apply-patch+yaml)',
+    ]);
+    expect(printed).toContain('# dry run: PATCH /apis/serving.knative.dev/v1/namespaces/ml/services/echo');
+    expect(printed).toContain('namespace: ml');
+    expect(printed).toContain('autoscaling.knative.dev/target: "16"');
+  });
+
+  it('rejects an unknown function and a malformed name before any request', async () => {
+    await expect(deploy('nope', { namespace: 'ml', kubeconfig: api.kubeconfigPath })).rejects.toThrow(NotFound);
+    await expect(deploy('../etc', { namespace: 'ml', kubeconfig: api.kubeconfigPath })).rejects.toThrow(InvalidArgument);
+    expect(api.requests).toEqual([]);
+  });
+
+  it('maps an API server refusal to Unavailable naming the object', async () => {
+    // here, the server is simply gone (connection refused) after the kubeconfig was copied.
+    const kubeconfig = join(await mkdtemp(join(tmpdir(), 'kinfer-kc-')), 'config');
+    await writeFile(kubeconfig, await readFile(api.kubeconfigPath));
+    await api.close();
+    const err = await deploy('echo', { namespace: 'ml', kubeconfig }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Unavailable);
+    expect((err as Error).message).toMatch(/^Kubernetes API: apply Service ml\/echo: /);
+    api = await startFakeKubeApi();
+  });
+
+  it('a missing kubeconfig file is InvalidArgument naming it', async () => {
+    await expect(deploy('echo', { namespace: 'ml', kubeconfig: '/nonexistent/kubeconfig' })).rejects.toThrow(/kubeconfig \/nonexistent\/kubeconfig/);
+  });
+});
+
+describe('status', () => {
+  it('reads the Service, then the ready replicas of the latest ready revision', async () => {
+    api.put(`${KSVC}/echo`, readyService('echo', 'echo-00002'));
+    api.put('/apis/apps/v1/namespaces/ml/deployments/echo-00002-deployment', { kind: 'Deployment', metadata: { name: 'echo-00002-deployment' }, status: { readyReplicas: 3 } });
+    const s = await status('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath });
+    expect(s).toMatchObject({ name: 'echo', namespace: 'ml', url: 'http://echo.ml.example.com', ready: true, latestReadyRevision: 'echo-00002', readyReplicas: 3 });
+    expect(s.conditions.map((c) => c.type)).toEqual(['ConfigurationsReady', 'Ready', 'RoutesReady']);
+    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET ${KSVC}/echo`,
+      'GET /apis/apps/v1/namespaces/ml/deployments/echo-00002-deployment',
+    ]);
+  });
+
+  it("falls back to the Revision's actualReplicas when the Deployment is absent, and reports not ready", async () => {
+    const svc = readyService('ocr-det', 'ocr-det-00001');
+    svc.status.conditions[1] = { type: 'Ready', status: 'False', reason: 'RevisionFailed', message: 'startup probe failed' } as never;
+    api.put(`${KSVC}/ocr-det`, svc);
+    api.put('/apis/serving.knative.dev/v1/namespaces/ml/revisions/ocr-det-00001', { kind: 'Revision', status: { actualReplicas: 1 } });
+    const s = await status('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath });
+    expect(s.ready).toBe(false);
+    expect(s.readyReplicas).toBe(1);
+    expect(s.conditions[1]).toEqual({ type: 'Ready', status: 'False', reason: 'RevisionFailed', message: 'startup probe failed' });
+  });
+
+  it('a missing Service is NotFound naming it', async () => {
+    await expect(status('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath })).rejects.toThrow('Knative Service ml/echo not found');
+  });
+});
+
+describe('list', () => {
+  it('lists only kinfer-managed Services via the label selector', async () => {
+    api.put(`${KSVC}/ocr-det`, readyService('ocr-det', 'ocr-det-00001'));
+    api.put(`${KSVC}/echo`, readyService('echo', 'echo-00001'));
+    api.put(`${KSVC}/other`, readyService('other', 'other-00001', { app: 'other' }));
+    const l = await list({ namespace: 'ml', kubeconfig: api.kubeconfigPath });
+    expect(l.map((f) => f.name)).toEqual(['echo', 'ocr-det']);
+    expect(l[0]).toEqual({ name: 'echo', namespace: 'ml', url: 'http://echo.ml.example.com', ready: true, latestReadyRevision: 'echo-00001' });
+    expect(api.requests).toHaveLength(1);
+    expect(api.requests[0]).toMatchObject({ method: 'GET', path: KSVC, query: { labelSelector: 'app.kubernetes.io/managed-by=kinfer' } });
+  });
+});
+
+describe('logs', () => {
+  it("reads user-container logs of the current revision's pods", async () => {
+    api.put(`${KSVC}/echo`, readyService('echo', 'echo-00003'));
+    for (const pod of ['echo-00003-deployment-b', 'echo-00003-deployment-a'])
+      api.put(`/api/v1/namespaces/ml/pods/${pod}`, { kind: 'Pod', metadata: { name: pod, labels: { 'serving.knative.dev/revision': 'echo-00003' } } });
+    api.put('/api/v1/namespaces/ml/pods/echo-00002-deployment-z', { kind: 'Pod', metadata: { name: 'echo-00002-deployment-z', labels: { 'serving.knative.dev/revision': 'echo-00002' } } });
+    api.setPodLog('ml', 'echo-00003-deployment-a', 'user-container', 'line1\nline2\nline3');
+    api.setPodLog('ml', 'echo-00003-deployment-b', 'user-container', 'b-only');
+    const out = await logs('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, tailLines: 2 });
+    expect(out).toEqual([
+      { pod: 'echo-00003-deployment-a', revision: 'echo-00003', log: 'line2\nline3' },
+      { pod: 'echo-00003-deployment-b', revision: 'echo-00003', log: 'b-only' },
+    ]);
+    const podCalls = api.requests.filter((r) => r.path.startsWith('/api/v1'));
+    expect(podCalls[0]).toMatchObject({ method: 'GET', path: '/api/v1/namespaces/ml/pods', query: { labelSelector: 'serving.knative.dev/revision=echo-00003' } });
+    expect(podCalls.slice(1).map((r) => [r.path, r.query.container, r.query.tailLines])).toEqual([
+      ['/api/v1/namespaces/ml/pods/echo-00003-deployment-a/log', 'user-container', '2'],
+      ['/api/v1/namespaces/ml/pods/echo-00003-deployment-b/log', 'user-container', '2'],
+    ]);
+  });
+
+  it('a Service without a revision is NotFound', async () => {
+    api.put(`${KSVC}/echo`, { kind: 'Service', metadata: { name: 'echo' }, status: {} });
+    await expect(logs('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath })).rejects.toThrow('has no revision yet');
+  });
+});

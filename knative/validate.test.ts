@@ -1,0 +1,83 @@
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { repoRoot, defaultSpecsDir, specsAvailable } from './specs.js';
+import { createValidator, structural, validateManifests, type Validator } from './validate.js';
+
+const specsDir = defaultSpecsDir();
+const haveSpecs = specsAvailable(specsDir);
+if (!haveSpecs) console.warn(`knative/validate.test.ts: CRD specs not found at ${specsDir} (../shared/specs): schema tests skipped`);
+
+describe('structural()', () => {
+  it('adds additionalProperties:false where the API server prunes, not under preserve-unknown-fields', () => {
+    const s = structural({
+      type: 'object',
+      properties: {
+        spec: { type: 'object', properties: { a: { type: 'string' }, free: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true, properties: { b: { type: 'string' } } } } },
+        port: { 'x-kubernetes-int-or-string': true },
+        items: { type: 'array', items: { type: 'object', properties: { c: { type: 'integer' } } } },
+        labels: { type: 'object', additionalProperties: { type: 'string' } },
+      },
+    }) as any;
+    expect(s.additionalProperties).toBe(false);
+    expect(s.properties.spec.additionalProperties).toBe(false);
+    expect(s.properties.spec.properties.free.additionalProperties).toBeUndefined();
+    expect(s.properties.items.items.additionalProperties).toBe(false);
+    expect(s.properties.labels.additionalProperties).toEqual({ type: 'string' });
+    expect(s.properties.port.anyOf).toEqual([{ type: 'integer' }, { type: 'string' }]);
+    expect(Object.keys(s.properties)).toEqual(expect.arrayContaining(['apiVersion', 'kind', 'metadata']));
+  });
+});
+
+describe.skipIf(!haveSpecs)('CRD schema validation (../shared/specs)', () => {
+  let v: Validator;
+  const committed = (p: string) => parse(readFileSync(join(repoRoot(), 'manifests', p), 'utf8')) as any;
+  beforeAll(async () => {
+    v = await createValidator(specsDir);
+  });
+
+  it('every committed manifest validates with unknown fields rejected', async () => {
+    const r = await validateManifests(join(repoRoot(), 'manifests'), { specsDir });
+    expect(r.errors).toEqual([]);
+    expect(r.documents).toBeGreaterThanOrEqual(15);
+  });
+
+  it('rejects an unknown field in a Knative Service container, naming it', () => {
+    const svc = committed('echo/service.yaml');
+    svc.spec.template.spec.containers[0].imagee = 'x';
+    expect(v.validate(svc)).toEqual(['/spec/template/spec/containers/0: unknown field "imagee"']);
+  });
+
+  it('rejects wrong types: containerConcurrency "four", a numeric annotation, minReplicas "one"', () => {
+    const svc = committed('echo/service.yaml');
+    svc.spec.template.spec.containerConcurrency = 'four';
+    svc.spec.template.metadata.annotations['autoscaling.knative.dev/target'] = 4;
+    const errs = v.validate(svc);
+    expect(errs).toContain('/spec/template/spec/containerConcurrency: must be integer');
+    expect(errs.some((e) => e.startsWith('/spec/template/metadata/annotations/autoscaling.knative.dev~1target'))).toBe(true);
+    const isvc = committed('xmodel-resnet/kserve/inference-service.yaml');
+    isvc.spec.predictor.minReplicas = 'one';
+    isvc.spec.predictor.minReplica = 1;
+    expect(v.validate(isvc)).toEqual(['/spec/predictor: unknown field "minReplica"', '/spec/predictor/minReplicas: must be integer']);
+  });
+
+  it('rejects a TrainedModel without memory, an unknown kind, and unknown metadata fields', () => {
+    const tm = committed('ocr-det/kserve/trained-model.yaml');
+    delete tm.spec.model.memory;
+    expect(v.validate(tm)).toEqual(["/spec/model: must have required property 'memory'"]);
+    expect(v.validate({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } })[0]).toMatch(/^no CRD schema for v1 ConfigMap/);
+    const csr = committed('cluster-serving-runtime.yaml');
+    csr.metadata.nmae = 'x';
+    expect(v.validate(csr)).toEqual(['/metadata: unknown field "nmae"']);
+  });
+
+  it('int-or-string quantities accept "1" and 1 but not "one"', () => {
+    const svc = committed('xmodel-resnet/service.yaml');
+    const limits = svc.spec.template.spec.containers[0].resources.limits;
+    limits.cpu = 4;
+    expect(v.validate(svc)).toEqual([]);
+    limits.cpu = 'one';
+    expect(v.validate(svc).length).toBeGreaterThan(0);
+  });
+});

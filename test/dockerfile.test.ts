@@ -1,0 +1,104 @@
+/**
+ * Checks of the production Dockerfile by reading it (no Docker engine runs here):
+ * what it copies from the context exists, what it copies from the build stage is
+ * produced by the build, and its CMD is the compiled CLI's `serve`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../knative/specs.js';
+
+const root = repoRoot();
+const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+const lines = dockerfile
+  .replace(/\\\n/g, ' ')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('#'));
+const ignored = readFileSync(join(root, '.dockerignore'), 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('#'));
+
+interface Copy {
+  from?: string;
+  sources: string[];
+  dest: string;
+}
+
+const copies: Copy[] = lines
+  .filter((l) => /^COPY\s/i.test(l))
+  .map((l) => {
+    const words = l.split(/\s+/).slice(1);
+    const flags = words.filter((w) => w.startsWith('--'));
+    const args = words.filter((w) => !w.startsWith('--'));
+    const from = flags.find((f) => f.startsWith('--from='))?.slice('--from='.length);
+    return { from, sources: args.slice(0, -1), dest: args[args.length - 1]! };
+  });
+
+/** Files the build stage's `npm run build` makes: tsc with tsconfig.build.json, rootDir ".", outDir "dist". */
+function producedByBuild(path: string): boolean {
+  const tsconfig = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8')) as { compilerOptions: { outDir: string; rootDir: string } };
+  return tsconfig.compilerOptions.outDir === 'dist' && tsconfig.compilerOptions.rootDir === '.' && (path === 'dist' || path.startsWith('dist/'));
+}
+
+describe('Dockerfile', () => {
+  it('has a build stage and a runtime stage on node:20-bookworm-slim', () => {
+    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:20-bookworm-slim$/m);
+    expect(lines.filter((l) => /^FROM /.test(l)).map((l) => l.split(/\s+/).slice(1).join(' '))).toEqual(['${NODE_IMAGE} AS build', '${NODE_IMAGE} AS runtime']);
+  });
+
+  it('every path copied from the build context exists and is not excluded by .dockerignore', () => {
+    const fromContext = copies.filter((c) => !c.from).flatMap((c) => c.sources);
+    expect(fromContext.length).toBeGreaterThan(0);
+    for (const src of fromContext) {
+      expect(existsSync(join(root, src)), `COPY ${src}: missing in the repository`).toBe(true);
+      if (src !== '.') expect(ignored.some((pat) => src === pat || src.startsWith(pat + '/')), `COPY ${src}: excluded by .dockerignore`).toBe(false);
+    }
+    // The build needs these, and .dockerignore must not drop them.
+    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'cli/main.ts', 'native/build.mjs', 'native/binding.gyp'])
+      expect(ignored.includes(needed), needed).toBe(false);
+  });
+
+  it('every path copied from the build stage is in the context or produced by the build', () => {
+    const fromBuild = copies.filter((c) => c.from === 'build').flatMap((c) => c.sources);
+    expect(fromBuild.length).toBeGreaterThanOrEqual(4);
+    for (const src of fromBuild) {
+      expect(src.startsWith('/app/'), src).toBe(true);
+      const rel = src.slice('/app/'.length);
+      const ok =
+        producedByBuild(rel) ||
+        rel === 'node_modules' || // npm ci + npm prune
+        rel.startsWith('native/build/') || // node native/build.mjs --strict
+        existsSync(join(root, rel));
+      expect(ok, `COPY --from=build ${src}: neither in the repository nor produced by the build`).toBe(true);
+    }
+    const run = lines.filter((l) => l.startsWith('RUN ')).join('\n');
+    expect(run).toContain('npm ci');
+    expect(run).toContain('npm run build');
+    expect(run).toContain('node native/build.mjs --strict');
+    expect(run).toContain('npm prune --omit=dev');
+    expect(dockerfile).toMatch(/^ENV ONNXRUNTIME_NODE_INSTALL=skip$/m);
+  });
+
+  it('runs as a non-root user with PORT 8080, and CMD is the built CLI entry `serve` in exec form', () => {
+    const runtime = lines.slice(lines.findIndex((l) => l.endsWith('AS runtime')));
+    expect(runtime).toContain('USER node');
+    expect(runtime.find((l) => l.startsWith('ENV '))).toMatch(/PORT=8080/);
+    expect(runtime).toContain('EXPOSE 8080');
+    const cmd = runtime.find((l) => l.startsWith('CMD '))!;
+    expect(JSON.parse(cmd.slice(4))).toEqual(['node', 'dist/cli/main.js', 'serve']);
+    expect(runtime.some((l) => l.startsWith('ENTRYPOINT'))).toBe(false);
+  });
+
+  it('the CMD entry is what `npm run build` makes of cli/main.ts, the package bin agrees, and it has a serve command', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
+    expect(pkg.scripts.build).toBe('tsc -p tsconfig.build.json');
+    const build = JSON.parse(readFileSync(join(root, 'tsconfig.build.json'), 'utf8')) as { include: string[]; exclude: string[] };
+    expect(build.include).toContain('cli');
+    expect(producedByBuild('dist/cli/main.js')).toBe(true);
+    expect(existsSync(join(root, 'cli/main.ts'))).toBe(true);
+    expect(pkg.bin.kinfer).toBe('dist/cli/main.js');
+    expect(readFileSync(join(root, 'cli/main.ts'), 'utf8')).toMatch(/\.command\('serve'\)/);
+  });
+});
