@@ -23,3 +23,5 @@ verify:
 
 image:
 	$(DOCKER) build -t $(IMAGE) .
+
+include native/native.mk

@@ -6,6 +6,18 @@
  */
 import { Command, CommanderError } from 'commander';
 import { runServe, type ServeFlags } from './serve.js';
+import { deployCommand } from './commands/deploy.js';
+import { devicesCommand } from './commands/devices.js';
+import { healthCommand } from './commands/health.js';
+import { inferCommand } from './commands/infer.js';
+import { listCommand } from './commands/list.js';
+import { loadCommand, unloadCommand } from './commands/load.js';
+import { logsCommand } from './commands/logs.js';
+import { manifestsCommand, validateCommand } from './commands/manifests.js';
+import { metadataCommand } from './commands/metadata.js';
+import { modelsCommand } from './commands/models.js';
+import { pullCommand } from './commands/pull.js';
+import { statusCommand } from './commands/status.js';
 
 export function buildProgram(): Command {
   const program = new Command('kinfer')
@@ -21,11 +33,33 @@ export function buildProgram(): Command {
     .option('--model-repository <dir>', 'folder of model folders (default: MODEL_REPOSITORY or the bundled models/)')
     .option('--port <port>', 'port to listen on (default: PORT or 8080)', (v) => parsePort(v))
     .option('--host <host>', 'address to bind (default: HOST or 0.0.0.0)')
+    .option('--function <name|path>', 'call this function\'s lifecycle hooks (default: KINFER_FUNCTION)')
     .option('--repository-monitoring', 'load and unload models as their folders appear and disappear')
     .option('--repository-poll-secs <secs>', 'seconds between repository polls (default 2)', (v) => parsePositive(v))
     .action(async (flags: ServeFlags) => {
       await runServe(flags);
     });
+
+  // Client and cluster verbs (cli/commands/): each sets process.exitCode itself (0, 1 or 2).
+  for (const make of [
+    inferCommand,
+    healthCommand,
+    modelsCommand,
+    metadataCommand,
+    loadCommand,
+    unloadCommand,
+    devicesCommand,
+    pullCommand,
+    manifestsCommand,
+    validateCommand,
+    deployCommand,
+    statusCommand,
+    listCommand,
+    logsCommand,
+  ]) {
+    // addCommand (unlike command()) does not inherit exitOverride and the output settings.
+    program.addCommand(make().copyInheritedSettings(program));
+  }
 
   return program;
 }
@@ -48,6 +82,8 @@ async function main(): Promise<void> {
     await program.parseAsync(process.argv);
   } catch (err) {
     if (err instanceof CommanderError) {
+      // Commander prints its own errors; ours (code kinfer.*) are printed here.
+      if (err.code.startsWith('kinfer.')) console.error(`kinfer: ${err.message}`);
       process.exit(err.exitCode === 0 ? 0 : 2);
     }
     console.error(`kinfer: ${(err as Error).message}`);

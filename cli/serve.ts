@@ -8,6 +8,7 @@
 import { defaultModelRepository, defaultPullRepository, parseEnv } from '../runtime/config.js';
 import { createLogger } from '../runtime/observability/logger.js';
 import { startServer, type ServeMode } from '../runtime/server/serve.js';
+import { loadFunctionHooks } from './function-hooks.js';
 import { storagePuller } from '../runtime/storage/puller.js';
 
 export interface ServeFlags {
@@ -16,6 +17,8 @@ export interface ServeFlags {
   host?: string;
   repositoryMonitoring?: boolean;
   repositoryPollSecs?: number;
+  /** A bundled function name or module path whose lifecycle hooks the server calls. */
+  function?: string;
 }
 
 export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): Promise<void> {
@@ -30,7 +33,10 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     mode = 'function';
     repo = flags.modelRepository ?? cfg.MODEL_REPOSITORY ?? (cfg.STORAGE_URI ? defaultPullRepository() : repo);
   }
+  const fn = flags.function ?? cfg.KINFER_FUNCTION;
+  const hooks = fn ? await loadFunctionHooks(fn) : undefined;
   const server = await startServer({
+    hooks,
     mode,
     modelRepository: repo,
     modelName: cfg.MODEL_NAME,

@@ -112,9 +112,9 @@ describe('rendered resources', () => {
     expect(spec.timeoutSeconds).toBe(300);
     const c = spec.containers[0];
     expect(c.ports).toEqual([{ name: 'http1', containerPort: 8080 }]);
-    expect(c.env.map((e: { name: string }) => e.name)).toEqual(['MODEL_NAME', 'STORAGE_URI', 'KINFER_MODEL_CONFIG', 'LOG_LEVEL']);
+    expect(c.env.map((e: { name: string }) => e.name)).toEqual(['KINFER_FUNCTION', 'MODEL_NAME', 'STORAGE_URI', 'KINFER_MODEL_CONFIG', 'LOG_LEVEL']);
     expect(c.env.find((e: { name: string }) => e.name === 'PORT')).toBeUndefined();
-    expect(JSON.parse(c.env[2].value)).toEqual({
+    expect(JSON.parse(c.env.find((e: { name: string }) => e.name === 'KINFER_MODEL_CONFIG').value)).toEqual({
       name: 'ocr-det',
       platform: 'onnxruntime_onnx',
       max_batch_size: 4,
@@ -142,10 +142,13 @@ describe('rendered resources', () => {
     const isvc = doc('ocr/kserve/inference-service.yaml');
     expect(isvc.metadata.annotations['autoscaling.knative.dev/target']).toBe('8');
     expect(isvc.spec.predictor).toMatchObject({ minReplicas: 1, maxReplicas: 6, containerConcurrency: 12, timeout: 300 });
-    expect(isvc.spec.predictor.containers[0].env[0]).toEqual({ name: 'MULTI_MODEL_SERVER', value: 'true' });
+    expect(isvc.spec.predictor.containers[0].env).toContainEqual({ name: 'MULTI_MODEL_SERVER', value: 'true' });
     expect(doc('ocr/kserve/trained-model.yaml').spec).toEqual({ inferenceService: 'ocr', model: { framework: 'onnx', memory: '1Gi', storageUri: 'pvc://models/ocr' } });
     const mm = doc('mm/service.yaml').spec.template.spec.containers[0];
-    expect(mm.env).toEqual([{ name: 'MULTI_MODEL_SERVER', value: 'true' }]);
+    expect(mm.env).toEqual([
+      { name: 'KINFER_FUNCTION', value: 'mm' },
+      { name: 'MULTI_MODEL_SERVER', value: 'true' },
+    ]);
     expect(files.has('mm/kserve/trained-model.yaml')).toBe(false);
   });
 

@@ -36,6 +36,8 @@ const EnvSchema = z.object({
   MULTI_MODEL_SERVER: bool,
   /** Function mode: Triton JSON model config replacing the artifact's own (set by generated manifests). */
   KINFER_MODEL_CONFIG: z.string().optional(),
+  /** A bundled function name or module path whose lifecycle hooks the server calls. */
+  KINFER_FUNCTION: z.string().optional(),
   MODEL_REPOSITORY: z.string().optional(),
   KINFER_CACHE_DIR: z.string().optional(),
   /** Largest request body accepted, after decompression. */

@@ -38,7 +38,8 @@ export interface InferOutcome {
 
 /** Answers readiness beyond "models loaded": startup done, not draining, required models present. */
 export interface ReadinessGate {
-  ready(): boolean;
+  live(): boolean | Promise<boolean>;
+  ready(): boolean | Promise<boolean>;
 }
 
 export class DataPlane {
@@ -48,11 +49,11 @@ export class DataPlane {
     private readonly defaults: { requestTimeoutMs: number } = { requestTimeoutMs: 0 },
   ) {}
 
-  live(): boolean {
-    return true;
+  async live(): Promise<boolean> {
+    return this.gate.live();
   }
 
-  ready(): boolean {
+  async ready(): Promise<boolean> {
     return this.gate.ready();
   }
 

@@ -54,7 +54,8 @@ export type EnvVar = { name: string; value: string };
 
 /** Env of the server container, in a fixed order: generated names first, then the definition's, sorted. */
 export function serverEnv(spec: FunctionSpec): EnvVar[] {
-  const env: EnvVar[] = [];
+  // The server loads this function's lifecycle hooks (functions/<name>/index.ts).
+  const env: EnvVar[] = [{ name: 'KINFER_FUNCTION', value: spec.name }];
   if (spec.multiModel) env.push({ name: 'MULTI_MODEL_SERVER', value: 'true' });
   if (spec.model) {
     env.push({ name: 'MODEL_NAME', value: spec.model.name });

@@ -295,8 +295,16 @@ Status OpenDevice(const std::string& selector, const std::string& xclbin, std::s
   Enumeration en = Enumerate();
   std::vector<const DeviceEntry*> targets;
   if (selector.empty()) {
+    // Devices XRT numbers (user PFs) first; without XRT's list, xocl-bound functions; else all.
     for (const auto& e : en.devices) {
-      if (e.index >= 0 || !e.bdf.empty()) targets.push_back(&e);
+      if (e.index >= 0) targets.push_back(&e);
+    }
+    for (const auto& e : en.devices) {
+      if (targets.empty() || e.index >= 0) break;
+      if (e.driver == "xocl") targets.push_back(&e);
+    }
+    if (targets.empty()) {
+      for (const auto& e : en.devices) targets.push_back(&e);
     }
   } else if (IsDecimal(selector)) {
     const int index = std::atoi(selector.c_str());

@@ -44,6 +44,11 @@ export interface Backend {
   infer(inputs: Tensor[], outputNames: readonly string[]): Promise<Tensor[]>;
   /** Releases sessions and devices. Safe to call twice. */
   unload(): Promise<void>;
+  /**
+   * Optional: whether this instance can serve now (e.g. its device is held and
+   * runs are not failing). Model readiness is false while any instance says no.
+   */
+  health?(): { ready: boolean; lastError?: string };
 }
 
 export type BackendFactory = () => Backend;

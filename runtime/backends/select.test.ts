@@ -2,12 +2,13 @@
  * @module backends/select.test
  */
 import { describe, expect, it } from 'vitest';
-import { Unavailable, Unsupported } from '../core/errors.js';
+import { KinferError, Unsupported } from '../core/errors.js';
 import { defaultConfig } from '../repository/model-config.js';
 import type { ModelFiles } from './backend.js';
 import { EchoBackend } from './echo.js';
 import { OnnxBackend } from './onnx.js';
 import { backendKind, selectBackend } from './select.js';
+import { XModelBackend } from './xmodel.js';
 
 function files(name: string, platform?: string, modelFile?: string): ModelFiles {
   return {
@@ -55,11 +56,12 @@ describe('selectBackend', () => {
     expect(() => selectBackend(files('resnet'))).toThrow(Unsupported);
   });
 
-  it('gives XModel a placeholder that says the FPGA addon is missing (no hardware here)', async () => {
+  it('gives xmodel-* the XModel backend, whose load says what is missing on a machine without an FPGA', async () => {
     const backend = selectBackend(files('xmodel-resnet'))();
+    expect(backend).toBeInstanceOf(XModelBackend);
     const err = await backend.load(files('xmodel-resnet')).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(Unavailable);
-    expect((err as Error).message).toBe('XModel backend needs the native FPGA addon, which is not built yet (see issue 6)');
+    expect(err).toBeInstanceOf(KinferError);
+    expect((err as Error).message).toMatch(/FPGA|libvart|libxrt|addon|\.xmodel/i);
     await expect(backend.unload()).resolves.toBeUndefined();
   });
 });

@@ -10,10 +10,11 @@
  * const metadata = await backend.load(files);
  */
 import { extname } from 'node:path';
-import { Unavailable, Unsupported } from '../core/errors.js';
-import type { Backend, BackendFactory, ModelFiles, ModelMetadata } from './backend.js';
+import { Unsupported } from '../core/errors.js';
+import type { BackendFactory, ModelFiles } from './backend.js';
 import { EchoBackend } from './echo.js';
 import { ONNX_PLATFORMS, OnnxBackend } from './onnx.js';
+import { XModelBackend } from './xmodel.js';
 
 export const XMODEL_PLATFORMS = ['vitis_xmodel', 'xmodel'] as const;
 export const ECHO_PLATFORMS = ['echo'] as const;
@@ -21,21 +22,7 @@ export const SUPPORTED_PLATFORMS: readonly string[] = [...ONNX_PLATFORMS, ...XMO
 
 export type BackendKind = 'onnx' | 'xmodel' | 'echo';
 
-// ---- XModel placeholder -----------------------------------------------------
-// runtime/backends/xmodel.ts is being written separately. When it lands,
-// replace this block with `import { XModelBackend } from './xmodel.js';` and
-// `const xmodelFactory: BackendFactory = () => new XModelBackend();`.
-class XModelPlaceholder implements Backend {
-  async load(_files: ModelFiles): Promise<ModelMetadata> {
-    throw new Unavailable('XModel backend needs the native FPGA addon, which is not built yet (see issue 6)');
-  }
-  async infer(): Promise<never> {
-    throw new Unavailable('XModel backend needs the native FPGA addon, which is not built yet (see issue 6)');
-  }
-  async unload(): Promise<void> {}
-}
-const xmodelFactory: BackendFactory = () => new XModelPlaceholder();
-// ---- end of XModel placeholder ----------------------------------------------
+const xmodelFactory: BackendFactory = () => new XModelBackend();
 
 const FACTORIES: Record<BackendKind, BackendFactory> = {
   onnx: () => new OnnxBackend(),

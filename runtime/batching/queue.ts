@@ -112,6 +112,7 @@ export abstract class QueueBatcher implements Batcher {
   private running = 0;
   private nextSeq = 0;
   private wakeTimer: NodeJS.Timeout | undefined;
+  private scheduleQueued = false;
   private draining = false;
   private drained: Promise<void> | undefined;
   private resolveDrained: (() => void) | undefined;
@@ -157,6 +158,8 @@ export abstract class QueueBatcher implements Batcher {
     } catch (err) {
       return this.refuse('invalid_argument', err);
     }
+    // Requests of this tick may still wait for the deferred schedule: let free instances take them first.
+    if (this.queued >= this.maxQueueSize && this.free.length > 0) this.schedule();
     if (this.queued >= this.maxQueueSize) {
       return this.refuse(
         'queue_full',
@@ -192,7 +195,7 @@ export abstract class QueueBatcher implements Batcher {
         };
         request.signal.addEventListener('abort', entry.onAbort, { once: true });
       }
-      this.schedule();
+      this.scheduleSoon();
     });
   }
 
@@ -282,6 +285,20 @@ export abstract class QueueBatcher implements Batcher {
       this.wakeTimer = undefined;
       this.resolveDrained?.();
     }
+  }
+
+  /**
+   * Enqueues made in the same tick (e.g. every caller of a finished batch
+   * sending its next request) are looked at together, so a free instance is
+   * not taken by the first of them alone.
+   */
+  private scheduleSoon(): void {
+    if (this.scheduleQueued) return;
+    this.scheduleQueued = true;
+    queueMicrotask(() => {
+      this.scheduleQueued = false;
+      this.schedule();
+    });
   }
 
   /** Forms and starts batches while an instance is free; otherwise waits for one or for the delay timer. */

@@ -64,7 +64,8 @@ export function createMetrics(env: NodeJS.ProcessEnv = process.env): Metrics {
   if (env.K_SERVICE) labels.service = env.K_SERVICE;
   if (env.K_REVISION) labels.revision = env.K_REVISION;
   registry.setDefaultLabels(labels);
-  collectDefaultMetrics({ register: registry, prefix: 'kinfer_process_' });
+  // Standard names (process_*, nodejs_*) so stock Node.js dashboards and alerts apply.
+  collectDefaultMetrics({ register: registry });
   const registers = [registry];
   const model: ModelLabels[] = ['model', 'version'];
   return {

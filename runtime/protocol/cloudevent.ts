@@ -139,15 +139,18 @@ export function encodeCloudEventReply(
     if (headerLength !== undefined) headers['Inference-Header-Content-Length'] = headerLength;
     return { headers, body: bytes };
   }
-  if (isJson) attrs.data = JSON.parse(typeof response.body === 'string' ? response.body : new TextDecoder().decode(bytes));
-  else {
+  if (!isJson) {
     attrs.data_base64 = Buffer.from(bytes).toString('base64');
     if (headerLength !== undefined) attrs[HEADER_LENGTH_EXTENSION] = headerLength;
   }
-  return {
-    headers: { 'Content-Type': 'application/cloudevents+json; charset=utf-8' },
-    body: JSON.stringify(attrs),
-  };
+  let body = JSON.stringify(attrs);
+  // Splice the encoded v2 JSON in as text: a parse/stringify round trip would
+  // round INT64/UINT64 values beyond 2^53.
+  if (isJson) {
+    const text = typeof response.body === 'string' ? response.body : new TextDecoder().decode(bytes);
+    body = `${body.slice(0, -1)},"data":${text}}`;
+  }
+  return { headers: { 'Content-Type': 'application/cloudevents+json; charset=utf-8' }, body };
 }
 
 function stringHeaders(h: Record<string, unknown>): Record<string, string> {

@@ -20,6 +20,11 @@ export class ModelHandle {
     private readonly instances: Backend[],
   ) {}
 
+  /** False while any backend instance reports itself unhealthy (e.g. its device keeps failing). */
+  healthy(): boolean {
+    return this.instances.every((b) => b.health?.().ready ?? true);
+  }
+
   /** Lets queued and running requests finish, then releases every instance. */
   async close(): Promise<void> {
     try {

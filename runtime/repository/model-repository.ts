@@ -123,7 +123,7 @@ export class ModelRepository {
   /** True when `name` (and `version`) is loaded and serving. */
   isReady(name: string, version?: string): boolean {
     const handle = this.entries.get(name)?.handle;
-    return !!handle && (version === undefined || version === '' || version === handle.version);
+    return !!handle && (version === undefined || version === '' || version === handle.version) && handle.healthy();
   }
 
   /** Loaded models (serving a handle), sorted by name. */

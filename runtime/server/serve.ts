@@ -23,7 +23,17 @@ import { createApp } from './app.js';
 import type { KinferEnv } from './context.js';
 import { makeBatcherFactory } from './batcher-factory.js';
 import { monitorRepository, type RepositoryMonitor } from '../repository/monitor.js';
-import { hasHardware } from '../backends/hardware.js';
+import { hasHardware, registerXModelMetrics } from '../backends/xmodel.js';
+
+/** A function's lifecycle hooks (faas-js-runtime's `Function`); `functions/define.ts` FunctionHooks fits. */
+export interface LifecycleHooks {
+  /** After the model(s) loaded, before readiness turns true. A throw fails startup. */
+  init?: () => void | Promise<void>;
+  /** After in-flight requests drained and models were released. */
+  shutdown?: () => void | Promise<void>;
+  liveness?: () => boolean | Promise<boolean>;
+  readiness?: () => boolean | Promise<boolean>;
+}
 
 export type ServeMode = 'repository' | 'multi-model' | 'function';
 
@@ -51,6 +61,7 @@ export interface ServeOptions {
   createBatcher?: BatcherFactory;
   pull?: Puller;
   extend?: (app: Hono<KinferEnv>) => void;
+  hooks?: LifecycleHooks;
 }
 
 export interface RunningServer {
@@ -72,7 +83,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const env = opts.env ?? process.env;
   const logger = opts.logger ?? createLogger(env);
   const metrics = opts.metrics ?? createMetrics(env);
+  registerXModelMetrics(metrics.registry);
   let startupDone = false;
+  const hooks = opts.hooks ?? {};
   let draining = false;
 
   if (opts.mode === 'function' && !opts.modelName) throw new Error('function mode needs MODEL_NAME');
@@ -86,8 +99,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const dataplane = new DataPlane(
     repository,
     {
-      ready: () =>
-        startupDone && !draining && (opts.mode !== 'function' || repository.isReady(opts.modelName!)),
+      live: async () => (hooks.liveness ? await hooks.liveness() : true),
+      ready: async () =>
+        startupDone &&
+        !draining &&
+        (opts.mode !== 'function' || repository.isReady(opts.modelName!)) &&
+        (hooks.readiness ? await hooks.readiness() : true),
     },
     { requestTimeoutMs: opts.requestTimeoutMs ?? 0 },
   );
@@ -124,6 +141,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     } else {
       await mkdir(opts.modelRepository, { recursive: true }).catch(() => undefined);
     }
+    await hooks.init?.();
     startupDone = true;
     const seconds = (performance.timeOrigin + performance.now() - processStart) / 1000;
     metrics.coldStart?.set(seconds);
@@ -148,6 +166,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // Keep-alive sockets whose response is written but not yet read by the client get a short grace.
       await within(stopped, 1000, undefined);
       http.closeAllConnections?.();
+      await Promise.resolve(hooks.shutdown?.()).catch((err: unknown) => logger.error({ err }, 'shutdown hook failed'));
       logger.info({ event: 'stopped' }, 'kinfer stopped');
     })());
 

@@ -8,7 +8,7 @@
  * Entries are streamed to disk one at a time (tar: node-tar's Parser; zip: yauzl).
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, lstat, mkdir, open, symlink, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
@@ -128,8 +128,7 @@ class EntryGuard {
     await this.ensureDir(path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel));
     await this.clear(entry, rel);
     // 'wx' (O_EXCL) never follows a symlink that might have appeared at this path.
-    const handle = await open(this.abs(rel), 'wx', ((mode ?? 0o644) & 0o777) | 0o600);
-    const out = createWriteStream('', { fd: handle.fd, autoClose: true });
+    const out = createWriteStream(this.abs(rel), { flags: 'wx', mode: ((mode ?? 0o644) & 0o777) | 0o600 });
     const counter = async function* (this: EntryGuard, src: AsyncIterable<Buffer>) {
       for await (const chunk of src) {
         this.count(chunk.length);
@@ -185,12 +184,18 @@ async function extractTar(file: string, guard: EntryGuard): Promise<void> {
   const fail = (err: unknown) => {
     if (failure !== undefined) return;
     failure = err;
-    // An entry mid-body would otherwise wait forever for bytes that will not come.
-    current?.destroy?.(err instanceof Error ? err : new Error(String(err)));
     signalFailed();
   };
   const parser = new Parser({ strict: true });
-  parser.on('error', fail);
+  parser.on('error', (err: unknown) => {
+    fail(err);
+    // An entry mid-body would otherwise wait forever for bytes that will not come.
+    try {
+      current?.destroy?.();
+    } catch {
+      // already gone
+    }
+  });
   parser.on('entry', (entry: ReadEntry) => {
     // The parser emits the next entry only after this one ends, so entries are handled in order.
     current = entry;

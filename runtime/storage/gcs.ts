@@ -75,10 +75,15 @@ export class GcsSource implements RemoteSource {
       await forEachLimit(objects, 4, async (o) => {
         const file = safeJoin(dir, o.rel, this.what);
         await mkdir(path.dirname(file), { recursive: true });
-        bytes += await this.download(ctx, base, headers, o, file);
+        const n = await this.download(ctx, base, headers, o, file);
+        bytes += n;
       });
     }
     return { unchanged: false, validator, bytes };
+  }
+
+  private authHint(): string {
+    return `check GOOGLE_APPLICATION_CREDENTIALS and the permissions on bucket ${this.bucket}`;
   }
 
   private async authHeaders(ctx: PullContext): Promise<Record<string, string>> {
@@ -105,7 +110,7 @@ export class GcsSource implements RemoteSource {
       url.searchParams.set('maxResults', '1000');
       if (token) url.searchParams.set('pageToken', token);
       const body = await withRetry(ctx, this.what, async () => {
-        const r = await httpGet(ctx, this.what, url, headers);
+        const r = await httpGet(ctx, this.what, url, headers, this.authHint());
         return (await r.res.json()) as ListPage;
       });
       for (const it of body.items ?? []) {
@@ -146,7 +151,7 @@ export class GcsSource implements RemoteSource {
       file,
       async (offset) => {
         const h = offset > 0 ? { ...headers, range: `bytes=${offset}-` } : headers;
-        const r = await httpGet(ctx, what, url, h);
+        const r = await httpGet(ctx, what, url, h, this.authHint());
         const len = r.res.headers.get('content-length');
         const start = r.res.status === 206 ? Number(/^bytes (\d+)-/.exec(r.res.headers.get('content-range') ?? '')?.[1] ?? -1) : 0;
         return {

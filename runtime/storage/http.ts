@@ -54,7 +54,13 @@ export interface HttpResponse {
  * 404/410 → NotFound, 401/403 → Unavailable naming the host, 408/429/5xx →
  * TransientError (retried by the caller), other non-2xx/304 → Unavailable.
  */
-export async function httpGet(ctx: PullContext, what: string, url: URL, headers: Record<string, string>): Promise<HttpResponse> {
+export async function httpGet(
+  ctx: PullContext,
+  what: string,
+  url: URL,
+  headers: Record<string, string>,
+  authHint = `check the credentials or the ${url.hostname}-headers env`,
+): Promise<HttpResponse> {
   const ac = new AbortController();
   const res = await fetch(url, { headers, signal: AbortSignal.any([ctx.signal, ac.signal]), redirect: 'follow' });
   const abort = () => ac.abort();
@@ -63,7 +69,7 @@ export async function httpGet(ctx: PullContext, what: string, url: URL, headers:
   const s = res.status;
   if (s === 404 || s === 410) throw new NotFound(`${what}: not found (HTTP ${s} from ${url.host})`);
   if (s === 401 || s === 403) {
-    throw new Unavailable(`${what}: access denied by ${url.host} (HTTP ${s}); check the credentials or the ${url.hostname}-headers env`);
+    throw new Unavailable(`${what}: access denied by ${url.host} (HTTP ${s}); ${authHint}`);
   }
   if (s === 408 || s === 429 || s >= 500) throw new TransientError(`HTTP ${s} from ${url.host}`);
   throw new Unavailable(`${what}: HTTP ${s} from ${url.host}`);

@@ -101,7 +101,8 @@ export class S3Source implements RemoteSource {
         await forEachLimit(objects, 4, async (o) => {
           const file = safeJoin(dir, o.rel, this.what);
           await mkdir(path.dirname(file), { recursive: true });
-          bytes += await this.download(client, ctx, o, file);
+          const n = await this.download(client, ctx, o, file);
+          bytes += n;
         });
       }
       return { unchanged: false, validator, bytes };
@@ -185,7 +186,8 @@ export class S3Source implements RemoteSource {
     if (e.name === 'NoSuchKey' || status === 404) return new NotFound(`${this.what}: not found in bucket ${this.bucket}`);
     if (e.name === 'PreconditionFailed' || status === 412) return new Unavailable(`${this.what}: an object changed during the download; retry the load`);
     if ((e.name && AUTH.has(e.name)) || status === 401 || status === 403) {
-      return new Unavailable(`${this.what}: access denied to bucket ${this.bucket} (${e.name ?? `HTTP ${status}`}); check the S3 credentials`);
+      const why = e.name && e.name !== 'Unknown' ? e.name : `HTTP ${status}`;
+      return new Unavailable(`${this.what}: access denied to bucket ${this.bucket} (${why}); check the S3 credentials`);
     }
     return new Unavailable(`${this.what}: ${e.name ?? 'error'}${status ? ` (HTTP ${status})` : ''}: ${e.message ?? ''}`);
   }

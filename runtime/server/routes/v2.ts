@@ -28,8 +28,8 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
   const dp = opts.dataplane;
   const app = new Hono<KinferEnv>();
 
-  app.get('/v2/health/live', (c) => (dp.live() ? c.json({ live: true }) : c.json({ live: false }, 503)));
-  app.get('/v2/health/ready', (c) => (dp.ready() ? c.json({ ready: true }) : c.json({ ready: false }, 503)));
+  app.get('/v2/health/live', async (c) => ((await dp.live()) ? c.json({ live: true }) : c.json({ live: false }, 503)));
+  app.get('/v2/health/ready', async (c) => ((await dp.ready()) ? c.json({ ready: true }) : c.json({ ready: false }, 503)));
   app.get('/v2', (c) => c.json(dp.serverMetadata()));
   app.get('/v2/models', (c) => c.json({ models: dp.modelNames() }));
 

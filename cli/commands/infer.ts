@@ -1,0 +1,232 @@
+/**
+ * @module cli/commands/infer
+ * `kinfer infer <model> --input name[:DATATYPE[:shape]]=<value> ...`: builds
+ * the inputs from `.npy` files, JSON files or JSON literals, sends one
+ * inference request, and prints the outputs (truncated, or the top k classes
+ * of classifier-like outputs).
+ */
+import { readFile } from 'node:fs/promises';
+import { Command } from 'commander';
+import { DATATYPES, toJsonValues, toNumbers, toTensor, type Datatype, type InferInput, type Tensor } from '../../client/tensors.js';
+import type { InferResult } from '../../client/tensors.js';
+import { readNpy, NpyError } from '../npy.js';
+import { collect, makeClient, parseParams, positiveInt, runVerb, UsageError, withConnection, type ConnectionFlags } from './common.js';
+
+interface InferFlags extends ConnectionFlags {
+  input?: string[];
+  output?: string[];
+  binary?: boolean;
+  topK?: number;
+  labels?: string;
+  id?: string;
+  param?: string[];
+  modelVersion?: string;
+  maxValues: number;
+}
+
+const SPEC_HELP = `
+Input specs (repeat --input for each input):
+  name:DATATYPE:shape=<value>   e.g. x:FP32:1,3=[[1,2,3]]
+  name:DATATYPE=<value>         shape from the nesting of the JSON (or the .npy file)
+  name=@file.npy                datatype and shape from the .npy file
+<value> is @file.npy, @file.json (a JSON array, or {"datatype","shape","data"}),
+or a JSON literal; for BYTES a bare word is taken as one string.
+Datatypes: ${DATATYPES.join(', ')}.
+
+Examples:
+  kinfer infer echo --input x:FP32:2,2=[[1,2],[3,4]]
+  kinfer infer resnet50 --input input:FP32=@image.npy --top-k 5 --labels labels.txt
+  kinfer infer echo --url http://$INGRESS --host echo.default.example.com --input s:BYTES=hello --json`;
+
+export function inferCommand(): Command {
+  const cmd = new Command('infer')
+    .description('send one inference request and print the outputs')
+    .argument('<model>', 'model name')
+    .option('-i, --input <spec>', 'an input (see below); repeatable', collect)
+    .option('-o, --output <name>', 'return only this output; repeatable', collect)
+    .option('--binary', 'send the binary tensor extension (default: only for large inputs)')
+    .option('--no-binary', 'always send JSON')
+    .option('-k, --top-k <n>', 'print the top n classes of each output (last dim = classes)', positiveInt)
+    .option('--labels <file>', 'class labels for --top-k, one per line')
+    .option('--id <id>', 'request id (echoed back)')
+    .option('--param <key=value>', 'request parameter; repeatable', collect)
+    .option('--model-version <v>', 'model version')
+    .option('--max-values <n>', 'values printed per output (human output)', positiveInt, 16)
+    .addHelpText('after', SPEC_HELP);
+  withConnection(cmd);
+  return cmd.action(async (model: string, flags: InferFlags) => {
+    await runVerb('infer', flags, async (out) => {
+      if (!flags.input?.length) throw new UsageError('at least one --input is needed');
+      const inputs = await Promise.all(flags.input.map(parseInputSpec));
+      const labels = flags.labels ? await readLabels(flags.labels) : undefined;
+      const client = makeClient(flags);
+      try {
+        const result = await client.infer(model, inputs, {
+          binary: flags.binary,
+          outputs: flags.output,
+          id: flags.id,
+          parameters: flags.param ? parseParams(flags.param) : undefined,
+          version: flags.modelVersion,
+        });
+        printResult(out, result, flags, labels);
+      } finally {
+        client.close();
+      }
+    });
+  });
+}
+
+/** Parses `name[:DATATYPE[:shape]]=value` into an input (reading files it names). */
+export async function parseInputSpec(spec: string): Promise<InferInput> {
+  const eq = spec.indexOf('=');
+  if (eq <= 0) throw new UsageError(`--input '${spec}': expected name[:DATATYPE[:shape]]=<value>`);
+  const [name, dtText, shapeText, ...rest] = spec.slice(0, eq).split(':');
+  if (!name || rest.length) throw new UsageError(`--input '${spec}': expected name[:DATATYPE[:shape]]=<value>`);
+  let datatype: Datatype | undefined;
+  if (dtText) {
+    const upper = dtText.toUpperCase();
+    if (!(DATATYPES as readonly string[]).includes(upper)) {
+      throw new UsageError(`--input '${name}': unknown datatype '${dtText}' (one of ${DATATYPES.join(', ')})`);
+    }
+    datatype = upper as Datatype;
+  }
+  let shape: number[] | undefined;
+  if (shapeText !== undefined && shapeText !== '') {
+    const dims = shapeText.replace(/^\[|\]$/g, '').split(',').map((d) => d.trim());
+    if (!dims.every((d) => /^\d+$/.test(d))) throw new UsageError(`--input '${name}': shape '${shapeText}' must be comma-separated non-negative integers`);
+    shape = dims.map(Number);
+  }
+  const value = spec.slice(eq + 1);
+  let input: InferInput;
+  if (value.startsWith('@')) input = await fromFile(name, value.slice(1));
+  else input = fromLiteral(name, value, datatype);
+  if (datatype) input.datatype = datatype;
+  if (shape) input.shape = shape;
+  else if (input.shape === undefined && !Array.isArray(input.data) && !ArrayBuffer.isView(input.data)) input.shape = [1];
+  if (!input.datatype && Array.isArray(input.data) && typeof input.data.flat(64)[0] === 'number') {
+    throw new UsageError(`--input '${name}': give a datatype for numbers, e.g. ${name}:FP32=...`);
+  }
+  // Check now, so a bad value is a usage error naming the input rather than a failed request.
+  try {
+    toTensor(input);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return input;
+}
+
+async function fromFile(name: string, file: string): Promise<InferInput> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    throw new UsageError(`--input '${name}': cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (/\.npy$/i.test(file)) {
+    try {
+      const a = readNpy(bytes, file);
+      return { name, datatype: a.datatype, shape: a.shape, data: a.data };
+    } catch (err) {
+      if (err instanceof NpyError) throw new UsageError(`--input '${name}': ${err.message}`);
+      throw err;
+    }
+  }
+  if (/\.json$/i.test(file)) {
+    let v: unknown;
+    try {
+      v = JSON.parse(bytes.toString('utf8'));
+    } catch (err) {
+      throw new UsageError(`--input '${name}': ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (Array.isArray(v)) return { name, data: v };
+    if (v && typeof v === 'object' && Array.isArray((v as { data?: unknown }).data)) {
+      const o = v as { datatype?: Datatype; shape?: number[]; data: unknown[] };
+      return { name, datatype: o.datatype, shape: o.shape, data: o.data as InferInput['data'] };
+    }
+    throw new UsageError(`--input '${name}': ${file} must hold a JSON array or an object with "data"`);
+  }
+  throw new UsageError(`--input '${name}': ${file}: only .npy and .json files are read (images need a decoder kinfer does not ship)`);
+}
+
+function fromLiteral(name: string, text: string, datatype: Datatype | undefined): InferInput {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    if (datatype === 'BYTES' || datatype === undefined) return { name, datatype: 'BYTES', data: [text] };
+    throw new UsageError(`--input '${name}': '${text}' is not a JSON value`);
+  }
+  if (Array.isArray(v)) return { name, data: v as InferInput['data'] };
+  if (datatype === 'BYTES' && typeof v !== 'string') return { name, data: [text] };
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string') return { name, data: [v] as InferInput['data'] };
+  throw new UsageError(`--input '${name}': expected a JSON array, number, boolean or string`);
+}
+
+async function readLabels(file: string): Promise<string[]> {
+  try {
+    return (await readFile(file, 'utf8')).split(/\r?\n/).filter((l, i, all) => l !== '' || i < all.length - 1);
+  } catch (err) {
+    throw new UsageError(`--labels: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+export interface TopK {
+  index: number;
+  score: number;
+  label?: string;
+}
+
+/** Top `k` per row, the last dimension being the classes. At most 1000 rows. */
+export function topK(t: Tensor, k: number, labels?: string[]): TopK[][] {
+  const values = toNumbers(t);
+  const classes = t.shape.length ? t.shape[t.shape.length - 1]! : values.length;
+  if (classes === 0) return [];
+  const rows = Math.min(values.length / classes, 1000);
+  const out: TopK[][] = [];
+  for (let r = 0; r < rows; r++) {
+    const row = values.slice(r * classes, (r + 1) * classes).map((score, index) => ({ index, score }));
+    row.sort((a, b) => (Number.isNaN(a.score) ? 1 : Number.isNaN(b.score) ? -1 : b.score - a.score) || a.index - b.index);
+    out.push(row.slice(0, k).map((e) => (labels?.[e.index] !== undefined ? { ...e, label: labels[e.index] } : e)));
+  }
+  return out;
+}
+
+function printResult(out: { json: boolean; line(t: string): void; data(v: unknown): void }, r: InferResult, flags: InferFlags, labels?: string[]): void {
+  const canRank = (t: Tensor) => t.datatype !== 'BYTES' && t.datatype !== 'BOOL';
+  if (out.json) {
+    const o: Record<string, unknown> = { model_name: r.modelName };
+    if (r.modelVersion !== undefined) o.model_version = r.modelVersion;
+    if (r.id !== undefined) o.id = r.id;
+    if (r.parameters) o.parameters = r.parameters;
+    o.outputs = r.outputs.map((t) => {
+      const w: Record<string, unknown> = { name: t.name, datatype: t.datatype, shape: t.shape };
+      if (t.parameters) w.parameters = t.parameters;
+      w.data = toJsonValues(t);
+      if (flags.topK && canRank(t)) w.top_k = topK(t, flags.topK, labels);
+      return w;
+    });
+    out.data(o);
+    return;
+  }
+  out.line(`model ${r.modelName}${r.modelVersion ? ` (version ${r.modelVersion})` : ''}${r.id ? `, id ${r.id}` : ''}`);
+  for (const t of r.outputs) {
+    out.line(`${t.name}  ${t.datatype}  [${t.shape.join(',')}]`);
+    if (flags.topK && canRank(t)) {
+      const rows = topK(t, flags.topK, labels);
+      rows.slice(0, 32).forEach((row, i) => {
+        if (rows.length > 1) out.line(`  row ${i}:`);
+        for (const e of row) out.line(`  ${rows.length > 1 ? '  ' : ''}${String(e.index).padStart(6)}  ${fmt(e.score)}${e.label !== undefined ? `  ${e.label}` : ''}`);
+      });
+      if (rows.length > 32) out.line(`  ... ${rows.length - 32} more rows (use --json)`);
+      continue;
+    }
+    const values = toJsonValues(t);
+    const shown = values.slice(0, flags.maxValues).map((v) => (typeof v === 'number' ? fmt(v) : JSON.stringify(v)));
+    const more = values.length > flags.maxValues ? `, ... (${values.length - flags.maxValues} more)` : '';
+    out.line(`  [${shown.join(', ')}${more}]`);
+  }
+}
+
+function fmt(v: number): string {
+  return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(7)));
+}

@@ -1,0 +1,320 @@
+/**
+ * @module native/device.test
+ * The FPGA addon against the fake vendor libraries: the real dlopen path,
+ * marshalling, error mapping, locks and async behaviour. No FPGA hardware ran.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Internal, InvalidArgument, Unavailable } from '../runtime/core/errors.js';
+import { enumerateDevices, enumerateDevicesAsync, nativeCodeOf, nativeCounters, openDevice } from './device.js';
+import { loadNative } from './index.js';
+import {
+  NO_HARDWARE,
+  buildFakeVendor,
+  ensureAddon,
+  holdDeviceInChild,
+  killChild,
+  makeFakeSysfs,
+  withEnv,
+  writeFakeXmodel,
+  type FakeVendor,
+} from './testing.js';
+
+const USER_PF = '0000:3b:00.1';
+const SECOND_PF = '0000:5e:00.1';
+const SHELL = 'xilinx_u250_gen3x16_xdma_shell_4_1';
+
+let vendor: FakeVendor;
+let addonPath: string;
+let tmp: string;
+let restore: (() => void) | undefined;
+
+function fakeEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    KINFER_XRT_LIB: vendor.xrt,
+    KINFER_VART_LIB: vendor.vart,
+    KINFER_SYSFS_ROOT: join(tmp, 'sys'),
+    KINFER_LOCK_DIR: join(tmp, 'lock'),
+    FAKE_XRT_DEVICES: '2',
+    FAKE_XRT_BDFS: `${USER_PF},${SECOND_PF}`,
+    FAKE_XRT_NAME: undefined,
+    FAKE_XRT_OPEN_FAIL: undefined,
+    ...extra,
+  };
+}
+
+async function expectReject(p: Promise<unknown>, cls: new (...a: never[]) => Error, code: string, text: RegExp) {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, 'expected a rejection').toBeInstanceOf(cls);
+  expect(nativeCodeOf(err)).toBe(code);
+  expect((err as Error).message).toMatch(text);
+  return err as Error;
+}
+
+describe(`native FPGA addon (${NO_HARDWARE})`, () => {
+  beforeAll(() => {
+    addonPath = ensureAddon();
+    vendor = buildFakeVendor();
+    tmp = mkdtempSync(join(tmpdir(), 'kinfer-native-'));
+    makeFakeSysfs(join(tmp, 'sys'), [
+      { bdf: '0000:3b:00.0', driver: 'xclmgmt', shell: SHELL },
+      { bdf: USER_PF, driver: 'xocl', shell: SHELL },
+      { bdf: '0000:00:1f.0', vendor: '0x8086', device: '0xa1c8' },
+      { bdf: '0000:5e:00.0', driver: 'xclmgmt' },
+      { bdf: SECOND_PF, driver: 'xocl' },
+    ]);
+    writeFileSync(join(tmp, 'good.xclbin'), Buffer.concat([Buffer.from('xclbin2\0'), Buffer.alloc(64)]));
+    writeFileSync(join(tmp, 'bad.xclbin'), 'not an axlf image');
+  });
+
+  afterEach(() => {
+    restore?.();
+    restore = undefined;
+  });
+
+  afterAll(() => {
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('loads the built binary', () => {
+    const n = loadNative();
+    expect(n.ok).toBe(true);
+    if (n.ok) expect(n.path).toBe(addonPath);
+  });
+
+  it('says in one message why the binary cannot load, and the device list stays empty', async () => {
+    const bogus = join(tmp, 'bogus.node');
+    writeFileSync(bogus, 'not an ELF file');
+    vi.resetModules();
+    restore = withEnv({ KINFER_NATIVE_ADDON: bogus });
+    try {
+      const loader = await import('./index.js');
+      const n = loader.loadNative();
+      expect(n.ok).toBe(false);
+      if (!n.ok) expect(n.error).toMatch(/^kinfer native addon at .*bogus\.node failed to load: .*(invalid ELF header|too short)/);
+      const front = await import('./device.js');
+      expect(front.enumerateDevices()).toMatchObject({ devices: [], addonError: expect.stringContaining('bogus.node') });
+      await expect(front.openDevice()).rejects.toThrow(/kinfer native addon at .*bogus\.node failed to load/);
+    } finally {
+      vi.resetModules();
+    }
+  });
+
+  it('returns an empty list, not an error, where there is no FPGA and no XRT', async () => {
+    restore = withEnv({ ...fakeEnv(), KINFER_SYSFS_ROOT: join(tmp, 'empty-sys'), KINFER_XRT_LIB: join(tmp, 'libnone.so') });
+    const e = enumerateDevices();
+    expect(e.devices).toEqual([]);
+    expect(e.xrt.count).toBeNull();
+    expect(e.xrt.error).toContain('libnone.so');
+    expect((await enumerateDevicesAsync()).devices).toEqual([]);
+  });
+
+  it('enumerates Xilinx functions from sysfs and joins XRT indices to the user PFs', async () => {
+    restore = withEnv(fakeEnv({ FAKE_XRT_NAME: 'xilinx_u250_xdma_201830_2' }));
+    const e = await enumerateDevicesAsync();
+    expect(e.xrt).toEqual({ count: 2 });
+    expect(e.devices.map((d) => d.bdf)).toEqual(['0000:3b:00.0', USER_PF, '0000:5e:00.0', SECOND_PF]);
+    const user = e.devices.find((d) => d.bdf === USER_PF)!;
+    expect(user).toMatchObject({ index: 0, driver: 'xocl', shell: SHELL, vendorId: '0x10ee', deviceId: '0x5005', sources: ['sysfs', 'xrt'] });
+    expect(user.name).toBe('xilinx_u250_xdma_201830_2');
+    const mgmt = e.devices.find((d) => d.bdf === '0000:3b:00.0')!;
+    expect(mgmt).toMatchObject({ index: -1, driver: 'xclmgmt', name: SHELL, sources: ['sysfs'] });
+    expect(e.devices.find((d) => d.bdf === SECOND_PF)!.index).toBe(1);
+    expect(e.devices.find((d) => d.bdf === '0000:5e:00.0')!.name).toBe('xilinx_fpga_5005');
+  });
+
+  it('opens by index and by BDF, shares the device within the process, and releases it on close', async () => {
+    restore = withEnv(fakeEnv());
+    const a = await openDevice({ device: 0 });
+    const info = a.info;
+    expect(info).toMatchObject({ open: true, bdf: USER_PF, index: 0, xrtLibrary: vendor.xrt });
+    expect(info.lockPath).toBe(join(tmp, 'lock', 'kinfer-fpga-0000_3b_00.1.lock'));
+    expect(readFileSync(info.lockPath!, 'utf8').trim()).toBe(String(process.pid));
+    const b = await openDevice({ device: '3b:00.1' });
+    expect(nativeCounters()).toMatchObject({ devicesOpen: 1, openDevices: [USER_PF] });
+    await a.close();
+    expect(nativeCounters()!.devicesOpen).toBe(1);
+    await b.close();
+    await b.close();
+    expect(nativeCounters()).toMatchObject({ devicesOpen: 0, openDevices: [] });
+    expect(readFileSync(info.lockPath!, 'utf8')).toBe('');
+  });
+
+  it('refuses a device another process holds, naming it, and gets it once that process dies', async () => {
+    const env = fakeEnv();
+    restore = withEnv(env);
+    const child = await holdDeviceInChild(addonPath, USER_PF, { ...process.env });
+    try {
+      const err = await expectReject(openDevice({ device: USER_PF }), Unavailable, 'BUSY', /0000:3b:00\.1 is busy: locked by another process/);
+      expect(err.message).toContain(`pid ${child.pid}`);
+      expect((err as Unavailable).retryAfterSeconds).toBe(5);
+      // Without a selector the next free device is taken instead.
+      const other = await openDevice();
+      expect(other.info.bdf).toBe(SECOND_PF);
+      await other.close();
+    } finally {
+      await killChild(child);
+    }
+    const d = await openDevice({ device: USER_PF });
+    expect(d.info.bdf).toBe(USER_PF);
+    await d.close();
+  });
+
+  it('says every device is busy when all are held', async () => {
+    restore = withEnv(fakeEnv({ FAKE_XRT_DEVICES: '1', FAKE_XRT_BDFS: USER_PF }));
+    const child = await holdDeviceInChild(addonPath, '', { ...process.env });
+    try {
+      await expectReject(openDevice(), Unavailable, 'BUSY', /all 1 Xilinx FPGA\(s\) are busy: FPGA 0000:3b:00\.1 is busy/);
+    } finally {
+      await killChild(child);
+    }
+  });
+
+  it('reports each missing library or symbol by name', async () => {
+    restore = withEnv(fakeEnv({ KINFER_XRT_LIB: join(tmp, 'libxrt_missing.so') }));
+    await expectReject(openDevice(), Unavailable, 'LIB_MISSING', /XRT runtime not available: .*libxrt_missing\.so not found/);
+    restore();
+    restore = withEnv(fakeEnv({ KINFER_XRT_LIB: vendor.xrtNoSymbol }));
+    await expectReject(openDevice(), Unavailable, 'SYMBOL_MISSING', /lacks symbol\(s\): xrtDeviceLoadXclbinFile$/);
+    restore();
+    restore = withEnv(fakeEnv({ KINFER_VART_LIB: join(tmp, 'libvart_missing.so') }));
+    const d = await openDevice();
+    const xmodel = writeFakeXmodel(join(tmp, 'm1.xmodel'), { batch: 1, input: { name: 'x', datatype: 'INT8', dims: [2] }, outputs: [{ name: 'y', datatype: 'INT8', dims: [2] }] });
+    await expectReject(d.createRunner(xmodel), Unavailable, 'LIB_MISSING', /Vitis AI runtime not available: .*libvart_missing\.so not found/);
+    restore();
+    restore = withEnv(fakeEnv({ KINFER_VART_LIB: vendor.vartNoSymbol }));
+    await expectReject(d.createRunner(xmodel), Unavailable, 'SYMBOL_MISSING', /lacks symbol\(s\): kinfer_vart_runner_run$/);
+    await d.close();
+    expect(nativeCounters()!.devicesOpen).toBe(0);
+  });
+
+  it('maps device, open and xclbin failures to specific errors', async () => {
+    restore = withEnv(fakeEnv({ KINFER_SYSFS_ROOT: join(tmp, 'empty-sys'), FAKE_XRT_DEVICES: '0' }));
+    await expectReject(openDevice(), Unavailable, 'NO_DEVICE', /no Xilinx FPGA found \(sysfs: no PCI device with vendor 0x10ee .*XRT: reports 0/);
+    restore();
+    restore = withEnv(fakeEnv());
+    await expectReject(openDevice({ device: '0000:af:00.1' }), Unavailable, 'NO_DEVICE', /no Xilinx FPGA at PCI address 0000:af:00\.1/);
+    await expectReject(openDevice({ device: 7 }), Unavailable, 'NO_DEVICE', /no Xilinx FPGA with XRT index 7/);
+    await expect(openDevice({ device: 'gpu0' })).rejects.toBeInstanceOf(InvalidArgument);
+    await expect(openDevice({ device: -1 })).rejects.toThrow(/device: expected/);
+    await expectReject(openDevice({ xclbin: join(tmp, 'bad.xclbin') }), Unavailable, 'XCLBIN_FAILED', /xrtDeviceLoadXclbinFile\(.*bad\.xclbin\) on FPGA 0000:3b:00\.1 failed with code -22/);
+    const ok = await openDevice({ xclbin: join(tmp, 'good.xclbin') });
+    expect(ok.info.xclbin).toBe(join(tmp, 'good.xclbin'));
+    await expectReject(openDevice({ device: USER_PF, xclbin: join(tmp, 'bad.xclbin') }), Unavailable, 'BUSY', /already open in this process with xclbin/);
+    await ok.close();
+    restore();
+    restore = withEnv(fakeEnv({ FAKE_XRT_OPEN_FAIL: '1' }));
+    await expectReject(openDevice(), Unavailable, 'OPEN_FAILED', /xrtDeviceOpenByBDF\(0000:3b:00\.1\) failed: Input\/output error/);
+    expect(nativeCounters()!.devicesOpen).toBe(0);
+    // A failed open leaves the device unlocked: the next open succeeds.
+    restore();
+    restore = withEnv(fakeEnv());
+    await (await openDevice({ device: USER_PF })).close();
+  });
+
+  it('runs a fake DPU subgraph: metadata from the runner, outputs computed in place', async () => {
+    restore = withEnv(fakeEnv());
+    const d = await openDevice();
+    const r = await d.createRunner(
+      writeFakeXmodel(join(tmp, 'affine.xmodel'), {
+        batch: 2,
+        input: { name: 'data', datatype: 'INT8', dims: [3] },
+        outputs: [{ name: 'scaled', datatype: 'INT8', dims: [3] }, { name: 'rowsum', datatype: 'FP32', dims: [1] }],
+        scale: 2,
+        bias: 1,
+      }),
+    );
+    expect(r.batchSize).toBe(2);
+    expect(r.inputs).toEqual([{ name: 'data', datatype: 'INT8', shape: [3], rowElements: 3, byteSize: 6 }]);
+    expect(r.outputs.map((o) => [o.name, o.datatype, o.shape])).toEqual([['scaled', 'INT8', [3]], ['rowsum', 'FP32', [1]]]);
+    const input = Int8Array.from([1, -2, 100, 0, 5, -100]);
+    const scaled = new Int8Array(6);
+    const rowsum = new Float32Array(2);
+    await r.run([input], [scaled, rowsum]);
+    expect(Array.from(scaled)).toEqual([3, -3, 127, 1, 11, -128]);
+    expect(Array.from(rowsum)).toEqual([99, -95]);
+    await expect(r.run([new Int8Array(5)], [scaled, rowsum])).rejects.toThrow(/inputs\[0\] 'data' byte length: expected 6, got 5/);
+    await expect(r.run([input], [scaled])).rejects.toBeInstanceOf(InvalidArgument);
+    await r.close();
+    await expect(r.run([input], [scaled, rowsum])).rejects.toThrow(/runner is closed/);
+    await d.close();
+    expect(nativeCounters()).toMatchObject({ devicesOpen: 0, runnersAlive: 0, queued: 0, running: 0 });
+  });
+
+  it('maps runner creation and run failures', async () => {
+    restore = withEnv(fakeEnv());
+    const d = await openDevice();
+    const notXmodel = join(tmp, 'real.xmodel');
+    writeFileSync(notXmodel, Buffer.from([0x0a, 0x05, 0x72, 0x6f, 0x6f, 0x74]));
+    await expectReject(d.createRunner(notXmodel), Unavailable, 'RUNNER_FAILED', /cannot create a VART runner for .*real\.xmodel: .*not a kinfer-fake-xmodel file/);
+    await expectReject(d.createRunner(join(tmp, 'absent.xmodel')), Unavailable, 'RUNNER_FAILED', /cannot open .*absent\.xmodel: No such file/);
+    const r = await d.createRunner(
+      writeFakeXmodel(join(tmp, 'fail.xmodel'), { batch: 1, input: { name: 'x', datatype: 'FP32', dims: [4] }, outputs: [{ name: 'y', datatype: 'FP32', dims: [4] }], failRun: true }),
+    );
+    const err = await expectReject(r.run([new Float32Array(4)], [new Float32Array(4)]), Internal, 'RUN_FAILED', /runner for .*fail\.xmodel failed: fake DPU run timed out/);
+    expect(err.stack).toContain('device.test.ts');
+    await r.close();
+    await d.close();
+    expect(nativeCounters()).toMatchObject({ devicesOpen: 0, runnersAlive: 0 });
+  });
+
+  it('runs off the JS thread: timers keep firing during a slow run, and parallel runners overlap', async () => {
+    restore = withEnv(fakeEnv());
+    const d = await openDevice();
+    const path = writeFakeXmodel(join(tmp, 'slow.xmodel'), {
+      batch: 1,
+      input: { name: 'x', datatype: 'FP32', dims: [2] },
+      outputs: [{ name: 'y', datatype: 'FP32', dims: [2] }],
+      scale: 3,
+      sleepMs: 300,
+    });
+    const [r1, r2] = await Promise.all([d.createRunner(path), d.createRunner(path)]);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 20);
+    const out1 = new Float32Array(2);
+    const out2 = new Float32Array(2);
+    const t0 = performance.now();
+    const runs = Promise.all([r1!.run([Float32Array.from([1, 2])], [out1]), r2!.run([Float32Array.from([3, 4])], [out2])]);
+    let running = 0;
+    for (let i = 0; i < 50 && running < 2; i++) {
+      await new Promise((res) => setTimeout(res, 5));
+      running = nativeCounters()!.running;
+    }
+    expect(running).toBe(2);
+    await runs;
+    const elapsed = performance.now() - t0;
+    clearInterval(timer);
+    expect(ticks).toBeGreaterThanOrEqual(5);
+    expect(elapsed).toBeLessThan(590); // two 300 ms runs overlapped (in sequence: ≥ 600)
+    expect(Array.from(out1)).toEqual([3, 6]);
+    expect(Array.from(out2)).toEqual([9, 12]);
+    await Promise.all([r1!.close(), r2!.close()]);
+    await d.close();
+  });
+
+  it('keeps the device open while a runner holds it, and frees everything after repeated cycles', async () => {
+    restore = withEnv(fakeEnv());
+    const path = writeFakeXmodel(join(tmp, 'cycle.xmodel'), {
+      batch: 4,
+      input: { name: 'x', datatype: 'INT8', dims: [16] },
+      outputs: [{ name: 'y', datatype: 'INT8', dims: [16] }],
+      bias: 1,
+    });
+    for (let i = 0; i < 40; i++) {
+      const d = await openDevice({ device: USER_PF });
+      const r = await d.createRunner(path);
+      await d.close();
+      expect(nativeCounters()!.devicesOpen).toBe(1);
+      const out = new Int8Array(64);
+      await r.run([new Int8Array(64).fill(i)], [out]);
+      expect(out[63]).toBe(i + 1);
+      await r.close();
+    }
+    expect(nativeCounters()).toMatchObject({ devicesOpen: 0, runnersAlive: 0, queued: 0, running: 0 });
+  });
+});

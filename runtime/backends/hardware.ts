@@ -1,1 +1,0 @@
-export function hasHardware(_name: string, _num: number): boolean { return false; }

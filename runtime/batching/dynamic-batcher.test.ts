@@ -1,0 +1,345 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cancelled, DeadlineExceeded, Internal, InvalidArgument, ResourceExhausted, Unavailable } from '../core/errors.js';
+import type { Tensor } from '../core/tensor.js';
+import { FakeBackend, newActivity, xInput } from '../../test/helpers/fake-backend.js';
+import type { Batcher } from './batcher.js';
+import { createBatcher, DynamicBatcher, type BatcherOptions } from './dynamic-batcher.js';
+import { PassThroughBatcher } from './pass-through.js';
+
+const batchers: Batcher[] = [];
+const fakes: FakeBackend[] = [];
+
+/** A fake released (unblocked) after each test, so a failing test cannot hang the drain. */
+function fake(activity = newActivity()): FakeBackend {
+  const f = new FakeBackend(activity);
+  fakes.push(f);
+  return f;
+}
+
+function make(backends: FakeBackend[] | FakeBackend, opts: Partial<BatcherOptions> = {}): Batcher {
+  const b = createBatcher({
+    instances: Array.isArray(backends) ? backends : [backends],
+    batchable: true,
+    maxBatchSize: 8,
+    maxQueueDelayMicroseconds: 2000,
+    preferredBatchSizes: [],
+    maxQueueSize: 128,
+    ...opts,
+  });
+  batchers.push(b);
+  return b;
+}
+
+afterEach(async () => {
+  for (const f of fakes.splice(0)) f.release();
+  // Every batcher must drain without leaving timers behind.
+  await within(Promise.all(batchers.splice(0).map((b) => b.drain())), 'drain');
+});
+
+const values = (t: Tensor | undefined) => Array.from((t?.data ?? []) as Float32Array);
+const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+/** Fails (rather than hangs) when `p` does not settle within 2 s. */
+async function within<T>(p: Promise<T>, what: string, ms = 2000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+async function caught(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await within(p, 'expected rejection');
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('createBatcher', () => {
+  it('picks DynamicBatcher only for batchable models with maxBatchSize > 1', () => {
+    const fb = fake();
+    expect(make(fb)).toBeInstanceOf(DynamicBatcher);
+    expect(make(fb, { batchable: false })).toBeInstanceOf(PassThroughBatcher);
+    expect(make(fb, { maxBatchSize: 1 })).toBeInstanceOf(PassThroughBatcher);
+    expect(make(fb, { maxBatchSize: 0 })).toBeInstanceOf(PassThroughBatcher);
+  });
+});
+
+describe('DynamicBatcher', () => {
+  it('merges 32 concurrent requests into fewer executions and gives each caller its own rows', async () => {
+    const fb = fake();
+    fb.delayMs = 2;
+    const b = make(fb);
+    // Distinct inputs; some requests carry 2 rows.
+    const inputs = Array.from({ length: 32 }, (_, i) => (i % 5 === 0 ? [i, i + 0.25, i + 0.5, i + 0.75] : [i + 0.1, i + 0.2]));
+    const results = await Promise.all(inputs.map((v) => b.enqueue({ inputs: [xInput(v, 2)], outputNames: [] })));
+    results.forEach((r, i) => {
+      expect(r.outputs).toHaveLength(1);
+      expect(r.outputs[0]!.shape).toEqual([inputs[i]!.length / 2, 2]);
+      expect(values(r.outputs[0])).toEqual(inputs[i]!.map((v) => Math.fround(v) * 2));
+      expect(r.batchSize).toBeGreaterThanOrEqual(inputs[i]!.length / 2);
+      expect(r.batchSize).toBeLessThanOrEqual(8);
+    });
+    const items = inputs.reduce((n, v) => n + v.length / 2, 0);
+    expect(fb.batches.length).toBeLessThan(32);
+    expect(fb.batchRows().reduce((a, c) => a + c, 0)).toBe(items);
+    expect(Math.max(...fb.batchRows())).toBeLessThanOrEqual(8);
+    expect(b.pending).toBe(0);
+  });
+
+  it('with no delay, looks at requests sent in the same tick together (closed-loop clients get full batches)', async () => {
+    const fb = fake();
+    fb.delayMs = 3;
+    const b = make(fb, { maxBatchSize: 8, maxQueueDelayMicroseconds: 0 });
+    const client = async (id: number) => {
+      for (let round = 0; round < 3; round++) {
+        const r = await b.enqueue({ inputs: [xInput([id * 10 + round])], outputNames: [] });
+        expect(values(r.outputs[0])).toEqual([2 * (id * 10 + round)]);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, (_, id) => client(id)));
+    expect(fb.batchRows()).toEqual([8, 8, 8]);
+  });
+
+  it('fires at once on reaching the largest preferred size; the rest after the delay', async () => {
+    const fb = fake();
+    const b = make(fb, { maxBatchSize: 16, preferredBatchSizes: [4], maxQueueDelayMicroseconds: 40_000 });
+    const t0 = performance.now();
+    const ps = [1, 2, 3, 4, 5, 6].map((v) => b.enqueue({ inputs: [xInput([v])], outputNames: [] }));
+    const first = await ps[3]!;
+    expect(performance.now() - t0).toBeLessThan(35); // did not wait for the 40 ms delay
+    expect(first.batchSize).toBe(4);
+    const rest = await ps[5]!;
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(39);
+    expect(rest.batchSize).toBe(2);
+    expect(fb.batchRows()).toEqual([4, 2]);
+  });
+
+  it('at the delay, sends the longest prefix of a preferred size first', async () => {
+    const fb = fake();
+    const b = make(fb, { maxBatchSize: 8, preferredBatchSizes: [2, 4], maxQueueDelayMicroseconds: 5000 });
+    const rs = await Promise.all([1, 2, 3].map((v) => b.enqueue({ inputs: [xInput([v])], outputNames: [] })));
+    expect(fb.batchRows()).toEqual([2, 1]);
+    expect(rs.map((r) => values(r.outputs[0]))).toEqual([[2], [4], [6]]);
+  });
+
+  it('never merges requests with different signatures, and keeps each signature in order', async () => {
+    const fb = fake();
+    fb.hold();
+    const b = make(fb, { maxQueueDelayMicroseconds: 0 });
+    const blocker = b.enqueue({ inputs: [xInput([0])], outputNames: [] });
+    await tick();
+    const narrow = [1, 2, 3].map((v) => b.enqueue({ inputs: [xInput([v, v], 2)], outputNames: [] }));
+    const wide = [4, 5].map((v) => b.enqueue({ inputs: [xInput([v, v, v], 3)], outputNames: [] }));
+    const int: Tensor = { name: 'x', datatype: 'INT32', shape: [1, 2], data: Int32Array.from([9, 9]) };
+    const other = b.enqueue({ inputs: [int], outputNames: [] }).catch((e: unknown) => e); // the fake only computes FP32
+    fb.release();
+    await Promise.all([blocker, ...narrow, ...wide, other]);
+    const shapes = fb.batches.slice(1).map((batch) => `${batch[0]!.datatype}:${batch[0]!.shape.join('x')}`);
+    expect(shapes.sort()).toEqual(['FP32:2x3', 'FP32:3x2', 'INT32:1x2']);
+    expect(values((await narrow[2]!).outputs[0])).toEqual([6, 6]);
+    expect(values((await wide[0]!).outputs[0])).toEqual([8, 8, 8]);
+    // Arrival order within a signature is kept in the merged batch.
+    const narrowBatch = fb.batches.find((batch) => batch[0]!.shape[1] === 2)!;
+    expect(values(narrowBatch[0])).toEqual([1, 1, 2, 2, 3, 3]);
+  });
+
+  it('runs a request larger than maxBatchSize alone', async () => {
+    const fb = fake();
+    fb.hold();
+    const b = make(fb, { maxBatchSize: 4, maxQueueDelayMicroseconds: 0 });
+    const blocker = b.enqueue({ inputs: [xInput([0])], outputNames: [] });
+    await tick();
+    const small = b.enqueue({ inputs: [xInput([1])], outputNames: [] });
+    const big = b.enqueue({ inputs: [xInput([10, 11, 12, 13, 14, 15])], outputNames: [] });
+    const small2 = b.enqueue({ inputs: [xInput([2])], outputNames: [] });
+    fb.release();
+    const [, , r] = await Promise.all([blocker, small, big, small2]);
+    expect(r.batchSize).toBe(6);
+    expect(values(r.outputs[0])).toEqual([20, 22, 24, 26, 28, 30]);
+    expect(fb.batchRows()).toContain(6);
+    expect(fb.batches.find((batch) => batch[0]!.shape[0] === 6)!.length).toBe(1);
+  });
+
+  it('refuses a request over the backend hard limit, and inputs that disagree on dim 0', async () => {
+    const fb = fake();
+    const b = make(fb, { maxBatchSize: 8, backendMaxBatchSize: 4 });
+    const err = await caught(b.enqueue({ inputs: [xInput([1, 2, 3, 4, 5])], outputNames: [] }));
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect((err as Error).message).toMatch(/batch size 5 exceeds .* maximum batch size 4/);
+    const mask: Tensor = { name: 'm', datatype: 'FP32', shape: [3], data: new Float32Array(3) };
+    expect(await caught(b.enqueue({ inputs: [xInput([1, 2]), mask], outputNames: [] }))).toBeInstanceOf(InvalidArgument);
+    expect(fb.batches).toHaveLength(0);
+  });
+
+  it('runs two instances in parallel from one queue', async () => {
+    const activity = newActivity();
+    const a = fake(activity);
+    const c = fake(activity);
+    a.delayMs = c.delayMs = 40;
+    const b = make([a, c], { maxBatchSize: 2, maxQueueDelayMicroseconds: 0 });
+    const t0 = performance.now();
+    await Promise.all([1, 2, 3, 4].map((v) => b.enqueue({ inputs: [xInput([v])], outputNames: [] })));
+    expect(activity.maxActive).toBe(2);
+    expect(a.batches.length).toBeGreaterThan(0);
+    expect(c.batches.length).toBeGreaterThan(0);
+    const [i1, i2] = [activity.intervals[0]!, activity.intervals[1]!];
+    expect(Math.max(i1[0], i2[0])).toBeLessThan(Math.min(i1[1], i2[1])); // overlap
+    expect(performance.now() - t0).toBeLessThan(4 * 40);
+  });
+
+  it('answers ResourceExhausted with retryAfterSeconds at once when the queue is full', async () => {
+    const fb = fake();
+    fb.hold();
+    const b = make(fb, { maxQueueSize: 2, maxQueueDelayMicroseconds: 0 });
+    const running = b.enqueue({ inputs: [xInput([1])], outputNames: [] });
+    await tick();
+    const q1 = b.enqueue({ inputs: [xInput([2])], outputNames: [] });
+    const q2 = b.enqueue({ inputs: [xInput([3])], outputNames: [] });
+    const err = await caught(b.enqueue({ inputs: [xInput([4])], outputNames: [] }));
+    expect(err).toBeInstanceOf(ResourceExhausted);
+    expect((err as ResourceExhausted).retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect((err as Error).message).toMatch(/queue is full/);
+    expect(b.pending).toBe(3);
+    fb.release();
+    expect((await Promise.all([running, q1, q2])).map((r) => values(r.outputs[0]))).toEqual([[2], [4], [6]]);
+    expect(fb.seenValues()).not.toContain(4);
+  });
+
+  it('rejects a queued request whose deadline passes with DeadlineExceeded, promptly, and never computes it', async () => {
+    const fb = fake();
+    fb.hold();
+    const b = make(fb, { maxQueueDelayMicroseconds: 0 });
+    const running = b.enqueue({ inputs: [xInput([1])], outputNames: [] });
+    await tick();
+    const t0 = performance.now();
+    const late = caught(b.enqueue({ inputs: [xInput([777])], outputNames: [], deadline: t0 + 20 }));
+    const err = await late; // the instance is still held: answered by the timer, not by a batch forming
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(19);
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(err).toBeInstanceOf(DeadlineExceeded);
+    expect((err as Error).message).toMatch(/deadline passed after \d+ ms in the queue.*not computed/);
+    fb.release();
+    await running;
+    await b.enqueue({ inputs: [xInput([5])], outputNames: [] });
+    expect(fb.seenValues()).toEqual([1, 5]);
+    // Already expired at enqueue.
+    expect(await caught(b.enqueue({ inputs: [xInput([888])], outputNames: [], deadline: performance.now() - 1 }))).toBeInstanceOf(
+      DeadlineExceeded,
+    );
+    expect(fb.seenValues()).not.toContain(888);
+  });
+
+  it('drops a queued request whose signal aborts with Cancelled, never computed', async () => {
+    const fb = fake();
+    fb.hold();
+    const b = make(fb, { maxQueueDelayMicroseconds: 0 });
+    const running = b.enqueue({ inputs: [xInput([1])], outputNames: [] });
+    await tick();
+    const ac = new AbortController();
+    const gone = caught(b.enqueue({ inputs: [xInput([666])], outputNames: [], signal: ac.signal }));
+    const kept = b.enqueue({ inputs: [xInput([2])], outputNames: [] });
+    expect(b.pending).toBe(3);
+    ac.abort();
+    const err = await gone;
+    expect(err).toBeInstanceOf(Cancelled);
+    expect(b.pending).toBe(2);
+    fb.release();
+    await Promise.all([running, kept]);
+    expect(fb.seenValues()).not.toContain(666);
+    expect(fb.seenValues().sort()).toEqual([1, 2]);
+    const pre = new AbortController();
+    pre.abort();
+    expect(await caught(b.enqueue({ inputs: [xInput([3])], outputNames: [], signal: pre.signal }))).toBeInstanceOf(Cancelled);
+  });
+
+  it('fails every caller of a failed batch with the same error; the next batch runs normally', async () => {
+    const fb = fake();
+    fb.hold();
+    const b = make(fb, { maxQueueDelayMicroseconds: 0 });
+    const blocker = b.enqueue({ inputs: [xInput([0])], outputNames: [] });
+    await tick();
+    const boom = new Internal('fake backend: device fell over');
+    fb.failWith = (inputs) => ((inputs[0]!.data as Float32Array).includes(13) ? boom : undefined);
+    const doomed = [11, 12, 13].map((v) => caught(b.enqueue({ inputs: [xInput([v])], outputNames: [] })));
+    fb.release();
+    await blocker;
+    const errs = await Promise.all(doomed);
+    expect(fb.batchRows()[1]).toBe(3); // the three were one batch
+    for (const e of errs) expect(e).toBe(boom);
+    const next = await b.enqueue({ inputs: [xInput([21])], outputNames: [] });
+    expect(values(next.outputs[0])).toEqual([42]);
+  });
+
+  it('fails a merged batch with Internal naming an output whose dim 0 is not the batch size', async () => {
+    const fb = fake();
+    fb.hold();
+    const b = make(fb, { maxQueueDelayMicroseconds: 0 });
+    const blocker = b.enqueue({ inputs: [xInput([0])], outputNames: [] });
+    await tick();
+    fb.mangle = (outs) => [...outs, { name: 'summary', datatype: 'FP32', shape: [1], data: new Float32Array(1) }];
+    const ps = [1, 2].map((v) => caught(b.enqueue({ inputs: [xInput([v])], outputNames: [] })));
+    fb.release();
+    await blocker.catch(() => undefined);
+    for (const e of await Promise.all(ps)) {
+      expect(e).toBeInstanceOf(Internal);
+      expect((e as Error).message).toMatch(/output 'summary'/);
+    }
+  });
+
+  it('drain stops accepting, flushes the queue without waiting for the delay, and waits for running work', async () => {
+    const fb = fake();
+    fb.delayMs = 30;
+    const b = make(fb, { maxQueueDelayMicroseconds: 10_000_000 });
+    const t0 = performance.now();
+    const ps = [1, 2].map((v) => b.enqueue({ inputs: [xInput([v])], outputNames: [] }));
+    let settled = 0;
+    for (const p of ps) void p.then(() => settled++);
+    const drained = b.drain();
+    expect(await caught(b.enqueue({ inputs: [xInput([3])], outputNames: [] }))).toBeInstanceOf(Unavailable);
+    await drained;
+    expect(settled).toBe(2);
+    expect(b.pending).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(fb.seenValues()).toEqual([1, 2]);
+  });
+});
+
+describe('PassThroughBatcher', () => {
+  it('never merges a non-batchable model: each request runs alone with its own tensors', async () => {
+    const fb = fake();
+    const b = make(fb, { batchable: false, maxBatchSize: 8 });
+    const inputs = [1, 2, 3, 4, 5].map((v) => xInput([v, v + 1]));
+    const rs = await Promise.all(inputs.map((x) => b.enqueue({ inputs: [x], outputNames: [] })));
+    expect(fb.batches).toHaveLength(5);
+    fb.received.forEach((batch, i) => expect(batch[0]).toBe(inputs[i]));
+    rs.forEach((r, i) => {
+      expect(values(r.outputs[0])).toEqual([2 * (i + 1), 2 * (i + 2)]);
+      expect(r.batchSize).toBe(1);
+    });
+  });
+
+  it('has the same queue bound, deadlines and instance pool', async () => {
+    const activity = newActivity();
+    const a = fake(activity);
+    const c = fake(activity);
+    a.hold();
+    c.hold();
+    const b = make([a, c], { batchable: false, maxQueueSize: 1 });
+    const r1 = b.enqueue({ inputs: [xInput([1])], outputNames: [] });
+    const r2 = b.enqueue({ inputs: [xInput([2])], outputNames: [] });
+    await tick();
+    expect(activity.active).toBe(2);
+    const late = caught(b.enqueue({ inputs: [xInput([3])], outputNames: [], deadline: performance.now() + 10 }));
+    expect(await caught(b.enqueue({ inputs: [xInput([4])], outputNames: [] }))).toBeInstanceOf(ResourceExhausted);
+    expect(await late).toBeInstanceOf(DeadlineExceeded);
+    a.release();
+    c.release();
+    await Promise.all([r1, r2]);
+    expect([...a.seenValues(), ...c.seenValues()].sort()).toEqual([1, 2]);
+  });
+});

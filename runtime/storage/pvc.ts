@@ -1,0 +1,26 @@
+/**
+ * @module storage/pvc
+ * `pvc://<claim>/<path>`: the claim is mounted by Kubernetes (KServe mounts it
+ * at `/mnt/pvc`), so the URI maps to `<root>/<path>`, root from `KINFER_PVC_ROOT`
+ * (default `/mnt/pvc`). From there it behaves like `file://`.
+ */
+import path from 'node:path';
+import { InvalidArgument } from '../core/errors.js';
+
+export const DEFAULT_PVC_ROOT = '/mnt/pvc';
+
+/** The local path a `pvc://` URI names; refuses a missing claim or a path that climbs out of the root. */
+export function pvcPath(uri: string, env: NodeJS.ProcessEnv): string {
+  const m = /^pvc:\/\/([^/?#]*)(\/[^?#]*)?$/i.exec(uri);
+  if (!m) throw new InvalidArgument(`storage URI ${JSON.stringify(uri)}: expected pvc://<claim>/<path>`);
+  const claim = m[1]!;
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(claim)) {
+    throw new InvalidArgument(`storage URI ${JSON.stringify(uri)}: ${JSON.stringify(claim)} is not a valid claim name`);
+  }
+  const root = path.resolve(env.KINFER_PVC_ROOT || DEFAULT_PVC_ROOT);
+  const rel = path.posix.normalize((m[2] ?? '/').replace(/^\/+/, '') || '.');
+  if (rel === '..' || rel.startsWith('../') || path.isAbsolute(rel)) {
+    throw new InvalidArgument(`storage URI ${JSON.stringify(uri)}: the path climbs out of the claim`);
+  }
+  return path.join(root, rel);
+}

@@ -1,0 +1,301 @@
+/**
+ * @module test/integration/cli
+ * The built `kinfer` binary run as a user runs it (`node dist/cli/main.js`),
+ * against a real server on 127.0.0.1 and stand-in servers: stdout, stderr
+ * and exit codes (0 ok, 1 server said no, 2 usage). Builds `dist/` first
+ * when it is missing or older than the CLI and client sources.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeNpy } from '../../cli/npy.js';
+import { startServer, type RunningServer } from '../../runtime/server/serve.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const BIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+
+function newestSource(dirs: string[]): number {
+  let newest = 0;
+  const walk = (d: string, depth: number) => {
+    if (depth > 4 || !existsSync(d)) return;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p, depth + 1);
+      else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  for (const d of dirs) walk(path.join(ROOT, d), 0);
+  return newest;
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function kinfer(args: string[], opts: { timeoutMs?: number } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, KINFER_URL: '', NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c));
+    child.stderr.on('data', (c: Buffer) => (stderr += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function rawServer(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
+  const seen: http.IncomingHttpHeaders[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push(req.headers);
+    handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+let tmp: string;
+let server: RunningServer;
+let url: string;
+
+beforeAll(async () => {
+  const built = existsSync(BIN) ? statSync(BIN).mtimeMs : 0;
+  if (built < newestSource(['cli', 'client'])) {
+    const b = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
+    if (b.status !== 0) throw new Error(`npm run build failed:\n${b.stdout}\n${b.stderr}`);
+  }
+  tmp = await mkdtemp(path.join(tmpdir(), 'kinfer-cli-'));
+  await mkdir(path.join(tmp, 'repo', 'echo'), { recursive: true });
+  await writeFile(path.join(tmp, 'repo', 'echo', 'config.pbtxt'), 'name: "echo"\nplatform: "echo"\n');
+  server = await startServer({ mode: 'repository', modelRepository: path.join(tmp, 'repo'), port: 0, host: '127.0.0.1', logger: pino({ level: 'silent' }) });
+  await server.startup;
+  url = server.url;
+}, 200_000);
+
+afterAll(async () => {
+  await server?.close();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+describe('kinfer against a running server', () => {
+  it('health: exit 0 and ready; --json is machine-readable; a model check', async () => {
+    const h = await kinfer(['health', '--url', url]);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toContain('live yes, ready yes');
+    const j = await kinfer(['health', '--url', url, '--model', 'echo', '--json']);
+    expect(j.code).toBe(0);
+    expect(JSON.parse(j.stdout)).toEqual({ url, live: true, ready: true, model: { name: 'echo', ready: true } });
+    const missing = await kinfer(['health', '--url', url, '--model', 'nope']);
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toContain('model nope: ready no');
+  });
+
+  it('models, models --all and metadata', async () => {
+    const m = await kinfer(['models', '--url', url, '--json']);
+    expect(JSON.parse(m.stdout)).toEqual({ models: ['echo'] });
+    const all = await kinfer(['models', '--all', '--url', url]);
+    expect(all.stdout).toMatch(/^echo\t.*READY/m);
+    const meta = await kinfer(['metadata', 'echo', '--url', url, '--json']);
+    expect(meta.code).toBe(0);
+    expect(JSON.parse(meta.stdout)).toMatchObject({ name: 'echo', platform: 'echo' });
+    const srv = await kinfer(['metadata', '--url', url]);
+    expect(srv.stdout).toMatch(/extensions: .*binary_tensor_data/);
+    const unknown = await kinfer(['metadata', 'nope', '--url', url]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/kinfer metadata: 404: .*nope/);
+  });
+
+  it('infer with a JSON literal, a .npy file and a .json file, JSON and binary', async () => {
+    const lit = await kinfer(['infer', 'echo', '--url', url, '--input', 'x:FP32:2,2=[[1,2],[3,4.5]]', '--json']);
+    expect(lit.code).toBe(0);
+    expect(JSON.parse(lit.stdout).outputs).toEqual([{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [1, 2, 3, 4.5] }]);
+
+    const npyFile = path.join(tmp, 'a.npy');
+    await writeFile(npyFile, writeNpy('INT64', [3], new BigInt64Array([1n, -(2n ** 60n), 3n])));
+    const jsonFile = path.join(tmp, 'b.json');
+    await writeFile(jsonFile, JSON.stringify({ datatype: 'BYTES', data: ['héllo', 'w'] }));
+    const files = await kinfer(['infer', 'echo', '--url', url, '--binary', '-i', `a=@${npyFile}`, '-i', `b=@${jsonFile}`, '--id', 'r7', '--json']);
+    expect(files.code).toBe(0);
+    const res = JSON.parse(files.stdout);
+    expect(res.id).toBe('r7');
+    expect(res.outputs).toEqual([
+      { name: 'a', datatype: 'INT64', shape: [3], data: [1, String(-(2n ** 60n)), 3] },
+      { name: 'b', datatype: 'BYTES', shape: [2], data: ['héllo', 'w'] },
+    ]);
+
+    const human = await kinfer(['infer', 'echo', '--url', url, '-i', 's:BYTES=hello', '-i', 'n:INT8=[1,2,3]', '--max-values', '2']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain('s  BYTES  [1]\n  ["hello"]');
+    expect(human.stdout).toContain('n  INT8  [3]\n  [1, 2, ... (1 more)]');
+  });
+
+  it('infer --top-k ranks the last dimension, with labels', async () => {
+    const labels = path.join(tmp, 'labels.txt');
+    await writeFile(labels, 'cat\ndog\nbird\nfish\n');
+    const r = await kinfer(['infer', 'echo', '--url', url, '-i', 'p:FP32:1,4=[0.1,0.6,0.05,0.25]', '--top-k', '2', '--labels', labels]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/p {2}FP32 {2}\[1,4\]\n +1 {2}0\.6 {2}dog\n +3 {2}0\.25 {2}fish\n/);
+    const j = await kinfer(['infer', 'echo', '--url', url, '-i', 'p:FP16:2,3=[[1,3,2],[9,8,7]]', '-k', '1', '--json']);
+    expect(JSON.parse(j.stdout).outputs[0].top_k).toEqual([[{ index: 1, score: 3 }], [{ index: 0, score: 9 }]]);
+  });
+
+  it('a server-side refusal exits 1 with the server message', async () => {
+    const r = await kinfer(['infer', 'echo', '--url', url, '-i', 'x:INT32=[1]', '-o', 'y', '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("kinfer infer: 400: model 'echo': unknown output 'y'");
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: 400 });
+  });
+
+  it('unload, load with parameters, and a failed load', async () => {
+    expect((await kinfer(['unload', 'echo', '--url', url])).stdout).toContain('unloaded echo');
+    expect(JSON.parse((await kinfer(['models', '--url', url, '--json'])).stdout)).toEqual({ models: [] });
+    const load = await kinfer(['load', 'echo', '--url', url, '--param', 'threads=2']);
+    expect(load.code).toBe(0);
+    expect(load.stdout).toContain('loaded echo');
+    expect(JSON.parse((await kinfer(['models', '--url', url, '--json'])).stdout)).toEqual({ models: ['echo'] });
+    const bad = await kinfer(['load', 'nope', '--url', url]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/kinfer load: 404: .*nope/);
+  });
+});
+
+describe('usage errors, connection errors, --host, --help', () => {
+  it('usage errors exit 2 and say what is wrong', async () => {
+    const cases: [string[], RegExp][] = [
+      [['infer'], /missing required argument 'model'/],
+      [['infer', 'echo', '--url', 'http://127.0.0.1:1'], /at least one --input/],
+      [['infer', 'echo', '-i', 'x:FP32:2=[1,2,3]'], /input 'x': shape \[2\] needs 2 elements, data has 3/],
+      [['infer', 'echo', '-i', 'x=[1,2]'], /give a datatype/],
+      [['infer', 'echo', '-i', 'x=@/nonexistent.npy'], /cannot read \/nonexistent.npy: ENOENT/],
+      [['health', '--timeout', 'soon'], /'--timeout <ms>' argument 'soon' is invalid/],
+      [['load', 'echo', '--param', 'novalue'], /--param 'novalue': expected key=value/],
+      [['health', '--url', 'ftp://x'], /only http:\/\/ and https:\/\//],
+      [['frobnicate'], /unknown command 'frobnicate'/],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => kinfer(args)));
+    runs.forEach((r, i) => {
+      expect({ args: cases[i]![0], code: r.code }).toEqual({ args: cases[i]![0], code: 2 });
+      expect(r.stderr).toMatch(cases[i]![1]);
+    });
+  });
+
+  it('a refused connection exits 1 naming the URL', async () => {
+    const closed = await rawServer(() => undefined);
+    await closed.close();
+    const r = await kinfer(['models', '--url', closed.url, '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`cannot reach ${closed.url}/v2/models`);
+    expect(r.stderr).toContain('ECONNREFUSED');
+    expect(JSON.parse(r.stdout).error).toContain('ECONNREFUSED');
+  });
+
+  it('--host sets the Host header the server sees', async () => {
+    const raw = await rawServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{"models":["m"]}');
+    });
+    try {
+      const r = await kinfer(['models', '--url', raw.url, '--host', 'echo.default.example.com']);
+      expect(r.code).toBe(0);
+      expect(r.stdout.trim()).toBe('m');
+      expect(raw.seen[0]!.host).toBe('echo.default.example.com');
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('--help works on every verb', async () => {
+    const verbs = ['serve', 'infer', 'health', 'models', 'metadata', 'load', 'unload', 'devices', 'pull', 'manifests', 'validate', 'deploy', 'status', 'list', 'logs'];
+    const runs = await Promise.all(verbs.map((v) => kinfer([v, '--help'])));
+    runs.forEach((r, i) => {
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`Usage: kinfer ${verbs[i]}`);
+    });
+  });
+});
+
+describe('local verbs', () => {
+  it('devices lists what the addon enumerates (none here: no FPGA on this machine)', async () => {
+    const r = await kinfer(['devices', '--json']);
+    expect(r.code).toBe(0);
+    const e = JSON.parse(r.stdout);
+    expect(Array.isArray(e.devices)).toBe(true);
+    const human = await kinfer(['devices']);
+    if (e.devices.length === 0) expect(human.stdout).toMatch(/no Xilinx\/AMD FPGA found/);
+    const req = await kinfer(['devices', '--require', String(e.devices.length + 1)]);
+    expect(req.code).toBe(1);
+  });
+
+  it('pull copies a local folder, and prints plain progress lines when not on a TTY', async () => {
+    const src = path.join(tmp, 'src-model');
+    await mkdir(path.join(src, '1'), { recursive: true });
+    await writeFile(path.join(src, '1', 'model.onnx'), 'weights');
+    const dest = path.join(tmp, 'pulled');
+    const r = await kinfer(['pull', src, dest, '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ dir: dest, cached: false });
+    expect(await readFile(path.join(dest, '1', 'model.onnx'), 'utf8')).toBe('weights');
+
+    // A slow HTTP download: 8 chunks of 16 KiB, 60 ms apart.
+    const raw = await rawServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(8 * 16384) });
+      let sent = 0;
+      const tick = setInterval(() => {
+        res.write(Buffer.alloc(16384, 1));
+        if (++sent === 8) {
+          clearInterval(tick);
+          res.end();
+        }
+      }, 60);
+    });
+    try {
+      const d2 = path.join(tmp, 'pulled-http');
+      const p = await kinfer(['pull', `${raw.url}/model.onnx`, d2, '--progress-interval', '100']);
+      expect(p.code).toBe(0);
+      expect(p.stdout).toContain('131.1 KB downloaded');
+      expect(p.stderr).toMatch(/^pull: [\d.]+ KB of 131\.1 KB \(\d+%\), [\d.]+ (B|KB|MB)\/s$/m);
+      expect(p.stderr).not.toContain('\r');
+      expect((await readFile(path.join(d2, 'model.onnx'))).byteLength).toBe(8 * 16384);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('pull of an unsupported scheme exits 1 with the reason', async () => {
+    const r = await kinfer(['pull', 'ftp://host/model', path.join(tmp, 'x')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unsupported scheme "ftp:\/\/"/);
+  });
+
+  it('deploy --dry-run prints the objects it would apply, without a cluster', async () => {
+    const r = await kinfer(['deploy', 'echo', '--dry-run', '--json', '--namespace', 'models']);
+    expect(r.code).toBe(0);
+    const applied = JSON.parse(r.stdout) as { kind: string; name: string }[];
+    expect(applied.map((a) => a.kind)).toContain('Service');
+    expect(r.stderr).toContain('# dry run: PATCH');
+  });
+});
