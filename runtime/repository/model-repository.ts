@@ -12,7 +12,7 @@ import { selectBackend } from '../backends/select.js';
 import type { Batcher } from '../batching/batcher.js';
 import { InvalidArgument, KinferError, NotFound, NotReady } from '../core/errors.js';
 import type { Parameters } from '../core/tensor.js';
-import type { Metrics } from '../observability/metrics.js';
+import { forgetModel, type Metrics } from '../observability/metrics.js';
 import { ModelHandle, type ModelState } from './model-handle.js';
 import type { ModelConfig } from './model-config.js';
 import { checkModelName as checkPlainName, listModelNames, readModelLayout } from './layout.js';
@@ -100,6 +100,7 @@ export class ModelRepository {
         await handle.close();
       } finally {
         if (this.entries.get(name) === entry && !entry.handle) this.entries.delete(name);
+        if (this.opts.metrics) forgetModel(this.opts.metrics, name, handle.version);
         this.opts.logger.info({ event: 'unload', model: name, version: handle.version }, `unloaded ${name}`);
       }
     });
@@ -232,7 +233,10 @@ export class ModelRepository {
       const seconds = (performance.now() - started) / 1000;
       this.opts.metrics?.modelLoadDuration.observe({ model: name, version, outcome: 'success' }, seconds);
       log.info({ event: 'load', model: name, version, seconds, platform: metadata!.platform }, `loaded ${name} v${version}`);
-      if (old) await old.close();
+      if (old) {
+        await old.close();
+        if (this.opts.metrics && old.version !== version) forgetModel(this.opts.metrics, name, old.version);
+      }
       return handle;
     } catch (err) {
       const seconds = (performance.now() - started) / 1000;

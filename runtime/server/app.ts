@@ -13,6 +13,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { KinferEnv } from './context.js';
 import { accessLog } from './middleware/access-log.js';
 import { requestMetrics } from './middleware/request-metrics.js';
+import { tracing } from './middleware/tracing.js';
 import { repositoryRoutes } from './routes/repository.js';
 import { v2Routes } from './routes/v2.js';
 import { cloudEventHandler } from './routes/cloudevents.js';
@@ -40,9 +41,10 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   app.use(requestId({ headerName: 'x-request-id' }));
   app.use(accessLog({ logger: opts.logger }));
   app.use(compress({ contentTypeFilter: COMPRESSIBLE }));
-  app.use('/v2/models/:model/infer', requestMetrics(opts.metrics));
-  app.use('/v2/models/:model/versions/:version/infer', requestMetrics(opts.metrics));
-  app.on('POST', '/', requestMetrics(opts.metrics));
+  for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer']) {
+    app.use(path, requestMetrics(opts.metrics), tracing());
+  }
+  app.on('POST', '/', requestMetrics(opts.metrics), tracing());
 
   app.get('/metrics', async (c) => {
     const body = await opts.metrics.registry.metrics();
@@ -53,6 +55,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   const dp = opts.dataplane;
   const cloudEvent = cloudEventHandler({
     dataplane: dp,
+    metrics: opts.metrics,
     maxBodyBytes: opts.maxBodyBytes,
     responseType: opts.cloudEventType,
     responseSource: opts.cloudEventSource,
@@ -65,7 +68,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   });
   app.post('/', (c) => cloudEvent(c));
   opts.extend?.(app);
-  app.route('/', v2Routes({ dataplane: dp, maxBodyBytes: opts.maxBodyBytes, cloudEvent }));
+  app.route('/', v2Routes({ dataplane: dp, metrics: opts.metrics, maxBodyBytes: opts.maxBodyBytes, cloudEvent }));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {

@@ -14,6 +14,8 @@ export interface KinferVariables {
   /** Items in the batch the request ran in. */
   batchSize?: number;
   log: Logger;
+  /** The W3C trace id the request belongs to (the caller's, or ours when tracing is on). */
+  traceId?: string;
 }
 
 export type KinferEnv = { Variables: KinferVariables };

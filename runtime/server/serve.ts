@@ -17,6 +17,7 @@ import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { DataPlane } from '../dataplane.js';
 import { createLogger } from '../observability/logger.js';
+import { initTracing, shutdownTracing } from '../observability/tracing.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { ModelRepository, type BatcherFactory, type Puller } from '../repository/model-repository.js';
 import { createApp } from './app.js';
@@ -82,6 +83,8 @@ const processStart = performance.timeOrigin;
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const env = opts.env ?? process.env;
   const logger = opts.logger ?? createLogger(env);
+  const tracingStatus = initTracing(env);
+  if (tracingStatus.enabled) logger.info({ event: 'tracing', ...tracingStatus }, `exporting traces to ${tracingStatus.url}`);
   const metrics = opts.metrics ?? createMetrics(env);
   registerXModelMetrics(metrics.registry);
   let startupDone = false;
@@ -166,6 +169,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // Keep-alive sockets whose response is written but not yet read by the client get a short grace.
       await within(stopped, 1000, undefined);
       http.closeAllConnections?.();
+      await shutdownTracing().catch((err: unknown) => logger.warn({ err }, 'trace flush failed'));
       await Promise.resolve(hooks.shutdown?.()).catch((err: unknown) => logger.error({ err }, 'shutdown hook failed'));
       logger.info({ event: 'stopped' }, 'kinfer stopped');
     })());

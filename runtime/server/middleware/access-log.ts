@@ -29,6 +29,7 @@ export function accessLog(opts: AccessLogOptions): MiddlewareHandler<KinferEnv> 
       version: c.get('modelVersion'),
       protocol: c.get('protocol'),
       batchSize: c.get('batchSize'),
+      traceId: c.get('traceId'),
     };
     if (quiet.has(c.req.path)) log.debug(line, 'request');
     else log.info(line, 'request');

@@ -11,9 +11,13 @@ import { decodeInferRequest, encodeInferResponse } from '../../protocol/v2/index
 import { decodeCloudEvent, encodeCloudEventReply } from '../../protocol/cloudevent.js';
 import { readBody } from '../body.js';
 import type { KinferEnv } from '../context.js';
+import type { Metrics } from '../../observability/metrics.js';
+import { stage } from '../stages.js';
+import { traceHeaders, tracingEnabled } from '../../observability/tracing.js';
 
 export interface CloudEventOptions {
   dataplane: DataPlane;
+  metrics: Metrics;
   maxBodyBytes: number;
   /** Reply event type; default `io.kinfer.inference.response`. */
   responseType?: string;
@@ -43,23 +47,30 @@ export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
       );
     }
     c.set('model', model);
-    const decoded = decodeInferRequest(event.body, {
-      modelName: model,
-      modelVersion: version,
-      contentType: event.contentType,
-      inferenceHeaderContentLength: event.inferenceHeaderContentLength,
-      rawInput: () => dp.rawInputSpec(model, version),
-    });
+    if (!c.get('traceId') && event.traceparent) c.set('traceId', event.traceparent.split('-')[1]);
+    const decoded = stage('decode', opts.metrics.decodeDuration, { model, version: version ?? '' }, () =>
+      decodeInferRequest(event.body, {
+        modelName: model,
+        modelVersion: version,
+        contentType: event.contentType,
+        inferenceHeaderContentLength: event.inferenceHeaderContentLength,
+        rawInput: () => dp.rawInputSpec(model, version),
+      }),
+    );
     const { response, batch } = await dp.infer(decoded.request, { signal: c.req.raw.signal, requestId: c.get('requestId') });
     c.set('modelVersion', response.modelVersion);
     c.set('batchSize', batch.batchSize);
-    const encoded = encodeInferResponse(response, decoded.binaryOutputs);
+    const encoded = stage('encode', opts.metrics.encodeDuration, { model, version: response.modelVersion ?? '' }, () =>
+      encodeInferResponse(response, decoded.binaryOutputs),
+    );
+    const ours = tracingEnabled() ? traceHeaders() : {};
     const reply = encodeCloudEventReply(event, encoded, {
       type,
       source: source.replace('{model}', model),
       requestId: decoded.request.id ?? event.id,
-      traceparent: event.traceparent ?? c.req.header('traceparent'),
-      tracestate: event.tracestate ?? c.req.header('tracestate'),
+      // Our span when tracing is on (a child of the caller's), else the caller's context as received.
+      traceparent: ours.traceparent ?? event.traceparent ?? c.req.header('traceparent'),
+      tracestate: ours.tracestate ?? event.tracestate ?? c.req.header('tracestate'),
     });
     return c.body(reply.body as string, 200, reply.headers);
   };

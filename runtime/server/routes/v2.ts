@@ -9,9 +9,12 @@ import { NotFound } from '../../core/errors.js';
 import { decodeInferRequest, encodeInferResponse } from '../../protocol/v2/index.js';
 import { readBody } from '../body.js';
 import type { KinferEnv } from '../context.js';
+import type { Metrics } from '../../observability/metrics.js';
+import { stage } from '../stages.js';
 
 export interface V2RouteOptions {
   dataplane: DataPlane;
+  metrics: Metrics;
   maxBodyBytes: number;
   /** CloudEvents arriving on the infer route are handed here (binary or structured mode). */
   cloudEvent?: (c: Context<KinferEnv>, model: string, version: string | undefined) => Promise<Response>;
@@ -54,20 +57,24 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
     const body = await readBody(c, opts.maxBodyBytes);
     const headerLength = c.req.header('inference-header-content-length');
     c.set('protocol', headerLength !== undefined ? 'v2-binary' : 'v2-json');
-    const decoded = decodeInferRequest(body, {
-      modelName: model,
-      modelVersion: version,
-      contentType: c.req.header('content-type'),
-      inferenceHeaderContentLength: headerLength,
-      rawInput: () => dp.rawInputSpec(model, version),
-    });
+    const decoded = stage('decode', opts.metrics.decodeDuration, { model, version: version ?? '' }, () =>
+      decodeInferRequest(body, {
+        modelName: model,
+        modelVersion: version,
+        contentType: c.req.header('content-type'),
+        inferenceHeaderContentLength: headerLength,
+        rawInput: () => dp.rawInputSpec(model, version),
+      }),
+    );
     const { response, batch } = await dp.infer(decoded.request, {
       signal: c.req.raw.signal,
       requestId: c.get('requestId'),
     });
     c.set('modelVersion', response.modelVersion);
     c.set('batchSize', batch.batchSize);
-    const encoded = encodeInferResponse(response, decoded.binaryOutputs);
+    const encoded = stage('encode', opts.metrics.encodeDuration, { model, version: response.modelVersion ?? '' }, () =>
+      encodeInferResponse(response, decoded.binaryOutputs),
+    );
     return c.body(encoded.body as string, 200, encoded.headers);
   };
   app.post('/v2/models/:model/infer', infer);

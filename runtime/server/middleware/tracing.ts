@@ -1,0 +1,31 @@
+/**
+ * @module server/middleware/tracing
+ * Continues the caller's W3C trace (`traceparent`/`tracestate`, or the
+ * CloudEvents `ce-traceparent` extension) with a `kinfer.infer` span around the
+ * request; the decode, queue, compute and encode spans nest under it. The
+ * trace id goes to the access log whether or not spans are exported.
+ */
+import type { MiddlewareHandler } from 'hono';
+import { extractContext, traceIdOf, withSpan } from '../../observability/tracing.js';
+import type { KinferEnv } from '../context.js';
+
+export function tracing(): MiddlewareHandler<KinferEnv> {
+  return async function tracing(c, next) {
+    const parent = extractContext(c.req.raw.headers);
+    const traceId = traceIdOf(parent);
+    if (traceId) c.set('traceId', traceId);
+    await withSpan(
+      'kinfer.infer',
+      { 'http.request.method': c.req.method, 'url.path': c.req.path, 'kinfer.request_id': c.get('requestId') },
+      async (span) => {
+        await next();
+        span.setAttribute('http.response.status_code', c.res.status);
+        const model = c.get('model');
+        if (model) span.setAttribute('kinfer.model', model);
+        const own = span.spanContext().traceId;
+        if (!traceId && own !== '0'.repeat(32)) c.set('traceId', own);
+      },
+      parent,
+    );
+  };
+}
