@@ -15,7 +15,7 @@ import type { BatchResult } from './batching/batcher.js';
 
 export const SERVER_NAME = 'kinfer';
 export const SERVER_VERSION = '0.1.0';
-export const EXTENSIONS = ['binary_tensor_data', 'model_repository', 'schedule_policy', 'cloudevents', 'hardware'];
+export const EXTENSIONS = ['binary_tensor_data', 'model_repository', 'cloudevents', 'hardware'];
 
 export interface ServerMetadata {
   name: string;
