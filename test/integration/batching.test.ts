@@ -1,0 +1,160 @@
+/**
+ * Batching, backpressure, deadlines and disconnects through a real server on
+ * 127.0.0.1, observed in the responses and in /metrics.
+ */
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultModelRepository } from '../../runtime/config.js';
+import type { RunningServer } from '../../runtime/server/serve.js';
+import { mlpReference, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
+import { postJson, startTestServer, tempDir } from '../helpers/server.js';
+
+function metricValue(text: string, name: string, labels: Record<string, string>): number {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{')) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.split(' ').pop());
+  }
+  return 0;
+}
+
+/** A 1×3×S×S ocr-det request in the binary extension, heavy enough to keep the one instance busy. */
+function heavyRequest(size: number, extra: Record<string, unknown> = {}) {
+  const x = new Float32Array(3 * size * size).fill(0.5);
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, size, size], parameters: { binary_data_size: x.byteLength } }],
+      outputs: [{ name: 'sigmoid_0.tmp_0', parameters: { binary_data: true } }],
+      ...extra,
+    }),
+  );
+  return {
+    body: Buffer.concat([header, Buffer.from(x.buffer)]),
+    headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) },
+  };
+}
+
+/** Waits (bounded) until the model has a request pending, i.e. the heavy one reached the batcher. */
+async function untilPending(url: string, model: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    if (metricValue(text, 'kinfer_pending_requests', { model }) >= 1) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`no request became pending on ${model} within 1 s`);
+}
+
+describe('batching and backpressure through HTTP', () => {
+  let server: RunningServer;
+  let repo: { dir: string; cleanup: () => Promise<void> };
+  let mlp: MlpModel;
+
+  beforeAll(async () => {
+    repo = await tempDir();
+    await mkdir(join(repo.dir, 'mlp', '1'), { recursive: true });
+    mlp = await writeMlpModel(join(repo.dir, 'mlp', '1'));
+    await writeFile(
+      join(repo.dir, 'mlp', 'config.pbtxt'),
+      'platform: "onnxruntime_onnx"\nmax_batch_size: 64\ndynamic_batching { max_queue_delay_microseconds: 20000 }\n',
+    );
+    // ocr-det with no batching, one instance and a queue of one: the second waiting request is refused.
+    await mkdir(join(repo.dir, 'slow', '1'), { recursive: true });
+    await symlink(join(defaultModelRepository(), 'ocr-det', '1', 'model.onnx'), join(repo.dir, 'slow', '1', 'model.onnx'));
+    await writeFile(
+      join(repo.dir, 'slow', 'config.pbtxt'),
+      'platform: "onnxruntime_onnx"\nmax_batch_size: 0\ndynamic_batching { default_queue_policy { max_queue_size: 1 } }\n',
+    );
+    server = await startTestServer({ modelRepository: repo.dir });
+  });
+  afterAll(async () => {
+    await server.close();
+    await repo.cleanup();
+  });
+
+  it('merges 32 concurrent requests into fewer executions, and each caller gets its own rows', async () => {
+    const rows = Array.from({ length: 32 }, (_, i) => Float32Array.from([i, -i / 2, 1 + i / 10, (i % 5) - 2]));
+    const responses = await Promise.all(
+      rows.map((x, i) =>
+        postJson(`${server.url}/v2/models/mlp/infer`, {
+          id: `r${i}`,
+          inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: Array.from(x) }],
+        }),
+      ),
+    );
+    for (const [i, res] of responses.entries()) {
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { id: string; outputs: { shape: number[]; data: number[] }[] };
+      expect(body.id).toBe(`r${i}`);
+      expect(body.outputs[0]!.shape).toEqual([1, 3]);
+      const want = mlpReference(mlp, rows[i]!);
+      body.outputs[0]!.data.forEach((v, j) => expect(v).toBeCloseTo(want[j]!, 5));
+    }
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const items = metricValue(text, 'kinfer_inference_count_total', { model: 'mlp' });
+    const executions = metricValue(text, 'kinfer_execution_count_total', { model: 'mlp' });
+    expect(items).toBe(32);
+    expect(executions).toBeGreaterThan(0);
+    expect(executions).toBeLessThan(32);
+    expect(text).toMatch(/kinfer_batch_size_bucket\{[^}]*model="mlp"/);
+  });
+
+  it('answers 503 with Retry-After at once when the queue is full, and serves the rest', async () => {
+    const req = heavyRequest(960);
+    const responses = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        fetch(`${server.url}/v2/models/slow/infer`, { method: 'POST', headers: req.headers, body: req.body }),
+      ),
+    );
+    const statuses = responses.map((r) => r.status);
+    expect(statuses.filter((s) => s === 503).length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
+    const refused = responses.find((r) => r.status === 503)!;
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await refused.json()) as { error: string }).error).toMatch(/queue/i);
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metricValue(text, 'kinfer_rejected_requests_total', { model: 'slow', reason: 'queue_full' })).toBeGreaterThan(0);
+  });
+
+  it('answers 504 for a request whose deadline passed while queued, and never computes it', async () => {
+    const before = metricValue(await (await fetch(`${server.url}/metrics`)).text(), 'kinfer_inference_count_total', { model: 'slow' });
+    const busy = heavyRequest(960);
+    const first = fetch(`${server.url}/v2/models/slow/infer`, { method: 'POST', headers: busy.headers, body: busy.body });
+    await untilPending(server.url, 'slow');
+    const late = heavyRequest(32, { parameters: { timeout: 1000 } }); // 1 ms, in microseconds as Triton
+    const res = await fetch(`${server.url}/v2/models/slow/infer`, { method: 'POST', headers: late.headers, body: late.body });
+    expect(res.status).toBe(504);
+    expect(((await res.json()) as { error: string }).error).toMatch(/deadline|timeout|timed out/i);
+    expect((await first).status).toBe(200);
+    const after = metricValue(await (await fetch(`${server.url}/metrics`)).text(), 'kinfer_inference_count_total', { model: 'slow' });
+    expect(after - before).toBe(1);
+  });
+
+  it('drops a queued request whose client went away before computing it', async () => {
+    const metrics = async () => (await fetch(`${server.url}/metrics`)).text();
+    const before = await metrics();
+    const busy = heavyRequest(960);
+    const first = fetch(`${server.url}/v2/models/slow/infer`, { method: 'POST', headers: busy.headers, body: busy.body });
+    await untilPending(server.url, 'slow');
+    const gone = heavyRequest(32);
+    const abort = new AbortController();
+    const second = fetch(`${server.url}/v2/models/slow/infer`, {
+      method: 'POST',
+      headers: gone.headers,
+      body: gone.body,
+      signal: abort.signal,
+    }).catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 30));
+    abort.abort();
+    expect(await second).toBeInstanceOf(Error);
+    expect((await first).status).toBe(200);
+    let after = await metrics();
+    for (let i = 0; i < 40 && metricValue(after, 'kinfer_rejected_requests_total', { model: 'slow', reason: 'cancelled' }) === 0; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      after = await metrics();
+    }
+    const cancelled = (t: string) => metricValue(t, 'kinfer_rejected_requests_total', { model: 'slow', reason: 'cancelled' });
+    expect(cancelled(after) - cancelled(before)).toBe(1);
+    const items = (t: string) => metricValue(t, 'kinfer_inference_count_total', { model: 'slow' });
+    expect(items(after) - items(before)).toBe(1);
+  });
+});

@@ -1,0 +1,152 @@
+/**
+ * The built `kinfer serve` as Kubernetes runs it: function mode pulls over
+ * HTTP from a local fixture, stays unready until loaded, serves; a pull that
+ * fails for good exits 1 with the reason; SIGTERM lets an in-flight request
+ * finish, then exits 0. Needs `dist/` (built by test/global-setup.ts).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packageRoot } from '../../runtime/config.js';
+import { startHttpFixture, makeTarGz, type HttpFixture } from '../helpers/http-fixture.js';
+import { mlpReference, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
+import { postJson, tempDir } from '../helpers/server.js';
+
+const BIN = join(packageRoot(), 'dist', 'cli', 'main.js');
+
+interface Proc {
+  child: ChildProcess;
+  url: Promise<string>;
+  exit: Promise<{ code: number | null; output: string }>;
+  output(): string;
+}
+
+/** Spawns `kinfer serve` on a free port; `url` resolves from its "listening" log line. */
+function serve(env: Record<string, string>): Proc {
+  const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0'], {
+    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  let resolveUrl: (u: string) => void;
+  const url = new Promise<string>((resolve) => (resolveUrl = resolve));
+  const onData = (b: Buffer) => {
+    output += b.toString();
+    const m = /"event":"listening","url":"([^"]+)"/.exec(output);
+    if (m) resolveUrl(m[1]!);
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exit = new Promise<{ code: number | null; output: string }>((resolve) =>
+    child.on('exit', (code) => resolve({ code, output })),
+  );
+  return { child, url, exit, output: () => output };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('kinfer serve as a Knative function (spawned process)', () => {
+  let http: HttpFixture;
+  let work: { dir: string; cleanup: () => Promise<void> };
+  let mlp: MlpModel;
+  const procs: Proc[] = [];
+
+  beforeAll(async () => {
+    work = await tempDir();
+    await mkdir(join(work.dir, 'src'), { recursive: true });
+    mlp = await writeMlpModel(join(work.dir, 'src'));
+    http = await startHttpFixture();
+    const onnx = await readFile(mlp.path);
+    http.files.set('/models/mlp.tar.gz', {
+      body: makeTarGz([
+        { name: '1/', type: 'dir' },
+        { name: '1/model.onnx', body: onnx },
+        { name: 'config.pbtxt', body: 'platform: "onnxruntime_onnx"\nmax_batch_size: 8\n' },
+      ]),
+    });
+  });
+  afterAll(async () => {
+    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    await http.close();
+    await work.cleanup();
+  });
+
+  it('pulls an archive over HTTP, is unready until loaded, then serves exact results', async () => {
+    // Slow the download so readiness can be seen false while pulling.
+    http.faults.set('/models/mlp.tar.gz', { chunkSize: 1024, chunkDelayMs: 10 });
+    const p = serve({
+      MODEL_NAME: 'mlp',
+      STORAGE_URI: `${http.url}/models/mlp.tar.gz`,
+      MODEL_REPOSITORY: join(work.dir, 'repo'),
+    });
+    procs.push(p);
+    const url = await p.url;
+    expect((await fetch(`${url}/v2/health/live`)).status).toBe(200);
+    expect((await fetch(`${url}/v2/health/ready`)).status).toBe(503);
+    await until('ready', async () => ((await fetch(`${url}/v2/health/ready`)).status === 200 ? true : undefined));
+    const x = Float32Array.from([1, -2, 0.5, 4]);
+    const res = await postJson(`${url}/v2/models/mlp/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: Array.from(x) }] });
+    expect(res.status).toBe(200);
+    const want = mlpReference(mlp, x);
+    ((await res.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+    p.child.kill('SIGTERM');
+    expect((await p.exit).code).toBe(0);
+  });
+
+  it('exits 1 naming the reason when the artifact cannot be pulled', async () => {
+    const p = serve({
+      MODEL_NAME: 'gone',
+      STORAGE_URI: `${http.url}/models/missing.onnx`,
+      MODEL_REPOSITORY: join(work.dir, 'repo2'),
+      KINFER_PULL_RETRIES: '0',
+    });
+    procs.push(p);
+    const { code, output } = await p.exit;
+    expect(code).toBe(1);
+    expect(output).toMatch(/startup failed: .*(404|not found)/i);
+  });
+
+  it('on SIGTERM finishes the in-flight request, then exits 0', async () => {
+    const repo = join(work.dir, 'slowrepo');
+    await mkdir(join(repo, 'ocr', '1'), { recursive: true });
+    await writeFile(join(repo, 'ocr', 'config.pbtxt'), 'platform: "onnxruntime_onnx"\n');
+    const { symlink } = await import('node:fs/promises');
+    await symlink(join(packageRoot(), 'models', 'ocr-det', '1', 'model.onnx'), join(repo, 'ocr', '1', 'model.onnx'));
+    const p = serve({ MODEL_REPOSITORY: repo });
+    procs.push(p);
+    const url = await p.url;
+    await until('ready', async () => ((await fetch(`${url}/v2/health/ready`)).status === 200 ? true : undefined));
+    const size = 640;
+    const x = new Float32Array(3 * size * size).fill(0.25);
+    const header = Buffer.from(
+      JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, size, size], parameters: { binary_data_size: x.byteLength } }] }),
+    );
+    const inflight = fetch(`${url}/v2/models/ocr/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) },
+      body: Buffer.concat([header, Buffer.from(x.buffer)]),
+    });
+    await until('request pending', async () => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      return /kinfer_pending_requests\{[^}]*model="ocr"[^}]*\} [1-9]/.test(text) ? true : undefined;
+    });
+    p.child.kill('SIGTERM');
+    const res = await inflight;
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { outputs: { shape: number[] }[] };
+    expect(body.outputs[0]!.shape).toEqual([1, 1, size, size]);
+    const { code, output } = await p.exit;
+    expect(code).toBe(0);
+    expect(output).toMatch(/"event":"shutdown"/);
+    expect(output).toMatch(/"event":"stopped"/);
+  });
+});
