@@ -6,7 +6,8 @@
  * tensors holding TypedArrays. Tensors use the same in-memory form as the
  * server (`runtime/core/datatypes.ts`): FP16 as half bits in a Uint16Array,
  * BOOL as 0/1 bytes, BYTES as one Uint8Array per element, 64-bit integers as
- * BigInt64Array/BigUint64Array.
+ * BigInt64Array/BigUint64Array. The binary framing is the server's own
+ * (`runtime/protocol/v2/binary.ts`, which imports only `runtime/core`).
  *
  * @example
  * const t = toTensor({ name: 'x', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] });
@@ -24,12 +25,12 @@ import {
   type NumericArray,
   type TensorData,
 } from '../runtime/core/datatypes.js';
+import type { Parameters, Tensor } from '../runtime/core/tensor.js';
+import { concatBody, writeBytesElements } from '../runtime/protocol/v2/binary.js';
 import { KinferClientError, KinferInputError, KinferProtocolError } from './errors.js';
 
-export type { Datatype, NumericArray, TensorData };
+export type { Datatype, NumericArray, Parameters, Tensor, TensorData };
 export { DATATYPES };
-
-export type Parameters = Record<string, string | number | boolean>;
 
 /** Anything `infer` accepts as one tensor's data. Plain arrays may be nested (row-major). */
 export type InputData =
@@ -45,15 +46,6 @@ export interface InferInput {
   /** Optional: taken from the nesting of plain arrays, else `[data.length]`. */
   shape?: readonly number[];
   data: InputData;
-  parameters?: Parameters;
-}
-
-/** A checked tensor in the in-memory form described at the top of this module. */
-export interface Tensor {
-  name: string;
-  datatype: Datatype;
-  shape: number[];
-  data: TensorData;
   parameters?: Parameters;
 }
 
@@ -292,20 +284,9 @@ export function binarySize(t: Tensor): number {
 
 /** The tensor's payload as the binary extension carries it: little-endian, BYTES length-prefixed. */
 export function tensorBytes(t: Tensor): Uint8Array {
-  if (t.datatype !== 'BYTES') {
-    const d = t.data as NumericArray;
-    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-  }
-  const elements = t.data as Uint8Array[];
-  const out = new Uint8Array(binarySize(t));
-  const view = new DataView(out.buffer);
-  let off = 0;
-  for (const e of elements) {
-    view.setUint32(off, e.byteLength, true);
-    out.set(e, off + 4);
-    off += 4 + e.byteLength;
-  }
-  return out;
+  if (t.datatype === 'BYTES') return writeBytesElements(t.data as Uint8Array[]);
+  const d = t.data as NumericArray;
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
 /**
@@ -402,17 +383,8 @@ export function encodeInferRequest(tensors: readonly Tensor[], opts: EncodeOptio
   }
   const json = utf8.encode(JSON.stringify(head));
   if (!binary) return { body: json, headers: { 'Content-Type': 'application/json' }, binary, jsonLength: json.byteLength };
-  const chunks = tensors.map(tensorBytes);
-  const total = chunks.reduce((n, c) => n + c.byteLength, json.byteLength);
-  const body = new Uint8Array(total);
-  body.set(json, 0);
-  let off = json.byteLength;
-  for (const c of chunks) {
-    body.set(c, off);
-    off += c.byteLength;
-  }
   return {
-    body,
+    body: concatBody(json, tensors.map(tensorBytes)),
     headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(json.byteLength) },
     binary,
     jsonLength: json.byteLength,

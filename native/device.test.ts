@@ -12,8 +12,12 @@ import { enumerateDevices, enumerateDevicesAsync, nativeCodeOf, nativeCounters, 
 import { loadNative } from './index.js';
 import {
   NO_HARDWARE,
+  SECOND_PF,
+  SHELL,
+  USER_PF,
   buildFakeVendor,
   ensureAddon,
+  fakeVendorEnv,
   holdDeviceInChild,
   killChild,
   makeFakeSysfs,
@@ -22,27 +26,13 @@ import {
   type FakeVendor,
 } from './testing.js';
 
-const USER_PF = '0000:3b:00.1';
-const SECOND_PF = '0000:5e:00.1';
-const SHELL = 'xilinx_u250_gen3x16_xdma_shell_4_1';
-
 let vendor: FakeVendor;
 let addonPath: string;
 let tmp: string;
 let restore: (() => void) | undefined;
 
 function fakeEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
-  return {
-    KINFER_XRT_LIB: vendor.xrt,
-    KINFER_VART_LIB: vendor.vart,
-    KINFER_SYSFS_ROOT: join(tmp, 'sys'),
-    KINFER_LOCK_DIR: join(tmp, 'lock'),
-    FAKE_XRT_DEVICES: '2',
-    FAKE_XRT_BDFS: `${USER_PF},${SECOND_PF}`,
-    FAKE_XRT_NAME: undefined,
-    FAKE_XRT_OPEN_FAIL: undefined,
-    ...extra,
-  };
+  return fakeVendorEnv(vendor, tmp, { FAKE_XRT_NAME: undefined, FAKE_XRT_OPEN_FAIL: undefined, ...extra });
 }
 
 async function expectReject(p: Promise<unknown>, cls: new (...a: never[]) => Error, code: string, text: RegExp) {

@@ -33,21 +33,8 @@ import {
 
 export type DeviceSource = 'sysfs' | 'xrt';
 
-export interface DeviceInfo {
-  /** XRT index, or -1 when only sysfs sees the device. */
-  index: number;
-  /** PCI address, e.g. 0000:3b:00.1 ("" when only XRT sees it). */
-  bdf: string;
-  vendorId: string;
-  deviceId: string;
-  subsystemId: string;
-  /** Bound kernel driver: xocl (user PF), xclmgmt (management PF), or "". */
-  driver: string;
-  /** Shell (VBNV) the driver exposes, "" when unknown. */
-  shell: string;
-  /** XRT's name when known, else the shell, else xilinx_fpga_<device id>. */
-  name: string;
-  numaNode: number;
+/** The addon's entry with its `sysfs`/`xrt` flags as a list of sources. */
+export interface DeviceInfo extends Omit<NativeDeviceEntry, 'sysfs' | 'xrt'> {
   sources: DeviceSource[];
 }
 

@@ -24,16 +24,21 @@ export interface NativeTensorInfo {
 }
 
 export interface NativeDeviceEntry {
-  /** XRT index, -1 when XRT does not list the device. */
+  /** XRT index, -1 when XRT does not list the device (only sysfs sees it). */
   index: number;
+  /** PCI address, e.g. 0000:3b:00.1 ("" when only XRT sees it). */
   bdf: string;
   vendorId: string;
   deviceId: string;
   subsystemId: string;
+  /** Bound kernel driver: xocl (user PF), xclmgmt (management PF), or "". */
   driver: string;
+  /** Shell (VBNV) the driver exposes, "" when unknown. */
   shell: string;
+  /** XRT's name when known, else the shell, else xilinx_fpga_<device id>. */
   name: string;
   numaNode: number;
+  /** Seen in sysfs / listed by XRT. */
   sysfs: boolean;
   xrt: boolean;
 }

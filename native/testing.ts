@@ -100,6 +100,30 @@ export function writeFakeXmodel(path: string, m: FakeXmodel): string {
   return path;
 }
 
+/** The user PF XRT lists as device 0 in `fakeVendorEnv`. */
+export const USER_PF = '0000:3b:00.1';
+/** The user PF XRT lists as device 1 in `fakeVendorEnv`. */
+export const SECOND_PF = '0000:5e:00.1';
+/** A real U250 shell name, for fake sysfs entries. */
+export const SHELL = 'xilinx_u250_gen3x16_xdma_shell_4_1';
+
+/**
+ * The env (for `withEnv`) that points the addon at the fake vendor libraries,
+ * the fake sysfs at `<tmp>/sys` and locks under `<tmp>/lock`, with fake XRT
+ * listing USER_PF and SECOND_PF. `extra` adds or overrides (undefined deletes).
+ */
+export function fakeVendorEnv(vendor: FakeVendor, tmp: string, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    KINFER_XRT_LIB: vendor.xrt,
+    KINFER_VART_LIB: vendor.vart,
+    KINFER_SYSFS_ROOT: join(tmp, 'sys'),
+    KINFER_LOCK_DIR: join(tmp, 'lock'),
+    FAKE_XRT_DEVICES: '2',
+    FAKE_XRT_BDFS: `${USER_PF},${SECOND_PF}`,
+    ...extra,
+  };
+}
+
 /** Sets env vars (undefined deletes); returns a function that restores the previous values. */
 export function withEnv(vars: Record<string, string | undefined>): () => void {
   const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));

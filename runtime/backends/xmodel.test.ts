@@ -16,8 +16,12 @@ import { XModelBackend, hasHardware, listDevices, registerXModelMetrics, resetDe
 import { nativeCounters } from '../../native/device.js';
 import {
   NO_HARDWARE,
+  SECOND_PF,
+  SHELL,
+  USER_PF,
   buildFakeVendor,
   ensureAddon,
+  fakeVendorEnv,
   holdDeviceInChild,
   killChild,
   makeFakeSysfs,
@@ -26,26 +30,13 @@ import {
   type FakeVendor,
 } from '../../native/testing.js';
 
-const USER_PF = '0000:3b:00.1';
-const SECOND_PF = '0000:5e:00.1';
-const SHELL = 'xilinx_u250_gen3x16_xdma_shell_4_1';
-
 let vendor: FakeVendor;
 let addonPath: string;
 let tmp: string;
 let restore: (() => void) | undefined;
 
 function useFake(extra: Record<string, string | undefined> = {}): void {
-  restore = withEnv({
-    KINFER_XRT_LIB: vendor.xrt,
-    KINFER_VART_LIB: vendor.vart,
-    KINFER_SYSFS_ROOT: join(tmp, 'sys'),
-    KINFER_LOCK_DIR: join(tmp, 'lock'),
-    FAKE_XRT_DEVICES: '2',
-    FAKE_XRT_BDFS: `${USER_PF},${SECOND_PF}`,
-    XLNX_VART_FIRMWARE: undefined,
-    ...extra,
-  });
+  restore = withEnv(fakeVendorEnv(vendor, tmp, { XLNX_VART_FIRMWARE: undefined, ...extra }));
   resetDeviceCache();
 }
 

@@ -70,10 +70,6 @@ export function elementSize(datatype: Datatype): number | undefined {
   return datatype === 'BYTES' ? undefined : CTORS[datatype].BYTES_PER_ELEMENT;
 }
 
-export function isBigIntType(datatype: Datatype): boolean {
-  return datatype === 'INT64' || datatype === 'UINT64';
-}
-
 /** A zeroed array of `length` elements of `datatype`. */
 export function allocate(datatype: Exclude<Datatype, 'BYTES'>, length: number): NumericArray {
   return new CTORS[datatype](length);

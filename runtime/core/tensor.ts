@@ -29,14 +29,6 @@ export function elementCount(shape: readonly number[]): number {
   return n;
 }
 
-/** Checks that a shape is a list of non-negative integers. */
-export function checkShape(name: string, shape: unknown): number[] {
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new InvalidArgument(`input '${name}': shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
-  }
-  return shape as number[];
-}
-
 /** Checks that `data` holds exactly as many elements of the right kind as `shape` says. */
 export function checkTensor(t: Tensor, role = 'input'): void {
   const expected = elementCount(t.shape);

@@ -4,7 +4,6 @@
  * turns every error into `{"error": "..."}` with the status from the table.
  */
 import { Hono } from 'hono';
-import { compress } from 'hono/compress';
 import { requestId } from 'hono/request-id';
 import type { Logger } from 'pino';
 import type { DataPlane } from '../dataplane.js';
@@ -12,6 +11,7 @@ import { toHttpError } from '../core/http-status.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { KinferEnv } from './context.js';
 import { accessLog } from './middleware/access-log.js';
+import { compressResponses } from './middleware/compress.js';
 import { requestMetrics } from './middleware/request-metrics.js';
 import { tracing } from './middleware/tracing.js';
 import { repositoryRoutes } from './routes/repository.js';
@@ -40,7 +40,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
 
   app.use(requestId({ headerName: 'x-request-id' }));
   app.use(accessLog({ logger: opts.logger }));
-  app.use(compress({ contentTypeFilter: COMPRESSIBLE }));
+  app.use(compressResponses(COMPRESSIBLE));
   for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer']) {
     app.use(path, requestMetrics(opts.metrics), tracing());
   }

@@ -8,23 +8,16 @@
  * convention; `http://` is assumed when no scheme is given), else
  * `https://storage.googleapis.com`. Layout rules match `s3.ts`.
  */
-import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { GoogleAuth } from 'google-auth-library';
-import { InvalidArgument, NotFound, Unavailable } from '../core/errors.js';
+import { InvalidArgument, Unavailable } from '../core/errors.js';
 import { httpGet } from './http.js';
-import { fetchSingle, safeJoin, type FetchOutcome, type RemoteSource } from './source.js';
-import { downloadToFile, forEachLimit, reasonOf, withRetry, type PullContext } from './transfer.js';
+import { fetchListed, listingValidator, selectListed, type FetchOutcome, type ListedObject, type RemoteSource } from './source.js';
+import { downloadToFile, reasonOf, withRetry, type PullContext } from './transfer.js';
 
-interface GcsObject {
-  name: string;
-  rel: string;
-  size: number;
+interface GcsObject extends ListedObject {
   generation: string;
   etag: string;
-  contentType?: string;
 }
 
 interface ListPage {
@@ -57,28 +50,9 @@ export class GcsSource implements RemoteSource {
     const base = gcsEndpoint(ctx.env);
     const headers = await this.authHeaders(ctx);
     const objects = await this.list(ctx, base, headers);
-    const validator =
-      'gs:' +
-      createHash('sha256')
-        .update(JSON.stringify(objects.map((o) => [o.rel, o.generation, o.etag, o.size])))
-        .digest('hex');
+    const validator = listingValidator('gs', objects.map((o) => [o.rel, o.generation, o.etag, o.size]));
     if (cached === validator) return { unchanged: true };
-    const total = objects.reduce((n, o) => n + o.size, 0);
-    ctx.budget.check(total, this.what);
-    ctx.progress.setTotal(total);
-    let bytes = 0;
-    const single = objects.length === 1 && objects[0]!.name === this.prefix;
-    if (single) {
-      const o = objects[0]!;
-      bytes = await fetchSingle(ctx, this.what, dir, o.name, o.contentType, (file) => this.download(ctx, base, headers, o, file));
-    } else {
-      await forEachLimit(objects, 4, async (o) => {
-        const file = safeJoin(dir, o.rel, this.what);
-        await mkdir(path.dirname(file), { recursive: true });
-        const n = await this.download(ctx, base, headers, o, file);
-        bytes += n;
-      });
-    }
+    const bytes = await fetchListed(ctx, this.what, dir, this.prefix, objects, (o, file) => this.download(ctx, base, headers, o, file));
     return { unchanged: false, validator, bytes };
   }
 
@@ -101,7 +75,7 @@ export class GcsSource implements RemoteSource {
     }
   }
 
-  private async list(ctx: PullContext, base: string, headers: Record<string, string>): Promise<GcsObject[]> {
+  private async list(ctx: PullContext, base: string, headers: Record<string, string>): Promise<(GcsObject & { rel: string })[]> {
     const raw: GcsObject[] = [];
     let token: string | undefined;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
@@ -117,7 +91,6 @@ export class GcsSource implements RemoteSource {
         if (!it.name) continue;
         raw.push({
           name: it.name,
-          rel: '',
           size: Number(it.size ?? 0),
           generation: it.generation ?? '',
           etag: it.etag ?? it.md5Hash ?? '',
@@ -128,16 +101,7 @@ export class GcsSource implements RemoteSource {
       if (!token) break;
     }
     if (token) throw new Unavailable(`${this.what}: more than ${MAX_LIST_PAGES} pages of objects; refusing to list further`);
-    const folder = this.prefix === '' || this.prefix.endsWith('/') ? this.prefix : `${this.prefix}/`;
-    const under = raw.filter((o) => o.name.startsWith(folder) && !o.name.endsWith('/'));
-    let objects: GcsObject[];
-    if (under.length > 0) objects = under.map((o) => ({ ...o, rel: o.name.slice(folder.length) }));
-    else {
-      const exact = raw.find((o) => o.name === this.prefix);
-      objects = exact ? [{ ...exact, rel: path.posix.basename(exact.name) }] : [];
-    }
-    if (objects.length === 0) throw new NotFound(`${this.what}: no objects found under this prefix in bucket ${this.bucket}`);
-    return objects.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return selectListed(raw, this.prefix, this.what, this.bucket);
   }
 
   private download(ctx: PullContext, base: string, headers: Record<string, string>, o: GcsObject, file: string): Promise<number> {

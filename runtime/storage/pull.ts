@@ -16,10 +16,8 @@ import { logger as defaultLogger, type Logger } from '../observability/logger.js
 import { archiveKind, extractArchive } from './archive.js';
 import { ArtifactCache, linkTree } from './cache.js';
 import { filePath, localArtifact } from './file.js';
-import { GcsSource } from './gcs.js';
 import { HttpSource } from './http.js';
 import { pvcPath } from './pvc.js';
-import { S3Source } from './s3.js';
 import type { RemoteSource } from './source.js';
 import { ByteBudget, displayUri, Progress, reasonOf, Redactor, type PullContext } from './transfer.js';
 
@@ -94,7 +92,7 @@ async function pullUnredacted(uri: string, opts: PullOptions, env: NodeJS.Proces
     const p = scheme === 'pvc' ? pvcPath(uri, env) : filePath(uri);
     return pullLocal(uri, p, opts, env);
   }
-  const source = remoteSource(scheme, uri);
+  const source = await remoteSource(scheme, uri);
   return withDestLock(path.resolve(opts.dest), () => pullRemote(uri, source, opts, env, redactor));
 }
 
@@ -113,15 +111,20 @@ export function schemeOf(uri: string): string {
   return scheme;
 }
 
-function remoteSource(scheme: string, uri: string): RemoteSource {
+/**
+ * S3 and GCS are imported on first use: @aws-sdk/client-s3 and
+ * google-auth-library take ~250 ms to load, which every server start (and
+ * every cold start of a function that pulls over HTTP or not at all) paid.
+ */
+async function remoteSource(scheme: string, uri: string): Promise<RemoteSource> {
   switch (scheme) {
     case 'http':
     case 'https':
       return new HttpSource(uri);
     case 's3':
-      return new S3Source(uri);
+      return new (await import('./s3.js')).S3Source(uri);
     case 'gs':
-      return new GcsSource(uri);
+      return new (await import('./gcs.js')).GcsSource(uri);
     default:
       throw new Internal(`storage: no provider for scheme ${scheme}`);
   }

@@ -11,21 +11,14 @@
  * archive); otherwise every object under `prefix/` lands at its path relative
  * to the prefix. The cache validator is a hash of the listing (key, ETag, size).
  */
-import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { Agent as HttpsAgent } from 'node:https';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { InvalidArgument, NotFound, Unavailable } from '../core/errors.js';
-import { fetchSingle, safeJoin, type FetchOutcome, type RemoteSource } from './source.js';
-import { downloadToFile, forEachLimit, TransientError, withRetry, type PullContext } from './transfer.js';
+import { fetchListed, listingValidator, selectListed, type FetchOutcome, type ListedObject, type RemoteSource } from './source.js';
+import { downloadToFile, TransientError, withRetry, type PullContext } from './transfer.js';
 
-interface S3Object {
-  key: string;
-  /** Path under the model folder. */
-  rel: string;
-  size: number;
+interface S3Object extends ListedObject {
   etag: string;
 }
 
@@ -83,28 +76,9 @@ export class S3Source implements RemoteSource {
     const client = new S3Client(s3Config(ctx.env, ctx));
     try {
       const objects = await this.list(client, ctx);
-      const validator =
-        's3:' +
-        createHash('sha256')
-          .update(JSON.stringify(objects.map((o) => [o.rel, o.etag, o.size])))
-          .digest('hex');
+      const validator = listingValidator('s3', objects.map((o) => [o.rel, o.etag, o.size]));
       if (cached === validator) return { unchanged: true };
-      const total = objects.reduce((n, o) => n + o.size, 0);
-      ctx.budget.check(total, this.what);
-      ctx.progress.setTotal(total);
-      let bytes = 0;
-      const single = objects.length === 1 && objects[0]!.key === this.prefix;
-      if (single) {
-        const o = objects[0]!;
-        bytes = await fetchSingle(ctx, this.what, dir, o.key, undefined, (file) => this.download(client, ctx, o, file));
-      } else {
-        await forEachLimit(objects, 4, async (o) => {
-          const file = safeJoin(dir, o.rel, this.what);
-          await mkdir(path.dirname(file), { recursive: true });
-          const n = await this.download(client, ctx, o, file);
-          bytes += n;
-        });
-      }
+      const bytes = await fetchListed(ctx, this.what, dir, this.prefix, objects, (o, file) => this.download(client, ctx, o, file));
       return { unchanged: false, validator, bytes };
     } catch (err) {
       throw this.mapError(err);
@@ -114,15 +88,15 @@ export class S3Source implements RemoteSource {
   }
 
   /** Every object under the prefix, sorted by key; NotFound when there is none. */
-  private async list(client: S3Client, ctx: PullContext): Promise<S3Object[]> {
-    const raw: { key: string; size: number; etag: string }[] = [];
+  private async list(client: S3Client, ctx: PullContext): Promise<(S3Object & { rel: string })[]> {
+    const raw: S3Object[] = [];
     let token: string | undefined;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
       const out = await withRetry(ctx, this.what, () =>
         this.call(() => client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix || undefined, ContinuationToken: token }), { abortSignal: ctx.signal })),
       );
       for (const o of out.Contents ?? []) {
-        if (o.Key !== undefined) raw.push({ key: o.Key, size: o.Size ?? 0, etag: o.ETag ?? '' });
+        if (o.Key !== undefined) raw.push({ name: o.Key, size: o.Size ?? 0, etag: o.ETag ?? '' });
       }
       if (!out.IsTruncated || !out.NextContinuationToken) {
         token = undefined;
@@ -131,20 +105,11 @@ export class S3Source implements RemoteSource {
       token = out.NextContinuationToken;
     }
     if (token) throw new Unavailable(`${this.what}: more than ${MAX_LIST_PAGES} pages of objects; refusing to list further`);
-    const folder = this.prefix === '' || this.prefix.endsWith('/') ? this.prefix : `${this.prefix}/`;
-    const under = raw.filter((o) => o.key.startsWith(folder) && !o.key.endsWith('/'));
-    let objects: S3Object[];
-    if (under.length > 0) objects = under.map((o) => ({ ...o, rel: o.key.slice(folder.length) }));
-    else {
-      const exact = raw.find((o) => o.key === this.prefix);
-      objects = exact ? [{ ...exact, rel: path.posix.basename(exact.key) }] : [];
-    }
-    if (objects.length === 0) throw new NotFound(`${this.what}: no objects found under this prefix in bucket ${this.bucket}`);
-    return objects.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return selectListed(raw, this.prefix, this.what, this.bucket);
   }
 
   private async download(client: S3Client, ctx: PullContext, o: S3Object, file: string): Promise<number> {
-    const what = `s3://${this.bucket}/${o.key}`;
+    const what = `s3://${this.bucket}/${o.name}`;
     return downloadToFile(
       ctx,
       what,
@@ -153,7 +118,7 @@ export class S3Source implements RemoteSource {
         const ac = new AbortController();
         const out = await this.call(() =>
           client.send(
-            new GetObjectCommand({ Bucket: this.bucket, Key: o.key, Range: offset > 0 ? `bytes=${offset}-` : undefined, IfMatch: o.etag || undefined }),
+            new GetObjectCommand({ Bucket: this.bucket, Key: o.name, Range: offset > 0 ? `bytes=${offset}-` : undefined, IfMatch: o.etag || undefined }),
             { abortSignal: AbortSignal.any([ctx.signal, ac.signal]) },
           ),
         );

@@ -1,14 +1,15 @@
 /**
  * @module storage/source
- * The contract each network scheme (http, s3, gcs) implements, and the one
- * helper they share for a single object that may be an archive.
+ * The contract each network scheme (http, s3, gcs) implements, the helper
+ * they share for a single object that may be an archive, and the listing and
+ * download steps the bucket stores (s3, gcs) share.
  */
-import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { InvalidArgument } from '../core/errors.js';
+import { InvalidArgument, NotFound } from '../core/errors.js';
 import { archiveKind, extractArchive } from './archive.js';
-import type { PullContext } from './transfer.js';
+import { forEachLimit, type PullContext } from './transfer.js';
 
 export type FetchOutcome =
   /** The server confirmed the cached validator: nothing was downloaded. */
@@ -70,4 +71,72 @@ export async function fetchSingle(
   } finally {
     await rm(tmp, { force: true });
   }
+}
+
+/** One object of a bucket listing. */
+export interface ListedObject {
+  /** The object's full name (key) in the bucket. */
+  name: string;
+  size: number;
+  contentType?: string;
+}
+
+/**
+ * The objects a bucket listing yields for `prefix`, each with `rel`, its path
+ * under the model folder, sorted by name: every object under `prefix/`
+ * (folder markers skipped), else the one object named exactly `prefix`.
+ * Nothing found is NotFound.
+ */
+export function selectListed<T extends ListedObject>(
+  raw: readonly T[],
+  prefix: string,
+  what: string,
+  bucket: string,
+): (T & { rel: string })[] {
+  const folder = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+  const under = raw.filter((o) => o.name.startsWith(folder) && !o.name.endsWith('/'));
+  let objects: (T & { rel: string })[];
+  if (under.length > 0) objects = under.map((o) => ({ ...o, rel: o.name.slice(folder.length) }));
+  else {
+    const exact = raw.find((o) => o.name === prefix);
+    objects = exact ? [{ ...exact, rel: path.posix.basename(exact.name) }] : [];
+  }
+  if (objects.length === 0) throw new NotFound(`${what}: no objects found under this prefix in bucket ${bucket}`);
+  return objects.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** The cache validator of a listing: `<scheme>:` + a SHA-256 of the per-object `rows`. */
+export function listingValidator(scheme: string, rows: readonly unknown[]): string {
+  return `${scheme}:` + createHash('sha256').update(JSON.stringify(rows)).digest('hex');
+}
+
+/**
+ * Downloads the selected objects into `dir` within the byte budget: a prefix
+ * naming exactly one object goes through `fetchSingle` (archives unpacked),
+ * otherwise each object lands at its `rel` path, four at a time. Resolves to
+ * the bytes downloaded.
+ */
+export async function fetchListed<T extends ListedObject & { rel: string }>(
+  ctx: PullContext,
+  what: string,
+  dir: string,
+  prefix: string,
+  objects: readonly T[],
+  download: (o: T, file: string) => Promise<number>,
+): Promise<number> {
+  const total = objects.reduce((n, o) => n + o.size, 0);
+  ctx.budget.check(total, what);
+  ctx.progress.setTotal(total);
+  if (objects.length === 1 && objects[0]!.name === prefix) {
+    const o = objects[0]!;
+    return fetchSingle(ctx, what, dir, o.name, o.contentType, (file) => download(o, file));
+  }
+  let bytes = 0;
+  await forEachLimit(objects, 4, async (o) => {
+    const file = safeJoin(dir, o.rel, what);
+    await mkdir(path.dirname(file), { recursive: true });
+    const n = await download(o, file);
+    bytes += n;
+  });
+  return bytes;
 }

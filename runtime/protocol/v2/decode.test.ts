@@ -433,28 +433,18 @@ describe('decodeInferRequest: malformed requests are InvalidArgument naming the 
   });
 });
 
-describe('decodeInferRequest: speed', () => {
-  it('decodes a 1×3×224×224 FP32 JSON request quickly, flat and nested', () => {
+describe('decodeInferRequest: large tensors (speed is measured by npm run bench)', () => {
+  it('decodes a 1×3×224×224 FP32 JSON request, flat and nested, to the same values', () => {
     const n = 3 * 224 * 224;
     const values = Array.from({ length: n }, (_, i) => ((i % 255) - 127) / 128);
     const flatBody = jsonBody(input('FP32', [1, 3, 224, 224], values));
     const nested = [[0, 1, 2].map((c) => Array.from({ length: 224 }, (_, y) => values.slice((c * 224 + y) * 224, (c * 224 + y + 1) * 224)))];
     const nestedBody = jsonBody(input('FP32', [1, 3, 224, 224], nested));
-    const time = (body: Uint8Array) => {
-      let best = Infinity;
-      for (let r = 0; r < 3; r++) {
-        const t0 = performance.now();
-        const t = decodeInferRequest(body, opts).request.inputs[0]!;
-        best = Math.min(best, performance.now() - t0);
-        expect((t.data as Float32Array)[n - 1]).toBe(Math.fround(values[n - 1]!));
-      }
-      return best;
-    };
-    const flatMs = time(flatBody);
-    const nestedMs = time(nestedBody);
-    console.log(`decode 1x3x224x224 FP32 JSON (${(flatBody.byteLength / 1e6).toFixed(1)} MB): flat ${flatMs.toFixed(1)} ms, nested ${nestedMs.toFixed(1)} ms`);
-    // Generous bound for a shared 2-core machine; JSON.parse dominates.
-    expect(flatMs).toBeLessThan(400);
-    expect(nestedMs).toBeLessThan(400);
+    for (const body of [flatBody, nestedBody]) {
+      const t = decodeInferRequest(body, opts).request.inputs[0]!;
+      const data = t.data as Float32Array;
+      expect(data.length).toBe(n);
+      for (const i of [0, 1, 224, n >> 1, n - 1]) expect(data[i]).toBe(Math.fround(values[i]!));
+    }
   });
 });

@@ -182,26 +182,20 @@ describe('encodeJson', () => {
   });
 });
 
-describe('encodeInferResponse: speed', () => {
-  it('encodes a 1×3×224×224 FP32 output as JSON and as binary quickly', () => {
+describe('encodeInferResponse: large tensors (speed is measured by npm run bench)', () => {
+  it('encodes a 1×3×224×224 FP32 output as JSON and as binary', () => {
     const n = 3 * 224 * 224;
     const data = new Float32Array(n);
     for (let i = 0; i < n; i++) data[i] = ((i % 255) - 127) / 128;
     const res = response([{ name: 'y', datatype: 'FP32', shape: [1, 3, 224, 224], data }]);
-    let jsonMs = Infinity;
-    let binMs = Infinity;
-    for (let r = 0; r < 3; r++) {
-      let t0 = performance.now();
-      const text = encodeInferResponse(res, jsonPrefs).body as string;
-      jsonMs = Math.min(jsonMs, performance.now() - t0);
-      expect(text.endsWith(`${data[n - 1]}]}]}`)).toBe(true);
-      t0 = performance.now();
-      const bin = encodeInferResponse(res, allBinary);
-      binMs = Math.min(binMs, performance.now() - t0);
-      expect((bin.body as Uint8Array).byteLength).toBe(Number(bin.headers['Inference-Header-Content-Length']) + n * 4);
-    }
-    console.log(`encode 1x3x224x224 FP32: JSON ${jsonMs.toFixed(1)} ms, binary ${binMs.toFixed(1)} ms`);
-    expect(jsonMs).toBeLessThan(500);
-    expect(binMs).toBeLessThan(100);
+    const text = encodeInferResponse(res, jsonPrefs).body as string;
+    const parsed = JSON.parse(text) as { outputs: { data: number[] }[] };
+    expect(parsed.outputs[0]!.data.length).toBe(n);
+    for (const i of [0, 1, n >> 1, n - 1]) expect(parsed.outputs[0]!.data[i]).toBe(data[i]);
+    const bin = encodeInferResponse(res, allBinary);
+    const header = Number(bin.headers['Inference-Header-Content-Length']);
+    const body = bin.body as Uint8Array;
+    expect(body.byteLength).toBe(header + n * 4);
+    expect(new Float32Array(body.slice(header).buffer)).toEqual(data);
   });
 });

@@ -124,8 +124,10 @@ function floatsToJson(values: Float32Array | Float64Array): string {
       break;
     }
   }
-  // Number-to-string of a finite double is valid JSON ("1e-7", "1e+21" included).
-  if (finite) return `[${values.join(',')}]`;
+  // JSON.stringify of a plain array writes the same shortest round-trip digits
+  // as String(v), about 1.5x faster than TypedArray.join for values not in
+  // V8's number-string cache (1x3x224x224 FP32: ~19 ms vs ~29 ms here).
+  if (finite) return JSON.stringify(Array.from(values));
   const parts: string[] = new Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;

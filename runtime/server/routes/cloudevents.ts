@@ -4,11 +4,11 @@
  * delivers to) and CloudEvents sent to the v2 infer route. Errors are answered
  * as plain v2 errors, not events.
  */
-import type { Context, Hono } from 'hono';
+import type { Context } from 'hono';
 import type { DataPlane } from '../../dataplane.js';
 import { InvalidArgument } from '../../core/errors.js';
 import { decodeInferRequest, encodeInferResponse } from '../../protocol/v2/index.js';
-import { decodeCloudEvent, encodeCloudEventReply } from '../../protocol/cloudevent.js';
+import type * as CloudEventCodec from '../../protocol/cloudevent.js';
 import { readBody } from '../body.js';
 import type { KinferEnv } from '../context.js';
 import type { Metrics } from '../../observability/metrics.js';
@@ -27,6 +27,10 @@ export interface CloudEventOptions {
   defaultModel?: () => string | undefined;
 }
 
+// The CloudEvents SDK (with its ajv validator) costs ~30 ms to import: load it with the first event, not at cold start.
+let codec: Promise<typeof CloudEventCodec> | undefined;
+const loadCodec = () => (codec ??= import('../../protocol/cloudevent.js'));
+
 export type CloudEventHandler = (c: Context<KinferEnv>, model?: string, version?: string) => Promise<Response>;
 
 export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
@@ -34,6 +38,7 @@ export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
   const type = opts.responseType ?? 'io.kinfer.inference.response';
   const source = opts.responseSource ?? '/models/{model}';
   return async function handleCloudEvent(c, routeModel, version) {
+    const { decodeCloudEvent, encodeCloudEventReply } = await loadCodec();
     const body = await readBody(c, opts.maxBodyBytes);
     const headers: Record<string, string> = {};
     c.req.raw.headers.forEach((v, k) => (headers[k.toLowerCase()] = v));
@@ -74,9 +79,4 @@ export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
     });
     return c.body(reply.body as string, 200, reply.headers);
   };
-}
-
-/** Mounts `POST /` for Knative Eventing deliveries. */
-export function cloudEventRoutes(app: Hono<KinferEnv>, handler: CloudEventHandler): void {
-  app.post('/', (c) => handler(c));
 }

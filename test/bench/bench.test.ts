@@ -1,0 +1,71 @@
+/**
+ * @module test/bench/bench.test
+ * Smoke test of the benchmark harness: one ~1 s load run against the bare
+ * floor server, through the same helpers the scenarios use, checking the
+ * shape of what comes back (never the speed: that is `npm run bench`'s job).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AddressInfo } from 'node:net';
+import { createBareServer } from './bare-server.js';
+import {
+  assertClean, compareRow, floats, limitRow, loadInProcess, machineInfo, median, renderMarkdown, renderText,
+  v2BinaryBody, v2JsonBody, type ScenarioResult,
+} from './lib.js';
+import { markdownReport, SCENARIOS } from './run.js';
+
+describe('bench harness', () => {
+  const server = createBareServer();
+  let url = '';
+  beforeAll(async () => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/infer`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('runs a bounded load and turns it into a table and a report', async () => {
+    const data = floats(16);
+    const body = v2JsonBody('x', [1, 16], data);
+    const res = await fetch(url, { method: 'POST', body });
+    expect(((await res.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual(Array.from(data));
+
+    const r = assertClean('bare', await loadInProcess({ url, body, headers: { 'content-type': 'application/json' }, connections: 2, durationSec: 1, maxRequests: 5000 }));
+    expect(r.ok).toBeGreaterThan(0);
+    expect(r.ok).toBeLessThanOrEqual(5000);
+    expect(r.rps).toBeGreaterThan(0);
+    expect(r.p99).toBeGreaterThanOrEqual(r.p50);
+
+    const scenario: ScenarioResult = {
+      name: 'smoke',
+      title: 'smoke',
+      baselineLabel: 'itself',
+      rows: [
+        compareRow('throughput', r.rps, r.rps / 2, 'req/s', { min: 1.5 }),
+        compareRow('latency', 5, 10, 'ms', { max: 1 }),
+        compareRow('missed', 1, 2, 'req/s', { min: 0.7 }),
+        limitRow('rss', 200, 'MB', 150, '< 150 MB'),
+      ],
+      notes: ['a note'],
+    };
+    expect(scenario.rows.map((x) => x.result)).toEqual(['PASS', 'PASS', 'MISS', 'MISS']);
+    expect(scenario.rows[0]!.ratio).toBe('2.00×');
+    const text = renderText(scenario);
+    expect(text.split('\n')[1]).toMatch(/^case\s+kinfer\s+itself\s+ratio\s+target\s+result$/);
+    const md = markdownReport(machineInfo(false), { quick: true, repeats: 1, durationSec: 1 }, [scenario]);
+    expect(md).toContain('| case | kinfer | itself | ratio | target | result |');
+    expect(md).toMatch(/Node v\d+/);
+    expect(renderMarkdown(scenario).split('\n').filter((l) => l.startsWith('| ')).length).toBe(5);
+  }, 20_000);
+
+  it('has the five scenarios and sane helpers', () => {
+    expect(SCENARIOS.map((s) => s.name)).toEqual(['protocol', 'large-tensors', 'model-path', 'cold-start', 'storage']);
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+    const bin = v2BinaryBody('x', [2], Float32Array.from([1.5, -2]));
+    const head = JSON.parse(Buffer.from(bin.body.subarray(0, bin.headerLength)).toString()) as { inputs: { parameters: { binary_data_size: number } }[] };
+    expect(head.inputs[0]!.parameters.binary_data_size).toBe(8);
+    expect(new Float32Array(bin.body.slice(bin.headerLength).buffer)).toEqual(Float32Array.from([1.5, -2]));
+  });
+});

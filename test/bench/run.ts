@@ -1,0 +1,126 @@
+/**
+ * @module test/bench/run
+ * `npm run bench [-- --quick] [--repeats N] [--duration S] [--no-write] [scenario ...]`:
+ * runs the scenarios (all by default) against servers it starts itself on
+ * 127.0.0.1, prints one table per scenario and writes them as Markdown to
+ * `bench/results/<YYYY-MM-DD>.md` (`-quick` suffix for quick runs). A full run
+ * of every scenario also refreshes the latest table in docs/bench.md.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  CLI, DIST_BENCH, hasTaskset, machineInfo, renderMarkdown, renderText, ROOT,
+  type BenchContext, type MachineInfo, type Scenario, type ScenarioResult,
+} from './lib.js';
+import { coldStart } from './scenarios/cold-start.js';
+import { largeTensors } from './scenarios/large-tensors.js';
+import { modelPath } from './scenarios/model-path.js';
+import { protocol } from './scenarios/protocol.js';
+import { storage } from './scenarios/storage.js';
+
+export const SCENARIOS: Scenario[] = [protocol, largeTensors, modelPath, coldStart, storage];
+
+interface Args {
+  quick: boolean;
+  repeats?: number;
+  duration?: number;
+  write: boolean;
+  names: string[];
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { quick: false, write: true, names: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i]!;
+    const num = (flag: string): number => {
+      const n = Number(argv[++i]);
+      if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a positive number, got ${argv[i]}`);
+      return n;
+    };
+    if (v === '--quick') a.quick = true;
+    else if (v === '--repeats') a.repeats = Math.round(num(v));
+    else if (v === '--duration') a.duration = num(v);
+    else if (v === '--no-write') a.write = false;
+    else if (v === '--help' || v === '-h') {
+      process.stdout.write(`usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--no-write] [${SCENARIOS.map((s) => s.name).join('|')} ...]\n`);
+      process.exit(0);
+    } else if (v.startsWith('-')) throw new Error(`unknown option ${v}`);
+    else a.names.push(...v.split(','));
+  }
+  const known = new Set(SCENARIOS.map((s) => s.name));
+  for (const n of a.names) if (!known.has(n)) throw new Error(`unknown scenario '${n}'; known: ${[...known].join(', ')}`);
+  return a;
+}
+
+export function markdownReport(m: MachineInfo, ctx: Pick<BenchContext, 'quick' | 'repeats' | 'durationSec'>, results: ScenarioResult[]): string {
+  const versions = Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ');
+  return [
+    `## Benchmark ${m.date.slice(0, 10)}${ctx.quick ? ' (quick)' : ''}`,
+    '',
+    `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB RAM; Node ${m.node}; ${versions}; commit ${m.commit}`,
+    `- Run: ${m.date}; ${ctx.repeats} repeat(s) of ${ctx.durationSec} s per load, interleaved, median shown; ` +
+      (m.pinned ? 'server and measured children pinned to core 1, load generator to core 0 (taskset)' : 'not pinned (no taskset)'),
+    '',
+    ...results.flatMap((r) => [renderMarkdown(r), '']),
+  ].join('\n');
+}
+
+const LATEST_START = '<!-- bench:latest:start -->';
+const LATEST_END = '<!-- bench:latest:end -->';
+
+async function updateDocs(markdown: string): Promise<boolean> {
+  const file = join(ROOT, 'docs', 'bench.md');
+  if (!existsSync(file)) return false;
+  const text = await readFile(file, 'utf8');
+  const a = text.indexOf(LATEST_START);
+  const b = text.indexOf(LATEST_END);
+  if (a < 0 || b < a) return false;
+  await writeFile(file, `${text.slice(0, a + LATEST_START.length)}\n${markdown.trim()}\n${text.slice(b)}`);
+  return true;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (!existsSync(CLI) || !existsSync(join(DIST_BENCH, 'load.js'))) throw new Error('run `npm run build` first (dist/ is missing)');
+  const pin = hasTaskset();
+  if (pin) spawnSync('taskset', ['-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  const ctx: BenchContext = {
+    quick: args.quick,
+    durationSec: args.duration ?? (args.quick ? 1 : 5),
+    repeats: args.repeats ?? (args.quick ? 1 : 3),
+    serverCpu: pin ? 1 : undefined,
+    loadCpu: pin ? 0 : undefined,
+    log: (msg) => process.stderr.write(`${msg}\n`),
+  };
+  const selected = args.names.length ? SCENARIOS.filter((s) => args.names.includes(s.name)) : SCENARIOS;
+  const machine = machineInfo(pin);
+  const results: ScenarioResult[] = [];
+  const t0 = performance.now();
+  for (const s of selected) {
+    ctx.log(`--- ${s.title}`);
+    const r = await s.run(ctx);
+    results.push(r);
+    process.stdout.write(`\n${renderText(r)}\n\n`);
+  }
+  const md = markdownReport(machine, ctx, results);
+  ctx.log(`bench: done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  if (!args.write) return;
+  const dir = join(ROOT, 'bench', 'results');
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `${machine.date.slice(0, 10)}${ctx.quick ? '-quick' : ''}.md`);
+  const prev = existsSync(file) ? await readFile(file, 'utf8') : '';
+  await writeFile(file, prev ? `${prev.trimEnd()}\n\n${md}` : `# kinfer benchmark results\n\n${md}`);
+  ctx.log(`bench: wrote ${file}`);
+  const full = !ctx.quick && selected.length === SCENARIOS.length && args.repeats === undefined && args.duration === undefined;
+  if (full && (await updateDocs(md))) ctx.log('bench: updated the latest table in docs/bench.md');
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,56 @@
+/**
+ * @module test/bench/scenarios/cold-start
+ * Scenario 4, cold start: `kinfer serve` spawned with only `ocr-det` (already
+ * on disk) in its repository, timed from spawn to the first 200 from
+ * /v2/health/ready; against the in-process `InferenceSession.create` time of
+ * the same file (fresh process, same core) + 300 ms. Idle RSS 1 s after ready.
+ */
+import { symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  compareRow, median, ROOT, rssMB, runScript, sleep, spawnKinfer, tempRepo,
+  type BenchContext, type Scenario, type ScenarioResult,
+} from '../lib.js';
+
+export const coldStart: Scenario = {
+  name: 'cold-start',
+  title: '4. Cold start: spawn → /v2/health/ready with ocr-det on disk',
+  async run(ctx: BenchContext): Promise<ScenarioResult> {
+    const repo = await tempRepo('kinfer-bench-cold-');
+    await symlink(join(ROOT, 'models', 'ocr-det'), join(repo.dir, 'ocr-det'));
+    const modelFile = join(ROOT, 'models', 'ocr-det', '1', 'model.onnx');
+    const reps = Math.max(3, ctx.repeats + 2);
+    const ready: number[] = [];
+    const rss: number[] = [];
+    const create: number[] = [];
+    try {
+      for (let i = 0; i < reps; i++) {
+        const s = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, timeoutMs: 60_000 });
+        try {
+          ready.push(s.readyMs);
+          await sleep(1000);
+          rss.push(rssMB(s.pid));
+        } finally {
+          await s.close();
+        }
+        const c = await runScript<{ createMs: number }>('ort-baseline.js', ['create', modelFile], { cpu: ctx.serverCpu, timeoutMs: 60_000 });
+        create.push(c.createMs);
+        ctx.log(`  #${i + 1}: ready ${s.readyMs.toFixed(0)} ms, idle RSS ${rss.at(-1)!.toFixed(0)} MB, session create ${c.createMs.toFixed(0)} ms`);
+      }
+    } finally {
+      await repo.cleanup();
+    }
+    const limit = median(create) + 300;
+    return {
+      name: this.name,
+      title: this.title,
+      baselineLabel: 'session create + 300 ms',
+      rows: [
+        compareRow('spawn → ready', median(ready), limit, 'ms', { max: 1, text: '≤ 1.00×' }),
+        compareRow('in-process session create', median(create), undefined, 'ms'),
+        compareRow('idle RSS after ready', median(rss), undefined, 'MB'),
+      ],
+      notes: [`${reps} spawns, median; server pinned to one core, so ONNX Runtime uses 1 intra-op thread`],
+    };
+  },
+};

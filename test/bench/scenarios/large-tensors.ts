@@ -1,0 +1,101 @@
+/**
+ * @module test/bench/scenarios/large-tensors
+ * Scenario 2, large tensors: echo with FP32 1×3×224×224 as v2 JSON and as the
+ * binary tensor data extension (binary in, binary out). Targets: binary ≥ 10×
+ * JSON in req/s; kinfer's JSON path ≥ 0.8× the bare floor, both over HTTP
+ * (bare node:http server) and in-process (decode vs `JSON.parse` +
+ * `Float32Array.from` of the same body).
+ */
+import { symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { decodeInferRequest, encodeInferResponse } from '../../../runtime/protocol/v2/index.js';
+import {
+  compareRow, floats, interleaved, median, medianOf, ROOT, spawnBare, spawnKinfer, tempRepo, v2BinaryBody, v2JsonBody,
+  type BenchContext, type Row, type Scenario, type ScenarioResult,
+} from '../lib.js';
+
+const SHAPE = [1, 3, 224, 224];
+const COUNT = 3 * 224 * 224;
+
+/** Median ms per call of `fn`, over `rounds` timed rounds bounded in count and time. */
+function timeIt(fn: () => void, budgetMs: number): number {
+  for (let i = 0; i < 2; i++) fn();
+  const times: number[] = [];
+  const end = performance.now() + budgetMs;
+  while (times.length < 200 && (times.length < 5 || performance.now() < end)) {
+    const t0 = performance.now();
+    fn();
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+export const largeTensors: Scenario = {
+  name: 'large-tensors',
+  title: '2. Large tensors: echo, FP32 1×3×224×224',
+  async run(ctx: BenchContext): Promise<ScenarioResult> {
+    const data = floats(COUNT, 7);
+    const json = v2JsonBody('image', SHAPE, data);
+    const jsonBytes = new TextEncoder().encode(json);
+    const bin = v2BinaryBody('image', SHAPE, data);
+    const rows: Row[] = [];
+
+    // In-process codec, no HTTP: kinfer's decode vs the floor of the same body.
+    const budget = ctx.quick ? 500 : 3000;
+    const kDecode = timeIt(() => void decodeInferRequest(jsonBytes, { modelName: 'echo' }), budget);
+    const bDecode = timeIt(() => {
+      const wire = JSON.parse(new TextDecoder().decode(jsonBytes)) as { inputs: { data: number[] }[] };
+      void Float32Array.from(wire.inputs[0]!.data);
+    }, budget);
+    const tensor = { name: 'image', datatype: 'FP32' as const, shape: SHAPE, data };
+    const kEncode = timeIt(() => void encodeInferResponse({ modelName: 'echo', outputs: [tensor] }, { all: false, byName: new Map() }), budget);
+    const bEncode = timeIt(() => void JSON.stringify({ model_name: 'echo', outputs: [{ ...tensor, data: Array.from(data) }] }), budget);
+
+    const repo = await tempRepo('kinfer-bench-large-');
+    await symlink(join(ROOT, 'models', 'echo'), join(repo.dir, 'echo'));
+    const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu });
+    const bare = await spawnBare(ctx.serverCpu);
+    try {
+      const url = `${kinfer.url}/v2/models/echo/infer`;
+      const binHeaders = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(bin.headerLength) };
+      const check = await fetch(url, { method: 'POST', body: Buffer.from(bin.body), headers: binHeaders });
+      const echoed = new Uint8Array(await check.arrayBuffer());
+      const headLen = Number(check.headers.get('inference-header-content-length'));
+      if (check.status !== 200 || echoed.byteLength - headLen !== data.byteLength) {
+        throw new Error(`bench large-tensors: binary echo failed (status ${check.status})`);
+      }
+      const c = 4;
+      const spec = { connections: c, durationSec: ctx.durationSec };
+      ctx.log(`large-tensors: concurrency ${c}`);
+      const runs = await interleaved(ctx, [
+        { name: 'kinfer json', spec: { ...spec, url, body: json, headers: { 'content-type': 'application/json' } } },
+        { name: 'kinfer binary', spec: { ...spec, url, body: bin.body, headers: binHeaders } },
+        { name: 'bare json', spec: { ...spec, url: `${bare.url}/infer`, body: json, headers: { 'content-type': 'application/json' } } },
+      ]);
+      const kJson = medianOf(runs.get('kinfer json')!, 'rps');
+      const kBin = medianOf(runs.get('kinfer binary')!, 'rps');
+      const bJson = medianOf(runs.get('bare json')!, 'rps');
+      rows.push(compareRow(`binary vs JSON (kinfer, c=${c})`, kBin, kJson, 'req/s', { min: 10 }));
+      rows.push(compareRow(`JSON over HTTP (c=${c})`, kJson, bJson, 'req/s', { min: 0.8 }));
+      rows.push(compareRow('JSON decode, in-process (ops/s)', 1000 / kDecode, 1000 / bDecode, 'ops/s', { min: 0.8 }));
+      rows.push(compareRow('JSON encode, in-process (ops/s)', 1000 / kEncode, 1000 / bEncode, 'ops/s', { text: 'reported' }));
+      rows.push(compareRow(`binary p99 latency (c=${c})`, medianOf(runs.get('kinfer binary')!, 'p99'), undefined, 'ms'));
+      rows.push(compareRow(`JSON p99 latency (c=${c})`, medianOf(runs.get('kinfer json')!, 'p99'), medianOf(runs.get('bare json')!, 'p99'), 'ms'));
+      return {
+        name: this.name,
+        title: this.title,
+        baselineLabel: 'baseline',
+        rows,
+        notes: [
+          `JSON body ${(json.length / 2 ** 20).toFixed(2)} MiB, binary body ${(bin.body.byteLength / 2 ** 20).toFixed(2)} MiB; responses are the same tensor (JSON, or binary with binary_data_output)`,
+          'baseline: row 1 = kinfer JSON; row 2 = bare node:http (parse + Float32Array.from + stringify); decode = JSON.parse + Float32Array.from; encode = JSON.stringify of Array.from',
+          `in-process: decode ${kDecode.toFixed(1)} ms vs ${bDecode.toFixed(1)} ms, encode ${kEncode.toFixed(1)} ms vs ${bEncode.toFixed(1)} ms (median per call)`,
+        ],
+      };
+    } finally {
+      await kinfer.close();
+      await bare.close();
+      await repo.cleanup();
+    }
+  },
+};

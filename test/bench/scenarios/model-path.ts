@@ -1,0 +1,136 @@
+/**
+ * @module test/bench/scenarios/model-path
+ * Scenario 3, model path: a generated batchable MLP (FP32 [batch, 512] →
+ * 2048 → 8 hidden 2048×2048 layers → [batch, 10]) served with dynamic batching on (max_batch_size
+ * 32, 500 µs delay) and off, at concurrency 1, 8 and 32, against in-process
+ * onnxruntime running the same file at the same batch size in a pinned child.
+ * Target: served items/s ≥ 0.85× in-process with batching on.
+ */
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import onnxProto from 'onnx-proto';
+import { DT, valueInfo, writeGraph } from '../../helpers/onnx-models.js';
+import {
+  compareRow, floats, interleaved, median, runScript, spawnKinfer, tempRepo, v2JsonBody,
+  type BenchContext, type Row, type Scenario, type ScenarioResult,
+} from '../lib.js';
+
+const { onnx } = onnxProto;
+export const FEATURES = 512;
+const HIDDEN = 2048;
+/** Hidden layers, all sharing one [HIDDEN, HIDDEN] weight: ~67 MFLOP per item from a 20 MB file, so compute dominates HTTP. */
+const DEPTH = 8;
+const CLASSES = 10;
+const CONCURRENCY = [1, 8, 32];
+
+function weights(name: string, dims: number[], seed: number): InstanceType<typeof onnx.TensorProto> {
+  const n = dims.reduce((a, b) => a * b, 1);
+  const v = floats(n, seed).map((x) => (x - 0.5) * (2 / Math.sqrt(dims[0]!)));
+  return onnx.TensorProto.create({ name, dataType: DT.FLOAT, dims, rawData: new Uint8Array(v.buffer) });
+}
+
+/** Writes the MLP into `<repo>/mlp-batched/1/model.onnx`, and `mlp-unbatched` as a link to the same file. */
+export async function writeMlpRepo(repo: string): Promise<string> {
+  const file = join(repo, 'mlp-batched', '1', 'model.onnx');
+  await writeGraph(file, {
+    name: 'bench_mlp',
+    nodes: [
+      { op: 'MatMul', inputs: ['x', 'W1'], outputs: ['h0'] },
+      { op: 'Add', inputs: ['h0', 'B1'], outputs: ['a0'] },
+      { op: 'Relu', inputs: ['a0'], outputs: ['r0'] },
+      ...Array.from({ length: DEPTH }, (_, i) => [
+        { op: 'MatMul', inputs: [`r${i}`, 'W2'], outputs: [`h${i + 1}`] },
+        { op: 'Add', inputs: [`h${i + 1}`, 'B2'], outputs: [`a${i + 1}`] },
+        { op: 'Relu', inputs: [`a${i + 1}`], outputs: [`r${i + 1}`] },
+      ]).flat(),
+      { op: 'MatMul', inputs: [`r${DEPTH}`, 'W3'], outputs: ['y'] },
+    ],
+    inputs: [valueInfo('x', DT.FLOAT, ['batch', FEATURES])],
+    outputs: [valueInfo('y', DT.FLOAT, ['batch', CLASSES])],
+    initializers: [
+      weights('W1', [FEATURES, HIDDEN], 1),
+      weights('B1', [HIDDEN], 2),
+      weights('W2', [HIDDEN, HIDDEN], 3),
+      weights('B2', [HIDDEN], 4),
+      weights('W3', [HIDDEN, CLASSES], 5),
+    ],
+  });
+  const io = `input [ { name: "x", data_type: TYPE_FP32, dims: [ ${FEATURES} ] } ]\noutput [ { name: "y", data_type: TYPE_FP32, dims: [ ${CLASSES} ] } ]\ninstance_group [ { count: 1 } ]\n`;
+  const base = `platform: "onnxruntime_onnx"\nmax_batch_size: 32\n${io}`;
+  await writeFile(join(repo, 'mlp-batched', 'config.pbtxt'), `${base}dynamic_batching { max_queue_delay_microseconds: 500 }\n`);
+  await mkdir(join(repo, 'mlp-unbatched', '1'), { recursive: true });
+  await symlink(file, join(repo, 'mlp-unbatched', '1', 'model.onnx'));
+  // No dynamic_batching block: batching off, as in Triton.
+  await writeFile(join(repo, 'mlp-unbatched', 'config.pbtxt'), base);
+  return file;
+}
+
+interface OrtRuns {
+  runs: { batch: number; itemsPerSec: number; msPerRun: number }[];
+}
+
+export const modelPath: Scenario = {
+  name: 'model-path',
+  title: `3. Model path: batchable ONNX MLP ${FEATURES}→${HIDDEN}→(${DEPTH}× ${HIDDEN}×${HIDDEN})→${CLASSES}, FP32 JSON, 1 item per request`,
+  async run(ctx: BenchContext): Promise<ScenarioResult> {
+    const repo = await tempRepo('kinfer-bench-mlp-');
+    const model = await writeMlpRepo(repo.dir);
+    const body = v2JsonBody('x', [1, FEATURES], floats(FEATURES, 3));
+    const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu });
+    try {
+      for (const m of ['mlp-batched', 'mlp-unbatched']) {
+        const res = await fetch(`${kinfer.url}/v2/models/${m}/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+        const out = (await res.json()) as { outputs?: { shape: number[]; data: number[] }[] };
+        if (res.status !== 200 || out.outputs?.[0]?.data.length !== CLASSES) throw new Error(`bench model-path: ${m} answered ${res.status}`);
+      }
+      const ortSeconds = Math.max(1, ctx.durationSec / 2);
+      const baselines: Map<number, number[]> = new Map(CONCURRENCY.map((c) => [c, []]));
+      const served = new Map<string, number[]>();
+      const p99 = new Map<string, number[]>();
+      for (const c of CONCURRENCY) {
+        ctx.log(`model-path: concurrency ${c}`);
+        const spec = { body, headers: { 'content-type': 'application/json' }, connections: c, durationSec: ctx.durationSec };
+        const runs = await interleaved(ctx, [
+          { name: `on c${c}`, spec: { ...spec, url: `${kinfer.url}/v2/models/mlp-batched/infer` } },
+          { name: `off c${c}`, spec: { ...spec, url: `${kinfer.url}/v2/models/mlp-unbatched/infer` } },
+        ]);
+        for (const [k, v] of runs) {
+          served.set(k, v.map((r) => r.rps));
+          p99.set(k, v.map((r) => r.p99));
+        }
+      }
+      // The baseline runs while the server idles (no spinning threads), on the same core.
+      for (let i = 0; i < ctx.repeats; i++) {
+        const r = await runScript<OrtRuns>('ort-baseline.js', ['throughput', model, 'x', String(FEATURES), CONCURRENCY.join(','), String(ortSeconds)], {
+          cpu: ctx.serverCpu,
+          timeoutMs: (ortSeconds * CONCURRENCY.length + 60) * 1000,
+        });
+        for (const run of r.runs) baselines.get(run.batch)!.push(run.itemsPerSec);
+        ctx.log(`  in-process #${i + 1}: ${r.runs.map((x) => `b${x.batch} ${x.itemsPerSec.toFixed(0)}/s`).join(', ')}`);
+      }
+      const med = median;
+      const rows: Row[] = [];
+      for (const c of CONCURRENCY) {
+        rows.push(compareRow(`batching on, c=${c} (vs batch ${c})`, med(served.get(`on c${c}`)!), med(baselines.get(c)!), 'items/s', { min: 0.85 }));
+      }
+      for (const c of CONCURRENCY) {
+        rows.push(compareRow(`batching off, c=${c} (vs batch 1)`, med(served.get(`off c${c}`)!), med(baselines.get(1)!), 'items/s', { text: 'reported' }));
+      }
+      rows.push(compareRow('on/off at c=32', med(served.get('on c32')!), med(served.get('off c32')!), 'items/s', { text: 'reported' }));
+      rows.push(compareRow('p99 latency, on c=32 (vs off)', med(p99.get('on c32')!), med(p99.get('off c32')!), 'ms'));
+      return {
+        name: this.name,
+        title: this.title,
+        baselineLabel: 'in-process onnxruntime',
+        rows,
+        notes: [
+          'both sides on the same single core with the server\'s session options (1 intra-op thread there, no spinning)',
+          'in-process baseline: closed loop of session.run at the given batch size, including ort.Tensor creation',
+        ],
+      };
+    } finally {
+      await kinfer.close();
+      await repo.cleanup();
+    }
+  },
+};

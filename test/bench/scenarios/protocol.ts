@@ -1,0 +1,65 @@
+/**
+ * @module test/bench/scenarios/protocol
+ * Scenario 1, protocol overhead: the echo model with one FP32 1×784 input as
+ * v2 JSON at concurrency 1 and 16, against the bare node:http floor doing the
+ * same parse + Float32Array + stringify. Target: kinfer ≥ 0.7× the floor.
+ */
+import { symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  compareRow, floats, interleaved, medianOf, ROOT, spawnBare, spawnKinfer, tempRepo, v2JsonBody,
+  type BenchContext, type Row, type Scenario, type ScenarioResult,
+} from '../lib.js';
+
+export const protocol: Scenario = {
+  name: 'protocol',
+  title: '1. Protocol overhead: echo, FP32 1×784 JSON',
+  async run(ctx: BenchContext): Promise<ScenarioResult> {
+    const repo = await tempRepo('kinfer-bench-echo-');
+    await symlink(join(ROOT, 'models', 'echo'), join(repo.dir, 'echo'));
+    const data = floats(784);
+    const body = v2JsonBody('input0', [1, 784], data);
+    const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu });
+    const bare = await spawnBare(ctx.serverCpu);
+    try {
+      for (const [who, url] of [['kinfer', `${kinfer.url}/v2/models/echo/infer`], ['bare', `${bare.url}/infer`]] as const) {
+        const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+        const out = (await res.json()) as { outputs?: { data: number[] }[] };
+        const got = out.outputs?.[0]?.data;
+        if (res.status !== 200 || got?.length !== 784 || got.some((v, i) => v !== data[i])) {
+          throw new Error(`bench protocol: ${who} did not echo the tensor (status ${res.status})`);
+        }
+      }
+      const rows: Row[] = [];
+      const p99: [number, number] = [NaN, NaN];
+      for (const c of [1, 16]) {
+        ctx.log(`protocol: concurrency ${c}`);
+        const spec = { body, headers: { 'content-type': 'application/json' }, connections: c, durationSec: ctx.durationSec };
+        const runs = await interleaved(ctx, [
+          { name: `kinfer c${c}`, spec: { ...spec, url: `${kinfer.url}/v2/models/echo/infer` } },
+          { name: `bare c${c}`, spec: { ...spec, url: `${bare.url}/infer` } },
+        ]);
+        const k = runs.get(`kinfer c${c}`)!;
+        const b = runs.get(`bare c${c}`)!;
+        rows.push(compareRow(`c=${c} throughput`, medianOf(k, 'rps'), medianOf(b, 'rps'), 'req/s', { min: 0.7 }));
+        if (c === 16) {
+          p99[0] = medianOf(k, 'p99');
+          p99[1] = medianOf(b, 'p99');
+          rows.push(compareRow('c=16 p50 latency', medianOf(k, 'p50'), medianOf(b, 'p50'), 'ms'));
+        }
+      }
+      rows.push(compareRow('c=16 p99 latency', p99[0], p99[1], 'ms', { text: 'reported' }));
+      return {
+        name: this.name,
+        title: this.title,
+        baselineLabel: 'bare node:http',
+        rows,
+        notes: [`body ${(body.length / 1024).toFixed(1)} KiB; ${ctx.repeats}× ${ctx.durationSec} s per side, interleaved, median`],
+      };
+    } finally {
+      await kinfer.close();
+      await bare.close();
+      await repo.cleanup();
+    }
+  },
+};
