@@ -5,9 +5,8 @@
  * progress logs, a stall watchdog, credential redaction, and the one routine
  * that streams a body into a file with resume on retry.
  */
-import { createWriteStream } from 'node:fs';
-import { stat, truncate } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { open } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cancelled, KinferError, PayloadTooLarge, Unavailable } from '../core/errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -269,86 +268,144 @@ export async function downloadToFile(
   return state.written;
 }
 
-const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
+/**
+ * Bytes gathered from the body before one positional `writev`. 1 MiB keeps the
+ * batch in the CPU cache between the socket read and the write (4 MiB measured
+ * markedly slower on loopback), while still making ~200 writes of a 200 MiB file.
+ */
+const WRITE_BATCH_BYTES = 1024 * 1024;
 
-/** Writes one body into `file` at `state.written`; `state.written` tracks what reached the disk, even on failure. */
+/**
+ * Writes one body into `file` at `state.written`; `state.written` counts only
+ * bytes that reached the disk, even on failure, so a retry resumes from there.
+ * The body flows through a 'data' listener into a batch that is written with one
+ * `writev` while the body is paused: no per-chunk promise, allocation or timer.
+ */
 async function writeBody(ctx: PullContext, what: string, file: string, res: BodyStream, state: { written: number }): Promise<void> {
   const offset = state.written;
-  if (offset === 0) await truncate(file, 0).catch(() => undefined);
-  // A 4 MiB buffer lets chunks queue while one write is in flight and go out
-  // together in one writev, instead of one write (and one drain wait) per 16-64 KiB chunk.
-  const out = createWriteStream(file, { flags: offset > 0 ? 'r+' : 'w', start: offset, highWaterMark: WRITE_BUFFER_BYTES });
-  let outErr: Error | undefined;
-  out.on('error', (e) => {
-    outErr = e;
-    (res.body as Readable).destroy?.(e);
+  const body = res.body instanceof Readable ? res.body : Readable.from(res.body);
+  const fh = await open(file, offset > 0 ? 'r+' : 'w').catch((err: unknown) => {
+    body.destroy();
+    throw err;
   });
-  let stalled = false;
-  let watchdog: NodeJS.Timeout | undefined;
-  const stallError = () => new TransientError(`${what}: no data for ${ctx.stallMs} ms`);
-  const arm = () => {
-    // refresh() restarts the same timer: cheaper than a new timer per chunk.
-    if (watchdog) return void watchdog.refresh();
-    watchdog = setTimeout(() => {
-      stalled = true;
-      res.abort?.();
-      (res.body as Readable).destroy?.(stallError());
-    }, ctx.stallMs);
-    watchdog.unref();
-  };
+  // Bytes of this body counted against the budget (what arrived, written or not).
+  let got = 0;
   try {
-    arm();
-    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-      arm();
-      if (ctx.signal.aborted) throw abortError(ctx, what);
-      ctx.budget.add(chunk.byteLength, what);
-      ctx.progress.add(chunk.byteLength);
-      state.written += chunk.byteLength;
-      if (!out.write(chunk)) await waitDrain(out);
+    const received = await new Promise<number>((resolve, reject) => {
+      let batch: Uint8Array[] = [];
+      let batchBytes = 0;
+      let writing = false;
+      let ended = false;
+      let done = false;
+      let failure: unknown;
+      let stalled = false;
+      // The watchdog is one timer armed at stallMs; each 'data' only stamps the time,
+      // and the timer re-arms itself for the remainder when data came meanwhile.
+      let lastData = performance.now();
+      let watchdog: NodeJS.Timeout | undefined;
+      const check = () => {
+        const idle = performance.now() - lastData;
+        if (writing || idle < ctx.stallMs) {
+          watchdog = setTimeout(check, Math.max(1, ctx.stallMs - (writing ? 0 : idle)));
+          watchdog.unref();
+          return;
+        }
+        stalled = true;
+        res.abort?.();
+        fail(new TransientError(`${what}: no data for ${ctx.stallMs} ms`));
+      };
+      const stopListening = () => {
+        done = true;
+        if (watchdog) clearTimeout(watchdog);
+        ctx.signal.removeEventListener('abort', onAbort);
+        body.off('data', onData);
+        body.off('end', onEnd);
+        body.off('error', onError);
+        body.off('close', onClose);
+      };
+      // What to do once no write is in flight.
+      const next = () => {
+        if (failure !== undefined) {
+          // Bytes that arrived before a dropped connection are kept, so the retry resumes after them.
+          const keep = !(failure instanceof KinferError) && !ctx.signal.aborted;
+          if (keep && batchBytes > 0) return flush();
+          return reject(failure);
+        }
+        if (batchBytes > 0 && (ended || batchBytes >= WRITE_BATCH_BYTES)) return flush();
+        if (ended) return resolve(got);
+        body.resume();
+      };
+      const flush = () => {
+        const bufs = batch;
+        const n = batchBytes;
+        batch = [];
+        batchBytes = 0;
+        writing = true;
+        fh.writev(bufs, state.written).then(
+          () => {
+            writing = false;
+            state.written += n;
+            lastData = performance.now();
+            next();
+          },
+          (err: unknown) => {
+            writing = false;
+            if (!done) stopListening();
+            body.destroy();
+            reject(failure ?? err);
+          },
+        );
+      };
+      const fail = (err: unknown) => {
+        if (done) return;
+        stopListening();
+        // destroy() may emit 'error' after we stopped listening: keep it handled.
+        body.on('error', () => undefined);
+        body.destroy();
+        failure = err;
+        if (!writing) next();
+      };
+      const onData = (chunk: Uint8Array) => {
+        lastData = performance.now();
+        got += chunk.byteLength;
+        try {
+          ctx.budget.add(chunk.byteLength, what);
+        } catch (err) {
+          return fail(err);
+        }
+        ctx.progress.add(chunk.byteLength);
+        batch.push(chunk);
+        batchBytes += chunk.byteLength;
+        if (batchBytes >= WRITE_BATCH_BYTES) {
+          body.pause();
+          if (!writing) flush();
+        }
+      };
+      const onEnd = () => {
+        ended = true;
+        stopListening();
+        if (!writing) next();
+      };
+      const onError = (err: unknown) => fail(stalled ? new TransientError(`${what}: no data for ${ctx.stallMs} ms`) : err);
+      const onClose = () => fail(Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+      const onAbort = () => fail(abortError(ctx, what));
+      if (ctx.signal.aborted) return fail(abortError(ctx, what));
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      body.on('data', onData);
+      body.on('end', onEnd);
+      body.on('error', onError);
+      body.on('close', onClose);
+      check();
+    });
+    if (res.length !== undefined && received !== res.length) {
+      throw new TransientError(`${what}: body ended after ${received} of ${res.length} bytes`);
     }
-    if (stalled) throw stallError();
-    if (outErr) throw outErr;
-    if (res.length !== undefined && state.written - offset !== res.length) {
-      throw new TransientError(`${what}: body ended after ${state.written - offset} of ${res.length} bytes`);
-    }
-  } catch (err) {
-    if (stalled) throw stallError();
-    throw outErr ?? err;
   } finally {
-    if (watchdog) clearTimeout(watchdog);
-    await closeStream(out);
-    // Keep only what actually reached the disk, so a retry resumes from there.
-    const size = await stat(file).then((s) => s.size, () => 0);
-    if (size < state.written) {
-      ctx.budget.release(state.written - size);
-      state.written = size;
-    }
+    // Bytes counted against the budget but never written are given back, so a retry counts them once.
+    const unwritten = offset + got - state.written;
+    if (unwritten > 0) ctx.budget.release(unwritten);
+    await fh.close().catch(() => undefined);
   }
-}
-
-function waitDrain(out: ReturnType<typeof createWriteStream>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (out.destroyed) return reject(out.errored ?? new Error('write stream closed'));
-    const done = (err?: Error) => {
-      out.off('drain', onDrain);
-      out.off('close', onClose);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onDrain = () => done();
-    const onClose = () => done(out.errored ?? new Error('write stream closed'));
-    out.once('drain', onDrain);
-    out.once('close', onClose);
-  });
-}
-
-function closeStream(out: ReturnType<typeof createWriteStream>): Promise<void> {
-  return new Promise((resolve) => {
-    if (out.closed) return resolve();
-    out.once('close', () => resolve());
-    if (out.destroyed) return;
-    out.end();
-  });
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; the first failure stops new work and is thrown. */

@@ -1,0 +1,143 @@
+/**
+ * @module storage/http.test
+ * The HTTP download paths against raw `net` servers on 127.0.0.1, so framing
+ * is under the test's control: the `onread` fast path (body in the header
+ * packet, odd splits, a connection lost mid-body and resumed), the fallback to
+ * node:http for a chunked body, and redirects (credentials dropped across origins).
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { pull, type PullOptions } from './pull.js';
+
+let root: string;
+const servers: Server[] = [];
+beforeEach(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'kinfer-http-'));
+});
+afterEach(async () => {
+  for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
+  await rm(root, { recursive: true, force: true });
+});
+
+interface Seen {
+  head: string;
+}
+
+/** A server that reads one request head per connection and lets `reply` write raw bytes. */
+async function rawServer(reply: (sock: Socket, head: string, n: number) => void): Promise<{ port: number; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const server = createServer((sock) => {
+    let buf = '';
+    sock.on('error', () => undefined);
+    sock.on('data', (d) => {
+      if (buf.includes('\r\n\r\n')) return;
+      buf += d.toString('latin1');
+      if (!buf.includes('\r\n\r\n')) return;
+      const head = buf.slice(0, buf.indexOf('\r\n\r\n'));
+      seen.push({ head });
+      reply(sock, head, seen.length);
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as { port: number }).port, seen };
+}
+
+function opts(dest: string, extra: Partial<PullOptions> = {}): PullOptions {
+  return { dest, env: {}, retries: 3, backoffMs: 5, stallMs: 3000, progressIntervalMs: 0, logger: pino({ level: 'silent' }), ...extra };
+}
+
+function pattern(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + (i >> 11)) & 0xff;
+  return b;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('http transport (node:http, hand-framed responses)', () => {
+  it('takes body bytes from the header packet and from odd splits, byte for byte', async () => {
+    const body = pattern(3 * 1024 * 1024 + 123);
+    const { port, seen } = await rawServer(async (sock) => {
+      // Headers and the first 1000 body bytes in one write, then uneven pieces.
+      sock.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nETag: "v1"\r\n\r\n`), body.subarray(0, 1000)]));
+      for (let off = 1000; off < body.length; ) {
+        const n = Math.min(body.length - off, 1 + ((off * 13) % 700_000));
+        if (!sock.write(body.subarray(off, off + n))) await new Promise((r) => sock.once('drain', r));
+        off += n;
+      }
+      sock.end();
+    });
+    const dest = path.join(root, 'm');
+    const r = await pull(`http://127.0.0.1:${port}/a/model.bin`, opts(dest));
+    expect(r.bytes).toBe(body.length);
+    expect(Buffer.compare(await readFile(path.join(dest, 'model.bin')), body)).toBe(0);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.head).toMatch(/^GET \/a\/model\.bin HTTP\/1\.1\r\nHost: 127\.0\.0\.1:\d+\r\nConnection: close/);
+  });
+
+  it('resumes with Range + If-Range after the connection is lost mid-body', async () => {
+    const body = pattern(2 * 1024 * 1024 + 5);
+    const { port, seen } = await rawServer((sock, head, n) => {
+      const range = /\r\nrange: bytes=(\d+)-/i.exec(head);
+      const start = range ? Number(range[1]) : 0;
+      const part = body.subarray(start);
+      const status = range ? '206 Partial Content' : '200 OK';
+      const cr = range ? `Content-Range: bytes ${start}-${body.length - 1}/${body.length}\r\n` : '';
+      sock.write(`HTTP/1.1 ${status}\r\nContent-Length: ${part.length}\r\nAccept-Ranges: bytes\r\nETag: "v1"\r\n${cr}\r\n`);
+      // The first answer stops after 300,001 bytes and drops the connection.
+      if (n === 1) sock.write(part.subarray(0, 300_001), () => sleep(20).then(() => sock.destroy()));
+      else sock.end(part);
+    });
+    const dest = path.join(root, 'm');
+    const r = await pull(`http://127.0.0.1:${port}/model.bin`, opts(dest));
+    expect(Buffer.compare(await readFile(path.join(dest, 'model.bin')), body)).toBe(0);
+    expect(r.bytes).toBe(body.length);
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.head).toMatch(/\r\nrange: bytes=300001-/i);
+    expect(seen[1]!.head).toMatch(/\r\nif-range: "v1"/i);
+  });
+
+  it('reads a chunked body exactly', async () => {
+    const body = pattern(200_000);
+    const { port, seen } = await rawServer((sock) => {
+      const half = body.length / 2;
+      sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+      sock.write(`${half.toString(16)}\r\n`);
+      sock.write(body.subarray(0, half));
+      sock.write(`\r\n${half.toString(16)}\r\n`);
+      sock.write(body.subarray(half));
+      sock.end('\r\n0\r\n\r\n');
+    });
+    const dest = path.join(root, 'm');
+    const r = await pull(`http://127.0.0.1:${port}/model.bin`, opts(dest));
+    expect(Buffer.compare(await readFile(path.join(dest, 'model.bin')), body)).toBe(0);
+    expect(r.bytes).toBe(body.length);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.head).toMatch(/\r\nHost: /);
+  });
+
+  it('follows redirects and drops authorization when the origin changes', async () => {
+    const body = pattern(4096);
+    const target = await rawServer((sock) => {
+      sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+      sock.end(body);
+    });
+    const origin = await rawServer((sock, _head, n) => {
+      const location = n === 1 ? '/moved/model.bin' : `http://localhost:${target.port}/final/model.bin`;
+      sock.end(`HTTP/1.1 ${n === 1 ? 301 : 307} Moved\r\nLocation: ${location}\r\nContent-Length: 0\r\n\r\n`);
+    });
+    const dest = path.join(root, 'm');
+    const env = { '127.0.0.1-headers': JSON.stringify({ Authorization: 'Bearer tok-SECRET-1234' }) };
+    await pull(`http://127.0.0.1:${origin.port}/model.bin`, opts(dest, { env }));
+    expect(Buffer.compare(await readFile(path.join(dest, 'model.bin')), body)).toBe(0);
+    expect(origin.seen.map((s) => s.head.split('\r\n')[0])).toEqual(['GET /model.bin HTTP/1.1', 'GET /moved/model.bin HTTP/1.1']);
+    expect(origin.seen.every((s) => /\r\nauthorization: Bearer tok-SECRET-1234/i.test(s.head))).toBe(true);
+    expect(target.seen).toHaveLength(1);
+    expect(target.seen[0]!.head).not.toMatch(/authorization/i);
+  });
+});
