@@ -1,15 +1,30 @@
 /**
  * @module cli/commands/infer
- * `kinfer infer <model> --input name[:DATATYPE[:shape]]=<value> ...`: builds
- * the inputs from `.npy` files, JSON files or JSON literals, sends one
- * inference request, and prints the outputs (truncated, or the top k classes
- * of classifier-like outputs).
+ * `kinfer infer <model> --input name[:DATATYPE[:shape]]=<value> ... [--image file]`:
+ * builds the inputs from `.npy` files, JSON files, JSON literals or a JPEG/PNG
+ * image (shaped after the model's metadata), sends one inference request, and
+ * prints the outputs (truncated, or the top k classes of classifier-like outputs).
  */
 import { readFile } from 'node:fs/promises';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { KinferClient } from '../../client/kinfer-client.js';
 import { DATATYPES, toJsonValues, toNumbers, toTensor, type Datatype, type InferInput, type Tensor } from '../../client/tensors.js';
 import type { InferResult } from '../../client/tensors.js';
 import { readNpy, NpyError } from '../npy.js';
+import {
+  DEFAULT_NORMALISATION,
+  IMAGE_FORMATS,
+  ImageUsageError,
+  SCALING_PRESETS,
+  decodeImage,
+  imageToTensor,
+  planImageInput,
+  resizeBilinear,
+  targetSize,
+  type Layout,
+  type Normalisation,
+  type Rgb,
+} from '../image.js';
 import { collect, makeClient, parseParams, positiveInt, runVerb, UsageError, withConnection, type ConnectionFlags } from './common.js';
 
 interface InferFlags extends ConnectionFlags {
@@ -22,6 +37,16 @@ interface InferFlags extends ConnectionFlags {
   param?: string[];
   modelVersion?: string;
   maxValues: number;
+  image?: string;
+  inputName?: string;
+  layout?: Layout;
+  size?: { width: number; height: number };
+  multipleOf?: number;
+  scaling?: keyof typeof SCALING_PRESETS;
+  scale?: number;
+  mean?: Rgb;
+  std?: Rgb;
+  bgr?: boolean;
 }
 
 const SPEC_HELP = `
@@ -33,10 +58,19 @@ Input specs (repeat --input for each input):
 or a JSON literal; for BYTES a bare word is taken as one string.
 Datatypes: ${DATATYPES.join(', ')}.
 
+Images (--image, ${IMAGE_FORMATS}): the model's metadata gives the input's name
+(--input-name when it has several), datatype (FP32, FP16 or UINT8) and shape.
+Layout: NCHW, or NHWC when the channel dim (3) is last; --layout overrides.
+Size: --size, else the model's fixed H/W, else the image's own (rounded to
+--multiple-of). Bilinear resize; alpha dropped; RGB unless --bgr; batch of 1.
+Values: (pixel * scale - mean) / std, default pixel/255; UINT8 gets raw pixels.
+
 Examples:
   kinfer infer echo --input x:FP32:2,2=[[1,2],[3,4]]
   kinfer infer resnet50 --input input:FP32=@image.npy --top-k 5 --labels labels.txt
-  kinfer infer echo --url http://$INGRESS --host echo.default.example.com --input s:BYTES=hello --json`;
+  kinfer infer echo --url http://$INGRESS --host echo.default.example.com --input s:BYTES=hello --json
+  kinfer infer ocr-det --image page.png --multiple-of 32
+  kinfer infer resnet50 --image cat.jpg --size 224x224 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 -k 5`;
 
 export function inferCommand(): Command {
   const cmd = new Command('infer')
@@ -52,15 +86,37 @@ export function inferCommand(): Command {
     .option('--param <key=value>', 'request parameter; repeatable', collect)
     .option('--model-version <v>', 'model version')
     .option('--max-values <n>', 'values printed per output (human output)', positiveInt, 16)
+    .option('--image <file>', 'a JPEG or PNG image for the model\'s image input (see below)')
+    .option('--input-name <name>', 'the input --image fills (needed when the model has several)')
+    .option('--layout <layout>', 'NCHW or NHWC (default: from the metadata, else NCHW)', parseLayout)
+    .option('--size <WxH>', 'resize the image to W x H (bilinear)', parseSize)
+    .option('--multiple-of <n>', "round the image's own size to a multiple of n (e.g. 32 for ocr-det)", positiveInt)
+    .addOption(new Option('-s, --scaling <preset>', 'Triton image_client presets: NONE (raw), INCEPTION ([-1,1]), VGG (minus 123,117,104)').choices(Object.keys(SCALING_PRESETS)))
+    .option('--scale <f>', 'multiply pixels (0..255) by f first (default 1/255)', parseFiniteNumber)
+    .option('--mean <r,g,b>', 'subtract after scaling, per colour (one value or three)', (v: string) => parseRgb(v, '--mean'))
+    .option('--std <r,g,b>', 'divide by last, per colour (one value or three)', (v: string) => parseRgb(v, '--std', true))
+    .option('--bgr', 'channel order B,G,R (--mean/--std stay in R,G,B order)')
     .addHelpText('after', SPEC_HELP);
   withConnection(cmd);
   return cmd.action(async (model: string, flags: InferFlags) => {
     await runVerb('infer', flags, async (out) => {
-      if (!flags.input?.length) throw new UsageError('at least one --input is needed');
-      const inputs = await Promise.all(flags.input.map(parseInputSpec));
+      if (!flags.input?.length && !flags.image) throw new UsageError('at least one --input (or --image) is needed');
+      if (!flags.image) {
+        const only = ['inputName', 'layout', 'size', 'multipleOf', 'scaling', 'scale', 'mean', 'std', 'bgr'] as const;
+        const given = only.find((k) => flags[k] !== undefined);
+        if (given) throw new UsageError(`--${given.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} only applies with --image`);
+      }
+      const inputs = await Promise.all((flags.input ?? []).map(parseInputSpec));
+      const pixels = flags.image ? await readImage(flags.image) : undefined;
       const labels = flags.labels ? await readLabels(flags.labels) : undefined;
       const client = makeClient(flags);
       try {
+        if (pixels) {
+          const image = await imageInput(client, model, pixels, flags);
+          if (inputs.some((i) => i.name === image.name)) throw new UsageError(`input '${image.name}' is given by both --image and --input`);
+          inputs.push(image);
+          out.line(`image ${flags.image} (${pixels.width}x${pixels.height}) -> ${image.name}  ${image.datatype}  [${image.shape!.join(',')}]`);
+        }
         const result = await client.infer(model, inputs, {
           binary: flags.binary,
           outputs: flags.output,
@@ -74,6 +130,76 @@ export function inferCommand(): Command {
       }
     });
   });
+}
+
+async function readImage(file: string) {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    throw new UsageError(`--image: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (supported formats: ${IMAGE_FORMATS})`);
+  }
+  try {
+    return decodeImage(bytes, file);
+  } catch (err) {
+    if (err instanceof ImageUsageError) throw new UsageError(`--image: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Reads the model's metadata and turns the decoded image into the input it expects. */
+async function imageInput(client: KinferClient, model: string, pixels: ReturnType<typeof decodeImage>, flags: InferFlags): Promise<InferInput> {
+  const meta = await client.modelMetadata(model, { version: flags.modelVersion });
+  try {
+    const plan = planImageInput(model, meta.inputs ?? [], { inputName: flags.inputName, layout: flags.layout });
+    const normalising = flags.scaling !== undefined || flags.scale !== undefined || flags.mean !== undefined || flags.std !== undefined;
+    if (plan.datatype === 'UINT8' && normalising) {
+      throw new ImageUsageError(`input '${plan.name}' is UINT8 and takes raw pixels: --scaling/--scale/--mean/--std do not apply`);
+    }
+    const base: Normalisation = flags.scaling ? SCALING_PRESETS[flags.scaling] : DEFAULT_NORMALISATION;
+    const norm: Normalisation = { scale: flags.scale ?? base.scale, mean: flags.mean ?? base.mean, std: flags.std ?? base.std };
+    const size = targetSize(plan, pixels, { size: flags.size, multipleOf: flags.multipleOf });
+    const t = imageToTensor(resizeBilinear(pixels, size.width, size.height), {
+      layout: plan.layout,
+      datatype: plan.datatype,
+      batch: plan.batch,
+      bgr: Boolean(flags.bgr),
+      norm,
+    });
+    return { name: plan.name, datatype: t.datatype, shape: t.shape, data: t.data };
+  } catch (err) {
+    if (err instanceof ImageUsageError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+function parseLayout(v: string): Layout {
+  const u = v.toUpperCase();
+  if (u !== 'NCHW' && u !== 'NHWC') throw new InvalidArgumentError(`expected NCHW or NHWC, got '${v}'`);
+  return u;
+}
+
+function parseSize(v: string): { width: number; height: number } {
+  const m = /^(\d+)[x×](\d+)$/i.exec(v.trim());
+  const width = Number(m?.[1]);
+  const height = Number(m?.[2]);
+  if (!m || !(width >= 1 && height >= 1 && width <= 65536 && height <= 65536)) throw new InvalidArgumentError(`expected WxH, e.g. 224x224, got '${v}'`);
+  return { width, height };
+}
+
+function parseFiniteNumber(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n === 0) throw new InvalidArgumentError(`expected a non-zero number, got '${v}'`);
+  return n;
+}
+
+function parseRgb(v: string, what: string, nonZero = false): Rgb {
+  const parts = v.split(',').map((p) => p.trim());
+  const nums = parts.map(Number);
+  if ((parts.length !== 1 && parts.length !== 3) || parts.some((p) => p === '') || !nums.every(Number.isFinite) || (nonZero && nums.includes(0))) {
+    throw new InvalidArgumentError(`${what}: expected one or three ${nonZero ? 'non-zero ' : ''}numbers (r,g,b), got '${v}'`);
+  }
+  return nums.length === 1 ? [nums[0]!, nums[0]!, nums[0]!] : [nums[0]!, nums[1]!, nums[2]!];
 }
 
 /** Parses `name[:DATATYPE[:shape]]=value` into an input (reading files it names). */
@@ -145,7 +271,7 @@ async function fromFile(name: string, file: string): Promise<InferInput> {
     }
     throw new UsageError(`--input '${name}': ${file} must hold a JSON array or an object with "data"`);
   }
-  throw new UsageError(`--input '${name}': ${file}: only .npy and .json files are read (images need a decoder kinfer does not ship)`);
+  throw new UsageError(`--input '${name}': ${file}: only .npy and .json files are read (for a JPEG or PNG image use --image)`);
 }
 
 function fromLiteral(name: string, text: string, datatype: Datatype | undefined): InferInput {

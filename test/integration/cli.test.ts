@@ -14,7 +14,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PNG } from 'pngjs';
 import { writeNpy } from '../../cli/npy.js';
+import { defaultModelRepository } from '../../runtime/config.js';
 import { startServer, type RunningServer } from '../../runtime/server/serve.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -297,5 +299,104 @@ describe('local verbs', () => {
     const applied = JSON.parse(r.stdout) as { kind: string; name: string }[];
     expect(applied.map((a) => a.kind)).toContain('Service');
     expect(r.stderr).toContain('# dry run: PATCH');
+  });
+});
+
+/** An RGBA PNG whose pixel i is [(i*7)%256, (i*13+5)%256, (i*29+11)%256, 255-i%256]. */
+function testPng(width: number, height: number): { file: Buffer; rgb: number[][] } {
+  const img = new PNG({ width, height });
+  const rgb: number[][] = [];
+  for (let i = 0; i < width * height; i++) {
+    const p = [(i * 7) % 256, (i * 13 + 5) % 256, (i * 29 + 11) % 256];
+    rgb.push(p);
+    img.data.set([...p, 255 - (i % 256)], i * 4);
+  }
+  return { file: PNG.sync.write(img), rgb };
+}
+
+describe('infer --image', () => {
+  let models: RunningServer;
+
+  beforeAll(async () => {
+    models = await startServer({ mode: 'repository', modelRepository: defaultModelRepository(), port: 0, host: '127.0.0.1', logger: pino({ level: 'silent' }) });
+    await models.startup;
+  }, 120_000);
+
+  afterAll(async () => {
+    await models?.close();
+  });
+
+  it('ocr-det reads a 64x64 PNG as NCHW FP32 and answers a [1,1,64,64] probability map', async () => {
+    const file = path.join(tmp, 'page.png');
+    await writeFile(file, testPng(64, 64).file);
+    const r = await kinfer(['infer', 'ocr-det', '--url', models.url, '--image', file, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout).outputs;
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatchObject({ name: 'sigmoid_0.tmp_0', datatype: 'FP32', shape: [1, 1, 64, 64] });
+    expect(out[0].data).toHaveLength(64 * 64);
+    expect(out[0].data.every((v: number) => v >= 0 && v <= 1)).toBe(true);
+    // Human output names the input built from the metadata; --size and --multiple-of resize.
+    const human = await kinfer(['infer', 'ocr-det', '--url', models.url, '--image', file, '--size', '96x32', '--max-values', '2']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain(`image ${file} (64x64) -> x  FP32  [1,3,32,96]`);
+    expect(human.stdout).toContain('sigmoid_0.tmp_0  FP32  [1,1,32,96]');
+    const odd = path.join(tmp, 'odd.png');
+    await writeFile(odd, testPng(70, 50).file);
+    const rounded = await kinfer(['infer', 'ocr-det', '--url', models.url, '--image', odd, '--multiple-of', '32', '--max-values', '1']);
+    expect(rounded.code).toBe(0);
+    expect(rounded.stdout).toContain(`image ${odd} (70x50) -> x  FP32  [1,3,64,64]`);
+  });
+
+  it('echo --input-name img round-trips the pixels: NCHW pixel/255, NHWC raw with -s NONE, resized with --size', async () => {
+    const { file, rgb } = testPng(5, 4);
+    const x = path.join(tmp, 'x.png');
+    await writeFile(x, file);
+    const r = await kinfer(['infer', 'echo', '--url', url, '--image', x, '--input-name', 'img', '--json']);
+    expect(r.code).toBe(0);
+    const [t] = JSON.parse(r.stdout).outputs;
+    expect(t).toMatchObject({ name: 'img', datatype: 'FP32', shape: [1, 3, 4, 5] });
+    const planes = [0, 1, 2].flatMap((c) => rgb.map((p) => Math.fround(p[c]! / 255)));
+    expect(t.data).toEqual(planes);
+
+    const nhwc = await kinfer(['infer', 'echo', '--url', url, '--image', x, '--input-name', 'img', '--layout', 'nhwc', '-s', 'NONE', '--bgr', '--json']);
+    expect(nhwc.code).toBe(0);
+    const [u] = JSON.parse(nhwc.stdout).outputs;
+    expect(u.shape).toEqual([1, 4, 5, 3]);
+    expect(u.data).toEqual(rgb.flatMap((p) => [p[2], p[1], p[0]]));
+
+    const sized = await kinfer(['infer', 'echo', '--url', url, '--image', x, '--input-name', 'img', '--size', '10x8', '-i', 'k:INT32=[7]', '--json']);
+    expect(sized.code).toBe(0);
+    const outs = JSON.parse(sized.stdout).outputs as { name: string; shape: number[] }[];
+    expect(outs.map((o) => [o.name, o.shape])).toEqual([
+      ['k', [1]],
+      ['img', [1, 3, 8, 10]],
+    ]);
+  });
+
+  it('unreadable or unsupported files exit 2 naming the file and formats; a model without an image input exits 1', async () => {
+    const txt = path.join(tmp, 'notes.jpg');
+    await writeFile(txt, 'not an image');
+    const png = path.join(tmp, 'ok.png');
+    await writeFile(png, testPng(4, 4).file);
+    const usage: [string[], RegExp][] = [
+      [['--image', '/nonexistent.png'], /--image: cannot read \/nonexistent\.png: ENOENT \(supported formats: JPEG .*PNG/],
+      [['--image', txt], new RegExp(`${txt.replace(/[.]/g, '\\.')}: not a supported image \\(supported formats: JPEG`)],
+      [['--image', png, '--size', 'big'], /'--size <WxH>' argument 'big' is invalid/],
+      [['--image', png, '--mean', '1,2'], /--mean: expected one or three numbers/],
+      [['-i', 'x:INT32=[1]', '--mean', '0.5'], /--mean only applies with --image/],
+    ];
+    const runs = await Promise.all(usage.map(([args]) => kinfer(['infer', 'echo', '--url', url, ...args])));
+    runs.forEach((r, i) => {
+      expect({ args: usage[i]![0], code: r.code }).toEqual({ args: usage[i]![0], code: 2 });
+      expect(r.stderr).toMatch(usage[i]![1]);
+    });
+    const noInputs = await kinfer(['infer', 'echo', '--url', url, '--image', png]);
+    expect(noInputs.code).toBe(1);
+    expect(noInputs.stderr).toContain("kinfer infer: model 'echo' declares no inputs in its metadata: name the image input with --input-name");
+    const wrongName = await kinfer(['infer', 'ocr-det', '--url', models.url, '--image', png, '--input-name', 'image', '--json']);
+    expect(wrongName.code).toBe(1);
+    expect(JSON.parse(wrongName.stdout).error).toBe("model 'ocr-det' has no input 'image' (inputs: x)");
   });
 });
