@@ -147,7 +147,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     await hooks.init?.();
     startupDone = true;
     const seconds = (performance.timeOrigin + performance.now() - processStart) / 1000;
-    metrics.coldStart?.set(seconds);
+    metrics.coldStart.set(seconds);
     logger.info({ event: 'ready', seconds, models: repository.loaded().map((h) => h.name) }, 'kinfer ready');
   })();
   startup.catch(() => undefined); // the caller decides; never an unhandled rejection
@@ -170,7 +170,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       await within(stopped, 1000, undefined);
       http.closeAllConnections?.();
       await shutdownTracing().catch((err: unknown) => logger.warn({ err }, 'trace flush failed'));
-      await Promise.resolve(hooks.shutdown?.()).catch((err: unknown) => logger.error({ err }, 'shutdown hook failed'));
+      try {
+        await hooks.shutdown?.();
+      } catch (err) {
+        logger.error({ err }, 'shutdown hook failed');
+      }
       logger.info({ event: 'stopped' }, 'kinfer stopped');
     })());
 
