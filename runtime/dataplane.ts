@@ -12,6 +12,7 @@ import { checkTensor, shapeMatches, type Tensor, type TensorSpec } from './core/
 import { checkModelName, type IndexEntry, type ModelRepository } from './repository/model-repository.js';
 import type { Parameters } from './core/tensor.js';
 import type { BatchResult } from './batching/batcher.js';
+import { PassThroughBatcher } from './batching/pass-through.js';
 
 export const SERVER_NAME = 'kinfer';
 export const SERVER_VERSION = '0.1.0';
@@ -81,16 +82,25 @@ export class DataPlane {
     return inputs.length === 1 ? inputs[0] : undefined;
   }
 
-  async infer(request: InferRequest, ctx: InferContext = {}): Promise<InferOutcome> {
+  /**
+   * `clientSignal`: for transports whose abort signal costs something to make
+   * (an AbortController per HTTP request): called only when the request can
+   * actually wait in a queue. A pass-through batcher with nothing pending
+   * starts the request at once (in the same tick), and a running request is
+   * never cancelled, so it needs no signal. `ctx.signal`, when given, wins.
+   */
+  async infer(request: InferRequest, ctx: InferContext = {}, clientSignal?: () => AbortSignal): Promise<InferOutcome> {
     const handle = this.repository.get(checkModelName(request.modelName), request.modelVersion);
     validateInputs(request.inputs, handle.metadata);
     const outputNames = (request.outputs ?? []).map((o) => o.name);
     validateOutputNames(outputNames, handle.metadata);
-    const batch = await handle.batcher.enqueue({
+    const batcher = handle.batcher;
+    const startsAtOnce = batcher instanceof PassThroughBatcher && batcher.pending === 0;
+    const batch = await batcher.enqueue({
       inputs: request.inputs,
       outputNames,
       deadline: deadlineOf(request.parameters, ctx, this.defaults.requestTimeoutMs),
-      signal: ctx.signal,
+      signal: ctx.signal ?? (clientSignal && !startsAtOnce ? clientSignal() : undefined),
     });
     const outputs = outputNames.length ? pick(batch.outputs, outputNames) : batch.outputs;
     const response: InferResponse = { modelName: handle.name, modelVersion: handle.version, outputs };

@@ -26,6 +26,7 @@ import {
   type DatatypeFamily,
   type MlpModel,
 } from '../../test/helpers/onnx-models.js';
+import { mergeInputs } from '../batching/merge.js';
 import type { ModelFiles } from './backend.js';
 import { cpuBudget, OnnxBackend, runError, sessionOptions } from './onnx.js';
 import type { WorkerInit } from './onnx-worker.js';
@@ -89,6 +90,25 @@ describe('OnnxBackend: MatMul+Add+Relu', () => {
       expect(got.some((v) => v === 0) && got.some((v) => v > 0)).toBe(true); // relu clipped some, not all
       for (let i = 0; i < want.length; i++) expect(got[i]).toBeCloseTo(want[i]!, 5);
     }
+  });
+
+  it('transfers a buffer the batcher merged for the call, and copies a caller\'s buffer', async () => {
+    const { backend } = await load(files(mlp.path));
+    const a = floats(4, 11);
+    const b = floats(8, 12);
+    const [merged] = mergeInputs(
+      [[{ name: 'x', datatype: 'FP32', shape: [1, 4], data: a }], [{ name: 'x', datatype: 'FP32', shape: [2, 4], data: b }]],
+      [1, 2],
+    );
+    const [y] = await backend.infer([merged!], []);
+    expect(merged!.data.length).toBe(0); // detached: moved to the worker, not copied
+    const want = mlpReference(mlp, Float32Array.from([...a, ...b]));
+    expect(y!.shape).toEqual([3, 3]);
+    for (let i = 0; i < want.length; i++) expect((y!.data as Float32Array)[i]).toBeCloseTo(want[i]!, 5);
+    const own = floats(4, 13);
+    await backend.infer([{ name: 'x', datatype: 'FP32', shape: [1, 4], data: own }], []);
+    expect(own.length).toBe(4); // the caller's buffer stays usable
+    expect(Array.from(own)).toEqual(Array.from(floats(4, 13)));
   });
 
   it('maps ORT input errors to InvalidArgument with ORT message and never crashes', async () => {

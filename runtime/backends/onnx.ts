@@ -34,6 +34,7 @@ import { Internal, InvalidArgument, KinferError, NotFound, NotReady, Unavailable
 import type { Tensor, TensorSpec } from '../core/tensor.js';
 import type { ModelConfig } from '../repository/model-config.js';
 import type { Backend, ModelFiles, ModelMetadata } from './backend.js';
+import { takeOver } from '../batching/ownership.js';
 import { onnxWorkerMain, type WireTensor, type WireValueMetadata, type WorkerInit, type WorkerReply, type WorkerRequest } from './onnx-worker.js';
 
 export const ONNX_PLATFORMS = ['onnx_onnxv1', 'onnxruntime_onnx', 'onnx'] as const;
@@ -467,7 +468,9 @@ function reconcile(
 /**
  * The wire form of an input. Numeric data is copied into a buffer of its own,
  * which is transferred: the caller keeps its buffer, and a view into a larger
- * one (a request body) does not drag the whole body across the thread.
+ * one (a request body) does not drag the whole body across the thread. A
+ * buffer the batcher merged for this call (`batching/ownership.ts`) is
+ * transferred as is, without the copy.
  */
 function toWire(t: Tensor, transfer: ArrayBuffer[]): WireTensor {
   const type = V2_TO_ORT[t.datatype];
@@ -477,6 +480,10 @@ function toWire(t: Tensor, transfer: ArrayBuffer[]): WireTensor {
   }
   const data = t.data as NumericArray;
   if (!ArrayBuffer.isView(data)) return { name: t.name, type, dims: [...t.shape], data: data as ort.Tensor.DataType };
+  if (data.buffer instanceof ArrayBuffer && takeOver(data)) {
+    transfer.push(data.buffer);
+    return { name: t.name, type, dims: [...t.shape], data: data as ort.Tensor.DataType };
+  }
   const copy = data.slice();
   transfer.push(copy.buffer as ArrayBuffer);
   return { name: t.name, type, dims: [...t.shape], data: copy as ort.Tensor.DataType };

@@ -7,6 +7,7 @@
 import { allocate, type BytesArray, type NumericArray } from '../core/datatypes.js';
 import { Internal, InvalidArgument } from '../core/errors.js';
 import { checkTensor, elementCount, type Tensor } from '../core/tensor.js';
+import { handOver } from './ownership.js';
 
 /**
  * Requests with equal signatures can be concatenated along dim 0: same input
@@ -68,6 +69,7 @@ export function mergeInputs(requests: readonly (readonly Tensor[])[], rows: read
       return { name: proto.name, datatype: proto.datatype, shape, data };
     }
     const data = allocate(proto.datatype, elementCount(shape));
+    handOver((data as NumericArray).buffer);
     let offset = 0;
     for (const p of parts) {
       // Same datatype → same TypedArray class; the cast only widens for `set`.

@@ -112,6 +112,7 @@ export abstract class QueueBatcher implements Batcher {
   private running = 0;
   private nextSeq = 0;
   private wakeTimer: NodeJS.Timeout | undefined;
+  private wakeImmediate: NodeJS.Immediate | undefined;
   private scheduleQueued = false;
   private draining = false;
   private drained: Promise<void> | undefined;
@@ -281,8 +282,7 @@ export abstract class QueueBatcher implements Batcher {
   private afterChange(): void {
     this.schedule();
     if (this.draining && this.pending === 0) {
-      if (this.wakeTimer) clearTimeout(this.wakeTimer);
-      this.wakeTimer = undefined;
+      this.clearWake();
       this.resolveDrained?.();
     }
   }
@@ -301,10 +301,38 @@ export abstract class QueueBatcher implements Batcher {
     });
   }
 
+  private clearWake(): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    if (this.wakeImmediate) clearImmediate(this.wakeImmediate);
+    this.wakeTimer = undefined;
+    this.wakeImmediate = undefined;
+  }
+
+  /**
+   * Looks again at `at` (performance.now() ms). Node timers have 1 ms
+   * granularity and fire late, so a 500 µs delay used to become 1–2 ms: whole
+   * milliseconds wait on a timer, and the sub-millisecond rest on
+   * `setImmediate` turns (I/O is still served between them). This only runs
+   * while an instance is free and a batch is waiting to fill.
+   */
+  private wakeAt(at: number, now: number): void {
+    const wait = at - now;
+    if (wait >= 1) {
+      this.wakeTimer = setTimeout(() => {
+        this.wakeTimer = undefined;
+        this.schedule();
+      }, Math.floor(wait));
+    } else {
+      this.wakeImmediate = setImmediate(() => {
+        this.wakeImmediate = undefined;
+        this.schedule();
+      });
+    }
+  }
+
   /** Forms and starts batches while an instance is free; otherwise waits for one or for the delay timer. */
   private schedule(): void {
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.wakeTimer = undefined;
+    this.clearWake();
     if (this.queued === 0 || this.free.length === 0) return;
     const now = performance.now();
     for (const group of [...this.groups.values()]) {
@@ -315,10 +343,7 @@ export abstract class QueueBatcher implements Batcher {
     for (let guard = this.queued + 1; guard > 0 && this.queued > 0 && this.free.length > 0; guard--) {
       const choice = this.pick(now, this.draining);
       if (typeof choice === 'number') {
-        this.wakeTimer = setTimeout(() => {
-          this.wakeTimer = undefined;
-          this.schedule();
-        }, Math.max(0, Math.ceil(choice - now)));
+        this.wakeAt(choice, now);
         return;
       }
       if (!choice.length) throw new Internal('batcher: empty batch picked');

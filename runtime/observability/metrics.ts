@@ -188,9 +188,61 @@ export function batchObserver(metrics: Metrics, model: string, version: string):
   };
 }
 
+/** A bound series: one `observe` feeds every metric it stands for. */
+export interface BoundSeries {
+  observe(seconds: number): void;
+}
+
+/** Label sets cached per registry; past this many the cache starts over (model names come from URLs). */
+const MAX_BOUND = 1024;
+const bound = new WeakMap<Metrics, Map<string, BoundSeries>>();
+
+function boundSeries(metrics: Metrics, key: string, make: () => BoundSeries): BoundSeries {
+  let cache = bound.get(metrics);
+  if (!cache) bound.set(metrics, (cache = new Map()));
+  let s = cache.get(key);
+  if (!s) {
+    if (cache.size >= MAX_BOUND) cache.clear();
+    cache.set(key, (s = make()));
+  }
+  return s;
+}
+
+/**
+ * `kinfer_request_duration_seconds` and `kinfer_requests_total` for one label
+ * set, bound once (per request only a Map lookup).
+ */
+export function requestSeries(metrics: Metrics, model: string, version: string, protocol: string, status: number): BoundSeries {
+  return boundSeries(metrics, `r\0${model}\0${version}\0${protocol}\0${status}`, () => {
+    const labels = { model, version, protocol, status: String(status) };
+    const duration = metrics.requestDuration.labels(labels);
+    const count = metrics.requests.labels(labels);
+    return {
+      observe(seconds) {
+        duration.observe(seconds);
+        count.inc();
+      },
+    };
+  });
+}
+
+/** `kinfer_decode_duration_seconds` / `kinfer_encode_duration_seconds` for one model version, bound once. */
+export function stageSeries(metrics: Metrics, stage: 'decode' | 'encode', model: string, version: string): BoundSeries {
+  return boundSeries(metrics, `${stage}\0${model}\0${version}`, () =>
+    (stage === 'decode' ? metrics.decodeDuration : metrics.encodeDuration).labels({ model, version }),
+  );
+}
+
 /** Drops a model version's series (after unload in multi-model mode). */
 export function forgetModel(metrics: Metrics, model: string, version: string): void {
   const l = { model, version };
+  const cache = bound.get(metrics);
+  if (cache) {
+    for (const key of cache.keys()) {
+      const [, m, v] = key.split('\0');
+      if (m === model && v === version) cache.delete(key);
+    }
+  }
   for (const m of [
     metrics.queueDuration,
     metrics.computeDuration,

@@ -4,7 +4,6 @@
  * turns every error into `{"error": "..."}` with the status from the table.
  */
 import { Hono } from 'hono';
-import { requestId } from 'hono/request-id';
 import type { Logger } from 'pino';
 import type { DataPlane } from '../dataplane.js';
 import { toHttpError } from '../core/http-status.js';
@@ -12,6 +11,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { KinferEnv } from './context.js';
 import { accessLog } from './middleware/access-log.js';
 import { compressResponses } from './middleware/compress.js';
+import { requestId } from './middleware/request-id.js';
 import { requestMetrics } from './middleware/request-metrics.js';
 import { tracing } from './middleware/tracing.js';
 import { repositoryRoutes } from './routes/repository.js';
@@ -38,7 +38,7 @@ const COMPRESSIBLE = /^(application\/(json|octet-stream|cloudevents\+json)|text\
 export function createApp(opts: AppOptions): Hono<KinferEnv> {
   const app = new Hono<KinferEnv>();
 
-  app.use(requestId({ headerName: 'x-request-id' }));
+  app.use(requestId());
   app.use(accessLog({ logger: opts.logger }));
   app.use(compressResponses(COMPRESSIBLE));
   for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer']) {
@@ -73,7 +73,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
     const { status, body, headers } = toHttpError(err);
-    if (status >= 500) (c.get('log') ?? opts.logger).error({ err }, body.error);
+    if (status >= 500) opts.logger.error({ err, requestId: c.get('requestId') }, body.error);
     for (const [k, v] of Object.entries(headers)) c.header(k, v);
     return c.json(body, status as 500);
   });

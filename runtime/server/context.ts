@@ -2,8 +2,6 @@
  * @module server/context
  * Per-request values that travel through Hono's typed context variables.
  */
-import type { Logger } from 'pino';
-
 export interface KinferVariables {
   requestId: string;
   /** Set by a route once it knows which model the request is for. */
@@ -13,7 +11,6 @@ export interface KinferVariables {
   protocol?: string;
   /** Items in the batch the request ran in. */
   batchSize?: number;
-  log: Logger;
   /** The W3C trace id the request belongs to (the caller's, or ours when tracing is on). */
   traceId?: string;
 }

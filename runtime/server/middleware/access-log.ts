@@ -1,7 +1,9 @@
 /**
  * @module server/middleware/access-log
  * One log line per request, written after the response is known, with the
- * request id, model, status, duration and batch size.
+ * request id, model, status, duration and batch size. The request id goes in
+ * the line's bindings, not a per-request child logger; when the level hides
+ * the line, nothing is built at all.
  */
 import type { MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
@@ -15,23 +17,28 @@ export interface AccessLogOptions {
 
 export function accessLog(opts: AccessLogOptions): MiddlewareHandler<KinferEnv> {
   const quiet = new Set(opts.quietPaths ?? ['/v2/health/live', '/v2/health/ready', '/metrics']);
+  const log = opts.logger;
   return async function accessLog(c, next) {
+    // pino's isLevelEnabled follows later level changes; checked before any work.
+    if (!log.isLevelEnabled('info') && !log.isLevelEnabled('debug')) return next();
     const started = performance.now();
-    const log = opts.logger.child({ requestId: c.get('requestId') });
-    c.set('log', log);
     await next();
-    const line = {
-      method: c.req.method,
-      path: c.req.path,
-      status: c.res.status,
-      ms: Math.round((performance.now() - started) * 1000) / 1000,
-      model: c.get('model'),
-      version: c.get('modelVersion'),
-      protocol: c.get('protocol'),
-      batchSize: c.get('batchSize'),
-      traceId: c.get('traceId'),
-    };
-    if (quiet.has(c.req.path)) log.debug(line, 'request');
-    else log.info(line, 'request');
+    const level = quiet.has(c.req.path) ? 'debug' : 'info';
+    if (!log.isLevelEnabled(level)) return;
+    log[level](
+      {
+        requestId: c.get('requestId'),
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round((performance.now() - started) * 1000) / 1000,
+        model: c.get('model'),
+        version: c.get('modelVersion'),
+        protocol: c.get('protocol'),
+        batchSize: c.get('batchSize'),
+        traceId: c.get('traceId'),
+      },
+      'request',
+    );
   };
 }

@@ -7,13 +7,23 @@
  * chunk — on every compressible response, even when the client asked for no
  * compression. With Vary already present, responses to clients without
  * Accept-Encoding are written straight from the buffer.
+ *
+ * A request without `Accept-Encoding` cannot be compressed, so it skips
+ * `compress()` (and its reads of the response headers) altogether; Vary then
+ * goes onto the Node response directly (see `response-headers.ts`).
  */
 import type { MiddlewareHandler } from 'hono';
 import { compress } from 'hono/compress';
+import { setResponseHeader } from './response-headers.js';
 
 export function compressResponses(contentTypeFilter: RegExp): MiddlewareHandler {
   const inner = compress({ contentTypeFilter });
   return async function compressResponses(c, next) {
+    if (c.req.header('accept-encoding') === undefined) {
+      setResponseHeader(c, 'Vary', 'Accept-Encoding');
+      await next();
+      return;
+    }
     c.header('Vary', 'Accept-Encoding');
     await inner(c, next);
   };

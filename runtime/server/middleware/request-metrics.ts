@@ -2,22 +2,19 @@
  * @module server/middleware/request-metrics
  * Inference latency and count by model, version, protocol and status. Only
  * mounted on inference routes, so probes and /metrics do not measure themselves.
+ * The labelled children are bound once per label set and reused.
  */
 import type { MiddlewareHandler } from 'hono';
 import type { Metrics } from '../../observability/metrics.js';
 import type { KinferEnv } from '../context.js';
+import { requestSeries } from '../../observability/metrics.js';
 
 export function requestMetrics(metrics: Metrics): MiddlewareHandler<KinferEnv> {
   return async function requestMetrics(c, next) {
     const started = performance.now();
     await next();
-    const labels = {
-      model: c.get('model') ?? '',
-      version: c.get('modelVersion') ?? '',
-      protocol: c.get('protocol') ?? 'v2-json',
-      status: String(c.res.status),
-    };
-    metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
-    metrics.requests.inc(labels);
+    requestSeries(metrics, c.get('model') ?? '', c.get('modelVersion') ?? '', c.get('protocol') ?? 'v2-json', c.res.status).observe(
+      (performance.now() - started) / 1000,
+    );
   };
 }

@@ -3,17 +3,24 @@
  * Continues the caller's W3C trace (`traceparent`/`tracestate`, or the
  * CloudEvents `ce-traceparent` extension) with a `kinfer.infer` span around the
  * request; the decode, queue, compute and encode spans nest under it. The
- * trace id goes to the access log whether or not spans are exported.
+ * trace id goes to the access log whether or not spans are exported. With
+ * tracing off and no incoming trace header the middleware does nothing.
  */
 import type { MiddlewareHandler } from 'hono';
-import { extractContext, traceIdOf, withSpan } from '../../observability/tracing.js';
+import { extractContext, traceIdOf, tracingEnabled, withSpan } from '../../observability/tracing.js';
 import type { KinferEnv } from '../context.js';
+
+const ZERO_TRACE = '0'.repeat(32);
 
 export function tracing(): MiddlewareHandler<KinferEnv> {
   return async function tracing(c, next) {
+    const enabled = tracingEnabled();
+    const traceparent = c.req.header('traceparent') ?? c.req.header('ce-traceparent');
+    if (traceparent === undefined && !enabled) return next();
     const parent = extractContext(c.req.raw.headers);
     const traceId = traceIdOf(parent);
     if (traceId) c.set('traceId', traceId);
+    if (!enabled) return next();
     await withSpan(
       'kinfer.infer',
       { 'http.request.method': c.req.method, 'url.path': c.req.path, 'kinfer.request_id': c.get('requestId') },
@@ -23,7 +30,7 @@ export function tracing(): MiddlewareHandler<KinferEnv> {
         const model = c.get('model');
         if (model) span.setAttribute('kinfer.model', model);
         const own = span.spanContext().traceId;
-        if (!traceId && own !== '0'.repeat(32)) c.set('traceId', own);
+        if (!traceId && own !== ZERO_TRACE) c.set('traceId', own);
       },
       parent,
     );

@@ -53,7 +53,7 @@ export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
     }
     c.set('model', model);
     if (!c.get('traceId') && event.traceparent) c.set('traceId', event.traceparent.split('-')[1]);
-    const decoded = stage('decode', opts.metrics.decodeDuration, { model, version: version ?? '' }, () =>
+    const decoded = stage('decode', opts.metrics, { model, version: version ?? '' }, () =>
       decodeInferRequest(event.body, {
         modelName: model,
         modelVersion: version,
@@ -62,10 +62,10 @@ export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
         rawInput: () => dp.rawInputSpec(model, version),
       }),
     );
-    const { response, batch } = await dp.infer(decoded.request, { signal: c.req.raw.signal, requestId: c.get('requestId') });
+    const { response, batch } = await dp.infer(decoded.request, { requestId: c.get('requestId') }, () => c.req.raw.signal);
     c.set('modelVersion', response.modelVersion);
     c.set('batchSize', batch.batchSize);
-    const encoded = stage('encode', opts.metrics.encodeDuration, { model, version: response.modelVersion ?? '' }, () =>
+    const encoded = stage('encode', opts.metrics, { model, version: response.modelVersion ?? '' }, () =>
       encodeInferResponse(response, decoded.binaryOutputs),
     );
     const ours = tracingEnabled() ? traceHeaders() : {};

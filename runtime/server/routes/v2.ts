@@ -57,7 +57,7 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
     const body = await readBody(c, opts.maxBodyBytes);
     const headerLength = c.req.header('inference-header-content-length');
     c.set('protocol', headerLength !== undefined ? 'v2-binary' : 'v2-json');
-    const decoded = stage('decode', opts.metrics.decodeDuration, { model, version: version ?? '' }, () =>
+    const decoded = stage('decode', opts.metrics, { model, version: version ?? '' }, () =>
       decodeInferRequest(body, {
         modelName: model,
         modelVersion: version,
@@ -66,13 +66,11 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
         rawInput: () => dp.rawInputSpec(model, version),
       }),
     );
-    const { response, batch } = await dp.infer(decoded.request, {
-      signal: c.req.raw.signal,
-      requestId: c.get('requestId'),
-    });
+    // The signal (an AbortController in @hono/node-server, made on first read) only when the request may queue.
+    const { response, batch } = await dp.infer(decoded.request, { requestId: c.get('requestId') }, () => c.req.raw.signal);
     c.set('modelVersion', response.modelVersion);
     c.set('batchSize', batch.batchSize);
-    const encoded = stage('encode', opts.metrics.encodeDuration, { model, version: response.modelVersion ?? '' }, () =>
+    const encoded = stage('encode', opts.metrics, { model, version: response.modelVersion ?? '' }, () =>
       encodeInferResponse(response, decoded.binaryOutputs),
     );
     return c.body(encoded.body as string, 200, encoded.headers);

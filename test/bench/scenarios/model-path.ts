@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { DT, valueInfo, writeGraph } from '../../helpers/onnx-models.js';
 import {
-  compareRow, floats, interleaved, median, runScript, spawnKinfer, tempRepo, v2JsonBody,
+  assertClean, compareRow, floats, loadInChild, median, runScript, spawnKinfer, tempRepo, v2JsonBody,
   type BenchContext, type Row, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
@@ -84,29 +84,31 @@ export const modelPath: Scenario = {
         if (res.status !== 200 || out.outputs?.[0]?.data.length !== CLASSES) throw new Error(`bench model-path: ${m} answered ${res.status}`);
       }
       const ortSeconds = Math.max(1, ctx.durationSec / 2);
-      const baselines: Map<number, number[]> = new Map(CONCURRENCY.map((c) => [c, []]));
+      const baselines: Map<number, number[]> = new Map([...new Set([1, ...CONCURRENCY])].map((c) => [c, []]));
       const served = new Map<string, number[]>();
       const p99 = new Map<string, number[]>();
+      const record = (map: Map<string, number[]>, k: string, v: number) => map.set(k, [...(map.get(k) ?? []), v]);
+      // Served and in-process runs alternate (on, off, in-process; repeated), so that drift on the
+      // shared machine (memory bandwidth taken by other work slows this memory-bound MLP) hits both sides alike.
       for (const c of CONCURRENCY) {
         ctx.log(`model-path: concurrency ${c}`);
         const spec = { body, headers: { 'content-type': 'application/json' }, connections: c, durationSec: ctx.durationSec };
-        const runs = await interleaved(ctx, [
-          { name: `on c${c}`, spec: { ...spec, url: `${kinfer.url}/v2/models/mlp-batched/infer` } },
-          { name: `off c${c}`, spec: { ...spec, url: `${kinfer.url}/v2/models/mlp-unbatched/infer` } },
-        ]);
-        for (const [k, v] of runs) {
-          served.set(k, v.map((r) => r.rps));
-          p99.set(k, v.map((r) => r.p99));
+        for (let i = 0; i < ctx.repeats; i++) {
+          for (const [k, m] of [[`on c${c}`, 'mlp-batched'], [`off c${c}`, 'mlp-unbatched']] as const) {
+            const r = assertClean(k, await loadInChild({ ...spec, url: `${kinfer.url}/v2/models/${m}/infer` }, ctx.loadCpu));
+            ctx.log(`  ${k} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms`);
+            record(served, k, r.rps);
+            record(p99, k, r.p99);
+          }
+          // The server idles meanwhile (no spinning threads); same core.
+          const batches = c === 1 ? [1] : [c, 1];
+          const r = await runScript<OrtRuns>('ort-baseline.js', ['throughput', model, 'x', String(FEATURES), batches.join(','), String(ortSeconds)], {
+            cpu: ctx.serverCpu,
+            timeoutMs: (ortSeconds * batches.length + 60) * 1000,
+          });
+          for (const run of r.runs) baselines.get(run.batch)!.push(run.itemsPerSec);
+          ctx.log(`  in-process #${i + 1}: ${r.runs.map((x) => `b${x.batch} ${x.itemsPerSec.toFixed(0)}/s`).join(', ')}`);
         }
-      }
-      // The baseline runs while the server idles (no spinning threads), on the same core.
-      for (let i = 0; i < ctx.repeats; i++) {
-        const r = await runScript<OrtRuns>('ort-baseline.js', ['throughput', model, 'x', String(FEATURES), CONCURRENCY.join(','), String(ortSeconds)], {
-          cpu: ctx.serverCpu,
-          timeoutMs: (ortSeconds * CONCURRENCY.length + 60) * 1000,
-        });
-        for (const run of r.runs) baselines.get(run.batch)!.push(run.itemsPerSec);
-        ctx.log(`  in-process #${i + 1}: ${r.runs.map((x) => `b${x.batch} ${x.itemsPerSec.toFixed(0)}/s`).join(', ')}`);
       }
       const med = median;
       const rows: Row[] = [];
@@ -125,7 +127,7 @@ export const modelPath: Scenario = {
         rows,
         notes: [
           'both sides on the same single core with the server\'s session options (1 intra-op thread there, no spinning)',
-          'in-process baseline: closed loop of session.run at the given batch size, including ort.Tensor creation',
+          'in-process baseline: closed loop of session.run at the given batch size, including ort.Tensor creation; run after each served pair (on, off, in-process, repeated) so machine drift hits both sides',
         ],
       };
     } finally {

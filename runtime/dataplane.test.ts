@@ -1,0 +1,62 @@
+/**
+ * @module dataplane.test
+ * DataPlane.infer asks the transport for its (costly) client signal only
+ * when the request can wait in a queue, and a disconnect then still drops it.
+ */
+import { describe, expect, it } from 'vitest';
+import { Cancelled } from './core/errors.js';
+import { createBatcher } from './batching/dynamic-batcher.js';
+import { PassThroughBatcher } from './batching/pass-through.js';
+import type { Batcher } from './batching/batcher.js';
+import { DataPlane } from './dataplane.js';
+import type { ModelRepository } from './repository/model-repository.js';
+import { FakeBackend, xInput } from '../test/helpers/fake-backend.js';
+
+function plane(batcher: Batcher, backend: FakeBackend): DataPlane {
+  const handle = { name: 'm', version: '1', metadata: { platform: 'fake', inputs: [], outputs: [], batchable: true, maxBatchSize: 0 }, batcher, backend };
+  const repo = { get: () => handle } as unknown as ModelRepository;
+  return new DataPlane(repo, { live: () => true, ready: () => true });
+}
+
+const request = (v: number) => ({ modelName: 'm', inputs: [xInput([v])] });
+
+describe('DataPlane client signal', () => {
+  it('makes no signal for a pass-through request that starts at once, and one when the request must queue', async () => {
+    const backend = new FakeBackend();
+    const dp = plane(new PassThroughBatcher({ instances: [backend], batchable: false, maxBatchSize: 0, maxQueueDelayMicroseconds: 0, preferredBatchSizes: [], maxQueueSize: 8 }), backend);
+    let made = 0;
+    const signal = () => {
+      made++;
+      return new AbortController().signal;
+    };
+    await dp.infer(request(1), {}, signal);
+    expect(made).toBe(0);
+
+    backend.hold();
+    const first = dp.infer(request(2), {}, signal); // starts at once, then holds the instance
+    const abort = new AbortController();
+    const second = dp.infer(request(3), {}, () => {
+      made++;
+      return abort.signal;
+    });
+    expect(made).toBe(1); // the second one queues behind the first: it needs the signal
+    abort.abort();
+    await expect(second).rejects.toBeInstanceOf(Cancelled);
+    backend.release();
+    await first;
+    expect(backend.seenValues()).toEqual([1, 2]); // the cancelled request was never computed
+  });
+
+  it('always gives the signal to a dynamic batcher (the request waits for its batch)', async () => {
+    const backend = new FakeBackend();
+    const batcher = createBatcher({ instances: [backend], batchable: true, maxBatchSize: 8, maxQueueDelayMicroseconds: 1000, preferredBatchSizes: [], maxQueueSize: 8 });
+    const dp = plane(batcher, backend);
+    let made = 0;
+    const out = await dp.infer(request(4), {}, () => {
+      made++;
+      return new AbortController().signal;
+    });
+    expect(made).toBe(1);
+    expect(out.batch.batchSize).toBe(1);
+  });
+});
