@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Builds dist/ once: tests that spawn the kinfer binary run what users run.
+    globalSetup: ['test/global-setup.ts'],
   },
 });

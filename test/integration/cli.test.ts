@@ -5,8 +5,8 @@
  * and exit codes (0 ok, 1 server said no, 2 usage). Builds `dist/` first
  * when it is missing or older than the CLI and client sources.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,20 +21,6 @@ import { startServer, type RunningServer } from '../../runtime/server/serve.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'dist', 'cli', 'main.js');
-
-function newestSource(dirs: string[]): number {
-  let newest = 0;
-  const walk = (d: string, depth: number) => {
-    if (depth > 4 || !existsSync(d)) return;
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p, depth + 1);
-      else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
-    }
-  };
-  for (const d of dirs) walk(path.join(ROOT, d), 0);
-  return newest;
-}
 
 interface Run {
   code: number | null;
@@ -85,11 +71,8 @@ let server: RunningServer;
 let url: string;
 
 beforeAll(async () => {
-  const built = existsSync(BIN) ? statSync(BIN).mtimeMs : 0;
-  if (built < newestSource(['cli', 'client'])) {
-    const b = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
-    if (b.status !== 0) throw new Error(`npm run build failed:\n${b.stdout}\n${b.stderr}`);
-  }
+  // dist/ is built once by test/global-setup.ts.
+  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build`);
   tmp = await mkdtemp(path.join(tmpdir(), 'kinfer-cli-'));
   await mkdir(path.join(tmp, 'repo', 'echo'), { recursive: true });
   await writeFile(path.join(tmp, 'repo', 'echo', 'config.pbtxt'), 'name: "echo"\nplatform: "echo"\n');
