@@ -37,7 +37,7 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
 /**
  * Under @hono/node-server, reads the Node request stream directly. This skips
  * the WHATWG Request + ReadableStream that `c.req.raw.body` builds around it
- * (1x3x224x224 binary echo: 91 -> 154 req/s; docs/bench.md). Past the limit
+ * (1x3x224x224 binary echo: 91 -> 154 req/s; README, Benchmarks). Past the limit
  * the rest is discarded, so the 413 can still be sent on the same connection.
  */
 function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Array> {

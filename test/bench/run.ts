@@ -4,7 +4,7 @@
  * runs the scenarios (all by default) against servers it starts itself on
  * 127.0.0.1, prints one table per scenario and writes them as Markdown to
  * `bench/results/<YYYY-MM-DD>.md` (`-quick` suffix for quick runs). A full run
- * of every scenario also refreshes the latest table in docs/bench.md.
+ * of every scenario also refreshes the latest table in README.md (Benchmarks).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -72,13 +72,15 @@ const LATEST_START = '<!-- bench:latest:start -->';
 const LATEST_END = '<!-- bench:latest:end -->';
 
 async function updateDocs(markdown: string): Promise<boolean> {
-  const file = join(ROOT, 'docs', 'bench.md');
+  const file = join(ROOT, 'README.md');
   if (!existsSync(file)) return false;
   const text = await readFile(file, 'utf8');
   const a = text.indexOf(LATEST_START);
   const b = text.indexOf(LATEST_END);
   if (a < 0 || b < a) return false;
-  await writeFile(file, `${text.slice(0, a + LATEST_START.length)}\n${markdown.trim()}\n${text.slice(b)}`);
+  // README's Benchmarks section is level 2 with "Latest results" at level 3: nest the report below it.
+  const nested = markdown.trim().replace(/^(#+) /gm, '##$1 ');
+  await writeFile(file, `${text.slice(0, a + LATEST_START.length)}\n${nested}\n${text.slice(b)}`);
   return true;
 }
 
@@ -115,7 +117,7 @@ async function main(): Promise<void> {
   await writeFile(file, prev ? `${prev.trimEnd()}\n\n${md}` : `# kinfer benchmark results\n\n${md}`);
   ctx.log(`bench: wrote ${file}`);
   const full = !ctx.quick && selected.length === SCENARIOS.length && args.repeats === undefined && args.duration === undefined;
-  if (full && (await updateDocs(md))) ctx.log('bench: updated the latest table in docs/bench.md');
+  if (full && (await updateDocs(md))) ctx.log('bench: updated the latest table in README.md');
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -5,7 +5,7 @@
  * `ServerResponse`, which merges it into `writeHead`: `c.header()` before the
  * handler would make Hono build a WHATWG `Headers` for every response and
  * node-server convert it back, which cost a measurable share of a small
- * request (docs/bench.md). Elsewhere (`app.request()` in tests) it falls back
+ * request (README, Benchmarks). Elsewhere (`app.request()` in tests) it falls back
  * to `c.header()`.
  */
 import type { ServerResponse } from 'node:http';
