@@ -52,9 +52,8 @@ export interface HttpResponse {
 }
 
 /**
- * One GET with the pull's signal plus a per-request abort. Maps statuses:
- * 404/410 → NotFound, 401/403 → Unavailable naming the host, 408/429/5xx →
- * TransientError (retried by the caller), other non-2xx/304 → Unavailable.
+ * One GET (fetch) with the pull's signal plus a per-request abort; statuses
+ * map as in `statusError`. Used for GCS listings and downloads.
  */
 export async function httpGet(
   ctx: PullContext,
@@ -68,13 +67,19 @@ export async function httpGet(
   const abort = () => ac.abort();
   if (res.ok || res.status === 304) return { res, abort };
   await res.body?.cancel().catch(() => undefined);
-  const s = res.status;
-  if (s === 404 || s === 410) throw new NotFound(`${what}: not found (HTTP ${s} from ${url.host})`);
-  if (s === 401 || s === 403) {
-    throw new Unavailable(`${what}: access denied by ${url.host} (HTTP ${s}); ${authHint}`);
-  }
-  if (s === 408 || s === 429 || s >= 500) throw new TransientError(`HTTP ${s} from ${url.host}`);
-  throw new Unavailable(`${what}: HTTP ${s} from ${url.host}`);
+  throw statusError(res.status, what, url.host, authHint);
+}
+
+/**
+ * The error for a status that is neither 2xx nor 304: 404/410 → NotFound,
+ * 401/403 → Unavailable naming the host, 408/429/5xx → TransientError
+ * (retried by the caller), anything else → Unavailable.
+ */
+function statusError(s: number, what: string, host: string, authHint: string): Error {
+  if (s === 404 || s === 410) return new NotFound(`${what}: not found (HTTP ${s} from ${host})`);
+  if (s === 401 || s === 403) return new Unavailable(`${what}: access denied by ${host} (HTTP ${s}); ${authHint}`);
+  if (s === 408 || s === 429 || s >= 500) return new TransientError(`HTTP ${s} from ${host}`);
+  return new Unavailable(`${what}: HTTP ${s} from ${host}`);
 }
 
 /** A response from `nodeGet`: status, headers and the body as Node's own stream. */
@@ -95,7 +100,7 @@ const MAX_REDIRECTS = 10;
  * Node's default TLS settings, redirects followed (at most 10; `authorization`
  * and `cookie` dropped when the origin changes, as `fetch` does). Until the
  * headers arrive, a socket that stays silent for `ctx.stallMs` is a
- * TransientError. Statuses map as in `httpGet`.
+ * TransientError. Statuses map as in `statusError`.
  */
 export async function nodeGet(
   ctx: PullContext,
@@ -125,10 +130,7 @@ export async function nodeGet(
     }
     if ((s >= 200 && s < 300) || s === 304) return r;
     r.abort();
-    if (s === 404 || s === 410) throw new NotFound(`${what}: not found (HTTP ${s} from ${target.host})`);
-    if (s === 401 || s === 403) throw new Unavailable(`${what}: access denied by ${target.host} (HTTP ${s}); ${authHint}`);
-    if (s === 408 || s === 429 || s >= 500) throw new TransientError(`HTTP ${s} from ${target.host}`);
-    throw new Unavailable(`${what}: HTTP ${s} from ${target.host}`);
+    throw statusError(s, what, target.host, authHint);
   }
 }
 
