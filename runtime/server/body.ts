@@ -12,13 +12,18 @@ import { Cancelled, InvalidArgument, PayloadTooLarge, Unsupported } from '../cor
 const gunzipAsync = promisify(gunzip);
 const inflateAsync = promisify(inflate);
 
-export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
+/**
+ * `alignAt`: a byte offset in the body (the binary extension's JSON header
+ * length) that should land 8-byte aligned in memory, so the tensors behind it
+ * can be viewed without an aligned copy.
+ */
+export async function readBody(c: Context, limit: number, alignAt?: number): Promise<Uint8Array> {
   const declared = Number(c.req.header('content-length') ?? NaN);
   if (declared > limit) throw tooLarge(declared, limit);
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   const raw =
     incoming && typeof incoming.on === 'function' && !incoming.readableDidRead && !incoming.destroyed
-      ? await readIncoming(incoming, limit)
+      ? await readIncoming(incoming, limit, alignAt)
       : await readLimited(c.req.raw, limit);
   const encoding = (c.req.header('content-encoding') ?? 'identity').trim().toLowerCase();
   if (encoding === 'identity' || encoding === '') return raw;
@@ -40,7 +45,7 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
  * (1x3x224x224 binary echo: 91 -> 154 req/s; README, Benchmarks). Past the limit
  * the rest is discarded, so the 413 can still be sent on the same connection.
  */
-function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Array> {
+function readIncoming(incoming: IncomingMessage, limit: number, alignAt?: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -62,7 +67,7 @@ function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Ar
       }
       chunks.push(chunk);
     };
-    const onEnd = () => finish(undefined, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
+    const onEnd = () => finish(undefined, joinAligned(chunks, total, alignAt));
     const onError = (err: Error) => finish(new Cancelled(`request body not received: ${err.message}`));
     const onClose = () => {
       if (!incoming.readableEnded) finish(new Cancelled('the client closed the connection before the request body was complete'));
@@ -72,6 +77,23 @@ function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Ar
     incoming.on('error', onError);
     incoming.on('close', onClose);
   });
+}
+
+/** The chunks as one buffer; when `alignAt` is given, placed so that byte `alignAt` is 8-byte aligned. */
+export function joinAligned(chunks: Buffer[], total: number, alignAt: number | undefined): Uint8Array {
+  const first = chunks[0];
+  if (alignAt === undefined || !Number.isSafeInteger(alignAt) || alignAt < 0 || alignAt > total) {
+    return chunks.length === 1 ? first! : Buffer.concat(chunks, total);
+  }
+  if (chunks.length === 1 && (first!.byteOffset + alignAt) % 8 === 0) return first!;
+  const pad = (8 - (alignAt % 8)) % 8;
+  const out = new Uint8Array(new ArrayBuffer(total + pad), pad, total);
+  let off = 0;
+  for (const ch of chunks) {
+    out.set(ch, off);
+    off += ch.byteLength;
+  }
+  return out;
 }
 
 async function readLimited(req: Request, limit: number): Promise<Uint8Array> {

@@ -39,7 +39,8 @@ export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
   const source = opts.responseSource ?? '/models/{model}';
   return async function handleCloudEvent(c, routeModel, version) {
     const { decodeCloudEvent, encodeCloudEventReply } = await loadCodec();
-    const body = await readBody(c, opts.maxBodyBytes);
+    const headerLength = c.req.header('inference-header-content-length');
+    const body = await readBody(c, opts.maxBodyBytes, headerLength === undefined ? undefined : Number(headerLength));
     const headers: Record<string, string> = {};
     c.req.raw.headers.forEach((v, k) => (headers[k.toLowerCase()] = v));
     const event = decodeCloudEvent(headers, body);

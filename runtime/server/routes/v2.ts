@@ -54,8 +54,9 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
     c.set('model', model);
     if (version !== undefined) c.set('modelVersion', version);
     if (opts.cloudEvent && isCloudEvent(c)) return opts.cloudEvent(c, model, version);
-    const body = await readBody(c, opts.maxBodyBytes);
     const headerLength = c.req.header('inference-header-content-length');
+    // Land the binary section 8-byte aligned so its tensors are views, not copies.
+    const body = await readBody(c, opts.maxBodyBytes, headerLength === undefined ? undefined : Number(headerLength));
     c.set('protocol', headerLength !== undefined ? 'v2-binary' : 'v2-json');
     const decoded = stage('decode', opts.metrics, { model, version: version ?? '' }, () =>
       decodeInferRequest(body, {
