@@ -12,7 +12,6 @@ import { checkTensor, shapeMatches, type Tensor, type TensorSpec } from './core/
 import { checkModelName, type IndexEntry, type ModelRepository } from './repository/model-repository.js';
 import type { Parameters } from './core/tensor.js';
 import type { BatchResult } from './batching/batcher.js';
-import { PassThroughBatcher } from './batching/pass-through.js';
 
 export const SERVER_NAME = 'kinfer';
 export const SERVER_VERSION = '0.1.0';
@@ -95,12 +94,11 @@ export class DataPlane {
     const outputNames = (request.outputs ?? []).map((o) => o.name);
     validateOutputNames(outputNames, handle.metadata);
     const batcher = handle.batcher;
-    const startsAtOnce = batcher instanceof PassThroughBatcher && batcher.pending === 0;
     const batch = await batcher.enqueue({
       inputs: request.inputs,
       outputNames,
       deadline: deadlineOf(request.parameters, ctx, this.defaults.requestTimeoutMs),
-      signal: ctx.signal ?? (clientSignal && !startsAtOnce ? clientSignal() : undefined),
+      signal: ctx.signal ?? (clientSignal && !batcher.startsAtOnce ? clientSignal() : undefined),
     });
     const outputs = outputNames.length ? pick(batch.outputs, outputNames) : batch.outputs;
     const response: InferResponse = { modelName: handle.name, modelVersion: handle.version, outputs };

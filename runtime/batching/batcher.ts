@@ -35,6 +35,12 @@ export interface Batcher {
   enqueue(request: BatchRequest): Promise<BatchResult>;
   /** Requests queued or running. */
   readonly pending: number;
+  /**
+   * True when a request enqueued now would start computing in the same tick
+   * (nothing queued, an instance free, no batching delay). Transports use it to
+   * skip disconnect tracking for requests that can never sit in a queue.
+   */
+  readonly startsAtOnce: boolean;
   /** Stops accepting, waits for queued and running work to finish. */
   drain(): Promise<void>;
 }

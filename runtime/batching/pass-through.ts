@@ -26,6 +26,10 @@ export class PassThroughBatcher extends QueueBatcher {
     this.hardLimit = opts.backendMaxBatchSize ?? 0;
   }
 
+  override get startsAtOnce(): boolean {
+    return this.idle;
+  }
+
   protected classify(request: BatchRequest): { key: string; rows: number } {
     if (!this.batchable) return { key: '', rows: 1 };
     const rows = rowsOf(request.inputs);

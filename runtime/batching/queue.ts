@@ -130,6 +130,16 @@ export abstract class QueueBatcher implements Batcher {
     return this.queued + this.running;
   }
 
+  /** Overridden by batchers that never wait for a batch to fill. */
+  get startsAtOnce(): boolean {
+    return false;
+  }
+
+  /** Nothing queued and an instance free. */
+  protected get idle(): boolean {
+    return this.queued === 0 && this.free.length > 0;
+  }
+
   /** Validates a request and says which batch it may join and how many items it brings. Throws InvalidArgument. */
   protected abstract classify(request: BatchRequest): { key: string; rows: number };
   /**
