@@ -24,6 +24,8 @@ import {
   type Datatype,
   type NumericArray,
   type TensorData,
+  BIG_RANGES,
+  INT_RANGES,
 } from '../runtime/core/datatypes.js';
 import type { Parameters, Tensor } from '../runtime/core/tensor.js';
 import { concatBody, writeBytesElements } from '../runtime/protocol/v2/binary.js';
@@ -179,16 +181,6 @@ function flattenNested(what: string, data: readonly unknown[], out: unknown[]): 
   walk(data, 0);
   return shape;
 }
-
-const INT_RANGES: Partial<Record<Datatype, [number, number]>> = {
-  UINT8: [0, 0xff],
-  UINT16: [0, 0xffff],
-  UINT32: [0, 0xffffffff],
-  INT8: [-0x80, 0x7f],
-  INT16: [-0x8000, 0x7fff],
-  INT32: [-0x80000000, 0x7fffffff],
-};
-const BIG_RANGES = { INT64: [-(2n ** 63n), 2n ** 63n - 1n], UINT64: [0n, 2n ** 64n - 1n] } as const;
 
 function bad(what: string, i: number, expected: string, v: unknown): KinferInputError {
   const shown = typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? 'a Uint8Array' : JSON.stringify(v) ?? String(v);

@@ -65,6 +65,22 @@ export function isDatatype(value: unknown): value is Datatype {
   return typeof value === 'string' && (DATATYPES as readonly string[]).includes(value);
 }
 
+/** Value range of each integer datatype that fits a JS number. */
+export const INT_RANGES: Partial<Record<Datatype, readonly [number, number]>> = {
+  UINT8: [0, 0xff],
+  UINT16: [0, 0xffff],
+  UINT32: [0, 0xffffffff],
+  INT8: [-0x80, 0x7f],
+  INT16: [-0x8000, 0x7fff],
+  INT32: [-0x80000000, 0x7fffffff],
+};
+
+/** Value range of the 64-bit integer datatypes. */
+export const BIG_RANGES: Record<'INT64' | 'UINT64', readonly [bigint, bigint]> = {
+  INT64: [-(2n ** 63n), 2n ** 63n - 1n],
+  UINT64: [0n, 2n ** 64n - 1n],
+};
+
 /** Bytes per element, or undefined for BYTES (variable length). */
 export function elementSize(datatype: Datatype): number | undefined {
   return datatype === 'BYTES' ? undefined : CTORS[datatype].BYTES_PER_ELEMENT;

@@ -13,7 +13,7 @@
  *   rawInput: () => (meta.inputs.length === 1 ? meta.inputs[0] : undefined),
  * });
  */
-import { allocate, elementSize, toHalf, type Datatype, type TensorData } from '../../core/datatypes.js';
+import { BIG_RANGES, INT_RANGES, allocate, elementSize, toHalf, type Datatype, type TensorData } from '../../core/datatypes.js';
 import { InvalidArgument, invalidArgument, Unsupported } from '../../core/errors.js';
 import type { InferRequest, RequestedOutput } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor, type TensorSpec } from '../../core/tensor.js';
@@ -248,20 +248,6 @@ function flatten(what: string, arr: unknown[], out: unknown[], depth: number, li
     if (out.length > limit) return;
   }
 }
-
-const INT_RANGES: Partial<Record<Datatype, [number, number]>> = {
-  UINT8: [0, 0xff],
-  UINT16: [0, 0xffff],
-  UINT32: [0, 0xffffffff],
-  INT8: [-0x80, 0x7f],
-  INT16: [-0x8000, 0x7fff],
-  INT32: [-0x80000000, 0x7fffffff],
-};
-
-const BIG_RANGES: Record<'INT64' | 'UINT64', [bigint, bigint]> = {
-  INT64: [-(2n ** 63n), 2n ** 63n - 1n],
-  UINT64: [0n, 2n ** 64n - 1n],
-};
 
 /** Flat JSON values → typed data. One plain loop per datatype family: this runs per element. */
 function convert(what: string, datatype: Datatype, flat: unknown[]): TensorData {
