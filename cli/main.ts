@@ -5,21 +5,14 @@
  * no, 2 usage error.
  */
 import { Command, CommanderError } from 'commander';
-import { runServe, type ServeFlags } from './serve.js';
-import { deployCommand } from './commands/deploy.js';
-import { devicesCommand } from './commands/devices.js';
-import { healthCommand } from './commands/health.js';
-import { inferCommand } from './commands/infer.js';
-import { listCommand } from './commands/list.js';
-import { loadCommand, unloadCommand } from './commands/load.js';
-import { logsCommand } from './commands/logs.js';
-import { manifestsCommand, validateCommand } from './commands/manifests.js';
-import { metadataCommand } from './commands/metadata.js';
-import { modelsCommand } from './commands/models.js';
-import { pullCommand } from './commands/pull.js';
-import { statusCommand } from './commands/status.js';
+import type { ServeFlags } from './serve.js';
 
-export function buildProgram(): Command {
+/**
+ * The whole program. With `serveOnly` (the container's `kinfer serve`), the
+ * client and cluster verbs are left out: their imports (client, image codecs,
+ * manifests) cost cold start and `serve` never uses them.
+ */
+export async function buildProgram(serveOnly = false): Promise<Command> {
   const program = new Command('kinfer')
     .description('Serve ML models as Knative functions speaking the KServe v2 protocol')
     .exitOverride()
@@ -37,9 +30,38 @@ export function buildProgram(): Command {
     .option('--repository-monitoring', 'load and unload models as their folders appear and disappear')
     .option('--repository-poll-secs <secs>', 'seconds between repository polls (default 2)', (v) => parsePositive(v))
     .action(async (flags: ServeFlags) => {
+      const { runServe } = await import('./serve.js');
       await runServe(flags);
     });
+  if (serveOnly) return program;
 
+  const [
+    { deployCommand },
+    { devicesCommand },
+    { healthCommand },
+    { inferCommand },
+    { listCommand },
+    { loadCommand, unloadCommand },
+    { logsCommand },
+    { manifestsCommand, validateCommand },
+    { metadataCommand },
+    { modelsCommand },
+    { pullCommand },
+    { statusCommand },
+  ] = await Promise.all([
+    import('./commands/deploy.js'),
+    import('./commands/devices.js'),
+    import('./commands/health.js'),
+    import('./commands/infer.js'),
+    import('./commands/list.js'),
+    import('./commands/load.js'),
+    import('./commands/logs.js'),
+    import('./commands/manifests.js'),
+    import('./commands/metadata.js'),
+    import('./commands/models.js'),
+    import('./commands/pull.js'),
+    import('./commands/status.js'),
+  ]);
   // Client and cluster verbs (cli/commands/): each sets process.exitCode itself (0, 1 or 2).
   for (const make of [
     inferCommand,
@@ -77,7 +99,8 @@ function parsePort(v: string): number {
 }
 
 async function main(): Promise<void> {
-  const program = buildProgram();
+  // `kinfer serve …` (and nothing else first) builds the serve verb alone; `kinfer serve --help` still works.
+  const program = await buildProgram(process.argv[2] === 'serve');
   try {
     await program.parseAsync(process.argv);
   } catch (err) {

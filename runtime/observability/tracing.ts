@@ -30,11 +30,12 @@ import {
   type Span,
   type TextMapGetter,
 } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import type { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { createRequire } from 'node:module';
 import type { BasicTracerProvider, BufferConfig } from '@opentelemetry/sdk-trace-base';
 
 // The SDK and exporter cost ~120 ms to import: load them only when tracing is turned on.
+// @opentelemetry/core (the W3C propagator, ~35 ms) waits for the first traceparent to read or write.
 const requireLazy = createRequire(import.meta.url);
 
 export type { Attributes, Context, Span };
@@ -52,7 +53,11 @@ export interface TracingOptions {
 export type HeaderCarrier = Headers | Record<string, string | string[] | undefined>;
 
 const TRACER_NAME = 'kinfer';
-const w3c = new W3CTraceContextPropagator();
+let propagator: W3CTraceContextPropagator | undefined;
+function w3c(): W3CTraceContextPropagator {
+  propagator ??= new (requireLazy('@opentelemetry/core') as typeof import('@opentelemetry/core')).W3CTraceContextPropagator();
+  return propagator;
+}
 const NOOP_SPAN: Span = trace.wrapSpanContext({ traceId: '0'.repeat(32), spanId: '0'.repeat(16), traceFlags: 0 });
 
 let provider: BasicTracerProvider | undefined;
@@ -140,7 +145,7 @@ export function initTracing(env: NodeJS.ProcessEnv = process.env, options: Traci
   });
   contextManager = new AsyncLocalContextManager();
   context.setGlobalContextManager(contextManager);
-  propagation.setGlobalPropagator(w3c);
+  propagation.setGlobalPropagator(w3c());
   trace.setGlobalTracerProvider(provider);
   const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL || env.OTEL_EXPORTER_OTLP_PROTOCOL;
   status = { enabled: true, url, serviceName };
@@ -210,14 +215,14 @@ export function extractContext(headers: HeaderCarrier, base: Context = ROOT_CONT
     keys: (c) => Object.keys(c),
     get: (c, k) => c[k],
   };
-  return w3c.extract(base, carrier, getter);
+  return w3c().extract(base, carrier, getter);
 }
 
 /** `traceparent`/`tracestate` for an outgoing message (e.g. a reply CloudEvent) from `ctx` or the active span. */
 export function traceHeaders(ctx?: Context): Record<string, string> {
   const out: Record<string, string> = {};
   const c = ctx ?? (tracingEnabled() ? context.active() : ROOT_CONTEXT);
-  w3c.inject(c, out, { set: (carrier, k, v) => (carrier[k] = v) });
+  w3c().inject(c, out, { set: (carrier, k, v) => (carrier[k] = v) });
   return out;
 }
 

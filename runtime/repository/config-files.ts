@@ -16,12 +16,16 @@
  * if (config?.maxBatchSize) { ... }
  */
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { parse as parseToml, TomlError } from 'smol-toml';
 import { isDatatype, type Datatype } from '../core/datatypes.js';
 import { InvalidArgument, Unsupported } from '../core/errors.js';
 import type { TensorSpec } from '../core/tensor.js';
 import { defaultConfig, type DynamicBatchingConfig, type ModelConfig } from './model-config.js';
+
+// The TOML parser is loaded on the first config.toml (pbtxt is the common case; start-up should not pay for it).
+const requireLazy = createRequire(import.meta.url);
+let toml: typeof import('smol-toml') | undefined;
 
 /** Config file names in order of precedence. */
 export const CONFIG_FILES = ['config.toml', 'config.pbtxt', 'config.json'] as const;
@@ -56,9 +60,10 @@ export function parseModelConfig(text: string, file: string, name: string): Mode
   const lines = new WeakMap<object, number>();
   if (file.endsWith('.toml')) {
     try {
-      tree = parseToml(text) as ConfigObject;
+      toml ??= requireLazy('smol-toml') as typeof import('smol-toml');
+      tree = toml.parse(text) as ConfigObject;
     } catch (err) {
-      const where = err instanceof TomlError ? ` line ${err.line}` : '';
+      const where = toml && err instanceof toml.TomlError ? ` line ${err.line}` : '';
       throw new InvalidArgument(`${file}${where}: ${firstLine(err)}`);
     }
   } else if (file.endsWith('.json')) {

@@ -13,8 +13,8 @@ import path from 'node:path';
 import type { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Parser, type ReadEntry } from 'tar';
-import yauzl from 'yauzl';
+import type { ReadEntry } from 'tar';
+import type yauzl from 'yauzl';
 import { InvalidArgument } from '../core/errors.js';
 
 export type ArchiveKind = 'zip' | 'tar';
@@ -186,6 +186,8 @@ async function extractTar(file: string, guard: EntryGuard): Promise<void> {
     failure = err;
     signalFailed();
   };
+  // Imported on first use: most pulls are single files, and start-up should not pay for the archive readers.
+  const { Parser } = await import('tar');
   const parser = new Parser({ strict: true });
   parser.on('error', (err: unknown) => {
     fail(err);
@@ -263,9 +265,10 @@ async function handleTarEntry(entry: ReadEntry, guard: EntryGuard): Promise<void
   }
 }
 
-function openZip(file: string): Promise<yauzl.ZipFile> {
+async function openZip(file: string): Promise<yauzl.ZipFile> {
+  const { default: zip } = await import('yauzl');
   return new Promise((resolve, reject) => {
-    yauzl.open(file, { lazyEntries: true, autoClose: true, validateEntrySizes: true }, (err, zip) => {
+    zip.open(file, { lazyEntries: true, autoClose: true, validateEntrySizes: true }, (err, zip) => {
       if (err || !zip) reject(mapZipError(err ?? new Error('cannot open'), file));
       else resolve(zip);
     });

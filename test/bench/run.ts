@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (!existsSync(CLI) || !existsSync(join(DIST_BENCH, 'load.js'))) throw new Error('run `npm run build` first (dist/ is missing)');
   const pin = hasTaskset();
-  if (pin) spawnSync('taskset', ['-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  if (pin) spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
   const ctx: BenchContext = {
     quick: args.quick,
     durationSec: args.duration ?? (args.quick ? 1 : 5),

@@ -164,6 +164,21 @@ describe('default repository (echo, ocr-det)', () => {
     expect(parsed.outputs[0]!.data).toHaveLength(2000);
   });
 
+  it('never compresses health and readiness probes, even on Accept-Encoding', async () => {
+    const { get } = await import('node:http');
+    for (const path of ['/v2/health/live', '/v2/health/ready', '/v2/models/echo/ready']) {
+      const got = await new Promise<{ status?: number; enc?: string; body: string }>((resolve, reject) => {
+        get(`${url}${path}`, { headers: { 'accept-encoding': 'gzip, deflate' } }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (c: string) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode, enc: res.headers['content-encoding'], body }));
+        }).on('error', reject);
+      });
+      expect(got, path).toMatchObject({ status: 200, enc: undefined });
+      expect(JSON.parse(got.body), path).toMatchObject(path.endsWith('live') ? { live: true } : { ready: true });
+    }
+  });
+
   it('maps every client mistake to a 4xx naming the problem', async () => {
     const infer = (model: string, body: unknown, headers?: Record<string, string>) =>
       postJson(`${url}/v2/models/${model}/infer`, body, headers);
