@@ -79,6 +79,8 @@ const BatchingSchema = z
     maxBatchSize: z.number().int().min(0).max(4096),
     maxQueueDelayMicroseconds: z.number().int().min(0).max(10_000_000).default(0),
     preferredBatchSizes: z.array(z.number().int().min(1)).default([]),
+    /** When a partial batch fires: `delay` (Triton's rule) or `adaptive` (see README, Batching policies). */
+    policy: z.enum(['delay', 'adaptive']).default('delay'),
   })
   .strict()
   .refine((b) => b.preferredBatchSizes.every((s) => s <= b.maxBatchSize), {

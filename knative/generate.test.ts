@@ -129,6 +129,23 @@ describe('rendered resources', () => {
     expect(svc.metadata.labels['app.kubernetes.io/managed-by']).toBe('kinfer');
   });
 
+  it('writes batching.policy adaptive as the batch_policy parameter, and nothing for the default', () => {
+    const withPolicy = (policy?: 'delay' | 'adaptive') =>
+      defineFunction({
+        name: 'p',
+        model: { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' },
+        batching: { maxBatchSize: 8, maxQueueDelayMicroseconds: 2000, ...(policy ? { policy } : {}) },
+      }).spec;
+    const configOf = (spec: ReturnType<typeof withPolicy>) => {
+      const svc = parse(renderAll([spec]).get('p/service.yaml')!) as Record<string, any>;
+      const env = svc.spec.template.spec.containers[0].env as { name: string; value: string }[];
+      return JSON.parse(env.find((e) => e.name === 'KINFER_MODEL_CONFIG')!.value) as { parameters?: Record<string, string> };
+    };
+    expect(configOf(withPolicy('adaptive')).parameters).toEqual({ batch_policy: 'adaptive' });
+    expect(configOf(withPolicy('delay')).parameters).toBeUndefined();
+    expect(configOf(withPolicy()).parameters).toBeUndefined();
+  });
+
   it('Trigger: broker, attribute filters, subscriber = the Service', () => {
     expect(doc('ocr/trigger-in.yaml')).toMatchObject({
       apiVersion: 'eventing.knative.dev/v1',

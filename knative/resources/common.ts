@@ -35,6 +35,8 @@ export function modelConfigJson(spec: FunctionSpec): string | undefined {
   const parameters: Record<string, string> = { ...spec.backend.options };
   if (spec.backend.threads !== undefined) parameters.threads = String(spec.backend.threads);
   if (spec.backend.batchSize !== undefined) parameters.batch_size = String(spec.backend.batchSize);
+  // Only the non-default policy is written, so existing manifests stay as they were.
+  if (spec.batching?.policy === 'adaptive') parameters.batch_policy = 'adaptive';
   const cfg: Record<string, unknown> = {
     name: spec.model.name,
     platform: PLATFORM_CONFIG_NAME[spec.model.platform],

@@ -309,6 +309,60 @@ describe('DynamicBatcher', () => {
   });
 });
 
+describe('DynamicBatcher, adaptive policy', () => {
+  /** Clients 0-3 start at once, clients 4-7 5 ms later (while the first batch runs); each sends 3 requests in a closed loop. */
+  async function staggeredClosedLoop(policy: 'delay' | 'adaptive'): Promise<number[]> {
+    const fb = fake();
+    fb.delayMs = 20;
+    const b = make(fb, { maxBatchSize: 8, maxQueueDelayMicroseconds: 2000, policy });
+    const client = async (id: number) => {
+      for (let round = 0; round < 3; round++) {
+        const r = await b.enqueue({ inputs: [xInput([id * 10 + round])], outputNames: [] });
+        expect(values(r.outputs[0])).toEqual([2 * (id * 10 + round)]);
+      }
+    };
+    const first = Array.from({ length: 4 }, (_, id) => client(id));
+    await tick(5);
+    const second = Array.from({ length: 4 }, (_, id) => client(id + 4));
+    await within(Promise.all([...first, ...second]), 'closed loop');
+    return fb.batchRows();
+  }
+
+  it('merges two cohorts of closed-loop clients that the delay policy keeps apart', async () => {
+    // Triton's rule: the second cohort has waited past the delay when the instance frees, so it runs alone, forever.
+    expect(await staggeredClosedLoop('delay')).toEqual([4, 4, 4, 4, 4, 4]);
+    // Adaptive: the delay counts from the free instance, and 8 were pending, so the second cohort waits for the first.
+    expect(await staggeredClosedLoop('adaptive')).toEqual([4, 8, 8, 4]);
+  });
+
+  it('does not make a lone closed-loop client wait for the delay', async () => {
+    const timeOf = async (policy: 'delay' | 'adaptive') => {
+      const b = make(fake(), { maxQueueDelayMicroseconds: 100_000, policy });
+      const t0 = performance.now();
+      for (let i = 0; i < 3; i++) await within(b.enqueue({ inputs: [xInput([i])], outputNames: [] }), `request ${i}`);
+      return performance.now() - t0;
+    };
+    expect(await timeOf('delay')).toBeGreaterThanOrEqual(295);
+    expect(await timeOf('adaptive')).toBeLessThan(150);
+  });
+
+  it('waits at most the delay for callers that do not come back, then forgets them after a few cycles', async () => {
+    const fb = fake();
+    const b = make(fb, { maxBatchSize: 8, maxQueueDelayMicroseconds: 60_000, policy: 'adaptive' });
+    await within(Promise.all(Array.from({ length: 8 }, (_, i) => b.enqueue({ inputs: [xInput([i])], outputNames: [] }))), 'burst');
+    const waits: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const t0 = performance.now();
+      await within(b.enqueue({ inputs: [xInput([100 + i])], outputNames: [] }), `single ${i}`);
+      waits.push(performance.now() - t0);
+    }
+    expect(fb.batchRows()).toEqual([8, 1, 1, 1, 1, 1, 1, 1]);
+    // The burst's peak of 8 is remembered for 4 more dispatch cycles (each waits the full delay), then expected is 1.
+    for (const w of waits.slice(0, 5)) expect(w).toBeGreaterThanOrEqual(55);
+    for (const w of waits.slice(5)) expect(w).toBeLessThan(30);
+  });
+});
+
 describe('PassThroughBatcher', () => {
   it('never merges a non-batchable model: each request runs alone with its own tensors', async () => {
     const fb = fake();

@@ -13,6 +13,20 @@
  * - among groups ready at once, the one with the oldest request goes first,
  *   so no signature waits longer than its own delay plus running batches;
  * - a request alone larger than `maxBatchSize` runs alone.
+ *
+ * The `adaptive` policy (kinfer's; config parameter `batch_policy: adaptive`)
+ * changes two rules, for closed-loop and bursty callers:
+ * - a group also fires once it holds as many requests as were pending at the
+ *   peak of the last few cycles (`recentConcurrency`): a lone client never
+ *   waits, and a full house does not wait for the delay either;
+ * - the delay is the longest gap the batch waits for its next request,
+ *   counted from the group's newest arrival or from when an instance became
+ *   free, whichever is later. So requests that queued behind a running batch
+ *   still wait for the callers of that batch to come back (with Triton's rule
+ *   closed-loop callers split into two cohorts that alternate at half the
+ *   batch size), and a batch keeps filling while requests keep coming. A wait
+ *   is bounded by the running batches plus one delay per request the batch
+ *   can still take (Triton's bound: the larger of running batches and one delay).
  */
 import { InvalidArgument } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
@@ -36,9 +50,11 @@ export class DynamicBatcher extends QueueBatcher {
   private readonly preferred: Set<number>;
   private readonly target: number;
   private readonly hardLimit: number;
+  private readonly adaptive: boolean;
 
   constructor(opts: BatcherOptions) {
     super(opts);
+    this.adaptive = opts.policy === 'adaptive';
     this.hardLimit = opts.backendMaxBatchSize ?? 0;
     let max = Math.max(1, Math.floor(opts.maxBatchSize));
     if (this.hardLimit > 0) max = Math.min(max, this.hardLimit);
@@ -59,6 +75,7 @@ export class DynamicBatcher extends QueueBatcher {
   protected pick(now: number, flush: boolean): QueuedRequest[] | number {
     let best: QueuedRequest[] | undefined;
     let wakeAt = Infinity;
+    const expected = this.adaptive ? Math.max(1, this.recentConcurrency) : Infinity;
     for (const group of this.groups.values()) {
       const head = group[0];
       if (!head) continue;
@@ -77,12 +94,13 @@ export class DynamicBatcher extends QueueBatcher {
         if (this.preferred.has(total)) preferredN = n;
         if (total >= this.target) break;
       }
-      if (total >= this.target) {
+      const since = this.adaptive ? Math.max(group[group.length - 1]!.enqueuedAt, this.freeSince) : head.enqueuedAt;
+      if (total >= this.target || n >= expected) {
         best = group.slice(0, n);
-      } else if (flush || now - head.enqueuedAt >= this.delayMs) {
+      } else if (flush || now - since >= this.delayMs) {
         best = group.slice(0, preferredN || n);
       } else {
-        wakeAt = Math.min(wakeAt, head.enqueuedAt + this.delayMs);
+        wakeAt = Math.min(wakeAt, since + this.delayMs);
       }
     }
     return best ?? wakeAt;

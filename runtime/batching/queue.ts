@@ -61,6 +61,12 @@ export interface BatcherOptions {
   maxBatchSize: number;
   /** How long the oldest queued request may wait for a batch to fill. */
   maxQueueDelayMicroseconds: number;
+  /**
+   * `delay` (default, Triton's): the delay counts from the oldest request's arrival.
+   * `adaptive`: fire as soon as the batch holds as many requests as recently were
+   * in flight, and count the delay only while an instance is free (see DynamicBatcher).
+   */
+  policy?: BatchPolicy;
   /** Batch sizes to aim for (Triton `preferred_batch_size`); sizes above maxBatchSize are ignored. */
   preferredBatchSizes: number[];
   /** Queued (not yet running) requests allowed; full → ResourceExhausted at once. ≤0 → DEFAULT_MAX_QUEUE_SIZE. */
@@ -74,6 +80,11 @@ export interface BatcherOptions {
   name?: string;
   observer?: BatchObserver;
 }
+
+export type BatchPolicy = 'delay' | 'adaptive';
+
+/** Dispatch cycles over which `recentConcurrency` remembers its peak. */
+const PEAK_CYCLES = 4;
 
 /** One queued or running request. */
 export interface QueuedRequest {
@@ -117,6 +128,12 @@ export abstract class QueueBatcher implements Batcher {
   private draining = false;
   private drained: Promise<void> | undefined;
   private resolveDrained: (() => void) | undefined;
+  /** performance.now() when the last instance to become free did so (0: free since start). */
+  protected freeSince = 0;
+  /** Peak `pending` of each of the last PEAK_CYCLES dispatch cycles, and of the current one. */
+  private readonly peaks: number[] = new Array<number>(PEAK_CYCLES).fill(0);
+  private peakSlot = 0;
+  private cyclePeak = 0;
 
   constructor(opts: BatcherOptions) {
     if (!opts.instances.length) throw new Internal('batcher: at least one backend instance is required');
@@ -133,6 +150,17 @@ export abstract class QueueBatcher implements Batcher {
   /** Overridden by batchers that never wait for a batch to fill. */
   get startsAtOnce(): boolean {
     return false;
+  }
+
+  /**
+   * The most requests pending (queued or running) at once over the last few
+   * dispatch cycles: how many callers a batch can expect to gather. Closed-loop
+   * clients come back as a whole; a lone client gives 1.
+   */
+  protected get recentConcurrency(): number {
+    let peak = this.cyclePeak;
+    for (const p of this.peaks) if (p > peak) peak = p;
+    return peak;
   }
 
   /** Nothing queued and an instance free. */
@@ -195,6 +223,7 @@ export abstract class QueueBatcher implements Batcher {
       if (!group) this.groups.set(cls.key, (group = []));
       group.push(entry);
       this.queued++;
+      if (this.pending > this.cyclePeak) this.cyclePeak = this.pending;
       this.notify((o) => o.onQueued?.());
       if (request.deadline !== undefined) this.armDeadline(entry, request.deadline, 0);
       if (request.signal) {
@@ -372,6 +401,9 @@ export abstract class QueueBatcher implements Batcher {
       endSpan(e.span);
     }
     this.running += batch.length;
+    this.peaks[this.peakSlot] = this.cyclePeak;
+    this.peakSlot = (this.peakSlot + 1) % PEAK_CYCLES;
+    this.cyclePeak = this.pending;
     void this.run(instance, batch, queueMs);
   }
 
@@ -393,6 +425,7 @@ export abstract class QueueBatcher implements Batcher {
       this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs, computeMs, ok: false }));
       for (const e of batch) this.settle(e, err, 'backend_error');
     } finally {
+      if (this.free.length === 0) this.freeSince = performance.now();
       this.free.push(instance);
       this.running -= batch.length;
       this.afterChange();

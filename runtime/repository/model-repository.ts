@@ -212,6 +212,7 @@ export class ModelRepository {
       const factory = selectBackend({ name, version, dir: latest.dir, modelFile: latest.modelFile, config });
       const instances: Backend[] = [];
       let metadata: ModelMetadata | undefined;
+      let batcher: Batcher;
       try {
         for (let i = 0; i < Math.max(1, config.instanceCount); i++) {
           const backend = factory();
@@ -219,11 +220,12 @@ export class ModelRepository {
           instances.push(backend);
           metadata ??= meta;
         }
+        // Throws InvalidArgument for batching parameters it cannot honour (e.g. an unknown batch_policy).
+        batcher = this.opts.createBatcher({ name, version, instances, metadata: metadata!, config });
       } catch (err) {
         await Promise.allSettled(instances.map((b) => b.unload()));
         throw err;
       }
-      const batcher = this.opts.createBatcher({ name, version, instances, metadata: metadata!, config });
       const handle = new ModelHandle(name, version, metadata!, config, batcher, instances);
       const old = entry.handle;
       entry.handle = handle;

@@ -2,22 +2,29 @@
  * @module server/batcher-factory
  * Model config → batcher options: Triton semantics, so a model batches only
  * when its config asks for `dynamic_batching` with `max_batch_size` > 1 and
- * its dim 0 is a batch dim.
+ * its dim 0 is a batch dim. The config parameter `batch_policy` (`delay`, the
+ * default, or `adaptive`) picks the DynamicBatcher's firing rule.
  */
 import { createBatcher } from '../batching/dynamic-batcher.js';
+import type { BatchPolicy } from '../batching/queue.js';
+import { InvalidArgument } from '../core/errors.js';
 import { batchObserver, type Metrics } from '../observability/metrics.js';
 import type { BatcherFactory } from '../repository/model-repository.js';
 
 export function makeBatcherFactory(metrics: Metrics, defaults: { maxQueueSize?: number } = {}): BatcherFactory {
   return ({ name, version, instances, metadata, config }) => {
     const dyn = config.dynamicBatching;
-    return createBatcher({
+    const policy = config.parameters.batch_policy ?? 'delay';
+    if (policy !== 'delay' && policy !== 'adaptive') {
+      throw new InvalidArgument(`model '${name}': parameter batch_policy: expected delay or adaptive, got ${JSON.stringify(policy)}`);
+    }    return createBatcher({
       name,
       instances,
       batchable: metadata.batchable,
       maxBatchSize: dyn ? config.maxBatchSize : 0,
       maxQueueDelayMicroseconds: dyn?.maxQueueDelayMicroseconds ?? 0,
       preferredBatchSizes: dyn?.preferredBatchSize ?? [],
+      policy: policy as BatchPolicy,
       maxQueueSize: dyn?.maxQueueSize || defaults.maxQueueSize || 0,
       backendMaxBatchSize: metadata.maxBatchSize,
       observer: batchObserver(metrics, name, version),

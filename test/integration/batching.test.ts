@@ -157,4 +157,28 @@ describe('batching and backpressure through HTTP', () => {
     const items = (t: string) => metricValue(t, 'kinfer_inference_count_total', { model: 'slow' });
     expect(items(after) - items(before)).toBe(1);
   });
+  it('batch_policy: an unknown value fails the load and keeps the old version serving; adaptive serves a lone client without the delay', async () => {
+    const load = (parameters: Record<string, string>) => postJson(`${server.url}/v2/repository/models/mlp/load`, { parameters });
+    const bad = await load({ batch_policy: 'eager' });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/batch_policy: expected delay or adaptive, got "eager"/);
+    const infer = () =>
+      postJson(`${server.url}/v2/models/mlp/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
+    expect((await infer()).status).toBe(200);
+
+    expect((await load({ batch_policy: 'adaptive' })).status).toBe(200);
+    const queueSeconds = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      return {
+        sum: metricValue(text, 'kinfer_queue_duration_seconds_sum', { model: 'mlp' }),
+        count: metricValue(text, 'kinfer_queue_duration_seconds_count', { model: 'mlp' }),
+      };
+    };
+    const before = await queueSeconds();
+    for (let i = 0; i < 5; i++) expect((await infer()).status).toBe(200);
+    const after = await queueSeconds();
+    expect(after.count - before.count).toBe(5);
+    // The config's delay is 20 ms; Triton's rule would queue each of these lone requests for all of it.
+    expect((after.sum - before.sum) / 5).toBeLessThan(0.01);
+  });
 });
