@@ -363,6 +363,8 @@ export class KinferClient {
     const deadline = Date.now() + timeoutMs;
     const maxPolls = Math.ceil(timeoutMs / intervalMs) + 1;
     let last = 'not ready';
+    // Whether `last` is the server's own answer, which a probe cut short by the deadline must not replace.
+    let answered = false;
     for (let i = 0; i < maxPolls; i++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
@@ -373,10 +375,17 @@ export class KinferClient {
           : await this.probe('/v2/health/ready', probeOpts);
         if (ok) return;
         last = opts.model ? `model '${opts.model}' is not ready` : 'server is not ready';
+        answered = true;
       } catch (err) {
-        if (err instanceof KinferHttpError && err.status === 404) last = `model '${opts.model}': ${err.message}`;
-        else if (err instanceof KinferConnectionError) last = err.message;
-        else throw err;
+        if (err instanceof KinferHttpError && err.status === 404) {
+          last = `model '${opts.model}': ${err.message}`;
+          answered = true;
+        } else if (err instanceof KinferTimeoutError && answered) {
+          // The last probe only had the deadline's remainder; the server's earlier answer says more.
+        } else if (err instanceof KinferConnectionError) {
+          last = err.message;
+          answered = false;
+        } else throw err;
       }
       await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
     }
