@@ -87,18 +87,23 @@ describe('Dockerfile', () => {
     expect(runtime.find((l) => l.startsWith('ENV '))).toMatch(/PORT=8080/);
     expect(runtime).toContain('EXPOSE 8080');
     const cmd = runtime.find((l) => l.startsWith('CMD '))!;
-    expect(JSON.parse(cmd.slice(4))).toEqual(['node', 'dist/cli/main.js', 'serve']);
+    expect(JSON.parse(cmd.slice(4))).toEqual(['node', 'dist/bundle/main.js', 'serve']);
     expect(runtime.some((l) => l.startsWith('ENTRYPOINT'))).toBe(false);
   });
 
-  it('the CMD entry is what `npm run build` makes of cli/main.ts, the package bin agrees, and it has a serve command', () => {
+  it('the CMD entry is what `npm run build` makes of cli/main.ts (tsc, then the bundle), the package bin and npm start agree, and it has a serve command', () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
-    expect(pkg.scripts.build).toBe('tsc -p tsconfig.build.json');
+    expect(pkg.scripts.build).toBe('tsc -p tsconfig.build.json && node scripts/bundle.mjs');
     const build = JSON.parse(readFileSync(join(root, 'tsconfig.build.json'), 'utf8')) as { include: string[]; exclude: string[] };
     expect(build.include).toContain('cli');
     expect(producedByBuild('dist/cli/main.js')).toBe(true);
     expect(existsSync(join(root, 'cli/main.ts'))).toBe(true);
-    expect(pkg.bin.kinfer).toBe('dist/cli/main.js');
+    // The bundle's entry is tsc's dist/cli/main.js, written to dist/bundle/main.js.
+    const bundler = readFileSync(join(root, 'scripts/bundle.mjs'), 'utf8');
+    expect(bundler).toContain("entryPoints: { main: join(root, 'dist', 'cli', 'main.js') }");
+    expect(bundler).toContain("join(root, 'dist', 'bundle')");
+    expect(pkg.bin.kinfer).toBe('dist/bundle/main.js');
+    expect(pkg.scripts.start).toBe('node dist/bundle/main.js serve');
     expect(readFileSync(join(root, 'cli/main.ts'), 'utf8')).toMatch(/\.command\('serve'\)/);
   });
 });

@@ -1,5 +1,6 @@
 /**
- * Builds `dist/` once before any test file runs, so tests that spawn the
+ * Builds `dist/` once before any test file runs (tsc, then the esbuild bundle
+ * in `dist/bundle/`, as `npm run build` does), so tests that spawn the
  * `kinfer` binary run what users run. Skipped with KINFER_TEST_SKIP_BUILD=1
  * when dist/ is known fresh.
  */
@@ -13,4 +14,5 @@ export default function setup(): void {
     cwd: root,
     stdio: 'inherit',
   });
+  execFileSync(process.execPath, [`${root}scripts/bundle.mjs`], { cwd: root, stdio: 'inherit' });
 }

@@ -5,10 +5,13 @@
  * onnxruntime-node) blocks that thread instead of the server's event loop.
  *
  * How it is started: `onnxWorkerMain` is self-contained (no imports at run
- * time, only `require` of what `workerData` names) and the main thread runs
- * its source text with `new Worker(source, { eval: true })`. Its text is the
- * compiler's JavaScript in both run modes (tsc's in `dist/`, esbuild's under
- * vitest), so there is no second file to find, copy or keep in sync.
+ * time, only the `require` it is handed, of what `workerData` names) and the
+ * main thread runs its source text with `new Worker(source, { eval: true })`,
+ * passing the eval wrapper's own `require`. Its text is the compiler's
+ * JavaScript in every run mode (tsc's in `dist/`, esbuild's under vitest and
+ * in `dist/bundle/`), so there is no second file to find, copy or keep in
+ * sync. `require` is a parameter, not the free identifier: a bundler renames
+ * free `require` calls to its own shim, which the worker does not have.
  *
  * Protocol: the main thread posts `WorkerRequest`s; the worker answers each
  * with one `WorkerReply` of the same `id`, in order. Numeric outputs come back
@@ -55,12 +58,12 @@ export type WorkerReply =
  * The worker's entry. Runs inside the worker only: it must not reference
  * anything outside its own body (its source text is evaluated on its own).
  */
-export function onnxWorkerMain(): void {
-  const threads = require('node:worker_threads') as typeof import('node:worker_threads');
+export function onnxWorkerMain(load: NodeJS.Require): void {
+  const threads = load('node:worker_threads') as typeof import('node:worker_threads');
   const init = threads.workerData as WorkerInit;
   const port = threads.parentPort;
   if (!port) throw new Error('onnxWorkerMain must run in a worker thread');
-  const ort = require(init.ortPath) as typeof Ort;
+  const ort = load(init.ortPath) as typeof Ort;
   let session: Ort.InferenceSession | undefined;
   // Requests are handled one at a time, in arrival order.
   let queue: Promise<void> = Promise.resolve();

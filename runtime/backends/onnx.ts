@@ -165,8 +165,8 @@ interface FileValue {
 /** How long `unload` waits for the thread to release its session before terminating it. */
 const RELEASE_TIMEOUT_MS = 5_000;
 
-/** The worker's source: the compiled text of `onnxWorkerMain`, the same in `dist/` and under vitest. */
-const WORKER_SOURCE = `(${onnxWorkerMain.toString()})();`;
+/** The worker's source: the compiled text of `onnxWorkerMain`, called with the eval wrapper's `require`. */
+const WORKER_SOURCE = `(${onnxWorkerMain.toString()})(require);`;
 
 let ortPath: string | undefined;
 function ortEntry(): string {

@@ -31,7 +31,8 @@ function findRoot(start: string): string {
 
 /** Compiled harness scripts (children) live here after `npm run build`. */
 export const DIST_BENCH = join(ROOT, 'dist', 'test', 'bench');
-export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+/** What `npm start`, the image and the package bin run: the esbuild bundle of dist/cli/main.js. */
+export const CLI = join(ROOT, 'dist', 'bundle', 'main.js');
 
 export interface BenchContext {
   quick: boolean;

@@ -13,7 +13,7 @@ import { startHttpFixture, makeTarGz, type HttpFixture } from '../helpers/http-f
 import { mlpReference, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
 import { postJson, tempDir } from '../helpers/server.js';
 
-const BIN = join(packageRoot(), 'dist', 'cli', 'main.js');
+const BIN = join(packageRoot(), 'dist', 'bundle', 'main.js');
 
 interface Proc {
   child: ChildProcess;
