@@ -279,7 +279,9 @@ const WRITE_BATCH_BYTES = 1024 * 1024;
  * Writes one body into `file` at `state.written`; `state.written` counts only
  * bytes that reached the disk, even on failure, so a retry resumes from there.
  * The body flows through a 'data' listener into a batch that is written with one
- * `writev` while the body is paused: no per-chunk promise, allocation or timer.
+ * `writev`: no per-chunk promise, allocation or timer. Reading goes on into the
+ * next batch while one is being written; the body pauses only when that next
+ * batch is full too (at most two batches, 2 MiB, are held).
  */
 async function writeBody(ctx: PullContext, what: string, file: string, res: BodyStream, state: { written: number }): Promise<void> {
   const offset = state.written;
@@ -377,8 +379,9 @@ async function writeBody(ctx: PullContext, what: string, file: string, res: Body
         batch.push(chunk);
         batchBytes += chunk.byteLength;
         if (batchBytes >= WRITE_BATCH_BYTES) {
-          body.pause();
+          // The socket keeps filling the next batch while this one is written; only a second full batch waits.
           if (!writing) flush();
+          else body.pause();
         }
       };
       const onEnd = () => {
