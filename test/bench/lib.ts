@@ -33,6 +33,8 @@ function findRoot(start: string): string {
 export const DIST_BENCH = join(ROOT, 'dist', 'test', 'bench');
 /** What `npm start`, the image and the package bin run: the esbuild bundle of dist/cli/main.js. */
 export const CLI = join(ROOT, 'dist', 'bundle', 'main.js');
+/** tsc's output, one file per module: profiled servers run it, so a profile tells packages apart. */
+export const CLI_UNBUNDLED = join(ROOT, 'dist', 'cli', 'main.js');
 
 export interface BenchContext {
   quick: boolean;
@@ -43,6 +45,8 @@ export interface BenchContext {
   /** Cores for the server (and other measured children) and for the load generator; undefined = not pinned. */
   serverCpu?: number;
   loadCpu?: number;
+  /** Set by `--profile DIR`: every spawned kinfer server writes V8 CPU profiles there. */
+  profileDir?: string;
   log: (msg: string) => void;
 }
 
@@ -295,12 +299,18 @@ export interface SpawnedServer {
 
 /**
  * Spawns `kinfer serve` on 127.0.0.1 (pinned to `cpu`) and waits for
- * readiness, polling every 10 ms up to `timeoutMs`.
+ * readiness, polling every 10 ms up to `timeoutMs`. With `profileDir`, node
+ * runs the unbundled CLI with `--cpu-prof` and writes one profile per thread
+ * there on exit.
  */
-export async function spawnKinfer(repo: string, opts: { cpu?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<SpawnedServer> {
+export async function spawnKinfer(
+  repo: string,
+  opts: { cpu?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv; profileDir?: string } = {},
+): Promise<SpawnedServer> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const [cmd, args] = pinned(opts.cpu, process.execPath, [CLI, 'serve', '--model-repository', repo, '--port', String(port), '--host', '127.0.0.1']);
+  const profile = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : [];
+  const [cmd, args] = pinned(opts.cpu, process.execPath, [...profile, opts.profileDir ? CLI_UNBUNDLED : CLI, 'serve', '--model-repository', repo, '--port', String(port), '--host', '127.0.0.1']);
   const t0 = performance.now();
   const child = spawn(cmd, args, {
     env: { ...process.env, LOG_LEVEL: 'warn', ...opts.env },

@@ -1,20 +1,24 @@
 /**
  * @module test/bench/run
- * `npm run bench [-- --quick] [--repeats N] [--duration S] [--no-write] [scenario ...]`:
+ * `npm run bench [-- --quick] [--repeats N] [--duration S] [--no-write] [--profile DIR] [scenario ...]`:
  * runs the scenarios (all by default) against servers it starts itself on
  * 127.0.0.1, prints one table per scenario and writes them as Markdown to
  * `bench/results/<YYYY-MM-DD>.md` (`-quick` suffix for quick runs). A full run
  * of every scenario also refreshes the latest table in README.md (Benchmarks).
+ * `--profile DIR` runs every kinfer server under `--cpu-prof`, keeps the
+ * profiles in DIR, prints where each thread's time went, and writes no
+ * results (the profiler's overhead makes the numbers incomparable).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   CLI, DIST_BENCH, hasTaskset, machineInfo, renderMarkdown, renderText, ROOT,
   type BenchContext, type MachineInfo, type Scenario, type ScenarioResult,
 } from './lib.js';
+import { readProfile, renderProfile, summarizeProfile } from './profile.js';
 import { coldStart } from './scenarios/cold-start.js';
 import { largeTensors } from './scenarios/large-tensors.js';
 import { modelPath } from './scenarios/model-path.js';
@@ -28,6 +32,7 @@ interface Args {
   repeats?: number;
   duration?: number;
   write: boolean;
+  profileDir?: string;
   names: string[];
 }
 
@@ -44,8 +49,15 @@ function parseArgs(argv: string[]): Args {
     else if (v === '--repeats') a.repeats = Math.round(num(v));
     else if (v === '--duration') a.duration = num(v);
     else if (v === '--no-write') a.write = false;
-    else if (v === '--help' || v === '-h') {
-      process.stdout.write(`usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--no-write] [${SCENARIOS.map((s) => s.name).join('|')} ...]\n`);
+    else if (v === '--profile') {
+      const dir = argv[++i];
+      if (!dir || dir.startsWith('-')) throw new Error('--profile: expected a folder for the .cpuprofile files');
+      a.profileDir = resolve(dir);
+      a.write = false;
+    } else if (v === '--help' || v === '-h') {
+      process.stdout.write(
+        `usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--no-write] [--profile DIR] [${SCENARIOS.map((s) => s.name).join('|')} ...]\n`,
+      );
       process.exit(0);
     } else if (v.startsWith('-')) throw new Error(`unknown option ${v}`);
     else a.names.push(...v.split(','));
@@ -84,6 +96,17 @@ async function updateDocs(markdown: string): Promise<boolean> {
   return true;
 }
 
+/** Prints the summary of every profile in `dir` (node names them CPU.<date>.<pid>.<thread>.<seq>.cpuprofile). */
+async function reportProfiles(dir: string): Promise<void> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile')).sort();
+  for (const f of files) {
+    const thread = /\.\d+\.(\d+)\.\d+\.cpuprofile$/.exec(f)?.[1];
+    const label = thread === '0' ? 'main thread' : `worker thread ${thread ?? '?'}`;
+    process.stdout.write(`\n${renderProfile(`${f} (${label})`, summarizeProfile(await readProfile(join(dir, f)), ROOT))}\n`);
+  }
+  process.stdout.write(`\nbench: ${files.length} profile(s) in ${dir}; open them in Chrome DevTools (Performance → Load profile) or speedscope for flame graphs\n`);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (!existsSync(CLI) || !existsSync(join(DIST_BENCH, 'load.js'))) throw new Error('run `npm run build` first (dist/ is missing)');
@@ -95,8 +118,10 @@ async function main(): Promise<void> {
     repeats: args.repeats ?? (args.quick ? 1 : 3),
     serverCpu: pin ? 1 : undefined,
     loadCpu: pin ? 0 : undefined,
+    profileDir: args.profileDir,
     log: (msg) => process.stderr.write(`${msg}\n`),
   };
+  if (args.profileDir) await mkdir(args.profileDir, { recursive: true });
   const selected = args.names.length ? SCENARIOS.filter((s) => args.names.includes(s.name)) : SCENARIOS;
   const machine = machineInfo(pin);
   const results: ScenarioResult[] = [];
@@ -109,6 +134,7 @@ async function main(): Promise<void> {
   }
   const md = markdownReport(machine, ctx, results);
   ctx.log(`bench: done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  if (args.profileDir) await reportProfiles(args.profileDir);
   if (!args.write) return;
   const dir = join(ROOT, 'bench', 'results');
   await mkdir(dir, { recursive: true });

@@ -25,7 +25,7 @@ export const coldStart: Scenario = {
     const create: number[] = [];
     try {
       for (let i = 0; i < reps; i++) {
-        const s = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, timeoutMs: 60_000 });
+        const s = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, timeoutMs: 60_000, profileDir: ctx.profileDir });
         try {
           ready.push(s.readyMs);
           await sleep(1000);

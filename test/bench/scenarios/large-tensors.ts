@@ -53,7 +53,7 @@ export const largeTensors: Scenario = {
 
     const repo = await tempRepo('kinfer-bench-large-');
     await symlink(join(ROOT, 'models', 'echo'), join(repo.dir, 'echo'));
-    const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu });
+    const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, profileDir: ctx.profileDir });
     const bare = await spawnBare(ctx.serverCpu);
     try {
       const url = `${kinfer.url}/v2/models/echo/infer`;

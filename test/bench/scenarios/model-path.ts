@@ -107,7 +107,7 @@ export const modelPath: Scenario = {
     const repo = await tempRepo('kinfer-bench-mlp-');
     const model = await writeMlpRepo(repo.dir);
     const body = v2JsonBody('x', [1, FEATURES], floats(FEATURES, 3));
-    const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu });
+    const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, profileDir: ctx.profileDir });
     try {
       for (const [, m] of VARIANTS) {
         const res = await fetch(`${kinfer.url}/v2/models/${m}/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });

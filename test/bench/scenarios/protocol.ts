@@ -19,7 +19,7 @@ export const protocol: Scenario = {
     await symlink(join(ROOT, 'models', 'echo'), join(repo.dir, 'echo'));
     const data = floats(784);
     const body = v2JsonBody('input0', [1, 784], data);
-    const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu });
+    const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, profileDir: ctx.profileDir });
     const bare = await spawnBare(ctx.serverCpu);
     try {
       for (const [who, url] of [['kinfer', `${kinfer.url}/v2/models/echo/infer`], ['bare', `${bare.url}/infer`]] as const) {
