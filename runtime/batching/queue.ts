@@ -64,7 +64,8 @@ export interface BatcherOptions {
   /**
    * `delay` (default, Triton's): the delay counts from the oldest request's arrival.
    * `adaptive`: fire as soon as the batch holds as many requests as recently were
-   * in flight, and count the delay only while an instance is free (see DynamicBatcher).
+   * in flight; otherwise the delay is a gap in arrivals, counted from the newest
+   * arrival or the moment an instance became free (see DynamicBatcher).
    */
   policy?: BatchPolicy;
   /** Batch sizes to aim for (Triton `preferred_batch_size`); sizes above maxBatchSize are ignored. */
