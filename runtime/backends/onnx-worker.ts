@@ -22,6 +22,8 @@ import type * as Ort from 'onnxruntime-node';
 export interface WorkerInit {
   /** Absolute path of onnxruntime-node's entry (resolved by the main thread). */
   ortPath: string;
+  /** Added to this thread's nice value (Linux), so it yields the core to the event loop; 0 leaves it. */
+  niceIncrement: number;
 }
 
 /** A tensor crossing the thread boundary: `data` is a typed array, or strings for ORT's `string` type. */
@@ -47,7 +49,8 @@ export type WorkerRequest =
   | { id: number; op: 'release' };
 
 export type WorkerReply =
-  | { id: number; ok: true; op: 'load'; inputs: WireValueMetadata[]; outputs: WireValueMetadata[] }
+  /** `nice`: this thread's nice value after `niceIncrement` was applied; undefined where it could not be read or set. */
+  | { id: number; ok: true; op: 'load'; inputs: WireValueMetadata[]; outputs: WireValueMetadata[]; nice?: number }
   /** `startedAt`/`endedAt`: `performance.timeOrigin + performance.now()` of the worker around `session.run`. */
   | { id: number; ok: true; op: 'run'; outputs: WireTensor[]; startedAt: number; endedAt: number }
   | { id: number; ok: true; op: 'release' }
@@ -64,6 +67,18 @@ export function onnxWorkerMain(load: NodeJS.Require): void {
   const port = threads.parentPort;
   if (!port) throw new Error('onnxWorkerMain must run in a worker thread');
   const ort = load(init.ortPath) as typeof Ort;
+  // Linux schedules threads one by one, and setpriority() on this thread's id changes this thread
+  // alone: below the event loop's priority, a running batch does not hold back request I/O, health
+  // probes or metrics on a pod with one CPU. Lowering priority needs no privilege.
+  let nice: number | undefined;
+  try {
+    const os = load('node:os') as typeof import('node:os');
+    const tid = Number((load('node:fs') as typeof import('node:fs')).readlinkSync('/proc/thread-self').split('/').pop());
+    if (init.niceIncrement > 0) os.setPriority(tid, Math.min(19, os.getPriority(tid) + init.niceIncrement));
+    nice = os.getPriority(tid);
+  } catch {
+    // Not Linux (no /proc/thread-self), or not permitted: the thread keeps the process's priority.
+  }
   let session: Ort.InferenceSession | undefined;
   // Requests are handled one at a time, in arrival order.
   let queue: Promise<void> = Promise.resolve();
@@ -93,7 +108,7 @@ export function onnxWorkerMain(load: NodeJS.Require): void {
     if (m.op === 'load') {
       if (session) throw new Error('a session is already loaded in this worker');
       session = await ort.InferenceSession.create(m.modelFile, m.options);
-      send({ id: m.id, ok: true, op: 'load', inputs: describe(session.inputMetadata), outputs: describe(session.outputMetadata) });
+      send({ id: m.id, ok: true, op: 'load', inputs: describe(session.inputMetadata), outputs: describe(session.outputMetadata), nice });
       return;
     }
     if (m.op === 'release') {

@@ -5,7 +5,7 @@
  * (event loop stays free, instances overlap, thread faults become KinferErrors).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
@@ -457,6 +457,18 @@ describe('OnnxBackend: worker thread', () => {
     // On the main thread the run blocked the loop: 0 ticks until it returned.
     expect(during, `${during} ticks in ${(end - start).toFixed(0)} ms`).toBeGreaterThan(0);
     expect(backend.lastRun!.endedAt - backend.lastRun!.startedAt).toBeGreaterThan(10);
+  });
+
+  it('lowers the session thread\'s priority below the event loop (Linux), and only that thread\'s', async () => {
+    const { backend } = await load(files(mlp.path, {}, 'nice'));
+    if (process.platform !== 'linux') {
+      expect(backend.threadNice).toBeUndefined();
+      return;
+    }
+    const own = getPriority(0);
+    expect(backend.threadNice).toBe(Math.min(19, own + 10));
+    // The process (this, the event-loop thread) keeps its priority.
+    expect(getPriority(0)).toBe(own);
   });
 
   it('runs two instances in parallel: their session runs overlap in time and agree', async () => {

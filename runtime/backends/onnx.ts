@@ -162,6 +162,14 @@ interface FileValue {
   shape: number[];
 }
 
+/**
+ * Nice increment of each session thread over the process: the event loop wins the core whenever it has
+ * work, so requests that arrive during a batch are parsed and queued at once instead of after the
+ * run's time slice. Model-path MLP on one core, six interleaved pairs in both orders: c=8 +1 to +20%
+ * (mean +8%); c=1 and c=32 within noise.
+ */
+const WORKER_NICE_INCREMENT = 10;
+
 /** How long `unload` waits for the thread to release its session before terminating it. */
 const RELEASE_TIMEOUT_MS = 5_000;
 
@@ -277,6 +285,8 @@ export class OnnxBackend implements Backend {
   options: ort.InferenceSession.SessionOptions | undefined;
   /** Wall-clock span (epoch ms, measured in the worker) of the last `session.run`. */
   lastRun: { startedAt: number; endedAt: number } | undefined;
+  /** The session thread's nice value (Linux), as the thread reported it after lowering its priority. */
+  threadNice: number | undefined;
 
   /** The JavaScript the worker thread evaluates. Tests override it to inject faults. */
   protected workerSource(): string {
@@ -298,7 +308,7 @@ export class OnnxBackend implements Backend {
     const options = await sessionOptions(config);
     let thread: Worker;
     try {
-      thread = this.spawnWorker({ ortPath: ortEntry() }, name);
+      thread = this.spawnWorker({ ortPath: ortEntry(), niceIncrement: WORKER_NICE_INCREMENT }, name);
     } catch (err) {
       throw new Internal(`model '${name}': cannot start the ONNX Runtime worker thread: ${messageOf(err)}`);
     }
@@ -311,6 +321,7 @@ export class OnnxBackend implements Backend {
         throw /unsupported data type/i.test(msg) ? new Unsupported(msg) : new InvalidArgument(msg);
       }
       if (reply.op !== 'load') throw new Internal(`model '${name}': the ONNX Runtime worker answered '${reply.op}' to 'load'`);
+      this.threadNice = reply.nice;
       const fileInputs = reply.inputs.map((m) => fromOrtMetadata(name, 'input', m));
       const fileOutputs = reply.outputs.map((m) => fromOrtMetadata(name, 'output', m));
       const ins = reconcile(name, 'input', fileInputs, config.inputs, config.maxBatchSize);
