@@ -83,7 +83,7 @@ export interface ScenarioResult {
   notes: string[];
 }
 
-export type Unit = 'req/s' | 'items/s' | 'ms' | 'µs' | 'MB' | 'MB/s' | 'ops/s' | 'x';
+export type Unit = 'req/s' | 'items/s' | 'items' | 'ms' | 'µs' | 'MB' | 'MB/s' | 'ops/s' | 'x';
 
 export function fmt(v: number, unit: Unit): string {
   if (!Number.isFinite(v)) return 'n/a';

@@ -96,6 +96,16 @@ export async function writeMlpRepo(repo: string): Promise<string> {
   return file;
 }
 
+/** `kinfer_batch_size` sum and count of one model, from the server's /metrics. */
+async function batchSizeTotals(url: string, model: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const read = (name: string) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(`model="${model}"`));
+    return line ? Number(line.split(' ').pop()) : 0;
+  };
+  return { sum: read('kinfer_batch_size_sum'), count: read('kinfer_batch_size_count') };
+}
+
 interface OrtRuns {
   runs: { batch: number; itemsPerSec: number; msPerRun: number }[];
 }
@@ -121,6 +131,7 @@ export const modelPath: Scenario = {
       const baselines: Map<number, number[]> = new Map([...new Set([1, ...CONCURRENCY])].map((c) => [c, []]));
       const served = new Map<string, number[]>();
       const p99 = new Map<string, number[]>();
+      const meanBatch = new Map<string, number[]>();
       const record = (map: Map<string, number[]>, k: string, v: number) => map.set(k, [...(map.get(k) ?? []), v]);
       // Served and in-process runs alternate (each variant, then in-process; repeated), so that drift on
       // the shared machine hits both sides alike.
@@ -130,10 +141,14 @@ export const modelPath: Scenario = {
         for (let i = 0; i < ctx.repeats; i++) {
           for (const [label, m] of VARIANTS) {
             const k = `${label} c${c}`;
+            const before = await batchSizeTotals(kinfer.url, m);
             const r = assertClean(k, await loadInChild({ ...spec, url: `${kinfer.url}/v2/models/${m}/infer` }, ctx.loadCpu));
-            ctx.log(`  ${k} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms`);
+            const after = await batchSizeTotals(kinfer.url, m);
+            const batch = (after.sum - before.sum) / Math.max(1, after.count - before.count);
+            ctx.log(`  ${k} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms, mean batch ${batch.toFixed(2)}`);
             record(served, k, r.rps);
             record(p99, k, r.p99);
+            record(meanBatch, k, batch);
           }
           // The server idles meanwhile (no spinning threads); same core.
           const batches = c === 1 ? [1] : [c, 1];
@@ -161,6 +176,11 @@ export const modelPath: Scenario = {
         // Wall time per item served minus per item in-process: what HTTP, JSON, the batcher and the worker hop add.
         const cost = 1e6 / med(`adaptive c${c}`) - 1e6 / base(c);
         rows.push(compareRow(`serving cost per item, adaptive c=${c}`, cost, undefined, 'µs'));
+      }
+      for (const c of CONCURRENCY.filter((x) => x > 1)) {
+        // Items per run, from /metrics: how full the batches were under each policy (c is the most possible).
+        const b = (label: string) => median(meanBatch.get(`${label} c${c}`)!);
+        rows.push(compareRow(`mean batch, c=${c}: adaptive (vs delay)`, b('adaptive'), b('delay'), 'items', { text: 'reported' }));
       }
       rows.push(compareRow('on (adaptive) / off at c=32', med('adaptive c32'), med('off c32'), 'items/s', { text: 'reported' }));
       rows.push(compareRow('p99 latency, adaptive c=32 (vs off)', median(p99.get('adaptive c32')!), median(p99.get('off c32')!), 'ms'));
