@@ -12,6 +12,7 @@
  * });
  */
 import { z } from 'zod';
+import { BATCH_POLICIES } from '../runtime/batching/batcher.js';
 import { InvalidArgument } from '../runtime/core/errors.js';
 
 /** The default image; `image` in a definition overrides it. */
@@ -80,7 +81,7 @@ const BatchingSchema = z
     maxQueueDelayMicroseconds: z.number().int().min(0).max(10_000_000).default(0),
     preferredBatchSizes: z.array(z.number().int().min(1)).default([]),
     /** When a partial batch fires: `delay` (Triton's rule) or `adaptive` (see README, Batching policies). */
-    policy: z.enum(['delay', 'adaptive']).default('delay'),
+    policy: z.enum(BATCH_POLICIES).default(BATCH_POLICIES[0]),
   })
   .strict()
   .refine((b) => b.preferredBatchSizes.every((s) => s <= b.maxBatchSize), {

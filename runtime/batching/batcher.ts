@@ -5,6 +5,18 @@
  */
 import type { Tensor } from '../core/tensor.js';
 
+/**
+ * When a partial batch fires (see DynamicBatcher): `delay` is Triton's rule,
+ * `adaptive` kinfer's. The config parameter and a function's `batching.policy`
+ * take these names; the first is the default.
+ */
+export const BATCH_POLICIES = ['delay', 'adaptive'] as const;
+export type BatchPolicy = (typeof BATCH_POLICIES)[number];
+
+export function isBatchPolicy(v: string): v is BatchPolicy {
+  return (BATCH_POLICIES as readonly string[]).includes(v);
+}
+
 export interface BatchRequest {
   inputs: Tensor[];
   /** Outputs to compute; empty = all. */

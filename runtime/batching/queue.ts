@@ -10,7 +10,7 @@ import type { Backend } from '../backends/backend.js';
 import { Cancelled, DeadlineExceeded, Internal, ResourceExhausted, Unavailable } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { activeContext, endSpan, startSpan, type Context, type Span } from '../observability/tracing.js';
-import type { BatchRequest, BatchResult, Batcher } from './batcher.js';
+import type { BatchPolicy, BatchRequest, BatchResult, Batcher } from './batcher.js';
 
 /** Queue size used when the config says 0 (Triton's default is unbounded; ours is not). */
 export const DEFAULT_MAX_QUEUE_SIZE = 512;
@@ -81,8 +81,6 @@ export interface BatcherOptions {
   name?: string;
   observer?: BatchObserver;
 }
-
-export type BatchPolicy = 'delay' | 'adaptive';
 
 /** Dispatch cycles over which `recentConcurrency` remembers its peak. */
 const PEAK_CYCLES = 4;

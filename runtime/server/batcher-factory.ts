@@ -6,7 +6,7 @@
  * default, or `adaptive`) picks the DynamicBatcher's firing rule.
  */
 import { createBatcher } from '../batching/dynamic-batcher.js';
-import type { BatchPolicy } from '../batching/queue.js';
+import { BATCH_POLICIES, isBatchPolicy } from '../batching/batcher.js';
 import { InvalidArgument } from '../core/errors.js';
 import { batchObserver, type Metrics } from '../observability/metrics.js';
 import type { BatcherFactory } from '../repository/model-repository.js';
@@ -14,17 +14,18 @@ import type { BatcherFactory } from '../repository/model-repository.js';
 export function makeBatcherFactory(metrics: Metrics, defaults: { maxQueueSize?: number } = {}): BatcherFactory {
   return ({ name, version, instances, metadata, config }) => {
     const dyn = config.dynamicBatching;
-    const policy = config.parameters.batch_policy ?? 'delay';
-    if (policy !== 'delay' && policy !== 'adaptive') {
-      throw new InvalidArgument(`model '${name}': parameter batch_policy: expected delay or adaptive, got ${JSON.stringify(policy)}`);
-    }    return createBatcher({
+    const policy = config.parameters.batch_policy ?? BATCH_POLICIES[0];
+    if (!isBatchPolicy(policy)) {
+      throw new InvalidArgument(`model '${name}': parameter batch_policy: expected ${BATCH_POLICIES.join(' or ')}, got ${JSON.stringify(policy)}`);
+    }
+    return createBatcher({
       name,
       instances,
       batchable: metadata.batchable,
       maxBatchSize: dyn ? config.maxBatchSize : 0,
       maxQueueDelayMicroseconds: dyn?.maxQueueDelayMicroseconds ?? 0,
       preferredBatchSizes: dyn?.preferredBatchSize ?? [],
-      policy: policy as BatchPolicy,
+      policy,
       maxQueueSize: dyn?.maxQueueSize || defaults.maxQueueSize || 0,
       backendMaxBatchSize: metadata.maxBatchSize,
       observer: batchObserver(metrics, name, version),
