@@ -3,11 +3,19 @@
  * The floor for Node: a bare `node:http` server doing the minimum a v2 JSON
  * infer must do — read the body, `JSON.parse`, turn each input's `data` into
  * a `Float32Array`, and `JSON.stringify` the same tensors back (echo). No
- * framework, no validation, no metrics. Run as a script it listens on
+ * framework, no validation, no metrics.
+ *
+ * Given an ONNX session, the floor for serving a model: the same, but the
+ * tensors go through `session.run` on the event loop (no worker thread, no
+ * queue, no batching) and the outputs are sent back instead.
+ *
+ * Run as a script (`bare-server.js <port> [model.onnx]`) it listens on
  * 127.0.0.1 and prints `PORT <n>`.
  */
 import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import type Ort from 'onnxruntime-node';
+import { baselineSessionOptions } from './lib.js';
 
 interface WireInput {
   name: string;
@@ -16,30 +24,59 @@ interface WireInput {
   data: number[];
 }
 
-export function createBareServer(): Server {
+interface WireOutput {
+  name: string;
+  shape: readonly number[];
+  datatype: string;
+  data: number[];
+}
+
+/** `model`: FP32 inputs run through this session; without it every input is echoed. */
+export function createBareServer(model?: { ort: typeof Ort; session: Ort.InferenceSession }): Server {
+  const respond = async (inputs: WireInput[]): Promise<{ model_name: string; outputs: WireOutput[] }> => {
+    if (!model) {
+      const outputs = inputs.map((i) => {
+        const data = Float32Array.from(i.data);
+        return { name: i.name, datatype: i.datatype, shape: i.shape, data: Array.from(data) };
+      });
+      return { model_name: 'echo', outputs };
+    }
+    const feeds: Record<string, Ort.Tensor> = {};
+    for (const i of inputs) feeds[i.name] = new model.ort.Tensor('float32', Float32Array.from(i.data), i.shape);
+    const results = await model.session.run(feeds);
+    const outputs = Object.entries(results).map(([name, t]) => ({ name, datatype: 'FP32', shape: t.dims, data: Array.from(t.data as Float32Array) }));
+    return { model_name: 'bare', outputs };
+  };
   return createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      try {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { inputs: WireInput[] };
-        const outputs = body.inputs.map((i) => {
-          const data = Float32Array.from(i.data);
-          return { name: i.name, datatype: i.datatype, shape: i.shape, data: Array.from(data) };
-        });
-        const text = JSON.stringify({ model_name: 'echo', outputs });
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-        res.end(text);
-      } catch (err) {
+      const fail = (err: unknown) => {
         res.writeHead(400, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: (err as Error).message }));
+      };
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { inputs: WireInput[] };
+        respond(body.inputs).then((out) => {
+          const text = JSON.stringify(out);
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+          res.end(text);
+        }, fail);
+      } catch (err) {
+        fail(err);
       }
     });
   });
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const server = createBareServer();
+  const modelFile = process.argv[3];
+  let model: { ort: typeof Ort; session: Ort.InferenceSession } | undefined;
+  if (modelFile) {
+    const ort = (await import('onnxruntime-node')).default;
+    model = { ort, session: await ort.InferenceSession.create(modelFile, baselineSessionOptions()) };
+  }
+  const server = createBareServer(model);
   server.keepAliveTimeout = 60_000;
   server.listen(Number(process.argv[2] ?? 0), '127.0.0.1', () => {
     process.stdout.write(`PORT ${(server.address() as { port: number }).port}\n`);

@@ -6,10 +6,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { mlpReference, writeMlpModel } from '../helpers/onnx-models.js';
 import { createBareServer } from './bare-server.js';
 import {
-  assertClean, compareRow, floats, limitRow, loadInProcess, machineInfo, median, renderMarkdown, renderText,
-  v2BinaryBody, v2JsonBody, type ScenarioResult,
+  assertClean, baselineSessionOptions, compareRow, cpuUse, floats, limitRow, loadInProcess, machineInfo, median,
+  renderMarkdown, renderText, v2BinaryBody, v2JsonBody, type ScenarioResult,
 } from './lib.js';
 import { markdownReport, SCENARIOS } from './run.js';
 
@@ -58,6 +63,41 @@ describe('bench harness', () => {
     expect(md).toMatch(/Node v\d+/);
     expect(renderMarkdown(scenario).split('\n').filter((l) => l.startsWith('| ')).length).toBe(5);
   }, 20_000);
+
+  it('serves a model through the bare floor server: session.run on the event loop', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kinfer-bench-bare-'));
+    const m = await writeMlpModel(dir);
+    const session = await ort.InferenceSession.create(m.path, baselineSessionOptions());
+    const floor = createBareServer({ ort, session });
+    try {
+      await new Promise<void>((r) => floor.listen(0, '127.0.0.1', r));
+      const x = Float32Array.from([1, -2, 0.5, 3, -1, 0.25, 2, -0.5]);
+      const res = await fetch(`http://127.0.0.1:${(floor.address() as AddressInfo).port}/`, { method: 'POST', body: v2JsonBody('x', [2, 4], x) });
+      const out = ((await res.json()) as { outputs: { name: string; shape: number[]; data: number[] }[] }).outputs;
+      expect(res.status).toBe(200);
+      expect(out.map((o) => [o.name, o.shape])).toEqual([['y', [2, 3]]]);
+      const want = mlpReference(m, x);
+      out[0]!.data.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+      const bad = await fetch(`http://127.0.0.1:${(floor.address() as AddressInfo).port}/`, { method: 'POST', body: v2JsonBody('x', [1, 3], x.subarray(0, 3)) });
+      expect(bad.status).toBe(400);
+    } finally {
+      floor.closeAllConnections();
+      await new Promise((r) => floor.close(r));
+      await session.release();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads the CPU a live process used, over all its threads', () => {
+    const a = cpuUse(process.pid);
+    const end = performance.now() + 50;
+    let spins = 0;
+    while (performance.now() < end && spins < 1e9) spins++;
+    const b = cpuUse(process.pid);
+    expect(b.runMs - a.runMs).toBeGreaterThanOrEqual(40);
+    expect(b.slices).toBeGreaterThanOrEqual(a.slices);
+    expect(cpuUse(2 ** 22 + 1).runMs).toBeNaN();
+  });
 
   it('has the five scenarios and sane helpers', () => {
     expect(SCENARIOS.map((s) => s.name)).toEqual(['protocol', 'large-tensors', 'model-path', 'cold-start', 'storage']);

@@ -6,13 +6,14 @@
  * these; `run.ts` strings them together.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import type Ort from 'onnxruntime-node';
 
 const require = createRequire(import.meta.url);
 
@@ -83,13 +84,13 @@ export interface ScenarioResult {
   notes: string[];
 }
 
-export type Unit = 'req/s' | 'items/s' | 'items' | 'ms' | 'µs' | 'MB' | 'MB/s' | 'ops/s' | 'x';
+export type Unit = 'req/s' | 'items/s' | 'items' | 'ms' | 'µs' | 'MB' | 'MB/s' | 'ops/s' | 'ms/s' | '/s' | 'x';
 
 export function fmt(v: number, unit: Unit): string {
   if (!Number.isFinite(v)) return 'n/a';
   const digits = v >= 100 ? 0 : v >= 10 ? 1 : 2;
   const n = v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-  return unit === 'x' ? `${n}×` : `${n} ${unit}`;
+  return unit === 'x' ? `${n}×` : unit === '/s' ? `${n}/s` : `${n} ${unit}`;
 }
 
 /**
@@ -249,6 +250,32 @@ export function rssMB(pid: number): number {
   }
 }
 
+/**
+ * CPU a live process has used, summed over its threads (Linux
+ * /proc/<pid>/task/<tid>/schedstat): `runMs` on a CPU, and `slices`, the
+ * times a thread was put on a CPU (≈ wake-ups for a mostly idle process).
+ */
+export function cpuUse(pid: number): { runMs: number; slices: number } {
+  let runNs = 0;
+  let slices = 0;
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return { runMs: NaN, slices: NaN };
+  }
+  for (const tid of tids) {
+    try {
+      const [run, , n] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+      runNs += run ?? 0;
+      slices += n ?? 0;
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return { runMs: runNs / 1e6, slices };
+}
+
 /** Waits for the child to exit, killing it after `timeoutMs`. */
 export async function waitExit(child: ChildProcess, timeoutMs: number): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
@@ -340,9 +367,29 @@ export async function spawnKinfer(
   throw new Error(`bench: kinfer not ready within ${opts.timeoutMs ?? 60_000} ms: ${stderr}`);
 }
 
-/** Spawns the bare node:http floor server (`bare-server.js`) pinned to `cpu`. */
-export async function spawnBare(cpu: number | undefined): Promise<SpawnedServer> {
-  const [cmd, args] = pinned(cpu, process.execPath, [join(DIST_BENCH, 'bare-server.js'), '0']);
+/**
+ * Session options of the in-process baselines: the server's defaults
+ * (runtime/backends/onnx.ts `sessionOptions`): intra-op threads = available
+ * cores, graph optimisation all, sequential, no spinning; so the only
+ * difference left is the serving.
+ */
+export function baselineSessionOptions(): Ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: Math.max(1, availableParallelism()),
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+  };
+}
+
+/**
+ * Spawns the bare node:http floor server (`bare-server.js`) pinned to `cpu`;
+ * with `modelFile`, the bare server runs that ONNX model on its event loop.
+ */
+export async function spawnBare(cpu: number | undefined, modelFile?: string): Promise<SpawnedServer> {
+  const [cmd, args] = pinned(cpu, process.execPath, [join(DIST_BENCH, 'bare-server.js'), '0', ...(modelFile ? [modelFile] : [])]);
   const t0 = performance.now();
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
@@ -442,6 +489,22 @@ export async function loadInProcess(spec: LoadSpec): Promise<LoadResult> {
     durationSec: seconds,
   };
 }
+
+/**
+ * Unrecorded load before measuring: V8 compiles a server's request path with
+ * TurboFan only after a few thousand requests. A kinfer server under c=8 MLP
+ * load optimised 296, 132, 58 and 46 functions in four consecutive 5 s runs
+ * while its req/s rose from 355 to ~390, so without this the first repeat
+ * measured the JIT (and more so for kinfer, which runs more JavaScript per
+ * request than a bare server). Each side gets the same warm-up.
+ */
+export async function warmUp(ctx: BenchContext, spec: Omit<LoadSpec, 'durationSec'>): Promise<void> {
+  const r = await loadInChild({ ...spec, durationSec: ctx.quick ? 1 : WARM_UP_SEC }, ctx.loadCpu);
+  if (r.errors || r.non2xx) throw new Error(`bench: warm-up of ${spec.url} had ${r.errors} errors and ${r.non2xx} non-2xx responses`);
+}
+
+/** Seconds of unrecorded load per server (and per model) before a scenario measures it. */
+export const WARM_UP_SEC = 3;
 
 /** Runs the load in a child process (`load.js`) pinned to `cpu`, so it does not share the server's core. */
 export async function loadInChild(spec: LoadSpec, cpu: number | undefined): Promise<LoadResult> {

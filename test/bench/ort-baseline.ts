@@ -4,26 +4,12 @@
  *   create <model.onnx>                                  → {"createMs": n}
  *   throughput <model.onnx> <input> <features> <batches> <seconds>
  *                                                        → {"runs": [{batch, itemsPerSec, msPerRun}]}
- * Session options are the server's defaults (runtime/backends/onnx.ts
- * `sessionOptions`): intra-op threads = available cores, graph optimisation
- * all, sequential, no spinning; so the only difference left is the serving.
+ * Session options: `baselineSessionOptions` (lib.ts), the server's defaults.
  */
-import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
-import { floats } from './lib.js';
+import { baselineSessionOptions as options, floats } from './lib.js';
 
 const MAX_RUNS = 100_000;
-
-function options(): ort.InferenceSession.SessionOptions {
-  return {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: Math.max(1, availableParallelism()),
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-  };
-}
 
 async function main(): Promise<unknown> {
   const [mode, model, ...rest] = process.argv.slice(2);

@@ -3,14 +3,18 @@
  * Scenario 4, cold start: `kinfer serve` spawned with only `ocr-det` (already
  * on disk) in its repository, timed from spawn to the first 200 from
  * /v2/health/ready; against the in-process `InferenceSession.create` time of
- * the same file (fresh process, same core) + 300 ms. Idle RSS 1 s after ready.
+ * the same file (fresh process, same core) + 300 ms. Idle RSS 1 s after ready,
+ * then idle CPU over the next IDLE_WINDOW_MS: what a ready pod with no traffic
+ * costs its node (timers, samplers), in CPU ms per second and wake-ups per second.
  */
 import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  compareRow, median, ROOT, rssMB, runScript, sleep, spawnKinfer, tempRepo,
+  compareRow, cpuUse, median, ROOT, rssMB, runScript, sleep, spawnKinfer, tempRepo,
   type BenchContext, type Scenario, type ScenarioResult,
 } from '../lib.js';
+
+const IDLE_WINDOW_MS = 2000;
 
 export const coldStart: Scenario = {
   name: 'cold-start',
@@ -23,6 +27,8 @@ export const coldStart: Scenario = {
     const ready: number[] = [];
     const rss: number[] = [];
     const create: number[] = [];
+    const idleCpu: number[] = [];
+    const idleWakeups: number[] = [];
     try {
       for (let i = 0; i < reps; i++) {
         const s = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, timeoutMs: 60_000, profileDir: ctx.profileDir });
@@ -30,12 +36,17 @@ export const coldStart: Scenario = {
           ready.push(s.readyMs);
           await sleep(1000);
           rss.push(rssMB(s.pid));
+          const before = cpuUse(s.pid);
+          await sleep(IDLE_WINDOW_MS);
+          const after = cpuUse(s.pid);
+          idleCpu.push(((after.runMs - before.runMs) * 1000) / IDLE_WINDOW_MS);
+          idleWakeups.push(((after.slices - before.slices) * 1000) / IDLE_WINDOW_MS);
         } finally {
           await s.close();
         }
         const c = await runScript<{ createMs: number }>('ort-baseline.js', ['create', modelFile], { cpu: ctx.serverCpu, timeoutMs: 60_000 });
         create.push(c.createMs);
-        ctx.log(`  #${i + 1}: ready ${s.readyMs.toFixed(0)} ms, idle RSS ${rss.at(-1)!.toFixed(0)} MB, session create ${c.createMs.toFixed(0)} ms`);
+        ctx.log(`  #${i + 1}: ready ${s.readyMs.toFixed(0)} ms, idle RSS ${rss.at(-1)!.toFixed(0)} MB, idle CPU ${idleCpu.at(-1)!.toFixed(1)} ms/s (${idleWakeups.at(-1)!.toFixed(0)} wake-ups/s), session create ${c.createMs.toFixed(0)} ms`);
       }
     } finally {
       await repo.cleanup();
@@ -49,6 +60,8 @@ export const coldStart: Scenario = {
         compareRow('spawn → ready', median(ready), limit, 'ms', { max: 1, text: '≤ 1.00×' }),
         compareRow('in-process session create', median(create), undefined, 'ms'),
         compareRow('idle RSS after ready', median(rss), undefined, 'MB'),
+        compareRow('idle CPU after ready', median(idleCpu), undefined, 'ms/s'),
+        compareRow('idle wake-ups after ready (all threads)', median(idleWakeups), undefined, '/s'),
       ],
       notes: [`${reps} spawns, median; server pinned to one core, so ONNX Runtime uses 1 intra-op thread`],
     };

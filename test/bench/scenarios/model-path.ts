@@ -8,13 +8,16 @@
  * Target: served items/s ≥ 0.85× in-process with batching on (adaptive).
  * The serving cost per item (served time per item − in-process time per item)
  * is reported in µs: it does not depend on the model.
+ * At c=1 a floor is measured too: a bare node:http server running the same
+ * session on its event loop (bare-server.ts), what any Node server pays for
+ * HTTP, JSON and a core shared with the model.
  */
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { DT, valueInfo, writeGraph } from '../../helpers/onnx-models.js';
 import {
-  assertClean, compareRow, floats, loadInChild, median, runScript, spawnKinfer, tempRepo, v2JsonBody,
+  assertClean, compareRow, floats, loadInChild, median, runScript, spawnBare, spawnKinfer, tempRepo, v2JsonBody, warmUp, WARM_UP_SEC,
   type BenchContext, type Row, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
@@ -118,6 +121,10 @@ export const modelPath: Scenario = {
     const model = await writeMlpRepo(repo.dir);
     const body = v2JsonBody('x', [1, FEATURES], floats(FEATURES, 3));
     const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, profileDir: ctx.profileDir });
+    const bare = await spawnBare(ctx.serverCpu, model).catch(async (err: unknown) => {
+      await kinfer.close();
+      throw err;
+    });
     try {
       for (const [, m] of VARIANTS) {
         const res = await fetch(`${kinfer.url}/v2/models/${m}/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
@@ -127,27 +134,39 @@ export const modelPath: Scenario = {
           throw new Error(`bench model-path: ${m} answered ${res.status} with ${JSON.stringify(y)}`);
         }
       }
+      const json = { body, headers: { 'content-type': 'application/json' } };
+      for (const [, m] of VARIANTS) await warmUp(ctx, { ...json, url: `${kinfer.url}/v2/models/${m}/infer`, connections: 8 });
+      await warmUp(ctx, { ...json, url: `${bare.url}/v2/models/bare/infer`, connections: 8 });
       const ortSeconds = Math.max(1, ctx.durationSec / 2);
       const baselines: Map<number, number[]> = new Map([...new Set([1, ...CONCURRENCY])].map((c) => [c, []]));
       const served = new Map<string, number[]>();
       const p99 = new Map<string, number[]>();
       const meanBatch = new Map<string, number[]>();
       const record = (map: Map<string, number[]>, k: string, v: number) => map.set(k, [...(map.get(k) ?? []), v]);
-      // Served and in-process runs alternate (each variant, then in-process; repeated), so that drift on
-      // the shared machine hits both sides alike.
+      // Served and in-process runs alternate (the served sides, then in-process; repeated), so that drift
+      // on the shared machine hits both sides alike.
       for (const c of CONCURRENCY) {
         ctx.log(`model-path: concurrency ${c}`);
         const spec = { body, headers: { 'content-type': 'application/json' }, connections: c, durationSec: ctx.durationSec };
+        // Served sides at this concurrency: the three variants, and at c=1 the floor.
+        const sides: { label: string; url: string; model?: string }[] = VARIANTS.map(([label, m]) => ({ label, url: `${kinfer.url}/v2/models/${m}/infer`, model: m }));
+        if (c === 1) sides.push({ label: 'floor', url: `${bare.url}/v2/models/bare/infer` });
         for (let i = 0; i < ctx.repeats; i++) {
-          for (const [label, m] of VARIANTS) {
-            const k = `${label} c${c}`;
-            const before = await batchSizeTotals(kinfer.url, m);
-            const r = assertClean(k, await loadInChild({ ...spec, url: `${kinfer.url}/v2/models/${m}/infer` }, ctx.loadCpu));
-            const after = await batchSizeTotals(kinfer.url, m);
-            const batch = (after.sum - before.sum) / Math.max(1, after.count - before.count);
-            ctx.log(`  ${k} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms, mean batch ${batch.toFixed(2)}`);
+          // The order rotates every repeat. With a fixed order, adaptive (always right after the in-process
+          // run) measured up to 10% below off at c=1, while the two alternated on one server did not differ.
+          for (const side of sides.map((_, j) => sides[(j + i) % sides.length]!)) {
+            const k = `${side.label} c${c}`;
+            const before = side.model ? await batchSizeTotals(kinfer.url, side.model) : undefined;
+            const r = assertClean(k, await loadInChild({ ...spec, url: side.url }, ctx.loadCpu));
             record(served, k, r.rps);
             record(p99, k, r.p99);
+            if (!side.model || !before) {
+              ctx.log(`  ${k} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms`);
+              continue;
+            }
+            const after = await batchSizeTotals(kinfer.url, side.model);
+            const batch = (after.sum - before.sum) / Math.max(1, after.count - before.count);
+            ctx.log(`  ${k} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms, mean batch ${batch.toFixed(2)}`);
             record(meanBatch, k, batch);
           }
           // The server idles meanwhile (no spinning threads); same core.
@@ -172,6 +191,8 @@ export const modelPath: Scenario = {
       for (const c of CONCURRENCY) {
         rows.push(compareRow(`batching off, c=${c} (vs batch 1)`, med(`off c${c}`), base(1), 'items/s', { text: 'reported' }));
       }
+      rows.push(compareRow('floor: bare node:http + onnxruntime on the event loop, c=1 (vs batch 1)', med('floor c1'), base(1), 'items/s', { text: 'reported' }));
+      rows.push(compareRow('kinfer adaptive c=1 / floor c=1', med('adaptive c1') / med('floor c1'), undefined, 'x'));
       for (const c of CONCURRENCY) {
         // Wall time per item served minus per item in-process: what HTTP, JSON, the batcher and the worker hop add.
         const cost = 1e6 / med(`adaptive c${c}`) - 1e6 / base(c);
@@ -192,11 +213,14 @@ export const modelPath: Scenario = {
         notes: [
           'both sides on the same single core with the server\'s session options (1 intra-op thread there, no spinning)',
           `batching: max_batch_size 32; adaptive = parameter batch_policy: adaptive, max_queue_delay_microseconds ${DELAY_US.adaptive}; delay = Triton's rule, ${DELAY_US.delay}`,
-          'in-process baseline: closed loop of session.run at the given batch size, including ort.Tensor creation; run after each served triple (adaptive, delay, off, in-process, repeated) so machine drift hits both sides',
+          'in-process baseline: closed loop of session.run at the given batch size, including ort.Tensor creation; run after each round of the served sides (whose order rotates every repeat), so machine drift hits both sides',
+          `warm-up: ${ctx.quick ? 1 : WARM_UP_SEC} s of unrecorded load at c=8 for each variant and the floor before the first measurement`,
+          'floor: bare node:http (JSON.parse, Float32Array.from, session.run on the event loop, JSON.stringify; no worker, queue or metrics), same core, one of the served sides at c=1',
         ],
       };
     } finally {
       await kinfer.close();
+      await bare.close();
       await repo.cleanup();
     }
   },

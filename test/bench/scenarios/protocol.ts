@@ -7,7 +7,7 @@
 import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  compareRow, floats, interleaved, medianOf, ROOT, spawnBare, spawnKinfer, tempRepo, v2JsonBody,
+  compareRow, floats, interleaved, medianOf, ROOT, spawnBare, spawnKinfer, tempRepo, v2JsonBody, warmUp, WARM_UP_SEC,
   type BenchContext, type Row, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
@@ -29,6 +29,9 @@ export const protocol: Scenario = {
         if (res.status !== 200 || got?.length !== 784 || got.some((v, i) => v !== data[i])) {
           throw new Error(`bench protocol: ${who} did not echo the tensor (status ${res.status})`);
         }
+      }
+      for (const url of [`${kinfer.url}/v2/models/echo/infer`, `${bare.url}/infer`]) {
+        await warmUp(ctx, { url, body, headers: { 'content-type': 'application/json' }, connections: 16 });
       }
       const rows: Row[] = [];
       const p99: [number, number] = [NaN, NaN];
@@ -54,7 +57,7 @@ export const protocol: Scenario = {
         title: this.title,
         baselineLabel: 'bare node:http',
         rows,
-        notes: [`body ${(body.length / 1024).toFixed(1)} KiB; ${ctx.repeats}× ${ctx.durationSec} s per side, interleaved, median`],
+        notes: [`body ${(body.length / 1024).toFixed(1)} KiB; each side warmed up with ${ctx.quick ? 1 : WARM_UP_SEC} s of unrecorded load at c=16, then ${ctx.repeats}× ${ctx.durationSec} s per side, interleaved, median`],
       };
     } finally {
       await kinfer.close();
