@@ -6,15 +6,29 @@
  * the same file (fresh process, same core) + 300 ms. Idle RSS 1 s after ready,
  * then idle CPU over the next IDLE_WINDOW_MS: what a ready pod with no traffic
  * costs its node (timers, samplers), in CPU ms per second and wake-ups per second.
+ * Last, the first inference after ready against the ones after it (1×3×96×96
+ * FP32 JSON, sent from the harness one at a time): what the first caller of a
+ * new pod pays for code and heap that are not warm yet.
  */
 import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  compareRow, cpuUse, median, ROOT, rssMB, runScript, sleep, spawnKinfer, tempRepo,
+  compareRow, cpuUse, floats, median, ROOT, rssMB, runScript, sleep, spawnKinfer, tempRepo, v2JsonBody,
   type BenchContext, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
 const IDLE_WINDOW_MS = 2000;
+/** Requests timed after ready: the first, and the median of the others. */
+const FIRST_REQUESTS = 10;
+
+/** Wall ms of one JSON infer; throws unless it answered 200. */
+async function timedInfer(url: string, body: string): Promise<number> {
+  const t0 = performance.now();
+  const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json', 'accept-encoding': 'identity' } });
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`bench cold-start: ocr-det answered ${res.status}`);
+  return performance.now() - t0;
+}
 
 export const coldStart: Scenario = {
   name: 'cold-start',
@@ -29,6 +43,9 @@ export const coldStart: Scenario = {
     const create: number[] = [];
     const idleCpu: number[] = [];
     const idleWakeups: number[] = [];
+    const first: number[] = [];
+    const later: number[] = [];
+    const image = v2JsonBody('x', [1, 3, 96, 96], floats(3 * 96 * 96, 7));
     try {
       for (let i = 0; i < reps; i++) {
         const s = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, timeoutMs: 60_000, profileDir: ctx.profileDir });
@@ -41,12 +58,16 @@ export const coldStart: Scenario = {
           const after = cpuUse(s.pid);
           idleCpu.push(((after.runMs - before.runMs) * 1000) / IDLE_WINDOW_MS);
           idleWakeups.push(((after.slices - before.slices) * 1000) / IDLE_WINDOW_MS);
+          const times: number[] = [];
+          for (let k = 0; k < FIRST_REQUESTS; k++) times.push(await timedInfer(`${s.url}/v2/models/ocr-det/infer`, image));
+          first.push(times[0]!);
+          later.push(median(times.slice(1)));
         } finally {
           await s.close();
         }
         const c = await runScript<{ createMs: number }>('ort-baseline.js', ['create', modelFile], { cpu: ctx.serverCpu, timeoutMs: 60_000 });
         create.push(c.createMs);
-        ctx.log(`  #${i + 1}: ready ${s.readyMs.toFixed(0)} ms, idle RSS ${rss.at(-1)!.toFixed(0)} MB, idle CPU ${idleCpu.at(-1)!.toFixed(1)} ms/s (${idleWakeups.at(-1)!.toFixed(0)} wake-ups/s), session create ${c.createMs.toFixed(0)} ms`);
+        ctx.log(`  #${i + 1}: ready ${s.readyMs.toFixed(0)} ms, idle RSS ${rss.at(-1)!.toFixed(0)} MB, idle CPU ${idleCpu.at(-1)!.toFixed(1)} ms/s (${idleWakeups.at(-1)!.toFixed(0)} wake-ups/s), first infer ${first.at(-1)!.toFixed(0)} ms then ${later.at(-1)!.toFixed(0)} ms, session create ${c.createMs.toFixed(0)} ms`);
       }
     } finally {
       await repo.cleanup();
@@ -62,8 +83,12 @@ export const coldStart: Scenario = {
         compareRow('idle RSS after ready', median(rss), undefined, 'MB'),
         compareRow('idle CPU after ready', median(idleCpu), undefined, 'ms/s'),
         compareRow('idle wake-ups after ready (all threads)', median(idleWakeups), undefined, '/s'),
+        compareRow(`first infer after ready (vs median of the next ${FIRST_REQUESTS - 1})`, median(first), median(later), 'ms', { text: 'reported' }),
       ],
-      notes: [`${reps} spawns, median; server pinned to one core, so ONNX Runtime uses 1 intra-op thread`],
+      notes: [
+        `${reps} spawns, median; server pinned to one core, so ONNX Runtime uses 1 intra-op thread`,
+        `first infer: ocr-det, one FP32 1×3×96×96 JSON request (${(image.length / 1024).toFixed(0)} KiB) at a time from the harness, after the idle window`,
+      ],
     };
   },
 };
