@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { DT, valueInfo, writeGraph } from '../../helpers/onnx-models.js';
 import {
-  assertClean, compareRow, floats, loadInChild, median, runScript, spawnBare, spawnKinfer, tempRepo, v2JsonBody, warmUp, WARM_UP_SEC,
+  assertClean, compareRow, floats, loadInChild, median, runScript, spawnBare, spawnKinfer, tempRepo, v2BinaryBody, v2JsonBody, warmUp, WARM_UP_SEC,
   type BenchContext, type Row, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
@@ -119,7 +119,11 @@ export const modelPath: Scenario = {
   async run(ctx: BenchContext): Promise<ScenarioResult> {
     const repo = await tempRepo('kinfer-bench-mlp-');
     const model = await writeMlpRepo(repo.dir);
-    const body = v2JsonBody('x', [1, FEATURES], floats(FEATURES, 3));
+    const input = floats(FEATURES, 3);
+    const body = v2JsonBody('x', [1, FEATURES], input);
+    // The binary tensor extension, as Triton's clients send by default (binary inputs and outputs).
+    const bin = v2BinaryBody('x', [1, FEATURES], input);
+    const binHeaders = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(bin.headerLength) };
     const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, profileDir: ctx.profileDir });
     const bare = await spawnBare(ctx.serverCpu, model).catch(async (err: unknown) => {
       await kinfer.close();
@@ -134,9 +138,16 @@ export const modelPath: Scenario = {
           throw new Error(`bench model-path: ${m} answered ${res.status} with ${JSON.stringify(y)}`);
         }
       }
+      const check = await fetch(`${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, { method: 'POST', body: Buffer.from(bin.body), headers: binHeaders });
+      const checkBytes = new Uint8Array(await check.arrayBuffer());
+      const headLen = Number(check.headers.get('inference-header-content-length'));
+      if (check.status !== 200 || !(headLen > 0) || checkBytes.byteLength - headLen !== CLASSES * 4) {
+        throw new Error(`bench model-path: binary request answered ${check.status} with ${checkBytes.byteLength - headLen} output bytes (want ${CLASSES * 4})`);
+      }
       const json = { body, headers: { 'content-type': 'application/json' } };
       for (const [, m] of VARIANTS) await warmUp(ctx, { ...json, url: `${kinfer.url}/v2/models/${m}/infer`, connections: 8 });
       await warmUp(ctx, { ...json, url: `${bare.url}/v2/models/bare/infer`, connections: 8 });
+      await warmUp(ctx, { body: bin.body, headers: binHeaders, url: `${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, connections: 8 });
       const ortSeconds = Math.max(1, ctx.durationSec / 2);
       const baselines: Map<number, number[]> = new Map([...new Set([1, ...CONCURRENCY])].map((c) => [c, []]));
       const served = new Map<string, number[]>();
@@ -148,8 +159,10 @@ export const modelPath: Scenario = {
       for (const c of CONCURRENCY) {
         ctx.log(`model-path: concurrency ${c}`);
         const spec = { body, headers: { 'content-type': 'application/json' }, connections: c, durationSec: ctx.durationSec };
+        const binSpec = { ...spec, body: bin.body, headers: binHeaders };
         // Served sides at this concurrency: the three variants, and at c=1 the floor.
-        const sides: { label: string; url: string; model?: string }[] = VARIANTS.map(([label, m]) => ({ label, url: `${kinfer.url}/v2/models/${m}/infer`, model: m }));
+        const sides: { label: string; url: string; model?: string; binary?: boolean }[] = VARIANTS.map(([label, m]) => ({ label, url: `${kinfer.url}/v2/models/${m}/infer`, model: m }));
+        sides.push({ label: 'binary', url: `${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, model: VARIANTS[0][1], binary: true });
         if (c === 1) sides.push({ label: 'floor', url: `${bare.url}/v2/models/bare/infer` });
         for (let i = 0; i < ctx.repeats; i++) {
           // The order rotates every repeat. With a fixed order, adaptive (always right after the in-process
@@ -157,7 +170,7 @@ export const modelPath: Scenario = {
           for (const side of sides.map((_, j) => sides[(j + i) % sides.length]!)) {
             const k = `${side.label} c${c}`;
             const before = side.model ? await batchSizeTotals(kinfer.url, side.model) : undefined;
-            const r = assertClean(k, await loadInChild({ ...spec, url: side.url }, ctx.loadCpu));
+            const r = assertClean(k, await loadInChild({ ...(side.binary ? binSpec : spec), url: side.url }, ctx.loadCpu));
             record(served, k, r.rps);
             record(p99, k, r.p99);
             if (!side.model || !before) {
@@ -191,6 +204,9 @@ export const modelPath: Scenario = {
       for (const c of CONCURRENCY) {
         rows.push(compareRow(`batching off, c=${c} (vs batch 1)`, med(`off c${c}`), base(1), 'items/s', { text: 'reported' }));
       }
+      for (const c of CONCURRENCY) {
+        rows.push(compareRow(`batching on (adaptive), binary extension, c=${c} (vs batch ${c})`, med(`binary c${c}`), base(c), 'items/s', { text: 'reported' }));
+      }
       rows.push(compareRow('floor: bare node:http + onnxruntime on the event loop, c=1 (vs batch 1)', med('floor c1'), base(1), 'items/s', { text: 'reported' }));
       rows.push(compareRow('kinfer adaptive c=1 / floor c=1', med('adaptive c1') / med('floor c1'), undefined, 'x'));
       for (const c of CONCURRENCY) {
@@ -214,7 +230,8 @@ export const modelPath: Scenario = {
           'both sides on the same single core with the server\'s session options (1 intra-op thread there, no spinning)',
           `batching: max_batch_size 32; adaptive = parameter batch_policy: adaptive, max_queue_delay_microseconds ${DELAY_US.adaptive}; delay = Triton's rule, ${DELAY_US.delay}`,
           'in-process baseline: closed loop of session.run at the given batch size, including ort.Tensor creation; run after each round of the served sides (whose order rotates every repeat), so machine drift hits both sides',
-          `warm-up: ${ctx.quick ? 1 : WARM_UP_SEC} s of unrecorded load at c=8 for each variant and the floor before the first measurement`,
+          `warm-up: ${ctx.quick ? 1 : WARM_UP_SEC} s of unrecorded load at c=8 for each variant, the binary side and the floor before the first measurement`,
+          'binary extension: the adaptive model with the input as raw FP32 bytes after a JSON header and binary_data_output (what Triton\'s clients send by default)',
           'floor: bare node:http (JSON.parse, Float32Array.from, session.run on the event loop, JSON.stringify; no worker, queue or metrics), same core, one of the served sides at c=1',
         ],
       };
