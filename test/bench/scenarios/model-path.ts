@@ -52,6 +52,12 @@ const VARIANTS = [
   ['off', 'mlp-unbatched', ''],
 ] as const;
 const CLASSES = 10;
+/**
+ * Repeats per concurrency in a full run. In-process batch 8 alone varied
+ * 414-605 items/s between the three repeats of one run on this VM, so the
+ * median of three flipped the c=8 and c=32 verdicts from run to run.
+ */
+const MIN_REPEATS = 5;
 const CONCURRENCY = [1, 8, 32];
 
 function weights(name: string, dims: number[], seed: number): InstanceType<typeof onnx.TensorProto> {
@@ -149,6 +155,7 @@ export const modelPath: Scenario = {
       await warmUp(ctx, { ...json, url: `${bare.url}/v2/models/bare/infer`, connections: 8 });
       await warmUp(ctx, { body: bin.body, headers: binHeaders, url: `${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, connections: 8 });
       const ortSeconds = Math.max(1, ctx.durationSec / 2);
+      const repeats = ctx.quick ? ctx.repeats : Math.max(ctx.repeats, MIN_REPEATS);
       const baselines: Map<number, number[]> = new Map([...new Set([1, ...CONCURRENCY])].map((c) => [c, []]));
       const served = new Map<string, number[]>();
       const p99 = new Map<string, number[]>();
@@ -164,7 +171,7 @@ export const modelPath: Scenario = {
         const sides: { label: string; url: string; model?: string; binary?: boolean }[] = VARIANTS.map(([label, m]) => ({ label, url: `${kinfer.url}/v2/models/${m}/infer`, model: m }));
         sides.push({ label: 'binary', url: `${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, model: VARIANTS[0][1], binary: true });
         if (c === 1) sides.push({ label: 'floor', url: `${bare.url}/v2/models/bare/infer` });
-        for (let i = 0; i < ctx.repeats; i++) {
+        for (let i = 0; i < repeats; i++) {
           // The order rotates every repeat. With a fixed order, adaptive (always right after the in-process
           // run) measured up to 10% below off at c=1, while the two alternated on one server did not differ.
           for (const side of sides.map((_, j) => sides[(j + i) % sides.length]!)) {
@@ -227,6 +234,7 @@ export const modelPath: Scenario = {
         baselineLabel: 'in-process onnxruntime',
         rows,
         notes: [
+          `${repeats} repeats of each side per concurrency (at least ${MIN_REPEATS} in a full run), median`,
           'both sides on the same single core with the server\'s session options (1 intra-op thread there, no spinning)',
           `batching: max_batch_size 32; adaptive = parameter batch_policy: adaptive, max_queue_delay_microseconds ${DELAY_US.adaptive}; delay = Triton's rule, ${DELAY_US.delay}`,
           'in-process baseline: closed loop of session.run at the given batch size, including ort.Tensor creation; run after each round of the served sides (whose order rotates every repeat), so machine drift hits both sides',

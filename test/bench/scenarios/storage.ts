@@ -45,6 +45,14 @@ function fileServer(file: string, size: number) {
   });
 }
 
+/**
+ * Pulls (and curls) per full run. One 200 MiB pull lasts ~0.3 s here, so a
+ * single hiccup of the shared disk or loopback moves one run by 20-30%: with
+ * 3 runs the medians gave 0.73-1.05x over six full runs, and the runs within
+ * one full run ranged 0.85-1.11x. Seven cost ~5 s more.
+ */
+const MIN_RUNS = 7;
+
 export const storage: Scenario = {
   name: 'storage',
   title: '5. Storage: pull a 200 MB artifact over loopback HTTP',
@@ -57,6 +65,7 @@ export const storage: Scenario = {
     const server = fileServer(file, size);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/model.bin`;
+    const runs = ctx.quick ? ctx.repeats : Math.max(ctx.repeats, MIN_RUNS);
     const pullMBs: number[] = [];
     const curlMBs: number[] = [];
     const peak: number[] = [];
@@ -81,7 +90,7 @@ export const storage: Scenario = {
       // VM's ext4 (2-3x the pwritev time, measured with strace), whichever side goes first.
       await pullOnce(-1);
       await curlOnce(-1);
-      for (let i = 0; i < ctx.repeats; i++) {
+      for (let i = 0; i < runs; i++) {
         // Alternate which side goes first, so that a slow first write after a delete hits both alike.
         let p: Awaited<ReturnType<typeof pullOnce>>;
         let secs: number;
@@ -111,7 +120,7 @@ export const storage: Scenario = {
         limitRow('peak RSS of the pull process', Math.max(...peak), 'MB', 150, '< 150 MB'),
       ],
       notes: [
-        `${mb} MiB of incompressible bytes from a node:http file server in the harness; pull and curl run pinned to the same core; one unrecorded warm-up of each, then ${ctx.repeats} run(s), interleaved with the order alternating, median`,
+        `${mb} MiB of incompressible bytes from a node:http file server in the harness; pull and curl run pinned to the same core; one unrecorded warm-up of each, then ${runs} run(s), interleaved with the order alternating, median`,
         'pull time is measured inside the child around pull() (no Node start-up); curl\'s is its time_total; peak RSS is the whole pull process (Node + kinfer), max over runs',
       ],
     };
