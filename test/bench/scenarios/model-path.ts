@@ -8,9 +8,10 @@
  * Target: served items/s ≥ 0.85× in-process with batching on (adaptive).
  * The serving cost per item (served time per item − in-process time per item)
  * is reported in µs: it does not depend on the model.
- * At c=1 a floor is measured too: a bare node:http server running the same
- * session on its event loop (bare-server.ts), what any Node server pays for
- * HTTP, JSON and a core shared with the model.
+ * The adaptive variant is also loaded through the binary tensor extension
+ * (reported). At c=1 a floor is measured too: a bare node:http server running
+ * the same session on its event loop (bare-server.ts), what any Node server
+ * pays for HTTP, JSON and a core shared with the model.
  */
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -167,7 +168,8 @@ export const modelPath: Scenario = {
         ctx.log(`model-path: concurrency ${c}`);
         const spec = { body, headers: { 'content-type': 'application/json' }, connections: c, durationSec: ctx.durationSec };
         const binSpec = { ...spec, body: bin.body, headers: binHeaders };
-        // Served sides at this concurrency: the three variants, and at c=1 the floor.
+        // Served sides at this concurrency: the three variants, the adaptive one through the binary
+        // extension, and at c=1 the floor.
         const sides: { label: string; url: string; model?: string; binary?: boolean }[] = VARIANTS.map(([label, m]) => ({ label, url: `${kinfer.url}/v2/models/${m}/infer`, model: m }));
         sides.push({ label: 'binary', url: `${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, model: VARIANTS[0][1], binary: true });
         if (c === 1) sides.push({ label: 'floor', url: `${bare.url}/v2/models/bare/infer` });
