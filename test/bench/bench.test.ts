@@ -9,12 +9,13 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import { mlpReference, writeMlpModel } from '../helpers/onnx-models.js';
 import { createBareServer } from './bare-server.js';
 import {
   assertClean, baselineSessionOptions, compareRow, cpuUse, floats, limitRow, loadInProcess, machineInfo, median,
-  renderMarkdown, renderText, v2BinaryBody, v2JsonBody, type ScenarioResult,
+  renderMarkdown, renderText, splitThreadCpu, threadCpu, v2BinaryBody, v2JsonBody, type ScenarioResult,
 } from './lib.js';
 import { markdownReport, SCENARIOS } from './run.js';
 
@@ -88,15 +89,35 @@ describe('bench harness', () => {
     }
   });
 
-  it('reads the CPU a live process used, over all its threads', () => {
+  it('reads the CPU a live process used, over all its threads and split by thread', async () => {
     const a = cpuUse(process.pid);
-    const end = performance.now() + 50;
+    const threadsBefore = threadCpu(process.pid);
+    // A worker thread spins ~120 ms (wall) while the main thread spins ~60 ms; on one core or two, each gets
+    // at least half of its span. The worker stays alive until both snapshots are taken.
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       const end = Date.now() + 120; let n = 0; while (Date.now() < end && n < 1e10) n++;
+       parentPort.postMessage('spun'); setInterval(() => {}, 1000);`,
+      { eval: true },
+    );
+    const spun = new Promise((r) => worker.once('message', r));
+    const end = performance.now() + 60;
     let spins = 0;
     while (performance.now() < end && spins < 1e9) spins++;
+    await spun;
     const b = cpuUse(process.pid);
-    expect(b.runMs - a.runMs).toBeGreaterThanOrEqual(40);
+    const threadsAfter = threadCpu(process.pid);
+    await worker.terminate();
+    expect(b.runMs - a.runMs).toBeGreaterThanOrEqual(90);
     expect(b.slices).toBeGreaterThanOrEqual(a.slices);
     expect(cpuUse(2 ** 22 + 1).runMs).toBeNaN();
+    expect(threadCpu(2 ** 22 + 1).size).toBe(0);
+    const split = splitThreadCpu(process.pid, threadsBefore, threadsAfter);
+    expect(split.main).toBeGreaterThanOrEqual(30);
+    expect(split.busiest).toBeGreaterThanOrEqual(60);
+    expect(split.main + split.busiest + split.rest).toBeCloseTo(b.runMs - a.runMs, -1);
+    const fake = splitThreadCpu(7, new Map([[7, { runMs: 1 }], [8, { runMs: 0 }]]), new Map([[7, { runMs: 5 }], [8, { runMs: 30 }], [9, { runMs: 2 }], [10, { runMs: 3 }]]));
+    expect(fake).toEqual({ main: 4, busiest: 30, rest: 5 });
   });
 
   it('has the five scenarios and sane helpers', () => {

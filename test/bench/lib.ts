@@ -251,29 +251,66 @@ export function rssMB(pid: number): number {
 }
 
 /**
- * CPU a live process has used, summed over its threads (Linux
- * /proc/<pid>/task/<tid>/schedstat): `runMs` on a CPU, and `slices`, the
- * times a thread was put on a CPU (≈ wake-ups for a mostly idle process).
+ * CPU each thread of a live process has used (Linux
+ * /proc/<pid>/task/<tid>/schedstat), by thread id: `runMs` on a CPU, and
+ * `slices`, the times the thread was put on a CPU (≈ wake-ups for a mostly
+ * idle thread). Empty when the process is gone.
  */
-export function cpuUse(pid: number): { runMs: number; slices: number } {
-  let runNs = 0;
-  let slices = 0;
+export function threadCpu(pid: number): Map<number, { runMs: number; slices: number }> {
+  const out = new Map<number, { runMs: number; slices: number }>();
   let tids: string[] = [];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return { runMs: NaN, slices: NaN };
+    return out;
   }
   for (const tid of tids) {
     try {
       const [run, , n] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
-      runNs += run ?? 0;
-      slices += n ?? 0;
+      out.set(Number(tid), { runMs: (run ?? 0) / 1e6, slices: n ?? 0 });
     } catch {
       // the thread ended between the listing and the read
     }
   }
-  return { runMs: runNs / 1e6, slices };
+  return out;
+}
+
+/** CPU a live process has used, summed over its threads (see `threadCpu`); NaN when it is gone. */
+export function cpuUse(pid: number): { runMs: number; slices: number } {
+  const threads = threadCpu(pid);
+  if (!threads.size) return { runMs: NaN, slices: NaN };
+  let runMs = 0;
+  let slices = 0;
+  for (const t of threads.values()) {
+    runMs += t.runMs;
+    slices += t.slices;
+  }
+  return { runMs, slices };
+}
+
+/**
+ * CPU ms a server's threads used between two `threadCpu` snapshots: the main
+ * thread (tid = pid), the busiest other thread (a kinfer server's ONNX
+ * session thread under load), and all the others together (V8's compiler and
+ * GC helpers, libuv's pool).
+ */
+export function splitThreadCpu(
+  pid: number,
+  before: Map<number, { runMs: number }>,
+  after: Map<number, { runMs: number }>,
+): { main: number; busiest: number; rest: number } {
+  let main = 0;
+  let busiest = 0;
+  let total = 0;
+  for (const [tid, t] of after) {
+    const d = t.runMs - (before.get(tid)?.runMs ?? 0);
+    if (tid === pid) main = d;
+    else {
+      total += d;
+      if (d > busiest) busiest = d;
+    }
+  }
+  return { main, busiest, rest: total - busiest };
 }
 
 /** Waits for the child to exit, killing it after `timeoutMs`. */

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { DT, valueInfo, writeGraph } from '../../helpers/onnx-models.js';
 import {
-  assertClean, compareRow, floats, loadInChild, median, runScript, spawnBare, spawnKinfer, tempRepo, v2BinaryBody, v2JsonBody, warmUp, WARM_UP_SEC,
+  assertClean, compareRow, floats, loadInChild, median, runScript, spawnBare, spawnKinfer, splitThreadCpu, tempRepo, threadCpu, v2BinaryBody, v2JsonBody, warmUp, WARM_UP_SEC,
   type BenchContext, type Row, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
@@ -161,6 +161,10 @@ export const modelPath: Scenario = {
       const served = new Map<string, number[]>();
       const p99 = new Map<string, number[]>();
       const meanBatch = new Map<string, number[]>();
+      // Server CPU per request in µs, by thread: main, the ONNX session thread, all others.
+      const cpuMain = new Map<string, number[]>();
+      const cpuModel = new Map<string, number[]>();
+      const cpuRest = new Map<string, number[]>();
       const record = (map: Map<string, number[]>, k: string, v: number) => map.set(k, [...(map.get(k) ?? []), v]);
       // Served and in-process runs alternate (the served sides, then in-process; repeated), so that drift
       // on the shared machine hits both sides alike.
@@ -179,7 +183,15 @@ export const modelPath: Scenario = {
           for (const side of sides.map((_, j) => sides[(j + i) % sides.length]!)) {
             const k = `${side.label} c${c}`;
             const before = side.model ? await batchSizeTotals(kinfer.url, side.model) : undefined;
+            const threadsBefore = threadCpu(kinfer.pid);
             const r = assertClean(k, await loadInChild({ ...(side.binary ? binSpec : spec), url: side.url }, ctx.loadCpu));
+            if (side.model) {
+              const used = splitThreadCpu(kinfer.pid, threadsBefore, threadCpu(kinfer.pid));
+              const perRequest = (ms: number) => (ms * 1000) / Math.max(1, r.ok);
+              record(cpuMain, k, perRequest(used.main));
+              record(cpuModel, k, perRequest(used.busiest));
+              record(cpuRest, k, perRequest(used.rest));
+            }
             record(served, k, r.rps);
             record(p99, k, r.p99);
             if (!side.model || !before) {
@@ -223,6 +235,17 @@ export const modelPath: Scenario = {
         const cost = 1e6 / med(`adaptive c${c}`) - 1e6 / base(c);
         rows.push(compareRow(`serving cost per item, adaptive c=${c}`, cost, undefined, 'µs'));
       }
+      for (const c of CONCURRENCY) {
+        // CPU time of the session thread per item against the in-process time per item: how much slower
+        // the model runs inside the server (caches, preemption), apart from the serving work itself.
+        rows.push(compareRow(`model thread CPU per item, adaptive c=${c} (vs in-process time per item)`, median(cpuModel.get(`adaptive c${c}`)!), 1e6 / base(c), 'µs'));
+      }
+      for (const c of CONCURRENCY) {
+        rows.push(compareRow(`main thread CPU per request, adaptive c=${c}`, median(cpuMain.get(`adaptive c${c}`)!), undefined, 'µs'));
+      }
+      for (const c of CONCURRENCY) {
+        rows.push(compareRow(`other threads' CPU per request, adaptive c=${c}`, median(cpuRest.get(`adaptive c${c}`)!), undefined, 'µs'));
+      }
       for (const c of CONCURRENCY.filter((x) => x > 1)) {
         // Items per run, from /metrics: how full the batches were under each policy (c is the most possible).
         const b = (label: string) => median(meanBatch.get(`${label} c${c}`)!);
@@ -236,6 +259,7 @@ export const modelPath: Scenario = {
         baselineLabel: 'in-process onnxruntime',
         rows,
         notes: [
+          'thread CPU: /proc/<pid>/task/*/schedstat of the server around each load; the model thread is its busiest thread other than main, "other threads" are V8\'s compiler and GC helpers and the rest',
           `${repeats} repeats of each side per concurrency (at least ${MIN_REPEATS} in a full run), median`,
           'both sides on the same single core with the server\'s session options (1 intra-op thread there, no spinning)',
           `batching: max_batch_size 32; adaptive = parameter batch_policy: adaptive, max_queue_delay_microseconds ${DELAY_US.adaptive}; delay = Triton's rule, ${DELAY_US.delay}`,
