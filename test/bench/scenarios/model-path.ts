@@ -182,24 +182,24 @@ export const modelPath: Scenario = {
           // run) measured up to 10% below off at c=1, while the two alternated on one server did not differ.
           for (const side of sides.map((_, j) => sides[(j + i) % sides.length]!)) {
             const k = `${side.label} c${c}`;
-            const before = side.model ? await batchSizeTotals(kinfer.url, side.model) : undefined;
-            const threadsBefore = threadCpu(kinfer.pid);
+            const m = side.model;
+            // Only kinfer's sides (those with a model) are read around the load: batch sizes and thread CPU.
+            const before = m ? { batches: await batchSizeTotals(kinfer.url, m), threads: threadCpu(kinfer.pid) } : undefined;
             const r = assertClean(k, await loadInChild({ ...(side.binary ? binSpec : spec), url: side.url }, ctx.loadCpu));
-            if (side.model) {
-              const used = splitThreadCpu(kinfer.pid, threadsBefore, threadCpu(kinfer.pid));
-              const perRequest = (ms: number) => (ms * 1000) / Math.max(1, r.ok);
-              record(cpuMain, k, perRequest(used.main));
-              record(cpuModel, k, perRequest(used.busiest));
-              record(cpuRest, k, perRequest(used.rest));
-            }
             record(served, k, r.rps);
             record(p99, k, r.p99);
-            if (!side.model || !before) {
+            if (!m || !before) {
               ctx.log(`  ${k} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms`);
               continue;
             }
-            const after = await batchSizeTotals(kinfer.url, side.model);
-            const batch = (after.sum - before.sum) / Math.max(1, after.count - before.count);
+            // Threads first: the /metrics read below costs the server CPU too.
+            const used = splitThreadCpu(kinfer.pid, before.threads, threadCpu(kinfer.pid));
+            const perRequest = (ms: number) => (ms * 1000) / Math.max(1, r.ok);
+            record(cpuMain, k, perRequest(used.main));
+            record(cpuModel, k, perRequest(used.busiest));
+            record(cpuRest, k, perRequest(used.rest));
+            const after = await batchSizeTotals(kinfer.url, m);
+            const batch = (after.sum - before.batches.sum) / Math.max(1, after.count - before.batches.count);
             ctx.log(`  ${k} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms, mean batch ${batch.toFixed(2)}`);
             record(meanBatch, k, batch);
           }
