@@ -12,7 +12,7 @@
  * Run as a script (`bare-server.js <port> [model.onnx]`) it listens on
  * 127.0.0.1 and prints `PORT <n>`.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type Ort from 'onnxruntime-node';
 import { baselineSessionOptions } from './lib.js';
@@ -32,38 +32,43 @@ interface WireOutput {
 }
 
 /** `model`: FP32 inputs run through this session; without it every input is echoed. */
+function reply(res: ServerResponse, out: { model_name: string; outputs: WireOutput[] }): void {
+  const text = JSON.stringify(out);
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function fail(res: ServerResponse, err: unknown): void {
+  res.writeHead(400, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ error: (err as Error).message }));
+}
+
+/** `model`: FP32 inputs run through this session; without it every input is echoed (synchronously, no promise). */
 export function createBareServer(model?: { ort: typeof Ort; session: Ort.InferenceSession }): Server {
-  const respond = async (inputs: WireInput[]): Promise<{ model_name: string; outputs: WireOutput[] }> => {
-    if (!model) {
-      const outputs = inputs.map((i) => {
-        const data = Float32Array.from(i.data);
-        return { name: i.name, datatype: i.datatype, shape: i.shape, data: Array.from(data) };
-      });
-      return { model_name: 'echo', outputs };
-    }
+  const run = async (res: ServerResponse, inputs: WireInput[], m: NonNullable<typeof model>): Promise<void> => {
     const feeds: Record<string, Ort.Tensor> = {};
-    for (const i of inputs) feeds[i.name] = new model.ort.Tensor('float32', Float32Array.from(i.data), i.shape);
-    const results = await model.session.run(feeds);
+    for (const i of inputs) feeds[i.name] = new m.ort.Tensor('float32', Float32Array.from(i.data), i.shape);
+    const results = await m.session.run(feeds);
     const outputs = Object.entries(results).map(([name, t]) => ({ name, datatype: 'FP32', shape: t.dims, data: Array.from(t.data as Float32Array) }));
-    return { model_name: 'bare', outputs };
+    reply(res, { model_name: 'bare', outputs });
   };
   return createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const fail = (err: unknown) => {
-        res.writeHead(400, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: (err as Error).message }));
-      };
       try {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { inputs: WireInput[] };
-        respond(body.inputs).then((out) => {
-          const text = JSON.stringify(out);
-          res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-          res.end(text);
-        }, fail);
+        if (model) {
+          run(res, body.inputs, model).catch((err: unknown) => fail(res, err));
+          return;
+        }
+        const outputs = body.inputs.map((i) => {
+          const data = Float32Array.from(i.data);
+          return { name: i.name, datatype: i.datatype, shape: i.shape, data: Array.from(data) };
+        });
+        reply(res, { model_name: 'echo', outputs });
       } catch (err) {
-        fail(err);
+        fail(res, err);
       }
     });
   });
