@@ -536,8 +536,7 @@ export async function loadInProcess(spec: LoadSpec): Promise<LoadResult> {
  * request than a bare server). Each side gets the same warm-up.
  */
 export async function warmUp(ctx: BenchContext, spec: Omit<LoadSpec, 'durationSec'>): Promise<void> {
-  const r = await loadInChild({ ...spec, durationSec: ctx.quick ? 1 : WARM_UP_SEC }, ctx.loadCpu);
-  if (r.errors || r.non2xx) throw new Error(`bench: warm-up of ${spec.url} had ${r.errors} errors and ${r.non2xx} non-2xx responses`);
+  assertClean(`warm-up of ${spec.url}`, await loadInChild({ ...spec, durationSec: ctx.quick ? 1 : WARM_UP_SEC }, ctx.loadCpu));
 }
 
 /** Seconds of unrecorded load per server (and per model) before a scenario measures it. */
