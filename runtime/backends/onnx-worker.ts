@@ -1,23 +1,27 @@
 /**
  * @module backends/onnx-worker
- * The worker-thread side of `OnnxBackend`: one thread per backend instance
- * owns one `InferenceSession`, so `session.run()` (synchronous native work in
- * onnxruntime-node) blocks that thread instead of the server's event loop.
+ * The worker-thread host of one session (`session_thread: worker`): the
+ * thread owns one `InferenceSession`, so `session.run()` (synchronous native
+ * work in onnxruntime-node) blocks that thread instead of the server's event
+ * loop. What it does with each request is `onnxSessionHandler`
+ * (`onnx-session.ts`), the same code the event-loop mode runs.
  *
- * How it is started: `onnxWorkerMain` is self-contained (no imports at run
- * time, only the `require` it is handed, of what `workerData` names) and the
- * main thread runs its source text with `new Worker(source, { eval: true })`,
- * passing the eval wrapper's own `require`. Its text is the compiler's
- * JavaScript in every run mode (tsc's in `dist/`, esbuild's under vitest and
- * in `dist/bundle/`), so there is no second file to find, copy or keep in
- * sync. `require` is a parameter, not the free identifier: a bundler renames
- * free `require` calls to its own shim, which the worker does not have.
+ * How it is started: `onnxWorkerMain` and `onnxSessionHandler` are
+ * self-contained (no imports at run time, only the `require` they are handed,
+ * of what `workerData` names) and the main thread runs their source text with
+ * `new Worker(source, { eval: true })`, passing the eval wrapper's own
+ * `require`. Their text is the compiler's JavaScript in every run mode (tsc's
+ * in `dist/`, esbuild's under vitest and in `dist/bundle/`), so there is no
+ * second file to find, copy or keep in sync. `require` is a parameter, not the
+ * free identifier: a bundler renames free `require` calls to its own shim,
+ * which the worker does not have.
  *
- * Protocol: the main thread posts `WorkerRequest`s; the worker answers each
- * with one `WorkerReply` of the same `id`, in order. Numeric outputs come back
- * with their buffers transferred (zero-copy); strings as JS strings.
+ * Protocol: the main thread posts `SessionRequest`s; the worker answers each
+ * with one `SessionReply` of the same `id`, in order. Numeric outputs come
+ * back with their buffers transferred (zero-copy).
  */
 import type * as Ort from 'onnxruntime-node';
+import type { SessionHandler, SessionReply, SessionRequest } from './onnx-session.js';
 
 export interface WorkerInit {
   /** Absolute path of onnxruntime-node's entry (resolved by the main thread). */
@@ -26,42 +30,11 @@ export interface WorkerInit {
   niceIncrement: number;
 }
 
-/** A tensor crossing the thread boundary: `data` is a typed array, or strings for ORT's `string` type. */
-export interface WireTensor {
-  name: string;
-  type: Ort.Tensor.Type;
-  dims: number[];
-  data: Ort.Tensor.DataType;
-}
-
-export interface WireValueMetadata {
-  name: string;
-  isTensor: boolean;
-  /** ORT's element type name (`float32`, `string`, …); empty for non-tensors. */
-  type: string;
-  /** Numbers for fixed dims; strings or -1 for symbolic ones. */
-  shape: (number | string)[];
-}
-
-export type WorkerRequest =
-  | { id: number; op: 'load'; modelFile: string; options: Ort.InferenceSession.SessionOptions }
-  | { id: number; op: 'run'; feeds: WireTensor[]; fetches: string[] }
-  | { id: number; op: 'release' };
-
-export type WorkerReply =
-  /** `nice`: this thread's nice value after `niceIncrement` was applied; undefined where it could not be read or set. */
-  | { id: number; ok: true; op: 'load'; inputs: WireValueMetadata[]; outputs: WireValueMetadata[]; nice?: number }
-  /** `startedAt`/`endedAt`: `performance.timeOrigin + performance.now()` of the worker around `session.run`. */
-  | { id: number; ok: true; op: 'run'; outputs: WireTensor[]; startedAt: number; endedAt: number }
-  | { id: number; ok: true; op: 'release' }
-  /** `input`: set when ORT refused to build the tensor for that input (size/type mismatch). */
-  | { id: number; ok: false; error: string; input?: string };
-
 /**
  * The worker's entry. Runs inside the worker only: it must not reference
  * anything outside its own body (its source text is evaluated on its own).
  */
-export function onnxWorkerMain(load: NodeJS.Require): void {
+export function onnxWorkerMain(load: NodeJS.Require, makeHandler: (ort: typeof Ort) => SessionHandler): void {
   const threads = load('node:worker_threads') as typeof import('node:worker_threads');
   const init = threads.workerData as WorkerInit;
   const port = threads.parentPort;
@@ -79,15 +52,11 @@ export function onnxWorkerMain(load: NodeJS.Require): void {
   } catch {
     // Not Linux (no /proc/thread-self), or not permitted: the thread keeps the process's priority.
   }
-  let session: Ort.InferenceSession | undefined;
+  const handle = makeHandler(ort);
   // Requests are handled one at a time, in arrival order.
   let queue: Promise<void> = Promise.resolve();
 
-  const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-  const describe = (metadata: readonly Ort.InferenceSession.ValueMetadata[]): WireValueMetadata[] =>
-    metadata.map((m) => (m.isTensor ? { name: m.name, isTensor: true, type: m.type, shape: [...m.shape] } : { name: m.name, isTensor: false, type: '', shape: [] }));
-
-  const send = (reply: WorkerReply, transfer: ArrayBuffer[] = []): void => {
+  const send = (reply: SessionReply, transfer: ArrayBuffer[]): void => {
     try {
       port.postMessage(reply, transfer);
     } catch (err) {
@@ -100,54 +69,15 @@ export function onnxWorkerMain(load: NodeJS.Require): void {
           // fall through to the error reply
         }
       }
-      port.postMessage({ id: reply.id, ok: false, error: `cannot send the reply to the main thread: ${messageOf(err)}` } satisfies WorkerReply);
+      const error = `cannot send the reply to the main thread: ${err instanceof Error ? err.message : String(err)}`;
+      port.postMessage({ id: reply.id, ok: false, error } satisfies SessionReply);
     }
   };
 
-  const handle = async (m: WorkerRequest): Promise<void> => {
-    if (m.op === 'load') {
-      if (session) throw new Error('a session is already loaded in this worker');
-      session = await ort.InferenceSession.create(m.modelFile, m.options);
-      send({ id: m.id, ok: true, op: 'load', inputs: describe(session.inputMetadata), outputs: describe(session.outputMetadata), nice });
-      return;
-    }
-    if (m.op === 'release') {
-      const s = session;
-      session = undefined;
-      if (s) await s.release();
-      send({ id: m.id, ok: true, op: 'release' });
-      return;
-    }
-    if (!session) throw new Error('no session is loaded');
-    const feeds: Record<string, Ort.Tensor> = {};
-    for (const t of m.feeds) {
-      try {
-        feeds[t.name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
-      } catch (err) {
-        send({ id: m.id, ok: false, error: messageOf(err), input: t.name });
-        return;
-      }
-    }
-    const startedAt = performance.timeOrigin + performance.now();
-    const results = await session.run(feeds, m.fetches);
-    const endedAt = performance.timeOrigin + performance.now();
-    const outputs: WireTensor[] = [];
-    const transfer = new Set<ArrayBuffer>();
-    for (const name of m.fetches) {
-      const v = results[name];
-      if (!v) continue; // the main thread reports the missing output
-      const data = v.data as Ort.Tensor.DataType;
-      if (ArrayBuffer.isView(data) && data.buffer instanceof ArrayBuffer) transfer.add(data.buffer);
-      outputs.push({ name, type: v.type, dims: [...v.dims], data });
-    }
-    send({ id: m.id, ok: true, op: 'run', outputs, startedAt, endedAt }, [...transfer]);
-  };
-
-  port.on('message', (m: WorkerRequest) => {
-    queue = queue.then(() =>
-      handle(m).catch((err: unknown) => {
-        send({ id: m.id, ok: false, error: messageOf(err) });
-      }),
-    );
+  port.on('message', (m: SessionRequest) => {
+    queue = queue.then(async () => {
+      const { reply, transfer } = await handle(m);
+      send(reply.ok && reply.op === 'load' ? { ...reply, nice } : reply, transfer);
+    });
   });
 }

