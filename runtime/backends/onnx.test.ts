@@ -612,7 +612,7 @@ describe('OnnxBackend: worker thread', () => {
 describe('OnnxBackend: session_thread', () => {
   const input = (side: number, seed: number): Tensor[] => [{ name: 'x', datatype: 'FP32', shape: [1, 3, side, side], data: floats(3 * side * side, seed) }];
 
-  it('auto is the event loop on one CPU and a worker thread on more; worker and event_loop are taken as given', () => {
+  it('auto is the event loop on one CPU (unless batching under the delay rule) and a worker thread on more; worker and event_loop are taken as given', () => {
     const config = (v?: string): ModelConfig => ({ ...defaultConfig('m'), parameters: v === undefined ? {} : { session_thread: v } });
     expect(sessionThread(config(), 1)).toEqual({ thread: 'event_loop', auto: true });
     expect(sessionThread(config(), 2)).toEqual({ thread: 'worker', auto: true });
@@ -620,6 +620,18 @@ describe('OnnxBackend: session_thread', () => {
     expect(sessionThread(config('worker'), 1)).toEqual({ thread: 'worker', auto: false });
     expect(sessionThread(config('event_loop'), 64)).toEqual({ thread: 'event_loop', auto: false });
     expect(() => sessionThread(config('main'), 1)).toThrow(InvalidArgument);
+    // Triton's delay rule keeps the worker on one CPU; adaptive batching and no batching take the loop.
+    const batching = (policy?: string): ModelConfig => ({
+      ...config(),
+      maxBatchSize: 8,
+      dynamicBatching: { maxQueueDelayMicroseconds: 500, preferredBatchSize: [], maxQueueSize: 0 },
+      parameters: policy ? { batch_policy: policy } : {},
+    });
+    expect(sessionThread(batching(), 1)).toEqual({ thread: 'worker', auto: true });
+    expect(sessionThread(batching('delay'), 1)).toEqual({ thread: 'worker', auto: true });
+    expect(sessionThread(batching('adaptive'), 1)).toEqual({ thread: 'event_loop', auto: true });
+    expect(sessionThread({ ...batching(), maxBatchSize: 1 }, 1)).toEqual({ thread: 'event_loop', auto: true });
+    expect(sessionThread({ ...batching(), parameters: { session_thread: 'event_loop' } }, 1)).toEqual({ thread: 'event_loop', auto: false });
   });
 
   it('auto on one CPU runs on the event loop without a thread; on two CPUs in a worker', async () => {
