@@ -8,8 +8,8 @@
  *   (`{ key: "k" value { string_value: "v" } }`), `backend`;
  * - Xilinx/KServe: `inputs`/`outputs` with `datatype: "FP32"` and `shape`;
  * - JSON in Triton's form, with snake_case or camelCase keys.
- * Unknown fields (`optimization`, `model_warmup`, ...) are ignored so that real
- * Triton configs load.
+ * `model_warmup` is read (run by `warmup.ts`). Unknown fields (`optimization`,
+ * ...) are ignored so that real Triton configs load.
  *
  * @example
  * const config = await readModelConfig('/mnt/models/resnet', 'resnet');
@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { isDatatype, type Datatype } from '../core/datatypes.js';
 import { InvalidArgument, Unsupported } from '../core/errors.js';
 import type { TensorSpec } from '../core/tensor.js';
-import { defaultConfig, type DynamicBatchingConfig, type ModelConfig } from './model-config.js';
+import { defaultConfig, type DynamicBatchingConfig, type ModelConfig, type WarmupInput, type WarmupSample } from './model-config.js';
 
 // The TOML parser is loaded on the first config.toml (pbtxt is the common case; start-up should not pay for it).
 const requireLazy = createRequire(import.meta.url);
@@ -507,7 +507,61 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
   }
 
   config.parameters = parameters(ctx, f.get('parameters'), tree);
+  const warmup = warmupSamples(ctx, f.get('model_warmup'), tree);
+  if (warmup.length > 0) config.warmup = warmup;
   return config;
+}
+
+const WARMUP_DATA = ['zero_data', 'random_data', 'input_data_file'] as const;
+
+/** Triton's `model_warmup [ { name, batch_size, count, inputs { key, value { data_type, dims, zero_data | random_data | input_data_file } } } ]`. */
+function warmupSamples(ctx: Context, v: ConfigValue, root: object): WarmupSample[] {
+  return asList(v).map((item, i) => {
+    const path = `model_warmup[${i}]`;
+    if (!isObject(item)) ctx.fail(path, 'expected a message/table with name, batch_size and inputs', root);
+    const f = fieldsOf(item);
+    const name = str(ctx, `${path}.name`, f.get('name'), item) || path;
+    const where = `model_warmup '${name}'`;
+    const batchSize = int(ctx, `${where}.batch_size`, f.get('batch_size'), item, 0) ?? 0;
+    const count = int(ctx, `${where}.count`, f.get('count'), item, 0) ?? 0;
+    const inputs: WarmupInput[] = [];
+    const add = (key: string, value: ConfigValue, at: object) => {
+      const ipath = `${where} input '${key}'`;
+      const x = object(ctx, ipath, value, at);
+      if (!x) ctx.fail(ipath, 'expected { data_type, dims, zero_data | random_data | input_data_file }', at);
+      const g = fieldsOf(x);
+      const typeText = str(ctx, `${ipath}.data_type`, g.get('data_type') ?? g.get('datatype'), x);
+      const datatype = typeText ? datatypeFromConfig(typeText) : undefined;
+      if (!datatype) ctx.fail(ipath, `expected a data_type such as TYPE_FP32, got ${JSON.stringify(typeText ?? '')}`, x);
+      const dims = asList(g.get('dims') ?? g.get('shape')).map((d, j) => int(ctx, `${ipath}.dims[${j}]`, d, x, 0)!);
+      const given = WARMUP_DATA.filter((k) => g.has(k) && one(ctx, `${ipath}.${k}`, g.get(k), x) !== false);
+      if (given.length !== 1) ctx.fail(ipath, `expected exactly one of ${WARMUP_DATA.join(', ')}, got ${given.length ? given.join(', ') : 'none'}`, x);
+      const file = str(ctx, `${ipath}.input_data_file`, g.get('input_data_file'), x);
+      if (given[0] === 'input_data_file' && (!file || file.split(/[\\/]/).includes('..'))) {
+        ctx.fail(ipath, `input_data_file must name a file inside <model>/warmup/, got ${JSON.stringify(file ?? '')}`, x);
+      }
+      inputs.push({
+        name: key,
+        datatype,
+        dims,
+        data: given[0] === 'zero_data' ? { kind: 'zero' } : given[0] === 'random_data' ? { kind: 'random' } : { kind: 'file', file: file! },
+      });
+    };
+    for (const entry of asList(f.get('inputs'))) {
+      if (!isObject(entry)) ctx.fail(`${where}.inputs`, 'expected a map or { key, value } entries', item);
+      const e = fieldsOf(entry);
+      if (e.has('key') && e.has('value') && e.size === 2) {
+        const key = str(ctx, `${where}.inputs.key`, e.get('key'), entry);
+        if (!key) ctx.fail(`${where}.inputs`, 'empty key', entry);
+        add(key, e.get('value'), entry);
+      } else {
+        // JSON and TOML maps: input names verbatim.
+        for (const [key, value] of Object.entries(entry)) add(key, value, entry);
+      }
+    }
+    if (inputs.length === 0) ctx.fail(where, 'no inputs', item);
+    return { name, batchSize, count, inputs };
+  });
 }
 
 function firstLine(err: unknown): string {

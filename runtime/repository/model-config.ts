@@ -4,6 +4,7 @@
  * (config.pbtxt, config.toml, config.json) or none. Shapes follow Triton: when
  * `maxBatchSize > 0` the declared input/output shapes exclude the batch dim.
  */
+import type { Datatype } from '../core/datatypes.js';
 import type { TensorSpec } from '../core/tensor.js';
 
 export interface DynamicBatchingConfig {
@@ -11,6 +12,26 @@ export interface DynamicBatchingConfig {
   preferredBatchSize: number[];
   /** Bounded queue; 0 means the server default. */
   maxQueueSize: number;
+}
+
+/** One input of a warm-up sample (Triton's `ModelWarmup.Input`). */
+export interface WarmupInput {
+  name: string;
+  datatype: Datatype;
+  /** Without the batch dim when the model batches (`max_batch_size > 0`), as in `input`. */
+  dims: number[];
+  /** `zero_data`, `random_data`, or `input_data_file` (a file in `<model>/warmup/`, raw row-major bytes as in the binary extension). */
+  data: { kind: 'zero' } | { kind: 'random' } | { kind: 'file'; file: string };
+}
+
+/** Triton's `model_warmup` entry: requests run on every instance before the model turns ready. */
+export interface WarmupSample {
+  name: string;
+  /** Rows prepended as the batch dim when the model batches; 1 otherwise. */
+  batchSize: number;
+  /** Runs of this sample per instance; Triton's 0 means once. */
+  count: number;
+  inputs: WarmupInput[];
 }
 
 export interface ModelConfig {
@@ -25,6 +46,8 @@ export interface ModelConfig {
   instanceCount: number;
   /** Free-form backend parameters (config `parameters`, load request `parameters`). */
   parameters: Record<string, string>;
+  /** `model_warmup` samples, when the config has any. */
+  warmup?: WarmupSample[];
 }
 
 export function defaultConfig(name: string): ModelConfig {

@@ -2,7 +2,8 @@
  * @module repository/model-repository
  * Model name → the handle that serves it. Loads are transactional: a new
  * version is loaded beside the old one and swapped in only when READY; a
- * failed load or reload leaves the previous handle serving. Loads and unloads
+ * failed load or reload (including a failed `model_warmup` sample) leaves the
+ * previous handle serving. Loads and unloads
  * of one model are serialised; different models load concurrently.
  */
 import { basename, dirname, join } from 'node:path';
@@ -17,6 +18,7 @@ import { ModelHandle, type ModelState } from './model-handle.js';
 import type { ModelConfig } from './model-config.js';
 import { checkModelName as checkPlainName, listModelNames, readModelLayout } from './layout.js';
 import { parseModelConfig } from './config-files.js';
+import { runWarmup } from './warmup.js';
 
 export interface BatcherFactoryOptions {
   name: string;
@@ -222,6 +224,11 @@ export class ModelRepository {
         }
         // Throws InvalidArgument for batching parameters it cannot honour (e.g. an unknown batch_policy).
         batcher = this.opts.createBatcher({ name, version, instances, metadata: metadata!, config });
+        if (config.warmup?.length) {
+          const t0 = performance.now();
+          const { runs } = await runWarmup(instances, config, layout.dir);
+          log.info({ event: 'warmup', model: name, version, runs, seconds: (performance.now() - t0) / 1000 }, `warmed up ${name} v${version}`);
+        }
       } catch (err) {
         await Promise.allSettled(instances.map((b) => b.unload()));
         throw err;

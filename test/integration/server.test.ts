@@ -339,6 +339,31 @@ describe('model repository extension', () => {
     expect(((await (await inferMlp()).json()) as { model_version: string }).model_version).toBe('3');
   });
 
+  it('runs model_warmup before the load answers; a failing sample fails the reload and the previous version serves', async () => {
+    const m = join(repo.dir, 'mlpw');
+    await mkdir(join(m, '1'), { recursive: true });
+    await mkdir(join(m, 'warmup'));
+    await cp(mlp.path, join(m, '1', 'model.onnx'));
+    await writeFile(join(m, 'warmup', 'x.bin'), Buffer.from(Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]).buffer));
+    const config = (input: string) =>
+      `max_batch_size: 4\nmodel_warmup [ { name: "rows" batch_size: 2 count: 2 inputs { key: "${input}" value { data_type: TYPE_FP32 dims: [ 4 ] input_data_file: "x.bin" } } } ]\n`;
+    await writeFile(join(m, 'config.pbtxt'), config('x'));
+    expect((await postJson(`${server.url}/v2/repository/models/mlpw/load`, {})).status).toBe(200);
+    const infer = () => postJson(`${server.url}/v2/models/mlpw/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 4], data: Array.from(x) }] });
+    const first = await infer();
+    expect(first.status).toBe(200);
+    expect(((await first.json()) as { model_version: string }).model_version).toBe('1');
+
+    await writeFile(join(m, 'config.pbtxt'), config('nope'));
+    await cp(join(m, '1'), join(m, '2'), { recursive: true });
+    const reload = await postJson(`${server.url}/v2/repository/models/mlpw/load`, {});
+    expect(reload.status).toBe(400);
+    expect(((await reload.json()) as { error: string }).error).toMatch(/^model 'mlpw': model_warmup 'rows': model 'mlpw': unknown input 'nope' \(inputs: x\)/);
+    const still = await infer();
+    expect(still.status).toBe(200);
+    expect(((await still.json()) as { model_version: string }).model_version).toBe('1');
+  });
+
   it('fails an xmodel-* load with a clear message and keeps serving the others', async () => {
     const res = await postJson(`${server.url}/v2/repository/models/xmodel-resnet/load`, {});
     expect(res.status).toBeGreaterThanOrEqual(400);

@@ -8,9 +8,11 @@
  * costs its node (timers, samplers), in CPU ms per second and wake-ups per second.
  * Last, the first inference after ready against the ones after it (1×3×96×96
  * FP32 JSON, sent from the harness one at a time): what the first caller of a
- * new pod pays for code and heap that are not warm yet.
+ * new pod pays for code and heap that are not warm yet. The same again for a
+ * copy of ocr-det whose config adds a `model_warmup` sample of that shape
+ * (zeros): what the warm-up costs the start and buys the first caller.
  */
-import { symlink } from 'node:fs/promises';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   compareRow, cpuUse, floats, median, ROOT, rssMB, runScript, sleep, spawnKinfer, tempRepo, v2JsonBody,
@@ -36,6 +38,15 @@ export const coldStart: Scenario = {
   async run(ctx: BenchContext): Promise<ScenarioResult> {
     const repo = await tempRepo('kinfer-bench-cold-');
     await symlink(join(ROOT, 'models', 'ocr-det'), join(repo.dir, 'ocr-det'));
+    // The same model with one warm-up sample of the shape the first request sends.
+    const warmRepo = await tempRepo('kinfer-bench-cold-warm-');
+    await mkdir(join(warmRepo.dir, 'ocr-det'));
+    await symlink(join(ROOT, 'models', 'ocr-det', '1'), join(warmRepo.dir, 'ocr-det', '1'));
+    const config = await readFile(join(ROOT, 'models', 'ocr-det', 'config.pbtxt'), 'utf8');
+    await writeFile(
+      join(warmRepo.dir, 'ocr-det', 'config.pbtxt'),
+      `${config}\nmodel_warmup [ { name: "96x96" batch_size: 1 inputs { key: "x" value { data_type: TYPE_FP32 dims: [ 3, 96, 96 ] zero_data: true } } } ]\n`,
+    );
     const modelFile = join(ROOT, 'models', 'ocr-det', '1', 'model.onnx');
     const reps = Math.max(3, ctx.repeats + 2);
     const ready: number[] = [];
@@ -45,6 +56,9 @@ export const coldStart: Scenario = {
     const idleWakeups: number[] = [];
     const first: number[] = [];
     const later: number[] = [];
+    const warmReady: number[] = [];
+    const warmFirst: number[] = [];
+    const warmLater: number[] = [];
     const image = v2JsonBody('x', [1, 3, 96, 96], floats(3 * 96 * 96, 7));
     try {
       for (let i = 0; i < reps; i++) {
@@ -65,12 +79,24 @@ export const coldStart: Scenario = {
         } finally {
           await s.close();
         }
+        const w = await spawnKinfer(warmRepo.dir, { cpu: ctx.serverCpu, timeoutMs: 60_000, profileDir: ctx.profileDir });
+        try {
+          warmReady.push(w.readyMs);
+          await sleep(1000);
+          const times: number[] = [];
+          for (let k = 0; k < FIRST_REQUESTS; k++) times.push(await timedInfer(`${w.url}/v2/models/ocr-det/infer`, image));
+          warmFirst.push(times[0]!);
+          warmLater.push(median(times.slice(1)));
+        } finally {
+          await w.close();
+        }
         const c = await runScript<{ createMs: number }>('ort-baseline.js', ['create', modelFile], { cpu: ctx.serverCpu, timeoutMs: 60_000 });
         create.push(c.createMs);
-        ctx.log(`  #${i + 1}: ready ${s.readyMs.toFixed(0)} ms, idle RSS ${rss.at(-1)!.toFixed(0)} MB, idle CPU ${idleCpu.at(-1)!.toFixed(1)} ms/s (${idleWakeups.at(-1)!.toFixed(0)} wake-ups/s), first infer ${first.at(-1)!.toFixed(0)} ms then ${later.at(-1)!.toFixed(0)} ms, session create ${c.createMs.toFixed(0)} ms`);
+        ctx.log(`  #${i + 1}: ready ${s.readyMs.toFixed(0)} ms, idle RSS ${rss.at(-1)!.toFixed(0)} MB, idle CPU ${idleCpu.at(-1)!.toFixed(1)} ms/s (${idleWakeups.at(-1)!.toFixed(0)} wake-ups/s), first infer ${first.at(-1)!.toFixed(0)} ms then ${later.at(-1)!.toFixed(0)} ms; with model_warmup ready ${warmReady.at(-1)!.toFixed(0)} ms, first infer ${warmFirst.at(-1)!.toFixed(0)} ms then ${warmLater.at(-1)!.toFixed(0)} ms; session create ${c.createMs.toFixed(0)} ms`);
       }
     } finally {
       await repo.cleanup();
+      await warmRepo.cleanup();
     }
     const limit = median(create) + 300;
     return {
@@ -84,10 +110,13 @@ export const coldStart: Scenario = {
         compareRow('idle CPU after ready', median(idleCpu), undefined, 'ms/s'),
         compareRow('idle wake-ups after ready (all threads)', median(idleWakeups), undefined, '/s'),
         compareRow(`first infer after ready (vs median of the next ${FIRST_REQUESTS - 1})`, median(first), median(later), 'ms', { text: 'reported' }),
+        compareRow('with model_warmup: spawn → ready (vs without)', median(warmReady), median(ready), 'ms', { text: 'reported' }),
+        compareRow(`with model_warmup: first infer after ready (vs median of the next ${FIRST_REQUESTS - 1})`, median(warmFirst), median(warmLater), 'ms', { text: 'reported' }),
       ],
       notes: [
         `${reps} spawns, median; server pinned to one core, so ONNX Runtime uses 1 intra-op thread`,
         `first infer: ocr-det, one FP32 1×3×96×96 JSON request (${(image.length / 1024).toFixed(0)} KiB) at a time from the harness, after the idle window`,
+        'with model_warmup: the same model with one warm-up sample (1×3×96×96 zeros) in its config, spawned after each plain one; first infer 1 s after ready',
       ],
     };
   },
