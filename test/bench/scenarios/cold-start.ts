@@ -32,6 +32,13 @@ async function timedInfer(url: string, body: string): Promise<number> {
   return performance.now() - t0;
 }
 
+/** The first of FIRST_REQUESTS infers sent one at a time, and the median of the others (ms). */
+async function firstAndLater(url: string, body: string): Promise<{ first: number; later: number }> {
+  const times: number[] = [];
+  for (let k = 0; k < FIRST_REQUESTS; k++) times.push(await timedInfer(url, body));
+  return { first: times[0]!, later: median(times.slice(1)) };
+}
+
 export const coldStart: Scenario = {
   name: 'cold-start',
   title: '4. Cold start: spawn → /v2/health/ready with ocr-det on disk',
@@ -72,10 +79,9 @@ export const coldStart: Scenario = {
           const after = cpuUse(s.pid);
           idleCpu.push(((after.runMs - before.runMs) * 1000) / IDLE_WINDOW_MS);
           idleWakeups.push(((after.slices - before.slices) * 1000) / IDLE_WINDOW_MS);
-          const times: number[] = [];
-          for (let k = 0; k < FIRST_REQUESTS; k++) times.push(await timedInfer(`${s.url}/v2/models/ocr-det/infer`, image));
-          first.push(times[0]!);
-          later.push(median(times.slice(1)));
+          const t = await firstAndLater(`${s.url}/v2/models/ocr-det/infer`, image);
+          first.push(t.first);
+          later.push(t.later);
         } finally {
           await s.close();
         }
@@ -83,10 +89,9 @@ export const coldStart: Scenario = {
         try {
           warmReady.push(w.readyMs);
           await sleep(1000);
-          const times: number[] = [];
-          for (let k = 0; k < FIRST_REQUESTS; k++) times.push(await timedInfer(`${w.url}/v2/models/ocr-det/infer`, image));
-          warmFirst.push(times[0]!);
-          warmLater.push(median(times.slice(1)));
+          const t = await firstAndLater(`${w.url}/v2/models/ocr-det/infer`, image);
+          warmFirst.push(t.first);
+          warmLater.push(t.later);
         } finally {
           await w.close();
         }
