@@ -612,26 +612,27 @@ describe('OnnxBackend: worker thread', () => {
 describe('OnnxBackend: session_thread', () => {
   const input = (side: number, seed: number): Tensor[] => [{ name: 'x', datatype: 'FP32', shape: [1, 3, side, side], data: floats(3 * side * side, seed) }];
 
-  it('auto is the event loop on one CPU (unless batching under the delay rule) and a worker thread on more; worker and event_loop are taken as given', () => {
+  it('auto is the event loop on one CPU (until the first batch under the delay rule) and a worker thread on more; worker and event_loop are taken as given', () => {
     const config = (v?: string): ModelConfig => ({ ...defaultConfig('m'), parameters: v === undefined ? {} : { session_thread: v } });
-    expect(sessionThread(config(), 1)).toEqual({ thread: 'event_loop', auto: true });
-    expect(sessionThread(config(), 2)).toEqual({ thread: 'worker', auto: true });
-    expect(sessionThread(config(' Auto '), 1)).toEqual({ thread: 'event_loop', auto: true });
-    expect(sessionThread(config('worker'), 1)).toEqual({ thread: 'worker', auto: false });
-    expect(sessionThread(config('event_loop'), 64)).toEqual({ thread: 'event_loop', auto: false });
+    expect(sessionThread(config(), 1)).toEqual({ thread: 'event_loop', auto: true, untilBatch: false });
+    expect(sessionThread(config(), 2)).toEqual({ thread: 'worker', auto: true, untilBatch: false });
+    expect(sessionThread(config(' Auto '), 1)).toEqual({ thread: 'event_loop', auto: true, untilBatch: false });
+    expect(sessionThread(config('worker'), 1)).toEqual({ thread: 'worker', auto: false, untilBatch: false });
+    expect(sessionThread(config('event_loop'), 64)).toEqual({ thread: 'event_loop', auto: false, untilBatch: false });
     expect(() => sessionThread(config('main'), 1)).toThrow(InvalidArgument);
-    // Triton's delay rule keeps the worker on one CPU; adaptive batching and no batching take the loop.
+    // On one CPU, Triton's delay rule starts on the loop until its first batch; adaptive batching and no batching stay.
     const batching = (policy?: string): ModelConfig => ({
       ...config(),
       maxBatchSize: 8,
       dynamicBatching: { maxQueueDelayMicroseconds: 500, preferredBatchSize: [], maxQueueSize: 0 },
       parameters: policy ? { batch_policy: policy } : {},
     });
-    expect(sessionThread(batching(), 1)).toEqual({ thread: 'worker', auto: true });
-    expect(sessionThread(batching('delay'), 1)).toEqual({ thread: 'worker', auto: true });
-    expect(sessionThread(batching('adaptive'), 1)).toEqual({ thread: 'event_loop', auto: true });
-    expect(sessionThread({ ...batching(), maxBatchSize: 1 }, 1)).toEqual({ thread: 'event_loop', auto: true });
-    expect(sessionThread({ ...batching(), parameters: { session_thread: 'event_loop' } }, 1)).toEqual({ thread: 'event_loop', auto: false });
+    expect(sessionThread(batching(), 1)).toEqual({ thread: 'event_loop', auto: true, untilBatch: true });
+    expect(sessionThread(batching('delay'), 1)).toEqual({ thread: 'event_loop', auto: true, untilBatch: true });
+    expect(sessionThread(batching('delay'), 2)).toEqual({ thread: 'worker', auto: true, untilBatch: false });
+    expect(sessionThread(batching('adaptive'), 1)).toEqual({ thread: 'event_loop', auto: true, untilBatch: false });
+    expect(sessionThread({ ...batching(), maxBatchSize: 1 }, 1)).toEqual({ thread: 'event_loop', auto: true, untilBatch: false });
+    expect(sessionThread({ ...batching(), parameters: { session_thread: 'event_loop' } }, 1)).toEqual({ thread: 'event_loop', auto: false, untilBatch: false });
   });
 
   it('auto on one CPU runs on the event loop without a thread; on two CPUs in a worker', async () => {
@@ -684,6 +685,24 @@ describe('OnnxBackend: session_thread', () => {
     expect(Array.from(second[0]!.data as Float32Array)).toEqual(Array.from(first[0]!.data as Float32Array));
     await backend.unload();
     expect(backend.threads[0]!.threadId).toBe(-1);
+  });
+
+  it('auto under Triton\'s delay rule moves to a worker at its first run of more than one row; adaptive batching stays', async () => {
+    const dynamicBatching = { maxQueueDelayMicroseconds: 500, preferredBatchSize: [], maxQueueSize: 0 };
+    const delay = new ProbedBackend('', { cpus: 1 });
+    const adaptive = new ProbedBackend('', { cpus: 1 });
+    open.push(delay, adaptive);
+    await delay.load(files(mlp.path, { maxBatchSize: 8, dynamicBatching }));
+    await adaptive.load(files(mlp.path, { maxBatchSize: 8, dynamicBatching, parameters: { batch_policy: 'adaptive' } }));
+    const rows = (n: number): Tensor[] => [{ name: 'x', datatype: 'FP32', shape: [n, 4], data: floats(4 * n, n) }];
+    for (let i = 0; i < 3; i++) await delay.infer(rows(1), []);
+    expect([delay.sessionThread, delay.threads.length]).toEqual(['event_loop', 0]);
+    const [onLoop] = await delay.infer(rows(3), []);
+    await vi.waitFor(() => expect(delay.sessionThread).toBe('worker'), { timeout: 15_000, interval: 20 });
+    const [inWorker] = await delay.infer(rows(3), []);
+    expect(Array.from(inWorker!.data as Float32Array)).toEqual(Array.from(onLoop!.data as Float32Array));
+    await adaptive.infer(rows(3), []);
+    expect([adaptive.sessionThread, adaptive.threads.length]).toEqual(['event_loop', 0]);
   });
 
   it('auto keeps a session on the loop while its runs stay under the limit', async () => {

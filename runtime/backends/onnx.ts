@@ -13,9 +13,10 @@
  *   transferred, without a copy.
  * - `event_loop`: the main thread, with no hop and no copy. On one CPU this
  *   is faster, and a thread could not run in parallel anyway.
- * - `auto` (default): `event_loop` on one CPU unless the model batches under
- *   Triton's delay rule, `worker` otherwise; a session whose run blocks the
- *   loop for more than EVENT_LOOP_RUN_LIMIT_MS moves to a worker.
+ * - `auto` (default): `event_loop` on one CPU, `worker` otherwise. From the
+ *   loop a session moves to a worker when a run blocks the loop for more than
+ *   EVENT_LOOP_RUN_LIMIT_MS, and, under Triton's delay rule, at its first
+ *   run of more than one row.
  * Both hosts run the same handler (`onnx-session.ts`).
  *
  * Session options come from config/load `parameters`:
@@ -196,28 +197,32 @@ export type SessionThread = 'worker' | 'event_loop';
 
 /**
  * The `session_thread` parameter: `worker`, `event_loop`, or `auto` (default).
- * `auto` is the event loop when the process has one CPU, unless the model
- * batches under Triton's delay rule; a worker thread otherwise.
+ * `auto` is the event loop when the process has one CPU, a worker thread
+ * otherwise.
  * - On one CPU a thread adds no parallelism, only a hop per run: two thread
  *   switches and a copy. Same model and policy (adaptive), same run, server
- *   on one core: event loop 1.09× the worker's items/s at c=1, 1.04× at c=8
- *   and c=32.
- * - Triton's delay rule counts the wait from the first arrival. On the event
- *   loop the parsing of the requests that should join the batch happens in
- *   that window, and a run stops the parsing of the next ones: mean batch
- *   2.7 at c=8 against 4.0 in a worker (0.48–0.57× of in-process against
- *   0.68–0.70×). So those models keep the worker.
- * `auto` on the event loop still moves to a worker once a run takes longer
+ *   on one core: event loop 1.03–1.09× the worker's items/s at c=1, c=8 and
+ *   c=32. Spawn → ready with ocr-det: ~100 ms less, and 10 MB less RSS.
+ * - Triton's delay rule batches worse on the loop. It counts the wait from
+ *   the first arrival; on the loop the parsing of the requests that should
+ *   join falls inside that window, and a run stops the parsing of the next
+ *   ones: mean batch 2.7 at c=8 against 4.0 in a worker (0.48–0.57× of
+ *   in-process against 0.66–0.70×). Such a model starts on the loop and
+ *   moves to a worker at its first run of more than one row (`untilBatch`;
+ *   a merged batch, or a client's own): a lone client, and the start, keep
+ *   the loop's gains.
+ * `auto` on the event loop also moves to a worker once a run takes longer
  * than EVENT_LOOP_RUN_LIMIT_MS.
  */
-export function sessionThread(config: ModelConfig, cpus: number): { thread: SessionThread; auto: boolean } {
+export function sessionThread(config: ModelConfig, cpus: number): { thread: SessionThread; auto: boolean; untilBatch: boolean } {
   const raw = config.parameters.session_thread?.trim().toLowerCase();
-  if (raw === 'worker' || raw === 'event_loop') return { thread: raw, auto: false };
+  if (raw === 'worker' || raw === 'event_loop') return { thread: raw, auto: false, untilBatch: false };
   if (raw !== undefined && raw !== '' && raw !== 'auto') {
     throw new InvalidArgument(`parameter session_thread: expected worker, event_loop or auto, got ${JSON.stringify(config.parameters.session_thread)}`);
   }
+  if (cpus > 1) return { thread: 'worker', auto: true, untilBatch: false };
   const delayBatching = config.dynamicBatching !== undefined && config.maxBatchSize > 1 && config.parameters.batch_policy !== 'adaptive';
-  return { thread: cpus <= 1 && !delayBatching ? 'event_loop' : 'worker', auto: true };
+  return { thread: 'event_loop', auto: true, untilBatch: delayBatching };
 }
 
 let ortPath: string | undefined;
@@ -380,6 +385,8 @@ export class OnnxBackend implements Backend {
   private moving: Promise<void> | undefined;
   private files: ModelFiles | undefined;
   private auto = false;
+  /** `auto` under Triton's delay rule on one CPU: move to a worker at the first run of more than one row (a merged batch, or a client's own). */
+  private untilBatch = false;
   private name = '';
   private inputs: TensorSpec[] = [];
   private outputs: TensorSpec[] = [];
@@ -416,7 +423,7 @@ export class OnnxBackend implements Backend {
     }
     const cpus = this.opts.cpus ?? (await cpuBudget());
     const options = await sessionOptions(config, cpus);
-    const { thread, auto } = sessionThread(config, cpus);
+    const { thread, auto, untilBatch } = sessionThread(config, cpus);
     const host = thread === 'worker' ? this.startWorker(name) : new EventLoopSession(name);
     try {
       const reply = await this.open(host, files.modelFile, options);
@@ -437,6 +444,7 @@ export class OnnxBackend implements Backend {
       this.host = host;
       this.files = files;
       this.auto = auto;
+      this.untilBatch = untilBatch;
       this.options = options;
       this.inputs = ins.specs;
       this.outputs = outs.specs;
@@ -471,13 +479,16 @@ export class OnnxBackend implements Backend {
   }
 
   /**
-   * `auto` on the event loop after a run of `runMs`: past the limit, loads the
+   * `auto` on the event loop after a run of `runMs` over `rows` (dim 0): past
+   * the limit, or at the first run of more than one row under `untilBatch`, loads the
    * session into a worker thread while the loop keeps serving, then switches.
    * If the worker cannot load, the session stays on the loop.
    */
-  private maybeMove(runMs: number): void {
+  private maybeMove(runMs: number, rows: number): void {
     const limit = this.opts.eventLoopRunLimitMs ?? EVENT_LOOP_RUN_LIMIT_MS;
-    if (!this.auto || this.moving || this.host?.thread !== 'event_loop' || runMs <= limit) return;
+    if (!this.auto || this.moving || this.host?.thread !== 'event_loop') return;
+    const why = runMs > limit ? 'a run blocked the loop past the limit' : this.untilBatch && rows > 1 ? "a batch of more than one row under Triton's delay rule" : undefined;
+    if (!why) return;
     const { modelFile } = this.files!;
     const options = this.options!;
     const from = this.host;
@@ -492,7 +503,7 @@ export class OnnxBackend implements Backend {
         }
         this.host = worker;
         this.threadNice = reply.nice;
-        logger.info({ event: 'session_moved', model: this.name, runMs: Math.round(runMs), limitMs: limit }, 'ONNX session moved from the event loop to a worker thread: a run blocked the loop past the limit');
+        logger.info({ event: 'session_moved', model: this.name, runMs: Math.round(runMs), limitMs: limit, rows }, `ONNX session moved from the event loop to a worker thread: ${why}`);
         await from.close();
       } catch (err) {
         await worker?.close();
@@ -530,7 +541,7 @@ export class OnnxBackend implements Backend {
     }
     if (reply.op !== 'run') throw new Internal(`model '${this.name}': the ONNX Runtime session answered '${reply.op}' to 'run'`);
     this.lastRun = { startedAt: reply.startedAt, endedAt: reply.endedAt };
-    if (host.thread === 'event_loop') this.maybeMove(reply.endedAt - reply.startedAt);
+    if (host.thread === 'event_loop') this.maybeMove(reply.endedAt - reply.startedAt, inputs[0]?.shape[0] ?? 1);
     return fetches.map((n) => fromWire(this.name, n, reply.outputs.find((o) => o.name === n)));
   }
 

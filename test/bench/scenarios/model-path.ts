@@ -10,8 +10,8 @@
  * is reported in µs: it does not depend on the model.
  * The adaptive variant is also loaded through the binary tensor extension
  * (reported), and with its session in a worker thread (`session_thread:
- * worker`; the server is pinned to one core, so `auto` runs the other
- * variants on the event loop). At c=1 a floor is measured too: a bare
+ * worker`; the server is pinned to one core, so `auto` runs adaptive and
+ * off on the event loop, and delay there until its first batch). At c=1 a floor is measured too: a bare
  * node:http server running the same session on its event loop
  * (bare-server.ts), what any Node server pays for HTTP, JSON and a core shared
  * with the model.
@@ -276,7 +276,7 @@ export const modelPath: Scenario = {
         rows,
         notes: [
           'server CPU: /proc/<pid>/task/*/schedstat of the server around each load; for the worker variant, the session thread is the busiest thread other than main; backend time: kinfer_compute_duration_seconds from /metrics around each load',
-          'session thread: the server is pinned to one core, so session_thread: auto runs adaptive, delay and off on the event loop; worker = the adaptive model with session_thread: worker',
+          'session thread: the server is pinned to one core, so session_thread: auto runs adaptive and off on the event loop, and delay there until its first batch (in the warm-up), then in a worker; worker = the adaptive model with session_thread: worker',
           `${repeats} repeats of each side per concurrency (at least ${MIN_REPEATS} in a full run), median`,
           'both sides on the same single core with the server\'s session options (1 intra-op thread there, no spinning)',
           `batching: max_batch_size 32; adaptive = parameter batch_policy: adaptive, max_queue_delay_microseconds ${DELAY_US.adaptive}; delay = Triton's rule, ${DELAY_US.delay}`,
