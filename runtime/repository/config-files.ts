@@ -452,19 +452,24 @@ function parameters(ctx: Context, v: ConfigValue, root: object): Record<string, 
     if (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean' || typeof x === 'bigint') out[key] = String(x);
     else ctx.fail(`parameters '${key}'`, 'expected a string, number or boolean value', at);
   };
+  eachMapEntry(ctx, 'parameters', v, root, put);
+  return out;
+}
+
+/** Calls `put` for each entry of a protobuf map field: `{ key, value }` entries (text format) or a plain map (JSON, TOML). */
+function eachMapEntry(ctx: Context, path: string, v: ConfigValue, root: object, put: (key: string, value: ConfigValue, at: object) => void): void {
   for (const entry of asList(v)) {
-    if (!isObject(entry)) ctx.fail('parameters', 'expected a map or { key, value } entries', root);
+    if (!isObject(entry)) ctx.fail(path, 'expected a map or { key, value } entries', root);
     const f = fieldsOf(entry);
     if (f.has('key') && f.has('value') && f.size === 2) {
-      const key = str(ctx, 'parameters.key', f.get('key'), entry);
-      if (!key) ctx.fail('parameters', 'empty key', entry);
-      put(key, one(ctx, `parameters '${key}'`, f.get('value'), entry), entry);
+      const key = str(ctx, `${path}.key`, f.get('key'), entry);
+      if (!key) ctx.fail(path, 'empty key', entry);
+      put(key, one(ctx, `${path} '${key}'`, f.get('value'), entry), entry);
     } else {
       // JSON and TOML maps: keys verbatim (not snake-cased; they are user names).
       for (const [key, value] of Object.entries(entry)) put(key, value, entry);
     }
   }
-  return out;
 }
 
 function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig {
@@ -547,18 +552,7 @@ function warmupSamples(ctx: Context, v: ConfigValue, root: object): WarmupSample
         data: given[0] === 'zero_data' ? { kind: 'zero' } : given[0] === 'random_data' ? { kind: 'random' } : { kind: 'file', file: file! },
       });
     };
-    for (const entry of asList(f.get('inputs'))) {
-      if (!isObject(entry)) ctx.fail(`${where}.inputs`, 'expected a map or { key, value } entries', item);
-      const e = fieldsOf(entry);
-      if (e.has('key') && e.has('value') && e.size === 2) {
-        const key = str(ctx, `${where}.inputs.key`, e.get('key'), entry);
-        if (!key) ctx.fail(`${where}.inputs`, 'empty key', entry);
-        add(key, e.get('value'), entry);
-      } else {
-        // JSON and TOML maps: input names verbatim.
-        for (const [key, value] of Object.entries(entry)) add(key, value, entry);
-      }
-    }
+    eachMapEntry(ctx, `${where}.inputs`, f.get('inputs'), item, add);
     if (inputs.length === 0) ctx.fail(where, 'no inputs', item);
     return { name, batchSize, count, inputs };
   });
