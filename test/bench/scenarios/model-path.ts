@@ -10,11 +10,11 @@
  * is reported in µs: it does not depend on the model.
  * The adaptive variant is also loaded through the binary tensor extension
  * (reported), and with its session in a worker thread (`session_thread:
- * worker`; the server is pinned to one core, so `auto` runs adaptive and
- * off on the event loop, and delay there until its first batch). At c=1 a floor is measured too: a bare
- * node:http server running the same session on its event loop
- * (bare-server.ts), what any Node server pays for HTTP, JSON and a core shared
- * with the model.
+ * worker`; the server is pinned to one core, so `auto` runs adaptive and off
+ * on the event loop, and delay there until its first batch). At c=1 a floor
+ * is measured too: a bare node:http server running the same session on its
+ * event loop (bare-server.ts), what any Node server pays for HTTP, JSON and a
+ * core shared with the model.
  */
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
