@@ -32,7 +32,8 @@ export interface WorkerInit {
 
 /**
  * The worker's entry. Runs inside the worker only: it must not reference
- * anything outside its own body (its source text is evaluated on its own).
+ * anything outside its own body and parameters (its source text is evaluated
+ * on its own). `makeHandler` is `onnxSessionHandler`, passed as source text.
  */
 export function onnxWorkerMain(load: NodeJS.Require, makeHandler: (ort: typeof Ort) => SessionHandler): void {
   const threads = load('node:worker_threads') as typeof import('node:worker_threads');
