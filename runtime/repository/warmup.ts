@@ -48,8 +48,8 @@ export async function runWarmup(instances: readonly Backend[], config: ModelConf
     for (const instance of instances) {
       for (let i = 0; i < Math.max(1, sample.count); i++) {
         try {
-          // Fresh tensors per run: a backend may take over (detach) the buffers it is given.
-          await instance.infer(inputs.map(copyTensor), []);
+          // The Backend contract leaves input buffers to the caller, so one set serves every run.
+          await instance.infer(inputs, []);
         } catch (err) {
           throw prefixed(where, err);
         }
@@ -116,11 +116,6 @@ function fillRandom(datatype: Exclude<Datatype, 'BYTES'>, out: NumericArray): vo
     else if (datatype === 'BOOL') out[i] = u < 0.5 ? 0 : 1;
     else out[i] = Math.floor(u * 101);
   }
-}
-
-function copyTensor(t: Tensor): Tensor {
-  const data = t.data;
-  return { ...t, shape: [...t.shape], data: ArrayBuffer.isView(data) ? (data.slice() as TensorData) : [...(data as Uint8Array[])] };
 }
 
 /** The same kind of error (so the same HTTP status), its message prefixed; anything else is ours: Internal. */

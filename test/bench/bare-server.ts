@@ -31,13 +31,14 @@ interface WireOutput {
   data: number[];
 }
 
-/** `model`: FP32 inputs run through this session; without it every input is echoed. */
+/** Sends `out` as a 200 JSON body with its length. */
 function reply(res: ServerResponse, out: { model_name: string; outputs: WireOutput[] }): void {
   const text = JSON.stringify(out);
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
+/** Sends the error's message as a 400 v2 error body. */
 function fail(res: ServerResponse, err: unknown): void {
   res.writeHead(400, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ error: (err as Error).message }));
