@@ -11,7 +11,7 @@
  *   scaling: { metric: 'concurrency', target: 4, maxScale: 8 },
  * });
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BATCH_POLICIES } from '../runtime/batching/batcher.js';
 import { InvalidArgument } from '../runtime/core/errors.js';
 

@@ -8,7 +8,7 @@
  * Leniency follows KServe: unknown fields are ignored (and dropped), optional
  * fields may be `null`. Wrong types are errors that name the field path.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { DATATYPES } from '../../core/datatypes.js';
 import { InvalidArgument } from '../../core/errors.js';
 

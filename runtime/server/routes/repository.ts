@@ -4,7 +4,7 @@
  * and the original Xilinx server's `POST /v2/hardware`.
  */
 import { Hono, type Context } from 'hono';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { DataPlane } from '../../dataplane.js';
 import { InvalidArgument } from '../../core/errors.js';
 import { readBody } from '../body.js';
