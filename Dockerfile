@@ -38,5 +38,5 @@ RUN mkdir -p /mnt/models && chown node:node /mnt/models
 USER node
 EXPOSE 8080
 # Exec form: node is PID 1 and receives SIGTERM itself (the server drains, then exits 0).
-# dist/bundle/main.js is the esbuild bundle of dist/cli/main.js (scripts/bundle.mjs): a faster cold start.
-CMD ["node", "dist/bundle/main.js", "serve"]
+# dist/bundle/main.cjs is the esbuild bundle of dist/cli/main.js (scripts/bundle.mjs): a faster cold start.
+CMD ["node", "dist/bundle/main.cjs", "serve"]

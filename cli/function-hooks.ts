@@ -8,6 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isFunctionDefinition } from '../functions/define.js';
 import type { LifecycleHooks } from '../runtime/server/serve.js';
+import { importModule } from '../runtime/core/import-module.js';
 
 export async function loadFunctionHooks(ref: string): Promise<LifecycleHooks> {
   const isPath = ref.includes('/') || ref.endsWith('.js');
@@ -19,7 +20,7 @@ export async function loadFunctionHooks(ref: string): Promise<LifecycleHooks> {
     : new URL(`../functions/${ref}/index.js`, import.meta.url).href;
   let mod: { default?: unknown };
   try {
-    mod = (await import(url)) as { default?: unknown };
+    mod = await importModule<{ default?: unknown }>(url);
   } catch (err) {
     throw new Error(`cannot load function '${ref}' from ${url}: ${(err as Error).message}`);
   }

@@ -114,4 +114,7 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+main().catch((err: unknown) => {
+  console.error(`kinfer: ${(err as Error).message}`);
+  process.exit(1);
+});

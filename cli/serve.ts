@@ -6,6 +6,7 @@
  * with the reason, so Kubernetes restarts the pod and shows why.
  */
 import { defaultModelRepository, defaultPullRepository, parseEnv } from '../runtime/config.js';
+import type { Logger } from 'pino';
 import { createLogger } from '../runtime/observability/logger.js';
 import { startServer, type ServeMode } from '../runtime/server/serve.js';
 import { loadFunctionHooks } from './function-hooks.js';
@@ -24,6 +25,7 @@ export interface ServeFlags {
 export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const cfg = parseEnv(env);
   const logger = createLogger(env);
+  logCodeCache(logger);
   let mode: ServeMode = 'repository';
   let repo = flags.modelRepository ?? cfg.MODEL_REPOSITORY ?? defaultModelRepository();
   if (cfg.MULTI_MODEL_SERVER) {
@@ -77,5 +79,21 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
       await server.close();
       process.exit(1);
     }
+  }
+}
+
+const CODE_CACHE_PROBLEM = {
+  absent: 'dist/bundle/kinfer.cache is missing',
+  stale: 'dist/bundle/kinfer.cache was made from another kinfer.cjs',
+  rejected: 'V8 rejected dist/bundle/kinfer.cache (another Node version or V8 flags than the build)',
+} as const;
+
+/** What the built CLI's entry (cli/code-cache.cts) did with the code cache; nothing when run from dist/cli. */
+function logCodeCache(logger: Logger): void {
+  const status = (globalThis as Record<symbol, unknown>)[Symbol.for('kinfer.codeCache')];
+  if (status === 'used') logger.info({ event: 'code_cache', status }, 'compiled from the V8 code cache');
+  else if (typeof status === 'string' && status in CODE_CACHE_PROBLEM) {
+    const problem = CODE_CACHE_PROBLEM[status as keyof typeof CODE_CACHE_PROBLEM];
+    logger.warn({ event: 'code_cache', status }, `${problem}: compiled from source, a slower start (npm run build writes it)`);
   }
 }

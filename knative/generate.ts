@@ -18,6 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { Document } from 'yaml';
 import { isFunctionDefinition, parseFunctionSpec, type FunctionDefinition, type FunctionSpec } from '../functions/define.js';
 import { InvalidArgument } from '../runtime/core/errors.js';
+import { importModule } from '../runtime/core/import-module.js';
 import { clusterServingRuntime } from './resources/cluster-serving-runtime.js';
 import type { Manifest } from './resources/common.js';
 import { funcYaml } from './resources/func-yaml.js';
@@ -50,7 +51,7 @@ export async function loadFunctions(functionsDir: string): Promise<FunctionDefin
   for (const name of entries) {
     const file = ['index.js', 'index.ts'].map((f) => join(functionsDir, name, f)).find((f) => existsSync(f));
     if (!file) continue;
-    const mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    const mod = await importModule<{ default?: unknown }>(pathToFileURL(file).href);
     if (!isFunctionDefinition(mod.default))
       throw new InvalidArgument(`${file}: the default export must be the result of defineFunction(...)`);
     // Re-parse: a definition object built by hand must meet the same rules.

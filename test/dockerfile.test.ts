@@ -87,7 +87,7 @@ describe('Dockerfile', () => {
     expect(runtime.find((l) => l.startsWith('ENV '))).toMatch(/PORT=8080/);
     expect(runtime).toContain('EXPOSE 8080');
     const cmd = runtime.find((l) => l.startsWith('CMD '))!;
-    expect(JSON.parse(cmd.slice(4))).toEqual(['node', 'dist/bundle/main.js', 'serve']);
+    expect(JSON.parse(cmd.slice(4))).toEqual(['node', 'dist/bundle/main.cjs', 'serve']);
     expect(runtime.some((l) => l.startsWith('ENTRYPOINT'))).toBe(false);
   });
 
@@ -98,12 +98,14 @@ describe('Dockerfile', () => {
     expect(build.include).toContain('cli');
     expect(producedByBuild('dist/cli/main.js')).toBe(true);
     expect(existsSync(join(root, 'cli/main.ts'))).toBe(true);
-    // The bundle's entry is tsc's dist/cli/main.js, written to dist/bundle/main.js.
+    // The bundle (kinfer.cjs) is esbuild's of tsc's dist/cli/main.js; its entry (main.cjs) runs it with the code cache the build trained.
     const bundler = readFileSync(join(root, 'scripts/bundle.mjs'), 'utf8');
-    expect(bundler).toContain("entryPoints: { main: join(root, 'dist', 'cli', 'main.js') }");
-    expect(bundler).toContain("join(root, 'dist', 'bundle')");
-    expect(pkg.bin.kinfer).toBe('dist/bundle/main.js');
-    expect(pkg.scripts.start).toBe('node dist/bundle/main.js serve');
+    expect(bundler).toContain("entryPoints: [join(root, 'dist', 'cli', 'main.js')]");
+    expect(bundler).toContain("join(root, 'dist', 'cli', 'code-cache.cjs')");
+    for (const f of ['main.cjs', 'kinfer.cjs', 'kinfer.cache']) expect(existsSync(join(root, 'dist', 'bundle', f)), f).toBe(true);
+    expect(readFileSync(join(root, 'dist/bundle/main.cjs'), 'utf8')).toMatch(/^#!\/usr\/bin\/env node\n/);
+    expect(pkg.bin.kinfer).toBe('dist/bundle/main.cjs');
+    expect(pkg.scripts.start).toBe('node dist/bundle/main.cjs serve');
     expect(readFileSync(join(root, 'cli/main.ts'), 'utf8')).toMatch(/\.command\('serve'\)/);
   });
 });

@@ -16,6 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadEntry } from 'tar';
 import type yauzl from 'yauzl';
 import { InvalidArgument } from '../core/errors.js';
+import { importModule } from '../core/import-module.js';
 
 export type ArchiveKind = 'zip' | 'tar';
 
@@ -187,7 +188,7 @@ async function extractTar(file: string, guard: EntryGuard): Promise<void> {
     signalFailed();
   };
   // Imported on first use: most pulls are single files, and start-up should not pay for the archive readers.
-  const { Parser } = await import('tar');
+  const { Parser } = await importModule<typeof import('tar')>('tar');
   const parser = new Parser({ strict: true });
   parser.on('error', (err: unknown) => {
     fail(err);
@@ -266,7 +267,7 @@ async function handleTarEntry(entry: ReadEntry, guard: EntryGuard): Promise<void
 }
 
 async function openZip(file: string): Promise<yauzl.ZipFile> {
-  const { default: zip } = await import('yauzl');
+  const { default: zip } = await importModule<{ default: typeof import('yauzl') }>('yauzl');
   return new Promise((resolve, reject) => {
     zip.open(file, { lazyEntries: true, autoClose: true, validateEntrySizes: true }, (err, zip) => {
       if (err || !zip) reject(mapZipError(err ?? new Error('cannot open'), file));

@@ -33,7 +33,7 @@ function findRoot(start: string): string {
 /** Compiled harness scripts (children) live here after `npm run build`. */
 export const DIST_BENCH = join(ROOT, 'dist', 'test', 'bench');
 /** What `npm start`, the image and the package bin run: the esbuild bundle of dist/cli/main.js. */
-export const CLI = join(ROOT, 'dist', 'bundle', 'main.js');
+export const CLI = join(ROOT, 'dist', 'bundle', 'main.cjs');
 /** tsc's output, one file per module: profiled servers run it, so a profile tells packages apart. */
 export const CLI_UNBUNDLED = join(ROOT, 'dist', 'cli', 'main.js');
 

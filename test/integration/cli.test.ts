@@ -1,6 +1,6 @@
 /**
  * @module test/integration/cli
- * The built `kinfer` binary run as a user runs it (`node dist/bundle/main.js`),
+ * The built `kinfer` binary run as a user runs it (`node dist/bundle/main.cjs`),
  * against a real server on 127.0.0.1 and stand-in servers: stdout, stderr
  * and exit codes (0 ok, 1 server said no, 2 usage). Builds `dist/` first
  * when it is missing or older than the CLI and client sources.
@@ -20,7 +20,7 @@ import { defaultModelRepository } from '../../runtime/config.js';
 import { startServer, type RunningServer } from '../../runtime/server/serve.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const BIN = path.join(ROOT, 'dist', 'bundle', 'main.js');
+const BIN = path.join(ROOT, 'dist', 'bundle', 'main.cjs');
 
 interface Run {
   code: number | null;

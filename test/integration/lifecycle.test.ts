@@ -13,7 +13,7 @@ import { startHttpFixture, makeTarGz, type HttpFixture } from '../helpers/http-f
 import { mlpReference, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
 import { postJson, tempDir } from '../helpers/server.js';
 
-const BIN = join(packageRoot(), 'dist', 'bundle', 'main.js');
+const BIN = join(packageRoot(), 'dist', 'bundle', 'main.cjs');
 
 interface Proc {
   child: ChildProcess;
@@ -99,7 +99,11 @@ describe('kinfer serve as a Knative function (spawned process)', () => {
     const want = mlpReference(mlp, x);
     ((await res.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
     p.child.kill('SIGTERM');
-    expect((await p.exit).code).toBe(0);
+    const { code, output } = await p.exit;
+    expect(code).toBe(0);
+    // The bundle ran from the build's code cache, and imported tar (the archive) through the entry's import(), not the vm's experimental one.
+    expect(output).toContain('"event":"code_cache","status":"used"');
+    expect(output).not.toMatch(/ExperimentalWarning/);
   });
 
   it('exits 1 naming the reason when the artifact cannot be pulled', async () => {
