@@ -21,6 +21,7 @@
  * bundle as `globalThis[Symbol.for('kinfer.import')]`, which
  * `runtime/core/import-module.ts` uses.
  */
+import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import Module = require('node:module');
@@ -41,8 +42,10 @@ export interface CompiledBundle {
 
 /** Compiles `file` (CommonJS source) in the module wrapper, with the cache at `cacheFile` when it fits. */
 export function compileBundle(file: string, cacheFile: string): CompiledBundle {
-  const source = readFileSync(file, 'utf8');
-  const hash = createHash('sha1').update(source).digest();
+  const bytes = readFileSync(file);
+  const hash = createHash('sha1').update(bytes).digest();
+  // The build writes ASCII only; as latin1 it is decoded at copy speed, and V8 keeps it one byte per character.
+  const source = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
   let cached: Buffer | undefined;
   try {
     cached = readFileSync(cacheFile);

@@ -174,6 +174,8 @@ const result = await build({
   target: 'node20',
   // CommonJS has no import.meta; the code reads only import.meta.url.
   define: { 'import.meta.url': '__kinferImportMetaUrl' },
+  // ASCII only, so V8 holds the source as a one-byte string (half the memory, a faster read and scan).
+  charset: 'ascii',
   banner: { js: "const __kinferImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [onlyServingPackages],
   logLevel: 'warning',
@@ -181,7 +183,10 @@ const result = await build({
   write: false,
 });
 // The entry compiles the bundle inside the module wrapper, where a hashbang line is a syntax error.
-await writeFile(join(outdir, 'kinfer.cjs'), result.outputFiles[0].text.replace(/^#!.*\n/, ''));
+// charset 'ascii' escapes strings and identifiers, but esbuild keeps comments and regular expression
+// literals as written; \uXXXX means the same in both (a regex without the u flag matches code units).
+const ascii = result.outputFiles[0].text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+await writeFile(join(outdir, 'kinfer.cjs'), ascii.replace(/^#!.*\n/, ''));
 const entry = join(outdir, 'main.cjs');
 await copyFile(join(root, 'dist', 'cli', 'code-cache.cjs'), entry);
 await writeFile(entry, `#!/usr/bin/env node\n${await readFile(entry, 'utf8')}`);

@@ -50,13 +50,14 @@ describe('compileBundle and runBundle (required from dist/bundle/main.cjs, each 
   afterEach(async () => work.cleanup());
 
   it('without a cache compiles the source; after writeCache the next run uses it; the module gets its own require, __dirname and filename', () => {
-    writeFileSync(file, moduleSource('one'));
+    // Not ASCII, unlike what the build writes: read as UTF-8, not latin1.
+    writeFileSync(file, moduleSource('ünï'));
     const first = runFresh(file, cache, true);
     expect(first.status).toBe('absent');
     expect(existsSync(cache)).toBe(true);
     const second = runFresh(file, cache);
     expect(second.status).toBe('used');
-    expect(second.ran).toEqual({ tag: 'one', dir: work.dir, sep: '/', self: file });
+    expect(second.ran).toEqual({ tag: 'ünï', dir: work.dir, sep: '/', self: file });
   });
 
   it('a cache made from another source of the same length is stale and not used: the new source runs', () => {
