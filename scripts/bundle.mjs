@@ -5,8 +5,8 @@
  * - `main.cjs`: the entry (tsc's `dist/cli/code-cache.cjs`), which compiles
  *   kinfer.cjs with V8's code cache and runs it.
  * - `kinfer.cache`: that code cache, written by a training run: the bundle
- *   serves the package's `models/` on 127.0.0.1 and answers a fixed set of
- *   requests, then exits.
+ *   serves the package's models (ocr-det's session on the event loop) on
+ *   127.0.0.1 and answers a fixed set of requests, then exits.
  *
  * Why a bundle: Node 20 has no compile cache, and `kinfer serve` loaded ~350
  * files before it listened (zod alone is 99). Resolving, reading and compiling
@@ -21,8 +21,10 @@
  * (BUNDLED); every other package stays an external `require`/`import` that
  * Node resolves from node_modules at run time, exactly as in `dist/cli`.
  * Packages that load native code or read files beside their own sources
- * (onnxruntime-node, the AWS and Google SDKs, @kubernetes/client-node, tar, …)
- * therefore behave as they always did, and stay lazy where they were lazy.
+ * (the AWS and Google SDKs, @kubernetes/client-node, tar, …) therefore behave
+ * as they always did, and stay lazy where they were lazy. onnxruntime-node is
+ * the exception: its JavaScript is inlined, its native binding is not
+ * (ortBindingPath).
  *
  * The bundle sits at the same depth as `dist/cli/`, so the paths the code
  * derives from `import.meta.url` (package root, native addon, functions/)
@@ -32,7 +34,8 @@
  */
 import { build } from 'esbuild';
 import { spawn } from 'node:child_process';
-import { chmod, copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -59,6 +62,9 @@ const BUNDLED = new Set([
   'safe-stable-stringify',
   'process-warning',
   'commander',
+  // Their JavaScript only; the native binding stays in node_modules (ortBindingPath).
+  'onnxruntime-node',
+  'onnxruntime-common',
 ]);
 
 /** `@scope/name/sub/path` → `@scope/name`; `name/sub` → `name`; relative and node: specifiers → undefined. */
@@ -79,12 +85,32 @@ const onlyServingPackages = {
   },
 };
 
+/**
+ * onnxruntime-node loads its native binding by a path relative to its own
+ * dist/ folder (`require(`../bin/napi-vN/${platform}/${arch}/...node`)`),
+ * which would point into dist/ once inlined. Rewritten to the same path under
+ * the package's folder in node_modules, resolved at run time; the build fails
+ * if the line is no longer there.
+ */
+const ortBindingPath = {
+  name: 'ort-binding-path',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]onnxruntime-node[\\/]dist[\\/]binding\.js$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      const relative = /require\(`\.\.\/(bin\/[^`]*)`\)/;
+      if (!relative.test(source)) throw new Error(`${args.path}: the require of the native binding changed; update ortBindingPath in scripts/bundle.mjs`);
+      const contents = source.replace(relative, (_, rest) => `require(require.resolve('onnxruntime-node/package.json').slice(0, -'package.json'.length) + \`${rest}\`)`);
+      return { contents, loader: 'js' };
+    });
+  },
+};
+
 /** Mode-selecting variables the training run must not inherit from the build's environment. */
 const SERVE_ENV = ['MODEL_NAME', 'STORAGE_URI', 'MULTI_MODEL_SERVER', 'MODEL_REPOSITORY', 'KINFER_FUNCTION', 'KINFER_MODEL_CONFIG', 'PORT', 'HOST'];
 const TRAIN_TIMEOUT_MS = 60_000;
 
 /**
- * Runs the bundle as `kinfer serve` over the package's models/ with
+ * Runs the bundle as `kinfer serve` over a copy of the package's models/ with
  * KINFER_WRITE_CODE_CACHE=1, sends the requests a server answers in its first
  * seconds (probes, metadata, JSON and binary infer on echo and ocr-det, errors,
  * metrics), stops it with SIGTERM, and checks that it wrote the cache.
@@ -92,7 +118,15 @@ const TRAIN_TIMEOUT_MS = 60_000;
 async function trainCodeCache(entry, cacheFile) {
   const env = { ...process.env, KINFER_WRITE_CODE_CACHE: '1', LOG_LEVEL: 'info' };
   for (const k of SERVE_ENV) delete env[k];
-  const child = spawn(process.execPath, [entry, 'serve', '--model-repository', join(root, 'models'), '--port', '0', '--host', '127.0.0.1'], {
+  // ocr-det's session on the event loop, as on one CPU (Knative's usual limit), so the cache holds the
+  // inlined onnxruntime-node; in a worker thread (more CPUs) it is required from node_modules anyway.
+  const repo = await mkdtemp(join(tmpdir(), 'kinfer-train-'));
+  await symlink(join(root, 'models', 'echo'), join(repo, 'echo'));
+  await mkdir(join(repo, 'ocr-det'));
+  await symlink(join(root, 'models', 'ocr-det', '1'), join(repo, 'ocr-det', '1'));
+  const config = await readFile(join(root, 'models', 'ocr-det', 'config.pbtxt'), 'utf8');
+  await writeFile(join(repo, 'ocr-det', 'config.pbtxt'), `${config}\nparameters { key: "session_thread" value: { string_value: "event_loop" } }\n`);
+  const child = spawn(process.execPath, [entry, 'serve', '--model-repository', repo, '--port', '0', '--host', '127.0.0.1'], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -160,6 +194,7 @@ async function trainCodeCache(entry, cacheFile) {
     throw new Error(`bundle: the code-cache training run failed: ${err.message}\n${output}`);
   } finally {
     clearTimeout(timer);
+    await rm(repo, { recursive: true, force: true });
   }
 }
 
@@ -177,7 +212,7 @@ const result = await build({
   // ASCII only, so V8 holds the source as a one-byte string (half the memory, a faster read and scan).
   charset: 'ascii',
   banner: { js: "const __kinferImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [onlyServingPackages],
+  plugins: [onlyServingPackages, ortBindingPath],
   logLevel: 'warning',
   metafile: true,
   write: false,

@@ -226,9 +226,23 @@ export function sessionThread(config: ModelConfig, cpus: number): { thread: Sess
 }
 
 let ortPath: string | undefined;
+/** onnxruntime-node's entry file, which a worker thread requires. */
 function ortEntry(): string {
   ortPath ??= createRequire(import.meta.url).resolve('onnxruntime-node');
   return ortPath;
+}
+
+let ortModule: Promise<typeof ort> | undefined;
+/**
+ * onnxruntime-node for sessions on the event loop. A literal import(), so the
+ * built CLI inlines its JavaScript (scripts/bundle.mjs) and compiles it from
+ * the code cache: required from node_modules, its ~30 CommonJS files took
+ * ~30 ms of a cold start on one core.
+ */
+function loadOrt(): Promise<typeof ort> {
+  // A CommonJS package: its module.exports is the default export.
+  ortModule ??= import('onnxruntime-node').then((m) => m.default as unknown as typeof ort);
+  return ortModule;
 }
 
 type RequestBody = SessionRequest extends infer R ? (R extends SessionRequest ? Omit<R, 'id'> : never) : never;
@@ -350,8 +364,11 @@ class EventLoopSession implements SessionHost {
   private nextId = 1;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly model: string) {
-    this.handle = onnxSessionHandler(createRequire(import.meta.url)(ortEntry()) as typeof ort);
+  constructor(
+    private readonly model: string,
+    ortApi: typeof ort,
+  ) {
+    this.handle = onnxSessionHandler(ortApi);
   }
 
   request(body: RequestBody): Promise<SessionReply> {
@@ -424,7 +441,7 @@ export class OnnxBackend implements Backend {
     const cpus = this.opts.cpus ?? (await cpuBudget());
     const options = await sessionOptions(config, cpus);
     const { thread, auto, untilBatch } = sessionThread(config, cpus);
-    const host = thread === 'worker' ? this.startWorker(name) : new EventLoopSession(name);
+    const host = thread === 'worker' ? this.startWorker(name) : new EventLoopSession(name, await loadOrt());
     try {
       const reply = await this.open(host, files.modelFile, options);
       this.threadNice = reply.nice;

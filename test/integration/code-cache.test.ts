@@ -7,10 +7,12 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../runtime/config.js';
-import { tempDir } from '../helpers/server.js';
+import { mlpReference, writeMlpModel } from '../helpers/onnx-models.js';
+import { postJson, tempDir } from '../helpers/server.js';
 
 const ENTRY = join(packageRoot(), 'dist', 'bundle', 'main.cjs');
 
@@ -82,13 +84,20 @@ describe('compileBundle and runBundle (required from dist/bundle/main.cjs, each 
   });
 });
 
-/** Runs the built kinfer with `nodeFlags`, serving the package's echo model until ready; its log and exit code. */
-async function serveEcho(nodeFlags: string[], extra: string[] = []): Promise<{ output: string; code: number | null }> {
-  const child = spawn(
-    process.execPath,
-    [...nodeFlags, ENTRY, 'serve', '--model-repository', join(packageRoot(), 'models'), '--host', '127.0.0.1', '--port', '0', ...extra],
-    { env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+/**
+ * Runs the built kinfer with `nodeFlags` over `repo` until ready, sends
+ * `check` its URL, then stops it with SIGTERM; its log and exit code.
+ */
+async function serveBuilt(
+  repo: string,
+  check: (url: string) => Promise<void>,
+  nodeFlags: string[] = [],
+  extra: string[] = [],
+): Promise<{ output: string; code: number | null }> {
+  const child = spawn(process.execPath, [...nodeFlags, ENTRY, 'serve', '--model-repository', repo, '--host', '127.0.0.1', '--port', '0', ...extra], {
+    env: { ...process.env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
   const ready = new Promise<void>((resolve, reject) => {
@@ -103,14 +112,7 @@ async function serveEcho(nodeFlags: string[], extra: string[] = []): Promise<{ o
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
   try {
     await ready;
-    const url = /"event":"listening","url":"([^"]+)"/.exec(output)![1]!;
-    const res = await fetch(`${url}/v2/models/echo/infer`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ inputs: [{ name: 'x', datatype: 'INT32', shape: [2], data: [4, 2] }] }),
-    });
-    expect(res.status).toBe(200);
-    expect(((await res.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([4, 2]);
+    await check(/"event":"listening","url":"([^"]+)"/.exec(output)![1]!);
     child.kill('SIGTERM');
     return { output, code: await exit };
   } finally {
@@ -119,11 +121,43 @@ async function serveEcho(nodeFlags: string[], extra: string[] = []): Promise<{ o
   }
 }
 
+/** The package's echo model answers an INT32 request with itself. */
+async function echoes(url: string): Promise<void> {
+  const res = await postJson(`${url}/v2/models/echo/infer`, { inputs: [{ name: 'x', datatype: 'INT32', shape: [2], data: [4, 2] }] });
+  expect(res.status).toBe(200);
+  expect(((await res.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([4, 2]);
+}
+
+const serveEcho = (nodeFlags: string[] = [], extra: string[] = []) => serveBuilt(join(packageRoot(), 'models'), echoes, nodeFlags, extra);
+
 describe('the built kinfer and the code cache the build trained (spawned)', () => {
   it('serve compiles from the cache and says so', async () => {
-    const { output, code } = await serveEcho([]);
+    const { output, code } = await serveEcho();
     expect(output).toContain('"event":"code_cache","status":"used"');
     expect(code).toBe(0);
+  });
+
+  it('runs an ONNX session on the event loop with the inlined onnxruntime-node (its native binding from node_modules): exact results', async () => {
+    const work = await tempDir('kinfer-code-cache-onnx-');
+    try {
+      await mkdir(join(work.dir, 'mlp', '1'), { recursive: true });
+      const mlp = await writeMlpModel(join(work.dir, 'mlp', '1'));
+      await writeFile(
+        join(work.dir, 'mlp', 'config.pbtxt'),
+        'platform: "onnxruntime_onnx"\nmax_batch_size: 8\nparameters { key: "session_thread" value: { string_value: "event_loop" } }\n',
+      );
+      const x = Float32Array.from([1, -2, 0.5, 4, 0, 3, -1, 2]);
+      const { output, code } = await serveBuilt(work.dir, async (url) => {
+        const res = await postJson(`${url}/v2/models/mlp/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 4], data: Array.from(x) }] });
+        expect(res.status).toBe(200);
+        const want = mlpReference(mlp, x);
+        ((await res.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+      });
+      expect(output).toContain('"event":"code_cache","status":"used"');
+      expect(code).toBe(0);
+    } finally {
+      await work.cleanup();
+    }
   });
 
   it('with V8 flags other than the build\'s, V8 rejects the cache: serve warns and still serves', async () => {
