@@ -214,6 +214,8 @@ const result = await build({
   banner: { js: "const __kinferImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [onlyServingPackages, ortBindingPath],
   logLevel: 'warning',
+  // ortBindingPath leaves require.resolve('onnxruntime-node/package.json') for run time on purpose.
+  logOverride: { 'require-resolve-not-external': 'silent' },
   metafile: true,
   write: false,
 });

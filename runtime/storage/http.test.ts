@@ -1,9 +1,10 @@
 /**
  * @module storage/http.test
- * The HTTP download paths against raw `net` servers on 127.0.0.1, so framing
- * is under the test's control: the `onread` fast path (body in the header
- * packet, odd splits, a connection lost mid-body and resumed), the fallback to
- * node:http for a chunked body, and redirects (credentials dropped across origins).
+ * `pull()` of `http://` against raw `net` servers on 127.0.0.1, so framing is
+ * under the test's control: body bytes in the header packet, odd splits, a
+ * connection lost mid-body and resumed, chunked bodies (and a broken one that
+ * must fail, not truncate), redirects (credentials dropped across origins), and
+ * header values that would inject a header. The reader itself: http1.test.ts.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -59,7 +60,7 @@ function pattern(n: number): Buffer {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('http transport (node:http, hand-framed responses)', () => {
+describe('http transport (http1.ts reader, hand-framed responses)', () => {
   it('takes body bytes from the header packet and from odd splits, byte for byte', async () => {
     const body = pattern(3 * 1024 * 1024 + 123);
     const { port, seen } = await rawServer(async (sock) => {
@@ -139,5 +140,34 @@ describe('http transport (node:http, hand-framed responses)', () => {
     expect(origin.seen.every((s) => /\r\nauthorization: Bearer tok-SECRET-1234/i.test(s.head))).toBe(true);
     expect(target.seen).toHaveLength(1);
     expect(target.seen[0]!.head).not.toMatch(/authorization/i);
+  });
+
+  it('fails a pull whose chunked body breaks, keeping the old model; retries a chunked body cut short', async () => {
+    const body = pattern(100_000);
+    const { port, seen } = await rawServer((sock, _head, n) => {
+      sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+      sock.write(`${(50_000).toString(16)}\r\n`);
+      sock.write(body.subarray(0, 50_000));
+      // 1st: a bad chunk size; 2nd: the connection drops after a chunk; 3rd: the whole body.
+      if (n === 1) sock.end('\r\nnot-hex\r\n');
+      else if (n === 2) sock.end('\r\n');
+      else sock.end(Buffer.concat([Buffer.from(`\r\n${(50_000).toString(16)}\r\n`), body.subarray(50_000), Buffer.from('\r\n0\r\n\r\n')]));
+    });
+    const dest = path.join(root, 'm');
+    await expect(pull(`http://127.0.0.1:${port}/model.bin`, opts(dest))).rejects.toThrow(/malformed HTTP response from 127\.0\.0\.1:\d+: chunk size is not hexadecimal/);
+    expect(seen).toHaveLength(1);
+    const r = await pull(`http://127.0.0.1:${port}/model.bin`, opts(dest));
+    expect(Buffer.compare(await readFile(path.join(dest, 'model.bin')), body)).toBe(0);
+    expect(r.bytes).toBe(body.length);
+    expect(seen).toHaveLength(3);
+  });
+
+  it('refuses a <host>-headers value that would inject a header, before connecting', async () => {
+    const { port, seen } = await rawServer((sock) => sock.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+    const env = { '127.0.0.1-headers': JSON.stringify({ 'X-Token': 'abc\r\nX-Admin: 1' }) };
+    await expect(pull(`http://127.0.0.1:${port}/model.bin`, opts(path.join(root, 'm'), { env }))).rejects.toThrow(
+      /env 127\.0\.0\.1-headers: the value of header "X-Token" contains CR, LF or NUL/,
+    );
+    expect(seen).toHaveLength(0);
   });
 });

@@ -225,9 +225,27 @@ export async function withRetry<T>(ctx: PullContext, what: string, fn: (attempt:
   throw new Unavailable(`${what}: ${reasonOf(lastErr)} (gave up after ${ctx.retries + 1} attempts)`);
 }
 
+/**
+ * A body that pushes its bytes (http1.ts): `pump` starts the flow; each
+ * `sink.data(chunk)` (at most PUSH_CHUNK_MAX_BYTES) must copy `chunk` before
+ * returning, as the reader reuses its buffer, and returns false to pause the
+ * reader until `resume()`.
+ */
+export interface PushBody {
+  pump(sink: BodySink): void;
+  resume(): void;
+  destroy(): void;
+}
+
+export interface BodySink {
+  data(chunk: Uint8Array): boolean;
+  end(): void;
+  error(err: unknown): void;
+}
+
 /** One response body to write, starting at byte `start` of the object. */
 export interface BodyStream {
-  body: Readable | AsyncIterable<Uint8Array>;
+  body: Readable | AsyncIterable<Uint8Array> | PushBody;
   /** The object offset the body begins at: 0 unless a ranged request was honoured. */
   start: number;
   /** Bytes this body will carry, when the server said so. */
@@ -240,7 +258,7 @@ export interface BodyStream {
  * Streams an object into `file`, retrying transient failures. On a retry it asks
  * `open(offset)` to resume at the bytes already written; if the server starts
  * over (start 0), the file is truncated and the budget given back. The file is
- * fully written when this resolves; memory stays flat (one chunk at a time).
+ * fully written when this resolves; memory stays flat (two write batches).
  */
 export async function downloadToFile(
   ctx: PullContext,
@@ -269,23 +287,63 @@ export async function downloadToFile(
 }
 
 /**
- * Bytes gathered from the body before one positional `writev`. 1 MiB keeps the
+ * Bytes gathered from the body before one positional write. 1 MiB keeps the
  * batch in the CPU cache between the socket read and the write (4 MiB measured
  * markedly slower on loopback), while still making ~200 writes of a 200 MiB file.
  */
 const WRITE_BATCH_BYTES = 1024 * 1024;
 
+/** The largest chunk a PushBody may hand over at once. */
+export const PUSH_CHUNK_MAX_BYTES = 256 * 1024;
+/** A batch stops taking chunks once it holds WRITE_BATCH_BYTES, so one more chunk always fits. */
+const POOL_BYTES = WRITE_BATCH_BYTES + PUSH_CHUNK_MAX_BYTES;
+
+function isPushBody(body: BodyStream['body']): body is PushBody {
+  return typeof (body as Partial<PushBody>).pump === 'function';
+}
+
+/** A Readable (or async iterable) as a PushBody: 'data' into the sink, paused while the sink is full. */
+function pushFrom(src: Readable | AsyncIterable<Uint8Array>): PushBody {
+  const body = src instanceof Readable ? src : Readable.from(src);
+  return {
+    pump(sink) {
+      let done = false;
+      const finish = (err?: unknown) => {
+        if (done) return;
+        done = true;
+        body.off('data', onData);
+        if (err === undefined) sink.end();
+        else sink.error(err);
+      };
+      const onData = (chunk: Uint8Array) => {
+        if (!sink.data(chunk)) body.pause();
+      };
+      body.on('data', onData);
+      body.once('end', () => finish());
+      body.on('error', (err) => finish(err));
+      body.once('close', () => finish(Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
+    },
+    resume: () => body.resume(),
+    destroy() {
+      // destroy() may emit 'error' after the sink stopped listening: keep it handled.
+      body.on('error', () => undefined);
+      body.destroy();
+    },
+  };
+}
+
 /**
  * Writes one body into `file` at `state.written`; `state.written` counts only
  * bytes that reached the disk, even on failure, so a retry resumes from there.
- * The body flows through a 'data' listener into a batch that is written with one
- * `writev`: no per-chunk promise, allocation or timer. Reading goes on into the
- * next batch while one is being written; the body pauses only when that next
- * batch is full too (at most two batches, 2 MiB, are held).
+ * Chunks gather into a 1 MiB batch written with one positional `writev`: no
+ * per-chunk promise, allocation or timer. Reading goes on into the next batch
+ * while one is being written; the body pauses only when that next batch is
+ * full too (at most two batches, 2 MiB, are held). A PushBody's chunks are
+ * copied into two fixed buffers, one per batch, so its reads allocate nothing.
  */
 async function writeBody(ctx: PullContext, what: string, file: string, res: BodyStream, state: { written: number }): Promise<void> {
   const offset = state.written;
-  const body = res.body instanceof Readable ? res.body : Readable.from(res.body);
+  const body = isPushBody(res.body) ? res.body : pushFrom(res.body);
   const fh = await open(file, offset > 0 ? 'r+' : 'w').catch((err: unknown) => {
     body.destroy();
     throw err;
@@ -294,6 +352,11 @@ async function writeBody(ctx: PullContext, what: string, file: string, res: Body
   let got = 0;
   try {
     const received = await new Promise<number>((resolve, reject) => {
+      // A push body's reader reuses its buffer: its chunks are copied into one of two
+      // buffers, the one not being written. A Readable's chunks are kept as they are.
+      const pool = isPushBody(res.body) ? [Buffer.allocUnsafeSlow(POOL_BYTES), Buffer.allocUnsafeSlow(POOL_BYTES)] : undefined;
+      let cur = 0;
+      let fill = 0;
       let batch: Uint8Array[] = [];
       let batchBytes = 0;
       let writing = false;
@@ -301,7 +364,7 @@ async function writeBody(ctx: PullContext, what: string, file: string, res: Body
       let done = false;
       let failure: unknown;
       let stalled = false;
-      // The watchdog is one timer armed at stallMs; each 'data' only stamps the time,
+      // The watchdog is one timer armed at stallMs; each chunk only stamps the time,
       // and the timer re-arms itself for the remainder when data came meanwhile.
       let lastData = performance.now();
       let watchdog: NodeJS.Timeout | undefined;
@@ -320,10 +383,6 @@ async function writeBody(ctx: PullContext, what: string, file: string, res: Body
         done = true;
         if (watchdog) clearTimeout(watchdog);
         ctx.signal.removeEventListener('abort', onAbort);
-        body.off('data', onData);
-        body.off('end', onEnd);
-        body.off('error', onError);
-        body.off('close', onClose);
       };
       // What to do once no write is in flight.
       const next = () => {
@@ -342,6 +401,9 @@ async function writeBody(ctx: PullContext, what: string, file: string, res: Body
         const n = batchBytes;
         batch = [];
         batchBytes = 0;
+        // The other pool buffer is free: its write (if any) has completed.
+        cur ^= 1;
+        fill = 0;
         writing = true;
         fh.writev(bufs, state.written).then(
           () => {
@@ -361,43 +423,51 @@ async function writeBody(ctx: PullContext, what: string, file: string, res: Body
       const fail = (err: unknown) => {
         if (done) return;
         stopListening();
-        // destroy() may emit 'error' after we stopped listening: keep it handled.
-        body.on('error', () => undefined);
         body.destroy();
         failure = err;
         if (!writing) next();
       };
-      const onData = (chunk: Uint8Array) => {
-        lastData = performance.now();
-        got += chunk.byteLength;
-        try {
-          ctx.budget.add(chunk.byteLength, what);
-        } catch (err) {
-          return fail(err);
-        }
-        ctx.progress.add(chunk.byteLength);
-        batch.push(chunk);
-        batchBytes += chunk.byteLength;
-        if (batchBytes >= WRITE_BATCH_BYTES) {
-          // The socket keeps filling the next batch while this one is written; only a second full batch waits.
-          if (!writing) flush();
-          else body.pause();
-        }
+      const sink: BodySink = {
+        data(chunk) {
+          if (done) return false;
+          lastData = performance.now();
+          got += chunk.byteLength;
+          try {
+            ctx.budget.add(chunk.byteLength, what);
+          } catch (err) {
+            fail(err);
+            return false;
+          }
+          ctx.progress.add(chunk.byteLength);
+          if (pool) {
+            if (chunk.byteLength > POOL_BYTES - fill) {
+              fail(new Error(`${what}: a pushed chunk of ${chunk.byteLength} bytes exceeds ${PUSH_CHUNK_MAX_BYTES}`));
+              return false;
+            }
+            pool[cur]!.set(chunk, fill);
+            chunk = pool[cur]!.subarray(fill, fill + chunk.byteLength);
+            fill += chunk.byteLength;
+          }
+          batch.push(chunk);
+          batchBytes += chunk.byteLength;
+          if (batchBytes < WRITE_BATCH_BYTES) return true;
+          // The body keeps filling the next batch while this one is written; only a second full batch waits.
+          if (writing) return false;
+          flush();
+          return true;
+        },
+        end() {
+          if (done) return;
+          ended = true;
+          stopListening();
+          if (!writing) next();
+        },
+        error: (err) => fail(stalled ? new TransientError(`${what}: no data for ${ctx.stallMs} ms`) : err),
       };
-      const onEnd = () => {
-        ended = true;
-        stopListening();
-        if (!writing) next();
-      };
-      const onError = (err: unknown) => fail(stalled ? new TransientError(`${what}: no data for ${ctx.stallMs} ms`) : err);
-      const onClose = () => fail(Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
       const onAbort = () => fail(abortError(ctx, what));
       if (ctx.signal.aborted) return fail(abortError(ctx, what));
       ctx.signal.addEventListener('abort', onAbort, { once: true });
-      body.on('data', onData);
-      body.on('end', onEnd);
-      body.on('error', onError);
-      body.on('close', onClose);
+      body.pump(sink);
       check();
     });
     if (res.length !== undefined && received !== res.length) {
