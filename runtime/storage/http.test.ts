@@ -7,45 +7,29 @@
  * header values that would inject a header. The reader itself: http1.test.ts.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { rawServer, type RawServer } from '../../test/helpers/raw-http-server.js';
 import { pull, type PullOptions } from './pull.js';
 
 let root: string;
-const servers: Server[] = [];
+const servers: RawServer[] = [];
 beforeEach(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'kinfer-http-'));
 });
 afterEach(async () => {
-  for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
+  for (const s of servers.splice(0)) await s.close();
   await rm(root, { recursive: true, force: true });
 });
 
-interface Seen {
-  head: string;
-}
-
-/** A server that reads one request head per connection and lets `reply` write raw bytes. */
-async function rawServer(reply: (sock: Socket, head: string, n: number) => void): Promise<{ port: number; seen: Seen[] }> {
-  const seen: Seen[] = [];
-  const server = createServer((sock) => {
-    let buf = '';
-    sock.on('error', () => undefined);
-    sock.on('data', (d) => {
-      if (buf.includes('\r\n\r\n')) return;
-      buf += d.toString('latin1');
-      if (!buf.includes('\r\n\r\n')) return;
-      const head = buf.slice(0, buf.indexOf('\r\n\r\n'));
-      seen.push({ head });
-      reply(sock, head, seen.length);
-    });
-  });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as { port: number }).port, seen };
+/** A raw server (test/helpers/raw-http-server.ts) closed after the test. */
+async function serve(reply: (sock: Socket, head: string, n: number) => void): Promise<RawServer> {
+  const s = await rawServer(reply);
+  servers.push(s);
+  return s;
 }
 
 function opts(dest: string, extra: Partial<PullOptions> = {}): PullOptions {
@@ -63,7 +47,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('http transport (http1.ts reader, hand-framed responses)', () => {
   it('takes body bytes from the header packet and from odd splits, byte for byte', async () => {
     const body = pattern(3 * 1024 * 1024 + 123);
-    const { port, seen } = await rawServer(async (sock) => {
+    const { port, seen } = await serve(async (sock) => {
       // Headers and the first 1000 body bytes in one write, then uneven pieces.
       sock.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nETag: "v1"\r\n\r\n`), body.subarray(0, 1000)]));
       for (let off = 1000; off < body.length; ) {
@@ -78,12 +62,12 @@ describe('http transport (http1.ts reader, hand-framed responses)', () => {
     expect(r.bytes).toBe(body.length);
     expect(Buffer.compare(await readFile(path.join(dest, 'model.bin')), body)).toBe(0);
     expect(seen).toHaveLength(1);
-    expect(seen[0]!.head).toMatch(/^GET \/a\/model\.bin HTTP\/1\.1\r\nHost: 127\.0\.0\.1:\d+\r\nConnection: close/);
+    expect(seen[0]!).toMatch(/^GET \/a\/model\.bin HTTP\/1\.1\r\nHost: 127\.0\.0\.1:\d+\r\nConnection: close/);
   });
 
   it('resumes with Range + If-Range after the connection is lost mid-body', async () => {
     const body = pattern(2 * 1024 * 1024 + 5);
-    const { port, seen } = await rawServer((sock, head, n) => {
+    const { port, seen } = await serve((sock, head, n) => {
       const range = /\r\nrange: bytes=(\d+)-/i.exec(head);
       const start = range ? Number(range[1]) : 0;
       const part = body.subarray(start);
@@ -99,13 +83,13 @@ describe('http transport (http1.ts reader, hand-framed responses)', () => {
     expect(Buffer.compare(await readFile(path.join(dest, 'model.bin')), body)).toBe(0);
     expect(r.bytes).toBe(body.length);
     expect(seen).toHaveLength(2);
-    expect(seen[1]!.head).toMatch(/\r\nrange: bytes=300001-/i);
-    expect(seen[1]!.head).toMatch(/\r\nif-range: "v1"/i);
+    expect(seen[1]!).toMatch(/\r\nrange: bytes=300001-/i);
+    expect(seen[1]!).toMatch(/\r\nif-range: "v1"/i);
   });
 
   it('reads a chunked body exactly', async () => {
     const body = pattern(200_000);
-    const { port, seen } = await rawServer((sock) => {
+    const { port, seen } = await serve((sock) => {
       const half = body.length / 2;
       sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
       sock.write(`${half.toString(16)}\r\n`);
@@ -119,16 +103,16 @@ describe('http transport (http1.ts reader, hand-framed responses)', () => {
     expect(Buffer.compare(await readFile(path.join(dest, 'model.bin')), body)).toBe(0);
     expect(r.bytes).toBe(body.length);
     expect(seen).toHaveLength(1);
-    expect(seen[0]!.head).toMatch(/\r\nHost: /);
+    expect(seen[0]!).toMatch(/\r\nHost: /);
   });
 
   it('follows redirects and drops authorization when the origin changes', async () => {
     const body = pattern(4096);
-    const target = await rawServer((sock) => {
+    const target = await serve((sock) => {
       sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
       sock.end(body);
     });
-    const origin = await rawServer((sock, _head, n) => {
+    const origin = await serve((sock, _head, n) => {
       const location = n === 1 ? '/moved/model.bin' : `http://localhost:${target.port}/final/model.bin`;
       sock.end(`HTTP/1.1 ${n === 1 ? 301 : 307} Moved\r\nLocation: ${location}\r\nContent-Length: 0\r\n\r\n`);
     });
@@ -136,15 +120,15 @@ describe('http transport (http1.ts reader, hand-framed responses)', () => {
     const env = { '127.0.0.1-headers': JSON.stringify({ Authorization: 'Bearer tok-SECRET-1234' }) };
     await pull(`http://127.0.0.1:${origin.port}/model.bin`, opts(dest, { env }));
     expect(Buffer.compare(await readFile(path.join(dest, 'model.bin')), body)).toBe(0);
-    expect(origin.seen.map((s) => s.head.split('\r\n')[0])).toEqual(['GET /model.bin HTTP/1.1', 'GET /moved/model.bin HTTP/1.1']);
-    expect(origin.seen.every((s) => /\r\nauthorization: Bearer tok-SECRET-1234/i.test(s.head))).toBe(true);
+    expect(origin.seen.map((h) => h.split('\r\n')[0])).toEqual(['GET /model.bin HTTP/1.1', 'GET /moved/model.bin HTTP/1.1']);
+    expect(origin.seen.every((h) => /\r\nauthorization: Bearer tok-SECRET-1234/i.test(h))).toBe(true);
     expect(target.seen).toHaveLength(1);
-    expect(target.seen[0]!.head).not.toMatch(/authorization/i);
+    expect(target.seen[0]!).not.toMatch(/authorization/i);
   });
 
   it('fails a pull whose chunked body breaks, keeping the old model; retries a chunked body cut short', async () => {
     const body = pattern(100_000);
-    const { port, seen } = await rawServer((sock, _head, n) => {
+    const { port, seen } = await serve((sock, _head, n) => {
       sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
       sock.write(`${(50_000).toString(16)}\r\n`);
       sock.write(body.subarray(0, 50_000));
@@ -163,7 +147,7 @@ describe('http transport (http1.ts reader, hand-framed responses)', () => {
   });
 
   it('refuses a <host>-headers value that would inject a header, before connecting', async () => {
-    const { port, seen } = await rawServer((sock) => sock.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+    const { port, seen } = await serve((sock) => sock.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
     const env = { '127.0.0.1-headers': JSON.stringify({ 'X-Token': 'abc\r\nX-Admin: 1' }) };
     await expect(pull(`http://127.0.0.1:${port}/model.bin`, opts(path.join(root, 'm'), { env }))).rejects.toThrow(
       /env 127\.0\.0\.1-headers: the value of header "X-Token" contains CR, LF or NUL/,

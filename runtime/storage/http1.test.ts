@@ -4,8 +4,9 @@
  * (every split point, every malformation it must refuse), then `http1Get`
  * against raw `net` servers on 127.0.0.1 that frame responses by hand.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { rawServer, type RawServer } from '../../test/helpers/raw-http-server.js';
 import { ChunkedDecoder, http1Get, parseHead, requestHead, type Http1Response } from './http1.js';
 import type { BodySink } from './transfer.js';
 
@@ -116,30 +117,17 @@ describe('requestHead', () => {
   });
 });
 
-const servers: Server[] = [];
+const servers: RawServer[] = [];
 afterEach(async () => {
-  // Every connection the reader opened must be closed by now: close() waits for them.
-  for (const s of servers.splice(0)) {
-    const closed = new Promise((r) => s.close(r));
-    const leak = new Promise((_, reject) => setTimeout(() => reject(new Error('http1: a connection was left open')), 2000).unref());
-    await Promise.race([closed, leak]);
-  }
+  // Every connection the reader opened must be closed by now.
+  for (const s of servers.splice(0)) await s.close();
 });
 
-/** A server that answers each connection's request head by calling `reply`. */
-async function rawServer(reply: (sock: Socket, head: string) => void): Promise<string> {
-  const server = createServer((sock) => {
-    let buf = '';
-    sock.on('error', () => undefined);
-    sock.on('data', (d) => {
-      if (buf.includes('\r\n\r\n')) return;
-      buf += d.toString('latin1');
-      if (buf.includes('\r\n\r\n')) reply(sock, buf.slice(0, buf.indexOf('\r\n\r\n')));
-    });
-  });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return `http://127.0.0.1:${(server.address() as { port: number }).port}/m.bin`;
+/** A raw server (test/helpers/raw-http-server.ts); resolves to the URL of /m.bin on it. */
+async function serve(reply: (sock: Socket, head: string) => void): Promise<string> {
+  const s = await rawServer(reply);
+  servers.push(s);
+  return `http://127.0.0.1:${s.port}/m.bin`;
 }
 
 /** Pumps a body into memory; `pauseEvery` makes the sink say "full" every n-th chunk and resume a tick later. */
@@ -169,7 +157,7 @@ describe('http1Get', () => {
   it('reads a chunked body split across writes, with a sink that pauses, and skips a 103 interim head', async () => {
     const body = pattern(700_000);
     const wire = chunked(body, [65_536, 3, 200_001, 17]);
-    const url = await rawServer(async (sock) => {
+    const url = await serve(async (sock) => {
       sock.write('HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
       for (let off = 0; off < wire.length; ) {
         const n = Math.min(wire.length - off, 1 + ((off * 7) % 90_000));
@@ -184,7 +172,7 @@ describe('http1Get', () => {
 
   it('reads a body that ends with the connection (no Content-Length, no chunking)', async () => {
     const body = pattern(150_000);
-    const url = await rawServer((sock) => {
+    const url = await serve((sock) => {
       sock.write('HTTP/1.0 200 OK\r\n\r\n');
       sock.end(body);
     });
@@ -194,7 +182,7 @@ describe('http1Get', () => {
   });
 
   it('ends at Content-Length even when the server sends more, and hands over a bodiless 204', async () => {
-    const url = await rawServer((sock, head) => {
+    const url = await serve((sock, head) => {
       if (head.startsWith('GET /m.bin')) sock.end('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello, and more');
       else sock.end('HTTP/1.1 204 No Content\r\n\r\n');
     });
@@ -205,7 +193,7 @@ describe('http1Get', () => {
   });
 
   it('fails the body (never a short success) when the connection drops mid-body or the chunking breaks', async () => {
-    const url = await rawServer((sock, head) => {
+    const url = await serve((sock, head) => {
       if (head.startsWith('GET /m.bin')) {
         sock.write('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n');
         sock.end(pattern(40_000));
@@ -223,16 +211,16 @@ describe('http1Get', () => {
   });
 
   it('rejects a head over 64 KiB, a silent server (stall), and a refused connection', async () => {
-    const big = await rawServer((sock) => sock.write(`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`));
+    const big = await serve((sock) => sock.write(`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`));
     await expect(http1Get(new URL(big), {}, opts)).rejects.toThrow(/response head larger than 65536 bytes/);
-    const silent = await rawServer(() => undefined);
+    const silent = await serve(() => undefined);
     await expect(http1Get(new URL(silent), {}, { stallMs: 100 })).rejects.toThrow(/no response from 127\.0\.0\.1:\d+ for 100 ms/);
-    const closed = await rawServer((sock) => sock.destroy());
+    const closed = await serve((sock) => sock.destroy());
     await expect(http1Get(new URL(closed), {}, opts)).rejects.toMatchObject({ code: expect.stringMatching(/ERR_STREAM_PREMATURE_CLOSE|ECONNRESET/) });
   });
 
   it('stops at once on the abort signal, before and after the head', async () => {
-    const url = await rawServer((sock) => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'));
+    const url = await serve((sock) => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'));
     const ac = new AbortController();
     const r = await http1Get(new URL(url), {}, { ...opts, signal: ac.signal });
     const body = collect(r);
