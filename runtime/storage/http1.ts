@@ -273,6 +273,8 @@ export function http1Get(url: URL, headers: Record<string, string>, opts: Http1O
 
     /** Decodes `n` body bytes at the front of `buf` in place and hands them on; false pauses reading. */
     const body = (buf: Buffer, n: number): boolean => {
+      // The socket is paused from the head until pump(); a read in between would be a bug here.
+      if (!sink) throw new Error('http1: body bytes read before pump()');
       let m = n;
       if (chunks) m = chunks.decode(buf, n);
       else if (parsed!.length !== undefined) {
@@ -280,7 +282,7 @@ export function http1Get(url: URL, headers: Record<string, string>, opts: Http1O
         m = Math.min(n, left);
         left -= m;
       }
-      const more = m > 0 ? sink!.data(buf.subarray(0, m)) : true;
+      const more = m > 0 ? sink.data(buf.subarray(0, m)) : true;
       if (finished) return false;
       if (chunks ? chunks.done : parsed!.length !== undefined && left === 0) {
         finish();
