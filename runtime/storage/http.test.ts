@@ -6,13 +6,14 @@
  * must fail, not truncate), redirects (credentials dropped across origins), and
  * header values that would inject a header. The reader itself: http1.test.ts.
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { rawServer, type RawServer } from '../../test/helpers/raw-http-server.js';
+import { rawServer, TEST_CA_FILE, type RawServer } from '../../test/helpers/raw-http-server.js';
 import { pull, type PullOptions } from './pull.js';
 
 let root: string;
@@ -26,8 +27,8 @@ afterEach(async () => {
 });
 
 /** A raw server (test/helpers/raw-http-server.ts) closed after the test. */
-async function serve(reply: (sock: Socket, head: string, n: number) => void): Promise<RawServer> {
-  const s = await rawServer(reply);
+async function serve(reply: (sock: Socket, head: string, n: number) => void, tls = false): Promise<RawServer> {
+  const s = await rawServer(reply, { tls });
   servers.push(s);
   return s;
 }
@@ -153,5 +154,41 @@ describe('http transport (http1.ts reader, hand-framed responses)', () => {
       /env 127\.0\.0\.1-headers: the value of header "X-Token" contains CR, LF or NUL/,
     );
     expect(seen).toHaveLength(0);
+  });
+
+  it('https: refuses an untrusted certificate at once (no retry, no request sent), naming the reason', async () => {
+    const { port, seen } = await serve((sock) => sock.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), true);
+    const t0 = performance.now();
+    await expect(pull(`https://127.0.0.1:${port}/model.bin`, opts(path.join(root, 'm'), { backoffMs: 2000 }))).rejects.toThrow(
+      /https:\/\/127\.0\.0\.1:\d+\/model\.bin: self-signed certificate/,
+    );
+    // A retry would have slept at least 1.5 s (backoff 2 s with jitter).
+    expect(performance.now() - t0).toBeLessThan(1500);
+    expect(seen).toHaveLength(0);
+  });
+
+  it('https: a pull in a process that trusts the certificate (NODE_EXTRA_CA_CERTS) gets the body byte for byte', async () => {
+    const body = pattern(1024 * 1024 + 77);
+    const { port, seen } = await serve(async (sock) => {
+      sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+      for (let off = 0; off < body.length; ) {
+        const n = Math.min(body.length - off, 1 + ((off * 11) % 300_000));
+        if (!sock.write(body.subarray(off, off + n))) await new Promise((r) => sock.once('drain', r));
+        off += n;
+      }
+      sock.end();
+    }, true);
+    const dest = path.join(root, 'm');
+    // NODE_EXTRA_CA_CERTS is read once at process start, so the pull runs in a child (the bench's pull-child).
+    const child = path.join(process.cwd(), 'dist', 'test', 'bench', 'pull-child.js');
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [child, `https://localhost:${port}/model.bin`, dest], { env: { ...process.env, NODE_EXTRA_CA_CERTS: TEST_CA_FILE }, timeout: 30_000 }, (err, stdout, stderr) =>
+        err ? reject(new Error(`${err.message}: ${stderr}`)) : resolve(stdout),
+      );
+    });
+    expect(JSON.parse(out)).toMatchObject({ bytes: body.length });
+    expect(Buffer.compare(await readFile(path.join(dest, 'model.bin')), body)).toBe(0);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatch(/^GET \/model\.bin HTTP\/1\.1\r\nHost: localhost:\d+\r\n/);
   });
 });

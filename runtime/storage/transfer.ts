@@ -228,8 +228,9 @@ export async function withRetry<T>(ctx: PullContext, what: string, fn: (attempt:
 /**
  * A body that pushes its bytes (http1.ts): `pump` starts the flow; each
  * `sink.data(chunk)` (at most PUSH_CHUNK_MAX_BYTES) must copy `chunk` before
- * returning, as the reader reuses its buffer, and returns false to pause the
- * reader until `resume()`.
+ * returning, as the reader reuses its buffer, and returns false to get no more
+ * data until `resume()`. `end()` may follow the last chunk even when that one
+ * asked to pause; `error()` may come at any time.
  */
 export interface PushBody {
   pump(sink: BodySink): void;

@@ -3,11 +3,15 @@
  * Scenario 5, storage: a 200 MB artifact served over loopback by a node:http
  * file server in the harness, fetched to disk by kinfer's `pull()` (child
  * process) and by `curl -o`. Targets: pull ≥ 0.8× curl's throughput; peak RSS
- * of the pull process < 150 MB (it streams, never buffers).
+ * of the pull process < 150 MB (it streams, never buffers). The same pull
+ * over HTTPS (node:https server, the test-only certificate trusted through
+ * NODE_EXTRA_CA_CERTS, `curl --cacert`) is reported beside it.
  */
 import { createReadStream } from 'node:fs';
 import { mkdtemp, open, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { TEST_CA, TEST_CA_FILE, TEST_KEY } from '../../helpers/raw-http-server.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -28,9 +32,9 @@ async function writeArtifact(file: string, mb: number): Promise<void> {
   }
 }
 
-/** A static server for one file, with Content-Length, ETag and byte ranges (what pull() may ask for). */
-function fileServer(file: string, size: number) {
-  return createServer((req, res) => {
+/** A static server for one file, with Content-Length, ETag and byte ranges (what pull() may ask for); HTTPS with `tlsKey`. */
+function fileServer(file: string, size: number, tls = false) {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const start = range ? Number(range[1]) : 0;
     res.writeHead(range ? 206 : 200, {
@@ -42,7 +46,8 @@ function fileServer(file: string, size: number) {
     });
     if (req.method === 'HEAD') return res.end();
     createReadStream(file, { start, highWaterMark: 1 << 20 }).pipe(res);
-  });
+  };
+  return tls ? createHttpsServer({ key: TEST_KEY, cert: TEST_CA }, handler) : createServer(handler);
 }
 
 /**
@@ -62,53 +67,64 @@ export const storage: Scenario = {
     const file = join(dir, 'model.bin');
     await writeArtifact(file, mb);
     const size = (await stat(file)).size;
-    const server = fileServer(file, size);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/model.bin`;
+    const servers = [fileServer(file, size), fileServer(file, size, true)];
+    for (const server of servers) await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const [httpUrl, httpsUrl] = servers.map((srv, i) => `${i ? 'https' : 'http'}://127.0.0.1:${(srv.address() as { port: number }).port}/model.bin`) as [string, string];
     const runs = ctx.quick ? ctx.repeats : Math.max(ctx.repeats, MIN_RUNS);
-    const pullMBs: number[] = [];
-    const curlMBs: number[] = [];
-    const peak: number[] = [];
-    const pullOnce = async (i: number) => {
+    const pullOnce = async (url: string, i: number) => {
       const dest = join(dir, `pull-${i}`);
-      const p = await runScript<{ ms: number; bytes: number; maxRssMB: number }>('pull-child.js', [url, dest], { cpu: ctx.serverCpu, timeoutMs: 120_000 });
+      const env = url.startsWith('https:') ? { ...process.env, NODE_EXTRA_CA_CERTS: TEST_CA_FILE } : undefined;
+      const p = await runScript<{ ms: number; bytes: number; maxRssMB: number }>('pull-child.js', [url, dest], { cpu: ctx.serverCpu, timeoutMs: 120_000, env });
       const got = (await stat(join(dest, 'model.bin'))).size;
       if (got !== size || p.bytes !== size) throw new Error(`bench storage: pull wrote ${got} bytes, reported ${p.bytes}, expected ${size}`);
       await rm(dest, { recursive: true, force: true });
       return p;
     };
-    const curlOnce = async (i: number) => {
+    const curlOnce = async (url: string, i: number) => {
       const curlOut = join(dir, `curl-${i}.bin`);
-      const c = await run('curl', ['-sS', '-o', curlOut, '-w', '%{time_total} %{size_download}', url], { cpu: ctx.serverCpu, timeoutMs: 120_000 });
+      const c = await run('curl', ['-sS', '--cacert', TEST_CA_FILE, '-o', curlOut, '-w', '%{time_total} %{size_download}', url], { cpu: ctx.serverCpu, timeoutMs: 120_000 });
       const [secs, bytes] = c.stdout.trim().split(' ').map(Number) as [number, number];
       if (c.code !== 0 || bytes !== size) throw new Error(`bench storage: curl failed (${c.code}): ${c.stderr}`);
       await rm(curlOut, { force: true });
       return secs;
     };
-    try {
+    /** Warm-up of both sides, then `runs` interleaved pairs with the order alternating. */
+    const measure = async (url: string) => {
+      const pullMBs: number[] = [];
+      const curlMBs: number[] = [];
+      const peak: number[] = [];
       // Unrecorded warm-up of both: the first writes after the artifact was made run slower on this
       // VM's ext4 (2-3x the pwritev time, measured with strace), whichever side goes first.
-      await pullOnce(-1);
-      await curlOnce(-1);
+      await pullOnce(url, -1);
+      await curlOnce(url, -1);
       for (let i = 0; i < runs; i++) {
         // Alternate which side goes first, so that a slow first write after a delete hits both alike.
         let p: Awaited<ReturnType<typeof pullOnce>>;
         let secs: number;
         if (i % 2 === 0) {
-          p = await pullOnce(i);
-          secs = await curlOnce(i);
+          p = await pullOnce(url, i);
+          secs = await curlOnce(url, i);
         } else {
-          secs = await curlOnce(i);
-          p = await pullOnce(i);
+          secs = await curlOnce(url, i);
+          p = await pullOnce(url, i);
         }
         pullMBs.push(size / 2 ** 20 / (p.ms / 1000));
         curlMBs.push(size / 2 ** 20 / secs);
         peak.push(p.maxRssMB);
-        ctx.log(`  #${i + 1}: pull ${pullMBs.at(-1)!.toFixed(0)} MB/s (peak RSS ${p.maxRssMB.toFixed(0)} MB), curl ${curlMBs.at(-1)!.toFixed(0)} MB/s`);
+        ctx.log(`  ${url.slice(0, url.indexOf(':'))} #${i + 1}: pull ${pullMBs.at(-1)!.toFixed(0)} MB/s (peak RSS ${p.maxRssMB.toFixed(0)} MB), curl ${curlMBs.at(-1)!.toFixed(0)} MB/s`);
       }
+      return { pull: median(pullMBs), curl: median(curlMBs), peak: Math.max(...peak) };
+    };
+    let http: Awaited<ReturnType<typeof measure>>;
+    let https: Awaited<ReturnType<typeof measure>>;
+    try {
+      http = await measure(httpUrl);
+      https = await measure(httpsUrl);
     } finally {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      for (const server of servers) {
+        server.closeAllConnections();
+        await new Promise((r) => server.close(r));
+      }
       await rm(dir, { recursive: true, force: true });
     }
     return {
@@ -116,11 +132,14 @@ export const storage: Scenario = {
       title: this.title.replace('200 MB', `${mb} MB`),
       baselineLabel: 'curl -o',
       rows: [
-        compareRow('throughput to disk', median(pullMBs), median(curlMBs), 'MB/s', { min: 0.8 }),
-        limitRow('peak RSS of the pull process', Math.max(...peak), 'MB', 150, '< 150 MB'),
+        compareRow('throughput to disk', http.pull, http.curl, 'MB/s', { min: 0.8 }),
+        limitRow('peak RSS of the pull process', http.peak, 'MB', 150, '< 150 MB'),
+        compareRow('https: throughput to disk', https.pull, https.curl, 'MB/s', { text: 'reported' }),
+        limitRow('https: peak RSS of the pull process', https.peak, 'MB', 150, '< 150 MB'),
       ],
       notes: [
         `${mb} MiB of incompressible bytes from a node:http file server in the harness; pull and curl run pinned to the same core; one unrecorded warm-up of each, then ${runs} run(s), interleaved with the order alternating, median`,
+        'https: the same from a node:https server with the test-only certificate (test/helpers/tls/), trusted by the pull through NODE_EXTRA_CA_CERTS and by curl through --cacert; TLS 1.3 as negotiated by both',
         'pull time is measured inside the child around pull() (no Node start-up); curl\'s is its time_total; peak RSS is the whole pull process (Node + kinfer), max over runs',
       ],
     };
