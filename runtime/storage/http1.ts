@@ -249,7 +249,7 @@ export function http1Get(url: URL, headers: Record<string, string>, opts: Http1O
      * read while the sink is paused. A TLS socket may deliver a few more decrypted
      * records after its read callback asked to pause; they wait here, in order.
      */
-    let early: Buffer | undefined;
+    let kept: Buffer | undefined;
     /** The sink returned false: nothing more goes to it until `resume()`. */
     let paused = false;
     /** The server ended the connection. */
@@ -297,7 +297,7 @@ export function http1Get(url: URL, headers: Record<string, string>, opts: Http1O
       if (finished) return false;
       if (chunks ? chunks.done : parsed!.length !== undefined && left === 0) {
         // Kept bytes past the end are not part of the body.
-        early = undefined;
+        kept = undefined;
         finish();
         return false;
       }
@@ -305,11 +305,11 @@ export function http1Get(url: URL, headers: Record<string, string>, opts: Http1O
       return more;
     };
 
-    /** Hands `early` to the sink in read-sized pieces; false when the sink paused or the body ended. */
-    const drainEarly = (): boolean => {
-      while (early) {
-        const piece = early.length > READ_BYTES ? early.subarray(0, READ_BYTES) : early;
-        early = early.length > READ_BYTES ? early.subarray(READ_BYTES) : undefined;
+    /** Hands `kept` to the sink in read-sized pieces; false when the sink paused or the body ended. */
+    const drainKept = (): boolean => {
+      while (kept) {
+        const piece = kept.length > READ_BYTES ? kept.subarray(0, READ_BYTES) : kept;
+        kept = kept.length > READ_BYTES ? kept.subarray(READ_BYTES) : undefined;
         if (!body(piece, piece.length)) return false;
       }
       return !finished;
@@ -339,7 +339,7 @@ export function http1Get(url: URL, headers: Record<string, string>, opts: Http1O
       parsed = p;
       left = p.length ?? 0;
       if (p.chunked) chunks = new ChunkedDecoder(host);
-      early = rest.length > 0 ? rest : undefined;
+      kept = rest.length > 0 ? rest : undefined;
       socket.setTimeout(0);
       settled = true;
       if (p.length === 0) complete = true;
@@ -357,7 +357,7 @@ export function http1Get(url: URL, headers: Record<string, string>, opts: Http1O
       if (finished) return;
       paused = false;
       try {
-        if (!drainEarly()) return;
+        if (!drainKept()) return;
       } catch (err) {
         return fail(err);
       }
@@ -374,9 +374,9 @@ export function http1Get(url: URL, headers: Record<string, string>, opts: Http1O
         if (finished) return false;
         try {
           if (!parsed) return onHead(readBuf.subarray(0, n));
-          if (!sink || paused || early) {
+          if (!sink || paused || kept) {
             // Not pumped yet, or paused: keep the bytes (behind any kept before) until resume().
-            early = early ? Buffer.concat([early, readBuf.subarray(0, n)]) : Buffer.from(readBuf.subarray(0, n));
+            kept = kept ? Buffer.concat([kept, readBuf.subarray(0, n)]) : Buffer.from(readBuf.subarray(0, n));
             return false;
           }
           return body(readBuf, n);
@@ -413,7 +413,7 @@ export function http1Get(url: URL, headers: Record<string, string>, opts: Http1O
       // A body without Content-Length or chunked framing ends with the connection.
       if (!chunks && parsed.length === undefined) complete = true;
       // With bytes still kept (not pumped yet, or paused), resume() decides once they are handed on.
-      if (!sink || paused || early) return;
+      if (!sink || paused || kept) return;
       if (complete) finish();
       else fail(prematureBody());
     });
