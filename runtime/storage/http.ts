@@ -54,7 +54,7 @@ export interface HttpResponse {
 
 /**
  * One GET (fetch) with the pull's signal plus a per-request abort; statuses
- * map as in `statusError`. Used for GCS listings and downloads.
+ * map as in `statusError`. Used for GCS listings (small JSON bodies).
  */
 export async function httpGet(
   ctx: PullContext,
