@@ -4,7 +4,7 @@
  * (every split point, every malformation it must refuse), then `http1Get`
  * against raw `net` servers on 127.0.0.1 that frame responses by hand.
  */
-import type { Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { rawServer, TEST_CA, type RawServer } from '../../test/helpers/raw-http-server.js';
 import { ChunkedDecoder, http1Get, parseHead, requestHead, type Http1Response } from './http1.js';
@@ -264,5 +264,27 @@ describe('http1Get', () => {
     const url = await serve(() => requests++, { tls: true });
     await expect(http1Get(new URL(url), { Authorization: 'Bearer secret' }, opts)).rejects.toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
     expect(requests).toBe(0);
+  });
+
+  it('connects to an IPv6 literal ([::1]) with the brackets only in the Host header', async (ctx) => {
+    const server = createServer((sock) => {
+      let head = '';
+      sock.on('data', (d) => {
+        head += d.toString('latin1');
+        if (head.includes('\r\n\r\n')) sock.end(`HTTP/1.1 200 OK\r\nContent-Length: ${head.length}\r\n\r\n${head}`);
+      });
+    });
+    const listening = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(0, '::1', () => resolve(true));
+    });
+    if (!listening) return ctx.skip();
+    try {
+      const port = (server.address() as { port: number }).port;
+      const echoed = (await collect(await http1Get(new URL(`http://[::1]:${port}/m.bin`), {}, opts))).toString('latin1');
+      expect(echoed).toMatch(new RegExp(`^GET /m\\.bin HTTP/1\\.1\r\nHost: \\[::1\\]:${port}\r\n`));
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });
