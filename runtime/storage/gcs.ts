@@ -11,7 +11,7 @@
  */
 import { GoogleAuth } from 'google-auth-library';
 import { InvalidArgument, Unavailable } from '../core/errors.js';
-import { httpGet, nodeGet } from './http.js';
+import { bodyOf, httpGet, nodeGet } from './http.js';
 import { fetchListed, listingValidator, selectListed, type FetchOutcome, type ListedObject, type RemoteSource } from './source.js';
 import { downloadToFile, reasonOf, withRetry, type PullContext } from './transfer.js';
 
@@ -116,10 +116,7 @@ export class GcsSource implements RemoteSource {
       async (offset) => {
         const h = offset > 0 ? { ...headers, range: `bytes=${offset}-` } : headers;
         // The media read goes through http1.ts's reader (as http(s):// does), not fetch: ~3x the throughput.
-        const r = await nodeGet(ctx, what, url, h, this.authHint());
-        const len = r.headers['content-length'];
-        const start = r.status === 206 ? Number(/^bytes (\d+)-/.exec(r.headers['content-range'] ?? '')?.[1] ?? -1) : 0;
-        return { body: r.body, start, length: len !== undefined ? Number(len) : undefined, abort: r.abort };
+        return bodyOf(await nodeGet(ctx, what, url, h, this.authHint()));
       },
       o.size,
     );

@@ -10,9 +10,9 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { InvalidArgument, NotFound, Unavailable } from '../core/errors.js';
-import { http1Get } from './http1.js';
+import { http1Get, isHeaderName, isSafeHeaderValue, type Http1Response } from './http1.js';
 import { fetchSingle, type FetchOutcome, type RemoteSource } from './source.js';
-import { downloadToFile, displayUri, TransientError, withRetry, type BodyStream, type PullContext, type PushBody } from './transfer.js';
+import { downloadToFile, displayUri, TransientError, withRetry, type BodyStream, type PullContext } from './transfer.js';
 
 interface HttpValidator {
   etag?: string;
@@ -37,8 +37,8 @@ export function hostHeaders(env: NodeJS.ProcessEnv, hostname: string, ctx?: Pick
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
     if (typeof v !== 'string') throw new InvalidArgument(`env ${name}: header ${JSON.stringify(k)} must be a string`);
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) throw new InvalidArgument(`env ${name}: ${JSON.stringify(k)} is not a valid header name`);
-    if (/[\r\n\0]/.test(v)) throw new InvalidArgument(`env ${name}: the value of header ${JSON.stringify(k)} contains CR, LF or NUL`);
+    if (!isHeaderName(k)) throw new InvalidArgument(`env ${name}: ${JSON.stringify(k)} is not a valid header name`);
+    if (!isSafeHeaderValue(v)) throw new InvalidArgument(`env ${name}: the value of header ${JSON.stringify(k)} contains CR, LF or NUL`);
     out[k] = v;
     ctx?.redact.add(v);
     // "Bearer <token>": the token alone may show up in a server's echo.
@@ -84,12 +84,7 @@ function statusError(s: number, what: string, host: string, authHint: string): E
 }
 
 /** A response from `nodeGet`: status, headers and the body (http1.ts's reader), not yet read. */
-export interface NodeResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: PushBody;
-  abort: () => void;
-}
+export type NodeResponse = Http1Response;
 
 const MAX_REDIRECTS = 10;
 
@@ -112,7 +107,7 @@ export async function nodeGet(
   let target = url;
   let h = headers;
   for (let hop = 0; ; hop++) {
-    const r = await nodeRequest(ctx, target, h);
+    const r = await http1Get(target, h, { stallMs: ctx.stallMs, signal: ctx.signal });
     const s = r.status;
     const location = r.headers.location;
     if ((s === 301 || s === 302 || s === 303 || s === 307 || s === 308) && location) {
@@ -132,10 +127,6 @@ export async function nodeGet(
     r.abort();
     throw statusError(s, what, target.host, authHint);
   }
-}
-
-function nodeRequest(ctx: PullContext, url: URL, headers: Record<string, string>): Promise<NodeResponse> {
-  return http1Get(url, headers, { stallMs: ctx.stallMs, signal: ctx.signal });
 }
 
 function header(h: IncomingHttpHeaders, name: string): string | undefined {
@@ -161,7 +152,8 @@ function parseContentRangeStart(r: NodeResponse): number {
   return m ? Number(m[1]) : -1;
 }
 
-function bodyOf(r: NodeResponse): BodyStream {
+/** The body of a 200 or 206 `nodeGet` response as `downloadToFile` takes it (start from Content-Range; -1 if absent). */
+export function bodyOf(r: NodeResponse): BodyStream {
   const len = header(r.headers, 'content-length');
   return {
     body: r.body,

@@ -55,12 +55,22 @@ function malformed(host: string, why: string): Error {
   return Object.assign(new Error(`malformed HTTP response from ${host}: ${why}`), { code: 'HPE_INVALID' });
 }
 
+/** Whether `name` is an HTTP token, i.e. a valid header name. */
+export function isHeaderName(name: string): boolean {
+  return TOKEN.test(name);
+}
+
+/** Whether a header value is free of CR, LF and NUL, so it cannot inject a header or end the head. */
+export function isSafeHeaderValue(value: string): boolean {
+  return !/[\r\n\0]/.test(value);
+}
+
 /** The request head. Header names must be tokens and values free of CR, LF and NUL (no injection). */
 export function requestHead(url: URL, headers: Record<string, string>): string {
   let head = `GET ${url.pathname || '/'}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nConnection: close\r\n`;
   for (const [name, value] of Object.entries(headers)) {
-    if (!TOKEN.test(name)) throw Object.assign(new Error(`request header name ${JSON.stringify(name)} is not a valid HTTP token`), { code: 'ERR_INVALID_HTTP_TOKEN' });
-    if (/[\r\n\0]/.test(value)) throw Object.assign(new Error(`request header ${name}: the value contains CR, LF or NUL`), { code: 'ERR_INVALID_CHAR' });
+    if (!isHeaderName(name)) throw Object.assign(new Error(`request header name ${JSON.stringify(name)} is not a valid HTTP token`), { code: 'ERR_INVALID_HTTP_TOKEN' });
+    if (!isSafeHeaderValue(value)) throw Object.assign(new Error(`request header ${name}: the value contains CR, LF or NUL`), { code: 'ERR_INVALID_CHAR' });
     const lower = name.toLowerCase();
     if (lower === 'host' || lower === 'connection') continue;
     head += `${name}: ${value}\r\n`;
@@ -85,7 +95,7 @@ export function parseHead(text: string, host: string): ParsedHead {
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const colon = line.indexOf(':');
-    if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) throw malformed(host, `bad header line ${JSON.stringify(line.slice(0, 80))}`);
+    if (colon <= 0 || !isHeaderName(line.slice(0, colon))) throw malformed(host, `bad header line ${JSON.stringify(line.slice(0, 80))}`);
     const name = line.slice(0, colon).toLowerCase();
     const value = line.slice(colon + 1).trim();
     const prior = headers[name];
