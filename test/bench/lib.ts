@@ -1,7 +1,7 @@
 /**
  * @module test/bench/lib
- * Benchmark harness helpers: bounded load runs (autocannon, in this process
- * or in a CPU-pinned child), spawned servers, medians, result tables
+ * Benchmark harness helpers: bounded load runs (wrk or autocannon in a
+ * CPU-pinned child, autocannon in this process), spawned servers, medians, result tables
  * (terminal and Markdown) and machine info. Scenarios in `scenarios/` use
  * these; `run.ts` strings them together.
  */
@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type Ort from 'onnxruntime-node';
+import { parseWrkOutput, wrkArgs, type LoadGenerator } from './wrk.js';
 
 const require = createRequire(import.meta.url);
 
@@ -48,6 +49,8 @@ export interface BenchContext {
   loadCpu?: number;
   /** Set by `--profile DIR`: every spawned kinfer server writes V8 CPU profiles there. */
   profileDir?: string;
+  /** What drives the HTTP loads: wrk where installed (see wrk.ts), else autocannon. */
+  loadGen: LoadGenerator;
   log: (msg: string) => void;
 }
 
@@ -171,6 +174,8 @@ export interface MachineInfo {
   cores: number;
   node: string;
   versions: Record<string, string>;
+  /** The HTTP load generator and its version, e.g. `wrk 4.1.0-3+b2`. */
+  load: string;
   commit: string;
   pinned: boolean;
   memGiB: number;
@@ -188,7 +193,7 @@ function pkgVersion(name: string): string {
   }
 }
 
-export function machineInfo(pinned: boolean): MachineInfo {
+export function machineInfo(pinned: boolean, load = `autocannon ${pkgVersion('autocannon')}`): MachineInfo {
   let cpu = cpus()[0]?.model ?? 'unknown';
   try {
     const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
@@ -210,8 +215,8 @@ export function machineInfo(pinned: boolean): MachineInfo {
       hono: pkgVersion('hono'),
       '@hono/node-server': pkgVersion('@hono/node-server'),
       'onnxruntime-node': pkgVersion('onnxruntime-node'),
-      autocannon: pkgVersion('autocannon'),
     },
+    load,
     commit: git.status === 0 ? `${git.stdout.trim()}${dirty.stdout.trim() ? ' (+ uncommitted changes)' : ''}` : 'unknown',
     pinned,
     memGiB: Math.round(totalmem() / 2 ** 30),
@@ -463,7 +468,7 @@ export interface LoadSpec {
   headers?: Record<string, string>;
   connections: number;
   durationSec: number;
-  /** Hard cap on requests, so a run is bounded in count as well as time. */
+  /** Hard cap on requests, so a run is bounded in count as well as time (autocannon; wrk has none and stops at `durationSec`). */
   maxRequests?: number;
 }
 
@@ -536,21 +541,30 @@ export async function loadInProcess(spec: LoadSpec): Promise<LoadResult> {
  * request than a bare server). Each side gets the same warm-up.
  */
 export async function warmUp(ctx: BenchContext, spec: Omit<LoadSpec, 'durationSec'>): Promise<void> {
-  assertClean(`warm-up of ${spec.url}`, await loadInChild({ ...spec, durationSec: ctx.quick ? 1 : WARM_UP_SEC }, ctx.loadCpu));
+  assertClean(`warm-up of ${spec.url}`, await loadInChild({ ...spec, durationSec: ctx.quick ? 1 : WARM_UP_SEC }, ctx));
 }
 
 /** Seconds of unrecorded load per server (and per model) before a scenario measures it. */
 export const WARM_UP_SEC = 3;
 
-/** Runs the load in a child process (`load.js`) pinned to `cpu`, so it does not share the server's core. */
-export async function loadInChild(spec: LoadSpec, cpu: number | undefined): Promise<LoadResult> {
+/**
+ * Runs the load in a child process pinned to `ctx.loadCpu`, so it does not
+ * share the server's core: wrk itself, or autocannon in `load.js`.
+ */
+export async function loadInChild(spec: LoadSpec, ctx: Pick<BenchContext, 'loadCpu' | 'loadGen'>): Promise<LoadResult> {
   const dir = await mkdtemp(join(tmpdir(), 'kinfer-load-'));
   try {
     const bodyFile = spec.body === undefined ? undefined : join(dir, 'body');
     if (bodyFile) await writeFile(bodyFile, spec.body!);
+    const timeoutMs = (spec.durationSec + 60) * 1000;
+    if (ctx.loadGen === 'wrk') {
+      const r = await run('wrk', await wrkArgs(spec, dir, bodyFile), { cpu: ctx.loadCpu, timeoutMs });
+      if (r.code !== 0) throw new Error(`bench: wrk against ${spec.url} failed (exit ${r.code}): ${r.stderr.trim().slice(-800) || r.stdout.slice(-400)}`);
+      return parseWrkOutput(r.stdout);
+    }
     const specFile = join(dir, 'spec.json');
     await writeFile(specFile, JSON.stringify({ ...spec, body: undefined, bodyFile }));
-    return await runScript<LoadResult>('load.js', [specFile], { cpu, timeoutMs: (spec.durationSec + 60) * 1000 });
+    return await runScript<LoadResult>('load.js', [specFile], { cpu: ctx.loadCpu, timeoutMs });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -582,7 +596,7 @@ export async function interleaved(
   const out = new Map<string, LoadResult[]>(sides.map((s) => [s.name, []]));
   for (let i = 0; i < ctx.repeats; i++) {
     for (const s of sides) {
-      const r = assertClean(s.name, await loadInChild(s.spec, ctx.loadCpu));
+      const r = assertClean(s.name, await loadInChild(s.spec, ctx));
       ctx.log(`  ${s.name} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms`);
       out.get(s.name)!.push(r);
     }

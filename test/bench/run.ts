@@ -1,6 +1,6 @@
 /**
  * @module test/bench/run
- * `npm run bench [-- --quick] [--repeats N] [--duration S] [--no-write] [--profile DIR] [scenario ...]`:
+ * `npm run bench [-- --quick] [--repeats N] [--duration S] [--no-write] [--profile DIR] [--load wrk|autocannon] [scenario ...]`:
  * runs the scenarios (all by default) against servers it starts itself on
  * 127.0.0.1, prints one table per scenario and writes them as Markdown to
  * `bench/results/<YYYY-MM-DD>.md` (`-quick` suffix for quick runs). A full run
@@ -8,6 +8,8 @@
  * `--profile DIR` runs every kinfer server under `--cpu-prof`, keeps the
  * profiles in DIR, prints where each thread's time went, and writes no
  * results (the profiler's overhead makes the numbers incomparable).
+ * Loads run on wrk, installed from Debian's packages when missing and the
+ * harness runs as root (wrk.ts says why), else on autocannon; `--load` picks.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -19,6 +21,7 @@ import {
   type BenchContext, type MachineInfo, type Scenario, type ScenarioResult,
 } from './lib.js';
 import { readProfile, renderProfile, summarizeProfile } from './profile.js';
+import { ensureWrk, type LoadGenerator } from './wrk.js';
 import { coldStart } from './scenarios/cold-start.js';
 import { largeTensors } from './scenarios/large-tensors.js';
 import { modelPath } from './scenarios/model-path.js';
@@ -33,6 +36,7 @@ interface Args {
   duration?: number;
   write: boolean;
   profileDir?: string;
+  load?: LoadGenerator;
   names: string[];
 }
 
@@ -54,9 +58,13 @@ function parseArgs(argv: string[]): Args {
       if (!dir || dir.startsWith('-')) throw new Error('--profile: expected a folder for the .cpuprofile files');
       a.profileDir = resolve(dir);
       a.write = false;
+    } else if (v === '--load') {
+      const gen = argv[++i];
+      if (gen !== 'wrk' && gen !== 'autocannon') throw new Error(`--load: expected wrk or autocannon, got ${gen}`);
+      a.load = gen;
     } else if (v === '--help' || v === '-h') {
       process.stdout.write(
-        `usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--no-write] [--profile DIR] [${SCENARIOS.map((s) => s.name).join('|')} ...]\n`,
+        `usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--no-write] [--profile DIR] [--load wrk|autocannon] [${SCENARIOS.map((s) => s.name).join('|')} ...]\n`,
       );
       process.exit(0);
     } else if (v.startsWith('-')) throw new Error(`unknown option ${v}`);
@@ -69,11 +77,12 @@ function parseArgs(argv: string[]): Args {
 
 export function markdownReport(m: MachineInfo, ctx: Pick<BenchContext, 'quick' | 'repeats' | 'durationSec'>, results: ScenarioResult[]): string {
   const versions = Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ');
+  const load = m.load.startsWith('wrk') ? `${m.load} (1 thread, keep-alive)` : `${m.load} (keep-alive)`;
   return [
     `## Benchmark ${m.date.slice(0, 10)}${ctx.quick ? ' (quick)' : ''}`,
     '',
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB RAM; Node ${m.node}; ${versions}; commit ${m.commit}`,
-    `- Run: ${m.date}; ${ctx.repeats} repeat(s) of ${ctx.durationSec} s per load, interleaved, median shown; ` +
+    `- Run: ${m.date}; load generator ${load}; ${ctx.repeats} repeat(s) of ${ctx.durationSec} s per load, interleaved, median shown; ` +
       (m.pinned ? 'server and measured children pinned to core 1, load generator to core 0 (taskset)' : 'not pinned (no taskset)'),
     '',
     ...results.flatMap((r) => [renderMarkdown(r), '']),
@@ -112,6 +121,9 @@ async function main(): Promise<void> {
   if (!existsSync(CLI) || !existsSync(join(DIST_BENCH, 'load.js'))) throw new Error('run `npm run build` first (dist/ is missing)');
   const pin = hasTaskset();
   if (pin) spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  const log = (msg: string) => process.stderr.write(`${msg}\n`);
+  const wrk = args.load === 'autocannon' ? undefined : ensureWrk(log);
+  if (args.load === 'wrk' && !wrk) throw new Error('--load wrk: wrk is not installed and could not be (apt-get install wrk, as root)');
   const ctx: BenchContext = {
     quick: args.quick,
     durationSec: args.duration ?? (args.quick ? 1 : 5),
@@ -119,11 +131,12 @@ async function main(): Promise<void> {
     serverCpu: pin ? 1 : undefined,
     loadCpu: pin ? 0 : undefined,
     profileDir: args.profileDir,
-    log: (msg) => process.stderr.write(`${msg}\n`),
+    loadGen: wrk ? 'wrk' : 'autocannon',
+    log,
   };
   if (args.profileDir) await mkdir(args.profileDir, { recursive: true });
   const selected = args.names.length ? SCENARIOS.filter((s) => args.names.includes(s.name)) : SCENARIOS;
-  const machine = machineInfo(pin);
+  const machine = machineInfo(pin, wrk ? `wrk ${wrk}` : undefined);
   const results: ScenarioResult[] = [];
   const t0 = performance.now();
   for (const s of selected) {
