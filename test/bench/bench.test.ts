@@ -51,18 +51,21 @@ describe('bench harness', () => {
         compareRow('throughput', r.rps, r.rps / 2, 'req/s', { min: 1.5 }),
         compareRow('latency', 5, 10, 'ms', { max: 1 }),
         compareRow('missed', 1, 2, 'req/s', { min: 0.7 }),
+        // Paired: the median of per-pair ratios decides, not the ratio of the medians (0.5).
+        compareRow('paired', 1, 2, 'req/s', { min: 0.7, ratio: 0.9 }),
         limitRow('rss', 200, 'MB', 150, '< 150 MB'),
       ],
       notes: ['a note'],
     };
-    expect(scenario.rows.map((x) => x.result)).toEqual(['PASS', 'PASS', 'MISS', 'MISS']);
+    expect(scenario.rows.map((x) => x.result)).toEqual(['PASS', 'PASS', 'MISS', 'PASS', 'MISS']);
+    expect(scenario.rows[3]!.ratio).toBe('0.90×');
     expect(scenario.rows[0]!.ratio).toBe('2.00×');
     const text = renderText(scenario);
     expect(text.split('\n')[1]).toMatch(/^case\s+kinfer\s+itself\s+ratio\s+target\s+result$/);
     const md = markdownReport(machineInfo(false), { quick: true, repeats: 1, durationSec: 1 }, [scenario]);
     expect(md).toContain('| case | kinfer | itself | ratio | target | result |');
     expect(md).toMatch(/Node v\d+/);
-    expect(renderMarkdown(scenario).split('\n').filter((l) => l.startsWith('| ')).length).toBe(5);
+    expect(renderMarkdown(scenario).split('\n').filter((l) => l.startsWith('| ')).length).toBe(6);
   }, 20_000);
 
   it('serves a model through the bare floor server: session.run on the event loop', async () => {

@@ -99,15 +99,17 @@ export function fmt(v: number, unit: Unit): string {
 /**
  * A row comparing kinfer with a baseline. `min` (higher is better) passes when
  * ratio ≥ min; `max` (lower is better) passes when ratio ≤ max; neither = report only.
+ * `ratio` replaces value / baseline: the median of paired runs' ratios, which
+ * drift between the pairs does not move.
  */
 export function compareRow(
   name: string,
   value: number,
   baseline: number | undefined,
   unit: Unit,
-  target: { min?: number; max?: number; text?: string } = {},
+  target: { min?: number; max?: number; text?: string; ratio?: number } = {},
 ): Row {
-  const ratio = baseline !== undefined && baseline > 0 ? value / baseline : undefined;
+  const ratio = target.ratio ?? (baseline !== undefined && baseline > 0 ? value / baseline : undefined);
   let result: Row['result'] = '';
   let targetText = target.text ?? '';
   if (target.min !== undefined) {

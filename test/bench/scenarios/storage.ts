@@ -140,7 +140,7 @@ export const storage: Scenario = {
       notes: [
         `${mb} MiB of incompressible bytes from a node:http file server in the harness; pull and curl run pinned to the same core; one unrecorded warm-up of each, then ${runs} run(s), interleaved with the order alternating, median`,
         'https: the same from a node:https server with the test-only certificate (test/helpers/tls/), trusted by the pull through NODE_EXTRA_CA_CERTS and by curl through --cacert; TLS 1.3 as negotiated by both',
-        'pull time is measured inside the child around pull() (no Node start-up); curl\'s is its time_total; peak RSS is the whole pull process (Node + kinfer), max over runs',
+        'pull time is measured inside the child around pull() (no Node start-up); curl\'s is its time_total; peak RSS is the whole pull process (Node + kinfer; VmHWM, not getrusage, which counts the forked parent), max over runs',
       ],
     };
   },

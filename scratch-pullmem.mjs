@@ -1,0 +1,12 @@
+import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);
+import { pino } from 'pino';
+import { pull } from './dist/runtime/storage/pull.js';
+const [uri, dest] = process.argv.slice(2);
+const env = JSON.parse(process.env.KINFER_PULL_ENV ?? '{}');
+let max = { rss: 0, ab: 0, ext: 0, heap: 0 };
+const iv = setInterval(() => { const m = process.memoryUsage(); if (m.rss > max.rss) max = { rss: m.rss >> 20, ab: m.arrayBuffers >> 20, ext: m.external >> 20, heap: m.heapUsed >> 20 }; }, 20);
+const startRSS = process.resourceUsage().maxRSS >> 10;
+const t0 = performance.now();
+const r = await pull(uri, { dest, env, retries: 0, progressIntervalMs: 0, logger: pino({ level: 'silent' }) });
+clearInterval(iv);
+console.log(JSON.stringify({ ms: performance.now() - t0, max, maxRSS: process.resourceUsage().maxRSS >> 10, startRSS, hwm: require('node:fs').readFileSync('/proc/self/status','utf8').match(/VmHWM:\s+(\d+)/)[1] >> 10 }));
