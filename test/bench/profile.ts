@@ -3,8 +3,9 @@
  * Reads a V8 `.cpuprofile` (what `node --cpu-prof` writes) and says where the
  * thread's time went: self time by function and by package, idle and GC apart.
  * `npm run bench -- --profile DIR` runs every spawned kinfer server with
- * `--cpu-prof` and prints this for each profile; the files themselves open as
- * flame graphs in Chrome DevTools (Performance → Load profile) or speedscope.
+ * `--cpu-prof` and prints this for each profile, and writes a flame graph of
+ * each (flamegraph.ts); the files themselves also open in Chrome DevTools
+ * (Performance → Load profile) or speedscope.
  *
  * The sampler records wall time on the profiled thread: a thread preempted by
  * another one on the same core (the ONNX worker, when pinned) is charged to
@@ -15,9 +16,11 @@ import { readFile } from 'node:fs/promises';
 interface CpuProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  /** Ids of the callees. */
+  children?: number[];
 }
 
-interface CpuProfile {
+export interface CpuProfile {
   nodes: CpuProfileNode[];
   samples: number[];
   timeDeltas: number[];

@@ -20,6 +20,7 @@ import {
   CLI, DIST_BENCH, hasTaskset, machineInfo, renderMarkdown, renderText, ROOT,
   type BenchContext, type MachineInfo, type Scenario, type ScenarioResult,
 } from './lib.js';
+import { flameGraphSvg, foldStacks, renderFolded } from './flamegraph.js';
 import { readProfile, renderProfile, summarizeProfile } from './profile.js';
 import { ensureWrk, type LoadGenerator } from './wrk.js';
 import { coldStart } from './scenarios/cold-start.js';
@@ -105,15 +106,24 @@ async function updateDocs(markdown: string): Promise<boolean> {
   return true;
 }
 
-/** Prints the summary of every profile in `dir` (node names them CPU.<date>.<pid>.<thread>.<seq>.cpuprofile). */
+/**
+ * Prints the summary of every profile in `dir` (node names them
+ * CPU.<date>.<pid>.<thread>.<seq>.cpuprofile) and writes its flame graph
+ * (`.svg`) and folded stacks (`.folded`) beside it.
+ */
 async function reportProfiles(dir: string): Promise<void> {
   const files = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile')).sort();
   for (const f of files) {
     const thread = /\.\d+\.(\d+)\.\d+\.cpuprofile$/.exec(f)?.[1];
-    const label = thread === '0' ? 'main thread' : `worker thread ${thread ?? '?'}`;
-    process.stdout.write(`\n${renderProfile(`${f} (${label})`, summarizeProfile(await readProfile(join(dir, f)), ROOT))}\n`);
+    const label = `${f} (${thread === '0' ? 'main thread' : `worker thread ${thread ?? '?'}`})`;
+    const profile = await readProfile(join(dir, f));
+    process.stdout.write(`\n${renderProfile(label, summarizeProfile(profile, ROOT))}\n`);
+    const folded = foldStacks(profile, ROOT);
+    const base = join(dir, f.replace(/\.cpuprofile$/, ''));
+    await writeFile(`${base}.folded`, renderFolded(folded));
+    await writeFile(`${base}.svg`, flameGraphSvg(folded, label));
   }
-  process.stdout.write(`\nbench: ${files.length} profile(s) in ${dir}; open them in Chrome DevTools (Performance → Load profile) or speedscope for flame graphs\n`);
+  process.stdout.write(`\nbench: ${files.length} profile(s) in ${dir}, each with a flame graph (.svg, open in a browser) and folded stacks (.folded); the .cpuprofile files also open in Chrome DevTools (Performance → Load profile) or speedscope\n`);
 }
 
 async function main(): Promise<void> {
