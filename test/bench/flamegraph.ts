@@ -10,17 +10,15 @@
  * Idle samples are left out, so widths are shares of busy time; GC and
  * `(program)` stay in as frames of their own.
  */
-import { ownerOf, type CpuProfile } from './profile.js';
+import { frameLocation, selfTimes, type CpuProfile } from './profile.js';
 
 /** Self time per stack, root first, in µs. Frame names are `function file:line` (file relative to `root`). */
 export function foldStacks(profile: CpuProfile, root: string): Map<string, number> {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const self = new Map<number, number>();
-  profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
   const out = new Map<string, number>();
-  for (const [id, us] of self) {
+  for (const [id, us] of selfTimes(profile)) {
     if (us <= 0 || byId.get(id)?.callFrame.functionName === '(idle)') continue;
     const frames: string[] = [];
     // Bounded by the node count: a malformed profile with a parent cycle cannot loop forever.
@@ -36,10 +34,9 @@ export function foldStacks(profile: CpuProfile, root: string): Map<string, numbe
 }
 
 function frameName(f: CpuProfile['nodes'][number]['callFrame'], root: string): string {
-  const owner = ownerOf(f.url, root);
-  const where = f.url ? ` ${owner.replace(/^(pkg|kinfer):/, '')}:${f.lineNumber + 1}` : '';
+  const where = frameLocation(f, root);
   // ';' separates frames in the folded format.
-  return `${f.functionName || '(anonymous)'}${where}`.replaceAll(';', ',');
+  return `${f.functionName || '(anonymous)'}${where ? ` ${where}` : ''}`.replaceAll(';', ',');
 }
 
 /** The folded stacks as text, largest first. */

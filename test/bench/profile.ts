@@ -55,16 +55,24 @@ function ranked(m: Map<string, number>, top: number): { name: string; ms: number
     .map(([name, us]) => ({ name, ms: us / 1000 }));
 }
 
+/** Sampled µs per profile node (its self time). */
+export function selfTimes(profile: CpuProfile): Map<number, number> {
+  const self = new Map<number, number>();
+  profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  return self;
+}
+
+/** Where a frame's code is, as `file:line` (a package by its name, the project's files relative to `root`); undefined for native frames. */
+export function frameLocation(frame: CpuProfileNode['callFrame'], root: string): string | undefined {
+  return frame.url ? `${ownerOf(frame.url, root).replace(/^(pkg|kinfer):/, '')}:${frame.lineNumber + 1}` : undefined;
+}
+
 /** Summarises one profile; `root` shortens the project's own paths. */
 export function summarizeProfile(profile: CpuProfile, root: string, top = 15): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const self = new Map<number, number>();
+  const self = selfTimes(profile);
   let total = 0;
-  profile.samples.forEach((id, i) => {
-    const dt = profile.timeDeltas[i] ?? 0;
-    self.set(id, (self.get(id) ?? 0) + dt);
-    total += dt;
-  });
+  for (const us of self.values()) total += us;
   let idle = 0;
   let gc = 0;
   const fns = new Map<string, number>();
@@ -82,8 +90,7 @@ export function summarizeProfile(profile: CpuProfile, root: string, top = 15): P
     }
     if (frame.functionName === '(program)' || frame.functionName === '(root)') continue;
     const owner = ownerOf(frame.url, root);
-    const where = frame.url ? `${owner.replace(/^(pkg|kinfer):/, '')}:${frame.lineNumber + 1}` : owner;
-    const key = `${frame.functionName || '(anonymous)'} ${where}`;
+    const key = `${frame.functionName || '(anonymous)'} ${frameLocation(frame, root) ?? owner}`;
     fns.set(key, (fns.get(key) ?? 0) + us);
     pkgs.set(owner, (pkgs.get(owner) ?? 0) + us);
   }

@@ -172,16 +172,26 @@ export const modelPath: Scenario = {
       // Backend time per item in µs, from /metrics (kinfer_compute_duration_seconds).
       const computePerItem = new Map<string, number[]>();
       const record = (map: Map<string, number[]>, k: string, v: number) => map.set(k, [...(map.get(k) ?? []), v]);
-      // The target side (adaptive, JSON) with the in-process run at batch c made right after it, per repeat.
-      // The VM drifts within a round: in one run in-process batch 32 gave 387 and then 575 items/s in
-      // consecutive rounds, and a served side could run 30 s before its round's baseline.
-      const pairs = new Map<number, { served: number; base: number }[]>(CONCURRENCY.map((c) => [c, []]));
-      const floorPairs: { served: number; base: number }[] = [];
       const inProcess = (batches: number[]) =>
         runScript<OrtRuns>('ort-baseline.js', ['throughput', model, 'x', String(FEATURES), batches.join(','), String(ortSeconds)], {
           cpu: ctx.serverCpu,
           timeoutMs: (ortSeconds * batches.length + 60) * 1000,
         });
+      // The target side (adaptive, JSON) and the floor, each with the in-process run at its batch size made
+      // right after it, per repeat, by side key. The VM drifts within a round: in one run in-process batch 32
+      // gave 387 and then 575 items/s in consecutive rounds, and a served side could run 30 s before its
+      // round's baseline.
+      const pairs = new Map<string, { served: number; base: number }[]>();
+      const pairAfter = async (k: string, served: number, batch: number) => {
+        const base = (await inProcess([batch])).runs[0]!.itemsPerSec;
+        pairs.set(k, [...(pairs.get(k) ?? []), { served, base }]);
+        ctx.log(`  in-process b${batch} right after: ${base.toFixed(0)}/s (ratio ${(served / base).toFixed(2)})`);
+      };
+      /** A paired side's partners: their items/s median, and the median of the per-repeat ratios. */
+      const paired = (k: string) => {
+        const p = pairs.get(k)!;
+        return { base: median(p.map((x) => x.base)), ratio: median(p.map((x) => x.served / x.base)) };
+      };
       // Served and in-process runs alternate (the served sides, then in-process; repeated), so that drift
       // on the shared machine hits both sides alike.
       for (const c of CONCURRENCY) {
@@ -207,11 +217,7 @@ export const modelPath: Scenario = {
             if (!m || !before) {
               ctx.log(`  ${k} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms`);
               // The floor gets its own partner too, so kinfer and the floor face the same pairing.
-              if (side.label === 'floor') {
-                const adjacent = (await inProcess([1])).runs[0]!.itemsPerSec;
-                floorPairs.push({ served: r.rps, base: adjacent });
-                ctx.log(`  in-process b1 right after: ${adjacent.toFixed(0)}/s (ratio ${(r.rps / adjacent).toFixed(2)})`);
-              }
+              if (side.label === 'floor') await pairAfter(k, r.rps, 1);
               continue;
             }
             // Threads first: the /metrics read below costs the server CPU too.
@@ -226,11 +232,7 @@ export const modelPath: Scenario = {
             record(computePerItem, k, ((after.computeSec - before.batches.computeSec) * 1e6) / items);
             ctx.log(`  ${k} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms, mean batch ${batch.toFixed(2)}`);
             record(meanBatch, k, batch);
-            if (side.label === VARIANTS[0][0] && !side.binary) {
-              const adjacent = (await inProcess([c])).runs[0]!.itemsPerSec;
-              pairs.get(c)!.push({ served: r.rps, base: adjacent });
-              ctx.log(`  in-process b${c} right after: ${adjacent.toFixed(0)}/s (ratio ${(r.rps / adjacent).toFixed(2)})`);
-            }
+            if (side.label === VARIANTS[0][0] && !side.binary) await pairAfter(k, r.rps, c);
           }
           // The server idles meanwhile (no spinning threads); same core.
           const batches = c === 1 ? [1] : [c, 1];
@@ -243,13 +245,8 @@ export const modelPath: Scenario = {
       /** In-process items/s at batch `b`, from the runs of the concurrency-`c` phase. */
       const base = (c: number, b = c) => median(baselines.get(`${c}:${b}`)!);
       const rows: Row[] = [];
-      /** The target side's in-process partner: items/s median, and the median of the per-repeat ratios. */
-      const paired = (c: number) => {
-        const p = pairs.get(c)!;
-        return { base: median(p.map((x) => x.base)), ratio: median(p.map((x) => x.served / x.base)) };
-      };
       for (const c of CONCURRENCY) {
-        const p = paired(c);
+        const p = paired(`adaptive c${c}`);
         rows.push(compareRow(`batching on (adaptive), c=${c} (vs batch ${c} right after)`, med(`adaptive c${c}`), p.base, 'items/s', { min: 0.85, ratio: p.ratio }));
       }
       for (const c of CONCURRENCY) {
@@ -268,22 +265,23 @@ export const modelPath: Scenario = {
         // The same model and policy, the session on the event loop (auto on one core) against a worker thread.
         rows.push(compareRow(`adaptive c=${c}: event loop (vs worker thread)`, med(`adaptive c${c}`), med(`worker c${c}`), 'items/s', { text: 'reported' }));
       }
+      const floor = paired('floor c1');
       rows.push(
-        compareRow('floor: bare node:http + onnxruntime on the event loop, c=1 (vs batch 1 right after)', med('floor c1'), median(floorPairs.map((x) => x.base)), 'items/s', {
+        compareRow('floor: bare node:http + onnxruntime on the event loop, c=1 (vs batch 1 right after)', med('floor c1'), floor.base, 'items/s', {
           text: 'reported',
-          ratio: median(floorPairs.map((x) => x.served / x.base)),
+          ratio: floor.ratio,
         }),
       );
       rows.push(compareRow('kinfer adaptive c=1 / floor c=1', med('adaptive c1') / med('floor c1'), undefined, 'x'));
       for (const c of CONCURRENCY) {
         // Wall time per item served minus per item in-process: what HTTP, JSON, the batcher and the worker hop add.
-        const cost = 1e6 / med(`adaptive c${c}`) - 1e6 / paired(c).base;
+        const cost = 1e6 / med(`adaptive c${c}`) - 1e6 / paired(`adaptive c${c}`).base;
         rows.push(compareRow(`serving cost per item, adaptive c=${c}`, cost, undefined, 'µs'));
       }
       for (const c of CONCURRENCY) {
         // Backend time per item against the in-process time per item: how much slower the model runs
         // inside the server (caches, preemption), apart from the serving work around it.
-        rows.push(compareRow(`backend time per item, adaptive c=${c} (vs in-process time per item)`, median(computePerItem.get(`adaptive c${c}`)!), 1e6 / paired(c).base, 'µs'));
+        rows.push(compareRow(`backend time per item, adaptive c=${c} (vs in-process time per item)`, median(computePerItem.get(`adaptive c${c}`)!), 1e6 / paired(`adaptive c${c}`).base, 'µs'));
       }
       for (const c of CONCURRENCY) {
         rows.push(compareRow(`server CPU per request, all threads, adaptive c=${c}`, median(cpuAll.get(`adaptive c${c}`)!), undefined, 'µs'));
