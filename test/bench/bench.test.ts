@@ -14,8 +14,8 @@ import ort from 'onnxruntime-node';
 import { mlpReference, writeMlpModel } from '../helpers/onnx-models.js';
 import { createBareServer } from './bare-server.js';
 import {
-  assertClean, baselineSessionOptions, compareRow, cpuUse, floats, limitRow, loadInProcess, machineInfo, median,
-  renderMarkdown, renderText, splitThreadCpu, threadCpu, v2BinaryBody, v2JsonBody, type ScenarioResult,
+  assertClean, baselineSessionOptions, compareRow, cpuUse, floats, limitRow, loadInProcess, machineInfo, median, medianOf,
+  pairedRatio, renderMarkdown, renderText, splitThreadCpu, threadCpu, v2BinaryBody, v2JsonBody, type ScenarioResult,
 } from './lib.js';
 import { markdownReport, SCENARIOS } from './run.js';
 
@@ -127,6 +127,13 @@ describe('bench harness', () => {
     expect(SCENARIOS.map((s) => s.name)).toEqual(['protocol', 'large-tensors', 'model-path', 'cold-start', 'storage']);
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 2, 3])).toBe(2.5);
+    // The VM slows down between rounds: each round's pair is compared, not the two medians.
+    const run = (rps: number) => ({ rps, p50: 1, p99: 2, ok: rps, errors: 0, non2xx: 0, durationSec: 1 });
+    const a = [100, 300, 310].map(run);
+    const b = [200, 310, 600].map(run);
+    expect(medianOf(a, 'rps') / medianOf(b, 'rps')).toBeCloseTo(0.968, 3);
+    expect(pairedRatio(a, b, 'rps')).toBeCloseTo(310 / 600, 6);
+    expect(() => pairedRatio(a, b.slice(1), 'rps')).toThrow(/paired ratio of 3 and 2 runs/);
     const bin = v2BinaryBody('x', [2], Float32Array.from([1.5, -2]));
     const head = JSON.parse(Buffer.from(bin.body.subarray(0, bin.headerLength)).toString()) as { inputs: { parameters: { binary_data_size: number } }[] };
     expect(head.inputs[0]!.parameters.binary_data_size).toBe(8);

@@ -594,16 +594,28 @@ export function assertClean(what: string, r: LoadResult): LoadResult {
 export async function interleaved(
   ctx: BenchContext,
   sides: { name: string; spec: LoadSpec }[],
+  repeats = ctx.repeats,
 ): Promise<Map<string, LoadResult[]>> {
   const out = new Map<string, LoadResult[]>(sides.map((s) => [s.name, []]));
-  for (let i = 0; i < ctx.repeats; i++) {
-    for (const s of sides) {
+  for (let i = 0; i < repeats; i++) {
+    // Odd rounds run the sides in reverse, so neither side always runs first (after the other's load).
+    for (const s of i % 2 === 0 ? sides : [...sides].reverse()) {
       const r = assertClean(s.name, await loadInChild(s.spec, ctx));
       ctx.log(`  ${s.name} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms`);
       out.get(s.name)!.push(r);
     }
   }
   return out;
+}
+
+/**
+ * The median of the per-round ratios `a[i][key] / b[i][key]` of two sides run
+ * in the same rounds of `interleaved`: each ratio compares runs made seconds
+ * apart, so the VM's drift over a scenario (often 1.5x) cancels out.
+ */
+export function pairedRatio(a: LoadResult[], b: LoadResult[], key: 'rps' | 'p50' | 'p99'): number {
+  if (a.length !== b.length || a.length === 0) throw new Error(`bench: paired ratio of ${a.length} and ${b.length} runs`);
+  return median(a.map((r, i) => r[key] / b[i]![key]));
 }
 
 export function medianOf(runs: LoadResult[], key: 'rps' | 'p50' | 'p99'): number {

@@ -10,7 +10,7 @@ import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeInferRequest, encodeInferResponse } from '../../../runtime/protocol/v2/index.js';
 import {
-  compareRow, floats, interleaved, median, medianOf, ROOT, spawnBare, spawnKinfer, tempRepo, v2BinaryBody, v2JsonBody,
+  compareRow, floats, interleaved, median, medianOf, pairedRatio, ROOT, spawnBare, spawnKinfer, tempRepo, v2BinaryBody, v2JsonBody,
   type BenchContext, type Row, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
@@ -75,8 +75,8 @@ export const largeTensors: Scenario = {
       const kJson = medianOf(runs.get('kinfer json')!, 'rps');
       const kBin = medianOf(runs.get('kinfer binary')!, 'rps');
       const bJson = medianOf(runs.get('bare json')!, 'rps');
-      rows.push(compareRow(`binary vs JSON (kinfer, c=${c})`, kBin, kJson, 'req/s', { min: 10 }));
-      rows.push(compareRow(`JSON over HTTP (c=${c})`, kJson, bJson, 'req/s', { min: 0.8 }));
+      rows.push(compareRow(`binary vs JSON (kinfer, c=${c})`, kBin, kJson, 'req/s', { min: 10, ratio: pairedRatio(runs.get('kinfer binary')!, runs.get('kinfer json')!, 'rps') }));
+      rows.push(compareRow(`JSON over HTTP (c=${c})`, kJson, bJson, 'req/s', { min: 0.8, ratio: pairedRatio(runs.get('kinfer json')!, runs.get('bare json')!, 'rps') }));
       rows.push(compareRow('JSON decode, in-process (ops/s)', 1000 / kDecode, 1000 / bDecode, 'ops/s', { min: 0.8 }));
       rows.push(compareRow('JSON encode, in-process (ops/s)', 1000 / kEncode, 1000 / bEncode, 'ops/s', { text: 'reported' }));
       rows.push(compareRow(`binary p99 latency (c=${c})`, medianOf(runs.get('kinfer binary')!, 'p99'), undefined, 'ms'));
@@ -88,7 +88,7 @@ export const largeTensors: Scenario = {
         rows,
         notes: [
           `JSON body ${(json.length / 2 ** 20).toFixed(2)} MiB, binary body ${(bin.body.byteLength / 2 ** 20).toFixed(2)} MiB; responses are the same tensor (JSON, or binary with binary_data_output)`,
-          'baseline: row 1 = kinfer JSON; row 2 = bare node:http (parse + Float32Array.from + stringify); decode = JSON.parse + Float32Array.from; encode = JSON.stringify of Array.from',
+          'baseline: row 1 = kinfer JSON; row 2 = bare node:http (parse + Float32Array.from + stringify); rows 1-2: ratio = median of the per-round ratios (the order alternating); decode = JSON.parse + Float32Array.from; encode = JSON.stringify of Array.from',
           `in-process: decode ${kDecode.toFixed(1)} ms vs ${bDecode.toFixed(1)} ms, encode ${kEncode.toFixed(1)} ms vs ${bEncode.toFixed(1)} ms (median per call)`,
         ],
       };

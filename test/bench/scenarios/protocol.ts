@@ -7,9 +7,12 @@
 import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  compareRow, floats, interleaved, medianOf, ROOT, spawnBare, spawnKinfer, tempRepo, v2JsonBody, warmUp, WARM_UP_SEC,
+  compareRow, floats, interleaved, medianOf, pairedRatio, ROOT, spawnBare, spawnKinfer, tempRepo, v2JsonBody, warmUp, WARM_UP_SEC,
   type BenchContext, type Row, type Scenario, type ScenarioResult,
 } from '../lib.js';
+
+/** Rounds per concurrency in a full run: one round's ratio moved 0.68-0.78x between full runs with 3. */
+const MIN_REPEATS = 5;
 
 export const protocol: Scenario = {
   name: 'protocol',
@@ -33,6 +36,7 @@ export const protocol: Scenario = {
       for (const url of [`${kinfer.url}/v2/models/echo/infer`, `${bare.url}/infer`]) {
         await warmUp(ctx, { url, body, headers: { 'content-type': 'application/json' }, connections: 16 });
       }
+      const repeats = ctx.quick ? ctx.repeats : Math.max(ctx.repeats, MIN_REPEATS);
       const rows: Row[] = [];
       const p99: [number, number] = [NaN, NaN];
       for (const c of [1, 16]) {
@@ -41,10 +45,10 @@ export const protocol: Scenario = {
         const runs = await interleaved(ctx, [
           { name: `kinfer c${c}`, spec: { ...spec, url: `${kinfer.url}/v2/models/echo/infer` } },
           { name: `bare c${c}`, spec: { ...spec, url: `${bare.url}/infer` } },
-        ]);
+        ], repeats);
         const k = runs.get(`kinfer c${c}`)!;
         const b = runs.get(`bare c${c}`)!;
-        rows.push(compareRow(`c=${c} throughput`, medianOf(k, 'rps'), medianOf(b, 'rps'), 'req/s', { min: 0.7 }));
+        rows.push(compareRow(`c=${c} throughput`, medianOf(k, 'rps'), medianOf(b, 'rps'), 'req/s', { min: 0.7, ratio: pairedRatio(k, b, 'rps') }));
         if (c === 16) {
           p99[0] = medianOf(k, 'p99');
           p99[1] = medianOf(b, 'p99');
@@ -57,7 +61,7 @@ export const protocol: Scenario = {
         title: this.title,
         baselineLabel: 'bare node:http',
         rows,
-        notes: [`body ${(body.length / 1024).toFixed(1)} KiB; each side warmed up with ${ctx.quick ? 1 : WARM_UP_SEC} s of unrecorded load at c=16, then ${ctx.repeats}× ${ctx.durationSec} s per side, interleaved, median`],
+        notes: [`body ${(body.length / 1024).toFixed(1)} KiB; each side warmed up with ${ctx.quick ? 1 : WARM_UP_SEC} s of unrecorded load at c=16, then ${repeats}× ${ctx.durationSec} s per side, interleaved (the order alternating), medians; ratio = median of the per-round ratios`],
       };
     } finally {
       await kinfer.close();
