@@ -65,6 +65,9 @@ describe('bench harness', () => {
     const md = markdownReport(machineInfo(false), { quick: true, repeats: 1, durationSec: 1 }, [scenario]);
     expect(md).toContain('| case | kinfer | itself | ratio | target | result |');
     expect(md).toMatch(/Node v\d+/);
+    expect(md).toMatch(/load generator autocannon [\d.]+ \(keep-alive\)/);
+    expect(markdownReport(machineInfo(false, 'wrk 4.1.0'), { quick: true, repeats: 1, durationSec: 1 }, [scenario])).toContain('load generator wrk 4.1.0 (1 thread, keep-alive)');
+    expect(markdownReport(machineInfo(false, 'none'), { quick: true, repeats: 1, durationSec: 1 }, [scenario])).toContain('load generator none (no scenario drives HTTP load)');
     expect(renderMarkdown(scenario).split('\n').filter((l) => l.startsWith('| ')).length).toBe(6);
   }, 20_000);
 
@@ -125,6 +128,7 @@ describe('bench harness', () => {
 
   it('has the five scenarios and sane helpers', () => {
     expect(SCENARIOS.map((s) => s.name)).toEqual(['protocol', 'large-tensors', 'model-path', 'cold-start', 'storage']);
+    expect(SCENARIOS.filter((s) => s.httpLoad).map((s) => s.name)).toEqual(['protocol', 'large-tensors', 'model-path']);
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 2, 3])).toBe(2.5);
     // The VM slows down between rounds: each round's pair is compared, not the two medians.

@@ -664,6 +664,8 @@ export interface Scenario {
   /** Selects the scenario on the command line. */
   name: string;
   title: string;
+  /** Drives HTTP load (wrk or autocannon); the harness looks for wrk only when a selected scenario does. */
+  httpLoad: boolean;
   run(ctx: BenchContext): Promise<ScenarioResult>;
 }
 

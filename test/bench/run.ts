@@ -22,7 +22,7 @@ import {
 } from './lib.js';
 import { flameGraphSvg, foldStacks, renderFolded } from './flamegraph.js';
 import { readProfile, renderProfile, summarizeProfile } from './profile.js';
-import { ensureWrk, type LoadGenerator } from './wrk.js';
+import { ensureWrk, WRK_THREADS, type LoadGenerator } from './wrk.js';
 import { coldStart } from './scenarios/cold-start.js';
 import { largeTensors } from './scenarios/large-tensors.js';
 import { modelPath } from './scenarios/model-path.js';
@@ -78,7 +78,7 @@ function parseArgs(argv: string[]): Args {
 
 export function markdownReport(m: MachineInfo, ctx: Pick<BenchContext, 'quick' | 'repeats' | 'durationSec'>, results: ScenarioResult[]): string {
   const versions = Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ');
-  const load = m.load.startsWith('wrk') ? `${m.load} (1 thread, keep-alive)` : `${m.load} (keep-alive)`;
+  const load = m.load === 'none' ? 'none (no scenario drives HTTP load)' : m.load.startsWith('wrk') ? `${m.load} (${WRK_THREADS} thread${WRK_THREADS === 1 ? '' : 's'}, keep-alive)` : `${m.load} (keep-alive)`;
   return [
     `## Benchmark ${m.date.slice(0, 10)}${ctx.quick ? ' (quick)' : ''}`,
     '',
@@ -132,8 +132,10 @@ async function main(): Promise<void> {
   const pin = hasTaskset();
   if (pin) spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
   const log = (msg: string) => process.stderr.write(`${msg}\n`);
-  const wrk = args.load === 'autocannon' ? undefined : ensureWrk(log);
-  if (args.load === 'wrk' && !wrk) throw new Error('--load wrk: wrk is not installed and could not be (apt-get install wrk, as root)');
+  const selected = args.names.length ? SCENARIOS.filter((s) => args.names.includes(s.name)) : SCENARIOS;
+  const httpLoad = selected.some((s) => s.httpLoad);
+  const wrk = args.load === 'autocannon' || !httpLoad ? undefined : ensureWrk(log);
+  if (httpLoad && args.load === 'wrk' && !wrk) throw new Error('--load wrk: wrk is not installed and could not be (apt-get install wrk, as root)');
   const ctx: BenchContext = {
     quick: args.quick,
     durationSec: args.duration ?? (args.quick ? 1 : 5),
@@ -145,8 +147,7 @@ async function main(): Promise<void> {
     log,
   };
   if (args.profileDir) await mkdir(args.profileDir, { recursive: true });
-  const selected = args.names.length ? SCENARIOS.filter((s) => args.names.includes(s.name)) : SCENARIOS;
-  const machine = machineInfo(pin, wrk ? `wrk ${wrk}` : undefined);
+  const machine = machineInfo(pin, !httpLoad ? 'none' : wrk ? `wrk ${wrk}` : undefined);
   const results: ScenarioResult[] = [];
   const t0 = performance.now();
   for (const s of selected) {

@@ -106,8 +106,11 @@ export function parseWrkOutput(stdout: string): LoadResult {
   };
 }
 
+/** wrk's threads: one, on the load core. */
+export const WRK_THREADS = 1;
+
 /**
- * Writes the script into `dir` and returns wrk's argv: one thread (the load
+ * Writes the script into `dir` and returns wrk's argv: `WRK_THREADS` threads (the load
  * core), `connections` keep-alive connections, `durationSec` (wrk is bounded
  * by time; the caller's process timeout bounds it too).
  */
@@ -115,5 +118,5 @@ export async function wrkArgs(spec: LoadSpec, dir: string, bodyFile: string | un
   if (spec.connections < 1) throw new Error('bench: wrk needs at least one connection');
   const script = join(dir, 'load.lua');
   await writeFile(script, wrkScript(spec, bodyFile));
-  return ['-t1', `-c${spec.connections}`, `-d${Math.max(1, Math.round(spec.durationSec))}s`, '--timeout', '30s', '-s', script, spec.url];
+  return [`-t${WRK_THREADS}`, `-c${spec.connections}`, `-d${Math.max(1, Math.round(spec.durationSec))}s`, '--timeout', '30s', '-s', script, spec.url];
 }

@@ -41,6 +41,7 @@ async function firstAndLater(url: string, body: string): Promise<{ first: number
 
 export const coldStart: Scenario = {
   name: 'cold-start',
+  httpLoad: false,
   title: '4. Cold start: spawn → /v2/health/ready with ocr-det on disk',
   async run(ctx: BenchContext): Promise<ScenarioResult> {
     const repo = await tempRepo('kinfer-bench-cold-');

@@ -32,6 +32,7 @@ function timeIt(fn: () => void, budgetMs: number): number {
 
 export const largeTensors: Scenario = {
   name: 'large-tensors',
+  httpLoad: true,
   title: '2. Large tensors: echo, FP32 1×3×224×224',
   async run(ctx: BenchContext): Promise<ScenarioResult> {
     const data = floats(COUNT, 7);

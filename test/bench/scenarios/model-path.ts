@@ -123,6 +123,7 @@ interface OrtRuns {
 
 export const modelPath: Scenario = {
   name: 'model-path',
+  httpLoad: true,
   title: `3. Model path: batchable ONNX MLP ${FEATURES}→${HIDDEN}→(${DEPTH}× ${HIDDEN}×${HIDDEN})→${CLASSES}, FP32 JSON, 1 item per request`,
   async run(ctx: BenchContext): Promise<ScenarioResult> {
     const repo = await tempRepo('kinfer-bench-mlp-');

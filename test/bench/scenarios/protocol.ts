@@ -16,6 +16,7 @@ const MIN_REPEATS = 5;
 
 export const protocol: Scenario = {
   name: 'protocol',
+  httpLoad: true,
   title: '1. Protocol overhead: echo, FP32 1×784 JSON',
   async run(ctx: BenchContext): Promise<ScenarioResult> {
     const repo = await tempRepo('kinfer-bench-echo-');

@@ -60,6 +60,7 @@ const MIN_RUNS = 7;
 
 export const storage: Scenario = {
   name: 'storage',
+  httpLoad: false,
   title: '5. Storage: pull a 200 MB artifact over loopback HTTP',
   async run(ctx: BenchContext): Promise<ScenarioResult> {
     const mb = ctx.quick ? 64 : 200;
