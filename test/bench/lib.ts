@@ -51,6 +51,8 @@ export interface BenchContext {
   profileDir?: string;
   /** What drives the HTTP loads: wrk where installed (see wrk.ts), else autocannon. */
   loadGen: LoadGenerator;
+  /** valgrind's version when the protocol scenario counts instructions per request (instructions.ts); undefined = not counted. */
+  callgrind?: string;
   log: (msg: string) => void;
 }
 
@@ -87,7 +89,7 @@ export interface ScenarioResult {
   notes: string[];
 }
 
-export type Unit = 'req/s' | 'items/s' | 'items' | 'ms' | 'µs' | 'MB' | 'MB/s' | 'ops/s' | 'ms/s' | '/s' | 'x';
+export type Unit = 'req/s' | 'items/s' | 'items' | 'ms' | 'µs' | 'MB' | 'MB/s' | 'ops/s' | 'ms/s' | '/s' | 'x' | 'M instr';
 
 export function fmt(v: number, unit: Unit): string {
   if (!Number.isFinite(v)) return 'n/a';

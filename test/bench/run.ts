@@ -1,6 +1,6 @@
 /**
  * @module test/bench/run
- * `npm run bench [-- --quick] [--repeats N] [--duration S] [--no-write] [--profile DIR] [--load wrk|autocannon] [scenario ...]`:
+ * `npm run bench [-- --quick] [--repeats N] [--duration S] [--no-write] [--profile DIR] [--load wrk|autocannon] [--[no-]instructions] [scenario ...]`:
  * runs the scenarios (all by default) against servers it starts itself on
  * 127.0.0.1, prints one table per scenario and writes them as Markdown to
  * `bench/results/<YYYY-MM-DD>.md` (`-quick` suffix for quick runs). A full run
@@ -10,6 +10,9 @@
  * results (the profiler's overhead makes the numbers incomparable).
  * Loads run on wrk, installed from Debian's packages when missing and the
  * harness runs as root (wrk.ts says why), else on autocannon; `--load` picks.
+ * Where valgrind is installed, the protocol scenario also counts instructions
+ * per request under callgrind (instructions.ts): in full runs by default
+ * (`--no-instructions` skips it), in quick runs with `--instructions`.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -22,6 +25,7 @@ import {
 } from './lib.js';
 import { flameGraphSvg, foldStacks, renderFolded } from './flamegraph.js';
 import { readProfile, renderProfile, summarizeProfile } from './profile.js';
+import { callgrindVersion } from './instructions.js';
 import { ensureWrk, WRK_THREADS, type LoadGenerator } from './wrk.js';
 import { coldStart } from './scenarios/cold-start.js';
 import { largeTensors } from './scenarios/large-tensors.js';
@@ -38,6 +42,8 @@ interface Args {
   write: boolean;
   profileDir?: string;
   load?: LoadGenerator;
+  /** Count instructions per request under callgrind; undefined = in full runs only. */
+  instructions?: boolean;
   names: string[];
 }
 
@@ -63,9 +69,10 @@ function parseArgs(argv: string[]): Args {
       const gen = argv[++i];
       if (gen !== 'wrk' && gen !== 'autocannon') throw new Error(`--load: expected wrk or autocannon, got ${gen}`);
       a.load = gen;
-    } else if (v === '--help' || v === '-h') {
+    } else if (v === '--instructions' || v === '--no-instructions') a.instructions = v === '--instructions';
+    else if (v === '--help' || v === '-h') {
       process.stdout.write(
-        `usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--no-write] [--profile DIR] [--load wrk|autocannon] [${SCENARIOS.map((s) => s.name).join('|')} ...]\n`,
+        `usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--no-write] [--profile DIR] [--load wrk|autocannon] [--[no-]instructions] [${SCENARIOS.map((s) => s.name).join('|')} ...]\n`,
       );
       process.exit(0);
     } else if (v.startsWith('-')) throw new Error(`unknown option ${v}`);
@@ -144,8 +151,15 @@ async function main(): Promise<void> {
     loadCpu: pin ? 0 : undefined,
     profileDir: args.profileDir,
     loadGen: wrk ? 'wrk' : 'autocannon',
+    callgrind: (args.instructions ?? !args.quick) && selected.some((s) => s.name === 'protocol') ? callgrindVersion() : undefined,
     log,
   };
+  if (args.instructions && !ctx.callgrind && selected.some((s) => s.name === 'protocol')) {
+    throw new Error('--instructions: valgrind (with callgrind_control) is not installed (apt-get install valgrind)');
+  }
+  if (args.instructions === undefined && !args.quick && !ctx.callgrind && selected.some((s) => s.name === 'protocol')) {
+    log('bench: valgrind is not installed, so instructions per request are not counted (apt-get install valgrind)');
+  }
   if (args.profileDir) await mkdir(args.profileDir, { recursive: true });
   const machine = machineInfo(pin, !httpLoad ? 'none' : wrk ? `wrk ${wrk}` : undefined);
   const results: ScenarioResult[] = [];

@@ -6,10 +6,14 @@
  */
 import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { countInstructions } from '../instructions.js';
 import {
-  compareRow, floats, interleaved, medianOf, pairedRatio, ROOT, spawnBare, spawnKinfer, tempRepo, v2JsonBody, warmUp, WARM_UP_SEC,
+  CLI, compareRow, DIST_BENCH, floats, interleaved, medianOf, pairedRatio, ROOT, spawnBare, spawnKinfer, tempRepo, v2JsonBody, warmUp, WARM_UP_SEC,
   type BenchContext, type Row, type Scenario, type ScenarioResult,
 } from '../lib.js';
+
+/** Instruction counts (callgrind): requests before counting, per round, and rounds (two rounds agree within ~2%). */
+const COUNT = { warmUpRequests: 3000, requests: 1000, rounds: 2 };
 
 /** Rounds per concurrency in a full run: one round's ratio moved 0.68-0.78x between full runs with 3. */
 const MIN_REPEATS = 5;
@@ -57,12 +61,30 @@ export const protocol: Scenario = {
         }
       }
       rows.push(compareRow('c=16 p99 latency', p99[0], p99[1], 'ms', { text: 'reported' }));
+      const notes: string[] = [];
+      if (ctx.callgrind) {
+        // After the timed rounds, so the servers under valgrind never share the machine with them.
+        ctx.log('protocol: instructions per request under callgrind (kinfer, then bare)');
+        const count = { ...COUNT, body, headers: { 'content-type': 'application/json' }, connections: 16, cpu: ctx.serverCpu };
+        const k = await countInstructions({
+          ...count,
+          args: [CLI, 'serve', '--model-repository', repo.dir, '--port', '{PORT}', '--host', '127.0.0.1'],
+          path: '/v2/models/echo/infer',
+          env: { LOG_LEVEL: 'warn' },
+        });
+        const b = await countInstructions({ ...count, args: [join(DIST_BENCH, 'bare-server.js'), '{PORT}'], path: '/infer' });
+        ctx.log(`  kinfer ${k.perRequest.map((n) => n.toFixed(0)).join(', ')}; bare ${b.perRequest.map((n) => n.toFixed(0)).join(', ')} per request`);
+        rows.push(compareRow('c=16 instructions per request (callgrind)', k.perRequest.at(-1)! / 1e6, b.perRequest.at(-1)! / 1e6, 'M instr', { text: 'reported' }));
+        notes.push(
+          `instructions: valgrind ${ctx.callgrind} (callgrind, all threads, user space only), c=16 from autocannon; ${COUNT.warmUpRequests} requests of warm-up, then ${COUNT.rounds} rounds of ${COUNT.requests}, the last shown`,
+        );
+      }
       return {
         name: this.name,
         title: this.title,
         baselineLabel: 'bare node:http',
         rows,
-        notes: [`body ${(body.length / 1024).toFixed(1)} KiB; each side warmed up with ${ctx.quick ? 1 : WARM_UP_SEC} s of unrecorded load at c=16, then ${repeats}× ${ctx.durationSec} s per side, interleaved (the order alternating), medians; ratio = median of the per-round ratios`],
+        notes: [...notes, `body ${(body.length / 1024).toFixed(1)} KiB; each side warmed up with ${ctx.quick ? 1 : WARM_UP_SEC} s of unrecorded load at c=16, then ${repeats}× ${ctx.durationSec} s per side, interleaved (the order alternating), medians; ratio = median of the per-round ratios`],
       };
     } finally {
       await kinfer.close();
