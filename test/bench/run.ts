@@ -11,8 +11,8 @@
  * Loads run on wrk, installed from Debian's packages when missing and the
  * harness runs as root (wrk.ts says why), else on autocannon; `--load` picks.
  * Where valgrind is installed, the protocol scenario also counts instructions
- * per request under callgrind (instructions.ts): in full runs by default
- * (`--no-instructions` skips it), in quick runs with `--instructions`.
+ * per request under callgrind (instructions.ts): by default unless `--quick`
+ * (`--no-instructions` skips it, `--instructions` adds it to quick runs).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -42,7 +42,7 @@ interface Args {
   write: boolean;
   profileDir?: string;
   load?: LoadGenerator;
-  /** Count instructions per request under callgrind; undefined = in full runs only. */
+  /** Count instructions per request under callgrind; undefined = unless --quick. */
   instructions?: boolean;
   names: string[];
 }
@@ -141,6 +141,7 @@ async function main(): Promise<void> {
   const log = (msg: string) => process.stderr.write(`${msg}\n`);
   const selected = args.names.length ? SCENARIOS.filter((s) => args.names.includes(s.name)) : SCENARIOS;
   const httpLoad = selected.some((s) => s.httpLoad);
+  const countInstructions = (args.instructions ?? !args.quick) && selected.some((s) => s.name === 'protocol');
   const wrk = args.load === 'autocannon' || !httpLoad ? undefined : ensureWrk(log);
   if (httpLoad && args.load === 'wrk' && !wrk) throw new Error('--load wrk: wrk is not installed and could not be (apt-get install wrk, as root)');
   const ctx: BenchContext = {
@@ -151,13 +152,11 @@ async function main(): Promise<void> {
     loadCpu: pin ? 0 : undefined,
     profileDir: args.profileDir,
     loadGen: wrk ? 'wrk' : 'autocannon',
-    callgrind: (args.instructions ?? !args.quick) && selected.some((s) => s.name === 'protocol') ? callgrindVersion() : undefined,
+    callgrind: countInstructions ? callgrindVersion() : undefined,
     log,
   };
-  if (args.instructions && !ctx.callgrind && selected.some((s) => s.name === 'protocol')) {
-    throw new Error('--instructions: valgrind (with callgrind_control) is not installed (apt-get install valgrind)');
-  }
-  if (args.instructions === undefined && !args.quick && !ctx.callgrind && selected.some((s) => s.name === 'protocol')) {
+  if (countInstructions && !ctx.callgrind) {
+    if (args.instructions) throw new Error('--instructions: valgrind (with callgrind_control) is not installed (apt-get install valgrind)');
     log('bench: valgrind is not installed, so instructions per request are not counted (apt-get install valgrind)');
   }
   if (args.profileDir) await mkdir(args.profileDir, { recursive: true });
