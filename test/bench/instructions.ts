@@ -2,11 +2,12 @@
  * @module test/bench/instructions
  * Instructions per request, counted by valgrind's callgrind: the CPU work a
  * server does for one request, in a number this VM's noise does not move
- * (two rounds of the same server agree within ~2%, where its req/s moves by
- * ±20% from minute to minute).
+ * (two full bench runs gave the same counts to three digits, where req/s
+ * moves by ±20% from minute to minute).
  *
  * The server runs under callgrind (no cache simulation). A warm-up lets V8's
- * tiers settle; then, per round, the counters are zeroed
+ * tiers settle (under valgrind, whose threads run one at a time, they settle
+ * slowly: after 3,000 requests the next round still reads 2-4% lower); then, per round, the counters are zeroed
  * (`callgrind_control -z`), a fixed number of requests is sent, and the
  * counters are dumped (`-d`). The count covers every thread of the process
  * (GC and compiler threads too) but user space only: system calls, cache and

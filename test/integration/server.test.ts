@@ -104,6 +104,7 @@ describe('default repository (echo, ocr-det)', () => {
       body,
     });
     expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/octet-stream');
     const len = Number(res.headers.get('inference-header-content-length'));
     const bytes = new Uint8Array(await res.arrayBuffer());
     const json = JSON.parse(new TextDecoder().decode(bytes.subarray(0, len))) as {

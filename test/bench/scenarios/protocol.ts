@@ -12,7 +12,7 @@ import {
   type BenchContext, type Row, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
-/** Instruction counts (callgrind): requests before counting, per round, and rounds (two rounds agree within ~2%). */
+/** Instruction counts (callgrind): requests before counting, per round, and rounds (the second reads 2-4% below the first). */
 const COUNT = { warmUpRequests: 3000, requests: 1000, rounds: 2 };
 
 /** Rounds per concurrency in a full run: with 3 (unpaired), c=16 read 0.68x, 0.78x and 0.73x in three runs of the same code. */
