@@ -141,7 +141,7 @@ async function main(): Promise<void> {
   const log = (msg: string) => process.stderr.write(`${msg}\n`);
   const selected = args.names.length ? SCENARIOS.filter((s) => args.names.includes(s.name)) : SCENARIOS;
   const httpLoad = selected.some((s) => s.httpLoad);
-  const countInstructions = (args.instructions ?? !args.quick) && selected.some((s) => s.name === 'protocol');
+  const wantInstructions = (args.instructions ?? !args.quick) && selected.some((s) => s.name === 'protocol');
   const wrk = args.load === 'autocannon' || !httpLoad ? undefined : ensureWrk(log);
   if (httpLoad && args.load === 'wrk' && !wrk) throw new Error('--load wrk: wrk is not installed and could not be (apt-get install wrk, as root)');
   const ctx: BenchContext = {
@@ -152,10 +152,10 @@ async function main(): Promise<void> {
     loadCpu: pin ? 0 : undefined,
     profileDir: args.profileDir,
     loadGen: wrk ? 'wrk' : 'autocannon',
-    callgrind: countInstructions ? callgrindVersion() : undefined,
+    callgrind: wantInstructions ? callgrindVersion() : undefined,
     log,
   };
-  if (countInstructions && !ctx.callgrind) {
+  if (wantInstructions && !ctx.callgrind) {
     if (args.instructions) throw new Error('--instructions: valgrind (with callgrind_control) is not installed (apt-get install valgrind)');
     log('bench: valgrind is not installed, so instructions per request are not counted (apt-get install valgrind)');
   }

@@ -11,6 +11,7 @@ import { decodeInferRequest, encodeInferResponse } from '../../protocol/v2/index
 import type * as CloudEventCodec from '../../protocol/cloudevent.js';
 import { readBody } from '../body.js';
 import type { KinferEnv } from '../context.js';
+import { okWithHeaders } from '../middleware/response-headers.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { stage } from '../stages.js';
 import { traceHeaders, tracingEnabled } from '../../observability/tracing.js';
@@ -78,6 +79,6 @@ export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
       traceparent: ours.traceparent ?? event.traceparent ?? c.req.header('traceparent'),
       tracestate: ours.tracestate ?? event.tracestate ?? c.req.header('tracestate'),
     });
-    return c.body(reply.body as string, 200, reply.headers);
+    return okWithHeaders(c, reply.body, reply.headers);
   };
 }

@@ -9,7 +9,7 @@ import { NotFound } from '../../core/errors.js';
 import { decodeInferRequest, encodeInferResponse } from '../../protocol/v2/index.js';
 import { readBody } from '../body.js';
 import type { KinferEnv } from '../context.js';
-import { setResponseHeader } from '../middleware/response-headers.js';
+import { okWithHeaders } from '../middleware/response-headers.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { stage } from '../stages.js';
 
@@ -75,11 +75,7 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
     const encoded = stage('encode', opts.metrics, { model, version: response.modelVersion ?? '' }, () =>
       encodeInferResponse(response, decoded.binaryOutputs),
     );
-    // Headers past Content-Type (the binary extension's header length) go onto the Node response: with
-    // two, Hono would build a WHATWG Headers for the response and @hono/node-server convert it back.
-    const headers = encoded.headers;
-    for (const name in headers) if (name !== 'Content-Type') setResponseHeader(c, name, headers[name]!);
-    return c.body(encoded.body as string, 200, { 'Content-Type': headers['Content-Type']! });
+    return okWithHeaders(c, encoded.body, encoded.headers);
   };
   app.post('/v2/models/:model/infer', infer);
   app.post('/v2/models/:model/versions/:version/infer', infer);
