@@ -13,6 +13,8 @@ export interface KinferVariables {
   batchSize?: number;
   /** The W3C trace id the request belongs to (the caller's, or ours when tracing is on). */
   traceId?: string;
+  /** The Content-Encoding chosen for the reply, until a handler or the compress middleware applies it. */
+  pendingCompression?: 'gzip' | 'deflate';
 }
 
 export type KinferEnv = { Variables: KinferVariables };

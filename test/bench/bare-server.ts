@@ -5,6 +5,9 @@
  * a `Float32Array`, and `JSON.stringify` the same tensors back (echo). No
  * framework, no validation, no metrics.
  *
+ * A request with `gzip` in `Accept-Encoding` gets the reply gzipped whole
+ * with `zlib.gzipSync` at level 1, the least a compressing server does.
+ *
  * Given an ONNX session, the floor for serving a model: the same, but the
  * tensors go through `session.run` on the event loop (no worker thread, no
  * queue, no batching) and the outputs are sent back instead.
@@ -12,7 +15,8 @@
  * Run as a script (`bare-server.js <port> [model.onnx]`) it listens on
  * 127.0.0.1 and prints `PORT <n>`.
  */
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { constants, gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import type Ort from 'onnxruntime-node';
 import { baselineSessionOptions } from './lib.js';
@@ -31,9 +35,15 @@ interface WireOutput {
   data: number[];
 }
 
-/** Sends `out` as a 200 JSON body with its length. */
-function reply(res: ServerResponse, out: { model_name: string; outputs: WireOutput[] }): void {
+/** Sends `out` as a 200 JSON body with its length, gzipped when the client accepts gzip. */
+function reply(req: IncomingMessage, res: ServerResponse, out: { model_name: string; outputs: WireOutput[] }): void {
   const text = JSON.stringify(out);
+  if (req.headers['accept-encoding']?.includes('gzip')) {
+    const gz = gzipSync(text, { level: constants.Z_BEST_SPEED });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': gz.byteLength });
+    res.end(gz);
+    return;
+  }
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
@@ -46,12 +56,12 @@ function fail(res: ServerResponse, err: unknown): void {
 
 /** `model`: FP32 inputs run through this session; without it every input is echoed (synchronously, no promise). */
 export function createBareServer(model?: { ort: typeof Ort; session: Ort.InferenceSession }): Server {
-  const run = async (res: ServerResponse, inputs: WireInput[], m: NonNullable<typeof model>): Promise<void> => {
+  const run = async (req: IncomingMessage, res: ServerResponse, inputs: WireInput[], m: NonNullable<typeof model>): Promise<void> => {
     const feeds: Record<string, Ort.Tensor> = {};
     for (const i of inputs) feeds[i.name] = new m.ort.Tensor('float32', Float32Array.from(i.data), i.shape);
     const results = await m.session.run(feeds);
     const outputs = Object.entries(results).map(([name, t]) => ({ name, datatype: 'FP32', shape: t.dims, data: Array.from(t.data as Float32Array) }));
-    reply(res, { model_name: 'bare', outputs });
+    reply(req, res, { model_name: 'bare', outputs });
   };
   return createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -60,14 +70,14 @@ export function createBareServer(model?: { ort: typeof Ort; session: Ort.Inferen
       try {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { inputs: WireInput[] };
         if (model) {
-          run(res, body.inputs, model).catch((err: unknown) => fail(res, err));
+          run(req, res, body.inputs, model).catch((err: unknown) => fail(res, err));
           return;
         }
         const outputs = body.inputs.map((i) => {
           const data = Float32Array.from(i.data);
           return { name: i.name, datatype: i.datatype, shape: i.shape, data: Array.from(data) };
         });
-        reply(res, { model_name: 'echo', outputs });
+        reply(req, res, { model_name: 'echo', outputs });
       } catch (err) {
         fail(res, err);
       }

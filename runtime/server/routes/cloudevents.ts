@@ -11,7 +11,7 @@ import { decodeInferRequest, encodeInferResponse } from '../../protocol/v2/index
 import type * as CloudEventCodec from '../../protocol/cloudevent.js';
 import { readBody } from '../body.js';
 import type { KinferEnv } from '../context.js';
-import { okWithHeaders } from '../middleware/response-headers.js';
+import { okWithHeaders } from '../reply.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { stage } from '../stages.js';
 import { traceHeaders, tracingEnabled } from '../../observability/tracing.js';

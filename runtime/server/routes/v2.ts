@@ -9,7 +9,7 @@ import { NotFound } from '../../core/errors.js';
 import { decodeInferRequest, encodeInferResponse } from '../../protocol/v2/index.js';
 import { readBody } from '../body.js';
 import type { KinferEnv } from '../context.js';
-import { okWithHeaders } from '../middleware/response-headers.js';
+import { okWithHeaders } from '../reply.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { stage } from '../stages.js';
 

@@ -3,6 +3,10 @@
  * Scenario 1, protocol overhead: the echo model with one FP32 1×784 input as
  * v2 JSON at concurrency 1 and 16, against the bare node:http floor doing the
  * same parse + Float32Array + stringify. Target: kinfer ≥ 0.7× the floor.
+ *
+ * At c=16 also with `Accept-Encoding: gzip, deflate`, the default of Python's
+ * httpx (the KServe client) and `requests`: against the floor gzipping its
+ * reply whole at level 1, and against kinfer's own uncompressed throughput.
  */
 import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +18,9 @@ import {
 
 /** Instruction counts (callgrind): requests before counting, per round, and rounds (the second reads 2-4% below the first). */
 const COUNT = { warmUpRequests: 3000, requests: 1000, rounds: 2 };
+
+/** What Python's httpx and `requests` send unless told otherwise. */
+const GZIP_CLIENT = 'gzip, deflate';
 
 /** Rounds per concurrency in a full run: with 3 (unpaired), c=16 read 0.68x, 0.78x and 0.73x in three runs of the same code. */
 const MIN_REPEATS = 5;
@@ -47,9 +54,16 @@ export const protocol: Scenario = {
       for (const c of [1, 16]) {
         ctx.log(`protocol: concurrency ${c}`);
         const spec = { body, headers: { 'content-type': 'application/json' }, connections: c, durationSec: ctx.durationSec };
+        const gz = { ...spec, headers: { ...spec.headers, 'accept-encoding': GZIP_CLIENT } };
         const runs = await interleaved(ctx, [
           { name: `kinfer c${c}`, spec: { ...spec, url: `${kinfer.url}/v2/models/echo/infer` } },
           { name: `bare c${c}`, spec: { ...spec, url: `${bare.url}/infer` } },
+          ...(c === 16
+            ? [
+                { name: 'kinfer gzip', spec: { ...gz, url: `${kinfer.url}/v2/models/echo/infer` } },
+                { name: 'bare gzip', spec: { ...gz, url: `${bare.url}/infer` } },
+              ]
+            : []),
         ], repeats);
         const k = runs.get(`kinfer c${c}`)!;
         const b = runs.get(`bare c${c}`)!;
@@ -58,6 +72,11 @@ export const protocol: Scenario = {
           p99[0] = medianOf(k, 'p99');
           p99[1] = medianOf(b, 'p99');
           rows.push(compareRow('c=16 p50 latency', medianOf(k, 'p50'), medianOf(b, 'p50'), 'ms'));
+          const kg = runs.get('kinfer gzip')!;
+          const bg = runs.get('bare gzip')!;
+          rows.push(compareRow('c=16 throughput, gzip reply', medianOf(kg, 'rps'), medianOf(bg, 'rps'), 'req/s', { text: 'reported', ratio: pairedRatio(kg, bg, 'rps') }));
+          // kinfer against itself: what compression costs (the baseline column is kinfer without it).
+          rows.push(compareRow('c=16 gzip vs uncompressed (kinfer)', medianOf(kg, 'rps'), medianOf(k, 'rps'), 'req/s', { text: 'reported', ratio: pairedRatio(kg, k, 'rps') }));
         }
       }
       rows.push(compareRow('c=16 p99 latency', p99[0], p99[1], 'ms', { text: 'reported' }));
