@@ -51,6 +51,7 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     maxBodyBytes: cfg.KINFER_MAX_BODY_BYTES,
     requestTimeoutMs: cfg.KINFER_REQUEST_TIMEOUT_MS,
     drainTimeoutMs: cfg.KINFER_DRAIN_TIMEOUT_MS,
+    keepAliveTimeoutMs: cfg.KINFER_KEEP_ALIVE_TIMEOUT_MS,
     repositoryPollMs: flags.repositoryMonitoring ? (flags.repositoryPollSecs ?? 2) * 1000 : undefined,
     pull: storagePuller({ cacheDir: cfg.KINFER_CACHE_DIR, logger, env }),
   });

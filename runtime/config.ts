@@ -46,6 +46,8 @@ const EnvSchema = z.object({
   KINFER_REQUEST_TIMEOUT_MS: int(0),
   /** How long SIGTERM waits for in-flight requests before exiting anyway. */
   KINFER_DRAIN_TIMEOUT_MS: int(30_000),
+  /** How long an idle keep-alive connection stays open; see serve.ts DEFAULT_KEEP_ALIVE_TIMEOUT_MS. */
+  KINFER_KEEP_ALIVE_TIMEOUT_MS: int(120_000),
   K_SERVICE: z.string().optional(),
   K_REVISION: z.string().optional(),
   K_CONFIGURATION: z.string().optional(),

@@ -11,6 +11,7 @@
  * await server.close();
  */
 import { mkdir } from 'node:fs/promises';
+import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
@@ -54,6 +55,8 @@ export interface ServeOptions {
   maxBodyBytes?: number;
   requestTimeoutMs?: number;
   drainTimeoutMs?: number;
+  /** Idle keep-alive connections close after this long (default DEFAULT_KEEP_ALIVE_TIMEOUT_MS). */
+  keepAliveTimeoutMs?: number;
   cacheDir?: string;
   /** Repository mode: poll the folder and load/unload models as folders appear and disappear (ms between polls). */
   repositoryPollMs?: number;
@@ -79,6 +82,15 @@ export interface RunningServer {
 }
 
 const processStart = performance.timeOrigin;
+
+/**
+ * Longer than the idle timeout of the proxy in front: Knative's queue-proxy
+ * reuses connections to the container for 90 s (Go's `IdleConnTimeout`).
+ * With Node's default of 5 s the server closes a connection the proxy has just
+ * picked for a request, and the proxy answers 502 (knative/serving#12414);
+ * POSTs are not retried.
+ */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 120_000;
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const env = opts.env ?? process.env;
@@ -124,6 +136,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const s = serve({ fetch: app.fetch, port: opts.port ?? 8080, hostname: opts.host ?? '0.0.0.0' }, () => resolve(s));
     s.once('error', reject);
   });
+  (server as HttpServer).keepAliveTimeout = opts.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS;
   const port = (server.address() as AddressInfo).port;
   const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;

@@ -2,7 +2,8 @@
  * The built `kinfer serve` as Kubernetes runs it: function mode pulls over
  * HTTP from a local fixture, stays unready until loaded, serves; a pull that
  * fails for good exits 1 with the reason; SIGTERM lets an in-flight request
- * finish, then exits 0. Needs `dist/` (built by test/global-setup.ts).
+ * finish, then exits 0; idle keep-alive connections stay open as long as
+ * configured. Needs `dist/` (built by test/global-setup.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
@@ -152,5 +153,42 @@ describe('kinfer serve as a Knative function (spawned process)', () => {
     expect(code).toBe(0);
     expect(output).toMatch(/"event":"shutdown"/);
     expect(output).toMatch(/"event":"stopped"/);
+  });
+
+  it('keeps idle keep-alive connections open for KINFER_KEEP_ALIVE_TIMEOUT_MS (default 120 s, past the queue-proxy 90 s)', async () => {
+    const { Agent, get } = await import('node:http');
+    const empty = join(work.dir, 'empty');
+    await mkdir(empty, { recursive: true });
+    // One keep-alive connection per server; `reusedSocket` says whether the second request found it open.
+    const twoRequests = async (url: string, idleMs: number) => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const once = () =>
+        new Promise<{ keepAlive?: string; reused: boolean }>((resolve, reject) => {
+          const req = get(`${url}/v2/health/live`, { agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve({ keepAlive: res.headers['keep-alive'], reused: req.reusedSocket }));
+          });
+          req.on('error', reject);
+        });
+      try {
+        const first = await once();
+        await new Promise((r) => setTimeout(r, idleMs));
+        return { first, second: await once() };
+      } finally {
+        agent.destroy();
+      }
+    };
+    const dflt = serve({ MODEL_REPOSITORY: empty });
+    const short = serve({ MODEL_REPOSITORY: empty, KINFER_KEEP_ALIVE_TIMEOUT_MS: '1000' });
+    procs.push(dflt, short);
+    const [a, b] = await Promise.all([twoRequests(await dflt.url, 1600), twoRequests(await short.url, 1600)]);
+    expect(a.first.keepAlive).toBe('timeout=120');
+    expect(a.second.reused).toBe(true); // idle 1.6 s, longer than Node's old default would allow at 1 s
+    expect(b.first.keepAlive).toBe('timeout=1');
+    expect(b.second.reused).toBe(false); // the server closed it after 1 s idle
+    dflt.child.kill('SIGTERM');
+    short.child.kill('SIGTERM');
+    expect((await dflt.exit).code).toBe(0);
+    expect((await short.exit).code).toBe(0);
   });
 });
