@@ -166,7 +166,7 @@ describe('kinfer serve as a Knative function (spawned process)', () => {
         new Promise<{ keepAlive?: string; reused: boolean }>((resolve, reject) => {
           const req = get(`${url}/v2/health/live`, { agent }, (res) => {
             res.resume();
-            res.on('end', () => resolve({ keepAlive: res.headers['keep-alive'], reused: req.reusedSocket }));
+            res.on('end', () => resolve({ keepAlive: res.headers['keep-alive'] as string | undefined, reused: req.reusedSocket }));
           });
           req.on('error', reject);
         });
