@@ -7,6 +7,8 @@
  * At c=16 also with `Accept-Encoding: gzip, deflate`, the default of Python's
  * httpx (the KServe client) and `requests`: against the floor gzipping its
  * reply whole at level 1, and against kinfer's own uncompressed throughput.
+ * And the same request as a CloudEvent (what a Knative Trigger delivers), in
+ * binary and structured mode, against kinfer's own v2 throughput.
  */
 import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,6 +24,9 @@ const COUNT = { warmUpRequests: 3000, requests: 1000, rounds: 2 };
 /** What Python's httpx and `requests` send unless told otherwise. */
 const GZIP_CLIENT = 'gzip, deflate';
 
+/** A binary-mode CloudEvent's attributes, as a Knative broker delivers them. */
+const CE_HEADERS = { 'ce-specversion': '1.0', 'ce-id': 'bench-1', 'ce-source': '/bench', 'ce-type': 'io.kinfer.inference.request', 'ce-model': 'echo' };
+
 /** Rounds per concurrency in a full run: with 3 (unpaired), c=16 read 0.68x, 0.78x and 0.73x in three runs of the same code. */
 const MIN_REPEATS = 5;
 
@@ -34,6 +39,7 @@ export const protocol: Scenario = {
     await symlink(join(ROOT, 'models', 'echo'), join(repo.dir, 'echo'));
     const data = floats(784);
     const body = v2JsonBody('input0', [1, 784], data);
+    const structuredEvent = `{"specversion":"1.0","id":"bench-1","source":"/bench","type":"io.kinfer.inference.request","model":"echo","datacontenttype":"application/json","data":${body}}`;
     const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, profileDir: ctx.profileDir });
     const bare = await spawnBare(ctx.serverCpu);
     try {
@@ -45,9 +51,22 @@ export const protocol: Scenario = {
           throw new Error(`bench protocol: ${who} did not echo the tensor (status ${res.status})`);
         }
       }
+      for (const [mode, init] of [
+        ['binary', { body, headers: { 'content-type': 'application/json', ...CE_HEADERS } }],
+        ['structured', { body: structuredEvent, headers: { 'content-type': 'application/cloudevents+json' } }],
+      ] as const) {
+        const res = await fetch(`${kinfer.url}/`, { method: 'POST', ...init });
+        const reply = (await res.json()) as { outputs?: { data: number[] }[]; data?: { outputs?: { data: number[] }[] } };
+        const got = (mode === 'binary' ? reply : reply.data)?.outputs?.[0]?.data;
+        if (res.status !== 200 || got?.length !== 784 || got.some((v, i) => v !== data[i])) {
+          throw new Error(`bench protocol: kinfer did not echo the tensor as a ${mode} CloudEvent (status ${res.status})`);
+        }
+      }
       for (const url of [`${kinfer.url}/v2/models/echo/infer`, `${bare.url}/infer`]) {
         await warmUp(ctx, { url, body, headers: { 'content-type': 'application/json' }, connections: 16 });
       }
+      await warmUp(ctx, { url: `${kinfer.url}/`, body, headers: { 'content-type': 'application/json', ...CE_HEADERS }, connections: 16 });
+      await warmUp(ctx, { url: `${kinfer.url}/`, body: structuredEvent, headers: { 'content-type': 'application/cloudevents+json' }, connections: 16 });
       const repeats = ctx.quick ? ctx.repeats : Math.max(ctx.repeats, MIN_REPEATS);
       const rows: Row[] = [];
       const p99: [number, number] = [NaN, NaN];
@@ -55,6 +74,8 @@ export const protocol: Scenario = {
         ctx.log(`protocol: concurrency ${c}`);
         const spec = { body, headers: { 'content-type': 'application/json' }, connections: c, durationSec: ctx.durationSec };
         const gz = { ...spec, headers: { ...spec.headers, 'accept-encoding': GZIP_CLIENT } };
+        const ceBinary = { ...spec, url: `${kinfer.url}/`, headers: { ...spec.headers, ...CE_HEADERS } };
+        const ceStructured = { ...spec, url: `${kinfer.url}/`, body: structuredEvent, headers: { 'content-type': 'application/cloudevents+json' } };
         const runs = await interleaved(ctx, [
           { name: `kinfer c${c}`, spec: { ...spec, url: `${kinfer.url}/v2/models/echo/infer` } },
           { name: `bare c${c}`, spec: { ...spec, url: `${bare.url}/infer` } },
@@ -62,6 +83,8 @@ export const protocol: Scenario = {
             ? [
                 { name: 'kinfer gzip', spec: { ...gz, url: `${kinfer.url}/v2/models/echo/infer` } },
                 { name: 'bare gzip', spec: { ...gz, url: `${bare.url}/infer` } },
+                { name: 'kinfer cloudevent binary', spec: ceBinary },
+                { name: 'kinfer cloudevent structured', spec: ceStructured },
               ]
             : []),
         ], repeats);
@@ -77,6 +100,11 @@ export const protocol: Scenario = {
           rows.push(compareRow('c=16 throughput, gzip reply', medianOf(kg, 'rps'), medianOf(bg, 'rps'), 'req/s', { text: 'reported', ratio: pairedRatio(kg, bg, 'rps') }));
           // kinfer against itself: what compression costs (the baseline column is kinfer without it).
           rows.push(compareRow('c=16 gzip vs uncompressed (kinfer)', medianOf(kg, 'rps'), medianOf(k, 'rps'), 'req/s', { text: 'reported', ratio: pairedRatio(kg, k, 'rps') }));
+          // The baseline column of these rows is kinfer's own v2 JSON throughput.
+          for (const mode of ['binary', 'structured'] as const) {
+            const ce = runs.get(`kinfer cloudevent ${mode}`)!;
+            rows.push(compareRow(`c=16 CloudEvent ${mode} vs v2 (kinfer)`, medianOf(ce, 'rps'), medianOf(k, 'rps'), 'req/s', { text: 'reported', ratio: pairedRatio(ce, k, 'rps') }));
+          }
         }
       }
       rows.push(compareRow('c=16 p99 latency', p99[0], p99[1], 'ms', { text: 'reported' }));

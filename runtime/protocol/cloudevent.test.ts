@@ -1,0 +1,132 @@
+/**
+ * @module protocol/cloudevent.test
+ * The CloudEvents adapter on its own: the v2 request is handed on as the bytes
+ * received (binary mode: the body; structured mode: the raw text of `data`,
+ * which keeps INT64 digits JSON numbers would round), the envelope scan on
+ * awkward but valid JSON, errors for broken events, and the reply in each mode.
+ */
+import { describe, expect, it } from 'vitest';
+import { dataSpan, decodeCloudEvent, encodeCloudEventReply } from './cloudevent.js';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+const STRUCTURED = { 'content-type': 'application/cloudevents+json' };
+const attrs = { specversion: '1.0', id: 'e1', source: '/test', type: 't' };
+
+describe('decodeCloudEvent', () => {
+  it('binary mode: the body is the v2 request, as received (no copy)', () => {
+    const body = enc('{"inputs":[{"name":"a","datatype":"FP32","shape":[1],"data":[1.5]}]}');
+    const ev = decodeCloudEvent(
+      { 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'e1', 'ce-source': '/s', 'ce-type': 't', 'ce-model': 'echo', 'ce-subject': 'sub' },
+      body,
+    );
+    expect(ev).toMatchObject({ mode: 'binary', id: 'e1', source: '/s', type: 't', model: 'echo', subject: 'sub', contentType: 'application/json' });
+    expect(ev.body).toBe(body);
+  });
+
+  it('structured mode: data is sliced out of the envelope as sent, INT64 digits intact', () => {
+    const data = '{"inputs":[{"name":"big","datatype":"INT64","shape":[2],"data":[9007199254740993,-9223372036854775808]}]}';
+    const text = `{"specversion":"1.0","id":"e2","source":"/s","type":"t","model":"echo","data":${data}}`;
+    const ev = decodeCloudEvent(STRUCTURED, enc(text));
+    expect(ev).toMatchObject({ mode: 'structured', id: 'e2', model: 'echo', contentType: 'application/json' });
+    expect(dec(ev.body)).toBe(data);
+  });
+
+  it('finds data past strings with braces, quotes and escapes, in any position, and the last of repeated keys', () => {
+    const data = '{"inputs":[{"name":"x\\"}]{","datatype":"BYTES","shape":[1],"data":["a\\\\","]}"]}]}';
+    const cases = [
+      `{"data":${data},"specversion":"1.0","id":"e3","source":"/s","type":"t"}`,
+      ` \n{ "specversion" : "1.0", "id":"e3", "source":"/s","type":"t", "note":"} \\"data\\": [", "data" :\t${data} \r\n} \n`,
+      `{"specversion":"1.0","id":"e3","source":"/s","type":"t","data":{"old":true},"data":${data}}`,
+      `{"specversion":"1.0","id":"e3","source":"/s","type":"t","d\\u0061ta":${data}}`,
+      `{"specversion":"1.0","id":"e3","source":"/s","type":"t","n":null,"b":true,"x":-1.5e3,"data":${data}}`,
+    ];
+    for (const text of cases) {
+      const ev = decodeCloudEvent(STRUCTURED, enc(text));
+      expect(dec(ev.body), text).toBe(data);
+      expect(ev.id, text).toBe('e3');
+    }
+  });
+
+  it('takes multi-byte UTF-8 around and inside data by bytes', () => {
+    const data = '{"id":"réq-✓","inputs":[{"name":"ü","datatype":"BYTES","shape":[1],"data":["日本"]}]}';
+    const text = `{"specversion":"1.0","id":"é1","source":"/ß","type":"t","data":${data}}`;
+    const ev = decodeCloudEvent(STRUCTURED, enc(text));
+    expect(dec(ev.body)).toBe(data);
+    expect(ev).toMatchObject({ id: 'é1', source: '/ß' });
+  });
+
+  it('data as a JSON string is the request text; data_base64 the request bytes', () => {
+    const req = '{"inputs":[]}';
+    const asString = decodeCloudEvent(STRUCTURED, enc(JSON.stringify({ ...attrs, data: req })));
+    expect(dec(asString.body)).toBe(req);
+    const b64 = decodeCloudEvent(
+      STRUCTURED,
+      enc(JSON.stringify({ ...attrs, datacontenttype: 'application/octet-stream', data_base64: Buffer.from('hdr+bytes').toString('base64'), inferenceheadercontentlength: 3 })),
+    );
+    expect(Buffer.from(b64.body).toString()).toBe('hdr+bytes');
+    expect(b64).toMatchObject({ contentType: 'application/octet-stream', inferenceHeaderContentLength: '3' });
+  });
+
+  it('refuses broken events with a message naming the problem', () => {
+    const bad: [string, RegExp][] = [
+      ['{"specversion":"1.0","id":"e","source":"/s","type":"t","data":}', /not valid JSON/],
+      ['{"specversion":"1.0","id":"e","source":"/s","type":"t","data":{"a":1}', /not valid JSON/],
+      ['{"specversion":"1.0","id":"e","source":"/s","type":"t","data":{"a":1}} x', /not valid JSON/],
+      ['{"specversion":"1.0","id":"e","source":"/s","type":"t","data":"unterminated}', /not valid JSON/],
+      ['[1,2]', /must be a JSON object/],
+      ['{"specversion":"1.0","id":"e","source":"/s","type":"t"}', /no 'data' or 'data_base64'/],
+      ['{"specversion":"1.0","id":"e","source":"/s","type":"t","data":null}', /no 'data' or 'data_base64'/],
+      ['{"specversion":"1.0","id":"e","type":"t","data":{}}', /'source'/],
+      ['{"specversion":"0.3","id":"e","source":"/s","type":"t","data":{}}', /only 1.0/],
+    ];
+    for (const [text, msg] of bad) expect(() => decodeCloudEvent(STRUCTURED, enc(text)), text).toThrow(msg);
+    expect(() => decodeCloudEvent({ 'content-type': 'application/cloudevents-batch+json' }, enc('[]'))).toThrow(/batched/);
+  });
+});
+
+describe('dataSpan', () => {
+  it('is undefined where there is no top-level data member, or no object to follow', () => {
+    for (const text of ['{}', '{"a":{"data":1}}', '[{"data":1}]', '"data"', '', '{"data" 1}', '{"data":1,}', '{"data":1']) {
+      expect(dataSpan(enc(text)), text).toBeUndefined();
+    }
+    const text = '{"a":[{"data":0}],"data":[1, 2]}';
+    const [s, e] = dataSpan(enc(text))!;
+    expect(text.slice(s, e)).toBe('[1, 2]');
+  });
+});
+
+describe('encodeCloudEventReply', () => {
+  const v2 = '{"model_name":"echo","outputs":[{"name":"big","datatype":"INT64","shape":[1],"data":[9007199254740993]}]}';
+  const opts = { type: 'io.kinfer.inference.response', source: '/models/echo', requestId: 'r1' };
+
+  it('binary mode: ce-* headers, and the v2 body unchanged', () => {
+    const req = decodeCloudEvent({ 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'e1', 'ce-source': '/s', 'ce-type': 't' }, enc('{}'));
+    const out = encodeCloudEventReply(req, { body: v2, headers: { 'Content-Type': 'application/json' } }, opts);
+    expect(out.body).toBe(v2);
+    expect(out.headers).toMatchObject({
+      'content-type': 'application/json',
+      'ce-specversion': '1.0',
+      'ce-type': 'io.kinfer.inference.response',
+      'ce-source': '/models/echo',
+      'ce-inresponseto': 'e1',
+      'ce-requestid': 'r1',
+    });
+    expect(out.headers['ce-id']).toMatch(/^[0-9a-f-]{36}$/);
+    const bin = new Uint8Array([1, 2, 3, 4]);
+    const binOut = encodeCloudEventReply(req, { body: bin, headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': '2' } }, opts);
+    expect(binOut.body).toBe(bin);
+    expect(binOut.headers['Inference-Header-Content-Length']).toBe('2');
+  });
+
+  it('structured mode: the v2 JSON spliced in as text (INT64 digits intact), or base64 for binary bodies', () => {
+    const req = decodeCloudEvent(STRUCTURED, enc(JSON.stringify({ ...attrs, data: { inputs: [] } })));
+    const out = encodeCloudEventReply(req, { body: v2, headers: { 'Content-Type': 'application/json' } }, opts);
+    expect(out.headers['Content-Type']).toMatch(/^application\/cloudevents\+json/);
+    const text = out.body as string;
+    expect(text).toContain('"data":{"model_name":"echo","outputs":[{"name":"big","datatype":"INT64","shape":[1],"data":[9007199254740993]}]}}');
+    expect(JSON.parse(text)).toMatchObject({ specversion: '1.0', type: opts.type, inresponseto: 'e1', datacontenttype: 'application/json' });
+    const bin = encodeCloudEventReply(req, { body: new Uint8Array([104, 105]), headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': '1' } }, opts);
+    expect(JSON.parse(bin.body as string)).toMatchObject({ data_base64: 'aGk=', inferenceheadercontentlength: '1' });
+  });
+});
