@@ -24,10 +24,10 @@ export function okWithHeaders(c: Context, body: string | Uint8Array, headers: Re
     else setResponseHeader(c, name, headers[name]!);
   }
   if (c.get('pendingCompression') !== undefined) {
-    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
-    const encoding = claimCompression(c, contentType, bytes.byteLength);
+    // A string's length for its byte length: JSON replies are ASCII but for names and BYTES data.
+    const encoding = claimCompression(c, contentType, typeof body === 'string' ? body.length : body.byteLength);
     if (encoding !== undefined) {
-      const encoded = encodeBody(bytes, encoding);
+      const encoded = encodeBody(body, encoding);
       return encoded instanceof Promise
         ? encoded.then((out) => compressedReply(c, out, encoding, contentType))
         : compressedReply(c, encoded, encoding, contentType);

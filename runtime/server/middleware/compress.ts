@@ -66,22 +66,24 @@ export function selectEncoding(header: string | undefined): Encoding | undefined
   return best;
 }
 
-/** `body` encoded; synchronous up to SYNC_MAX_BYTES. */
-export function encodeBody(body: Uint8Array, encoding: Encoding): Buffer | Promise<Buffer> {
-  if (body.byteLength <= SYNC_MAX_BYTES) return encoding === 'gzip' ? gzipSync(body, OPTIONS) : deflateSync(body, OPTIONS);
+/** `body` encoded; synchronous up to SYNC_MAX_BYTES (a string's length stands in for its byte length). */
+export function encodeBody(body: Uint8Array | string, encoding: Encoding): Buffer | Promise<Buffer> {
+  if ((typeof body === 'string' ? body.length : body.byteLength) <= SYNC_MAX_BYTES) return encoding === 'gzip' ? gzipSync(body, OPTIONS) : deflateSync(body, OPTIONS);
   return encoding === 'gzip' ? gzipAsync(body, OPTIONS) : deflateAsync(body, OPTIONS);
 }
 
 /**
- * Takes the encoding chosen for this request if a reply of `contentType` and
- * `byteLength` should be compressed; the caller then owns compressing it and
- * setting Content-Encoding.
+ * For a handler that builds its reply from bytes in hand: the encoding to
+ * compress a reply of `contentType` and `byteLength` with, or undefined to
+ * send it as is. Either way the reply is decided here, so the middleware
+ * leaves it alone; given an encoding, the caller compresses and sets
+ * Content-Encoding.
  */
 export function claimCompression(c: Context, contentType: string | undefined, byteLength: number): Encoding | undefined {
   const encoding = c.get('pendingCompression') as Encoding | undefined;
-  if (encoding === undefined || byteLength < MIN_COMPRESS_BYTES || contentType === undefined || !COMPRESSIBLE.test(contentType)) return undefined;
+  if (encoding === undefined) return undefined;
   c.set('pendingCompression', undefined);
-  return encoding;
+  return byteLength >= MIN_COMPRESS_BYTES && contentType !== undefined && COMPRESSIBLE.test(contentType) ? encoding : undefined;
 }
 
 export function compressResponses(): MiddlewareHandler {
@@ -95,7 +97,7 @@ export function compressResponses(): MiddlewareHandler {
     }
     c.set('pendingCompression', encoding);
     await next();
-    if (c.get('pendingCompression') === undefined) return; // compressed by the handler, or claimed and declined
+    if (c.get('pendingCompression') === undefined) return; // decided by the handler (claimCompression)
     c.set('pendingCompression', undefined);
     const res = c.res;
     const length = res.headers.get('content-length');
