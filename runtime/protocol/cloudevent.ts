@@ -50,7 +50,7 @@ export function decodeCloudEvent(headers: Record<string, string>, body: Uint8Arr
   let raw: Record<string, unknown> | undefined;
   let data: Uint8Array | undefined;
   if (structured) {
-    const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const bytes = asBuffer(body);
     const span = dataSpan(bytes);
     // The envelope with `data` as null: only the attributes get parsed here.
     const envelope = span ? `${bytes.toString('utf8', 0, span[0])}null${bytes.toString('utf8', span[1])}` : bytes.toString('utf8');
@@ -111,7 +111,7 @@ export function decodeCloudEvent(headers: Record<string, string>, body: Uint8Arr
     if (data[0] === 0x22) {
       let text: unknown;
       try {
-        text = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+        text = JSON.parse(asBuffer(data).toString('utf8'));
       } catch (err) {
         throw new InvalidArgument(`structured CloudEvent is not valid JSON: ${(err as Error).message}`);
       }
@@ -227,6 +227,11 @@ function isNull(b: Uint8Array): boolean {
   return b.length === 4 && b[0] === 0x6e && b[1] === 0x75 && b[2] === 0x6c && b[3] === 0x6c;
 }
 
+/** A Buffer view of the same bytes (no copy), for Buffer's decoders. */
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
 function safeParse(json: string): unknown {
   try {
     return JSON.parse(json);
@@ -280,8 +285,7 @@ export function encodeCloudEventReply(
     return { headers, body: response.body };
   }
   if (!isJson) {
-    const bytes = typeof response.body === 'string' ? Buffer.from(response.body) : Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength);
-    attrs.data_base64 = bytes.toString('base64');
+    attrs.data_base64 = (typeof response.body === 'string' ? Buffer.from(response.body) : asBuffer(response.body)).toString('base64');
     if (headerLength !== undefined) attrs[HEADER_LENGTH_EXTENSION] = headerLength;
   }
   let body = JSON.stringify(attrs);

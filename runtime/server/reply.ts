@@ -23,17 +23,13 @@ export function okWithHeaders(c: Context, body: string | Uint8Array, headers: Re
     if (name.toLowerCase() === 'content-type') contentType = headers[name];
     else setResponseHeader(c, name, headers[name]!);
   }
-  if (c.get('pendingCompression') !== undefined) {
-    // A string's length for its byte length: JSON replies are ASCII but for names and BYTES data.
-    const encoding = claimCompression(c, contentType, typeof body === 'string' ? body.length : body.byteLength);
-    if (encoding !== undefined) {
-      const encoded = encodeBody(body, encoding);
-      return encoded instanceof Promise
-        ? encoded.then((out) => compressedReply(c, out, encoding, contentType))
-        : compressedReply(c, encoded, encoding, contentType);
-    }
-  }
-  return reply(c, body, contentType);
+  // A string's length for its byte length: JSON replies are ASCII but for names and BYTES data.
+  const encoding = claimCompression(c, contentType, typeof body === 'string' ? body.length : body.byteLength);
+  if (encoding === undefined) return reply(c, body, contentType);
+  const encoded = encodeBody(body, encoding);
+  return encoded instanceof Promise
+    ? encoded.then((out) => compressedReply(c, out, encoding, contentType))
+    : compressedReply(c, encoded, encoding, contentType);
 }
 
 function compressedReply(c: Context, body: Uint8Array, encoding: Encoding, contentType: string | undefined): Response {

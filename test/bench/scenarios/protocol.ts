@@ -43,48 +43,40 @@ export const protocol: Scenario = {
     const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, profileDir: ctx.profileDir });
     const bare = await spawnBare(ctx.serverCpu);
     try {
-      for (const [who, url] of [['kinfer', `${kinfer.url}/v2/models/echo/infer`], ['bare', `${bare.url}/infer`]] as const) {
-        const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
-        const out = (await res.json()) as { outputs?: { data: number[] }[] };
-        const got = out.outputs?.[0]?.data;
+      // Each side's request, defined once for the correctness check, the warm-up and the loads.
+      const json = { 'content-type': 'application/json' };
+      const sides = {
+        kinfer: { url: `${kinfer.url}/v2/models/echo/infer`, body, headers: json },
+        bare: { url: `${bare.url}/infer`, body, headers: json },
+        'cloudevent binary': { url: `${kinfer.url}/`, body, headers: { ...json, ...CE_HEADERS } },
+        'cloudevent structured': { url: `${kinfer.url}/`, body: structuredEvent, headers: { 'content-type': 'application/cloudevents+json' } },
+      };
+      for (const [who, req] of Object.entries(sides)) {
+        const res = await fetch(req.url, { method: 'POST', body: req.body, headers: req.headers });
+        const reply = (await res.json()) as { outputs?: { data: number[] }[]; data?: { outputs?: { data: number[] }[] } };
+        // A structured CloudEvent reply carries the v2 response in `data`.
+        const got = (who === 'cloudevent structured' ? reply.data : reply)?.outputs?.[0]?.data;
         if (res.status !== 200 || got?.length !== 784 || got.some((v, i) => v !== data[i])) {
           throw new Error(`bench protocol: ${who} did not echo the tensor (status ${res.status})`);
         }
       }
-      for (const [mode, init] of [
-        ['binary', { body, headers: { 'content-type': 'application/json', ...CE_HEADERS } }],
-        ['structured', { body: structuredEvent, headers: { 'content-type': 'application/cloudevents+json' } }],
-      ] as const) {
-        const res = await fetch(`${kinfer.url}/`, { method: 'POST', ...init });
-        const reply = (await res.json()) as { outputs?: { data: number[] }[]; data?: { outputs?: { data: number[] }[] } };
-        const got = (mode === 'binary' ? reply : reply.data)?.outputs?.[0]?.data;
-        if (res.status !== 200 || got?.length !== 784 || got.some((v, i) => v !== data[i])) {
-          throw new Error(`bench protocol: kinfer did not echo the tensor as a ${mode} CloudEvent (status ${res.status})`);
-        }
-      }
-      for (const url of [`${kinfer.url}/v2/models/echo/infer`, `${bare.url}/infer`]) {
-        await warmUp(ctx, { url, body, headers: { 'content-type': 'application/json' }, connections: 16 });
-      }
-      await warmUp(ctx, { url: `${kinfer.url}/`, body, headers: { 'content-type': 'application/json', ...CE_HEADERS }, connections: 16 });
-      await warmUp(ctx, { url: `${kinfer.url}/`, body: structuredEvent, headers: { 'content-type': 'application/cloudevents+json' }, connections: 16 });
+      for (const req of Object.values(sides)) await warmUp(ctx, { ...req, connections: 16 });
       const repeats = ctx.quick ? ctx.repeats : Math.max(ctx.repeats, MIN_REPEATS);
       const rows: Row[] = [];
       const p99: [number, number] = [NaN, NaN];
       for (const c of [1, 16]) {
         ctx.log(`protocol: concurrency ${c}`);
-        const spec = { body, headers: { 'content-type': 'application/json' }, connections: c, durationSec: ctx.durationSec };
-        const gz = { ...spec, headers: { ...spec.headers, 'accept-encoding': GZIP_CLIENT } };
-        const ceBinary = { ...spec, url: `${kinfer.url}/`, headers: { ...spec.headers, ...CE_HEADERS } };
-        const ceStructured = { ...spec, url: `${kinfer.url}/`, body: structuredEvent, headers: { 'content-type': 'application/cloudevents+json' } };
+        const load = { connections: c, durationSec: ctx.durationSec };
+        const gzip = (req: (typeof sides)['kinfer']) => ({ ...req, ...load, headers: { ...req.headers, 'accept-encoding': GZIP_CLIENT } });
         const runs = await interleaved(ctx, [
-          { name: `kinfer c${c}`, spec: { ...spec, url: `${kinfer.url}/v2/models/echo/infer` } },
-          { name: `bare c${c}`, spec: { ...spec, url: `${bare.url}/infer` } },
+          { name: `kinfer c${c}`, spec: { ...sides.kinfer, ...load } },
+          { name: `bare c${c}`, spec: { ...sides.bare, ...load } },
           ...(c === 16
             ? [
-                { name: 'kinfer gzip', spec: { ...gz, url: `${kinfer.url}/v2/models/echo/infer` } },
-                { name: 'bare gzip', spec: { ...gz, url: `${bare.url}/infer` } },
-                { name: 'kinfer cloudevent binary', spec: ceBinary },
-                { name: 'kinfer cloudevent structured', spec: ceStructured },
+                { name: 'kinfer gzip', spec: gzip(sides.kinfer) },
+                { name: 'bare gzip', spec: gzip(sides.bare) },
+                { name: 'kinfer cloudevent binary', spec: { ...sides['cloudevent binary'], ...load } },
+                { name: 'kinfer cloudevent structured', spec: { ...sides['cloudevent structured'], ...load } },
               ]
             : []),
         ], repeats);
@@ -112,7 +104,7 @@ export const protocol: Scenario = {
       if (ctx.callgrind) {
         // After the timed rounds, so the servers under valgrind never share the machine with them.
         ctx.log('protocol: instructions per request under callgrind (kinfer, then bare)');
-        const count = { ...COUNT, body, headers: { 'content-type': 'application/json' }, connections: 16, cpu: ctx.serverCpu };
+        const count = { ...COUNT, body, headers: json, connections: 16, cpu: ctx.serverCpu };
         const k = await countInstructions({
           ...count,
           args: [CLI, 'serve', '--model-repository', repo.dir, '--port', '{PORT}', '--host', '127.0.0.1'],
