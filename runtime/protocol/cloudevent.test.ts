@@ -6,7 +6,7 @@
  * awkward but valid JSON, errors for broken events, and the reply in each mode.
  */
 import { describe, expect, it } from 'vitest';
-import { dataSpan, decodeCloudEvent, encodeCloudEventReply } from './cloudevent.js';
+import { dataSpan, decodeCloudEvent, decodeHeaderValue, encodeCloudEventReply, encodeHeaderValue } from './cloudevent.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -22,6 +22,32 @@ describe('decodeCloudEvent', () => {
     );
     expect(ev).toMatchObject({ mode: 'binary', id: 'e1', source: '/s', type: 't', model: 'echo', subject: 'sub', contentType: 'application/json' });
     expect(ev.body).toBe(body);
+  });
+
+  it('binary mode: header values unquoted and percent-decoded (HTTP binding 3.1.3.2); invalid UTF-8 refused', () => {
+    const base = { 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'e1', 'ce-source': '/s', 'ce-type': 't' };
+    const ev = decodeCloudEvent({ ...base, 'ce-subject': 'Euro%20%e2%82%ac%20%F0%9F%98%80', 'ce-model': '"ec\\"ho"' }, enc('{}'));
+    expect(ev).toMatchObject({ subject: 'Euro \u20ac \u{1F600}', model: 'ec"ho' });
+    for (const [value, msg] of [
+      ['%C0%A0', /'ce-subject' is not valid percent-encoded UTF-8/], // overlong U+0020
+      ['100%', /not valid percent-encoded/],
+      ['"open', /'ce-subject' is not a valid quoted string/],
+      ['"a"b"', /not a valid quoted string/],
+    ] as const) {
+      expect(() => decodeCloudEvent({ ...base, 'ce-subject': value }, enc('{}')), value).toThrow(msg);
+    }
+    expect(() => decodeCloudEvent({ ...base, 'ce-time': 'yesterday' }, enc('{}'))).toThrow(/time must match format "date-time"/);
+  });
+
+  it('header values: encoded as the binding requires and decoded back unchanged', () => {
+    expect(encodeHeaderValue('Euro \u20ac \u{1F600}')).toBe('Euro%20%E2%82%AC%20%F0%9F%98%80');
+    expect(encodeHeaderValue('a"b%c\n\x7f')).toBe('a%22b%25c%0A%7F');
+    expect(encodeHeaderValue('/models/echo?x=1&y=[2]')).toBe('/models/echo?x=1&y=[2]');
+    for (const v of ['', 'plain', '日本 語', '%41', '"quoted"', 'tab\there', '\u{10FFFF}x']) {
+      const header = encodeHeaderValue(v);
+      expect(header, v).toMatch(/^[\x21-\x7e]*$/);
+      expect(decodeHeaderValue('ce-x', header), v).toBe(v);
+    }
   });
 
   it('structured mode: data is sliced out of the envelope as sent, INT64 digits intact', () => {
@@ -50,10 +76,10 @@ describe('decodeCloudEvent', () => {
 
   it('takes multi-byte UTF-8 around and inside data by bytes', () => {
     const data = '{"id":"réq-✓","inputs":[{"name":"ü","datatype":"BYTES","shape":[1],"data":["日本"]}]}';
-    const text = `{"specversion":"1.0","id":"é1","source":"/ß","type":"t","data":${data}}`;
+    const text = `{"specversion":"1.0","id":"é1","source":"/s","subject":"ß","type":"t","data":${data}}`;
     const ev = decodeCloudEvent(STRUCTURED, enc(text));
     expect(dec(ev.body)).toBe(data);
-    expect(ev).toMatchObject({ id: 'é1', source: '/ß' });
+    expect(ev).toMatchObject({ id: 'é1', subject: 'ß' });
   });
 
   it('data as a JSON string is the request text; data_base64 the request bytes', () => {
@@ -79,6 +105,10 @@ describe('decodeCloudEvent', () => {
       ['{"specversion":"1.0","id":"e","source":"/s","type":"t","data":null}', /no 'data' or 'data_base64'/],
       ['{"specversion":"1.0","id":"e","type":"t","data":{}}', /'source'/],
       ['{"specversion":"0.3","id":"e","source":"/s","type":"t","data":{}}', /only 1.0/],
+      // The SDK's schema: formats, attribute names.
+      ['{"specversion":"1.0","id":"e","source":"/s","type":"t","time":"yesterday","data":{}}', /invalid CloudEvent: time must match format "date-time"/],
+      ['{"specversion":"1.0","id":"e","source":"a b","type":"t","data":{}}', /invalid CloudEvent: source must match format "uri-reference"/],
+      ['{"specversion":"1.0","id":"e","source":"/s","type":"t","my-ext":1,"data":{}}', /invalid CloudEvent: invalid extension name: my-ext$/],
     ];
     for (const [text, msg] of bad) expect(() => decodeCloudEvent(STRUCTURED, enc(text)), text).toThrow(msg);
     expect(() => decodeCloudEvent({ 'content-type': 'application/cloudevents-batch+json' }, enc('[]'))).toThrow(/batched/);
@@ -93,6 +123,42 @@ describe('dataSpan', () => {
     const text = '{"a":[{"data":0}],"data":[1, 2]}';
     const [s, e] = dataSpan(enc(text))!;
     expect(text.slice(s, e)).toBe('[1, 2]');
+  });
+});
+
+describe('dataSpan against JSON.parse', () => {
+  // Seeded random JSON: nested arrays/objects, strings with brackets, quotes, escapes and multi-byte text.
+  let seed = 7; // mulberry32
+  const rand = (n: number) => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+  const pieces = ['a', '[', ']', '{', '}', '"', '\\', ',', ':', 'ü', '日', ' '];
+  const value = (depth: number): unknown => {
+    const k = rand(depth > 3 ? 4 : 6);
+    if (k === 0) return rand(1000) / 7 - 50;
+    if (k === 1) return Array.from({ length: rand(5) }, () => pieces[rand(pieces.length)]).join('');
+    if (k === 2) return [true, false, null][rand(3)];
+    if (k === 3) return rand(100);
+    if (k === 4) return Array.from({ length: rand(4) }, () => value(depth + 1));
+    return Object.fromEntries(Array.from({ length: rand(4) }, (_, i) => [`${pieces[rand(pieces.length)]}${i}`, value(depth + 1)]));
+  };
+
+  it('slices exactly the value JSON.parse reads as data, for 500 seeded envelopes', () => {
+    for (let n = 0; n < 500; n++) {
+      const before = Object.fromEntries(Array.from({ length: rand(3) }, (_, i) => [`k${i}`, value(1)]));
+      const after = Object.fromEntries(Array.from({ length: rand(3) }, (_, i) => [`z${i}`, value(1)]));
+      const data = JSON.stringify(value(0), null, rand(2) ? 0 : 1);
+      const members = [...Object.entries(before).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`), `"data" :${data}`];
+      members.push(...Object.entries(after).map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`));
+      const text = `{${members.join(',')}}`;
+      const span = dataSpan(enc(text));
+      expect(span, text).toBeDefined();
+      const bytes = enc(text);
+      expect(JSON.parse(dec(bytes.subarray(span![0], span![1]))), text).toEqual(JSON.parse(text).data);
+    }
   });
 });
 

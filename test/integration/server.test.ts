@@ -257,6 +257,17 @@ describe('default repository (echo, ocr-det)', () => {
     });
     expect(missing.status).toBe(400);
     expect(((await missing.json()) as { error: string }).error).toMatch(/'source'/);
+
+    // Header values are percent-encoded both ways (HTTP binding 3.1.3.2): any v2 request id fits in ce-requestid.
+    const unicode = await fetch(`${url}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'evt%20%E2%82%AC', 'ce-source': '/test', 'ce-type': 't', 'ce-model': 'echo' },
+      body: JSON.stringify({ ...data, id: 'req "€" 100%\n' }),
+    });
+    expect(unicode.status).toBe(200);
+    expect(unicode.headers.get('ce-requestid')).toBe('req%20%22%E2%82%AC%22%20100%25%0A');
+    expect(unicode.headers.get('ce-inresponseto')).toBe('evt%20%E2%82%AC');
+    expect(((await unicode.json()) as { id: string }).id).toBe('req "€" 100%\n');
   });
 
   it('refuses an oversized body with 413 and keeps serving', async () => {
