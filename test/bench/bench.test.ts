@@ -18,6 +18,7 @@ import {
   pairedRatio, renderMarkdown, renderText, splitThreadCpu, threadCpu, v2BinaryBody, v2JsonBody, type ScenarioResult,
 } from './lib.js';
 import { markdownReport, SCENARIOS } from './run.js';
+import { timePair } from './scenarios/large-tensors.js';
 
 describe('bench harness', () => {
   const server = createBareServer();
@@ -142,5 +143,20 @@ describe('bench harness', () => {
     const head = JSON.parse(Buffer.from(bin.body.subarray(0, bin.headerLength)).toString()) as { inputs: { parameters: { binary_data_size: number } }[] };
     expect(head.inputs[0]!.parameters.binary_data_size).toBe(8);
     expect(new Float32Array(bin.body.slice(bin.headerLength).buffer)).toEqual(Float32Array.from([1.5, -2]));
+  });
+
+  it('times two in-process functions call by call, alternating which goes first', () => {
+    const calls: string[] = [];
+    const spin = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+    };
+    const r = timePair(() => (calls.push('a'), spin(2)), () => (calls.push('b'), spin(0.5)), 30);
+    expect(calls.slice(0, 4)).toEqual(['a', 'b', 'a', 'b']); // warm-up
+    expect(calls.slice(4, 8)).toEqual(['a', 'b', 'b', 'a']);
+    expect(calls.length).toBeLessThanOrEqual(4 + 2 * 200);
+    expect(r.aMs).toBeGreaterThanOrEqual(2);
+    expect(r.bMs).toBeGreaterThanOrEqual(0.5);
+    expect(r.ratio).toBeLessThan(0.6); // b/a: ~0.25
   });
 });
