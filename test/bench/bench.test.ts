@@ -17,6 +17,7 @@ import {
   assertClean, baselineSessionOptions, compareRow, cpuUse, floats, limitRow, loadInProcess, machineInfo, median, medianOf,
   pairedRatio, renderMarkdown, renderText, splitThreadCpu, threadCpu, v2BinaryBody, v2JsonBody, type ScenarioResult,
 } from './lib.js';
+import { calibrate } from './calibrate.js';
 import { markdownReport, SCENARIOS } from './run.js';
 import { timePair } from './scenarios/large-tensors.js';
 
@@ -70,6 +71,13 @@ describe('bench harness', () => {
     expect(markdownReport(machineInfo(false, 'wrk 4.1.0'), { quick: true, repeats: 1, durationSec: 1 }, [scenario])).toContain('load generator wrk 4.1.0 (1 thread, keep-alive)');
     expect(markdownReport(machineInfo(false, 'none'), { quick: true, repeats: 1, durationSec: 1 }, [scenario])).toContain('load generator none (no scenario drives HTTP load)');
     expect(renderMarkdown(scenario).split('\n').filter((l) => l.startsWith('| ')).length).toBe(6);
+    // The machine's phase, measured on this machine: a report line when given, none otherwise.
+    const c = calibrate();
+    expect(c.cpuMs).toBeGreaterThan(0);
+    expect(c.memGBps).toBeGreaterThan(0);
+    const phased = markdownReport(machineInfo(false), { quick: true, repeats: 1, durationSec: 1 }, [scenario], { before: c, after: { cpuMs: 40, memGBps: 9.5 } });
+    expect(phased).toContain(`before ${c.cpuMs.toFixed(1)} ms, ${c.memGBps.toFixed(1)} GB/s; after 40.0 ms, 9.5 GB/s`);
+    expect(md).not.toContain('Machine phase');
   }, 20_000);
 
   it('serves a model through the bare floor server: session.run on the event loop', async () => {

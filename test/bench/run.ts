@@ -20,9 +20,10 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  CLI, DIST_BENCH, hasTaskset, machineInfo, renderMarkdown, renderText, ROOT,
+  CLI, DIST_BENCH, hasTaskset, machineInfo, renderMarkdown, renderText, ROOT, runScript,
   type BenchContext, type MachineInfo, type Scenario, type ScenarioResult,
 } from './lib.js';
+import type { calibrate } from './calibrate.js';
 import { flameGraphSvg, foldStacks, renderFolded } from './flamegraph.js';
 import { readProfile, renderProfile, summarizeProfile } from './profile.js';
 import { callgrindVersion } from './instructions.js';
@@ -83,7 +84,20 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-export function markdownReport(m: MachineInfo, ctx: Pick<BenchContext, 'quick' | 'repeats' | 'durationSec'>, results: ScenarioResult[]): string {
+type Calibration = ReturnType<typeof calibrate>;
+
+/** The machine's phase on the server's core (`calibrate.ts`), before the first scenario and after the last. */
+export interface Phase {
+  before: Calibration;
+  after: Calibration;
+}
+
+export function phaseLine(p: Phase): string {
+  const f = (c: Calibration) => `${c.cpuMs.toFixed(1)} ms, ${c.memGBps.toFixed(1)} GB/s`;
+  return `- Machine phase (calibrate.ts on the server's core; a 2^24-step integer loop, and reading 64 MiB): before ${f(p.before)}; after ${f(p.after)}`;
+}
+
+export function markdownReport(m: MachineInfo, ctx: Pick<BenchContext, 'quick' | 'repeats' | 'durationSec'>, results: ScenarioResult[], phase?: Phase): string {
   const versions = Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ');
   const load = m.load === 'none' ? 'none (no scenario drives HTTP load)' : m.load.startsWith('wrk') ? `${m.load} (${WRK_THREADS} thread${WRK_THREADS === 1 ? '' : 's'}, keep-alive)` : `${m.load} (keep-alive)`;
   return [
@@ -92,6 +106,7 @@ export function markdownReport(m: MachineInfo, ctx: Pick<BenchContext, 'quick' |
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB RAM; Node ${m.node}; ${versions}; commit ${m.commit}`,
     `- Run: ${m.date}; load generator ${load}; ${ctx.repeats} repeat(s) of ${ctx.durationSec} s per load, interleaved, median shown; ` +
       (m.pinned ? 'server and measured children pinned to core 1, load generator to core 0 (taskset)' : 'not pinned (no taskset)'),
+    ...(phase ? [phaseLine(phase)] : []),
     '',
     ...results.flatMap((r) => [renderMarkdown(r), '']),
   ].join('\n');
@@ -163,13 +178,17 @@ async function main(): Promise<void> {
   const machine = machineInfo(pin, !httpLoad ? 'none' : wrk ? `wrk ${wrk}` : undefined);
   const results: ScenarioResult[] = [];
   const t0 = performance.now();
+  const calibrateNow = () => runScript<Calibration>('calibrate.js', [], { timeoutMs: 60_000, cpu: ctx.serverCpu });
+  const before = await calibrateNow();
   for (const s of selected) {
     ctx.log(`--- ${s.title}`);
     const r = await s.run(ctx);
     results.push(r);
     process.stdout.write(`\n${renderText(r)}\n\n`);
   }
-  const md = markdownReport(machine, ctx, results);
+  const phase = { before, after: await calibrateNow() };
+  ctx.log(phaseLine(phase).slice(2));
+  const md = markdownReport(machine, ctx, results, phase);
   ctx.log(`bench: done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   if (args.profileDir) await reportProfiles(args.profileDir);
   if (!args.write) return;
