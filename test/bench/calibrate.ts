@@ -12,13 +12,15 @@
  *   median of 5 passes, GB/s.
  */
 
+import { median } from './lib.js';
+
 const CPU_STEPS = 1 << 24;
 const MEM_BYTES = 64 << 20;
 const PASSES = 5;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
+export interface Calibration {
+  cpuMs: number;
+  memGBps: number;
 }
 
 function cpuLoop(): number {
@@ -37,7 +39,7 @@ function memPass(a: Float64Array): number {
   return sum;
 }
 
-export function calibrate(): { cpuMs: number; memGBps: number } {
+export function calibrate(): Calibration {
   let sink = cpuLoop(); // tier up before timing
   const cpu: number[] = [];
   for (let k = 0; k < PASSES; k++) {

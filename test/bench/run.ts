@@ -23,7 +23,7 @@ import {
   CLI, DIST_BENCH, hasTaskset, machineInfo, renderMarkdown, renderText, ROOT, runScript,
   type BenchContext, type MachineInfo, type Scenario, type ScenarioResult,
 } from './lib.js';
-import type { calibrate } from './calibrate.js';
+import type { Calibration } from './calibrate.js';
 import { flameGraphSvg, foldStacks, renderFolded } from './flamegraph.js';
 import { readProfile, renderProfile, summarizeProfile } from './profile.js';
 import { callgrindVersion } from './instructions.js';
@@ -83,8 +83,6 @@ function parseArgs(argv: string[]): Args {
   for (const n of a.names) if (!known.has(n)) throw new Error(`unknown scenario '${n}'; known: ${[...known].join(', ')}`);
   return a;
 }
-
-type Calibration = ReturnType<typeof calibrate>;
 
 /** The machine's phase on the server's core (`calibrate.ts`), before the first scenario and after the last. */
 export interface Phase {

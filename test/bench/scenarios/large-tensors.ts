@@ -17,7 +17,6 @@ import {
 const SHAPE = [1, 3, 224, 224];
 const COUNT = 3 * 224 * 224;
 
-/** Median ms per call of `fn`, over `rounds` timed rounds bounded in count and time. */
 /**
  * Times `a` and `b` call by call, alternating which goes first, so heap state
  * and machine drift meet both alike (run one after the other, the 2.8 MB
