@@ -113,6 +113,36 @@ describe('encodeInferResponse: JSON', () => {
     expect(JSON.parse(text).outputs[0].data).toEqual(['NaN', 'Infinity', '-Infinity', 1]);
   });
 
+  it('FP32 and FP64 data as the shortest round-trip digits of every value, exactly; a non-finite value anywhere switches to strings', () => {
+    // Seeded bit patterns: every exponent, subnormals and -0 included (NaN/Inf patterns skipped here).
+    let x = 0x9e3779b9;
+    const bits = new Uint32Array(5000);
+    for (let i = 0; i < bits.length; i++) {
+      x ^= x << 13;
+      x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      bits[i] = (x >>> 23) % 256 === 255 ? x & 0x807fffff : x;
+    }
+    bits[0] = 0x80000000; // -0
+    bits[1] = 0x00000001; // the smallest subnormal
+    const f32 = new Float32Array(bits.buffer);
+    const f64 = Float64Array.from(f32, (v, i) => v * 2 ** ((i % 600) - 300));
+    for (const [datatype, data] of [['FP32', f32], ['FP64', f64]] as const) {
+      const text = encodeInferResponse(response([{ name: 'y', datatype, shape: [data.length], data }]), jsonPrefs).body as string;
+      const out = JSON.parse(text).outputs[0].data as number[];
+      expect(text).toContain(`"data":[${Array.from(data, (v) => String(Object.is(v, -0) ? 0 : v)).join(',')}]`);
+      expect(datatype === 'FP32' ? Float32Array.from(out) : Float64Array.from(out)).toEqual(data.map((v) => (Object.is(v, -0) ? 0 : v)));
+    }
+    const late = Float32Array.from(f32.subarray(0, 100));
+    late[99] = -Infinity;
+    const text = encodeInferResponse(response([{ name: 'y', datatype: 'FP32', shape: [100], data: late }]), jsonPrefs).body as string;
+    const out = JSON.parse(text).outputs[0].data as (number | string)[];
+    expect(out[99]).toBe('-Infinity');
+    expect(out.slice(0, 99)).toEqual(Array.from(late.subarray(0, 99), (v) => (Object.is(v, -0) ? 0 : v)));
+  });
+
   it('a non-UTF-8 BYTES output asked for as JSON is InvalidArgument that says to ask for binary', () => {
     const t: Tensor = { name: 'b', datatype: 'BYTES', shape: [1], data: [new Uint8Array([0xff])] };
     expect(() => encodeInferResponse(response([t]), jsonPrefs)).toThrow(InvalidArgument);
