@@ -380,6 +380,17 @@ describe('decodeInferRequest: malformed requests are InvalidArgument naming the 
     expect(err.message).toMatch(/not valid UTF-8/);
   });
 
+  it('a JSON body that is a view into a larger buffer (as the server reads bodies) is decoded from its own bytes, ASCII or not', () => {
+    for (const id of ['plain', 'héllo €']) {
+      const json = new TextEncoder().encode(JSON.stringify({ id, inputs: [{ name: 'x', shape: [2], datatype: 'FP32', data: [0.5, -1.25] }] }));
+      const backing = new Uint8Array(json.byteLength + 16).fill(0xff); // invalid UTF-8 and not JSON on both sides
+      backing.set(json, 8);
+      const { request } = decodeInferRequest(backing.subarray(8, 8 + json.byteLength), opts);
+      expect(request.id).toBe(id);
+      expect(request.inputs[0]!.data).toEqual(new Float32Array([0.5, -1.25]));
+    }
+  });
+
   it('binary body without the header gets a hint', () => {
     const err = errorOf(() => decodeInferRequest(le('f32', [1, 2]), { ...opts, contentType: 'application/octet-stream' }));
     expect(err.message).toMatch(/needs the Inference-Header-Content-Length header/);
