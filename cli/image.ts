@@ -7,6 +7,7 @@
  */
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { asBuffer } from '../runtime/core/bytes.js';
 import { toHalf } from '../runtime/core/datatypes.js';
 
 export const IMAGE_FORMATS = 'JPEG (.jpg/.jpeg) and PNG (.png)';
@@ -47,7 +48,7 @@ export function decodeImage(bytes: Uint8Array, file: string): RgbImage {
   try {
     if (isPng) {
       // pngjs expands grey/palette to RGBA and scales 16-bit samples to 8 bits.
-      const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      const png = PNG.sync.read(asBuffer(bytes));
       ({ width, height } = png);
       if (width * height > MAX_MEGAPIXELS * 1e6) throw new Error(`larger than ${MAX_MEGAPIXELS} megapixels`);
       rgba = png.data;

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CloudEvent, type CloudEventV1 } from 'cloudevents';
+import { asBuffer } from '../core/bytes.js';
 import { InvalidArgument } from '../core/errors.js';
 
 export type CloudEventMode = 'binary' | 'structured';
@@ -252,11 +253,6 @@ function containerEnd(json: Uint8Array, i: number): number {
 
 function isNull(b: Uint8Array): boolean {
   return b.length === 4 && b[0] === 0x6e && b[1] === 0x75 && b[2] === 0x6c && b[3] === 0x6c;
-}
-
-/** A Buffer view of the same bytes (no copy), for Buffer's decoders. */
-function asBuffer(b: Uint8Array): Buffer {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
 function safeParse(json: string): unknown {

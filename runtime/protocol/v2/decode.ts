@@ -14,6 +14,7 @@
  * });
  */
 import { isAscii } from 'node:buffer';
+import { asBuffer } from '../../core/bytes.js';
 import { BIG_RANGES, INT_RANGES, allocate, elementSize, toHalf, type Datatype, type TensorData } from '../../core/datatypes.js';
 import { InvalidArgument, invalidArgument, Unsupported } from '../../core/errors.js';
 import type { InferRequest, RequestedOutput } from '../../core/infer.js';
@@ -153,7 +154,7 @@ function parseJson(bytes: Uint8Array, opts: DecodeOptions): unknown {
   try {
     // ASCII (what JSON encoders write by default) as latin1: V8 keeps it one byte per character and
     // JSON.parse reads that faster; 1x3x224x224 FP32 JSON decoded and parsed in 19.5 ms against 24.8 ms.
-    const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const view = asBuffer(bytes);
     text = isAscii(view) ? view.toString('latin1') : utf8Decoder.decode(bytes);
   } catch {
     throw new InvalidArgument(`request body is not valid UTF-8 JSON${hint}`);
