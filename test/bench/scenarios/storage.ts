@@ -1,21 +1,19 @@
 /**
  * @module test/bench/scenarios/storage
  * Scenario 5, storage: a 200 MB artifact served over loopback by a node:http
- * file server in the harness, fetched to disk by kinfer's `pull()` (child
+ * file server in its own process on the load core (file-server.ts), fetched to disk by kinfer's `pull()` (child
  * process) and by `curl -o`. Targets: pull ≥ 0.8× curl's throughput; peak RSS
  * of the pull process < 150 MB (it streams, never buffers). The same pull
  * over HTTPS (node:https server, the test-only certificate trusted through
  * NODE_EXTRA_CA_CERTS, `curl --cacert`) is reported beside it.
  */
-import { createReadStream } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { mkdtemp, open, rm, stat } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import { TEST_CA, TEST_CA_FILE, TEST_KEY } from '../../helpers/raw-http-server.js';
+import { TEST_CA_FILE } from '../../helpers/raw-http-server.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  compareRow, floats, limitRow, median, run, runScript,
+  compareRow, DIST_BENCH, floats, limitRow, median, pinned, run, runScript, waitExit,
   type BenchContext, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
@@ -32,24 +30,6 @@ async function writeArtifact(file: string, mb: number): Promise<void> {
   }
 }
 
-/** A static server for one file, with Content-Length, ETag and byte ranges (what pull() may ask for); HTTPS with `tlsKey`. */
-function fileServer(file: string, size: number, tls = false) {
-  const handler = (req: IncomingMessage, res: ServerResponse) => {
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    const start = range ? Number(range[1]) : 0;
-    res.writeHead(range ? 206 : 200, {
-      'content-type': 'application/octet-stream',
-      'content-length': String(size - start),
-      'accept-ranges': 'bytes',
-      etag: `"${size}"`,
-      ...(range ? { 'content-range': `bytes ${start}-${size - 1}/${size}` } : {}),
-    });
-    if (req.method === 'HEAD') return res.end();
-    createReadStream(file, { start, highWaterMark: 1 << 20 }).pipe(res);
-  };
-  return tls ? createHttpsServer({ key: TEST_KEY, cert: TEST_CA }, handler) : createServer(handler);
-}
-
 /**
  * Pulls (and curls) per full run. One 200 MiB pull lasts ~0.3 s here, so a
  * single hiccup of the shared disk or loopback moves one run by 20-30%: with
@@ -57,6 +37,40 @@ function fileServer(file: string, size: number, tls = false) {
  * one full run ranged 0.85-1.11x. Seven cost ~5 s more.
  */
 const MIN_RUNS = 7;
+
+/** Starts `file-server.js` on `file` pinned to `cpu` and waits for its ports. */
+async function spawnFileServer(file: string, cpu: number | undefined): Promise<{ ports: { http: number; https: number }; close(): Promise<void> }> {
+  const [cmd, args] = pinned(cpu, process.execPath, [join(DIST_BENCH, 'file-server.js'), file]);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const close = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await waitExit(child, 5000);
+    }
+  };
+  try {
+    const ports = await new Promise<{ http: number; https: number }>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('bench storage: file-server.js did not listen within 30 s')), 30_000);
+      let buf = '';
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        buf += d;
+        const line = buf.split('\n').find((l) => l.startsWith('{'));
+        if (line) {
+          clearTimeout(t);
+          resolve(JSON.parse(line) as { http: number; https: number });
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(t);
+        reject(new Error(`bench storage: file-server.js exited ${code} before it listened`));
+      });
+    });
+    return { ports, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
 
 export const storage: Scenario = {
   name: 'storage',
@@ -68,9 +82,9 @@ export const storage: Scenario = {
     const file = join(dir, 'model.bin');
     await writeArtifact(file, mb);
     const size = (await stat(file)).size;
-    const servers = [fileServer(file, size), fileServer(file, size, true)];
-    for (const server of servers) await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const [httpUrl, httpsUrl] = servers.map((srv, i) => `${i ? 'https' : 'http'}://127.0.0.1:${(srv.address() as { port: number }).port}/model.bin`) as [string, string];
+    const origin = await spawnFileServer(file, ctx.loadCpu);
+    const httpUrl = `http://127.0.0.1:${origin.ports.http}/model.bin`;
+    const httpsUrl = `https://127.0.0.1:${origin.ports.https}/model.bin`;
     const runs = ctx.quick ? ctx.repeats : Math.max(ctx.repeats, MIN_RUNS);
     const pullOnce = async (url: string, i: number) => {
       const dest = join(dir, `pull-${i}`);
@@ -122,10 +136,7 @@ export const storage: Scenario = {
       http = await measure(httpUrl);
       https = await measure(httpsUrl);
     } finally {
-      for (const server of servers) {
-        server.closeAllConnections();
-        await new Promise((r) => server.close(r));
-      }
+      await origin.close();
       await rm(dir, { recursive: true, force: true });
     }
     return {
@@ -139,7 +150,7 @@ export const storage: Scenario = {
         limitRow('https: peak RSS of the pull process', https.peak, 'MB', 150, '< 150 MB'),
       ],
       notes: [
-        `${mb} MiB of incompressible bytes from a node:http file server in the harness; pull and curl run pinned to the same core; one unrecorded warm-up of each, then ${runs} run(s), interleaved with the order alternating, median`,
+        `${mb} MiB of incompressible bytes served from memory by a node:http file server in its own process on the load core (file-server.ts); pull and curl run pinned to the other core; one unrecorded warm-up of each, then ${runs} run(s), interleaved with the order alternating, median`,
         'https: the same from a node:https server with the test-only certificate (test/helpers/tls/), trusted by the pull through NODE_EXTRA_CA_CERTS and by curl through --cacert; TLS 1.3 as negotiated by both',
         'pull time is measured inside the child around pull() (no Node start-up); curl\'s is its time_total; peak RSS is the whole pull process (Node + kinfer; VmHWM, not getrusage, which counts the forked parent), max over runs',
       ],
