@@ -4,6 +4,11 @@ import { defineFunction, scalingTarget } from './define.js';
 import echo from './echo/index.js';
 import multiModel from './multi-model/index.js';
 import ocrDet from './ocr-det/index.js';
+import { join } from 'node:path';
+import { modelConfigJson } from '../knative/resources/common.js';
+import { defaultModelRepository } from '../runtime/config.js';
+import { parseModelConfig, readModelConfig } from '../runtime/repository/config-files.js';
+import type { ModelConfig } from '../runtime/repository/model-config.js';
 import xmodelResnet from './xmodel-resnet/index.js';
 
 const base = { name: 'f', model: { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' as const } };
@@ -47,6 +52,14 @@ describe('defineFunction', () => {
     }
     expect(err).toBeInstanceOf(InvalidArgument);
     expect((err as Error).message).toContain(message);
+  });
+
+  it('the ocr-det function batches its model as models/ocr-det/config.pbtxt does (what `npm start` serves)', async () => {
+    const fromFunction = parseModelConfig(modelConfigJson(ocrDet.spec)!, 'config.json', 'ocr-det');
+    const fromRepository = await readModelConfig(join(defaultModelRepository(), 'ocr-det'), 'ocr-det');
+    const batching = (c: ModelConfig | undefined) => ({ max: c?.maxBatchSize, dynamic: c?.dynamicBatching, policy: c?.parameters.batch_policy });
+    expect(batching(fromFunction)).toEqual(batching(fromRepository));
+    expect(batching(fromRepository)).toMatchObject({ max: 8, policy: 'adaptive' });
   });
 
   it('the shipped functions are what the issue asks for', () => {
