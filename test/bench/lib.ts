@@ -438,35 +438,63 @@ export function baselineSessionOptions(): Ort.InferenceSession.SessionOptions {
 }
 
 /**
+ * Spawns a harness script (`dist/test/bench/<script>`) pinned to `cpu` and
+ * waits up to `timeoutMs` for the line on its stdout that `listening` parses
+ * (undefined for other lines); the child is killed if it exits or stays silent.
+ */
+export async function spawnScript<T>(
+  script: string,
+  args: string[],
+  cpu: number | undefined,
+  listening: (line: string) => T | undefined,
+  timeoutMs = 10_000,
+): Promise<{ value: T; pid: number; close(): Promise<void> }> {
+  const [cmd, cmdArgs] = pinned(cpu, process.execPath, [join(DIST_BENCH, script), ...args]);
+  const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const close = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await waitExit(child, 5000);
+    }
+  };
+  try {
+    const value = await new Promise<T>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`bench: ${script} did not listen within ${timeoutMs / 1000} s`)), timeoutMs);
+      let buf = '';
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        buf += d;
+        const lines = buf.split('\n');
+        buf = lines.pop()!;
+        for (const line of lines) {
+          const v = listening(line);
+          if (v === undefined) continue;
+          clearTimeout(t);
+          return resolve(v);
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(t);
+        reject(new Error(`bench: ${script} exited ${code} before it listened`));
+      });
+    });
+    return { value, pid: child.pid!, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/**
  * Spawns the bare node:http floor server (`bare-server.js`) pinned to `cpu`;
  * with `modelFile`, the bare server runs that ONNX model on its event loop.
  */
 export async function spawnBare(cpu: number | undefined, modelFile?: string): Promise<SpawnedServer> {
-  const [cmd, args] = pinned(cpu, process.execPath, [join(DIST_BENCH, 'bare-server.js'), '0', ...(modelFile ? [modelFile] : [])]);
   const t0 = performance.now();
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('bench: bare server did not start in 10 s')), 10_000);
-    let buf = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      const m = /PORT (\d+)/.exec(buf);
-      if (m) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`bench: bare server exited ${code}`)));
+  const s = await spawnScript('bare-server.js', ['0', ...(modelFile ? [modelFile] : [])], cpu, (line) => {
+    const m = /^PORT (\d+)$/.exec(line.trim());
+    return m ? Number(m[1]) : undefined;
   });
-  return {
-    url: `http://127.0.0.1:${port}`,
-    pid: child.pid!,
-    readyMs: performance.now() - t0,
-    close: async () => {
-      child.kill('SIGTERM');
-      await waitExit(child, 5000);
-    },
-  };
+  return { url: `http://127.0.0.1:${s.value}`, pid: s.pid, readyMs: performance.now() - t0, close: s.close };
 }
 
 // ---------- load ----------

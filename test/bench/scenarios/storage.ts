@@ -7,13 +7,12 @@
  * over HTTPS (node:https server, the test-only certificate trusted through
  * NODE_EXTRA_CA_CERTS, `curl --cacert`) is reported beside it.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { TEST_CA_FILE } from '../../helpers/raw-http-server.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  compareRow, DIST_BENCH, floats, limitRow, median, pinned, run, runScript, waitExit,
+  compareRow, floats, limitRow, median, run, runScript, spawnScript,
   type BenchContext, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
@@ -38,40 +37,6 @@ async function writeArtifact(file: string, mb: number): Promise<void> {
  */
 const MIN_RUNS = 7;
 
-/** Starts `file-server.js` on `file` pinned to `cpu` and waits for its ports. */
-async function spawnFileServer(file: string, cpu: number | undefined): Promise<{ ports: { http: number; https: number }; close(): Promise<void> }> {
-  const [cmd, args] = pinned(cpu, process.execPath, [join(DIST_BENCH, 'file-server.js'), file]);
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const close = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await waitExit(child, 5000);
-    }
-  };
-  try {
-    const ports = await new Promise<{ http: number; https: number }>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('bench storage: file-server.js did not listen within 30 s')), 30_000);
-      let buf = '';
-      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        buf += d;
-        const line = buf.split('\n').find((l) => l.startsWith('{'));
-        if (line) {
-          clearTimeout(t);
-          resolve(JSON.parse(line) as { http: number; https: number });
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(t);
-        reject(new Error(`bench storage: file-server.js exited ${code} before it listened`));
-      });
-    });
-    return { ports, close };
-  } catch (err) {
-    await close();
-    throw err;
-  }
-}
-
 export const storage: Scenario = {
   name: 'storage',
   httpLoad: false,
@@ -82,9 +47,10 @@ export const storage: Scenario = {
     const file = join(dir, 'model.bin');
     await writeArtifact(file, mb);
     const size = (await stat(file)).size;
-    const origin = await spawnFileServer(file, ctx.loadCpu);
-    const httpUrl = `http://127.0.0.1:${origin.ports.http}/model.bin`;
-    const httpsUrl = `https://127.0.0.1:${origin.ports.https}/model.bin`;
+    // The artifact is read into memory before the ports are printed: 200 MiB can take seconds on a slow disk.
+    const origin = await spawnScript('file-server.js', [file], ctx.loadCpu, (line) => (line.startsWith('{') ? (JSON.parse(line) as { http: number; https: number }) : undefined), 60_000);
+    const httpUrl = `http://127.0.0.1:${origin.value.http}/model.bin`;
+    const httpsUrl = `https://127.0.0.1:${origin.value.https}/model.bin`;
     const runs = ctx.quick ? ctx.repeats : Math.max(ctx.repeats, MIN_RUNS);
     const pullOnce = async (url: string, i: number) => {
       const dest = join(dir, `pull-${i}`);
