@@ -1,12 +1,19 @@
 /**
  * @module test/bench/file-server.test
  * The storage scenario's origin: whole GETs, resumed GETs (`Range: bytes=N-`),
- * HEAD and a range past the end, over a loopback server with `fileHandler`.
+ * HEAD and a range past the end, over a loopback server with `fileHandler`;
+ * and the built script as the scenario starts it (`spawnScript`), HTTPS included.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_CA } from '../helpers/raw-http-server.js';
 import { fileHandler } from './file-server.js';
+import { spawnScript } from './lib.js';
 
 // Three writes of 1 MiB and a short tail: the handler's chunking and backpressure are in play.
 const data = new Uint8Array(3 * (1 << 20) + 12_345).map((_, i) => (i * 31 + 7) & 0xff);
@@ -45,5 +52,31 @@ describe('bench file-server', () => {
     expect([head.status, head.headers.get('content-length'), (await head.arrayBuffer()).byteLength]).toEqual([200, String(data.byteLength), 0]);
     const past = await fetch(url, { headers: { range: `bytes=${data.byteLength + 1}-` } });
     expect([past.status, past.headers.get('content-range')]).toEqual([416, `bytes */${data.byteLength}`]);
+  });
+
+  it('runs as the scenario starts it: spawnScript waits for its ports, HTTP and HTTPS serve the file, close stops it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kinfer-file-server-'));
+    try {
+      const file = join(dir, 'model.bin');
+      await writeFile(file, data.subarray(0, 100_000));
+      const origin = await spawnScript('file-server.js', [file], undefined, (line) => (line.startsWith('{') ? (JSON.parse(line) as { http: number; https: number }) : undefined), 30_000);
+      try {
+        const plain = await fetch(`http://127.0.0.1:${origin.value.http}/model.bin`);
+        expect(Buffer.from(await plain.arrayBuffer()).equals(Buffer.from(data.subarray(0, 100_000)))).toBe(true);
+        const overTls = await new Promise<Buffer>((resolve, reject) => {
+          httpsGet({ host: '127.0.0.1', port: origin.value.https, path: '/model.bin', ca: TEST_CA }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks))).on('error', reject);
+          }).on('error', reject);
+        });
+        expect(overTls.equals(Buffer.from(data.subarray(0, 100_000)))).toBe(true);
+      } finally {
+        await origin.close();
+      }
+      await expect(fetch(`http://127.0.0.1:${origin.value.http}/model.bin`)).rejects.toThrow();
+      await expect(spawnScript('file-server.js', [join(dir, 'missing.bin')], undefined, () => 1, 30_000)).rejects.toThrow(/exited 1 before it listened/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
