@@ -75,6 +75,10 @@ describe('bench file-server', () => {
       }
       await expect(fetch(`http://127.0.0.1:${origin.value.http}/model.bin`)).rejects.toThrow();
       await expect(spawnScript('file-server.js', [join(dir, 'missing.bin')], undefined, () => 1, 30_000)).rejects.toThrow(/exited 1 before it listened/);
+      const unreadable = () => {
+        throw new Error('not the expected line');
+      };
+      await expect(spawnScript('file-server.js', [file], undefined, unreadable, 30_000)).rejects.toThrow(/printed a line its caller cannot read \(not the expected line\): \{"http"/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

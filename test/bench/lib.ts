@@ -440,7 +440,8 @@ export function baselineSessionOptions(): Ort.InferenceSession.SessionOptions {
 /**
  * Spawns a harness script (`dist/test/bench/<script>`) pinned to `cpu` and
  * waits up to `timeoutMs` for the line on its stdout that `listening` parses
- * (undefined for other lines); the child is killed if it exits or stays silent.
+ * (undefined for other lines); the child is killed if it exits, stays silent,
+ * or `listening` throws on a line.
  */
 export async function spawnScript<T>(
   script: string,
@@ -466,7 +467,13 @@ export async function spawnScript<T>(
         const lines = buf.split('\n');
         buf = lines.pop()!;
         for (const line of lines) {
-          const v = listening(line);
+          let v: T | undefined;
+          try {
+            v = listening(line);
+          } catch (err) {
+            clearTimeout(t);
+            return reject(new Error(`bench: ${script} printed a line its caller cannot read (${(err as Error).message}): ${line.slice(0, 200)}`));
+          }
           if (v === undefined) continue;
           clearTimeout(t);
           return resolve(v);
