@@ -15,7 +15,7 @@ import { mlpReference, writeMlpModel } from '../helpers/onnx-models.js';
 import { createBareServer } from './bare-server.js';
 import {
   assertClean, baselineSessionOptions, compareRow, cpuUse, floats, limitRow, loadInProcess, machineInfo, median, medianOf,
-  pairedRatio, renderMarkdown, renderText, splitThreadCpu, threadCpu, v2BinaryBody, v2JsonBody, type ScenarioResult,
+  pairedRatio, renderMarkdown, renderText, runScript, splitThreadCpu, threadCpu, v2BinaryBody, v2JsonBody, type ScenarioResult,
 } from './lib.js';
 import { calibrate } from './calibrate.js';
 import { markdownReport, SCENARIOS } from './run.js';
@@ -100,6 +100,23 @@ describe('bench harness', () => {
       floor.closeAllConnections();
       await new Promise((r) => floor.close(r));
       await session.release();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('times batch-1 runs back to back, after an idle pause and after a cache-emptying read (ort-baseline gaps)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kinfer-bench-gaps-'));
+    try {
+      const m = await writeMlpModel(dir);
+      const t0 = performance.now();
+      const r = await runScript<Record<string, number>>('ort-baseline.js', ['gaps', m.path, 'x', '4', '5', '1', '1'], { timeoutMs: 60_000 });
+      expect(Object.keys(r).sort()).toEqual(['backToBackMs', 'evictedMs', 'pausedMs']);
+      for (const v of Object.values(r)) expect(v).toBeGreaterThan(0);
+      // One round is 30 runs per kind, so the idle kind alone waited 30 × 5 ms; the pause is not timed into the runs.
+      expect(performance.now() - t0).toBeGreaterThan(150);
+      expect(r.pausedMs).toBeLessThan(5);
+      await expect(runScript('ort-baseline.js', ['gaps', m.path, 'x', '4'], { timeoutMs: 60_000 })).rejects.toThrow(/usage: ort-baseline\.js/);
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -60,6 +60,8 @@ const CLASSES = 10;
  * median of three flipped the c=8 and c=32 verdicts from run to run.
  */
 const MIN_REPEATS = 5;
+/** Bytes read between runs in the eviction probe: more than the last-level cache and the 16 MiB weight. */
+const EVICT_MIB = 64;
 const CONCURRENCY = [1, 8, 32];
 
 function weights(name: string, dims: number[], seed: number): InstanceType<typeof onnx.TensorProto> {
@@ -242,6 +244,15 @@ export const modelPath: Scenario = {
           ctx.log(`  in-process #${i + 1}: ${r.runs.map((x) => `b${x.batch} ${x.itemsPerSec.toFixed(0)}/s`).join(', ')}`);
         }
       }
+      // How the model's own run time depends on what comes between runs, in-process: a served run at c=1
+      // follows the request's turnaround (idle, or doing the request's work), never another run.
+      const turnaroundMs = Math.max(0.1, median(pairs.get('adaptive c1')!.map((x) => 1000 / x.served - 1000 / x.base)));
+      const gaps = await runScript<{ backToBackMs: number; pausedMs: number; evictedMs: number }>(
+        'ort-baseline.js',
+        ['gaps', model, 'x', String(FEATURES), turnaroundMs.toFixed(2), String(EVICT_MIB), String(ctx.quick ? 4 : 8)],
+        { cpu: ctx.serverCpu, timeoutMs: 180_000 },
+      );
+      ctx.log(`  in-process b1 ms per run: back to back ${gaps.backToBackMs.toFixed(2)}, after ${turnaroundMs.toFixed(2)} ms idle ${gaps.pausedMs.toFixed(2)}, after a ${EVICT_MIB} MiB read ${gaps.evictedMs.toFixed(2)}`);
       const med = (k: string) => median(served.get(k)!);
       /** In-process items/s at batch `b`, from the runs of the concurrency-`c` phase. */
       const base = (c: number, b = c) => median(baselines.get(`${c}:${b}`)!);
@@ -284,6 +295,8 @@ export const modelPath: Scenario = {
         // inside the server (caches, preemption), apart from the serving work around it.
         rows.push(compareRow(`backend time per item, adaptive c=${c} (vs in-process time per item)`, median(computePerItem.get(`adaptive c${c}`)!), 1e6 / paired(`adaptive c${c}`).base, 'µs'));
       }
+      rows.push(compareRow(`in-process batch 1, ${turnaroundMs.toFixed(2)} ms idle before each run (vs back to back)`, gaps.pausedMs, gaps.backToBackMs, 'ms'));
+      rows.push(compareRow(`in-process batch 1, a ${EVICT_MIB} MiB read before each run (vs back to back)`, gaps.evictedMs, gaps.backToBackMs, 'ms'));
       for (const c of CONCURRENCY) {
         rows.push(compareRow(`server CPU per request, all threads, adaptive c=${c}`, median(cpuAll.get(`adaptive c${c}`)!), undefined, 'µs'));
       }
@@ -316,6 +329,7 @@ export const modelPath: Scenario = {
           'in-process baseline: closed loop of session.run at the given batch size, including ort.Tensor creation; run after each round of the served sides (whose order rotates every repeat), so machine drift hits both sides; each concurrency is compared with the in-process runs of its own rounds (batching off at c=8 and c=32 with the batch-1 runs of those rounds)',
           `warm-up: ${ctx.quick ? 1 : WARM_UP_SEC} s of unrecorded load at c=8 for each variant, the binary side and the floor before the first measurement`,
           'binary extension: the adaptive model with the input as raw FP32 bytes after a JSON header and binary_data_output (what Triton\'s clients send by default)',
+          `run time by what precedes it: in-process batch 1, ms per run (session.run alone), the median of ${ctx.quick ? 4 : 8} rounds of 30 runs; the idle time is kinfer's c=1 turnaround in this run (served time per request minus the partner's time per run); the ${EVICT_MIB} MiB read (one byte per cache line) empties the caches, the one weight matrix (16 MiB) included`,
           'floor: bare node:http (JSON.parse, Float32Array.from, session.run on the event loop, JSON.stringify; no worker, queue or metrics), same core, one of the served sides at c=1',
         ],
       };
