@@ -26,6 +26,7 @@ import type { KinferEnv } from './context.js';
 import { makeBatcherFactory } from './batcher-factory.js';
 import { monitorRepository, type RepositoryMonitor } from '../repository/monitor.js';
 import { hasHardware, registerXModelMetrics } from '../backends/xmodel.js';
+import { tuneV8ForServing } from './v8-tuning.js';
 
 /** A function's lifecycle hooks (faas-js-runtime's `Function`); `functions/define.ts` FunctionHooks fits. */
 export interface LifecycleHooks {
@@ -162,6 +163,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const seconds = (performance.timeOrigin + performance.now() - processStart) / 1000;
     metrics.coldStart.set(seconds);
     logger.info({ event: 'ready', seconds, models: repository.loaded().map((h) => h.name) }, 'kinfer ready');
+    tuneV8ForServing();
   })();
   startup.catch(() => undefined); // the caller decides; never an unhandled rejection
 
