@@ -12,12 +12,10 @@
  * Session options: `baselineSessionOptions` (lib.ts), the server's defaults.
  */
 import ort from 'onnxruntime-node';
-import { baselineSessionOptions as options, floats } from './lib.js';
+import { baselineSessionOptions as options, floats, median } from './lib.js';
 
 const MAX_RUNS = 100_000;
 const RUNS_PER_ROUND = 30;
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 /** Waits `ms`, idle for all but the last millisecond (timers are that coarse), then spinning to the end. */
 async function pause(ms: number): Promise<void> {
