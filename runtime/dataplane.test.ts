@@ -47,7 +47,25 @@ describe('DataPlane client signal', () => {
     expect(backend.seenValues()).toEqual([1, 2]); // the cancelled request was never computed
   });
 
-  it('always gives the signal to a dynamic batcher (the request waits for its batch)', async () => {
+  it('makes no signal for a lone caller of the adaptive policy, and one once its recent peak is above one', async () => {
+    const backend = new FakeBackend();
+    const batcher = createBatcher({ instances: [backend], batchable: true, maxBatchSize: 8, maxQueueDelayMicroseconds: 1000, policy: 'adaptive', preferredBatchSizes: [], maxQueueSize: 8 });
+    const dp = plane(batcher, backend);
+    let made = 0;
+    const signal = () => {
+      made++;
+      return new AbortController().signal;
+    };
+    for (let i = 0; i < 3; i++) expect((await dp.infer(request(i), {}, signal)).batch.batchSize).toBe(1);
+    expect(made).toBe(0);
+    // Two callers at once: the second is asked for its signal; then the peak of two is remembered for a few cycles.
+    await Promise.all([dp.infer(request(10), {}, signal), dp.infer(request(11), {}, signal)]);
+    expect(made).toBe(1);
+    await dp.infer(request(12), {}, signal);
+    expect(made).toBe(2);
+  });
+
+  it('gives the signal to a dynamic batcher whose requests wait for their batch (Triton\'s delay rule)', async () => {
     const backend = new FakeBackend();
     const batcher = createBatcher({ instances: [backend], batchable: true, maxBatchSize: 8, maxQueueDelayMicroseconds: 1000, preferredBatchSizes: [], maxQueueSize: 8 });
     const dp = plane(batcher, backend);

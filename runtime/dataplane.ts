@@ -84,9 +84,9 @@ export class DataPlane {
   /**
    * `clientSignal`: for transports whose abort signal costs something to make
    * (an AbortController per HTTP request): called only when the request can
-   * actually wait in a queue. A pass-through batcher with nothing pending
-   * starts the request at once (in the same tick), and a running request is
-   * never cancelled, so it needs no signal. `ctx.signal`, when given, wins.
+   * actually wait in a queue. A batcher that would start it at once (in the
+   * same tick: see `Batcher.startsAtOnce`) needs none, as a running request is
+   * never cancelled. `ctx.signal`, when given, wins.
    */
   async infer(request: InferRequest, ctx: InferContext = {}, clientSignal?: () => AbortSignal): Promise<InferOutcome> {
     const handle = this.repository.get(checkModelName(request.modelName), request.modelVersion);

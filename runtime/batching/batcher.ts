@@ -49,8 +49,9 @@ export interface Batcher {
   readonly pending: number;
   /**
    * True when a request enqueued now would start computing in the same tick
-   * (nothing queued, an instance free, no batching delay). Transports use it to
-   * skip disconnect tracking for requests that can never sit in a queue.
+   * (nothing queued, an instance free, no batching delay to wait, e.g. the
+   * adaptive policy with a lone caller). Transports use it to skip disconnect
+   * tracking for requests that can never sit in a queue.
    */
   readonly startsAtOnce: boolean;
   /** Stops accepting, waits for queued and running work to finish. */

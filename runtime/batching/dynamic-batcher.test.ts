@@ -363,6 +363,40 @@ describe('DynamicBatcher, adaptive policy', () => {
   });
 });
 
+describe('DynamicBatcher.startsAtOnce', () => {
+  const microtask = () => new Promise<void>((r) => queueMicrotask(r));
+
+  it('holds for a lone adaptive caller, whose request then reaches the backend before any timer or I/O', async () => {
+    const fb = fake();
+    const b = make(fb, { maxQueueDelayMicroseconds: 60_000, policy: 'adaptive' });
+    for (let i = 0; i < 3; i++) {
+      expect(b.startsAtOnce).toBe(true);
+      const r = b.enqueue({ inputs: [xInput([i])], outputNames: [] });
+      await microtask();
+      expect(fb.batches).toHaveLength(i + 1);
+      await within(r, `lone ${i}`);
+    }
+  });
+
+  it('does not hold while a request is pending, after a burst, or under the delay rule with a delay', async () => {
+    const fb = fake();
+    const b = make(fb, { maxQueueDelayMicroseconds: 60_000, policy: 'adaptive' });
+    fb.hold();
+    const running = b.enqueue({ inputs: [xInput([1])], outputNames: [] });
+    await tick();
+    expect(b.startsAtOnce).toBe(false); // the one instance is busy
+    fb.release();
+    await within(running, 'running');
+    await within(Promise.all([1, 2, 3].map((v) => b.enqueue({ inputs: [xInput([v])], outputNames: [] }))), 'burst');
+    expect(b.startsAtOnce).toBe(false); // the burst's peak of 3 is remembered
+
+    const delayed = make(fake(), { maxQueueDelayMicroseconds: 2000 });
+    expect(delayed.startsAtOnce).toBe(false);
+    const noDelay = make(fake(), { maxQueueDelayMicroseconds: 0 });
+    expect(noDelay.startsAtOnce).toBe(true);
+  });
+});
+
 describe('PassThroughBatcher', () => {
   it('never merges a non-batchable model: each request runs alone with its own tensors', async () => {
     const fb = fake();

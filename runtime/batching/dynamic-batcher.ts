@@ -64,6 +64,17 @@ export class DynamicBatcher extends QueueBatcher {
     this.target = this.preferred.size ? Math.max(...this.preferred) : max;
   }
 
+  /**
+   * Nothing queued, an instance free, and a batch of one would fire at once:
+   * with no delay, or under `adaptive` while the recent peak is one caller
+   * (its pick then expects one request). A lone client's request so never
+   * waits for a batch, and the transport need not track its disconnect.
+   */
+  override get startsAtOnce(): boolean {
+    if (!this.idle) return false;
+    return this.delayMs === 0 || (this.adaptive && this.pending === 0 && this.recentConcurrency <= 1);
+  }
+
   protected classify(request: BatchRequest): { key: string; rows: number } {
     const rows = rowsOf(request.inputs);
     if (this.hardLimit > 0 && rows > this.hardLimit) {
