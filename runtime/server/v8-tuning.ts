@@ -25,9 +25,9 @@ export function tuneV8ForServing(
   execArgv: readonly string[] = process.execArgv,
   env: NodeJS.ProcessEnv = process.env,
 ): string[] {
-  const given = (flag: string) => execArgv.some((a) => a.startsWith(flag)) || (env.NODE_OPTIONS ?? '').includes(flag);
-  if (given('--interrupt-budget=') || env.KINFER_WRITE_CODE_CACHE === '1') return [];
-  const flags = [`--interrupt-budget=${INTERRUPT_BUDGET}`];
-  for (const f of flags) setFlagsFromString(f);
-  return flags;
+  const given = execArgv.some((a) => a.startsWith('--interrupt-budget=')) || (env.NODE_OPTIONS ?? '').includes('--interrupt-budget=');
+  if (given || env.KINFER_WRITE_CODE_CACHE === '1') return [];
+  const flag = `--interrupt-budget=${INTERRUPT_BUDGET}`;
+  setFlagsFromString(flag);
+  return [flag];
 }
