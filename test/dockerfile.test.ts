@@ -3,10 +3,12 @@
  * what it copies from the context exists, what it copies from the build stage is
  * produced by the build, and its CMD is the compiled CLI's `serve`.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../knative/specs.js';
+import { SERVER_ENV } from './bench/lib.js';
 
 const root = repoRoot();
 const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
@@ -105,7 +107,25 @@ describe('Dockerfile', () => {
     for (const f of ['main.cjs', 'kinfer.cjs', 'kinfer.cache']) expect(existsSync(join(root, 'dist', 'bundle', f)), f).toBe(true);
     expect(readFileSync(join(root, 'dist/bundle/main.cjs'), 'utf8')).toMatch(/^#!\/usr\/bin\/env node\n/);
     expect(pkg.bin.kinfer).toBe('dist/bundle/main.cjs');
-    expect(pkg.scripts.start).toBe('node dist/bundle/main.cjs serve');
+    expect(pkg.scripts.start).toBe(`GLIBC_TUNABLES=\${GLIBC_TUNABLES-${SERVER_ENV.GLIBC_TUNABLES}} node dist/bundle/main.cjs serve`);
     expect(readFileSync(join(root, 'cli/main.ts'), 'utf8')).toMatch(/\.command\('serve'\)/);
+  });
+
+  it("sets the server's malloc environment (huge pages), the one the benchmarks give every ONNX Runtime process", () => {
+    const runtime = lines.slice(lines.findIndex((l) => l.endsWith('AS runtime')));
+    const env = runtime.filter((l) => l.startsWith('ENV ')).flatMap((l) => l.slice(4).trim().split(/\s+/));
+    expect(env).toContain(`GLIBC_TUNABLES=${SERVER_ENV.GLIBC_TUNABLES}`);
+  });
+
+  // Real behaviour of the setting on this machine's kernel and glibc, not of the image (no Docker here).
+  const thp = existsSync('/sys/kernel/mm/transparent_hugepage/enabled') ? readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8') : '[never]';
+  const thpOn = /\[(madvise|always)\]/.test(thp);
+  if (!thpOn) console.warn(`skipping the huge-page check: transparent huge pages are off here (${thp.trim()})`);
+  it.skipIf(!thpOn)('with that environment, a process gets huge pages for a large malloc; with GLIBC_TUNABLES empty and THP madvise, none', () => {
+    const script = "const b = Buffer.alloc(64 << 20); b.fill(1); process.stdout.write(/AnonHugePages:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/smaps_rollup', 'utf8'))[1])";
+    const hugeKb = (env: Record<string, string>) => Number(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 }));
+    // 64 MiB calloc'd: glibc maps it and, with hugetlb=1, madvises it; at least half of it in 2 MiB pages.
+    expect(hugeKb(SERVER_ENV)).toBeGreaterThanOrEqual(32 * 1024);
+    if (thp.includes('[madvise]')) expect(hugeKb({ GLIBC_TUNABLES: '' })).toBe(0);
   });
 });

@@ -340,6 +340,17 @@ export interface ChildResult {
   stderr: string;
 }
 
+/**
+ * The environment the image (Dockerfile `ENV`) and `npm start` give the server: glibc's malloc
+ * asks the kernel for transparent huge pages (glibc >= 2.35; effective where THP is `madvise`
+ * or `always`). Every harness process that runs ONNX Runtime gets it (kinfer, the bare floor,
+ * the in-process baselines), so the ratios measure serving, not the allocator; the rows that
+ * show what the setting buys run a side with `WITHOUT_HUGE_PAGES` as well.
+ */
+export const SERVER_ENV: Readonly<Record<string, string>> = { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
+/** glibc's default malloc: no tunables. */
+export const WITHOUT_HUGE_PAGES: Readonly<Record<string, string>> = { GLIBC_TUNABLES: '' };
+
 /** Runs a command to completion (killed after `timeoutMs`), collecting its output. */
 export async function run(cmd: string, args: string[], opts: { timeoutMs: number; env?: NodeJS.ProcessEnv; cpu?: number }): Promise<ChildResult> {
   const [c, a] = pinned(opts.cpu, cmd, args);
@@ -352,9 +363,9 @@ export async function run(cmd: string, args: string[], opts: { timeoutMs: number
   return { code, stdout, stderr };
 }
 
-/** Runs a compiled harness script (`dist/test/bench/<script>`) and parses the last stdout line as JSON. */
+/** Runs a compiled harness script (`dist/test/bench/<script>`) with SERVER_ENV (`opts.env` over it) and parses the last stdout line as JSON. */
 export async function runScript<T>(script: string, args: string[], opts: { timeoutMs: number; cpu?: number; env?: NodeJS.ProcessEnv }): Promise<T> {
-  const r = await run(process.execPath, [join(DIST_BENCH, script), ...args], opts);
+  const r = await run(process.execPath, [join(DIST_BENCH, script), ...args], { ...opts, env: { ...process.env, ...SERVER_ENV, ...opts.env } });
   const last = r.stdout.trim().split('\n').pop() ?? '';
   if (r.code !== 0 || !last.startsWith('{')) {
     throw new Error(`bench: ${script} ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim().slice(-800) || r.stdout.slice(-400)}`);
@@ -378,8 +389,8 @@ export interface SpawnedServer {
 }
 
 /**
- * Spawns `kinfer serve` on 127.0.0.1 (pinned to `cpu`) and waits for
- * readiness, polling every READY_POLL_MS up to `timeoutMs`. With `profileDir`, node
+ * Spawns `kinfer serve` on 127.0.0.1 (pinned to `cpu`) with SERVER_ENV (`opts.env` over it) and waits
+ * for readiness, polling every READY_POLL_MS up to `timeoutMs`. With `profileDir`, node
  * runs the unbundled CLI with `--cpu-prof` and writes one profile per thread
  * there on exit.
  */
@@ -393,7 +404,7 @@ export async function spawnKinfer(
   const [cmd, args] = pinned(opts.cpu, process.execPath, [...profile, opts.profileDir ? CLI_UNBUNDLED : CLI, 'serve', '--model-repository', repo, '--port', String(port), '--host', '127.0.0.1']);
   const t0 = performance.now();
   const child = spawn(cmd, args, {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...opts.env },
+    env: { ...process.env, ...SERVER_ENV, LOG_LEVEL: 'warn', ...opts.env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -438,7 +449,7 @@ export function baselineSessionOptions(): Ort.InferenceSession.SessionOptions {
 }
 
 /**
- * Spawns a harness script (`dist/test/bench/<script>`) pinned to `cpu` and
+ * Spawns a harness script (`dist/test/bench/<script>`) with SERVER_ENV, pinned to `cpu`, and
  * waits up to `timeoutMs` for the line on its stdout that `listening` parses
  * (undefined for other lines); the child is killed if it exits, stays silent,
  * or `listening` throws on a line.
@@ -451,7 +462,7 @@ export async function spawnScript<T>(
   timeoutMs = 10_000,
 ): Promise<{ value: T; pid: number; close(): Promise<void> }> {
   const [cmd, cmdArgs] = pinned(cpu, process.execPath, [join(DIST_BENCH, script), ...args]);
-  const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(cmd, cmdArgs, { env: { ...process.env, ...SERVER_ENV }, stdio: ['ignore', 'pipe', 'inherit'] });
   const close = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');

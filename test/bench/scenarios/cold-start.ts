@@ -11,11 +11,14 @@
  * new pod pays for code and heap that are not warm yet. The same again for a
  * copy of ocr-det whose config adds a `model_warmup` sample of that shape
  * (zeros): what the warm-up costs the start and buys the first caller.
+ * Both sides run with the image's malloc setting (huge pages, SERVER_ENV in
+ * lib.ts); one more spawn and session create per round without it show what
+ * the setting buys.
  */
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  compareRow, cpuUse, floats, median, ROOT, rssMB, runScript, sleep, spawnKinfer, tempRepo, v2JsonBody,
+  compareRow, cpuUse, floats, median, ROOT, rssMB, runScript, sleep, spawnKinfer, tempRepo, v2JsonBody, WITHOUT_HUGE_PAGES,
   type BenchContext, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
@@ -67,6 +70,10 @@ export const coldStart: Scenario = {
     const warmReady: number[] = [];
     const warmFirst: number[] = [];
     const warmLater: number[] = [];
+    // glibc's default malloc, without the image's huge pages (SERVER_ENV): spawn → ready, idle RSS, session create.
+    const plainReady: number[] = [];
+    const plainRss: number[] = [];
+    const plainCreate: number[] = [];
     const image = v2JsonBody('x', [1, 3, 96, 96], floats(3 * 96 * 96, 7));
     try {
       // One unrecorded spawn and session create first. Right after model-path, the first two
@@ -103,9 +110,19 @@ export const coldStart: Scenario = {
         } finally {
           await w.close();
         }
+        const p = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, timeoutMs: 60_000, env: WITHOUT_HUGE_PAGES });
+        try {
+          plainReady.push(p.readyMs);
+          await sleep(1000);
+          plainRss.push(rssMB(p.pid));
+        } finally {
+          await p.close();
+        }
+        const pc = await runScript<{ createMs: number }>('ort-baseline.js', ['create', modelFile], { cpu: ctx.serverCpu, timeoutMs: 60_000, env: WITHOUT_HUGE_PAGES });
+        plainCreate.push(pc.createMs);
         const c = await runScript<{ createMs: number }>('ort-baseline.js', ['create', modelFile], { cpu: ctx.serverCpu, timeoutMs: 60_000 });
         create.push(c.createMs);
-        ctx.log(`  #${i + 1}: ready ${s.readyMs.toFixed(0)} ms, idle RSS ${rss.at(-1)!.toFixed(0)} MB, idle CPU ${idleCpu.at(-1)!.toFixed(1)} ms/s (${idleWakeups.at(-1)!.toFixed(0)} wake-ups/s), first infer ${first.at(-1)!.toFixed(0)} ms then ${later.at(-1)!.toFixed(0)} ms; with model_warmup ready ${warmReady.at(-1)!.toFixed(0)} ms, first infer ${warmFirst.at(-1)!.toFixed(0)} ms then ${warmLater.at(-1)!.toFixed(0)} ms; session create ${c.createMs.toFixed(0)} ms`);
+        ctx.log(`  #${i + 1}: ready ${s.readyMs.toFixed(0)} ms, idle RSS ${rss.at(-1)!.toFixed(0)} MB, idle CPU ${idleCpu.at(-1)!.toFixed(1)} ms/s (${idleWakeups.at(-1)!.toFixed(0)} wake-ups/s), first infer ${first.at(-1)!.toFixed(0)} ms then ${later.at(-1)!.toFixed(0)} ms; with model_warmup ready ${warmReady.at(-1)!.toFixed(0)} ms, first infer ${warmFirst.at(-1)!.toFixed(0)} ms then ${warmLater.at(-1)!.toFixed(0)} ms; session create ${c.createMs.toFixed(0)} ms; default malloc: ready ${p.readyMs.toFixed(0)} ms, idle RSS ${plainRss.at(-1)!.toFixed(0)} MB, session create ${pc.createMs.toFixed(0)} ms`);
       }
     } finally {
       await repo.cleanup();
@@ -119,6 +136,9 @@ export const coldStart: Scenario = {
       rows: [
         compareRow('spawn → ready', median(ready), limit, 'ms', { max: 1, text: '≤ 1.00×' }),
         compareRow('in-process session create', median(create), undefined, 'ms'),
+        compareRow('glibc default malloc: spawn → ready (vs huge pages)', median(plainReady), median(ready), 'ms', { text: 'reported' }),
+        compareRow('glibc default malloc: in-process session create (vs huge pages)', median(plainCreate), median(create), 'ms', { text: 'reported' }),
+        compareRow('glibc default malloc: idle RSS after ready (vs huge pages)', median(plainRss), median(rss), 'MB', { text: 'reported' }),
         compareRow('idle RSS after ready', median(rss), undefined, 'MB'),
         compareRow('idle CPU after ready', median(idleCpu), undefined, 'ms/s'),
         compareRow('idle wake-ups after ready (all threads)', median(idleWakeups), undefined, '/s'),
@@ -130,6 +150,7 @@ export const coldStart: Scenario = {
         `${reps} spawns, median, after one unrecorded spawn and session create; server pinned to one core, so ONNX Runtime uses 1 intra-op thread`,
         `first infer: ocr-det, one FP32 1×3×96×96 JSON request (${(image.length / 1024).toFixed(0)} KiB) at a time from the harness, after the idle window`,
         'with model_warmup: the same model with one warm-up sample (1×3×96×96 zeros) in its config, spawned after each plain one; first infer 1 s after ready',
+        "malloc: kinfer and the session create run with the image's GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (transparent huge pages for malloc), as deployed; the default-malloc rows spawn kinfer and create the session once more per round with GLIBC_TUNABLES empty",
       ],
     };
   },

@@ -15,13 +15,15 @@
  * is measured too: a bare node:http server running the same session on its
  * event loop (bare-server.ts), what any Node server pays for HTTP, JSON and a
  * core shared with the model.
+ * Every process runs with the image's malloc setting (huge pages, SERVER_ENV
+ * in lib.ts); in-process runs without it show what the setting buys.
  */
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { DT, valueInfo, writeGraph } from '../../helpers/onnx-models.js';
 import {
-  assertClean, compareRow, floats, loadInChild, median, runScript, spawnBare, spawnKinfer, splitThreadCpu, tempRepo, threadCpu, v2BinaryBody, v2JsonBody, warmUp, WARM_UP_SEC,
+  assertClean, compareRow, floats, loadInChild, median, runScript, spawnBare, spawnKinfer, splitThreadCpu, tempRepo, threadCpu, v2BinaryBody, v2JsonBody, warmUp, WARM_UP_SEC, WITHOUT_HUGE_PAGES,
   type BenchContext, type Row, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
@@ -257,6 +259,27 @@ export const modelPath: Scenario = {
         { cpu: ctx.serverCpu, timeoutMs: 180_000 },
       );
       ctx.log(`  in-process b1 ms per run: back to back ${gaps.backToBackMs.toFixed(2)}, after ${turnaroundMs.toFixed(2)} ms idle ${gaps.pausedMs.toFixed(2)}, after a ${EVICT_MIB} MiB read ${gaps.evictedMs.toFixed(2)}`);
+      // What the image's malloc setting (SERVER_ENV: huge pages) buys the model itself: in-process runs
+      // with glibc's default malloc against runs with the setting, alternating, per batch size.
+      const allocRounds = ctx.quick ? 2 : 6;
+      const alloc = new Map<number, { without: number; with: number }[]>();
+      for (let i = 0; i < allocRounds; i++) {
+        const sides = i % 2 ? [true, false] : [false, true];
+        const got: Record<string, OrtRuns['runs']> = {};
+        for (const huge of sides) {
+          got[String(huge)] = (
+            await runScript<OrtRuns>('ort-baseline.js', ['throughput', model, 'x', String(FEATURES), '1,32', '2'], {
+              cpu: ctx.serverCpu,
+              timeoutMs: 120_000,
+              env: huge ? {} : WITHOUT_HUGE_PAGES,
+            })
+          ).runs;
+        }
+        for (const [j, run] of got['false']!.entries()) {
+          alloc.set(run.batch, [...(alloc.get(run.batch) ?? []), { without: run.itemsPerSec, with: got['true']![j]!.itemsPerSec }]);
+        }
+        ctx.log(`  in-process without huge pages / with, round ${i + 1}: ${[...alloc].map(([b, r]) => `b${b} ${(r.at(-1)!.without / r.at(-1)!.with).toFixed(2)}`).join(', ')}`);
+      }
       const med = (k: string) => median(served.get(k)!);
       /** In-process items/s at batch `b`, from the runs of the concurrency-`c` phase. */
       const base = (c: number, b = c) => median(baselines.get(`${c}:${b}`)!);
@@ -301,6 +324,14 @@ export const modelPath: Scenario = {
       }
       rows.push(compareRow(`in-process batch 1, ${turnaroundMs.toFixed(2)} ms idle before each run (vs back to back)`, gaps.pausedMs, gaps.backToBackMs, 'ms'));
       rows.push(compareRow(`in-process batch 1, a ${EVICT_MIB} MiB read before each run (vs back to back)`, gaps.evictedMs, gaps.backToBackMs, 'ms'));
+      for (const [b, r] of alloc) {
+        rows.push(
+          compareRow(`in-process batch ${b}, glibc default malloc (vs huge pages)`, median(r.map((x) => x.without)), median(r.map((x) => x.with)), 'items/s', {
+            text: 'reported',
+            ratio: median(r.map((x) => x.without / x.with)),
+          }),
+        );
+      }
       for (const c of CONCURRENCY) {
         rows.push(compareRow(`server CPU per request, all threads, adaptive c=${c}`, median(cpuAll.get(`adaptive c${c}`)!), undefined, 'µs'));
       }
@@ -335,6 +366,7 @@ export const modelPath: Scenario = {
           'binary extension: the adaptive model with the input as raw FP32 bytes after a JSON header and binary_data_output (what Triton\'s clients send by default)',
           `run time by what precedes it: in-process batch 1, ms per run (session.run alone), the median of ${ctx.quick ? 4 : 8} rounds of 30 runs; the idle time is kinfer's c=1 turnaround in this run (served time per request minus the partner's time per run); the ${EVICT_MIB} MiB read (one byte per cache line) empties the caches, the one weight matrix (16 MiB) included`,
           'floor: bare node:http (JSON.parse, Float32Array.from, session.run on the event loop, JSON.stringify; no worker, queue or metrics), same core, one of the served sides at c=1',
+          `malloc: every process here runs with the image's GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (transparent huge pages for malloc); the default-malloc rows alternate 2 s in-process runs without and with it, ${allocRounds} rounds; ratio: median of the per-round ratios`,
         ],
       };
     } finally {
