@@ -25,7 +25,7 @@ RUN npm run build \
 FROM ${NODE_IMAGE} AS runtime
 # GLIBC_TUNABLES: glibc's malloc asks for transparent huge pages (bookworm's glibc 2.36; the node's
 # THP mode must be madvise or always). ONNX Runtime's session create page-faults half as often:
-# ocr-det's create 175 -> 94 ms, spawn -> ready 426 -> 355 ms; batch-1 runs of the bench MLP 1.15x.
+# ocr-det's create 175 -> 94 ms, spawn -> ready 426 -> 355 ms; batch-1 runs of the bench MLP ~1.05x.
 # Set GLIBC_TUNABLES= (empty) to turn it off. README: Performance fixes.
 ENV NODE_ENV=production \
     PORT=8080 \
