@@ -264,19 +264,14 @@ export const modelPath: Scenario = {
       const allocRounds = ctx.quick ? 2 : 6;
       const alloc = new Map<number, { without: number; with: number }[]>();
       for (let i = 0; i < allocRounds; i++) {
-        const sides = i % 2 ? [true, false] : [false, true];
-        const got: Record<string, OrtRuns['runs']> = {};
-        for (const huge of sides) {
-          got[String(huge)] = (
-            await runScript<OrtRuns>('ort-baseline.js', ['throughput', model, 'x', String(FEATURES), '1,32', '2'], {
-              cpu: ctx.serverCpu,
-              timeoutMs: 120_000,
-              env: huge ? {} : WITHOUT_HUGE_PAGES,
-            })
-          ).runs;
+        const runs = new Map<'with' | 'without', OrtRuns['runs']>();
+        for (const side of i % 2 ? (['with', 'without'] as const) : (['without', 'with'] as const)) {
+          const env = side === 'with' ? {} : WITHOUT_HUGE_PAGES;
+          const r = await runScript<OrtRuns>('ort-baseline.js', ['throughput', model, 'x', String(FEATURES), '1,32', '2'], { cpu: ctx.serverCpu, timeoutMs: 120_000, env });
+          runs.set(side, r.runs);
         }
-        for (const [j, run] of got['false']!.entries()) {
-          alloc.set(run.batch, [...(alloc.get(run.batch) ?? []), { without: run.itemsPerSec, with: got['true']![j]!.itemsPerSec }]);
+        for (const [j, run] of runs.get('without')!.entries()) {
+          alloc.set(run.batch, [...(alloc.get(run.batch) ?? []), { without: run.itemsPerSec, with: runs.get('with')![j]!.itemsPerSec }]);
         }
         ctx.log(`  in-process without huge pages / with, round ${i + 1}: ${[...alloc].map(([b, r]) => `b${b} ${(r.at(-1)!.without / r.at(-1)!.with).toFixed(2)}`).join(', ')}`);
       }
