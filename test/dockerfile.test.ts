@@ -124,8 +124,9 @@ describe('Dockerfile', () => {
   it.skipIf(!thpOn)('with that environment, a process gets huge pages for a large malloc; with GLIBC_TUNABLES empty and THP madvise, none', () => {
     const script = "const b = Buffer.alloc(64 << 20); b.fill(1); process.stdout.write(/AnonHugePages:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/smaps_rollup', 'utf8'))[1])";
     const hugeKb = (env: Record<string, string>) => Number(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 }));
-    // 64 MiB calloc'd: glibc maps it and, with hugetlb=1, madvises it; at least half of it in 2 MiB pages.
-    expect(hugeKb(SERVER_ENV)).toBeGreaterThanOrEqual(32 * 1024);
+    // 64 MiB calloc'd: glibc maps it and, with hugetlb=1, madvises it. Here all of it lands in 2 MiB pages;
+    // a fragmented host may back less, so the check is that some does.
+    expect(hugeKb(SERVER_ENV)).toBeGreaterThanOrEqual(2048);
     if (thp.includes('[madvise]')) expect(hugeKb({ GLIBC_TUNABLES: '' })).toBe(0);
   });
 });
