@@ -351,6 +351,11 @@ export const SERVER_ENV: Readonly<Record<string, string>> = { GLIBC_TUNABLES: 'g
 /** glibc's default malloc: no tunables. */
 export const WITHOUT_HUGE_PAGES: Readonly<Record<string, string>> = { GLIBC_TUNABLES: '' };
 
+/** The environment of a harness child that runs ONNX Runtime: this process's, SERVER_ENV over it, `over` over both. */
+function serverEnv(over: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, ...SERVER_ENV, ...over };
+}
+
 /** Runs a command to completion (killed after `timeoutMs`), collecting its output. */
 export async function run(cmd: string, args: string[], opts: { timeoutMs: number; env?: NodeJS.ProcessEnv; cpu?: number }): Promise<ChildResult> {
   const [c, a] = pinned(opts.cpu, cmd, args);
@@ -365,7 +370,7 @@ export async function run(cmd: string, args: string[], opts: { timeoutMs: number
 
 /** Runs a compiled harness script (`dist/test/bench/<script>`) with SERVER_ENV (`opts.env` over it) and parses the last stdout line as JSON. */
 export async function runScript<T>(script: string, args: string[], opts: { timeoutMs: number; cpu?: number; env?: NodeJS.ProcessEnv }): Promise<T> {
-  const r = await run(process.execPath, [join(DIST_BENCH, script), ...args], { ...opts, env: { ...process.env, ...SERVER_ENV, ...opts.env } });
+  const r = await run(process.execPath, [join(DIST_BENCH, script), ...args], { ...opts, env: serverEnv(opts.env) });
   const last = r.stdout.trim().split('\n').pop() ?? '';
   if (r.code !== 0 || !last.startsWith('{')) {
     throw new Error(`bench: ${script} ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim().slice(-800) || r.stdout.slice(-400)}`);
@@ -404,7 +409,7 @@ export async function spawnKinfer(
   const [cmd, args] = pinned(opts.cpu, process.execPath, [...profile, opts.profileDir ? CLI_UNBUNDLED : CLI, 'serve', '--model-repository', repo, '--port', String(port), '--host', '127.0.0.1']);
   const t0 = performance.now();
   const child = spawn(cmd, args, {
-    env: { ...process.env, ...SERVER_ENV, LOG_LEVEL: 'warn', ...opts.env },
+    env: serverEnv({ LOG_LEVEL: 'warn', ...opts.env }),
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -462,7 +467,7 @@ export async function spawnScript<T>(
   timeoutMs = 10_000,
 ): Promise<{ value: T; pid: number; close(): Promise<void> }> {
   const [cmd, cmdArgs] = pinned(cpu, process.execPath, [join(DIST_BENCH, script), ...args]);
-  const child = spawn(cmd, cmdArgs, { env: { ...process.env, ...SERVER_ENV }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(cmd, cmdArgs, { env: serverEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
   const close = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');

@@ -18,7 +18,7 @@
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  compareRow, cpuUse, floats, median, ROOT, rssMB, runScript, sleep, spawnKinfer, tempRepo, v2JsonBody, WITHOUT_HUGE_PAGES,
+  compareRow, cpuUse, floats, median, ROOT, rssMB, runScript, sleep, spawnKinfer, SERVER_ENV, tempRepo, v2JsonBody, WITHOUT_HUGE_PAGES,
   type BenchContext, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
@@ -150,7 +150,7 @@ export const coldStart: Scenario = {
         `${reps} spawns, median, after one unrecorded spawn and session create; server pinned to one core, so ONNX Runtime uses 1 intra-op thread`,
         `first infer: ocr-det, one FP32 1×3×96×96 JSON request (${(image.length / 1024).toFixed(0)} KiB) at a time from the harness, after the idle window`,
         'with model_warmup: the same model with one warm-up sample (1×3×96×96 zeros) in its config, spawned after each plain one; first infer 1 s after ready',
-        "malloc: kinfer and the session create run with the image's GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (transparent huge pages for malloc), as deployed; the default-malloc rows spawn kinfer and create the session once more per round with GLIBC_TUNABLES empty",
+        `malloc: kinfer and the session create run with the image's GLIBC_TUNABLES=${SERVER_ENV.GLIBC_TUNABLES} (transparent huge pages for malloc), as deployed; the default-malloc rows spawn kinfer and create the session once more per round with GLIBC_TUNABLES empty`,
       ],
     };
   },

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { DT, valueInfo, writeGraph } from '../../helpers/onnx-models.js';
 import {
-  assertClean, compareRow, floats, loadInChild, median, runScript, spawnBare, spawnKinfer, splitThreadCpu, tempRepo, threadCpu, v2BinaryBody, v2JsonBody, warmUp, WARM_UP_SEC, WITHOUT_HUGE_PAGES,
+  assertClean, compareRow, floats, loadInChild, median, runScript, SERVER_ENV, spawnBare, spawnKinfer, splitThreadCpu, tempRepo, threadCpu, v2BinaryBody, v2JsonBody, warmUp, WARM_UP_SEC, WITHOUT_HUGE_PAGES,
   type BenchContext, type Row, type Scenario, type ScenarioResult,
 } from '../lib.js';
 
@@ -361,7 +361,7 @@ export const modelPath: Scenario = {
           'binary extension: the adaptive model with the input as raw FP32 bytes after a JSON header and binary_data_output (what Triton\'s clients send by default)',
           `run time by what precedes it: in-process batch 1, ms per run (session.run alone), the median of ${ctx.quick ? 4 : 8} rounds of 30 runs; the idle time is kinfer's c=1 turnaround in this run (served time per request minus the partner's time per run); the ${EVICT_MIB} MiB read (one byte per cache line) empties the caches, the one weight matrix (16 MiB) included`,
           'floor: bare node:http (JSON.parse, Float32Array.from, session.run on the event loop, JSON.stringify; no worker, queue or metrics), same core, one of the served sides at c=1',
-          `malloc: every process here runs with the image's GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (transparent huge pages for malloc); the default-malloc rows alternate 2 s in-process runs without and with it, ${allocRounds} rounds; ratio: median of the per-round ratios`,
+          `malloc: every process here runs with the image's GLIBC_TUNABLES=${SERVER_ENV.GLIBC_TUNABLES} (transparent huge pages for malloc); the default-malloc rows alternate 2 s in-process runs without and with it, ${allocRounds} rounds; ratio: median of the per-round ratios`,
         ],
       };
     } finally {
