@@ -24,7 +24,7 @@ import onnxProto from 'onnx-proto';
 import { DT, valueInfo, writeGraph } from '../../helpers/onnx-models.js';
 import {
   assertClean, compareRow, floats, loadInChild, median, runScript, SERVER_ENV, spawnBare, spawnKinfer, splitThreadCpu, tempRepo, threadCpu, v2BinaryBody, v2JsonBody, warmUp, WARM_UP_SEC, WITHOUT_HUGE_PAGES,
-  type BenchContext, type Row, type Scenario, type ScenarioResult,
+  type BenchContext, type Row, type Scenario, type ScenarioResult, type SpawnedServer,
 } from '../lib.js';
 
 const { onnx } = onnxProto;
@@ -62,6 +62,16 @@ const CLASSES = 10;
  * median of three flipped the c=8 and c=32 verdicts from run to run.
  */
 const MIN_REPEATS = 5;
+/**
+ * kinfer servers (and floors) per full run, repeat i served by process i mod n. A process's speed is
+ * set at its start (where its memory lands) and holds for its life: four identical servers of the
+ * adaptive MLP read 89.5, 97.0, 103.4 and 92.6 items/s at c=1 over ten rotating rounds (the slowest
+ * first below each of the others in 7-9 of 10 rounds), and a server of the whole bench repository
+ * read 0.94x of one serving only the adaptive model, below it in all 16 rounds. Not every set differs
+ * (three more identical servers: 0.995-1.04x; three floors: 0.98-1.03x). The in-process partner is a
+ * fresh process every time, so one server put its one draw into every repeat of a run.
+ */
+const SERVER_PROCESSES = 3;
 /** Bytes read between runs in the eviction probe: more than the last-level cache and the 16 MiB weight. */
 const EVICT_MIB = 64;
 const CONCURRENCY = [1, 8, 32];
@@ -137,30 +147,49 @@ export const modelPath: Scenario = {
     // The binary tensor extension, as Triton's clients send by default (binary inputs and outputs).
     const bin = v2BinaryBody('x', [1, FEATURES], input);
     const binHeaders = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(bin.headerLength) };
-    const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, profileDir: ctx.profileDir });
-    const bare = await spawnBare(ctx.serverCpu, model).catch(async (err: unknown) => {
-      await kinfer.close();
-      throw err;
-    });
+    const servers: { kinfer: SpawnedServer; bare: SpawnedServer }[] = [];
+    const closeAll = async () => {
+      for (const s of servers.splice(0)) {
+        await s.kinfer.close();
+        await s.bare.close();
+      }
+    };
     try {
-      for (const [, m] of VARIANTS) {
-        const res = await fetch(`${kinfer.url}/v2/models/${m}/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
-        const out = (await res.json()) as { outputs?: { shape: number[]; data: number[] }[] };
-        const y = out.outputs?.[0]?.data ?? [];
-        if (res.status !== 200 || y.length !== CLASSES || !y.every(Number.isFinite) || y.every((v) => v === 0)) {
-          throw new Error(`bench model-path: ${m} answered ${res.status} with ${JSON.stringify(y)}`);
-        }
+      for (let i = 0; i < (ctx.quick ? 1 : SERVER_PROCESSES); i++) {
+        const kinfer = await spawnKinfer(repo.dir, { cpu: ctx.serverCpu, profileDir: ctx.profileDir });
+        const bare = await spawnBare(ctx.serverCpu, model).catch(async (err: unknown) => {
+          await kinfer.close();
+          throw err;
+        });
+        servers.push({ kinfer, bare });
       }
-      const check = await fetch(`${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, { method: 'POST', body: Buffer.from(bin.body), headers: binHeaders });
-      const checkBytes = new Uint8Array(await check.arrayBuffer());
-      const headLen = Number(check.headers.get('inference-header-content-length'));
-      if (check.status !== 200 || !(headLen > 0) || checkBytes.byteLength - headLen !== CLASSES * 4) {
-        throw new Error(`bench model-path: binary request answered ${check.status} with ${checkBytes.byteLength - headLen} output bytes (want ${CLASSES * 4})`);
-      }
+    } catch (err) {
+      await closeAll();
+      await repo.cleanup();
+      throw err;
+    }
+    try {
+      // Every process is checked (each variant answers, the binary extension too) and warmed.
       const json = { body, headers: { 'content-type': 'application/json' } };
-      for (const [, m] of VARIANTS) await warmUp(ctx, { ...json, url: `${kinfer.url}/v2/models/${m}/infer`, connections: 8 });
-      await warmUp(ctx, { ...json, url: `${bare.url}/v2/models/bare/infer`, connections: 8 });
-      await warmUp(ctx, { body: bin.body, headers: binHeaders, url: `${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, connections: 8 });
+      for (const { kinfer, bare } of servers) {
+        for (const [, m] of VARIANTS) {
+          const res = await fetch(`${kinfer.url}/v2/models/${m}/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+          const out = (await res.json()) as { outputs?: { shape: number[]; data: number[] }[] };
+          const y = out.outputs?.[0]?.data ?? [];
+          if (res.status !== 200 || y.length !== CLASSES || !y.every(Number.isFinite) || y.every((v) => v === 0)) {
+            throw new Error(`bench model-path: ${m} answered ${res.status} with ${JSON.stringify(y)}`);
+          }
+        }
+        const check = await fetch(`${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, { method: 'POST', body: Buffer.from(bin.body), headers: binHeaders });
+        const checkBytes = new Uint8Array(await check.arrayBuffer());
+        const headLen = Number(check.headers.get('inference-header-content-length'));
+        if (check.status !== 200 || !(headLen > 0) || checkBytes.byteLength - headLen !== CLASSES * 4) {
+          throw new Error(`bench model-path: binary request answered ${check.status} with ${checkBytes.byteLength - headLen} output bytes (want ${CLASSES * 4})`);
+        }
+        for (const [, m] of VARIANTS) await warmUp(ctx, { ...json, url: `${kinfer.url}/v2/models/${m}/infer`, connections: 8 });
+        await warmUp(ctx, { ...json, url: `${bare.url}/v2/models/bare/infer`, connections: 8 });
+        await warmUp(ctx, { body: bin.body, headers: binHeaders, url: `${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, connections: 8 });
+      }
       const ortSeconds = Math.max(1, ctx.durationSec / 2);
       const repeats = ctx.quick ? ctx.repeats : Math.max(ctx.repeats, MIN_REPEATS);
       // In-process items/s by `${concurrency}:${batch}`: each served side is compared with the baseline runs
@@ -203,16 +232,21 @@ export const modelPath: Scenario = {
         ctx.log(`model-path: concurrency ${c}`);
         const spec = { body, headers: { 'content-type': 'application/json' }, connections: c, durationSec: ctx.durationSec };
         const binSpec = { ...spec, body: bin.body, headers: binHeaders };
-        // Served sides at this concurrency: the four variants, the adaptive one through the binary
-        // extension, and at c=1 the floor.
-        const sides: { label: string; url: string; model?: string; binary?: boolean }[] = VARIANTS.map(([label, m]) => ({ label, url: `${kinfer.url}/v2/models/${m}/infer`, model: m }));
-        sides.push({ label: 'binary', url: `${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, model: VARIANTS[0][1], binary: true });
-        if (c === 1) sides.push({ label: 'floor', url: `${bare.url}/v2/models/bare/infer` });
+        // Served sides at this concurrency on one process pair: the four variants, the adaptive one through
+        // the binary extension, and at c=1 the floor.
+        const sidesOf = ({ kinfer, bare }: (typeof servers)[number]) => {
+          const sides: { label: string; url: string; model?: string; binary?: boolean }[] = VARIANTS.map(([label, m]) => ({ label, url: `${kinfer.url}/v2/models/${m}/infer`, model: m }));
+          sides.push({ label: 'binary', url: `${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, model: VARIANTS[0][1], binary: true });
+          if (c === 1) sides.push({ label: 'floor', url: `${bare.url}/v2/models/bare/infer` });
+          return sides;
+        };
         // Every side is also warmed at this concurrency. The c=8 warm-up left kinfer's single-request path
         // (no merge or split) still tiering up at c=1: in run 36 its first c=1 repeats read 0.69x and 0.81x,
         // the next three 0.82-0.97x, while the floor read 0.91-1.02x from the first.
-        for (const side of sides) await warmUp(ctx, { ...(side.binary ? binSpec : spec), url: side.url });
+        for (const pair of servers) for (const side of sidesOf(pair)) await warmUp(ctx, { ...(side.binary ? binSpec : spec), url: side.url });
         for (let i = 0; i < repeats; i++) {
+          const { kinfer } = servers[i % servers.length]!;
+          const sides = sidesOf(servers[i % servers.length]!);
           // The order rotates every repeat. With a fixed order, adaptive (always right after the in-process
           // run) measured up to 10% below off at c=1, while the two alternated on one server did not differ.
           for (const side of sides.map((_, j) => sides[(j + i) % sides.length]!)) {
@@ -223,8 +257,9 @@ export const modelPath: Scenario = {
             const r = assertClean(k, await loadInChild({ ...(side.binary ? binSpec : spec), url: side.url }, ctx));
             record(served, k, r.rps);
             record(p99, k, r.p99);
+            const which = servers.length > 1 ? ` (process ${(i % servers.length) + 1})` : '';
             if (!m || !before) {
-              ctx.log(`  ${k} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms`);
+              ctx.log(`  ${k} #${i + 1}${which}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms`);
               // The floor gets its own partner too, so kinfer and the floor face the same pairing.
               if (side.label === 'floor') await pairAfter(k, r.rps, 1);
               continue;
@@ -239,7 +274,7 @@ export const modelPath: Scenario = {
             const items = Math.max(1, after.items - before.batches.items);
             const batch = items / Math.max(1, after.batches - before.batches.batches);
             record(computePerItem, k, ((after.computeSec - before.batches.computeSec) * 1e6) / items);
-            ctx.log(`  ${k} #${i + 1}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms, mean batch ${batch.toFixed(2)}`);
+            ctx.log(`  ${k} #${i + 1}${which}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms, mean batch ${batch.toFixed(2)}`);
             record(meanBatch, k, batch);
             if (side.label === VARIANTS[0][0] && !side.binary) await pairAfter(k, r.rps, c);
           }
@@ -353,6 +388,7 @@ export const modelPath: Scenario = {
           'server CPU: /proc/<pid>/task/*/schedstat of the server around each load; for the worker variant, the session thread is the busiest thread other than main; backend time: kinfer_compute_duration_seconds from /metrics around each load',
           'session thread: the server is pinned to one core, so session_thread: auto runs adaptive and off on the event loop, and delay there until its first batch (in the warm-up), then in a worker; worker = the adaptive model with session_thread: worker',
           `${repeats} repeats of each side per concurrency (at least ${MIN_REPEATS} in a full run), median`,
+          `processes: ${servers.length} kinfer server(s) and as many floors, all loaded and warmed alike; repeat i runs on pair i mod ${servers.length} (a process's speed is fixed at its start and differs between identical processes, while every in-process partner is a fresh process)`,
           'both sides on the same single core with the server\'s session options (1 intra-op thread there, no spinning)',
           `batching: max_batch_size 32; adaptive = parameter batch_policy: adaptive, max_queue_delay_microseconds ${DELAY_US.adaptive}; delay = Triton's rule, ${DELAY_US.delay}`,
           'target rows (adaptive) and the floor: each repeat pairs the served run with an in-process run at batch c made right after it; the ratio is the median of those per-repeat ratios, the baseline column the median of the partners (serving cost and backend time use the same partners)',
@@ -365,8 +401,7 @@ export const modelPath: Scenario = {
         ],
       };
     } finally {
-      await kinfer.close();
-      await bare.close();
+      await closeAll();
       await repo.cleanup();
     }
   },
