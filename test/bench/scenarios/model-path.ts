@@ -245,8 +245,9 @@ export const modelPath: Scenario = {
         // the next three 0.82-0.97x, while the floor read 0.91-1.02x from the first.
         for (const pair of servers) for (const side of sidesOf(pair)) await warmUp(ctx, { ...(side.binary ? binSpec : spec), url: side.url });
         for (let i = 0; i < repeats; i++) {
-          const { kinfer } = servers[i % servers.length]!;
-          const sides = sidesOf(servers[i % servers.length]!);
+          const pair = servers[i % servers.length]!;
+          const { kinfer } = pair;
+          const sides = sidesOf(pair);
           // The order rotates every repeat. With a fixed order, adaptive (always right after the in-process
           // run) measured up to 10% below off at c=1, while the two alternated on one server did not differ.
           for (const side of sides.map((_, j) => sides[(j + i) % sides.length]!)) {
