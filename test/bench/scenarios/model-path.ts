@@ -173,7 +173,7 @@ export const modelPath: Scenario = {
       const json = { body, headers: { 'content-type': 'application/json' } };
       for (const { kinfer, bare } of servers) {
         for (const [, m] of VARIANTS) {
-          const res = await fetch(`${kinfer.url}/v2/models/${m}/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+          const res = await fetch(`${kinfer.url}/v2/models/${m}/infer`, { method: 'POST', ...json });
           const out = (await res.json()) as { outputs?: { shape: number[]; data: number[] }[] };
           const y = out.outputs?.[0]?.data ?? [];
           if (res.status !== 200 || y.length !== CLASSES || !y.every(Number.isFinite) || y.every((v) => v === 0)) {
@@ -230,7 +230,7 @@ export const modelPath: Scenario = {
       // on the shared machine hits both sides alike.
       for (const c of CONCURRENCY) {
         ctx.log(`model-path: concurrency ${c}`);
-        const spec = { body, headers: { 'content-type': 'application/json' }, connections: c, durationSec: ctx.durationSec };
+        const spec = { ...json, connections: c, durationSec: ctx.durationSec };
         const binSpec = { ...spec, body: bin.body, headers: binHeaders };
         // Served sides at this concurrency on one process pair: the four variants, the adaptive one through
         // the binary extension, and at c=1 the floor.
@@ -248,6 +248,7 @@ export const modelPath: Scenario = {
           const pair = servers[i % servers.length]!;
           const { kinfer } = pair;
           const sides = sidesOf(pair);
+          const which = servers.length > 1 ? ` (process ${(i % servers.length) + 1})` : '';
           // The order rotates every repeat. With a fixed order, adaptive (always right after the in-process
           // run) measured up to 10% below off at c=1, while the two alternated on one server did not differ.
           for (const side of sides.map((_, j) => sides[(j + i) % sides.length]!)) {
@@ -258,7 +259,6 @@ export const modelPath: Scenario = {
             const r = assertClean(k, await loadInChild({ ...(side.binary ? binSpec : spec), url: side.url }, ctx));
             record(served, k, r.rps);
             record(p99, k, r.p99);
-            const which = servers.length > 1 ? ` (process ${(i % servers.length) + 1})` : '';
             if (!m || !before) {
               ctx.log(`  ${k} #${i + 1}${which}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms`);
               // The floor gets its own partner too, so kinfer and the floor face the same pairing.
@@ -389,7 +389,7 @@ export const modelPath: Scenario = {
           'server CPU: /proc/<pid>/task/*/schedstat of the server around each load; for the worker variant, the session thread is the busiest thread other than main; backend time: kinfer_compute_duration_seconds from /metrics around each load',
           'session thread: the server is pinned to one core, so session_thread: auto runs adaptive and off on the event loop, and delay there until its first batch (in the warm-up), then in a worker; worker = the adaptive model with session_thread: worker',
           `${repeats} repeats of each side per concurrency (at least ${MIN_REPEATS} in a full run), median`,
-          `processes: ${servers.length} kinfer server(s) and as many floors, all loaded and warmed alike; repeat i runs on pair i mod ${servers.length} (a process's speed is fixed at its start and differs between identical processes, while every in-process partner is a fresh process)`,
+          `processes: ${servers.length} kinfer server(s) and as many floors, all loaded and warmed alike; repeat i runs on pair i mod ${servers.length} (a process's speed is fixed at its start and can differ between identical processes, while every in-process partner is a fresh process)`,
           'both sides on the same single core with the server\'s session options (1 intra-op thread there, no spinning)',
           `batching: max_batch_size 32; adaptive = parameter batch_policy: adaptive, max_queue_delay_microseconds ${DELAY_US.adaptive}; delay = Triton's rule, ${DELAY_US.delay}`,
           'target rows (adaptive) and the floor: each repeat pairs the served run with an in-process run at batch c made right after it; the ratio is the median of those per-repeat ratios, the baseline column the median of the partners (serving cost and backend time use the same partners)',
