@@ -80,6 +80,10 @@ export interface FakeXmodel {
   bias?: number;
   sleepMs?: number;
   failRun?: boolean;
+  /** A run fails when its first input element is this. */
+  failValue?: number;
+  /** Each run appends one byte to this file. */
+  countFile?: string;
 }
 
 /** Writes a kinfer-fake-xmodel file (see fake-vendor/fake_vart.c for what it computes). */
@@ -94,6 +98,8 @@ export function writeFakeXmodel(path: string, m: FakeXmodel): string {
     `bias ${m.bias ?? 0}`,
     `sleep_ms ${m.sleepMs ?? 0}`,
     `fail_run ${m.failRun ? 1 : 0}`,
+    ...(m.failValue === undefined ? [] : [`fail_value ${m.failValue}`]),
+    ...(m.countFile === undefined ? [] : [`count_file ${m.countFile}`]),
   ];
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, lines.join('\n') + '\n');

@@ -15,6 +15,8 @@
  *   bias 1
  *   sleep_ms 0                 (each run sleeps; shows the JS thread stays free)
  *   fail_run 0                 (1: every run fails, as a DPU timeout would)
+ *   fail_value -7              (optional: a run fails when its first input element is this)
+ *   count_file /tmp/runs       (optional: each run appends one byte, so tests can count runs)
  *
  * Built with -DFAKE_OMIT_RUN it lacks kinfer_vart_runner_run (missing symbol).
  * kinfer_xrt_device_name answers FAKE_XRT_NAME when set.
@@ -23,10 +25,12 @@
 #include "../src/vendor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct kinfer_vart_runner {
   int batch;
@@ -36,6 +40,9 @@ struct kinfer_vart_runner {
   double scale, bias;
   int sleep_ms;
   int fail_run;
+  int has_fail_value;
+  double fail_value;
+  char count_file[256];
   long runs;
 };
 
@@ -111,6 +118,8 @@ int kinfer_vart_runner_create(const char* path, const char* bdf, unsigned int in
     else if (strcmp(key, "bias") == 0) r->bias = atof(rest);
     else if (strcmp(key, "sleep_ms") == 0) r->sleep_ms = atoi(rest);
     else if (strcmp(key, "fail_run") == 0) r->fail_run = atoi(rest);
+    else if (strcmp(key, "fail_value") == 0) r->has_fail_value = 1, r->fail_value = atof(rest);
+    else if (strcmp(key, "count_file") == 0) bad |= sscanf(rest, "%255s", r->count_file) != 1;
     else if (strcmp(key, "input") == 0) bad |= have_input++ || parse_tensor(rest, r->batch, &r->input) != 0;
     else if (strcmp(key, "output") == 0) bad |= r->n_outputs >= 2 || parse_tensor(rest, r->batch, &r->outputs[r->n_outputs++]) != 0;
     else bad = 1;
@@ -153,9 +162,23 @@ int kinfer_vart_runner_run(kinfer_vart_runner* r, const void* const* inputs, con
     nanosleep(&ts, NULL);
   }
   r->runs++;
+  if (r->count_file[0] != '\0') {
+    const int fd = open(r->count_file, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (fd >= 0) {
+      if (write(fd, "r", 1) != 1) { /* the count comes out short; the test says so */ }
+      close(fd);
+    }
+  }
   if (r->fail_run) {
     set_err(err, errlen, "%s%s", "fake DPU run timed out (fail_run is set in the fake xmodel)", "");
     return -ETIMEDOUT;
+  }
+  if (r->has_fail_value) {
+    const double first = r->input.dtype == KINFER_DT_INT8 ? ((const int8_t*)inputs[0])[0] : ((const float*)inputs[0])[0];
+    if (first == r->fail_value) {
+      set_err(err, errlen, "%s%s", "fake DPU run failed (its first input element is fail_value)", "");
+      return -EIO;
+    }
   }
   float* sums = n_outputs > 1 ? (float*)outputs[1] : NULL;
   for (int b = 0; b < r->batch; b++) {

@@ -3,7 +3,7 @@
  * XModelBackend end to end through the native addon and the fake vendor
  * libraries. No FPGA hardware ran: the "DPU" is native/fake-vendor/fake_vart.c.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -188,6 +188,25 @@ describe(`XModelBackend (${NO_HARDWARE})`, () => {
       expect((err as Error).message).toMatch(/^model 'xmodel-broken': runner for .*model\.xmodel failed: fake DPU run timed out/);
     }
     expect(b.health()).toMatchObject({ ready: false, lastError: expect.stringContaining('fake DPU run timed out') });
+    await b.unload();
+  });
+
+  it('settles a failed batch only after every runner has stopped, and the next batch runs at once', async () => {
+    useFake();
+    const counter = join(tmp, 'runs-count');
+    const b = new XModelBackend();
+    // Chunk 0 (first element -20) fails on runner 0; each run takes 20 ms, so runner 1 is mid-run then.
+    await b.load(files('xmodel-partial', modelDir('xmodel-partial', { ...affine, sleepMs: 20, failValue: -20, countFile: counter }), { parameters: { threads: '2' } }));
+    const runs = () => (existsSync(counter) ? readFileSync(counter).length : 0);
+    const input = int8Input(40); // 10 chunks of 4: runner 0 takes 0, 2, ..., runner 1 takes 1, 3, ...
+    await expect(b.infer([input], [])).rejects.toThrow(/fake DPU run failed/);
+    const atSettle = runs();
+    expect(atSettle).toBeGreaterThanOrEqual(2);
+    expect(atSettle).toBeLessThan(10); // the other runner stopped after its current chunk, not at the end
+    await new Promise((r) => setTimeout(r, 150)); // longer than the rest of runner 1's chunks would take
+    expect(runs()).toBe(atSettle); // nothing ran after the promise settled: the callers' buffers are theirs again
+    const [scaled] = await b.infer([{ ...int8Input(4), data: new Int8Array(12).fill(3) }], []);
+    expect(Array.from(scaled!.data as Int8Array)).toEqual(new Array(12).fill(7));
     await b.unload();
   });
 

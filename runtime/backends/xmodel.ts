@@ -119,12 +119,20 @@ export class XModelBackend implements Backend {
         return o.subarray(c * batch * row, (c + 1) * batch * row) as NumericArray;
       });
     try {
-      // Runner k takes chunks k, k+threads, ...: one run per runner at a time.
+      // Runner k takes chunks k, k+threads, ...: one run per runner at a time. After a failure the
+      // others stop at their next chunk, and this waits for all of them: the callers' buffers are
+      // theirs again once the promise settles, and the next batch must not queue behind stray runs.
+      const failed: { error?: unknown } = {};
       await Promise.all(
         runners.map(async (runner, k) => {
-          for (let c = k; c < chunks; c += runners.length) await runner.run(chunkInputs(c), chunkOutputs(c));
+          try {
+            for (let c = k; c < chunks && !('error' in failed); c += runners.length) await runner.run(chunkInputs(c), chunkOutputs(c));
+          } catch (err) {
+            if (!('error' in failed)) failed.error = err;
+          }
         }),
       );
+      if ('error' in failed) throw failed.error;
       this.#failures = 0;
     } catch (err) {
       this.#failures++;
