@@ -104,10 +104,45 @@ describe.each(['tar', 'tgz', 'zip'] as const)('extractArchive (%s)', (kind) => {
     expect(await strays()).toEqual([]);
   });
 
+  it("refuses a symlink target with '..' after a name: through an earlier link it climbs out", async () => {
+    // `s -> .` makes `s/..` the model folder's parent, though it reads as `.`.
+    const err = await extract(kind, [
+      { name: 's', type: 'symlink', target: '.' },
+      { name: 't', type: 'symlink', target: 's/..' },
+    ]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect((err as Error).message).toMatch(/"t" is a symlink whose target has '\.\.' after a name \("s\/\.\."\)/);
+    await rm(out, { recursive: true });
+    await mkdir(out);
+    await extract(kind, [
+      { name: 'lib/real.bin', body: 'x' },
+      { name: 'a/b/link', type: 'symlink', target: '../../lib/./real.bin' },
+    ]);
+    expect(await readlink(path.join(out, 'a/b/link'))).toBe('../../lib/./real.bin');
+    expect(await readFile(path.join(out, 'a/b/link'), 'utf8')).toBe('x');
+  });
+
   it('enforces the unpacked size limit', async () => {
     const err = await extract(kind, [{ name: 'big.bin', body: Buffer.alloc(4096, 1) }], 1000).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidArgument);
     expect((err as Error).message).toMatch(/size limit of 1000 bytes/);
+  });
+});
+
+describe('zip-only', () => {
+  it('releases the archive file after a refused entry whose data was never read', async () => {
+    const err = await extract('zip', [
+      { name: 'd/', type: 'dir' },
+      { name: 'd', body: 'replaces the folder' },
+    ]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect((err as Error).message).toMatch(/"d" replaces a directory/);
+    const archive = path.join(root, 'a.zip');
+    const holders = async () =>
+      (await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')))).filter((p) => p === archive);
+    // yauzl closes the descriptor on its own turn after the stream ends: poll briefly, bounded.
+    for (let i = 0; i < 50 && (await holders()).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await holders()).toEqual([]);
   });
 });
 

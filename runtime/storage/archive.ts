@@ -143,6 +143,13 @@ class EntryGuard {
     if (!rel) throw refuse(entry, 'is a link at the archive root path');
     if (!target) throw refuse(entry, 'is a symlink without a target');
     if (target.startsWith('/') || /^[a-zA-Z]:/.test(target)) throw refuse(entry, `is a symlink to the absolute path ${JSON.stringify(target)}`);
+    // The link is followed physically, where `x/..` through a symlink `x` is not `.`: only leading
+    // `..` segments (applied to the link's own folder, a real one) keep the lexical check below true.
+    const segments = target.replace(/\\/g, '/').split('/').filter((seg) => seg !== '' && seg !== '.');
+    const firstName = segments.findIndex((seg) => seg !== '..');
+    if (firstName >= 0 && segments.indexOf('..', firstName) >= 0) {
+      throw refuse(entry, `is a symlink whose target has '..' after a name (${JSON.stringify(target)}); only leading '..' segments are allowed`);
+    }
     const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target.replace(/\\/g, '/')));
     if (resolved === '..' || resolved.startsWith('../')) throw refuse(entry, `is a symlink pointing outside the model folder (${JSON.stringify(target)})`);
     this.assertLinkTarget(entry, resolved, target);
@@ -325,12 +332,17 @@ async function handleZipEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, guard: Ent
   const body = await new Promise<Readable>((resolve, reject) =>
     zip.openReadStream(entry, (err, stream) => (err || !stream ? reject(err ?? new Error('no stream')) : resolve(stream))),
   );
-  if ((unixMode & S_IFMT) === S_IFLNK) {
-    if (entry.uncompressedSize > 4096) throw refuse(name, 'is a symlink with an over-long target');
-    const chunks: Buffer[] = [];
-    for await (const c of body) chunks.push(c as Buffer);
-    await guard.symlink(name, rel, Buffer.concat(chunks).toString('utf8'));
-    return;
+  try {
+    if ((unixMode & S_IFMT) === S_IFLNK) {
+      if (entry.uncompressedSize > 4096) throw refuse(name, 'is a symlink with an over-long target');
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(c as Buffer);
+      await guard.symlink(name, rel, Buffer.concat(chunks).toString('utf8'));
+      return;
+    }
+    await guard.file(name, rel, body, unixMode & 0o777 || undefined);
+  } finally {
+    // yauzl holds the archive's descriptor until every read stream ends: a refused entry's must end too.
+    body.destroy();
   }
-  await guard.file(name, rel, body, unixMode & 0o777 || undefined);
 }

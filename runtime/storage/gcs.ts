@@ -13,7 +13,7 @@ import { GoogleAuth } from 'google-auth-library';
 import { InvalidArgument, Unavailable } from '../core/errors.js';
 import { bodyOf, httpGet, nodeGet } from './http.js';
 import { fetchListed, listingValidator, selectListed, type FetchOutcome, type ListedObject, type RemoteSource } from './source.js';
-import { downloadToFile, reasonOf, withRetry, type PullContext } from './transfer.js';
+import { abortError, downloadToFile, reasonOf, withRetry, type PullContext } from './transfer.js';
 
 interface GcsObject extends ListedObject {
   generation: string;
@@ -65,12 +65,12 @@ export class GcsSource implements RemoteSource {
     if (!keyFile) return {};
     try {
       const auth = new GoogleAuth({ keyFilename: keyFile, scopes: [READ_ONLY_SCOPE] });
-      const client = await auth.getClient();
-      const token = (await client.getAccessToken()).token;
+      const token = await bounded(ctx, (async () => (await (await auth.getClient()).getAccessToken()).token)());
       if (!token) throw new Error('no access token returned');
       ctx.redact.add(token);
       return { authorization: `Bearer ${token}` };
     } catch (err) {
+      if (ctx.signal.aborted) throw abortError(ctx, this.what);
       throw new Unavailable(`${this.what}: cannot get a Google access token for bucket ${this.bucket} from GOOGLE_APPLICATION_CREDENTIALS: ${ctx.redact.redact(reasonOf(err))}`);
     }
   }
@@ -121,4 +121,23 @@ export class GcsSource implements RemoteSource {
       o.size,
     );
   }
+}
+
+/** `work`, or a rejection after `ctx.stallMs` or on the pull's abort: the sign-in's HTTP client (gaxios) has no timeout. */
+function bounded<T>(ctx: PullContext, work: Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const finish = (settle: () => void) => {
+      clearTimeout(timer);
+      ctx.signal.removeEventListener('abort', onAbort);
+      settle();
+    };
+    const onAbort = () => finish(() => reject(new Error('pull aborted')));
+    const timer = setTimeout(() => finish(() => reject(new Error(`no answer in ${ctx.stallMs} ms`))), ctx.stallMs);
+    if (ctx.signal.aborted) return onAbort();
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => finish(() => resolve(value)),
+      (err: unknown) => finish(() => reject(err)),
+    );
+  });
 }

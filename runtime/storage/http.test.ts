@@ -118,13 +118,57 @@ describe('http transport (http1.ts reader, hand-framed responses)', () => {
       sock.end(`HTTP/1.1 ${n === 1 ? 301 : 307} Moved\r\nLocation: ${location}\r\nContent-Length: 0\r\n\r\n`);
     });
     const dest = path.join(root, 'm');
-    const env = { '127.0.0.1-headers': JSON.stringify({ Authorization: 'Bearer tok-SECRET-1234' }) };
+    const env = {
+      '127.0.0.1-headers': JSON.stringify({ Authorization: 'Bearer tok-SECRET-1234', 'PRIVATE-TOKEN': 'gl-SECRET-5678' }),
+      'localhost-headers': JSON.stringify({ 'X-Api-Key': 'its-own-key' }),
+    };
     await pull(`http://127.0.0.1:${origin.port}/model.bin`, opts(dest, { env }));
     expect(Buffer.compare(await readFile(path.join(dest, 'model.bin')), body)).toBe(0);
     expect(origin.seen.map((h) => h.split('\r\n')[0])).toEqual(['GET /model.bin HTTP/1.1', 'GET /moved/model.bin HTTP/1.1']);
-    expect(origin.seen.every((h) => /\r\nauthorization: Bearer tok-SECRET-1234/i.test(h))).toBe(true);
+    expect(origin.seen.every((h) => /\r\nauthorization: Bearer tok-SECRET-1234/i.test(h) && /\r\nprivate-token: gl-SECRET-5678/i.test(h))).toBe(true);
     expect(target.seen).toHaveLength(1);
-    expect(target.seen[0]!).not.toMatch(/authorization/i);
+    // Every header from the first host's env stays behind; the new host gets its own.
+    expect(target.seen[0]!).not.toMatch(/authorization|private-token|SECRET/i);
+    expect(target.seen[0]!).toMatch(/\r\nx-api-key: its-own-key/i);
+  });
+
+  it('closes the open response when the file name is refused before the download starts', async () => {
+    let closed!: Promise<void>;
+    const { port } = await serve((sock) => {
+      closed = new Promise((resolve) => sock.once('close', () => resolve()));
+      sock.write('HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n');
+      sock.write(pattern(1000)); // and never more: only the client can end this
+    });
+    await expect(pull(`http://127.0.0.1:${port}/bad%5Cname.onnx`, opts(path.join(root, 'm')))).rejects.toThrow(
+      /cannot derive a file name from "bad\\\\name\.onnx"/,
+    );
+    const timeout = sleep(3000).then(() => 'still open');
+    expect(await Promise.race([closed.then(() => 'closed'), timeout])).toBe('closed');
+  });
+
+  it('refuses a 304 to a request that sent no validator, keeping the old model', async () => {
+    const body = pattern(2048);
+    const { port } = await serve((sock, _head, n) => {
+      if (n === 1) sock.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`), body]));
+      else sock.end('HTTP/1.1 304 Not Modified\r\n\r\n');
+    });
+    const dest = path.join(root, 'm');
+    await pull(`http://127.0.0.1:${port}/model.bin`, opts(dest));
+    await expect(pull(`http://127.0.0.1:${port}/model.bin`, opts(dest))).rejects.toThrow(/answered 304 Not Modified to a request without validators/);
+    expect(Buffer.compare(await readFile(path.join(dest, 'model.bin')), body)).toBe(0);
+  });
+
+  it('ignores a Content-Length sent beside Transfer-Encoding: chunked (the chunks decide), in one request', async () => {
+    const body = pattern(10_000);
+    const { port, seen } = await serve((sock) => {
+      sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n');
+      sock.end(Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]));
+    });
+    const dest = path.join(root, 'm');
+    const r = await pull(`http://127.0.0.1:${port}/model.bin`, opts(dest));
+    expect(Buffer.compare(await readFile(path.join(dest, 'model.bin')), body)).toBe(0);
+    expect(r.bytes).toBe(body.length);
+    expect(seen).toHaveLength(1);
   });
 
   it('fails a pull whose chunked body breaks, keeping the old model; retries a chunked body cut short', async () => {

@@ -92,11 +92,15 @@ const MAX_REDIRECTS = 10;
  * `httpGet` without `fetch`: http1.ts's reader for `http:` and `https:` (the
  * body read into one reused buffer; no WHATWG stream, no per-read allocation:
  * ~3× the throughput of `fetch` on loopback). One connection per request,
- * Node's default TLS settings, redirects followed (at most 10; `authorization`
- * and `cookie` dropped when the origin changes, as `fetch` does). Until the
+ * Node's default TLS settings, redirects followed (at most 10; when the origin
+ * changes, only range, validator and accept headers are kept, and the new
+ * host's own `<host>-headers` are added). Until the
  * headers arrive, a socket that stays silent for `ctx.stallMs` is a
  * TransientError. Statuses map as in `statusError`.
  */
+/** Request headers a redirect to another origin keeps; every other one (credentials above all) is dropped. */
+const CROSS_ORIGIN_HEADERS = new Set(['range', 'if-range', 'if-none-match', 'if-modified-since', 'accept', 'accept-encoding', 'user-agent']);
+
 export async function nodeGet(
   ctx: PullContext,
   what: string,
@@ -118,7 +122,9 @@ export async function nodeGet(
         throw new Unavailable(`${what}: redirect to an unsupported scheme ${JSON.stringify(next.protocol)}`);
       }
       if (next.origin !== target.origin) {
-        h = Object.fromEntries(Object.entries(h).filter(([k]) => !/^(authorization|cookie)$/i.test(k)));
+        // Only headers that shape the request cross origins; credentials are the new host's own, if any.
+        const kept = Object.entries(h).filter(([k]) => CROSS_ORIGIN_HEADERS.has(k.toLowerCase()));
+        h = { ...hostHeaders(ctx.env, next.hostname, ctx), ...Object.fromEntries(kept) };
       }
       target = next;
       continue;
@@ -153,8 +159,13 @@ function parseContentRangeStart(r: NodeResponse): number {
 }
 
 /** The body of a 200 or 206 `nodeGet` response as `downloadToFile` takes it (start from Content-Range; -1 if absent). */
+/** Content-Length, unless Transfer-Encoding overrides it (RFC 9112 §6.3: a sender must not send both; a recipient ignores it). */
+function declaredLength(r: NodeResponse): string | undefined {
+  return header(r.headers, 'transfer-encoding') === undefined ? header(r.headers, 'content-length') : undefined;
+}
+
 export function bodyOf(r: NodeResponse): BodyStream {
-  const len = header(r.headers, 'content-length');
+  const len = declaredLength(r);
   return {
     body: r.body,
     start: r.status === 206 ? parseContentRangeStart(r) : 0,
@@ -216,6 +227,9 @@ export class HttpSource implements RemoteSource {
     const first = await withRetry(ctx, this.what, () => nodeGet(ctx, this.what, url, conditional));
     if (first.status === 304) {
       first.abort();
+      if (!('if-none-match' in conditional || 'if-modified-since' in conditional)) {
+        throw new Unavailable(`${this.what}: the server answered 304 Not Modified to a request without validators`);
+      }
       return { unchanged: true };
     }
     const validator = validatorOf(first);
@@ -223,7 +237,7 @@ export class HttpSource implements RemoteSource {
       first.abort();
       return { unchanged: true };
     }
-    const total = header(first.headers, 'content-length') ?? null;
+    const total = declaredLength(first) ?? null;
     const resumable = header(first.headers, 'accept-ranges') === 'bytes' && validator !== undefined;
     const ifRange = validator?.etag && !validator.etag.startsWith('W/') ? validator.etag : validator?.lastModified;
     let name: string;
@@ -235,9 +249,13 @@ export class HttpSource implements RemoteSource {
       throw err;
     }
     if (total !== null) ctx.progress.setTotal(Number(total));
+    let firstTaken = false;
     const bytes = await fetchSingle(ctx, this.what, dir, name, header(first.headers, 'content-type'), (file) =>
       downloadToFile(ctx, this.what, file, async (offset, attempt) => {
-        if (attempt === 0) return bodyOf(first);
+        if (attempt === 0) {
+          firstTaken = true;
+          return bodyOf(first);
+        }
         const h: Record<string, string> = { ...headers };
         if (offset > 0 && resumable && ifRange) {
           h.range = `bytes=${offset}-`;
@@ -252,7 +270,10 @@ export class HttpSource implements RemoteSource {
         }
         return bodyOf(r);
       }, total !== null ? Number(total) : undefined),
-    );
+    ).finally(() => {
+      // Refused before the download began (e.g. an unsafe file name): the open response is closed here.
+      if (!firstTaken) first.abort();
+    });
     return { unchanged: false, validator: validator ? JSON.stringify(validator) : undefined, bytes };
   }
 }

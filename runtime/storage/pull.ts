@@ -44,6 +44,11 @@ export interface PullOptions {
   stallMs?: number;
   /** Base of the exponential backoff; default env `KINFER_PULL_BACKOFF_MS` (500 ms). */
   backoffMs?: number;
+  /**
+   * Leave what `dest` held before at `result.previous` (a sibling folder) instead of removing it,
+   * so a caller whose load of the new files fails can put it back (`restorePrevious`).
+   */
+  keepPrevious?: boolean;
 }
 
 export interface PullResult {
@@ -53,6 +58,8 @@ export interface PullResult {
   cached: boolean;
   /** Bytes downloaded over the network (0 for a cache hit or a local path). */
   bytes: number;
+  /** With `keepPrevious`: where the replaced folder now is (absent when `dest` did not exist). */
+  previous?: string;
 }
 
 export const SUPPORTED_SCHEMES = ['file://', 'pvc://', 'http://', 'https://', 's3://', 'gs://', '(plain path)'] as const;
@@ -163,7 +170,7 @@ async function pullLocal(uri: string, p: string, opts: PullOptions, env: NodeJS.
   const limits = limitsOf(opts, env);
   const dest = path.resolve(opts.dest);
   return withDestLock(dest, () =>
-    staged(dest, async (staging) => {
+    staged(dest, opts.keepPrevious, async (staging) => {
       if (art.kind === 'dir') {
         await linkTree(art.path, staging);
       } else {
@@ -198,7 +205,7 @@ async function pullRemote(uri: string, source: RemoteSource, opts: PullOptions, 
   const started = Date.now();
 
   try {
-    return await staged(dest, async (staging, scratch) => {
+    return await staged(dest, opts.keepPrevious, async (staging, scratch) => {
       const ctx: PullContext = {
         env,
         logger: log,
@@ -225,6 +232,7 @@ async function pullRemote(uri: string, source: RemoteSource, opts: PullOptions, 
           log.warn({ uri: what, reason: redactor.redact(reasonOf(err)) }, 'storage: cache entry unusable, downloading');
           await emptyDir(staging);
           outcome = await source.fetch(staging, ctx);
+          if (outcome.unchanged) throw new Unavailable(`${what}: the source says unchanged, and there is no cached copy to use`);
         }
       }
       if (!outcome.unchanged && cache && outcome.validator) {
@@ -268,7 +276,7 @@ async function withDestLock<T>(dest: string, fn: () => Promise<T>): Promise<T> {
  * into place. Temp names start with `.<name>.pull-<pid>-`; leftovers of dead
  * processes (or of this one, as we hold the lock) are removed first.
  */
-async function staged<T>(dest: string, fill: (staging: string, scratch: string) => Promise<T>): Promise<T> {
+async function staged(dest: string, keepPrevious: boolean | undefined, fill: (staging: string, scratch: string) => Promise<PullResult>): Promise<PullResult> {
   const parent = path.dirname(dest);
   const base = path.basename(dest);
   await mkdir(parent, { recursive: true });
@@ -280,16 +288,25 @@ async function staged<T>(dest: string, fill: (staging: string, scratch: string) 
   await mkdir(scratch);
   try {
     const result = await fill(staging, scratch);
-    await swapIntoPlace(staging, dest, tag);
-    return result;
+    const previous = await swapIntoPlace(staging, dest, tag, keepPrevious);
+    return previous ? { ...result, previous } : result;
   } finally {
     await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 
-/** Old aside, new in, old removed; if the second rename fails, the old goes back. */
-async function swapIntoPlace(staging: string, dest: string, tag: string): Promise<void> {
+/**
+ * Puts `previous` (from a pull with `keepPrevious`) back at `dest`, removing what the pull
+ * put there: for a load of the new files that failed.
+ */
+export async function restorePrevious(dest: string, previous: string): Promise<void> {
+  const resolved = path.resolve(dest);
+  await withDestLock(resolved, () => swapIntoPlace(previous, resolved, `${process.pid}-${randomBytes(4).toString('hex')}`));
+}
+
+/** Old aside, new in, old removed (or returned, with `keep`); if the second rename fails, the old goes back. */
+async function swapIntoPlace(staging: string, dest: string, tag: string, keep = false): Promise<string | undefined> {
   const old = path.join(path.dirname(dest), `.${path.basename(dest)}.old-${tag}`);
   let moved = false;
   try {
@@ -304,7 +321,11 @@ async function swapIntoPlace(staging: string, dest: string, tag: string): Promis
     if (moved) await rename(old, dest).catch(() => undefined);
     throw err;
   }
-  if (moved) await rm(old, { recursive: true, force: true });
+  if (!moved) return undefined;
+  if (keep) return old;
+  // The new model is in place: a failed removal must not report the pull as failed (the next pull's leftover sweep retries it).
+  await rm(old, { recursive: true, force: true }).catch(() => undefined);
+  return undefined;
 }
 
 async function removeLeftovers(parent: string, base: string): Promise<void> {

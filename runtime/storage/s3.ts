@@ -22,7 +22,7 @@ interface S3Object extends ListedObject {
   etag: string;
 }
 
-const THROTTLE = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'RequestTimeTooSkewed', 'TooManyRequestsException', 'InternalError', 'ServiceUnavailable']);
+const THROTTLE = new Set(['TimeoutError', 'SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'RequestTimeTooSkewed', 'TooManyRequestsException', 'InternalError', 'ServiceUnavailable']);
 const AUTH = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'AllAccessDisabled', 'AccountProblem']);
 const MAX_LIST_PAGES = 1_000;
 
@@ -32,7 +32,7 @@ function flag(v: string | undefined, dflt: boolean): boolean {
 }
 
 /** The SDK client configuration from KServe's env names. Secrets are registered with the redactor. */
-export function s3Config(env: NodeJS.ProcessEnv, ctx?: Pick<PullContext, 'redact'>): S3ClientConfig {
+export function s3Config(env: NodeJS.ProcessEnv, ctx?: Pick<PullContext, 'redact'> & { stallMs?: number }): S3ClientConfig {
   const useHttps = flag(env.S3_USE_HTTPS, true);
   let endpoint = env.AWS_ENDPOINT_URL || env.S3_ENDPOINT || undefined;
   if (endpoint && !/^https?:\/\//i.test(endpoint)) endpoint = `${useHttps ? 'https' : 'http'}://${endpoint}`;
@@ -42,7 +42,12 @@ export function s3Config(env: NodeJS.ProcessEnv, ctx?: Pick<PullContext, 'redact
     // Our own retry loop covers throttling and dropped bodies alike; one policy, one bound.
     maxAttempts: 1,
     ...(endpoint ? { endpoint, forcePathStyle: !flag(env.S3_USER_VIRTUAL_BUCKET, false) } : {}),
-    ...(verify ? {} : { requestHandler: { httpsAgent: new HttpsAgent({ rejectUnauthorized: false }) } }),
+    // The SDK waits forever by default: a silent endpoint gets the pull's stall limit, as http(s):// does.
+    requestHandler: {
+      connectionTimeout: ctx?.stallMs ?? 60_000,
+      socketTimeout: ctx?.stallMs ?? 60_000,
+      ...(verify ? {} : { httpsAgent: new HttpsAgent({ rejectUnauthorized: false }) }),
+    },
   };
   const id = env.AWS_ACCESS_KEY_ID;
   const secret = env.AWS_SECRET_ACCESS_KEY;

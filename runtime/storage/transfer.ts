@@ -53,7 +53,7 @@ export class Redactor {
 
 /** A URI as it may appear in logs and errors: no userinfo, no query (signed URLs carry tokens there). */
 export function displayUri(uri: string): string {
-  const m = /^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)(?:[^@/?#]*@)?([^?#]*)([?#].*)?$/.exec(uri);
+  const m = /^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)(?:[^/?#]*@)?([^?#]*)([?#].*)?$/.exec(uri);
   if (!m) return uri.replace(/[?#].*$/, '');
   return `${m[1]}${m[2]}${m[3] ? '?…' : ''}`;
 }
@@ -351,6 +351,7 @@ async function writeBody(ctx: PullContext, what: string, file: string, res: Body
   });
   // Bytes of this body counted against the budget (what arrived, written or not).
   let got = 0;
+  let complete = false;
   try {
     const received = await new Promise<number>((resolve, reject) => {
       // A push body's reader reuses its buffer: its chunks are copied into one of two
@@ -407,10 +408,16 @@ async function writeBody(ctx: PullContext, what: string, file: string, res: Body
         fill = 0;
         writing = true;
         fh.writev(bufs, state.written).then(
-          () => {
+          ({ bytesWritten }) => {
             writing = false;
-            state.written += n;
+            state.written += bytesWritten;
             lastData = performance.now();
+            // libuv returns what reached the file when ENOSPC, EDQUOT or EFBIG stops a write midway.
+            if (bytesWritten < n) {
+              if (!done) stopListening();
+              body.destroy();
+              return reject(new Unavailable(`${what}: only ${bytesWritten} of ${n} bytes reached ${file} (disk full or a file size limit?)`));
+            }
             next();
           },
           (err: unknown) => {
@@ -474,11 +481,14 @@ async function writeBody(ctx: PullContext, what: string, file: string, res: Body
     if (res.length !== undefined && received !== res.length) {
       throw new TransientError(`${what}: body ended after ${received} of ${res.length} bytes`);
     }
+    complete = true;
   } finally {
     // Bytes counted against the budget but never written are given back, so a retry counts them once.
     const unwritten = offset + got - state.written;
     if (unwritten > 0) ctx.budget.release(unwritten);
-    await fh.close().catch(() => undefined);
+    // After a whole body, a failed close is a failed write (NFS reports deferred errors there).
+    const closed = fh.close();
+    await (complete ? closed : closed.catch(() => undefined));
   }
 }
 

@@ -3,6 +3,7 @@
  * (S3, behind a counting proxy), and the GCS JSON-API fixture.
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -29,6 +30,39 @@ function capture() {
 /** Quick retries so failure tests stay fast. */
 function fast(extra: Partial<PullOptions> & { dest: string }): PullOptions {
   return { retries: 3, backoffMs: 10, progressIntervalMs: 0, stallMs: 3000, logger: capture().logger, env: {}, ...extra };
+}
+
+/** A TCP server on 127.0.0.1 that accepts connections and never answers. */
+async function silentServer(): Promise<{ port: number; sockets: Socket[]; close: () => Promise<void> }> {
+  const sockets: Socket[] = [];
+  const server = createServer((sock) => void sockets.push(sock));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    sockets,
+    close: async () => {
+      for (const sock of sockets) sock.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** A GOOGLE_APPLICATION_CREDENTIALS file: an external_account key whose token exchange goes to `tokenUrl`. */
+async function externalAccountKey(tokenUrl: string): Promise<string> {
+  const subject = path.join(root, 'subject-token');
+  await writeFile(subject, 'subject-jwt-value');
+  const keyFile = path.join(root, 'creds.json');
+  await writeFile(
+    keyFile,
+    JSON.stringify({
+      type: 'external_account',
+      audience: '//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k',
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      token_url: tokenUrl,
+      credential_source: { file: subject },
+    }),
+  );
+  return keyFile;
 }
 
 async function tree(dir: string, rel = ''): Promise<string[]> {
@@ -311,6 +345,23 @@ describe.skipIf(!motoAvailable())('s3:// (moto_server)', () => {
   });
 });
 
+describe('s3:// against an endpoint that accepts and never answers', () => {
+  it('gives up each request after the stall limit and fails the pull Unavailable, not after the pull timeout', async () => {
+    const silent = await silentServer();
+    try {
+      const started = performance.now();
+      const env = { AWS_ENDPOINT_URL: `http://127.0.0.1:${silent.port}`, AWS_ACCESS_KEY_ID: 'id', AWS_SECRET_ACCESS_KEY: 'secret' };
+      const err = await pull('s3://models/m', fast({ dest: path.join(root, 'm'), env, stallMs: 300, retries: 1, timeoutMs: 120_000 })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Unavailable);
+      expect((err as Error).message).toMatch(/TimeoutError.*300 ms/);
+      expect(silent.sockets.length).toBeGreaterThanOrEqual(2); // the first attempt and one retry
+      expect(performance.now() - started).toBeLessThan(60_000);
+    } finally {
+      await silent.close();
+    }
+  });
+});
+
 describe('gs:// (JSON API fixture)', () => {
   let gcs: GcsFixture;
   beforeAll(async () => {
@@ -362,22 +413,24 @@ describe('gs:// (JSON API fixture)', () => {
     expect(gcs.downloads('mbucket', 'c/model.onnx')).toBe(2);
   });
 
+  it('GOOGLE_APPLICATION_CREDENTIALS: a token endpoint that never answers fails the pull after the stall limit', async () => {
+    const silent = await silentServer();
+    try {
+      const keyFile = await externalAccountKey(`http://127.0.0.1:${silent.port}/token`);
+      const env = { GCS_ENDPOINT: gcs.url, GOOGLE_APPLICATION_CREDENTIALS: keyFile };
+      const err = await pull('gs://mbucket/bert', fast({ dest: path.join(root, 'stuck'), env, stallMs: 300, timeoutMs: 120_000 })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Unavailable);
+      expect((err as Error).message).toMatch(/cannot get a Google access token.*no answer in 300 ms/);
+      expect(silent.sockets.length).toBeGreaterThanOrEqual(1);
+    } finally {
+      await silent.close();
+    }
+  });
+
   it('GOOGLE_APPLICATION_CREDENTIALS: gets a token, sends it, never logs it; anonymous is refused naming the bucket', async () => {
     const token = 'ya29.kinfer-test-token-77aa';
     gcs.requireToken = token;
-    const subject = path.join(root, 'subject-token');
-    await writeFile(subject, 'subject-jwt-value');
-    const keyFile = path.join(root, 'creds.json');
-    await writeFile(
-      keyFile,
-      JSON.stringify({
-        type: 'external_account',
-        audience: '//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k',
-        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
-        token_url: `${gcs.url}/token`,
-        credential_source: { file: subject },
-      }),
-    );
+    const keyFile = await externalAccountKey(`${gcs.url}/token`);
     const log = capture();
     const dest = path.join(root, 'auth');
     await pull('gs://mbucket/bert/1/model.onnx', fast({ dest, env: { GCS_ENDPOINT: gcs.url, GOOGLE_APPLICATION_CREDENTIALS: keyFile }, logger: log.logger }));
