@@ -6,6 +6,7 @@
  * metadata, batching, the backend) happens here and below.
  */
 import type { ModelMetadata } from './backends/backend.js';
+import { checkClassifiable, classificationCount, classify } from './core/classification.js';
 import { InvalidArgument } from './core/errors.js';
 import type { InferContext, InferRequest, InferResponse } from './core/infer.js';
 import { checkTensor, shapeMatches, type Tensor, type TensorSpec } from './core/tensor.js';
@@ -15,7 +16,7 @@ import type { BatchResult } from './batching/batcher.js';
 
 export const SERVER_NAME = 'kinfer';
 export const SERVER_VERSION = '0.1.0';
-export const EXTENSIONS = ['binary_tensor_data', 'model_repository', 'cloudevents', 'hardware'];
+export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_repository', 'cloudevents', 'hardware'];
 
 export interface ServerMetadata {
   name: string;
@@ -71,14 +72,28 @@ export class DataPlane {
     return { name: handle.name, versions: [handle.version], platform: m.platform, inputs: m.inputs, outputs: m.outputs };
   }
 
+  /**
+   * Throws NotFound / NotReady unless `name` (and `version`) is serving. Routes call it before
+   * a client's model name becomes a metrics label, so unknown names cannot grow the series.
+   */
+  assertServing(name: string, version?: string): void {
+    this.repository.get(checkModelName(name), version);
+  }
+
   modelReady(name: string, version?: string): boolean {
     return this.repository.isReady(checkModelName(name), version);
   }
 
-  /** Spec of the model's single input, for the binary extension's raw-input mode. */
+  /**
+   * Spec of the model's single input, for the binary extension's raw-input mode. A batching
+   * model's batch dim is 1 there ("treated as batch-1 request"), so the byte count can only
+   * fill one other variable dim.
+   */
   rawInputSpec(name: string, version?: string): TensorSpec | undefined {
-    const { inputs } = this.repository.get(checkModelName(name), version).metadata;
-    return inputs.length === 1 ? inputs[0] : undefined;
+    const { inputs, batchable } = this.repository.get(checkModelName(name), version).metadata;
+    if (inputs.length !== 1) return undefined;
+    const spec = inputs[0]!;
+    return batchable && spec.shape[0] === -1 ? { ...spec, shape: [1, ...spec.shape.slice(1)] } : spec;
   }
 
   /**
@@ -93,6 +108,7 @@ export class DataPlane {
     validateInputs(request.inputs, handle.metadata);
     const outputNames = (request.outputs ?? []).map((o) => o.name);
     validateOutputNames(outputNames, handle.metadata);
+    const classes = classificationsOf(request, handle.metadata);
     const batcher = handle.batcher;
     const batch = await batcher.enqueue({
       inputs: request.inputs,
@@ -100,7 +116,13 @@ export class DataPlane {
       deadline: deadlineOf(request.parameters, ctx, this.defaults.requestTimeoutMs),
       signal: ctx.signal ?? (clientSignal && !batcher.startsAtOnce ? clientSignal() : undefined),
     });
-    const outputs = outputNames.length ? pick(batch.outputs, outputNames) : batch.outputs;
+    let outputs = outputNames.length ? pick(batch.outputs, outputNames) : batch.outputs;
+    if (classes) {
+      outputs = outputs.map((t) => {
+        const n = classes.get(t.name);
+        return n ? classify(t, n, handle.metadata.batchable, handle.labels.get(t.name)) : t;
+      });
+    }
     const response: InferResponse = { modelName: handle.name, modelVersion: handle.version, outputs };
     if (request.id !== undefined) response.id = request.id;
     return { response, batch };
@@ -154,6 +176,19 @@ function validateOutputNames(names: string[], meta: ModelMetadata): void {
       throw new InvalidArgument(`unknown output '${n}' (model outputs: ${meta.outputs.map((o) => o.name).join(', ')})`);
     }
   }
+}
+
+/** Requested outputs with `parameters.classification` > 0 → the count, checked before any compute. */
+function classificationsOf(request: InferRequest, meta: ModelMetadata): Map<string, number> | undefined {
+  let out: Map<string, number> | undefined;
+  for (const o of request.outputs ?? []) {
+    const n = classificationCount(o.name, o.parameters);
+    if (n === 0) continue;
+    const spec = meta.outputs.find((s) => s.name === o.name);
+    if (spec) checkClassifiable(o.name, spec.datatype);
+    (out ??= new Map()).set(o.name, n);
+  }
+  return out;
 }
 
 function pick(outputs: Tensor[], names: string[]): Tensor[] {

@@ -439,6 +439,23 @@ function tensorSpecs(ctx: Context, role: 'input' | 'output', fields: Map<string,
   return specs;
 }
 
+/** Each output's `label_filename`, a plain path inside the model folder (tensorSpecs has checked the items). */
+function outputLabelFiles(ctx: Context, fields: Map<string, ConfigValue>): Record<string, string> | undefined {
+  let out: Record<string, string> | undefined;
+  for (const item of [...asList(fields.get('output')), ...asList(fields.get('outputs'))]) {
+    if (!isObject(item)) continue;
+    const f = fieldsOf(item);
+    const name = str(ctx, 'output.name', f.get('name'), item)!;
+    const file = str(ctx, `output '${name}'.label_filename`, f.get('label_filename'), item);
+    if (!file) continue;
+    if (file.startsWith('/') || file.split(/[\\/]/).includes('..')) {
+      ctx.fail(`output '${name}'.label_filename`, `must name a file inside the model folder, got ${JSON.stringify(file)}`, item);
+    }
+    (out ??= {})[name] = file;
+  }
+  return out;
+}
+
 function parameters(ctx: Context, v: ConfigValue, root: object): Record<string, string> {
   const out: Record<string, string> = {};
   const put = (key: string, value: ConfigValue, at: object) => {
@@ -482,6 +499,8 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
   config.maxBatchSize = int(ctx, 'max_batch_size', f.get('max_batch_size'), tree, 0) ?? 0;
   config.inputs = tensorSpecs(ctx, 'input', f, tree);
   config.outputs = tensorSpecs(ctx, 'output', f, tree);
+  const labelFiles = outputLabelFiles(ctx, f);
+  if (labelFiles) config.outputLabelFiles = labelFiles;
 
   const dbRaw = f.get('dynamic_batching');
   if (dbRaw !== undefined) {

@@ -48,6 +48,11 @@ export interface ModelConfig {
   parameters: Record<string, string>;
   /** `model_warmup` samples, when the config has any. */
   warmup?: WarmupSample[];
+  /**
+   * Output name → its `label_filename`: a file in the model folder, line i naming class i
+   * (the classification extension's labels).
+   */
+  outputLabelFiles?: Record<string, string>;
 }
 
 export function defaultConfig(name: string): ModelConfig {

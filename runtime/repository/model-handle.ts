@@ -18,6 +18,8 @@ export class ModelHandle {
     readonly config: ModelConfig,
     readonly batcher: Batcher,
     private readonly instances: Backend[],
+    /** Output name → class labels (`label_filename`), for the classification extension. */
+    readonly labels: ReadonlyMap<string, readonly string[]> = new Map(),
   ) {}
 
   /** False while any backend instance reports itself unhealthy (e.g. its device keeps failing). */

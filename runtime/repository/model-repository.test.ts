@@ -1,7 +1,12 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { InvalidArgument } from '../core/errors.js';
+import type { Batcher } from '../batching/batcher.js';
+import { InvalidArgument, Unavailable } from '../core/errors.js';
 import { defaultConfig } from './model-config.js';
-import { applyLoadParameters, checkModelName } from './model-repository.js';
+import { applyLoadParameters, checkModelName, ModelRepository, type BatcherFactory } from './model-repository.js';
 
 describe('applyLoadParameters', () => {
   const base = { ...defaultConfig('m'), platform: 'onnxruntime_onnx', parameters: { keep: 'me' } };
@@ -39,5 +44,77 @@ describe('checkModelName', () => {
     expect(checkModelName('ocr-det')).toBe('ocr-det');
     expect(checkModelName('xmodel-resnet_v1.2')).toBe('xmodel-resnet_v1.2');
     for (const bad of ['../x', 'a/b', '..', '.', '', '-x', 'a\\b']) expect(() => checkModelName(bad), bad).toThrow(InvalidArgument);
+  });
+});
+
+describe('ModelRepository: loads and unloads of one model', () => {
+  /** A repository of one echo model `m` whose batchers' drain waits for `release()` while `hold` is set. */
+  async function setup() {
+    const dir = await mkdtemp(join(tmpdir(), 'kinfer-repo-'));
+    await mkdir(join(dir, 'm'));
+    await writeFile(join(dir, 'm', 'config.pbtxt'), 'platform: "echo"\n');
+    const gate = { hold: false, release: () => {} };
+    const held = new Promise<void>((r) => (gate.release = r));
+    const createBatcher: BatcherFactory = ({ instances }): Batcher => ({
+      enqueue: async (req) => ({ outputs: await instances[0]!.infer(req.inputs, req.outputNames), batchSize: 1, queueMs: 0, computeMs: 0 }),
+      pending: 0,
+      startsAtOnce: true,
+      drain: () => (gate.hold ? held : Promise.resolve()),
+    });
+    const repo = new ModelRepository({ repoDir: dir, logger: pino({ level: 'silent' }), createBatcher });
+    const state = async () => (await repo.index()).find((e) => e.name === 'm')?.state;
+    return { repo, gate, state, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  }
+
+  it('runs a load sent while an unload drains after it, and serves again', async () => {
+    const { repo, gate, state, cleanup } = await setup();
+    try {
+      await repo.load('m');
+      gate.hold = true;
+      const unloading = repo.unload('m');
+      const loading = repo.load('m');
+      expect(await state()).toBe('UNLOADING');
+      expect(repo.isReady('m')).toBe(false);
+      gate.release();
+      await unloading;
+      const handle = await loading;
+      expect(repo.isReady('m')).toBe(true);
+      expect(repo.get('m')).toBe(handle);
+      expect(await state()).toBe('READY');
+      const x = { name: 'x', datatype: 'FP32' as const, shape: [1], data: Float32Array.of(2) };
+      expect((await handle.batcher.enqueue({ inputs: [x], outputNames: [] })).outputs[0]!.data).toEqual(Float32Array.of(2));
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('keeps the order of calls: load, unload, load ends loaded; a second unload then forgets the model', async () => {
+    const { repo, state, cleanup } = await setup();
+    try {
+      const ops = [repo.load('m'), repo.unload('m'), repo.load('m')];
+      expect(await state()).toBe('LOADING');
+      await Promise.all(ops);
+      expect(await state()).toBe('READY');
+      await repo.unload('m');
+      expect(await state()).toBe('UNAVAILABLE');
+      await expect(repo.unload('m')).rejects.toThrow(/not loaded/);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('refuses loads once closeAll has begun (shutdown), after unloading what was loaded', async () => {
+    const { repo, state, cleanup } = await setup();
+    try {
+      await repo.load('m');
+      await repo.closeAll();
+      expect(await state()).toBe('UNAVAILABLE');
+      const late = repo.load('m');
+      await expect(late).rejects.toBeInstanceOf(Unavailable);
+      await expect(late).rejects.toThrow(/shutting down/);
+      expect(repo.isReady('m')).toBe(false);
+    } finally {
+      await cleanup();
+    }
   });
 });

@@ -6,12 +6,13 @@
  * previous handle serving. Loads and unloads
  * of one model are serialised; different models load concurrently.
  */
+import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Backend, ModelMetadata } from '../backends/backend.js';
 import { selectBackend } from '../backends/select.js';
 import type { Batcher } from '../batching/batcher.js';
-import { InvalidArgument, KinferError, NotFound, NotReady } from '../core/errors.js';
+import { InvalidArgument, KinferError, NotFound, NotReady, Unavailable } from '../core/errors.js';
 import type { Parameters } from '../core/tensor.js';
 import { forgetModel, type Metrics } from '../observability/metrics.js';
 import { ModelHandle, type ModelState } from './model-handle.js';
@@ -30,8 +31,17 @@ export interface BatcherFactoryOptions {
 
 export type BatcherFactory = (opts: BatcherFactoryOptions) => Batcher;
 
-/** Fetches `uri` into `dest`; returns the folder that now holds the model. */
-export type Puller = (uri: string, dest: string, signal?: AbortSignal) => Promise<string>;
+/** What a pull left: the folder that now holds the model, and how to finish or undo replacing `dest`. */
+export interface PulledModel {
+  dir: string;
+  /** The new files loaded: removes what they replaced. */
+  commit(): Promise<void>;
+  /** The new files failed to load: puts back what they replaced (nothing, if `dest` was empty). */
+  rollback(): Promise<void>;
+}
+
+/** Fetches `uri` into `dest`, keeping what it replaces until `commit` or `rollback`. */
+export type Puller = (uri: string, dest: string, signal?: AbortSignal) => Promise<PulledModel>;
 
 export interface ModelRepositoryOptions {
   repoDir: string;
@@ -53,8 +63,27 @@ interface Entry {
   state: ModelState;
   handle?: ModelHandle;
   reason?: string;
-  /** Tail of this model's load/unload chain: operations on one model run one at a time. */
+}
+
+/** One model's load/unload chain: operations on a model run one at a time, in call order. */
+interface Chain {
   tail: Promise<unknown>;
+  /** Operations queued or running, this one included; the chain is dropped at 0. */
+  pending: number;
+}
+
+/** Each output's `label_filename` read from the model folder: one label per line, line i for class i. */
+async function readLabelFiles(dir: string, config: ModelConfig): Promise<Map<string, string[]>> {
+  const labels = new Map<string, string[]>();
+  for (const [output, file] of Object.entries(config.outputLabelFiles ?? {})) {
+    const text = await readFile(join(dir, file), 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new InvalidArgument(`model '${config.name}': output '${output}': cannot read label_filename ${JSON.stringify(file)} in ${dir}: ${err.code ?? err.message}`);
+    });
+    const lines = text.split(/\r?\n/);
+    if (lines.at(-1) === '') lines.pop();
+    labels.set(output, lines);
+  }
+  return labels;
 }
 
 /** Rejects names that are not a plain folder name (`../x`, `a/b`, `..`); returns the name. */
@@ -65,6 +94,10 @@ export function checkModelName(name: string): string {
 
 export class ModelRepository {
   private readonly entries = new Map<string, Entry>();
+  /** Kept apart from `entries`: an unload drops the entry while a load may be queued behind it. */
+  private readonly chains = new Map<string, Chain>();
+  /** Set by closeAll: a load after it would hold sessions or devices nobody releases. */
+  private closing = false;
   /** Models whose files live outside `repoDir` (pulled from file:// or pvc:// in place). */
   private readonly modelDirs = new Map<string, string>();
 
@@ -82,18 +115,22 @@ export class ModelRepository {
    */
   load(name: string, parameters: Parameters = {}): Promise<ModelHandle> {
     checkModelName(name);
+    if (this.closing) return Promise.reject(new Unavailable(`model '${name}' not loaded: the server is shutting down`));
+    // Visible at once: the index says LOADING and requests get 503 while the load waits its turn.
+    if (!this.entries.has(name)) this.entries.set(name, { state: 'LOADING' });
     return this.serialise(name, () => this.doLoad(name, parameters));
   }
 
   /** Stops serving `name`: new requests get 404, queued ones finish, then the backend is released. */
   unload(name: string): Promise<void> {
     checkModelName(name);
-    const entry = this.entries.get(name);
-    if (!entry) return Promise.reject(new NotFound(`model '${name}' is not loaded`));
+    if (!this.entries.has(name)) return Promise.reject(new NotFound(`model '${name}' is not loaded`));
     return this.serialise(name, async () => {
-      const handle = entry.handle;
-      if (!handle) {
-        this.entries.delete(name);
+      const entry = this.entries.get(name);
+      const handle = entry?.handle;
+      if (!entry || !handle) {
+        // Nothing serving (a failed load, or unloaded meanwhile): forget the failure, unless a load waits.
+        if (entry && !this.queuedAfter(name)) this.entries.delete(name);
         return;
       }
       entry.state = 'UNLOADING';
@@ -101,7 +138,7 @@ export class ModelRepository {
       try {
         await handle.close();
       } finally {
-        if (this.entries.get(name) === entry && !entry.handle) this.entries.delete(name);
+        if (this.entries.get(name) === entry && !entry.handle && !this.queuedAfter(name)) this.entries.delete(name);
         if (this.opts.metrics) forgetModel(this.opts.metrics, name, handle.version);
         this.opts.logger.info({ event: 'unload', model: name, version: handle.version }, `unloaded ${name}`);
       }
@@ -164,16 +201,35 @@ export class ModelRepository {
 
   /** Unloads everything (shutdown). */
   async closeAll(): Promise<void> {
+    this.closing = true;
     await Promise.allSettled([...this.entries.keys()].map((n) => this.unload(n)));
   }
 
-  /** Fetches `storageUri` for `name`; later loads of `name` read from where it landed. */
-  async pullInto(name: string, storageUri: string): Promise<void> {
+  /**
+   * Fetches `storageUri` for `name`; later loads of `name` read from where it landed. Until
+   * `commit`, `rollback` puts back the files (and the folder) `name` loaded from before.
+   */
+  async pullInto(name: string, storageUri: string): Promise<PulledModel> {
     if (!this.opts.pull) throw new InvalidArgument('this server has no storage puller for storage_uri');
     const dest = join(this.opts.repoDir, name);
-    const dir = await this.opts.pull(storageUri, dest);
-    if (dir === dest) this.modelDirs.delete(name);
-    else this.modelDirs.set(name, dir);
+    const before = this.modelDirs.get(name);
+    const pulled = await this.opts.pull(storageUri, dest);
+    if (pulled.dir === dest) this.modelDirs.delete(name);
+    else this.modelDirs.set(name, pulled.dir);
+    return {
+      dir: pulled.dir,
+      commit: () => pulled.commit(),
+      rollback: async () => {
+        if (before === undefined) this.modelDirs.delete(name);
+        else this.modelDirs.set(name, before);
+        await pulled.rollback();
+      },
+    };
+  }
+
+  private async hasFolder(name: string): Promise<boolean> {
+    const st = await stat(this.modelDirs.get(name) ?? join(this.opts.repoDir, name)).catch(() => undefined);
+    return !!st?.isDirectory();
   }
 
   private async readLayout(name: string) {
@@ -184,33 +240,50 @@ export class ModelRepository {
   }
 
   private serialise<T>(name: string, op: () => Promise<T>): Promise<T> {
-    let entry = this.entries.get(name);
-    if (!entry) {
-      entry = { state: 'LOADING', tail: Promise.resolve() };
-      this.entries.set(name, entry);
+    let chain = this.chains.get(name);
+    if (!chain) {
+      chain = { tail: Promise.resolve(), pending: 0 };
+      this.chains.set(name, chain);
     }
-    const run = entry.tail.then(op, op);
-    entry.tail = run.catch(() => undefined);
+    const own = chain;
+    own.pending++;
+    const run = own.tail.then(op, op);
+    own.tail = run
+      .catch(() => undefined)
+      .then(() => {
+        if (--own.pending === 0 && this.chains.get(name) === own) this.chains.delete(name);
+      });
     return run;
   }
 
+  /** True inside an operation on `name` when another one is queued behind it. */
+  private queuedAfter(name: string): boolean {
+    return (this.chains.get(name)?.pending ?? 0) > 1;
+  }
+
   private async doLoad(name: string, parameters: Parameters): Promise<ModelHandle> {
-    const entry = this.entries.get(name)!;
+    let entry = this.entries.get(name);
+    if (!entry) {
+      entry = { state: 'LOADING' };
+      this.entries.set(name, entry);
+    }
     const started = performance.now();
     const log = this.opts.logger;
     if (!entry.handle) entry.state = 'LOADING';
     let version = '';
+    let pulled: PulledModel | undefined;
     try {
       const storageUri = parameters.storage_uri;
       if (storageUri !== undefined) {
         if (typeof storageUri !== 'string') throw new InvalidArgument(`parameters.storage_uri: expected a string`);
-        await this.pullInto(name, storageUri);
+        pulled = await this.pullInto(name, storageUri);
       }
       const layout = await this.readLayout(name);
       const latest = layout.versions.at(-1);
       if (!latest) throw new NotFound(`model '${name}' has no version folder or model file in ${layout.dir}`);
       version = latest.version;
       const config = applyLoadParameters(layout.config, parameters, name);
+      const labels = await readLabelFiles(layout.dir, config);
       const factory = selectBackend({ name, version, dir: latest.dir, modelFile: latest.modelFile, config });
       const instances: Backend[] = [];
       let metadata: ModelMetadata | undefined;
@@ -233,7 +306,7 @@ export class ModelRepository {
         await Promise.allSettled(instances.map((b) => b.unload()));
         throw err;
       }
-      const handle = new ModelHandle(name, version, metadata!, config, batcher, instances);
+      const handle = new ModelHandle(name, version, metadata!, config, batcher, instances, labels);
       const old = entry.handle;
       entry.handle = handle;
       entry.state = 'READY';
@@ -242,17 +315,25 @@ export class ModelRepository {
       const seconds = (performance.now() - started) / 1000;
       this.opts.metrics?.modelLoadDuration.observe({ model: name, version, outcome: 'success' }, seconds);
       log.info({ event: 'load', model: name, version, seconds, platform: metadata!.platform }, `loaded ${name} v${version}`);
+      await pulled?.commit().catch((err: unknown) => log.warn({ event: 'pull_cleanup_failed', model: name, err: messageOf(err) }));
+      pulled = undefined; // committed: nothing to roll back if closing the old version fails
       if (old) {
         await old.close();
         if (this.opts.metrics && old.version !== version) forgetModel(this.opts.metrics, name, old.version);
       }
       return handle;
     } catch (err) {
+      // The files the serving version (or the next plain load, or a restart) reads go back as they were.
+      await pulled?.rollback().catch((e: unknown) => log.error({ event: 'pull_rollback_failed', model: name, err: messageOf(e) }));
       const seconds = (performance.now() - started) / 1000;
-      this.opts.metrics?.modelLoadDuration.observe({ model: name, version, outcome: 'failure' }, seconds);
-      if (!entry.handle) {
+      // A name with no folder is a client's typo (or a flood of them): no entry, no metrics series.
+      const known = !!entry.handle || (await this.hasFolder(name));
+      if (known) this.opts.metrics?.modelLoadDuration.observe({ model: name, version, outcome: 'failure' }, seconds);
+      if (!entry.handle && known) {
         entry.state = 'UNAVAILABLE';
         entry.reason = messageOf(err);
+      } else if (!entry.handle && this.entries.get(name) === entry && !this.queuedAfter(name)) {
+        this.entries.delete(name);
       }
       log.error({ event: 'load_failed', model: name, version, err: messageOf(err), keptServing: !!entry.handle });
       throw err;

@@ -149,7 +149,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       const name = opts.modelName!;
       if (opts.storageUri) {
         await mkdir(opts.modelRepository, { recursive: true });
-        await repository.pullInto(name, opts.storageUri);
+        // The function's storageUri is its only source: what an earlier start left is not kept.
+        await (await repository.pullInto(name, opts.storageUri)).commit();
       }
       await repository.load(name, opts.modelConfig ? { config: opts.modelConfig } : {});
     } else if (opts.mode === 'repository') {

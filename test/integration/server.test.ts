@@ -3,13 +3,15 @@
  * and the PaddleOCR detection model) plus a temp repository for load/unload.
  */
 import { gzipSync, gunzipSync, deflateSync } from 'node:zlib';
-import { cp, mkdir, writeFile, rm } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, writeFile, rm } from 'node:fs/promises';
+import { pino } from 'pino';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelRepository } from '../../runtime/config.js';
 import type { RunningServer } from '../../runtime/server/serve.js';
 import { postJson, startTestServer, tempDir } from '../helpers/server.js';
+import { storagePuller } from '../../runtime/storage/puller.js';
 import { mlpReference, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
 
 const OCR_MODEL = join(defaultModelRepository(), 'ocr-det', '1', 'model.onnx');
@@ -214,6 +216,22 @@ describe('default repository (echo, ocr-det)', () => {
     expect(metrics).not.toMatch(/path="\/metrics"/);
   });
 
+  it('never turns a client-chosen model name into a metrics series (unknown models, versions, loads)', async () => {
+    const one = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [1] }] };
+    for (let i = 0; i < 3; i++) {
+      expect((await postJson(`${url}/v2/models/ghost-${i}/infer`, one)).status).toBe(404);
+      expect((await postJson(`${url}/v2/models/echo/versions/v-${i}/infer`, one)).status).toBe(404);
+      const event = { 'ce-specversion': '1.0', 'ce-id': `e${i}`, 'ce-source': '/t', 'ce-type': 't', 'ce-subject': `spook-${i}` };
+      expect((await postJson(`${url}/`, one, event)).status).toBe(404);
+      expect((await postJson(`${url}/v2/repository/models/phantom-${i}/load`, {})).status).toBeGreaterThanOrEqual(400);
+    }
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/kinfer_request_duration_seconds_count\{[^}]*model=""[^}]*status="404"[^}]*\} [1-9]/);
+    expect(metrics).not.toMatch(/ghost-|spook-|phantom-|version="v-/);
+    const index = (await (await postJson(`${url}/v2/repository/index`, {})).json()) as { name: string }[];
+    expect(index.map((e) => e.name)).not.toContain('phantom-0');
+  });
+
   it('accepts CloudEvents in binary and structured mode and replies in kind', async () => {
     const data = { id: 'ce-req', inputs: [{ name: 'v', datatype: 'INT32', shape: [2], data: [5, 6] }] };
     const binary = await fetch(`${url}/`, {
@@ -390,6 +408,101 @@ describe('model repository extension', () => {
     const bad = await postJson(`${server.url}/v2/repository/models/mlp/load`, '{"parameters": 5}');
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toMatch(/parameters/);
+  });
+});
+
+describe('a batching model (max_batch_size 8, labels): classification and raw binary requests', () => {
+  let server: RunningServer;
+  let repo: { dir: string; cleanup: () => Promise<void> };
+  let mlp: MlpModel;
+  beforeAll(async () => {
+    repo = await tempDir();
+    await mkdir(join(repo.dir, 'cls', '1'), { recursive: true });
+    mlp = await writeMlpModel(join(repo.dir, 'cls', '1'));
+    await writeFile(
+      join(repo.dir, 'cls', 'config.pbtxt'),
+      'max_batch_size: 8\ninput [ { name: "x" data_type: TYPE_FP32 dims: [ 4 ] } ]\noutput [ { name: "y" data_type: TYPE_FP32 dims: [ 3 ] label_filename: "labels.txt" } ]\n',
+    );
+    await writeFile(join(repo.dir, 'cls', 'labels.txt'), 'ant\nbee\ncat\n');
+    server = await startTestServer({ modelRepository: repo.dir });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await repo?.cleanup();
+  });
+
+  it('answers an output requested with parameters.classification as its top classes with labels, per batch row', async () => {
+    const x = Float32Array.from([1, 2, 3, 4, -1, 0.5, 2, -3]);
+    const want = mlpReference(mlp, x);
+    const expected = [0, 1].flatMap((r) =>
+      [0, 1, 2]
+        .sort((a, b) => want[r * 3 + b]! - want[r * 3 + a]! || a - b)
+        .slice(0, 2)
+        .map((i) => `${want[r * 3 + i]!.toFixed(6)}:${i}:${['ant', 'bee', 'cat'][i]}`),
+    );
+    const infer = (parameters: unknown) =>
+      postJson(`${server.url}/v2/models/cls/infer`, {
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 4], data: Array.from(x) }],
+        outputs: [{ name: 'y', parameters }],
+      });
+    const res = await infer({ classification: 2 });
+    expect(res.status).toBe(200);
+    const out = ((await res.json()) as { outputs: { name: string; datatype: string; shape: number[]; data: string[] }[] }).outputs[0]!;
+    expect(out).toEqual({ name: 'y', datatype: 'BYTES', shape: [2, 2], data: expected });
+    const bad = await infer({ classification: -2 });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/parameters\.classification: expected a non-negative integer/);
+    const meta = (await (await fetch(`${server.url}/v2`)).json()) as { extensions: string[] };
+    expect(meta.extensions).toContain('classification');
+  });
+
+  it('treats a raw binary request (Inference-Header-Content-Length: 0) as batch 1, as the binary extension says', async () => {
+    const raw = (floats: number[]) =>
+      fetch(`${server.url}/v2/models/cls/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': '0' },
+        body: Buffer.from(Float32Array.from(floats).buffer),
+      });
+    const one = await raw([1, 2, 3, 4]);
+    expect(one.status).toBe(200);
+    const headerLength = Number(one.headers.get('inference-header-content-length'));
+    const body = Buffer.from(await one.arrayBuffer());
+    const header = JSON.parse(body.subarray(0, headerLength).toString()) as { outputs: { name: string; shape: number[] }[] };
+    expect(header.outputs[0]).toMatchObject({ name: 'y', shape: [1, 3] });
+    const y = new Float32Array(body.buffer.slice(body.byteOffset + headerLength, body.byteOffset + headerLength + 12));
+    expect(Array.from(y)).toEqual(Array.from(mlpReference(mlp, Float32Array.from([1, 2, 3, 4]))));
+    const two = await raw([1, 2, 3, 4, 5, 6, 7, 8]); // two rows' bytes: not a batch-1 input
+    expect(two.status).toBe(400);
+    expect(((await two.json()) as { error: string }).error.length).toBeGreaterThan(0);
+  });
+});
+
+describe('load with parameters.storage_uri', () => {
+  it('pulls and serves; a reload whose new files fail to load puts the old files back, so the next plain load works', async () => {
+    const repo = await tempDir();
+    const src = await tempDir('kinfer-src-');
+    await mkdir(join(src.dir, 'good'));
+    await mkdir(join(src.dir, 'bad'));
+    const good = await writeMlpModel(join(src.dir, 'good'));
+    await writeFile(join(src.dir, 'bad', 'model.onnx'), 'garbage, not protobuf');
+    const server = await startTestServer({ modelRepository: repo.dir, mode: 'multi-model', pull: storagePuller({ logger: pino({ level: 'silent' }) }) });
+    const load = (body: unknown) => postJson(`${server.url}/v2/repository/models/m/load`, body);
+    const infer = () => postJson(`${server.url}/v2/models/m/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
+    try {
+      expect((await load({ parameters: { storage_uri: `file://${good.path}` } })).status).toBe(200);
+      expect((await infer()).status).toBe(200);
+      const bad = await load({ parameters: { storage_uri: `file://${join(src.dir, 'bad', 'model.onnx')}` } });
+      expect(bad.status).toBeGreaterThanOrEqual(400);
+      expect((await infer()).status).toBe(200);
+      expect(await readFile(join(repo.dir, 'm', 'model.onnx'))).toEqual(await readFile(good.path));
+      expect((await readdir(repo.dir)).sort()).toEqual(['m']); // nothing left beside it
+      expect((await load({})).status).toBe(200);
+      expect((await infer()).status).toBe(200);
+    } finally {
+      await server.close();
+      await repo.cleanup();
+      await src.cleanup();
+    }
   });
 });
 

@@ -396,6 +396,17 @@ describe('decodeInferRequest: malformed requests are InvalidArgument naming the 
     expect(err.message).toMatch(/needs the Inference-Header-Content-Length header/);
   });
 
+  it('a shape whose element count overflows is InvalidArgument, in JSON and binary (BYTES of size 0)', () => {
+    const shape = [...new Array(20).fill(Number.MAX_SAFE_INTEGER), 0]; // Infinity × 0 = NaN elements
+    const json = errorOf(() => decodeJson(input('FP32', shape, [])));
+    expect(json).toBeInstanceOf(InvalidArgument);
+    expect(json.message).toMatch(/inputs\[0\]\).*more elements than can be counted exactly/);
+    const b = binaryBody({ inputs: [{ name: 'x', datatype: 'BYTES', shape, parameters: { binary_data_size: 0 } }] }, []);
+    const bin = errorOf(() => decodeInferRequest(b.body, { ...opts, inferenceHeaderContentLength: b.headerLength }));
+    expect(bin).toBeInstanceOf(InvalidArgument);
+    expect(bin.message).toMatch(/more elements than can be counted exactly/);
+  });
+
   it('shared memory parameters are Unsupported', () => {
     const err = errorOf(() => decodeJson({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1], parameters: { shared_memory_region: 'r' } }] }));
     expect(err).toBeInstanceOf(Unsupported);

@@ -79,6 +79,10 @@ export function decodeInferRequest(body: Uint8Array, opts: DecodeOptions): Decod
       throw new Unsupported(`${what}: the shared-memory extension is not supported; send the data in the body`);
     }
     const count = elementCount(input.shape);
+    // Huge dims overflow to Infinity (and Infinity × 0 to NaN), which no size check below would catch.
+    if (!Number.isSafeInteger(count)) {
+      throw new InvalidArgument(`${what}: shape ${JSON.stringify(input.shape)} has more elements than can be counted exactly`);
+    }
     const size = params?.binary_data_size;
     let data: TensorData;
     if (size !== undefined) {

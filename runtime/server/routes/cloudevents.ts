@@ -53,7 +53,9 @@ export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
         "CloudEvent names no model: set the 'model' extension attribute or 'subject' (this server serves several models)",
       );
     }
+    dp.assertServing(model, version);
     c.set('model', model);
+    if (version !== undefined) c.set('modelVersion', version);
     if (!c.get('traceId') && event.traceparent) c.set('traceId', event.traceparent.split('-')[1]);
     const decoded = stage('decode', opts.metrics, { model, version: version ?? '' }, () =>
       decodeInferRequest(event.body, {

@@ -52,9 +52,10 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
   const infer = async (c: Context<KinferEnv>) => {
     const model = c.req.param('model')!;
     const version = c.req.param('version');
+    if (opts.cloudEvent && isCloudEvent(c)) return opts.cloudEvent(c, model, version);
+    dp.assertServing(model, version);
     c.set('model', model);
     if (version !== undefined) c.set('modelVersion', version);
-    if (opts.cloudEvent && isCloudEvent(c)) return opts.cloudEvent(c, model, version);
     const headerLength = c.req.header('inference-header-content-length');
     // Land the binary section 8-byte aligned so its tensors are views, not copies.
     const body = await readBody(c, opts.maxBodyBytes, headerLength === undefined ? undefined : Number(headerLength));
