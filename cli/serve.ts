@@ -49,6 +49,7 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     logger,
     env,
     maxBodyBytes: cfg.KINFER_MAX_BODY_BYTES,
+    maxJsonBytes: cfg.KINFER_MAX_JSON_BYTES,
     requestTimeoutMs: cfg.KINFER_REQUEST_TIMEOUT_MS,
     drainTimeoutMs: cfg.KINFER_DRAIN_TIMEOUT_MS,
     keepAliveTimeoutMs: cfg.KINFER_KEEP_ALIVE_TIMEOUT_MS,

@@ -42,6 +42,8 @@ const EnvSchema = z.object({
   KINFER_CACHE_DIR: z.string().optional(),
   /** Largest request body accepted, after decompression. */
   KINFER_MAX_BODY_BYTES: int(256 * 1024 * 1024),
+  /** Largest JSON part of a request (whole JSON body, or a binary request's JSON header). */
+  KINFER_MAX_JSON_BYTES: int(64 * 1024 * 1024),
   /** Server default per-request deadline in ms (0 = none); a request's `timeout` parameter overrides. */
   KINFER_REQUEST_TIMEOUT_MS: int(0),
   /** How long SIGTERM waits for in-flight requests before exiting anyway. */

@@ -23,6 +23,8 @@ export interface AppOptions {
   logger: Logger;
   metrics: Metrics;
   maxBodyBytes: number;
+  /** Largest JSON part of an inference request; the decoder's default when absent. */
+  maxJsonBytes?: number;
   hasHardware?: (name: string, num: number) => boolean;
   /** CloudEvent reply type and source (`{model}` is replaced); see routes/cloudevents.ts. */
   cloudEventType?: string;
@@ -55,6 +57,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
     dataplane: dp,
     metrics: opts.metrics,
     maxBodyBytes: opts.maxBodyBytes,
+    maxJsonBytes: opts.maxJsonBytes,
     responseType: opts.cloudEventType,
     responseSource: opts.cloudEventSource,
     defaultModel:
@@ -66,7 +69,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   });
   app.post('/', (c) => cloudEvent(c));
   opts.extend?.(app);
-  app.route('/', v2Routes({ dataplane: dp, metrics: opts.metrics, maxBodyBytes: opts.maxBodyBytes, cloudEvent }));
+  app.route('/', v2Routes({ dataplane: dp, metrics: opts.metrics, maxBodyBytes: opts.maxBodyBytes, maxJsonBytes: opts.maxJsonBytes, cloudEvent }));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {

@@ -54,6 +54,8 @@ export interface ServeOptions {
   logger?: Logger;
   metrics?: Metrics;
   maxBodyBytes?: number;
+  /** Largest JSON part of an inference request (default 64 MiB; 413 above). */
+  maxJsonBytes?: number;
   requestTimeoutMs?: number;
   drainTimeoutMs?: number;
   /** Idle keep-alive connections close after this long (default DEFAULT_KEEP_ALIVE_TIMEOUT_MS). */
@@ -129,6 +131,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     logger,
     metrics,
     maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024 * 1024,
+    maxJsonBytes: opts.maxJsonBytes,
     hasHardware,
     extend: opts.extend,
   });

@@ -307,6 +307,25 @@ describe('default repository (echo, ocr-det)', () => {
       await small.close();
     }
   });
+
+  it('caps the JSON part apart from the body (KINFER_MAX_JSON_BYTES): 413 for JSON, the same tensor binary passes', async () => {
+    const capped = await startTestServer({ modelRepository: defaultModelRepository(), maxJsonBytes: 1024 });
+    try {
+      const data = new Array(1000).fill(1.25);
+      const json = await postJson(`${capped.url}/v2/models/echo/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1000], data }] });
+      expect(json.status).toBe(413);
+      expect(((await json.json()) as { error: string }).error).toMatch(/over the limit of 1024 \(KINFER_MAX_JSON_BYTES\); send large tensors with the binary extension/);
+      const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1000], parameters: { binary_data_size: 4000 } }] }));
+      const binary = await fetch(`${capped.url}/v2/models/echo/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) },
+        body: Buffer.concat([header, Buffer.from(Float32Array.from(data).buffer)]),
+      });
+      expect(binary.status).toBe(200);
+    } finally {
+      await capped.close();
+    }
+  });
 });
 
 describe('model repository extension', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fromHalf, toHalf } from '../../core/datatypes.js';
-import { InvalidArgument, Unsupported } from '../../core/errors.js';
+import { InvalidArgument, PayloadTooLarge, Unsupported } from '../../core/errors.js';
 import type { TensorSpec } from '../../core/tensor.js';
 import { decodeInferRequest, type DecodeOptions } from './decode.js';
 import { binaryBody, framed, jsonBody, le } from '../../../test/helpers/v2-bodies.js';
@@ -405,6 +405,21 @@ describe('decodeInferRequest: malformed requests are InvalidArgument naming the 
     const bin = errorOf(() => decodeInferRequest(b.body, { ...opts, inferenceHeaderContentLength: b.headerLength }));
     expect(bin).toBeInstanceOf(InvalidArgument);
     expect(bin.message).toMatch(/more elements than can be counted exactly/);
+  });
+
+  it('a JSON part over maxJsonBytes is PayloadTooLarge (whole JSON body, or the binary header), before parsing', () => {
+    const value = input('FP32', [4], [1, 2, 3, 4]);
+    const size = jsonBody(value).byteLength;
+    expect(decodeJson(value, { maxJsonBytes: size }).request.inputs[0]!.data).toEqual(Float32Array.of(1, 2, 3, 4));
+    const json = errorOf(() => decodeJson(value, { maxJsonBytes: size - 1 }));
+    expect(json).toBeInstanceOf(PayloadTooLarge);
+    expect(json.message).toMatch(new RegExp(`JSON is ${size} bytes, over the limit of ${size - 1} \\(KINFER_MAX_JSON_BYTES\\); send large tensors with the binary extension`));
+    const b = binaryBody({ inputs: [{ name: 'x', datatype: 'FP32', shape: [4], parameters: { binary_data_size: 16 } }] }, [le('f32', [1, 2, 3, 4])]);
+    const header = Number(b.headerLength);
+    const ok = decodeInferRequest(b.body, { ...opts, inferenceHeaderContentLength: b.headerLength, maxJsonBytes: header });
+    expect(ok.request.inputs[0]!.data).toEqual(Float32Array.of(1, 2, 3, 4)); // the binary section does not count
+    const bin = errorOf(() => decodeInferRequest(b.body, { ...opts, inferenceHeaderContentLength: b.headerLength, maxJsonBytes: header - 1 }));
+    expect(bin).toBeInstanceOf(PayloadTooLarge);
   });
 
   it('shared memory parameters are Unsupported', () => {

@@ -16,7 +16,7 @@
 import { isAscii } from 'node:buffer';
 import { asBuffer } from '../../core/bytes.js';
 import { BIG_RANGES, INT_RANGES, allocate, elementSize, toHalf, type Datatype, type TensorData } from '../../core/datatypes.js';
-import { InvalidArgument, invalidArgument, Unsupported } from '../../core/errors.js';
+import { InvalidArgument, invalidArgument, PayloadTooLarge, Unsupported } from '../../core/errors.js';
 import type { InferRequest, RequestedOutput } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { HEADER_LENGTH_HEADER, readBinaryTensor, splitBody } from './binary.js';
@@ -34,7 +34,16 @@ export interface DecodeOptions {
    * Returning undefined (model has several inputs, or unknown) rejects the request.
    */
   rawInput?: () => TensorSpec | undefined;
+  /** Largest JSON part (the whole body, or the binary extension's header); default MAX_JSON_BYTES. */
+  maxJsonBytes?: number;
 }
+
+/**
+ * Default cap on the JSON a request may carry (Triton's HTTP default is 64 MB too). Past ~89M
+ * elements in one array V8 aborts the whole process while JSON.parse grows it ("invalid size
+ * error"), which a 180 MB body of `0,` reaches; the binary extension has no such limit.
+ */
+export const MAX_JSON_BYTES = 64 * 1024 * 1024;
 
 /** Which outputs the client wants in the binary section. */
 export interface BinaryOutputPrefs {
@@ -154,6 +163,12 @@ function parseJson(bytes: Uint8Array, opts: DecodeOptions): unknown {
       ? `; a binary body needs the ${HEADER_LENGTH_HEADER} header`
       : '';
   if (bytes.byteLength === 0) throw new InvalidArgument(`request body is empty; expected a JSON $inference_request${hint}`);
+  const maxJson = opts.maxJsonBytes ?? MAX_JSON_BYTES;
+  if (bytes.byteLength > maxJson) {
+    throw new PayloadTooLarge(
+      `the request's JSON is ${bytes.byteLength} bytes, over the limit of ${maxJson} (KINFER_MAX_JSON_BYTES); send large tensors with the binary extension`,
+    );
+  }
   let text: string;
   try {
     // ASCII (what JSON encoders write by default) as latin1: V8 keeps it one byte per character and

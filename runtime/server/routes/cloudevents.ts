@@ -20,6 +20,7 @@ export interface CloudEventOptions {
   dataplane: DataPlane;
   metrics: Metrics;
   maxBodyBytes: number;
+  maxJsonBytes?: number;
   /** Reply event type; default `io.kinfer.inference.response`. */
   responseType?: string;
   /** Reply source; `{model}` is replaced by the model name. Default `/models/{model}`. */
@@ -64,6 +65,7 @@ export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
         contentType: event.contentType,
         inferenceHeaderContentLength: event.inferenceHeaderContentLength,
         rawInput: () => dp.rawInputSpec(model, version),
+        maxJsonBytes: opts.maxJsonBytes,
       }),
     );
     const { response, batch } = await dp.infer(decoded.request, { requestId: c.get('requestId') }, () => c.req.raw.signal);

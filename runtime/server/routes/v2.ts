@@ -17,6 +17,7 @@ export interface V2RouteOptions {
   dataplane: DataPlane;
   metrics: Metrics;
   maxBodyBytes: number;
+  maxJsonBytes?: number;
   /** CloudEvents arriving on the infer route are handed here (binary or structured mode). */
   cloudEvent?: (c: Context<KinferEnv>, model: string, version: string | undefined) => Promise<Response>;
 }
@@ -67,6 +68,7 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
         contentType: c.req.header('content-type'),
         inferenceHeaderContentLength: headerLength,
         rawInput: () => dp.rawInputSpec(model, version),
+        maxJsonBytes: opts.maxJsonBytes,
       }),
     );
     // The signal (an AbortController in @hono/node-server, made on first read) only when the request may queue.
