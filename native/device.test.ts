@@ -165,6 +165,14 @@ describe(`native FPGA addon (${NO_HARDWARE})`, () => {
     }
   });
 
+  it("without XRT's device list, opens an xocl-bound user function, never the management function before it", async () => {
+    // An XRT without xclProbe: no XRT indices; the management PF 3b:00.0 sorts first in sysfs.
+    restore = withEnv(fakeEnv({ KINFER_XRT_LIB: vendor.xrtNoProbe }));
+    const d = await openDevice();
+    expect(d.info.bdf).toBe(USER_PF);
+    await d.close();
+  });
+
   it('reports each missing library or symbol by name', async () => {
     restore = withEnv(fakeEnv({ KINFER_XRT_LIB: join(tmp, 'libxrt_missing.so') }));
     await expectReject(openDevice(), Unavailable, 'LIB_MISSING', /XRT runtime not available: .*libxrt_missing\.so not found/);

@@ -19,6 +19,8 @@ export interface FakeVendor {
   xrt: string;
   /** Lacks xrtDeviceLoadXclbinFile. */
   xrtNoSymbol: string;
+  /** Lacks xclProbe: no XRT device list, devices opened by BDF only. */
+  xrtNoProbe: string;
   vart: string;
   /** Lacks kinfer_vart_runner_run. */
   vartNoSymbol: string;

@@ -3,7 +3,7 @@
  * Compiles the fake vendor libraries from this folder's C sources into
  * native/build/fake-vendor/ (rebuilt only when a source is newer; written to
  * a temp name and renamed, so parallel test files never see half a library).
- * Prints the JSON map { xrt, xrtNoSymbol, vart, vartNoSymbol } of paths.
+ * Prints the JSON map { xrt, xrtNoSymbol, xrtNoProbe, vart, vartNoSymbol } of paths.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
@@ -17,6 +17,7 @@ const header = join(here, '..', 'src', 'vendor.h');
 const libs = {
   xrt: ['fake_xrt.c', 'libfake_xrt.so', []],
   xrtNoSymbol: ['fake_xrt.c', 'libfake_xrt_nosym.so', ['-DFAKE_OMIT_LOAD_XCLBIN']],
+  xrtNoProbe: ['fake_xrt.c', 'libfake_xrt_noprobe.so', ['-DFAKE_OMIT_PROBE']],
   vart: ['fake_vart.c', 'libfake_vart.so', []],
   vartNoSymbol: ['fake_vart.c', 'libfake_vart_nosym.so', ['-DFAKE_OMIT_RUN']],
 };

@@ -7,7 +7,7 @@
  *   FAKE_XRT_BDFS       comma list of BDFs xrtDeviceOpenByBDF accepts (default: any)
  *   FAKE_XRT_OPEN_FAIL  when set, every open fails with EIO
  * Built with -DFAKE_OMIT_LOAD_XCLBIN it lacks xrtDeviceLoadXclbinFile, for the
- * missing-symbol path.
+ * missing-symbol path; with -DFAKE_OMIT_PROBE it lacks xclProbe (no XRT device list).
  */
 #define KINFER_VENDOR_ABI_ONLY
 #include "../src/vendor.h"
@@ -29,7 +29,9 @@ static unsigned device_count(void) {
   return v != NULL ? (unsigned)strtoul(v, NULL, 10) : 1u;
 }
 
+#ifndef FAKE_OMIT_PROBE
 unsigned int xclProbe(void) { return device_count(); }
+#endif
 
 xrtDeviceHandle xrtDeviceOpen(unsigned int index) {
   if (getenv("FAKE_XRT_OPEN_FAIL") != NULL) {

@@ -299,9 +299,10 @@ Status OpenDevice(const std::string& selector, const std::string& xclbin, std::s
     for (const auto& e : en.devices) {
       if (e.index >= 0) targets.push_back(&e);
     }
-    for (const auto& e : en.devices) {
-      if (targets.empty() || e.index >= 0) break;
-      if (e.driver == "xocl") targets.push_back(&e);
+    if (targets.empty()) {
+      for (const auto& e : en.devices) {
+        if (e.driver == "xocl") targets.push_back(&e);
+      }
     }
     if (targets.empty()) {
       for (const auto& e : en.devices) targets.push_back(&e);
