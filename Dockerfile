@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # kinfer production image: `make image`. Multi-stage: the build stage has dev
 # dependencies and a C++ toolchain (node-gyp, for the native addon); the runtime
-# stage has production dependencies only and runs as the non-root `node` user.
+# stage has production dependencies only and runs as the non-root `node` user (uid 1000,
+# given by number so a pod with runAsNonRoot can verify it).
 # No Docker engine runs on the project's machines: this file is checked by
 # test/dockerfile.test.ts (copied paths exist, the entrypoint is the built CLI),
 # not built there.
@@ -16,7 +17,10 @@ WORKDIR /app
 # onnxruntime-node ships its CPU binaries in the package; skip its optional GPU download.
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# --ignore-scripts: npm ci runs the root package's own `install` script (node native/build.mjs),
+# and native/ is not copied yet; the addon is built --strict below. The only dependency with an
+# install script is onnxruntime-node's optional GPU download, skipped anyway.
+RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY . .
 RUN npm run build \
  && node native/build.mjs --strict \
@@ -40,7 +44,7 @@ COPY --from=build --chown=node:node /app/native/build/Release/kinfer_native.node
 COPY --chown=node:node functions/echo/model /opt/kinfer/models/echo
 # KServe's model agent and storage initializer write here; writable by the server user.
 RUN mkdir -p /mnt/models && chown node:node /mnt/models
-USER node
+USER 1000:1000
 EXPOSE 8080
 # Exec form: node is PID 1 and receives SIGTERM itself (the server drains, then exits 0).
 # dist/bundle/main.cjs is the esbuild bundle of dist/cli/main.js (scripts/bundle.mjs): a faster cold start.

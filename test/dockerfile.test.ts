@@ -77,6 +77,14 @@ describe('Dockerfile', () => {
     }
     const run = lines.filter((l) => l.startsWith('RUN ')).join('\n');
     expect(run).toContain('npm ci');
+    // npm ci runs the root package's install hooks; they need files copied only later (COPY . .).
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+    const hooks = ['preinstall', 'install', 'postinstall', 'prepare'].filter((h) => pkg.scripts?.[h]);
+    const ci = lines.find((l) => l.startsWith('RUN npm ci'))!;
+    const ciIndex = lines.indexOf(ci);
+    const copiedAll = lines.indexOf('COPY . .');
+    expect(copiedAll).toBeGreaterThan(ciIndex);
+    if (hooks.length > 0) expect(ci, `package.json has ${hooks.join(', ')}`).toContain('--ignore-scripts');
     expect(run).toContain('npm run build');
     expect(run).toContain('node native/build.mjs --strict');
     expect(run).toContain('npm prune --omit=dev');
@@ -85,7 +93,8 @@ describe('Dockerfile', () => {
 
   it('runs as a non-root user with PORT 8080, and CMD is the built CLI entry `serve` in exec form', () => {
     const runtime = lines.slice(lines.findIndex((l) => l.endsWith('AS runtime')));
-    expect(runtime).toContain('USER node');
+    // Numeric, so a pod with runAsNonRoot can verify it (a name fails: "image has non-numeric user").
+    expect(runtime).toContain('USER 1000:1000');
     expect(runtime.find((l) => l.startsWith('ENV '))).toMatch(/PORT=8080/);
     expect(runtime).toContain('EXPOSE 8080');
     const cmd = runtime.find((l) => l.startsWith('CMD '))!;
