@@ -66,16 +66,22 @@ describe('deploy (server-side apply against the API server test double)', () => 
     expect(patches[0]!.query.force).toBe('true');
   });
 
-  it('applies the KServe form: InferenceService before TrainedModel', async () => {
-    await deploy('xmodel-resnet', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true });
+  it('applies the KServe form: InferenceService before TrainedModel; a pvc:// model gets no TrainedModel', async () => {
+    await deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true });
     const patches = api.requests.filter((r) => r.method === 'PATCH');
     expect(patches.map((r) => r.path)).toEqual([
-      '/apis/serving.kserve.io/v1beta1/namespaces/ml/inferenceservices/xmodel-resnet',
-      '/apis/serving.kserve.io/v1alpha1/namespaces/ml/trainedmodels/xmodel-resnet',
+      '/apis/serving.kserve.io/v1beta1/namespaces/ml/inferenceservices/ocr-det',
+      '/apis/serving.kserve.io/v1alpha1/namespaces/ml/trainedmodels/ocr-det',
     ]);
-    const isvc = patches[0]!.body as { spec: { predictor: { containers: Array<{ env: Array<{ name: string; value: string }>; resources: { limits: Record<string, string> } }> } } };
+    const isvc = patches[0]!.body as { spec: { predictor: { containers: Array<{ env: Array<{ name: string; value: string }> }> } } };
     expect(isvc.spec.predictor.containers[0]!.env).toContainEqual({ name: 'MULTI_MODEL_SERVER', value: 'true' });
-    expect(isvc.spec.predictor.containers[0]!.resources.limits['xilinx.com/fpga-xilinx_u250_gen3x16_xdma_shell_3_1-0']).toBe('1');
+    // KServe's model agent cannot fetch pvc:// (nor file://): only the InferenceService is applied.
+    api.requests.length = 0;
+    await deploy('xmodel-resnet', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true });
+    const fpga = api.requests.filter((r) => r.method === 'PATCH');
+    expect(fpga.map((r) => r.path)).toEqual(['/apis/serving.kserve.io/v1beta1/namespaces/ml/inferenceservices/xmodel-resnet']);
+    const limits = (fpga[0]!.body as { spec: { predictor: { containers: Array<{ resources: { limits: Record<string, string> } }> } } }).spec.predictor.containers[0]!.resources.limits;
+    expect(limits['xilinx.com/fpga-xilinx_u250_gen3x16_xdma_shell_3_1-0']).toBe('1');
   });
 
   it('dry run prints the requests and objects and sends nothing', async () => {

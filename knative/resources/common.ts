@@ -52,6 +52,11 @@ export function modelConfigJson(spec: FunctionSpec): string | undefined {
   return JSON.stringify(cfg);
 }
 
+/** The claim of a `pvc://<claim>/<path>` storageUri; the server reads it under DEFAULT_PVC_ROOT (runtime/storage/pvc.ts). */
+export function pvcClaim(spec: FunctionSpec): string | undefined {
+  return /^pvc:\/\/([^/?#]+)/i.exec(spec.model?.storageUri ?? '')?.[1];
+}
+
 export type EnvVar = { name: string; value: string };
 
 /** Env of the server container, in a fixed order: generated names first, then the definition's, sorted. */

@@ -5,7 +5,8 @@
  * the same way. Generated like the manifests; never edited by hand.
  */
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
-import { serverEnv } from './common.js';
+import { DEFAULT_PVC_ROOT } from '../../runtime/storage/pvc.js';
+import { pvcClaim, serverEnv } from './common.js';
 
 export function funcYaml(spec: FunctionSpec): Record<string, unknown> {
   const s = spec.scaling;
@@ -23,13 +24,19 @@ export function funcYaml(spec: FunctionSpec): Record<string, unknown> {
       scale: { min: s.minScale, max: s.maxScale, metric: s.metric, target: scalingTarget(spec) },
       resources,
     },
+    // func's defaults are /health/liveness and /health/readiness, which kinfer does not serve.
+    healthEndpoints: { liveness: '/v2/health/live', readiness: '/v2/health/ready' },
   };
+  const run: Record<string, unknown> = { envs: serverEnv(spec) };
+  const claim = pvcClaim(spec);
+  // `presistentVolumeClaim` is func's own spelling of the key (its Volume type's yaml tag).
+  if (claim) run.volumes = [{ presistentVolumeClaim: { claimName: claim, readOnly: true }, path: DEFAULT_PVC_ROOT }];
   return {
     specVersion: '0.36.0',
     name: spec.name,
     runtime: 'typescript',
     image: spec.image,
-    run: { envs: serverEnv(spec) },
+    run,
     deploy,
   };
 }

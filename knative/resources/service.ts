@@ -3,7 +3,8 @@
  * The Knative Service (serving.knative.dev/v1) of one function.
  */
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
-import { HTTP_PORT, labels, probes, prometheusAnnotations, resources, serverEnv, type Manifest } from './common.js';
+import { DEFAULT_PVC_ROOT } from '../../runtime/storage/pvc.js';
+import { HTTP_PORT, labels, probes, prometheusAnnotations, pvcClaim, resources, serverEnv, type Manifest } from './common.js';
 
 export function knativeService(spec: FunctionSpec): Manifest {
   const s = spec.scaling;
@@ -27,6 +28,18 @@ export function knativeService(spec: FunctionSpec): Manifest {
   };
   const res = resources(spec);
   if (Object.keys(res).length > 0) container.resources = res;
+  const podSpec: Record<string, unknown> = {
+    containerConcurrency: s.containerConcurrency,
+    timeoutSeconds: s.timeoutSeconds,
+    containers: [container],
+  };
+  // pvc://<claim>/<path> is read from the claim mounted at /mnt/pvc, read-only. Knative accepts
+  // the volume only with its feature flag kubernetes.podspec-persistent-volume-claim enabled.
+  const claim = pvcClaim(spec);
+  if (claim) {
+    container.volumeMounts = [{ name: 'model-pvc', mountPath: DEFAULT_PVC_ROOT, readOnly: true }];
+    podSpec.volumes = [{ name: 'model-pvc', persistentVolumeClaim: { claimName: claim, readOnly: true } }];
+  }
   const metadata: Record<string, unknown> = { name: spec.name, labels: labels(spec) };
   if (spec.description) metadata.annotations = { 'kinfer.dev/description': spec.description };
   return {
@@ -36,11 +49,7 @@ export function knativeService(spec: FunctionSpec): Manifest {
     spec: {
       template: {
         metadata: { labels: labels(spec), annotations },
-        spec: {
-          containerConcurrency: s.containerConcurrency,
-          timeoutSeconds: s.timeoutSeconds,
-          containers: [container],
-        },
+        spec: podSpec,
       },
     },
   };

@@ -8,16 +8,23 @@
 import type { FunctionSpec } from '../../functions/define.js';
 import { labels, type Manifest } from './common.js';
 
-/** Undefined for a multi-model function: it starts empty. */
+/** What KServe's model agent can fetch (pkg/agent/storage: S3, GCS, HTTPS, HTTP; PVC and File are not implemented). */
+export const MODEL_AGENT_SCHEMES = ['s3://', 'gs://', 'https://', 'http://'] as const;
+
+/**
+ * Undefined for a multi-model function (it starts empty), and for a storageUri the model agent
+ * cannot fetch (file://, pvc://): such a TrainedModel would never load ("protocol not supported").
+ */
 export function trainedModel(spec: FunctionSpec): Manifest | undefined {
-  if (!spec.model) return undefined;
+  const uri = spec.model?.storageUri;
+  if (!spec.model || !uri || !MODEL_AGENT_SCHEMES.some((s) => uri.toLowerCase().startsWith(s))) return undefined;
   return {
     apiVersion: 'serving.kserve.io/v1alpha1',
     kind: 'TrainedModel',
     metadata: { name: spec.model.name, labels: labels(spec) },
     spec: {
       inferenceService: spec.name,
-      model: { framework: spec.model.platform, memory: spec.model.memory, storageUri: spec.model.storageUri! },
+      model: { framework: spec.model.platform, memory: spec.model.memory, storageUri: uri },
     },
   };
 }
