@@ -80,6 +80,11 @@ export class DataPlane {
     this.repository.get(checkModelName(name), version);
   }
 
+  /** True when `name` is loaded (a handle serves it, healthy or not). */
+  serves(name: string): boolean {
+    return this.repository.loaded().some((h) => h.name === name);
+  }
+
   modelReady(name: string, version?: string): boolean {
     return this.repository.isReady(checkModelName(name), version);
   }

@@ -366,6 +366,15 @@ describe('OnnxBackend: every datatype family', () => {
     });
   }
 
+  it('refuses BYTES that are not UTF-8 for a string input, naming the input and element (no lossy U+FFFD)', async () => {
+    const model = await writeDatatypeModel(join(dir, 'dt-string-bad'), 'string');
+    const { backend } = await load(files(model.path));
+    const data = [new TextEncoder().encode('ok'), Uint8Array.of(0xff, 0xfe)];
+    const err = await backend.infer([{ name: 'x', datatype: 'BYTES', shape: [2], data }], []).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect((err as Error).message).toMatch(/input 'x': element 1 is not valid UTF-8/);
+  });
+
   it('refuses a model with a type that has no v2 datatype', async () => {
     const path = await writeGraph(join(dir, 'bf16', 'model.onnx'), {
       name: 'bf16',

@@ -96,7 +96,7 @@ const LEVELS: Record<string, ort.InferenceSession.SessionOptions['graphOptimizat
   '99': 'all',
 };
 
-const utf8 = new TextDecoder('utf-8');
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
 
 /**
@@ -672,8 +672,16 @@ function reconcile(
 function toWire(t: Tensor, transfer: ArrayBuffer[] | undefined): WireTensor {
   const type = V2_TO_ORT[t.datatype];
   if (t.datatype === 'BYTES') {
-    // ORT's JS API holds string tensors as JS strings: bytes are read as UTF-8.
-    return { name: t.name, type, dims: [...t.shape], data: (t.data as Uint8Array[]).map((b) => utf8.decode(b)) };
+    // ORT's JS API holds string tensors as JS strings: bytes must be UTF-8 (a lossy decode would
+    // compute on U+FFFD replacements and answer 200).
+    const strings = (t.data as Uint8Array[]).map((b, i) => {
+      try {
+        return utf8.decode(b);
+      } catch {
+        throw new InvalidArgument(`input '${t.name}': element ${i} is not valid UTF-8; ONNX Runtime string tensors hold text only`);
+      }
+    });
+    return { name: t.name, type, dims: [...t.shape], data: strings };
   }
   const data = t.data as NumericArray;
   // On the event loop ORT reads the caller's buffer during the run: no copy, nothing moves.

@@ -119,6 +119,19 @@ describe('DynamicBatcher', () => {
     expect(fb.batchRows()).toEqual([4, 2]);
   });
 
+  it.each(['delay', 'adaptive'] as const)('%s: sends a batch the next request cannot join at once, not after the delay', async (policy) => {
+    const fb = fake();
+    const b = make(fb, { maxBatchSize: 8, maxQueueDelayMicroseconds: 400_000, policy });
+    const t0 = performance.now();
+    // 3 + 3 rows fit in 8, the third request's 3 do not: the first two cannot be joined by anyone.
+    const ps = [1, 2, 3].map((v) => b.enqueue({ inputs: [xInput([v, v, v])], outputNames: [] }));
+    const first = await within(ps[1]!, 'first batch');
+    expect(performance.now() - t0).toBeLessThan(300); // did not wait for the 400 ms delay
+    expect(first.batchSize).toBe(6);
+    expect((await within(ps[2]!, 'second batch')).batchSize).toBe(3);
+    expect(fb.batchRows()).toEqual([6, 3]);
+  });
+
   it('at the delay, sends the longest prefix of a preferred size first', async () => {
     const fb = fake();
     const b = make(fb, { maxBatchSize: 8, preferredBatchSizes: [2, 4], maxQueueDelayMicroseconds: 5000 });
@@ -232,6 +245,23 @@ describe('DynamicBatcher', () => {
       DeadlineExceeded,
     );
     expect(fb.seenValues()).not.toContain(888);
+  });
+
+  it('keeps a request queued whose deadline is past what setTimeout can wait (2^31-1 ms), then computes it', async () => {
+    const fb = fake();
+    fb.hold();
+    const b = make(fb, { maxQueueDelayMicroseconds: 0 });
+    const running = b.enqueue({ inputs: [xInput([1])], outputNames: [] });
+    await tick();
+    // e.g. parameters.timeout of 1.8e19 µs ("no timeout"): Node would fire such a timer after 1 ms.
+    const patient = b.enqueue({ inputs: [xInput([2])], outputNames: [], deadline: performance.now() + 1.8e16 });
+    let settled = false;
+    void patient.then(() => (settled = true), () => (settled = true));
+    await tick(50);
+    expect(settled).toBe(false);
+    fb.release();
+    await running;
+    expect(values((await within(patient, 'patient')).outputs[0])).toEqual([4]);
   });
 
   it('drops a queued request whose signal aborts with Cancelled, never computed', async () => {

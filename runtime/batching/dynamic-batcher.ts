@@ -98,15 +98,20 @@ export class DynamicBatcher extends QueueBatcher {
       let total = 0;
       let n = 0;
       let preferredN = 0;
+      // The next request in line does not fit: the batch cannot grow, so waiting gains nothing (Triton sends it).
+      let full = false;
       for (const e of group) {
-        if (e.rows === 0 || total + e.rows > this.maxBatchSize) break;
+        if (e.rows === 0 || total + e.rows > this.maxBatchSize) {
+          full = true;
+          break;
+        }
         total += e.rows;
         n++;
         if (this.preferred.has(total)) preferredN = n;
         if (total >= this.target) break;
       }
-      const since = this.adaptive ? Math.max(group[group.length - 1]!.enqueuedAt, this.freeSince) : head.enqueuedAt;
-      if (total >= this.target || n >= expected) {
+      const since = this.adaptive ? Math.max(group[n - 1]!.enqueuedAt, this.freeSince) : head.enqueuedAt;
+      if (total >= this.target || n >= expected || full) {
         best = group.slice(0, n);
       } else if (flush || now - since >= this.delayMs) {
         best = group.slice(0, preferredN || n);

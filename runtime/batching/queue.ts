@@ -110,6 +110,8 @@ interface Entry extends QueuedRequest {
 
 /** At most this many re-arms of a deadline timer that fired a little early. */
 const MAX_REARM = 3;
+/** The longest delay setTimeout honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export abstract class QueueBatcher implements Batcher {
   /** Queued requests by signature, each list in arrival order. */
@@ -263,14 +265,16 @@ export abstract class QueueBatcher implements Batcher {
   }
 
   private armDeadline(entry: Entry, deadline: number, rearms: number): void {
-    const wait = Math.max(0, Math.ceil(deadline - performance.now()));
+    const left = Math.max(0, Math.ceil(deadline - performance.now()));
+    // setTimeout fires after 1 ms for any delay past 2^31-1 ms (~24.8 days): wait in such steps.
+    const capped = left > MAX_TIMER_MS;
     entry.timer = setTimeout(() => {
       entry.timer = undefined;
       if (entry.state !== 'queued') return;
-      if (performance.now() < deadline && rearms < MAX_REARM) return this.armDeadline(entry, deadline, rearms + 1);
+      if (performance.now() < deadline && (capped || rearms < MAX_REARM)) return this.armDeadline(entry, deadline, capped ? rearms : rearms + 1);
       this.expire(entry, performance.now());
       this.afterChange();
-    }, wait);
+    }, capped ? MAX_TIMER_MS : left);
   }
 
   private expire(entry: Entry, now: number): void {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { FakeBackend, xInput } from '../../test/helpers/fake-backend.js';
 import { createBatcher } from '../batching/dynamic-batcher.js';
-import { batchObserver, createMetrics, forgetModel } from './metrics.js';
+import { batchObserver, createMetrics, forgetModel, requestSeries } from './metrics.js';
 
 type Value = { value: number; labels: Record<string, string | number>; metricName?: string };
 
@@ -108,7 +108,17 @@ describe('batchObserver', () => {
     expect(await value(m.registry, 'kinfer_execution_count_total', l)).toBe(executions);
     await b.drain();
 
+    requestSeries(m, 'm', '1', 'v2-json', 200).observe(0.01);
+    requestSeries(m, 'm', '1', 'v2-binary', 400).observe(0.01);
+    requestSeries(m, 'other', '1', 'v2-json', 200).observe(0.01);
+    m.modelLoadDuration.observe({ ...l, outcome: 'success' }, 0.5);
     forgetModel(m, 'm', '1');
     expect(await value(m.registry, 'kinfer_execution_count_total', l)).toBeUndefined();
+    // Every series of the unloaded version goes, request-level ones too; other models' stay.
+    const text = await m.registry.metrics();
+    expect(text).not.toMatch(/model="m"/);
+    expect(text).toMatch(/kinfer_requests_total\{[^}]*model="other"[^}]*\} 1/);
+    requestSeries(m, 'm', '1', 'v2-json', 200).observe(0.01); // a reload serves again: the series comes back
+    expect(await value(m.registry, 'kinfer_requests_total', { ...l, protocol: 'v2-json', status: '200' })).toBe(1);
   });
 });

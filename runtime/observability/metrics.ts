@@ -12,6 +12,7 @@
  * metrics.coldStart.set(process.uptime());   // once, when the server turns ready
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RejectReason } from '../batching/queue.js';
 
 /** What the observer needs to know about a batcher's events (structurally `BatchObserver` of `batching/queue.ts`). */
 export interface BatchEvents {
@@ -224,6 +225,7 @@ function boundSeries(metrics: Metrics, key: string, make: () => BoundSeries): Bo
 export function requestSeries(metrics: Metrics, model: string, version: string, protocol: string, status: number): BoundSeries {
   return boundSeries(metrics, `r\0${model}\0${version}\0${protocol}\0${status}`, () => {
     const labels = { model, version, protocol, status: String(status) };
+    rememberRequestLabels(metrics, labels);
     const duration = metrics.requestDuration.labels(labels);
     const count = metrics.requests.labels(labels);
     return {
@@ -242,9 +244,35 @@ export function stageSeries(metrics: Metrics, stage: 'decode' | 'encode', model:
   );
 }
 
-/** Drops a model version's series (after unload in multi-model mode). */
+/**
+ * Every request label set made per model version, so forgetModel can remove them (prom-client
+ * removes only full label sets). Bounded: a model name is a label only once it serves
+ * (routes check first), times a handful of protocols and statuses.
+ */
+const requestLabelSets = new WeakMap<Metrics, Map<string, Map<string, Record<'model' | 'version' | 'protocol' | 'status', string>>>>();
+
+function rememberRequestLabels(metrics: Metrics, labels: Record<'model' | 'version' | 'protocol' | 'status', string>): void {
+  let byModel = requestLabelSets.get(metrics);
+  if (!byModel) requestLabelSets.set(metrics, (byModel = new Map()));
+  const key = `${labels.model}\0${labels.version}`;
+  let sets = byModel.get(key);
+  if (!sets) byModel.set(key, (sets = new Map()));
+  sets.set(`${labels.protocol}\0${labels.status}`, labels);
+}
+
+const REJECT_REASONS: readonly RejectReason[] = ['queue_full', 'deadline_exceeded', 'cancelled', 'unavailable', 'invalid_argument', 'backend_error'];
+
+/** Drops a model version's series (after unload in multi-model mode): batching, stages, requests, rejections, loads. */
 export function forgetModel(metrics: Metrics, model: string, version: string): void {
   const l = { model, version };
+  const byModel = requestLabelSets.get(metrics);
+  for (const labels of byModel?.get(`${model}\0${version}`)?.values() ?? []) {
+    metrics.requestDuration.remove(labels);
+    metrics.requests.remove(labels);
+  }
+  byModel?.delete(`${model}\0${version}`);
+  for (const reason of REJECT_REASONS) metrics.rejectedRequests.remove({ ...l, reason });
+  for (const outcome of ['success', 'failure']) metrics.modelLoadDuration.remove({ ...l, outcome });
   const cache = bound.get(metrics);
   if (cache) {
     for (const key of cache.keys()) {

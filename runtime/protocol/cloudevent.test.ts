@@ -6,6 +6,7 @@
  * awkward but valid JSON, errors for broken events, and the reply in each mode.
  */
 import { describe, expect, it } from 'vitest';
+import { InvalidArgument } from '../core/errors.js';
 import { dataSpan, decodeCloudEvent, decodeHeaderValue, encodeCloudEventReply, encodeHeaderValue } from './cloudevent.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -71,6 +72,29 @@ describe('decodeCloudEvent', () => {
       const ev = decodeCloudEvent(STRUCTURED, enc(text));
       expect(dec(ev.body), text).toBe(data);
       expect(ev.id, text).toBe('e3');
+    }
+  });
+
+  it('refuses attribute values outside the JSON format (objects, arrays, non-int32 numbers) and data with data_base64', () => {
+    const head = '"specversion":"1.0","id":"e4","source":"/s","type":"t"';
+    const cases: [string, RegExp][] = [
+      [`{${head},"model":{"n":"a"},"data":{}}`, /attribute 'model' must be a string, boolean or 32-bit integer, got an object/],
+      [`{${head},"tags":["a"],"data":{}}`, /attribute 'tags' must be .* got an array/],
+      [`{${head},"weight":1.5,"data":{}}`, /attribute 'weight' must be .* got 1\.5/],
+      [`{${head},"big":4294967296,"data":{}}`, /attribute 'big' must be .* got 4294967296/],
+      [`{${head},"data":{},"data_base64":"AAAA"}`, /has both 'data' and 'data_base64'/],
+    ];
+    for (const [text, msg] of cases) {
+      const err = (() => {
+        try {
+          decodeCloudEvent(STRUCTURED, enc(text));
+        } catch (e) {
+          return e as Error;
+        }
+        return undefined;
+      })();
+      expect(err, text).toBeInstanceOf(InvalidArgument);
+      expect(err!.message, text).toMatch(msg);
     }
   });
 

@@ -77,6 +77,7 @@ export function decodeCloudEvent(headers: Record<string, string>, body: Uint8Arr
   if (attrs.specversion !== '1.0') {
     throw new InvalidArgument(`CloudEvent specversion '${String(attrs.specversion)}' is not supported (only 1.0)`);
   }
+  if (structured) checkJsonAttributes(raw!, data !== undefined && !isNull(data));
   // The SDK validates against the spec's schema (source and time formats,
   // attribute names and types). It is given the attributes only: kinfer reads
   // `data`/`data_base64` itself, and HTTP.toEvent cost ~20 us more per event.
@@ -319,6 +320,23 @@ function unquote(name: string, raw: string): string {
 }
 
 /** The SDK's ValidationError as one line: each schema error as `<attribute> <message>`. */
+/**
+ * The JSON format's attribute values: strings, booleans, or integers within int32 (the spec's
+ * Integer); null reads as absent. The SDK lets objects and arrays through as extension values.
+ * And `data` and `data_base64` exclude each other.
+ */
+function checkJsonAttributes(raw: Record<string, unknown>, hasData: boolean): void {
+  if (hasData && raw.data_base64 !== undefined && raw.data_base64 !== null) {
+    throw new InvalidArgument("structured CloudEvent has both 'data' and 'data_base64'; send one");
+  }
+  for (const [name, value] of Object.entries(raw)) {
+    if (name === 'data' || value === null || typeof value === 'string' || typeof value === 'boolean') continue;
+    if (typeof value === 'number' && Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31) continue;
+    const got = typeof value === 'number' ? String(value) : Array.isArray(value) ? 'an array' : 'an object';
+    throw new InvalidArgument(`CloudEvent attribute '${name}' must be a string, boolean or 32-bit integer, got ${got}`);
+  }
+}
+
 function validationMessage(err: unknown): string {
   const { message, errors } = err as { message?: unknown; errors?: unknown };
   const details = Array.isArray(errors)

@@ -221,7 +221,7 @@ describe('default repository (echo, ocr-det)', () => {
     for (let i = 0; i < 3; i++) {
       expect((await postJson(`${url}/v2/models/ghost-${i}/infer`, one)).status).toBe(404);
       expect((await postJson(`${url}/v2/models/echo/versions/v-${i}/infer`, one)).status).toBe(404);
-      const event = { 'ce-specversion': '1.0', 'ce-id': `e${i}`, 'ce-source': '/t', 'ce-type': 't', 'ce-subject': `spook-${i}` };
+      const event = { 'ce-specversion': '1.0', 'ce-id': `e${i}`, 'ce-source': '/t', 'ce-type': 't', 'ce-model': `spook-${i}` };
       expect((await postJson(`${url}/`, one, event)).status).toBe(404);
       expect((await postJson(`${url}/v2/repository/models/phantom-${i}/load`, {})).status).toBeGreaterThanOrEqual(400);
     }
@@ -230,6 +230,18 @@ describe('default repository (echo, ocr-det)', () => {
     expect(metrics).not.toMatch(/ghost-|spook-|phantom-|version="v-/);
     const index = (await (await postJson(`${url}/v2/repository/index`, {})).json()) as { name: string }[];
     expect(index.map((e) => e.name)).not.toContain('phantom-0');
+  });
+
+  it("routes a CloudEvent by its subject only when the subject names a served model (sources set their own subjects)", async () => {
+    const one = { inputs: [{ name: 'q', datatype: 'INT8', shape: [1], data: [7] }] };
+    const event = (subject: string) => ({ 'ce-specversion': '1.0', 'ce-id': 'e', 'ce-source': '/t', 'ce-type': 't', 'ce-subject': subject });
+    const echo = await postJson(`${url}/`, one, event('echo'));
+    expect(echo.status).toBe(200);
+    expect(echo.headers.get('ce-source')).toBe('/models/echo');
+    // Two models here and no `model` attribute: a subject like a file name cannot pick one.
+    const photo = await postJson(`${url}/`, one, event('photo.jpg'));
+    expect(photo.status).toBe(400);
+    expect(((await photo.json()) as { error: string }).error).toMatch(/its subject "photo\.jpg" names no model served here/);
   });
 
   it('accepts CloudEvents in binary and structured mode and replies in kind', async () => {

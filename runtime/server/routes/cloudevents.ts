@@ -47,11 +47,14 @@ export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
     c.req.raw.headers.forEach((v, k) => (headers[k.toLowerCase()] = v));
     const event = decodeCloudEvent(headers, body);
     c.set('protocol', `cloudevent-${event.mode}`);
-    // Target: the route's model; else the event's `model` extension or subject; else the function's own model.
-    const model = routeModel ?? event.model ?? event.subject ?? opts.defaultModel?.();
+    // Target: the route's model; else the event's `model` extension; else its subject when that names a
+    // model served here (sources set subjects of their own, e.g. a file name); else the function's own model.
+    const bySubject = event.subject !== undefined && dp.serves(event.subject) ? event.subject : undefined;
+    const model = routeModel ?? event.model ?? bySubject ?? opts.defaultModel?.();
     if (!model) {
+      const subject = event.subject === undefined ? '' : ` (its subject ${JSON.stringify(event.subject)} names no model served here)`;
       throw new InvalidArgument(
-        "CloudEvent names no model: set the 'model' extension attribute or 'subject' (this server serves several models)",
+        `CloudEvent names no model${subject}: set the 'model' extension attribute or 'subject' (this server serves several models)`,
       );
     }
     dp.assertServing(model, version);
