@@ -205,6 +205,11 @@ describe(`native FPGA addon (${NO_HARDWARE})`, () => {
     expect(ok.info.xclbin).toBe(join(tmp, 'good.xclbin'));
     await expectReject(openDevice({ device: USER_PF, xclbin: join(tmp, 'bad.xclbin') }), Unavailable, 'BUSY', /already open in this process with xclbin/);
     await ok.close();
+    // Held without an xclbin: loading one would reprogram the device under the holder's runners.
+    const bare = await openDevice({ device: USER_PF });
+    await expectReject(openDevice({ device: USER_PF, xclbin: join(tmp, 'good.xclbin') }), Unavailable, 'BUSY', /already open in this process without an xclbin .*cannot load .*good\.xclbin under them/);
+    expect(bare.info.xclbin ?? '').toBe('');
+    await bare.close();
     restore();
     restore = withEnv(fakeEnv({ FAKE_XRT_OPEN_FAIL: '1' }));
     await expectReject(openDevice(), Unavailable, 'OPEN_FAILED', /xrtDeviceOpenByBDF\(0000:3b:00\.1\) failed: Input\/output error/);

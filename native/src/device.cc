@@ -160,13 +160,11 @@ Status OpenEntry(const DeviceEntry& entry, const std::string& xclbin, std::share
         return Status::Error("BUSY", "FPGA " + what + " is already open in this process with xclbin " + alive->xclbin +
                                          ", cannot load " + xclbin);
       }
+      // Loading an xclbin reprograms the device under the holder's runners, which run on what
+      // was loaded when they were made: refuse, as for a different xclbin.
       if (!xclbin.empty() && alive->xclbin.empty()) {
-        const int rc = alive->xrt->loadXclbinFile(alive->handle, xclbin.c_str());
-        if (rc != 0) {
-          return Status::Error("XCLBIN_FAILED", "xrtDeviceLoadXclbinFile(" + xclbin + ") on FPGA " + what +
-                                                    " failed with code " + std::to_string(rc));
-        }
-        alive->xclbin = xclbin;
+        return Status::Error("BUSY", "FPGA " + what + " is already open in this process without an xclbin (its runners use the one " +
+                                         "loaded before), cannot load " + xclbin + " under them");
       }
       *out = alive;
       return Status::Ok();
