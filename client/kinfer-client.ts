@@ -35,6 +35,7 @@ import {
   decodeInferResponse,
   encodeInferRequest,
   InferResult,
+  jsonCannotCarry,
   parseJsonExact,
   toTensor,
   type InferInput,
@@ -155,8 +156,11 @@ interface RequestSpec {
   headers?: Record<string, string>;
   /** Safe to resend after a connection failed mid-way. */
   idempotent: boolean;
-  /** Retry on 503/429 answers (not for probes, whose 503 is the answer). */
-  retryUnavailable: boolean;
+  /**
+   * Retry on 503/429 answers (not for probes, whose 503 is the answer). 'with-retry-after': only
+   * when the server says when (a model load's 503 after the server's own pull retries is final).
+   */
+  retryUnavailable: boolean | 'with-retry-after';
   timeoutMs?: number;
 }
 
@@ -254,12 +258,12 @@ export class KinferClient {
 
   /** `POST /v2/repository/models/{model}/load` with optional `parameters` (e.g. `config`, `batch_size`). */
   async modelLoad(model: string, opts: { parameters?: Parameters; timeoutMs?: number } = {}): Promise<void> {
-    await this.postJson(`/v2/repository/models/${seg(model)}/load`, paramsBody(opts.parameters), false, opts.timeoutMs);
+    await this.postJson(`/v2/repository/models/${seg(model)}/load`, paramsBody(opts.parameters), false, opts.timeoutMs, 'with-retry-after');
   }
 
   /** `POST /v2/repository/models/{model}/unload`. */
   async modelUnload(model: string, opts: { parameters?: Parameters; timeoutMs?: number } = {}): Promise<void> {
-    await this.postJson(`/v2/repository/models/${seg(model)}/unload`, paramsBody(opts.parameters), false, opts.timeoutMs);
+    await this.postJson(`/v2/repository/models/${seg(model)}/unload`, paramsBody(opts.parameters), false, opts.timeoutMs, 'with-retry-after');
   }
 
   /** `POST /v2/hardware`: are at least `num` devices named `name` present? (200 → true, 404 → false) */
@@ -397,7 +401,7 @@ export class KinferClient {
   private encode(inputs: readonly InferInput[], opts: InferOptions) {
     if (!Array.isArray(inputs) || inputs.length === 0) throw new KinferInputError('infer needs at least one input');
     const tensors: Tensor[] = inputs.map(toTensor);
-    const binary = opts.binary ?? tensors.reduce((n, t) => n + binarySize(t), 0) >= this.opts.binaryThreshold;
+    const binary = opts.binary ?? (tensors.reduce((n, t) => n + binarySize(t), 0) >= this.opts.binaryThreshold || tensors.some(jsonCannotCarry));
     return encodeInferRequest(tensors, {
       binary,
       binaryOutputs: opts.binaryOutputs,
@@ -423,14 +427,20 @@ export class KinferClient {
     return parseBody(res) as T;
   }
 
-  private async postJson(path: string, body: unknown, idempotent: boolean, timeoutMs?: number): Promise<unknown> {
+  private async postJson(
+    path: string,
+    body: unknown,
+    idempotent: boolean,
+    timeoutMs?: number,
+    retryUnavailable: RequestSpec['retryUnavailable'] = true,
+  ): Promise<unknown> {
     const res = await this.send({
       method: 'POST',
       path,
       body: Buffer.from(JSON.stringify(body)),
       headers: { 'Content-Type': 'application/json' },
       idempotent,
-      retryUnavailable: true,
+      retryUnavailable,
       timeoutMs,
     });
     if (res.status < 200 || res.status > 299) throw httpError(res);
@@ -460,8 +470,9 @@ export class KinferClient {
         }
         throw err;
       }
-      if (spec.retryUnavailable && (res.status === 503 || res.status === 429) && attempt < retries) {
-        const after = retryAfterMs(res);
+      const after = res.status === 503 || res.status === 429 ? retryAfterMs(res) : undefined;
+      const retry = spec.retryUnavailable === true || (spec.retryUnavailable === 'with-retry-after' && after !== undefined);
+      if (retry && (res.status === 503 || res.status === 429) && attempt < retries) {
         await sleep(Math.min(after ?? this.backoff(attempt), this.opts.maxRetryDelayMs));
         continue;
       }

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { KinferInputError, KinferProtocolError } from './errors.js';
-import { decodeInferResponse, encodeInferRequest, parseJsonExact, toJsonValues, toNumbers, toTensor } from './tensors.js';
+import { decodeInferResponse, encodeInferRequest, jsonCannotCarry, parseJsonExact, toJsonValues, toNumbers, toTensor } from './tensors.js';
 
 describe('toTensor', () => {
   it('takes the datatype from TypedArrays, strings and booleans, and the shape from nesting', () => {
@@ -45,6 +45,15 @@ describe('request and response bodies', () => {
     expect(head.parameters).toEqual({ binary_data_output: true });
     expect(head.outputs).toEqual([{ name: 'n' }]);
     expect(Array.from(enc.body.subarray(enc.jsonLength))).toEqual([1, 0, 0xff, 0xff, 2, 0, 0, 0, 0x61, 0x62]);
+  });
+
+  it('knows which values JSON numbers cannot carry (INT64 beyond 2^53, NaN, infinities): the client sends those binary', () => {
+    expect(jsonCannotCarry(toTensor({ name: 'i', data: new BigInt64Array([1n, 2n ** 53n - 1n]) }))).toBe(false);
+    expect(jsonCannotCarry(toTensor({ name: 'i', data: new BigInt64Array([1n, 2n ** 53n + 1n]) }))).toBe(true);
+    expect(jsonCannotCarry(toTensor({ name: 'u', data: new BigUint64Array([2n ** 64n - 1n]) }))).toBe(true);
+    expect(jsonCannotCarry(toTensor({ name: 'f', datatype: 'FP32', data: [1, Number.NaN] }))).toBe(true);
+    expect(jsonCannotCarry(toTensor({ name: 'h', datatype: 'FP16', data: [1, Number.POSITIVE_INFINITY] }))).toBe(true);
+    expect(jsonCannotCarry(toTensor({ name: 'f', datatype: 'FP64', data: [1, 2.5] }))).toBe(false);
   });
 
   it('decodes a mixed JSON + binary response and nested JSON data', () => {

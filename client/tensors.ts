@@ -317,6 +317,26 @@ export function jsonValues(t: Tensor): unknown[] | undefined {
   }
 }
 
+/**
+ * Values JSON numbers cannot carry exactly: 64-bit integers beyond 2^53 and NaN or infinities.
+ * kinfer reads them as strings, Triton does not; the binary section carries them for both, so the
+ * client picks it for them unless told `binary: false`.
+ */
+export function jsonCannotCarry(t: Tensor): boolean {
+  switch (t.datatype) {
+    case 'INT64':
+    case 'UINT64':
+      return (t.data as BigInt64Array).some((b) => b < BigInt(Number.MIN_SAFE_INTEGER) || b > BigInt(Number.MAX_SAFE_INTEGER));
+    case 'FP32':
+    case 'FP64':
+      return (t.data as Float32Array).some((v) => !Number.isFinite(v));
+    case 'FP16':
+      return (t.data as Uint16Array).some((b) => (b & 0x7c00) === 0x7c00);
+    default:
+      return false;
+  }
+}
+
 function finite(v: number): number | string {
   return Number.isFinite(v) ? v : String(v);
 }

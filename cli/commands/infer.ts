@@ -226,6 +226,11 @@ export async function parseInputSpec(spec: string): Promise<InferInput> {
   let input: InferInput;
   if (value.startsWith('@')) input = await fromFile(name, value.slice(1));
   else input = fromLiteral(name, value, datatype);
+  // An f2 .npy arrives as half-float bits in a Uint16Array, which a relabel would send as numbers (and
+  // a u2 file labelled FP16 the other way round); other dtypes convert by value.
+  if (datatype && input.datatype && input.datatype !== datatype && ArrayBuffer.isView(input.data) && (input.datatype === 'FP16' || datatype === 'FP16')) {
+    throw new UsageError(`--input '${name}': ${value.slice(1)} holds ${input.datatype}, not ${datatype}; drop the datatype or convert the file`);
+  }
   if (datatype) input.datatype = datatype;
   if (shape) input.shape = shape;
   else if (input.shape === undefined && !Array.isArray(input.data) && !ArrayBuffer.isView(input.data)) input.shape = [1];

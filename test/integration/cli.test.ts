@@ -170,7 +170,13 @@ describe('kinfer against a running server', () => {
 
 describe('usage errors, connection errors, --host, --help', () => {
   it('usage errors exit 2 and say what is wrong', async () => {
+    const half = path.join(tmp, 'half.npy');
+    await writeFile(half, writeNpy('FP16', [3], Uint16Array.of(0x3c00, 0x3c00, 0x3c00)));
+    const words = path.join(tmp, 'words.npy');
+    await writeFile(words, writeNpy('UINT16', [2], Uint16Array.of(1, 2)));
     const cases: [string[], RegExp][] = [
+      [['infer', 'echo', '-i', `x:FP32=@${half}`], /input 'x': .*half\.npy holds FP16, not FP32; drop the datatype or convert the file/],
+      [['infer', 'echo', '-i', `x:FP16=@${words}`], /input 'x': .*words\.npy holds UINT16, not FP16/],
       [['infer'], /missing required argument 'model'/],
       [['infer', 'echo', '--url', 'http://127.0.0.1:1'], /at least one --input/],
       [['infer', 'echo', '-i', 'x:FP32:2=[1,2,3]'], /input 'x': shape \[2\] needs 2 elements, data has 3/],

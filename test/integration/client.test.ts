@@ -241,9 +241,14 @@ describe('infer', () => {
       await small.infer('echo', [{ name: 'x', data: new Float32Array(300) }]); // 1200 bytes: binary
       const raw = new Uint8Array([0xff, 0xfe, 0x00]);
       const res = await small.infer('echo', [{ name: 'b', datatype: 'BYTES', data: [raw] }]);
+      // Small, but JSON numbers cannot carry them exactly (Triton refuses the string forms kinfer accepts).
+      const big = await small.infer('echo', [{ name: 'i', data: new BigInt64Array([2n ** 60n + 1n]) }]);
+      await small.infer('echo', [{ name: 'f', data: new Float32Array([Number.NaN]) }]);
+      await small.infer('echo', [{ name: 'i', data: new BigInt64Array([2n ** 60n + 1n]) }], { binary: false }); // as told: JSON
       const kinds = proxy.seen.slice(n).map((s) => s.headers['content-type']);
-      expect(kinds).toEqual(['application/json', 'application/octet-stream', 'application/octet-stream']);
+      expect(kinds).toEqual(['application/json', 'application/octet-stream', 'application/octet-stream', 'application/octet-stream', 'application/octet-stream', 'application/json']);
       expect(res.output('b').data).toEqual([raw]);
+      expect(big.output('i').data).toEqual(new BigInt64Array([2n ** 60n + 1n]));
     } finally {
       small.close();
     }
@@ -361,6 +366,26 @@ describe('Host header, retries and connection errors', () => {
       expect(err).toBeInstanceOf(KinferHttpError);
       expect(err).toMatchObject({ status: 503, message: 'queue full', retryAfterSeconds: 1 });
       expect(hits).toBe(2);
+    } finally {
+      c.close();
+      await raw.close();
+    }
+  });
+
+  it("a model load's 503 is retried only when the server gives Retry-After (the server already retried its pull)", async () => {
+    let retryAfter: string | undefined;
+    const raw = await rawServer((_req, res) => {
+      res.writeHead(503, { 'Content-Type': 'application/json', ...(retryAfter ? { 'Retry-After': retryAfter } : {}) });
+      res.end('{"error":"s3://b/m: gave up after 5 attempts"}');
+    });
+    const c = new KinferClient(raw.url, { retries: 2, retryBaseMs: 5 });
+    try {
+      const err = await c.modelLoad('m').catch((e: unknown) => e);
+      expect(err).toMatchObject({ status: 503, message: 's3://b/m: gave up after 5 attempts' });
+      expect(raw.seen.length).toBe(1);
+      retryAfter = '0';
+      await c.modelUnload('m').catch(() => undefined);
+      expect(raw.seen.length).toBe(4); // 1 + two retries
     } finally {
       c.close();
       await raw.close();
