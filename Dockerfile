@@ -18,8 +18,10 @@ WORKDIR /app
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json ./
 # --ignore-scripts: npm ci runs the root package's own `install` script (node native/build.mjs),
-# and native/ is not copied yet; the addon is built --strict below. The only dependency with an
-# install script is onnxruntime-node's optional GPU download, skipped anyway.
+# and native/ is not copied yet; the addon is built --strict below. The dependencies' install
+# scripts are not needed: onnxruntime-node's is the optional GPU download (skipped anyway),
+# esbuild's only checks its binary (its API finds @esbuild/linux-x64 without it), protobufjs's
+# only checks versions.
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY . .
 RUN npm run build \

@@ -73,16 +73,17 @@ export class DataPlane {
   }
 
   /**
-   * Throws NotFound / NotReady unless `name` (and `version`) is serving. Routes call it before
-   * a client's model name becomes a metrics label, so unknown names cannot grow the series.
+   * The serving version of `name` (and `version`), or NotFound / NotReady. Routes call it before
+   * a client's model name becomes a metrics label, so unknown names cannot grow the series, and
+   * label with the version it returns, which forgetModel removes on unload.
    */
-  assertServing(name: string, version?: string): void {
-    this.repository.get(checkModelName(name), version);
+  assertServing(name: string, version?: string): string {
+    return this.repository.get(checkModelName(name), version).version;
   }
 
-  /** True when `name` is loaded (a handle serves it, healthy or not). */
-  serves(name: string): boolean {
-    return this.repository.loaded().some((h) => h.name === name);
+  /** True when the repository knows `name` (loading, serving or failed): a request for it is answered about it. */
+  knows(name: string): boolean {
+    return this.repository.has(name);
   }
 
   modelReady(name: string, version?: string): boolean {

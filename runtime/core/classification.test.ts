@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classificationCount, classify } from './classification.js';
+import { classificationCount, classify, fixed6 } from './classification.js';
 import { InvalidArgument } from './errors.js';
 import type { Tensor } from './tensor.js';
 
@@ -26,6 +26,13 @@ describe('classification (Triton extension)', () => {
     const c = classify(t, 5, true);
     expect(c.shape).toEqual([1, 2]);
     expect(text(c)).toEqual([`${big + 1n}:1`, `${big}:0`]);
+  });
+
+  it("prints floats as printf('%f') does (Triton's std::to_string), where toFixed differs", () => {
+    expect([0.0078125, 0.0234375, -0.0078125, 2.5e-7, 1.5].map(fixed6)).toEqual(['0.007812', '0.023438', '-0.007812', '0.000000', '1.500000']);
+    expect([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0, -1e-9].map(fixed6)).toEqual(['nan', 'inf', '-inf', '-0.000000', '-0.000000']);
+    expect(fixed6(1e21)).toBe('1000000000000000000000.000000');
+    expect(fixed6(0.1)).toBe('0.100000');
   });
 
   it('refuses datatypes Triton does not rank, and bad counts; 0 means no classification', () => {

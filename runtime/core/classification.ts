@@ -5,7 +5,7 @@
  * `"<value>:<index>[:<label>]"` for its n highest elements, per batch row when
  * the model batches (shape [batch, min(n, row elements)]), else over the whole
  * tensor (shape [min(n, elements)]). Values print as Triton prints them
- * (`std::to_string`: integers as they are, floats with 6 decimals); labels are
+ * (`std::to_string`: integers as they are, floats as printf's %f, see fixed6); labels are
  * line i of the output's `label_filename`. Ties keep index order.
  */
 import type { Datatype, NumericArray } from './datatypes.js';
@@ -60,10 +60,30 @@ export function classify(t: Tensor, count: number, batched: boolean, labels?: re
     for (let k = 0; k < keep; k++) {
       const i = order[k]!;
       const raw = data[base + i]!;
-      const shown = float ? (raw as number).toFixed(6) : String(raw);
+      const shown = float ? fixed6(raw as number) : String(raw);
       const label = labels?.[i];
       out.push(enc.encode(label === undefined ? `${shown}:${i}` : `${shown}:${i}:${label}`));
     }
   }
   return { name: t.name, datatype: 'BYTES', shape: batched && t.shape.length > 0 ? [rows, keep] : [keep], data: out };
+}
+
+/**
+ * `v` as C's printf("%f") writes it (what std::to_string does): `nan`, `inf`, `-0.000000`, no
+ * exponent form for huge values, and an exact tie at the 7th decimal rounded to even (toFixed
+ * rounds it up: 0.0078125 is "0.007813" there, "0.007812" here and in Triton).
+ */
+export function fixed6(v: number): string {
+  if (Number.isNaN(v)) return 'nan';
+  if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf';
+  if (Object.is(v, -0)) return '-0.000000';
+  if (Math.abs(v) >= 1e21) return `${BigInt(v)}.000000`; // an integer at this size; toFixed would write 1e+21
+  const scaled = Math.abs(v) * 1e6; // exact when it is a tie: a half-integer below 2^52 is representable
+  if (scaled < 2 ** 52 && !Number.isInteger(scaled) && Number.isInteger(scaled * 2)) {
+    const down = Math.floor(scaled);
+    const even = down % 2 === 0 ? down : down + 1;
+    const digits = String(even).padStart(7, '0');
+    return `${v < 0 ? '-' : ''}${digits.slice(0, -6)}.${digits.slice(-6)}`;
+  }
+  return v.toFixed(6);
 }

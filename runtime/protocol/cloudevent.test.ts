@@ -6,7 +6,7 @@
  * awkward but valid JSON, errors for broken events, and the reply in each mode.
  */
 import { describe, expect, it } from 'vitest';
-import { InvalidArgument } from '../core/errors.js';
+import { InvalidArgument, PayloadTooLarge } from '../core/errors.js';
 import { dataSpan, decodeCloudEvent, decodeHeaderValue, encodeCloudEventReply, encodeHeaderValue } from './cloudevent.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -96,6 +96,24 @@ describe('decodeCloudEvent', () => {
       expect(err, text).toBeInstanceOf(InvalidArgument);
       expect(err!.message, text).toMatch(msg);
     }
+  });
+
+  it("refuses attributes (the JSON outside 'data') over maxJsonBytes with PayloadTooLarge, before parsing them", () => {
+    const data = '{"inputs":[]}';
+    const text = (pad: string) => `{"specversion":"1.0","id":"e5","source":"/s","type":"t","x":"${pad}","data":${data}}`;
+    const small = text('');
+    const limit = small.length - data.length + 10; // the envelope fits; data does not count
+    expect(decodeCloudEvent(STRUCTURED, enc(small), { maxJsonBytes: limit }).id).toBe('e5');
+    const err = (() => {
+      try {
+        decodeCloudEvent(STRUCTURED, enc(text('y'.repeat(20))), { maxJsonBytes: limit });
+      } catch (e) {
+        return e as Error;
+      }
+      return undefined;
+    })();
+    expect(err).toBeInstanceOf(PayloadTooLarge);
+    expect(err!.message).toMatch(/attributes are \d+ bytes of JSON, over the limit of \d+ \(KINFER_MAX_JSON_BYTES\)/);
   });
 
   it('takes multi-byte UTF-8 around and inside data by bytes', () => {

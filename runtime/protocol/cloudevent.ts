@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { CloudEvent, type CloudEventV1 } from 'cloudevents';
 import { asBuffer } from '../core/bytes.js';
-import { InvalidArgument } from '../core/errors.js';
+import { InvalidArgument, PayloadTooLarge } from '../core/errors.js';
+import { MAX_JSON_BYTES } from './v2/decode.js';
 
 export type CloudEventMode = 'binary' | 'structured';
 
@@ -43,7 +44,7 @@ const REQUIRED = ['id', 'source', 'type', 'specversion'] as const;
  * attributes alone: given the data, it base64-encodes binary bodies into
  * `data_base64` (~10 ms for that tensor).
  */
-export function decodeCloudEvent(headers: Record<string, string>, body: Uint8Array): DecodedCloudEvent {
+export function decodeCloudEvent(headers: Record<string, string>, body: Uint8Array, opts: { maxJsonBytes?: number } = {}): DecodedCloudEvent {
   const structured = (headers['content-type'] ?? '').toLowerCase().startsWith('application/cloudevents+json');
   if ((headers['content-type'] ?? '').toLowerCase().startsWith('application/cloudevents-batch')) {
     throw new InvalidArgument('batched CloudEvents are not supported: send one event per request');
@@ -53,6 +54,13 @@ export function decodeCloudEvent(headers: Record<string, string>, body: Uint8Arr
   if (structured) {
     const bytes = asBuffer(body);
     const span = dataSpan(bytes);
+    // The envelope is parsed whole (the v2 decoder checks `data` against the same limit): a huge
+    // attribute value would make JSON.parse abort the process as a huge request body would.
+    const maxJson = opts.maxJsonBytes ?? MAX_JSON_BYTES;
+    const envelopeBytes = span ? bytes.byteLength - (span[1] - span[0]) : bytes.byteLength;
+    if (envelopeBytes > maxJson) {
+      throw new PayloadTooLarge(`the CloudEvent's attributes are ${envelopeBytes} bytes of JSON, over the limit of ${maxJson} (KINFER_MAX_JSON_BYTES)`);
+    }
     // The envelope with `data` as null: only the attributes get parsed here.
     const envelope = span ? `${bytes.toString('utf8', 0, span[0])}null${bytes.toString('utf8', span[1])}` : bytes.toString('utf8');
     try {

@@ -116,7 +116,7 @@ export class ModelRepository {
   load(name: string, parameters: Parameters = {}): Promise<ModelHandle> {
     checkModelName(name);
     if (this.closing) return Promise.reject(new Unavailable(`model '${name}' not loaded: the server is shutting down`));
-    // Visible at once: the index says LOADING and requests get 503 while the load waits its turn.
+    // Visible at once: the index says LOADING and requests get 409 (NotReady) while the load waits its turn.
     if (!this.entries.has(name)) this.entries.set(name, { state: 'LOADING' });
     return this.serialise(name, () => this.doLoad(name, parameters));
   }
@@ -164,6 +164,11 @@ export class ModelRepository {
   isReady(name: string, version?: string): boolean {
     const handle = this.entries.get(name)?.handle;
     return !!handle && (version === undefined || version === '' || version === handle.version) && handle.healthy();
+  }
+
+  /** True when the repository knows `name`: loading, serving, unloading or failed. */
+  has(name: string): boolean {
+    return this.entries.has(name);
   }
 
   /** Loaded models (serving a handle), sorted by name. */

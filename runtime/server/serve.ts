@@ -152,8 +152,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       const name = opts.modelName!;
       if (opts.storageUri) {
         await mkdir(opts.modelRepository, { recursive: true });
-        // The function's storageUri is its only source: what an earlier start left is not kept.
-        await (await repository.pullInto(name, opts.storageUri)).commit();
+        // The function's storageUri is its only source: what an earlier start left is not kept
+        // (a failed removal of it is logged; the pull's own leftover sweep retries it).
+        const pulled = await repository.pullInto(name, opts.storageUri);
+        await pulled.commit().catch((err: unknown) => logger.warn({ event: 'pull_cleanup_failed', model: name, err: String(err) }, 'could not remove the replaced model folder'));
       }
       await repository.load(name, opts.modelConfig ? { config: opts.modelConfig } : {});
     } else if (opts.mode === 'repository') {

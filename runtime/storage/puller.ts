@@ -5,6 +5,7 @@
  * the new files commits (removed) or rolls back (put back).
  */
 import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Puller } from '../repository/model-repository.js';
 import { pull, restorePrevious } from './pull.js';
@@ -20,6 +21,8 @@ export function storagePuller(opts: { cacheDir?: string; logger?: Logger; env?: 
       },
       rollback: async () => {
         if (previous) await restorePrevious(dest, previous);
+        // Nothing was there before: the files that failed to load go, so a restart does not retry them.
+        else if (result.dir === path.resolve(dest)) await rm(result.dir, { recursive: true, force: true });
       },
     };
   };

@@ -529,6 +529,10 @@ describe('load with parameters.storage_uri', () => {
       expect((await readdir(repo.dir)).sort()).toEqual(['m']); // nothing left beside it
       expect((await load({})).status).toBe(200);
       expect((await infer()).status).toBe(200);
+      // A new name whose first pull fails to load leaves no folder behind for a restart to trip on.
+      const fresh = await postJson(`${server.url}/v2/repository/models/n2/load`, { parameters: { storage_uri: `file://${join(src.dir, 'bad', 'model.onnx')}` } });
+      expect(fresh.status).toBeGreaterThanOrEqual(400);
+      expect((await readdir(repo.dir)).sort()).toEqual(['m']);
     } finally {
       await server.close();
       await repo.cleanup();

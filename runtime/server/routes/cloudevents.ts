@@ -45,11 +45,11 @@ export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
     const body = await readBody(c, opts.maxBodyBytes, headerLength === undefined ? undefined : Number(headerLength));
     const headers: Record<string, string> = {};
     c.req.raw.headers.forEach((v, k) => (headers[k.toLowerCase()] = v));
-    const event = decodeCloudEvent(headers, body);
+    const event = decodeCloudEvent(headers, body, { maxJsonBytes: opts.maxJsonBytes });
     c.set('protocol', `cloudevent-${event.mode}`);
     // Target: the route's model; else the event's `model` extension; else its subject when that names a
     // model served here (sources set subjects of their own, e.g. a file name); else the function's own model.
-    const bySubject = event.subject !== undefined && dp.serves(event.subject) ? event.subject : undefined;
+    const bySubject = event.subject !== undefined && dp.knows(event.subject) ? event.subject : undefined;
     const model = routeModel ?? event.model ?? bySubject ?? opts.defaultModel?.();
     if (!model) {
       const subject = event.subject === undefined ? '' : ` (its subject ${JSON.stringify(event.subject)} names no model served here)`;
@@ -57,11 +57,11 @@ export function cloudEventHandler(opts: CloudEventOptions): CloudEventHandler {
         `CloudEvent names no model${subject}: set the 'model' extension attribute or 'subject' (this server serves several models)`,
       );
     }
-    dp.assertServing(model, version);
+    const serving = dp.assertServing(model, version);
     c.set('model', model);
-    if (version !== undefined) c.set('modelVersion', version);
+    c.set('modelVersion', serving);
     if (!c.get('traceId') && event.traceparent) c.set('traceId', event.traceparent.split('-')[1]);
-    const decoded = stage('decode', opts.metrics, { model, version: version ?? '' }, () =>
+    const decoded = stage('decode', opts.metrics, { model, version: serving }, () =>
       decodeInferRequest(event.body, {
         modelName: model,
         modelVersion: version,

@@ -53,17 +53,17 @@ export function repositoryRoutes(opts: RepositoryRouteOptions): Hono<KinferEnv> 
 
   app.post('/v2/repository/models/:model/load', async (c) => {
     const model = c.req.param('model');
+    c.set('model', model);
     const { parameters } = await jsonBody(c, LoadBody, 'load');
     await dp.load(model, parameters);
-    c.set('model', model); // labelled once loaded: a client's arbitrary names never become series
     return c.json({ name: model, load: true });
   });
 
   app.post('/v2/repository/models/:model/unload', async (c) => {
     const model = c.req.param('model');
+    c.set('model', model);
     await jsonBody(c, LoadBody, 'unload');
     await dp.unload(model);
-    c.set('model', model);
     return c.json({ name: model, unload: true });
   });
 

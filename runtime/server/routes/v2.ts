@@ -54,14 +54,14 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
     const model = c.req.param('model')!;
     const version = c.req.param('version');
     if (opts.cloudEvent && isCloudEvent(c)) return opts.cloudEvent(c, model, version);
-    dp.assertServing(model, version);
+    const serving = dp.assertServing(model, version);
     c.set('model', model);
-    if (version !== undefined) c.set('modelVersion', version);
+    c.set('modelVersion', serving);
     const headerLength = c.req.header('inference-header-content-length');
     // Land the binary section 8-byte aligned so its tensors are views, not copies.
     const body = await readBody(c, opts.maxBodyBytes, headerLength === undefined ? undefined : Number(headerLength));
     c.set('protocol', headerLength !== undefined ? 'v2-binary' : 'v2-json');
-    const decoded = stage('decode', opts.metrics, { model, version: version ?? '' }, () =>
+    const decoded = stage('decode', opts.metrics, { model, version: serving }, () =>
       decodeInferRequest(body, {
         modelName: model,
         modelVersion: version,
