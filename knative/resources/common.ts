@@ -4,6 +4,7 @@
  * (the contract between the manifests and the server's config), probes.
  */
 import { PLATFORM_CONFIG_NAME, scalingTarget, type FunctionSpec } from '../../functions/define.js';
+import { pvcClaim } from '../../runtime/storage/pvc.js';
 
 /** Label set on every kinfer resource; `kinfer list` selects on it. */
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -53,8 +54,8 @@ export function modelConfigJson(spec: FunctionSpec): string | undefined {
 }
 
 /** The claim of a `pvc://<claim>/<path>` storageUri; the server reads it under DEFAULT_PVC_ROOT (runtime/storage/pvc.ts). */
-export function pvcClaim(spec: FunctionSpec): string | undefined {
-  return /^pvc:\/\/([^/?#]+)/i.exec(spec.model?.storageUri ?? '')?.[1];
+export function modelPvcClaim(spec: FunctionSpec): string | undefined {
+  return pvcClaim(spec.model?.storageUri ?? '');
 }
 
 export type EnvVar = { name: string; value: string };

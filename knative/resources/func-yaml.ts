@@ -6,7 +6,7 @@
  */
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
 import { DEFAULT_PVC_ROOT } from '../../runtime/storage/pvc.js';
-import { pvcClaim, serverEnv } from './common.js';
+import { modelPvcClaim, serverEnv } from './common.js';
 
 export function funcYaml(spec: FunctionSpec): Record<string, unknown> {
   const s = spec.scaling;
@@ -28,7 +28,7 @@ export function funcYaml(spec: FunctionSpec): Record<string, unknown> {
     healthEndpoints: { liveness: '/v2/health/live', readiness: '/v2/health/ready' },
   };
   const run: Record<string, unknown> = { envs: serverEnv(spec) };
-  const claim = pvcClaim(spec);
+  const claim = modelPvcClaim(spec);
   // `presistentVolumeClaim` is func's own spelling of the key (its Volume type's yaml tag).
   if (claim) run.volumes = [{ presistentVolumeClaim: { claimName: claim, readOnly: true }, path: DEFAULT_PVC_ROOT }];
   return {

@@ -4,7 +4,7 @@
  */
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
 import { DEFAULT_PVC_ROOT } from '../../runtime/storage/pvc.js';
-import { HTTP_PORT, labels, probes, prometheusAnnotations, pvcClaim, resources, serverEnv, type Manifest } from './common.js';
+import { HTTP_PORT, labels, modelPvcClaim, probes, prometheusAnnotations, resources, serverEnv, type Manifest } from './common.js';
 
 export function knativeService(spec: FunctionSpec): Manifest {
   const s = spec.scaling;
@@ -35,7 +35,7 @@ export function knativeService(spec: FunctionSpec): Manifest {
   };
   // pvc://<claim>/<path> is read from the claim mounted at /mnt/pvc, read-only. Knative accepts
   // the volume only with its feature flag kubernetes.podspec-persistent-volume-claim enabled.
-  const claim = pvcClaim(spec);
+  const claim = modelPvcClaim(spec);
   if (claim) {
     container.volumeMounts = [{ name: 'model-pvc', mountPath: DEFAULT_PVC_ROOT, readOnly: true }];
     podSpec.volumes = [{ name: 'model-pvc', persistentVolumeClaim: { claimName: claim, readOnly: true } }];

@@ -16,13 +16,8 @@ import type { BatchPolicy, BatchRequest, BatchResult, Batcher } from './batcher.
 export const DEFAULT_MAX_QUEUE_SIZE = 512;
 
 /** Why a request was answered with an error instead of a result (the `reason` label of `kinfer_rejected_requests_total`). */
-export type RejectReason =
-  | 'queue_full'
-  | 'deadline_exceeded'
-  | 'cancelled'
-  | 'unavailable'
-  | 'invalid_argument'
-  | 'backend_error';
+export const REJECT_REASONS = ['queue_full', 'deadline_exceeded', 'cancelled', 'unavailable', 'invalid_argument', 'backend_error'] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export interface BatchInfo {
   /** Items in the batch (sum of dim 0; 1 per request for non-batchable models). */

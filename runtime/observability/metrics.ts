@@ -12,7 +12,7 @@
  * metrics.coldStart.set(process.uptime());   // once, when the server turns ready
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { RejectReason } from '../batching/queue.js';
+import { REJECT_REASONS } from '../batching/queue.js';
 
 /** What the observer needs to know about a batcher's events (structurally `BatchObserver` of `batching/queue.ts`). */
 export interface BatchEvents {
@@ -259,8 +259,6 @@ function rememberRequestLabels(metrics: Metrics, labels: Record<'model' | 'versi
   if (!sets) byModel.set(key, (sets = new Map()));
   sets.set(`${labels.protocol}\0${labels.status}`, labels);
 }
-
-const REJECT_REASONS: readonly RejectReason[] = ['queue_full', 'deadline_exceeded', 'cancelled', 'unavailable', 'invalid_argument', 'backend_error'];
 
 /** Drops a model version's series (after unload in multi-model mode): batching, stages, requests, rejections, loads. */
 export function forgetModel(metrics: Metrics, model: string, version: string): void {

@@ -14,6 +14,16 @@ const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 const STRUCTURED = { 'content-type': 'application/cloudevents+json' };
 const attrs = { specversion: '1.0', id: 'e1', source: '/test', type: 't' };
 
+/** What `fn` throws, or undefined. */
+function errorOf(fn: () => unknown): Error | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  return undefined;
+}
+
 describe('decodeCloudEvent', () => {
   it('binary mode: the body is the v2 request, as received (no copy)', () => {
     const body = enc('{"inputs":[{"name":"a","datatype":"FP32","shape":[1],"data":[1.5]}]}');
@@ -85,14 +95,7 @@ describe('decodeCloudEvent', () => {
       [`{${head},"data":{},"data_base64":"AAAA"}`, /has both 'data' and 'data_base64'/],
     ];
     for (const [text, msg] of cases) {
-      const err = (() => {
-        try {
-          decodeCloudEvent(STRUCTURED, enc(text));
-        } catch (e) {
-          return e as Error;
-        }
-        return undefined;
-      })();
+      const err = errorOf(() => decodeCloudEvent(STRUCTURED, enc(text)));
       expect(err, text).toBeInstanceOf(InvalidArgument);
       expect(err!.message, text).toMatch(msg);
     }
@@ -104,14 +107,7 @@ describe('decodeCloudEvent', () => {
     const small = text('');
     const limit = small.length - data.length + 10; // the envelope fits; data does not count
     expect(decodeCloudEvent(STRUCTURED, enc(small), { maxJsonBytes: limit }).id).toBe('e5');
-    const err = (() => {
-      try {
-        decodeCloudEvent(STRUCTURED, enc(text('y'.repeat(20))), { maxJsonBytes: limit });
-      } catch (e) {
-        return e as Error;
-      }
-      return undefined;
-    })();
+    const err = errorOf(() => decodeCloudEvent(STRUCTURED, enc(text('y'.repeat(20))), { maxJsonBytes: limit }));
     expect(err).toBeInstanceOf(PayloadTooLarge);
     expect(err!.message).toMatch(/attributes are \d+ bytes of JSON, over the limit of \d+ \(KINFER_MAX_JSON_BYTES\)/);
   });

@@ -117,7 +117,7 @@ export class ModelRepository {
     checkModelName(name);
     if (this.closing) return Promise.reject(new Unavailable(`model '${name}' not loaded: the server is shutting down`));
     // Visible at once: the index says LOADING and requests get 409 (NotReady) while the load waits its turn.
-    if (!this.entries.has(name)) this.entries.set(name, { state: 'LOADING' });
+    this.entryOf(name);
     return this.serialise(name, () => this.doLoad(name, parameters));
   }
 
@@ -130,7 +130,7 @@ export class ModelRepository {
       const handle = entry?.handle;
       if (!entry || !handle) {
         // Nothing serving (a failed load, or unloaded meanwhile): forget the failure, unless a load waits.
-        if (entry && !this.queuedAfter(name)) this.entries.delete(name);
+        if (entry) this.dropUnlessQueued(name, entry);
         return;
       }
       entry.state = 'UNLOADING';
@@ -138,7 +138,7 @@ export class ModelRepository {
       try {
         await handle.close();
       } finally {
-        if (this.entries.get(name) === entry && !entry.handle && !this.queuedAfter(name)) this.entries.delete(name);
+        this.dropUnlessQueued(name, entry);
         if (this.opts.metrics) forgetModel(this.opts.metrics, name, handle.version);
         this.opts.logger.info({ event: 'unload', model: name, version: handle.version }, `unloaded ${name}`);
       }
@@ -261,17 +261,27 @@ export class ModelRepository {
     return run;
   }
 
-  /** True inside an operation on `name` when another one is queued behind it. */
-  private queuedAfter(name: string): boolean {
-    return (this.chains.get(name)?.pending ?? 0) > 1;
-  }
-
-  private async doLoad(name: string, parameters: Parameters): Promise<ModelHandle> {
+  /** `name`'s entry; a new one (LOADING) when the repository does not know it yet. */
+  private entryOf(name: string): Entry {
     let entry = this.entries.get(name);
     if (!entry) {
       entry = { state: 'LOADING' };
       this.entries.set(name, entry);
     }
+    return entry;
+  }
+
+  /**
+   * Inside an operation on `name`: forgets `entry` when it serves nothing and no operation waits
+   * behind this one (a queued load would find it gone and start over as LOADING anyway).
+   */
+  private dropUnlessQueued(name: string, entry: Entry): void {
+    const queuedAfter = (this.chains.get(name)?.pending ?? 0) > 1;
+    if (this.entries.get(name) === entry && !entry.handle && !queuedAfter) this.entries.delete(name);
+  }
+
+  private async doLoad(name: string, parameters: Parameters): Promise<ModelHandle> {
+    const entry = this.entryOf(name);
     const started = performance.now();
     const log = this.opts.logger;
     if (!entry.handle) entry.state = 'LOADING';
@@ -337,8 +347,8 @@ export class ModelRepository {
       if (!entry.handle && known) {
         entry.state = 'UNAVAILABLE';
         entry.reason = messageOf(err);
-      } else if (!entry.handle && this.entries.get(name) === entry && !this.queuedAfter(name)) {
-        this.entries.delete(name);
+      } else {
+        this.dropUnlessQueued(name, entry);
       }
       log.error({ event: 'load_failed', model: name, version, err: messageOf(err), keptServing: !!entry.handle });
       throw err;

@@ -9,9 +9,16 @@ import { InvalidArgument } from '../core/errors.js';
 
 export const DEFAULT_PVC_ROOT = '/mnt/pvc';
 
+const PVC_URI = /^pvc:\/\/([^/?#]*)(\/[^?#]*)?$/i;
+
+/** The claim a `pvc://<claim>/<path>` URI names, or undefined for any other URI (the manifests mount it). */
+export function pvcClaim(uri: string): string | undefined {
+  return PVC_URI.exec(uri)?.[1] || undefined;
+}
+
 /** The local path a `pvc://` URI names; refuses a missing claim or a path that climbs out of the root. */
 export function pvcPath(uri: string, env: NodeJS.ProcessEnv): string {
-  const m = /^pvc:\/\/([^/?#]*)(\/[^?#]*)?$/i.exec(uri);
+  const m = PVC_URI.exec(uri);
   if (!m) throw new InvalidArgument(`storage URI ${JSON.stringify(uri)}: expected pvc://<claim>/<path>`);
   const claim = m[1]!;
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(claim)) {
