@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { fromHalf, toHalf, type Datatype, type TensorData } from '../core/datatypes.js';
 import { Internal, InvalidArgument, KinferError, NotFound, NotReady, Unavailable, Unsupported } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
+import { logger } from '../observability/logger.js';
 import { defaultConfig, type ModelConfig } from '../repository/model-config.js';
 import {
   DATATYPE_FAMILIES,
@@ -22,6 +23,7 @@ import {
   writeDatatypeModel,
   writeFixedModel,
   writeGraph,
+  writeLookupModel,
   writeMlpModel,
   type DatatypeFamily,
   type MlpModel,
@@ -268,6 +270,28 @@ describe('OnnxBackend: run-time failures', () => {
       [],
     );
     expect(Array.from(c!.data as Float32Array)).toEqual([11, 12, 13]);
+  });
+
+  it('maps an index out of range in the request (Gather) to InvalidArgument, and serves the next request', async () => {
+    const m = await writeLookupModel(join(dir, 'lookup'));
+    const { backend } = await load(files(m.path));
+    const ids = (...v: bigint[]): Tensor => ({ name: 'ids', datatype: 'INT64', shape: [v.length / 2, 2], data: BigInt64Array.from(v) });
+    const err = await backend.infer([ids(1n, 7n)], []).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect((err as Error).message).toMatch(/model 'm': ONNX Runtime rejected the inputs: .*Gather.*idx=7/);
+    const [y] = await backend.infer([ids(1n, -1n)], []);
+    expect(Array.from(y!.data as Float32Array)).toEqual([3, 4, 5, 12, 13, 14]);
+  });
+
+  it('keeps ORT from printing its own log lines unless LOG_LEVEL is debug', async () => {
+    expect((await sessionOptions(defaultConfig('m'), 2)).logSeverityLevel).toBe(4);
+    const level = logger.level;
+    logger.level = 'debug';
+    try {
+      expect((await sessionOptions(defaultConfig('m'), 2)).logSeverityLevel).toBe(2);
+    } finally {
+      logger.level = level;
+    }
   });
 
   it('classifies other ORT failures as Internal, keeping the message', () => {
@@ -521,7 +545,7 @@ describe('OnnxBackend: worker thread', () => {
     expect(Array.from(view)).toEqual(Array.from(floats(64, 11).subarray(8, 16)));
   });
 
-  it('maps a session error to Internal with ORT message, and keeps serving', async () => {
+  it('maps a run failure from the request\'s data to InvalidArgument with ORT\'s message in a worker thread, and keeps serving', async () => {
     const path = await writeGraph(join(dir, 'gather', 'model.onnx'), {
       name: 'gather',
       nodes: [{ op: 'Gather', inputs: ['data', 'idx'], outputs: ['out'] }],
@@ -538,8 +562,8 @@ describe('OnnxBackend: worker thread', () => {
         [],
       );
     const err = await run(7n).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(Internal);
-    expect((err as Error).message).toMatch(/^model 'm': ONNX Runtime failed: .*indices element out of data bounds, idx=7/);
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect((err as Error).message).toMatch(/^model 'm': ONNX Runtime rejected the inputs: .*indices element out of data bounds, idx=7/);
     const [out] = await run(2n);
     expect(Array.from(out!.data as Float32Array)).toEqual([30]);
     expect(backend.health()).toEqual({ ready: true });

@@ -161,9 +161,17 @@ export async function sessionOptions(config: ModelConfig, cpus?: number): Promis
     interOpNumThreads: inter,
     graphOptimizationLevel: level,
     executionMode,
+    // ORT prints its own lines to stderr (colour codes, not JSON), one per failed run, so a client's
+    // bad inputs would interleave them with the JSON log. Its errors reach the caller and that log
+    // anyway; at LOG_LEVEL=debug its warnings (e.g. nodes left off an execution provider) show too.
+    logSeverityLevel: logger.isLevelEnabled('debug') ? ORT_WARNING : ORT_FATAL,
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
 }
+
+/** ORT's log severities (OrtLoggingLevel). */
+const ORT_WARNING = 2;
+const ORT_FATAL = 4;
 
 interface FileValue {
   name: string;
@@ -588,10 +596,12 @@ function oneLine(msg: string): string {
 }
 
 /**
- * ORT's own input checks and kernel shape failures (incompatible dims that
- * the file leaves symbolic) are the client's doing; anything else is ours.
+ * ORT's own input checks, kernel shape failures (incompatible dims that the
+ * file leaves symbolic) and index bounds (Gather, ScatterND, OneHot: an index
+ * that came with the request) are the client's doing; anything else is ours.
+ * ORT's Node binding gives only the message, not the status code.
  */
-const INPUT_FAULT = /invalid dimensions|invalid rank|unexpected input data type|missing in 'feeds'|invalid (input|output) name|broadcast|shape|dimension/i;
+const INPUT_FAULT = /invalid dimensions|invalid rank|unexpected input data type|missing in 'feeds'|invalid (input|output) name|broadcast|shape|dimension|out of (data )?(bounds|range)/i;
 
 /** Maps an error from `session.run` to InvalidArgument (input-caused) or Internal, keeping ORT's message. */
 export function runError(model: string, err: unknown): KinferError {

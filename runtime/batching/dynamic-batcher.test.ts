@@ -305,6 +305,24 @@ describe('DynamicBatcher', () => {
     expect(values(next.outputs[0])).toEqual([42]);
   });
 
+  it('runs each request of a merged batch alone when the backend refuses the batch as bad input: only the culprit fails', async () => {
+    const fb = fake();
+    fb.hold();
+    const b = make(fb, { maxQueueDelayMicroseconds: 0 });
+    const blocker = b.enqueue({ inputs: [xInput([0])], outputNames: [] });
+    await tick();
+    const bad = new InvalidArgument('fake backend: 13 is out of range');
+    fb.failWith = (inputs) => ((inputs[0]!.data as Float32Array).includes(13) ? bad : undefined);
+    const ps = [11, 13, 12].map((v) => b.enqueue({ inputs: [xInput([v])], outputNames: [] }).catch((e: unknown) => e));
+    fb.release();
+    await blocker;
+    const [a, err, c] = await within(Promise.all(ps), 'the three requests');
+    expect(fb.batchRows()).toEqual([1, 3, 1, 1, 1]); // the merged batch, then each alone
+    expect(values((a as { outputs: Tensor[] }).outputs[0])).toEqual([22]);
+    expect(values((c as { outputs: Tensor[] }).outputs[0])).toEqual([24]);
+    expect(err).toBe(bad);
+  });
+
   it('fails a merged batch with Internal naming an output whose dim 0 is not the batch size', async () => {
     const fb = fake();
     fb.hold();

@@ -7,7 +7,7 @@
  * are merged and outputs split.
  */
 import type { Backend } from '../backends/backend.js';
-import { Cancelled, DeadlineExceeded, Internal, ResourceExhausted, Unavailable } from '../core/errors.js';
+import { Cancelled, DeadlineExceeded, Internal, InvalidArgument, ResourceExhausted, Unavailable } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { activeContext, endSpan, startSpan, type Context, type Span } from '../observability/tracing.js';
 import type { BatchPolicy, BatchRequest, BatchResult, Batcher } from './batcher.js';
@@ -421,12 +421,36 @@ export abstract class QueueBatcher implements Batcher {
     } catch (err) {
       computeMs ||= performance.now() - t0;
       this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs, computeMs, ok: false }));
-      for (const e of batch) this.settle(e, err, 'backend_error');
+      if (batch.length > 1 && err instanceof InvalidArgument) await this.runEachAlone(instance, batch, queueMs);
+      else for (const e of batch) this.settle(e, err, 'backend_error');
     } finally {
       if (this.free.length === 0) this.freeSince = performance.now();
       this.free.push(instance);
       this.running -= batch.length;
       this.afterChange();
+    }
+  }
+
+  /**
+   * The backend refused a merged batch as bad input: one caller's data (an
+   * index out of range, say) must not fail the others, so each request runs
+   * again by itself on the same instance and gets its own answer. Queue time
+   * was observed with the merged batch, so the reruns report none.
+   */
+  private async runEachAlone(instance: Backend, batch: Entry[], queueMs: number[]): Promise<void> {
+    for (const [i, e] of batch.entries()) {
+      const t0 = performance.now();
+      const size = this.sizeOf([e]);
+      try {
+        const outputs = await instance.infer(this.prepare([e]), e.request.outputNames);
+        const computeMs = performance.now() - t0;
+        const [own] = this.split(outputs, [e]);
+        this.notify((o) => o.onBatch?.({ size, requests: 1, queueMs: [], computeMs, ok: true }));
+        this.settle(e, { outputs: own!, batchSize: size, queueMs: queueMs[i]!, computeMs });
+      } catch (err) {
+        this.notify((o) => o.onBatch?.({ size, requests: 1, queueMs: [], computeMs: performance.now() - t0, ok: false }));
+        this.settle(e, err, 'backend_error');
+      }
     }
   }
 }

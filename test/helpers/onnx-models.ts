@@ -169,3 +169,27 @@ export async function writeFixedModel(dir: string, file = 'model.onnx'): Promise
   });
   return { path, shape };
 }
+
+export interface LookupModel {
+  path: string;
+  /** The [rows, 3] FP32 table: row r holds 3r, 3r+1, 3r+2. */
+  rows: number;
+}
+
+/**
+ * An embedding lookup: `y = Gather(table, ids)`, INT64 ids [batch, 2] → FP32
+ * [batch, 2, 3]. An id outside [-rows, rows) makes ONNX Runtime fail the run:
+ * an error that comes from one request's data, not its shape.
+ */
+export async function writeLookupModel(dir: string, file = 'model.onnx'): Promise<LookupModel> {
+  const rows = 5;
+  const table = Float32Array.from({ length: rows * 3 }, (_, i) => i);
+  const path = await writeGraph(join(dir, file), {
+    name: 'lookup',
+    nodes: [{ op: 'Gather', inputs: ['table', 'ids'], outputs: ['y'] }],
+    inputs: [valueInfo('ids', DT.INT64, ['batch', 2])],
+    outputs: [valueInfo('y', DT.FLOAT, ['batch', 2, 3])],
+    initializers: [floatTensor('table', [rows, 3], table)],
+  });
+  return { path, rows };
+}

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelRepository } from '../../runtime/config.js';
 import type { RunningServer } from '../../runtime/server/serve.js';
-import { mlpReference, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
+import { mlpReference, writeLookupModel, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
 import { postJson, startTestServer, tempDir } from '../helpers/server.js';
 
 function metricValue(text: string, name: string, labels: Record<string, string>): number {
@@ -64,6 +64,13 @@ describe('batching and backpressure through HTTP', () => {
       join(repo.dir, 'slow', 'config.pbtxt'),
       'platform: "onnxruntime_onnx"\nmax_batch_size: 0\ndynamic_batching { default_queue_policy { max_queue_size: 1 } }\n',
     );
+    // An embedding lookup whose requests merge (a 200 ms delay): an id out of range fails ORT's run.
+    await mkdir(join(repo.dir, 'lookup', '1'), { recursive: true });
+    await writeLookupModel(join(repo.dir, 'lookup', '1'));
+    await writeFile(
+      join(repo.dir, 'lookup', 'config.pbtxt'),
+      'platform: "onnxruntime_onnx"\nmax_batch_size: 8\ndynamic_batching { max_queue_delay_microseconds: 200000 }\n',
+    );
     server = await startTestServer({ modelRepository: repo.dir });
   });
   afterAll(async () => {
@@ -96,6 +103,23 @@ describe('batching and backpressure through HTTP', () => {
     expect(executions).toBeGreaterThan(0);
     expect(executions).toBeLessThan(32);
     expect(text).toMatch(/kinfer_batch_size_bucket\{[^}]*model="mlp"/);
+  });
+
+  it('answers 400 only to the request whose data ORT refused in a merged batch; the others get their rows', async () => {
+    const ids = [[1, 2], [4, 9], [0, -1]]; // the lookup table has rows 0..4: 9 is out of range
+    const responses = await Promise.all(
+      ids.map((v, i) => postJson(`${server.url}/v2/models/lookup/infer`, { id: `q${i}`, inputs: [{ name: 'ids', datatype: 'INT64', shape: [1, 2], data: v }] })),
+    );
+    expect(responses.map((r) => r.status)).toEqual([200, 400, 200]);
+    const rows = (r: number) => [3 * r, 3 * r + 1, 3 * r + 2];
+    const ok = [(await responses[0]!.json()) as { outputs: { data: number[] }[] }, (await responses[2]!.json()) as { outputs: { data: number[] }[] }];
+    expect(ok[0]!.outputs[0]!.data).toEqual([...rows(1), ...rows(2)]);
+    expect(ok[1]!.outputs[0]!.data).toEqual([...rows(0), ...rows(4)]);
+    expect(((await responses[1]!.json()) as { error: string }).error).toMatch(/model 'lookup': ONNX Runtime rejected the inputs: .*idx=9/);
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    // One merged run of 3 failed (not counted as an execution), then each request ran alone: two succeeded.
+    expect(metricValue(text, 'kinfer_execution_count_total', { model: 'lookup' })).toBe(2);
+    expect(metricValue(text, 'kinfer_rejected_requests_total', { model: 'lookup', reason: 'backend_error' })).toBe(1);
   });
 
   it('answers 503 with Retry-After at once when the queue is full, and serves the rest', async () => {
