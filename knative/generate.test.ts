@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { defineFunction } from '../functions/define.js';
+import { defineFunction, parseFunctionSpec } from '../functions/define.js';
 import { generateManifests, listFiles, loadFunctions, renderAll, renderFuncYaml } from './generate.js';
 import { repoRoot } from './specs.js';
 import { funcYaml } from './resources/func-yaml.js';
@@ -191,7 +191,12 @@ describe('rendered resources', () => {
     const csr = doc('cluster-serving-runtime.yaml');
     expect(csr.metadata.name).toBe('kinfer');
     expect(csr.spec.protocolVersions).toEqual(['v2']);
-    expect(csr.spec.supportedModelFormats.map((f: { name: string }) => f.name)).toEqual(['onnx', 'xmodel', 'echo']);
+    // Only xmodel is auto-selected: installing kinfer must not take a cluster's onnx models from Triton.
+    expect(csr.spec.supportedModelFormats).toEqual([
+      { name: 'onnx', version: '1', autoSelect: false },
+      { name: 'xmodel', autoSelect: true, priority: 1 },
+      { name: 'echo', autoSelect: false },
+    ]);
     const dash = files.get('grafana-dashboard.json')!;
     for (const m of ['kinfer_request_duration_seconds', 'kinfer_queue_duration_seconds', 'kinfer_compute_duration_seconds', 'kinfer_batch_size', 'kinfer_inference_count_total', 'kinfer_execution_count_total', 'kinfer_pending_requests', 'kinfer_requests_total', 'kinfer_model_load_duration_seconds', 'kinfer_cold_start_seconds'])
       expect(dash).toContain(m);
@@ -202,6 +207,15 @@ describe('rendered resources', () => {
     const f = parse(renderFuncYaml(fns.ocr.spec)) as Record<string, any>;
     expect(f.deploy.options.scale).toEqual({ min: 1, max: 6, metric: 'concurrency', target: 8 });
     expect(f.deploy.options.resources.limits.concurrency).toBe(12);
+  });
+
+  it('a model name KServe refuses as a TrainedModel name fails generation, naming the rule; without a TrainedModel it is fine', () => {
+    const withModel = (name: string, storageUri: string) => parseFunctionSpec({ name: 'fn', model: { name, storageUri, platform: 'onnx' } }, 'test');
+    for (const bad of ['ResNet50', 'resnet_50', 'resnet.v1', '1resnet', 'resnet-'])
+      expect(() => renderAll([withModel(bad, 's3://bucket/m')]), bad).toThrow(/model name .* cannot name its TrainedModel: KServe's webhook takes lower case letters/);
+    expect(parse(renderAll([withModel('resnet-50', 's3://bucket/m')]).get('fn/kserve/trained-model.yaml')!)).toMatchObject({ metadata: { name: 'resnet-50' } });
+    // pvc:// gets no TrainedModel, so its name only has to be a v2 model name.
+    expect(renderAll([withModel('ResNet_50', 'pvc://models/r')]).has('fn/kserve/trained-model.yaml')).toBe(false);
   });
 
   it('two functions with one name are refused', () => {

@@ -4,6 +4,11 @@
  * InferenceServices written with `predictor.model.modelFormat`: KServe's
  * storage initializer downloads the model into /mnt/models and kinfer serves it
  * under the InferenceService's name (KServe fills `{{.Name}}`).
+ *
+ * Auto-selected only for `xmodel`, which no other runtime serves. For `onnx` an
+ * InferenceService names it (`runtime: kinfer`): installing kinfer must not move
+ * a cluster's onnx models off the runtime they already use (KServe's Triton
+ * runtime takes onnx at priority 1, and the highest priority wins).
  */
 import { DEFAULT_IMAGE } from '../../functions/define.js';
 import { HTTP_PORT, MANAGED_BY, MANAGED_BY_LABEL, type Manifest } from './common.js';
@@ -16,7 +21,7 @@ export function clusterServingRuntime(image = DEFAULT_IMAGE): Manifest {
     spec: {
       annotations: { 'prometheus.kserve.io/port': String(HTTP_PORT), 'prometheus.kserve.io/path': '/metrics' },
       supportedModelFormats: [
-        { name: 'onnx', version: '1', autoSelect: true, priority: 2 },
+        { name: 'onnx', version: '1', autoSelect: false },
         { name: 'xmodel', autoSelect: true, priority: 1 },
         { name: 'echo', autoSelect: false },
       ],
