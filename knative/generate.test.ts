@@ -177,8 +177,20 @@ describe('rendered resources', () => {
     expect(isvc.spec.predictor).toMatchObject({ minReplicas: 1, maxReplicas: 6, containerConcurrency: 12, timeout: 300 });
     expect(isvc.spec.predictor.containers[0].env).toContainEqual({ name: 'MULTI_MODEL_SERVER', value: 'true' });
     expect(doc('ocr/kserve/trained-model.yaml').spec).toEqual({ inferenceService: 'ocr', model: { framework: 'onnx', memory: '1Gi', storageUri: 'gs://models/ocr' } });
+    // The agent loads the TrainedModel with {}: the function's config comes from MODEL_NAME + KINFER_MODEL_CONFIG.
+    const env = Object.fromEntries(isvc.spec.predictor.containers[0].env.map((e: { name: string; value: string }) => [e.name, e.value]));
+    expect(env).toMatchObject({ KINFER_FUNCTION: 'ocr', MULTI_MODEL_SERVER: 'true', MODEL_NAME: 'ocr-det', LOG_LEVEL: 'debug' });
+    expect(env.STORAGE_URI).toBeUndefined();
+    expect(JSON.parse(env.KINFER_MODEL_CONFIG)).toMatchObject({ name: 'ocr-det', max_batch_size: 4 });
     // KServe's model agent fetches only s3, gs, http(s): a pvc:// (or file://) TrainedModel would never load.
     expect(files.has('onpvc/kserve/trained-model.yaml')).toBe(false);
+    // So that InferenceService serves its model in function mode, with the claim mounted as in the Knative Service.
+    const pvcPredictor = doc('onpvc/kserve/inference-service.yaml').spec.predictor;
+    const pvcEnv = Object.fromEntries(pvcPredictor.containers[0].env.map((e: { name: string; value: string }) => [e.name, e.value]));
+    expect(pvcEnv).toMatchObject({ MODEL_NAME: 'm', STORAGE_URI: 'pvc://models/m/1' });
+    expect(pvcEnv.MULTI_MODEL_SERVER).toBeUndefined();
+    expect(pvcPredictor.containers[0].volumeMounts).toEqual([{ name: 'model-pvc', mountPath: '/mnt/pvc', readOnly: true }]);
+    expect(pvcPredictor.volumes).toEqual([{ name: 'model-pvc', persistentVolumeClaim: { claimName: 'models', readOnly: true } }]);
     const mm = doc('mm/service.yaml').spec.template.spec.containers[0];
     expect(mm.env).toEqual([
       { name: 'KINFER_FUNCTION', value: 'mm' },

@@ -34,7 +34,7 @@ const EnvSchema = z.object({
   MODEL_NAME: z.string().optional(),
   STORAGE_URI: z.string().optional(),
   MULTI_MODEL_SERVER: bool,
-  /** Function mode: Triton JSON model config replacing the artifact's own (set by generated manifests). */
+  /** Triton JSON model config replacing the artifact's own for MODEL_NAME, in any mode (set by generated manifests). */
   KINFER_MODEL_CONFIG: z.string().optional(),
   /** A bundled function name or module path whose lifecycle hooks the server calls. */
   KINFER_FUNCTION: z.string().optional(),

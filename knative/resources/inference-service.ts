@@ -1,27 +1,43 @@
 /**
  * @module knative/resources/inference-service
  * The KServe form of a function: an InferenceService (serving.kserve.io/v1beta1)
- * whose predictor is kinfer's own container with `MULTI_MODEL_SERVER=true`, as
- * the original server's KServe example. Models arrive as TrainedModels through
- * KServe's model agent (see trained-model.ts).
+ * running kinfer's own container. Where KServe's model agent can fetch the
+ * model (or the function is multi-model), the container runs with
+ * `MULTI_MODEL_SERVER=true`, as the original server's KServe example, and the
+ * model arrives as a TrainedModel (see trained-model.ts); the function's model
+ * config still applies to it (MODEL_NAME + KINFER_MODEL_CONFIG). For a model the
+ * agent cannot fetch (pvc://, file://) the container runs in function mode and
+ * reads the model itself, as the Knative Service does.
  */
+import { DEFAULT_PVC_ROOT } from '../../runtime/storage/pvc.js';
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
-import { HTTP_PORT, labels, probes, resources, type EnvVar, type Manifest } from './common.js';
+import { HTTP_PORT, labels, modelConfigJson, modelPvcClaim, probes, resources, serverEnv, type EnvVar, type Manifest } from './common.js';
+import { trainedModel } from './trained-model.js';
 
 export function inferenceService(spec: FunctionSpec): Manifest {
   const s = spec.scaling;
-  const env: EnvVar[] = [{ name: 'MULTI_MODEL_SERVER', value: 'true' }];
-  for (const k of Object.keys(spec.env).sort()) env.push({ name: k, value: spec.env[k]! });
   const container: Record<string, unknown> = {
     name: 'kserve-container',
     image: spec.image,
-    env,
+    env: spec.model && !trainedModel(spec) ? serverEnv(spec) : agentEnv(spec),
     // KServe's model agent calls the repository API on 8080.
     ports: [{ containerPort: HTTP_PORT, protocol: 'TCP' }],
     ...probes(spec, true),
   };
   const res = resources(spec);
   if (Object.keys(res).length > 0) container.resources = res;
+  const predictor: Record<string, unknown> = {
+    minReplicas: s.minScale,
+    maxReplicas: s.maxScale,
+    containerConcurrency: s.containerConcurrency,
+    timeout: s.timeoutSeconds,
+    containers: [container],
+  };
+  const claim = modelPvcClaim(spec);
+  if (claim) {
+    container.volumeMounts = [{ name: 'model-pvc', mountPath: DEFAULT_PVC_ROOT, readOnly: true }];
+    predictor.volumes = [{ name: 'model-pvc', persistentVolumeClaim: { claimName: claim, readOnly: true } }];
+  }
   return {
     apiVersion: 'serving.kserve.io/v1beta1',
     kind: 'InferenceService',
@@ -34,14 +50,21 @@ export function inferenceService(spec: FunctionSpec): Manifest {
         'serving.kserve.io/deploymentMode': 'Serverless',
       },
     },
-    spec: {
-      predictor: {
-        minReplicas: s.minScale,
-        maxReplicas: s.maxScale,
-        containerConcurrency: s.containerConcurrency,
-        timeout: s.timeoutSeconds,
-        containers: [container],
-      },
-    },
+    spec: { predictor },
   };
+}
+
+/**
+ * A multi-model server KServe's agent fills: no STORAGE_URI (the agent pulls), and the
+ * function's model config for the model's name, so batching and threads survive the agent's `{}` load.
+ */
+function agentEnv(spec: FunctionSpec): EnvVar[] {
+  const env: EnvVar[] = [
+    { name: 'KINFER_FUNCTION', value: spec.name },
+    { name: 'MULTI_MODEL_SERVER', value: 'true' },
+  ];
+  const cfg = modelConfigJson(spec);
+  if (spec.model && cfg) env.push({ name: 'MODEL_NAME', value: spec.model.name }, { name: 'KINFER_MODEL_CONFIG', value: cfg });
+  for (const k of Object.keys(spec.env).sort()) env.push({ name: k, value: spec.env[k]! });
+  return env;
 }

@@ -50,6 +50,11 @@ export interface ModelRepositoryOptions {
   createBatcher: BatcherFactory;
   /** Needed for load requests with `parameters.storage_uri` and for function mode. */
   pull?: Puller;
+  /**
+   * Triton JSON model configs for loads of these names that carry no `config` parameter: the
+   * function's own (KINFER_MODEL_CONFIG for MODEL_NAME), also when KServe's agent loads it with `{}`.
+   */
+  defaultConfigs?: ReadonlyMap<string, string>;
 }
 
 export interface IndexEntry {
@@ -118,7 +123,9 @@ export class ModelRepository {
     if (this.closing) return Promise.reject(new Unavailable(`model '${name}' not loaded: the server is shutting down`));
     // Visible at once: the index says LOADING and requests get 409 (NotReady) while the load waits its turn.
     this.entryOf(name);
-    return this.serialise(name, () => this.doLoad(name, parameters));
+    const config = parameters.config === undefined ? this.opts.defaultConfigs?.get(name) : undefined;
+    const effective = config === undefined ? parameters : { ...parameters, config };
+    return this.serialise(name, () => this.doLoad(name, effective));
   }
 
   /** Stops serving `name`: new requests get 404, queued ones finish, then the backend is released. */

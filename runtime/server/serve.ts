@@ -47,7 +47,10 @@ export interface ServeOptions {
   /** Function mode: the one model and where its artifact lives. */
   modelName?: string;
   storageUri?: string;
-  /** Function mode: a Triton JSON model config that replaces the artifact's own (KINFER_MODEL_CONFIG). */
+  /**
+   * A Triton JSON model config that replaces the artifact's own for `modelName` (KINFER_MODEL_CONFIG),
+   * in every mode and on every load of that name without a `config` parameter.
+   */
   modelConfig?: string;
   port?: number;
   host?: string;
@@ -113,6 +116,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     metrics,
     createBatcher: opts.createBatcher ?? makeBatcherFactory(metrics),
     pull: opts.pull,
+    defaultConfigs: opts.modelName && opts.modelConfig ? new Map([[opts.modelName, opts.modelConfig]]) : undefined,
   });
   const dataplane = new DataPlane(
     repository,
@@ -157,7 +161,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         const pulled = await repository.pullInto(name, opts.storageUri);
         await pulled.commit().catch((err: unknown) => logger.warn({ event: 'pull_cleanup_failed', model: name, err: String(err) }, 'could not remove the replaced model folder'));
       }
-      await repository.load(name, opts.modelConfig ? { config: opts.modelConfig } : {});
+      await repository.load(name); // with opts.modelConfig, through defaultConfigs
     } else if (opts.mode === 'repository') {
       await repository.loadAll();
       if (opts.repositoryPollMs) monitor = monitorRepository(repository, logger, opts.repositoryPollMs);

@@ -569,6 +569,40 @@ describe('KServe model agent contract (multi-model)', () => {
   });
 });
 
+describe('KServe model agent contract: the function\'s own model config', () => {
+  it('applies KINFER_MODEL_CONFIG to the agent\'s {} load of MODEL_NAME only; a load\'s own config still wins', async () => {
+    const repo = await tempDir();
+    const batching = (maxBatchSize: number) =>
+      JSON.stringify({ name: 'agent-mlp', platform: 'onnxruntime_onnx', max_batch_size: maxBatchSize, dynamic_batching: { max_queue_delay_microseconds: 300_000 } });
+    const server = await startTestServer({ modelRepository: repo.dir, mode: 'multi-model', modelName: 'agent-mlp', modelConfig: batching(8) });
+    const executions = async (m: string) => {
+      const line = (await (await fetch(`${server.url}/metrics`)).text()).split('\n').find((l) => l.startsWith('kinfer_execution_count_total{') && l.includes(`model="${m}"`));
+      return Number(line?.split(' ').pop() ?? 0);
+    };
+    /** Three requests at once: one execution if the model batches (300 ms delay), three if not. */
+    const threeAtOnce = async (m: string) => {
+      const before = await executions(m);
+      const rs = await Promise.all([1, 2, 3].map((v) => postJson(`${server.url}/v2/models/${m}/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [v, v, v, v] }] })));
+      expect(rs.map((r) => r.status)).toEqual([200, 200, 200]);
+      return (await executions(m)) - before;
+    };
+    try {
+      for (const m of ['agent-mlp', 'other-mlp']) {
+        await writeMlpModel(join(repo.dir, m));
+        await writeFile(join(repo.dir, m, 'SUCCESS.6f1ed002ab5595859014ebf0951522d9'), '');
+        expect((await postJson(`${server.url}/v2/repository/models/${m}/load`, {})).status).toBe(200);
+      }
+      expect(await threeAtOnce('agent-mlp')).toBe(1);
+      expect(await threeAtOnce('other-mlp')).toBe(3);
+      expect((await postJson(`${server.url}/v2/repository/models/agent-mlp/load`, { parameters: { config: batching(0) } })).status).toBe(200);
+      expect(await threeAtOnce('agent-mlp')).toBe(3);
+    } finally {
+      await server.close();
+      await repo.cleanup();
+    }
+  });
+});
+
 describe('repository monitoring', () => {
   it('loads model folders that appear and unloads those that disappear', async () => {
     const repo = await tempDir();
