@@ -23,6 +23,11 @@ describe('defineFunction', () => {
     expect(scalingTarget(f.spec)).toBe(1);
   });
 
+  it('takes scale-down delays Knative accepts: up to 1h in whole seconds, in any unit mix', () => {
+    for (const d of ['0s', '2000ms', '1m30s', '59m60s', '1h'])
+      expect(defineFunction({ ...base, scaling: { scaleDownDelay: d } }).spec.scaling.scaleDownDelay, d).toBe(d);
+  });
+
   it('derives the target from batch size × instances, or takes it as given', () => {
     expect(scalingTarget(defineFunction({ ...base, batching: { maxBatchSize: 8 }, backend: { instances: 2 } }).spec)).toBe(16);
     expect(scalingTarget(defineFunction({ ...base, scaling: { target: 3 } }).spec)).toBe(3);
@@ -37,6 +42,8 @@ describe('defineFunction', () => {
     [{ ...base, env: { PORT: '1' } }, 'env.PORT: PORT is set by the generator or by Knative'],
     [{ ...base, scaling: { minScale: 5, maxScale: 2 } }, 'minScale must not exceed maxScale'],
     [{ ...base, scaling: { scaleDownDelay: '5 minutes' } }, 'scaling.scaleDownDelay: must be a duration'],
+    [{ ...base, scaling: { scaleDownDelay: '1h1s' } }, 'scaling.scaleDownDelay: must be at most 1h'],
+    [{ ...base, scaling: { scaleDownDelay: '1500ms' } }, 'scaling.scaleDownDelay: must be whole seconds'],
     [{ ...base, scaling: { metric: 'cpu' } }, 'scaling.metric'],
     [{ ...base, resources: { accelerators: { fpga: 1 } } }, 'must be <domain>/<name>'],
     [{ ...base, resources: { limits: { memory: 'lots' } } }, 'resources.limits.memory: must be a Kubernetes quantity'],

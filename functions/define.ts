@@ -29,8 +29,23 @@ const quantity = z
   .string()
   .regex(/^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/, 'must be a Kubernetes quantity such as 500m or 1Gi');
 
-/** Go duration as Knative reads `scale-down-delay`, e.g. `0s`, `90s`, `15m`, `1h`. */
-const duration = z.string().regex(/^([0-9]+(ms|s|m|h))+$/, 'must be a duration such as 30s, 15m or 1h');
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Go duration as Knative reads `scale-down-delay`, e.g. `0s`, `90s`, `15m`, `1h`, within what its
+ * webhook accepts (annotation_validation.go): at most 1h, in whole seconds.
+ */
+const duration = z
+  .string()
+  .regex(/^([0-9]+(ms|s|m|h))+$/, 'must be a duration such as 30s, 15m or 1h')
+  .refine((d) => durationMs(d) <= DURATION_MS.h!, "must be at most 1h (Knative's webhook refuses longer)")
+  .refine((d) => durationMs(d) % 1000 === 0, "must be whole seconds (Knative's webhook refuses e.g. 1500ms)");
+
+function durationMs(d: string): number {
+  let ms = 0;
+  for (const [, n, unit] of d.matchAll(/([0-9]+)(ms|s|m|h)/g)) ms += Number(n) * DURATION_MS[unit!]!;
+  return ms;
+}
 
 /** Extended resource names such as `xilinx.com/fpga-xilinx_u250_gen3x16_xdma_shell_3_1-0` or `nvidia.com/gpu`. */
 const extendedResource = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be <domain>/<name>');
