@@ -51,7 +51,7 @@ interface InferFlags extends ConnectionFlags {
 
 const SPEC_HELP = `
 Input specs (repeat --input for each input):
-  name:DATATYPE:shape=<value>   e.g. x:FP32:1,3=[[1,2,3]]
+  name:DATATYPE:shape=<value>   e.g. x:FP32:1,3=[[1,2,3]]; a name may hold colons (input_1:0:FP32=...)
   name:DATATYPE=<value>         shape from the nesting of the JSON (or the .npy file)
   name=@file.npy                datatype and shape from the .npy file
 <value> is @file.npy, @file.json (a JSON array, or {"datatype","shape","data"}),
@@ -202,20 +202,34 @@ function parseRgb(v: string, what: string, nonZero = false): Rgb {
   return nums.length === 1 ? [nums[0]!, nums[0]!, nums[0]!] : [nums[0]!, nums[1]!, nums[2]!];
 }
 
+const isDatatype = (t: string): boolean => (DATATYPES as readonly string[]).includes(t.toUpperCase());
+
+/**
+ * Splits `name[:DATATYPE[:shape]]` from the right, so names with colons work (tf2onnx keeps
+ * TensorFlow's `input_1:0`): `:shape` counts only after a datatype (or an empty one), and a last
+ * part that looks like a misspelt datatype (letters, then digits) is refused rather than taken
+ * into the name.
+ */
+function splitInputKey(spec: string, key: string): { name: string; dtText?: string; shapeText?: string } {
+  const parts = key.split(':');
+  if (parts.length >= 3 && (isDatatype(parts.at(-2)!) || parts.at(-2) === '')) {
+    return { name: parts.slice(0, -2).join(':'), dtText: parts.at(-2), shapeText: parts.at(-1) };
+  }
+  const last = parts.at(-1)!;
+  if (parts.length >= 2 && (isDatatype(last) || last === '')) return { name: parts.slice(0, -1).join(':'), dtText: last };
+  if (parts.length >= 2 && /^[A-Za-z]+\d*$/.test(last)) {
+    throw new UsageError(`--input '${spec}': unknown datatype '${last}' (one of ${DATATYPES.join(', ')}); a name with colons takes one after it, e.g. ${key}:FP32=...`);
+  }
+  return { name: key };
+}
+
 /** Parses `name[:DATATYPE[:shape]]=value` into an input (reading files it names). */
 export async function parseInputSpec(spec: string): Promise<InferInput> {
   const eq = spec.indexOf('=');
   if (eq <= 0) throw new UsageError(`--input '${spec}': expected name[:DATATYPE[:shape]]=<value>`);
-  const [name, dtText, shapeText, ...rest] = spec.slice(0, eq).split(':');
-  if (!name || rest.length) throw new UsageError(`--input '${spec}': expected name[:DATATYPE[:shape]]=<value>`);
-  let datatype: Datatype | undefined;
-  if (dtText) {
-    const upper = dtText.toUpperCase();
-    if (!(DATATYPES as readonly string[]).includes(upper)) {
-      throw new UsageError(`--input '${name}': unknown datatype '${dtText}' (one of ${DATATYPES.join(', ')})`);
-    }
-    datatype = upper as Datatype;
-  }
+  const { name, dtText, shapeText } = splitInputKey(spec, spec.slice(0, eq));
+  if (!name) throw new UsageError(`--input '${spec}': expected name[:DATATYPE[:shape]]=<value>`);
+  const datatype = dtText ? (dtText.toUpperCase() as Datatype) : undefined;
   let shape: number[] | undefined;
   if (shapeText !== undefined && shapeText !== '') {
     const dims = shapeText.replace(/^\[|\]$/g, '').split(',').map((d) => d.trim());
