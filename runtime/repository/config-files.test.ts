@@ -60,6 +60,24 @@ describe('parseModelConfig: Triton pbtxt', () => {
     expect(c.parameters).toEqual({ intra_op_thread_count: '2', note: 'its "quoted" \t' });
   });
 
+  it('lists fields neither kinfer nor Triton knows, with the field each was probably meant to be', () => {
+    const c = parseModelConfig(
+      `platform: "onnxruntime_onnx"\nmax_batch_sizes: 4\nfancy_feature: 1\ndynamic_batching { max_queue_delay_microsecond: 100 preserve_ordering: true }\ninstance_group [ { cout: 2 kind: KIND_CPU }, { cout: 1 } ]\nversion_policy { latest { num_versions: 1 } }`,
+      'config.pbtxt',
+      'm',
+    );
+    expect(c.unknownFields).toEqual([
+      'max_batch_sizes (did you mean max_batch_size?)',
+      'fancy_feature',
+      'dynamic_batching.max_queue_delay_microsecond (did you mean max_queue_delay_microseconds?)',
+      'instance_group[].cout (did you mean count?)',
+    ]);
+    expect(c.maxBatchSize).toBe(0); // the misspelt field really was ignored
+    // Every config of this suite that uses only real fields has none, in each dialect and key case.
+    expect(parseModelConfig(TRITON_PBTXT, 'config.pbtxt', 'resnet50').unknownFields).toBeUndefined();
+    expect(parseModelConfig('{"maxBatchSize": 2, "dynamicBatching": {"maxQueueDelayMicroseconds": 5}, "instanceGroup": [{"count": 1, "kind": "KIND_CPU"}]}', 'config.json', 'm').unknownFields).toBeUndefined();
+  });
+
   it('reads the original Xilinx server pbtxt form (inputs/datatype/shape)', () => {
     const c = parseModelConfig(
       `name: "mnist"\nplatform: "onnx_onnxv1"\ninputs [ { name: "images_in" datatype: "FP32" shape: [28,28,1] } ]\noutputs [ { name: "flatten/Reshape" datatype: "STRING" shape: [10] } ]`,
@@ -71,6 +89,7 @@ describe('parseModelConfig: Triton pbtxt', () => {
     expect(c.outputs[0]!.datatype).toBe('BYTES');
     expect(c.maxBatchSize).toBe(0);
     expect(c.instanceCount).toBe(1);
+    expect(c.unknownFields).toBeUndefined();
   });
 
   it('reports syntax errors with the file and line', () => {
@@ -126,6 +145,7 @@ describe('parseModelConfig: TOML and JSON', () => {
     expect(c.outputs).toEqual([{ name: 'out', datatype: 'INT64', shape: [10] }]);
     expect(c.parameters).toEqual({ threads: '2', mode: 'fast' });
     expect(c.dynamicBatching).toEqual({ maxQueueDelayMicroseconds: 500, preferredBatchSize: [2, 4], maxQueueSize: 0 });
+    expect(c.unknownFields).toBeUndefined();
   });
 
   it('reports TOML syntax errors with the line', () => {

@@ -8,8 +8,12 @@
  *   (`{ key: "k" value { string_value: "v" } }`), `backend`;
  * - Xilinx/KServe: `inputs`/`outputs` with `datatype: "FP32"` and `shape`;
  * - JSON in Triton's form, with snake_case or camelCase keys.
- * `model_warmup` is read (run by `warmup.ts`). Unknown fields (`optimization`,
- * ...) are ignored so that real Triton configs load.
+ * `model_warmup` is read (run by `warmup.ts`). Triton's other fields
+ * (`optimization`, `version_policy`, ...) are ignored so that real Triton
+ * configs load; any other field is listed in `unknownFields` (with the field
+ * it was probably meant to be) for the repository to log: Triton would refuse
+ * such a config, and a misspelt `max_queue_delay_microsecond` would otherwise
+ * silently mean no delay.
  *
  * @example
  * const config = await readModelConfig('/mnt/models/resnet', 'resnet');
@@ -489,9 +493,53 @@ function eachMapEntry(ctx: Context, path: string, v: ConfigValue, root: object, 
   }
 }
 
+/**
+ * Fields per message: those read here, then Triton's others (model_config.proto), which are
+ * ignored. JSON's camelCase keys are compared snake-cased.
+ */
+const FIELDS = {
+  '': {
+    read: ['name', 'platform', 'backend', 'max_batch_size', 'input', 'inputs', 'output', 'outputs', 'dynamic_batching', 'instance_group', 'parameters', 'model_warmup'],
+    triton: ['runtime', 'version_policy', 'batch_input', 'batch_output', 'optimization', 'sequence_batching', 'ensemble_scheduling', 'default_model_filename', 'cc_model_filenames', 'metric_tags', 'model_operations', 'model_transaction_policy', 'model_repository_agents', 'response_cache', 'model_metrics'],
+  },
+  'dynamic_batching.': {
+    read: ['max_queue_delay_microseconds', 'preferred_batch_size', 'default_queue_policy'],
+    triton: ['preserve_ordering', 'priority_levels', 'default_priority_level', 'priority_queue_policy'],
+  },
+  'instance_group[].': {
+    read: ['count'],
+    triton: ['name', 'kind', 'gpus', 'secondary_devices', 'profile', 'passive', 'host_policy', 'rate_limiter'],
+  },
+} as const;
+
+/** Fields of `obj` (at `prefix`) that neither kinfer nor Triton knows, each with the closest known name if one is near. */
+function unknownFields(obj: ConfigObject, prefix: keyof typeof FIELDS): string[] {
+  const { read, triton } = FIELDS[prefix];
+  const known: readonly string[] = [...read, ...triton];
+  const out: string[] = [];
+  for (const key of fieldsOf(obj).keys()) {
+    if (known.includes(key)) continue;
+    const near = known.map((k) => [k, editDistance(k, key)] as const).sort((a, b) => a[1] - b[1])[0];
+    out.push(near && near[1] <= Math.max(1, Math.floor(key.length / 4)) ? `${prefix}${key} (did you mean ${near[0]}?)` : `${prefix}${key}`);
+  }
+  return out;
+}
+
+/** Levenshtein distance: small strings only (config field names). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
 function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig {
   const config = defaultConfig(name);
   const f = fieldsOf(tree);
+  const unknown = unknownFields(tree, '');
   const platform = str(ctx, 'platform', f.get('platform'), tree);
   const backend = str(ctx, 'backend', f.get('backend'), tree);
   if (platform) config.platform = platform;
@@ -506,6 +554,7 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
   if (dbRaw !== undefined) {
     const db = object(ctx, 'dynamic_batching', dbRaw, tree) ?? {};
     const d = fieldsOf(db);
+    unknown.push(...unknownFields(db, 'dynamic_batching.'));
     const policy = object(ctx, 'dynamic_batching.default_queue_policy', d.get('default_queue_policy'), db);
     const dynamic: DynamicBatchingConfig = {
       maxQueueDelayMicroseconds: int(ctx, 'dynamic_batching.max_queue_delay_microseconds', d.get('max_queue_delay_microseconds'), db, 0) ?? 0,
@@ -524,6 +573,7 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
     let count = 0;
     groups.forEach((g, i) => {
       if (!isObject(g)) ctx.fail(`instance_group[${i}]`, 'expected a message/table', tree);
+      for (const u of unknownFields(g, 'instance_group[].')) if (!unknown.includes(u)) unknown.push(u);
       // Triton's default count per group is 1.
       count += int(ctx, `instance_group[${i}].count`, fieldsOf(g).get('count'), g, 1) ?? 1;
     });
@@ -533,6 +583,7 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
   config.parameters = parameters(ctx, f.get('parameters'), tree);
   const warmup = warmupSamples(ctx, f.get('model_warmup'), tree);
   if (warmup.length > 0) config.warmup = warmup;
+  if (unknown.length > 0) config.unknownFields = unknown;
   return config;
 }
 

@@ -53,6 +53,11 @@ export interface ModelConfig {
    * (the classification extension's labels).
    */
   outputLabelFiles?: Record<string, string>;
+  /**
+   * Config fields neither kinfer nor Triton knows, ignored (e.g. `max_batch_sizes (did you mean
+   * max_batch_size?)`); the repository logs them at each load.
+   */
+  unknownFields?: string[];
 }
 
 export function defaultConfig(name: string): ModelConfig {

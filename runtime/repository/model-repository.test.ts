@@ -118,3 +118,25 @@ describe('ModelRepository: loads and unloads of one model', () => {
     }
   });
 });
+
+describe('ModelRepository: config fields', () => {
+  it('logs the fields neither kinfer nor Triton knows at each load, and still loads', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kinfer-repo-'));
+    try {
+      await mkdir(join(dir, 'm'));
+      await writeFile(join(dir, 'm', 'config.pbtxt'), 'platform: "echo"\nmax_batch_sizes: 4\n');
+      const lines: Record<string, unknown>[] = [];
+      const logger = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+      const createBatcher: BatcherFactory = () => ({ enqueue: () => Promise.reject(new Error('unused')), pending: 0, startsAtOnce: true, drain: async () => {} });
+      const repo = new ModelRepository({ repoDir: dir, logger, createBatcher });
+      await repo.load('m');
+      expect(repo.isReady('m')).toBe(true);
+      expect(lines).toContainEqual(expect.objectContaining({ event: 'config_fields_unknown', model: 'm', fields: ['max_batch_sizes (did you mean max_batch_size?)'] }));
+      await repo.load('m', { config: JSON.stringify({ platform: 'echo' }) }); // a replacing config without them: no new warning
+      expect(lines.filter((l) => l.event === 'config_fields_unknown')).toHaveLength(1);
+      await repo.closeAll();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

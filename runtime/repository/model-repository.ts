@@ -305,6 +305,9 @@ export class ModelRepository {
       if (!latest) throw new NotFound(`model '${name}' has no version folder or model file in ${layout.dir}`);
       version = latest.version;
       const config = applyLoadParameters(layout.config, parameters, name);
+      if (config.unknownFields) {
+        log.warn({ event: 'config_fields_unknown', model: name, fields: config.unknownFields }, `model '${name}': config fields ignored, unknown to kinfer and Triton: ${config.unknownFields.join(', ')}`);
+      }
       const labels = await readLabelFiles(layout.dir, config);
       const factory = selectBackend({ name, version, dir: latest.dir, modelFile: latest.modelFile, config });
       const instances: Backend[] = [];
