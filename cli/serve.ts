@@ -27,12 +27,13 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
   logCodeCache(logger);
   let mode: ServeMode = 'repository';
   let repo = flags.modelRepository ?? cfg.MODEL_REPOSITORY ?? defaultModelRepository();
+  const storageUri = cfg.STORAGE_URI ?? cfg.KINFER_STORAGE_URI;
   if (cfg.MULTI_MODEL_SERVER) {
     mode = 'multi-model';
     repo = flags.modelRepository ?? cfg.MODEL_REPOSITORY ?? '/mnt/models';
   } else if (cfg.MODEL_NAME) {
     mode = 'function';
-    repo = flags.modelRepository ?? cfg.MODEL_REPOSITORY ?? (cfg.STORAGE_URI ? defaultPullRepository() : repo);
+    repo = flags.modelRepository ?? cfg.MODEL_REPOSITORY ?? (storageUri ? defaultPullRepository() : repo);
   }
   const fn = flags.function ?? cfg.KINFER_FUNCTION;
   // Imported only when a function is named: its zod schemas (functions/define.ts) took ~9 ms of every start.
@@ -42,7 +43,7 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     mode,
     modelRepository: repo,
     modelName: cfg.MODEL_NAME,
-    storageUri: cfg.STORAGE_URI,
+    storageUri,
     modelConfig: cfg.KINFER_MODEL_CONFIG,
     port: flags.port ?? cfg.PORT,
     host: flags.host ?? cfg.HOST,

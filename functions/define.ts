@@ -53,7 +53,7 @@ const extendedResource = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[A-Z
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
 
 /** Env the generator owns; a definition may not set these (Knative reserves PORT and K_*). */
-export const RESERVED_ENV = ['PORT', 'K_SERVICE', 'K_REVISION', 'K_CONFIGURATION', 'MODEL_NAME', 'STORAGE_URI', 'MULTI_MODEL_SERVER', 'KINFER_MODEL_CONFIG'];
+export const RESERVED_ENV = ['PORT', 'K_SERVICE', 'K_REVISION', 'K_CONFIGURATION', 'MODEL_NAME', 'STORAGE_URI', 'KINFER_STORAGE_URI', 'MULTI_MODEL_SERVER', 'KINFER_MODEL_CONFIG', 'KINFER_FUNCTION'];
 
 export const Platform = z.enum(['onnx', 'xmodel', 'echo']);
 export type Platform = z.infer<typeof Platform>;

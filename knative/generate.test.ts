@@ -184,13 +184,18 @@ describe('rendered resources', () => {
     expect(JSON.parse(env.KINFER_MODEL_CONFIG)).toMatchObject({ name: 'ocr-det', max_batch_size: 4 });
     // KServe's model agent fetches only s3, gs, http(s): a pvc:// (or file://) TrainedModel would never load.
     expect(files.has('onpvc/kserve/trained-model.yaml')).toBe(false);
-    // So that InferenceService serves its model in function mode, with the claim mounted as in the Knative Service.
+    // So that InferenceService serves its model in function mode. KServe reads a custom container's STORAGE_URI:
+    // for pvc:// its storage initializer mounts the claim (a volume of our own at the same path would be refused).
     const pvcPredictor = doc('onpvc/kserve/inference-service.yaml').spec.predictor;
-    const pvcEnv = Object.fromEntries(pvcPredictor.containers[0].env.map((e: { name: string; value: string }) => [e.name, e.value]));
-    expect(pvcEnv).toMatchObject({ MODEL_NAME: 'm', STORAGE_URI: 'pvc://models/m/1' });
-    expect(pvcEnv.MULTI_MODEL_SERVER).toBeUndefined();
-    expect(pvcPredictor.containers[0].volumeMounts).toEqual([{ name: 'model-pvc', mountPath: '/mnt/pvc', readOnly: true }]);
-    expect(pvcPredictor.volumes).toEqual([{ name: 'model-pvc', persistentVolumeClaim: { claimName: 'models', readOnly: true } }]);
+    const envOf = (p: { containers: { env: { name: string; value: string }[] }[] }) => Object.fromEntries(p.containers[0]!.env.map((e) => [e.name, e.value]));
+    expect(envOf(pvcPredictor)).toMatchObject({ MODEL_NAME: 'm', STORAGE_URI: 'pvc://models/m/1' });
+    expect(envOf(pvcPredictor).MULTI_MODEL_SERVER).toBeUndefined();
+    expect(pvcPredictor.volumes).toBeUndefined();
+    expect(pvcPredictor.containers[0].volumeMounts).toBeUndefined();
+    // A file:// path in the image goes as KINFER_STORAGE_URI: KServe's initializer would fail on it.
+    const inImage = parse(renderAll([parseFunctionSpec({ name: 'img', model: { name: 'e', storageUri: 'file:///opt/kinfer/models/echo', platform: 'echo' } }, 'test')]).get('img/kserve/inference-service.yaml')!);
+    expect(envOf(inImage.spec.predictor)).toMatchObject({ MODEL_NAME: 'e', KINFER_STORAGE_URI: 'file:///opt/kinfer/models/echo' });
+    expect(envOf(inImage.spec.predictor).STORAGE_URI).toBeUndefined();
     const mm = doc('mm/service.yaml').spec.template.spec.containers[0];
     expect(mm.env).toEqual([
       { name: 'KINFER_FUNCTION', value: 'mm' },

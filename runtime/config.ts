@@ -46,6 +46,11 @@ const EnvSchema = z.object({
   KINFER_MAX_JSON_BYTES: int(64 * 1024 * 1024),
   /** Server default per-request deadline in ms (0 = none); a request's `timeout` parameter overrides. */
   KINFER_REQUEST_TIMEOUT_MS: int(0),
+  /**
+   * Read when STORAGE_URI is unset: a URI only kinfer reads. KServe turns a custom container's
+   * STORAGE_URI into its storage initializer, which cannot fetch file:// paths inside the image.
+   */
+  KINFER_STORAGE_URI: z.string().optional(),
   /** How long SIGTERM waits for in-flight requests before exiting anyway. */
   KINFER_DRAIN_TIMEOUT_MS: int(30_000),
   /** How long an idle keep-alive connection stays open; see serve.ts DEFAULT_KEEP_ALIVE_TIMEOUT_MS. */

@@ -19,6 +19,8 @@ describe('parseInputSpec', () => {
   it('refuses a misspelt datatype and a bad shape, naming them', async () => {
     await expect(parseInputSpec('x:FP3=[1]')).rejects.toThrow(/unknown datatype 'FP3'.*a name with colons takes one after it/);
     await expect(parseInputSpec('scope:image=[1]')).rejects.toThrow(/unknown datatype 'image'/);
+    await expect(parseInputSpec('x:FP3:1,3=[[1,2,3]]')).rejects.toThrow(/unknown datatype 'FP3'/);
+    await expect(parseInputSpec('x:1,3=[[1,2,3]]')).rejects.toThrow(/shape '1,3' needs a datatype before it/);
     await expect(parseInputSpec('x:FP32:abc=[1]')).rejects.toThrow(/shape 'abc' must be comma-separated non-negative integers/);
     await expect(parseInputSpec('=1')).rejects.toThrow(/expected name\[:DATATYPE\[:shape\]\]=<value>/);
     await expect(parseInputSpec(':FP32=1')).rejects.toThrow(/expected name\[:DATATYPE\[:shape\]\]=<value>/);

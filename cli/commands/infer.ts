@@ -217,8 +217,15 @@ function splitInputKey(spec: string, key: string): { name: string; dtText?: stri
   }
   const last = parts.at(-1)!;
   if (parts.length >= 2 && (isDatatype(last) || last === '')) return { name: parts.slice(0, -1).join(':'), dtText: last };
-  if (parts.length >= 2 && /^[A-Za-z]+\d*$/.test(last)) {
-    throw new UsageError(`--input '${spec}': unknown datatype '${last}' (one of ${DATATYPES.join(', ')}); a name with colons takes one after it, e.g. ${key}:FP32=...`);
+  const typo = (t: string) => /^[A-Za-z]+\d*$/.test(t);
+  const shapeLike = /^\[?\d+(\s*,\s*\d+)*\]?$/.test(last);
+  if (parts.length >= 2 && (typo(last) || (shapeLike && parts.length >= 3 && typo(parts.at(-2)!)))) {
+    const bad = typo(last) ? last : parts.at(-2)!;
+    throw new UsageError(`--input '${spec}': unknown datatype '${bad}' (one of ${DATATYPES.join(', ')}); a name with colons takes one after it, e.g. ${key}:FP32=...`);
+  }
+  // One number stays in the name (input_1:0); a list of dims is a shape given without a datatype.
+  if (parts.length >= 2 && shapeLike && last.includes(',')) {
+    throw new UsageError(`--input '${spec}': shape '${last}' needs a datatype before it: name:DATATYPE:shape, or name::shape to keep the value's own`);
   }
   return { name: key };
 }

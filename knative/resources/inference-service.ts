@@ -6,10 +6,13 @@
  * `MULTI_MODEL_SERVER=true`, as the original server's KServe example, and the
  * model arrives as a TrainedModel (see trained-model.ts); the function's model
  * config still applies to it (MODEL_NAME + KINFER_MODEL_CONFIG). For a model the
- * agent cannot fetch (pvc://, file://) the container runs in function mode and
- * reads the model itself, as the Knative Service does.
+ * agent cannot fetch (pvc://, file://) the container runs in function mode.
+ * KServe reads a custom container's STORAGE_URI: for pvc:// its storage
+ * initializer mounts the claim and points STORAGE_URI at it (so no volume is
+ * declared here: a second mount at the same path would be refused); a file://
+ * path inside the image goes as KINFER_STORAGE_URI, which KServe leaves alone
+ * (its initializer would fail on a path that exists only in kinfer's image).
  */
-import { DEFAULT_PVC_ROOT } from '../../runtime/storage/pvc.js';
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
 import { HTTP_PORT, labels, modelConfigJson, modelPvcClaim, probes, resources, serverEnv, type EnvVar, type Manifest } from './common.js';
 import { trainedModel } from './trained-model.js';
@@ -19,7 +22,7 @@ export function inferenceService(spec: FunctionSpec): Manifest {
   const container: Record<string, unknown> = {
     name: 'kserve-container',
     image: spec.image,
-    env: spec.model && !trainedModel(spec) ? serverEnv(spec) : agentEnv(spec),
+    env: spec.model && !trainedModel(spec) ? functionEnv(spec) : agentEnv(spec),
     // KServe's model agent calls the repository API on 8080.
     ports: [{ containerPort: HTTP_PORT, protocol: 'TCP' }],
     ...probes(spec, true),
@@ -33,11 +36,6 @@ export function inferenceService(spec: FunctionSpec): Manifest {
     timeout: s.timeoutSeconds,
     containers: [container],
   };
-  const claim = modelPvcClaim(spec);
-  if (claim) {
-    container.volumeMounts = [{ name: 'model-pvc', mountPath: DEFAULT_PVC_ROOT, readOnly: true }];
-    predictor.volumes = [{ name: 'model-pvc', persistentVolumeClaim: { claimName: claim, readOnly: true } }];
-  }
   return {
     apiVersion: 'serving.kserve.io/v1beta1',
     kind: 'InferenceService',
@@ -52,6 +50,12 @@ export function inferenceService(spec: FunctionSpec): Manifest {
     },
     spec: { predictor },
   };
+}
+
+/** Function mode; STORAGE_URI only for pvc://, which KServe's storage initializer mounts (see the module note). */
+function functionEnv(spec: FunctionSpec): EnvVar[] {
+  if (modelPvcClaim(spec)) return serverEnv(spec);
+  return serverEnv(spec).map((e) => (e.name === 'STORAGE_URI' ? { name: 'KINFER_STORAGE_URI', value: e.value } : e));
 }
 
 /**

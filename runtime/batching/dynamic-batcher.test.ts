@@ -305,7 +305,30 @@ describe('DynamicBatcher', () => {
     expect(values(next.outputs[0])).toEqual([42]);
   });
 
-  it('runs each request of a merged batch alone when the backend refuses the batch as bad input: only the culprit fails', async () => {
+  it('runs a merged batch the backend refuses as bad input again in halves: only the culprit fails, the others get their rows', async () => {
+    const fb = fake();
+    fb.hold();
+    const splits: number[] = [];
+    const b = make(fb, { maxQueueDelayMicroseconds: 0, observer: { onSplit: (i) => splits.push(i.requests) } });
+    const blocker = b.enqueue({ inputs: [xInput([0])], outputNames: [] });
+    await tick();
+    const bad = new InvalidArgument('fake backend: 13 is out of range');
+    fb.failWith = (inputs) => ((inputs[0]!.data as Float32Array).includes(13) ? bad : undefined);
+    const values8 = [11, 12, 14, 15, 16, 13, 17, 18];
+    const ps = values8.map((v) => b.enqueue({ inputs: [xInput([v])], outputNames: [] }).catch((e: unknown) => e));
+    fb.release();
+    await blocker;
+    const results = await within(Promise.all(ps), 'the eight requests');
+    // Merged 8 fails; halves 4 (ok) and 4 (fails); that one's halves 2 (fails: 1 ok, 1 the culprit) and 2 (ok).
+    expect(fb.batchRows()).toEqual([1, 8, 4, 4, 2, 1, 1, 2]);
+    expect(splits).toEqual([8, 4, 2]);
+    results.forEach((r, i) => {
+      if (values8[i] === 13) expect(r).toBe(bad);
+      else expect(values((r as { outputs: Tensor[] }).outputs[0])).toEqual([2 * values8[i]!]);
+    });
+  });
+
+  it('answers a caller that went away or whose deadline passed during the failed merged run, without running it again', async () => {
     const fb = fake();
     fb.hold();
     const b = make(fb, { maxQueueDelayMicroseconds: 0 });
@@ -313,14 +336,24 @@ describe('DynamicBatcher', () => {
     await tick();
     const bad = new InvalidArgument('fake backend: 13 is out of range');
     fb.failWith = (inputs) => ((inputs[0]!.data as Float32Array).includes(13) ? bad : undefined);
-    const ps = [11, 13, 12].map((v) => b.enqueue({ inputs: [xInput([v])], outputNames: [] }).catch((e: unknown) => e));
+    const gone = new AbortController();
+    const ps = [
+      b.enqueue({ inputs: [xInput([13])], outputNames: [] }),
+      b.enqueue({ inputs: [xInput([12])], outputNames: [], signal: gone.signal }),
+      b.enqueue({ inputs: [xInput([14])], outputNames: [], deadline: performance.now() + 30 }),
+    ].map((p) => p.catch((e: unknown) => e));
     fb.release();
+    fb.hold(); // the merged batch starts and waits here, past the deadline and the client's abort
     await blocker;
-    const [a, err, c] = await within(Promise.all(ps), 'the three requests');
-    expect(fb.batchRows()).toEqual([1, 3, 1, 1, 1]); // the merged batch, then each alone
-    expect(values((a as { outputs: Tensor[] }).outputs[0])).toEqual([22]);
-    expect(values((c as { outputs: Tensor[] }).outputs[0])).toEqual([24]);
-    expect(err).toBe(bad);
+    await tick(50);
+    expect(fb.batchRows()).toEqual([1, 3]);
+    gone.abort();
+    fb.release();
+    const [culprit, left, late] = await within(Promise.all(ps), 'the three requests');
+    expect(culprit).toBe(bad);
+    expect(left).toBeInstanceOf(Cancelled);
+    expect(late).toBeInstanceOf(DeadlineExceeded);
+    expect(fb.seenValues().filter((v) => v === 12 || v === 14)).toEqual([12, 14]); // only in the merged run
   });
 
   it('fails a merged batch with Internal naming an output whose dim 0 is not the batch size', async () => {

@@ -45,6 +45,11 @@ export interface BatchObserver {
   onBatch?(info: BatchInfo): void;
   /** A request was answered with an error: at once (queue full, draining, invalid, already expired or aborted), while queued, or because its batch failed. */
   onRejected?(reason: RejectReason): void;
+  /**
+   * A merged batch of `requests` failed as bad input (`reason`) and is run again in halves to
+   * find the culprit. Splits whose halves all succeed mean the model does not batch that input.
+   */
+  onSplit?(info: { requests: number; reason: unknown }): void;
 }
 
 export interface BatcherOptions {
@@ -421,7 +426,7 @@ export abstract class QueueBatcher implements Batcher {
     } catch (err) {
       computeMs ||= performance.now() - t0;
       this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs, computeMs, ok: false }));
-      if (batch.length > 1 && err instanceof InvalidArgument) await this.runEachAlone(instance, batch, queueMs);
+      if (batch.length > 1 && err instanceof InvalidArgument) await this.runInHalves(instance, batch, err, new Map(batch.map((e, i) => [e, queueMs[i]!])));
       else for (const e of batch) this.settle(e, err, 'backend_error');
     } finally {
       if (this.free.length === 0) this.freeSince = performance.now();
@@ -433,23 +438,38 @@ export abstract class QueueBatcher implements Batcher {
 
   /**
    * The backend refused a merged batch as bad input: one caller's data (an
-   * index out of range, say) must not fail the others, so each request runs
-   * again by itself on the same instance and gets its own answer. Queue time
-   * was observed with the merged batch, so the reruns report none.
+   * index out of range, say) must not fail the others. The batch is run again
+   * in halves on the same instance, and a half that fails the same way is
+   * halved again, so each request gets its own answer and one culprit in n
+   * costs about 2·log2(n) runs. Queue time was observed with the merged batch,
+   * so the reruns report none. A caller whose deadline passed or who went away
+   * meanwhile is answered so, not computed again.
    */
-  private async runEachAlone(instance: Backend, batch: Entry[], queueMs: number[]): Promise<void> {
-    for (const [i, e] of batch.entries()) {
+  private async runInHalves(instance: Backend, batch: Entry[], reason: unknown, queueMs: ReadonlyMap<Entry, number>): Promise<void> {
+    this.notify((o) => o.onSplit?.({ requests: batch.length, reason }));
+    const half = Math.ceil(batch.length / 2);
+    for (const part of [batch.slice(0, half), batch.slice(half)]) {
+      const now = performance.now();
+      const live = part.filter((e) => {
+        if (e.request.signal?.aborted) this.settle(e, new Cancelled('request cancelled while its batch was run again: the client went away'), 'cancelled');
+        else if (e.request.deadline !== undefined && e.request.deadline <= now) {
+          this.settle(e, new DeadlineExceeded(`request deadline passed while its batch of ${this.label} was run again; it was not computed again`), 'deadline_exceeded');
+        } else return true;
+        return false;
+      });
+      if (live.length === 0) continue;
+      const size = this.sizeOf(live);
       const t0 = performance.now();
-      const size = this.sizeOf([e]);
       try {
-        const outputs = await instance.infer(this.prepare([e]), e.request.outputNames);
+        const outputs = await instance.infer(this.prepare(live), live[0]!.request.outputNames);
         const computeMs = performance.now() - t0;
-        const [own] = this.split(outputs, [e]);
-        this.notify((o) => o.onBatch?.({ size, requests: 1, queueMs: [], computeMs, ok: true }));
-        this.settle(e, { outputs: own!, batchSize: size, queueMs: queueMs[i]!, computeMs });
+        const parts = this.split(outputs, live);
+        this.notify((o) => o.onBatch?.({ size, requests: live.length, queueMs: [], computeMs, ok: true }));
+        live.forEach((e, i) => this.settle(e, { outputs: parts[i]!, batchSize: size, queueMs: queueMs.get(e) ?? 0, computeMs }));
       } catch (err) {
-        this.notify((o) => o.onBatch?.({ size, requests: 1, queueMs: [], computeMs: performance.now() - t0, ok: false }));
-        this.settle(e, err, 'backend_error');
+        this.notify((o) => o.onBatch?.({ size, requests: live.length, queueMs: [], computeMs: performance.now() - t0, ok: false }));
+        if (live.length > 1 && err instanceof InvalidArgument) await this.runInHalves(instance, live, err, queueMs);
+        else for (const e of live) this.settle(e, err, 'backend_error');
       }
     }
   }

@@ -20,6 +20,7 @@ export interface BatchEvents {
   onSettled(): void;
   onBatch(info: { size: number; requests: number; queueMs: readonly number[]; computeMs: number; ok: boolean }): void;
   onRejected(reason: string): void;
+  onSplit(): void;
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -54,6 +55,8 @@ export interface Metrics {
   inferenceCount: Counter<ModelLabels>;
   /** Successful backend executions (batches). */
   executionCount: Counter<ModelLabels>;
+  /** Merged batches that failed as bad input and were run again in halves to find the culprit. */
+  batchSplits: Counter<ModelLabels>;
   /** Requests queued or running. */
   pendingRequests: Gauge<ModelLabels>;
   /** Requests answered with an error by the batcher or data plane, by reason. */
@@ -126,6 +129,12 @@ export function createMetrics(env: NodeJS.ProcessEnv = process.env): Metrics {
       labelNames: model,
       registers,
     }),
+    batchSplits: new Counter({
+      name: 'kinfer_batch_splits_total',
+      help: 'Merged batches that failed as bad input and were run again in halves to find the culprit; rising with few rejections means the model does not batch its inputs',
+      labelNames: model,
+      registers,
+    }),
     pendingRequests: new Gauge({
       name: 'kinfer_pending_requests',
       help: 'Requests queued or running in the batcher',
@@ -195,6 +204,7 @@ export function batchObserver(metrics: Metrics, model: string, version: string):
       executions.inc();
     },
     onRejected: (reason) => metrics.rejectedRequests.inc({ ...l, reason }),
+    onSplit: () => metrics.batchSplits.inc(l),
   };
 }
 
@@ -284,6 +294,7 @@ export function forgetModel(metrics: Metrics, model: string, version: string): v
     metrics.batchSize,
     metrics.inferenceCount,
     metrics.executionCount,
+    metrics.batchSplits,
     metrics.pendingRequests,
     metrics.decodeDuration,
     metrics.encodeDuration,

@@ -31,6 +31,13 @@ describe('applyLoadParameters', () => {
     expect(c.parameters).toEqual({ keep: 'me', intra_op_thread_count: '2' });
   });
 
+  it("keeps the `config` parameter's own parameters (batch_policy, threads) over the file's, and later load keys over both", () => {
+    const config = JSON.stringify({ platform: 'echo', parameters: { batch_policy: { string_value: 'adaptive' }, keep: { string_value: 'theirs' } } });
+    const c = applyLoadParameters(base, { config, threads: '2' }, 'm');
+    expect(c.parameters).toEqual({ keep: 'theirs', batch_policy: 'adaptive' });
+    expect(c.instanceCount).toBe(2);
+  });
+
   it('refuses bad values naming the parameter', () => {
     expect(() => applyLoadParameters(base, { batch_size: 0 }, 'm')).toThrow(/parameters.batch_size/);
     expect(() => applyLoadParameters(base, { threads: 'many' }, 'm')).toThrow(InvalidArgument);

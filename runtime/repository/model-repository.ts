@@ -124,7 +124,8 @@ export class ModelRepository {
     // Visible at once: the index says LOADING and requests get 409 (NotReady) while the load waits its turn.
     this.entryOf(name);
     const config = parameters.config === undefined ? this.opts.defaultConfigs?.get(name) : undefined;
-    const effective = config === undefined ? parameters : { ...parameters, config };
+    // First, so the load's own batch_size, threads and timeout still apply over it.
+    const effective = config === undefined ? parameters : { config, ...parameters };
     return this.serialise(name, () => this.doLoad(name, effective));
   }
 
@@ -378,8 +379,12 @@ export function applyLoadParameters(base: ModelConfig, params: Parameters, name:
     switch (key) {
       case 'config':
         if (typeof value !== 'string') throw new InvalidArgument(`parameters.config: expected a JSON model config string`);
-        // Triton: a `config` parameter replaces the model's config file.
-        config = { ...parseModelConfig(value, 'parameters.config.json', name), parameters: config.parameters };
+        // Triton: a `config` parameter replaces the model's config file; its own parameters (batch_policy,
+        // threads, ...) win over those the file and earlier load parameters set.
+        {
+          const parsed = parseModelConfig(value, 'parameters.config.json', name);
+          config = { ...parsed, parameters: { ...config.parameters, ...parsed.parameters } };
+        }
         break;
       case 'batch_size': {
         const n = positiveInt(key, value);

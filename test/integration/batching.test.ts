@@ -117,7 +117,9 @@ describe('batching and backpressure through HTTP', () => {
     expect(ok[1]!.outputs[0]!.data).toEqual([...rows(0), ...rows(4)]);
     expect(((await responses[1]!.json()) as { error: string }).error).toMatch(/model 'lookup': ONNX Runtime rejected the inputs: .*idx=9/);
     const text = await (await fetch(`${server.url}/metrics`)).text();
-    // One merged run of 3 failed (not counted as an execution), then each request ran alone: two succeeded.
+    // The merged run of 3 failed (not counted as an execution) and was split: [q0, q1] failed again and was
+    // split into q0 (ran) and q1 (refused); [q2] ran. Two executions succeeded, one request was refused.
+    expect(metricValue(text, 'kinfer_batch_splits_total', { model: 'lookup' })).toBe(2);
     expect(metricValue(text, 'kinfer_execution_count_total', { model: 'lookup' })).toBe(2);
     expect(metricValue(text, 'kinfer_rejected_requests_total', { model: 'lookup', reason: 'backend_error' })).toBe(1);
   });

@@ -596,6 +596,11 @@ describe('KServe model agent contract: the function\'s own model config', () => 
       expect(await threeAtOnce('other-mlp')).toBe(3);
       expect((await postJson(`${server.url}/v2/repository/models/agent-mlp/load`, { parameters: { config: batching(0) } })).status).toBe(200);
       expect(await threeAtOnce('agent-mlp')).toBe(3);
+      // The original server's batch_size in a load applies over the default config (max 8 → 1: no merging).
+      expect((await postJson(`${server.url}/v2/repository/models/agent-mlp/load`, { parameters: { batch_size: 1 } })).status).toBe(200);
+      expect(await threeAtOnce('agent-mlp')).toBe(3);
+      expect((await postJson(`${server.url}/v2/repository/models/agent-mlp/load`, {})).status).toBe(200);
+      expect(await threeAtOnce('agent-mlp')).toBe(1);
     } finally {
       await server.close();
       await repo.cleanup();
