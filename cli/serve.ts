@@ -14,6 +14,7 @@ import { storagePuller } from '../runtime/storage/puller.js';
 export interface ServeFlags {
   modelRepository?: string;
   port?: number;
+  grpcPort?: number;
   host?: string;
   repositoryMonitoring?: boolean;
   repositoryPollSecs?: number;
@@ -46,6 +47,7 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     storageUri,
     modelConfig: cfg.KINFER_MODEL_CONFIG,
     port: flags.port ?? cfg.PORT,
+    grpcPort: flags.grpcPort ?? cfg.GRPC_PORT,
     host: flags.host ?? cfg.HOST,
     logger,
     env,

@@ -30,9 +30,27 @@ const int = (dflt: number) =>
 
 const EnvSchema = z.object({
   PORT: int(8080),
+  /** gRPC (inference.GRPCInferenceService, h2c) port; off when unset. KServe's grpc-v2 runtimes use 8081. */
+  GRPC_PORT: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return undefined;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) {
+        ctx.addIssue({ code: 'custom', message: `expected a port from 0 to 65535, got ${JSON.stringify(v)}` });
+        return z.NEVER;
+      }
+      return n;
+    }),
   HOST: z.string().default('0.0.0.0'),
   MODEL_NAME: z.string().optional(),
   STORAGE_URI: z.string().optional(),
+  /**
+   * Read when STORAGE_URI is unset: a URI only kinfer reads. KServe turns a custom container's
+   * STORAGE_URI into its storage initializer, which cannot fetch file:// paths inside the image.
+   */
+  KINFER_STORAGE_URI: z.string().optional(),
   MULTI_MODEL_SERVER: bool,
   /** Triton JSON model config replacing the artifact's own for MODEL_NAME, in any mode (set by generated manifests). */
   KINFER_MODEL_CONFIG: z.string().optional(),
@@ -46,11 +64,6 @@ const EnvSchema = z.object({
   KINFER_MAX_JSON_BYTES: int(64 * 1024 * 1024),
   /** Server default per-request deadline in ms (0 = none); a request's `timeout` parameter overrides. */
   KINFER_REQUEST_TIMEOUT_MS: int(0),
-  /**
-   * Read when STORAGE_URI is unset: a URI only kinfer reads. KServe turns a custom container's
-   * STORAGE_URI into its storage initializer, which cannot fetch file:// paths inside the image.
-   */
-  KINFER_STORAGE_URI: z.string().optional(),
   /** How long SIGTERM waits for in-flight requests before exiting anyway. */
   KINFER_DRAIN_TIMEOUT_MS: int(30_000),
   /** How long an idle keep-alive connection stays open; see serve.ts DEFAULT_KEEP_ALIVE_TIMEOUT_MS. */

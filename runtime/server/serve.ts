@@ -27,6 +27,7 @@ import { makeBatcherFactory } from './batcher-factory.js';
 import { monitorRepository, type RepositoryMonitor } from '../repository/monitor.js';
 import { hasHardware, registerXModelMetrics } from '../backends/xmodel.js';
 import { tuneV8ForServing } from './v8-tuning.js';
+import type { RunningGrpcServer } from './grpc.js';
 
 /** A function's lifecycle hooks (faas-js-runtime's `Function`); `functions/define.ts` FunctionHooks fits. */
 export interface LifecycleHooks {
@@ -53,6 +54,8 @@ export interface ServeOptions {
    */
   modelConfig?: string;
   port?: number;
+  /** Also serve `inference.GRPCInferenceService` (h2c) on this port (0 = a free one); off when undefined. */
+  grpcPort?: number;
   host?: string;
   logger?: Logger;
   metrics?: Metrics;
@@ -77,6 +80,8 @@ export interface ServeOptions {
 export interface RunningServer {
   url: string;
   port: number;
+  /** The gRPC port, when `grpcPort` was given. */
+  grpcPort?: number;
   app: Hono<KinferEnv>;
   dataplane: DataPlane;
   repository: ModelRepository;
@@ -149,6 +154,17 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   logger.info({ event: 'listening', url, mode: opts.mode, repository: opts.modelRepository }, `kinfer listening on ${url}`);
+  let grpcServer: RunningGrpcServer | undefined;
+  if (opts.grpcPort !== undefined) {
+    try {
+      // Imported only when asked for: @grpc/grpc-js is not on the start-up path of a REST-only server.
+      const { startGrpcServer } = await import('./grpc.js');
+      grpcServer = await startGrpcServer({ dataplane, logger, metrics, host: opts.host ?? '0.0.0.0', port: opts.grpcPort, maxMessageBytes: opts.maxBodyBytes ?? 256 * 1024 * 1024 });
+    } catch (err) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw err;
+    }
+  }
 
   let monitor: RepositoryMonitor | undefined;
   const startup = (async () => {
@@ -194,6 +210,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // Keep-alive sockets whose response is written but not yet read by the client get a short grace.
       await within(stopped, 1000, undefined);
       http.closeAllConnections?.();
+      // Calls still running after the drain get the same grace as HTTP sockets, then are cancelled.
+      await grpcServer?.close(1000);
       await shutdownTracing().catch((err: unknown) => logger.warn({ err }, 'trace flush failed'));
       try {
         await hooks.shutdown?.();
@@ -203,7 +221,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       logger.info({ event: 'stopped' }, 'kinfer stopped');
     })());
 
-  return { url, port, app, dataplane, repository, metrics, startup, close };
+  return { url, port, ...(grpcServer ? { grpcPort: grpcServer.port } : {}), app, dataplane, repository, metrics, startup, close };
 }
 
 /** `promise`, or `fallback` after `ms`; the timer never outlives the race. */

@@ -1,0 +1,54 @@
+/**
+ * @module core/grpc-status
+ * The one table from error code to gRPC status code, beside http-status.ts
+ * (the same errors, the statuses gRPC clients retry or report). Numbers are
+ * gRPC's (`grpc.status`), so this module needs no gRPC import.
+ */
+import { KinferError, type ErrorCode } from './errors.js';
+
+export const GRPC_CODE = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+} as const;
+
+export const GRPC_STATUS: Record<ErrorCode, number> = {
+  INVALID_ARGUMENT: GRPC_CODE.INVALID_ARGUMENT,
+  NOT_FOUND: GRPC_CODE.NOT_FOUND,
+  // Loading, or its last load failed: UNAVAILABLE is what gRPC clients retry (as Triton answers).
+  NOT_READY: GRPC_CODE.UNAVAILABLE,
+  // gRPC's own answer to a message over the size limit.
+  PAYLOAD_TOO_LARGE: GRPC_CODE.RESOURCE_EXHAUSTED,
+  RESOURCE_EXHAUSTED: GRPC_CODE.RESOURCE_EXHAUSTED,
+  DEADLINE_EXCEEDED: GRPC_CODE.DEADLINE_EXCEEDED,
+  CANCELLED: GRPC_CODE.CANCELLED,
+  UNAVAILABLE: GRPC_CODE.UNAVAILABLE,
+  UNSUPPORTED: GRPC_CODE.INVALID_ARGUMENT,
+  INTERNAL: GRPC_CODE.INTERNAL,
+};
+
+export interface GrpcError {
+  code: number;
+  details: string;
+  /** `retry-after` trailer (seconds), for a full queue. */
+  retryAfterSeconds?: number;
+}
+
+/** Maps any thrown value to a gRPC status and its message. */
+export function toGrpcError(err: unknown): GrpcError {
+  if (err instanceof KinferError) {
+    const out: GrpcError = { code: GRPC_STATUS[err.code], details: err.message };
+    const retry = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
+    if (retry !== undefined) out.retryAfterSeconds = Math.max(1, Math.ceil(retry));
+    return out;
+  }
+  return { code: GRPC_CODE.INTERNAL, details: `internal error: ${err instanceof Error ? err.message : String(err)}` };
+}

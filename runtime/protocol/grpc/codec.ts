@@ -1,0 +1,271 @@
+/**
+ * @module protocol/grpc/codec
+ * `ModelInferRequest` → `InferRequest` and `InferResponse` → `ModelInferResponse`
+ * (service-proto.ts), as the Open Inference Protocol's gRPC API says: each
+ * input's data in the `contents` field of its datatype, or every input's bytes
+ * in `raw_input_contents` (little-endian, BYTES elements with a 4-byte length,
+ * as the binary extension; the only way to send FP16). The reply uses the form
+ * the request used: `raw_output_contents` unless the inputs came in `contents`
+ * (Triton's clients send and read raw; grpcurl users read typed values).
+ *
+ * The wire objects are what @grpc/grpc-js hands over with the loader options
+ * in `GRPC_LOADER_OPTIONS`: snake_case keys, 64-bit integers as decimal
+ * strings, bytes as Buffers, oneofs named.
+ */
+import { BIG_RANGES, elementSize, INT_RANGES, isDatatype, type Datatype, type NumericArray, type TensorData } from '../../core/datatypes.js';
+import { InvalidArgument, Unsupported, invalidArgument } from '../../core/errors.js';
+import type { InferRequest, InferResponse, RequestedOutput } from '../../core/infer.js';
+import { checkTensor, elementCount, type Parameters, type Tensor } from '../../core/tensor.js';
+import { readBinaryTensor, tensorBytes } from '../v2/binary.js';
+
+/** Options for @grpc/proto-loader; the codec relies on them. */
+export const GRPC_LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, bytes: Buffer, defaults: true, oneofs: true } as const;
+
+type Int64 = string;
+
+export interface WireParameter {
+  parameter_choice?: 'bool_param' | 'int64_param' | 'string_param' | 'double_param' | 'uint64_param';
+  bool_param?: boolean;
+  int64_param?: Int64;
+  string_param?: string;
+  double_param?: number;
+  uint64_param?: Int64;
+}
+
+export interface WireContents {
+  bool_contents?: boolean[];
+  int_contents?: number[];
+  int64_contents?: Int64[];
+  uint_contents?: number[];
+  uint64_contents?: Int64[];
+  fp32_contents?: number[];
+  fp64_contents?: number[];
+  bytes_contents?: Uint8Array[];
+}
+
+export interface WireInputTensor {
+  name: string;
+  datatype: string;
+  shape: Int64[];
+  parameters?: Record<string, WireParameter>;
+  contents?: WireContents | null;
+}
+
+export interface WireInferRequest {
+  model_name: string;
+  model_version: string;
+  id: string;
+  parameters?: Record<string, WireParameter>;
+  inputs: WireInputTensor[];
+  outputs: { name: string; parameters?: Record<string, WireParameter> }[];
+  raw_input_contents: Uint8Array[];
+}
+
+export interface WireOutputTensor {
+  name: string;
+  datatype: string;
+  shape: number[];
+  parameters?: Record<string, WireParameter>;
+  contents?: WireContents;
+}
+
+export interface WireInferResponse {
+  model_name: string;
+  model_version: string;
+  id: string;
+  parameters: Record<string, WireParameter>;
+  outputs: WireOutputTensor[];
+  raw_output_contents: Uint8Array[];
+}
+
+export interface DecodedGrpcInfer {
+  request: InferRequest;
+  /** Answer in `raw_output_contents` (the request did not use typed `contents`). */
+  raw: boolean;
+}
+
+/** The `contents` field each datatype's values travel in (FP16 has none: raw only). */
+const CONTENTS_FIELD: Record<Exclude<Datatype, 'FP16'>, keyof WireContents> = {
+  BOOL: 'bool_contents',
+  INT8: 'int_contents',
+  INT16: 'int_contents',
+  INT32: 'int_contents',
+  INT64: 'int64_contents',
+  UINT8: 'uint_contents',
+  UINT16: 'uint_contents',
+  UINT32: 'uint_contents',
+  UINT64: 'uint64_contents',
+  FP32: 'fp32_contents',
+  FP64: 'fp64_contents',
+  BYTES: 'bytes_contents',
+};
+
+export function decodeGrpcInferRequest(m: WireInferRequest): DecodedGrpcInfer {
+  const raw = m.raw_input_contents ?? [];
+  if (raw.length > 0 && raw.length !== m.inputs.length) {
+    throw new InvalidArgument(`raw_input_contents has ${raw.length} entries for ${m.inputs.length} inputs; when used, it carries every input, in order`);
+  }
+  const names = new Set<string>();
+  let typed = false;
+  const inputs = m.inputs.map((input, i): Tensor => {
+    const what = `input '${input.name}' (inputs[${i}])`;
+    if (!input.name) throw new InvalidArgument(`inputs[${i}].name: empty`);
+    if (names.has(input.name)) throw new InvalidArgument(`inputs[${i}].name: duplicate input '${input.name}'`);
+    names.add(input.name);
+    if (!isDatatype(input.datatype)) throw invalidArgument(`${what}: datatype`, 'a v2 datatype (BOOL, UINT8..64, INT8..64, FP16, FP32, FP64, BYTES)', input.datatype);
+    const shape = input.shape.map((d, k) => {
+      const n = Number(d);
+      if (!Number.isSafeInteger(n) || n < 0) throw invalidArgument(`${what}: shape[${k}]`, 'a non-negative integer', d);
+      return n;
+    });
+    const count = elementCount(shape);
+    if (!Number.isSafeInteger(count)) throw new InvalidArgument(`${what}: shape [${shape.join(',')}] has more elements than can be counted exactly`);
+    const params = parametersOf(input.parameters);
+    if (params && 'shared_memory_region' in params) {
+      throw new Unsupported(`${what}: the shared-memory extension is not supported; send the data in contents or raw_input_contents`);
+    }
+    const filled = filledFields(input.contents);
+    let data: TensorData;
+    if (raw.length > 0) {
+      if (filled.length > 0) throw new InvalidArgument(`${what}: has contents (${filled.join(', ')}) while raw_input_contents is used; send one form`);
+      const bytes = raw[i]!;
+      const size = elementSize(input.datatype);
+      if (size !== undefined && bytes.byteLength !== count * size) {
+        throw new InvalidArgument(`${what}: raw_input_contents[${i}] has ${bytes.byteLength} bytes; shape [${shape.join(',')}] of ${input.datatype} needs ${count} × ${size} = ${count * size}`);
+      }
+      data = readBinaryTensor(`${what} in raw_input_contents[${i}]`, input.datatype, count, bytes);
+    } else {
+      typed = true;
+      data = fromContents(what, input.datatype, count, input.contents ?? {}, filled);
+    }
+    const tensor: Tensor = { name: input.name, datatype: input.datatype, shape, data };
+    if (params) tensor.parameters = params;
+    checkTensor(tensor);
+    return tensor;
+  });
+
+  const request: InferRequest = { modelName: m.model_name, inputs };
+  if (m.model_version) request.modelVersion = m.model_version;
+  if (m.id) request.id = m.id;
+  const params = parametersOf(m.parameters);
+  if (params) request.parameters = params;
+  if (m.outputs.length > 0) {
+    const seen = new Set<string>();
+    request.outputs = m.outputs.map((o, i): RequestedOutput => {
+      if (seen.has(o.name)) throw new InvalidArgument(`outputs[${i}].name: duplicate output '${o.name}'`);
+      seen.add(o.name);
+      const p = parametersOf(o.parameters);
+      return p ? { name: o.name, parameters: p } : { name: o.name };
+    });
+  }
+  return { request, raw: !typed };
+}
+
+export function encodeGrpcInferResponse(res: InferResponse, raw: boolean): WireInferResponse {
+  // raw_output_contents, once used, carries every output; FP16 has no typed field.
+  const useRaw = raw || res.outputs.some((t) => t.datatype === 'FP16');
+  const out: WireInferResponse = {
+    model_name: res.modelName,
+    model_version: res.modelVersion ?? '',
+    id: res.id ?? '',
+    parameters: wireParameters(res.parameters),
+    outputs: [],
+    raw_output_contents: [],
+  };
+  for (const t of res.outputs) {
+    const o: WireOutputTensor = { name: t.name, datatype: t.datatype, shape: t.shape };
+    if (t.parameters) o.parameters = wireParameters(t.parameters);
+    if (useRaw) out.raw_output_contents.push(tensorBytes(t));
+    else o.contents = toContents(t);
+    out.outputs.push(o);
+  }
+  return out;
+}
+
+function filledFields(c: WireContents | null | undefined): string[] {
+  if (!c) return [];
+  return (Object.keys(c) as (keyof WireContents)[]).filter((k) => Array.isArray(c[k]) && c[k]!.length > 0);
+}
+
+function fromContents(what: string, datatype: Datatype, count: number, c: WireContents, filled: string[]): TensorData {
+  if (datatype === 'FP16') throw new InvalidArgument(`${what}: FP16 has no contents field; send it in raw_input_contents`);
+  const field = CONTENTS_FIELD[datatype];
+  const stray = filled.filter((f) => f !== field);
+  if (stray.length > 0) throw new InvalidArgument(`${what}: ${datatype} data goes in contents.${field}, got ${stray.join(', ')}`);
+  const values = (c[field] ?? []) as unknown[];
+  if (values.length !== count) throw new InvalidArgument(`${what}: shape needs ${count} elements, contents.${field} has ${values.length}`);
+  switch (datatype) {
+    case 'BYTES':
+      return (values as Uint8Array[]).map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+    case 'BOOL':
+      return Uint8Array.from(values as boolean[], (v) => (v ? 1 : 0));
+    case 'FP32':
+      return Float32Array.from(values as number[]);
+    case 'FP64':
+      return Float64Array.from(values as number[]);
+    case 'INT64':
+    case 'UINT64': {
+      const [min, max] = BIG_RANGES[datatype];
+      const out = datatype === 'INT64' ? new BigInt64Array(count) : new BigUint64Array(count);
+      (values as Int64[]).forEach((v, i) => {
+        const b = BigInt(v);
+        if (b < min || b > max) throw invalidArgument(`${what}: element ${i}`, `an integer in [${min}, ${max}] for ${datatype}`, v);
+        out[i] = b;
+      });
+      return out;
+    }
+    default: {
+      // INT8/16/32 arrive as int32, UINT8/16/32 as uint32: narrower types must be range-checked.
+      const [min, max] = INT_RANGES[datatype]!;
+      const out = new (INT_CTORS[datatype as keyof typeof INT_CTORS])(count);
+      (values as number[]).forEach((v, i) => {
+        if (v < min || v > max) throw invalidArgument(`${what}: element ${i}`, `an integer in [${min}, ${max}] for ${datatype}`, v);
+        out[i] = v;
+      });
+      return out;
+    }
+  }
+}
+
+const INT_CTORS = { INT8: Int8Array, INT16: Int16Array, INT32: Int32Array, UINT8: Uint8Array, UINT16: Uint16Array, UINT32: Uint32Array } as const;
+
+function toContents(t: Tensor): WireContents {
+  if (t.datatype === 'FP16') throw new InvalidArgument(`output '${t.name}': FP16 travels only in raw_output_contents`);
+  const field = CONTENTS_FIELD[t.datatype];
+  const data = t.data;
+  if (t.datatype === 'BYTES') return { [field]: data as Uint8Array[] };
+  if (t.datatype === 'BOOL') return { [field]: Array.from(data as Uint8Array, (v) => v !== 0) };
+  if (t.datatype === 'INT64' || t.datatype === 'UINT64') return { [field]: Array.from(data as BigInt64Array, String) };
+  return { [field]: Array.from(data as Exclude<NumericArray, BigInt64Array | BigUint64Array>) };
+}
+
+/** InferParameter map → Parameters; 64-bit integers become numbers where exact, else decimal strings. */
+function parametersOf(wire: Record<string, WireParameter> | undefined): Parameters | undefined {
+  if (!wire) return undefined;
+  const out: Parameters = {};
+  let any = false;
+  for (const [key, p] of Object.entries(wire)) {
+    const choice = p.parameter_choice;
+    if (choice === undefined) continue;
+    const v = p[choice]!;
+    out[key] = choice === 'int64_param' || choice === 'uint64_param' ? exactNumber(v as Int64) : (v as string | number | boolean);
+    any = true;
+  }
+  return any ? out : undefined;
+}
+
+function exactNumber(v: Int64): number | string {
+  const n = Number(v);
+  return Number.isSafeInteger(n) ? n : v;
+}
+
+function wireParameters(p: Parameters | undefined): Record<string, WireParameter> {
+  const out: Record<string, WireParameter> = {};
+  for (const [key, v] of Object.entries(p ?? {})) {
+    if (typeof v === 'boolean') out[key] = { bool_param: v };
+    else if (typeof v === 'string') out[key] = { string_param: v };
+    else if (Number.isSafeInteger(v)) out[key] = { int64_param: String(v) };
+    else out[key] = { double_param: v };
+  }
+  return out;
+}
