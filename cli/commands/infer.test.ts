@@ -14,6 +14,7 @@ describe('parseInputSpec', () => {
     expect(await parseInputSpec('input_1:0:FP32:1,2=[[1,2]]')).toMatchObject({ name: 'input_1:0', datatype: 'FP32', shape: [1, 2] });
     expect(await parseInputSpec('serving_default_x:0=hello')).toMatchObject({ name: 'serving_default_x:0', data: ['hello'] });
     expect(await parseInputSpec('scope:image:BYTES=a')).toMatchObject({ name: 'scope:image', datatype: 'BYTES' });
+    expect(await parseInputSpec('enc:input:0=a')).toMatchObject({ name: 'enc:input:0', data: ['a'] });
   });
 
   it('refuses a misspelt datatype and a bad shape, naming them', async () => {

@@ -219,7 +219,7 @@ function splitInputKey(spec: string, key: string): { name: string; dtText?: stri
   if (parts.length >= 2 && (isDatatype(last) || last === '')) return { name: parts.slice(0, -1).join(':'), dtText: last };
   const typo = (t: string) => /^[A-Za-z]+\d*$/.test(t);
   const shapeLike = /^\[?\d+(\s*,\s*\d+)*\]?$/.test(last);
-  if (parts.length >= 2 && (typo(last) || (shapeLike && parts.length >= 3 && typo(parts.at(-2)!)))) {
+  if (parts.length >= 2 && (typo(last) || (shapeLike && last.includes(',') && parts.length >= 3 && typo(parts.at(-2)!)))) {
     const bad = typo(last) ? last : parts.at(-2)!;
     throw new UsageError(`--input '${spec}': unknown datatype '${bad}' (one of ${DATATYPES.join(', ')}); a name with colons takes one after it, e.g. ${key}:FP32=...`);
   }

@@ -31,7 +31,8 @@ export const GRPC_STATUS: Record<ErrorCode, number> = {
   DEADLINE_EXCEEDED: GRPC_CODE.DEADLINE_EXCEEDED,
   CANCELLED: GRPC_CODE.CANCELLED,
   UNAVAILABLE: GRPC_CODE.UNAVAILABLE,
-  UNSUPPORTED: GRPC_CODE.INVALID_ARGUMENT,
+  // Shared memory, Triton's file: overrides, a datatype a backend cannot take (Triton's mapping too).
+  UNSUPPORTED: GRPC_CODE.UNIMPLEMENTED,
   INTERNAL: GRPC_CODE.INTERNAL,
 };
 

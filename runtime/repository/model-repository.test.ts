@@ -28,14 +28,17 @@ describe('applyLoadParameters', () => {
     );
     expect(c.platform).toBe('echo');
     expect(c.maxBatchSize).toBe(4);
-    expect(c.parameters).toEqual({ keep: 'me', intra_op_thread_count: '2' });
+    expect(c.parameters).toEqual({ intra_op_thread_count: '2' });
   });
 
-  it("keeps the `config` parameter's own parameters (batch_policy, threads) over the file's, and later load keys over both", () => {
-    const config = JSON.stringify({ platform: 'echo', parameters: { batch_policy: { string_value: 'adaptive' }, keep: { string_value: 'theirs' } } });
-    const c = applyLoadParameters(base, { config, threads: '2' }, 'm');
-    expect(c.parameters).toEqual({ keep: 'theirs', batch_policy: 'adaptive' });
-    expect(c.instanceCount).toBe(2);
+  it("takes the `config` parameter's own parameters in place of the file's (Triton replaces the file), and the load's other keys over it in any order", () => {
+    const config = JSON.stringify({ platform: 'echo', parameters: { batch_policy: { string_value: 'adaptive' } } });
+    for (const params of [{ config, threads: '2', batch_size: 4, extra: 'x' }, { threads: '2', batch_size: 4, extra: 'x', config }]) {
+      const c = applyLoadParameters(base, params, 'm');
+      expect(c.parameters).toEqual({ batch_policy: 'adaptive', extra: 'x' }); // the file's keep: 'me' is gone
+      expect(c.instanceCount).toBe(2);
+      expect(c.maxBatchSize).toBe(4);
+    }
   });
 
   it('refuses bad values naming the parameter', () => {

@@ -375,16 +375,15 @@ export class ModelRepository {
  */
 export function applyLoadParameters(base: ModelConfig, params: Parameters, name: string): ModelConfig {
   let config: ModelConfig = { ...base, parameters: { ...base.parameters } };
+  // Triton: a `config` parameter replaces the model's config file, parameters included; whatever
+  // the key order, the load's other keys (batch_size, threads, backend options) then apply over it.
+  if (params.config !== undefined) {
+    if (typeof params.config !== 'string') throw new InvalidArgument(`parameters.config: expected a JSON model config string`);
+    config = parseModelConfig(params.config, 'parameters.config.json', name);
+  }
   for (const [key, value] of Object.entries(params)) {
     switch (key) {
       case 'config':
-        if (typeof value !== 'string') throw new InvalidArgument(`parameters.config: expected a JSON model config string`);
-        // Triton: a `config` parameter replaces the model's config file; its own parameters (batch_policy,
-        // threads, ...) win over those the file and earlier load parameters set.
-        {
-          const parsed = parseModelConfig(value, 'parameters.config.json', name);
-          config = { ...parsed, parameters: { ...config.parameters, ...parsed.parameters } };
-        }
         break;
       case 'batch_size': {
         const n = positiveInt(key, value);

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
 import { GRPC_CODE, toGrpcError } from '../core/grpc-status.js';
 import { HTTP_STATUS } from '../core/http-status.js';
-import { KinferError, Unsupported } from '../core/errors.js';
+import { KinferError, PayloadTooLarge, Unsupported } from '../core/errors.js';
 import type { DataPlane } from '../dataplane.js';
 import { requestSeries, type Metrics } from '../observability/metrics.js';
 import { decodeGrpcInferRequest, encodeGrpcInferResponse, GRPC_LOADER_OPTIONS, type WireInferRequest } from '../protocol/grpc/codec.js';
@@ -28,12 +28,19 @@ export interface GrpcServerOptions {
   port: number;
   /** Largest request message, bytes (the REST body limit). */
   maxMessageBytes: number;
+  /**
+   * Largest total of the inputs' typed `contents`, bytes (the REST JSON limit): decoded, a packed
+   * field becomes a JS array of up to one element per byte, before any handler could refuse it.
+   */
+  maxContentsBytes: number;
 }
 
 export interface RunningGrpcServer {
   port: number;
-  /** Stops taking calls, lets running ones finish for up to `graceMs`, then cancels the rest. */
-  close(graceMs: number): Promise<void>;
+  /** Stops taking calls (GOAWAY: clients reconnect elsewhere); settles when running ones have finished. */
+  stop(): Promise<void>;
+  /** Cancels the calls still running. */
+  kill(): void;
 }
 
 /** The service definition, parsed once per process. */
@@ -78,7 +85,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
             if (e.code === GRPC_CODE.INTERNAL) log.error({ event: 'grpc_error', method, err }, e.details);
             callback({ code: e.code, details: e.details, metadata });
           },
-        );
+        )
+        .catch((err: unknown) => log.error({ event: 'grpc_reply_failed', method, err }, 'could not send the gRPC reply'));
     };
 
   const infer = async (call: grpc.ServerUnaryCall<WireInferRequest, unknown>) => {
@@ -91,12 +99,18 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     let batchSize: number | undefined;
     const requestId = firstValue(call.metadata.get('x-request-id'));
     try {
+      if ('oversized' in m) {
+        throw new PayloadTooLarge(
+          `the request's typed contents are ${(m as unknown as Oversized).oversized} bytes, over the limit of ${opts.maxContentsBytes} (KINFER_MAX_JSON_BYTES); send large tensors in raw_input_contents`,
+        );
+      }
       serving = dp.assertServing(m.model_name, version);
       model = m.model_name;
       const labels = { model, version: serving };
       const decoded = stage('decode', opts.metrics, labels, () => decodeGrpcInferRequest(m));
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
+      if (call.cancelled) abort.abort();
       const deadline = call.getDeadline();
       const ms = deadline instanceof Date ? deadline.getTime() : deadline;
       const ctx = { signal: abort.signal, ...(requestId ? { requestId } : {}), ...(Number.isFinite(ms) ? { deadline: performance.now() + (ms - Date.now()) } : {}) };
@@ -115,7 +129,17 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     }
   };
 
-  server.addService(serviceDefinition(), {
+  // ModelInfer's typed contents are sized on the wire before protobufjs turns them into arrays.
+  const service = { ...serviceDefinition() };
+  const modelInfer = service.ModelInfer!;
+  service.ModelInfer = {
+    ...modelInfer,
+    requestDeserialize: (buf: Buffer) => {
+      const typed = typedContentsBytes(buf);
+      return typed > opts.maxContentsBytes ? ({ oversized: typed } satisfies Oversized) : modelInfer.requestDeserialize(buf);
+    },
+  };
+  server.addService(service, {
     ServerLive: unary('ServerLive', async () => ({ live: await dp.live() })),
     ServerReady: unary('ServerReady', async () => ({ ready: await dp.ready() })),
     ModelReady: unary<{ name: string; version: string }, unknown>('ModelReady', (call) => ({
@@ -153,17 +177,41 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   });
   log.info({ event: 'listening', protocol: 'grpc', port }, `kinfer gRPC listening on ${opts.host}:${port}`);
 
+  let stopped: Promise<void> | undefined;
   return {
     port,
-    close: (graceMs) =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => server.forceShutdown(), graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      }),
+    stop: () => (stopped ??= new Promise<void>((resolve) => server.tryShutdown(() => resolve()))),
+    kill: () => server.forceShutdown(),
   };
+}
+
+/** What the ModelInfer deserializer hands over instead of a request whose typed contents are over the limit. */
+interface Oversized {
+  oversized: number;
+}
+
+/**
+ * Bytes of every `inputs[].contents` in an encoded ModelInferRequest (fields 5 and 5.5), read
+ * with protobufjs's Reader without decoding them. A malformed message throws, as decoding would.
+ */
+export function typedContentsBytes(buf: Uint8Array): number {
+  const r = protobuf.Reader.create(buf);
+  let total = 0;
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if (tag >>> 3 === 5 && (tag & 7) === 2) {
+      const end = r.uint32() + r.pos;
+      while (r.pos < end) {
+        const inner = r.uint32();
+        if (inner >>> 3 === 5 && (inner & 7) === 2) {
+          const n = r.uint32();
+          total += n;
+          r.skip(n);
+        } else r.skipType(inner & 7);
+      }
+    } else r.skipType(tag & 7);
+  }
+  return total;
 }
 
 interface WireRepositoryParameter {

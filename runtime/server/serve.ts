@@ -17,6 +17,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { DataPlane } from '../dataplane.js';
+import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 import { createLogger } from '../observability/logger.js';
 import { initTracing, shutdownTracing } from '../observability/tracing.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
@@ -159,7 +160,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     try {
       // Imported only when asked for: @grpc/grpc-js is not on the start-up path of a REST-only server.
       const { startGrpcServer } = await import('./grpc.js');
-      grpcServer = await startGrpcServer({ dataplane, logger, metrics, host: opts.host ?? '0.0.0.0', port: opts.grpcPort, maxMessageBytes: opts.maxBodyBytes ?? 256 * 1024 * 1024 });
+      grpcServer = await startGrpcServer({
+        dataplane,
+        logger,
+        metrics,
+        host: opts.host ?? '0.0.0.0',
+        port: opts.grpcPort,
+        maxMessageBytes: opts.maxBodyBytes ?? 256 * 1024 * 1024,
+        maxContentsBytes: opts.maxJsonBytes ?? MAX_JSON_BYTES,
+      });
     } catch (err) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       throw err;
@@ -202,6 +211,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // Knative's preStop hook has the queue-proxy drain before SIGTERM reaches us, so
       // no new requests arrive: finish what is queued or running, then close sockets.
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      // gRPC too stops taking calls now (GOAWAY, so clients reconnect to another replica); running ones finish.
+      const grpcStopped = grpcServer?.stop();
       const http = server as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
       const limit = opts.drainTimeoutMs ?? 30_000;
       const drainedInTime = await within(repository.closeAll().then(() => true), limit, false);
@@ -211,7 +222,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       await within(stopped, 1000, undefined);
       http.closeAllConnections?.();
       // Calls still running after the drain get the same grace as HTTP sockets, then are cancelled.
-      await grpcServer?.close(1000);
+      if (grpcStopped && !(await within(grpcStopped.then(() => true), 1000, false))) grpcServer?.kill();
       await shutdownTracing().catch((err: unknown) => logger.warn({ err }, 'trace flush failed'));
       try {
         await hooks.shutdown?.();

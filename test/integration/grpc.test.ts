@@ -61,7 +61,8 @@ describe('gRPC: inference.GRPCInferenceService', () => {
     await writeLookupModel(join(repo.dir, 'lookup', '1'));
     await mkdir(join(repo.dir, 'echo'), { recursive: true });
     await writeFile(join(repo.dir, 'echo', 'config.pbtxt'), 'platform: "echo"\n');
-    server = await startTestServer({ modelRepository: repo.dir, grpcPort: 0, host: '127.0.0.1' });
+    // A small JSON limit, which also bounds typed contents (their decoded arrays grow per element).
+    server = await startTestServer({ modelRepository: repo.dir, grpcPort: 0, host: '127.0.0.1', maxJsonBytes: 4096 });
     own = clientFrom(grpcPackageDefinition(), server.grpcPort!);
     if (existsSync(SPEC_PROTO)) {
       oip = clientFrom(protoLoader.loadSync(SPEC_PROTO, GRPC_LOADER_OPTIONS), server.grpcPort!);
@@ -185,6 +186,15 @@ describe('gRPC: inference.GRPCInferenceService', () => {
     expect(text).toMatch(/kinfer_requests_total\{[^}]*model="mlp"[^}]*protocol="grpc"[^}]*status="200"[^}]*\} [1-9]/);
   });
 
+  it('refuses typed contents over KINFER_MAX_JSON_BYTES before decoding them (RESOURCE_EXHAUSTED); the same bytes raw pass', async () => {
+    const values = Array.from({ length: 2000 }, (_, i) => i / 7); // 8,000 bytes packed (plus the field header), over the 4 KiB limit
+    const err = await rpcError(oip, 'ModelInfer', { model_name: 'echo', inputs: [{ name: 'v', datatype: 'FP32', shape: [2000], contents: { fp32_contents: values } }] });
+    expect(err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(err.details).toMatch(/typed contents are 800\d bytes, over the limit of 4096 \(KINFER_MAX_JSON_BYTES\); send large tensors in raw_input_contents/);
+    const raw = await rpc(oip, 'ModelInfer', { model_name: 'echo', inputs: [{ name: 'v', datatype: 'FP32', shape: [2000] }], raw_input_contents: [f32Bytes(values)] });
+    expect(fromF32(raw.raw_output_contents[0])).toEqual(Array.from(Float32Array.from(values)));
+  });
+
   it('repository RPCs (Triton\'s): index, unload, load with a config parameter, and NOT_FOUND for a model with no folder', async () => {
     const index = await rpc(own, 'RepositoryIndex', {});
     expect(index.models.map((m: { name: string; state: string }) => `${m.name}:${m.state}`).sort()).toEqual(['echo:READY', 'lookup:READY', 'mlp:READY']);
@@ -197,7 +207,7 @@ describe('gRPC: inference.GRPCInferenceService', () => {
     const missing = await rpcError(own, 'RepositoryModelLoad', { model_name: 'ghost' });
     expect(missing.code).toBe(grpc.status.NOT_FOUND);
     const file = await rpcError(own, 'RepositoryModelLoad', { model_name: 'echo', parameters: { 'file:1/model.onnx': { bytes_param: Buffer.from('x') } } });
-    expect(file.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(file.code).toBe(grpc.status.UNIMPLEMENTED);
     expect(file.details).toMatch(/bytes parameters .* are not supported/);
   });
 });
