@@ -16,7 +16,7 @@ import type { BatchResult } from './batching/batcher.js';
 
 export const SERVER_NAME = 'kinfer';
 export const SERVER_VERSION = '0.1.0';
-export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_repository', 'cloudevents', 'hardware'];
+export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_configuration', 'model_repository', 'cloudevents', 'hardware'];
 
 export interface ServerMetadata {
   name: string;
@@ -30,6 +30,23 @@ export interface ModelMetadataResponse {
   platform: string;
   inputs: TensorSpec[];
   outputs: TensorSpec[];
+}
+
+/** Triton's `ModelConfig` as its HTTP API writes it (snake_case, numeric dims), the fields kinfer has. */
+export interface TritonModelConfig {
+  name: string;
+  platform: string;
+  max_batch_size: number;
+  input: { name: string; data_type: string; format: string; dims: number[] }[];
+  output: { name: string; data_type: string; dims: number[]; label_filename?: string }[];
+  instance_group: { name: string; kind: string; count: number }[];
+  parameters: Record<string, { string_value: string }>;
+  dynamic_batching?: { preferred_batch_size: number[]; max_queue_delay_microseconds: number; default_queue_policy?: { max_queue_size: number } };
+}
+
+/** v2 datatype → Triton's config enum name (BYTES is TYPE_STRING there). */
+function tritonType(d: string): string {
+  return d === 'BYTES' ? 'TYPE_STRING' : `TYPE_${d}`;
 }
 
 export interface InferOutcome {
@@ -70,6 +87,38 @@ export class DataPlane {
     const handle = this.repository.get(checkModelName(name), version);
     const m = handle.metadata;
     return { name: handle.name, versions: [handle.version], platform: m.platform, inputs: m.inputs, outputs: m.outputs };
+  }
+
+  /**
+   * The serving version's configuration in Triton's JSON form (`GET .../config`, the
+   * model_configuration extension): what the config file said, completed from the model
+   * file as Triton completes it, so tools such as perf_analyzer read `max_batch_size`,
+   * `input` and `output` from it.
+   */
+  modelConfig(name: string, version?: string): TritonModelConfig {
+    const h = this.repository.get(checkModelName(name), version);
+    const c = h.config;
+    const batch = h.metadata.batchable && c.maxBatchSize > 0 ? c.maxBatchSize : 0;
+    // Metadata shapes carry the batch dim; Triton's config dims leave it out when the model batches.
+    const dims = (s: TensorSpec) => (batch > 0 ? s.shape.slice(1) : s.shape);
+    const out: TritonModelConfig = {
+      name: h.name,
+      platform: c.platform ?? h.metadata.platform,
+      max_batch_size: batch,
+      input: h.metadata.inputs.map((s) => ({ name: s.name, data_type: tritonType(s.datatype), format: 'FORMAT_NONE', dims: dims(s) })),
+      output: h.metadata.outputs.map((s) => {
+        const label = c.outputLabelFiles?.[s.name];
+        return { name: s.name, data_type: tritonType(s.datatype), dims: dims(s), ...(label ? { label_filename: label } : {}) };
+      }),
+      instance_group: [{ name: h.name, kind: 'KIND_CPU', count: c.instanceCount }],
+      parameters: Object.fromEntries(Object.entries(c.parameters).map(([k, v]) => [k, { string_value: v }])),
+    };
+    if (batch > 0 && c.dynamicBatching) {
+      const d = c.dynamicBatching;
+      out.dynamic_batching = { preferred_batch_size: d.preferredBatchSize, max_queue_delay_microseconds: d.maxQueueDelayMicroseconds };
+      if (d.maxQueueSize > 0) out.dynamic_batching.default_queue_policy = { max_queue_size: d.maxQueueSize };
+    }
+    return out;
   }
 
   /**

@@ -36,6 +36,29 @@ describe('default repository (echo, ocr-det)', () => {
     expect(list.models).toEqual(['echo', 'ocr-det']);
   });
 
+  it('answers Triton\'s model configuration (GET .../config): the config file completed from the model, as perf_analyzer reads it', async () => {
+    for (const path of ['/v2/models/ocr-det/config', '/v2/models/ocr-det/versions/1/config']) {
+      const res = await fetch(url + path);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({
+        name: 'ocr-det',
+        platform: 'onnxruntime_onnx',
+        max_batch_size: 8,
+        input: [{ name: 'x', data_type: 'TYPE_FP32', format: 'FORMAT_NONE', dims: [3, -1, -1] }],
+        output: [{ name: 'sigmoid_0.tmp_0', data_type: 'TYPE_FP32', dims: [1, -1, -1] }],
+        instance_group: [{ name: 'ocr-det', kind: 'KIND_CPU', count: 1 }],
+        parameters: { batch_policy: { string_value: 'adaptive' } },
+        dynamic_batching: { preferred_batch_size: [4, 8], max_queue_delay_microseconds: 2000 },
+      });
+    }
+    // echo has no declared tensors and does not batch: dims are whole shapes, no dynamic_batching.
+    const echo = (await (await fetch(`${url}/v2/models/echo/config`)).json()) as Record<string, unknown>;
+    expect(echo).toMatchObject({ name: 'echo', platform: 'echo', max_batch_size: 0, input: [], output: [] });
+    expect(echo.dynamic_batching).toBeUndefined();
+    expect((await fetch(`${url}/v2/models/nope/config`)).status).toBe(404);
+    expect(((await (await fetch(`${url}/v2`)).json()) as { extensions: string[] }).extensions).toContain('model_configuration');
+  });
+
   it('reports ocr-det metadata with dynamic dims as -1, with and without a version', async () => {
     for (const path of ['/v2/models/ocr-det', '/v2/models/ocr-det/versions/1']) {
       const res = await fetch(url + path);

@@ -50,6 +50,11 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
   app.get('/v2/models/:model/ready', ready);
   app.get('/v2/models/:model/versions/:version/ready', ready);
 
+  // Triton's model_configuration extension.
+  const config = (c: Context<KinferEnv>) => c.json(dp.modelConfig(c.req.param('model')!, c.req.param('version')));
+  app.get('/v2/models/:model/config', config);
+  app.get('/v2/models/:model/versions/:version/config', config);
+
   const infer = async (c: Context<KinferEnv>) => {
     const model = c.req.param('model')!;
     const version = c.req.param('version');
