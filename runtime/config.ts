@@ -28,21 +28,28 @@ const int = (dflt: number) =>
       return n;
     });
 
-const EnvSchema = z.object({
-  PORT: int(8080),
-  /** gRPC (inference.GRPCInferenceService, h2c) port; off when unset. KServe's grpc-v2 runtimes use 8081. */
-  GRPC_PORT: z
+/** A TCP port (0 = any free one); `dflt` when unset. */
+const port = <D extends number | undefined>(dflt: D) =>
+  z
     .string()
     .optional()
-    .transform((v, ctx) => {
-      if (v === undefined || v === '') return undefined;
+    .transform((v, ctx): number | D => {
+      if (v === undefined || v === '') return dflt;
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0 || n > 65535) {
         ctx.addIssue({ code: 'custom', message: `expected a port from 0 to 65535, got ${JSON.stringify(v)}` });
         return z.NEVER;
       }
       return n;
-    }),
+    });
+
+/** The largest request body by default (after decompression). */
+export const DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024;
+
+const EnvSchema = z.object({
+  PORT: port(8080),
+  /** gRPC (inference.GRPCInferenceService, h2c) port; off when unset. KServe's grpc-v2 runtimes use 8081. */
+  GRPC_PORT: port(undefined),
   HOST: z.string().default('0.0.0.0'),
   MODEL_NAME: z.string().optional(),
   STORAGE_URI: z.string().optional(),
@@ -59,7 +66,7 @@ const EnvSchema = z.object({
   MODEL_REPOSITORY: z.string().optional(),
   KINFER_CACHE_DIR: z.string().optional(),
   /** Largest request body accepted, after decompression. */
-  KINFER_MAX_BODY_BYTES: int(256 * 1024 * 1024),
+  KINFER_MAX_BODY_BYTES: int(DEFAULT_MAX_BODY_BYTES),
   /** Largest JSON part of a request (whole JSON body, or a binary request's JSON header). */
   KINFER_MAX_JSON_BYTES: int(64 * 1024 * 1024),
   /** Server default per-request deadline in ms (0 = none); a request's `timeout` parameter overrides. */

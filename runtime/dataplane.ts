@@ -155,8 +155,8 @@ export class DataPlane {
    * `clientSignal`: for transports whose abort signal costs something to make
    * (an AbortController per HTTP request): called only when the request can
    * actually wait in a queue. A batcher that would start it at once (in the
-   * same tick: see `Batcher.startsAtOnce`) needs none, as a running request is
-   * never cancelled. `ctx.signal`, when given, wins.
+   * same tick: see `Batcher.startsAtOnce`) needs none: it runs alone, and a
+   * running batch is not cancelled. `ctx.signal`, when given, wins.
    */
   async infer(request: InferRequest, ctx: InferContext = {}, clientSignal?: () => AbortSignal): Promise<InferOutcome> {
     const handle = this.repository.get(checkModelName(request.modelName), request.modelVersion);
@@ -183,8 +183,10 @@ export class DataPlane {
     return { response, batch };
   }
 
-  repositoryIndex(): Promise<IndexEntry[]> {
-    return this.repository.index();
+  /** The repository index; with `readyOnly`, only models in state READY (the index body's `ready`). */
+  async repositoryIndex(readyOnly = false): Promise<IndexEntry[]> {
+    const index = await this.repository.index();
+    return readyOnly ? index.filter((e) => e.state === 'READY') : index;
   }
 
   async load(name: string, parameters?: Parameters): Promise<void> {

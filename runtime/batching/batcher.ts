@@ -41,7 +41,8 @@ export interface Batcher {
    * Queues one request and resolves with its own rows of the outputs.
    * Rejects with ResourceExhausted at once when the queue is full,
    * DeadlineExceeded / Cancelled if it expires or is aborted while queued,
-   * or the backend's error (every caller of a failed batch gets the same one).
+   * or the backend's error (every caller of a failed batch gets the same one, except that a merged
+   * batch refused as bad input runs again in halves, so only the callers whose data fails get it).
    * The caller keeps ownership of its input buffers; the batcher copies when merging.
    */
   enqueue(request: BatchRequest): Promise<BatchResult>;

@@ -28,7 +28,7 @@ export interface BatchInfo {
   queueMs: readonly number[];
   /** Milliseconds the backend took for the batch. */
   computeMs: number;
-  /** False when the backend (or the split of its outputs) failed; every caller got that error. */
+  /** False when the backend (or the split of its outputs) failed: its callers got that error, or a rerun in halves (onSplit). */
   ok: boolean;
 }
 
@@ -46,10 +46,10 @@ export interface BatchObserver {
   /** A request was answered with an error: at once (queue full, draining, invalid, already expired or aborted), while queued, or because its batch failed. */
   onRejected?(reason: RejectReason): void;
   /**
-   * A merged batch of `requests` failed as bad input (`reason`) and is run again in halves to
+   * A merged batch of `requests` failed as bad input and is run again in halves to
    * find the culprit. Splits whose halves all succeed mean the model does not batch that input.
    */
-  onSplit?(info: { requests: number; reason: unknown }): void;
+  onSplit?(info: { requests: number }): void;
 }
 
 export interface BatcherOptions {
@@ -426,7 +426,7 @@ export abstract class QueueBatcher implements Batcher {
     } catch (err) {
       computeMs ||= performance.now() - t0;
       this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs, computeMs, ok: false }));
-      if (batch.length > 1 && err instanceof InvalidArgument) await this.runInHalves(instance, batch, err, new Map(batch.map((e, i) => [e, queueMs[i]!])));
+      if (batch.length > 1 && err instanceof InvalidArgument) await this.runInHalves(instance, batch, new Map(batch.map((e, i) => [e, queueMs[i]!])));
       else for (const e of batch) this.settle(e, err, 'backend_error');
     } finally {
       if (this.free.length === 0) this.freeSince = performance.now();
@@ -445,8 +445,8 @@ export abstract class QueueBatcher implements Batcher {
    * so the reruns report none. A caller whose deadline passed or who went away
    * meanwhile is answered so, not computed again.
    */
-  private async runInHalves(instance: Backend, batch: Entry[], reason: unknown, queueMs: ReadonlyMap<Entry, number>): Promise<void> {
-    this.notify((o) => o.onSplit?.({ requests: batch.length, reason }));
+  private async runInHalves(instance: Backend, batch: Entry[], queueMs: ReadonlyMap<Entry, number>): Promise<void> {
+    this.notify((o) => o.onSplit?.({ requests: batch.length }));
     const half = Math.ceil(batch.length / 2);
     for (const part of [batch.slice(0, half), batch.slice(half)]) {
       const now = performance.now();
@@ -468,7 +468,7 @@ export abstract class QueueBatcher implements Batcher {
         live.forEach((e, i) => this.settle(e, { outputs: parts[i]!, batchSize: size, queueMs: queueMs.get(e) ?? 0, computeMs }));
       } catch (err) {
         this.notify((o) => o.onBatch?.({ size, requests: live.length, queueMs: [], computeMs: performance.now() - t0, ok: false }));
-        if (live.length > 1 && err instanceof InvalidArgument) await this.runInHalves(instance, live, err, queueMs);
+        if (live.length > 1 && err instanceof InvalidArgument) await this.runInHalves(instance, live, queueMs);
         else for (const e of live) this.settle(e, err, 'backend_error');
       }
     }

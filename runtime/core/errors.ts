@@ -95,3 +95,9 @@ function describe(value: unknown): string {
   if (typeof value === 'object') return 'an object';
   return String(value);
 }
+
+/** Whole seconds a client should wait before retrying `err` (at least 1), when it says to. */
+export function retryAfterOf(err: KinferError): number | undefined {
+  const retry = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
+  return retry === undefined ? undefined : Math.max(1, Math.ceil(retry));
+}

@@ -4,17 +4,14 @@
  * (the same errors, the statuses gRPC clients retry or report). Numbers are
  * gRPC's (`grpc.status`), so this module needs no gRPC import.
  */
-import { KinferError, type ErrorCode } from './errors.js';
+import { KinferError, retryAfterOf, type ErrorCode } from './errors.js';
 
 export const GRPC_CODE = {
-  OK: 0,
   CANCELLED: 1,
-  UNKNOWN: 2,
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
   RESOURCE_EXHAUSTED: 8,
-  FAILED_PRECONDITION: 9,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
@@ -47,8 +44,8 @@ export interface GrpcError {
 export function toGrpcError(err: unknown): GrpcError {
   if (err instanceof KinferError) {
     const out: GrpcError = { code: GRPC_STATUS[err.code], details: err.message };
-    const retry = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
-    if (retry !== undefined) out.retryAfterSeconds = Math.max(1, Math.ceil(retry));
+    const retry = retryAfterOf(err);
+    if (retry !== undefined) out.retryAfterSeconds = retry;
     return out;
   }
   return { code: GRPC_CODE.INTERNAL, details: `internal error: ${err instanceof Error ? err.message : String(err)}` };

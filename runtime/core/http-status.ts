@@ -3,7 +3,7 @@
  * The one table from error code to HTTP status. Nothing else picks a status
  * for an error; never read a status from a foreign `err.code`.
  */
-import { KinferError, type ErrorCode } from './errors.js';
+import { KinferError, retryAfterOf, type ErrorCode } from './errors.js';
 
 export const HTTP_STATUS: Record<ErrorCode, number> = {
   INVALID_ARGUMENT: 400,
@@ -28,8 +28,8 @@ export interface HttpError {
 export function toHttpError(err: unknown): HttpError {
   if (err instanceof KinferError) {
     const headers: Record<string, string> = {};
-    const retry = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
-    if (retry !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(retry)));
+    const retry = retryAfterOf(err);
+    if (retry !== undefined) headers['Retry-After'] = String(retry);
     return { status: HTTP_STATUS[err.code], body: { error: err.message }, headers };
   }
   // Hono decodes path parameters lazily; a malformed %-escape is the client's mistake.

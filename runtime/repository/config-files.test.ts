@@ -76,6 +76,8 @@ describe('parseModelConfig: Triton pbtxt', () => {
     // Every config of this suite that uses only real fields has none, in each dialect and key case.
     expect(parseModelConfig(TRITON_PBTXT, 'config.pbtxt', 'resnet50').unknownFields).toBeUndefined();
     expect(parseModelConfig('{"maxBatchSize": 2, "dynamicBatching": {"maxQueueDelayMicroseconds": 5}, "instanceGroup": [{"count": 1, "kind": "KIND_CPU"}]}', 'config.json', 'm').unknownFields).toBeUndefined();
+    // A camelCase key is named as written.
+    expect(parseModelConfig('{"maxBatchSizes": 2}', 'config.json', 'm').unknownFields).toEqual(['maxBatchSizes (did you mean max_batch_size?)']);
   });
 
   it('reads the original Xilinx server pbtxt form (inputs/datatype/shape)', () => {

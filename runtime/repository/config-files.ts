@@ -517,10 +517,11 @@ function unknownFields(obj: ConfigObject, prefix: keyof typeof FIELDS): string[]
   const { read, triton } = FIELDS[prefix];
   const known: readonly string[] = [...read, ...triton];
   const out: string[] = [];
-  for (const key of fieldsOf(obj).keys()) {
+  for (const written of Object.keys(obj)) {
+    const key = snake(written);
     if (known.includes(key)) continue;
     const near = known.map((k) => [k, editDistance(k, key)] as const).sort((a, b) => a[1] - b[1])[0];
-    out.push(near && near[1] <= Math.max(1, Math.floor(key.length / 4)) ? `${prefix}${key} (did you mean ${near[0]}?)` : `${prefix}${key}`);
+    out.push(near && near[1] <= Math.max(1, Math.floor(key.length / 4)) ? `${prefix}${written} (did you mean ${near[0]}?)` : `${prefix}${written}`);
   }
   return out;
 }

@@ -124,8 +124,7 @@ export class ModelRepository {
     // Visible at once: the index says LOADING and requests get 409 (NotReady) while the load waits its turn.
     this.entryOf(name);
     const config = parameters.config === undefined ? this.opts.defaultConfigs?.get(name) : undefined;
-    // First, so the load's own batch_size, threads and timeout still apply over it.
-    const effective = config === undefined ? parameters : { config, ...parameters };
+    const effective = config === undefined ? parameters : { ...parameters, config };
     return this.serialise(name, () => this.doLoad(name, effective));
   }
 

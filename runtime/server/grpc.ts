@@ -11,11 +11,12 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
 import { GRPC_CODE, toGrpcError } from '../core/grpc-status.js';
-import { HTTP_STATUS } from '../core/http-status.js';
-import { KinferError, PayloadTooLarge, Unsupported } from '../core/errors.js';
+import { toHttpError } from '../core/http-status.js';
+import { PayloadTooLarge, Unsupported } from '../core/errors.js';
+import { extractContext, withSpan } from '../observability/tracing.js';
 import type { DataPlane } from '../dataplane.js';
 import { requestSeries, type Metrics } from '../observability/metrics.js';
-import { decodeGrpcInferRequest, encodeGrpcInferResponse, GRPC_LOADER_OPTIONS, type WireInferRequest } from '../protocol/grpc/codec.js';
+import { decodeGrpcInferRequest, encodeGrpcInferResponse, exactNumber, GRPC_LOADER_OPTIONS, type WireInferRequest } from '../protocol/grpc/codec.js';
 import { SERVICE_PROTO } from '../protocol/grpc/service-proto.js';
 import { stage } from './stages.js';
 
@@ -28,10 +29,7 @@ export interface GrpcServerOptions {
   port: number;
   /** Largest request message, bytes (the REST body limit). */
   maxMessageBytes: number;
-  /**
-   * Largest total of the inputs' typed `contents`, bytes (the REST JSON limit): decoded, a packed
-   * field becomes a JS array of up to one element per byte, before any handler could refuse it.
-   */
+  /** REST's JSON limit (KINFER_MAX_JSON_BYTES): typed `contents` may cost an eighth of it in decode units (see decodeCost). */
   maxContentsBytes: number;
 }
 
@@ -48,12 +46,14 @@ let definition: grpc.ServiceDefinition | undefined;
 
 function serviceDefinition(): grpc.ServiceDefinition {
   if (!definition) {
-    const root = protobuf.parse(SERVICE_PROTO, { keepCase: true }).root;
-    const pkg = grpc.loadPackageDefinition(protoLoader.fromJSON(root.toJSON(), GRPC_LOADER_OPTIONS));
+    const pkg = grpc.loadPackageDefinition(grpcPackageDefinition());
     definition = ((pkg.inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor).service;
   }
   return definition;
 }
+
+/** What ServerMetadata lists over gRPC: REST's extensions that this transport serves. */
+const GRPC_EXTENSIONS = ['classification', 'model_repository'];
 
 /** The package definition, for clients (tests, tools) that speak to this server. */
 export function grpcPackageDefinition(): protoLoader.PackageDefinition {
@@ -89,7 +89,13 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
         .catch((err: unknown) => log.error({ event: 'grpc_reply_failed', method, err }, 'could not send the gRPC reply'));
     };
 
-  const infer = async (call: grpc.ServerUnaryCall<WireInferRequest, unknown>) => {
+  // As the REST tracing middleware: one kinfer.infer span per call, the caller's traceparent its parent.
+  const infer = (call: grpc.ServerUnaryCall<WireInferRequest, unknown>) => {
+    const headers = Object.fromEntries(Object.entries(call.metadata.getMap()).map(([k, v]) => [k, String(v)]));
+    return withSpan('kinfer.infer', { 'rpc.system': 'grpc', 'rpc.method': 'ModelInfer' }, () => inferCall(call), extractContext(headers));
+  };
+
+  const inferCall = async (call: grpc.ServerUnaryCall<WireInferRequest, unknown>) => {
     const started = performance.now();
     const m = call.request;
     const version = m.model_version || undefined;
@@ -99,11 +105,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     let batchSize: number | undefined;
     const requestId = firstValue(call.metadata.get('x-request-id'));
     try {
-      if ('oversized' in m) {
-        throw new PayloadTooLarge(
-          `the request's typed contents are ${(m as unknown as Oversized).oversized} bytes, over the limit of ${opts.maxContentsBytes} (KINFER_MAX_JSON_BYTES); send large tensors in raw_input_contents`,
-        );
-      }
+      if ('oversized' in m) throw new PayloadTooLarge((m as unknown as Oversized).oversized);
       serving = dp.assertServing(m.model_name, version);
       model = m.model_name;
       const labels = { model, version: serving };
@@ -118,7 +120,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       batchSize = batch.batchSize;
       return stage('encode', opts.metrics, { model, version: response.modelVersion ?? '' }, () => encodeGrpcInferResponse(response, decoded.raw));
     } catch (err) {
-      status = err instanceof KinferError ? HTTP_STATUS[err.code] : 500;
+      status = toHttpError(err).status;
       throw err;
     } finally {
       const seconds = (performance.now() - started) / 1000;
@@ -129,14 +131,14 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     }
   };
 
-  // ModelInfer's typed contents are sized on the wire before protobufjs turns them into arrays.
+  // ModelInfer is weighed on the wire before protobufjs turns its values into objects.
   const service = { ...serviceDefinition() };
   const modelInfer = service.ModelInfer!;
   service.ModelInfer = {
     ...modelInfer,
     requestDeserialize: (buf: Buffer) => {
-      const typed = typedContentsBytes(buf);
-      return typed > opts.maxContentsBytes ? ({ oversized: typed } satisfies Oversized) : modelInfer.requestDeserialize(buf);
+      const refusal = decodeCost(buf, opts.maxContentsBytes);
+      return refusal ? ({ oversized: refusal } satisfies Oversized) : modelInfer.requestDeserialize(buf);
     },
   };
   server.addService(service, {
@@ -145,15 +147,15 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     ModelReady: unary<{ name: string; version: string }, unknown>('ModelReady', (call) => ({
       ready: dp.modelReady(call.request.name, call.request.version || undefined),
     })),
-    ServerMetadata: unary('ServerMetadata', () => dp.serverMetadata()),
+    // REST's list less what gRPC does not serve (binary extension, CloudEvents, hardware, model configuration).
+    ServerMetadata: unary('ServerMetadata', () => ({ ...dp.serverMetadata(), extensions: GRPC_EXTENSIONS })),
     ModelMetadata: unary<{ name: string; version: string }, unknown>('ModelMetadata', (call) => {
       const md = dp.modelMetadata(call.request.name, call.request.version || undefined);
       return { ...md, properties: {} };
     }),
     ModelInfer: unary('ModelInfer', infer),
     RepositoryIndex: unary<{ ready: boolean }, unknown>('RepositoryIndex', async (call) => {
-      const entries = await dp.repositoryIndex();
-      const models = (call.request.ready ? entries.filter((e) => e.state === 'READY') : entries).map((e) => ({
+      const models = (await dp.repositoryIndex(call.request.ready)).map((e) => ({
         name: e.name,
         version: e.version ?? '',
         state: e.state,
@@ -185,33 +187,78 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   };
 }
 
-/** What the ModelInfer deserializer hands over instead of a request whose typed contents are over the limit. */
+/** What the ModelInfer deserializer hands over instead of a request too costly to decode: why. */
 interface Oversized {
-  oversized: number;
+  oversized: string;
 }
 
+/** Bytes a legitimate request spends outside its tensor data (names, shapes, parameters, outputs). */
+const MAX_META_BYTES = 1024 * 1024;
+/** Decode cost per element: a 64-bit integer becomes LongBits, Long and a string; a byte string a Buffer. */
+const HEAVY_ELEMENT = 4;
+
 /**
- * Bytes of every `inputs[].contents` in an encoded ModelInferRequest (fields 5 and 5.5), read
- * with protobufjs's Reader without decoding them. A malformed message throws, as decoding would.
+ * Why an encoded ModelInferRequest is too costly to decode, or undefined. protobufjs turns each
+ * element of a typed `contents` field into a JS value (1 wire byte can become a Long and a string),
+ * so contents are weighed by element against `budget / 8` units (REST's JSON limit spends about
+ * 2 bytes per value), 64-bit integers and byte strings at HEAVY_ELEMENT each; everything but the
+ * tensor data (raw_input_contents and contents) may take MAX_META_BYTES. Read with protobufjs's
+ * Reader, nothing decoded; a malformed message throws, as decoding would.
  */
-export function typedContentsBytes(buf: Uint8Array): number {
+function decodeCost(buf: Uint8Array, budget: number): string | undefined {
   const r = protobuf.Reader.create(buf);
-  let total = 0;
+  let meta = 0;
+  let units = 0;
   while (r.pos < r.len) {
+    const start = r.pos;
     const tag = r.uint32();
     if (tag >>> 3 === 5 && (tag & 7) === 2) {
       const end = r.uint32() + r.pos;
       while (r.pos < end) {
+        const at = r.pos;
         const inner = r.uint32();
         if (inner >>> 3 === 5 && (inner & 7) === 2) {
           const n = r.uint32();
-          total += n;
+          units += contentsUnits(buf.subarray(r.pos, r.pos + n));
           r.skip(n);
-        } else r.skipType(inner & 7);
+        } else {
+          r.skipType(inner & 7);
+          meta += r.pos - at;
+        }
       }
-    } else r.skipType(tag & 7);
+    } else {
+      r.skipType(tag & 7);
+      if (tag >>> 3 !== 7) meta += r.pos - start;
+    }
   }
-  return total;
+  if (units > budget / 8) return `the request's typed contents weigh ${units} units to decode, over ${Math.floor(budget / 8)} (KINFER_MAX_JSON_BYTES / 8; a 64-bit integer or byte string counts ${HEAVY_ELEMENT}); send large tensors in raw_input_contents`;
+  if (meta > MAX_META_BYTES) return `the request has ${meta} bytes besides its tensor data (names, shapes, parameters, outputs), over ${MAX_META_BYTES}`;
+  return undefined;
+}
+
+/** Elements of one InferTensorContents, weighted: fields 1-8 in order bool, int32, int64, uint32, uint64, float, double, bytes. */
+function contentsUnits(c: Uint8Array): number {
+  const r = protobuf.Reader.create(c);
+  let units = 0;
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    const field = tag >>> 3;
+    const wire = tag & 7;
+    const weight = field === 3 || field === 5 || field === 8 ? HEAVY_ELEMENT : 1;
+    if (wire !== 2 || field === 8) {
+      // One element: an unpacked number, or one byte string.
+      r.skipType(wire);
+      units += weight;
+      continue;
+    }
+    const n = r.uint32();
+    const packed = c.subarray(r.pos, r.pos + n);
+    r.skip(n);
+    if (field === 6) units += n / 4;
+    else if (field === 7) units += n / 8;
+    else for (const b of packed) if (b < 0x80) units += weight; // one varint ends at each byte below 0x80
+  }
+  return units;
 }
 
 interface WireRepositoryParameter {
@@ -234,7 +281,7 @@ function repositoryParameters(wire: Record<string, WireRepositoryParameter> | un
       throw new Unsupported(`load parameter '${key}': bytes parameters (Triton's file: overrides) are not supported`);
     }
     const v = p[choice]!;
-    out[key] = choice === 'int64_param' ? Number(v) : (v as string | boolean);
+    out[key] = choice === 'int64_param' ? exactNumber(v as string) : (v as string | boolean);
   }
   return out;
 }

@@ -17,6 +17,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { DataPlane } from '../dataplane.js';
+import { DEFAULT_MAX_BODY_BYTES } from '../config.js';
 import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 import { createLogger } from '../observability/logger.js';
 import { initTracing, shutdownTracing } from '../observability/tracing.js';
@@ -140,7 +141,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     dataplane,
     logger,
     metrics,
-    maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024 * 1024,
+    maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     maxJsonBytes: opts.maxJsonBytes,
     hasHardware,
     extend: opts.extend,
@@ -166,7 +167,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         metrics,
         host: opts.host ?? '0.0.0.0',
         port: opts.grpcPort,
-        maxMessageBytes: opts.maxBodyBytes ?? 256 * 1024 * 1024,
+        maxMessageBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
         maxContentsBytes: opts.maxJsonBytes ?? MAX_JSON_BYTES,
       });
     } catch (err) {

@@ -186,11 +186,19 @@ describe('gRPC: inference.GRPCInferenceService', () => {
     expect(text).toMatch(/kinfer_requests_total\{[^}]*model="mlp"[^}]*protocol="grpc"[^}]*status="200"[^}]*\} [1-9]/);
   });
 
-  it('refuses typed contents over KINFER_MAX_JSON_BYTES before decoding them (RESOURCE_EXHAUSTED); the same bytes raw pass', async () => {
+  it('weighs a request on the wire before decoding it: typed contents over KINFER_MAX_JSON_BYTES / 8 units, or over 1 MiB of names and shapes, are RESOURCE_EXHAUSTED; the same bytes raw pass', async () => {
     const values = Array.from({ length: 2000 }, (_, i) => i / 7); // 8,000 bytes packed (plus the field header), over the 4 KiB limit
     const err = await rpcError(oip, 'ModelInfer', { model_name: 'echo', inputs: [{ name: 'v', datatype: 'FP32', shape: [2000], contents: { fp32_contents: values } }] });
     expect(err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
-    expect(err.details).toMatch(/typed contents are 800\d bytes, over the limit of 4096 \(KINFER_MAX_JSON_BYTES\); send large tensors in raw_input_contents/);
+    expect(err.details).toMatch(/typed contents weigh 2000 units to decode, over 512 \(KINFER_MAX_JSON_BYTES \/ 8.*\); send large tensors in raw_input_contents/);
+    // 200 INT64 values weigh 4 each (a Long and a string per value once decoded): 800 units.
+    const longs = await rpcError(oip, 'ModelInfer', { model_name: 'echo', inputs: [{ name: 'n', datatype: 'INT64', shape: [200], contents: { int64_contents: Array.from({ length: 200 }, (_, i) => String(i)) } }] });
+    expect(longs.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(longs.details).toMatch(/weigh 800 units/);
+    // Everything besides tensor data is bounded too (1 MiB): here one output name of 1.1 MB.
+    const names = await rpcError(oip, 'ModelInfer', { model_name: 'echo', inputs: [], outputs: [{ name: 'o'.repeat(1_100_000) }] });
+    expect(names.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(names.details).toMatch(/bytes besides its tensor data .* over 1048576/);
     const raw = await rpc(oip, 'ModelInfer', { model_name: 'echo', inputs: [{ name: 'v', datatype: 'FP32', shape: [2000] }], raw_input_contents: [f32Bytes(values)] });
     expect(fromF32(raw.raw_output_contents[0])).toEqual(Array.from(Float32Array.from(values)));
   });

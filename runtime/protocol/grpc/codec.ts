@@ -12,11 +12,12 @@
  * in `GRPC_LOADER_OPTIONS`: snake_case keys, 64-bit integers as decimal
  * strings, bytes as Buffers, oneofs named.
  */
-import { BIG_RANGES, elementSize, INT_RANGES, isDatatype, type Datatype, type NumericArray, type TensorData } from '../../core/datatypes.js';
+import { elementSize, isDatatype, type Datatype, type NumericArray, type TensorData } from '../../core/datatypes.js';
 import { InvalidArgument, Unsupported, invalidArgument } from '../../core/errors.js';
 import type { InferRequest, InferResponse, RequestedOutput } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor } from '../../core/tensor.js';
 import { readBinaryTensor, tensorBytes } from '../v2/binary.js';
+import { convert } from '../v2/decode.js';
 
 /** Options for @grpc/proto-loader; the codec relies on them. */
 export const GRPC_LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, bytes: Buffer, defaults: true, oneofs: true } as const;
@@ -101,9 +102,9 @@ const CONTENTS_FIELD: Record<Exclude<Datatype, 'FP16'>, keyof WireContents> = {
 };
 
 export function decodeGrpcInferRequest(m: WireInferRequest): DecodedGrpcInfer {
-  const raw = m.raw_input_contents ?? [];
-  if (raw.length > 0 && raw.length !== m.inputs.length) {
-    throw new InvalidArgument(`raw_input_contents has ${raw.length} entries for ${m.inputs.length} inputs; when used, it carries every input, in order`);
+  const rawContents = m.raw_input_contents ?? [];
+  if (rawContents.length > 0 && rawContents.length !== m.inputs.length) {
+    throw new InvalidArgument(`raw_input_contents has ${rawContents.length} entries for ${m.inputs.length} inputs; when used, it carries every input, in order`);
   }
   const names = new Set<string>();
   let typed = false;
@@ -126,9 +127,9 @@ export function decodeGrpcInferRequest(m: WireInferRequest): DecodedGrpcInfer {
     }
     const filled = filledFields(input.contents);
     let data: TensorData;
-    if (raw.length > 0) {
+    if (rawContents.length > 0) {
       if (filled.length > 0) throw new InvalidArgument(`${what}: has contents (${filled.join(', ')}) while raw_input_contents is used; send one form`);
-      const bytes = raw[i]!;
+      const bytes = rawContents[i]!;
       const size = elementSize(input.datatype);
       if (size !== undefined && bytes.byteLength !== count * size) {
         throw new InvalidArgument(`${what}: raw_input_contents[${i}] has ${bytes.byteLength} bytes; shape [${shape.join(',')}] of ${input.datatype} needs ${count} × ${size} = ${count * size}`);
@@ -194,40 +195,10 @@ function fromContents(what: string, datatype: Datatype, count: number, c: WireCo
   if (stray.length > 0) throw new InvalidArgument(`${what}: ${datatype} data goes in contents.${field}, got ${stray.join(', ')}`);
   const values = (c[field] ?? []) as unknown[];
   if (values.length !== count) throw new InvalidArgument(`${what}: shape needs ${count} elements, contents.${field} has ${values.length}`);
-  switch (datatype) {
-    case 'BYTES':
-      return (values as Uint8Array[]).map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
-    case 'BOOL':
-      return Uint8Array.from(values as boolean[], (v) => (v ? 1 : 0));
-    case 'FP32':
-      return Float32Array.from(values as number[]);
-    case 'FP64':
-      return Float64Array.from(values as number[]);
-    case 'INT64':
-    case 'UINT64': {
-      const [min, max] = BIG_RANGES[datatype];
-      const out = datatype === 'INT64' ? new BigInt64Array(count) : new BigUint64Array(count);
-      (values as Int64[]).forEach((v, i) => {
-        const b = BigInt(v);
-        if (b < min || b > max) throw invalidArgument(`${what}: element ${i}`, `an integer in [${min}, ${max}] for ${datatype}`, v);
-        out[i] = b;
-      });
-      return out;
-    }
-    default: {
-      // INT8/16/32 arrive as int32, UINT8/16/32 as uint32: narrower types must be range-checked.
-      const [min, max] = INT_RANGES[datatype]!;
-      const out = new (INT_CTORS[datatype as keyof typeof INT_CTORS])(count);
-      (values as number[]).forEach((v, i) => {
-        if (v < min || v > max) throw invalidArgument(`${what}: element ${i}`, `an integer in [${min}, ${max}] for ${datatype}`, v);
-        out[i] = v;
-      });
-      return out;
-    }
-  }
+  // Byte strings arrive as bytes (REST's JSON has them as text); every other type is checked as REST checks JSON values.
+  if (datatype === 'BYTES') return (values as Uint8Array[]).map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+  return convert(what, datatype, values);
 }
-
-const INT_CTORS = { INT8: Int8Array, INT16: Int16Array, INT32: Int32Array, UINT8: Uint8Array, UINT16: Uint16Array, UINT32: Uint32Array } as const;
 
 function toContents(t: Tensor): WireContents {
   if (t.datatype === 'FP16') throw new InvalidArgument(`output '${t.name}': FP16 travels only in raw_output_contents`);
@@ -254,7 +225,8 @@ function parametersOf(wire: Record<string, WireParameter> | undefined): Paramete
   return any ? out : undefined;
 }
 
-function exactNumber(v: Int64): number | string {
+/** A 64-bit integer from the wire as a number where exact, else its decimal string. */
+export function exactNumber(v: Int64): number | string {
   const n = Number(v);
   return Number.isSafeInteger(n) ? n : v;
 }

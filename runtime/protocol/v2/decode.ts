@@ -273,8 +273,12 @@ function flatten(what: string, arr: unknown[], out: unknown[], depth: number, li
   }
 }
 
-/** Flat JSON values → typed data. One plain loop per datatype family: this runs per element. */
-function convert(what: string, datatype: Datatype, flat: unknown[]): TensorData {
+/**
+ * Flat JSON values → typed data, checked per element (ranges, finiteness, 64-bit as number or
+ * decimal string). One plain loop per datatype family: this runs per element. The gRPC codec uses
+ * it for typed `contents` too.
+ */
+export function convert(what: string, datatype: Datatype, flat: unknown[]): TensorData {
   const n = flat.length;
   switch (datatype) {
     case 'BYTES': {

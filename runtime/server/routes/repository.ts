@@ -47,8 +47,7 @@ export function repositoryRoutes(opts: RepositoryRouteOptions): Hono<KinferEnv> 
 
   app.post('/v2/repository/index', async (c) => {
     const { ready } = await jsonBody(c, IndexBody, 'repository index');
-    const index = await dp.repositoryIndex();
-    return c.json(ready ? index.filter((e) => e.state === 'READY') : index);
+    return c.json(await dp.repositoryIndex(ready));
   });
 
   app.post('/v2/repository/models/:model/load', async (c) => {

@@ -1,0 +1,19 @@
+import { describe, expect, it } from 'vitest';
+import { parseEnv } from './config.js';
+
+describe('parseEnv', () => {
+  it('reads ports with one rule: PORT defaults to 8080, GRPC_PORT is off unless set, both 0..65535', () => {
+    expect(parseEnv({}).PORT).toBe(8080);
+    expect(parseEnv({}).GRPC_PORT).toBeUndefined();
+    expect(parseEnv({ PORT: '9000', GRPC_PORT: '8081' })).toMatchObject({ PORT: 9000, GRPC_PORT: 8081 });
+    expect(parseEnv({ GRPC_PORT: '0' }).GRPC_PORT).toBe(0);
+    expect(() => parseEnv({ PORT: '70000' })).toThrow(/invalid environment: PORT: expected a port from 0 to 65535, got "70000"/);
+    expect(() => parseEnv({ GRPC_PORT: 'x' })).toThrow(/GRPC_PORT: expected a port/);
+  });
+
+  it('keeps KINFER_STORAGE_URI apart from STORAGE_URI (KServe acts on the latter)', () => {
+    const cfg = parseEnv({ KINFER_STORAGE_URI: 'file:///opt/m' });
+    expect(cfg.KINFER_STORAGE_URI).toBe('file:///opt/m');
+    expect(cfg.STORAGE_URI).toBeUndefined();
+  });
+});
