@@ -8,11 +8,12 @@
  * a message and the server's definition is used for everything.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultModelRepository } from '../../runtime/config.js';
 import { toHalf } from '../../runtime/core/datatypes.js';
 import { GRPC_LOADER_OPTIONS } from '../../runtime/protocol/grpc/codec.js';
 import { grpcPackageDefinition } from '../../runtime/server/grpc.js';
@@ -61,6 +62,10 @@ describe('gRPC: inference.GRPCInferenceService', () => {
     await writeLookupModel(join(repo.dir, 'lookup', '1'));
     await mkdir(join(repo.dir, 'echo'), { recursive: true });
     await writeFile(join(repo.dir, 'echo', 'config.pbtxt'), 'platform: "echo"\n');
+    // ocr-det unbatched on one instance: a large image keeps it busy while later calls queue.
+    await mkdir(join(repo.dir, 'slow', '1'), { recursive: true });
+    await symlink(join(defaultModelRepository(), 'ocr-det', '1', 'model.onnx'), join(repo.dir, 'slow', '1', 'model.onnx'));
+    await writeFile(join(repo.dir, 'slow', 'config.pbtxt'), 'platform: "onnxruntime_onnx"\nmax_batch_size: 0\n');
     // A small JSON limit, which also bounds typed contents (their decoded arrays grow per element).
     server = await startTestServer({ modelRepository: repo.dir, grpcPort: 0, host: '127.0.0.1', maxJsonBytes: 4096 });
     own = clientFrom(grpcPackageDefinition(), server.grpcPort!);
@@ -203,13 +208,38 @@ describe('gRPC: inference.GRPCInferenceService', () => {
     expect(fromF32(raw.raw_output_contents[0])).toEqual(Array.from(Float32Array.from(values)));
   });
 
+  it('a queued call whose deadline passes, or which the client cancels, is dropped without being computed', async () => {
+    const metric = async (name: string, extra = '') => {
+      const line = (await (await fetch(`${server.url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${name}{`) && l.includes('model="slow"') && l.includes(extra));
+      return Number(line?.split(' ').pop() ?? 0);
+    };
+    const image = (side: number) => ({ model_name: 'slow', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, side, side] }], raw_input_contents: [Buffer.alloc(3 * side * side * 4)] });
+    const before = await metric('kinfer_inference_count_total');
+    const busy = rpc(oip, 'ModelInfer', image(960)); // ~1 s of compute on this machine
+    for (let i = 0; i < 200 && (await metric('kinfer_pending_requests')) < 1; i++) await new Promise((r) => setTimeout(r, 5));
+    // A deadline shorter than the busy run: the client sees DEADLINE_EXCEEDED, the server drops the queued call.
+    const late = await new Promise<grpc.ServiceError>((resolve) => oip.ModelInfer!(image(32), new grpc.Metadata(), { deadline: Date.now() + 100 }, (err) => resolve(err!)));
+    expect(late.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    // A call the client cancels while it waits.
+    const cancelled = await new Promise<grpc.ServiceError>((resolve) => {
+      const call = (oip as unknown as { ModelInfer: (r: unknown, cb: (e: grpc.ServiceError | null) => void) => grpc.ClientUnaryCall }).ModelInfer(image(32), (err) => resolve(err!));
+      setTimeout(() => call.cancel(), 50);
+    });
+    expect(cancelled.code).toBe(grpc.status.CANCELLED);
+    expect((await busy).raw_output_contents).toHaveLength(1);
+    // Only the busy call was computed; the two others were answered from the queue.
+    expect((await metric('kinfer_inference_count_total')) - before).toBe(1);
+    const dropped = (await metric('kinfer_rejected_requests_total', 'reason="deadline_exceeded"')) + (await metric('kinfer_rejected_requests_total', 'reason="cancelled"'));
+    expect(dropped).toBe(2);
+  });
+
   it('repository RPCs (Triton\'s): index, unload, load with a config parameter, and NOT_FOUND for a model with no folder', async () => {
     const index = await rpc(own, 'RepositoryIndex', {});
-    expect(index.models.map((m: { name: string; state: string }) => `${m.name}:${m.state}`).sort()).toEqual(['echo:READY', 'lookup:READY', 'mlp:READY']);
+    expect(index.models.map((m: { name: string; state: string }) => `${m.name}:${m.state}`).sort()).toEqual(['echo:READY', 'lookup:READY', 'mlp:READY', 'slow:READY']);
     await rpc(own, 'RepositoryModelUnload', { model_name: 'echo' });
     expect(await rpc(oip, 'ModelReady', { name: 'echo' })).toEqual({ ready: false });
     expect((await rpcError(oip, 'ModelInfer', { model_name: 'echo', inputs: [] })).code).toBe(grpc.status.NOT_FOUND);
-    expect((await rpc(own, 'RepositoryIndex', { ready: true })).models.map((m: { name: string }) => m.name).sort()).toEqual(['lookup', 'mlp']);
+    expect((await rpc(own, 'RepositoryIndex', { ready: true })).models.map((m: { name: string }) => m.name).sort()).toEqual(['lookup', 'mlp', 'slow']);
     await rpc(own, 'RepositoryModelLoad', { model_name: 'echo', parameters: { config: { string_param: JSON.stringify({ platform: 'echo' }) } } });
     expect(await rpc(oip, 'ModelReady', { name: 'echo' })).toEqual({ ready: true });
     const missing = await rpcError(own, 'RepositoryModelLoad', { model_name: 'ghost' });
