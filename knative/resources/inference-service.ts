@@ -14,7 +14,7 @@
  * (its initializer would fail on a path that exists only in kinfer's image).
  */
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
-import { HTTP_PORT, labels, modelConfigJson, modelPvcClaim, probes, resources, serverEnv, type EnvVar, type Manifest } from './common.js';
+import { HTTP_PORT, labels, modelPvcClaim, probes, resources, serverEnv, type EnvVar, type Manifest } from './common.js';
 import { trainedModel } from './trained-model.js';
 
 export function inferenceService(spec: FunctionSpec): Manifest {
@@ -63,12 +63,5 @@ function functionEnv(spec: FunctionSpec): EnvVar[] {
  * function's model config for the model's name, so batching and threads survive the agent's `{}` load.
  */
 function agentEnv(spec: FunctionSpec): EnvVar[] {
-  const env: EnvVar[] = [
-    { name: 'KINFER_FUNCTION', value: spec.name },
-    { name: 'MULTI_MODEL_SERVER', value: 'true' },
-  ];
-  const cfg = modelConfigJson(spec);
-  if (spec.model && cfg) env.push({ name: 'MODEL_NAME', value: spec.model.name }, { name: 'KINFER_MODEL_CONFIG', value: cfg });
-  for (const k of Object.keys(spec.env).sort()) env.push({ name: k, value: spec.env[k]! });
-  return env;
+  return serverEnv({ ...spec, multiModel: true }).filter((e) => e.name !== 'STORAGE_URI');
 }

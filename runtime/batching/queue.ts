@@ -100,6 +100,8 @@ export interface QueuedRequest {
 
 interface Entry extends QueuedRequest {
   state: 'queued' | 'running' | 'done';
+  /** Milliseconds queued, set when its batch is dispatched. */
+  queueMs?: number;
   resolve(result: BatchResult): void;
   reject(err: unknown): void;
   timer?: NodeJS.Timeout;
@@ -400,7 +402,8 @@ export abstract class QueueBatcher implements Batcher {
       this.unqueue(e);
       this.detach(e);
       e.state = 'running';
-      queueMs.push(now - e.enqueuedAt);
+      e.queueMs = now - e.enqueuedAt;
+      queueMs.push(e.queueMs);
       endSpan(e.span);
     }
     this.running += batch.length;
@@ -410,29 +413,41 @@ export abstract class QueueBatcher implements Batcher {
     void this.run(instance, batch, queueMs);
   }
 
-  private async run(instance: Backend, batch: Entry[], queueMs: number[]): Promise<void> {
+  private run(instance: Backend, batch: Entry[], queueMs: number[]): Promise<void> {
     const size = this.sizeOf(batch);
     const attrs = { 'kinfer.batch_size': size, 'kinfer.batch_requests': batch.length };
     for (const e of batch) e.span = startSpan('kinfer.compute', attrs, e.parent);
-    const t0 = performance.now();
-    let computeMs = 0;
-    try {
-      const inputs = this.prepare(batch);
-      const outputs = await instance.infer(inputs, batch[0]!.request.outputNames);
-      computeMs = performance.now() - t0;
-      const parts = this.split(outputs, batch);
-      this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs, computeMs, ok: true }));
-      batch.forEach((e, i) => this.settle(e, { outputs: parts[i]!, batchSize: size, queueMs: queueMs[i]!, computeMs }));
-    } catch (err) {
-      computeMs ||= performance.now() - t0;
-      this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs, computeMs, ok: false }));
-      if (batch.length > 1 && err instanceof InvalidArgument) await this.runInHalves(instance, batch, new Map(batch.map((e, i) => [e, queueMs[i]!])));
-      else for (const e of batch) this.settle(e, err, 'backend_error');
-    } finally {
+    return this.attempt(instance, batch, queueMs, size, () => {
       if (this.free.length === 0) this.freeSince = performance.now();
       this.free.push(instance);
       this.running -= batch.length;
       this.afterChange();
+    });
+  }
+
+  /**
+   * Runs `batch` once on `instance` and answers its callers; a merged batch the
+   * backend refuses as bad input goes on to runInHalves. `observed`: the queue
+   * times this run reports (the first run's; reruns report none). `done` runs in
+   * the same turn as the last answer, before the callers' continuations, so the
+   * requests they send next find the instance free.
+   */
+  private async attempt(instance: Backend, batch: Entry[], observed: readonly number[], size = this.sizeOf(batch), done?: () => void): Promise<void> {
+    const t0 = performance.now();
+    let computeMs = 0;
+    try {
+      const outputs = await instance.infer(this.prepare(batch), batch[0]!.request.outputNames);
+      computeMs = performance.now() - t0;
+      const parts = this.split(outputs, batch);
+      this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs: observed, computeMs, ok: true }));
+      batch.forEach((e, i) => this.settle(e, { outputs: parts[i]!, batchSize: size, queueMs: e.queueMs ?? 0, computeMs }));
+    } catch (err) {
+      computeMs ||= performance.now() - t0;
+      this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs: observed, computeMs, ok: false }));
+      if (batch.length > 1 && err instanceof InvalidArgument) await this.runInHalves(instance, batch);
+      else for (const e of batch) this.settle(e, err, 'backend_error');
+    } finally {
+      done?.();
     }
   }
 
@@ -445,7 +460,7 @@ export abstract class QueueBatcher implements Batcher {
    * so the reruns report none. A caller whose deadline passed or who went away
    * meanwhile is answered so, not computed again.
    */
-  private async runInHalves(instance: Backend, batch: Entry[], queueMs: ReadonlyMap<Entry, number>): Promise<void> {
+  private async runInHalves(instance: Backend, batch: Entry[]): Promise<void> {
     this.notify((o) => o.onSplit?.({ requests: batch.length }));
     const half = Math.ceil(batch.length / 2);
     for (const part of [batch.slice(0, half), batch.slice(half)]) {
@@ -457,20 +472,7 @@ export abstract class QueueBatcher implements Batcher {
         } else return true;
         return false;
       });
-      if (live.length === 0) continue;
-      const size = this.sizeOf(live);
-      const t0 = performance.now();
-      try {
-        const outputs = await instance.infer(this.prepare(live), live[0]!.request.outputNames);
-        const computeMs = performance.now() - t0;
-        const parts = this.split(outputs, live);
-        this.notify((o) => o.onBatch?.({ size, requests: live.length, queueMs: [], computeMs, ok: true }));
-        live.forEach((e, i) => this.settle(e, { outputs: parts[i]!, batchSize: size, queueMs: queueMs.get(e) ?? 0, computeMs }));
-      } catch (err) {
-        this.notify((o) => o.onBatch?.({ size, requests: live.length, queueMs: [], computeMs: performance.now() - t0, ok: false }));
-        if (live.length > 1 && err instanceof InvalidArgument) await this.runInHalves(instance, live, queueMs);
-        else for (const e of live) this.settle(e, err, 'backend_error');
-      }
+      if (live.length > 0) await this.attempt(instance, live, []);
     }
   }
 }

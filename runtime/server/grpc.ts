@@ -16,7 +16,8 @@ import { PayloadTooLarge, Unsupported } from '../core/errors.js';
 import { extractContext, withSpan } from '../observability/tracing.js';
 import type { DataPlane } from '../dataplane.js';
 import { requestSeries, type Metrics } from '../observability/metrics.js';
-import { decodeGrpcInferRequest, encodeGrpcInferResponse, exactNumber, GRPC_LOADER_OPTIONS, type WireInferRequest } from '../protocol/grpc/codec.js';
+import { decodeGrpcInferRequest, encodeGrpcInferResponse, GRPC_LOADER_OPTIONS, parametersOf, type WireInferRequest, type WireParameter } from '../protocol/grpc/codec.js';
+import type { Parameters } from '../core/tensor.js';
 import { SERVICE_PROTO } from '../protocol/grpc/service-proto.js';
 import { stage } from './stages.js';
 
@@ -269,21 +270,16 @@ interface WireRepositoryParameter {
   bytes_param?: Uint8Array;
 }
 
-/** Triton's ModelRepositoryParameter map → the load parameters the REST route takes (`config` as a string, ...). */
-function repositoryParameters(wire: Record<string, WireRepositoryParameter> | undefined): Record<string, string | number | boolean> | undefined {
-  if (!wire) return undefined;
-  const out: Record<string, string | number | boolean> = {};
-  for (const [key, p] of Object.entries(wire)) {
-    const choice = p.parameter_choice;
-    if (choice === undefined) continue;
-    if (choice === 'bytes_param') {
-      // Triton's `file:<path>` overrides ship model files in bytes_param; kinfer loads from its repository.
-      throw new Unsupported(`load parameter '${key}': bytes parameters (Triton's file: overrides) are not supported`);
-    }
-    const v = p[choice]!;
-    out[key] = choice === 'int64_param' ? exactNumber(v as string) : (v as string | boolean);
+/**
+ * Triton's ModelRepositoryParameter map → the load parameters the REST route takes (`config` as a
+ * string, ...): InferParameter's conversion, after refusing what it does not have (bytes).
+ */
+function repositoryParameters(wire: Record<string, WireRepositoryParameter> | undefined): Parameters | undefined {
+  for (const [key, p] of Object.entries(wire ?? {})) {
+    // Triton's `file:<path>` overrides ship model files in bytes_param; kinfer loads from its repository.
+    if (p.parameter_choice === 'bytes_param') throw new Unsupported(`load parameter '${key}': bytes parameters (Triton's file: overrides) are not supported`);
   }
-  return out;
+  return parametersOf(wire as Record<string, WireParameter> | undefined);
 }
 
 function firstValue(values: grpc.MetadataValue[]): string | undefined {

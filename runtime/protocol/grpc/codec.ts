@@ -211,7 +211,7 @@ function toContents(t: Tensor): WireContents {
 }
 
 /** InferParameter map → Parameters; 64-bit integers become numbers where exact, else decimal strings. */
-function parametersOf(wire: Record<string, WireParameter> | undefined): Parameters | undefined {
+export function parametersOf(wire: Record<string, WireParameter> | undefined): Parameters | undefined {
   if (!wire) return undefined;
   const out: Parameters = {};
   let any = false;
@@ -226,7 +226,7 @@ function parametersOf(wire: Record<string, WireParameter> | undefined): Paramete
 }
 
 /** A 64-bit integer from the wire as a number where exact, else its decimal string. */
-export function exactNumber(v: Int64): number | string {
+function exactNumber(v: Int64): number | string {
   const n = Number(v);
   return Number.isSafeInteger(n) ? n : v;
 }
