@@ -9,11 +9,12 @@ import { createBatcher } from './batching/dynamic-batcher.js';
 import { PassThroughBatcher } from './batching/pass-through.js';
 import type { Batcher } from './batching/batcher.js';
 import { DataPlane } from './dataplane.js';
+import { ModelStatistics } from './observability/statistics.js';
 import type { ModelRepository } from './repository/model-repository.js';
 import { FakeBackend, xInput } from '../test/helpers/fake-backend.js';
 
 function plane(batcher: Batcher, backend: FakeBackend): DataPlane {
-  const handle = { name: 'm', version: '1', metadata: { platform: 'fake', inputs: [], outputs: [], batchable: true, maxBatchSize: 0 }, batcher, backend };
+  const handle = { name: 'm', version: '1', metadata: { platform: 'fake', inputs: [], outputs: [], batchable: true, maxBatchSize: 0 }, batcher, backend, statistics: new ModelStatistics() };
   const repo = { get: () => handle } as unknown as ModelRepository;
   return new DataPlane(repo, { live: () => true, ready: () => true });
 }

@@ -11,12 +11,14 @@ import { InvalidArgument } from './core/errors.js';
 import type { InferContext, InferRequest, InferResponse } from './core/infer.js';
 import { checkTensor, shapeMatches, type Tensor, type TensorSpec } from './core/tensor.js';
 import { checkModelName, type IndexEntry, type ModelRepository } from './repository/model-repository.js';
+import type { ModelHandle } from './repository/model-handle.js';
 import type { Parameters } from './core/tensor.js';
 import type { BatchResult } from './batching/batcher.js';
+import type { ModelStat } from './observability/statistics.js';
 
 export const SERVER_NAME = 'kinfer';
 export const SERVER_VERSION = '0.1.0';
-export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_configuration', 'model_repository', 'cloudevents', 'hardware'];
+export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_configuration', 'model_repository', 'statistics', 'cloudevents', 'hardware'];
 
 export interface ServerMetadata {
   name: string;
@@ -160,6 +162,18 @@ export class DataPlane {
    */
   async infer(request: InferRequest, ctx: InferContext = {}, clientSignal?: () => AbortSignal): Promise<InferOutcome> {
     const handle = this.repository.get(checkModelName(request.modelName), request.modelVersion);
+    const started = performance.now();
+    try {
+      const outcome = await this.inferOn(handle, request, ctx, clientSignal);
+      handle.statistics.request(true, performance.now() - started);
+      return outcome;
+    } catch (err) {
+      handle.statistics.request(false, performance.now() - started);
+      throw err;
+    }
+  }
+
+  private async inferOn(handle: ModelHandle, request: InferRequest, ctx: InferContext, clientSignal?: () => AbortSignal): Promise<InferOutcome> {
     validateInputs(request.inputs, handle.metadata);
     const outputNames = (request.outputs ?? []).map((o) => o.name);
     validateOutputNames(outputNames, handle.metadata);
@@ -181,6 +195,15 @@ export class DataPlane {
     const response: InferResponse = { modelName: handle.name, modelVersion: handle.version, outputs };
     if (request.id !== undefined) response.id = request.id;
     return { response, batch };
+  }
+
+  /**
+   * Triton's statistics extension: every serving model version, or `name`'s (NotFound /
+   * NotReady as for metadata), each counted from its load.
+   */
+  modelStatistics(name?: string, version?: string): ModelStat[] {
+    const handles = name === undefined ? this.repository.loaded() : [this.repository.get(checkModelName(name), version)];
+    return handles.map((h) => h.statistics.snapshot(h.name, h.version));
   }
 
   /** The repository index; with `readyOnly`, only models in state READY (the index body's `ready`). */

@@ -26,8 +26,12 @@ export interface BatchInfo {
   requests: number;
   /** Milliseconds each caller waited in the queue, in batch order. */
   queueMs: readonly number[];
+  /** Milliseconds to merge the callers' inputs into the backend's (0 for a lone request). */
+  inputMs: number;
   /** Milliseconds the backend took for the batch. */
   computeMs: number;
+  /** Milliseconds to split the outputs among the callers (0 when the batch failed). */
+  outputMs: number;
   /** False when the backend (or the split of its outputs) failed: its callers got that error, or a rerun in halves (onSplit). */
   ok: boolean;
 }
@@ -50,6 +54,17 @@ export interface BatchObserver {
    * find the culprit. Splits whose halves all succeed mean the model does not batch that input.
    */
   onSplit?(info: { requests: number }): void;
+}
+
+/** One observer that calls each of `observers` in turn (metrics and statistics, say). */
+export function fanOut(...observers: BatchObserver[]): BatchObserver {
+  return {
+    onQueued: () => observers.forEach((o) => o.onQueued?.()),
+    onSettled: () => observers.forEach((o) => o.onSettled?.()),
+    onBatch: (info) => observers.forEach((o) => o.onBatch?.(info)),
+    onRejected: (reason) => observers.forEach((o) => o.onRejected?.(reason)),
+    onSplit: (info) => observers.forEach((o) => o.onSplit?.(info)),
+  };
 }
 
 export interface BatcherOptions {
@@ -434,16 +449,21 @@ export abstract class QueueBatcher implements Batcher {
    */
   private async attempt(instance: Backend, batch: Entry[], observed: readonly number[], size = this.sizeOf(batch), done?: () => void): Promise<void> {
     const t0 = performance.now();
+    let t1 = t0;
     let computeMs = 0;
     try {
-      const outputs = await instance.infer(this.prepare(batch), batch[0]!.request.outputNames);
-      computeMs = performance.now() - t0;
+      const inputs = this.prepare(batch);
+      t1 = performance.now();
+      const outputs = await instance.infer(inputs, batch[0]!.request.outputNames);
+      const t2 = performance.now();
+      computeMs = t2 - t1;
       const parts = this.split(outputs, batch);
-      this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs: observed, computeMs, ok: true }));
+      const info = { size, requests: batch.length, queueMs: observed, inputMs: t1 - t0, computeMs, outputMs: performance.now() - t2, ok: true };
+      this.notify((o) => o.onBatch?.(info));
       batch.forEach((e, i) => this.settle(e, { outputs: parts[i]!, batchSize: size, queueMs: e.queueMs ?? 0, computeMs }));
     } catch (err) {
-      computeMs ||= performance.now() - t0;
-      this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs: observed, computeMs, ok: false }));
+      computeMs ||= performance.now() - t1;
+      this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs: observed, inputMs: t1 - t0, computeMs, outputMs: 0, ok: false }));
       if (batch.length > 1 && err instanceof InvalidArgument) await this.runInHalves(instance, batch);
       else for (const e of batch) this.settle(e, err, 'backend_error');
     } finally {

@@ -6,6 +6,7 @@
 import type { Backend, ModelMetadata } from '../backends/backend.js';
 import type { Batcher } from '../batching/batcher.js';
 import type { ModelConfig } from './model-config.js';
+import { ModelStatistics } from '../observability/statistics.js';
 
 /** Model state as the repository index reports it (Triton's names). */
 export type ModelState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
@@ -20,6 +21,8 @@ export class ModelHandle {
     private readonly instances: Backend[],
     /** Output name → class labels (`label_filename`), for the classification extension. */
     readonly labels: ReadonlyMap<string, readonly string[]> = new Map(),
+    /** Triton's statistics extension for this version, from its load on. */
+    readonly statistics: ModelStatistics = new ModelStatistics(),
   ) {}
 
   /** False while any backend instance reports itself unhealthy (e.g. its device keeps failing). */

@@ -15,6 +15,7 @@ import type { Batcher } from '../batching/batcher.js';
 import { InvalidArgument, KinferError, NotFound, NotReady, Unavailable } from '../core/errors.js';
 import type { Parameters } from '../core/tensor.js';
 import { forgetModel, type Metrics } from '../observability/metrics.js';
+import { ModelStatistics } from '../observability/statistics.js';
 import { ModelHandle, type ModelState } from './model-handle.js';
 import type { ModelConfig } from './model-config.js';
 import { checkModelName as checkPlainName, listModelNames, readModelLayout } from './layout.js';
@@ -27,6 +28,8 @@ export interface BatcherFactoryOptions {
   instances: Backend[];
   metadata: ModelMetadata;
   config: ModelConfig;
+  /** The version's Triton statistics: the batcher feeds their queue and compute times. */
+  statistics?: ModelStatistics;
 }
 
 export type BatcherFactory = (opts: BatcherFactoryOptions) => Batcher;
@@ -313,6 +316,7 @@ export class ModelRepository {
       const instances: Backend[] = [];
       let metadata: ModelMetadata | undefined;
       let batcher: Batcher;
+      const statistics = new ModelStatistics();
       try {
         for (let i = 0; i < Math.max(1, config.instanceCount); i++) {
           const backend = factory();
@@ -321,7 +325,7 @@ export class ModelRepository {
           metadata ??= meta;
         }
         // Throws InvalidArgument for batching parameters it cannot honour (e.g. an unknown batch_policy).
-        batcher = this.opts.createBatcher({ name, version, instances, metadata: metadata!, config });
+        batcher = this.opts.createBatcher({ name, version, instances, metadata: metadata!, config, statistics });
         if (config.warmup?.length) {
           const t0 = performance.now();
           const { runs } = await runWarmup(instances, config, layout.dir);
@@ -331,7 +335,7 @@ export class ModelRepository {
         await Promise.allSettled(instances.map((b) => b.unload()));
         throw err;
       }
-      const handle = new ModelHandle(name, version, metadata!, config, batcher, instances, labels);
+      const handle = new ModelHandle(name, version, metadata!, config, batcher, instances, labels, statistics);
       const old = entry.handle;
       entry.handle = handle;
       entry.state = 'READY';

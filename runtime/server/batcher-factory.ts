@@ -6,13 +6,14 @@
  * default, or `adaptive`) picks the DynamicBatcher's firing rule.
  */
 import { createBatcher } from '../batching/dynamic-batcher.js';
+import { fanOut } from '../batching/queue.js';
 import { BATCH_POLICIES, isBatchPolicy } from '../batching/batcher.js';
 import { InvalidArgument } from '../core/errors.js';
 import { batchObserver, type Metrics } from '../observability/metrics.js';
 import type { BatcherFactory } from '../repository/model-repository.js';
 
 export function makeBatcherFactory(metrics: Metrics, defaults: { maxQueueSize?: number } = {}): BatcherFactory {
-  return ({ name, version, instances, metadata, config }) => {
+  return ({ name, version, instances, metadata, config, statistics }) => {
     const dyn = config.dynamicBatching;
     const policy = config.parameters.batch_policy ?? BATCH_POLICIES[0];
     if (!isBatchPolicy(policy)) {
@@ -28,7 +29,7 @@ export function makeBatcherFactory(metrics: Metrics, defaults: { maxQueueSize?: 
       policy,
       maxQueueSize: dyn?.maxQueueSize || defaults.maxQueueSize || 0,
       backendMaxBatchSize: metadata.maxBatchSize,
-      observer: batchObserver(metrics, name, version),
+      observer: statistics ? fanOut(batchObserver(metrics, name, version), statistics.observer) : batchObserver(metrics, name, version),
     });
   };
 }

@@ -37,6 +37,11 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
   app.get('/v2/health/ready', async (c) => ((await dp.ready()) ? c.json({ ready: true }) : c.json({ ready: false }, 503)));
   app.get('/v2', (c) => c.json(dp.serverMetadata()));
   app.get('/v2/models', (c) => c.json({ models: dp.modelNames() }));
+  // Triton's statistics extension; before `/v2/models/:model`, so `stats` is not taken for a model name.
+  app.get('/v2/models/stats', (c) => c.json({ model_stats: dp.modelStatistics() }));
+  const stats = (c: Context<KinferEnv>) => c.json({ model_stats: dp.modelStatistics(c.req.param('model')!, c.req.param('version')) });
+  app.get('/v2/models/:model/stats', stats);
+  app.get('/v2/models/:model/versions/:version/stats', stats);
 
   const metadata = (c: Context<KinferEnv>) => c.json(dp.modelMetadata(c.req.param('model')!, c.req.param('version')));
   app.get('/v2/models/:model', metadata);

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { ModelStatistics } from './statistics.js';
+
+const batch = (size: number, requests: number, queueMs: number[], ok = true) => ({ size, requests, queueMs, inputMs: 0.25, computeMs: 2, outputMs: 0.125, ok });
+
+describe('ModelStatistics', () => {
+  it('adds an execution once per batch size and its durations once per request in it, in nanoseconds', () => {
+    const s = new ModelStatistics();
+    s.observer.onBatch!(batch(3, 2, [1, 0.5]));
+    s.observer.onBatch!(batch(3, 3, [0, 0, 0]));
+    s.observer.onBatch!(batch(1, 1, [2]));
+    const snap = s.snapshot('m', '1');
+    expect(snap.execution_count).toBe(3);
+    expect(snap.inference_count).toBe(7);
+    expect(snap.batch_stats.map((b) => [b.batch_size, b.compute_infer.count, b.compute_infer.ns])).toEqual([
+      [1, 1, 2e6],
+      [3, 2, 4e6],
+    ]);
+    expect(snap.batch_stats[1]!.compute_input).toEqual({ count: 2, ns: 0.5e6 });
+    expect(snap.batch_stats[1]!.compute_output).toEqual({ count: 2, ns: 0.25e6 });
+    const i = snap.inference_stats;
+    expect(i.queue).toEqual({ count: 6, ns: 3.5e6 });
+    expect(i.compute_infer).toEqual({ count: 6, ns: 12e6 });
+    expect(i.compute_input).toEqual({ count: 6, ns: 1.5e6 });
+  });
+
+  it('counts only the queue time of a failed execution, and request outcomes apart', () => {
+    const s = new ModelStatistics();
+    s.observer.onBatch!(batch(2, 2, [1, 1], false));
+    s.request(false, 3);
+    s.request(true, 1.5);
+    const snap = s.snapshot('m', '1');
+    expect(snap.execution_count).toBe(0);
+    expect(snap.batch_stats).toEqual([]);
+    expect(snap.inference_stats.queue).toEqual({ count: 2, ns: 2e6 });
+    expect(snap.inference_stats.compute_infer.count).toBe(0);
+    expect(snap.inference_stats.fail).toEqual({ count: 1, ns: 3e6 });
+    expect(snap.inference_stats.success).toEqual({ count: 1, ns: 1.5e6 });
+    expect(snap.last_inference).toBeGreaterThan(0);
+  });
+
+  it('hands out copies: a snapshot does not change with later traffic', () => {
+    const s = new ModelStatistics();
+    const first = s.snapshot('m', '1');
+    s.request(true, 1);
+    s.observer.onBatch!(batch(1, 1, [0]));
+    expect(first.inference_stats.success.count).toBe(0);
+    expect(first.batch_stats).toEqual([]);
+    expect(s.snapshot('m', '1').inference_stats.success.count).toBe(1);
+  });
+});

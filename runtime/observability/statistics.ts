@@ -1,0 +1,134 @@
+/**
+ * @module observability/statistics
+ * Triton's statistics extension: per model version, cumulative counts and
+ * durations since the version was loaded (`GET /v2/models/{m}/stats`, gRPC
+ * `ModelStatistics`), which perf_analyzer and `tritonclient`'s
+ * `get_inference_statistics` read. One `ModelStatistics` lives on each loaded
+ * version's handle, so a reload starts from zero and an unload forgets it, as
+ * in Triton. Fed from two places: the data plane (each request's outcome and
+ * duration) and the batcher's observer hooks (queue time and each execution's
+ * input, infer and output times).
+ */
+import type { BatchInfo, BatchObserver } from '../batching/queue.js';
+
+/** A count and a total duration in nanoseconds (Triton's `StatisticDuration`). */
+export interface DurationStat {
+  count: number;
+  ns: number;
+}
+
+export interface InferStats {
+  success: DurationStat;
+  fail: DurationStat;
+  queue: DurationStat;
+  compute_input: DurationStat;
+  compute_infer: DurationStat;
+  compute_output: DurationStat;
+  /** kinfer has no response cache: always zero, present because clients read it. */
+  cache_hit: DurationStat;
+  cache_miss: DurationStat;
+}
+
+export interface BatchStat {
+  batch_size: number;
+  compute_input: DurationStat;
+  compute_infer: DurationStat;
+  compute_output: DurationStat;
+}
+
+/** One `$model_stat` of the REST body (the gRPC message has the same field names). */
+export interface ModelStat {
+  name: string;
+  version: string;
+  /** Milliseconds since the epoch of the last request's end; 0 before any. */
+  last_inference: number;
+  /** Items inferred in successful executions (a request with batch dim 4 counts 4). */
+  inference_count: number;
+  /** Successful backend executions (a merged batch counts 1). */
+  execution_count: number;
+  inference_stats: InferStats;
+  batch_stats: BatchStat[];
+}
+
+const NS_PER_MS = 1e6;
+
+function zero(): DurationStat {
+  return { count: 0, ns: 0 };
+}
+
+function add(s: DurationStat, ms: number, count = 1): void {
+  s.count += count;
+  s.ns += Math.round(ms * NS_PER_MS) * count;
+}
+
+/**
+ * Durations are kept as JavaScript numbers of nanoseconds: exact to 2^53 ns
+ * (104 days of summed request time), and past that off by a few ns in 10^16.
+ */
+export class ModelStatistics {
+  private lastInference = 0;
+  private inferences = 0;
+  private executions = 0;
+  private readonly stats: InferStats = {
+    success: zero(),
+    fail: zero(),
+    queue: zero(),
+    compute_input: zero(),
+    compute_infer: zero(),
+    compute_output: zero(),
+    cache_hit: zero(),
+    cache_miss: zero(),
+  };
+  private readonly byBatchSize = new Map<number, BatchStat>();
+
+  /**
+   * The batcher's hooks. A successful execution adds one to its batch size's
+   * `batch_stats` and, as Triton does, adds the execution's durations to
+   * `compute_*` once per request in it, so those counts match `success` when
+   * nothing fails. Each request that reached an execution adds its wait to
+   * `queue` once: a rerun in halves (QueueBatcher.runInHalves) reports none. A
+   * failed execution adds nothing else (its callers count under `fail`).
+   */
+  readonly observer: BatchObserver = {
+    onBatch: (info: BatchInfo) => {
+      for (const ms of info.queueMs) add(this.stats.queue, ms);
+      if (!info.ok) return;
+      this.executions++;
+      this.inferences += info.size;
+      let b = this.byBatchSize.get(info.size);
+      if (!b) {
+        b = { batch_size: info.size, compute_input: zero(), compute_infer: zero(), compute_output: zero() };
+        this.byBatchSize.set(info.size, b);
+      }
+      add(b.compute_input, info.inputMs);
+      add(b.compute_infer, info.computeMs);
+      add(b.compute_output, info.outputMs);
+      add(this.stats.compute_input, info.inputMs, info.requests);
+      add(this.stats.compute_infer, info.computeMs, info.requests);
+      add(this.stats.compute_output, info.outputMs, info.requests);
+    },
+  };
+
+  /** One request's end, as the data plane saw it: from its arrival there to its response or error. */
+  request(ok: boolean, ms: number): void {
+    add(ok ? this.stats.success : this.stats.fail, ms);
+    this.lastInference = Date.now();
+  }
+
+  /** A copy in Triton's JSON form; batch sizes ascending. */
+  snapshot(name: string, version: string): ModelStat {
+    const copy = (s: DurationStat): DurationStat => ({ count: s.count, ns: s.ns });
+    const stats = Object.fromEntries(Object.entries(this.stats).map(([k, v]) => [k, copy(v)])) as unknown as InferStats;
+    return {
+      name,
+      version,
+      last_inference: this.lastInference,
+      inference_count: this.inferences,
+      execution_count: this.executions,
+      inference_stats: stats,
+      batch_stats: [...this.byBatchSize.values()]
+        .sort((a, b) => a.batch_size - b.batch_size)
+        .map((b) => ({ batch_size: b.batch_size, compute_input: copy(b.compute_input), compute_infer: copy(b.compute_infer), compute_output: copy(b.compute_output) })),
+    };
+  }
+}
