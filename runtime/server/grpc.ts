@@ -19,6 +19,7 @@ import { requestSeries, type Metrics } from '../observability/metrics.js';
 import { decodeGrpcInferRequest, encodeGrpcInferResponse, GRPC_LOADER_OPTIONS, parametersOf, type WireInferRequest, type WireParameter } from '../protocol/grpc/codec.js';
 import type { Parameters } from '../core/tensor.js';
 import { SERVICE_PROTO } from '../protocol/grpc/service-proto.js';
+import { healthService } from './grpc-health.js';
 import { stage } from './stages.js';
 
 export interface GrpcServerOptions {
@@ -54,7 +55,7 @@ function serviceDefinition(): grpc.ServiceDefinition {
 }
 
 /** What ServerMetadata lists over gRPC: REST's extensions that this transport serves. */
-const GRPC_EXTENSIONS = ['classification', 'model_repository'];
+const GRPC_EXTENSIONS = ['classification', 'model_configuration', 'model_repository', 'statistics'];
 
 /** The package definition, for clients (tests, tools) that speak to this server. */
 export function grpcPackageDefinition(): protoLoader.PackageDefinition {
@@ -148,13 +149,20 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     ModelReady: unary<{ name: string; version: string }, unknown>('ModelReady', (call) => ({
       ready: dp.modelReady(call.request.name, call.request.version || undefined),
     })),
-    // REST's list less what gRPC does not serve (binary extension, CloudEvents, hardware, model configuration).
+    // REST's list less what gRPC does not serve (binary extension, CloudEvents, hardware).
     ServerMetadata: unary('ServerMetadata', () => ({ ...dp.serverMetadata(), extensions: GRPC_EXTENSIONS })),
     ModelMetadata: unary<{ name: string; version: string }, unknown>('ModelMetadata', (call) => {
       const md = dp.modelMetadata(call.request.name, call.request.version || undefined);
       return { ...md, properties: {} };
     }),
     ModelInfer: unary('ModelInfer', infer),
+    ModelConfig: unary<{ name: string; version: string }, unknown>('ModelConfig', (call) => ({
+      config: dp.modelConfig(call.request.name, call.request.version || undefined),
+    })),
+    ModelStatistics: unary<{ name: string; version: string }, unknown>('ModelStatistics', (call) => ({
+      // An empty name asks for every model, as in Triton.
+      model_stats: dp.modelStatistics(call.request.name || undefined, call.request.version || undefined),
+    })),
     RepositoryIndex: unary<{ ready: boolean }, unknown>('RepositoryIndex', async (call) => {
       const models = (await dp.repositoryIndex(call.request.ready)).map((e) => ({
         name: e.name,
@@ -174,6 +182,9 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     }),
   } as grpc.UntypedServiceImplementation);
 
+  const health = healthService(dp, (err) => log.error({ event: 'grpc_health_failed', err }, 'gRPC health check failed'));
+  server.addService(health.definition, health.implementation);
+
   const port = await new Promise<number>((resolve, reject) => {
     const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
     server.bindAsync(`${host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
@@ -183,7 +194,11 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   let stopped: Promise<void> | undefined;
   return {
     port,
-    stop: () => (stopped ??= new Promise<void>((resolve) => server.tryShutdown(() => resolve()))),
+    stop: () =>
+      (stopped ??= new Promise<void>((resolve) => {
+        server.tryShutdown(() => resolve());
+        health.close();
+      })),
     kill: () => server.forceShutdown(),
   };
 }

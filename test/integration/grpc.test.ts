@@ -23,6 +23,8 @@ import { mlpReference, writeLookupModel, writeMlpModel, type MlpModel } from '..
 import { startTestServer, tempDir } from '../helpers/server.js';
 
 const SPEC_PROTO = resolve(repoRoot(), '..', 'shared', 'specs', 'open-inference-protocol', 'open_inference_grpc.proto');
+/** Triton's ModelConfig and ModelStatistics RPCs as a Triton client compiles them (not the server's subset). */
+const TRITON_PROTO = resolve(repoRoot(), 'test', 'helpers', 'triton-grpc.proto');
 
 type Client = grpc.Client & Record<string, (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => void>;
 
@@ -231,6 +233,42 @@ describe('gRPC: inference.GRPCInferenceService', () => {
     expect((await metric('kinfer_inference_count_total')) - before).toBe(1);
     const dropped = (await metric('kinfer_rejected_requests_total', 'reason="deadline_exceeded"')) + (await metric('kinfer_rejected_requests_total', 'reason="cancelled"'));
     expect(dropped).toBe(2);
+  });
+
+  it('Triton\'s ModelConfig and ModelStatistics, read through Triton\'s own message definitions, say what the REST routes say', async () => {
+    const triton = clientFrom(protoLoader.loadSync(TRITON_PROTO, GRPC_LOADER_OPTIONS), server.grpcPort!);
+    try {
+      await rpc(oip, 'ModelInfer', { model_name: 'mlp', inputs: [{ name: 'x', datatype: 'FP32', shape: [3, 4], contents: { fp32_contents: new Array(12).fill(1) } }] });
+      const { config } = await rpc(triton, 'ModelConfig', { name: 'mlp' });
+      const rest = (await (await fetch(`${server.url}/v2/models/mlp/config`)).json()) as Record<string, any>;
+      expect(config).toMatchObject({ name: 'mlp', platform: rest.platform, max_batch_size: rest.max_batch_size, backend: '' });
+      expect(config.input).toEqual(rest.input.map((i: any) => ({ ...i, dims: i.dims.map(String), reshape: null, is_shape_tensor: false, allow_ragged_batch: false, optional: false })));
+      expect(config.output.map((o: any) => [o.name, o.data_type, o.dims])).toEqual(rest.output.map((o: any) => [o.name, o.data_type, o.dims.map(String)]));
+      expect(config.instance_group.map((g: any) => [g.kind, g.count])).toEqual(rest.instance_group.map((g: any) => [g.kind, g.count]));
+      expect(config.scheduling_choice ?? undefined).toBe(rest.dynamic_batching ? 'dynamic_batching' : undefined);
+
+      const { model_stats: grpcStats } = await rpc(triton, 'ModelStatistics', { name: 'mlp' });
+      const restStats = ((await (await fetch(`${server.url}/v2/models/mlp/stats`)).json()) as { model_stats: any[] }).model_stats;
+      expect(grpcStats).toHaveLength(1);
+      const g = grpcStats[0];
+      const r = restStats[0];
+      expect(Number(g.inference_count)).toBeGreaterThanOrEqual(3);
+      expect([g.name, g.version, Number(g.last_inference), Number(g.inference_count), Number(g.execution_count)]).toEqual([r.name, r.version, r.last_inference, r.inference_count, r.execution_count]);
+      for (const k of ['success', 'fail', 'queue', 'compute_input', 'compute_infer', 'compute_output']) {
+        expect([Number(g.inference_stats[k].count), Number(g.inference_stats[k].ns)]).toEqual([r.inference_stats[k].count, r.inference_stats[k].ns]);
+      }
+      expect(g.batch_stats.map((b: any) => [Number(b.batch_size), Number(b.compute_infer.count)])).toEqual(r.batch_stats.map((b: any) => [b.batch_size, b.compute_infer.count]));
+      expect(g.memory_usage).toEqual([]);
+      // An empty name asks for every model; an unknown one is NOT_FOUND.
+      const all = await rpc(triton, 'ModelStatistics', {});
+      expect(all.model_stats.map((s: { name: string }) => s.name).sort()).toEqual(['echo', 'lookup', 'mlp', 'slow']);
+      const err = await rpcError(triton, 'ModelStatistics', { name: 'nope' });
+      expect(err.code).toBe(grpc.status.NOT_FOUND);
+      expect((await rpcError(triton, 'ModelConfig', { name: 'nope' })).code).toBe(grpc.status.NOT_FOUND);
+      expect((await rpc(oip, 'ServerMetadata', {})).extensions).toEqual(expect.arrayContaining(['statistics', 'model_configuration']));
+    } finally {
+      triton.close();
+    }
   });
 
   it('repository RPCs (Triton\'s): index, unload, load with a config parameter, and NOT_FOUND for a model with no folder', async () => {

@@ -2,11 +2,14 @@
  * @module protocol/grpc/service-proto
  * The `inference.GRPCInferenceService` kinfer serves: the Open Inference
  * Protocol's gRPC API (`open_inference_grpc.proto`, KServe's v2) and, from
- * Triton's `grpc_service.proto`, the model repository RPCs, with their field
+ * Triton's `grpc_service.proto` and `model_config.proto`, the model
+ * repository, model configuration and statistics RPCs, with their field
  * numbers, so KServe's and Triton's gRPC clients talk to it unchanged. Kept as
- * text in the module so the bundle needs no .proto file beside it. Triton's
- * other RPCs (streaming, statistics, shared memory, trace) are not declared,
- * and a client calling them gets UNIMPLEMENTED.
+ * text in the module so the bundle needs no .proto file beside it. Of Triton's
+ * messages only the fields kinfer fills are declared (a client's full
+ * definition decodes them, and reads the rest as unset); Triton's other RPCs
+ * (streaming, shared memory, trace, log settings) are not declared, and a
+ * client calling them gets UNIMPLEMENTED.
  */
 export const SERVICE_PROTO = `
 syntax = "proto3";
@@ -19,6 +22,8 @@ service GRPCInferenceService {
   rpc ServerMetadata(ServerMetadataRequest) returns (ServerMetadataResponse) {}
   rpc ModelMetadata(ModelMetadataRequest) returns (ModelMetadataResponse) {}
   rpc ModelInfer(ModelInferRequest) returns (ModelInferResponse) {}
+  rpc ModelConfig(ModelConfigRequest) returns (ModelConfigResponse) {}
+  rpc ModelStatistics(ModelStatisticsRequest) returns (ModelStatisticsResponse) {}
   rpc RepositoryIndex(RepositoryIndexRequest) returns (RepositoryIndexResponse) {}
   rpc RepositoryModelLoad(RepositoryModelLoadRequest) returns (RepositoryModelLoadResponse) {}
   rpc RepositoryModelUnload(RepositoryModelUnloadRequest) returns (RepositoryModelUnloadResponse) {}
@@ -126,4 +131,77 @@ message RepositoryModelUnloadRequest {
   map<string, ModelRepositoryParameter> parameters = 3;
 }
 message RepositoryModelUnloadResponse {}
+
+message ModelConfigRequest { string name = 1; string version = 2; }
+message ModelConfigResponse { ModelConfig config = 1; }
+enum DataType {
+  TYPE_INVALID = 0; TYPE_BOOL = 1; TYPE_UINT8 = 2; TYPE_UINT16 = 3; TYPE_UINT32 = 4; TYPE_UINT64 = 5;
+  TYPE_INT8 = 6; TYPE_INT16 = 7; TYPE_INT32 = 8; TYPE_INT64 = 9; TYPE_FP16 = 10; TYPE_FP32 = 11;
+  TYPE_FP64 = 12; TYPE_STRING = 13; TYPE_BF16 = 14;
+}
+message ModelInput {
+  enum Format { FORMAT_NONE = 0; FORMAT_NHWC = 1; FORMAT_NCHW = 2; }
+  string name = 1;
+  DataType data_type = 2;
+  Format format = 3;
+  repeated int64 dims = 4;
+}
+message ModelOutput {
+  string name = 1;
+  DataType data_type = 2;
+  repeated int64 dims = 3;
+  string label_filename = 4;
+}
+message ModelInstanceGroup {
+  enum Kind { KIND_AUTO = 0; KIND_GPU = 1; KIND_CPU = 2; KIND_MODEL = 3; }
+  string name = 1;
+  int32 count = 2;
+  Kind kind = 4;
+}
+message ModelParameter { string string_value = 1; }
+message ModelQueuePolicy { uint32 max_queue_size = 4; }
+message ModelDynamicBatching {
+  repeated int32 preferred_batch_size = 1;
+  uint64 max_queue_delay_microseconds = 2;
+  ModelQueuePolicy default_queue_policy = 6;
+}
+message ModelConfig {
+  string name = 1;
+  string platform = 2;
+  int32 max_batch_size = 4;
+  repeated ModelInput input = 5;
+  repeated ModelOutput output = 6;
+  repeated ModelInstanceGroup instance_group = 7;
+  oneof scheduling_choice { ModelDynamicBatching dynamic_batching = 11; }
+  map<string, ModelParameter> parameters = 14;
+}
+
+message ModelStatisticsRequest { string name = 1; string version = 2; }
+message ModelStatisticsResponse { repeated ModelStatistics model_stats = 1; }
+message StatisticDuration { uint64 count = 1; uint64 ns = 2; }
+message InferStatistics {
+  StatisticDuration success = 1;
+  StatisticDuration fail = 2;
+  StatisticDuration queue = 3;
+  StatisticDuration compute_input = 4;
+  StatisticDuration compute_infer = 5;
+  StatisticDuration compute_output = 6;
+  StatisticDuration cache_hit = 7;
+  StatisticDuration cache_miss = 8;
+}
+message InferBatchStatistics {
+  uint64 batch_size = 1;
+  StatisticDuration compute_input = 2;
+  StatisticDuration compute_infer = 3;
+  StatisticDuration compute_output = 4;
+}
+message ModelStatistics {
+  string name = 1;
+  string version = 2;
+  uint64 last_inference = 3;
+  uint64 inference_count = 4;
+  uint64 execution_count = 5;
+  InferStatistics inference_stats = 6;
+  repeated InferBatchStatistics batch_stats = 7;
+}
 `;
