@@ -57,4 +57,9 @@ export interface Batcher {
   readonly startsAtOnce: boolean;
   /** Stops accepting, waits for queued and running work to finish. */
   drain(): Promise<void>;
+  /**
+   * Answers every queued and running request with `err` now, for a drain that took too long
+   * (a backend that never returns): their results, if they still come, are dropped.
+   */
+  abandon(err: unknown): void;
 }

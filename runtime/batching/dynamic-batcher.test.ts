@@ -390,6 +390,33 @@ describe('DynamicBatcher', () => {
   });
 });
 
+describe('abandon (an unload whose drain took too long)', () => {
+  it('answers the running and the queued requests with the error at once, computes nothing more, and drops a late result', async () => {
+    const fb = fake();
+    const events = { settled: 0, rejected: [] as string[] };
+    const b = make(fb, {
+      maxBatchSize: 1,
+      observer: { onSettled: () => events.settled++, onRejected: (r) => events.rejected.push(r) },
+    });
+    fb.hold();
+    const running = b.enqueue({ inputs: [xInput([1])], outputNames: [] });
+    await tick();
+    const queued = [2, 3].map((v) => b.enqueue({ inputs: [xInput([v])], outputNames: [] }));
+    await tick();
+    expect(fb.seenValues()).toEqual([1]); // one on the instance, two waiting
+    void b.drain();
+    const err = new Unavailable('unloaded');
+    b.abandon(err);
+    for (const p of [running, ...queued]) expect(await caught(p)).toBe(err);
+    expect(events).toEqual({ settled: 3, rejected: ['unavailable', 'unavailable', 'unavailable'] });
+    fb.release(); // the backend returns after all: its result goes nowhere
+    await tick(5);
+    expect(fb.seenValues()).toEqual([1]);
+    expect(events.settled).toBe(3);
+    expect(await caught(b.enqueue({ inputs: [xInput([4])], outputNames: [] }))).toBeInstanceOf(Unavailable);
+  });
+});
+
 describe('DynamicBatcher, adaptive policy', () => {
   /** Clients 0-3 start at once, clients 4-7 5 ms later (while the first batch runs); each sends 3 requests in a closed loop. */
   async function staggeredClosedLoop(policy: 'delay' | 'adaptive'): Promise<number[]> {

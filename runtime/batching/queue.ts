@@ -144,6 +144,8 @@ export abstract class QueueBatcher implements Batcher {
   private wakeImmediate: NodeJS.Immediate | undefined;
   private scheduleQueued = false;
   private draining = false;
+  /** Batches on an instance now, for abandon. */
+  private readonly runningBatches = new Set<Entry[]>();
   private drained: Promise<void> | undefined;
   private resolveDrained: (() => void) | undefined;
   /** performance.now() when the last instance to become free did so (0: free since start). */
@@ -265,6 +267,18 @@ export abstract class QueueBatcher implements Batcher {
       this.afterChange();
     }
     return this.drained;
+  }
+
+  abandon(err: unknown): void {
+    this.draining = true;
+    for (const group of [...this.groups.values()]) {
+      for (const e of [...group] as Entry[]) {
+        this.unqueue(e);
+        this.settle(e, err, 'unavailable');
+      }
+    }
+    for (const batch of this.runningBatches) for (const e of batch) this.settle(e, err, 'unavailable');
+    this.clearWake();
   }
 
   private refuse(reason: RejectReason, err: unknown): Promise<never> {
@@ -432,7 +446,9 @@ export abstract class QueueBatcher implements Batcher {
     const size = this.sizeOf(batch);
     const attrs = { 'kinfer.batch_size': size, 'kinfer.batch_requests': batch.length };
     for (const e of batch) e.span = startSpan('kinfer.compute', attrs, e.parent);
+    this.runningBatches.add(batch);
     return this.attempt(instance, batch, queueMs, size, () => {
+      this.runningBatches.delete(batch);
       if (this.free.length === 0) this.freeSince = performance.now();
       this.free.push(instance);
       this.running -= batch.length;

@@ -5,6 +5,8 @@
  */
 import type { Backend, ModelMetadata } from '../backends/backend.js';
 import type { Batcher } from '../batching/batcher.js';
+import { Unavailable } from '../core/errors.js';
+import { within } from '../core/within.js';
 import type { ModelConfig } from './model-config.js';
 import { ModelStatistics } from '../observability/statistics.js';
 
@@ -30,12 +32,23 @@ export class ModelHandle {
     return this.instances.every((b) => b.health?.().ready ?? true);
   }
 
-  /** Lets queued and running requests finish, then releases every instance. */
-  async close(): Promise<void> {
+  /**
+   * Lets queued and running requests finish, then releases every instance. Past `drainMs` the
+   * requests still waiting or running are answered Unavailable (a backend that never returns
+   * must not hold an unload, a reload or a shutdown), and the instances are released anyway;
+   * their release gets `drainMs` too. Resolves whether everything finished in time.
+   */
+  async close(drainMs = Infinity): Promise<boolean> {
+    let inTime = true;
     try {
-      await this.batcher.drain();
+      if (!(await within(this.batcher.drain().then(() => true), drainMs, false))) {
+        inTime = false;
+        this.batcher.abandon(new Unavailable(`model '${this.name}' was unloaded: its requests did not finish within ${drainMs} ms (KINFER_DRAIN_TIMEOUT_MS)`));
+      }
     } finally {
-      await Promise.allSettled(this.instances.map((b) => b.unload()));
+      const released = Promise.allSettled(this.instances.map((b) => b.unload())).then(() => true);
+      if (!(await within(released, drainMs, false))) inTime = false;
     }
+    return inTime;
   }
 }

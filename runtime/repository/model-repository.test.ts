@@ -70,6 +70,7 @@ describe('ModelRepository: loads and unloads of one model', () => {
       pending: 0,
       startsAtOnce: true,
       drain: () => (gate.hold ? held : Promise.resolve()),
+      abandon: () => {},
     });
     const repo = new ModelRepository({ repoDir: dir, logger: pino({ level: 'silent' }), createBatcher });
     const state = async () => (await repo.index()).find((e) => e.name === 'm')?.state;
@@ -137,7 +138,7 @@ describe('ModelRepository: config fields', () => {
       await writeFile(join(dir, 'm', 'config.pbtxt'), 'platform: "echo"\nmax_batch_sizes: 4\n');
       const lines: Record<string, unknown>[] = [];
       const logger = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
-      const createBatcher: BatcherFactory = () => ({ enqueue: () => Promise.reject(new Error('unused')), pending: 0, startsAtOnce: true, drain: async () => {} });
+      const createBatcher: BatcherFactory = () => ({ enqueue: () => Promise.reject(new Error('unused')), pending: 0, startsAtOnce: true, drain: async () => {}, abandon: () => {} });
       const repo = new ModelRepository({ repoDir: dir, logger, createBatcher });
       await repo.load('m');
       expect(repo.isReady('m')).toBe(true);

@@ -58,7 +58,15 @@ export interface ModelRepositoryOptions {
    * function's own (KINFER_MODEL_CONFIG for MODEL_NAME), also when KServe's agent loads it with `{}`.
    */
   defaultConfigs?: ReadonlyMap<string, string>;
+  /**
+   * How long an unload (or the old version's close after a reload) waits for its queued and
+   * running requests; past it they are answered Unavailable and the backend is released anyway.
+   */
+  drainTimeoutMs?: number;
 }
+
+/** KINFER_DRAIN_TIMEOUT_MS's default. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 
 export interface IndexEntry {
   name: string;
@@ -111,6 +119,10 @@ export class ModelRepository {
 
   constructor(private readonly opts: ModelRepositoryOptions) {}
 
+  private get drainMs(): number {
+    return this.opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+  }
+
   get repoDir(): string {
     return this.opts.repoDir;
   }
@@ -146,7 +158,9 @@ export class ModelRepository {
       entry.state = 'UNLOADING';
       entry.handle = undefined;
       try {
-        await handle.close();
+        if (!(await handle.close(this.drainMs))) {
+          this.opts.logger.warn({ event: 'unload_timeout', model: name, version: handle.version, ms: this.drainMs }, `model '${name}': requests still running after ${this.drainMs} ms were answered 503; backend released`);
+        }
       } finally {
         this.dropUnlessQueued(name, entry);
         if (this.opts.metrics) forgetModel(this.opts.metrics, name, handle.version);
@@ -347,7 +361,9 @@ export class ModelRepository {
       await pulled?.commit().catch((err: unknown) => log.warn({ event: 'pull_cleanup_failed', model: name, err: messageOf(err) }));
       pulled = undefined; // committed: nothing to roll back if closing the old version fails
       if (old) {
-        await old.close();
+        if (!(await old.close(this.drainMs))) {
+          log.warn({ event: 'unload_timeout', model: name, version: old.version, ms: this.drainMs }, `model '${name}' v${old.version}: requests still running after ${this.drainMs} ms were answered 503; backend released`);
+        }
         if (this.opts.metrics && old.version !== version) forgetModel(this.opts.metrics, name, old.version);
       }
       return handle;

@@ -22,10 +22,11 @@ import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 import { createLogger } from '../observability/logger.js';
 import { initTracing, shutdownTracing } from '../observability/tracing.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
-import { ModelRepository, type BatcherFactory, type Puller } from '../repository/model-repository.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, ModelRepository, type BatcherFactory, type Puller } from '../repository/model-repository.js';
 import { createApp } from './app.js';
 import type { KinferEnv } from './context.js';
 import { makeBatcherFactory } from './batcher-factory.js';
+import { within } from '../core/within.js';
 import { monitorRepository, type RepositoryMonitor } from '../repository/monitor.js';
 import { hasHardware, registerXModelMetrics } from '../backends/xmodel.js';
 import { tuneV8ForServing } from './v8-tuning.js';
@@ -123,6 +124,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     metrics,
     createBatcher: opts.createBatcher ?? makeBatcherFactory(metrics),
     pull: opts.pull,
+    drainTimeoutMs: opts.drainTimeoutMs,
     defaultConfigs: opts.modelName && opts.modelConfig ? new Map([[opts.modelName, opts.modelConfig]]) : undefined,
   });
   const dataplane = new DataPlane(
@@ -215,7 +217,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // gRPC too stops taking calls now (GOAWAY, so clients reconnect to another replica); running ones finish.
       const grpcStopped = grpcServer?.stop();
       const http = server as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
-      const limit = opts.drainTimeoutMs ?? 30_000;
+      const limit = opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
       const drainedInTime = await within(repository.closeAll().then(() => true), limit, false);
       if (!drainedInTime) logger.warn({ event: 'shutdown_timeout', ms: limit }, 'drain timed out; closing connections');
       http.closeIdleConnections?.();
@@ -234,14 +236,4 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     })());
 
   return { url, port, ...(grpcServer ? { grpcPort: grpcServer.port } : {}), app, dataplane, repository, metrics, startup, close };
-}
-
-/** `promise`, or `fallback` after `ms`; the timer never outlives the race. */
-async function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

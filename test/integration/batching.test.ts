@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelRepository } from '../../runtime/config.js';
 import type { RunningServer } from '../../runtime/server/serve.js';
+import type { BatcherFactory } from '../../runtime/repository/model-repository.js';
+import { makeBatcherFactory } from '../../runtime/server/batcher-factory.js';
+import { createMetrics } from '../../runtime/observability/metrics.js';
 import { mlpReference, writeLookupModel, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
 import { postJson, startTestServer, tempDir } from '../helpers/server.js';
 
@@ -206,5 +209,53 @@ describe('batching and backpressure through HTTP', () => {
     expect(after.count - before.count).toBe(5);
     // The config's delay is 20 ms; Triton's rule would queue each of these lone requests for all of it.
     expect((after.sum - before.sum) / 5).toBeLessThan(0.01);
+  });
+});
+
+describe('an unload whose requests never finish (a backend that hangs)', () => {
+  let server: RunningServer;
+  let repo: { dir: string; cleanup: () => Promise<void> };
+  const metrics = createMetrics({});
+  /** Echo whose instances never answer a request carrying the value 13, as a stuck device would. */
+  const hanging: BatcherFactory = (o) =>
+    makeBatcherFactory(metrics)({
+      ...o,
+      instances: o.instances.map((b) => ({
+        load: (f) => b.load(f),
+        unload: () => b.unload(),
+        infer: (inputs, names) => ((inputs[0]?.data as Int32Array | undefined)?.[0] === 13 ? new Promise<never>(() => {}) : b.infer(inputs, names)),
+      })),
+    });
+
+  beforeAll(async () => {
+    repo = await tempDir();
+    await mkdir(join(repo.dir, 'echo'), { recursive: true });
+    await writeFile(join(repo.dir, 'echo', 'config.pbtxt'), 'platform: "echo"\n');
+    server = await startTestServer({ modelRepository: repo.dir, metrics, createBatcher: hanging, drainTimeoutMs: 300 });
+  });
+  afterAll(async () => {
+    await server.close();
+    await repo.cleanup();
+  });
+
+  it('answers the stuck and the queued requests 503 after KINFER_DRAIN_TIMEOUT_MS, completes the unload, and loads again', async () => {
+    const send = (v: number) => postJson(`${server.url}/v2/models/echo/infer`, { inputs: [{ name: 'a', datatype: 'INT32', shape: [1], data: [v] }] });
+    const stuck = send(13);
+    await untilPending(server.url, 'echo');
+    const queued = send(1);
+    const t0 = performance.now();
+    const unload = await postJson(`${server.url}/v2/repository/models/echo/unload`, {});
+    expect(unload.status).toBe(200);
+    const waited = performance.now() - t0;
+    expect(waited).toBeGreaterThanOrEqual(290);
+    expect(waited).toBeLessThan(5000);
+    for (const res of [await stuck, await queued]) {
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: string }).error).toMatch(/model 'echo' was unloaded: its requests did not finish within 300 ms \(KINFER_DRAIN_TIMEOUT_MS\)/);
+    }
+    expect((await postJson(`${server.url}/v2/repository/models/echo/load`, {})).status).toBe(200);
+    const again = await send(2);
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([2]);
   });
 });
