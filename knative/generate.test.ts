@@ -207,7 +207,7 @@ describe('rendered resources', () => {
   it('ClusterServingRuntime kinfer and the dashboard cover the formats and metrics', () => {
     const csr = doc('cluster-serving-runtime.yaml');
     expect(csr.metadata.name).toBe('kinfer');
-    expect(csr.spec.protocolVersions).toEqual(['v2']);
+    expect(csr.spec.protocolVersions).toEqual(['v1', 'v2']);
     // Only xmodel is auto-selected: installing kinfer must not take a cluster's onnx models from Triton.
     expect(csr.spec.supportedModelFormats).toEqual([
       { name: 'onnx', version: '1', autoSelect: false },

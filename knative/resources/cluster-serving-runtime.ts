@@ -25,7 +25,8 @@ export function clusterServingRuntime(image = DEFAULT_IMAGE): Manifest {
         { name: 'xmodel', autoSelect: true, priority: 1 },
         { name: 'echo', autoSelect: false },
       ],
-      protocolVersions: ['v2'],
+      // KServe picks or accepts a runtime only if it lists the InferenceService's protocolVersion, which defaults to v1.
+      protocolVersions: ['v1', 'v2'],
       multiModel: false,
       containers: [
         {

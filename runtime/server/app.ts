@@ -15,6 +15,7 @@ import { requestId } from './middleware/request-id.js';
 import { requestMetrics } from './middleware/request-metrics.js';
 import { tracing } from './middleware/tracing.js';
 import { repositoryRoutes } from './routes/repository.js';
+import { v1Routes } from './routes/v1.js';
 import { v2Routes } from './routes/v2.js';
 import { cloudEventHandler } from './routes/cloudevents.js';
 
@@ -45,6 +46,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
     app.use(path, requestMetrics(opts.metrics), tracing());
   }
   app.on('POST', '/', requestMetrics(opts.metrics), tracing());
+  app.on('POST', ['/v1/models/:target', '/v1/models/:model/versions/:target'], requestMetrics(opts.metrics), tracing());
 
   app.get('/metrics', async (c) => {
     const body = await opts.metrics.registry.metrics();
@@ -69,6 +71,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   });
   app.post('/', (c) => cloudEvent(c));
   opts.extend?.(app);
+  app.route('/', v1Routes({ dataplane: dp, metrics: opts.metrics, maxBodyBytes: opts.maxBodyBytes, maxJsonBytes: opts.maxJsonBytes }));
   app.route('/', v2Routes({ dataplane: dp, metrics: opts.metrics, maxBodyBytes: opts.maxBodyBytes, maxJsonBytes: opts.maxJsonBytes, cloudEvent }));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));

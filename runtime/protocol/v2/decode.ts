@@ -157,7 +157,8 @@ export function decodeInferRequest(body: Uint8Array, opts: DecodeOptions): Decod
   return { request, binaryOutputs };
 }
 
-function parseJson(bytes: Uint8Array, opts: DecodeOptions): unknown {
+/** The body as JSON: size-capped (PayloadTooLarge), UTF-8, parsed; InvalidArgument otherwise. */
+export function parseJson(bytes: Uint8Array, opts: Pick<DecodeOptions, 'contentType' | 'inferenceHeaderContentLength' | 'maxJsonBytes'>): unknown {
   const hint =
     opts.inferenceHeaderContentLength === undefined && /octet-stream/i.test(opts.contentType ?? '')
       ? `; a binary body needs the ${HEADER_LENGTH_HEADER} header`
