@@ -55,6 +55,7 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     maxJsonBytes: cfg.KINFER_MAX_JSON_BYTES,
     requestTimeoutMs: cfg.KINFER_REQUEST_TIMEOUT_MS,
     drainTimeoutMs: cfg.KINFER_DRAIN_TIMEOUT_MS,
+    responseCacheBytes: cfg.KINFER_RESPONSE_CACHE_BYTES,
     keepAliveTimeoutMs: cfg.KINFER_KEEP_ALIVE_TIMEOUT_MS,
     repositoryPollMs: flags.repositoryMonitoring ? (flags.repositoryPollSecs ?? 2) * 1000 : undefined,
     pull: storagePuller({ cacheDir: cfg.KINFER_CACHE_DIR, logger, env }),

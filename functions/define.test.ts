@@ -5,7 +5,7 @@ import echo from './echo/index.js';
 import multiModel from './multi-model/index.js';
 import ocrDet from './ocr-det/index.js';
 import { join } from 'node:path';
-import { modelConfigJson } from '../knative/resources/common.js';
+import { modelConfigJson, serverEnv } from '../knative/resources/common.js';
 import { defaultModelRepository } from '../runtime/config.js';
 import { parseModelConfig, readModelConfig } from '../runtime/repository/config-files.js';
 import type { ModelConfig } from '../runtime/repository/model-config.js';
@@ -67,6 +67,16 @@ describe('defineFunction', () => {
     const batching = (c: ModelConfig | undefined) => ({ max: c?.maxBatchSize, dynamic: c?.dynamicBatching, policy: c?.parameters.batch_policy });
     expect(batching(fromFunction)).toEqual(batching(fromRepository));
     expect(batching(fromRepository)).toMatchObject({ max: 8, policy: 'adaptive' });
+  });
+
+  it('responseCache sizes the server\'s cache and enables it in the model\'s config, which the server reads back', () => {
+    const fn = defineFunction({ name: 'cached', model: { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' }, responseCache: { bytes: 64 * 1024 * 1024 } });
+    const env = Object.fromEntries(serverEnv(fn.spec).map((e) => [e.name, e.value]));
+    expect(env.KINFER_RESPONSE_CACHE_BYTES).toBe(String(64 * 1024 * 1024));
+    expect(parseModelConfig(env.KINFER_MODEL_CONFIG!, 'config.json', 'm').responseCache).toBe(true);
+    expect(serverEnv(ocrDet.spec).some((e) => e.name === 'KINFER_RESPONSE_CACHE_BYTES')).toBe(false);
+    expect(() => defineFunction({ name: 'c', model: { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' }, responseCache: { bytes: 10 } })).toThrow(/responseCache\.bytes/);
+    expect(() => defineFunction({ name: 'c', model: { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' }, env: { KINFER_RESPONSE_CACHE_BYTES: '1' } })).toThrow(/set by the generator/);
   });
 
   it('the shipped functions are what the issue asks for', () => {

@@ -53,7 +53,7 @@ const extendedResource = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[A-Z
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
 
 /** Env the generator owns; a definition may not set these (Knative reserves PORT and K_*). */
-export const RESERVED_ENV = ['PORT', 'K_SERVICE', 'K_REVISION', 'K_CONFIGURATION', 'MODEL_NAME', 'STORAGE_URI', 'KINFER_STORAGE_URI', 'MULTI_MODEL_SERVER', 'KINFER_MODEL_CONFIG', 'KINFER_FUNCTION'];
+export const RESERVED_ENV = ['PORT', 'K_SERVICE', 'K_REVISION', 'K_CONFIGURATION', 'MODEL_NAME', 'STORAGE_URI', 'KINFER_STORAGE_URI', 'MULTI_MODEL_SERVER', 'KINFER_MODEL_CONFIG', 'KINFER_FUNCTION', 'KINFER_RESPONSE_CACHE_BYTES'];
 
 export const Platform = z.enum(['onnx', 'xmodel', 'echo']);
 export type Platform = z.infer<typeof Platform>;
@@ -103,6 +103,17 @@ const BatchingSchema = z
     message: 'preferredBatchSizes must not exceed maxBatchSize',
     path: ['preferredBatchSizes'],
   });
+
+/**
+ * Triton's response cache: repeated requests are answered without running the model. `bytes`
+ * sizes the server's cache (KINFER_RESPONSE_CACHE_BYTES); the function's model gets
+ * `response_cache { enable: true }` (a multi-model function's models opt in by their own config).
+ */
+const ResponseCacheSchema = z
+  .object({
+    bytes: z.number().int().min(1024).max(2 ** 40),
+  })
+  .strict();
 
 const ScalingSchema = z
   .object({
@@ -154,6 +165,7 @@ export const FunctionSpec = z
     model: ModelSchema.optional(),
     backend: BackendSchema.prefault({}),
     batching: BatchingSchema.optional(),
+    responseCache: ResponseCacheSchema.optional(),
     scaling: ScalingSchema.prefault({}),
     resources: ResourcesSchema.prefault({}),
     image: z.string().min(1).default(DEFAULT_IMAGE),

@@ -71,8 +71,10 @@ const EnvSchema = z.object({
   KINFER_MAX_JSON_BYTES: int(64 * 1024 * 1024),
   /** Server default per-request deadline in ms (0 = none); a request's `timeout` parameter overrides. */
   KINFER_REQUEST_TIMEOUT_MS: int(0),
-  /** How long SIGTERM waits for in-flight requests before exiting anyway. */
+  /** How long SIGTERM, an unload or a reload waits for a model's requests before answering them 503. */
   KINFER_DRAIN_TIMEOUT_MS: int(30_000),
+  /** Bytes for Triton's response cache; 0 turns it off. Models opt in with `response_cache { enable: true }`. */
+  KINFER_RESPONSE_CACHE_BYTES: int(0),
   /** How long an idle keep-alive connection stays open; see serve.ts DEFAULT_KEEP_ALIVE_TIMEOUT_MS. */
   KINFER_KEEP_ALIVE_TIMEOUT_MS: int(120_000),
   K_SERVICE: z.string().optional(),

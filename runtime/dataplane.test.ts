@@ -10,11 +10,12 @@ import { PassThroughBatcher } from './batching/pass-through.js';
 import type { Batcher } from './batching/batcher.js';
 import { DataPlane } from './dataplane.js';
 import { ModelStatistics } from './observability/statistics.js';
+import { defaultConfig } from './repository/model-config.js';
 import type { ModelRepository } from './repository/model-repository.js';
 import { FakeBackend, xInput } from '../test/helpers/fake-backend.js';
 
 function plane(batcher: Batcher, backend: FakeBackend): DataPlane {
-  const handle = { name: 'm', version: '1', metadata: { platform: 'fake', inputs: [], outputs: [], batchable: true, maxBatchSize: 0 }, batcher, backend, statistics: new ModelStatistics() };
+  const handle = { name: 'm', version: '1', metadata: { platform: 'fake', inputs: [], outputs: [], batchable: true, maxBatchSize: 0 }, batcher, backend, statistics: new ModelStatistics(), config: defaultConfig('m') };
   const repo = { get: () => handle } as unknown as ModelRepository;
   return new DataPlane(repo, { live: () => true, ready: () => true });
 }

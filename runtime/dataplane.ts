@@ -15,6 +15,7 @@ import type { ModelHandle } from './repository/model-handle.js';
 import type { Parameters } from './core/tensor.js';
 import type { BatchResult } from './batching/batcher.js';
 import type { ModelStat } from './observability/statistics.js';
+import type { ResponseCache } from './cache/response-cache.js';
 
 export const SERVER_NAME = 'kinfer';
 export const SERVER_VERSION = '0.1.0';
@@ -44,6 +45,7 @@ export interface TritonModelConfig {
   instance_group: { name: string; kind: string; count: number }[];
   parameters: Record<string, { string_value: string }>;
   dynamic_batching?: { preferred_batch_size: number[]; max_queue_delay_microseconds: number; default_queue_policy?: { max_queue_size: number } };
+  response_cache?: { enable: boolean };
 }
 
 /** v2 datatype → Triton's config enum name (BYTES is TYPE_STRING there). */
@@ -67,6 +69,8 @@ export class DataPlane {
     readonly repository: ModelRepository,
     private readonly gate: ReadinessGate,
     private readonly defaults: { requestTimeoutMs: number } = { requestTimeoutMs: 0 },
+    /** Triton's response cache (absent: off), for models whose config enables it. */
+    private readonly cache?: ResponseCache,
   ) {}
 
   async live(): Promise<boolean> {
@@ -120,6 +124,7 @@ export class DataPlane {
       out.dynamic_batching = { preferred_batch_size: d.preferredBatchSize, max_queue_delay_microseconds: d.maxQueueDelayMicroseconds };
       if (d.maxQueueSize > 0) out.dynamic_batching.default_queue_policy = { max_queue_size: d.maxQueueSize };
     }
+    if (c.responseCache) out.response_cache = { enable: true };
     return out;
   }
 
@@ -178,13 +183,35 @@ export class DataPlane {
     const outputNames = (request.outputs ?? []).map((o) => o.name);
     validateOutputNames(outputNames, handle.metadata);
     const classes = classificationsOf(request, handle.metadata);
-    const batcher = handle.batcher;
-    const batch = await batcher.enqueue({
-      inputs: request.inputs,
-      outputNames,
-      deadline: deadlineOf(request.parameters, ctx, this.defaults.requestTimeoutMs),
-      signal: ctx.signal ?? (clientSignal && !batcher.startsAtOnce ? clientSignal() : undefined),
-    });
+    const deadline = deadlineOf(request.parameters, ctx, this.defaults.requestTimeoutMs);
+    const cache = handle.config.responseCache ? this.cache : undefined;
+    let key: string | undefined;
+    let lookupMs = 0;
+    let batch: BatchResult | undefined;
+    if (cache) {
+      const t0 = performance.now();
+      key = cache.key(handle.cacheScope, request.inputs, outputNames);
+      const hit = cache.get(key);
+      lookupMs = performance.now() - t0;
+      if (hit) {
+        handle.statistics.cacheHit(lookupMs);
+        batch = { outputs: hit, batchSize: 0, queueMs: 0, computeMs: 0, cached: true };
+      }
+    }
+    if (!batch) {
+      const batcher = handle.batcher;
+      batch = await batcher.enqueue({
+        inputs: request.inputs,
+        outputNames,
+        deadline,
+        signal: ctx.signal ?? (clientSignal && !batcher.startsAtOnce ? clientSignal() : undefined),
+      });
+      if (cache && key) {
+        const t0 = performance.now();
+        cache.set(key, handle.cacheScope, batch.outputs);
+        handle.statistics.cacheMiss(lookupMs + performance.now() - t0);
+      }
+    }
     let outputs = outputNames.length ? pick(batch.outputs, outputNames) : batch.outputs;
     if (classes) {
       outputs = outputs.map((t) => {

@@ -50,6 +50,7 @@ export function modelConfigJson(spec: FunctionSpec): string | undefined {
       preferred_batch_size: spec.batching.preferredBatchSizes,
     };
   if (Object.keys(parameters).length > 0) cfg.parameters = sortKeys(parameters);
+  if (spec.responseCache) cfg.response_cache = { enable: true };
   return JSON.stringify(cfg);
 }
 
@@ -71,6 +72,7 @@ export function serverEnv(spec: FunctionSpec): EnvVar[] {
   }
   const cfg = modelConfigJson(spec);
   if (cfg) env.push({ name: 'KINFER_MODEL_CONFIG', value: cfg });
+  if (spec.responseCache) env.push({ name: 'KINFER_RESPONSE_CACHE_BYTES', value: String(spec.responseCache.bytes) });
   for (const k of Object.keys(spec.env).sort()) env.push({ name: k, value: spec.env[k]! });
   return env;
 }

@@ -302,3 +302,45 @@ export function forgetModel(metrics: Metrics, model: string, version: string): v
     m.remove(l);
   }
 }
+
+/** What `/metrics` reads of the response cache (structurally `ResponseCache`). */
+export interface ResponseCacheState {
+  readonly bytes: number;
+  readonly size: number;
+  readonly maxBytes: number;
+  readonly hits: number;
+  readonly misses: number;
+}
+
+/** The server's response cache in `/metrics`, read at each scrape. */
+export function registerResponseCacheMetrics(registry: Registry, cache: ResponseCacheState): void {
+  new Gauge({
+    name: 'kinfer_response_cache_bytes',
+    help: 'Bytes held by the response cache, by kind (used, limit)',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.set({ kind: 'used' }, cache.bytes);
+      this.set({ kind: 'limit' }, cache.maxBytes);
+    },
+  });
+  new Gauge({
+    name: 'kinfer_response_cache_entries',
+    help: 'Results held by the response cache',
+    registers: [registry],
+    collect() {
+      this.set(cache.size);
+    },
+  });
+  new Counter({
+    name: 'kinfer_response_cache_lookups_total',
+    help: 'Response cache lookups by result (hit, miss), all models',
+    labelNames: ['result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ result: 'hit' }, cache.hits);
+      this.inc({ result: 'miss' }, cache.misses);
+    },
+  });
+}

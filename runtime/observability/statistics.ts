@@ -24,8 +24,9 @@ export interface InferStats {
   compute_input: DurationStat;
   compute_infer: DurationStat;
   compute_output: DurationStat;
-  /** kinfer has no response cache: always zero, present because clients read it. */
+  /** Requests answered from the response cache: the lookup's duration. */
   cache_hit: DurationStat;
+  /** Requests the response cache did not have: the lookup's and the insertion's duration. */
   cache_miss: DurationStat;
 }
 
@@ -113,6 +114,16 @@ export class ModelStatistics {
   request(ok: boolean, ms: number): void {
     add(ok ? this.stats.success : this.stats.fail, ms);
     this.lastInference = Date.now();
+  }
+
+  /** A request answered from the response cache (it ran no execution: no queue or compute time). */
+  cacheHit(ms: number): void {
+    add(this.stats.cache_hit, ms);
+  }
+
+  /** A request the response cache did not have: its lookup and the insertion of its result. */
+  cacheMiss(ms: number): void {
+    add(this.stats.cache_miss, ms);
   }
 
   /** A copy in Triton's JSON form; batch sizes ascending. */

@@ -94,6 +94,14 @@ describe('parseModelConfig: Triton pbtxt', () => {
     expect(c.unknownFields).toBeUndefined();
   });
 
+  it('reads response_cache { enable } in the text and JSON forms, and refuses a value that is not a bool', () => {
+    expect(parseModelConfig('response_cache { enable: true }', 'config.pbtxt', 'm').responseCache).toBe(true);
+    expect(parseModelConfig('{"responseCache": {"enable": true}}', 'config.json', 'm').responseCache).toBe(true);
+    expect(parseModelConfig('response_cache { enable: false }', 'config.pbtxt', 'm').responseCache).toBeUndefined();
+    expect(parseModelConfig('max_batch_size: 1', 'config.pbtxt', 'm').responseCache).toBeUndefined();
+    expect(() => parseModelConfig('response_cache { enable: "yes" }', 'config.pbtxt', 'm')).toThrow(/response_cache\.enable: expected true or false, got "yes"/);
+  });
+
   it('reports syntax errors with the file and line', () => {
     const bad = 'name: "x"\ninput [\n  { name: "a" data_type: TYPE_FP32 dims: [1 2] }\n]';
     expect(() => parseModelConfig(bad, 'config.pbtxt', 'x')).toThrow(/^config\.pbtxt line 3: expected ',' or ']'/);

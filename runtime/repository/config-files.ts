@@ -8,7 +8,7 @@
  *   (`{ key: "k" value { string_value: "v" } }`), `backend`;
  * - Xilinx/KServe: `inputs`/`outputs` with `datatype: "FP32"` and `shape`;
  * - JSON in Triton's form, with snake_case or camelCase keys.
- * `model_warmup` is read (run by `warmup.ts`). Triton's other fields
+ * `model_warmup` (run by `warmup.ts`) and `response_cache { enable }` are read. Triton's other fields
  * (`optimization`, `version_policy`, ...) are ignored so that real Triton
  * configs load; any other field is listed in `unknownFields` (with the field
  * it was probably meant to be) for the repository to log: Triton would refuse
@@ -499,8 +499,8 @@ function eachMapEntry(ctx: Context, path: string, v: ConfigValue, root: object, 
  */
 const FIELDS = {
   '': {
-    read: ['name', 'platform', 'backend', 'max_batch_size', 'input', 'inputs', 'output', 'outputs', 'dynamic_batching', 'instance_group', 'parameters', 'model_warmup'],
-    triton: ['runtime', 'version_policy', 'batch_input', 'batch_output', 'optimization', 'sequence_batching', 'ensemble_scheduling', 'default_model_filename', 'cc_model_filenames', 'metric_tags', 'model_operations', 'model_transaction_policy', 'model_repository_agents', 'response_cache', 'model_metrics'],
+    read: ['name', 'platform', 'backend', 'max_batch_size', 'input', 'inputs', 'output', 'outputs', 'dynamic_batching', 'instance_group', 'parameters', 'model_warmup', 'response_cache'],
+    triton: ['runtime', 'version_policy', 'batch_input', 'batch_output', 'optimization', 'sequence_batching', 'ensemble_scheduling', 'default_model_filename', 'cc_model_filenames', 'metric_tags', 'model_operations', 'model_transaction_policy', 'model_repository_agents', 'model_metrics'],
   },
   'dynamic_batching.': {
     read: ['max_queue_delay_microseconds', 'preferred_batch_size', 'default_queue_policy'],
@@ -579,6 +579,13 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
       count += int(ctx, `instance_group[${i}].count`, fieldsOf(g).get('count'), g, 1) ?? 1;
     });
     config.instanceCount = count;
+  }
+
+  const cache = object(ctx, 'response_cache', f.get('response_cache'), tree);
+  if (cache) {
+    const enable = one(ctx, 'response_cache.enable', fieldsOf(cache).get('enable'), cache);
+    if (enable !== undefined && typeof enable !== 'boolean') ctx.fail('response_cache.enable', `expected true or false, got ${JSON.stringify(String(enable))}`, cache);
+    if (enable) config.responseCache = true;
   }
 
   config.parameters = parameters(ctx, f.get('parameters'), tree);

@@ -46,6 +46,8 @@ export interface ModelConfig {
   instanceCount: number;
   /** Free-form backend parameters (config `parameters`, load request `parameters`). */
   parameters: Record<string, string>;
+  /** `response_cache { enable: true }`: repeated requests are answered from the server's response cache (when it is sized). */
+  responseCache?: boolean;
   /** `model_warmup` samples, when the config has any. */
   warmup?: WarmupSample[];
   /**

@@ -13,7 +13,13 @@ import { ModelStatistics } from '../observability/statistics.js';
 /** Model state as the repository index reports it (Triton's names). */
 export type ModelState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
 
+/** Distinguishes loads of the same name and version (a reload from new files). */
+let loads = 0;
+
 export class ModelHandle {
+  /** This load's key space in the response cache: a reload never sees the results of the files it replaced. */
+  readonly cacheScope: string;
+
   constructor(
     readonly name: string,
     readonly version: string,
@@ -25,7 +31,9 @@ export class ModelHandle {
     readonly labels: ReadonlyMap<string, readonly string[]> = new Map(),
     /** Triton's statistics extension for this version, from its load on. */
     readonly statistics: ModelStatistics = new ModelStatistics(),
-  ) {}
+  ) {
+    this.cacheScope = `${name}\0${version}\0${++loads}`;
+  }
 
   /** False while any backend instance reports itself unhealthy (e.g. its device keeps failing). */
   healthy(): boolean {

@@ -16,6 +16,7 @@ import { InvalidArgument, KinferError, NotFound, NotReady, Unavailable } from '.
 import type { Parameters } from '../core/tensor.js';
 import { forgetModel, type Metrics } from '../observability/metrics.js';
 import { ModelStatistics } from '../observability/statistics.js';
+import type { ResponseCache } from '../cache/response-cache.js';
 import { ModelHandle, type ModelState } from './model-handle.js';
 import type { ModelConfig } from './model-config.js';
 import { checkModelName as checkPlainName, listModelNames, readModelLayout } from './layout.js';
@@ -63,6 +64,8 @@ export interface ModelRepositoryOptions {
    * running requests; past it they are answered Unavailable and the backend is released anyway.
    */
   drainTimeoutMs?: number;
+  /** The server's response cache: a version's entries go when it is unloaded or replaced. */
+  responseCache?: ResponseCache;
 }
 
 /** KINFER_DRAIN_TIMEOUT_MS's default. */
@@ -163,6 +166,7 @@ export class ModelRepository {
         }
       } finally {
         this.dropUnlessQueued(name, entry);
+        this.opts.responseCache?.forget(handle.cacheScope);
         if (this.opts.metrics) forgetModel(this.opts.metrics, name, handle.version);
         this.opts.logger.info({ event: 'unload', model: name, version: handle.version }, `unloaded ${name}`);
       }
@@ -364,6 +368,8 @@ export class ModelRepository {
         if (!(await old.close(this.drainMs))) {
           log.warn({ event: 'unload_timeout', model: name, version: old.version, ms: this.drainMs }, `model '${name}' v${old.version}: requests still running after ${this.drainMs} ms were answered 503; backend released`);
         }
+        // After the close: results of its last requests may have gone in meanwhile.
+        this.opts.responseCache?.forget(old.cacheScope);
         if (this.opts.metrics && old.version !== version) forgetModel(this.opts.metrics, name, old.version);
       }
       return handle;

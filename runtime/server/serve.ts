@@ -21,12 +21,13 @@ import { DEFAULT_MAX_BODY_BYTES } from '../config.js';
 import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 import { createLogger } from '../observability/logger.js';
 import { initTracing, shutdownTracing } from '../observability/tracing.js';
-import { createMetrics, type Metrics } from '../observability/metrics.js';
+import { createMetrics, registerResponseCacheMetrics, type Metrics } from '../observability/metrics.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, ModelRepository, type BatcherFactory, type Puller } from '../repository/model-repository.js';
 import { createApp } from './app.js';
 import type { KinferEnv } from './context.js';
 import { makeBatcherFactory } from './batcher-factory.js';
 import { within } from '../core/within.js';
+import { ResponseCache } from '../cache/response-cache.js';
 import { monitorRepository, type RepositoryMonitor } from '../repository/monitor.js';
 import { hasHardware, registerXModelMetrics } from '../backends/xmodel.js';
 import { tuneV8ForServing } from './v8-tuning.js';
@@ -67,6 +68,8 @@ export interface ServeOptions {
   maxJsonBytes?: number;
   requestTimeoutMs?: number;
   drainTimeoutMs?: number;
+  /** Bytes for Triton's response cache (KINFER_RESPONSE_CACHE_BYTES); 0 or absent: no cache. */
+  responseCacheBytes?: number;
   /** Idle keep-alive connections close after this long (default DEFAULT_KEEP_ALIVE_TIMEOUT_MS). */
   keepAliveTimeoutMs?: number;
   cacheDir?: string;
@@ -118,6 +121,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   let draining = false;
 
   if (opts.mode === 'function' && !opts.modelName) throw new Error('function mode needs MODEL_NAME');
+  const responseCache = opts.responseCacheBytes ? new ResponseCache(opts.responseCacheBytes) : undefined;
+  if (responseCache) registerResponseCacheMetrics(metrics.registry, responseCache);
   const repository = new ModelRepository({
     repoDir: opts.modelRepository,
     logger,
@@ -125,6 +130,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     createBatcher: opts.createBatcher ?? makeBatcherFactory(metrics),
     pull: opts.pull,
     drainTimeoutMs: opts.drainTimeoutMs,
+    responseCache,
     defaultConfigs: opts.modelName && opts.modelConfig ? new Map([[opts.modelName, opts.modelConfig]]) : undefined,
   });
   const dataplane = new DataPlane(
@@ -138,6 +144,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         (hooks.readiness ? await hooks.readiness() : true),
     },
     { requestTimeoutMs: opts.requestTimeoutMs ?? 0 },
+    responseCache,
   );
   const app = createApp({
     dataplane,

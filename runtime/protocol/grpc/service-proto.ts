@@ -159,6 +159,7 @@ message ModelInstanceGroup {
   Kind kind = 4;
 }
 message ModelParameter { string string_value = 1; }
+message ModelResponseCache { bool enable = 1; }
 message ModelQueuePolicy { uint32 max_queue_size = 4; }
 message ModelDynamicBatching {
   repeated int32 preferred_batch_size = 1;
@@ -174,6 +175,7 @@ message ModelConfig {
   repeated ModelInstanceGroup instance_group = 7;
   oneof scheduling_choice { ModelDynamicBatching dynamic_batching = 11; }
   map<string, ModelParameter> parameters = 14;
+  ModelResponseCache response_cache = 24;
 }
 
 message ModelStatisticsRequest { string name = 1; string version = 2; }
