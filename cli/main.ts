@@ -48,6 +48,7 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     { metadataCommand },
     { modelsCommand },
     { pullCommand },
+    { statsCommand },
     { statusCommand },
   ] = await Promise.all([
     import('./commands/deploy.js'),
@@ -61,6 +62,7 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     import('./commands/metadata.js'),
     import('./commands/models.js'),
     import('./commands/pull.js'),
+    import('./commands/stats.js'),
     import('./commands/status.js'),
   ]);
   // Client and cluster verbs (cli/commands/): each sets process.exitCode itself (0, 1 or 2).
@@ -69,6 +71,7 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     healthCommand,
     modelsCommand,
     metadataCommand,
+    statsCommand,
     loadCommand,
     unloadCommand,
     devicesCommand,

@@ -87,6 +87,25 @@ export interface ModelMetadata {
   [key: string]: unknown;
 }
 
+/** A count and a summed duration in nanoseconds (Triton's `$duration_stat`). */
+export interface DurationStat {
+  count: number;
+  ns: number;
+}
+
+/** One `$model_stat` of Triton's statistics extension. */
+export interface ModelStatistics {
+  name: string;
+  version?: string;
+  /** Milliseconds since the epoch; 0 before any request. */
+  last_inference: number;
+  inference_count: number;
+  execution_count: number;
+  inference_stats: Record<'success' | 'fail' | 'queue' | 'compute_input' | 'compute_infer' | 'compute_output' | 'cache_hit' | 'cache_miss', DurationStat>;
+  batch_stats: { batch_size: number; compute_input: DurationStat; compute_infer: DurationStat; compute_output: DurationStat }[];
+  [key: string]: unknown;
+}
+
 export interface RepositoryIndexEntry {
   name: string;
   version?: string;
@@ -244,6 +263,19 @@ export class KinferClient {
    */
   modelReady(model: string, opts: { version?: string } = {}): Promise<boolean> {
     return this.probe(`${modelPath(model, opts.version)}/ready`);
+  }
+
+  /** `GET .../config`: the serving version's configuration in Triton's JSON form (model_configuration extension). */
+  modelConfig(model: string, opts: { version?: string } = {}): Promise<Record<string, unknown>> {
+    return this.getJson<Record<string, unknown>>(`${modelPath(model, opts.version)}/config`);
+  }
+
+  /** `GET /v2/models[/{model}[/versions/{version}]]/stats`: Triton's statistics extension, every model without `model`. */
+  async modelStatistics(model?: string, opts: { version?: string } = {}): Promise<ModelStatistics[]> {
+    const path = model === undefined ? '/v2/models/stats' : `${modelPath(model, opts.version)}/stats`;
+    const body = await this.getJson<{ model_stats?: unknown }>(path);
+    if (!Array.isArray(body.model_stats)) throw new KinferProtocolError(`GET ${path}: expected {"model_stats": [...]}`);
+    return body.model_stats as ModelStatistics[];
   }
 
   // ---- repository extension ----

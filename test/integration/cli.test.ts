@@ -155,6 +155,21 @@ describe('kinfer against a running server', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ status: 400 });
   });
 
+  it('stats: one row per model with what the server counted; --json gives model_stats; an unknown model exits 1', async () => {
+    const want = server.dataplane.modelStatistics('echo')[0]!;
+    expect(want.inference_stats.success.count + want.inference_stats.fail.count).toBeGreaterThan(0); // the infer tests above ran
+    const t = await kinfer(['stats', '--url', url]);
+    expect(t.code).toBe(0);
+    const [head, row] = t.stdout.trim().split('\n');
+    expect(head!.split('\t').slice(0, 4)).toEqual(['model', 'version', 'ok', 'failed']);
+    expect(row!.split('\t').slice(0, 6)).toEqual(['echo', '1', String(want.inference_stats.success.count), String(want.inference_stats.fail.count), String(want.inference_count), String(want.execution_count)]);
+    const j = await kinfer(['stats', 'echo', '--url', url, '--json']);
+    expect(JSON.parse(j.stdout).model_stats[0]).toMatchObject({ name: 'echo', version: '1', execution_count: want.execution_count });
+    const unknown = await kinfer(['stats', 'nope', '--url', url]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/kinfer stats: 404: .*nope/);
+  });
+
   it('unload, load with parameters, and a failed load', async () => {
     expect((await kinfer(['unload', 'echo', '--url', url])).stdout).toContain('unloaded echo');
     expect(JSON.parse((await kinfer(['models', '--url', url, '--json'])).stdout)).toEqual({ models: [] });
@@ -220,7 +235,7 @@ describe('usage errors, connection errors, --host, --help', () => {
   });
 
   it('--help works on every verb', async () => {
-    const verbs = ['serve', 'infer', 'health', 'models', 'metadata', 'load', 'unload', 'devices', 'pull', 'manifests', 'validate', 'deploy', 'status', 'list', 'logs'];
+    const verbs = ['serve', 'infer', 'health', 'models', 'metadata', 'stats', 'load', 'unload', 'devices', 'pull', 'manifests', 'validate', 'deploy', 'status', 'list', 'logs'];
     const runs = await Promise.all(verbs.map((v) => kinfer([v, '--help'])));
     runs.forEach((r, i) => {
       expect(r.code).toBe(0);
