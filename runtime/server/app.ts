@@ -14,6 +14,7 @@ import { compressResponses } from './middleware/compress.js';
 import { requestId } from './middleware/request-id.js';
 import { requestMetrics } from './middleware/request-metrics.js';
 import { tracing } from './middleware/tracing.js';
+import { loggingRoutes } from './routes/logging.js';
 import { repositoryRoutes } from './routes/repository.js';
 import { v1Routes } from './routes/v1.js';
 import { v2Routes } from './routes/v2.js';
@@ -53,6 +54,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
     return c.body(body, 200, { 'Content-Type': opts.metrics.registry.contentType });
   });
 
+  app.route('/', loggingRoutes(opts.logger));
   app.route('/', repositoryRoutes({ dataplane: opts.dataplane, hasHardware: opts.hasHardware ?? (() => false) }));
   const dp = opts.dataplane;
   const cloudEvent = cloudEventHandler({

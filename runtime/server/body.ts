@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { promisify } from 'node:util';
 import { gunzip, inflate } from 'node:zlib';
 import type { Context } from 'hono';
+import type * as z from 'zod';
 import { Cancelled, InvalidArgument, PayloadTooLarge, Unsupported } from '../core/errors.js';
 
 const gunzipAsync = promisify(gunzip);
@@ -125,4 +126,24 @@ function tooLarge(size: number | undefined, limit: number): PayloadTooLarge {
   return new PayloadTooLarge(
     `request body${size !== undefined ? ` of ${size} bytes` : ''} exceeds the limit of ${limit} bytes (KINFER_MAX_BODY_BYTES)`,
   );
+}
+
+/** A small JSON body (1 MiB at most; empty means `{}`) checked against `schema`; InvalidArgument naming the field otherwise. */
+export async function readJsonBody<T extends z.ZodType>(c: Context, schema: T, what: string): Promise<z.infer<T>> {
+  const bytes = await readBody(c, 1024 * 1024);
+  const text = new TextDecoder().decode(bytes).trim();
+  let value: unknown = {};
+  if (text !== '') {
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new InvalidArgument(`${what} body is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new InvalidArgument(`${what} body: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data;
 }
