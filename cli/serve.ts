@@ -46,7 +46,7 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     modelName: cfg.MODEL_NAME,
     storageUri,
     modelConfig: cfg.KINFER_MODEL_CONFIG,
-    port: flags.port ?? cfg.PORT,
+    port: flags.port ?? cfg.KINFER_REST_PORT ?? cfg.PORT,
     grpcPort: flags.grpcPort ?? cfg.GRPC_PORT,
     host: flags.host ?? cfg.HOST,
     logger,

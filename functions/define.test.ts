@@ -79,6 +79,14 @@ describe('defineFunction', () => {
     expect(() => defineFunction({ name: 'c', model: { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' }, env: { KINFER_RESPONSE_CACHE_BYTES: '1' } })).toThrow(/set by the generator/);
   });
 
+  it('protocol grpc-v2 refuses triggers (CloudEvents arrive over HTTP) and reserves GRPC_PORT and KINFER_REST_PORT', () => {
+    const model = { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' as const };
+    expect(defineFunction({ name: 'g', model, protocol: 'grpc-v2' }).spec.protocol).toBe('grpc-v2');
+    expect(defineFunction({ name: 'g', model }).spec.protocol).toBe('v2');
+    expect(() => defineFunction({ name: 'g', model, protocol: 'grpc-v2', triggers: [{ name: 't' }] })).toThrow(/triggers: a grpc-v2 function serves gRPC/);
+    expect(() => defineFunction({ name: 'g', model, env: { GRPC_PORT: '1' } })).toThrow(/set by the generator/);
+  });
+
   it('the shipped functions are what the issue asks for', () => {
     expect(echo.spec.model?.platform).toBe('echo');
     expect(ocrDet.spec.model).toMatchObject({ name: 'ocr-det', platform: 'onnx' });

@@ -53,7 +53,7 @@ const extendedResource = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[A-Z
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
 
 /** Env the generator owns; a definition may not set these (Knative reserves PORT and K_*). */
-export const RESERVED_ENV = ['PORT', 'K_SERVICE', 'K_REVISION', 'K_CONFIGURATION', 'MODEL_NAME', 'STORAGE_URI', 'KINFER_STORAGE_URI', 'MULTI_MODEL_SERVER', 'KINFER_MODEL_CONFIG', 'KINFER_FUNCTION', 'KINFER_RESPONSE_CACHE_BYTES'];
+export const RESERVED_ENV = ['PORT', 'K_SERVICE', 'K_REVISION', 'K_CONFIGURATION', 'MODEL_NAME', 'STORAGE_URI', 'KINFER_STORAGE_URI', 'MULTI_MODEL_SERVER', 'KINFER_MODEL_CONFIG', 'KINFER_FUNCTION', 'KINFER_RESPONSE_CACHE_BYTES', 'GRPC_PORT', 'KINFER_REST_PORT'];
 
 export const Platform = z.enum(['onnx', 'xmodel', 'echo']);
 export type Platform = z.infer<typeof Platform>;
@@ -162,6 +162,11 @@ export const FunctionSpec = z
     description: z.string().max(200).optional(),
     /** `MULTI_MODEL_SERVER=true`: starts empty, models come through the repository API / TrainedModels. */
     multiModel: z.boolean().default(false),
+    /**
+     * What the Knative port speaks: `v2` (REST: v2, V1, CloudEvents) or `grpc-v2` (KServe's name:
+     * inference.GRPCInferenceService over h2c; REST stays on 8080 inside the pod).
+     */
+    protocol: z.enum(['v2', 'grpc-v2']).default('v2'),
     model: ModelSchema.optional(),
     backend: BackendSchema.prefault({}),
     batching: BatchingSchema.optional(),
@@ -178,6 +183,9 @@ export const FunctionSpec = z
     if (!f.multiModel && f.model && !f.model.storageUri)
       ctx.addIssue({ code: 'custom', path: ['model', 'storageUri'], message: 'required unless multiModel is true' });
     if (f.multiModel && f.model) ctx.addIssue({ code: 'custom', path: ['model'], message: 'a multi-model function starts empty: omit model' });
+    if (f.protocol === 'grpc-v2' && f.triggers.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['triggers'], message: 'a grpc-v2 function serves gRPC on its Knative port; triggers deliver CloudEvents over HTTP there: use protocol v2' });
+    }
     for (const k of Object.keys(f.env))
       if (RESERVED_ENV.includes(k)) ctx.addIssue({ code: 'custom', path: ['env', k], message: `${k} is set by the generator or by Knative` });
     const names = new Set<string>();

@@ -50,6 +50,11 @@ const EnvSchema = z.object({
   PORT: port(8080),
   /** gRPC (inference.GRPCInferenceService, h2c) port; off when unset. KServe's grpc-v2 runtimes use 8081. */
   GRPC_PORT: port(undefined),
+  /**
+   * REST's port when PORT is gRPC's: Knative sets PORT to the container's one port, which a
+   * grpc-v2 function names h2c; REST (KServe's agent, /metrics) then listens here. Unset: PORT.
+   */
+  KINFER_REST_PORT: port(undefined),
   HOST: z.string().default('0.0.0.0'),
   MODEL_NAME: z.string().optional(),
   STORAGE_URI: z.string().optional(),

@@ -12,6 +12,8 @@ export const MANAGED_BY = 'kinfer';
 export const FUNCTION_LABEL = 'kinfer.dev/function';
 
 export const HTTP_PORT = 8080;
+/** A grpc-v2 function's serving port (KServe's gRPC runtimes use 8081). */
+export const GRPC_PORT = 8081;
 export const FIELD_MANAGER = 'kinfer';
 
 export type Manifest = Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string; [k: string]: unknown } };
@@ -73,6 +75,10 @@ export function serverEnv(spec: FunctionSpec): EnvVar[] {
   const cfg = modelConfigJson(spec);
   if (cfg) env.push({ name: 'KINFER_MODEL_CONFIG', value: cfg });
   if (spec.responseCache) env.push({ name: 'KINFER_RESPONSE_CACHE_BYTES', value: String(spec.responseCache.bytes) });
+  if (spec.protocol === 'grpc-v2') {
+    // Knative sets PORT to the h2c port, which gRPC takes; REST (probes of the agent, /metrics) stays on 8080.
+    env.push({ name: 'GRPC_PORT', value: String(GRPC_PORT) }, { name: 'KINFER_REST_PORT', value: String(HTTP_PORT) });
+  }
   for (const k of Object.keys(spec.env).sort()) env.push({ name: k, value: spec.env[k]! });
   return env;
 }
@@ -94,17 +100,25 @@ const PROBE_PERIOD_SECONDS = 5;
  * in when omitted; KServe's schema requires it, so `withPort` names it there.
  */
 export function probes(spec: FunctionSpec, withPort = false): Record<string, unknown> {
-  const get = (path: string) => (withPort ? { path, port: HTTP_PORT } : { path });
+  // A grpc-v2 function is probed on its serving port through grpc.health.v1 (server/grpc-health.ts).
+  const grpc = spec.protocol === 'grpc-v2';
+  const check = (path: string, service: string) =>
+    grpc ? { grpc: { port: GRPC_PORT, service } } : { httpGet: withPort ? { path, port: HTTP_PORT } : { path } };
   return {
-    readinessProbe: { httpGet: get('/v2/health/ready'), periodSeconds: PROBE_PERIOD_SECONDS, failureThreshold: 3 },
-    livenessProbe: { httpGet: get('/v2/health/live'), periodSeconds: 10, failureThreshold: 3 },
+    readinessProbe: { ...check('/v2/health/ready', 'readiness'), periodSeconds: PROBE_PERIOD_SECONDS, failureThreshold: 3 },
+    livenessProbe: { ...check('/v2/health/live', 'liveness'), periodSeconds: 10, failureThreshold: 3 },
     // On the ready route: liveness must not restart a pod that is still pulling a large model.
     startupProbe: {
-      httpGet: get('/v2/health/ready'),
+      ...check('/v2/health/ready', 'readiness'),
       periodSeconds: PROBE_PERIOD_SECONDS,
       failureThreshold: Math.ceil(spec.scaling.startupSeconds / PROBE_PERIOD_SECONDS),
     },
   };
+}
+
+/** The serving container's port: HTTP/1.1 REST, or h2c gRPC for a grpc-v2 function (the name tells Knative). */
+export function servingPort(spec: FunctionSpec): { name: string; containerPort: number } {
+  return spec.protocol === 'grpc-v2' ? { name: 'h2c', containerPort: GRPC_PORT } : { name: 'http1', containerPort: HTTP_PORT };
 }
 
 export function prometheusAnnotations(): Record<string, string> {

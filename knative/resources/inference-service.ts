@@ -14,7 +14,7 @@
  * (its initializer would fail on a path that exists only in kinfer's image).
  */
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
-import { HTTP_PORT, labels, modelPvcClaim, probes, resources, serverEnv, type EnvVar, type Manifest } from './common.js';
+import { HTTP_PORT, labels, modelPvcClaim, probes, resources, servingPort, serverEnv, type EnvVar, type Manifest } from './common.js';
 import { trainedModel } from './trained-model.js';
 
 export function inferenceService(spec: FunctionSpec): Manifest {
@@ -23,8 +23,9 @@ export function inferenceService(spec: FunctionSpec): Manifest {
     name: 'kserve-container',
     image: spec.image,
     env: spec.model && !trainedModel(spec) ? functionEnv(spec) : agentEnv(spec),
-    // KServe's model agent calls the repository API on 8080.
-    ports: [{ containerPort: HTTP_PORT, protocol: 'TCP' }],
+    // KServe's model agent calls the repository API on 8080 (REST stays there in a grpc-v2 function);
+    // KServe routes gRPC to a port named h2c.
+    ports: [spec.protocol === 'grpc-v2' ? { ...servingPort(spec), protocol: 'TCP' } : { containerPort: HTTP_PORT, protocol: 'TCP' }],
     ...probes(spec, true),
   };
   const res = resources(spec);

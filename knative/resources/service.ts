@@ -4,7 +4,7 @@
  */
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
 import { DEFAULT_PVC_ROOT } from '../../runtime/storage/pvc.js';
-import { HTTP_PORT, labels, modelPvcClaim, probes, prometheusAnnotations, resources, serverEnv, type Manifest } from './common.js';
+import { labels, modelPvcClaim, probes, prometheusAnnotations, resources, servingPort, serverEnv, type Manifest } from './common.js';
 
 export function knativeService(spec: FunctionSpec): Manifest {
   const s = spec.scaling;
@@ -21,8 +21,8 @@ export function knativeService(spec: FunctionSpec): Manifest {
   };
   const container: Record<string, unknown> = {
     image: spec.image,
-    // Knative sets PORT from this port; the name selects HTTP/1.1 (h2c would be `h2c`).
-    ports: [{ name: 'http1', containerPort: HTTP_PORT }],
+    // Knative sets PORT from this port; the name selects HTTP/1.1 (`http1`) or HTTP/2 cleartext (`h2c`).
+    ports: [servingPort(spec)],
     env: serverEnv(spec),
     ...probes(spec),
   };

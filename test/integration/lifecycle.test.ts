@@ -6,6 +6,9 @@
  * configured. Needs `dist/` (built by test/global-setup.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { healthPackageDefinition } from '../../runtime/server/grpc-health.js';
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,9 +26,9 @@ interface Proc {
   output(): string;
 }
 
-/** Spawns `kinfer serve` on a free port; `url` resolves from its "listening" log line. */
-function serve(env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0'], {
+/** Spawns `kinfer serve` on a free port (or the env's, with `portFlag` false); `url` resolves from its "listening" log line. */
+function serve(env: Record<string, string>, portFlag = true): Proc {
+  const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', ...(portFlag ? ['--port', '0'] : [])], {
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -191,4 +194,46 @@ describe('kinfer serve as a Knative function (spawned process)', () => {
     expect((await dflt.exit).code).toBe(0);
     expect((await short.exit).code).toBe(0);
   });
+
+  it('grpc-v2 function env: gRPC takes PORT (Knative\'s h2c port), REST moves to KINFER_REST_PORT, the gRPC health check says SERVING', async () => {
+    const [grpcPort, restPort] = [await freePort(), await freePort()];
+    const repo = join(work.dir, 'grpc-repo');
+    await mkdir(join(repo, 'echo'), { recursive: true });
+    await writeFile(join(repo, 'echo', 'config.pbtxt'), 'platform: "echo"\n');
+    const p = serve({ MODEL_REPOSITORY: repo, PORT: String(grpcPort), GRPC_PORT: String(grpcPort), KINFER_REST_PORT: String(restPort) }, false);
+    procs.push(p);
+    expect(await p.url).toBe(`http://127.0.0.1:${restPort}`);
+    await until('REST ready', async () => ((await fetch(`http://127.0.0.1:${restPort}/v2/health/ready`)).ok ? true : undefined));
+    const pkg = grpc.loadPackageDefinition(healthPackageDefinition()) as any;
+    const client = new pkg.grpc.health.v1.Health(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
+    try {
+      const status = await new Promise<string>((resolve, reject) =>
+        client.Check({ service: 'readiness' }, { deadline: Date.now() + 10_000 }, (err: Error | null, res: { status: string }) => (err ? reject(err) : resolve(res.status))),
+      );
+      expect(status).toBe('SERVING');
+    } finally {
+      client.close();
+    }
+    p.child.kill('SIGTERM');
+    expect((await p.exit).code).toBe(0);
+
+    // The same port for both is refused at start, naming the fix.
+    const clash = serve({ MODEL_REPOSITORY: repo, PORT: String(grpcPort), GRPC_PORT: String(grpcPort) }, false);
+    procs.push(clash);
+    const { code, output } = await clash.exit;
+    expect(code).toBe(1);
+    expect(output).toMatch(new RegExp(`REST and gRPC are both on port ${grpcPort}.*KINFER_REST_PORT`));
+  });
 });
+
+/** A port nothing listens on now (bound to 0 and released). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
