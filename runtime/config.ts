@@ -43,6 +43,9 @@ const port = <D extends number | undefined>(dflt: D) =>
       return n;
     });
 
+/** KINFER_DRAIN_TIMEOUT_MS's default: how long SIGTERM, an unload or a reload waits for a model's requests. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+
 /** The largest request body by default (after decompression). */
 export const DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024;
 
@@ -77,7 +80,7 @@ const EnvSchema = z.object({
   /** Server default per-request deadline in ms (0 = none); a request's `timeout` parameter overrides. */
   KINFER_REQUEST_TIMEOUT_MS: int(0),
   /** How long SIGTERM, an unload or a reload waits for a model's requests before answering them 503. */
-  KINFER_DRAIN_TIMEOUT_MS: int(30_000),
+  KINFER_DRAIN_TIMEOUT_MS: int(DEFAULT_DRAIN_TIMEOUT_MS),
   /** Bytes for Triton's response cache; 0 turns it off. Models opt in with `response_cache { enable: true }`. */
   KINFER_RESPONSE_CACHE_BYTES: int(0),
   /** How long an idle keep-alive connection stays open; see serve.ts DEFAULT_KEEP_ALIVE_TIMEOUT_MS. */

@@ -10,6 +10,7 @@
  * await echo.load({ name: 'echo', version: '1', dir, config: defaultConfig('echo') });
  * const [x] = await echo.infer([input], []);
  */
+import { ownCopy } from '../core/bytes.js';
 import type { TensorData } from '../core/datatypes.js';
 import { InvalidArgument, NotReady } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
@@ -43,5 +44,5 @@ export class EchoBackend implements Backend {
 }
 
 function copy(data: TensorData): TensorData {
-  return Array.isArray(data) ? data.map((b) => b.slice()) : data.slice();
+  return Array.isArray(data) ? data.map(ownCopy) : ownCopy(data);
 }

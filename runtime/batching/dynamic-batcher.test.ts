@@ -393,10 +393,10 @@ describe('DynamicBatcher', () => {
 describe('abandon (an unload whose drain took too long)', () => {
   it('answers the running and the queued requests with the error at once, computes nothing more, and drops a late result', async () => {
     const fb = fake();
-    const events = { settled: 0, rejected: [] as string[] };
+    const events = { settled: 0, rejected: [] as string[], batches: 0 };
     const b = make(fb, {
       maxBatchSize: 1,
-      observer: { onSettled: () => events.settled++, onRejected: (r) => events.rejected.push(r) },
+      observer: { onSettled: () => events.settled++, onRejected: (r) => events.rejected.push(r), onBatch: () => events.batches++ },
     });
     fb.hold();
     const running = b.enqueue({ inputs: [xInput([1])], outputNames: [] });
@@ -408,12 +408,34 @@ describe('abandon (an unload whose drain took too long)', () => {
     const err = new Unavailable('unloaded');
     b.abandon(err);
     for (const p of [running, ...queued]) expect(await caught(p)).toBe(err);
-    expect(events).toEqual({ settled: 3, rejected: ['unavailable', 'unavailable', 'unavailable'] });
-    fb.release(); // the backend returns after all: its result goes nowhere
+    expect(events).toEqual({ settled: 3, rejected: ['unavailable', 'unavailable', 'unavailable'], batches: 0 });
+    fb.release(); // the backend returns after all: its result goes nowhere, and is not reported
     await tick(5);
     expect(fb.seenValues()).toEqual([1]);
-    expect(events.settled).toBe(3);
+    expect(events).toMatchObject({ settled: 3, batches: 0 });
     expect(await caught(b.enqueue({ inputs: [xInput([4])], outputNames: [] }))).toBeInstanceOf(Unavailable);
+  });
+
+  it('stops a merged batch being run again in halves once abandoned: the half still queued never reaches the backend', async () => {
+    const fb = fake();
+    fb.failWith = (inputs) => (Array.from(inputs[0]!.data as Float32Array).includes(13) ? new InvalidArgument('13 is out of range') : undefined);
+    const batches: boolean[] = [];
+    const b = make(fb, { maxBatchSize: 8, maxQueueDelayMicroseconds: 20_000, observer: { onBatch: (i) => batches.push(i.ok) } });
+    fb.hold();
+    const calls = [1, 2, 13].map((v) => b.enqueue({ inputs: [xInput([v])], outputNames: [] }));
+    for (let i = 0; i < 100 && fb.batches.length === 0; i++) await tick(5);
+    expect(fb.batchRows()).toEqual([3]); // merged, held
+    fb.release();
+    fb.hold(); // the first rerun (half [1, 2]) will wait here
+    for (let i = 0; i < 100 && fb.batches.length < 2; i++) await tick(5);
+    expect(fb.batchRows()).toEqual([3, 2]);
+    const err = new Unavailable('unloaded');
+    b.abandon(err);
+    for (const p of calls) expect(await caught(p)).toBe(err);
+    fb.release();
+    await tick(10);
+    expect(fb.batchRows()).toEqual([3, 2]); // the half [13] was never run
+    expect(batches).toEqual([false]); // only the merged failure, reported before the abandon
   });
 });
 

@@ -58,12 +58,22 @@ export interface BatchObserver {
 
 /** One observer that calls each of `observers` in turn (metrics and statistics, say). */
 export function fanOut(...observers: BatchObserver[]): BatchObserver {
+  // Each call on its own: one throwing observer must not cost the others the event.
+  const each = (call: (o: BatchObserver) => void) => {
+    for (const o of observers) {
+      try {
+        call(o);
+      } catch {
+        // ignored, as QueueBatcher.notify ignores a throwing observer
+      }
+    }
+  };
   return {
-    onQueued: () => observers.forEach((o) => o.onQueued?.()),
-    onSettled: () => observers.forEach((o) => o.onSettled?.()),
-    onBatch: (info) => observers.forEach((o) => o.onBatch?.(info)),
-    onRejected: (reason) => observers.forEach((o) => o.onRejected?.(reason)),
-    onSplit: (info) => observers.forEach((o) => o.onSplit?.(info)),
+    onQueued: () => each((o) => o.onQueued?.()),
+    onSettled: () => each((o) => o.onSettled?.()),
+    onBatch: (info) => each((o) => o.onBatch?.(info)),
+    onRejected: (reason) => each((o) => o.onRejected?.(reason)),
+    onSplit: (info) => each((o) => o.onSplit?.(info)),
   };
 }
 
@@ -146,6 +156,12 @@ export abstract class QueueBatcher implements Batcher {
   private draining = false;
   /** Batches on an instance now, for abandon. */
   private readonly runningBatches = new Set<Entry[]>();
+  /**
+   * Set by abandon: the model is being released. Batches still running report nothing more
+   * (their model's metric series are being removed, and their callers were answered), and a
+   * split batch is not run again.
+   */
+  private abandoned = false;
   private drained: Promise<void> | undefined;
   private resolveDrained: (() => void) | undefined;
   /** performance.now() when the last instance to become free did so (0: free since start). */
@@ -271,6 +287,7 @@ export abstract class QueueBatcher implements Batcher {
 
   abandon(err: unknown): void {
     this.draining = true;
+    this.abandoned = true;
     for (const group of [...this.groups.values()]) {
       for (const e of [...group] as Entry[]) {
         this.unqueue(e);
@@ -475,10 +492,11 @@ export abstract class QueueBatcher implements Batcher {
       computeMs = t2 - t1;
       const parts = this.split(outputs, batch);
       const info = { size, requests: batch.length, queueMs: observed, inputMs: t1 - t0, computeMs, outputMs: performance.now() - t2, ok: true };
-      this.notify((o) => o.onBatch?.(info));
+      if (!this.abandoned) this.notify((o) => o.onBatch?.(info));
       batch.forEach((e, i) => this.settle(e, { outputs: parts[i]!, batchSize: size, queueMs: e.queueMs ?? 0, computeMs }));
     } catch (err) {
       computeMs ||= performance.now() - t1;
+      if (this.abandoned) return; // its callers were answered; the finally still frees the instance
       this.notify((o) => o.onBatch?.({ size, requests: batch.length, queueMs: observed, inputMs: t1 - t0, computeMs, outputMs: 0, ok: false }));
       if (batch.length > 1 && err instanceof InvalidArgument) await this.runInHalves(instance, batch);
       else for (const e of batch) this.settle(e, err, 'backend_error');
@@ -501,7 +519,9 @@ export abstract class QueueBatcher implements Batcher {
     const half = Math.ceil(batch.length / 2);
     for (const part of [batch.slice(0, half), batch.slice(half)]) {
       const now = performance.now();
+      if (this.abandoned) return;
       const live = part.filter((e) => {
+        if (e.state === 'done') return false; // answered meanwhile (abandon)
         if (e.request.signal?.aborted) this.settle(e, new Cancelled('request cancelled while its batch was run again: the client went away'), 'cancelled');
         else if (e.request.deadline !== undefined && e.request.deadline <= now) {
           this.settle(e, new DeadlineExceeded(`request deadline passed while its batch of ${this.label} was run again; it was not computed again`), 'deadline_exceeded');

@@ -36,6 +36,13 @@ describe('ResponseCache', () => {
     expect(Array.from(got[0]!.data as Float32Array)).toEqual([3, 4]);
     expect((got[0]!.data as Float32Array).buffer.byteLength).toBe(8); // not the whole batch buffer
     expect([c.hits, c.misses]).toEqual([1, 1]);
+    // A BYTES element that is a Buffer view into a request body: the entry keeps only its bytes.
+    const body = Buffer.from('....hello....');
+    c.set('b', 's1', [{ name: 's', datatype: 'BYTES', shape: [1], data: [body.subarray(4, 9)] }]);
+    body.fill(0);
+    const kept = (c.get('b')![0]!.data as Uint8Array[])[0]!;
+    expect(Buffer.from(kept).toString()).toBe('hello');
+    expect(kept.buffer.byteLength).toBe(5);
     c.forget('s1');
     expect(c.get('k')).toBeUndefined();
     expect(c.get('k2')).toBeDefined();

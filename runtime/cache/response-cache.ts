@@ -12,6 +12,7 @@
  * unload drops them.
  */
 import { createHash } from 'node:crypto';
+import { ownCopy } from '../core/bytes.js';
 import type { Tensor } from '../core/tensor.js';
 import { byteSize } from '../core/tensor.js';
 
@@ -101,8 +102,9 @@ export class ResponseCache {
     const bytes = ENTRY_OVERHEAD + outputs.reduce((n, t) => n + TENSOR_OVERHEAD + byteSize(t), 0);
     if (bytes > this.maxBytes) return false;
     this.remove(key);
-    // Copies: an output may be a view into its whole batch's buffer, which the entry must not hold.
-    const kept = outputs.map((t) => ({ ...t, shape: [...t.shape], data: Array.isArray(t.data) ? t.data.map((e) => e.slice()) : t.data.slice() }) as Tensor);
+    // Copies: an output may be a view into its whole batch's buffer, or a BYTES element a view
+    // into the request body, which the entry must not hold.
+    const kept = outputs.map((t) => ({ ...t, shape: [...t.shape], data: Array.isArray(t.data) ? t.data.map(ownCopy) : ownCopy(t.data) }) as Tensor);
     for (const [k] of this.entries) {
       if (this.used + bytes <= this.maxBytes) break;
       this.remove(k);

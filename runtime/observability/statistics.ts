@@ -116,9 +116,13 @@ export class ModelStatistics {
     this.lastInference = Date.now();
   }
 
-  /** A request answered from the response cache (it ran no execution: no queue or compute time). */
+  /**
+   * A request answered from the response cache. Triton counts hits in `queue` (with no wait) so
+   * that its count stays the request count; it ran no execution, so no compute time.
+   */
   cacheHit(ms: number): void {
     add(this.stats.cache_hit, ms);
+    add(this.stats.queue, 0);
   }
 
   /** A request the response cache did not have: its lookup and the insertion of its result. */

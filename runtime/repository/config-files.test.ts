@@ -100,6 +100,10 @@ describe('parseModelConfig: Triton pbtxt', () => {
     expect(parseModelConfig('response_cache { enable: false }', 'config.pbtxt', 'm').responseCache).toBeUndefined();
     expect(parseModelConfig('max_batch_size: 1', 'config.pbtxt', 'm').responseCache).toBeUndefined();
     expect(() => parseModelConfig('response_cache { enable: "yes" }', 'config.pbtxt', 'm')).toThrow(/response_cache\.enable: expected true or false, got "yes"/);
+    // A misspelt field leaves the cache off, and is named at load.
+    const typo = parseModelConfig('response_cache { enabled: true }', 'config.pbtxt', 'm');
+    expect(typo.responseCache).toBeUndefined();
+    expect(typo.unknownFields).toEqual(['response_cache.enabled (did you mean enable?)']);
   });
 
   it('reports syntax errors with the file and line', () => {

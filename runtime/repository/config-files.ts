@@ -506,6 +506,10 @@ const FIELDS = {
     read: ['max_queue_delay_microseconds', 'preferred_batch_size', 'default_queue_policy'],
     triton: ['preserve_ordering', 'priority_levels', 'default_priority_level', 'priority_queue_policy'],
   },
+  'response_cache.': {
+    read: ['enable'],
+    triton: [],
+  },
   'instance_group[].': {
     read: ['count'],
     triton: ['name', 'kind', 'gpus', 'secondary_devices', 'profile', 'passive', 'host_policy', 'rate_limiter'],
@@ -583,6 +587,7 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
 
   const cache = object(ctx, 'response_cache', f.get('response_cache'), tree);
   if (cache) {
+    unknown.push(...unknownFields(cache, 'response_cache.'));
     const enable = one(ctx, 'response_cache.enable', fieldsOf(cache).get('enable'), cache);
     if (enable !== undefined && typeof enable !== 'boolean') ctx.fail('response_cache.enable', `expected true or false, got ${JSON.stringify(String(enable))}`, cache);
     if (enable) config.responseCache = true;

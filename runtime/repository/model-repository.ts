@@ -16,6 +16,7 @@ import { InvalidArgument, KinferError, NotFound, NotReady, Unavailable } from '.
 import type { Parameters } from '../core/tensor.js';
 import { forgetModel, type Metrics } from '../observability/metrics.js';
 import { ModelStatistics } from '../observability/statistics.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS } from '../config.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import { ModelHandle, type ModelState } from './model-handle.js';
 import type { ModelConfig } from './model-config.js';
@@ -68,8 +69,6 @@ export interface ModelRepositoryOptions {
   responseCache?: ResponseCache;
 }
 
-/** KINFER_DRAIN_TIMEOUT_MS's default. */
-export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 
 export interface IndexEntry {
   name: string;
@@ -161,16 +160,31 @@ export class ModelRepository {
       entry.state = 'UNLOADING';
       entry.handle = undefined;
       try {
-        if (!(await handle.close(this.drainMs))) {
-          this.opts.logger.warn({ event: 'unload_timeout', model: name, version: handle.version, ms: this.drainMs }, `model '${name}': requests still running after ${this.drainMs} ms were answered 503; backend released`);
-        }
+        await this.retire(name, handle, true);
       } finally {
         this.dropUnlessQueued(name, entry);
-        this.opts.responseCache?.forget(handle.cacheScope);
-        if (this.opts.metrics) forgetModel(this.opts.metrics, name, handle.version);
         this.opts.logger.info({ event: 'unload', model: name, version: handle.version }, `unloaded ${name}`);
       }
     });
+  }
+
+  /**
+   * Closes a handle that no longer serves (unloaded, or replaced by a reload): its requests
+   * finish within the drain limit or are answered 503, its backend is released, then its
+   * response-cache entries (results of its last requests included) and, with `forgetMetrics`,
+   * its metric series go.
+   */
+  private async retire(name: string, handle: ModelHandle, forgetMetrics: boolean): Promise<void> {
+    const log = this.opts.logger;
+    const at = { model: name, version: handle.version, ms: this.drainMs };
+    try {
+      const { drained, released } = await handle.close(this.drainMs);
+      if (!drained) log.warn({ event: 'unload_timeout', ...at }, `model '${name}' v${handle.version}: requests still queued or running after ${this.drainMs} ms were answered 503`);
+      if (!released) log.warn({ event: 'release_timeout', ...at }, `model '${name}' v${handle.version}: its backend did not finish releasing within ${this.drainMs} ms; going on without it`);
+    } finally {
+      this.opts.responseCache?.forget(handle.cacheScope);
+      if (forgetMetrics && this.opts.metrics) forgetModel(this.opts.metrics, name, handle.version);
+    }
   }
 
   /** The handle serving `name` (and `version`, when given). */
@@ -364,14 +378,8 @@ export class ModelRepository {
       log.info({ event: 'load', model: name, version, seconds, platform: metadata!.platform }, `loaded ${name} v${version}`);
       await pulled?.commit().catch((err: unknown) => log.warn({ event: 'pull_cleanup_failed', model: name, err: messageOf(err) }));
       pulled = undefined; // committed: nothing to roll back if closing the old version fails
-      if (old) {
-        if (!(await old.close(this.drainMs))) {
-          log.warn({ event: 'unload_timeout', model: name, version: old.version, ms: this.drainMs }, `model '${name}' v${old.version}: requests still running after ${this.drainMs} ms were answered 503; backend released`);
-        }
-        // After the close: results of its last requests may have gone in meanwhile.
-        this.opts.responseCache?.forget(old.cacheScope);
-        if (this.opts.metrics && old.version !== version) forgetModel(this.opts.metrics, name, old.version);
-      }
+      // A reload to the same version shares its metric series with the new handle.
+      if (old) await this.retire(name, old, old.version !== version);
       return handle;
     } catch (err) {
       // The files the serving version (or the next plain load, or a restart) reads go back as they were.

@@ -12,9 +12,9 @@ import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
 import { GRPC_CODE, toGrpcError } from '../core/grpc-status.js';
 import { toHttpError } from '../core/http-status.js';
-import { PayloadTooLarge, Unsupported } from '../core/errors.js';
+import { InvalidArgument, PayloadTooLarge, Unsupported } from '../core/errors.js';
 import { extractContext, withSpan } from '../observability/tracing.js';
-import type { DataPlane } from '../dataplane.js';
+import { EXTENSIONS, type DataPlane } from '../dataplane.js';
 import { requestSeries, type Metrics } from '../observability/metrics.js';
 import { decodeGrpcInferRequest, encodeGrpcInferResponse, GRPC_LOADER_OPTIONS, parametersOf, type WireInferRequest, type WireParameter } from '../protocol/grpc/codec.js';
 import type { Parameters } from '../core/tensor.js';
@@ -54,8 +54,10 @@ function serviceDefinition(): grpc.ServiceDefinition {
   return definition;
 }
 
-/** What ServerMetadata lists over gRPC: REST's extensions that this transport serves. */
-const GRPC_EXTENSIONS = ['classification', 'model_configuration', 'model_repository', 'statistics'];
+/** REST's extensions that gRPC does not serve (binary tensors are raw contents there; the rest are HTTP routes). */
+const REST_ONLY = new Set(['binary_tensor_data', 'logging', 'cloudevents', 'hardware']);
+/** What ServerMetadata lists over gRPC. */
+const GRPC_EXTENSIONS = EXTENSIONS.filter((e) => !REST_ONLY.has(e));
 
 /** The package definition, for clients (tests, tools) that speak to this server. */
 export function grpcPackageDefinition(): protoLoader.PackageDefinition {
@@ -149,7 +151,6 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     ModelReady: unary<{ name: string; version: string }, unknown>('ModelReady', (call) => ({
       ready: dp.modelReady(call.request.name, call.request.version || undefined),
     })),
-    // REST's list less what gRPC does not serve (binary extension, CloudEvents, hardware).
     ServerMetadata: unary('ServerMetadata', () => ({ ...dp.serverMetadata(), extensions: GRPC_EXTENSIONS })),
     ModelMetadata: unary<{ name: string; version: string }, unknown>('ModelMetadata', (call) => {
       const md = dp.modelMetadata(call.request.name, call.request.version || undefined);
@@ -159,10 +160,11 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     ModelConfig: unary<{ name: string; version: string }, unknown>('ModelConfig', (call) => ({
       config: dp.modelConfig(call.request.name, call.request.version || undefined),
     })),
-    ModelStatistics: unary<{ name: string; version: string }, unknown>('ModelStatistics', (call) => ({
-      // An empty name asks for every model, as in Triton.
-      model_stats: dp.modelStatistics(call.request.name || undefined, call.request.version || undefined),
-    })),
+    ModelStatistics: unary<{ name: string; version: string }, unknown>('ModelStatistics', (call) => {
+      // An empty name asks for every model, as in Triton; a version then names nothing.
+      if (!call.request.name && call.request.version) throw new InvalidArgument(`version '${call.request.version}' given without a model name`);
+      return { model_stats: dp.modelStatistics(call.request.name || undefined, call.request.version || undefined) };
+    }),
     RepositoryIndex: unary<{ ready: boolean }, unknown>('RepositoryIndex', async (call) => {
       const models = (await dp.repositoryIndex(call.request.ready)).map((e) => ({
         name: e.name,
@@ -199,7 +201,10 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
         server.tryShutdown(() => resolve());
         health.close();
       })),
-    kill: () => server.forceShutdown(),
+    kill: () => {
+      health.close();
+      server.forceShutdown();
+    },
   };
 }
 

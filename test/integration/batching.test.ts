@@ -37,14 +37,14 @@ function heavyRequest(size: number, extra: Record<string, unknown> = {}) {
   };
 }
 
-/** Waits (bounded) until the model has a request pending, i.e. the heavy one reached the batcher. */
-async function untilPending(url: string, model: string): Promise<void> {
+/** Waits (bounded) until the model has `count` requests pending, i.e. they reached the batcher. */
+async function untilPending(url: string, model: string, count = 1): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const text = await (await fetch(`${url}/metrics`)).text();
-    if (metricValue(text, 'kinfer_pending_requests', { model }) >= 1) return;
+    if (metricValue(text, 'kinfer_pending_requests', { model }) >= count) return;
     await new Promise((r) => setTimeout(r, 5));
   }
-  throw new Error(`no request became pending on ${model} within 1 s`);
+  throw new Error(`fewer than ${count} requests became pending on ${model} within 1 s`);
 }
 
 describe('batching and backpressure through HTTP', () => {
@@ -243,6 +243,7 @@ describe('an unload whose requests never finish (a backend that hangs)', () => {
     const stuck = send(13);
     await untilPending(server.url, 'echo');
     const queued = send(1);
+    await untilPending(server.url, 'echo', 2);
     const t0 = performance.now();
     const unload = await postJson(`${server.url}/v2/repository/models/echo/unload`, {});
     expect(unload.status).toBe(200);

@@ -67,6 +67,8 @@ describe('response cache', () => {
       expect(s.inference_stats.cache_hit.count).toBe(4);
       expect(s.inference_stats.cache_miss.count).toBe(1);
       expect(s.inference_stats.success.count).toBe(5);
+      expect(s.inference_stats.queue.count).toBe(5); // hits count in queue, with no wait (Triton's rule)
+      expect(s.inference_stats.compute_infer.count).toBe(1);
 
       expect((await postJson(`${server.url}/v2/models/cached/infer`, body([0, 0, 0, 1]))).status).toBe(200);
       const s2 = await statsOf(server.url, 'cached');

@@ -92,6 +92,9 @@ describe('statistics extension', () => {
     const ids = [[1, 2], [4, 9], [0, -1]]; // rows 0..4 exist: 9 is out of range
     const responses = await Promise.all(ids.map((v) => postJson(`${server.url}/v2/models/lookup/infer`, { inputs: [{ name: 'ids', datatype: 'INT64', shape: [1, 2], data: v }] })));
     expect(responses.map((r) => r.status)).toEqual([200, 400, 200]);
+    // The three were merged and the batch split (else this test would not show reruns adding no wait).
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/kinfer_batch_splits_total\{[^}]*model="lookup"[^}]*\} [1-9]/);
     const [s] = await stats(server.url, '/lookup');
     expect(s!.inference_stats.success.count).toBe(2);
     expect(s!.inference_stats.fail.count).toBe(1);

@@ -30,6 +30,13 @@ describe('KServe V1 protocol', () => {
       inputs: [valueInfo('a', DT.FLOAT, ['batch', 2]), valueInfo('b', DT.FLOAT, ['batch', 2])],
       outputs: [valueInfo('sum', DT.FLOAT, ['batch', 2]), valueInfo('prod', DT.FLOAT, ['batch', 2])],
     });
+    // total = ReduceSum(x) over everything, kept as [1, 1]: no row per instance.
+    await writeGraph(join(repo.dir, 'total', '1', 'model.onnx'), {
+      name: 'total',
+      nodes: [{ op: 'ReduceSum', inputs: ['x'], outputs: ['total'] }],
+      inputs: [valueInfo('x', DT.FLOAT, ['batch', 2])],
+      outputs: [valueInfo('total', DT.FLOAT, [1, 1])],
+    });
     await mkdir(join(repo.dir, 'echo'), { recursive: true });
     await writeFile(join(repo.dir, 'echo', 'config.pbtxt'), 'platform: "echo"\n');
     server = await startTestServer({ modelRepository: repo.dir });
@@ -83,7 +90,7 @@ describe('KServe V1 protocol', () => {
   });
 
   it('ready and list routes as KServe answers them', async () => {
-    expect(await (await fetch(`${server.url}/v1/models`)).json()).toEqual({ models: ['echo', 'mlp', 'pair'] });
+    expect(await (await fetch(`${server.url}/v1/models`)).json()).toEqual({ models: ['echo', 'mlp', 'pair', 'total'] });
     const ready = await fetch(`${server.url}/v1/models/mlp`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ name: 'mlp', ready: true });
@@ -105,6 +112,14 @@ describe('KServe V1 protocol', () => {
       expect(res.status, JSON.stringify(body)).toBe(status);
       expect(((await res.json()) as { error: string }).error).toMatch(message);
     }
+    // An output without a row per instance is refused before the model runs; the columnar form gets it whole.
+    const before = (await (await fetch(`${server.url}/v2/models/total/stats`)).json()) as { model_stats: { execution_count: number }[] };
+    const rows = await predict('total', { instances: [[1, 2], [3, 4]] });
+    expect(rows.status).toBe(400);
+    expect(((await rows.json()) as { error: string }).error).toMatch(/output 'total' has shape \[1,1\], not one row per instance \(2\); send the columnar format/);
+    const after = (await (await fetch(`${server.url}/v2/models/total/stats`)).json()) as { model_stats: { execution_count: number }[] };
+    expect(after.model_stats[0]!.execution_count).toBe(before.model_stats[0]!.execution_count);
+    expect(await (await predict('total', { inputs: [[1, 2], [3, 4]] })).json()).toEqual({ outputs: [[10]] });
     const explain = await postJson(`${server.url}/v1/models/mlp:explain`, { instances: [[1, 2, 3, 4]] });
     expect(explain.status).toBe(400);
     expect(((await explain.json()) as { error: string }).error).toMatch(/no explainer/);

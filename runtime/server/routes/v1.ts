@@ -6,7 +6,8 @@
  */
 import { Hono, type Context } from 'hono';
 import type { DataPlane } from '../../dataplane.js';
-import { NotFound, NotReady, Unsupported } from '../../core/errors.js';
+import { InvalidArgument, NotFound, Unsupported } from '../../core/errors.js';
+import type { TensorSpec } from '../../core/tensor.js';
 import { decodePredictRequest, encodePredictResponse } from '../../protocol/v1/index.js';
 import { parseJson } from '../../protocol/v2/decode.js';
 import { readBody } from '../body.js';
@@ -32,15 +33,13 @@ export function v1Routes(opts: V1RouteOptions): Hono<KinferEnv> {
   // KServe's model server answers its root as a liveness check.
   app.get('/', async (c) => ((await dp.live()) ? c.json({ status: 'alive' }) : c.json({ status: 'not alive' }, 503)));
   app.get('/v1/models', (c) => c.json({ models: dp.modelNames() }));
-  // KServe's V1 ready: 200 {"name", "ready": true}; 503 while it loads; 404 when unknown.
+  // KServe's V1 ready: 200 {"name", "ready": true}; 503 {"ready": false} while it loads or after a failed load; 404 when unknown.
   app.get('/v1/models/:model', (c) => {
     const name = c.req.param('model');
     if (VERB.test(name)) throw new NotFound(`no route for GET ${c.req.path}: ${name.replace(VERB, ':$2')} takes POST`);
-    if (!dp.modelReady(name)) {
-      if (!dp.knows(name)) throw new NotFound(`model '${name}' is not loaded`);
-      throw new NotReady(`model '${name}' is not ready`);
-    }
-    return c.json({ name, ready: true });
+    if (dp.modelReady(name)) return c.json({ name, ready: true });
+    if (!dp.knows(name)) throw new NotFound(`model '${name}' is not loaded`);
+    return c.json({ name, ready: false }, 503);
   });
 
   const predict = async (c: Context<KinferEnv>, model: string, verb: string, version: string | undefined) => {
@@ -51,9 +50,12 @@ export function v1Routes(opts: V1RouteOptions): Hono<KinferEnv> {
     c.set('protocol', 'v1');
     const body = await readBody(c, opts.maxBodyBytes);
     const labels = { model, version: serving };
+    const meta = dp.modelMetadata(model, version);
     const decoded = stage('decode', opts.metrics, labels, () =>
-      decodePredictRequest(parseJson(body, { contentType: c.req.header('content-type'), maxJsonBytes: opts.maxJsonBytes }), dp.modelMetadata(model, version).inputs, model, version),
+      decodePredictRequest(parseJson(body, { contentType: c.req.header('content-type'), maxJsonBytes: opts.maxJsonBytes }), meta.inputs, model, version),
     );
+    // Refused before the model runs: the row format answers one row per instance of every output.
+    if (decoded.format === 'row') checkRowOutputs(meta.outputs, decoded.instances);
     const { response, batch } = await dp.infer(decoded.request, { requestId: c.get('requestId') }, () => c.req.raw.signal);
     c.set('batchSize', batch.batchSize);
     const text = stage('encode', opts.metrics, labels, () => encodePredictResponse(response, decoded.format, decoded.instances));
@@ -79,4 +81,16 @@ export function v1Routes(opts: V1RouteOptions): Hono<KinferEnv> {
     throw new NotFound(`no route for ${c.req.method} ${c.req.path}`);
   });
   return app;
+}
+
+/** Every declared output must have a dim 0 that can hold one row per instance. */
+function checkRowOutputs(outputs: readonly TensorSpec[], instances: number): void {
+  for (const o of outputs) {
+    const d0 = o.shape[0];
+    if (o.shape.length === 0 || (d0 !== -1 && d0 !== instances)) {
+      throw new InvalidArgument(
+        `output '${o.name}' has shape [${o.shape.join(',')}], not one row per instance (${instances}); send the columnar format ("inputs") for whole tensors`,
+      );
+    }
+  }
 }
