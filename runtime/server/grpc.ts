@@ -20,6 +20,7 @@ import { decodeGrpcInferRequest, encodeGrpcInferResponse, GRPC_LOADER_OPTIONS, p
 import type { Parameters } from '../core/tensor.js';
 import { SERVICE_PROTO } from '../protocol/grpc/service-proto.js';
 import { healthService } from './grpc-health.js';
+import { streamInferHandler, type InferOne } from './grpc-stream.js';
 import { stage } from './stages.js';
 
 export interface GrpcServerOptions {
@@ -93,33 +94,31 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
         .catch((err: unknown) => log.error({ event: 'grpc_reply_failed', method, err }, 'could not send the gRPC reply'));
     };
 
-  // As the REST tracing middleware: one kinfer.infer span per call, the caller's traceparent its parent.
-  const infer = (call: grpc.ServerUnaryCall<WireInferRequest, unknown>) => {
-    const headers = Object.fromEntries(Object.entries(call.metadata.getMap()).map(([k, v]) => [k, String(v)]));
-    return withSpan('kinfer.infer', { 'rpc.system': 'grpc', 'rpc.method': 'ModelInfer' }, () => inferCall(call), extractContext(headers));
+  /**
+   * One inference request, whether a unary ModelInfer call or one message of a ModelStreamInfer
+   * stream: decode → data plane → encode, counted in the request metrics and the access log as
+   * REST counts its requests, in a kinfer.infer span whose parent is the call's traceparent.
+   */
+  const inferOne: InferOne = (m, metadata, signal, deadlineMs, method) => {
+    const headers = Object.fromEntries(Object.entries(metadata.getMap()).map(([k, v]) => [k, String(v)]));
+    return withSpan('kinfer.infer', { 'rpc.system': 'grpc', 'rpc.method': method }, () => inferMessage(m, metadata, signal, deadlineMs, method), extractContext(headers));
   };
 
-  const inferCall = async (call: grpc.ServerUnaryCall<WireInferRequest, unknown>) => {
+  const inferMessage = async (m: WireInferRequest, metadata: grpc.Metadata, signal: AbortSignal, deadlineMs: number | undefined, method: string) => {
     const started = performance.now();
-    const m = call.request;
     const version = m.model_version || undefined;
     let model = '';
     let serving = '';
     let status = 200;
     let batchSize: number | undefined;
-    const requestId = firstValue(call.metadata.get('x-request-id'));
+    const requestId = firstValue(metadata.get('x-request-id'));
     try {
       if ('oversized' in m) throw new PayloadTooLarge((m as unknown as Oversized).oversized);
       serving = dp.assertServing(m.model_name, version);
       model = m.model_name;
       const labels = { model, version: serving };
       const decoded = stage('decode', opts.metrics, labels, () => decodeGrpcInferRequest(m));
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
-      if (call.cancelled) abort.abort();
-      const deadline = call.getDeadline();
-      const ms = deadline instanceof Date ? deadline.getTime() : deadline;
-      const ctx = { signal: abort.signal, ...(requestId ? { requestId } : {}), ...(Number.isFinite(ms) ? { deadline: performance.now() + (ms - Date.now()) } : {}) };
+      const ctx = { signal, ...(requestId ? { requestId } : {}), ...(deadlineMs !== undefined ? { deadline: performance.now() + (deadlineMs - Date.now()) } : {}) };
       const { response, batch } = await dp.infer(decoded.request, ctx);
       batchSize = batch.batchSize;
       return stage('encode', opts.metrics, { model, version: response.modelVersion ?? '' }, () => encodeGrpcInferResponse(response, decoded.raw));
@@ -130,21 +129,31 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       const seconds = (performance.now() - started) / 1000;
       requestSeries(opts.metrics, model, serving, 'grpc', status).observe(seconds);
       if (log.isLevelEnabled('info')) {
-        log.info({ requestId, method: 'ModelInfer', status, ms: Math.round(seconds * 1e6) / 1000, model: model || undefined, version: serving || undefined, protocol: 'grpc', batchSize }, 'request');
+        log.info({ requestId, method, status, ms: Math.round(seconds * 1e6) / 1000, model: model || undefined, version: serving || undefined, protocol: 'grpc', batchSize }, 'request');
       }
     }
   };
 
-  // ModelInfer is weighed on the wire before protobufjs turns its values into objects.
-  const service = { ...serviceDefinition() };
-  const modelInfer = service.ModelInfer!;
-  service.ModelInfer = {
-    ...modelInfer,
-    requestDeserialize: (buf: Buffer) => {
-      const refusal = decodeCost(buf, opts.maxContentsBytes);
-      return refusal ? ({ oversized: refusal } satisfies Oversized) : modelInfer.requestDeserialize(buf);
-    },
+  const infer = (call: grpc.ServerUnaryCall<WireInferRequest, unknown>) => {
+    const abort = new AbortController();
+    call.on('cancelled', () => abort.abort());
+    if (call.cancelled) abort.abort();
+    return inferOne(call.request, call.metadata, abort.signal, deadlineOf(call), 'ModelInfer');
   };
+  const streams = streamInferHandler(inferOne, log);
+
+  // Inference requests are weighed on the wire before protobufjs turns their values into objects.
+  const service = { ...serviceDefinition() };
+  for (const name of ['ModelInfer', 'ModelStreamInfer']) {
+    const method = service[name]!;
+    service[name] = {
+      ...method,
+      requestDeserialize: (buf: Buffer) => {
+        const refusal = decodeCost(buf, opts.maxContentsBytes);
+        return refusal ? ({ oversized: refusal } satisfies Oversized) : method.requestDeserialize(buf);
+      },
+    };
+  }
   server.addService(service, {
     ServerLive: unary('ServerLive', async () => ({ live: await dp.live() })),
     ServerReady: unary('ServerReady', async () => ({ ready: await dp.ready() })),
@@ -157,6 +166,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       return { ...md, properties: {} };
     }),
     ModelInfer: unary('ModelInfer', infer),
+    ModelStreamInfer: streams.handler,
     ModelConfig: unary<{ name: string; version: string }, unknown>('ModelConfig', (call) => ({
       config: dp.modelConfig(call.request.name, call.request.version || undefined),
     })),
@@ -200,6 +210,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       (stopped ??= new Promise<void>((resolve) => {
         server.tryShutdown(() => resolve());
         health.close();
+        streams.close();
       })),
     kill: () => {
       health.close();
@@ -300,6 +311,13 @@ function repositoryParameters(wire: Record<string, WireRepositoryParameter> | un
     if (p.parameter_choice === 'bytes_param') throw new Unsupported(`load parameter '${key}': bytes parameters (Triton's file: overrides) are not supported`);
   }
   return parametersOf(wire as Record<string, WireParameter> | undefined);
+}
+
+/** The call's deadline in epoch ms, or undefined when it has none. */
+function deadlineOf(call: { getDeadline(): grpc.Deadline }): number | undefined {
+  const d = call.getDeadline();
+  const ms = d instanceof Date ? d.getTime() : d;
+  return Number.isFinite(ms) ? ms : undefined;
 }
 
 function firstValue(values: grpc.MetadataValue[]): string | undefined {

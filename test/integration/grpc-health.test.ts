@@ -11,6 +11,7 @@ import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GRPC_LOADER_OPTIONS } from '../../runtime/protocol/grpc/codec.js';
 import type { RunningServer } from '../../runtime/server/serve.js';
+import { grpcPackageDefinition } from '../../runtime/server/grpc.js';
 import { startTestServer, tempDir } from '../helpers/server.js';
 
 /** grpc/grpc-proto's grpc/health/v1/health.proto, comments dropped. */
@@ -83,7 +84,7 @@ describe('gRPC health checking (grpc.health.v1)', () => {
     expect((err as grpc.ServiceError).details).toMatch(/unknown health service 'nope'/);
   });
 
-  it('Watch sends the current status at once (SERVICE_UNKNOWN for another name, the call kept open); at shutdown NOT_SERVING, then ends', async () => {
+  it('Watch sends the current status at once (SERVICE_UNKNOWN for another name, the call kept open); at shutdown NOT_SERVING, then ends, as an open inference stream does', async () => {
     const unknown = client.Watch({ service: 'nope' });
     const first = await new Promise<string>((resolve) => unknown.once('data', (m: { status: string }) => resolve(m.status)));
     expect(first).toBe('SERVICE_UNKNOWN');
@@ -96,9 +97,23 @@ describe('gRPC health checking (grpc.health.v1)', () => {
     const ended = watchUntilEnd(stream, seen);
     for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(seen).toEqual(['SERVING']);
+    // An open ModelStreamInfer stream (one answer already in) is ended by the shutdown too.
+    const inference = new (grpc.loadPackageDefinition(grpcPackageDefinition()) as any).inference.GRPCInferenceService(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+    const infer = inference.ModelStreamInfer() as grpc.ClientDuplexStream<unknown, { error_message: string }>;
+    const answers: { error_message: string }[] = [];
+    const inferEnded = new Promise<void>((resolve, reject) => {
+      infer.on('data', (r: { error_message: string }) => answers.push(r));
+      infer.on('end', resolve);
+      infer.on('error', reject);
+    });
+    infer.write({ model_name: 'echo', id: 'one', inputs: [{ name: 'a', datatype: 'INT32', shape: [1], contents: { int_contents: [7] } }] });
+    for (let i = 0; i < 100 && answers.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(answers.map((a) => a.error_message)).toEqual(['']);
     const t0 = performance.now();
     await server.close();
     await ended;
+    await inferEnded;
+    inference.close();
     expect(seen).toEqual(['SERVING', 'NOT_SERVING']);
     // The open Watch did not hold the shutdown until the 1 s kill.
     expect(performance.now() - t0).toBeLessThan(1000);

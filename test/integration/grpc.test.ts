@@ -7,11 +7,12 @@
  * server's definition. Without ../shared the spec-proto client is skipped with
  * a message and the server's definition is used for everything.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelRepository } from '../../runtime/config.js';
 import { toHalf } from '../../runtime/core/datatypes.js';
@@ -25,6 +26,18 @@ import { startTestServer, tempDir } from '../helpers/server.js';
 const SPEC_PROTO = resolve(repoRoot(), '..', 'shared', 'specs', 'open-inference-protocol', 'open_inference_grpc.proto');
 /** Triton's ModelConfig and ModelStatistics RPCs as a Triton client compiles them (not the server's subset). */
 const TRITON_PROTO = resolve(repoRoot(), 'test', 'helpers', 'triton-grpc.proto');
+
+/**
+ * The spec's service plus Triton's ModelStreamInfer and its response message (field numbers from
+ * Triton's grpc_service.proto), for the streaming test; the server's own definition without ../shared.
+ */
+function streamDefinition(): protoLoader.PackageDefinition {
+  if (!existsSync(SPEC_PROTO)) return grpcPackageDefinition();
+  const text =
+    readFileSync(SPEC_PROTO, 'utf8').replace(/service GRPCInferenceService\s*\{/, (m) => `${m}\n  rpc ModelStreamInfer(stream ModelInferRequest) returns (stream ModelStreamInferResponse) {}\n`) +
+    '\nmessage ModelStreamInferResponse { string error_message = 1; ModelInferResponse infer_response = 2; }\n';
+  return protoLoader.fromJSON(protobuf.parse(text, { keepCase: true }).root.toJSON(), GRPC_LOADER_OPTIONS);
+}
 
 type Client = grpc.Client & Record<string, (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => void>;
 
@@ -268,6 +281,47 @@ describe('gRPC: inference.GRPCInferenceService', () => {
       expect((await rpc(oip, 'ServerMetadata', {})).extensions).toEqual(expect.arrayContaining(['statistics', 'model_configuration']));
     } finally {
       triton.close();
+    }
+  });
+
+  it('ModelStreamInfer (Triton\'s): one response per request, matched by id, concurrent; a failed request answers error_message and the stream goes on; half-close ends it', async () => {
+    const client = clientFrom(streamDefinition(), server.grpcPort!);
+    try {
+      const stream = (client as unknown as { ModelStreamInfer(): grpc.ClientDuplexStream<unknown, any> }).ModelStreamInfer();
+      const got: any[] = [];
+      const ended = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`stream not ended within 10 s; ${got.length} responses`)), 10_000);
+        stream.on('data', (r: any) => got.push(r));
+        stream.on('error', (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+        stream.on('end', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      const rows = [[1, 2, 3, 4], [0, -1, 0.5, 2], [4, 4, 4, 4]];
+      rows.forEach((x, i) => stream.write({ model_name: 'mlp', id: `s${i}`, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [f32Bytes(x)] }));
+      stream.write({ model_name: 'mlp', id: 'bad', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 5] }], raw_input_contents: [f32Bytes([1, 2, 3, 4, 5])] });
+      stream.write({ model_name: 'nope', id: 'ghost', inputs: [] });
+      stream.write({ model_name: 'mlp', id: 'after', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [f32Bytes(rows[0]!)] });
+      stream.end();
+      await ended;
+      expect(got).toHaveLength(6);
+      const byId = new Map(got.map((r) => [r.infer_response.id, r]));
+      for (const [i, x] of rows.entries()) {
+        const r = byId.get(`s${i}`)!;
+        expect(r.error_message).toBe('');
+        const want = mlpReference(mlp, Float32Array.from(x));
+        fromF32(r.infer_response.raw_output_contents[0]).forEach((v, j) => expect(v).toBeCloseTo(want[j]!, 5));
+      }
+      expect(byId.get('bad')!.error_message).toMatch(/input 'x': expected shape \[-1,4\], got \[1,5\]/);
+      expect(byId.get('bad')!.infer_response).toMatchObject({ id: 'bad', model_name: 'mlp' });
+      expect(byId.get('ghost')!.error_message).toMatch(/model 'nope'/);
+      expect(byId.get('after')!.error_message).toBe('');
+    } finally {
+      client.close();
     }
   });
 

@@ -2,14 +2,14 @@
  * @module protocol/grpc/service-proto
  * The `inference.GRPCInferenceService` kinfer serves: the Open Inference
  * Protocol's gRPC API (`open_inference_grpc.proto`, KServe's v2) and, from
- * Triton's `grpc_service.proto` and `model_config.proto`, the model
- * repository, model configuration and statistics RPCs, with their field
+ * Triton's `grpc_service.proto` and `model_config.proto`, the streaming,
+ * model repository, model configuration and statistics RPCs, with their field
  * numbers, so KServe's and Triton's gRPC clients talk to it unchanged. Kept as
  * text in the module so the bundle needs no .proto file beside it. Of Triton's
  * messages only the fields kinfer fills are declared (a client's full
  * definition decodes them, and reads the rest as unset); Triton's other RPCs
- * (streaming, shared memory, trace, log settings) are not declared, and a
- * client calling them gets UNIMPLEMENTED.
+ * (shared memory, trace, log settings) are not declared, and a client calling
+ * them gets UNIMPLEMENTED.
  */
 export const SERVICE_PROTO = `
 syntax = "proto3";
@@ -22,6 +22,7 @@ service GRPCInferenceService {
   rpc ServerMetadata(ServerMetadataRequest) returns (ServerMetadataResponse) {}
   rpc ModelMetadata(ModelMetadataRequest) returns (ModelMetadataResponse) {}
   rpc ModelInfer(ModelInferRequest) returns (ModelInferResponse) {}
+  rpc ModelStreamInfer(stream ModelInferRequest) returns (stream ModelStreamInferResponse) {}
   rpc ModelConfig(ModelConfigRequest) returns (ModelConfigResponse) {}
   rpc ModelStatistics(ModelStatisticsRequest) returns (ModelStatisticsResponse) {}
   rpc RepositoryIndex(RepositoryIndexRequest) returns (RepositoryIndexResponse) {}
@@ -83,6 +84,11 @@ message ModelInferResponse {
   map<string, InferParameter> parameters = 4;
   repeated InferOutputTensor outputs = 5;
   repeated bytes raw_output_contents = 6;
+}
+
+message ModelStreamInferResponse {
+  string error_message = 1;
+  ModelInferResponse infer_response = 2;
 }
 
 message InferParameter {

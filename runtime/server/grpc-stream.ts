@@ -1,0 +1,102 @@
+/**
+ * @module server/grpc-stream
+ * Triton's `ModelStreamInfer`: a bidirectional stream of ModelInferRequests,
+ * each answered by one ModelStreamInferResponse (`infer_response`, or
+ * `error_message` with the request's id, model and version so the client can
+ * tell which failed). What `tritonclient.grpc`'s `start_stream` /
+ * `async_stream_infer` and `perf_analyzer --streaming` use. Requests on a
+ * stream run concurrently, so they batch with each other and with other
+ * callers, and their responses come back in the order they finish. The
+ * stream ends once the client has half-closed it and every response is
+ * written; at shutdown, requests still arriving are answered "shutting down"
+ * and the stream ends when its running requests are answered.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { Unavailable } from '../core/errors.js';
+import { toGrpcError } from '../core/grpc-status.js';
+import type { WireInferRequest } from '../protocol/grpc/codec.js';
+
+/** One inference: the encoded ModelInferResponse, or a throw for the error. */
+export type InferOne = (m: WireInferRequest, metadata: grpc.Metadata, signal: AbortSignal, deadlineMs: number | undefined, method: string) => Promise<unknown>;
+
+type Stream = grpc.ServerDuplexStream<WireInferRequest, unknown>;
+
+interface StreamState {
+  call: Stream;
+  running: number;
+  /** The client half-closed: no more requests. */
+  ended: boolean;
+  /** The server is shutting down: new requests are refused. */
+  closing: boolean;
+  done: boolean;
+}
+
+export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: (call: Stream) => void; close(): void } {
+  const open = new Set<StreamState>();
+
+  const finish = (s: StreamState) => {
+    if (s.done || s.running > 0 || !(s.ended || s.closing)) return;
+    s.done = true;
+    open.delete(s);
+    if (!s.call.cancelled) s.call.end();
+  };
+
+  const write = (s: StreamState, message: unknown) => {
+    if (s.done || s.call.cancelled || !s.call.writable) return;
+    s.call.write(message);
+  };
+
+  /** The reply to a request that failed: its error, and what identifies the request. */
+  const failure = (m: Partial<WireInferRequest>, err: unknown) => ({
+    error_message: toGrpcError(err).details,
+    infer_response: { id: typeof m.id === 'string' ? m.id : '', model_name: typeof m.model_name === 'string' ? m.model_name : '', model_version: typeof m.model_version === 'string' ? m.model_version : '' },
+  });
+
+  const handler = (call: Stream) => {
+    const s: StreamState = { call, running: 0, ended: false, closing: false, done: false };
+    open.add(s);
+    const abort = new AbortController();
+    const d = call.getDeadline();
+    const ms = d instanceof Date ? d.getTime() : d;
+    const deadlineMs = Number.isFinite(ms) ? ms : undefined;
+    call.on('data', (m: WireInferRequest) => {
+      if (s.closing || s.done) {
+        write(s, failure(m, new Unavailable('the server is shutting down; send the request to another replica')));
+        return;
+      }
+      s.running++;
+      inferOne(m, call.metadata, abort.signal, deadlineMs, 'ModelStreamInfer')
+        .then(
+          (res) => write(s, { error_message: '', infer_response: res }),
+          (err: unknown) => write(s, failure(m, err)),
+        )
+        .catch((err: unknown) => log.error({ event: 'grpc_reply_failed', method: 'ModelStreamInfer', err }, 'could not write a stream response'))
+        .finally(() => {
+          s.running--;
+          finish(s);
+        });
+    });
+    call.on('end', () => {
+      s.ended = true;
+      finish(s);
+    });
+    // The client cancelled or the connection went: queued requests are dropped, nothing more is written.
+    call.on('cancelled', () => {
+      abort.abort();
+      s.done = true;
+      open.delete(s);
+    });
+    call.on('error', (err) => log.debug({ event: 'grpc_stream_error', err }, 'ModelStreamInfer stream error'));
+  };
+
+  return {
+    handler,
+    close() {
+      for (const s of [...open]) {
+        s.closing = true;
+        finish(s);
+      }
+    },
+  };
+}
