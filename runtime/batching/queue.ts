@@ -56,27 +56,6 @@ export interface BatchObserver {
   onSplit?(info: { requests: number }): void;
 }
 
-/** One observer that calls each of `observers` in turn (metrics and statistics, say). */
-export function fanOut(...observers: BatchObserver[]): BatchObserver {
-  // Each call on its own: one throwing observer must not cost the others the event.
-  const each = (call: (o: BatchObserver) => void) => {
-    for (const o of observers) {
-      try {
-        call(o);
-      } catch {
-        // ignored, as QueueBatcher.notify ignores a throwing observer
-      }
-    }
-  };
-  return {
-    onQueued: () => each((o) => o.onQueued?.()),
-    onSettled: () => each((o) => o.onSettled?.()),
-    onBatch: (info) => each((o) => o.onBatch?.(info)),
-    onRejected: (reason) => each((o) => o.onRejected?.(reason)),
-    onSplit: (info) => each((o) => o.onSplit?.(info)),
-  };
-}
-
 export interface BatcherOptions {
   /** Loaded instances; run in parallel, each used by one batch at a time. At least one. */
   instances: Backend[];

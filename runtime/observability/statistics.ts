@@ -67,7 +67,8 @@ function add(s: DurationStat, ms: number, count = 1): void {
  * (104 days of summed request time), and past that off by a few ns in 10^16.
  */
 export class ModelStatistics {
-  private lastInference = 0;
+  /** performance.now() at the end of the last request; 0 before any. */
+  private lastEnded = 0;
   private inferences = 0;
   private executions = 0;
   private readonly stats: InferStats = {
@@ -110,10 +111,13 @@ export class ModelStatistics {
     },
   };
 
-  /** One request's end, as the data plane saw it: from its arrival there to its response or error. */
-  request(ok: boolean, ms: number): void {
-    add(ok ? this.stats.success : this.stats.fail, ms);
-    this.lastInference = Date.now();
+  /**
+   * One request, as the data plane saw it: from its arrival there (`started`, performance.now()
+   * ms) to its response or error (`ended`). The epoch time is made only when read.
+   */
+  request(ok: boolean, started: number, ended: number): void {
+    add(ok ? this.stats.success : this.stats.fail, ended - started);
+    this.lastEnded = ended;
   }
 
   /**
@@ -137,7 +141,7 @@ export class ModelStatistics {
     return {
       name,
       version,
-      last_inference: this.lastInference,
+      last_inference: this.lastEnded === 0 ? 0 : Math.round(performance.timeOrigin + this.lastEnded),
       inference_count: this.inferences,
       execution_count: this.executions,
       inference_stats: stats,

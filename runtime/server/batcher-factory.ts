@@ -6,10 +6,11 @@
  * default, or `adaptive`) picks the DynamicBatcher's firing rule.
  */
 import { createBatcher } from '../batching/dynamic-batcher.js';
-import { fanOut } from '../batching/queue.js';
+import type { BatchObserver } from '../batching/queue.js';
+import type { ModelStatistics } from '../observability/statistics.js';
 import { BATCH_POLICIES, isBatchPolicy } from '../batching/batcher.js';
 import { InvalidArgument } from '../core/errors.js';
-import { batchObserver, type Metrics } from '../observability/metrics.js';
+import { batchObserver, type BatchEvents, type Metrics } from '../observability/metrics.js';
 import type { BatcherFactory } from '../repository/model-repository.js';
 
 export function makeBatcherFactory(metrics: Metrics, defaults: { maxQueueSize?: number } = {}): BatcherFactory {
@@ -29,7 +30,28 @@ export function makeBatcherFactory(metrics: Metrics, defaults: { maxQueueSize?: 
       policy,
       maxQueueSize: dyn?.maxQueueSize || defaults.maxQueueSize || 0,
       backendMaxBatchSize: metadata.maxBatchSize,
-      observer: statistics ? fanOut(batchObserver(metrics, name, version), statistics.observer) : batchObserver(metrics, name, version),
+      observer: statistics ? withStatistics(batchObserver(metrics, name, version), statistics) : batchObserver(metrics, name, version),
     });
+  };
+}
+
+/**
+ * The metrics observer with the statistics' onBatch after its own: one object, not a loop over
+ * observers, since onQueued, onSettled and onBatch run for every request.
+ */
+function withStatistics(metrics: BatchEvents, statistics: ModelStatistics): BatchObserver {
+  const stats = statistics.observer;
+  return {
+    onQueued: metrics.onQueued,
+    onSettled: metrics.onSettled,
+    onRejected: metrics.onRejected,
+    onSplit: metrics.onSplit,
+    onBatch: (info) => {
+      try {
+        metrics.onBatch(info);
+      } finally {
+        stats.onBatch!(info);
+      }
+    },
   };
 }
