@@ -8,6 +8,8 @@ import { defineFunction, parseFunctionSpec } from '../functions/define.js';
 import { generateManifests, listFiles, loadFunctions, renderAll, renderFuncYaml } from './generate.js';
 import { repoRoot } from './specs.js';
 import { funcYaml } from './resources/func-yaml.js';
+import { inferenceService } from './resources/inference-service.js';
+import { knativeService } from './resources/service.js';
 import { pvcPath } from '../runtime/storage/pvc.js';
 
 const root = repoRoot();
@@ -237,5 +239,22 @@ describe('rendered resources', () => {
 
   it('two functions with one name are refused', () => {
     expect(() => renderAll([fns.mm.spec, fns.mm.spec])).toThrow('two functions are named mm');
+  });
+});
+
+describe('grpc-v2 functions', () => {
+  it('name the port h2c on 8081, probe through grpc.health.v1, move REST to KINFER_REST_PORT, and get no func.yaml', () => {
+    const fn = defineFunction({ name: 'grpc-echo', protocol: 'grpc-v2', model: { name: 'echo', storageUri: 'pvc://models/echo', platform: 'echo' } });
+    const c = (knativeService(fn.spec) as any).spec.template.spec.containers[0];
+    expect(c.ports).toEqual([{ name: 'h2c', containerPort: 8081 }]);
+    expect(c.readinessProbe.grpc).toEqual({ port: 8081, service: 'readiness' });
+    expect(c.livenessProbe.grpc).toEqual({ port: 8081, service: 'liveness' });
+    expect(c.startupProbe.grpc).toEqual({ port: 8081, service: 'readiness' });
+    expect(c.readinessProbe.httpGet).toBeUndefined();
+    expect(c.env).toEqual(expect.arrayContaining([{ name: 'GRPC_PORT', value: '8081' }, { name: 'KINFER_REST_PORT', value: '8080' }]));
+    expect((inferenceService(fn.spec) as any).spec.predictor.containers[0].ports).toEqual([{ name: 'h2c', containerPort: 8081, protocol: 'TCP' }]);
+    expect(() => renderFuncYaml(fn.spec)).toThrow(/func\.yaml describes an http1 port/);
+    const v2 = defineFunction({ name: 'rest-echo', model: { name: 'echo', storageUri: 'pvc://models/echo', platform: 'echo' } });
+    expect((knativeService(v2.spec) as any).spec.template.spec.containers[0].ports).toEqual([{ name: 'http1', containerPort: 8080 }]);
   });
 });

@@ -133,6 +133,8 @@ export async function generateManifests(opts: GenerateOptions): Promise<Generate
   }
   if (opts.funcYamlDir)
     for (const d of defs) {
+      // func deploys one http1 port with HTTP health checks: it cannot describe a grpc-v2 function.
+      if (d.spec.protocol === 'grpc-v2') continue;
       const file = join(opts.funcYamlDir, d.spec.name, 'func.yaml');
       await mkdir(dirname(file), { recursive: true });
       const text = renderFuncYaml(d.spec);

@@ -46,19 +46,10 @@ describe.skipIf(!haveSpecs)('CRD schema validation (../shared/specs)', () => {
     expect(r.documents).toBeGreaterThanOrEqual(13);
   });
 
-  it('a grpc-v2 function: the h2c port, grpc.health.v1 probes and the env validate in the Knative Service and the InferenceService', () => {
+  it('a grpc-v2 function\'s Knative Service and InferenceService validate (h2c port, grpc probes)', () => {
     const fn = defineFunction({ name: 'grpc-echo', protocol: 'grpc-v2', model: { name: 'echo', storageUri: 'pvc://models/echo', platform: 'echo' } });
-    const svc = knativeService(fn.spec) as any;
-    const c = svc.spec.template.spec.containers[0];
-    expect(c.ports).toEqual([{ name: 'h2c', containerPort: 8081 }]);
-    expect(c.readinessProbe.grpc).toEqual({ port: 8081, service: 'readiness' });
-    expect(c.livenessProbe.grpc).toEqual({ port: 8081, service: 'liveness' });
-    expect(c.startupProbe.grpc).toEqual({ port: 8081, service: 'readiness' });
-    expect(c.env).toEqual(expect.arrayContaining([{ name: 'GRPC_PORT', value: '8081' }, { name: 'KINFER_REST_PORT', value: '8080' }]));
-    expect(v.validate(svc)).toEqual([]);
-    const isvc = inferenceService(fn.spec) as any;
-    expect(isvc.spec.predictor.containers[0].ports).toEqual([{ name: 'h2c', containerPort: 8081, protocol: 'TCP' }]);
-    expect(v.validate(isvc)).toEqual([]);
+    expect(v.validate(knativeService(fn.spec))).toEqual([]);
+    expect(v.validate(inferenceService(fn.spec))).toEqual([]);
   });
 
   it('rejects an unknown field in a Knative Service container, naming it', () => {

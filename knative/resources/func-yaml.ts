@@ -6,9 +6,13 @@
  */
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
 import { DEFAULT_PVC_ROOT } from '../../runtime/storage/pvc.js';
+import { InvalidArgument } from '../../runtime/core/errors.js';
 import { modelPvcClaim, serverEnv } from './common.js';
 
 export function funcYaml(spec: FunctionSpec): Record<string, unknown> {
+  if (spec.protocol === 'grpc-v2') {
+    throw new InvalidArgument(`function '${spec.name}': func.yaml describes an http1 port with HTTP health checks; deploy a grpc-v2 function with its manifests (kubectl, kn or kinfer deploy)`);
+  }
   const s = spec.scaling;
   const limits: Record<string, unknown> = { ...spec.resources.limits };
   if (s.containerConcurrency > 0) limits.concurrency = s.containerConcurrency;

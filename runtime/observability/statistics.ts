@@ -67,8 +67,8 @@ function add(s: DurationStat, ms: number, count = 1): void {
  * (104 days of summed request time), and past that off by a few ns in 10^16.
  */
 export class ModelStatistics {
-  /** performance.now() at the end of the last request; 0 before any. */
-  private lastEnded = 0;
+  /** Milliseconds since the epoch at the end of the last request; 0 before any. */
+  private lastInference = 0;
   private inferences = 0;
   private executions = 0;
   private readonly stats: InferStats = {
@@ -113,11 +113,12 @@ export class ModelStatistics {
 
   /**
    * One request, as the data plane saw it: from its arrival there (`started`, performance.now()
-   * ms) to its response or error (`ended`). The epoch time is made only when read.
+   * ms) to its response or error (`ended`). `last_inference` is wall time (Date.now(), ~30 ns),
+   * so it does not drift from the monotonic clock in a long-lived pod.
    */
   request(ok: boolean, started: number, ended: number): void {
     add(ok ? this.stats.success : this.stats.fail, ended - started);
-    this.lastEnded = ended;
+    this.lastInference = Date.now();
   }
 
   /**
@@ -141,7 +142,7 @@ export class ModelStatistics {
     return {
       name,
       version,
-      last_inference: this.lastEnded === 0 ? 0 : Math.round(performance.timeOrigin + this.lastEnded),
+      last_inference: this.lastInference,
       inference_count: this.inferences,
       execution_count: this.executions,
       inference_stats: stats,

@@ -15,6 +15,7 @@ import { requestId } from './middleware/request-id.js';
 import { requestMetrics } from './middleware/request-metrics.js';
 import { tracing } from './middleware/tracing.js';
 import { loggingRoutes } from './routes/logging.js';
+import { logger as processLogger } from '../observability/logger.js';
 import { repositoryRoutes } from './routes/repository.js';
 import { v1Routes } from './routes/v1.js';
 import { v2Routes } from './routes/v2.js';
@@ -54,7 +55,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
     return c.body(body, 200, { 'Content-Type': opts.metrics.registry.contentType });
   });
 
-  app.route('/', loggingRoutes(opts.logger));
+  app.route('/', loggingRoutes(opts.logger, ...(opts.logger === processLogger ? [] : [processLogger])));
   app.route('/', repositoryRoutes({ dataplane: opts.dataplane, hasHardware: opts.hasHardware ?? (() => false) }));
   const dp = opts.dataplane;
   const cloudEvent = cloudEventHandler({

@@ -6,11 +6,15 @@
  * tell which failed). What `tritonclient.grpc`'s `start_stream` /
  * `async_stream_infer` and `perf_analyzer --streaming` use. Requests on a
  * stream run concurrently, so they batch with each other and with other
- * callers, and their responses come back in the order they finish. The
+ * callers; their responses are written in request order, as Triton writes
+ * them for a non-decoupled model (a client that sends no ids matches answers
+ * by order). At most MAX_STREAM_RUNNING run at once per stream: past that the
+ * stream stops reading until some are answered. The
  * stream ends once the client has half-closed it and every response is
  * written; at shutdown, requests still arriving are answered "shutting down"
  * and the stream ends when its running requests are answered.
  */
+import { setMaxListeners } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { Unavailable } from '../core/errors.js';
@@ -18,13 +22,17 @@ import { toGrpcError } from '../core/grpc-status.js';
 import type { WireInferRequest } from '../protocol/grpc/codec.js';
 
 /** One inference: the encoded ModelInferResponse, or a throw for the error. */
-export type InferOne = (m: WireInferRequest, metadata: grpc.Metadata, signal: AbortSignal, deadlineMs: number | undefined, method: string) => Promise<unknown>;
+export type InferOne = (m: WireInferRequest, metadata: grpc.Metadata, signal: AbortSignal, deadlineMs: number | undefined, method: string, requestId?: string) => Promise<unknown>;
+
+/** Requests one stream may have running (or answered and waiting for an earlier one) before it stops reading. */
+export const MAX_STREAM_RUNNING = 256;
 
 type Stream = grpc.ServerDuplexStream<WireInferRequest, unknown>;
 
 interface StreamState {
   call: Stream;
-  running: number;
+  /** Answers not yet written, in request order; `message` is set when that request is done. */
+  pending: { message?: unknown }[];
   /** The client half-closed: no more requests. */
   ended: boolean;
   /** The server is shutting down: new requests are refused. */
@@ -36,7 +44,7 @@ export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: 
   const open = new Set<StreamState>();
 
   const finish = (s: StreamState) => {
-    if (s.done || s.running > 0 || !(s.ended || s.closing)) return;
+    if (s.done || s.pending.length > 0 || !(s.ended || s.closing)) return;
     s.done = true;
     open.delete(s);
     if (!s.call.cancelled) s.call.end();
@@ -47,6 +55,11 @@ export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: 
     s.call.write(message);
   };
 
+  /** Writes the answers at the head of the queue that are ready. */
+  const flush = (s: StreamState) => {
+    while (s.pending.length > 0 && s.pending[0]!.message !== undefined) write(s, s.pending.shift()!.message);
+  };
+
   /** The reply to a request that failed: its error, and what identifies the request. */
   const failure = (m: Partial<WireInferRequest>, err: unknown) => ({
     error_message: toGrpcError(err).details,
@@ -54,26 +67,38 @@ export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: 
   });
 
   const handler = (call: Stream) => {
-    const s: StreamState = { call, running: 0, ended: false, closing: false, done: false };
+    const s: StreamState = { call, pending: [], ended: false, closing: false, done: false };
     open.add(s);
     const abort = new AbortController();
+    // Each queued request of the stream listens on this one signal: up to MAX_STREAM_RUNNING at once.
+    setMaxListeners(MAX_STREAM_RUNNING + 16, abort.signal);
+    const baseId = call.metadata.get('x-request-id')[0];
+    let seq = 0;
     const d = call.getDeadline();
     const ms = d instanceof Date ? d.getTime() : d;
     const deadlineMs = Number.isFinite(ms) ? ms : undefined;
     call.on('data', (m: WireInferRequest) => {
+      const slot: { message?: unknown } = {};
+      s.pending.push(slot);
       if (s.closing || s.done) {
-        write(s, failure(m, new Unavailable('the server is shutting down; send the request to another replica')));
+        slot.message = failure(m, new Unavailable('the server is shutting down; send the request to another replica'));
+        flush(s);
         return;
       }
-      s.running++;
-      inferOne(m, call.metadata, abort.signal, deadlineMs, 'ModelStreamInfer')
+      if (s.pending.length >= MAX_STREAM_RUNNING) call.pause();
+      // The access log's request id: the stream's x-request-id with the request's own id (or its place).
+      const n = seq++;
+      const requestId = baseId === undefined ? undefined : `${String(baseId)}/${m.id || n}`;
+      Promise.resolve()
+        .then(() => inferOne(m, call.metadata, abort.signal, deadlineMs, 'ModelStreamInfer', requestId))
         .then(
-          (res) => write(s, { error_message: '', infer_response: res }),
-          (err: unknown) => write(s, failure(m, err)),
+          (res) => (slot.message = { error_message: '', infer_response: res }),
+          (err: unknown) => (slot.message = failure(m, err)),
         )
+        .then(() => flush(s))
         .catch((err: unknown) => log.error({ event: 'grpc_reply_failed', method: 'ModelStreamInfer', err }, 'could not write a stream response'))
         .finally(() => {
-          s.running--;
+          if (s.pending.length < MAX_STREAM_RUNNING && call.isPaused()) call.resume();
           finish(s);
         });
     });

@@ -99,19 +99,18 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
    * stream: decode → data plane → encode, counted in the request metrics and the access log as
    * REST counts its requests, in a kinfer.infer span whose parent is the call's traceparent.
    */
-  const inferOne: InferOne = (m, metadata, signal, deadlineMs, method) => {
+  const inferOne: InferOne = (m, metadata, signal, deadlineMs, method, requestId = firstValue(metadata.get('x-request-id'))) => {
     const headers = Object.fromEntries(Object.entries(metadata.getMap()).map(([k, v]) => [k, String(v)]));
-    return withSpan('kinfer.infer', { 'rpc.system': 'grpc', 'rpc.method': method }, () => inferMessage(m, metadata, signal, deadlineMs, method), extractContext(headers));
+    return withSpan('kinfer.infer', { 'rpc.system': 'grpc', 'rpc.method': method }, () => inferMessage(m, signal, deadlineMs, method, requestId), extractContext(headers));
   };
 
-  const inferMessage = async (m: WireInferRequest, metadata: grpc.Metadata, signal: AbortSignal, deadlineMs: number | undefined, method: string) => {
+  const inferMessage = async (m: WireInferRequest, signal: AbortSignal, deadlineMs: number | undefined, method: string, requestId: string | undefined) => {
     const started = performance.now();
     const version = m.model_version || undefined;
     let model = '';
     let serving = '';
     let status = 200;
     let batchSize: number | undefined;
-    const requestId = firstValue(metadata.get('x-request-id'));
     try {
       if ('oversized' in m) throw new PayloadTooLarge((m as unknown as Oversized).oversized);
       serving = dp.assertServing(m.model_name, version);
@@ -150,7 +149,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       ...method,
       requestDeserialize: (buf: Buffer) => {
         const refusal = decodeCost(buf, opts.maxContentsBytes);
-        return refusal ? ({ oversized: refusal } satisfies Oversized) : method.requestDeserialize(buf);
+        return refusal ? ({ oversized: refusal, ...identityOf(buf) } satisfies Oversized) : method.requestDeserialize(buf);
       },
     };
   }
@@ -219,9 +218,29 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   };
 }
 
-/** What the ModelInfer deserializer hands over instead of a request too costly to decode: why. */
+/** What the ModelInfer deserializer hands over instead of a request too costly to decode: why, and which request it was. */
 interface Oversized {
   oversized: string;
+  model_name: string;
+  model_version: string;
+  id: string;
+}
+
+/** model_name (1), model_version (2) and id (3) of an encoded ModelInferRequest, nothing else decoded. */
+function identityOf(buf: Uint8Array): { model_name: string; model_version: string; id: string } {
+  const out = { model_name: '', model_version: '', id: '' };
+  try {
+    const r = protobuf.Reader.create(buf);
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      const field = tag >>> 3;
+      if ((tag & 7) === 2 && field >= 1 && field <= 3) out[(['model_name', 'model_version', 'id'] as const)[field - 1]!] = r.string();
+      else r.skipType(tag & 7);
+    }
+  } catch {
+    // malformed: what was read so far
+  }
+  return out;
 }
 
 /** Bytes a legitimate request spends outside its tensor data (names, shapes, parameters, outputs). */

@@ -110,8 +110,8 @@ const processStart = performance.timeOrigin;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 120_000;
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
-  if (opts.grpcPort !== undefined && opts.grpcPort !== 0 && opts.grpcPort === opts.port) {
-    throw new Error(`REST and gRPC are both on port ${opts.port}: when GRPC_PORT takes PORT (a grpc-v2 function on Knative), set KINFER_REST_PORT for REST`);
+  if (opts.grpcPort !== undefined && opts.grpcPort !== 0 && opts.grpcPort === (opts.port ?? 8080)) {
+    throw new Error(`REST and gRPC are both on port ${opts.grpcPort}: when GRPC_PORT takes PORT (a grpc-v2 function on Knative), set KINFER_REST_PORT for REST`);
   }
   const env = opts.env ?? process.env;
   const logger = opts.logger ?? createLogger(env);

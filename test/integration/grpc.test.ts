@@ -284,7 +284,7 @@ describe('gRPC: inference.GRPCInferenceService', () => {
     }
   });
 
-  it('ModelStreamInfer (Triton\'s): one response per request, matched by id, concurrent; a failed request answers error_message and the stream goes on; half-close ends it', async () => {
+  it('ModelStreamInfer (Triton\'s): one response per request, in request order behind a slow one; a failed request answers error_message and the stream goes on; half-close ends it', async () => {
     const client = clientFrom(streamDefinition(), server.grpcPort!);
     try {
       const stream = (client as unknown as { ModelStreamInfer(): grpc.ClientDuplexStream<unknown, any> }).ModelStreamInfer();
@@ -301,14 +301,23 @@ describe('gRPC: inference.GRPCInferenceService', () => {
           resolve();
         });
       });
+      // A slow ocr-det run first, then fast ones: answers still come in request order, as Triton writes them.
+      const side = 480;
+      stream.write({ model_name: 'slow', id: 'first', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, side, side] }], raw_input_contents: [Buffer.alloc(3 * side * side * 4)] });
       const rows = [[1, 2, 3, 4], [0, -1, 0.5, 2], [4, 4, 4, 4]];
       rows.forEach((x, i) => stream.write({ model_name: 'mlp', id: `s${i}`, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [f32Bytes(x)] }));
       stream.write({ model_name: 'mlp', id: 'bad', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 5] }], raw_input_contents: [f32Bytes([1, 2, 3, 4, 5])] });
       stream.write({ model_name: 'nope', id: 'ghost', inputs: [] });
       stream.write({ model_name: 'mlp', id: 'after', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [f32Bytes(rows[0]!)] });
+      // Refused on the wire before decoding (typed contents over the limit), still answered with its id.
+      stream.write({ model_name: 'mlp', id: 'big', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: new Array(1000).fill(1) } }] });
       stream.end();
       await ended;
-      expect(got).toHaveLength(6);
+      expect(got).toHaveLength(8);
+      expect(got.map((r) => r.infer_response.id)).toEqual(['first', 's0', 's1', 's2', 'bad', 'ghost', 'after', 'big']);
+      expect(got[7].error_message).toMatch(/typed contents weigh/);
+      expect(got[7].infer_response.model_name).toBe('mlp');
+      expect(got[0].error_message).toBe('');
       const byId = new Map(got.map((r) => [r.infer_response.id, r]));
       for (const [i, x] of rows.entries()) {
         const r = byId.get(`s${i}`)!;

@@ -60,7 +60,13 @@ describe('logging extension', () => {
     await postJson(`${server.url}/v2/logging`, { log_error: false, log_warning: false, log_info: false, log_verbose_level: 0 });
     expect(await (await fetch(`${server.url}/v2/logging`)).json()).toMatchObject({ log_error: false, log_warning: false });
     await postJson(`${server.url}/v2/logging`, { log_error: true, log_warning: true, log_info: true });
-    expect(lines.filter((l) => l.event === 'log_level').map((l) => (l as unknown as { to: string }).to)).toEqual(['warn', 'debug', 'silent', 'info']);
+    // Errors only, then silent: neither shows warnings, the change is still written (at error).
+    await postJson(`${server.url}/v2/logging`, { log_info: false, log_warning: false });
+    await postJson(`${server.url}/v2/logging`, { log_error: false });
+    expect(lines.filter((l) => l.event === 'log_level').map((l) => (l as unknown as { to: string }).to)).toEqual(['warn', 'debug', 'silent', 'info', 'error', 'silent']);
+    // A change of format alone leaves the level as it is.
+    await postJson(`${server.url}/v2/logging`, { log_error: true, log_warning: true, log_info: true });
+    expect(await (await postJson(`${server.url}/v2/logging`, { log_format: 'ISO8601' })).json()).toMatchObject({ log_info: true, log_format: 'ISO8601' });
   });
 
   it('refuses what it cannot do with 400 and leaves the settings as they were', async () => {

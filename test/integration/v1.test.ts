@@ -37,6 +37,9 @@ describe('KServe V1 protocol', () => {
       inputs: [valueInfo('x', DT.FLOAT, ['batch', 2])],
       outputs: [valueInfo('total', DT.FLOAT, [1, 1])],
     });
+    // Not a model: its load fails, so it is known and not ready.
+    await mkdir(join(repo.dir, 'broken', '1'), { recursive: true });
+    await writeFile(join(repo.dir, 'broken', '1', 'model.onnx'), 'not onnx');
     await mkdir(join(repo.dir, 'echo'), { recursive: true });
     await writeFile(join(repo.dir, 'echo', 'config.pbtxt'), 'platform: "echo"\n');
     server = await startTestServer({ modelRepository: repo.dir });
@@ -95,6 +98,9 @@ describe('KServe V1 protocol', () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ name: 'mlp', ready: true });
     expect((await fetch(`${server.url}/v1/models/nope`)).status).toBe(404);
+    const broken = await fetch(`${server.url}/v1/models/broken`);
+    expect(broken.status).toBe(503);
+    expect(((await broken.json()) as { error: string }).error).toMatch(/model 'broken' is not ready/);
     expect(await (await fetch(`${server.url}/`)).json()).toEqual({ status: 'alive' });
   });
 

@@ -57,22 +57,33 @@ export function levelOf(s: LogSettings): string {
   return 'silent';
 }
 
-export function loggingRoutes(logger: Logger): Hono<KinferEnv> {
+/**
+ * `loggers`: the server's logger first, then any other that must follow it (the process-wide one
+ * that backends log through, when the server was given its own).
+ */
+export function loggingRoutes(...loggers: Logger[]): Hono<KinferEnv> {
   const app = new Hono<KinferEnv>();
+  const logger = loggers[0]!;
   let format: LogSettings['log_format'] = 'default';
   app.get('/v2/logging', (c) => c.json(settingsOf(logger.level, format)));
   app.post('/v2/logging', async (c) => {
     const update = await readJsonBody(c, Update, 'logging');
     const next = { ...settingsOf(logger.level, format), ...update };
-    const level = levelOf(next);
+    // Only a change to a level field moves the level (fatal reads back as all-false, i.e. silent).
+    const touchesLevel = ['log_info', 'log_warning', 'log_error', 'log_verbose_level'].some((k) => k in update);
+    const level = touchesLevel ? levelOf(next) : logger.level;
     if (level !== logger.level) {
-      // At warn, before or after the change, whichever level shows it: going silent is still on record.
+      // Before or after the change, at the first level either side shows: going silent is still on record.
       const from = logger.level;
-      const say = () => logger.warn({ event: 'log_level', from, to: level }, `log level ${from} → ${level}`);
-      const said = logger.isLevelEnabled('warn');
-      if (said) say();
-      logger.level = level;
-      if (!said && logger.isLevelEnabled('warn')) say();
+      const line = { event: 'log_level', from, to: level };
+      const say = () => {
+        const at = (['warn', 'error', 'fatal'] as const).find((l) => logger.isLevelEnabled(l));
+        if (at) logger[at](line, `log level ${from} → ${level}`);
+        return at !== undefined;
+      };
+      const said = say();
+      for (const l of loggers) l.level = level;
+      if (!said) say();
     }
     format = next.log_format;
     return c.json(settingsOf(logger.level, format));

@@ -6,7 +6,7 @@
  */
 import { Hono, type Context } from 'hono';
 import type { DataPlane } from '../../dataplane.js';
-import { InvalidArgument, NotFound, Unsupported } from '../../core/errors.js';
+import { InvalidArgument, NotFound, Unavailable, Unsupported } from '../../core/errors.js';
 import type { TensorSpec } from '../../core/tensor.js';
 import { decodePredictRequest, encodePredictResponse } from '../../protocol/v1/index.js';
 import { parseJson } from '../../protocol/v2/decode.js';
@@ -33,13 +33,14 @@ export function v1Routes(opts: V1RouteOptions): Hono<KinferEnv> {
   // KServe's model server answers its root as a liveness check.
   app.get('/', async (c) => ((await dp.live()) ? c.json({ status: 'alive' }) : c.json({ status: 'not alive' }, 503)));
   app.get('/v1/models', (c) => c.json({ models: dp.modelNames() }));
-  // KServe's V1 ready: 200 {"name", "ready": true}; 503 {"ready": false} while it loads or after a failed load; 404 when unknown.
+  // KServe's V1 ready: 200 {"name", "ready": true}; 503 {"error"} while it loads or after a failed load; 404 when unknown.
   app.get('/v1/models/:model', (c) => {
     const name = c.req.param('model');
     if (VERB.test(name)) throw new NotFound(`no route for GET ${c.req.path}: ${name.replace(VERB, ':$2')} takes POST`);
     if (dp.modelReady(name)) return c.json({ name, ready: true });
     if (!dp.knows(name)) throw new NotFound(`model '${name}' is not loaded`);
-    return c.json({ name, ready: false }, 503);
+    // KServe's ModelNotReady: 503 with an error body.
+    throw new Unavailable(`model '${name}' is not ready`);
   });
 
   const predict = async (c: Context<KinferEnv>, model: string, verb: string, version: string | undefined) => {
