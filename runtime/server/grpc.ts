@@ -8,6 +8,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
 import { GRPC_CODE, toGrpcError } from '../core/grpc-status.js';
@@ -19,7 +20,7 @@ import { requestSeries, type Metrics } from '../observability/metrics.js';
 import { decodeGrpcInferRequest, encodeGrpcInferResponse, GRPC_LOADER_OPTIONS, parametersOf, type WireInferRequest, type WireParameter } from '../protocol/grpc/codec.js';
 import type { Parameters } from '../core/tensor.js';
 import { SERVICE_PROTO } from '../protocol/grpc/service-proto.js';
-import { healthService } from './grpc-health.js';
+import { healthPackageDefinition, healthService } from './grpc-health.js';
 import { streamInferHandler, type InferOne } from './grpc-stream.js';
 import { stage } from './stages.js';
 
@@ -195,6 +196,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
 
   const health = healthService(dp, (err) => log.error({ event: 'grpc_health_failed', err }, 'gRPC health check failed'));
   server.addService(health.definition, health.implementation);
+  // Server reflection (v1 and v1alpha): grpcurl and other tools list and call the services without a .proto.
+  new ReflectionService({ ...grpcPackageDefinition(), ...healthPackageDefinition() }).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) => {
     const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;

@@ -6,6 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { repoRoot } from '../../knative/specs.js';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,6 +83,35 @@ describe('gRPC health checking (grpc.health.v1)', () => {
     const err = await check(client, 'nope').catch((e: grpc.ServiceError) => e);
     expect((err as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
     expect((err as grpc.ServiceError).details).toMatch(/unknown health service 'nope'/);
+  });
+
+  it('server reflection (v1 and v1alpha) lists both services and serves their descriptors, through the reflection protocol\'s own .proto', async () => {
+    for (const version of ['v1', 'v1alpha']) {
+      const def = protoLoader.loadSync(join(repoRoot(), 'node_modules', '@grpc', 'reflection', 'build', 'proto', 'grpc', 'reflection', version, 'reflection.proto'), GRPC_LOADER_OPTIONS);
+      const pkg = grpc.loadPackageDefinition(def) as any;
+      const client = new pkg.grpc.reflection[version].ServerReflection(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+      try {
+        const call = client.ServerReflectionInfo() as grpc.ClientDuplexStream<unknown, any>;
+        const replies: any[] = [];
+        const done = new Promise<void>((resolve, reject) => {
+          call.on('data', (r: any) => {
+            replies.push(r);
+            if (replies.length === 2) resolve();
+          });
+          call.on('error', reject);
+        });
+        call.write({ list_services: '' });
+        call.write({ file_containing_symbol: 'inference.GRPCInferenceService' });
+        await done;
+        call.end();
+        expect(replies[0].list_services_response.service.map((x: { name: string }) => x.name).sort()).toEqual(['grpc.health.v1.Health', 'inference.GRPCInferenceService']);
+        const files = replies[1].file_descriptor_response.file_descriptor_proto as Buffer[];
+        expect(Buffer.concat(files).includes('ModelStreamInfer')).toBe(true);
+        expect(Buffer.concat(files).includes('ModelStatisticsResponse')).toBe(true);
+      } finally {
+        client.close();
+      }
+    }
   });
 
   it('Watch sends the current status at once (SERVICE_UNKNOWN for another name, the call kept open); at shutdown NOT_SERVING, then ends, as an open inference stream does', async () => {
