@@ -185,7 +185,8 @@ export class DataPlane {
         lookupMs = performance.now() - t0;
         if (hit) {
           handle.statistics.cacheHit(lookupMs);
-          batch = { outputs: hit, batchSize: 0, queueMs: 0, computeMs: 0, cached: true };
+          // Answered without a batch: batchSize 0.
+          batch = { outputs: hit, batchSize: 0, queueMs: 0, computeMs: 0 };
         }
       }
       if (!batch) {

@@ -34,8 +34,6 @@ export interface BatchResult {
   /** Milliseconds spent queued and computing. */
   queueMs: number;
   computeMs: number;
-  /** Answered from the response cache, not by a batch (batchSize 0). */
-  cached?: boolean;
 }
 
 export interface Batcher {

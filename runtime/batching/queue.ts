@@ -8,6 +8,7 @@
  */
 import type { Backend } from '../backends/backend.js';
 import { Cancelled, DeadlineExceeded, Internal, InvalidArgument, ResourceExhausted, Unavailable } from '../core/errors.js';
+import { MAX_TIMER_MS } from '../core/within.js';
 import type { Tensor } from '../core/tensor.js';
 import { activeContext, endSpan, startSpan, type Context, type Span } from '../observability/tracing.js';
 import type { BatchPolicy, BatchRequest, BatchResult, Batcher } from './batcher.js';
@@ -116,8 +117,6 @@ interface Entry extends QueuedRequest {
 
 /** At most this many re-arms of a deadline timer that fired a little early. */
 const MAX_REARM = 3;
-/** The longest delay setTimeout honours. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export abstract class QueueBatcher implements Batcher {
   /** Queued requests by signature, each list in arrival order. */

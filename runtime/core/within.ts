@@ -5,7 +5,7 @@
  * The promise itself goes on; a rejection after the timeout is dropped.
  */
 /** The longest delay setTimeout honours (longer ones fire after 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export async function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
   // Past ~24.8 days a timer would fire at once: treat such a limit as none.

@@ -9,10 +9,9 @@
  * for Watch, as the health protocol says.
  */
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import protobuf from 'protobufjs';
+import type * as protoLoader from '@grpc/proto-loader';
 import type { DataPlane } from '../dataplane.js';
-import { GRPC_LOADER_OPTIONS } from '../protocol/grpc/codec.js';
+import { packageDefinitionOf } from '../protocol/grpc/codec.js';
 import { HEALTH_PROTO } from '../protocol/grpc/health-proto.js';
 
 type Status = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
@@ -22,7 +21,7 @@ export const WATCH_POLL_MS = 1000;
 
 /** The package definition, for clients (tests, tools) that call the health service. */
 export function healthPackageDefinition(): protoLoader.PackageDefinition {
-  return protoLoader.fromJSON(protobuf.parse(HEALTH_PROTO, { keepCase: true }).root.toJSON(), GRPC_LOADER_OPTIONS);
+  return packageDefinitionOf(HEALTH_PROTO);
 }
 
 export interface HealthService {

@@ -40,6 +40,13 @@ interface StreamState {
   done: boolean;
 }
 
+/** A call's deadline in epoch ms, or undefined when it has none (unary calls and streams alike). */
+export function deadlineOf(call: { getDeadline(): grpc.Deadline }): number | undefined {
+  const d = call.getDeadline();
+  const ms = d instanceof Date ? d.getTime() : d;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
 export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: (call: Stream) => void; close(): void } {
   const open = new Set<StreamState>();
 
@@ -74,9 +81,7 @@ export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: 
     setMaxListeners(MAX_STREAM_RUNNING + 16, abort.signal);
     const baseId = call.metadata.get('x-request-id')[0];
     let seq = 0;
-    const d = call.getDeadline();
-    const ms = d instanceof Date ? d.getTime() : d;
-    const deadlineMs = Number.isFinite(ms) ? ms : undefined;
+    const deadlineMs = deadlineOf(call);
     call.on('data', (m: WireInferRequest) => {
       const slot: { message?: unknown } = {};
       s.pending.push(slot);

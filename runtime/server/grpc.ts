@@ -17,11 +17,11 @@ import { InvalidArgument, PayloadTooLarge, Unsupported } from '../core/errors.js
 import { extractContext, withSpan } from '../observability/tracing.js';
 import { EXTENSIONS, type DataPlane } from '../dataplane.js';
 import { requestSeries, type Metrics } from '../observability/metrics.js';
-import { decodeGrpcInferRequest, encodeGrpcInferResponse, GRPC_LOADER_OPTIONS, parametersOf, type WireInferRequest, type WireParameter } from '../protocol/grpc/codec.js';
+import { decodeGrpcInferRequest, encodeGrpcInferResponse, packageDefinitionOf, parametersOf, type WireInferRequest, type WireParameter } from '../protocol/grpc/codec.js';
 import type { Parameters } from '../core/tensor.js';
 import { SERVICE_PROTO } from '../protocol/grpc/service-proto.js';
 import { healthPackageDefinition, healthService } from './grpc-health.js';
-import { streamInferHandler, type InferOne } from './grpc-stream.js';
+import { deadlineOf, streamInferHandler, type InferOne } from './grpc-stream.js';
 import { stage } from './stages.js';
 
 export interface GrpcServerOptions {
@@ -63,7 +63,7 @@ const GRPC_EXTENSIONS = EXTENSIONS.filter((e) => !REST_ONLY.has(e));
 
 /** The package definition, for clients (tests, tools) that speak to this server. */
 export function grpcPackageDefinition(): protoLoader.PackageDefinition {
-  return protoLoader.fromJSON(protobuf.parse(SERVICE_PROTO, { keepCase: true }).root.toJSON(), GRPC_LOADER_OPTIONS);
+  return packageDefinitionOf(SERVICE_PROTO);
 }
 
 type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>;
@@ -333,13 +333,6 @@ function repositoryParameters(wire: Record<string, WireRepositoryParameter> | un
     if (p.parameter_choice === 'bytes_param') throw new Unsupported(`load parameter '${key}': bytes parameters (Triton's file: overrides) are not supported`);
   }
   return parametersOf(wire as Record<string, WireParameter> | undefined);
-}
-
-/** The call's deadline in epoch ms, or undefined when it has none. */
-function deadlineOf(call: { getDeadline(): grpc.Deadline }): number | undefined {
-  const d = call.getDeadline();
-  const ms = d instanceof Date ? d.getTime() : d;
-  return Number.isFinite(ms) ? ms : undefined;
 }
 
 function firstValue(values: grpc.MetadataValue[]): string | undefined {

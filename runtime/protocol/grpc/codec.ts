@@ -18,9 +18,20 @@ import type { InferRequest, InferResponse, RequestedOutput } from '../../core/in
 import { checkTensor, elementCount, type Parameters, type Tensor } from '../../core/tensor.js';
 import { readBinaryTensor, tensorBytes } from '../v2/binary.js';
 import { convert } from '../v2/decode.js';
+import * as protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
 
 /** Options for @grpc/proto-loader; the codec relies on them. */
 export const GRPC_LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, bytes: Buffer, defaults: true, oneofs: true } as const;
+
+const definitions = new Map<string, protoLoader.PackageDefinition>();
+
+/** The package definition of a .proto held as text (service-proto.ts, health-proto.ts), parsed once per process. */
+export function packageDefinitionOf(protoText: string): protoLoader.PackageDefinition {
+  let d = definitions.get(protoText);
+  if (!d) definitions.set(protoText, (d = protoLoader.fromJSON(protobuf.parse(protoText, { keepCase: true }).root.toJSON(), GRPC_LOADER_OPTIONS)));
+  return d;
+}
 
 type Int64 = string;
 
