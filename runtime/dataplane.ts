@@ -11,6 +11,7 @@ import { InvalidArgument } from './core/errors.js';
 import type { InferContext, InferRequest, InferResponse } from './core/infer.js';
 import { checkTensor, shapeMatches, type Tensor, type TensorSpec } from './core/tensor.js';
 import { checkModelName, type IndexEntry, type ModelRepository } from './repository/model-repository.js';
+import { versionPolicyJson } from './repository/version-policy.js';
 import type { Parameters } from './core/tensor.js';
 import type { BatchResult } from './batching/batcher.js';
 import type { ModelStat } from './observability/statistics.js';
@@ -38,6 +39,7 @@ export interface ModelMetadataResponse {
 export interface TritonModelConfig {
   name: string;
   platform: string;
+  version_policy: Record<string, unknown>;
   max_batch_size: number;
   input: { name: string; data_type: string; format: string; dims: number[] }[];
   output: { name: string; data_type: string; dims: number[]; label_filename?: string }[];
@@ -85,13 +87,15 @@ export class DataPlane {
   }
 
   modelNames(): string[] {
-    return this.repository.loaded().map((h) => h.name);
+    return this.repository.loadedNames();
   }
 
+  /** `versions`: the one asked for, or, without one, every version serving (as Triton); the tensors are that version's (the highest without one). */
   modelMetadata(name: string, version?: string): ModelMetadataResponse {
     const handle = this.repository.get(checkModelName(name), version);
     const m = handle.metadata;
-    return { name: handle.name, versions: [handle.version], platform: m.platform, inputs: m.inputs, outputs: m.outputs };
+    const versions = version ? [handle.version] : this.repository.versions(handle.name);
+    return { name: handle.name, versions, platform: m.platform, inputs: m.inputs, outputs: m.outputs };
   }
 
   /**
@@ -109,6 +113,7 @@ export class DataPlane {
     const out: TritonModelConfig = {
       name: h.name,
       platform: c.platform ?? h.metadata.platform,
+      version_policy: versionPolicyJson(c.versionPolicy),
       max_batch_size: batch,
       input: h.metadata.inputs.map((s) => ({ name: s.name, data_type: tritonType(s.datatype), format: 'FORMAT_NONE', dims: dims(s) })),
       output: h.metadata.outputs.map((s) => {
@@ -221,11 +226,15 @@ export class DataPlane {
   }
 
   /**
-   * Triton's statistics extension: every serving model version, or `name`'s (NotFound /
-   * NotReady as for metadata), each counted from its load.
+   * Triton's statistics extension: every serving model version, every version of `name`, or
+   * `name` at `version` (NotFound / NotReady as for metadata), each counted from its load.
    */
   modelStatistics(name?: string, version?: string): ModelStat[] {
-    const handles = name === undefined ? this.repository.loaded() : [this.repository.get(checkModelName(name), version)];
+    let handles = this.repository.loaded();
+    if (name !== undefined) {
+      const one = this.repository.get(checkModelName(name), version);
+      handles = version ? [one] : handles.filter((h) => h.name === one.name);
+    }
     return handles.map((h) => h.statistics.snapshot(h.name, h.version));
   }
 

@@ -106,6 +106,30 @@ describe('parseModelConfig: Triton pbtxt', () => {
     expect(typo.unknownFields).toEqual(['response_cache.enabled (did you mean enable?)']);
   });
 
+  it('reads version_policy in its three forms, as text, JSON and TOML', () => {
+    const pb = (t: string) => parseModelConfig(t, 'config.pbtxt', 'm').versionPolicy;
+    expect(pb('max_batch_size: 1')).toBeUndefined();
+    expect(pb('version_policy { latest { num_versions: 2 } }')).toEqual({ kind: 'latest', numVersions: 2 });
+    expect(pb('version_policy: { all: { } }')).toEqual({ kind: 'all' });
+    expect(pb('version_policy { specific { versions: [3, 1, 3] } }')).toEqual({ kind: 'specific', versions: [1, 3] });
+    expect(pb('version_policy { specific { versions: 4 versions: 2 } }')).toEqual({ kind: 'specific', versions: [2, 4] });
+    expect(parseModelConfig('{"versionPolicy": {"specific": {"versions": ["1", "5"]}}}', 'config.json', 'm').versionPolicy).toEqual({ kind: 'specific', versions: [1, 5] });
+    expect(parseModelConfig('[version_policy.latest]\nnum_versions = 3', 'config.toml', 'm').versionPolicy).toEqual({ kind: 'latest', numVersions: 3 });
+  });
+
+  it('refuses a version_policy that names no policy, two, or no versions, and names misspelt fields', () => {
+    const pb = (t: string) => () => parseModelConfig(t, 'config.pbtxt', 'm');
+    expect(pb('version_policy { }')).toThrow(/version_policy: expected one of latest \{ num_versions: N \}, all \{ \}, specific/);
+    expect(pb('version_policy { all { } latest { num_versions: 1 } }')).toThrow(/version_policy: expected one of latest, all, specific; got latest and all/);
+    expect(pb('version_policy { latest { num_versions: 0 } }')).toThrow(/version_policy\.latest\.num_versions: expected an integer ≥ 1, got 0/);
+    expect(pb('version_policy { latest { } }')).toThrow(/version_policy\.latest\.num_versions: expected an integer ≥ 1, got nothing/);
+    expect(pb('version_policy { specific { versions: [] } }')).toThrow(/version_policy\.specific\.versions: expected at least one version number/);
+    expect(pb('version_policy { specific { versions: [0] } }')).toThrow(/version_policy\.specific\.versions\[0\]: expected an integer ≥ 1/);
+    const typo = parseModelConfig('version_policy { specific { versions: [1] versoins: [2] } lates { } }', 'config.pbtxt', 'm');
+    expect(typo.unknownFields).toEqual(['version_policy.lates (did you mean latest?)', 'version_policy.specific.versoins (did you mean versions?)']);
+    expect(typo.versionPolicy).toEqual({ kind: 'specific', versions: [1] });
+  });
+
   it('reports syntax errors with the file and line', () => {
     const bad = 'name: "x"\ninput [\n  { name: "a" data_type: TYPE_FP32 dims: [1 2] }\n]';
     expect(() => parseModelConfig(bad, 'config.pbtxt', 'x')).toThrow(/^config\.pbtxt line 3: expected ',' or ']'/);

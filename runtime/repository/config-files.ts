@@ -8,8 +8,8 @@
  *   (`{ key: "k" value { string_value: "v" } }`), `backend`;
  * - Xilinx/KServe: `inputs`/`outputs` with `datatype: "FP32"` and `shape`;
  * - JSON in Triton's form, with snake_case or camelCase keys.
- * `model_warmup` (run by `warmup.ts`) and `response_cache { enable }` are read. Triton's other fields
- * (`optimization`, `version_policy`, ...) are ignored so that real Triton
+ * `model_warmup` (run by `warmup.ts`), `response_cache { enable }` and `version_policy` are read.
+ * Triton's other fields (`optimization`, `sequence_batching`, ...) are ignored so that real Triton
  * configs load; any other field is listed in `unknownFields` (with the field
  * it was probably meant to be) for the repository to log: Triton would refuse
  * such a config, and a misspelt `max_queue_delay_microsecond` would otherwise
@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { isDatatype, type Datatype } from '../core/datatypes.js';
 import { InvalidArgument, Unsupported } from '../core/errors.js';
 import type { TensorSpec } from '../core/tensor.js';
-import { defaultConfig, type DynamicBatchingConfig, type ModelConfig, type WarmupInput, type WarmupSample } from './model-config.js';
+import { defaultConfig, type DynamicBatchingConfig, type ModelConfig, type VersionPolicy, type WarmupInput, type WarmupSample } from './model-config.js';
 
 // The TOML parser is loaded on the first config.toml (pbtxt is the common case; start-up should not pay for it).
 const requireLazy = createRequire(import.meta.url);
@@ -402,6 +402,33 @@ function object(ctx: Context, path: string, v: ConfigValue, at: object): ConfigO
   return x;
 }
 
+/** `version_policy`: exactly one of `latest { num_versions }`, `all { }`, `specific { versions }`. */
+function versionPolicy(ctx: Context, obj: ConfigObject, unknown: string[]): VersionPolicy {
+  unknown.push(...unknownFields(obj, 'version_policy.'));
+  const f = fieldsOf(obj);
+  const kinds = (['latest', 'all', 'specific'] as const).filter((k) => f.get(k) !== undefined);
+  if (kinds.length !== 1) {
+    ctx.fail('version_policy', kinds.length ? `expected one of latest, all, specific; got ${kinds.join(' and ')}` : 'expected one of latest { num_versions: N }, all { }, specific { versions: [...] }', obj);
+  }
+  const kind = kinds[0]!;
+  const body = object(ctx, `version_policy.${kind}`, f.get(kind), obj) ?? {};
+  if (kind === 'all') {
+    unknown.push(...Object.keys(body).map((k) => `version_policy.all.${k}`));
+    return { kind };
+  }
+  unknown.push(...unknownFields(body, `version_policy.${kind}.`));
+  const b = fieldsOf(body);
+  if (kind === 'latest') {
+    // Triton's num_versions defaults to 0, which it refuses: say so here, with the field's name.
+    const n = int(ctx, 'version_policy.latest.num_versions', b.get('num_versions'), body, 1);
+    if (n === undefined) ctx.fail('version_policy.latest.num_versions', 'expected an integer ≥ 1, got nothing', body);
+    return { kind, numVersions: n };
+  }
+  const versions = asList(b.get('versions')).map((v, i) => int(ctx, `version_policy.specific.versions[${i}]`, v, body, 1)!);
+  if (versions.length === 0) ctx.fail('version_policy.specific.versions', 'expected at least one version number', body);
+  return { kind, versions: [...new Set(versions)].sort((x, y) => x - y) };
+}
+
 /** Triton's `TYPE_FP32`, the v2 name `FP32`, or the Xilinx server's `STRING`. */
 export function datatypeFromConfig(value: string): Datatype | undefined {
   let t = value.trim().toUpperCase();
@@ -499,8 +526,8 @@ function eachMapEntry(ctx: Context, path: string, v: ConfigValue, root: object, 
  */
 const FIELDS = {
   '': {
-    read: ['name', 'platform', 'backend', 'max_batch_size', 'input', 'inputs', 'output', 'outputs', 'dynamic_batching', 'instance_group', 'parameters', 'model_warmup', 'response_cache'],
-    triton: ['runtime', 'version_policy', 'batch_input', 'batch_output', 'optimization', 'sequence_batching', 'ensemble_scheduling', 'default_model_filename', 'cc_model_filenames', 'metric_tags', 'model_operations', 'model_transaction_policy', 'model_repository_agents', 'model_metrics'],
+    read: ['name', 'platform', 'backend', 'max_batch_size', 'input', 'inputs', 'output', 'outputs', 'dynamic_batching', 'instance_group', 'parameters', 'model_warmup', 'response_cache', 'version_policy'],
+    triton: ['runtime', 'batch_input', 'batch_output', 'optimization', 'sequence_batching', 'ensemble_scheduling', 'default_model_filename', 'cc_model_filenames', 'metric_tags', 'model_operations', 'model_transaction_policy', 'model_repository_agents', 'model_metrics'],
   },
   'dynamic_batching.': {
     read: ['max_queue_delay_microseconds', 'preferred_batch_size', 'default_queue_policy'],
@@ -508,6 +535,18 @@ const FIELDS = {
   },
   'response_cache.': {
     read: ['enable'],
+    triton: [],
+  },
+  'version_policy.': {
+    read: ['latest', 'all', 'specific'],
+    triton: [],
+  },
+  'version_policy.latest.': {
+    read: ['num_versions'],
+    triton: [],
+  },
+  'version_policy.specific.': {
+    read: ['versions'],
     triton: [],
   },
   'instance_group[].': {
@@ -592,6 +631,9 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
     if (enable !== undefined && typeof enable !== 'boolean') ctx.fail('response_cache.enable', `expected true or false, got ${JSON.stringify(String(enable))}`, cache);
     if (enable) config.responseCache = true;
   }
+
+  const policy = object(ctx, 'version_policy', f.get('version_policy'), tree);
+  if (policy) config.versionPolicy = versionPolicy(ctx, policy, unknown);
 
   config.parameters = parameters(ctx, f.get('parameters'), tree);
   const warmup = warmupSamples(ctx, f.get('model_warmup'), tree);

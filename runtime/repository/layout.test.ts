@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidArgument, NotFound } from '../core/errors.js';
-import { checkModelName, listModelNames, readModelLayout } from './layout.js';
+import { checkModelName, listModelNames, readModelLayout, versionFiles, type ModelLayout } from './layout.js';
 
 let repo: string;
 beforeEach(async () => {
@@ -16,6 +16,11 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(repo, { recursive: true, force: true });
 });
+
+/** The layout's version `i` with its model file, as the repository resolves it once the policy picked it. */
+async function filesOf(layout: ModelLayout, i: number) {
+  return versionFiles(layout.name, layout.versions[i]!, layout.config.platform);
+}
 
 async function touch(...parts: string[]): Promise<string> {
   const path = join(repo, ...parts);
@@ -35,7 +40,7 @@ describe('readModelLayout', () => {
     await writeFile(join(repo, 'm', 'config.pbtxt'), '# nothing but a comment\n');
     const layout = await readModelLayout(repo, 'm');
     expect(layout.versions.map((v) => v.version)).toEqual(['1', '2', '10']);
-    expect(layout.versions[2]).toEqual({ version: '10', dir: join(repo, 'm', '10'), modelFile: join(repo, 'm', '10', 'model.onnx') });
+    expect(await filesOf(layout, 2)).toEqual({ version: '10', dir: join(repo, 'm', '10'), modelFile: join(repo, 'm', '10', 'model.onnx') });
     expect(layout.config.name).toBe('m');
     expect(layout.dir).toBe(join(repo, 'm'));
   });
@@ -45,7 +50,8 @@ describe('readModelLayout', () => {
     await touch('agent', 'SUCCESS.4b1d9a0c');
     await touch('agent', '.hidden.onnx');
     const layout = await readModelLayout(repo, 'agent');
-    expect(layout.versions).toEqual([{ version: '1', dir: join(repo, 'agent'), modelFile: file }]);
+    expect(layout.versions).toEqual([{ version: '1', dir: join(repo, 'agent') }]);
+    expect(await filesOf(layout, 0)).toEqual({ version: '1', dir: join(repo, 'agent'), modelFile: file });
   });
 
   it('finds no model file for a folder with only a config (echo)', async () => {
@@ -53,30 +59,34 @@ describe('readModelLayout', () => {
     await writeFile(join(repo, 'echo', 'config.toml'), 'platform = "echo"');
     const layout = await readModelLayout(repo, 'echo');
     expect(layout.config.platform).toBe('echo');
-    expect(layout.versions).toEqual([{ version: '1', dir: join(repo, 'echo') }]);
+    expect(await filesOf(layout, 0)).toEqual({ version: '1', dir: join(repo, 'echo') });
   });
 
   it('prefers model.<ext> among several files and refuses an ambiguous folder', async () => {
     await touch('m', '1', 'a.onnx');
     await touch('m', '1', 'model.onnx');
-    expect((await readModelLayout(repo, 'm')).versions[0]!.modelFile).toBe(join(repo, 'm', '1', 'model.onnx'));
+    expect((await filesOf(await readModelLayout(repo, 'm'), 0)).modelFile).toBe(join(repo, 'm', '1', 'model.onnx'));
     await touch('n', '1', 'a.onnx');
     await touch('n', '1', 'b.onnx');
-    await expect(readModelLayout(repo, 'n')).rejects.toThrow(/model 'n' version 1: several \.onnx files \(a\.onnx, b\.onnx\) and none is named model\.onnx/);
+    await touch('n', '2', 'model.onnx');
+    // Only the version a policy picks is looked into: version 2 alone still loads.
+    const n = await readModelLayout(repo, 'n');
+    expect((await filesOf(n, 1)).modelFile).toBe(join(repo, 'n', '2', 'model.onnx'));
+    await expect(filesOf(n, 0)).rejects.toThrow(/model 'n' version 1: several \.onnx files \(a\.onnx, b\.onnx\) and none is named model\.onnx/);
   });
 
   it('uses the platform to pick between an .onnx and an .xmodel file', async () => {
     await touch('m', '1', 'net.onnx');
     const xm = await touch('m', '1', 'net.xmodel');
     await writeFile(join(repo, 'm', 'config.toml'), 'platform = "vitis_xmodel"');
-    expect((await readModelLayout(repo, 'm')).versions[0]!.modelFile).toBe(xm);
+    expect((await filesOf(await readModelLayout(repo, 'm'), 0)).modelFile).toBe(xm);
   });
 
   it('follows symlinked version folders', async () => {
     const file = await touch('store', 'model.onnx');
     await mkdir(join(repo, 'm'));
     await symlink(join(repo, 'store'), join(repo, 'm', '3'));
-    expect((await readModelLayout(repo, 'm')).versions).toEqual([{ version: '3', dir: join(repo, 'm', '3'), modelFile: join(repo, 'm', '3', 'model.onnx') }]);
+    expect(await filesOf(await readModelLayout(repo, 'm'), 0)).toEqual({ version: '3', dir: join(repo, 'm', '3'), modelFile: join(repo, 'm', '3', 'model.onnx') });
     expect(file).toBe(join(repo, 'store', 'model.onnx'));
   });
 

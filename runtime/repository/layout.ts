@@ -11,7 +11,7 @@
  *
  * @example
  * const layout = await readModelLayout('/mnt/models', 'resnet');
- * const latest = layout.versions.at(-1);
+ * const latest = await versionFiles('resnet', layout.versions.at(-1)!, layout.config.platform);
  */
 import { readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
@@ -19,9 +19,12 @@ import { InvalidArgument, NotFound } from '../core/errors.js';
 import { readModelConfig } from './config-files.js';
 import { defaultConfig, type ModelConfig } from './model-config.js';
 
-export interface ModelVersionFiles {
+export interface ModelVersionDir {
   version: string;
   dir: string;
+}
+
+export interface ModelVersionFiles extends ModelVersionDir {
   /** The model file (e.g. `<dir>/model.onnx`), or undefined when there is none (echo). */
   modelFile?: string;
 }
@@ -30,8 +33,8 @@ export interface ModelLayout {
   name: string;
   dir: string;
   config: ModelConfig;
-  /** Ascending by number; never empty. */
-  versions: ModelVersionFiles[];
+  /** Ascending by number; never empty. Their model files are found once the version policy picked them (`versionFiles`). */
+  versions: ModelVersionDir[];
 }
 
 /** File extensions that name a model file, in order of preference when a folder holds several kinds. */
@@ -57,9 +60,9 @@ export function isIgnoredEntry(name: string): boolean {
 }
 
 /**
- * Reads `<repoDir>/<name>`: its config (or the default one) and its versions.
- * Throws InvalidArgument for a bad name or an ambiguous model file, NotFound
- * when the folder does not exist, and whatever `readModelConfig` throws.
+ * Reads `<repoDir>/<name>`: its config (or the default one) and its version folders.
+ * Throws InvalidArgument for a bad name, NotFound when the folder does not exist,
+ * and whatever `readModelConfig` throws.
  */
 export async function readModelLayout(repoDir: string, name: string): Promise<ModelLayout> {
   checkModelName(name);
@@ -76,16 +79,17 @@ export async function readModelLayout(repoDir: string, name: string): Promise<Mo
   const versionDirs = entries.filter((e) => e.isDir && VERSION_NAME.test(e.name)).map((e) => e.name);
   versionDirs.sort((a, b) => Number(a) - Number(b));
 
-  const versions: ModelVersionFiles[] = [];
-  if (versionDirs.length === 0) {
-    versions.push({ version: '1', dir, ...modelFileIn(dir, entries, name, '1', config.platform) });
-  } else {
-    for (const v of versionDirs) {
-      const vdir = join(dir, v);
-      versions.push({ version: v, dir: vdir, ...modelFileIn(vdir, await listEntries(vdir), name, v, config.platform) });
-    }
-  }
+  const versions: ModelVersionDir[] = versionDirs.length === 0 ? [{ version: '1', dir }] : versionDirs.map((v) => ({ version: v, dir: join(dir, v) }));
   return { name, dir, config, versions };
+}
+
+/**
+ * The model file of one version folder: the only file with a model extension, or `model.<ext>`
+ * among several (InvalidArgument otherwise). With a platform, only its extension counts.
+ * None (echo) leaves `modelFile` out.
+ */
+export async function versionFiles(name: string, v: ModelVersionDir, platform: string | undefined): Promise<ModelVersionFiles> {
+  return { ...v, ...modelFileIn(v.dir, await listEntries(v.dir), name, v.version, platform) };
 }
 
 /** Model folder names in `repoDir`, sorted; skips files, dotfiles, markers and names that are not plain. */
@@ -131,11 +135,6 @@ function platformExtension(platform: string | undefined): string | undefined {
   return undefined;
 }
 
-/**
- * The model file among `entries`: the only file with a model extension, or
- * `model.<ext>` when there are several. With a platform in the config, only
- * that platform's extension counts.
- */
 function modelFileIn(
   dir: string,
   entries: Entry[],

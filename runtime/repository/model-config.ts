@@ -34,6 +34,12 @@ export interface WarmupSample {
   inputs: WarmupInput[];
 }
 
+/**
+ * Triton's `version_policy`: which of the model's version folders are served. `latest` keeps the
+ * `numVersions` highest-numbered ones (Triton's default: 1), `all` every one, `specific` those listed.
+ */
+export type VersionPolicy = { kind: 'latest'; numVersions: number } | { kind: 'all' } | { kind: 'specific'; versions: number[] };
+
 export interface ModelConfig {
   name: string;
   /** `onnx_onnxv1`, `onnxruntime_onnx`, `vitis_xmodel`, `echo`, ... (see backends/select.ts). */
@@ -46,6 +52,8 @@ export interface ModelConfig {
   instanceCount: number;
   /** Free-form backend parameters (config `parameters`, load request `parameters`). */
   parameters: Record<string, string>;
+  /** Absent: Triton's default, the latest version only. */
+  versionPolicy?: VersionPolicy;
   /** `response_cache { enable: true }`: repeated requests are answered from the server's response cache (when it is sized). */
   responseCache?: boolean;
   /** `model_warmup` samples, when the config has any. */

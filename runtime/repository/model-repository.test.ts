@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Batcher } from '../batching/batcher.js';
-import { InvalidArgument, Unavailable } from '../core/errors.js';
+import { InvalidArgument, NotFound, Unavailable } from '../core/errors.js';
 import { defaultConfig } from './model-config.js';
 import { applyLoadParameters, checkModelName, ModelRepository, type BatcherFactory } from './model-repository.js';
 
@@ -148,6 +148,103 @@ describe('ModelRepository: config fields', () => {
       await repo.closeAll();
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('ModelRepository: versions (version_policy)', () => {
+  /** Echo model `m` with the given version folders and config lines; counts batchers made and drained. */
+  async function versioned(configLines: string, versions = ['1', '2', '3']) {
+    const dir = await mkdtemp(join(tmpdir(), 'kinfer-repo-'));
+    for (const v of versions) await mkdir(join(dir, 'm', v), { recursive: true });
+    await writeFile(join(dir, 'm', 'config.pbtxt'), `platform: "echo"\n${configLines}\n`);
+    const count = { made: 0, drained: 0 };
+    const createBatcher: BatcherFactory = () => {
+      count.made++;
+      return { enqueue: () => Promise.reject(new Error('unused')), pending: 0, startsAtOnce: true, drain: async () => void count.drained++, abandon: () => {} };
+    };
+    const repo = new ModelRepository({ repoDir: dir, logger: pino({ level: 'silent' }), createBatcher });
+    return { dir, repo, count, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  }
+
+  it('serves only the highest version by default', async () => {
+    const { repo, cleanup } = await versioned('');
+    try {
+      await repo.load('m');
+      expect(repo.versions('m')).toEqual(['3']);
+      expect(() => repo.get('m', '2')).toThrow("model 'm' has no version '2' loaded (serving version 3)");
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('serves every selected version; a request without a version gets the highest; the index lists each', async () => {
+    const { repo, cleanup } = await versioned('version_policy { all { } }');
+    try {
+      await repo.load('m');
+      expect(repo.versions('m')).toEqual(['1', '2', '3']);
+      expect(repo.get('m').version).toBe('3');
+      expect(repo.get('m', '').version).toBe('3');
+      expect(repo.get('m', '1').version).toBe('1');
+      expect(() => repo.get('m', '4')).toThrow(NotFound);
+      expect(() => repo.get('m', '4')).toThrow(/serving versions 1, 2, 3/);
+      expect(repo.isReady('m', '2')).toBe(true);
+      expect(repo.isReady('m', '4')).toBe(false);
+      expect(repo.loaded().map((h) => h.version)).toEqual(['1', '2', '3']);
+      expect(repo.loadedNames()).toEqual(['m']);
+      expect(await repo.index()).toEqual([1, 2, 3].map((v) => ({ name: 'm', version: String(v), state: 'READY' })));
+      await repo.unload('m');
+      expect(repo.versions('m')).toEqual([]);
+      expect(await repo.index()).toEqual([{ name: 'm', state: 'UNAVAILABLE', reason: 'unloaded' }]);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('swaps the whole set on a reload under another policy and closes every old version', async () => {
+    const { repo, count, cleanup } = await versioned('version_policy { latest { num_versions: 2 } }');
+    try {
+      await repo.load('m');
+      expect(repo.versions('m')).toEqual(['2', '3']);
+      await repo.load('m', { config: JSON.stringify({ platform: 'echo', version_policy: { specific: { versions: [1] } } }) });
+      expect(repo.versions('m')).toEqual(['1']);
+      expect(count).toEqual({ made: 3, drained: 2 });
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('keeps the serving set when one version of a reload fails, and releases the versions loaded before it', async () => {
+    const { dir, repo, count, cleanup } = await versioned('version_policy { specific { versions: [1, 2] } }');
+    try {
+      await repo.load('m');
+      const before = repo.loaded();
+      // Version 3 holds two model files and neither is model.onnx: only a policy that picks it sees that.
+      await writeFile(join(dir, 'm', '3', 'a.onnx'), 'x');
+      await writeFile(join(dir, 'm', '3', 'b.onnx'), 'x');
+      await repo.load('m'); // still specific [1, 2]: loads
+      expect(count).toEqual({ made: 4, drained: 2 });
+      const serving = repo.loaded();
+      await expect(repo.load('m', { config: JSON.stringify({ platform: 'echo', version_policy: { all: {} } }) })).rejects.toThrow(
+        /model 'm' version 3: several \.onnx files/,
+      );
+      expect(repo.loaded()).toEqual(serving);
+      expect(serving).not.toEqual(before);
+      // The reload made versions 1 and 2 anew, then closed them when 3 failed.
+      expect(count).toEqual({ made: 6, drained: 4 });
+      expect((await repo.index()).map((e) => [e.version, e.state])).toEqual([['1', 'READY'], ['2', 'READY']]);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('refuses a policy that selects none of the folders, naming what is there', async () => {
+    const { repo, cleanup } = await versioned('version_policy { specific { versions: [7] } }');
+    try {
+      await expect(repo.load('m')).rejects.toThrow("model 'm': version_policy specific { versions: [7] } selects none of the versions present (1, 2, 3)");
+      expect(await repo.index()).toEqual([{ name: 'm', state: 'UNAVAILABLE', reason: "model 'm': version_policy specific { versions: [7] } selects none of the versions present (1, 2, 3)" }]);
+    } finally {
+      await cleanup();
     }
   });
 });

@@ -1,10 +1,12 @@
 /**
  * @module repository/model-repository
- * Model name → the handle that serves it. Loads are transactional: a new
- * version is loaded beside the old one and swapped in only when READY; a
- * failed load or reload (including a failed `model_warmup` sample) leaves the
- * previous handle serving. Loads and unloads
- * of one model are serialised; different models load concurrently.
+ * Model name → the handles of the versions that serve it (the config's
+ * `version_policy`: by default the latest version only; a request without a
+ * version goes to the highest one serving, as in Triton). Loads are
+ * transactional: the versions are loaded beside the old ones and swapped in
+ * together only when all are READY; a failed load or reload (including a
+ * failed `model_warmup` sample) leaves the previous versions serving. Loads
+ * and unloads of one model are serialised; different models load concurrently.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -20,7 +22,8 @@ import { DEFAULT_DRAIN_TIMEOUT_MS } from '../config.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import { ModelHandle, type ModelState } from './model-handle.js';
 import type { ModelConfig } from './model-config.js';
-import { checkModelName as checkPlainName, listModelNames, readModelLayout } from './layout.js';
+import { checkModelName as checkPlainName, listModelNames, readModelLayout, versionFiles, type ModelVersionFiles } from './layout.js';
+import { selectVersions } from './version-policy.js';
 import { parseModelConfig } from './config-files.js';
 import { runWarmup } from './warmup.js';
 
@@ -79,7 +82,8 @@ export interface IndexEntry {
 
 interface Entry {
   state: ModelState;
-  handle?: ModelHandle;
+  /** The versions serving, ascending by number (the last answers requests without a version); empty when none. */
+  handles: ModelHandle[];
   reason?: string;
 }
 
@@ -151,19 +155,20 @@ export class ModelRepository {
     if (!this.entries.has(name)) return Promise.reject(new NotFound(`model '${name}' is not loaded`));
     return this.serialise(name, async () => {
       const entry = this.entries.get(name);
-      const handle = entry?.handle;
-      if (!entry || !handle) {
+      const handles = entry?.handles ?? [];
+      if (!entry || handles.length === 0) {
         // Nothing serving (a failed load, or unloaded meanwhile): forget the failure, unless a load waits.
         if (entry) this.dropUnlessQueued(name, entry);
         return;
       }
       entry.state = 'UNLOADING';
-      entry.handle = undefined;
+      entry.handles = [];
       try {
-        await this.retire(name, handle, true);
+        await Promise.all(handles.map((h) => this.retire(name, h, true)));
       } finally {
         this.dropUnlessQueued(name, entry);
-        this.opts.logger.info({ event: 'unload', model: name, version: handle.version }, `unloaded ${name}`);
+        const versions = handles.map((h) => h.version);
+        this.opts.logger.info({ event: 'unload', model: name, versions }, `unloaded ${name} (version ${versions.join(', ')})`);
       }
     });
   }
@@ -187,25 +192,35 @@ export class ModelRepository {
     }
   }
 
-  /** The handle serving `name` (and `version`, when given). */
+  /** The handle serving `name` at `version`; without a version, the highest version serving. */
   get(name: string, version?: string): ModelHandle {
     const entry = this.entries.get(name);
-    const handle = entry?.handle;
-    if (!handle) {
+    const handles = entry?.handles;
+    if (!handles?.length) {
       if (entry?.state === 'LOADING') throw new NotReady(`model '${name}' is loading`);
       if (entry?.state === 'UNAVAILABLE') throw new NotReady(`model '${name}' is not available: ${entry.reason}`);
       throw new NotFound(`model '${name}' is not found`);
     }
-    if (version !== undefined && version !== '' && version !== handle.version) {
-      throw new NotFound(`model '${name}' has no version '${version}' loaded (serving version ${handle.version})`);
+    if (version === undefined || version === '') return handles[handles.length - 1]!;
+    const handle = handles.find((h) => h.version === version);
+    if (!handle) {
+      const serving = handles.map((h) => h.version).join(', ');
+      throw new NotFound(`model '${name}' has no version '${version}' loaded (serving version${handles.length > 1 ? 's' : ''} ${serving})`);
     }
     return handle;
   }
 
-  /** True when `name` (and `version`) is loaded and serving. */
+  /** The versions of `name` serving, ascending by number (none when it does not serve). */
+  versions(name: string): string[] {
+    return (this.entries.get(name)?.handles ?? []).map((h) => h.version);
+  }
+
+  /** True when `name` at `version` (without one: its highest version serving) is loaded and healthy. */
   isReady(name: string, version?: string): boolean {
-    const handle = this.entries.get(name)?.handle;
-    return !!handle && (version === undefined || version === '' || version === handle.version) && handle.healthy();
+    const handles = this.entries.get(name)?.handles;
+    if (!handles?.length) return false;
+    const handle = version === undefined || version === '' ? handles[handles.length - 1] : handles.find((h) => h.version === version);
+    return !!handle && handle.healthy();
   }
 
   /** True when the repository knows `name`: loading, serving, unloading or failed. */
@@ -213,24 +228,28 @@ export class ModelRepository {
     return this.entries.has(name);
   }
 
-  /** Loaded models (serving a handle), sorted by name. */
+  /** Every version serving, by name, then ascending by version. */
   loaded(): ModelHandle[] {
-    return [...this.entries.values()]
-      .flatMap((e) => (e.handle ? [e.handle] : []))
-      .sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.entries.values()].flatMap((e) => e.handles).sort((a, b) => a.name.localeCompare(b.name) || Number(a.version) - Number(b.version));
   }
 
-  /** Every model in the repository folder and every model known to the server, with its state. */
+  /** Names with at least one version serving, sorted. */
+  loadedNames(): string[] {
+    return [...this.entries].flatMap(([name, e]) => (e.handles.length ? [name] : [])).sort((a, b) => a.localeCompare(b));
+  }
+
+  /**
+   * Every model in the repository folder and every model known to the server, with its state:
+   * one entry per version serving (as Triton's index), one without a version otherwise.
+   */
   async index(): Promise<IndexEntry[]> {
     const names = new Set<string>(await listModelNames(this.opts.repoDir).catch(() => []));
     for (const name of this.entries.keys()) names.add(name);
-    return [...names].sort().map((name) => {
+    return [...names].sort().flatMap((name): IndexEntry[] => {
       const e = this.entries.get(name);
-      if (!e) return { name, state: 'UNAVAILABLE', reason: 'unloaded' };
-      const out: IndexEntry = { name, state: e.handle ? 'READY' : e.state };
-      if (e.handle) out.version = e.handle.version;
-      if (e.reason && !e.handle) out.reason = e.reason;
-      return out;
+      if (!e) return [{ name, state: 'UNAVAILABLE', reason: 'unloaded' }];
+      if (e.handles.length) return e.handles.map((h) => ({ name, version: h.version, state: 'READY' }));
+      return [e.reason ? { name, state: e.state, reason: e.reason } : { name, state: e.state }];
     });
   }
 
@@ -307,7 +326,7 @@ export class ModelRepository {
   private entryOf(name: string): Entry {
     let entry = this.entries.get(name);
     if (!entry) {
-      entry = { state: 'LOADING' };
+      entry = { state: 'LOADING', handles: [] };
       this.entries.set(name, entry);
     }
     return entry;
@@ -319,16 +338,18 @@ export class ModelRepository {
    */
   private dropUnlessQueued(name: string, entry: Entry): void {
     const queuedAfter = (this.chains.get(name)?.pending ?? 0) > 1;
-    if (this.entries.get(name) === entry && !entry.handle && !queuedAfter) this.entries.delete(name);
+    if (this.entries.get(name) === entry && entry.handles.length === 0 && !queuedAfter) this.entries.delete(name);
   }
 
+  /** Loads the versions the config's policy selects; returns the highest (the one requests without a version get). */
   private async doLoad(name: string, parameters: Parameters): Promise<ModelHandle> {
     const entry = this.entryOf(name);
     const started = performance.now();
     const log = this.opts.logger;
-    if (!entry.handle) entry.state = 'LOADING';
+    if (entry.handles.length === 0) entry.state = 'LOADING';
     let version = '';
     let pulled: PulledModel | undefined;
+    const fresh: ModelHandle[] = [];
     try {
       const storageUri = parameters.storage_uri;
       if (storageUri !== undefined) {
@@ -336,67 +357,88 @@ export class ModelRepository {
         pulled = await this.pullInto(name, storageUri);
       }
       const layout = await this.readLayout(name);
-      const latest = layout.versions.at(-1);
-      if (!latest) throw new NotFound(`model '${name}' has no version folder or model file in ${layout.dir}`);
-      version = latest.version;
       const config = applyLoadParameters(layout.config, parameters, name);
       if (config.unknownFields) {
         log.warn({ event: 'config_fields_unknown', model: name, fields: config.unknownFields }, `model '${name}': config fields ignored, unknown to kinfer and Triton: ${config.unknownFields.join(', ')}`);
       }
+      const selected = selectVersions(name, layout.versions.map((v) => v.version), config.versionPolicy);
+      if (selected.missing.length) {
+        log.warn({ event: 'versions_missing', model: name, versions: selected.missing }, `model '${name}': version_policy names version ${selected.missing.join(', ')}, not present in ${layout.dir}`);
+      }
       const labels = await readLabelFiles(layout.dir, config);
-      const factory = selectBackend({ name, version, dir: latest.dir, modelFile: latest.modelFile, config });
-      const instances: Backend[] = [];
-      let metadata: ModelMetadata | undefined;
-      let batcher: Batcher;
-      const statistics = new ModelStatistics();
       try {
-        for (let i = 0; i < Math.max(1, config.instanceCount); i++) {
-          const backend = factory();
-          const meta = await backend.load({ name, version, dir: latest.dir, modelFile: latest.modelFile, config });
-          instances.push(backend);
-          metadata ??= meta;
-        }
-        // Throws InvalidArgument for batching parameters it cannot honour (e.g. an unknown batch_policy).
-        batcher = this.opts.createBatcher({ name, version, instances, metadata: metadata!, config, statistics });
-        if (config.warmup?.length) {
-          const t0 = performance.now();
-          const { runs } = await runWarmup(instances, config, layout.dir);
-          log.info({ event: 'warmup', model: name, version, runs, seconds: (performance.now() - t0) / 1000 }, `warmed up ${name} v${version}`);
+        for (const v of layout.versions.filter((d) => selected.versions.includes(d.version))) {
+          version = v.version;
+          const files = await versionFiles(name, v, config.platform);
+          fresh.push(await this.loadVersion(name, files, layout.dir, config, labels));
         }
       } catch (err) {
-        await Promise.allSettled(instances.map((b) => b.unload()));
+        // Versions loaded before the failing one never served: release them.
+        await Promise.allSettled(fresh.map((h) => h.close(this.drainMs)));
         throw err;
       }
-      const handle = new ModelHandle(name, version, metadata!, config, batcher, instances, labels, statistics);
-      const old = entry.handle;
-      entry.handle = handle;
+      const old = entry.handles;
+      entry.handles = fresh;
       entry.state = 'READY';
       entry.reason = undefined;
       this.entries.set(name, entry);
       const seconds = (performance.now() - started) / 1000;
-      this.opts.metrics?.modelLoadDuration.observe({ model: name, version, outcome: 'success' }, seconds);
-      log.info({ event: 'load', model: name, version, seconds, platform: metadata!.platform }, `loaded ${name} v${version}`);
+      const versions = fresh.map((h) => h.version);
+      // Each version's series: the whole load, pull included, as for a single version.
+      for (const v of versions) this.opts.metrics?.modelLoadDuration.observe({ model: name, version: v, outcome: 'success' }, seconds);
+      log.info({ event: 'load', model: name, versions, seconds, platform: fresh[0]!.metadata.platform }, `loaded ${name} v${versions.join(', v')}`);
       await pulled?.commit().catch((err: unknown) => log.warn({ event: 'pull_cleanup_failed', model: name, err: messageOf(err) }));
-      pulled = undefined; // committed: nothing to roll back if closing the old version fails
-      // A reload to the same version shares its metric series with the new handle.
-      if (old) await this.retire(name, old, old.version !== version);
-      return handle;
+      pulled = undefined; // committed: nothing to roll back if closing the old versions fails
+      // A version loaded again shares its metric series with its new handle; a version no longer served loses them.
+      await Promise.all(old.map((h) => this.retire(name, h, !versions.includes(h.version))));
+      return fresh[fresh.length - 1]!;
     } catch (err) {
-      // The files the serving version (or the next plain load, or a restart) reads go back as they were.
+      // The files the serving versions (or the next plain load, or a restart) read go back as they were.
       await pulled?.rollback().catch((e: unknown) => log.error({ event: 'pull_rollback_failed', model: name, err: messageOf(e) }));
       const seconds = (performance.now() - started) / 1000;
+      const serving = entry.handles.length > 0;
       // A name with no folder is a client's typo (or a flood of them): no entry, no metrics series.
-      const known = !!entry.handle || (await this.hasFolder(name));
+      const known = serving || (await this.hasFolder(name));
       if (known) this.opts.metrics?.modelLoadDuration.observe({ model: name, version, outcome: 'failure' }, seconds);
-      if (!entry.handle && known) {
+      if (!serving && known) {
         entry.state = 'UNAVAILABLE';
         entry.reason = messageOf(err);
       } else {
         this.dropUnlessQueued(name, entry);
       }
-      log.error({ event: 'load_failed', model: name, version, err: messageOf(err), keptServing: !!entry.handle });
+      log.error({ event: 'load_failed', model: name, version, err: messageOf(err), keptServing: serving });
       throw err;
     }
+  }
+
+  /** One version: its backend instances, batcher and warm-up; nothing is left holding resources when it throws. */
+  private async loadVersion(name: string, files: ModelVersionFiles, modelDir: string, config: ModelConfig, labels: Map<string, string[]>): Promise<ModelHandle> {
+    const { version, dir, modelFile } = files;
+    const log = this.opts.logger;
+    const factory = selectBackend({ name, version, dir, modelFile, config });
+    const instances: Backend[] = [];
+    let metadata: ModelMetadata | undefined;
+    let batcher: Batcher;
+    const statistics = new ModelStatistics();
+    try {
+      for (let i = 0; i < Math.max(1, config.instanceCount); i++) {
+        const backend = factory();
+        const meta = await backend.load({ name, version, dir, modelFile, config });
+        instances.push(backend);
+        metadata ??= meta;
+      }
+      // Throws InvalidArgument for batching parameters it cannot honour (e.g. an unknown batch_policy).
+      batcher = this.opts.createBatcher({ name, version, instances, metadata: metadata!, config, statistics });
+      if (config.warmup?.length) {
+        const t0 = performance.now();
+        const { runs } = await runWarmup(instances, config, modelDir);
+        log.info({ event: 'warmup', model: name, version, runs, seconds: (performance.now() - t0) / 1000 }, `warmed up ${name} v${version}`);
+      }
+    } catch (err) {
+      await Promise.allSettled(instances.map((b) => b.unload()));
+      throw err;
+    }
+    return new ModelHandle(name, version, metadata!, config, batcher, instances, labels, statistics);
   }
 }
 

@@ -17,7 +17,7 @@ export interface RepositoryMonitor {
 
 export function monitorRepository(repo: ModelRepository, logger: Logger, intervalMs = 2000): RepositoryMonitor {
   // Models this monitor saw in the folder: only those it unloads when they disappear.
-  const seen = new Set<string>(repo.loaded().map((h) => h.name));
+  const seen = new Set<string>(repo.loadedNames());
   let running: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
 

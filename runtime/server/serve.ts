@@ -210,7 +210,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     startupDone = true;
     const seconds = (performance.timeOrigin + performance.now() - processStart) / 1000;
     metrics.coldStart.set(seconds);
-    logger.info({ event: 'ready', seconds, models: repository.loaded().map((h) => h.name) }, 'kinfer ready');
+    logger.info({ event: 'ready', seconds, models: repository.loadedNames() }, 'kinfer ready');
     tuneV8ForServing();
   })();
   startup.catch(() => undefined); // the caller decides; never an unhandled rejection

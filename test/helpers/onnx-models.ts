@@ -193,3 +193,14 @@ export async function writeLookupModel(dir: string, file = 'model.onnx'): Promis
   });
   return { path, rows };
 }
+
+/** `y = x · factor`, FP32 [batch, 4] → [batch, 4]: versions of one model told apart by their factor. */
+export async function writeScaleModel(dir: string, factor: number, file = 'model.onnx'): Promise<string> {
+  return writeGraph(join(dir, file), {
+    name: 'scale',
+    nodes: [{ op: 'Mul', inputs: ['x', 'k'], outputs: ['y'] }],
+    inputs: [valueInfo('x', DT.FLOAT, ['batch', 4])],
+    outputs: [valueInfo('y', DT.FLOAT, ['batch', 4])],
+    initializers: [floatTensor('k', [1], Float32Array.of(factor))],
+  });
+}

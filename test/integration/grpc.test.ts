@@ -255,6 +255,9 @@ describe('gRPC: inference.GRPCInferenceService', () => {
       const { config } = await rpc(triton, 'ModelConfig', { name: 'mlp' });
       const rest = (await (await fetch(`${server.url}/v2/models/mlp/config`)).json()) as Record<string, any>;
       expect(config).toMatchObject({ name: 'mlp', platform: rest.platform, max_batch_size: rest.max_batch_size, backend: '' });
+      // Triton's default policy, as the REST form writes it; the oneof names the policy chosen.
+      expect(rest.version_policy).toEqual({ latest: { num_versions: 1 } });
+      expect(config.version_policy).toMatchObject({ policy_choice: 'latest', latest: { num_versions: 1 } });
       expect(config.input).toEqual(rest.input.map((i: any) => ({ ...i, dims: i.dims.map(String), reshape: null, is_shape_tensor: false, allow_ragged_batch: false, optional: false })));
       expect(config.output.map((o: any) => [o.name, o.data_type, o.dims])).toEqual(rest.output.map((o: any) => [o.name, o.data_type, o.dims.map(String)]));
       expect(config.instance_group.map((g: any) => [g.kind, g.count])).toEqual(rest.instance_group.map((g: any) => [g.kind, g.count]));

@@ -43,6 +43,7 @@ describe('default repository (echo, ocr-det)', () => {
       expect(await res.json()).toEqual({
         name: 'ocr-det',
         platform: 'onnxruntime_onnx',
+        version_policy: { latest: { num_versions: 1 } },
         max_batch_size: 8,
         input: [{ name: 'x', data_type: 'TYPE_FP32', format: 'FORMAT_NONE', dims: [3, -1, -1] }],
         output: [{ name: 'sigmoid_0.tmp_0', data_type: 'TYPE_FP32', dims: [1, -1, -1] }],

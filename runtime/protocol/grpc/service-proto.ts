@@ -172,9 +172,16 @@ message ModelDynamicBatching {
   uint64 max_queue_delay_microseconds = 2;
   ModelQueuePolicy default_queue_policy = 6;
 }
+message ModelVersionPolicy {
+  message Latest { uint32 num_versions = 1; }
+  message All {}
+  message Specific { repeated int64 versions = 1; }
+  oneof policy_choice { Latest latest = 1; All all = 2; Specific specific = 3; }
+}
 message ModelConfig {
   string name = 1;
   string platform = 2;
+  ModelVersionPolicy version_policy = 3;
   int32 max_batch_size = 4;
   repeated ModelInput input = 5;
   repeated ModelOutput output = 6;

@@ -1,0 +1,89 @@
+/**
+ * Several versions of one model through a real server on 127.0.0.1 (`version_policy`):
+ * each version answers with its own files, a request without a version gets the
+ * highest, and metadata, index, statistics and metrics name each version.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningServer } from '../../runtime/server/serve.js';
+import { writeScaleModel } from '../helpers/onnx-models.js';
+import { postJson, startTestServer, tempDir } from '../helpers/server.js';
+
+const FACTORS: Record<string, number> = { '1': 2, '2': 3, '3': 5 };
+const X = [1, 2, 3, 4];
+
+describe('model versions (version_policy)', () => {
+  let server: RunningServer;
+  let repo: { dir: string; cleanup: () => Promise<void> };
+
+  beforeAll(async () => {
+    repo = await tempDir();
+    for (const [v, k] of Object.entries(FACTORS)) await writeScaleModel(join(repo.dir, 'scale', v), k);
+    await writeFile(join(repo.dir, 'scale', 'config.pbtxt'), 'platform: "onnxruntime_onnx"\nmax_batch_size: 4\nversion_policy { latest { num_versions: 2 } }\n');
+    await mkdir(join(repo.dir, 'echo'));
+    await writeFile(join(repo.dir, 'echo', 'config.pbtxt'), 'platform: "echo"\n');
+    server = await startTestServer({ modelRepository: repo.dir });
+  });
+  afterAll(async () => {
+    await server.close();
+    await repo.cleanup();
+  });
+
+  async function infer(path: string): Promise<{ status: number; body: { model_version?: string; outputs?: { data: number[] }[]; error?: string } }> {
+    const res = await postJson(`${server.url}/v2/models/scale${path}/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: X }] });
+    return { status: res.status, body: (await res.json()) as never };
+  }
+
+  it('answers each version with its own model, and a request without a version with the highest', async () => {
+    expect(await infer('')).toMatchObject({ status: 200, body: { model_version: '3', outputs: [{ data: X.map((x) => x * 5) }] } });
+    expect(await infer('/versions/2')).toMatchObject({ status: 200, body: { model_version: '2', outputs: [{ data: X.map((x) => x * 3) }] } });
+    const gone = await infer('/versions/1');
+    expect(gone.status).toBe(404);
+    expect(gone.body.error).toBe("model 'scale' has no version '1' loaded (serving versions 2, 3)");
+  });
+
+  it('lists the versions in metadata, readiness, the index and the statistics', async () => {
+    const meta = async (p: string) => (await (await fetch(`${server.url}/v2/models/scale${p}`)).json()) as { versions: string[] };
+    expect((await meta('')).versions).toEqual(['2', '3']);
+    expect((await meta('/versions/2')).versions).toEqual(['2']);
+    expect((await fetch(`${server.url}/v2/models/scale/versions/2/ready`)).status).toBe(200);
+    expect((await fetch(`${server.url}/v2/models/scale/versions/1/ready`)).status).not.toBe(200);
+    const index = (await (await postJson(`${server.url}/v2/repository/index`, {})).json()) as { name: string; version?: string; state: string }[];
+    expect(index.filter((e) => e.name === 'scale')).toEqual([
+      { name: 'scale', version: '2', state: 'READY' },
+      { name: 'scale', version: '3', state: 'READY' },
+    ]);
+    expect(((await (await fetch(`${server.url}/v2/models`)).json()) as { models: string[] }).models).toEqual(['echo', 'scale']);
+    const stats = (await (await fetch(`${server.url}/v2/models/scale/stats`)).json()) as { model_stats: { version: string; inference_count: number }[] };
+    expect(stats.model_stats.map((s) => s.version)).toEqual(['2', '3']);
+    const one = (await (await fetch(`${server.url}/v2/models/scale/versions/2/stats`)).json()) as { model_stats: { version: string }[] };
+    expect(one.model_stats.map((s) => s.version)).toEqual(['2']);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/kinfer_model_load_duration_seconds_count\{model="scale",version="2",outcome="success"\} 1/);
+    expect(metrics).toMatch(/kinfer_model_load_duration_seconds_count\{model="scale",version="3",outcome="success"\} 1/);
+  });
+
+  it('reloads under a policy from the load request: every version serves, and a dropped one loses its series', async () => {
+    const load = (config: object) => postJson(`${server.url}/v2/repository/models/scale/load`, { parameters: { config: JSON.stringify(config) } });
+    expect((await load({ platform: 'onnxruntime_onnx', max_batch_size: 4, version_policy: { all: {} } })).status).toBe(200);
+    expect(await infer('/versions/1')).toMatchObject({ status: 200, body: { model_version: '1', outputs: [{ data: X.map((x) => x * 2) }] } });
+    const config = (await (await fetch(`${server.url}/v2/models/scale/config`)).json()) as { version_policy: unknown };
+    expect(config.version_policy).toEqual({ all: {} });
+    expect((await load({ platform: 'onnxruntime_onnx', max_batch_size: 4, version_policy: { specific: { versions: [1] } } })).status).toBe(200);
+    expect(await infer('')).toMatchObject({ status: 200, body: { model_version: '1' } });
+    expect((await infer('/versions/3')).status).toBe(404);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).not.toMatch(/model="scale",version="3"/);
+    expect(metrics).toMatch(/kinfer_model_load_duration_seconds_count\{model="scale",version="1",outcome="success"\} 2/);
+  });
+
+  it('refuses a load whose policy selects none of the folders with 400, and keeps serving', async () => {
+    const res = await postJson(`${server.url}/v2/repository/models/scale/load`, {
+      parameters: { config: JSON.stringify({ platform: 'onnxruntime_onnx', version_policy: { specific: { versions: [9] } } }) },
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(/version_policy specific \{ versions: \[9\] \} selects none of the versions present \(1, 2, 3\)/);
+    expect(await infer('')).toMatchObject({ status: 200, body: { model_version: '1' } });
+  });
+});
