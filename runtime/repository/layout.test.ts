@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidArgument, NotFound } from '../core/errors.js';
-import { checkModelName, listModelNames, readModelLayout, versionFiles, type ModelLayout } from './layout.js';
+import { checkModelName, listModelNames, modelFolderStamp, readModelLayout, versionFiles, type ModelLayout } from './layout.js';
 
 let repo: string;
 beforeEach(async () => {
@@ -125,5 +125,28 @@ describe('listModelNames', () => {
 
   it('throws NotFound for a missing repository', async () => {
     await expect(listModelNames(join(repo, 'missing'))).rejects.toBeInstanceOf(NotFound);
+  });
+});
+
+describe('modelFolderStamp', () => {
+  it('changes when a version folder comes or goes, a model file is rewritten or the config edited, and only then', async () => {
+    await touch('m', '1', 'model.onnx');
+    await writeFile(join(repo, 'm', 'config.pbtxt'), 'platform: "onnxruntime_onnx"');
+    const dir = join(repo, 'm');
+    const stamps = [await modelFolderStamp(dir)];
+    expect(await modelFolderStamp(dir)).toBe(stamps[0]);
+    await touch('m', '2', 'model.onnx');
+    stamps.push(await modelFolderStamp(dir));
+    await writeFile(join(repo, 'm', '2', 'model.onnx'), 'longer contents');
+    stamps.push(await modelFolderStamp(dir));
+    await writeFile(join(repo, 'm', 'config.pbtxt'), 'platform: "onnxruntime_onnx"\nmax_batch_size: 2');
+    stamps.push(await modelFolderStamp(dir));
+    await rm(join(repo, 'm', '1'), { recursive: true });
+    stamps.push(await modelFolderStamp(dir));
+    expect(new Set(stamps).size).toBe(stamps.length);
+    // Markers and dotfiles (the KServe agent's SUCCESS files, editors' swap files) do not count.
+    await touch('m', '.config.pbtxt.swp');
+    await touch('m', '2', 'SUCCESS.abc');
+    expect(await modelFolderStamp(dir)).toBe(stamps.at(-1));
   });
 });

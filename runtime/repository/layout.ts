@@ -92,6 +92,30 @@ export async function versionFiles(name: string, v: ModelVersionDir, platform: s
   return { ...v, ...modelFileIn(v.dir, await listEntries(v.dir), name, v.version, platform) };
 }
 
+/**
+ * A fingerprint of a model folder for repository polling: each entry's path, size (or `d`) and
+ * mtime, down into its subfolders one level (version folders, `warmup/`). Adding or removing a
+ * version folder, replacing a model file or editing the config changes it.
+ */
+export async function modelFolderStamp(dir: string): Promise<string> {
+  const lines: string[] = [];
+  const walk = async (d: string, prefix: string, depth: number): Promise<void> => {
+    for (const e of await listEntries(d)) {
+      const st = await stat(join(d, e.name)).catch(() => undefined);
+      if (!st) continue; // removed meanwhile, or a dangling link
+      if (st.isDirectory() && depth > 0) {
+        // Its listing says what changed in it; its own mtime would also move for markers and dotfiles.
+        lines.push(`${prefix}${e.name}/`);
+        await walk(join(d, e.name), `${prefix}${e.name}/`, depth - 1);
+      } else {
+        lines.push(`${prefix}${e.name}\t${st.isDirectory() ? 'd' : st.size}\t${st.mtimeMs}`);
+      }
+    }
+  };
+  await walk(dir, '', 1);
+  return lines.sort().join('\n');
+}
+
 /** Model folder names in `repoDir`, sorted; skips files, dotfiles, markers and names that are not plain. */
 export async function listModelNames(repoDir: string): Promise<string[]> {
   const st = await stat(repoDir).catch(() => undefined);

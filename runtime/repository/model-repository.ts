@@ -85,6 +85,8 @@ interface Entry {
   /** The versions serving, ascending by number (the last answers requests without a version); empty when none. */
   handles: ModelHandle[];
   reason?: string;
+  /** The last successful load's parameters without `storage_uri`: what `reload` loads with. */
+  parameters?: Parameters;
 }
 
 /** One model's load/unload chain: operations on a model run one at a time, in call order. */
@@ -147,6 +149,14 @@ export class ModelRepository {
     const config = parameters.config === undefined ? this.opts.defaultConfigs?.get(name) : undefined;
     const effective = config === undefined ? parameters : { ...parameters, config };
     return this.serialise(name, () => this.doLoad(name, effective));
+  }
+
+  /**
+   * Loads `name` again from its folder with the parameters of its last successful load (a pull's
+   * `storage_uri` aside): for repository polling, when the folder's files change.
+   */
+  reload(name: string): Promise<ModelHandle> {
+    return this.load(name, this.entries.get(name)?.parameters ?? {});
   }
 
   /** Stops serving `name`: new requests get 404, queued ones finish, then the backend is released. */
@@ -381,6 +391,8 @@ export class ModelRepository {
       entry.handles = fresh;
       entry.state = 'READY';
       entry.reason = undefined;
+      const { storage_uri: _pulled, ...kept } = parameters;
+      entry.parameters = kept;
       this.entries.set(name, entry);
       const seconds = (performance.now() - started) / 1000;
       const versions = fresh.map((h) => h.version);

@@ -201,8 +201,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       }
       await repository.load(name); // with opts.modelConfig, through defaultConfigs
     } else if (opts.mode === 'repository') {
-      await repository.loadAll();
-      if (opts.repositoryPollMs) monitor = monitorRepository(repository, logger, opts.repositoryPollMs);
+      const loadAll = () => repository.loadAll();
+      if (opts.repositoryPollMs) {
+        monitor = await monitorRepository(repository, logger, opts.repositoryPollMs, loadAll);
+        if (draining) monitor.stop(); // closed while the models loaded
+      } else {
+        await loadAll();
+      }
     } else {
       await mkdir(opts.modelRepository, { recursive: true }).catch(() => undefined);
     }

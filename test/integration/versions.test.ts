@@ -3,7 +3,7 @@
  * each version answers with its own files, a request without a version gets the
  * highest, and metadata, index, statistics and metrics name each version.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../runtime/server/serve.js';
@@ -85,5 +85,60 @@ describe('model versions (version_policy)', () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toMatch(/version_policy specific \{ versions: \[9\] \} selects none of the versions present \(1, 2, 3\)/);
     expect(await infer('')).toMatchObject({ status: 200, body: { model_version: '1' } });
+  });
+});
+
+describe('repository monitoring of versions (Triton POLL mode)', () => {
+  it('serves a version folder that appears, keeps serving through a broken one, and reloads with the last load\'s parameters', async () => {
+    const repo = await tempDir();
+    await writeScaleModel(join(repo.dir, 'scale', '1'), 2);
+    await writeFile(join(repo.dir, 'scale', 'config.pbtxt'), 'platform: "onnxruntime_onnx"\nmax_batch_size: 4\n');
+    const server = await startTestServer({ modelRepository: repo.dir, repositoryPollMs: 50 });
+    const infer = async () => {
+      const res = await postJson(`${server.url}/v2/models/scale/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: X }] });
+      return (await res.json()) as { model_version: string; outputs: { data: number[] }[] };
+    };
+    const versions = async () => ((await (await fetch(`${server.url}/v2/models/scale`)).json()) as { versions: string[] }).versions;
+    const metric = async (re: RegExp) => re.test(await (await fetch(`${server.url}/metrics`)).text());
+    /** Polls `check` every 50 ms, at most 100 times. */
+    const until = async (check: () => Promise<boolean>) => {
+      for (let i = 0; i < 100 && !(await check()); i++) await new Promise((r) => setTimeout(r, 50));
+      return check();
+    };
+    try {
+      expect(await versions()).toEqual(['1']);
+      await writeScaleModel(join(repo.dir, 'scale', '2'), 3);
+      expect(await until(async () => (await versions()).join() === '2')).toBe(true);
+      expect(await infer()).toMatchObject({ model_version: '2', outputs: [{ data: X.map((x) => x * 3) }] });
+
+      // Half-copied files: the reload fails, version 2 keeps serving.
+      await mkdir(join(repo.dir, 'scale', '3'));
+      await writeFile(join(repo.dir, 'scale', '3', 'model.onnx'), 'not onnx');
+      expect(await until(() => metric(/kinfer_model_load_duration_seconds_count\{model="scale",version="3",outcome="failure"\} 1/))).toBe(true);
+      expect(await infer()).toMatchObject({ model_version: '2' });
+
+      // A policy given through the load API survives the next reload from changed files.
+      const load = await postJson(`${server.url}/v2/repository/models/scale/load`, {
+        parameters: { config: JSON.stringify({ platform: 'onnxruntime_onnx', max_batch_size: 4, version_policy: { all: {} } }) },
+      });
+      expect(load.status).toBe(400); // version 3 is still broken: all or nothing
+      await rm(join(repo.dir, 'scale', '3'), { recursive: true });
+      expect(await until(() => metric(/kinfer_model_load_duration_seconds_count\{model="scale",version="2",outcome="success"\} 2/))).toBe(true);
+      expect(await versions()).toEqual(['2']);
+      expect((await postJson(`${server.url}/v2/repository/models/scale/load`, { parameters: { config: JSON.stringify({ platform: 'onnxruntime_onnx', max_batch_size: 4, version_policy: { all: {} } }) } })).status).toBe(200);
+      expect(await versions()).toEqual(['1', '2']);
+      await writeScaleModel(join(repo.dir, 'scale', '3'), 5);
+      expect(await until(async () => (await versions()).join() === '1,2,3')).toBe(true);
+      expect(await infer()).toMatchObject({ model_version: '3', outputs: [{ data: X.map((x) => x * 5) }] });
+
+      // An unload through the API holds while the folder stays, changed or not.
+      expect((await postJson(`${server.url}/v2/repository/models/scale/unload`, {})).status).toBe(200);
+      await writeScaleModel(join(repo.dir, 'scale', '4'), 7);
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await fetch(`${server.url}/v2/models/scale`)).status).toBe(404);
+    } finally {
+      await server.close();
+      await repo.cleanup();
+    }
   });
 });
