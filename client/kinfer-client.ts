@@ -288,9 +288,15 @@ export class KinferClient {
     return res as RepositoryIndexEntry[];
   }
 
-  /** `POST /v2/repository/models/{model}/load` with optional `parameters` (e.g. `config`, `batch_size`). */
-  async modelLoad(model: string, opts: { parameters?: Parameters; timeoutMs?: number } = {}): Promise<void> {
-    await this.postJson(`/v2/repository/models/${seg(model)}/load`, paramsBody(opts.parameters), false, opts.timeoutMs, 'with-retry-after');
+  /**
+   * `POST /v2/repository/models/{model}/load` with optional `parameters` (e.g. `config`, `batch_size`).
+   * `files` (path in the model folder → contents, e.g. `1/model.onnx`) sends the model itself, as
+   * Triton's `file:<path>` parameters in base64; the server then needs `parameters.config`.
+   */
+  async modelLoad(model: string, opts: { parameters?: Parameters; files?: Record<string, Uint8Array>; timeoutMs?: number } = {}): Promise<void> {
+    const parameters: Parameters = { ...opts.parameters };
+    for (const [path, bytes] of Object.entries(opts.files ?? {})) parameters[`file:${path}`] = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+    await this.postJson(`/v2/repository/models/${seg(model)}/load`, paramsBody(parameters), false, opts.timeoutMs, 'with-retry-after');
   }
 
   /** `POST /v2/repository/models/{model}/unload`. */

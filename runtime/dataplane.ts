@@ -12,6 +12,7 @@ import type { InferContext, InferRequest, InferResponse } from './core/infer.js'
 import { checkTensor, shapeMatches, type Tensor, type TensorSpec } from './core/tensor.js';
 import { checkModelName, type IndexEntry, type ModelRepository } from './repository/model-repository.js';
 import { versionPolicyJson } from './repository/version-policy.js';
+import type { OverrideFiles } from './repository/override-files.js';
 import type { Parameters } from './core/tensor.js';
 import type { BatchResult } from './batching/batcher.js';
 import type { ModelStat } from './observability/statistics.js';
@@ -244,8 +245,9 @@ export class DataPlane {
     return readyOnly ? index.filter((e) => e.state === 'READY') : index;
   }
 
-  async load(name: string, parameters?: Parameters): Promise<void> {
-    await this.repository.load(name, parameters);
+  /** `files`: Triton's `file:` overrides, path in the model folder → contents. */
+  async load(name: string, parameters?: Parameters, files?: OverrideFiles): Promise<void> {
+    await this.repository.load(name, parameters, files);
   }
 
   unload(name: string): Promise<void> {

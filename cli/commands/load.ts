@@ -1,6 +1,6 @@
 /**
  * @module cli/commands/load
- * `kinfer load <model> [--param k=v] [--config file]` and
+ * `kinfer load <model> [--param k=v] [--config file] [--file path=local]` and
  * `kinfer unload <model>`: the model repository extension.
  */
 import { readFile } from 'node:fs/promises';
@@ -10,6 +10,7 @@ import { collect, makeClient, parseParams, runVerb, UsageError, withConnection, 
 interface LoadFlags extends ConnectionFlags {
   param?: string[];
   config?: string;
+  file?: string[];
 }
 
 export function loadCommand(): Command {
@@ -17,7 +18,8 @@ export function loadCommand(): Command {
     .description('load (or reload) a model of the server repository')
     .argument('<model>', 'model name (a folder of the repository)')
     .option('--param <key=value>', 'load parameter, e.g. batch_size=4, threads=2, storage_uri=s3://...; repeatable', collect)
-    .option('--config <file>', 'a JSON model config to use instead of the config file (Triton `config` parameter)');
+    .option('--config <file>', 'a JSON model config to use instead of the config file (Triton `config` parameter)')
+    .option('--file <path=local>', 'send a model file: its path in the model folder (1/model.onnx) = a local file; repeatable, needs --config (Triton `file:` parameters)', collect);
   withConnection(cmd);
   // Loading may download a model: a longer default timeout than other calls.
   cmd.setOptionValueWithSource('timeout', 600_000, 'default');
@@ -31,9 +33,21 @@ export function loadCommand(): Command {
           throw new UsageError(`--config: cannot read ${flags.config}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
         }
       }
+      const files: Record<string, Uint8Array> = {};
+      for (const spec of flags.file ?? []) {
+        const eq = spec.indexOf('=');
+        if (eq <= 0 || eq === spec.length - 1) throw new UsageError(`--file '${spec}': expected <path in the model folder>=<local file>, e.g. 1/model.onnx=./model.onnx`);
+        const local = spec.slice(eq + 1);
+        try {
+          files[spec.slice(0, eq)] = await readFile(local);
+        } catch (err) {
+          throw new UsageError(`--file: cannot read ${local}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+      }
+      if (Object.keys(files).length && !flags.config) throw new UsageError('--file needs --config: the files replace the model folder, its config file included');
       const client = makeClient(flags);
       try {
-        await client.modelLoad(model, { parameters });
+        await client.modelLoad(model, { parameters, files });
         out.data({ name: model, load: true });
         out.line(`loaded ${model}`);
       } finally {

@@ -28,7 +28,7 @@ export const GRPC_STATUS: Record<ErrorCode, number> = {
   DEADLINE_EXCEEDED: GRPC_CODE.DEADLINE_EXCEEDED,
   CANCELLED: GRPC_CODE.CANCELLED,
   UNAVAILABLE: GRPC_CODE.UNAVAILABLE,
-  // Shared memory, Triton's file: overrides, a datatype a backend cannot take (Triton's mapping too).
+  // Shared memory, a datatype a backend cannot take (Triton's mapping too).
   UNSUPPORTED: GRPC_CODE.UNIMPLEMENTED,
   INTERNAL: GRPC_CODE.INTERNAL,
 };

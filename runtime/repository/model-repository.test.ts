@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -243,6 +243,87 @@ describe('ModelRepository: versions (version_policy)', () => {
     try {
       await expect(repo.load('m')).rejects.toThrow("model 'm': version_policy specific { versions: [7] } selects none of the versions present (1, 2, 3)");
       expect(await repo.index()).toEqual([{ name: 'm', state: 'UNAVAILABLE', reason: "model 'm': version_policy specific { versions: [7] } selects none of the versions present (1, 2, 3)" }]);
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
+describe('ModelRepository: model files sent with the load (file: overrides)', () => {
+  /** A repository whose echo model `m` has a folder; os.tmpdir() points at a folder of the test's own, to see what is staged. */
+  async function setup() {
+    const dir = await mkdtemp(join(tmpdir(), 'kinfer-repo-'));
+    await mkdir(join(dir, 'm', '1'), { recursive: true });
+    await writeFile(join(dir, 'm', 'config.pbtxt'), 'platform: "echo"\n');
+    const staging = await mkdtemp(join(tmpdir(), 'kinfer-staging-'));
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = staging;
+    const createBatcher: BatcherFactory = () => ({ enqueue: () => Promise.reject(new Error('unused')), pending: 0, startsAtOnce: true, drain: async () => {}, abandon: () => {} });
+    const repo = new ModelRepository({ repoDir: dir, logger: pino({ level: 'silent' }), createBatcher });
+    // Only kinfer's own folders: libraries write their own files into TMPDIR too.
+    const staged = async () => (await readdir(staging)).filter((n) => n.startsWith('kinfer-files-')).length;
+    return {
+      repo,
+      staged,
+      cleanup: async () => {
+        if (savedTmp === undefined) delete process.env.TMPDIR;
+        else process.env.TMPDIR = savedTmp;
+        await Promise.all([rm(dir, { recursive: true, force: true }), rm(staging, { recursive: true, force: true })]);
+      },
+    };
+  }
+  const echoConfig = (policy: object = {}) => JSON.stringify({ platform: 'echo', ...policy });
+  const file = (text: string) => new Uint8Array(Buffer.from(text));
+
+  it('serves the versions the files hold, keeps one staged copy, and reads the repository again on a load without files', async () => {
+    const { repo, staged, cleanup } = await setup();
+    try {
+      await repo.load('m', { config: echoConfig({ version_policy: { all: {} } }) }, new Map([['4/a.txt', file('a')], ['7/b.txt', file('b')]]));
+      expect(repo.versions('m')).toEqual(['4', '7']);
+      expect(await staged()).toBe(1);
+      await repo.load('m', { config: echoConfig() }, new Map([['9/c.txt', file('c')]]));
+      expect(repo.versions('m')).toEqual(['9']);
+      expect(await staged()).toBe(1); // the first copy went with the versions it served
+      await repo.load('m');
+      expect(repo.versions('m')).toEqual(['1']);
+      expect(await staged()).toBe(0);
+      // A model with no repository folder at all can be sent whole, and its unload removes the files.
+      await repo.load('pushed', { config: echoConfig() }, new Map([['2/x.txt', file('x')]]));
+      expect(repo.versions('pushed')).toEqual(['2']);
+      await repo.unload('pushed');
+      expect(await staged()).toBe(0);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('keeps the serving versions and leaves nothing staged when the files fail to load', async () => {
+    const { repo, staged, cleanup } = await setup();
+    try {
+      await repo.load('m');
+      const bad = repo.load('m', { config: JSON.stringify({ platform: 'onnxruntime_onnx' }) }, new Map([['1/model.onnx', file('not a model')]]));
+      await expect(bad).rejects.toThrow();
+      expect(repo.versions('m')).toEqual(['1']);
+      expect(repo.get('m').metadata.platform).toBe('echo');
+      expect(await staged()).toBe(0);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('refuses files without a config, beside a storage_uri, or outside the model folder', async () => {
+    const { repo, staged, cleanup } = await setup();
+    try {
+      const one = new Map([['1/model.onnx', file('x')]]);
+      await expect(repo.load('m', {}, one)).rejects.toThrow("model 'm': file: parameters need a config parameter (the model's config as JSON)");
+      await expect(repo.load('m', { config: echoConfig(), storage_uri: 'file:///x' }, one)).rejects.toThrow(/both name the model's files/);
+      for (const path of ['../escape', '/abs', '1//x', '1/./x', 'a\\b']) {
+        await expect(repo.load('m', { config: echoConfig() }, new Map([[path, file('x')]])), path).rejects.toBeInstanceOf(InvalidArgument);
+      }
+      expect(await repo.index()).toEqual([{ name: 'm', state: 'UNAVAILABLE', reason: 'unloaded' }]);
+      // Paths that contradict each other show only while the files are written: a failed load, nothing left staged.
+      await expect(repo.load('m', { config: echoConfig() }, new Map([['1', file('x')], ['1/y', file('y')]]))).rejects.toThrow(/overlapping paths/);
+      expect(await staged()).toBe(0);
     } finally {
       await cleanup();
     }

@@ -24,6 +24,7 @@ import { ModelHandle, type ModelState } from './model-handle.js';
 import type { ModelConfig } from './model-config.js';
 import { checkModelName as checkPlainName, listModelNames, readModelLayout, versionFiles, type ModelVersionFiles } from './layout.js';
 import { selectVersions } from './version-policy.js';
+import { checkOverridePath, stageOverrideFiles, type OverrideFiles, type StagedFiles } from './override-files.js';
 import { parseModelConfig } from './config-files.js';
 import { runWarmup } from './warmup.js';
 
@@ -85,7 +86,7 @@ interface Entry {
   /** The versions serving, ascending by number (the last answers requests without a version); empty when none. */
   handles: ModelHandle[];
   reason?: string;
-  /** The last successful load's parameters without `storage_uri`: what `reload` loads with. */
+  /** The last successful load's parameters without `storage_uri` (none after a `file:` load): what `reload` loads with. */
   parameters?: Parameters;
 }
 
@@ -124,6 +125,8 @@ export class ModelRepository {
   private closing = false;
   /** Models whose files live outside `repoDir` (pulled from file:// or pvc:// in place). */
   private readonly modelDirs = new Map<string, string>();
+  /** Models serving from files sent with their load (Triton's `file:` overrides), until a load without files or an unload. */
+  private readonly overrides = new Map<string, StagedFiles>();
 
   constructor(private readonly opts: ModelRepositoryOptions) {}
 
@@ -136,19 +139,29 @@ export class ModelRepository {
   }
 
   /**
-   * Loads (or reloads) `name` from the repository folder. Concurrent calls for
-   * the same model run one after the other. On failure the previous handle, if
-   * any, keeps serving and the error is rethrown; without one the model is
-   * UNAVAILABLE with the reason.
+   * Loads (or reloads) `name` from the repository folder, or from `files` (Triton's `file:`
+   * overrides, which need a `config` parameter). Concurrent calls for the same model run one
+   * after the other. On failure the previous versions, if any, keep serving and the error is
+   * rethrown; without them the model is UNAVAILABLE with the reason.
    */
-  load(name: string, parameters: Parameters = {}): Promise<ModelHandle> {
+  load(name: string, parameters: Parameters = {}, files?: OverrideFiles): Promise<ModelHandle> {
     checkModelName(name);
     if (this.closing) return Promise.reject(new Unavailable(`model '${name}' not loaded: the server is shutting down`));
+    if (files?.size) {
+      // Triton's rule: the files replace the model folder, its config file included.
+      if (typeof parameters.config !== 'string') return Promise.reject(new InvalidArgument(`model '${name}': file: parameters need a config parameter (the model's config as JSON)`));
+      if (parameters.storage_uri !== undefined) return Promise.reject(new InvalidArgument(`model '${name}': file: parameters and storage_uri both name the model's files; send one`));
+      try {
+        for (const path of files.keys()) checkOverridePath(path);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     // Visible at once: the index says LOADING and requests get 409 (NotReady) while the load waits its turn.
     this.entryOf(name);
     const config = parameters.config === undefined ? this.opts.defaultConfigs?.get(name) : undefined;
     const effective = config === undefined ? parameters : { ...parameters, config };
-    return this.serialise(name, () => this.doLoad(name, effective));
+    return this.serialise(name, () => this.doLoad(name, effective, files));
   }
 
   /**
@@ -175,6 +188,7 @@ export class ModelRepository {
       entry.handles = [];
       try {
         await Promise.all(handles.map((h) => this.retire(name, h, true)));
+        await this.dropOverride(name);
       } finally {
         this.dropUnlessQueued(name, entry);
         const versions = handles.map((h) => h.version);
@@ -308,8 +322,15 @@ export class ModelRepository {
     return !!st?.isDirectory();
   }
 
-  private async readLayout(name: string) {
-    const dir = this.modelDirs.get(name);
+  /** Removes the files `name` served from since a `file:` load, if any. */
+  private async dropOverride(name: string): Promise<void> {
+    const staged = this.overrides.get(name);
+    this.overrides.delete(name);
+    await staged?.remove().catch((err: unknown) => this.opts.logger.warn({ event: 'override_cleanup_failed', model: name, err: messageOf(err) }, `could not remove ${staged.dir}`));
+  }
+
+  private async readLayout(name: string, staged?: StagedFiles) {
+    const dir = staged?.dir ?? this.modelDirs.get(name);
     if (!dir) return readModelLayout(this.opts.repoDir, name);
     const layout = await readModelLayout(dirname(dir), basename(dir));
     return { ...layout, name, config: { ...layout.config, name } };
@@ -352,21 +373,23 @@ export class ModelRepository {
   }
 
   /** Loads the versions the config's policy selects; returns the highest (the one requests without a version get). */
-  private async doLoad(name: string, parameters: Parameters): Promise<ModelHandle> {
+  private async doLoad(name: string, parameters: Parameters, files?: OverrideFiles): Promise<ModelHandle> {
     const entry = this.entryOf(name);
     const started = performance.now();
     const log = this.opts.logger;
     if (entry.handles.length === 0) entry.state = 'LOADING';
     let version = '';
     let pulled: PulledModel | undefined;
+    let staged: StagedFiles | undefined;
     const fresh: ModelHandle[] = [];
     try {
+      if (files?.size) staged = await stageOverrideFiles(name, files);
       const storageUri = parameters.storage_uri;
       if (storageUri !== undefined) {
         if (typeof storageUri !== 'string') throw new InvalidArgument(`parameters.storage_uri: expected a string`);
         pulled = await this.pullInto(name, storageUri);
       }
-      const layout = await this.readLayout(name);
+      const layout = await this.readLayout(name, staged);
       const config = applyLoadParameters(layout.config, parameters, name);
       if (config.unknownFields) {
         log.warn({ event: 'config_fields_unknown', model: name, fields: config.unknownFields }, `model '${name}': config fields ignored, unknown to kinfer and Triton: ${config.unknownFields.join(', ')}`);
@@ -391,8 +414,9 @@ export class ModelRepository {
       entry.handles = fresh;
       entry.state = 'READY';
       entry.reason = undefined;
+      // A reload reads the repository folder: a files load's config described other files.
       const { storage_uri: _pulled, ...kept } = parameters;
-      entry.parameters = kept;
+      entry.parameters = files?.size ? {} : kept;
       this.entries.set(name, entry);
       const seconds = (performance.now() - started) / 1000;
       const versions = fresh.map((h) => h.version);
@@ -401,16 +425,23 @@ export class ModelRepository {
       log.info({ event: 'load', model: name, versions, seconds, platform: fresh[0]!.metadata.platform }, `loaded ${name} v${versions.join(', v')}`);
       await pulled?.commit().catch((err: unknown) => log.warn({ event: 'pull_cleanup_failed', model: name, err: messageOf(err) }));
       pulled = undefined; // committed: nothing to roll back if closing the old versions fails
+      // The files the old versions served from, if they came with their load, go once those versions are closed.
+      const replacedOverride = this.overrides.get(name);
+      if (staged) this.overrides.set(name, staged);
+      else this.overrides.delete(name);
+      staged = undefined;
       // A version loaded again shares its metric series with its new handle; a version no longer served loses them.
       await Promise.all(old.map((h) => this.retire(name, h, !versions.includes(h.version))));
+      await replacedOverride?.remove().catch((err: unknown) => log.warn({ event: 'override_cleanup_failed', model: name, err: messageOf(err) }, `could not remove ${replacedOverride.dir}`));
       return fresh[fresh.length - 1]!;
     } catch (err) {
       // The files the serving versions (or the next plain load, or a restart) read go back as they were.
       await pulled?.rollback().catch((e: unknown) => log.error({ event: 'pull_rollback_failed', model: name, err: messageOf(e) }));
+      await staged?.remove().catch(() => undefined);
       const seconds = (performance.now() - started) / 1000;
       const serving = entry.handles.length > 0;
       // A name with no folder is a client's typo (or a flood of them): no entry, no metrics series.
-      const known = serving || (await this.hasFolder(name));
+      const known = serving || !!files?.size || (await this.hasFolder(name));
       if (known) this.opts.metrics?.modelLoadDuration.observe({ model: name, version, outcome: 'failure' }, seconds);
       if (!serving && known) {
         entry.state = 'UNAVAILABLE';

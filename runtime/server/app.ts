@@ -20,6 +20,7 @@ import { repositoryRoutes } from './routes/repository.js';
 import { v1Routes } from './routes/v1.js';
 import { v2Routes } from './routes/v2.js';
 import { cloudEventHandler } from './routes/cloudevents.js';
+import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 
 export interface AppOptions {
   dataplane: DataPlane;
@@ -56,7 +57,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   });
 
   app.route('/', loggingRoutes(opts.logger, ...(opts.logger === processLogger ? [] : [processLogger])));
-  app.route('/', repositoryRoutes({ dataplane: opts.dataplane, hasHardware: opts.hasHardware ?? (() => false) }));
+  app.route('/', repositoryRoutes({ dataplane: opts.dataplane, hasHardware: opts.hasHardware ?? (() => false), maxLoadBytes: opts.maxJsonBytes ?? MAX_JSON_BYTES }));
   const dp = opts.dataplane;
   const cloudEvent = cloudEventHandler({
     dataplane: dp,

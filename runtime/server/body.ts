@@ -129,8 +129,8 @@ function tooLarge(size: number | undefined, limit: number): PayloadTooLarge {
 }
 
 /** A small JSON body (1 MiB at most; empty means `{}`) checked against `schema`; InvalidArgument naming the field otherwise. */
-export async function readJsonBody<T extends z.ZodType>(c: Context, schema: T, what: string): Promise<z.infer<T>> {
-  const bytes = await readBody(c, 1024 * 1024);
+export async function readJsonBody<T extends z.ZodType>(c: Context, schema: T, what: string, limit = 1024 * 1024): Promise<z.infer<T>> {
+  const bytes = await readBody(c, limit);
   const text = new TextDecoder().decode(bytes).trim();
   let value: unknown = {};
   if (text !== '') {

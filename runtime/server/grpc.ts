@@ -13,13 +13,14 @@ import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
 import { GRPC_CODE, toGrpcError } from '../core/grpc-status.js';
 import { toHttpError } from '../core/http-status.js';
-import { InvalidArgument, PayloadTooLarge, Unsupported } from '../core/errors.js';
+import { InvalidArgument, PayloadTooLarge } from '../core/errors.js';
 import { extractContext, withSpan } from '../observability/tracing.js';
 import { EXTENSIONS, type DataPlane } from '../dataplane.js';
 import { requestSeries, type Metrics } from '../observability/metrics.js';
 import { decodeGrpcInferRequest, encodeGrpcInferResponse, packageDefinitionOf, parametersOf, type WireInferRequest, type WireParameter } from '../protocol/grpc/codec.js';
 import type { Parameters } from '../core/tensor.js';
 import { SERVICE_PROTO } from '../protocol/grpc/service-proto.js';
+import { FILE_PREFIX } from '../repository/override-files.js';
 import { healthPackageDefinition, healthService } from './grpc-health.js';
 import { deadlineOf, streamInferHandler, type InferOne } from './grpc-stream.js';
 import { stage } from './stages.js';
@@ -185,7 +186,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       return { models };
     }),
     RepositoryModelLoad: unary<{ model_name: string; parameters?: Record<string, WireRepositoryParameter> }, unknown>('RepositoryModelLoad', async (call) => {
-      await dp.load(call.request.model_name, repositoryParameters(call.request.parameters));
+      const { parameters, files } = repositoryParameters(call.request.parameters);
+      await dp.load(call.request.model_name, parameters, files);
       return {};
     }),
     RepositoryModelUnload: unary<{ model_name: string }, unknown>('RepositoryModelUnload', async (call) => {
@@ -325,14 +327,23 @@ interface WireRepositoryParameter {
 
 /**
  * Triton's ModelRepositoryParameter map → the load parameters the REST route takes (`config` as a
- * string, ...): InferParameter's conversion, after refusing what it does not have (bytes).
+ * string, ...; InferParameter's conversion) and the `file:<path>` overrides, whose contents come
+ * as bytes. Bytes under any other key are refused.
  */
-function repositoryParameters(wire: Record<string, WireRepositoryParameter> | undefined): Parameters | undefined {
+function repositoryParameters(wire: Record<string, WireRepositoryParameter> | undefined): { parameters: Parameters | undefined; files: Map<string, Uint8Array> } {
+  const files = new Map<string, Uint8Array>();
+  const rest: Record<string, WireRepositoryParameter> = {};
   for (const [key, p] of Object.entries(wire ?? {})) {
-    // Triton's `file:<path>` overrides ship model files in bytes_param; kinfer loads from its repository.
-    if (p.parameter_choice === 'bytes_param') throw new Unsupported(`load parameter '${key}': bytes parameters (Triton's file: overrides) are not supported`);
+    if (key.startsWith(FILE_PREFIX)) {
+      if (p.parameter_choice !== 'bytes_param' || !p.bytes_param) throw new InvalidArgument(`load parameter '${key}': expected the file's contents in bytes_param`);
+      files.set(key.slice(FILE_PREFIX.length), p.bytes_param);
+    } else if (p.parameter_choice === 'bytes_param') {
+      throw new InvalidArgument(`load parameter '${key}': bytes are taken only for file:<path> parameters`);
+    } else {
+      rest[key] = p;
+    }
   }
-  return parametersOf(wire as Record<string, WireParameter> | undefined);
+  return { parameters: parametersOf(rest as Record<string, WireParameter>), files };
 }
 
 function firstValue(values: grpc.MetadataValue[]): string | undefined {

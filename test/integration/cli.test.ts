@@ -180,6 +180,15 @@ describe('kinfer against a running server', () => {
     const bad = await kinfer(['load', 'nope', '--url', url]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/kinfer load: 404: .*nope/);
+    // The model's files sent with the load (Triton's file: parameters): a model the repository does not hold.
+    await writeFile(path.join(tmp, 'pushed.json'), JSON.stringify({ platform: 'echo' }));
+    await writeFile(path.join(tmp, 'notes.txt'), 'version five');
+    const pushed = await kinfer(['load', 'pushed', '--url', url, '--config', path.join(tmp, 'pushed.json'), '--file', `5/notes.txt=${path.join(tmp, 'notes.txt')}`]);
+    expect([pushed.code, pushed.stdout.trim()]).toEqual([0, 'loaded pushed']);
+    expect(JSON.parse((await kinfer(['metadata', 'pushed', '--url', url, '--json'])).stdout)).toMatchObject({ name: 'pushed', versions: ['5'] });
+    expect((await kinfer(['unload', 'pushed', '--url', url])).code).toBe(0);
+    const noConfig = await kinfer(['load', 'pushed', '--url', url, '--file', `5/notes.txt=${path.join(tmp, 'notes.txt')}`]);
+    expect([noConfig.code, noConfig.stderr]).toEqual([2, expect.stringMatching(/--file needs --config/)]);
   });
 });
 

@@ -137,6 +137,12 @@ describe('health, metadata, repository', () => {
     expect((bad as KinferHttpError).status).toBe(400);
     expect((bad as KinferHttpError).message).toContain('batch_size');
     expect(await client.modelReady('echo')).toBe(true); // a failed reload leaves the model serving
+    // Files sent with the load travel as Triton's file: parameters, base64.
+    await client.modelLoad('pushed', { parameters: { config: JSON.stringify({ platform: 'echo' }) }, files: { '3/notes.txt': new TextEncoder().encode('hi') } });
+    const sent = proxy.seen.filter((s) => s.url === '/v2/repository/models/pushed/load').at(-1)!;
+    expect(JSON.parse(sent.body.toString()).parameters['file:3/notes.txt']).toBe(Buffer.from('hi').toString('base64'));
+    expect((await client.modelMetadata('pushed')).versions).toEqual(['3']);
+    await client.modelUnload('pushed');
   });
 
   it('hasHardware is false when no device exists (404), and sends name and num', async () => {

@@ -8,7 +8,7 @@
  * a message and the server's definition is used for everything.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -348,8 +348,20 @@ describe('gRPC: inference.GRPCInferenceService', () => {
     expect(await rpc(oip, 'ModelReady', { name: 'echo' })).toEqual({ ready: true });
     const missing = await rpcError(own, 'RepositoryModelLoad', { model_name: 'ghost' });
     expect(missing.code).toBe(grpc.status.NOT_FOUND);
-    const file = await rpcError(own, 'RepositoryModelLoad', { model_name: 'echo', parameters: { 'file:1/model.onnx': { bytes_param: Buffer.from('x') } } });
-    expect(file.code).toBe(grpc.status.UNIMPLEMENTED);
-    expect(file.details).toMatch(/bytes parameters .* are not supported/);
+    // Triton's file: overrides: the model's files as bytes, with a config.
+    const onnx = await readFile(mlp.path);
+    await rpc(own, 'RepositoryModelLoad', {
+      model_name: 'pushed',
+      parameters: { config: { string_param: JSON.stringify({ platform: 'onnxruntime_onnx', max_batch_size: 4 }) }, 'file:3/model.onnx': { bytes_param: onnx } },
+    });
+    const x = [0.5, -1, 2, 0.25];
+    const pushed = await rpc(oip, 'ModelInfer', { model_name: 'pushed', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: x } }] });
+    expect(pushed.model_version).toBe('3');
+    expect(pushed.outputs[0].contents.fp32_contents).toEqual(Array.from(mlpReference(mlp, Float32Array.from(x))).map((v) => expect.closeTo(v, 5)));
+    const noConfig = await rpcError(own, 'RepositoryModelLoad', { model_name: 'echo', parameters: { 'file:1/model.onnx': { bytes_param: Buffer.from('x') } } });
+    expect([noConfig.code, noConfig.details]).toEqual([grpc.status.INVALID_ARGUMENT, "model 'echo': file: parameters need a config parameter (the model's config as JSON)"]);
+    const stray = await rpcError(own, 'RepositoryModelLoad', { model_name: 'echo', parameters: { blob: { bytes_param: Buffer.from('x') } } });
+    expect([stray.code, stray.details]).toEqual([grpc.status.INVALID_ARGUMENT, "load parameter 'blob': bytes are taken only for file:<path> parameters"]);
+    await rpc(own, 'RepositoryModelUnload', { model_name: 'pushed' });
   });
 });

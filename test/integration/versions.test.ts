@@ -3,7 +3,7 @@
  * each version answers with its own files, a request without a version gets the
  * highest, and metadata, index, statistics and metrics name each version.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../runtime/server/serve.js';
@@ -76,6 +76,35 @@ describe('model versions (version_policy)', () => {
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).not.toMatch(/model="scale",version="3"/);
     expect(metrics).toMatch(/kinfer_model_load_duration_seconds_count\{model="scale",version="1",outcome="success"\} 2/);
+  });
+
+  it("loads a model sent with the load request (Triton's file: parameters, base64), versions and all", async () => {
+    const scratch = await tempDir();
+    try {
+      const bytes = async (k: number) => (await readFile(await writeScaleModel(join(scratch.dir, String(k)), k))).toString('base64');
+      const config = JSON.stringify({ platform: 'onnxruntime_onnx', max_batch_size: 4, version_policy: { all: {} } });
+      const load = (parameters: object) => postJson(`${server.url}/v2/repository/models/pushed/load`, { parameters });
+      // With a side file of 1.5 MiB: load bodies carry models, so their limit is the JSON one, not 1 MiB.
+      const side = Buffer.alloc(1.5 * 1024 * 1024, 7).toString('base64');
+      const res = await load({ config, 'file:1/model.onnx': await bytes(7), 'file:2/model.onnx': await bytes(11), 'file:2/extra/side.bin': side });
+      expect(res.status).toBe(200);
+      for (const [v, k] of [['1', 7], ['2', 11]] as const) {
+        const out = await postJson(`${server.url}/v2/models/pushed/versions/${v}/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: X }] });
+        expect(await out.json()).toMatchObject({ model_version: v, outputs: [{ data: X.map((x) => x * k) }] });
+      }
+      const refused = async (parameters: object) => {
+        const r = await load(parameters);
+        return [r.status, ((await r.json()) as { error: string }).error];
+      };
+      expect(await refused({ 'file:1/model.onnx': await bytes(7) })).toEqual([400, "model 'pushed': file: parameters need a config parameter (the model's config as JSON)"]);
+      expect(await refused({ config, 'file:1/model.onnx': 'not base64!' })).toEqual([400, "load parameter 'file:1/model.onnx': expected the file's contents as base64 text"]);
+      expect(await refused({ config, 'file:../model.onnx': 'AAAA' })).toEqual([400, "load parameter 'file:../model.onnx': expected a relative path inside the model folder, such as file:1/model.onnx"]);
+      // Still the pushed versions: every refusal left them serving.
+      expect(((await (await fetch(`${server.url}/v2/models/pushed`)).json()) as { versions: string[] }).versions).toEqual(['1', '2']);
+      expect((await postJson(`${server.url}/v2/repository/models/pushed/unload`, {})).status).toBe(200);
+    } finally {
+      await scratch.cleanup();
+    }
   });
 
   it('refuses a load whose policy selects none of the folders with 400, and keeps serving', async () => {

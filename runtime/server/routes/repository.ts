@@ -7,6 +7,7 @@ import { Hono } from 'hono';
 import * as z from 'zod';
 import type { DataPlane } from '../../dataplane.js';
 import { readJsonBody } from '../body.js';
+import { decodeFileParameters } from '../../repository/override-files.js';
 import type { KinferEnv } from '../context.js';
 
 const Param = z.union([z.string(), z.number(), z.boolean()]);
@@ -19,6 +20,8 @@ export interface RepositoryRouteOptions {
   dataplane: DataPlane;
   /** Answers `POST /v2/hardware`: are `num` devices named `name` present? */
   hasHardware: (name: string, num: number) => boolean;
+  /** A load body's limit: it may carry the model's files (`file:` parameters). KINFER_MAX_JSON_BYTES. */
+  maxLoadBytes: number;
 }
 
 export function repositoryRoutes(opts: RepositoryRouteOptions): Hono<KinferEnv> {
@@ -33,8 +36,10 @@ export function repositoryRoutes(opts: RepositoryRouteOptions): Hono<KinferEnv> 
   app.post('/v2/repository/models/:model/load', async (c) => {
     const model = c.req.param('model');
     c.set('model', model);
-    const { parameters } = await readJsonBody(c, LoadBody, 'load');
-    await dp.load(model, parameters);
+    const body = await readJsonBody(c, LoadBody, 'load', opts.maxLoadBytes);
+    // Triton's `file:<path>` parameters carry model files as base64.
+    const { parameters, files } = decodeFileParameters(body.parameters);
+    await dp.load(model, parameters, files);
     return c.json({ name: model, load: true });
   });
 
