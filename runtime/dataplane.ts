@@ -48,6 +48,7 @@ export interface TritonModelConfig {
   parameters: Record<string, { string_value: string }>;
   dynamic_batching?: { preferred_batch_size: number[]; max_queue_delay_microseconds: number; default_queue_policy?: { max_queue_size: number } };
   response_cache?: { enable: boolean };
+  ensemble_scheduling?: { step: { model_name: string; model_version: number; input_map: Record<string, string>; output_map: Record<string, string> }[] };
 }
 
 /** v2 datatype → Triton's config enum name (BYTES is TYPE_STRING there). */
@@ -121,7 +122,8 @@ export class DataPlane {
         const label = c.outputLabelFiles?.[s.name];
         return { name: s.name, data_type: tritonType(s.datatype), dims: dims(s), ...(label ? { label_filename: label } : {}) };
       }),
-      instance_group: [{ name: h.name, kind: 'KIND_CPU', count: c.instanceCount }],
+      // An ensemble has no instances of its own.
+      instance_group: c.ensemble ? [] : [{ name: h.name, kind: 'KIND_CPU', count: c.instanceCount }],
       parameters: Object.fromEntries(Object.entries(c.parameters).map(([k, v]) => [k, { string_value: v }])),
     };
     if (batch > 0 && c.dynamicBatching) {
@@ -130,6 +132,10 @@ export class DataPlane {
       if (d.maxQueueSize > 0) out.dynamic_batching.default_queue_policy = { max_queue_size: d.maxQueueSize };
     }
     if (c.responseCache) out.response_cache = { enable: true };
+    if (c.ensemble) {
+      const step = c.ensemble.map((s) => ({ model_name: s.modelName, model_version: s.modelVersion ? Number(s.modelVersion) : -1, input_map: s.inputMap, output_map: s.outputMap }));
+      out.ensemble_scheduling = { step };
+    }
     return out;
   }
 

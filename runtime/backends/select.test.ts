@@ -47,7 +47,7 @@ describe('selectBackend', () => {
     })();
     expect(err).toBeInstanceOf(Unsupported);
     expect(err!.message).toBe(
-      "model 'm': platform 'tensorflow_graphdef' is not supported; supported platforms: onnx_onnxv1, onnxruntime_onnx, onnx, vitis_xmodel, xmodel, echo",
+      "model 'm': platform 'tensorflow_graphdef' is not supported; supported platforms: onnx_onnxv1, onnxruntime_onnx, onnx, vitis_xmodel, xmodel, echo, ensemble",
     );
   });
 

@@ -13,12 +13,14 @@ import { extname } from 'node:path';
 import { Unsupported } from '../core/errors.js';
 import type { BackendFactory, ModelFiles } from './backend.js';
 import { EchoBackend } from './echo.js';
+import { ENSEMBLE_PLATFORM } from './ensemble.js';
 import { ONNX_PLATFORMS, OnnxBackend } from './onnx.js';
 import { XModelBackend } from './xmodel.js';
 
 export const XMODEL_PLATFORMS = ['vitis_xmodel', 'xmodel'] as const;
 export const ECHO_PLATFORMS = ['echo'] as const;
-export const SUPPORTED_PLATFORMS: readonly string[] = [...ONNX_PLATFORMS, ...XMODEL_PLATFORMS, ...ECHO_PLATFORMS];
+// `ensemble` too, which the repository builds itself (an EnsembleBackend needs the data plane).
+export const SUPPORTED_PLATFORMS: readonly string[] = [...ONNX_PLATFORMS, ...XMODEL_PLATFORMS, ...ECHO_PLATFORMS, ENSEMBLE_PLATFORM];
 
 export type BackendKind = 'onnx' | 'xmodel' | 'echo';
 

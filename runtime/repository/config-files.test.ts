@@ -130,6 +130,29 @@ describe('parseModelConfig: Triton pbtxt', () => {
     expect(typo.versionPolicy).toEqual({ kind: 'specific', versions: [1] });
   });
 
+  it("reads ensemble_scheduling steps in the text form (map entries) and JSON (maps), -1 as the highest version", () => {
+    const text = `platform: "ensemble"
+ensemble_scheduling {
+  step [
+    { model_name: "pre" model_version: -1 input_map { key: "RAW" value: "IMAGE" } output_map { key: "OUT" value: "pre_out" } },
+    { model_name: "cls" model_version: 2 input_map { key: "x" value: "pre_out" } input_map { key: "k" value: "IMAGE" } output_map { key: "y" value: "LABELS" } }
+  ]
+}`;
+    expect(parseModelConfig(text, 'config.pbtxt', 'e').ensemble).toEqual([
+      { modelName: 'pre', modelVersion: '', inputMap: { RAW: 'IMAGE' }, outputMap: { OUT: 'pre_out' } },
+      { modelName: 'cls', modelVersion: '2', inputMap: { x: 'pre_out', k: 'IMAGE' }, outputMap: { y: 'LABELS' } },
+    ]);
+    const json = '{"platform": "ensemble", "ensembleScheduling": {"step": [{"modelName": "pre", "inputMap": {"RAW": "IMAGE"}, "outputMap": {"OUT": "X"}}]}}';
+    expect(parseModelConfig(json, 'config.json', 'e').ensemble).toEqual([{ modelName: 'pre', modelVersion: '', inputMap: { RAW: 'IMAGE' }, outputMap: { OUT: 'X' } }]);
+    const pb = (t: string) => () => parseModelConfig(t, 'config.pbtxt', 'e');
+    expect(pb('ensemble_scheduling { step [ { input_map { key: "a" value: "b" } } ] }')).toThrow(/ensemble_scheduling\.step\[0\]\.model_name: expected the composing model's name/);
+    expect(pb('ensemble_scheduling { step [ { model_name: "m" model_version: 0 } ] }')).toThrow(/model_version: expected -1 \(the highest serving\) or a version number ≥ 1, got 0/);
+    expect(pb('ensemble_scheduling { step [ { model_name: "m" output_map { key: "a" value: "" } } ] }')).toThrow(/output_map 'a': expected an ensemble tensor name/);
+    expect(parseModelConfig('ensemble_scheduling { step [ { model_name: "m" inputs_map { key: "a" value: "b" } } ] }', 'config.pbtxt', 'e').unknownFields).toEqual([
+      'ensemble_scheduling.step[].inputs_map (did you mean input_map?)',
+    ]);
+  });
+
   it('reports syntax errors with the file and line', () => {
     const bad = 'name: "x"\ninput [\n  { name: "a" data_type: TYPE_FP32 dims: [1 2] }\n]';
     expect(() => parseModelConfig(bad, 'config.pbtxt', 'x')).toThrow(/^config\.pbtxt line 3: expected ',' or ']'/);

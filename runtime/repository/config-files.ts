@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { isDatatype, type Datatype } from '../core/datatypes.js';
 import { InvalidArgument, Unsupported } from '../core/errors.js';
 import type { TensorSpec } from '../core/tensor.js';
-import { defaultConfig, type DynamicBatchingConfig, type ModelConfig, type VersionPolicy, type WarmupInput, type WarmupSample } from './model-config.js';
+import { defaultConfig, type DynamicBatchingConfig, type EnsembleStep, type ModelConfig, type VersionPolicy, type WarmupInput, type WarmupSample } from './model-config.js';
 
 // The TOML parser is loaded on the first config.toml (pbtxt is the common case; start-up should not pay for it).
 const requireLazy = createRequire(import.meta.url);
@@ -402,6 +402,30 @@ function object(ctx: Context, path: string, v: ConfigValue, at: object): ConfigO
   return x;
 }
 
+/** `ensemble_scheduling { step [...] }`: each step's model, version (-1 or absent: the highest serving) and maps. */
+function ensembleSteps(ctx: Context, obj: ConfigObject, unknown: string[]): EnsembleStep[] {
+  unknown.push(...unknownFields(obj, 'ensemble_scheduling.'));
+  return asList(fieldsOf(obj).get('step')).map((s, i): EnsembleStep => {
+    const path = `ensemble_scheduling.step[${i}]`;
+    if (!isObject(s)) ctx.fail(path, 'expected a message/table', obj);
+    for (const u of unknownFields(s, 'ensemble_scheduling.step[].')) if (!unknown.includes(u)) unknown.push(u);
+    const f = fieldsOf(s);
+    const modelName = str(ctx, `${path}.model_name`, f.get('model_name'), s);
+    if (!modelName) ctx.fail(`${path}.model_name`, 'expected the composing model\'s name', s);
+    const version = int(ctx, `${path}.model_version`, f.get('model_version'), s, -1);
+    if (version === 0) ctx.fail(`${path}.model_version`, 'expected -1 (the highest serving) or a version number ≥ 1, got 0', s);
+    const map = (field: 'input_map' | 'output_map') => {
+      const out: Record<string, string> = {};
+      eachMapEntry(ctx, `${path}.${field}`, f.get(field), s, (key, value, at) => {
+        if (typeof value !== 'string' || value === '') ctx.fail(`${path}.${field} '${key}'`, 'expected an ensemble tensor name', at);
+        out[key] = value;
+      });
+      return out;
+    };
+    return { modelName, modelVersion: version === undefined || version === -1 ? '' : String(version), inputMap: map('input_map'), outputMap: map('output_map') };
+  });
+}
+
 /** `version_policy`: exactly one of `latest { num_versions }`, `all { }`, `specific { versions }`. */
 function versionPolicy(ctx: Context, obj: ConfigObject, unknown: string[]): VersionPolicy {
   unknown.push(...unknownFields(obj, 'version_policy.'));
@@ -526,8 +550,8 @@ function eachMapEntry(ctx: Context, path: string, v: ConfigValue, root: object, 
  */
 const FIELDS = {
   '': {
-    read: ['name', 'platform', 'backend', 'max_batch_size', 'input', 'inputs', 'output', 'outputs', 'dynamic_batching', 'instance_group', 'parameters', 'model_warmup', 'response_cache', 'version_policy'],
-    triton: ['runtime', 'batch_input', 'batch_output', 'optimization', 'sequence_batching', 'ensemble_scheduling', 'default_model_filename', 'cc_model_filenames', 'metric_tags', 'model_operations', 'model_transaction_policy', 'model_repository_agents', 'model_metrics'],
+    read: ['name', 'platform', 'backend', 'max_batch_size', 'input', 'inputs', 'output', 'outputs', 'dynamic_batching', 'instance_group', 'parameters', 'model_warmup', 'response_cache', 'version_policy', 'ensemble_scheduling'],
+    triton: ['runtime', 'batch_input', 'batch_output', 'optimization', 'sequence_batching', 'default_model_filename', 'cc_model_filenames', 'metric_tags', 'model_operations', 'model_transaction_policy', 'model_repository_agents', 'model_metrics'],
   },
   'dynamic_batching.': {
     read: ['max_queue_delay_microseconds', 'preferred_batch_size', 'default_queue_policy'],
@@ -536,6 +560,14 @@ const FIELDS = {
   'response_cache.': {
     read: ['enable'],
     triton: [],
+  },
+  'ensemble_scheduling.': {
+    read: ['step'],
+    triton: ['max_inflight_requests'],
+  },
+  'ensemble_scheduling.step[].': {
+    read: ['model_name', 'model_version', 'input_map', 'output_map'],
+    triton: ['model_namespace'],
   },
   'version_policy.': {
     read: ['latest', 'all', 'specific'],
@@ -631,6 +663,9 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
     if (enable !== undefined && typeof enable !== 'boolean') ctx.fail('response_cache.enable', `expected true or false, got ${JSON.stringify(String(enable))}`, cache);
     if (enable) config.responseCache = true;
   }
+
+  const ensemble = object(ctx, 'ensemble_scheduling', f.get('ensemble_scheduling'), tree);
+  if (ensemble) config.ensemble = ensembleSteps(ctx, ensemble, unknown);
 
   const policy = object(ctx, 'version_policy', f.get('version_policy'), tree);
   if (policy) config.versionPolicy = versionPolicy(ctx, policy, unknown);

@@ -40,6 +40,17 @@ export interface WarmupSample {
  */
 export type VersionPolicy = { kind: 'latest'; numVersions: number } | { kind: 'all' } | { kind: 'specific'; versions: number[] };
 
+/** One step of Triton's `ensemble_scheduling`: a composing model and how its tensors map onto the ensemble's. */
+export interface EnsembleStep {
+  modelName: string;
+  /** A version number, or '' for the highest serving (Triton's -1). */
+  modelVersion: string;
+  /** Composing model's input name → ensemble tensor name. */
+  inputMap: Record<string, string>;
+  /** Composing model's output name → ensemble tensor name. */
+  outputMap: Record<string, string>;
+}
+
 export interface ModelConfig {
   name: string;
   /** `onnx_onnxv1`, `onnxruntime_onnx`, `vitis_xmodel`, `echo`, ... (see backends/select.ts). */
@@ -54,6 +65,8 @@ export interface ModelConfig {
   parameters: Record<string, string>;
   /** Absent: Triton's default, the latest version only. */
   versionPolicy?: VersionPolicy;
+  /** `ensemble_scheduling { step [...] }` (platform `ensemble`): the pipeline of composing models. */
+  ensemble?: EnsembleStep[];
   /** `response_cache { enable: true }`: repeated requests are answered from the server's response cache (when it is sized). */
   responseCache?: boolean;
   /** `model_warmup` samples, when the config has any. */

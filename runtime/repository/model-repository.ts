@@ -13,9 +13,10 @@ import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Backend, ModelMetadata } from '../backends/backend.js';
 import { selectBackend } from '../backends/select.js';
+import { ENSEMBLE_CONCURRENCY, EnsembleBackend, isEnsemble, planEnsemble, type StepRunner } from '../backends/ensemble.js';
 import type { Batcher } from '../batching/batcher.js';
-import { InvalidArgument, KinferError, NotFound, NotReady, Unavailable } from '../core/errors.js';
-import type { Parameters } from '../core/tensor.js';
+import { InvalidArgument, KinferError, NotFound, NotReady, Unavailable, Unsupported } from '../core/errors.js';
+import type { Parameters, TensorSpec } from '../core/tensor.js';
 import { forgetModel, type Metrics } from '../observability/metrics.js';
 import { ModelStatistics } from '../observability/statistics.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from '../config.js';
@@ -71,6 +72,8 @@ export interface ModelRepositoryOptions {
   drainTimeoutMs?: number;
   /** The server's response cache: a version's entries go when it is unloaded or replaced. */
   responseCache?: ResponseCache;
+  /** Runs an ensemble's step on its composing model (the data plane's infer); without it ensembles are refused. */
+  runStep?: StepRunner;
 }
 
 
@@ -454,17 +457,63 @@ export class ModelRepository {
     }
   }
 
+  /**
+   * Before an ensemble loads: its composing models the repository does not know yet are loaded
+   * (as Triton's explicit mode does), and each step's maps are checked against the composing
+   * model's tensors where that model already serves (one still loading is checked by its first
+   * request instead).
+   */
+  private async prepareEnsemble(name: string, config: ModelConfig): Promise<void> {
+    const steps = planEnsemble(config);
+    for (const m of new Set(steps.map((s) => s.modelName))) {
+      if (this.entries.has(m)) continue;
+      await this.load(m).catch((err: unknown) => {
+        const why = `ensemble '${name}': composing model '${m}' did not load: ${messageOf(err)}`;
+        throw err instanceof NotFound || err instanceof InvalidArgument ? new InvalidArgument(why) : new Unavailable(why);
+      });
+    }
+    for (const s of steps) {
+      const i = s.index;
+      let meta: ModelMetadata;
+      try {
+        meta = this.get(s.modelName, s.modelVersion).metadata;
+      } catch {
+        continue;
+      }
+      const check = (map: Record<string, string>, specs: TensorSpec[], kind: string) => {
+        if (specs.length === 0) return; // a model that takes anything (echo)
+        for (const own of Object.keys(map)) {
+          if (!specs.some((t) => t.name === own)) {
+            throw new InvalidArgument(`ensemble '${name}' step ${i}: model '${s.modelName}' has no ${kind} '${own}' (its ${kind}s: ${specs.map((t) => t.name).join(', ')})`);
+          }
+        }
+      };
+      check(s.inputMap, meta.inputs, 'input');
+      check(s.outputMap, meta.outputs, 'output');
+    }
+  }
+
   /** One version: its backend instances, batcher and warm-up; nothing is left holding resources when it throws. */
   private async loadVersion(name: string, files: ModelVersionFiles, modelDir: string, config: ModelConfig, labels: Map<string, string[]>): Promise<ModelHandle> {
     const { version, dir, modelFile } = files;
     const log = this.opts.logger;
-    const factory = selectBackend({ name, version, dir, modelFile, config });
+    let factory: () => Backend;
+    if (isEnsemble(config)) {
+      const run = this.opts.runStep;
+      if (!run) throw new Unsupported(`model '${name}': this server runs no ensembles`);
+      await this.prepareEnsemble(name, config);
+      factory = () => new EnsembleBackend(run);
+    } else {
+      factory = selectBackend({ name, version, dir, modelFile, config });
+    }
     const instances: Backend[] = [];
     let metadata: ModelMetadata | undefined;
     let batcher: Batcher;
     const statistics = new ModelStatistics();
     try {
-      for (let i = 0; i < Math.max(1, config.instanceCount); i++) {
+      // An ensemble's instances are request slots (it computes nothing itself): that many run at once.
+      const count = isEnsemble(config) ? ENSEMBLE_CONCURRENCY : Math.max(1, config.instanceCount);
+      for (let i = 0; i < count; i++) {
         const backend = factory();
         const meta = await backend.load({ name, version, dir, modelFile, config });
         instances.push(backend);

@@ -17,6 +17,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { DataPlane } from '../dataplane.js';
+import type { InferResponse } from '../core/infer.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES } from '../config.js';
 import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 import { createLogger } from '../observability/logger.js';
@@ -126,7 +127,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   if (opts.mode === 'function' && !opts.modelName) throw new Error('function mode needs MODEL_NAME');
   const responseCache = opts.responseCacheBytes ? new ResponseCache(opts.responseCacheBytes) : undefined;
   if (responseCache) registerResponseCacheMetrics(metrics.registry, responseCache);
-  const repository = new ModelRepository({
+  const repository: ModelRepository = new ModelRepository({
     repoDir: opts.modelRepository,
     logger,
     metrics,
@@ -135,8 +136,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     drainTimeoutMs: opts.drainTimeoutMs,
     responseCache,
     defaultConfigs: opts.modelName && opts.modelConfig ? new Map([[opts.modelName, opts.modelConfig]]) : undefined,
+    // An ensemble's steps are internal requests through the data plane (made below; called only once serving).
+    runStep: async (request): Promise<InferResponse> => (await dataplane.infer(request)).response,
   });
-  const dataplane = new DataPlane(
+  const dataplane: DataPlane = new DataPlane(
     repository,
     {
       live: async () => (hooks.liveness ? await hooks.liveness() : true),

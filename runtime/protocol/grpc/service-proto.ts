@@ -172,6 +172,15 @@ message ModelDynamicBatching {
   uint64 max_queue_delay_microseconds = 2;
   ModelQueuePolicy default_queue_policy = 6;
 }
+message ModelEnsembling {
+  message Step {
+    string model_name = 1;
+    int64 model_version = 2;
+    map<string, string> input_map = 3;
+    map<string, string> output_map = 4;
+  }
+  repeated Step step = 1;
+}
 message ModelVersionPolicy {
   message Latest { uint32 num_versions = 1; }
   message All {}
@@ -186,7 +195,7 @@ message ModelConfig {
   repeated ModelInput input = 5;
   repeated ModelOutput output = 6;
   repeated ModelInstanceGroup instance_group = 7;
-  oneof scheduling_choice { ModelDynamicBatching dynamic_batching = 11; }
+  oneof scheduling_choice { ModelDynamicBatching dynamic_batching = 11; ModelEnsembling ensemble_scheduling = 15; }
   map<string, ModelParameter> parameters = 14;
   ModelResponseCache response_cache = 24;
 }

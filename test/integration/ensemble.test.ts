@@ -1,0 +1,147 @@
+/**
+ * Triton's ensemble models through a real server on 127.0.0.1: a pipeline of three
+ * ONNX models (x·2 then ·3 on one branch, x·5 on the other), run over HTTP and gRPC,
+ * with the composing models batching across concurrent ensemble requests.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { repoRoot } from '../../knative/specs.js';
+import { GRPC_LOADER_OPTIONS } from '../../runtime/protocol/grpc/codec.js';
+import { grpcPackageDefinition } from '../../runtime/server/grpc.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningServer } from '../../runtime/server/serve.js';
+import type { ModelStat } from '../../runtime/observability/statistics.js';
+import { writeScaleModel } from '../helpers/onnx-models.js';
+import { postJson, startTestServer, tempDir } from '../helpers/server.js';
+
+const X = [1, 2, 3, 4];
+const PIPE = `platform: "ensemble"
+max_batch_size: 8
+input [ { name: "X" data_type: TYPE_FP32 dims: [ 4 ] } ]
+output [ { name: "Y" data_type: TYPE_FP32 dims: [ 4 ] }, { name: "Z" data_type: TYPE_FP32 dims: [ 4 ] } ]
+ensemble_scheduling {
+  step [
+    { model_name: "scale3" model_version: -1 input_map { key: "x" value: "doubled" } output_map { key: "y" value: "Y" } },
+    { model_name: "scale2" model_version: 1 input_map { key: "x" value: "X" } output_map { key: "y" value: "doubled" } },
+    { model_name: "scale5" input_map { key: "x" value: "X" } output_map { key: "y" value: "Z" } }
+  ]
+}
+`;
+
+describe('ensemble models', () => {
+  let server: RunningServer;
+  let repo: { dir: string; cleanup: () => Promise<void> };
+
+  beforeAll(async () => {
+    repo = await tempDir();
+    for (const k of [2, 3, 5]) {
+      await writeScaleModel(join(repo.dir, `scale${k}`, '1'), k);
+      // A 100 ms window: concurrent steps of concurrent ensemble requests merge.
+      await writeFile(join(repo.dir, `scale${k}`, 'config.pbtxt'), 'platform: "onnxruntime_onnx"\nmax_batch_size: 8\ndynamic_batching { max_queue_delay_microseconds: 100000 }\n');
+    }
+    await mkdir(join(repo.dir, 'pipe', '1'), { recursive: true });
+    await writeFile(join(repo.dir, 'pipe', 'config.pbtxt'), PIPE);
+    server = await startTestServer({ modelRepository: repo.dir, grpcPort: 0 });
+  });
+  afterAll(async () => {
+    await server.close();
+    await repo.cleanup();
+  });
+
+  const infer = async (rows: number[][], outputs?: string[]) => {
+    const body: Record<string, unknown> = { inputs: [{ name: 'X', datatype: 'FP32', shape: [rows.length, 4], data: rows.flat() }] };
+    if (outputs) body.outputs = outputs.map((name) => ({ name }));
+    const res = await postJson(`${server.url}/v2/models/pipe/infer`, body);
+    return { status: res.status, body: (await res.json()) as { model_name: string; model_version: string; outputs: { name: string; shape: number[]; data: number[] }[]; error?: string } };
+  };
+  const stats = async (m: string) => ((await (await fetch(`${server.url}/v2/models/${m}/stats`)).json()) as { model_stats: ModelStat[] }).model_stats[0]!;
+
+  it('runs the pipeline: each branch through its models, tensors renamed between steps', async () => {
+    const { status, body } = await infer([X]);
+    expect(status).toBe(200);
+    expect(body.model_name).toBe('pipe');
+    expect(body.model_version).toBe('1');
+    expect(body.outputs.map((o) => [o.name, o.shape, o.data])).toEqual([
+      ['Y', [1, 4], X.map((x) => x * 6)],
+      ['Z', [1, 4], X.map((x) => x * 5)],
+    ]);
+    expect((await infer([X], ['Z'])).body.outputs.map((o) => o.name)).toEqual(['Z']);
+  });
+
+  it('describes itself as an ensemble: metadata, and the config with its steps', async () => {
+    const meta = (await (await fetch(`${server.url}/v2/models/pipe`)).json()) as Record<string, unknown>;
+    expect(meta).toMatchObject({ name: 'pipe', platform: 'ensemble', inputs: [{ name: 'X', datatype: 'FP32', shape: [-1, 4] }] });
+    const config = (await (await fetch(`${server.url}/v2/models/pipe/config`)).json()) as Record<string, unknown>;
+    expect(config).toMatchObject({ platform: 'ensemble', max_batch_size: 8, instance_group: [] });
+    expect(config.ensemble_scheduling).toEqual({
+      step: [
+        { model_name: 'scale3', model_version: -1, input_map: { x: 'doubled' }, output_map: { y: 'Y' } },
+        { model_name: 'scale2', model_version: 1, input_map: { x: 'X' }, output_map: { y: 'doubled' } },
+        { model_name: 'scale5', model_version: -1, input_map: { x: 'X' }, output_map: { y: 'Z' } },
+      ],
+    });
+  });
+
+  it('lets the composing models batch across concurrent ensemble requests, and counts each model', async () => {
+    const [pipeBefore, twoBefore] = [await stats('pipe'), await stats('scale2')];
+    const rows = [[1, 1, 1, 1], [2, 2, 2, 2], [3, 3, 3, 3], [4, 4, 4, 4], [5, 5, 5, 5], [6, 6, 6, 6]];
+    const answers = await Promise.all(rows.map((r) => infer([r])));
+    answers.forEach((a, i) => expect(a.body.outputs[0]!.data).toEqual(rows[i]!.map((v) => v * 6)));
+    const [pipe, two] = [await stats('pipe'), await stats('scale2')];
+    expect(pipe.inference_count - pipeBefore.inference_count).toBe(6);
+    expect(two.inference_count - twoBefore.inference_count).toBe(6);
+    expect(two.execution_count - twoBefore.execution_count).toBeLessThan(6);
+  });
+
+  it('answers over gRPC too, and its ModelConfig carries the steps in Triton\'s own messages', async () => {
+    // Triton's ModelConfig messages as a Triton client compiles them; ModelInfer from the server's own definition.
+    const clientOf = (def: protoLoader.PackageDefinition) =>
+      new (grpc.loadPackageDefinition(def) as any).inference.GRPCInferenceService(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+    const triton = clientOf(protoLoader.loadSync(resolve(repoRoot(), 'test', 'helpers', 'triton-grpc.proto'), GRPC_LOADER_OPTIONS));
+    const own = clientOf(grpcPackageDefinition());
+    const call = (client: any, method: string, req: unknown) =>
+      new Promise<any>((ok, fail) => client[method](req, { deadline: Date.now() + 20_000 }, (err: Error | null, res: unknown) => (err ? fail(err) : ok(res))));
+    try {
+      const { config } = await call(triton, 'ModelConfig', { name: 'pipe' });
+      expect(config.scheduling_choice).toBe('ensemble_scheduling');
+      expect(config.ensemble_scheduling.step.map((s: any) => [s.model_name, s.model_version, s.input_map, s.output_map])).toEqual([
+        ['scale3', '-1', { x: 'doubled' }, { y: 'Y' }],
+        ['scale2', '1', { x: 'X' }, { y: 'doubled' }],
+        ['scale5', '-1', { x: 'X' }, { y: 'Z' }],
+      ]);
+      const res = await call(own, 'ModelInfer', { model_name: 'pipe', inputs: [{ name: 'X', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: X } }] });
+      const byName = Object.fromEntries(res.outputs.map((o: any) => [o.name, o.contents.fp32_contents]));
+      expect(byName).toEqual({ Y: X.map((x) => x * 6), Z: X.map((x) => x * 5) });
+    } finally {
+      triton.close();
+      own.close();
+    }
+  });
+
+  it('answers 503 naming the step while a composing model is unloaded, and serves again once it is back', async () => {
+    expect((await postJson(`${server.url}/v2/repository/models/scale3/unload`, {})).status).toBe(200);
+    const gone = await infer([X]);
+    expect(gone.status).toBe(503);
+    expect(gone.body.error).toBe("ensemble 'pipe' step 0 (model 'scale3'): model 'scale3' is not found");
+    expect((await postJson(`${server.url}/v2/repository/models/scale3/load`, {})).status).toBe(200);
+    expect((await infer([X])).status).toBe(200);
+  });
+
+  it('loads its composing models with it (Triton explicit mode), and refuses steps that do not fit them', async () => {
+    expect((await postJson(`${server.url}/v2/repository/models/scale5/unload`, {})).status).toBe(200);
+    expect((await postJson(`${server.url}/v2/repository/models/pipe/load`, {})).status).toBe(200);
+    expect((await fetch(`${server.url}/v2/models/scale5/ready`)).status).toBe(200);
+    const load = async (config: string) => {
+      const res = await postJson(`${server.url}/v2/repository/models/pipe/load`, { parameters: { config } });
+      return [res.status, ((await res.json()) as { error?: string }).error];
+    };
+    const base = { platform: 'ensemble', max_batch_size: 8, input: [{ name: 'X', data_type: 'TYPE_FP32', dims: [4] }], output: [{ name: 'Y', data_type: 'TYPE_FP32', dims: [4] }] };
+    const oneStep = (model: string, inputMap: object) => JSON.stringify({ ...base, ensemble_scheduling: { step: [{ model_name: model, input_map: inputMap, output_map: { y: 'Y' } }] } });
+    expect(await load(oneStep('scale2', { nope: 'X' }))).toEqual([400, "ensemble 'pipe' step 0: model 'scale2' has no input 'nope' (its inputs: x)"]);
+    expect(await load(oneStep('ghost', { x: 'X' }))).toEqual([400, expect.stringMatching(/^ensemble 'pipe': composing model 'ghost' did not load: model 'ghost' not found/)]);
+    // Every refusal left the pipeline serving.
+    expect((await infer([X])).body.outputs[1]!.data).toEqual(X.map((x) => x * 5));
+  });
+});
