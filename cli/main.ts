@@ -30,6 +30,7 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     .option('--function <name|path>', 'call this function\'s lifecycle hooks (default: KINFER_FUNCTION)')
     .option('--repository-monitoring', 'load and unload models as their folders appear and disappear')
     .option('--repository-poll-secs <secs>', 'seconds between repository polls (default 2)', (v) => parsePositive(v))
+    .option('--allow-client-shm', 'let clients register system shared-memory regions and send tensors through them (default: KINFER_ALLOW_CLIENT_SHM, else off)')
     .action(async (flags: ServeFlags) => {
       const { runServe } = await import('./serve.js');
       await runServe(flags);

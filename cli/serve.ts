@@ -18,6 +18,7 @@ export interface ServeFlags {
   host?: string;
   repositoryMonitoring?: boolean;
   repositoryPollSecs?: number;
+  allowClientShm?: boolean;
   /** A bundled function name or module path whose lifecycle hooks the server calls. */
   function?: string;
 }
@@ -57,6 +58,7 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     drainTimeoutMs: cfg.KINFER_DRAIN_TIMEOUT_MS,
     responseCacheBytes: cfg.KINFER_RESPONSE_CACHE_BYTES,
     keepAliveTimeoutMs: cfg.KINFER_KEEP_ALIVE_TIMEOUT_MS,
+    allowClientShm: flags.allowClientShm ?? cfg.KINFER_ALLOW_CLIENT_SHM,
     repositoryPollMs: flags.repositoryMonitoring ? (flags.repositoryPollSecs ?? 2) * 1000 : undefined,
     pull: storagePuller({ cacheDir: cfg.KINFER_CACHE_DIR, logger, env }),
   });

@@ -83,6 +83,8 @@ const EnvSchema = z.object({
   KINFER_DRAIN_TIMEOUT_MS: int(DEFAULT_DRAIN_TIMEOUT_MS),
   /** Bytes for Triton's response cache; 0 turns it off. Models opt in with `response_cache { enable: true }`. */
   KINFER_RESPONSE_CACHE_BYTES: int(0),
+  /** Triton's --allow-client-shm: clients may register system shared-memory regions (a sidecar in the pod). */
+  KINFER_ALLOW_CLIENT_SHM: bool,
   /** How long an idle keep-alive connection stays open; see serve.ts DEFAULT_KEEP_ALIVE_TIMEOUT_MS. */
   KINFER_KEEP_ALIVE_TIMEOUT_MS: int(120_000),
   K_SERVICE: z.string().optional(),

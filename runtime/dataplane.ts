@@ -71,7 +71,8 @@ export class DataPlane {
   constructor(
     readonly repository: ModelRepository,
     private readonly gate: ReadinessGate,
-    private readonly defaults: { requestTimeoutMs: number } = { requestTimeoutMs: 0 },
+    /** `sharedMemory`: the server takes tensors in client shared memory (listed as an extension). */
+    private readonly defaults: { requestTimeoutMs: number; sharedMemory?: boolean } = { requestTimeoutMs: 0 },
     /** Triton's response cache (absent: off), for models whose config enables it. */
     private readonly cache?: ResponseCache,
   ) {}
@@ -85,7 +86,7 @@ export class DataPlane {
   }
 
   serverMetadata(): ServerMetadata {
-    return { name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS };
+    return { name: SERVER_NAME, version: SERVER_VERSION, extensions: this.defaults.sharedMemory ? [...EXTENSIONS, 'system_shared_memory'] : EXTENSIONS };
   }
 
   modelNames(): string[] {

@@ -21,6 +21,8 @@ import { v1Routes } from './routes/v1.js';
 import { v2Routes } from './routes/v2.js';
 import { cloudEventHandler } from './routes/cloudevents.js';
 import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
+import { sharedMemoryRoutes } from './routes/shared-memory.js';
+import type { SystemSharedMemory } from '../shared-memory/system-shared-memory.js';
 
 export interface AppOptions {
   dataplane: DataPlane;
@@ -35,6 +37,8 @@ export interface AppOptions {
   cloudEventSource?: string;
   /** The model an event goes to when it names none; default: the only loaded model. */
   defaultModel?: () => string | undefined;
+  /** Client shared-memory regions, when the server allows them (`--allow-client-shm`). */
+  sharedMemory?: SystemSharedMemory;
   /** Routes a function adds (e.g. `POST /` for CloudEvents). */
   extend?: (app: Hono<KinferEnv>) => void;
 }
@@ -76,7 +80,8 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   app.post('/', (c) => cloudEvent(c));
   opts.extend?.(app);
   app.route('/', v1Routes({ dataplane: dp, metrics: opts.metrics, maxBodyBytes: opts.maxBodyBytes, maxJsonBytes: opts.maxJsonBytes }));
-  app.route('/', v2Routes({ dataplane: dp, metrics: opts.metrics, maxBodyBytes: opts.maxBodyBytes, maxJsonBytes: opts.maxJsonBytes, cloudEvent }));
+  app.route('/', sharedMemoryRoutes(opts.sharedMemory));
+  app.route('/', v2Routes({ dataplane: dp, metrics: opts.metrics, maxBodyBytes: opts.maxBodyBytes, maxJsonBytes: opts.maxJsonBytes, sharedMemory: opts.sharedMemory, cloudEvent }));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {

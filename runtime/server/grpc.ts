@@ -13,9 +13,10 @@ import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
 import { GRPC_CODE, toGrpcError } from '../core/grpc-status.js';
 import { toHttpError } from '../core/http-status.js';
-import { InvalidArgument, PayloadTooLarge } from '../core/errors.js';
+import { InvalidArgument, PayloadTooLarge, Unsupported } from '../core/errors.js';
+import type { SystemSharedMemory } from '../shared-memory/system-shared-memory.js';
 import { extractContext, withSpan } from '../observability/tracing.js';
-import { EXTENSIONS, type DataPlane } from '../dataplane.js';
+import type { DataPlane } from '../dataplane.js';
 import { requestSeries, type Metrics } from '../observability/metrics.js';
 import { decodeGrpcInferRequest, encodeGrpcInferResponse, packageDefinitionOf, parametersOf, type WireInferRequest, type WireParameter } from '../protocol/grpc/codec.js';
 import type { Parameters } from '../core/tensor.js';
@@ -36,6 +37,8 @@ export interface GrpcServerOptions {
   maxMessageBytes: number;
   /** REST's JSON limit (KINFER_MAX_JSON_BYTES): typed `contents` may cost an eighth of it in decode units (see decodeCost). */
   maxContentsBytes: number;
+  /** Client shared-memory regions, shared with REST (`--allow-client-shm`); absent: refused. */
+  sharedMemory?: SystemSharedMemory;
 }
 
 export interface RunningGrpcServer {
@@ -59,8 +62,7 @@ function serviceDefinition(): grpc.ServiceDefinition {
 
 /** REST's extensions that gRPC does not serve (binary tensors are raw contents there; the rest are HTTP routes). */
 const REST_ONLY = new Set(['binary_tensor_data', 'logging', 'cloudevents', 'hardware']);
-/** What ServerMetadata lists over gRPC. */
-const GRPC_EXTENSIONS = EXTENSIONS.filter((e) => !REST_ONLY.has(e));
+
 
 /** The package definition, for clients (tests, tools) that speak to this server. */
 export function grpcPackageDefinition(): protoLoader.PackageDefinition {
@@ -101,6 +103,11 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
    * stream: decode → data plane → encode, counted in the request metrics and the access log as
    * REST counts its requests, in a kinfer.infer span whose parent is the call's traceparent.
    */
+  const allowedShm = (): SystemSharedMemory => {
+    if (!opts.sharedMemory) throw new Unsupported('client shared memory is not allowed on this server (start it with --allow-client-shm)');
+    return opts.sharedMemory;
+  };
+
   const inferOne: InferOne = (m, metadata, signal, deadlineMs, method, requestId = firstValue(metadata.get('x-request-id'))) => {
     const headers = Object.fromEntries(Object.entries(metadata.getMap()).map(([k, v]) => [k, String(v)]));
     return withSpan('kinfer.infer', { 'rpc.system': 'grpc', 'rpc.method': method }, () => inferMessage(m, signal, deadlineMs, method, requestId), extractContext(headers));
@@ -118,11 +125,11 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       serving = dp.assertServing(m.model_name, version);
       model = m.model_name;
       const labels = { model, version: serving };
-      const decoded = stage('decode', opts.metrics, labels, () => decodeGrpcInferRequest(m));
+      const decoded = stage('decode', opts.metrics, labels, () => decodeGrpcInferRequest(m, opts.sharedMemory));
       const ctx = { signal, ...(requestId ? { requestId } : {}), ...(deadlineMs !== undefined ? { deadline: performance.now() + (deadlineMs - Date.now()) } : {}) };
       const { response, batch } = await dp.infer(decoded.request, ctx);
       batchSize = batch.batchSize;
-      return stage('encode', opts.metrics, { model, version: response.modelVersion ?? '' }, () => encodeGrpcInferResponse(response, decoded.raw));
+      return stage('encode', opts.metrics, { model, version: response.modelVersion ?? '' }, () => encodeGrpcInferResponse(response, decoded.raw, decoded.sharedMemory, opts.sharedMemory));
     } catch (err) {
       status = toHttpError(err).status;
       throw err;
@@ -161,7 +168,10 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     ModelReady: unary<{ name: string; version: string }, unknown>('ModelReady', (call) => ({
       ready: dp.modelReady(call.request.name, call.request.version || undefined),
     })),
-    ServerMetadata: unary('ServerMetadata', () => ({ ...dp.serverMetadata(), extensions: GRPC_EXTENSIONS })),
+    ServerMetadata: unary('ServerMetadata', () => {
+      const meta = dp.serverMetadata();
+      return { ...meta, extensions: meta.extensions.filter((e) => !REST_ONLY.has(e)) };
+    }),
     ModelMetadata: unary<{ name: string; version: string }, unknown>('ModelMetadata', (call) => {
       const md = dp.modelMetadata(call.request.name, call.request.version || undefined);
       return { ...md, properties: {} };
@@ -194,6 +204,29 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       await dp.unload(call.request.model_name);
       return {};
     }),
+    // Triton's shared-memory extension: the same regions as REST's /v2/systemsharedmemory.
+    SystemSharedMemoryStatus: unary<{ name: string }, unknown>('SystemSharedMemoryStatus', (call) => {
+      const name = call.request.name;
+      const regions = name ? allowedShm().status(name) : (opts.sharedMemory?.status() ?? []);
+      return { regions: Object.fromEntries(regions.map((r) => [r.name, { name: r.name, key: r.key, offset: String(r.offset), byte_size: String(r.byte_size) }])) };
+    }),
+    SystemSharedMemoryRegister: unary<{ name: string; key: string; offset: string; byte_size: string }, unknown>('SystemSharedMemoryRegister', (call) => {
+      const { name, key, offset, byte_size } = call.request;
+      allowedShm().register(name, key, Number(offset), Number(byte_size));
+      return {};
+    }),
+    SystemSharedMemoryUnregister: unary<{ name: string }, unknown>('SystemSharedMemoryUnregister', (call) => {
+      opts.sharedMemory?.unregister(call.request.name || undefined);
+      return {};
+    }),
+    CudaSharedMemoryStatus: unary<{ name: string }, unknown>('CudaSharedMemoryStatus', (call) => {
+      if (call.request.name) throw new Unsupported('CUDA shared memory: this server has no GPU; use system shared memory');
+      return { regions: {} };
+    }),
+    CudaSharedMemoryRegister: unary('CudaSharedMemoryRegister', () => {
+      throw new Unsupported('CUDA shared memory: this server has no GPU; use system shared memory');
+    }),
+    CudaSharedMemoryUnregister: unary('CudaSharedMemoryUnregister', () => ({})),
   } as grpc.UntypedServiceImplementation);
 
   const health = healthService(dp, (err) => log.error({ event: 'grpc_health_failed', err }, 'gRPC health check failed'));

@@ -18,6 +18,7 @@ import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { DataPlane } from '../dataplane.js';
 import type { InferResponse } from '../core/infer.js';
+import { SystemSharedMemory } from '../shared-memory/system-shared-memory.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES } from '../config.js';
 import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 import { createLogger } from '../observability/logger.js';
@@ -73,6 +74,10 @@ export interface ServeOptions {
   responseCacheBytes?: number;
   /** Idle keep-alive connections close after this long (default DEFAULT_KEEP_ALIVE_TIMEOUT_MS). */
   keepAliveTimeoutMs?: number;
+  /** Triton's `--allow-client-shm`: clients may register system shared-memory regions and send tensors through them. */
+  allowClientShm?: boolean;
+  /** Where shared-memory objects live (default `/dev/shm`); tests point it elsewhere. */
+  sharedMemoryDir?: string;
   cacheDir?: string;
   /** Repository mode: poll the folder and load/unload models as folders appear and disappear (ms between polls). */
   repositoryPollMs?: number;
@@ -149,9 +154,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         (opts.mode !== 'function' || repository.isReady(opts.modelName!)) &&
         (hooks.readiness ? await hooks.readiness() : true),
     },
-    { requestTimeoutMs: opts.requestTimeoutMs ?? 0 },
+    { requestTimeoutMs: opts.requestTimeoutMs ?? 0, sharedMemory: !!opts.allowClientShm },
     responseCache,
   );
+  const sharedMemory = opts.allowClientShm ? new SystemSharedMemory(opts.sharedMemoryDir) : undefined;
   const app = createApp({
     dataplane,
     logger,
@@ -159,6 +165,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     maxJsonBytes: opts.maxJsonBytes,
     hasHardware,
+    sharedMemory,
     extend: opts.extend,
   });
 
@@ -184,6 +191,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         port: opts.grpcPort,
         maxMessageBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
         maxContentsBytes: opts.maxJsonBytes ?? MAX_JSON_BYTES,
+        sharedMemory,
       });
     } catch (err) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -244,6 +252,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       http.closeAllConnections?.();
       // Calls still running after the drain get the same grace as HTTP sockets, then are cancelled.
       if (grpcStopped && !(await within(grpcStopped.then(() => true), 1000, false))) grpcServer?.kill();
+      sharedMemory?.close();
       await shutdownTracing().catch((err: unknown) => logger.warn({ err }, 'trace flush failed'));
       try {
         await hooks.shutdown?.();

@@ -54,7 +54,7 @@ describe('decodeGrpcInferRequest', () => {
     const one = { name: 'x', datatype: 'FP32', shape: ['1'], contents: { fp32_contents: [1] } };
     expect(bad({ inputs: [one, one] }).message).toMatch(/duplicate input 'x'/);
     expect(bad({ outputs: [{ name: 'y' }, { name: 'y' }] }).message).toMatch(/duplicate output 'y'/);
-    expect(bad({ inputs: [{ name: 'x', datatype: 'FP32', shape: ['1'], contents: { fp32_contents: [1] }, parameters: { shared_memory_region: { parameter_choice: 'string_param', string_param: 'r' } } }] })).toBeInstanceOf(Unsupported);
+    expect(bad({ inputs: [{ name: 'x', datatype: 'FP32', shape: ['1'], contents: { fp32_contents: [1] }, parameters: { shared_memory_region: { parameter_choice: 'string_param', string_param: 'r' }, shared_memory_byte_size: { parameter_choice: 'int64_param', int64_param: '4' } } }] })).toBeInstanceOf(Unsupported);
   });
 });
 

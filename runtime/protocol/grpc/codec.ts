@@ -13,7 +13,8 @@
  * strings, bytes as Buffers, oneofs named.
  */
 import { elementSize, isDatatype, type Datatype, type NumericArray, type TensorData } from '../../core/datatypes.js';
-import { InvalidArgument, Unsupported, invalidArgument } from '../../core/errors.js';
+import { Internal, InvalidArgument, invalidArgument } from '../../core/errors.js';
+import { sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory, type SharedMemoryAccess, type SharedMemoryRef } from '../../core/shared-memory.js';
 import type { InferRequest, InferResponse, RequestedOutput } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor } from '../../core/tensor.js';
 import { readBinaryTensor, tensorBytes } from '../v2/binary.js';
@@ -94,6 +95,8 @@ export interface DecodedGrpcInfer {
   request: InferRequest;
   /** Answer in `raw_output_contents` (the request did not use typed `contents`). */
   raw: boolean;
+  /** Outputs to write into shared memory (checked against the registry when decoded). */
+  sharedMemory?: Map<string, SharedMemoryRef>;
 }
 
 /** The `contents` field each datatype's values travel in (FP16 has none: raw only). */
@@ -112,13 +115,18 @@ const CONTENTS_FIELD: Record<Exclude<Datatype, 'FP16'>, keyof WireContents> = {
   BYTES: 'bytes_contents',
 };
 
-export function decodeGrpcInferRequest(m: WireInferRequest): DecodedGrpcInfer {
+/** `sharedMemory`: the server's regions (`--allow-client-shm`); without them a tensor in shared memory is refused. */
+export function decodeGrpcInferRequest(m: WireInferRequest, sharedMemory?: SharedMemoryAccess): DecodedGrpcInfer {
   const rawContents = m.raw_input_contents ?? [];
-  if (rawContents.length > 0 && rawContents.length !== m.inputs.length) {
-    throw new InvalidArgument(`raw_input_contents has ${rawContents.length} entries for ${m.inputs.length} inputs; when used, it carries every input, in order`);
+  // As tritonclient sends them: raw_input_contents holds the inputs not in shared memory, in order.
+  const shmInputs = m.inputs.map((input, i) => sharedMemoryRefOf(parametersOf(input.parameters), `input '${input.name}' (inputs[${i}])`));
+  const inBody = shmInputs.filter((r) => !r).length;
+  if (rawContents.length > 0 && rawContents.length !== inBody) {
+    throw new InvalidArgument(`raw_input_contents has ${rawContents.length} entries for ${inBody} inputs; when used, it carries every input not in shared memory, in order`);
   }
   const names = new Set<string>();
   let typed = false;
+  let rawIndex = 0;
   const inputs = m.inputs.map((input, i): Tensor => {
     const what = `input '${input.name}' (inputs[${i}])`;
     if (!input.name) throw new InvalidArgument(`inputs[${i}].name: empty`);
@@ -133,14 +141,16 @@ export function decodeGrpcInferRequest(m: WireInferRequest): DecodedGrpcInfer {
     const count = elementCount(shape);
     if (!Number.isSafeInteger(count)) throw new InvalidArgument(`${what}: shape [${shape.join(',')}] has more elements than can be counted exactly`);
     const params = parametersOf(input.parameters);
-    if (params && 'shared_memory_region' in params) {
-      throw new Unsupported(`${what}: the shared-memory extension is not supported; send the data in contents or raw_input_contents`);
-    }
+    const shm = shmInputs[i];
     const filled = filledFields(input.contents);
     let data: TensorData;
-    if (rawContents.length > 0) {
+    if (shm) {
+      const regions = sharedMemoryOf({ sharedMemory }, what);
+      if (filled.length > 0) throw new InvalidArgument(`${what}: has its data in shared memory and in contents (${filled.join(', ')}); send one`);
+      data = readBinaryTensor(what, input.datatype, count, regions.read(shm, what));
+    } else if (rawContents.length > 0) {
       if (filled.length > 0) throw new InvalidArgument(`${what}: has contents (${filled.join(', ')}) while raw_input_contents is used; send one form`);
-      const bytes = rawContents[i]!;
+      const bytes = rawContents[rawIndex++]!;
       const size = elementSize(input.datatype);
       if (size !== undefined && bytes.byteLength !== count * size) {
         throw new InvalidArgument(`${what}: raw_input_contents[${i}] has ${bytes.byteLength} bytes; shape [${shape.join(',')}] of ${input.datatype} needs ${count} × ${size} = ${count * size}`);
@@ -151,10 +161,12 @@ export function decodeGrpcInferRequest(m: WireInferRequest): DecodedGrpcInfer {
       data = fromContents(what, input.datatype, count, input.contents ?? {}, filled);
     }
     const tensor: Tensor = { name: input.name, datatype: input.datatype, shape, data };
-    if (params) tensor.parameters = params;
+    const kept = shm ? withoutSharedMemory(params) : params;
+    if (kept) tensor.parameters = kept;
     checkTensor(tensor);
     return tensor;
   });
+  let shmOutputs: Map<string, SharedMemoryRef> | undefined;
 
   const request: InferRequest = { modelName: m.model_name, inputs };
   if (m.model_version) request.modelVersion = m.model_version;
@@ -167,13 +179,23 @@ export function decodeGrpcInferRequest(m: WireInferRequest): DecodedGrpcInfer {
       if (seen.has(o.name)) throw new InvalidArgument(`outputs[${i}].name: duplicate output '${o.name}'`);
       seen.add(o.name);
       const p = parametersOf(o.parameters);
+      const what = `output '${o.name}' (outputs[${i}])`;
+      const shm = sharedMemoryRefOf(p, what);
+      if (shm) {
+        sharedMemoryOf({ sharedMemory }, what).check(shm, what);
+        (shmOutputs ??= new Map()).set(o.name, shm);
+      }
       return p ? { name: o.name, parameters: p } : { name: o.name };
     });
   }
-  return { request, raw: !typed };
+  return shmOutputs ? { request, raw: !typed, sharedMemory: shmOutputs } : { request, raw: !typed };
 }
 
-export function encodeGrpcInferResponse(res: InferResponse, raw: boolean): WireInferResponse {
+/**
+ * `shmOutputs` are written into their regions (`sharedMemory`) and answered without contents, with
+ * the region and byte count in their parameters; in raw form each keeps its place with an empty entry.
+ */
+export function encodeGrpcInferResponse(res: InferResponse, raw: boolean, shmOutputs?: Map<string, SharedMemoryRef>, sharedMemory?: SharedMemoryAccess): WireInferResponse {
   // raw_output_contents, once used, carries every output; FP16 has no typed field.
   const useRaw = raw || res.outputs.some((t) => t.datatype === 'FP16');
   const out: WireInferResponse = {
@@ -187,7 +209,15 @@ export function encodeGrpcInferResponse(res: InferResponse, raw: boolean): WireI
   for (const t of res.outputs) {
     const o: WireOutputTensor = { name: t.name, datatype: t.datatype, shape: t.shape };
     if (t.parameters) o.parameters = wireParameters(t.parameters);
-    if (useRaw) out.raw_output_contents.push(tensorBytes(t));
+    const shm = shmOutputs?.get(t.name);
+    if (shm) {
+      const bytes = tensorBytes(t);
+      const what = `output '${t.name}'`;
+      if (!sharedMemory) throw new Internal(`${what}: asked for in shared memory, but the encoder was given no regions`);
+      sharedMemory.write(shm, bytes, what);
+      o.parameters = wireParameters({ ...t.parameters, shared_memory_region: shm.region, shared_memory_byte_size: bytes.byteLength });
+      if (useRaw) out.raw_output_contents.push(new Uint8Array(0));
+    } else if (useRaw) out.raw_output_contents.push(tensorBytes(t));
     else o.contents = toContents(t);
     out.outputs.push(o);
   }

@@ -8,8 +8,9 @@
  * text in the module so the bundle needs no .proto file beside it. Of Triton's
  * messages only the fields kinfer fills are declared (a client's full
  * definition decodes them, and reads the rest as unset); Triton's other RPCs
- * (shared memory, trace, log settings) are not declared, and a client calling
- * them gets UNIMPLEMENTED.
+ * (trace, log settings) are not declared, and a client calling them gets
+ * UNIMPLEMENTED. The shared-memory RPCs are declared; their messages are
+ * whole.
  */
 export const SERVICE_PROTO = `
 syntax = "proto3";
@@ -28,7 +29,32 @@ service GRPCInferenceService {
   rpc RepositoryIndex(RepositoryIndexRequest) returns (RepositoryIndexResponse) {}
   rpc RepositoryModelLoad(RepositoryModelLoadRequest) returns (RepositoryModelLoadResponse) {}
   rpc RepositoryModelUnload(RepositoryModelUnloadRequest) returns (RepositoryModelUnloadResponse) {}
+  rpc SystemSharedMemoryStatus(SystemSharedMemoryStatusRequest) returns (SystemSharedMemoryStatusResponse) {}
+  rpc SystemSharedMemoryRegister(SystemSharedMemoryRegisterRequest) returns (SystemSharedMemoryRegisterResponse) {}
+  rpc SystemSharedMemoryUnregister(SystemSharedMemoryUnregisterRequest) returns (SystemSharedMemoryUnregisterResponse) {}
+  rpc CudaSharedMemoryStatus(CudaSharedMemoryStatusRequest) returns (CudaSharedMemoryStatusResponse) {}
+  rpc CudaSharedMemoryRegister(CudaSharedMemoryRegisterRequest) returns (CudaSharedMemoryRegisterResponse) {}
+  rpc CudaSharedMemoryUnregister(CudaSharedMemoryUnregisterRequest) returns (CudaSharedMemoryUnregisterResponse) {}
 }
+
+message SystemSharedMemoryStatusRequest { string name = 1; }
+message SystemSharedMemoryStatusResponse {
+  message RegionStatus { string name = 1; string key = 2; uint64 offset = 3; uint64 byte_size = 4; }
+  map<string, RegionStatus> regions = 1;
+}
+message SystemSharedMemoryRegisterRequest { string name = 1; string key = 2; uint64 offset = 3; uint64 byte_size = 4; }
+message SystemSharedMemoryRegisterResponse {}
+message SystemSharedMemoryUnregisterRequest { string name = 1; }
+message SystemSharedMemoryUnregisterResponse {}
+message CudaSharedMemoryStatusRequest { string name = 1; }
+message CudaSharedMemoryStatusResponse {
+  message RegionStatus { string name = 1; uint64 device_id = 2; uint64 byte_size = 3; }
+  map<string, RegionStatus> regions = 1;
+}
+message CudaSharedMemoryRegisterRequest { string name = 1; bytes raw_handle = 2; int64 device_id = 3; uint64 byte_size = 4; }
+message CudaSharedMemoryRegisterResponse {}
+message CudaSharedMemoryUnregisterRequest { string name = 1; }
+message CudaSharedMemoryUnregisterResponse {}
 
 message ServerLiveRequest {}
 message ServerLiveResponse { bool live = 1; }

@@ -422,9 +422,13 @@ describe('decodeInferRequest: malformed requests are InvalidArgument naming the 
     expect(bin).toBeInstanceOf(PayloadTooLarge);
   });
 
-  it('shared memory parameters are Unsupported', () => {
-    const err = errorOf(() => decodeJson({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1], parameters: { shared_memory_region: 'r' } }] }));
+  it('shared memory parameters are Unsupported without regions, and InvalidArgument when half given', () => {
+    const err = errorOf(() => decodeJson({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1], parameters: { shared_memory_region: 'r', shared_memory_byte_size: 4 } }] }));
     expect(err).toBeInstanceOf(Unsupported);
+    const out = errorOf(() => decodeJson({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [1] }], outputs: [{ name: 'y', parameters: { shared_memory_region: 'r', shared_memory_byte_size: 4 } }] }));
+    expect(out).toBeInstanceOf(Unsupported);
+    const half = errorOf(() => decodeJson({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1], parameters: { shared_memory_region: 'r' } }] }));
+    expect(half).toBeInstanceOf(InvalidArgument);
   });
 
   describe('binary framing', () => {

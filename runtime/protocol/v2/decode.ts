@@ -16,7 +16,8 @@
 import { isAscii } from 'node:buffer';
 import { asBuffer } from '../../core/bytes.js';
 import { BIG_RANGES, INT_RANGES, allocate, elementSize, toHalf, type Datatype, type TensorData } from '../../core/datatypes.js';
-import { InvalidArgument, invalidArgument, PayloadTooLarge, Unsupported } from '../../core/errors.js';
+import { InvalidArgument, invalidArgument, PayloadTooLarge } from '../../core/errors.js';
+import { sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory, type SharedMemoryAccess, type SharedMemoryRef } from '../../core/shared-memory.js';
 import type { InferRequest, RequestedOutput } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { HEADER_LENGTH_HEADER, readBinaryTensor, splitBody } from './binary.js';
@@ -36,6 +37,8 @@ export interface DecodeOptions {
   rawInput?: () => TensorSpec | undefined;
   /** Largest JSON part (the whole body, or the binary extension's header); default MAX_JSON_BYTES. */
   maxJsonBytes?: number;
+  /** The server's shared-memory regions; without them a tensor in shared memory is refused. */
+  sharedMemory?: SharedMemoryAccess;
 }
 
 /**
@@ -51,6 +54,8 @@ export interface BinaryOutputPrefs {
   all: boolean;
   /** Per-output `parameters.binary_data`; overrides `all`. */
   byName: Map<string, boolean>;
+  /** Outputs to write into shared memory instead of the body (checked against the registry when decoded). */
+  sharedMemory?: Map<string, SharedMemoryRef>;
 }
 
 export interface DecodedInfer {
@@ -84,9 +89,7 @@ export function decodeInferRequest(body: Uint8Array, opts: DecodeOptions): Decod
     if (names.has(input.name)) throw new InvalidArgument(`inputs[${i}].name: duplicate input '${input.name}'`);
     names.add(input.name);
     const params = input.parameters ?? undefined;
-    if (params && 'shared_memory_region' in params) {
-      throw new Unsupported(`${what}: the shared-memory extension is not supported; send the data in the body`);
-    }
+    const shm = sharedMemoryRefOf(params, what);
     const count = elementCount(input.shape);
     // Huge dims overflow to Infinity (and Infinity × 0 to NaN), which no size check below would catch.
     if (!Number.isSafeInteger(count)) {
@@ -94,7 +97,13 @@ export function decodeInferRequest(body: Uint8Array, opts: DecodeOptions): Decod
     }
     const size = params?.binary_data_size;
     let data: TensorData;
-    if (size !== undefined) {
+    if (shm) {
+      const regions = sharedMemoryOf(opts, what);
+      if ((input.data !== undefined && input.data !== null) || size !== undefined) {
+        throw new InvalidArgument(`${what}: has its data in shared memory and in the body; send one`);
+      }
+      data = readBinaryTensor(what, input.datatype, count, regions.read(shm, what));
+    } else if (size !== undefined) {
       if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
         throw invalidArgument(`inputs[${i}].parameters.binary_data_size`, 'a non-negative integer', size);
       }
@@ -117,7 +126,7 @@ export function decodeInferRequest(body: Uint8Array, opts: DecodeOptions): Decod
       data = jsonToData(what, input, count);
     }
     const tensor: Tensor = { name: input.name, datatype: input.datatype, shape: input.shape, data };
-    const kept = withoutKey(params, 'binary_data_size');
+    const kept = withoutKey(shm ? withoutSharedMemory(params) : params, 'binary_data_size');
     if (kept) tensor.parameters = kept;
     checkTensor(tensor);
     inputs.push(tensor);
@@ -150,6 +159,12 @@ export function decodeInferRequest(body: Uint8Array, opts: DecodeOptions): Decod
       if (p) requested.parameters = p;
       const binaryData = readBool(o.parameters?.binary_data, `outputs[${i}].parameters.binary_data`);
       if (binaryData !== undefined) binaryOutputs.byName.set(o.name, binaryData);
+      const what = `output '${o.name}' (outputs[${i}])`;
+      const shm = sharedMemoryRefOf(o.parameters ?? undefined, what);
+      if (shm) {
+        sharedMemoryOf(opts, what).check(shm, what);
+        (binaryOutputs.sharedMemory ??= new Map()).set(o.name, shm);
+      }
       outputs.push(requested);
     }
     request.outputs = outputs;

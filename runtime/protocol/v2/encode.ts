@@ -13,6 +13,7 @@
 import { fromHalf, type NumericArray } from '../../core/datatypes.js';
 import { Internal, InvalidArgument } from '../../core/errors.js';
 import type { InferResponse } from '../../core/infer.js';
+import type { SharedMemoryAccess } from '../../core/shared-memory.js';
 import { checkTensor, type Parameters, type Tensor } from '../../core/tensor.js';
 import { concatBody, HEADER_LENGTH_HEADER, tensorBytes } from './binary.js';
 import type { BinaryOutputPrefs } from './decode.js';
@@ -34,7 +35,7 @@ const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
  * Throws `Internal` when an output tensor is malformed (a backend fault), and
  * `InvalidArgument` when a BYTES output that is not UTF-8 was asked for as JSON.
  */
-export function encodeInferResponse(res: InferResponse, prefs: BinaryOutputPrefs): EncodedBody {
+export function encodeInferResponse(res: InferResponse, prefs: BinaryOutputPrefs, sharedMemory?: SharedMemoryAccess): EncodedBody {
   const head: Omit<WireInferenceResponse, 'outputs'> = { model_name: res.modelName };
   if (res.modelVersion !== undefined) head.model_version = res.modelVersion;
   if (res.id !== undefined) head.id = res.id;
@@ -49,10 +50,21 @@ export function encodeInferResponse(res: InferResponse, prefs: BinaryOutputPrefs
     } catch (err) {
       throw new Internal(`backend produced a malformed output: ${(err as Error).message}`);
     }
-    const binary = prefs.byName.get(t.name) ?? prefs.all;
     const p: Parameters = { ...t.parameters };
     delete p.binary_data_size;
     const out: WireResponseOutput = { name: t.name, datatype: t.datatype, shape: t.shape };
+    const shm = prefs.sharedMemory?.get(t.name);
+    if (shm) {
+      // The bytes go to the client's region (laid out as in the binary extension); the body names it, without data.
+      const bytes = tensorBytes(t);
+      const what = `output '${t.name}'`;
+      if (!sharedMemory) throw new Internal(`${what}: asked for in shared memory, but the encoder was given no regions`);
+      sharedMemory.write(shm, bytes, what);
+      out.parameters = { ...nonEmpty(p), shared_memory_region: shm.region, shared_memory_byte_size: bytes.byteLength };
+      outputs.push(JSON.stringify(out));
+      continue;
+    }
+    const binary = prefs.byName.get(t.name) ?? prefs.all;
     if (binary) {
       const bytes = tensorBytes(t);
       p.binary_data_size = bytes.byteLength;

@@ -12,12 +12,15 @@ import type { KinferEnv } from '../context.js';
 import { okWithHeaders } from '../reply.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { stage } from '../stages.js';
+import type { SharedMemoryAccess } from '../../core/shared-memory.js';
 
 export interface V2RouteOptions {
   dataplane: DataPlane;
   metrics: Metrics;
   maxBodyBytes: number;
   maxJsonBytes?: number;
+  /** Registered shared-memory regions (`--allow-client-shm`); absent: tensors in shared memory are refused. */
+  sharedMemory?: SharedMemoryAccess;
   /** CloudEvents arriving on the infer route are handed here (binary or structured mode). */
   cloudEvent?: (c: Context<KinferEnv>, model: string, version: string | undefined) => Promise<Response>;
 }
@@ -79,6 +82,7 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
         inferenceHeaderContentLength: headerLength,
         rawInput: () => dp.rawInputSpec(model, version),
         maxJsonBytes: opts.maxJsonBytes,
+        sharedMemory: opts.sharedMemory,
       }),
     );
     // The signal (an AbortController in @hono/node-server, made on first read) only when the request may queue.
@@ -86,7 +90,7 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
     c.set('modelVersion', response.modelVersion);
     c.set('batchSize', batch.batchSize);
     const encoded = stage('encode', opts.metrics, { model, version: response.modelVersion ?? '' }, () =>
-      encodeInferResponse(response, decoded.binaryOutputs),
+      encodeInferResponse(response, decoded.binaryOutputs, opts.sharedMemory),
     );
     return okWithHeaders(c, encoded.body, encoded.headers);
   };

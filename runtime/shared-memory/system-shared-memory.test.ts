@@ -1,0 +1,73 @@
+/**
+ * @module shared-memory/system-shared-memory.test
+ * The region registry over real files: a folder standing in for /dev/shm (what
+ * shm_open creates there is a plain file, which the integration test uses).
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { InvalidArgument, NotFound, Unsupported } from '../core/errors.js';
+import { sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory } from '../core/shared-memory.js';
+import { SystemSharedMemory } from './system-shared-memory.js';
+
+let dir: string;
+let shm: SystemSharedMemory;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'kinfer-shm-'));
+  await writeFile(join(dir, 'obj'), Buffer.from(Array.from({ length: 64 }, (_, i) => i)));
+  shm = new SystemSharedMemory(dir);
+});
+afterEach(async () => {
+  shm.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('SystemSharedMemory', () => {
+  it('registers a range of an object, reads and writes through it at the right place, and lists it', async () => {
+    shm.register('r', '/obj', 16, 32);
+    expect(shm.status()).toEqual([{ name: 'r', key: '/obj', offset: 16, byte_size: 32 }]);
+    expect(shm.status('r')).toHaveLength(1);
+    expect(Array.from(shm.read({ region: 'r', offset: 4, byteSize: 3 }, 'x'))).toEqual([20, 21, 22]);
+    shm.write({ region: 'r', offset: 30, byteSize: 2 }, Uint8Array.of(200, 201), 'y');
+    const file = await readFile(join(dir, 'obj'));
+    expect([file[45], file[46], file[47]]).toEqual([45, 200, 201]);
+    shm.unregister('r');
+    shm.unregister('r'); // not registered: no error, as Triton
+    expect(shm.status()).toEqual([]);
+  });
+
+  it('refuses what a client gets wrong, naming it', () => {
+    shm.register('r', 'obj', 0, 64);
+    const refusals: [() => unknown, RegExp][] = [
+      [() => shm.register('r', '/obj', 0, 1), /region 'r' is already registered/],
+      [() => shm.register('s', '/a/b', 0, 1), /key "\/a\/b" is not a shared-memory object name/],
+      [() => shm.register('s', '/..', 0, 1), /is not a shared-memory object name/],
+      [() => shm.register('s', '/missing', 0, 1), /cannot open the shared-memory object '\/missing': ENOENT/],
+      [() => shm.register('s', '/obj', 60, 8), /offset 60 \+ byte_size 8 runs past the end of '\/obj' \(64 bytes\)/],
+      [() => shm.register('s', '/obj', -1, 8), /offset must be a non-negative integer/],
+      [() => shm.read({ region: 'nope', offset: 0, byteSize: 1 }, "input 'x'"), /input 'x': shared memory region 'nope' is not registered/],
+      [() => shm.read({ region: 'r', offset: 60, byteSize: 8 }, "input 'x'"), /shared_memory_offset 60 \+ shared_memory_byte_size 8 runs past the end of region 'r' \(64 bytes\)/],
+      [() => shm.write({ region: 'r', offset: 0, byteSize: 2 }, new Uint8Array(3), "output 'y'"), /output 'y': 3 bytes do not fit the 2 bytes of shared_memory_byte_size/],
+    ];
+    for (const [f, re] of refusals) {
+      expect(f, String(re)).toThrow(InvalidArgument);
+      expect(f, String(re)).toThrow(re);
+    }
+    expect(() => shm.status('nope')).toThrow(NotFound);
+  });
+});
+
+describe('shared-memory parameters', () => {
+  it('reads region, byte size and offset, requiring the first two together', () => {
+    expect(sharedMemoryRefOf(undefined, 'x')).toBeUndefined();
+    expect(sharedMemoryRefOf({ binary_data: true }, 'x')).toBeUndefined();
+    expect(sharedMemoryRefOf({ shared_memory_region: 'r', shared_memory_byte_size: 8 }, 'x')).toEqual({ region: 'r', offset: 0, byteSize: 8 });
+    expect(sharedMemoryRefOf({ shared_memory_region: 'r', shared_memory_byte_size: 8, shared_memory_offset: 4 }, 'x')).toEqual({ region: 'r', offset: 4, byteSize: 8 });
+    expect(() => sharedMemoryRefOf({ shared_memory_region: 'r' }, "input 'x'")).toThrow(/input 'x': parameters.shared_memory_byte_size: expected a non-negative integer/);
+    expect(() => sharedMemoryRefOf({ shared_memory_byte_size: 8 }, 'x')).toThrow(/shared_memory_region: expected a region name/);
+    expect(() => sharedMemoryRefOf({ shared_memory_offset: 8 }, 'x')).toThrow(/shared_memory_offset without/);
+    expect(withoutSharedMemory({ shared_memory_region: 'r', shared_memory_byte_size: 8, keep: 1 })).toEqual({ keep: 1 });
+    expect(() => sharedMemoryOf({}, "input 'x'")).toThrow(Unsupported);
+  });
+});
