@@ -146,8 +146,10 @@ export class EnsembleBackend implements Backend {
         tensors.set(tensor, out);
       }
     }
-    // Like Triton, answer once every step has finished (the first failure fails the request).
-    await Promise.all(runs);
+    // Answer once every step has finished, failed or not: this request's slot must not free while
+    // its steps still run. The first failed step, in the order they were started, names the error.
+    const failed = (await Promise.allSettled(runs)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     const wanted = outputNames.length ? outputNames : this.outputs;
     return Promise.all(wanted.map((n) => tensors.get(n)!));
   }

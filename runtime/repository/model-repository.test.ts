@@ -238,6 +238,19 @@ describe('ModelRepository: versions (version_policy)', () => {
     }
   });
 
+  it("reloads with the parameters of the load before it in the queue, not those of when it was asked (a poll racing an API load)", async () => {
+    const { repo, cleanup } = await versioned('');
+    try {
+      await repo.load('m');
+      const api = repo.load('m', { config: JSON.stringify({ platform: 'echo', version_policy: { all: {} } }) });
+      const poll = repo.reload('m'); // asked while the API load is still running
+      await Promise.all([api, poll]);
+      expect(repo.versions('m')).toEqual(['1', '2', '3']);
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('refuses a policy that selects none of the folders, naming what is there', async () => {
     const { repo, cleanup } = await versioned('version_policy { specific { versions: [7] } }');
     try {
@@ -287,6 +300,11 @@ describe('ModelRepository: model files sent with the load (file: overrides)', ()
       await repo.load('m');
       expect(repo.versions('m')).toEqual(['1']);
       expect(await staged()).toBe(0);
+      // Polling leaves a model alone while files sent with its load serve it.
+      await repo.load('m', { config: echoConfig() }, new Map([['9/c.txt', file('c')]]));
+      await repo.reload('m');
+      expect(repo.versions('m')).toEqual(['9']);
+      await repo.load('m');
       // A model with no repository folder at all can be sent whole, and its unload removes the files.
       await repo.load('pushed', { config: echoConfig() }, new Map([['2/x.txt', file('x')]]));
       expect(repo.versions('pushed')).toEqual(['2']);
@@ -317,7 +335,7 @@ describe('ModelRepository: model files sent with the load (file: overrides)', ()
       const one = new Map([['1/model.onnx', file('x')]]);
       await expect(repo.load('m', {}, one)).rejects.toThrow("model 'm': file: parameters need a config parameter (the model's config as JSON)");
       await expect(repo.load('m', { config: echoConfig(), storage_uri: 'file:///x' }, one)).rejects.toThrow(/both name the model's files/);
-      for (const path of ['../escape', '/abs', '1//x', '1/./x', 'a\\b']) {
+      for (const path of ['../escape', '/abs', '1//x', '1/./x', 'a\\b', `1/${'€'.repeat(100)}`]) {
         await expect(repo.load('m', { config: echoConfig() }, new Map([[path, file('x')]])), path).rejects.toBeInstanceOf(InvalidArgument);
       }
       expect(await repo.index()).toEqual([{ name: 'm', state: 'UNAVAILABLE', reason: 'unloaded' }]);

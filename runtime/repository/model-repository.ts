@@ -162,17 +162,29 @@ export class ModelRepository {
     }
     // Visible at once: the index says LOADING and requests get 409 (NotReady) while the load waits its turn.
     this.entryOf(name);
+    return this.serialise(name, () => this.doLoad(name, this.withDefaultConfig(name, parameters), files));
+  }
+
+  /** `parameters` with the function's own config for `name` when they carry none. */
+  private withDefaultConfig(name: string, parameters: Parameters): Parameters {
     const config = parameters.config === undefined ? this.opts.defaultConfigs?.get(name) : undefined;
-    const effective = config === undefined ? parameters : { ...parameters, config };
-    return this.serialise(name, () => this.doLoad(name, effective, files));
+    return config === undefined ? parameters : { ...parameters, config };
   }
 
   /**
    * Loads `name` again from its folder with the parameters of its last successful load (a pull's
    * `storage_uri` aside): for repository polling, when the folder's files change.
    */
-  reload(name: string): Promise<ModelHandle> {
-    return this.load(name, this.entries.get(name)?.parameters ?? {});
+  reload(name: string): Promise<void> {
+    checkModelName(name);
+    if (this.closing) return Promise.reject(new Unavailable(`model '${name}' not loaded: the server is shutting down`));
+    this.entryOf(name);
+    // The parameters are read in this operation's turn: a load queued before it (from the API) has set them by then.
+    return this.serialise(name, async () => {
+      // Files sent with the load serve, not the folder: a change to the folder is not theirs.
+      if (this.overrides.has(name)) return;
+      await this.doLoad(name, this.withDefaultConfig(name, this.entries.get(name)?.parameters ?? {}));
+    });
   }
 
   /** Stops serving `name`: new requests get 404, queued ones finish, then the backend is released. */
@@ -295,6 +307,9 @@ export class ModelRepository {
   /** Unloads everything (shutdown). */
   async closeAll(): Promise<void> {
     this.closing = true;
+    // Ensembles first: their running pipelines still need the composing models for their next steps.
+    const ensembles = [...this.entries].filter(([, e]) => e.handles.some((h) => isEnsemble(h.config))).map(([n]) => n);
+    await Promise.allSettled(ensembles.map((n) => this.unload(n)));
     await Promise.allSettled([...this.entries.keys()].map((n) => this.unload(n)));
   }
 
@@ -409,8 +424,10 @@ export class ModelRepository {
           fresh.push(await this.loadVersion(name, files, layout.dir, config, labels));
         }
       } catch (err) {
-        // Versions loaded before the failing one never served: release them.
+        // Versions loaded before the failing one never served: release them, and the metric series their batchers made.
         await Promise.allSettled(fresh.map((h) => h.close(this.drainMs)));
+        const serving = new Set(entry.handles.map((h) => h.version));
+        for (const h of fresh) if (!serving.has(h.version) && this.opts.metrics) forgetModel(this.opts.metrics, name, h.version);
         throw err;
       }
       const old = entry.handles;
@@ -444,7 +461,7 @@ export class ModelRepository {
       const seconds = (performance.now() - started) / 1000;
       const serving = entry.handles.length > 0;
       // A name with no folder is a client's typo (or a flood of them): no entry, no metrics series.
-      const known = serving || !!files?.size || (await this.hasFolder(name));
+      const known = serving || (await this.hasFolder(name));
       if (known) this.opts.metrics?.modelLoadDuration.observe({ model: name, version, outcome: 'failure' }, seconds);
       if (!serving && known) {
         entry.state = 'UNAVAILABLE';
@@ -458,27 +475,37 @@ export class ModelRepository {
   }
 
   /**
-   * Before an ensemble loads: its composing models the repository does not know yet are loaded
-   * (as Triton's explicit mode does), and each step's maps are checked against the composing
-   * model's tensors where that model already serves (one still loading is checked by its first
-   * request instead).
+   * Before an ensemble loads: no chain of ensembles may lead back to it (each request would
+   * wait on itself); each composing model not serving is loaded (as Triton's explicit mode
+   * does), and one still loading is waited for; then every step's model and version must serve,
+   * and its maps must name that model's tensors. Any failure fails the ensemble's load.
    */
   private async prepareEnsemble(name: string, config: ModelConfig): Promise<void> {
     const steps = planEnsemble(config);
+    const cycle = await this.ensembleCycle(name, config);
+    if (cycle) throw new InvalidArgument(`ensemble '${name}': its steps lead back to it (${cycle.join(' → ')}); ensembles cannot call each other in a cycle`);
     for (const m of new Set(steps.map((s) => s.modelName))) {
-      if (this.entries.has(m)) continue;
-      await this.load(m).catch((err: unknown) => {
+      const entry = this.entries.get(m);
+      const fail = (err: unknown): never => {
         const why = `ensemble '${name}': composing model '${m}' did not load: ${messageOf(err)}`;
         throw err instanceof NotFound || err instanceof InvalidArgument ? new InvalidArgument(why) : new Unavailable(why);
-      });
+      };
+      if (!entry || (entry.handles.length === 0 && entry.state !== 'LOADING')) {
+        await this.load(m).catch(fail);
+      } else {
+        // Loading (at start, every model loads at once): wait for the operations queued on it. No
+        // deadlock: only ensembles wait on other models, and their graph was just found acyclic.
+        await this.chains.get(m)?.tail;
+      }
     }
     for (const s of steps) {
       const i = s.index;
       let meta: ModelMetadata;
       try {
         meta = this.get(s.modelName, s.modelVersion).metadata;
-      } catch {
-        continue;
+      } catch (err) {
+        const what = `model '${s.modelName}'${s.modelVersion ? ` version ${s.modelVersion}` : ''}`;
+        throw new Unavailable(`ensemble '${name}' step ${i}: ${what} does not serve: ${messageOf(err)}`);
       }
       const check = (map: Record<string, string>, specs: TensorSpec[], kind: string) => {
         if (specs.length === 0) return; // a model that takes anything (echo)
@@ -491,6 +518,35 @@ export class ModelRepository {
       check(s.inputMap, meta.inputs, 'input');
       check(s.outputMap, meta.outputs, 'output');
     }
+  }
+
+  /**
+   * A path of ensembles from `name` back to itself through their steps, or undefined. The configs
+   * are the serving ones, else the repository folder's (`name`'s own is the one being loaded).
+   */
+  private async ensembleCycle(name: string, config: ModelConfig): Promise<string[] | undefined> {
+    const configs = new Map<string, ModelConfig | undefined>([[name, config]]);
+    const configOf = async (m: string): Promise<ModelConfig | undefined> => {
+      if (!configs.has(m)) {
+        const serving = this.entries.get(m)?.handles.at(-1)?.config;
+        configs.set(m, serving ?? (await this.readLayout(m).then((l) => l.config, () => undefined)));
+      }
+      return configs.get(m);
+    };
+    const done = new Set<string>();
+    const visit = async (m: string, path: string[]): Promise<string[] | undefined> => {
+      const c = await configOf(m);
+      if (!c || !isEnsemble(c) || done.has(m)) return undefined;
+      for (const next of new Set((c.ensemble ?? []).map((s) => s.modelName))) {
+        if (next === name) return [...path, m, name];
+        if (path.includes(next) || next === m) continue; // a cycle not through `name` is that ensemble's own load to refuse
+        const found = await visit(next, [...path, m]);
+        if (found) return found;
+      }
+      done.add(m);
+      return undefined;
+    };
+    return visit(name, []);
   }
 
   /** One version: its backend instances, batcher and warm-up; nothing is left holding resources when it throws. */
@@ -523,7 +579,8 @@ export class ModelRepository {
       batcher = this.opts.createBatcher({ name, version, instances, metadata: metadata!, config, statistics });
       if (config.warmup?.length) {
         const t0 = performance.now();
-        const { runs } = await runWarmup(instances, config, modelDir);
+        // An ensemble's instances are request slots: one pipeline per sample is its warm-up.
+        const { runs } = await runWarmup(isEnsemble(config) ? instances.slice(0, 1) : instances, config, modelDir);
         log.info({ event: 'warmup', model: name, version, runs, seconds: (performance.now() - t0) / 1000 }, `warmed up ${name} v${version}`);
       }
     } catch (err) {

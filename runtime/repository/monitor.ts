@@ -48,7 +48,9 @@ export async function monitorRepository(
       if (!seen.has(name)) {
         seen.add(name);
         logger.info({ event: 'repository_added', model: name }, `model folder ${name} appeared`);
-        work.push(repo.load(name).catch(() => undefined)); // the repository logs the failure and reports it in the index
+        // A model the repository knows (loaded through the API meanwhile) keeps its load's parameters.
+        const load = repo.has(name) ? repo.reload(name) : repo.load(name);
+        work.push(load.catch(() => undefined)); // the repository logs the failure and reports it in the index
       } else if (before !== stamp && repo.has(name)) {
         // (A model unloaded through the API stays unloaded until its folder goes and comes back.)
         logger.info({ event: 'repository_changed', model: name }, `model folder ${name} changed: reloading`);

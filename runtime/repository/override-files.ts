@@ -55,7 +55,7 @@ export function decodeFileParameters(params: Parameters | undefined): { paramete
 /** Refuses a file path that is not a plain relative path inside the model folder. */
 export function checkOverridePath(path: string): void {
   const segments = path.split('/');
-  const bad = segments.find((s) => s === '' || s === '.' || s === '..' || s.length > 255 || /[\\\0]/.test(s));
+  const bad = segments.find((s) => s === '' || s === '.' || s === '..' || Buffer.byteLength(s) > 255 || /[\\\0]/.test(s));
   if (bad !== undefined || path.length > 4096) {
     throw new InvalidArgument(`load parameter 'file:${path.slice(0, 200)}': expected a relative path inside the model folder, such as file:1/model.onnx`);
   }
@@ -82,6 +82,7 @@ export async function stageOverrideFiles(name: string, files: OverrideFiles): Pr
     const code = (err as NodeJS.ErrnoException).code;
     // `1/model.onnx` beside a file `1`, or the reverse: the paths contradict each other.
     if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR') throw new InvalidArgument(`model '${name}': the file: parameters name overlapping paths`);
+    if (code === 'ENAMETOOLONG') throw new InvalidArgument(`model '${name}': a file: parameter's path is too long for the filesystem`);
     throw err;
   }
   return { dir, remove };

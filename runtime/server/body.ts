@@ -18,14 +18,16 @@ const inflateAsync = promisify(inflate);
  * length) that should land 8-byte aligned in memory, so the tensors behind it
  * can be viewed without an aligned copy.
  */
-export async function readBody(c: Context, limit: number, alignAt?: number): Promise<Uint8Array> {
+export async function readBody(c: Context, limit: number, alignAt?: number, setting: string | undefined = 'KINFER_MAX_BODY_BYTES'): Promise<Uint8Array> {
+  const tooLarge = (size?: number) =>
+    new PayloadTooLarge(`request body${size !== undefined ? ` of ${size} bytes` : ''} exceeds the limit of ${limit} bytes (${setting ?? "this route's fixed limit"})`);
   const declared = Number(c.req.header('content-length') ?? NaN);
-  if (declared > limit) throw tooLarge(declared, limit);
+  if (declared > limit) throw tooLarge(declared);
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   const raw =
     incoming && typeof incoming.on === 'function' && !incoming.readableDidRead && !incoming.destroyed
-      ? await readIncoming(incoming, limit, alignAt)
-      : await readLimited(c.req.raw, limit);
+      ? await readIncoming(incoming, limit, tooLarge, alignAt)
+      : await readLimited(c.req.raw, limit, tooLarge);
   const encoding = (c.req.header('content-encoding') ?? 'identity').trim().toLowerCase();
   if (encoding === 'identity' || encoding === '') return raw;
   if (encoding !== 'gzip' && encoding !== 'deflate') {
@@ -35,7 +37,7 @@ export async function readBody(c: Context, limit: number, alignAt?: number): Pro
     const out = await (encoding === 'gzip' ? gunzipAsync : inflateAsync)(raw, { maxOutputLength: limit });
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(undefined, limit);
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge();
     throw new InvalidArgument(`request body is not valid ${encoding} data: ${(err as Error).message}`);
   }
 }
@@ -46,7 +48,7 @@ export async function readBody(c: Context, limit: number, alignAt?: number): Pro
  * (1x3x224x224 binary echo: 91 -> 154 req/s; README, Benchmarks). Past the limit
  * the rest is discarded, so the 413 can still be sent on the same connection.
  */
-function readIncoming(incoming: IncomingMessage, limit: number, alignAt?: number): Promise<Uint8Array> {
+function readIncoming(incoming: IncomingMessage, limit: number, tooLarge: () => PayloadTooLarge, alignAt?: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -62,7 +64,7 @@ function readIncoming(incoming: IncomingMessage, limit: number, alignAt?: number
       total += chunk.byteLength;
       if (total > limit) {
         chunks.length = 0;
-        finish(tooLarge(undefined, limit));
+        finish(tooLarge());
         incoming.resume();
         return;
       }
@@ -97,7 +99,7 @@ export function joinAligned(chunks: Buffer[], total: number, alignAt: number | u
   return out;
 }
 
-async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
+async function readLimited(req: Request, limit: number, tooLarge: () => PayloadTooLarge): Promise<Uint8Array> {
   if (!req.body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -108,7 +110,7 @@ async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
     total += value.byteLength;
     if (total > limit) {
       await reader.cancel().catch(() => undefined);
-      throw tooLarge(undefined, limit);
+      throw tooLarge();
     }
     chunks.push(value);
   }
@@ -122,15 +124,12 @@ async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
   return out;
 }
 
-function tooLarge(size: number | undefined, limit: number): PayloadTooLarge {
-  return new PayloadTooLarge(
-    `request body${size !== undefined ? ` of ${size} bytes` : ''} exceeds the limit of ${limit} bytes (KINFER_MAX_BODY_BYTES)`,
-  );
-}
-
-/** A small JSON body (1 MiB at most; empty means `{}`) checked against `schema`; InvalidArgument naming the field otherwise. */
-export async function readJsonBody<T extends z.ZodType>(c: Context, schema: T, what: string, limit = 1024 * 1024): Promise<z.infer<T>> {
-  const bytes = await readBody(c, limit);
+/**
+ * A JSON body (empty means `{}`) checked against `schema`; InvalidArgument naming the field otherwise.
+ * Small ones by default (1 MiB, a fixed limit); `limit` and the setting that sizes it for others.
+ */
+export async function readJsonBody<T extends z.ZodType>(c: Context, schema: T, what: string, limit?: { bytes: number; setting: string }): Promise<z.infer<T>> {
+  const bytes = await readBody(c, limit?.bytes ?? 1024 * 1024, undefined, limit ? limit.setting : undefined);
   const text = new TextDecoder().decode(bytes).trim();
   let value: unknown = {};
   if (text !== '') {

@@ -3,7 +3,7 @@
  * ONNX models (x·2 then ·3 on one branch, x·5 on the other), run over HTTP and gRPC,
  * with the composing models batching across concurrent ensemble requests.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../runtime/server/serve.js';
 import type { ModelStat } from '../../runtime/observability/statistics.js';
 import { writeScaleModel } from '../helpers/onnx-models.js';
+import { defaultModelRepository } from '../../runtime/config.js';
 import { postJson, startTestServer, tempDir } from '../helpers/server.js';
 
 const X = [1, 2, 3, 4];
@@ -43,6 +44,19 @@ describe('ensemble models', () => {
     }
     await mkdir(join(repo.dir, 'pipe', '1'), { recursive: true });
     await writeFile(join(repo.dir, 'pipe', 'config.pbtxt'), PIPE);
+    // Loaded at start with its composing model, which loads at the same time: the warm-up waits for it.
+    await mkdir(join(repo.dir, 'warm'));
+    await writeFile(
+      join(repo.dir, 'warm', 'config.pbtxt'),
+      `platform: "ensemble"\nmax_batch_size: 8\ninput [ { name: "X" data_type: TYPE_FP32 dims: [ 4 ] } ]\noutput [ { name: "Y" data_type: TYPE_FP32 dims: [ 4 ] } ]
+ensemble_scheduling { step [ { model_name: "scale5" input_map { key: "x" value: "X" } output_map { key: "y" value: "Y" } } ] }
+model_warmup [ { name: "zeros" batch_size: 1 inputs { key: "X" value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]\n`,
+    );
+    // Two ensembles that run each other: every request would wait on itself.
+    for (const [a, b] of [['cyc_a', 'cyc_b'], ['cyc_b', 'cyc_a']]) {
+      await mkdir(join(repo.dir, a!));
+      await writeFile(join(repo.dir, a!, 'config.pbtxt'), `platform: "ensemble"\ninput [ { name: "X" data_type: TYPE_FP32 dims: [ 4 ] } ]\noutput [ { name: "Y" data_type: TYPE_FP32 dims: [ 4 ] } ]\nensemble_scheduling { step [ { model_name: "${b}" input_map { key: "X" value: "X" } output_map { key: "Y" value: "Y" } } ] }\n`);
+    }
     server = await startTestServer({ modelRepository: repo.dir, grpcPort: 0 });
   });
   afterAll(async () => {
@@ -57,6 +71,14 @@ describe('ensemble models', () => {
     return { status: res.status, body: (await res.json()) as { model_name: string; model_version: string; outputs: { name: string; shape: number[]; data: number[] }[]; error?: string } };
   };
   const stats = async (m: string) => ((await (await fetch(`${server.url}/v2/models/${m}/stats`)).json()) as { model_stats: ModelStat[] }).model_stats[0]!;
+
+  it('loads an ensemble with a warm-up beside its composing models at start, and refuses ensembles that run each other', async () => {
+    expect((await fetch(`${server.url}/v2/models/warm/ready`)).status).toBe(200);
+    const index = (await (await postJson(`${server.url}/v2/repository/index`, {})).json()) as { name: string; state: string; reason?: string }[];
+    const cyc = index.filter((e) => e.name.startsWith('cyc_'));
+    expect(cyc.map((e) => e.state)).toEqual(['UNAVAILABLE', 'UNAVAILABLE']);
+    expect(cyc[0]!.reason).toBe("ensemble 'cyc_a': its steps lead back to it (cyc_a → cyc_b → cyc_a); ensembles cannot call each other in a cycle");
+  });
 
   it('runs the pipeline: each branch through its models, tensors renamed between steps', async () => {
     const { status, body } = await infer([X]);
@@ -141,7 +163,48 @@ describe('ensemble models', () => {
     const oneStep = (model: string, inputMap: object) => JSON.stringify({ ...base, ensemble_scheduling: { step: [{ model_name: model, input_map: inputMap, output_map: { y: 'Y' } }] } });
     expect(await load(oneStep('scale2', { nope: 'X' }))).toEqual([400, "ensemble 'pipe' step 0: model 'scale2' has no input 'nope' (its inputs: x)"]);
     expect(await load(oneStep('ghost', { x: 'X' }))).toEqual([400, expect.stringMatching(/^ensemble 'pipe': composing model 'ghost' did not load: model 'ghost' not found/)]);
+    // A pinned version that does not serve fails the load (Triton: the ensemble would not be available).
+    const pinned = JSON.stringify({ ...base, ensemble_scheduling: { step: [{ model_name: 'scale2', model_version: 7, input_map: { x: 'X' }, output_map: { y: 'Y' } }] } });
+    expect(await load(pinned)).toEqual([503, "ensemble 'pipe' step 0: model 'scale2' version 7 does not serve: model 'scale2' has no version '7' loaded (serving version 1)"]);
     // Every refusal left the pipeline serving.
     expect((await infer([X])).body.outputs[1]!.data).toEqual(X.map((x) => x * 5));
+  });
+});
+
+describe('ensembles at shutdown', () => {
+  it('lets a pipeline in flight finish: ensembles drain before their composing models unload', async () => {
+    const repo = await tempDir();
+    try {
+      // A slow first step (the OCR detector on a large image), then echo.
+      await mkdir(join(repo.dir, 'slow', '1'), { recursive: true });
+      await symlink(join(defaultModelRepository(), 'ocr-det', '1', 'model.onnx'), join(repo.dir, 'slow', '1', 'model.onnx'));
+      await writeFile(join(repo.dir, 'slow', 'config.pbtxt'), 'platform: "onnxruntime_onnx"\nmax_batch_size: 0\n');
+      await mkdir(join(repo.dir, 'echo'));
+      await writeFile(join(repo.dir, 'echo', 'config.pbtxt'), 'platform: "echo"\n');
+      await mkdir(join(repo.dir, 'chain'));
+      await writeFile(
+        join(repo.dir, 'chain', 'config.pbtxt'),
+        `platform: "ensemble"\ninput [ { name: "IMG" data_type: TYPE_FP32 dims: [ 1, 3, -1, -1 ] } ]\noutput [ { name: "OUT" data_type: TYPE_FP32 dims: [ 1, 1, -1, -1 ] } ]
+ensemble_scheduling { step [
+  { model_name: "slow" input_map { key: "x" value: "IMG" } output_map { key: "sigmoid_0.tmp_0" value: "MAP" } },
+  { model_name: "echo" input_map { key: "m" value: "MAP" } output_map { key: "m" value: "OUT" } }
+] }\n`,
+      );
+      const server = await startTestServer({ modelRepository: repo.dir });
+      const side = 480;
+      const started = performance.now();
+      const pending = postJson(`${server.url}/v2/models/chain/infer`, { inputs: [{ name: 'IMG', datatype: 'FP32', shape: [1, 3, side, side], data: new Array(3 * side * side).fill(0.5) }] });
+      await new Promise((r) => setTimeout(r, 50));
+      const closed = server.close();
+      const res = await pending;
+      await closed;
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { outputs: { name: string; shape: number[] }[] };
+      expect(body.outputs[0]).toMatchObject({ name: 'OUT', shape: [1, 1, side, side] });
+      // The close began while the first step ran (otherwise this test shows nothing).
+      expect(performance.now() - started).toBeGreaterThan(60);
+    } finally {
+      await repo.cleanup();
+    }
   });
 });

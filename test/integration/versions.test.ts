@@ -151,6 +151,8 @@ describe('repository monitoring of versions (Triton POLL mode)', () => {
         parameters: { config: JSON.stringify({ platform: 'onnxruntime_onnx', max_batch_size: 4, version_policy: { all: {} } }) },
       });
       expect(load.status).toBe(400); // version 3 is still broken: all or nothing
+      // Version 1 was made anew and closed again when 3 failed: none of its series stays behind.
+      expect(await metric(/model="scale",version="1"/)).toBe(false);
       await rm(join(repo.dir, 'scale', '3'), { recursive: true });
       expect(await until(() => metric(/kinfer_model_load_duration_seconds_count\{model="scale",version="2",outcome="success"\} 2/))).toBe(true);
       expect(await versions()).toEqual(['2']);

@@ -36,7 +36,7 @@ export function repositoryRoutes(opts: RepositoryRouteOptions): Hono<KinferEnv> 
   app.post('/v2/repository/models/:model/load', async (c) => {
     const model = c.req.param('model');
     c.set('model', model);
-    const body = await readJsonBody(c, LoadBody, 'load', opts.maxLoadBytes);
+    const body = await readJsonBody(c, LoadBody, 'load', { bytes: opts.maxLoadBytes, setting: 'KINFER_MAX_JSON_BYTES' });
     // Triton's `file:<path>` parameters carry model files as base64.
     const { parameters, files } = decodeFileParameters(body.parameters);
     await dp.load(model, parameters, files);
