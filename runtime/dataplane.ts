@@ -20,7 +20,7 @@ import type { ResponseCache } from './cache/response-cache.js';
 
 export const SERVER_NAME = 'kinfer';
 export const SERVER_VERSION = '0.1.0';
-export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_configuration', 'model_repository', 'statistics', 'logging', 'cloudevents', 'hardware'];
+export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_configuration', 'model_repository', 'statistics', 'trace', 'logging', 'cloudevents', 'hardware'];
 
 export interface ServerMetadata {
   name: string;

@@ -18,10 +18,13 @@
  * await shutdownTracing();                                 // on SIGTERM: flush
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
 import {
   ROOT_CONTEXT,
   SpanStatusCode,
+  TraceFlags,
   context,
+  isSpanContextValid,
   propagation,
   trace,
   type Attributes,
@@ -277,6 +280,19 @@ export function withSpan<T>(name: string, attrs: Attributes, fn: (span: Span) =>
   }
   span.end();
   return result;
+}
+
+/**
+ * Runs `fn` under a parent that is not sampled, so the spans it starts record nothing: a request
+ * the trace settings skip. The caller's trace id is kept (it still reaches the logs).
+ */
+export function withoutTrace<T>(fn: () => T, parent?: Context): T {
+  if (!provider) return fn();
+  const ctx = parent ?? context.active();
+  const incoming = trace.getSpanContext(ctx);
+  const traceId = incoming && isSpanContextValid(incoming) ? incoming.traceId : randomBytes(16).toString('hex');
+  const skipped = trace.wrapSpanContext({ traceId, spanId: randomBytes(8).toString('hex'), traceFlags: TraceFlags.NONE });
+  return context.with(trace.setSpan(ctx, skipped), fn);
 }
 
 /**

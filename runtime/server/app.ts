@@ -22,6 +22,8 @@ import { v2Routes } from './routes/v2.js';
 import { cloudEventHandler } from './routes/cloudevents.js';
 import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 import { sharedMemoryRoutes } from './routes/shared-memory.js';
+import { traceRoutes } from './routes/trace.js';
+import type { TraceSettings } from '../observability/trace-settings.js';
 import type { SystemSharedMemory } from '../shared-memory/system-shared-memory.js';
 
 export interface AppOptions {
@@ -37,6 +39,8 @@ export interface AppOptions {
   cloudEventSource?: string;
   /** The model an event goes to when it names none; default: the only loaded model. */
   defaultModel?: () => string | undefined;
+  /** Triton's trace settings: which requests are traced, per model (`/v2[/models/{m}]/trace/setting`). */
+  traceSettings: TraceSettings;
   /** Client shared-memory regions, when the server allows them (`--allow-client-shm`). */
   sharedMemory?: SystemSharedMemory;
   /** Routes a function adds (e.g. `POST /` for CloudEvents). */
@@ -50,10 +54,10 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   app.use(accessLog({ logger: opts.logger }));
   app.use(compressResponses());
   for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer']) {
-    app.use(path, requestMetrics(opts.metrics), tracing());
+    app.use(path, requestMetrics(opts.metrics), tracing(opts.traceSettings));
   }
-  app.on('POST', '/', requestMetrics(opts.metrics), tracing());
-  app.on('POST', ['/v1/models/:target', '/v1/models/:model/versions/:target'], requestMetrics(opts.metrics), tracing());
+  app.on('POST', '/', requestMetrics(opts.metrics), tracing(opts.traceSettings));
+  app.on('POST', ['/v1/models/:target', '/v1/models/:model/versions/:target'], requestMetrics(opts.metrics), tracing(opts.traceSettings));
 
   app.get('/metrics', async (c) => {
     const body = await opts.metrics.registry.metrics();
@@ -81,6 +85,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   opts.extend?.(app);
   app.route('/', v1Routes({ dataplane: dp, metrics: opts.metrics, maxBodyBytes: opts.maxBodyBytes, maxJsonBytes: opts.maxJsonBytes }));
   app.route('/', sharedMemoryRoutes(opts.sharedMemory));
+  app.route('/', traceRoutes(opts.traceSettings, opts.dataplane));
   app.route('/', v2Routes({ dataplane: dp, metrics: opts.metrics, maxBodyBytes: opts.maxBodyBytes, maxJsonBytes: opts.maxJsonBytes, sharedMemory: opts.sharedMemory, cloudEvent }));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));

@@ -13,9 +13,10 @@ import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
 import { GRPC_CODE, toGrpcError } from '../core/grpc-status.js';
 import { toHttpError } from '../core/http-status.js';
-import { InvalidArgument, PayloadTooLarge, Unsupported } from '../core/errors.js';
+import { InvalidArgument, NotFound, PayloadTooLarge, Unsupported } from '../core/errors.js';
 import type { SystemSharedMemory } from '../shared-memory/system-shared-memory.js';
-import { extractContext, withSpan } from '../observability/tracing.js';
+import { extractContext, tracingEnabled, withoutTrace, withSpan } from '../observability/tracing.js';
+import type { TraceSettings } from '../observability/trace-settings.js';
 import type { DataPlane } from '../dataplane.js';
 import { requestSeries, type Metrics } from '../observability/metrics.js';
 import { decodeGrpcInferRequest, encodeGrpcInferResponse, packageDefinitionOf, parametersOf, type WireInferRequest, type WireParameter } from '../protocol/grpc/codec.js';
@@ -39,6 +40,8 @@ export interface GrpcServerOptions {
   maxContentsBytes: number;
   /** Client shared-memory regions, shared with REST (`--allow-client-shm`); absent: refused. */
   sharedMemory?: SystemSharedMemory;
+  /** Triton's trace settings, shared with REST: which calls are traced. */
+  traceSettings?: TraceSettings;
 }
 
 export interface RunningGrpcServer {
@@ -110,7 +113,10 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
 
   const inferOne: InferOne = (m, metadata, signal, deadlineMs, method, requestId = firstValue(metadata.get('x-request-id'))) => {
     const headers = Object.fromEntries(Object.entries(metadata.getMap()).map(([k, v]) => [k, String(v)]));
-    return withSpan('kinfer.infer', { 'rpc.system': 'grpc', 'rpc.method': method }, () => inferMessage(m, signal, deadlineMs, method, requestId), extractContext(headers));
+    const parent = extractContext(headers);
+    const run = () => inferMessage(m, signal, deadlineMs, method, requestId);
+    if (tracingEnabled() && opts.traceSettings && !opts.traceSettings.sample(m.model_name)) return withoutTrace(run, parent);
+    return withSpan('kinfer.infer', { 'rpc.system': 'grpc', 'rpc.method': method }, run, parent);
   };
 
   const inferMessage = async (m: WireInferRequest, signal: AbortSignal, deadlineMs: number | undefined, method: string, requestId: string | undefined) => {
@@ -227,6 +233,16 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       throw new Unsupported('CUDA shared memory: this server has no GPU; use system shared memory');
     }),
     CudaSharedMemoryUnregister: unary('CudaSharedMemoryUnregister', () => ({})),
+    // Triton's trace extension: the same settings as REST's /v2[/models/{m}]/trace/setting. An empty value list clears a model's setting.
+    TraceSetting: unary<{ settings: Record<string, { value: string[] }>; model_name: string }, unknown>('TraceSetting', (call) => {
+      const traces = opts.traceSettings;
+      if (!traces) throw new Unsupported('trace settings are not served here');
+      const model = call.request.model_name || undefined;
+      if (model !== undefined && !dp.knows(model)) throw new NotFound(`model '${model}' is not found`);
+      const patch = Object.fromEntries(Object.entries(call.request.settings ?? {}).map(([k, v]) => [k, v.value.length ? (k === 'trace_level' ? v.value : v.value[0]) : null]));
+      const now = Object.keys(patch).length ? traces.update(patch, model) : traces.get(model);
+      return { settings: Object.fromEntries(Object.entries(now).map(([k, v]) => [k, { value: Array.isArray(v) ? v : [v] }])) };
+    }),
   } as grpc.UntypedServiceImplementation);
 
   const health = healthService(dp, (err) => log.error({ event: 'grpc_health_failed', err }, 'gRPC health check failed'));

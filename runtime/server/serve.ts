@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import { DataPlane } from '../dataplane.js';
 import type { InferResponse } from '../core/infer.js';
 import { SystemSharedMemory } from '../shared-memory/system-shared-memory.js';
+import { TraceSettings } from '../observability/trace-settings.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES } from '../config.js';
 import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 import { createLogger } from '../observability/logger.js';
@@ -158,6 +159,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     responseCache,
   );
   const sharedMemory = opts.allowClientShm ? new SystemSharedMemory(opts.sharedMemoryDir) : undefined;
+  const traceSettings = new TraceSettings(tracingStatus.enabled);
   const app = createApp({
     dataplane,
     logger,
@@ -166,6 +168,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     maxJsonBytes: opts.maxJsonBytes,
     hasHardware,
     sharedMemory,
+    traceSettings,
     extend: opts.extend,
   });
 
@@ -192,6 +195,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         maxMessageBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
         maxContentsBytes: opts.maxJsonBytes ?? MAX_JSON_BYTES,
         sharedMemory,
+        traceSettings,
       });
     } catch (err) {
       await new Promise<void>((resolve) => server.close(() => resolve()));

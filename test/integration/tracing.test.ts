@@ -12,6 +12,8 @@ import { flushTracing } from '../../runtime/observability/tracing.js';
 import type { RunningServer } from '../../runtime/server/serve.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { postJson, startTestServer } from '../helpers/server.js';
+import * as grpc from '@grpc/grpc-js';
+import { grpcPackageDefinition } from '../../runtime/server/grpc.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
@@ -33,6 +35,7 @@ describe('tracing (OTLP/HTTP to a local receiver stand-in)', () => {
       modelRepository: defaultModelRepository(),
       env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: rx.url, OTEL_SERVICE_NAME: 'kinfer-test'},
       logger: pino({ level: 'info' }, sink),
+      grpcPort: 0,
     });
   });
   afterAll(async () => {
@@ -83,5 +86,44 @@ describe('tracing (OTLP/HTTP to a local receiver stand-in)', () => {
     await flushTracing();
     const spans = await rx.waitForSpans((s) => s.some((x) => x.name === 'kinfer.infer' && x.traceId === trace), 5000);
     expect(spans.find((s) => s.name === 'kinfer.infer' && s.traceId === trace)!.parentSpanId).toBe('b'.repeat(16));
+  });
+
+  it("samples by Triton's trace settings per model: one request in trace_rate, the skipped ones without any span", async () => {
+    const set = async (path: string, body: object) => {
+      const res = await postJson(`${server.url}${path}/trace/setting`, body);
+      return [res.status, await res.json()];
+    };
+    expect(await (await fetch(`${server.url}/v2/trace/setting`)).json()).toMatchObject({ trace_level: ['TIMESTAMPS'], trace_rate: '1', trace_mode: 'opentelemetry' });
+    expect(await set('/v2/models/echo', { trace_rate: '2' })).toEqual([200, expect.objectContaining({ trace_rate: '2', trace_level: ['TIMESTAMPS'] })]);
+    const traces = ['1', '2', '3', '4'].map((d) => d.repeat(32));
+    await flushTracing();
+    const before = rx.spans().length;
+    for (const t of traces) {
+      const res = await postJson(`${server.url}/v2/models/echo/infer`, { inputs: [{ name: 'x', datatype: 'INT32', shape: [1], data: [1] }] }, { traceparent: `00-${t}-${PARENT}-01` });
+      expect(res.status).toBe(200);
+    }
+    await flushTracing();
+    await rx.waitForSpans((s) => s.some((x) => x.traceId === traces[2] && x.name === 'kinfer.compute'), 5000);
+    const sampled = traces.filter((t) => rx.spans().some((x) => x.traceId === t && x.name === 'kinfer.infer'));
+    expect(sampled).toEqual([traces[0], traces[2]]);
+    // A skipped request leaves no span at all: its stage spans inherit "not sampled" rather than start traces of their own.
+    await new Promise((r) => setTimeout(r, 100));
+    await flushTracing();
+    expect(new Set(rx.spans().slice(before).map((x) => x.traceId))).toEqual(new Set([traces[0], traces[2]]));
+    // The server's setting is unchanged; the model's can be read back, over gRPC too, and cleared with null.
+    expect(((await (await fetch(`${server.url}/v2/trace/setting`)).json()) as { trace_rate: string }).trace_rate).toBe('1');
+    const pkg = grpc.loadPackageDefinition(grpcPackageDefinition()) as any;
+    const client = new pkg.inference.GRPCInferenceService(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+    try {
+      const call = (req: unknown) => new Promise<any>((ok, fail) => client.TraceSetting(req, (err: Error | null, res: unknown) => (err ? fail(err) : ok(res))));
+      expect((await call({ model_name: 'echo' })).settings.trace_rate.value).toEqual(['2']);
+      const cleared = await call({ model_name: 'echo', settings: { trace_rate: { value: [] }, trace_count: { value: ['5'] } } });
+      expect([cleared.settings.trace_rate.value, cleared.settings.trace_count.value]).toEqual([['1'], ['5']]);
+    } finally {
+      client.close();
+    }
+    expect(await set('/v2/models/nope', { trace_rate: '2' })).toEqual([404, { error: "model 'nope' is not found" }]);
+    expect(await set('/v2', { trace_level: ['TENSORS'] })).toEqual([400, expect.objectContaining({ error: expect.stringMatching(/TENSORS is not traced/) })]);
+    expect(((await (await fetch(`${server.url}/v2`)).json()) as { extensions: string[] }).extensions).toContain('trace');
   });
 });

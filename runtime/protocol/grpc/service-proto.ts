@@ -7,10 +7,9 @@
  * numbers, so KServe's and Triton's gRPC clients talk to it unchanged. Kept as
  * text in the module so the bundle needs no .proto file beside it. Of Triton's
  * messages only the fields kinfer fills are declared (a client's full
- * definition decodes them, and reads the rest as unset); Triton's other RPCs
- * (trace, log settings) are not declared, and a client calling them gets
- * UNIMPLEMENTED. The shared-memory RPCs are declared; their messages are
- * whole.
+ * definition decodes them, and reads the rest as unset); Triton's LogSettings
+ * RPC is not declared, and a client calling it gets UNIMPLEMENTED. The
+ * shared-memory and trace-setting RPCs are declared with their whole messages.
  */
 export const SERVICE_PROTO = `
 syntax = "proto3";
@@ -35,6 +34,17 @@ service GRPCInferenceService {
   rpc CudaSharedMemoryStatus(CudaSharedMemoryStatusRequest) returns (CudaSharedMemoryStatusResponse) {}
   rpc CudaSharedMemoryRegister(CudaSharedMemoryRegisterRequest) returns (CudaSharedMemoryRegisterResponse) {}
   rpc CudaSharedMemoryUnregister(CudaSharedMemoryUnregisterRequest) returns (CudaSharedMemoryUnregisterResponse) {}
+  rpc TraceSetting(TraceSettingRequest) returns (TraceSettingResponse) {}
+}
+
+message TraceSettingRequest {
+  message SettingValue { repeated string value = 1; }
+  map<string, SettingValue> settings = 1;
+  string model_name = 2;
+}
+message TraceSettingResponse {
+  message SettingValue { repeated string value = 1; }
+  map<string, SettingValue> settings = 1;
 }
 
 message SystemSharedMemoryStatusRequest { string name = 1; }

@@ -7,12 +7,14 @@
  * tracing off and no incoming trace header the middleware does nothing.
  */
 import type { MiddlewareHandler } from 'hono';
-import { extractContext, traceIdOf, tracingEnabled, withSpan } from '../../observability/tracing.js';
+import { extractContext, traceIdOf, tracingEnabled, withoutTrace, withSpan } from '../../observability/tracing.js';
+import type { TraceSettings } from '../../observability/trace-settings.js';
 import type { KinferEnv } from '../context.js';
 
 const ZERO_TRACE = '0'.repeat(32);
 
-export function tracing(): MiddlewareHandler<KinferEnv> {
+/** `settings`: Triton's trace settings, which decide per model whether this request is traced. */
+export function tracing(settings?: TraceSettings): MiddlewareHandler<KinferEnv> {
   return async function tracing(c, next) {
     const enabled = tracingEnabled();
     const traceparent = c.req.header('traceparent') ?? c.req.header('ce-traceparent');
@@ -21,6 +23,9 @@ export function tracing(): MiddlewareHandler<KinferEnv> {
     const traceId = traceIdOf(parent);
     if (traceId) c.set('traceId', traceId);
     if (!enabled) return next();
+    // The model from the route (`/v2/models/:model/...`, V1's `:target` is `m:predict`); none for a CloudEvent at `/`.
+    const model = c.req.param('model') ?? c.req.param('target')?.replace(/:predict$/, '');
+    if (settings && !settings.sample(model)) return withoutTrace(() => next(), parent);
     await withSpan(
       'kinfer.infer',
       { 'http.request.method': c.req.method, 'url.path': c.req.path, 'kinfer.request_id': c.get('requestId') },
