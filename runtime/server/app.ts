@@ -15,7 +15,6 @@ import { requestId } from './middleware/request-id.js';
 import { requestMetrics } from './middleware/request-metrics.js';
 import { tracing } from './middleware/tracing.js';
 import { loggingRoutes } from './routes/logging.js';
-import { logger as processLogger } from '../observability/logger.js';
 import { repositoryRoutes } from './routes/repository.js';
 import { v1Routes } from './routes/v1.js';
 import { v2Routes } from './routes/v2.js';
@@ -24,6 +23,7 @@ import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 import { sharedMemoryRoutes } from './routes/shared-memory.js';
 import { traceRoutes } from './routes/trace.js';
 import type { TraceSettings } from '../observability/trace-settings.js';
+import type { LogControl } from '../observability/log-settings.js';
 import type { SystemSharedMemory } from '../shared-memory/system-shared-memory.js';
 
 export interface AppOptions {
@@ -39,6 +39,8 @@ export interface AppOptions {
   cloudEventSource?: string;
   /** The model an event goes to when it names none; default: the only loaded model. */
   defaultModel?: () => string | undefined;
+  /** Triton's logging extension: the running log settings (`/v2/logging`), shared with gRPC. */
+  logs: LogControl;
   /** Triton's trace settings: which requests are traced, per model (`/v2[/models/{m}]/trace/setting`). */
   traceSettings: TraceSettings;
   /** Client shared-memory regions, when the server allows them (`--allow-client-shm`). */
@@ -64,7 +66,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
     return c.body(body, 200, { 'Content-Type': opts.metrics.registry.contentType });
   });
 
-  app.route('/', loggingRoutes(opts.logger, ...(opts.logger === processLogger ? [] : [processLogger])));
+  app.route('/', loggingRoutes(opts.logs));
   app.route('/', repositoryRoutes({ dataplane: opts.dataplane, hasHardware: opts.hasHardware ?? (() => false), maxLoadBytes: opts.maxJsonBytes ?? MAX_JSON_BYTES }));
   const dp = opts.dataplane;
   const cloudEvent = cloudEventHandler({

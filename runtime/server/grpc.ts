@@ -17,6 +17,7 @@ import { InvalidArgument, NotFound, PayloadTooLarge, Unsupported } from '../core
 import type { SystemSharedMemory } from '../shared-memory/system-shared-memory.js';
 import { extractContext, tracingEnabled, withoutTrace, withSpan } from '../observability/tracing.js';
 import type { TraceSettings } from '../observability/trace-settings.js';
+import type { LogControl } from '../observability/log-settings.js';
 import type { DataPlane } from '../dataplane.js';
 import { requestSeries, type Metrics } from '../observability/metrics.js';
 import { decodeGrpcInferRequest, encodeGrpcInferResponse, packageDefinitionOf, parametersOf, type WireInferRequest, type WireParameter } from '../protocol/grpc/codec.js';
@@ -42,6 +43,8 @@ export interface GrpcServerOptions {
   sharedMemory?: SystemSharedMemory;
   /** Triton's trace settings, shared with REST: which calls are traced. */
   traceSettings?: TraceSettings;
+  /** Triton's logging extension, shared with REST's /v2/logging. */
+  logs?: LogControl;
 }
 
 export interface RunningGrpcServer {
@@ -64,7 +67,7 @@ function serviceDefinition(): grpc.ServiceDefinition {
 }
 
 /** REST's extensions that gRPC does not serve (binary tensors are raw contents there; the rest are HTTP routes). */
-const REST_ONLY = new Set(['binary_tensor_data', 'logging', 'cloudevents', 'hardware']);
+const REST_ONLY = new Set(['binary_tensor_data', 'cloudevents', 'hardware']);
 
 
 /** The package definition, for clients (tests, tools) that speak to this server. */
@@ -233,6 +236,15 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       throw new Unsupported('CUDA shared memory: this server has no GPU; use system shared memory');
     }),
     CudaSharedMemoryUnregister: unary('CudaSharedMemoryUnregister', () => ({})),
+    // Triton's logging extension: the same settings as REST's /v2/logging, each value in its oneof.
+    LogSettings: unary<{ settings: Record<string, { parameter_choice?: 'bool_param' | 'uint32_param' | 'string_param'; bool_param?: boolean; uint32_param?: number; string_param?: string }> }, unknown>('LogSettings', (call) => {
+      const logs = opts.logs;
+      if (!logs) throw new Unsupported('log settings are not served here');
+      const patch = Object.fromEntries(Object.entries(call.request.settings ?? {}).map(([k, v]) => [k, v.parameter_choice ? v[v.parameter_choice] : undefined]));
+      const now = Object.keys(patch).length ? logs.update(patch) : logs.get();
+      const wire = (v: unknown) => (typeof v === 'boolean' ? { bool_param: v } : typeof v === 'number' ? { uint32_param: v } : { string_param: String(v) });
+      return { settings: Object.fromEntries(Object.entries(now).map(([k, v]) => [k, wire(v)])) };
+    }),
     // Triton's trace extension: the same settings as REST's /v2[/models/{m}]/trace/setting. An empty value list clears a model's setting.
     TraceSetting: unary<{ settings: Record<string, { value: string[] }>; model_name: string }, unknown>('TraceSetting', (call) => {
       const traces = opts.traceSettings;

@@ -20,9 +20,10 @@ import { DataPlane } from '../dataplane.js';
 import type { InferResponse } from '../core/infer.js';
 import { SystemSharedMemory } from '../shared-memory/system-shared-memory.js';
 import { TraceSettings } from '../observability/trace-settings.js';
+import { LogControl } from '../observability/log-settings.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES } from '../config.js';
 import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
-import { createLogger } from '../observability/logger.js';
+import { createLogger, logger as processLogger } from '../observability/logger.js';
 import { initTracing, shutdownTracing } from '../observability/tracing.js';
 import { createMetrics, registerResponseCacheMetrics, type Metrics } from '../observability/metrics.js';
 import { ModelRepository, type BatcherFactory, type Puller } from '../repository/model-repository.js';
@@ -160,6 +161,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   );
   const sharedMemory = opts.allowClientShm ? new SystemSharedMemory(opts.sharedMemoryDir) : undefined;
   const traceSettings = new TraceSettings(tracingStatus.enabled);
+  // The server's logger, and the process-wide one the backends log through when the server was given its own.
+  const logs = new LogControl(logger, ...(logger === processLogger ? [] : [processLogger]));
   const app = createApp({
     dataplane,
     logger,
@@ -169,6 +172,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     hasHardware,
     sharedMemory,
     traceSettings,
+    logs,
     extend: opts.extend,
   });
 
@@ -196,6 +200,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         maxContentsBytes: opts.maxJsonBytes ?? MAX_JSON_BYTES,
         sharedMemory,
         traceSettings,
+        logs,
       });
     } catch (err) {
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -10,6 +10,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../runtime/server/serve.js';
 import { postJson, startTestServer, tempDir } from '../helpers/server.js';
+import * as grpc from '@grpc/grpc-js';
+import { grpcPackageDefinition } from '../../runtime/server/grpc.js';
 
 describe('logging extension', () => {
   let server: RunningServer;
@@ -27,7 +29,7 @@ describe('logging extension', () => {
       },
     });
     const logger = pino({ level: 'info', formatters: { level: (label) => ({ level: label }) } }, sink);
-    server = await startTestServer({ modelRepository: repo.dir, logger });
+    server = await startTestServer({ modelRepository: repo.dir, logger, grpcPort: 0 });
   });
   afterAll(async () => {
     await server.close();
@@ -76,7 +78,7 @@ describe('logging extension', () => {
       [{ log_file: '/var/log/kinfer.log' }, /stdout .* only/],
       [{ log_format: 'xml' }, /log_format/],
       [{ log_verbose_level: -1 }, /log_verbose_level/],
-      [{ log_infos: true }, /logging body/],
+      [{ log_infos: true }, /logging settings: \(root\): Unrecognized key.*log_infos/],
     ];
     const now = await (await fetch(`${server.url}/v2/logging`)).json();
     for (const [body, message] of cases) {
@@ -85,5 +87,25 @@ describe('logging extension', () => {
       expect(((await res.json()) as { error: string }).error).toMatch(message);
     }
     expect(await (await fetch(`${server.url}/v2/logging`)).json()).toEqual(now);
+  });
+
+  it("serves the same settings over gRPC's LogSettings: a change there shows in REST, and refusals are INVALID_ARGUMENT", async () => {
+    const pkg = grpc.loadPackageDefinition(grpcPackageDefinition()) as any;
+    const client = new pkg.inference.GRPCInferenceService(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+    const call = (settings: object) => new Promise<any>((ok, fail) => client.LogSettings({ settings }, (err: Error | null, res: unknown) => (err ? fail(err) : ok(res))));
+    try {
+      const now = (await call({})).settings;
+      expect(now.log_info).toMatchObject({ parameter_choice: 'bool_param', bool_param: true });
+      expect(now.log_format).toMatchObject({ parameter_choice: 'string_param' });
+      const changed = (await call({ log_verbose_level: { uint32_param: 1 } })).settings;
+      expect(changed.log_verbose_level).toMatchObject({ uint32_param: 1 });
+      expect(await (await fetch(`${server.url}/v2/logging`)).json()).toMatchObject({ log_verbose_level: 1, log_info: true });
+      const refused = await call({ log_info: { bool_param: true }, log_warning: { bool_param: false } }).catch((e: grpc.ServiceError) => e);
+      expect([refused.code, refused.details]).toEqual([grpc.status.INVALID_ARGUMENT, expect.stringMatching(/log_info: true needs log_warning: true/)]);
+      await call({ log_verbose_level: { uint32_param: 0 } });
+      expect(await (await fetch(`${server.url}/v2/logging`)).json()).toMatchObject({ log_verbose_level: 0 });
+    } finally {
+      client.close();
+    }
   });
 });

@@ -7,9 +7,8 @@
  * numbers, so KServe's and Triton's gRPC clients talk to it unchanged. Kept as
  * text in the module so the bundle needs no .proto file beside it. Of Triton's
  * messages only the fields kinfer fills are declared (a client's full
- * definition decodes them, and reads the rest as unset); Triton's LogSettings
- * RPC is not declared, and a client calling it gets UNIMPLEMENTED. The
- * shared-memory and trace-setting RPCs are declared with their whole messages.
+ * definition decodes them, and reads the rest as unset). The shared-memory,
+ * trace-setting and log-settings RPCs are declared with their whole messages.
  */
 export const SERVICE_PROTO = `
 syntax = "proto3";
@@ -35,6 +34,16 @@ service GRPCInferenceService {
   rpc CudaSharedMemoryRegister(CudaSharedMemoryRegisterRequest) returns (CudaSharedMemoryRegisterResponse) {}
   rpc CudaSharedMemoryUnregister(CudaSharedMemoryUnregisterRequest) returns (CudaSharedMemoryUnregisterResponse) {}
   rpc TraceSetting(TraceSettingRequest) returns (TraceSettingResponse) {}
+  rpc LogSettings(LogSettingsRequest) returns (LogSettingsResponse) {}
+}
+
+message LogSettingsRequest {
+  message SettingValue { oneof parameter_choice { bool bool_param = 1; uint32 uint32_param = 2; string string_param = 3; } }
+  map<string, SettingValue> settings = 1;
+}
+message LogSettingsResponse {
+  message SettingValue { oneof parameter_choice { bool bool_param = 1; uint32 uint32_param = 2; string string_param = 3; } }
+  map<string, SettingValue> settings = 1;
 }
 
 message TraceSettingRequest {
