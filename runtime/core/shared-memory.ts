@@ -6,6 +6,7 @@
  * and hand the bytes to and from a `SharedMemoryAccess` (the server's
  * registry, `runtime/shared-memory/`).
  */
+import { elementSize, type Datatype } from './datatypes.js';
 import { InvalidArgument, invalidArgument, Unsupported } from './errors.js';
 import type { Parameters } from './tensor.js';
 
@@ -51,6 +52,19 @@ export function sharedMemoryRefOf(params: Parameters | undefined, what: string):
 export function sharedMemoryOf(opts: { sharedMemory?: SharedMemoryAccess | undefined }, what: string): SharedMemoryAccess {
   if (!opts.sharedMemory) throw new Unsupported(`${what}: this server takes no tensors in shared memory (start it with --allow-client-shm); send the data in the request`);
   return opts.sharedMemory;
+}
+
+/**
+ * The bytes of an input of `count` `datatype` elements from its region. A fixed-size datatype's
+ * byte count is checked against the shape before anything is read: a reference is a few bytes
+ * of request, and must not make the server read more than the tensor holds.
+ */
+export function readInputBytes(regions: SharedMemoryAccess, ref: SharedMemoryRef, datatype: Datatype, count: number, what: string): Uint8Array {
+  const size = elementSize(datatype);
+  if (size !== undefined && ref.byteSize !== count * size) {
+    throw new InvalidArgument(`${what}: shared_memory_byte_size is ${ref.byteSize}; ${count} ${datatype} elements take ${count * size}`);
+  }
+  return regions.read(ref, what);
 }
 
 function isByteCount(v: unknown): v is number {

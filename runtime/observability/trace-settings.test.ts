@@ -21,10 +21,10 @@ describe('TraceSettings', () => {
     expect(off.update({ trace_level: ['OFF'], trace_rate: 5 }).trace_rate).toBe('5');
   });
 
-  it('samples one request in trace_rate, at most trace_count more, and restarts counting on a change', () => {
+  it('samples one request in trace_rate (the rate-th, as Triton), at most trace_count more, and restarts counting on a change', () => {
     const t = new TraceSettings(true);
     t.update({ trace_rate: '3' });
-    expect(run(t, 7)).toEqual([true, false, false, true, false, false, true]);
+    expect(run(t, 7)).toEqual([false, false, true, false, false, true, false]);
     t.update({ trace_rate: '1', trace_count: '2' });
     expect(run(t, 4)).toEqual([true, true, false, false]);
     expect(t.get().trace_count).toBe('0');
@@ -38,11 +38,13 @@ describe('TraceSettings', () => {
     expect(t.update({ trace_level: ['OFF'] }, 'quiet').trace_level).toEqual(['OFF']);
     expect(t.update({ trace_rate: '3' }, 'sparse')).toMatchObject({ trace_level: ['TIMESTAMPS'], trace_rate: '3' });
     expect(run(t, 3, 'quiet')).toEqual([false, false, false]);
-    expect(run(t, 4, 'sparse')).toEqual([true, false, false, true]);
+    expect(run(t, 4, 'sparse')).toEqual([false, false, true, false]);
     // Models without their own rate share the server's counter.
-    expect([t.sample('a'), t.sample('b'), t.sample('a')]).toEqual([true, false, true]);
+    expect([t.sample('a'), t.sample('b'), t.sample('a')]).toEqual([false, true, false]);
     expect(t.update({ trace_rate: null }, 'sparse').trace_rate).toBe('2');
     expect(t.get('quiet').trace_rate).toBe('2');
+    // On the server, null puts a setting back to its value at start.
+    expect(t.update({ trace_rate: null }).trace_rate).toBe('1');
   });
 
   it('refuses what it cannot do, naming the setting', () => {
@@ -56,7 +58,7 @@ describe('TraceSettings', () => {
       [{ trace_file: '/tmp/trace.json' }, /exports traces over OTLP/, InvalidArgument],
       [{ trace_mode: 'triton' }, /OpenTelemetry only/, InvalidArgument],
       [{ trace_ratez: '1' }, /unknown trace setting 'trace_ratez'/, InvalidArgument],
-      [{ trace_rate: null }, /the server's cannot be cleared/, InvalidArgument],
+      [{ trace_ratez: null }, /unknown trace setting 'trace_ratez'/, InvalidArgument],
     ];
     for (const [patch, re, kind] of cases) {
       expect(() => t.update(patch), String(re)).toThrow(kind);

@@ -46,10 +46,13 @@ interface Scope {
 export class TraceSettings {
   private readonly global: Scope;
   private readonly models = new Map<string, Scope>();
+  /** The server's settings at start: what a null puts a server setting back to. */
+  private readonly initial: Settings;
 
   /** `enabled`: an OTLP exporter is set up; then every request is traced until told otherwise. */
   constructor(private readonly enabled: boolean) {
-    this.global = { own: { level: enabled ? 'TIMESTAMPS' : 'OFF', rate: 1, count: -1, logFrequency: 0 }, seen: 0 };
+    this.initial = { level: enabled ? 'TIMESTAMPS' : 'OFF', rate: 1, count: -1, logFrequency: 0 };
+    this.global = { own: { ...this.initial }, seen: 0 };
   }
 
   /** The effective settings of `model` (its own over the server's), or the server's. */
@@ -66,8 +69,9 @@ export class TraceSettings {
   }
 
   /**
-   * Applies `patch` (Triton's JSON: strings, a list for trace_level; for a model, null clears
-   * a setting back to the server's) to the server or to `model`, and returns the result.
+   * Applies `patch` (Triton's JSON: strings, a list for trace_level; null puts a model's setting
+   * back to the server's, and a server setting back to its value at start) to the server or to
+   * `model`, and returns the result.
    * InvalidArgument or Unsupported, naming the setting, for what kinfer cannot do.
    */
   update(patch: Record<string, unknown>, model?: string): TraceSettingsJson {
@@ -75,7 +79,6 @@ export class TraceSettings {
     const cleared: Key[] = [];
     for (const [name, value] of Object.entries(patch)) {
       if (value === null) {
-        if (model === undefined) throw new InvalidArgument(`trace setting '${name}': null clears a model's own setting; the server's cannot be cleared`);
         const key = KEYS[name];
         if (!key && !(name in FIXED)) throw unknownSetting(name);
         if (key) cleared.push(key);
@@ -84,10 +87,13 @@ export class TraceSettings {
       this.parse(name, value, parsed);
     }
     const scope = model === undefined ? this.global : this.modelScope(model);
-    for (const k of cleared) delete scope.own[k];
+    for (const k of cleared) {
+      if (model === undefined) (scope.own as Record<Key, unknown>)[k] = this.initial[k];
+      else delete scope.own[k];
+    }
     Object.assign(scope.own, parsed);
     // A new rate or count starts counting again, as Triton resets its sampler.
-    if ('rate' in parsed || 'count' in parsed || 'level' in parsed) scope.seen = 0;
+    if ('rate' in parsed || 'count' in parsed || 'level' in parsed || cleared.length > 0) scope.seen = 0;
     if (model !== undefined && Object.keys(scope.own).length === 0) this.models.delete(model);
     return this.get(model);
   }
@@ -101,8 +107,8 @@ export class TraceSettings {
     // The scope that owns the rate counts the requests; the one that owns the count spends it.
     const rateScope = own && 'rate' in own.own ? own : this.global;
     const countScope = own && 'count' in own.own ? own : this.global;
-    const n = rateScope.seen++;
-    if (n % s.rate !== 0) return false;
+    // As Triton: the rate-th request, the 2×rate-th, ...
+    if (++rateScope.seen % s.rate !== 0) return false;
     if (countScope.own.count !== undefined && countScope.own.count > 0) countScope.own.count--;
     return true;
   }

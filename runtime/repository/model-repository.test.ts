@@ -99,6 +99,22 @@ describe('ModelRepository: loads and unloads of one model', () => {
     }
   });
 
+  it('leaves a model unloaded when a reload (a repository poll) was queued behind its unload', async () => {
+    const { repo, gate, state, cleanup } = await setup();
+    try {
+      await repo.load('m');
+      gate.hold = true;
+      const unloading = repo.unload('m');
+      const polled = repo.reload('m');
+      gate.release();
+      await Promise.all([unloading, polled]);
+      expect(repo.isReady('m')).toBe(false);
+      expect(await state()).toBe('UNAVAILABLE');
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('keeps the order of calls: load, unload, load ends loaded; a second unload then forgets the model', async () => {
     const { repo, state, cleanup } = await setup();
     try {

@@ -13,12 +13,13 @@ import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Backend, ModelMetadata } from '../backends/backend.js';
 import { selectBackend } from '../backends/select.js';
-import { ENSEMBLE_CONCURRENCY, EnsembleBackend, isEnsemble, planEnsemble, type StepRunner } from '../backends/ensemble.js';
+import { ENSEMBLE_CONCURRENCY, EnsembleBackend, isEnsemble, planEnsemble, type PlannedStep, type StepRunner } from '../backends/ensemble.js';
 import type { Batcher } from '../batching/batcher.js';
 import { InvalidArgument, KinferError, NotFound, NotReady, Unavailable, Unsupported } from '../core/errors.js';
 import type { Parameters, TensorSpec } from '../core/tensor.js';
 import { forgetModel, type Metrics } from '../observability/metrics.js';
 import { ModelStatistics } from '../observability/statistics.js';
+import { within } from '../core/within.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from '../config.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import { ModelHandle, type ModelState } from './model-handle.js';
@@ -130,6 +131,8 @@ export class ModelRepository {
   private readonly modelDirs = new Map<string, string>();
   /** Models serving from files sent with their load (Triton's `file:` overrides), until a load without files or an unload. */
   private readonly overrides = new Map<string, StagedFiles>();
+  /** Ensembles whose load is running, with the config it loads: the cycle check sees them before they serve. */
+  private readonly loadingEnsembles = new Map<string, ModelConfig>();
 
   constructor(private readonly opts: ModelRepositoryOptions) {}
 
@@ -183,6 +186,12 @@ export class ModelRepository {
     return this.serialise(name, async () => {
       // Files sent with the load serve, not the folder: a change to the folder is not theirs.
       if (this.overrides.has(name)) return;
+      // Unloaded through the API while this waited (the unload kept the entry for it): stays unloaded.
+      const entry = this.entries.get(name);
+      if (!entry || (entry.handles.length === 0 && entry.state === 'UNLOADING')) {
+        if (entry) this.dropUnlessQueued(name, entry);
+        return;
+      }
       await this.doLoad(name, this.withDefaultConfig(name, this.entries.get(name)?.parameters ?? {}));
     });
   }
@@ -307,9 +316,16 @@ export class ModelRepository {
   /** Unloads everything (shutdown). */
   async closeAll(): Promise<void> {
     this.closing = true;
-    // Ensembles first: their running pipelines still need the composing models for their next steps.
-    const ensembles = [...this.entries].filter(([, e]) => e.handles.some((h) => isEnsemble(h.config))).map(([n]) => n);
-    await Promise.allSettled(ensembles.map((n) => this.unload(n)));
+    // Ensembles first, outermost first: their running pipelines still need their composing models
+    // (ensembles included) for their next steps.
+    let left = [...this.entries].filter(([, e]) => e.handles.some((h) => isEnsemble(h.config))).map(([n]) => n);
+    for (let guard = left.length; guard > 0 && left.length > 0; guard--) {
+      const inner = new Set(left.flatMap((n) => (this.entries.get(n)?.handles ?? []).flatMap((h) => (h.config.ensemble ?? []).map((s) => s.modelName))));
+      const outer = left.filter((n) => !inner.has(n));
+      const wave = outer.length > 0 ? outer : left; // a cycle cannot load, but never wait on one
+      await Promise.allSettled(wave.map((n) => this.unload(n)));
+      left = left.filter((n) => !wave.includes(n));
+    }
     await Promise.allSettled([...this.entries.keys()].map((n) => this.unload(n)));
   }
 
@@ -482,8 +498,19 @@ export class ModelRepository {
    */
   private async prepareEnsemble(name: string, config: ModelConfig): Promise<void> {
     const steps = planEnsemble(config);
-    const cycle = await this.ensembleCycle(name, config);
-    if (cycle) throw new InvalidArgument(`ensemble '${name}': its steps lead back to it (${cycle.join(' → ')}); ensembles cannot call each other in a cycle`);
+    // Registered before the check: two ensemble loads that would close a cycle see each other.
+    this.loadingEnsembles.set(name, config);
+    try {
+      const cycle = await this.ensembleCycle(name);
+      if (cycle) throw new InvalidArgument(`ensemble '${name}': its steps lead back to it (${cycle.join(' → ')}); ensembles cannot call each other in a cycle`);
+      await this.readyComposingModels(name, steps);
+    } finally {
+      this.loadingEnsembles.delete(name);
+    }
+  }
+
+  /** The composing models of ensemble `name` serve (or its load fails), and its steps fit them. */
+  private async readyComposingModels(name: string, steps: PlannedStep[]): Promise<void> {
     for (const m of new Set(steps.map((s) => s.modelName))) {
       const entry = this.entries.get(m);
       const fail = (err: unknown): never => {
@@ -492,10 +519,12 @@ export class ModelRepository {
       };
       if (!entry || (entry.handles.length === 0 && entry.state !== 'LOADING')) {
         await this.load(m).catch(fail);
-      } else {
-        // Loading (at start, every model loads at once): wait for the operations queued on it. No
-        // deadlock: only ensembles wait on other models, and their graph was just found acyclic.
-        await this.chains.get(m)?.tail;
+      } else if (entry.handles.length === 0) {
+        // Loading with nothing serving yet (at start, every model loads at once): wait for it, within
+        // the drain limit. Only ensembles wait on other models, their graph is acyclic as far as
+        // the configs serving, loading and in the folders show, and the wait is bounded anyway.
+        const chain = this.chains.get(m)?.tail;
+        if (chain) await within(chain, this.drainMs, undefined);
       }
     }
     for (const s of steps) {
@@ -521,23 +550,27 @@ export class ModelRepository {
   }
 
   /**
-   * A path of ensembles from `name` back to itself through their steps, or undefined. The configs
-   * are the serving ones, else the repository folder's (`name`'s own is the one being loaded).
+   * A path of ensembles from `name` back to itself through their steps, or undefined. A model's
+   * steps are those of every config it has or is about to have: serving, being loaded, and in its
+   * folder (`name`'s own is the one being loaded).
    */
-  private async ensembleCycle(name: string, config: ModelConfig): Promise<string[] | undefined> {
-    const configs = new Map<string, ModelConfig | undefined>([[name, config]]);
-    const configOf = async (m: string): Promise<ModelConfig | undefined> => {
-      if (!configs.has(m)) {
-        const serving = this.entries.get(m)?.handles.at(-1)?.config;
-        configs.set(m, serving ?? (await this.readLayout(m).then((l) => l.config, () => undefined)));
+  private async ensembleCycle(name: string): Promise<string[] | undefined> {
+    const edges = new Map<string, string[]>();
+    const stepsOf = async (m: string): Promise<string[]> => {
+      let out = edges.get(m);
+      if (!out) {
+        // `name` by the config it is loading now; any other by each config it has or may get.
+        const configs = [this.loadingEnsembles.get(m)];
+        if (m !== name) configs.push(...(this.entries.get(m)?.handles ?? []).map((h) => h.config), await this.readLayout(m).then((l) => l.config, () => undefined));
+        out = [...new Set(configs.flatMap((c) => (c && isEnsemble(c) ? (c.ensemble ?? []).map((s) => s.modelName) : [])))];
+        edges.set(m, out);
       }
-      return configs.get(m);
+      return out;
     };
     const done = new Set<string>();
     const visit = async (m: string, path: string[]): Promise<string[] | undefined> => {
-      const c = await configOf(m);
-      if (!c || !isEnsemble(c) || done.has(m)) return undefined;
-      for (const next of new Set((c.ensemble ?? []).map((s) => s.modelName))) {
+      if (done.has(m)) return undefined;
+      for (const next of await stepsOf(m)) {
         if (next === name) return [...path, m, name];
         if (path.includes(next) || next === m) continue; // a cycle not through `name` is that ensemble's own load to refuse
         const found = await visit(next, [...path, m]);

@@ -240,7 +240,12 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     LogSettings: unary<{ settings: Record<string, { parameter_choice?: 'bool_param' | 'uint32_param' | 'string_param'; bool_param?: boolean; uint32_param?: number; string_param?: string }> }, unknown>('LogSettings', (call) => {
       const logs = opts.logs;
       if (!logs) throw new Unsupported('log settings are not served here');
-      const patch = Object.fromEntries(Object.entries(call.request.settings ?? {}).map(([k, v]) => [k, v.parameter_choice ? v[v.parameter_choice] : undefined]));
+      const patch = Object.fromEntries(
+        Object.entries(call.request.settings ?? {}).map(([k, v]) => {
+          if (!v.parameter_choice) throw new InvalidArgument(`log setting '${k}': no value given (bool_param, uint32_param or string_param)`);
+          return [k, v[v.parameter_choice]];
+        }),
+      );
       const now = Object.keys(patch).length ? logs.update(patch) : logs.get();
       const wire = (v: unknown) => (typeof v === 'boolean' ? { bool_param: v } : typeof v === 'number' ? { uint32_param: v } : { string_param: String(v) });
       return { settings: Object.fromEntries(Object.entries(now).map(([k, v]) => [k, wire(v)])) };

@@ -159,7 +159,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     { requestTimeoutMs: opts.requestTimeoutMs ?? 0, sharedMemory: !!opts.allowClientShm },
     responseCache,
   );
-  const sharedMemory = opts.allowClientShm ? new SystemSharedMemory(opts.sharedMemoryDir) : undefined;
+  const sharedMemory = opts.allowClientShm ? new SystemSharedMemory(opts.sharedMemoryDir, opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES) : undefined;
   const traceSettings = new TraceSettings(tracingStatus.enabled);
   // The server's logger, and the process-wide one the backends log through when the server was given its own.
   const logs = new LogControl(logger, ...(logger === processLogger ? [] : [processLogger]));
@@ -261,7 +261,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       http.closeAllConnections?.();
       // Calls still running after the drain get the same grace as HTTP sockets, then are cancelled.
       if (grpcStopped && !(await within(grpcStopped.then(() => true), 1000, false))) grpcServer?.kill();
-      sharedMemory?.close();
+      // Requests still running past the drain keep their regions (the process is about to end anyway).
+      if (drainedInTime) sharedMemory?.close();
       await shutdownTracing().catch((err: unknown) => logger.warn({ err }, 'trace flush failed'));
       try {
         await hooks.shutdown?.();

@@ -3,12 +3,12 @@
  * The region registry over real files: a folder standing in for /dev/shm (what
  * shm_open creates there is a plain file, which the integration test uses).
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { InvalidArgument, NotFound, Unsupported } from '../core/errors.js';
-import { sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory } from '../core/shared-memory.js';
+import { InvalidArgument, NotFound, PayloadTooLarge, Unsupported } from '../core/errors.js';
+import { readInputBytes, sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory } from '../core/shared-memory.js';
 import { SystemSharedMemory } from './system-shared-memory.js';
 
 let dir: string;
@@ -55,6 +55,33 @@ describe('SystemSharedMemory', () => {
       expect(f, String(re)).toThrow(re);
     }
     expect(() => shm.status('nope')).toThrow(NotFound);
+  });
+
+  it('opens no symbolic link and nothing but a regular file, as shm_open: a key cannot reach a file outside the folder', async () => {
+    const outside = join(dir, '..', `kinfer-shm-outside-${process.pid}`);
+    await writeFile(outside, 'secret');
+    try {
+      await symlink(outside, join(dir, 'link'));
+      expect(() => shm.register('l', '/link', 0, 1)).toThrow("system shared memory region 'l': cannot open the shared-memory object '/link': it is a symbolic link");
+      await mkdir(join(dir, 'sub'));
+      expect(() => shm.register('d', '/sub', 0, 0)).toThrow(/'\/sub' is not a shared-memory object \(not a regular file\)|EISDIR/);
+      expect(shm.status()).toEqual([]);
+    } finally {
+      await rm(outside, { force: true });
+    }
+  });
+
+  it('reads no more than one request may carry, and checks a fixed-size tensor\'s byte count before reading', () => {
+    const small = new SystemSharedMemory(dir, 16);
+    try {
+      small.register('r', '/obj', 0, 64);
+      expect(() => small.read({ region: 'r', offset: 0, byteSize: 32 }, "input 'x'")).toThrow(PayloadTooLarge);
+      expect(() => small.read({ region: 'r', offset: 0, byteSize: 32 }, "input 'x'")).toThrow(/over the limit of 16 bytes per request \(KINFER_MAX_BODY_BYTES\)/);
+      expect(() => readInputBytes(small, { region: 'r', offset: 0, byteSize: 12 }, 'FP32', 2, "input 'x'")).toThrow("input 'x': shared_memory_byte_size is 12; 2 FP32 elements take 8");
+      expect(Array.from(readInputBytes(small, { region: 'r', offset: 0, byteSize: 8 }, 'FP32', 2, "input 'x'"))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    } finally {
+      small.close();
+    }
   });
 });
 

@@ -15,9 +15,9 @@
  * shm.register('in0', '/client_in', 0, 3136);
  * const bytes = shm.read({ region: 'in0', offset: 0, byteSize: 3136 }, "input 'x'");
  */
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { InvalidArgument, NotFound } from '../core/errors.js';
+import { InvalidArgument, NotFound, PayloadTooLarge, Unavailable } from '../core/errors.js';
 import type { SharedMemoryAccess, SharedMemoryRef } from '../core/shared-memory.js';
 
 export interface RegionStatus {
@@ -38,8 +38,15 @@ const MAX_REGIONS = 4096;
 export class SystemSharedMemory implements SharedMemoryAccess {
   private readonly regions = new Map<string, Region>();
 
-  /** `dir`: where shm_open's objects live (`/dev/shm` on Linux). */
-  constructor(private readonly dir = '/dev/shm') {}
+  /**
+   * `dir`: where shm_open's objects live (`/dev/shm` on Linux). `maxReadBytes`: the most one tensor
+   * may take from a region (the request body limit, KINFER_MAX_BODY_BYTES: a reference is a few
+   * bytes of request, its data must not cost more than the data sent inline could).
+   */
+  constructor(
+    private readonly dir = '/dev/shm',
+    private readonly maxReadBytes = Number.MAX_SAFE_INTEGER,
+  ) {}
 
   /**
    * Registers `byteSize` bytes at `offset` of the object `key` under `name`. InvalidArgument for a
@@ -58,11 +65,21 @@ export class SystemSharedMemory implements SharedMemoryAccess {
     }
     let fd: number;
     try {
-      fd = openSync(join(this.dir, key.replace(/^\//, '')), 'r+');
+      // As shm_open: no symlink is followed (a link in a shared /dev/shm could name any file the
+      // server may write), and opening never blocks (a FIFO would stall the event loop).
+      fd = openSync(join(this.dir, key.replace(/^\//, '')), constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (err) {
-      throw new InvalidArgument(`system shared memory region '${name}': cannot open the shared-memory object '${key}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      if (code === 'EMFILE' || code === 'ENFILE') throw new Unavailable(`system shared memory region '${name}': the server has no file descriptor left (${code}); unregister regions no longer used`);
+      const why = code === 'ELOOP' ? 'it is a symbolic link' : code;
+      throw new InvalidArgument(`system shared memory region '${name}': cannot open the shared-memory object '${key}': ${why}`);
     }
-    const size = fstatSync(fd).size;
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      closeSync(fd);
+      throw new InvalidArgument(`system shared memory region '${name}': '${key}' is not a shared-memory object (not a regular file)`);
+    }
+    const size = st.size;
     if (offset + byteSize > size) {
       closeSync(fd);
       throw new InvalidArgument(`system shared memory region '${name}': offset ${offset} + byte_size ${byteSize} runs past the end of '${key}' (${size} bytes)`);
@@ -92,11 +109,14 @@ export class SystemSharedMemory implements SharedMemoryAccess {
 
   read(ref: SharedMemoryRef, what: string): Uint8Array {
     const { fd, position } = this.locate(ref, what);
+    if (ref.byteSize > this.maxReadBytes) {
+      throw new PayloadTooLarge(`${what}: shared_memory_byte_size ${ref.byteSize} is over the limit of ${this.maxReadBytes} bytes per request (KINFER_MAX_BODY_BYTES)`);
+    }
     // Its own ArrayBuffer, so the typed array over it is aligned (no pooled slab).
     const out = Buffer.allocUnsafeSlow(ref.byteSize);
     let done = 0;
     while (done < ref.byteSize) {
-      const n = readSync(fd, out, done, ref.byteSize - done, position + done);
+      const n = io(() => readSync(fd, out, done, ref.byteSize - done, position + done), ref, what);
       if (n === 0) throw new InvalidArgument(`${what}: shared memory region '${ref.region}' ended after ${done} of ${ref.byteSize} bytes (the object shrank)`);
       done += n;
     }
@@ -109,7 +129,7 @@ export class SystemSharedMemory implements SharedMemoryAccess {
     }
     const { fd, position } = this.locate({ ...ref, byteSize: bytes.byteLength }, what);
     let done = 0;
-    while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
+    while (done < bytes.byteLength) done += io(() => writeSync(fd, bytes, done, bytes.byteLength - done, position + done), ref, what);
   }
 
   /** Unregisters everything (shutdown). */
@@ -124,6 +144,15 @@ export class SystemSharedMemory implements SharedMemoryAccess {
       throw new InvalidArgument(`${what}: shared_memory_offset ${ref.offset} + shared_memory_byte_size ${ref.byteSize} runs past the end of region '${ref.region}' (${r.byte_size} bytes)`);
     }
     return { fd: r.fd, position: r.offset + ref.offset };
+  }
+}
+
+/** A read or write of a region: a failure of the object itself (its tmpfs full, ...) is the server's, 503 naming the region. */
+function io(op: () => number, ref: SharedMemoryRef, what: string): number {
+  try {
+    return op();
+  } catch (err) {
+    throw new Unavailable(`${what}: shared memory region '${ref.region}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
 }
 

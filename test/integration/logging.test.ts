@@ -102,6 +102,10 @@ describe('logging extension', () => {
       expect(await (await fetch(`${server.url}/v2/logging`)).json()).toMatchObject({ log_verbose_level: 1, log_info: true });
       const refused = await call({ log_info: { bool_param: true }, log_warning: { bool_param: false } }).catch((e: grpc.ServiceError) => e);
       expect([refused.code, refused.details]).toEqual([grpc.status.INVALID_ARGUMENT, expect.stringMatching(/log_info: true needs log_warning: true/)]);
+      // tritonclient sends an empty value for None: refused, not read as "false".
+      const empty = await call({ log_info: {} }).catch((e: grpc.ServiceError) => e);
+      expect([empty.code, empty.details]).toEqual([grpc.status.INVALID_ARGUMENT, "log setting 'log_info': no value given (bool_param, uint32_param or string_param)"]);
+      expect(await (await fetch(`${server.url}/v2/logging`)).json()).toMatchObject({ log_info: true });
       await call({ log_verbose_level: { uint32_param: 0 } });
       expect(await (await fetch(`${server.url}/v2/logging`)).json()).toMatchObject({ log_verbose_level: 0 });
     } finally {

@@ -88,7 +88,7 @@ describe('tracing (OTLP/HTTP to a local receiver stand-in)', () => {
     expect(spans.find((s) => s.name === 'kinfer.infer' && s.traceId === trace)!.parentSpanId).toBe('b'.repeat(16));
   });
 
-  it("samples by Triton's trace settings per model: one request in trace_rate, the skipped ones without any span", async () => {
+  it("samples by Triton's trace settings per model: every trace_rate-th request, the skipped ones without any span", async () => {
     const set = async (path: string, body: object) => {
       const res = await postJson(`${server.url}${path}/trace/setting`, body);
       return [res.status, await res.json()];
@@ -103,13 +103,13 @@ describe('tracing (OTLP/HTTP to a local receiver stand-in)', () => {
       expect(res.status).toBe(200);
     }
     await flushTracing();
-    await rx.waitForSpans((s) => s.some((x) => x.traceId === traces[2] && x.name === 'kinfer.compute'), 5000);
+    await rx.waitForSpans((s) => s.some((x) => x.traceId === traces[3] && x.name === 'kinfer.compute'), 5000);
     const sampled = traces.filter((t) => rx.spans().some((x) => x.traceId === t && x.name === 'kinfer.infer'));
-    expect(sampled).toEqual([traces[0], traces[2]]);
+    expect(sampled).toEqual([traces[1], traces[3]]);
     // A skipped request leaves no span at all: its stage spans inherit "not sampled" rather than start traces of their own.
     await new Promise((r) => setTimeout(r, 100));
     await flushTracing();
-    expect(new Set(rx.spans().slice(before).map((x) => x.traceId))).toEqual(new Set([traces[0], traces[2]]));
+    expect(new Set(rx.spans().slice(before).map((x) => x.traceId))).toEqual(new Set([traces[1], traces[3]]));
     // The server's setting is unchanged; the model's can be read back, over gRPC too, and cleared with null.
     expect(((await (await fetch(`${server.url}/v2/trace/setting`)).json()) as { trace_rate: string }).trace_rate).toBe('1');
     const pkg = grpc.loadPackageDefinition(grpcPackageDefinition()) as any;

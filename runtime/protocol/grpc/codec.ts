@@ -14,7 +14,7 @@
  */
 import { elementSize, isDatatype, type Datatype, type NumericArray, type TensorData } from '../../core/datatypes.js';
 import { Internal, InvalidArgument, invalidArgument } from '../../core/errors.js';
-import { sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory, type SharedMemoryAccess, type SharedMemoryRef } from '../../core/shared-memory.js';
+import { readInputBytes, sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory, type SharedMemoryAccess, type SharedMemoryRef } from '../../core/shared-memory.js';
 import type { InferRequest, InferResponse, RequestedOutput } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor } from '../../core/tensor.js';
 import { readBinaryTensor, tensorBytes } from '../v2/binary.js';
@@ -147,15 +147,16 @@ export function decodeGrpcInferRequest(m: WireInferRequest, sharedMemory?: Share
     if (shm) {
       const regions = sharedMemoryOf({ sharedMemory }, what);
       if (filled.length > 0) throw new InvalidArgument(`${what}: has its data in shared memory and in contents (${filled.join(', ')}); send one`);
-      data = readBinaryTensor(what, input.datatype, count, regions.read(shm, what));
+      data = readBinaryTensor(what, input.datatype, count, readInputBytes(regions, shm, input.datatype, count, what));
     } else if (rawContents.length > 0) {
       if (filled.length > 0) throw new InvalidArgument(`${what}: has contents (${filled.join(', ')}) while raw_input_contents is used; send one form`);
-      const bytes = rawContents[rawIndex++]!;
+      const at = rawIndex++;
+      const bytes = rawContents[at]!;
       const size = elementSize(input.datatype);
       if (size !== undefined && bytes.byteLength !== count * size) {
-        throw new InvalidArgument(`${what}: raw_input_contents[${i}] has ${bytes.byteLength} bytes; shape [${shape.join(',')}] of ${input.datatype} needs ${count} × ${size} = ${count * size}`);
+        throw new InvalidArgument(`${what}: raw_input_contents[${at}] has ${bytes.byteLength} bytes; shape [${shape.join(',')}] of ${input.datatype} needs ${count} × ${size} = ${count * size}`);
       }
-      data = readBinaryTensor(`${what} in raw_input_contents[${i}]`, input.datatype, count, bytes);
+      data = readBinaryTensor(`${what} in raw_input_contents[${at}]`, input.datatype, count, bytes);
     } else {
       typed = true;
       data = fromContents(what, input.datatype, count, input.contents ?? {}, filled);

@@ -17,7 +17,7 @@ import { isAscii } from 'node:buffer';
 import { asBuffer } from '../../core/bytes.js';
 import { BIG_RANGES, INT_RANGES, allocate, elementSize, toHalf, type Datatype, type TensorData } from '../../core/datatypes.js';
 import { InvalidArgument, invalidArgument, PayloadTooLarge } from '../../core/errors.js';
-import { sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory, type SharedMemoryAccess, type SharedMemoryRef } from '../../core/shared-memory.js';
+import { readInputBytes, sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory, type SharedMemoryAccess, type SharedMemoryRef } from '../../core/shared-memory.js';
 import type { InferRequest, RequestedOutput } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { HEADER_LENGTH_HEADER, readBinaryTensor, splitBody } from './binary.js';
@@ -102,7 +102,7 @@ export function decodeInferRequest(body: Uint8Array, opts: DecodeOptions): Decod
       if ((input.data !== undefined && input.data !== null) || size !== undefined) {
         throw new InvalidArgument(`${what}: has its data in shared memory and in the body; send one`);
       }
-      data = readBinaryTensor(what, input.datatype, count, regions.read(shm, what));
+      data = readBinaryTensor(what, input.datatype, count, readInputBytes(regions, shm, input.datatype, count, what));
     } else if (size !== undefined) {
       if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
         throw invalidArgument(`inputs[${i}].parameters.binary_data_size`, 'a non-negative integer', size);
