@@ -13,6 +13,7 @@ export {
   type ModelMetadata,
   type ModelStatistics,
   type RepositoryIndexEntry,
+  type SharedMemoryRegionStatus,
   type ServerMetadata,
   type TensorMetadata,
   type WaitOptions,

@@ -113,6 +113,14 @@ export interface RepositoryIndexEntry {
   reason?: string;
 }
 
+/** A registered system shared-memory region (Triton's status entry). */
+export interface SharedMemoryRegionStatus {
+  name: string;
+  key: string;
+  offset: number;
+  byte_size: number;
+}
+
 export interface InferOptions {
   /** Force the binary extension on (true) or off (false); default: on above `binaryThreshold`. */
   binary?: boolean;
@@ -302,6 +310,50 @@ export class KinferClient {
   /** `POST /v2/repository/models/{model}/unload`. */
   async modelUnload(model: string, opts: { parameters?: Parameters; timeoutMs?: number } = {}): Promise<void> {
     await this.postJson(`/v2/repository/models/${seg(model)}/unload`, paramsBody(opts.parameters), false, opts.timeoutMs, 'with-retry-after');
+  }
+
+  // ---- Triton's settings and shared-memory extensions ----
+
+  /** `GET /v2/logging`: the running log settings (`log_info`, `log_verbose_level`, ...). */
+  logSettings(): Promise<Record<string, unknown>> {
+    return this.getJson<Record<string, unknown>>('/v2/logging');
+  }
+
+  /** `POST /v2/logging` with the settings to change; returns them all as they now are. */
+  async updateLogSettings(settings: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return (await this.postJson('/v2/logging', settings, true)) as Record<string, unknown>;
+  }
+
+  /** `GET /v2[/models/{model}]/trace/setting`: which requests are traced (Triton's trace extension). */
+  traceSettings(model?: string): Promise<Record<string, string | string[]>> {
+    return this.getJson<Record<string, string | string[]>>(tracePath(model));
+  }
+
+  /** `POST /v2[/models/{model}]/trace/setting`: e.g. `{ trace_rate: '10' }`; null puts a setting back. Returns them all. */
+  async updateTraceSettings(settings: Record<string, string | string[] | null>, model?: string): Promise<Record<string, string | string[]>> {
+    return (await this.postJson(tracePath(model), settings, true)) as Record<string, string | string[]>;
+  }
+
+  /** `GET /v2/systemsharedmemory[/region/{region}]/status`: the registered regions. */
+  async systemSharedMemoryStatus(region?: string): Promise<SharedMemoryRegionStatus[]> {
+    const path = region === undefined ? '/v2/systemsharedmemory/status' : `/v2/systemsharedmemory/region/${seg(region)}/status`;
+    const body = await this.getJson<unknown>(path);
+    if (!Array.isArray(body)) throw new KinferProtocolError(`GET ${path}: expected a JSON list`);
+    return body as SharedMemoryRegionStatus[];
+  }
+
+  /**
+   * `POST /v2/systemsharedmemory/region/{region}/register`: `byteSize` bytes at `offset` of the
+   * POSIX shared-memory object `key` (`/name`, which the caller created with shm_open).
+   */
+  async systemSharedMemoryRegister(region: string, key: string, byteSize: number, offset = 0): Promise<void> {
+    await this.postJson(`/v2/systemsharedmemory/region/${seg(region)}/register`, { key, offset, byte_size: byteSize }, false);
+  }
+
+  /** `POST /v2/systemsharedmemory[/region/{region}]/unregister`: one region, or every one. */
+  async systemSharedMemoryUnregister(region?: string): Promise<void> {
+    const path = region === undefined ? '/v2/systemsharedmemory/unregister' : `/v2/systemsharedmemory/region/${seg(region)}/unregister`;
+    await this.postJson(path, {}, true);
   }
 
   /** `POST /v2/hardware`: are at least `num` devices named `name` present? (200 → true, 404 → false) */
@@ -591,6 +643,10 @@ function seg(s: string): string {
 
 function modelPath(model: string, version?: string): string {
   return `/v2/models/${seg(model)}${version !== undefined ? `/versions/${seg(version)}` : ''}`;
+}
+
+function tracePath(model?: string): string {
+  return model === undefined ? '/v2/trace/setting' : `/v2/models/${seg(model)}/trace/setting`;
 }
 
 function paramsBody(parameters?: Parameters): Record<string, unknown> {

@@ -72,6 +72,8 @@ beforeAll(async () => {
     port: 0,
     host: '127.0.0.1',
     logger: pino({ level: 'silent' }),
+    allowClientShm: true,
+    sharedMemoryDir: repo,
   });
   await server.startup;
   // Forwards to the real server and records what it forwarded: what the server saw.
@@ -143,6 +145,27 @@ describe('health, metadata, repository', () => {
     expect(JSON.parse(sent.body.toString()).parameters['file:3/notes.txt']).toBe(Buffer.from('hi').toString('base64'));
     expect((await client.modelMetadata('pushed')).versions).toEqual(['3']);
     await client.modelUnload('pushed');
+  });
+
+  it("reads and changes Triton's log and trace settings, and registers, lists and unregisters shared-memory regions", async () => {
+    expect(await client.logSettings()).toMatchObject({ log_file: '', log_verbose_level: 0 });
+    // A format change leaves this (silent) server's level as it is.
+    expect(await client.updateLogSettings({ log_format: 'ISO8601' })).toMatchObject({ log_format: 'ISO8601', log_verbose_level: 0 });
+    // No exporter here: tracing is off, and only OFF is accepted.
+    expect(await client.traceSettings()).toMatchObject({ trace_level: ['OFF'] });
+    expect((await client.updateTraceSettings({ trace_rate: '5' }, 'echo')).trace_rate).toBe('5');
+    expect((await client.traceSettings('echo')).trace_rate).toBe('5');
+    const sent = proxy.seen.filter((s) => s.url === '/v2/models/echo/trace/setting' && s.method === 'POST').at(-1)!;
+    expect(JSON.parse(sent.body.toString())).toEqual({ trace_rate: '5' });
+    await expect(client.updateTraceSettings({ trace_level: ['TIMESTAMPS'] })).rejects.toThrow(/tracing is off/);
+    // A shared-memory object: here a file in the folder the server was told is /dev/shm.
+    await writeFile(path.join(repo, 'obj'), Buffer.alloc(64));
+    await client.systemSharedMemoryRegister('r', '/obj', 32, 16);
+    expect(await client.systemSharedMemoryStatus()).toEqual([{ name: 'r', key: '/obj', offset: 16, byte_size: 32 }]);
+    expect(await client.systemSharedMemoryStatus('r')).toHaveLength(1);
+    await client.systemSharedMemoryUnregister('r');
+    expect(await client.systemSharedMemoryStatus()).toEqual([]);
+    await expect(client.systemSharedMemoryRegister('r', '/missing', 8)).rejects.toMatchObject({ status: 400 });
   });
 
   it('hasHardware is false when no device exists (404), and sends name and num', async () => {
