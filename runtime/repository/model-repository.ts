@@ -360,6 +360,11 @@ export class ModelRepository {
   private async dropOverride(name: string): Promise<void> {
     const staged = this.overrides.get(name);
     this.overrides.delete(name);
+    await this.removeStaged(name, staged);
+  }
+
+  /** Deletes files staged for `name` that nothing serves from any more; a failure is logged, not thrown. */
+  private async removeStaged(name: string, staged: StagedFiles | undefined): Promise<void> {
     await staged?.remove().catch((err: unknown) => this.opts.logger.warn({ event: 'override_cleanup_failed', model: name, err: messageOf(err) }, `could not remove ${staged.dir}`));
   }
 
@@ -468,7 +473,7 @@ export class ModelRepository {
       staged = undefined;
       // A version loaded again shares its metric series with its new handle; a version no longer served loses them.
       await Promise.all(old.map((h) => this.retire(name, h, !versions.includes(h.version))));
-      await replacedOverride?.remove().catch((err: unknown) => log.warn({ event: 'override_cleanup_failed', model: name, err: messageOf(err) }, `could not remove ${replacedOverride.dir}`));
+      await this.removeStaged(name, replacedOverride);
       return fresh[fresh.length - 1]!;
     } catch (err) {
       // The files the serving versions (or the next plain load, or a restart) read go back as they were.

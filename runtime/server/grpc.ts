@@ -14,7 +14,7 @@ import protobuf from 'protobufjs';
 import { GRPC_CODE, toGrpcError } from '../core/grpc-status.js';
 import { toHttpError } from '../core/http-status.js';
 import { InvalidArgument, NotFound, PayloadTooLarge, Unsupported } from '../core/errors.js';
-import type { SystemSharedMemory } from '../shared-memory/system-shared-memory.js';
+import { allowedRegions, noCudaRegions, type SystemSharedMemory } from '../shared-memory/system-shared-memory.js';
 import { extractContext, tracingEnabled, withoutTrace, withSpan } from '../observability/tracing.js';
 import type { TraceSettings } from '../observability/trace-settings.js';
 import type { LogControl } from '../observability/log-settings.js';
@@ -109,10 +109,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
    * stream: decode → data plane → encode, counted in the request metrics and the access log as
    * REST counts its requests, in a kinfer.infer span whose parent is the call's traceparent.
    */
-  const allowedShm = (): SystemSharedMemory => {
-    if (!opts.sharedMemory) throw new Unsupported('client shared memory is not allowed on this server (start it with --allow-client-shm)');
-    return opts.sharedMemory;
-  };
+  const allowedShm = () => allowedRegions(opts.sharedMemory);
 
   const inferOne: InferOne = (m, metadata, signal, deadlineMs, method, requestId = firstValue(metadata.get('x-request-id'))) => {
     const headers = Object.fromEntries(Object.entries(metadata.getMap()).map(([k, v]) => [k, String(v)]));
@@ -228,13 +225,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       opts.sharedMemory?.unregister(call.request.name || undefined);
       return {};
     }),
-    CudaSharedMemoryStatus: unary<{ name: string }, unknown>('CudaSharedMemoryStatus', (call) => {
-      if (call.request.name) throw new Unsupported('CUDA shared memory: this server has no GPU; use system shared memory');
-      return { regions: {} };
-    }),
-    CudaSharedMemoryRegister: unary('CudaSharedMemoryRegister', () => {
-      throw new Unsupported('CUDA shared memory: this server has no GPU; use system shared memory');
-    }),
+    CudaSharedMemoryStatus: unary<{ name: string }, unknown>('CudaSharedMemoryStatus', (call) => (call.request.name ? noCudaRegions() : { regions: {} })),
+    CudaSharedMemoryRegister: unary('CudaSharedMemoryRegister', noCudaRegions),
     CudaSharedMemoryUnregister: unary('CudaSharedMemoryUnregister', () => ({})),
     // Triton's logging extension: the same settings as REST's /v2/logging, each value in its oneof.
     LogSettings: unary<{ settings: Record<string, { parameter_choice?: 'bool_param' | 'uint32_param' | 'string_param'; bool_param?: boolean; uint32_param?: number; string_param?: string }> }, unknown>('LogSettings', (call) => {

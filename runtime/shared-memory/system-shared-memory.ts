@@ -17,7 +17,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { InvalidArgument, NotFound, PayloadTooLarge, Unavailable } from '../core/errors.js';
+import { InvalidArgument, NotFound, PayloadTooLarge, Unavailable, Unsupported } from '../core/errors.js';
 import type { SharedMemoryAccess, SharedMemoryRef } from '../core/shared-memory.js';
 
 export interface RegionStatus {
@@ -145,6 +145,17 @@ export class SystemSharedMemory implements SharedMemoryAccess {
     }
     return { fd: r.fd, position: r.offset + ref.offset };
   }
+}
+
+/** The server's regions, or Unsupported when it does not allow client shared memory (REST and gRPC alike). */
+export function allowedRegions(shm: SystemSharedMemory | undefined): SystemSharedMemory {
+  if (!shm) throw new Unsupported('client shared memory is not allowed on this server (start it with --allow-client-shm)');
+  return shm;
+}
+
+/** CUDA shared-memory registration and status of a named region: there is no GPU here. */
+export function noCudaRegions(): never {
+  throw new Unsupported('CUDA shared memory: this server has no GPU; use system shared memory');
 }
 
 /** A read or write of a region: a failure of the object itself (its tmpfs full, ...) is the server's, 503 naming the region. */

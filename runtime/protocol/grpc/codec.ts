@@ -13,11 +13,11 @@
  * strings, bytes as Buffers, oneofs named.
  */
 import { elementSize, isDatatype, type Datatype, type NumericArray, type TensorData } from '../../core/datatypes.js';
-import { Internal, InvalidArgument, invalidArgument } from '../../core/errors.js';
+import { InvalidArgument, invalidArgument } from '../../core/errors.js';
 import { readInputBytes, sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory, type SharedMemoryAccess, type SharedMemoryRef } from '../../core/shared-memory.js';
 import type { InferRequest, InferResponse, RequestedOutput } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor } from '../../core/tensor.js';
-import { readBinaryTensor, tensorBytes } from '../v2/binary.js';
+import { readBinaryTensor, tensorBytes, writeSharedMemoryOutput } from '../v2/binary.js';
 import { convert } from '../v2/decode.js';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
@@ -212,11 +212,8 @@ export function encodeGrpcInferResponse(res: InferResponse, raw: boolean, shmOut
     if (t.parameters) o.parameters = wireParameters(t.parameters);
     const shm = shmOutputs?.get(t.name);
     if (shm) {
-      const bytes = tensorBytes(t);
-      const what = `output '${t.name}'`;
-      if (!sharedMemory) throw new Internal(`${what}: asked for in shared memory, but the encoder was given no regions`);
-      sharedMemory.write(shm, bytes, what);
-      o.parameters = wireParameters({ ...t.parameters, shared_memory_region: shm.region, shared_memory_byte_size: bytes.byteLength });
+      const written = writeSharedMemoryOutput(t, shm, sharedMemory);
+      o.parameters = wireParameters({ ...t.parameters, shared_memory_region: shm.region, shared_memory_byte_size: written });
       if (useRaw) out.raw_output_contents.push(new Uint8Array(0));
     } else if (useRaw) out.raw_output_contents.push(tensorBytes(t));
     else o.contents = toContents(t);

@@ -8,7 +8,8 @@
  * offset is aligned.
  */
 import { elementSize, viewAs, type Datatype, type NumericArray, type TensorData } from '../../core/datatypes.js';
-import { invalidArgument, InvalidArgument } from '../../core/errors.js';
+import { Internal, invalidArgument, InvalidArgument } from '../../core/errors.js';
+import type { SharedMemoryAccess, SharedMemoryRef } from '../../core/shared-memory.js';
 import type { Tensor } from '../../core/tensor.js';
 
 export const HEADER_LENGTH_HEADER = 'Inference-Header-Content-Length';
@@ -139,4 +140,16 @@ export function concatBody(header: Uint8Array, chunks: readonly Uint8Array[]): U
     offset += c.byteLength;
   }
   return out;
+}
+
+/**
+ * Writes an output asked for in shared memory into its region, laid out as in the binary
+ * extension; returns the bytes written (what the response names instead of data).
+ */
+export function writeSharedMemoryOutput(t: Tensor, ref: SharedMemoryRef, regions: SharedMemoryAccess | undefined): number {
+  const what = `output '${t.name}'`;
+  if (!regions) throw new Internal(`${what}: asked for in shared memory, but the encoder was given no regions`);
+  const bytes = tensorBytes(t);
+  regions.write(ref, bytes, what);
+  return bytes.byteLength;
 }

@@ -15,7 +15,7 @@ import { Internal, InvalidArgument } from '../../core/errors.js';
 import type { InferResponse } from '../../core/infer.js';
 import type { SharedMemoryAccess } from '../../core/shared-memory.js';
 import { checkTensor, type Parameters, type Tensor } from '../../core/tensor.js';
-import { concatBody, HEADER_LENGTH_HEADER, tensorBytes } from './binary.js';
+import { concatBody, HEADER_LENGTH_HEADER, tensorBytes, writeSharedMemoryOutput } from './binary.js';
 import type { BinaryOutputPrefs } from './decode.js';
 import type { WireInferenceResponse, WireResponseOutput } from './schema.js';
 
@@ -55,12 +55,9 @@ export function encodeInferResponse(res: InferResponse, prefs: BinaryOutputPrefs
     const out: WireResponseOutput = { name: t.name, datatype: t.datatype, shape: t.shape };
     const shm = prefs.sharedMemory?.get(t.name);
     if (shm) {
-      // The bytes go to the client's region (laid out as in the binary extension); the body names it, without data.
-      const bytes = tensorBytes(t);
-      const what = `output '${t.name}'`;
-      if (!sharedMemory) throw new Internal(`${what}: asked for in shared memory, but the encoder was given no regions`);
-      sharedMemory.write(shm, bytes, what);
-      out.parameters = { ...nonEmpty(p), shared_memory_region: shm.region, shared_memory_byte_size: bytes.byteLength };
+      // The bytes go to the client's region; the body names it, without data.
+      const written = writeSharedMemoryOutput(t, shm, sharedMemory);
+      out.parameters = { ...nonEmpty(p), shared_memory_region: shm.region, shared_memory_byte_size: written };
       outputs.push(JSON.stringify(out));
       continue;
     }

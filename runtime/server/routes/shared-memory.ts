@@ -8,8 +8,7 @@
  */
 import { Hono } from 'hono';
 import * as z from 'zod';
-import { Unsupported } from '../../core/errors.js';
-import type { SystemSharedMemory } from '../../shared-memory/system-shared-memory.js';
+import { allowedRegions, noCudaRegions, type SystemSharedMemory } from '../../shared-memory/system-shared-memory.js';
 import { readJsonBody } from '../body.js';
 import type { KinferEnv } from '../context.js';
 
@@ -19,10 +18,7 @@ const Empty = z.object({}).strict();
 /** `shm` undefined: client shared memory is not allowed on this server. */
 export function sharedMemoryRoutes(shm: SystemSharedMemory | undefined): Hono<KinferEnv> {
   const app = new Hono<KinferEnv>();
-  const allowed = (): SystemSharedMemory => {
-    if (!shm) throw new Unsupported('client shared memory is not allowed on this server (start it with --allow-client-shm)');
-    return shm;
-  };
+  const allowed = () => allowedRegions(shm);
 
   app.get('/v2/systemsharedmemory/status', (c) => c.json(shm?.status() ?? []));
   app.get('/v2/systemsharedmemory/region/:name/status', (c) => c.json(allowed().status(c.req.param('name'))));
@@ -43,12 +39,9 @@ export function sharedMemoryRoutes(shm: SystemSharedMemory | undefined): Hono<Ki
     return c.json({});
   });
 
-  const noCuda = () => {
-    throw new Unsupported('CUDA shared memory: this server has no GPU; use system shared memory');
-  };
   app.get('/v2/cudasharedmemory/status', (c) => c.json([]));
-  app.get('/v2/cudasharedmemory/region/:name/status', noCuda);
-  app.post('/v2/cudasharedmemory/region/:name/register', noCuda);
+  app.get('/v2/cudasharedmemory/region/:name/status', noCudaRegions);
+  app.post('/v2/cudasharedmemory/region/:name/register', noCudaRegions);
   app.post('/v2/cudasharedmemory/region/:name/unregister', (c) => c.json({}));
   app.post('/v2/cudasharedmemory/unregister', (c) => c.json({}));
   return app;
