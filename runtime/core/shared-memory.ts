@@ -24,6 +24,20 @@ export interface SharedMemoryAccess {
   write(ref: SharedMemoryRef, bytes: Uint8Array, what: string): void;
   /** Throws as `read` would, without reading: a requested output's region is checked before the model runs. */
   check(ref: SharedMemoryRef, what: string): void;
+  /** PayloadTooLarge when one request's inputs would take more than the server reads for a request. */
+  checkRequestBytes(total: number): void;
+}
+
+/**
+ * The inputs' references (undefined for an input sent inline), with their byte sizes checked
+ * together against the per-request limit before any is read: a reference is a few bytes of
+ * request, and many of them naming one large object must not add up to more than a body could.
+ */
+export function inputRefs(params: (Parameters | undefined)[], whats: string[], opts: { sharedMemory?: SharedMemoryAccess | undefined }): (SharedMemoryRef | undefined)[] {
+  const refs = params.map((p, i) => sharedMemoryRefOf(p, whats[i]!));
+  const total = refs.reduce((n, r) => n + (r?.byteSize ?? 0), 0);
+  if (refs.some((r) => r)) sharedMemoryOf(opts, whats[refs.findIndex((r) => r)]!).checkRequestBytes(total);
+  return refs;
 }
 
 export const SHM_PARAMETERS = ['shared_memory_region', 'shared_memory_byte_size', 'shared_memory_offset'] as const;

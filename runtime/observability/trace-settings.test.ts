@@ -65,5 +65,9 @@ describe('TraceSettings', () => {
       expect(() => t.update(patch), String(re)).toThrow(re);
     }
     expect(t.get().trace_rate).toBe('1'); // nothing of a refused update applied
+    expect(() => t.update({ trace_rate: '7', trace_level: ['TENSORS'] })).toThrow(Unsupported);
+    expect(t.get().trace_rate).toBe('1'); // not even its valid part
+    // Names inherited by plain objects are not settings.
+    for (const name of ['toString', 'constructor']) expect(() => t.update({ [name]: null }), name).toThrow(/unknown trace setting/);
   });
 });

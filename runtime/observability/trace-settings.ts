@@ -79,8 +79,8 @@ export class TraceSettings {
     const cleared: Key[] = [];
     for (const [name, value] of Object.entries(patch)) {
       if (value === null) {
-        const key = KEYS[name];
-        if (!key && !(name in FIXED)) throw unknownSetting(name);
+        const key = Object.hasOwn(KEYS, name) ? KEYS[name] : undefined;
+        if (!key && !Object.hasOwn(FIXED, name)) throw unknownSetting(name);
         if (key) cleared.push(key);
         continue;
       }
@@ -151,7 +151,7 @@ export class TraceSettings {
         out.logFrequency = integer(name, value, 0);
         return;
       default: {
-        const fixed = FIXED[name];
+        const fixed = Object.hasOwn(FIXED, name) ? FIXED[name] : undefined;
         if (fixed === undefined) throw unknownSetting(name);
         if (String(one(value)) !== fixed.value) throw new InvalidArgument(`trace setting '${name}': ${fixed.why}`);
       }

@@ -101,6 +101,9 @@ interface Chain {
   pending: number;
 }
 
+/** How long an ensemble's load waits for a composing ensemble that is itself loading. */
+const NESTED_ENSEMBLE_WAIT_MS = 10 * 60_000;
+
 /** Each output's `label_filename` read from the model folder: one label per line, line i for class i. */
 async function readLabelFiles(dir: string, config: ModelConfig): Promise<Map<string, string[]>> {
   const labels = new Map<string, string[]>();
@@ -205,7 +208,11 @@ export class ModelRepository {
       const handles = entry?.handles ?? [];
       if (!entry || handles.length === 0) {
         // Nothing serving (a failed load, or unloaded meanwhile): forget the failure, unless a load waits.
-        if (entry) this.dropUnlessQueued(name, entry);
+        // UNLOADING tells a reload queued behind (a repository poll) that the model was unloaded.
+        if (entry) {
+          entry.state = 'UNLOADING';
+          this.dropUnlessQueued(name, entry);
+        }
         return;
       }
       entry.state = 'UNLOADING';
@@ -433,6 +440,9 @@ export class ModelRepository {
       if (config.unknownFields) {
         log.warn({ event: 'config_fields_unknown', model: name, fields: config.unknownFields }, `model '${name}': config fields ignored, unknown to kinfer and Triton: ${config.unknownFields.join(', ')}`);
       }
+      // From here until its versions serve (or the load fails), the cycle check of any other
+      // ensemble load sees this one's new config.
+      if (isEnsemble(config)) this.loadingEnsembles.set(name, config);
       const selected = selectVersions(name, layout.versions.map((v) => v.version), config.versionPolicy);
       if (selected.missing.length) {
         log.warn({ event: 'versions_missing', model: name, versions: selected.missing }, `model '${name}': version_policy names version ${selected.missing.join(', ')}, not present in ${layout.dir}`);
@@ -492,6 +502,8 @@ export class ModelRepository {
       }
       log.error({ event: 'load_failed', model: name, version, err: messageOf(err), keptServing: serving });
       throw err;
+    } finally {
+      this.loadingEnsembles.delete(name);
     }
   }
 
@@ -503,15 +515,10 @@ export class ModelRepository {
    */
   private async prepareEnsemble(name: string, config: ModelConfig): Promise<void> {
     const steps = planEnsemble(config);
-    // Registered before the check: two ensemble loads that would close a cycle see each other.
-    this.loadingEnsembles.set(name, config);
-    try {
-      const cycle = await this.ensembleCycle(name);
-      if (cycle) throw new InvalidArgument(`ensemble '${name}': its steps lead back to it (${cycle.join(' → ')}); ensembles cannot call each other in a cycle`);
-      await this.readyComposingModels(name, steps);
-    } finally {
-      this.loadingEnsembles.delete(name);
-    }
+    // doLoad registered this config in loadingEnsembles: two loads that would close a cycle see each other.
+    const cycle = await this.ensembleCycle(name);
+    if (cycle) throw new InvalidArgument(`ensemble '${name}': its steps lead back to it (${cycle.join(' → ')}); ensembles cannot call each other in a cycle`);
+    await this.readyComposingModels(name, steps);
   }
 
   /** The composing models of ensemble `name` serve (or its load fails), and its steps fit them. */
@@ -525,11 +532,12 @@ export class ModelRepository {
       if (!entry || (entry.handles.length === 0 && entry.state !== 'LOADING')) {
         await this.load(m).catch(fail);
       } else if (entry.handles.length === 0) {
-        // Loading with nothing serving yet (at start, every model loads at once): wait for it, within
-        // the drain limit. Only ensembles wait on other models, their graph is acyclic as far as
-        // the configs serving, loading and in the folders show, and the wait is bounded anyway.
+        // Loading with nothing serving yet (at start, every model loads at once): wait for it. A
+        // plain model waits on no other, so its load ends; an ensemble might (if a cycle slipped
+        // past the check through configs changed meanwhile), so that wait is bounded.
         const chain = this.chains.get(m)?.tail;
-        if (chain) await within(chain, this.drainMs, undefined);
+        const nested = this.loadingEnsembles.has(m) || (await this.readLayout(m).then((l) => isEnsemble(l.config), () => false));
+        if (chain) await (nested ? within(chain, NESTED_ENSEMBLE_WAIT_MS, undefined) : chain);
       }
     }
     for (const s of steps) {
@@ -566,7 +574,12 @@ export class ModelRepository {
       if (!out) {
         // `name` by the config it is loading now; any other by each config it has or may get.
         const configs = [this.loadingEnsembles.get(m)];
-        if (m !== name) configs.push(...(this.entries.get(m)?.handles ?? []).map((h) => h.config), await this.readLayout(m).then((l) => l.config, () => undefined));
+        if (m !== name) {
+          const entry = this.entries.get(m);
+          configs.push(...(entry?.handles ?? []).map((h) => h.config));
+          // The folder's config is what a reload would take, unless the model serves from files or a config sent with its load.
+          if (!this.overrides.has(m) && entry?.parameters?.config === undefined) configs.push(await this.readLayout(m).then((l) => l.config, () => undefined));
+        }
         out = [...new Set(configs.flatMap((c) => (c && isEnsemble(c) ? (c.ensemble ?? []).map((s) => s.modelName) : [])))];
         edges.set(m, out);
       }

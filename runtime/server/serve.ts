@@ -253,7 +253,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       const grpcStopped = grpcServer?.stop();
       const http = server as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
       const limit = opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
-      const drainedInTime = await within(repository.closeAll().then(() => true), limit, false);
+      const closedAll = repository.closeAll();
+      // Regions close once every model has drained, however long that takes (their requests may still read them).
+      void closedAll.finally(() => sharedMemory?.close());
+      const drainedInTime = await within(closedAll.then(() => true), limit, false);
       if (!drainedInTime) logger.warn({ event: 'shutdown_timeout', ms: limit }, 'drain timed out; closing connections');
       http.closeIdleConnections?.();
       // Keep-alive sockets whose response is written but not yet read by the client get a short grace.
@@ -261,8 +264,6 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       http.closeAllConnections?.();
       // Calls still running after the drain get the same grace as HTTP sockets, then are cancelled.
       if (grpcStopped && !(await within(grpcStopped.then(() => true), 1000, false))) grpcServer?.kill();
-      // Requests still running past the drain keep their regions (the process is about to end anyway).
-      if (drainedInTime) sharedMemory?.close();
       await shutdownTracing().catch((err: unknown) => logger.warn({ err }, 'trace flush failed'));
       try {
         await hooks.shutdown?.();

@@ -3,12 +3,13 @@
  * The region registry over real files: a folder standing in for /dev/shm (what
  * shm_open creates there is a plain file, which the integration test uses).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidArgument, NotFound, PayloadTooLarge, Unsupported } from '../core/errors.js';
-import { readInputBytes, sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory } from '../core/shared-memory.js';
+import { inputRefs, readInputBytes, sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory } from '../core/shared-memory.js';
 import { SystemSharedMemory } from './system-shared-memory.js';
 
 let dir: string;
@@ -64,19 +65,26 @@ describe('SystemSharedMemory', () => {
       await symlink(outside, join(dir, 'link'));
       expect(() => shm.register('l', '/link', 0, 1)).toThrow("system shared memory region 'l': cannot open the shared-memory object '/link': it is a symbolic link");
       await mkdir(join(dir, 'sub'));
-      expect(() => shm.register('d', '/sub', 0, 0)).toThrow(/'\/sub' is not a shared-memory object \(not a regular file\)|EISDIR/);
+      expect(() => shm.register('d', '/sub', 0, 0)).toThrow("cannot open the shared-memory object '/sub': not a regular file");
+      // A FIFO opens (non-blocking) and is then refused by its type.
+      execFileSync('mkfifo', [join(dir, 'fifo')]);
+      expect(() => shm.register('f', '/fifo', 0, 0)).toThrow("system shared memory region 'f': '/fifo' is not a shared-memory object (not a regular file)");
       expect(shm.status()).toEqual([]);
     } finally {
       await rm(outside, { force: true });
     }
   });
 
-  it('reads no more than one request may carry, and checks a fixed-size tensor\'s byte count before reading', () => {
+  it('reads no more than one request may carry, all its inputs together, and checks a fixed-size tensor\'s byte count before reading', () => {
     const small = new SystemSharedMemory(dir, 16);
     try {
       small.register('r', '/obj', 0, 64);
-      expect(() => small.read({ region: 'r', offset: 0, byteSize: 32 }, "input 'x'")).toThrow(PayloadTooLarge);
-      expect(() => small.read({ region: 'r', offset: 0, byteSize: 32 }, "input 'x'")).toThrow(/over the limit of 16 bytes per request \(KINFER_MAX_BODY_BYTES\)/);
+      // Two inputs of 10 bytes naming the same region: 20 together, over 16.
+      const twice = { shared_memory_region: 'r', shared_memory_byte_size: 10 };
+      const refused = () => inputRefs([twice, undefined, twice], ["input 'a'", "input 'b'", "input 'c'"], { sharedMemory: small });
+      expect(refused).toThrow(PayloadTooLarge);
+      expect(refused).toThrow("the request's inputs in shared memory take 20 bytes together, over the limit of 16 bytes per request (KINFER_MAX_BODY_BYTES)");
+      expect(inputRefs([twice, undefined], ["input 'a'", "input 'b'"], { sharedMemory: small })).toEqual([{ region: 'r', offset: 0, byteSize: 10 }, undefined]);
       expect(() => readInputBytes(small, { region: 'r', offset: 0, byteSize: 12 }, 'FP32', 2, "input 'x'")).toThrow("input 'x': shared_memory_byte_size is 12; 2 FP32 elements take 8");
       expect(Array.from(readInputBytes(small, { region: 'r', offset: 0, byteSize: 8 }, 'FP32', 2, "input 'x'"))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     } finally {

@@ -39,9 +39,9 @@ export class SystemSharedMemory implements SharedMemoryAccess {
   private readonly regions = new Map<string, Region>();
 
   /**
-   * `dir`: where shm_open's objects live (`/dev/shm` on Linux). `maxReadBytes`: the most one tensor
-   * may take from a region (the request body limit, KINFER_MAX_BODY_BYTES: a reference is a few
-   * bytes of request, its data must not cost more than the data sent inline could).
+   * `dir`: where shm_open's objects live (`/dev/shm` on Linux). `maxReadBytes`: the most one
+   * request's inputs may take from regions together (the request body limit, KINFER_MAX_BODY_BYTES:
+   * a reference is a few bytes of request, its data must not cost more than data sent inline could).
    */
   constructor(
     private readonly dir = '/dev/shm',
@@ -71,7 +71,7 @@ export class SystemSharedMemory implements SharedMemoryAccess {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
       if (code === 'EMFILE' || code === 'ENFILE') throw new Unavailable(`system shared memory region '${name}': the server has no file descriptor left (${code}); unregister regions no longer used`);
-      const why = code === 'ELOOP' ? 'it is a symbolic link' : code;
+      const why = code === 'ELOOP' ? 'it is a symbolic link' : code === 'EISDIR' ? 'not a regular file' : code;
       throw new InvalidArgument(`system shared memory region '${name}': cannot open the shared-memory object '${key}': ${why}`);
     }
     const st = fstatSync(fd);
@@ -107,11 +107,14 @@ export class SystemSharedMemory implements SharedMemoryAccess {
     this.locate(ref, what);
   }
 
+  checkRequestBytes(total: number): void {
+    if (total > this.maxReadBytes) {
+      throw new PayloadTooLarge(`the request's inputs in shared memory take ${total} bytes together, over the limit of ${this.maxReadBytes} bytes per request (KINFER_MAX_BODY_BYTES)`);
+    }
+  }
+
   read(ref: SharedMemoryRef, what: string): Uint8Array {
     const { fd, position } = this.locate(ref, what);
-    if (ref.byteSize > this.maxReadBytes) {
-      throw new PayloadTooLarge(`${what}: shared_memory_byte_size ${ref.byteSize} is over the limit of ${this.maxReadBytes} bytes per request (KINFER_MAX_BODY_BYTES)`);
-    }
     // Its own ArrayBuffer, so the typed array over it is aligned (no pooled slab).
     const out = Buffer.allocUnsafeSlow(ref.byteSize);
     let done = 0;

@@ -157,7 +157,7 @@ describe('health, metadata, repository', () => {
     expect((await client.traceSettings('echo')).trace_rate).toBe('5');
     const sent = proxy.seen.filter((s) => s.url === '/v2/models/echo/trace/setting' && s.method === 'POST').at(-1)!;
     expect(JSON.parse(sent.body.toString())).toEqual({ trace_rate: '5' });
-    await expect(client.updateTraceSettings({ trace_level: ['TIMESTAMPS'] })).rejects.toThrow(/tracing is off/);
+    await expect(client.updateTraceSettings({ trace_level: ['TIMESTAMPS'] })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/tracing is off/) });
     // A shared-memory object: here a file in the folder the server was told is /dev/shm.
     await writeFile(path.join(repo, 'obj'), Buffer.alloc(64));
     await client.systemSharedMemoryRegister('r', '/obj', 32, 16);

@@ -180,6 +180,28 @@ model_warmup [ { name: "zeros" batch_size: 1 inputs { key: "X" value { data_type
     }
   });
 
+  it("sees an ensemble's new config through its whole load: a load closing a cycle during another's warm-up is refused", async () => {
+    const config = (to: string, warm: boolean) => JSON.stringify({
+      platform: 'ensemble',
+      input: [{ name: 'X', data_type: 'TYPE_FP32', dims: [1, 4] }],
+      output: [{ name: 'Y', data_type: 'TYPE_FP32', dims: [1, 4] }],
+      ensemble_scheduling: { step: [{ model_name: to, input_map: to.startsWith('scale') ? { x: 'X' } : { X: 'X' }, output_map: to.startsWith('scale') ? { y: 'Y' } : { Y: 'Y' } }] },
+      // Pipelines through scale2's 100 ms batching window before it serves: ~2 s between its cycle check and its swap.
+      ...(warm ? { model_warmup: [{ name: 'w', batch_size: 1, count: 20, inputs: { X: { data_type: 'TYPE_FP32', dims: [1, 4], zero_data: true } } }] } : {}),
+    });
+    for (const n of ['wa', 'wb']) {
+      await mkdir(join(repo.dir, n));
+      await writeFile(join(repo.dir, n, 'config.json'), config('scale2', false));
+      expect((await postJson(`${server.url}/v2/repository/models/${n}/load`, {})).status).toBe(200);
+    }
+    const first = postJson(`${server.url}/v2/repository/models/wa/load`, { parameters: { config: config('wb', true) } });
+    await new Promise((r) => setTimeout(r, 50));
+    const second = await postJson(`${server.url}/v2/repository/models/wb/load`, { parameters: { config: config('wa', false) } });
+    expect((await first).status).toBe(200);
+    expect([second.status, ((await second.json()) as { error: string }).error]).toEqual([400, "ensemble 'wb': its steps lead back to it (wb → wa → wb); ensembles cannot call each other in a cycle"]);
+    expect((await postJson(`${server.url}/v2/models/wa/infer`, { inputs: [{ name: 'X', datatype: 'FP32', shape: [1, 4], data: X }] })).status).toBe(200);
+  });
+
   it('loads its composing models with it (Triton explicit mode), and refuses steps that do not fit them', async () => {
     expect((await postJson(`${server.url}/v2/repository/models/scale5/unload`, {})).status).toBe(200);
     expect((await postJson(`${server.url}/v2/repository/models/pipe/load`, {})).status).toBe(200);
@@ -226,6 +248,7 @@ ensemble_scheduling { step [
       const slowDone = async () => ((await (await fetch(`${server.url}/v2/models/slow/stats`)).json()) as { model_stats: { inference_count: number }[] }).model_stats[0]!.inference_count;
       const pendingSlow = async () => Number((await (await fetch(`${server.url}/metrics`)).text()).match(/kinfer_pending_requests\{model="slow",version="1"\} (\d+)/)?.[1] ?? 0);
       for (let i = 0; i < 200 && (await pendingSlow()) === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(await pendingSlow()).toBeGreaterThan(0);
       expect(await slowDone()).toBe(0);
       const closed = server.close();
       const res = await pending;

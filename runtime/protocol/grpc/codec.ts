@@ -14,7 +14,7 @@
  */
 import { elementSize, isDatatype, type Datatype, type NumericArray, type TensorData } from '../../core/datatypes.js';
 import { InvalidArgument, invalidArgument } from '../../core/errors.js';
-import { readInputBytes, sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory, type SharedMemoryAccess, type SharedMemoryRef } from '../../core/shared-memory.js';
+import { inputRefs, readInputBytes, sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory, type SharedMemoryAccess, type SharedMemoryRef } from '../../core/shared-memory.js';
 import type { InferRequest, InferResponse, RequestedOutput } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor } from '../../core/tensor.js';
 import { readBinaryTensor, tensorBytes, writeSharedMemoryOutput } from '../v2/binary.js';
@@ -119,7 +119,7 @@ const CONTENTS_FIELD: Record<Exclude<Datatype, 'FP16'>, keyof WireContents> = {
 export function decodeGrpcInferRequest(m: WireInferRequest, sharedMemory?: SharedMemoryAccess): DecodedGrpcInfer {
   const rawContents = m.raw_input_contents ?? [];
   // As tritonclient sends them: raw_input_contents holds the inputs not in shared memory, in order.
-  const shmInputs = m.inputs.map((input, i) => sharedMemoryRefOf(parametersOf(input.parameters), `input '${input.name}' (inputs[${i}])`));
+  const shmInputs = inputRefs(m.inputs.map((input) => parametersOf(input.parameters)), m.inputs.map((input, i) => `input '${input.name}' (inputs[${i}])`), { sharedMemory });
   const inBody = shmInputs.filter((r) => !r).length;
   if (rawContents.length > 0 && rawContents.length !== inBody) {
     throw new InvalidArgument(`raw_input_contents has ${rawContents.length} entries for ${inBody} inputs; when used, it carries every input not in shared memory, in order`);

@@ -17,7 +17,7 @@ import { isAscii } from 'node:buffer';
 import { asBuffer } from '../../core/bytes.js';
 import { BIG_RANGES, INT_RANGES, allocate, elementSize, toHalf, type Datatype, type TensorData } from '../../core/datatypes.js';
 import { InvalidArgument, invalidArgument, PayloadTooLarge } from '../../core/errors.js';
-import { readInputBytes, sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory, type SharedMemoryAccess, type SharedMemoryRef } from '../../core/shared-memory.js';
+import { inputRefs, readInputBytes, sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory, type SharedMemoryAccess, type SharedMemoryRef } from '../../core/shared-memory.js';
 import type { InferRequest, RequestedOutput } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { HEADER_LENGTH_HEADER, readBinaryTensor, splitBody } from './binary.js';
@@ -83,13 +83,18 @@ export function decodeInferRequest(body: Uint8Array, opts: DecodeOptions): Decod
   let offset = 0;
   const names = new Set<string>();
   const inputs: Tensor[] = [];
+  const inputWhat = (i: number) => `input '${wire.inputs[i]!.name}' (inputs[${i}])`;
+  // Inputs in shared memory are looked at together first (their bytes count against one limit); most requests have none.
+  const shmRefs = wire.inputs.some((x) => x.parameters != null && ('shared_memory_region' in x.parameters || 'shared_memory_byte_size' in x.parameters || 'shared_memory_offset' in x.parameters))
+    ? inputRefs(wire.inputs.map((x) => x.parameters ?? undefined), wire.inputs.map((_, i) => inputWhat(i)), opts)
+    : undefined;
   for (let i = 0; i < wire.inputs.length; i++) {
     const input = wire.inputs[i]!;
-    const what = `input '${input.name}' (inputs[${i}])`;
+    const what = inputWhat(i);
     if (names.has(input.name)) throw new InvalidArgument(`inputs[${i}].name: duplicate input '${input.name}'`);
     names.add(input.name);
     const params = input.parameters ?? undefined;
-    const shm = sharedMemoryRefOf(params, what);
+    const shm = shmRefs?.[i];
     const count = elementCount(input.shape);
     // Huge dims overflow to Infinity (and Infinity × 0 to NaN), which no size check below would catch.
     if (!Number.isSafeInteger(count)) {
