@@ -28,6 +28,13 @@ export interface ModelMetadata {
   maxBatchSize: number;
 }
 
+/** What the batcher knows of a batch of one request: its deadline and its client's signal. */
+export interface RunContext {
+  /** Absolute, `performance.now()` ms. */
+  deadline?: number;
+  signal?: AbortSignal;
+}
+
 export interface Backend {
   /**
    * Opens the model. Throws a KinferError naming what is missing or wrong;
@@ -39,9 +46,10 @@ export interface Backend {
    * for batchable models, merged along dim 0 by the batcher. Returns the
    * named outputs (all outputs when `outputNames` is empty). Calls on one
    * instance are never concurrent; parallelism comes from more instances.
-   * The caller owns the input buffers until the promise settles.
+   * The caller owns the input buffers until the promise settles. `run`: for a batch of one
+   * request, its deadline and signal (a backend that calls other models passes them on).
    */
-  infer(inputs: Tensor[], outputNames: readonly string[]): Promise<Tensor[]>;
+  infer(inputs: Tensor[], outputNames: readonly string[], run?: RunContext): Promise<Tensor[]>;
   /** Releases sessions and devices. Safe to call twice. */
   unload(): Promise<void>;
   /**

@@ -26,7 +26,7 @@ import {
 import type { InferRequest, InferResponse } from '../core/infer.js';
 import type { Tensor, TensorSpec } from '../core/tensor.js';
 import type { EnsembleStep, ModelConfig } from '../repository/model-config.js';
-import type { Backend, ModelFiles, ModelMetadata } from './backend.js';
+import type { Backend, ModelFiles, ModelMetadata, RunContext } from './backend.js';
 
 export const ENSEMBLE_PLATFORM = 'ensemble';
 /**
@@ -36,8 +36,8 @@ export const ENSEMBLE_PLATFORM = 'ensemble';
  */
 export const ENSEMBLE_CONCURRENCY = 256;
 
-/** Runs one internal request on a composing model. */
-export type StepRunner = (request: InferRequest) => Promise<InferResponse>;
+/** Runs one internal request on a composing model, within the ensemble request's deadline and signal. */
+export type StepRunner = (request: InferRequest, run?: RunContext) => Promise<InferResponse>;
 
 export function isEnsemble(config: ModelConfig): boolean {
   return config.platform?.trim().toLowerCase() === ENSEMBLE_PLATFORM;
@@ -120,7 +120,7 @@ export class EnsembleBackend implements Backend {
     return { platform: ENSEMBLE_PLATFORM, inputs: config.inputs.map(served), outputs: config.outputs.map(served), batchable: batch, maxBatchSize: config.maxBatchSize };
   }
 
-  async infer(inputs: Tensor[], outputNames: readonly string[]): Promise<Tensor[]> {
+  async infer(inputs: Tensor[], outputNames: readonly string[], ctx?: RunContext): Promise<Tensor[]> {
     const tensors = new Map<string, Promise<Tensor>>(inputs.map((t) => [t.name, Promise.resolve(t)]));
     const runs: Promise<unknown>[] = [];
     // Planned order: each step's producers are registered before it.
@@ -129,7 +129,7 @@ export class EnsembleBackend implements Backend {
       const reads = Object.entries(step.inputMap).map(async ([own, tensor]) => ({ ...(await tensors.get(tensor)!), name: own }));
       const done = Promise.all(reads)
         .then((stepInputs) =>
-          this.run({ modelName: step.modelName, modelVersion: step.modelVersion, inputs: stepInputs, outputs: Object.keys(step.outputMap).map((n) => ({ name: n })) }),
+          this.run({ modelName: step.modelName, modelVersion: step.modelVersion, inputs: stepInputs, outputs: Object.keys(step.outputMap).map((n) => ({ name: n })) }, ctx),
         )
         .catch((err: unknown) => {
           // A producer's failure reaches its consumers too: name the step where it happened, once.

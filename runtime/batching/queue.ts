@@ -465,7 +465,8 @@ export abstract class QueueBatcher implements Batcher {
     try {
       const inputs = this.prepare(batch);
       t1 = performance.now();
-      const outputs = await instance.infer(inputs, batch[0]!.request.outputNames);
+      // A lone request's deadline and signal go along (an ensemble hands them to its steps).
+      const outputs = await instance.infer(inputs, batch[0]!.request.outputNames, batch.length === 1 ? batch[0]!.request : undefined);
       const t2 = performance.now();
       computeMs = t2 - t1;
       const parts = this.split(outputs, batch);

@@ -144,7 +144,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     responseCache,
     defaultConfigs: opts.modelName && opts.modelConfig ? new Map([[opts.modelName, opts.modelConfig]]) : undefined,
     // An ensemble's steps are internal requests through the data plane (made below; called only once serving).
-    runStep: async (request): Promise<InferResponse> => (await dataplane.infer(request)).response,
+    runStep: async (request, run): Promise<InferResponse> => (await dataplane.infer(request, { ...(run?.deadline !== undefined ? { deadline: run.deadline } : {}), ...(run?.signal ? { signal: run.signal } : {}) })).response,
   });
   const dataplane: DataPlane = new DataPlane(
     repository,

@@ -142,6 +142,13 @@ model_warmup [ { name: "zeros" batch_size: 1 inputs { key: "X" value { data_type
     }
   });
 
+  it("holds its steps to the request's deadline: a step queued past it fails the request, named", async () => {
+    // 30 ms against the composing models' 100 ms batching window: the first step cannot start in time.
+    const res = await postJson(`${server.url}/v2/models/pipe/infer`, { inputs: [{ name: 'X', datatype: 'FP32', shape: [1, 4], data: X }], parameters: { timeout: 30_000 } });
+    expect(res.status).toBe(504);
+    expect(((await res.json()) as { error: string }).error).toMatch(/^ensemble 'pipe' step [12] \(model 'scale[25]'( version 1)?\): request deadline passed after \d+ ms in the queue/);
+  });
+
   it('answers 503 naming the step while a composing model is unloaded, and serves again once it is back', async () => {
     expect((await postJson(`${server.url}/v2/repository/models/scale3/unload`, {})).status).toBe(200);
     const gone = await infer([X]);
