@@ -4,7 +4,7 @@
  * shm_open creates there is a plain file, which the integration test uses).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -56,6 +56,27 @@ describe('SystemSharedMemory', () => {
       expect(f, String(re)).toThrow(re);
     }
     expect(() => shm.status('nope')).toThrow(NotFound);
+  });
+
+  it('holds one descriptor per object, however many regions are cut from it; an object made again under the same key is another', async () => {
+    const fds = async () => (await readdir('/proc/self/fd')).length;
+    const before = await fds();
+    for (let i = 0; i < 50; i++) shm.register(`r${i}`, '/obj', i, 1);
+    expect(await fds()).toBe(before + 1);
+    expect(Array.from(shm.read({ region: 'r7', offset: 0, byteSize: 1 }, 'x'))).toEqual([7]);
+    // The client unlinks the object and creates it again with new bytes: new regions see the new object, old ones the old.
+    await rm(join(dir, 'obj'));
+    await writeFile(join(dir, 'obj'), Buffer.alloc(64, 9));
+    shm.register('fresh', '/obj', 7, 1);
+    expect(await fds()).toBe(before + 2);
+    expect(Array.from(shm.read({ region: 'fresh', offset: 0, byteSize: 1 }, 'x'))).toEqual([9]);
+    expect(Array.from(shm.read({ region: 'r7', offset: 0, byteSize: 1 }, 'x'))).toEqual([7]);
+    for (let i = 0; i < 49; i++) shm.unregister(`r${i}`);
+    expect(await fds()).toBe(before + 2);
+    shm.unregister('r49');
+    expect(await fds()).toBe(before + 1);
+    shm.unregister();
+    expect(await fds()).toBe(before);
   });
 
   it('opens no symbolic link and nothing but a regular file, as shm_open: a key cannot reach a file outside the folder', async () => {

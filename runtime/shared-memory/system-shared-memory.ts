@@ -29,6 +29,13 @@ export interface RegionStatus {
 
 interface Region extends RegionStatus {
   fd: number;
+  /** The open object it lies in (`dev:ino`): regions of one object share its descriptor. */
+  object: string;
+}
+
+interface OpenObject {
+  fd: number;
+  regions: number;
 }
 
 // A POSIX shared-memory name: one path component (shm_open refuses inner slashes), leading '/' optional.
@@ -37,6 +44,7 @@ const MAX_REGIONS = 4096;
 
 export class SystemSharedMemory implements SharedMemoryAccess {
   private readonly regions = new Map<string, Region>();
+  private readonly objects = new Map<string, OpenObject>();
 
   /**
    * `dir`: where shm_open's objects live (`/dev/shm` on Linux). `maxReadBytes`: the most one
@@ -49,7 +57,8 @@ export class SystemSharedMemory implements SharedMemoryAccess {
   ) {}
 
   /**
-   * Registers `byteSize` bytes at `offset` of the object `key` under `name`. InvalidArgument for a
+   * Registers `byteSize` bytes at `offset` of the object `key` under `name`. 503 when the server has
+   * no descriptor left (one per object registered); InvalidArgument for a
    * name already registered, a key that is not a shared-memory name, an object that does not exist,
    * or a range past its end.
    */
@@ -84,14 +93,28 @@ export class SystemSharedMemory implements SharedMemoryAccess {
       closeSync(fd);
       throw new InvalidArgument(`system shared memory region '${name}': offset ${offset} + byte_size ${byteSize} runs past the end of '${key}' (${size} bytes)`);
     }
-    this.regions.set(name, { name, key, offset, byte_size: byteSize, fd });
+    // One descriptor per object, however many regions a client cuts from it (the same object: same
+    // device and inode; a key unlinked and created again is another object, as for shm_open).
+    const object = `${st.dev}:${st.ino}`;
+    const open = this.objects.get(object);
+    if (open) {
+      closeSync(fd);
+      open.regions++;
+    } else {
+      this.objects.set(object, { fd, regions: 1 });
+    }
+    this.regions.set(name, { name, key, offset, byte_size: byteSize, fd: this.objects.get(object)!.fd, object });
   }
 
   /** Unregisters `name`, or every region without one. Unregistering a name not registered is not an error (as Triton). */
   unregister(name?: string): void {
     for (const r of name === undefined ? [...this.regions.values()] : [this.regions.get(name)].filter((x) => x !== undefined)) {
       this.regions.delete(r.name);
-      closeSync(r.fd);
+      const open = this.objects.get(r.object)!;
+      if (--open.regions === 0) {
+        this.objects.delete(r.object);
+        closeSync(open.fd);
+      }
     }
   }
 
