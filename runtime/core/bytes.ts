@@ -13,3 +13,8 @@ export function asBuffer(b: Uint8Array): Buffer {
 export function ownCopy<T extends NumericArray>(v: T): T {
   return (Buffer.isBuffer(v) ? new Uint8Array(v) : v.slice()) as T;
 }
+
+/** True when `text` uses only the standard base64 alphabet, with at most two `=` at the end (Buffer's decoder skips anything else silently). */
+export function isBase64Text(text: string): boolean {
+  return /^[A-Za-z0-9+/]*={0,2}$/.test(text);
+}

@@ -8,6 +8,16 @@ import { InvalidArgument, NotFound, Unavailable } from '../core/errors.js';
 import { defaultConfig } from './model-config.js';
 import { applyLoadParameters, checkModelName, ModelRepository, type BatcherFactory } from './model-repository.js';
 
+/** A batcher factory for tests that never infer: counts the batchers made and drained. */
+function idleBatchers() {
+  const count = { made: 0, drained: 0 };
+  const createBatcher: BatcherFactory = () => {
+    count.made++;
+    return { enqueue: () => Promise.reject(new Error('unused')), pending: 0, startsAtOnce: true, drain: async () => void count.drained++, abandon: () => {} };
+  };
+  return { count, createBatcher };
+}
+
 describe('applyLoadParameters', () => {
   const base = { ...defaultConfig('m'), platform: 'onnxruntime_onnx', parameters: { keep: 'me' } };
 
@@ -154,8 +164,7 @@ describe('ModelRepository: config fields', () => {
       await writeFile(join(dir, 'm', 'config.pbtxt'), 'platform: "echo"\nmax_batch_sizes: 4\n');
       const lines: Record<string, unknown>[] = [];
       const logger = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
-      const createBatcher: BatcherFactory = () => ({ enqueue: () => Promise.reject(new Error('unused')), pending: 0, startsAtOnce: true, drain: async () => {}, abandon: () => {} });
-      const repo = new ModelRepository({ repoDir: dir, logger, createBatcher });
+      const repo = new ModelRepository({ repoDir: dir, logger, createBatcher: idleBatchers().createBatcher });
       await repo.load('m');
       expect(repo.isReady('m')).toBe(true);
       expect(lines).toContainEqual(expect.objectContaining({ event: 'config_fields_unknown', model: 'm', fields: ['max_batch_sizes (did you mean max_batch_size?)'] }));
@@ -174,11 +183,7 @@ describe('ModelRepository: versions (version_policy)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'kinfer-repo-'));
     for (const v of versions) await mkdir(join(dir, 'm', v), { recursive: true });
     await writeFile(join(dir, 'm', 'config.pbtxt'), `platform: "echo"\n${configLines}\n`);
-    const count = { made: 0, drained: 0 };
-    const createBatcher: BatcherFactory = () => {
-      count.made++;
-      return { enqueue: () => Promise.reject(new Error('unused')), pending: 0, startsAtOnce: true, drain: async () => void count.drained++, abandon: () => {} };
-    };
+    const { count, createBatcher } = idleBatchers();
     const repo = new ModelRepository({ repoDir: dir, logger: pino({ level: 'silent' }), createBatcher });
     return { dir, repo, count, cleanup: () => rm(dir, { recursive: true, force: true }) };
   }
@@ -287,8 +292,7 @@ describe('ModelRepository: model files sent with the load (file: overrides)', ()
     const staging = await mkdtemp(join(tmpdir(), 'kinfer-staging-'));
     const savedTmp = process.env.TMPDIR;
     process.env.TMPDIR = staging;
-    const createBatcher: BatcherFactory = () => ({ enqueue: () => Promise.reject(new Error('unused')), pending: 0, startsAtOnce: true, drain: async () => {}, abandon: () => {} });
-    const repo = new ModelRepository({ repoDir: dir, logger: pino({ level: 'silent' }), createBatcher });
+    const repo = new ModelRepository({ repoDir: dir, logger: pino({ level: 'silent' }), createBatcher: idleBatchers().createBatcher });
     // Only kinfer's own folders: libraries write their own files into TMPDIR too.
     const staged = async () => (await readdir(staging)).filter((n) => n.startsWith('kinfer-files-')).length;
     return {

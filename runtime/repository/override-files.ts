@@ -14,13 +14,13 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { isBase64Text } from '../core/bytes.js';
 import { InvalidArgument } from '../core/errors.js';
 import type { Parameters } from '../core/tensor.js';
 
 export const FILE_PREFIX = 'file:';
 /** Files per load: a model folder, not a dataset. */
 const MAX_FILES = 1000;
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Model file path → contents, relative to the model folder (`1/model.onnx`, `labels.txt`). */
 export type OverrideFiles = ReadonlyMap<string, Uint8Array>;
@@ -44,7 +44,7 @@ export function decodeFileParameters(params: Parameters | undefined): { paramete
       parameters[key] = value;
       continue;
     }
-    if (typeof value !== 'string' || value.length % 4 !== 0 || !BASE64.test(value)) {
+    if (typeof value !== 'string' || value.length % 4 !== 0 || !isBase64Text(value)) {
       throw new InvalidArgument(`load parameter '${key}': expected the file's contents as base64 text`);
     }
     files.set(key.slice(FILE_PREFIX.length), Buffer.from(value, 'base64'));

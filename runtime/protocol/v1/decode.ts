@@ -9,6 +9,7 @@
  * strings or `{"b64": "..."}`. Every client mistake is an InvalidArgument
  * naming the place.
  */
+import { isBase64Text } from '../../core/bytes.js';
 import type { Datatype, TensorData } from '../../core/datatypes.js';
 import { InvalidArgument } from '../../core/errors.js';
 import type { InferRequest } from '../../core/infer.js';
@@ -30,7 +31,6 @@ export const UNNAMED_INPUT = 'input';
 
 const MAX_NESTING = 64;
 const utf8Encoder = new TextEncoder();
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
  * `body`: the parsed JSON. `specs`: the model's inputs (empty: it takes any, and datatypes are
@@ -168,7 +168,7 @@ function toBytes(what: string, flat: unknown[]): Uint8Array[] {
     if (typeof v === 'string') return utf8Encoder.encode(v);
     if (isB64(v)) {
       const s = v.b64.replace(/\s+/g, '');
-      if (!BASE64.test(s)) throw new InvalidArgument(`${what}: element ${i}: "b64" is not base64`);
+      if (!isBase64Text(s)) throw new InvalidArgument(`${what}: element ${i}: "b64" is not base64`);
       return new Uint8Array(Buffer.from(s, 'base64'));
     }
     throw new InvalidArgument(`${what}: element ${i}: expected a string or {"b64": "..."} for BYTES, got ${JSON.stringify(v)}`);
