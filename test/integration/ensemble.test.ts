@@ -4,12 +4,8 @@
  * with the composing models batching across concurrent ensemble requests.
  */
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { repoRoot } from '../../knative/specs.js';
-import { GRPC_LOADER_OPTIONS } from '../../runtime/protocol/grpc/codec.js';
-import { grpcPackageDefinition } from '../../runtime/server/grpc.js';
+import { join } from 'node:path';
+import { inferenceClient, tritonClient, unary } from '../helpers/grpc-client.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../runtime/server/serve.js';
 import type { ModelStat } from '../../runtime/observability/statistics.js';
@@ -119,21 +115,17 @@ model_warmup [ { name: "zeros" batch_size: 1 inputs { key: "X" value { data_type
 
   it('answers over gRPC too, and its ModelConfig carries the steps in Triton\'s own messages', async () => {
     // Triton's ModelConfig messages as a Triton client compiles them; ModelInfer from the server's own definition.
-    const clientOf = (def: protoLoader.PackageDefinition) =>
-      new (grpc.loadPackageDefinition(def) as any).inference.GRPCInferenceService(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
-    const triton = clientOf(protoLoader.loadSync(resolve(repoRoot(), 'test', 'helpers', 'triton-grpc.proto'), GRPC_LOADER_OPTIONS));
-    const own = clientOf(grpcPackageDefinition());
-    const call = (client: any, method: string, req: unknown) =>
-      new Promise<any>((ok, fail) => client[method](req, { deadline: Date.now() + 20_000 }, (err: Error | null, res: unknown) => (err ? fail(err) : ok(res))));
+    const triton = tritonClient(server.grpcPort!);
+    const own = inferenceClient(server.grpcPort!);
     try {
-      const { config } = await call(triton, 'ModelConfig', { name: 'pipe' });
+      const { config } = await unary(triton, 'ModelConfig', { name: 'pipe' });
       expect(config.scheduling_choice).toBe('ensemble_scheduling');
       expect(config.ensemble_scheduling.step.map((s: any) => [s.model_name, s.model_version, s.input_map, s.output_map])).toEqual([
         ['scale3', '-1', { x: 'doubled' }, { y: 'Y' }],
         ['scale2', '1', { x: 'X' }, { y: 'doubled' }],
         ['scale5', '-1', { x: 'X' }, { y: 'Z' }],
       ]);
-      const res = await call(own, 'ModelInfer', { model_name: 'pipe', inputs: [{ name: 'X', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: X } }] });
+      const res = await unary(own, 'ModelInfer', { model_name: 'pipe', inputs: [{ name: 'X', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: X } }] });
       const byName = Object.fromEntries(res.outputs.map((o: any) => [o.name, o.contents.fp32_contents]));
       expect(byName).toEqual({ Y: X.map((x) => x * 6), Z: X.map((x) => x * 5) });
     } finally {

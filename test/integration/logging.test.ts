@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../runtime/server/serve.js';
 import { postJson, startTestServer, tempDir } from '../helpers/server.js';
 import * as grpc from '@grpc/grpc-js';
-import { grpcPackageDefinition } from '../../runtime/server/grpc.js';
+import { inferenceClient, unary } from '../helpers/grpc-client.js';
 
 describe('logging extension', () => {
   let server: RunningServer;
@@ -90,9 +90,8 @@ describe('logging extension', () => {
   });
 
   it("serves the same settings over gRPC's LogSettings: a change there shows in REST, and refusals are INVALID_ARGUMENT", async () => {
-    const pkg = grpc.loadPackageDefinition(grpcPackageDefinition()) as any;
-    const client = new pkg.inference.GRPCInferenceService(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
-    const call = (settings: object) => new Promise<any>((ok, fail) => client.LogSettings({ settings }, (err: Error | null, res: unknown) => (err ? fail(err) : ok(res))));
+    const client = inferenceClient(server.grpcPort!);
+    const call = (settings: object) => unary(client, 'LogSettings', { settings });
     try {
       const now = (await call({})).settings;
       expect(now.log_info).toMatchObject({ parameter_choice: 'bool_param', bool_param: true });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../runtime/server/serve.js';
-import { grpcPackageDefinition } from '../../runtime/server/grpc.js';
+import { inferenceClient, unary } from '../helpers/grpc-client.js';
 import { mlpReference, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
 import { postJson, startTestServer, tempDir } from '../helpers/server.js';
 
@@ -99,9 +99,8 @@ describe.skipIf(!existsSync(SHM))('system shared memory (Triton extension, real 
   });
 
   it('answers over gRPC with the same regions: raw outputs keep their places, the shm one empty', async () => {
-    const pkg = grpc.loadPackageDefinition(grpcPackageDefinition()) as any;
-    const client = new pkg.inference.GRPCInferenceService(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
-    const call = (method: string, req: unknown) => new Promise<any>((ok, fail) => client[method](req, { deadline: Date.now() + 20_000 }, (err: Error | null, res: unknown) => (err ? fail(err) : ok(res))));
+    const client = inferenceClient(server.grpcPort!);
+    const call = (method: string, req: unknown) => unary(client, method, req);
     try {
       const status = await call('SystemSharedMemoryStatus', {});
       expect(Object.keys(status.regions).sort()).toEqual(['in', 'out']);

@@ -12,8 +12,7 @@ import { flushTracing } from '../../runtime/observability/tracing.js';
 import type { RunningServer } from '../../runtime/server/serve.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { postJson, startTestServer } from '../helpers/server.js';
-import * as grpc from '@grpc/grpc-js';
-import { grpcPackageDefinition } from '../../runtime/server/grpc.js';
+import { inferenceClient, unary } from '../helpers/grpc-client.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
@@ -112,10 +111,9 @@ describe('tracing (OTLP/HTTP to a local receiver stand-in)', () => {
     expect(new Set(rx.spans().slice(before).map((x) => x.traceId))).toEqual(new Set([traces[1], traces[3]]));
     // The server's setting is unchanged; the model's can be read back, over gRPC too, and cleared with null.
     expect(((await (await fetch(`${server.url}/v2/trace/setting`)).json()) as { trace_rate: string }).trace_rate).toBe('1');
-    const pkg = grpc.loadPackageDefinition(grpcPackageDefinition()) as any;
-    const client = new pkg.inference.GRPCInferenceService(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+    const client = inferenceClient(server.grpcPort!);
     try {
-      const call = (req: unknown) => new Promise<any>((ok, fail) => client.TraceSetting(req, (err: Error | null, res: unknown) => (err ? fail(err) : ok(res))));
+      const call = (req: unknown) => unary(client, 'TraceSetting', req);
       expect((await call({ model_name: 'echo' })).settings.trace_rate.value).toEqual(['2']);
       const cleared = await call({ model_name: 'echo', settings: { trace_rate: { value: [] }, trace_count: { value: ['5'] } } });
       expect([cleared.settings.trace_rate.value, cleared.settings.trace_count.value]).toEqual([['1'], ['5']]);
