@@ -12,9 +12,12 @@ import type { InferContext, InferRequest, InferResponse } from './core/infer.js'
 import { checkTensor, shapeMatches, type Tensor, type TensorSpec } from './core/tensor.js';
 import { checkModelName, type IndexEntry, type ModelRepository } from './repository/model-repository.js';
 import { versionPolicyJson } from './repository/version-policy.js';
+import { sequenceBatchingJson } from './repository/sequence-plan.js';
+import { tritonType } from './core/datatypes.js';
 import type { OverrideFiles } from './repository/override-files.js';
 import type { Parameters } from './core/tensor.js';
 import type { BatchResult } from './batching/batcher.js';
+import { sequenceFlags } from './batching/sequence-batcher.js';
 import type { ModelStat } from './observability/statistics.js';
 import type { ResponseCache } from './cache/response-cache.js';
 
@@ -48,13 +51,10 @@ export interface TritonModelConfig {
   parameters: Record<string, { string_value: string }>;
   dynamic_batching?: { preferred_batch_size: number[]; max_queue_delay_microseconds: number; default_queue_policy?: { max_queue_size: number } };
   response_cache?: { enable: boolean };
+  sequence_batching?: Record<string, unknown>;
   ensemble_scheduling?: { step: { model_name: string; model_version: number; input_map: Record<string, string>; output_map: Record<string, string> }[] };
 }
 
-/** v2 datatype → Triton's config enum name (BYTES is TYPE_STRING there). */
-function tritonType(d: string): string {
-  return d === 'BYTES' ? 'TYPE_STRING' : `TYPE_${d}`;
-}
 
 export interface InferOutcome {
   response: InferResponse;
@@ -132,6 +132,7 @@ export class DataPlane {
       out.dynamic_batching = { preferred_batch_size: d.preferredBatchSize, max_queue_delay_microseconds: d.maxQueueDelayMicroseconds };
       if (d.maxQueueSize > 0) out.dynamic_batching.default_queue_policy = { max_queue_size: d.maxQueueSize };
     }
+    if (c.sequenceBatching) out.sequence_batching = sequenceBatchingJson(c.sequenceBatching);
     if (c.responseCache) out.response_cache = { enable: true };
     if (c.ensemble) {
       const step = c.ensemble.map((s) => ({ model_name: s.modelName, model_version: s.modelVersion ? Number(s.modelVersion) : -1, input_map: s.inputMap, output_map: s.outputMap }));
@@ -209,6 +210,7 @@ export class DataPlane {
           outputNames,
           deadline,
           signal: ctx.signal ?? (clientSignal && !batcher.startsAtOnce ? clientSignal() : undefined),
+          sequence: handle.config.sequenceBatching ? sequenceFlags(request.parameters, handle.name) : undefined,
         });
         if (cache && key) {
           const t0 = performance.now();

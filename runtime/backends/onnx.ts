@@ -457,6 +457,17 @@ export class OnnxBackend implements Backend {
       const fileOutputs = reply.outputs.map((m) => fromOrtMetadata(name, 'output', m));
       const ins = reconcile(name, 'input', fileInputs, config.inputs, config.maxBatchSize);
       const outs = reconcile(name, 'output', fileOutputs, config.outputs, config.maxBatchSize);
+      // A sequence model's config lists only what clients send and get (as Triton's): the server's
+      // control and state tensors come from the file, for the sequence batcher to check and fill.
+      const sequencing = config.sequenceBatching;
+      if (sequencing && config.inputs.length > 0) {
+        const own = new Set([...sequencing.controls.map((c) => c.input), ...sequencing.states.map((st) => st.input)]);
+        ins.specs.push(...fileInputs.filter((f) => own.has(f.name) && !ins.specs.some((s) => s.name === f.name)));
+      }
+      if (sequencing && config.outputs.length > 0) {
+        const own = new Set(sequencing.states.map((st) => st.output));
+        outs.specs.push(...fileOutputs.filter((f) => own.has(f.name) && !outs.specs.some((s) => s.name === f.name)));
+      }
       for (const f of fileInputs) {
         if (!ins.specs.some((s) => s.name === f.name)) {
           throw new InvalidArgument(`model '${name}': the config does not declare the model's input '${f.name}'`);

@@ -17,6 +17,14 @@ export function isBatchPolicy(v: string): v is BatchPolicy {
   return (BATCH_POLICIES as readonly string[]).includes(v);
 }
 
+/** A request's place in a sequence (Triton's `sequence_id`, `sequence_start`, `sequence_end`), for stateful models. */
+export interface SequenceFlags {
+  /** The correlation id: a non-zero unsigned integer or a non-empty string. */
+  id: number | string;
+  start: boolean;
+  end: boolean;
+}
+
 export interface BatchRequest {
   inputs: Tensor[];
   /** Outputs to compute; empty = all. */
@@ -25,6 +33,8 @@ export interface BatchRequest {
   deadline?: number;
   /** Aborted → Cancelled, dropped before compute if still queued. */
   signal?: AbortSignal;
+  /** Set for a model with `sequence_batching` (the SequenceBatcher reads it; others ignore it). */
+  sequence?: SequenceFlags;
 }
 
 export interface BatchResult {

@@ -151,3 +151,8 @@ export function fromHalf(bits: number): number {
   if (exp === 0x1f) return mant ? NaN : sign * Infinity;
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
+
+/** v2 datatype → Triton's config enum name (BYTES is TYPE_STRING there). */
+export function tritonType(d: Datatype): string {
+  return d === 'BYTES' ? 'TYPE_STRING' : `TYPE_${d}`;
+}

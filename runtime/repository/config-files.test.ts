@@ -153,6 +153,66 @@ ensemble_scheduling {
     ]);
   });
 
+  it("reads Triton's sequence_batching: strategies, controls and implicit state, in the text form and JSON", () => {
+    const text = `max_batch_size: 8
+sequence_batching {
+  max_sequence_idle_microseconds: 5000000
+  oldest { max_candidate_sequences: 4 preferred_batch_size: [ 2, 4 ] max_queue_delay_microseconds: 100 }
+  control_input [
+    { name: "START" control [ { kind: CONTROL_SEQUENCE_START fp32_false_true: [ 0, 1 ] } ] },
+    { name: "READY" control [ { kind: CONTROL_SEQUENCE_READY bool_false_true: [ false, true ] } ] },
+    { name: "END" control [ { kind: CONTROL_SEQUENCE_END int32_false_true: [ 0, 1 ] } ] },
+    { name: "CORRID" control [ { kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_UINT64 } ] }
+  ]
+  state [ { input_name: "IN_STATE" output_name: "OUT_STATE" data_type: TYPE_FP32 dims: [ -1 ]
+            initial_state: { data_type: TYPE_FP32 dims: [ 3 ] data_file: "zeros.bin" name: "init" } } ]
+}`;
+    expect(parseModelConfig(text, 'config.pbtxt', 's').sequenceBatching).toEqual({
+      strategy: 'oldest',
+      maxSequenceIdleMicroseconds: 5_000_000,
+      maxCandidateSequences: 4,
+      maxQueueDelayMicroseconds: 100,
+      minimumSlotUtilization: 0,
+      preferredBatchSize: [2, 4],
+      controls: [
+        { input: 'START', kind: 'start', datatype: 'FP32', values: [0, 1] },
+        { input: 'READY', kind: 'ready', datatype: 'BOOL', values: [0, 1] },
+        { input: 'END', kind: 'end', datatype: 'INT32', values: [0, 1] },
+        { input: 'CORRID', kind: 'corrid', datatype: 'UINT64' },
+      ],
+      states: [{ input: 'IN_STATE', output: 'OUT_STATE', datatype: 'FP32', dims: [3], initial: { kind: 'file', file: 'zeros.bin' } }],
+    });
+    const json = '{"sequenceBatching": {"direct": {"maxQueueDelayMicroseconds": 50, "minimumSlotUtilization": 0.5}, "controlInput": [{"name": "S", "control": [{"kind": "CONTROL_SEQUENCE_START", "int32FalseTrue": [0, 1]}]}], "state": [{"inputName": "a", "outputName": "b", "dataType": "TYPE_INT64", "dims": [2]}]}}';
+    const direct = parseModelConfig(json, 'config.json', 's').sequenceBatching!;
+    expect(direct).toMatchObject({ strategy: 'direct', maxSequenceIdleMicroseconds: 1_000_000, maxQueueDelayMicroseconds: 50, minimumSlotUtilization: 0.5 });
+    expect(direct.states).toEqual([{ input: 'a', output: 'b', datatype: 'INT64', dims: [2], initial: { kind: 'zero' } }]);
+    // Triton's default strategy is direct.
+    expect(parseModelConfig('sequence_batching { }', 'config.pbtxt', 's').sequenceBatching?.strategy).toBe('direct');
+  });
+
+  it('refuses sequence_batching it cannot honour, naming the field', () => {
+    const pb = (t: string) => () => parseModelConfig(t, 'config.pbtxt', 's');
+    expect(pb('sequence_batching { direct { } oldest { max_candidate_sequences: 2 } }')).toThrow(/sequence_batching: expected one strategy, direct or oldest, got both/);
+    expect(pb('sequence_batching { oldest { } }')).toThrow(/sequence_batching\.oldest\.max_candidate_sequences: expected an integer ≥ 1, got nothing/);
+    expect(pb('sequence_batching { direct { minimum_slot_utilization: 2 } }')).toThrow(/minimum_slot_utilization: expected a number from 0 to 1/);
+    expect(pb('sequence_batching { control_input [ { name: "S" control [ { kind: CONTROL_SEQUENCE_GO int32_false_true: [0, 1] } ] } ] }')).toThrow(/control_input 'S'\.control\.kind: expected one of CONTROL_SEQUENCE_START, .*got "CONTROL_SEQUENCE_GO"/);
+    expect(pb('sequence_batching { control_input [ { name: "S" control [ { kind: CONTROL_SEQUENCE_START } ] } ] }')).toThrow(/expected exactly one of fp32_false_true, int32_false_true, bool_false_true, got none/);
+    expect(pb('sequence_batching { control_input [ { name: "S" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [1] } ] } ] }')).toThrow(/int32_false_true: expected two values \[false, true\], got 1/);
+    expect(pb('sequence_batching { control_input [ { name: "C" control [ { kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_FP32 } ] } ] }')).toThrow(/data_type: expected TYPE_UINT64, TYPE_INT64, TYPE_UINT32, TYPE_INT32 or TYPE_STRING, got "TYPE_FP32"/);
+    expect(pb('sequence_batching { control_input [ { name: "A" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [0, 1] } ] }, { name: "B" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [0, 1] } ] } ] }')).toThrow(/two inputs take the START control/);
+    expect(pb('sequence_batching { control_input [ { name: "A" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [0, 1] }, { kind: CONTROL_SEQUENCE_END int32_false_true: [0, 1] } ] } ] }')).toThrow(/expected exactly one control, got 2/);
+    expect(pb('sequence_batching { state [ { input_name: "a" output_name: "b" data_type: TYPE_FP32 dims: [ -1 ] } ] }')).toThrow(/state 'a'\.dims: \[-1\] has a variable dim: give initial_state with its fixed dims/);
+    expect(pb('sequence_batching { state [ { input_name: "a" output_name: "b" data_type: TYPE_FP32 dims: [ 1 ] initial_state { data_file: "../x" } } ] }')).toThrow(/must name a file inside <model>\/initial_state\//);
+    expect(pb('sequence_batching { state [ { input_name: "a" output_name: "b" data_type: TYPE_FP32 dims: [ 1 ] initial_state { } } ] }')).toThrow(/expected exactly one of zero_data: true, data_file/);
+    expect(pb('dynamic_batching { } sequence_batching { }')).toThrow(/a model takes dynamic_batching or sequence_batching, not both/);
+    expect(pb('response_cache { enable: true } sequence_batching { }')).toThrow(/a sequence model cannot use the response cache/);
+    expect(pb('platform: "ensemble" ensemble_scheduling { step [ { model_name: "m" } ] } sequence_batching { }')).toThrow(/an ensemble cannot have sequence_batching/);
+    expect(pb('sequence_batching { iterative_sequence: true }')).toThrow(Unsupported);
+    expect(parseModelConfig('sequence_batching { max_sequence_idle_microsecond: 5 oldest { max_candidate_sequences: 1 preserve_ordering: true } }', 'config.pbtxt', 's').unknownFields).toEqual([
+      'sequence_batching.max_sequence_idle_microsecond (did you mean max_sequence_idle_microseconds?)',
+    ]);
+  });
+
   it('reports syntax errors with the file and line', () => {
     const bad = 'name: "x"\ninput [\n  { name: "a" data_type: TYPE_FP32 dims: [1 2] }\n]';
     expect(() => parseModelConfig(bad, 'config.pbtxt', 'x')).toThrow(/^config\.pbtxt line 3: expected ',' or ']'/);

@@ -8,8 +8,9 @@
  *   (`{ key: "k" value { string_value: "v" } }`), `backend`;
  * - Xilinx/KServe: `inputs`/`outputs` with `datatype: "FP32"` and `shape`;
  * - JSON in Triton's form, with snake_case or camelCase keys.
- * `model_warmup` (run by `warmup.ts`), `response_cache { enable }` and `version_policy` are read.
- * Triton's other fields (`optimization`, `sequence_batching`, ...) are ignored so that real Triton
+ * `model_warmup` (run by `warmup.ts`), `response_cache { enable }`, `version_policy`,
+ * `ensemble_scheduling` and `sequence_batching` are read.
+ * Triton's other fields (`optimization`, `batch_input`, ...) are ignored so that real Triton
  * configs load; any other field is listed in `unknownFields` (with the field
  * it was probably meant to be) for the repository to log: Triton would refuse
  * such a config, and a misspelt `max_queue_delay_microsecond` would otherwise
@@ -25,7 +26,7 @@ import { join } from 'node:path';
 import { isDatatype, type Datatype } from '../core/datatypes.js';
 import { InvalidArgument, Unsupported } from '../core/errors.js';
 import type { TensorSpec } from '../core/tensor.js';
-import { defaultConfig, type DynamicBatchingConfig, type EnsembleStep, type ModelConfig, type VersionPolicy, type WarmupInput, type WarmupSample } from './model-config.js';
+import { defaultConfig, type DynamicBatchingConfig, type EnsembleStep, type ModelConfig, type SequenceBatchingConfig, type SequenceControl, type SequenceControlKind, type SequenceState, type VersionPolicy, type WarmupInput, type WarmupSample } from './model-config.js';
 
 // The TOML parser is loaded on the first config.toml (pbtxt is the common case; start-up should not pay for it).
 const requireLazy = createRequire(import.meta.url);
@@ -426,6 +427,161 @@ function ensembleSteps(ctx: Context, obj: ConfigObject, unknown: string[]): Ense
   });
 }
 
+const CONTROL_KINDS: Record<string, SequenceControlKind> = {
+  CONTROL_SEQUENCE_START: 'start',
+  CONTROL_SEQUENCE_END: 'end',
+  CONTROL_SEQUENCE_READY: 'ready',
+  CONTROL_SEQUENCE_CORRID: 'corrid',
+};
+const FALSE_TRUE = { fp32_false_true: 'FP32', int32_false_true: 'INT32', bool_false_true: 'BOOL' } as const;
+/** Triton's four integer types, and TYPE_STRING for string ids (newer Tritons). */
+const CORRID_TYPES: readonly Datatype[] = ['UINT64', 'INT64', 'UINT32', 'INT32', 'BYTES'];
+
+/** Pushes the unknown fields of `obj` at `prefix`, each once (repeated messages report a field once). */
+function noteUnknown(unknown: string[], obj: ConfigObject, prefix: keyof typeof FIELDS): void {
+  for (const u of unknownFields(obj, prefix)) if (!unknown.includes(u)) unknown.push(u);
+}
+
+/** `sequence_batching { direct | oldest, max_sequence_idle_microseconds, control_input [...], state [...] }`. */
+function sequenceBatching(ctx: Context, obj: ConfigObject, unknown: string[]): SequenceBatchingConfig {
+  noteUnknown(unknown, obj, 'sequence_batching.');
+  const f = fieldsOf(obj);
+  const path = 'sequence_batching';
+  if (one(ctx, `${path}.iterative_sequence`, f.get('iterative_sequence'), obj) === true) {
+    throw new Unsupported(`${ctx.file}: ${path}.iterative_sequence: iterative sequences (decoupled models) are not supported`);
+  }
+  const direct = object(ctx, `${path}.direct`, f.get('direct'), obj);
+  const oldest = object(ctx, `${path}.oldest`, f.get('oldest'), obj);
+  if (direct && oldest) ctx.fail(path, 'expected one strategy, direct or oldest, got both', obj);
+  const idle = int(ctx, `${path}.max_sequence_idle_microseconds`, f.get('max_sequence_idle_microseconds'), obj, 0) ?? 0;
+  const config: SequenceBatchingConfig = {
+    strategy: oldest ? 'oldest' : 'direct',
+    // Triton: absent or 0 means one second.
+    maxSequenceIdleMicroseconds: idle || 1_000_000,
+    maxCandidateSequences: 0,
+    maxQueueDelayMicroseconds: 0,
+    minimumSlotUtilization: 0,
+    preferredBatchSize: [],
+    controls: [],
+    states: [],
+  };
+  if (direct) {
+    noteUnknown(unknown, direct, 'sequence_batching.direct.');
+    const d = fieldsOf(direct);
+    config.maxQueueDelayMicroseconds = int(ctx, `${path}.direct.max_queue_delay_microseconds`, d.get('max_queue_delay_microseconds'), direct, 0) ?? 0;
+    const share = one(ctx, `${path}.direct.minimum_slot_utilization`, d.get('minimum_slot_utilization'), direct) ?? 0;
+    if (typeof share !== 'number' || !(share >= 0 && share <= 1)) ctx.fail(`${path}.direct.minimum_slot_utilization`, `expected a number from 0 to 1, got ${JSON.stringify(String(share))}`, direct);
+    config.minimumSlotUtilization = share;
+  }
+  if (oldest) {
+    noteUnknown(unknown, oldest, 'sequence_batching.oldest.');
+    const o = fieldsOf(oldest);
+    const candidates = int(ctx, `${path}.oldest.max_candidate_sequences`, o.get('max_candidate_sequences'), oldest, 1);
+    if (candidates === undefined) ctx.fail(`${path}.oldest.max_candidate_sequences`, 'expected an integer ≥ 1, got nothing', oldest);
+    config.maxCandidateSequences = candidates;
+    config.maxQueueDelayMicroseconds = int(ctx, `${path}.oldest.max_queue_delay_microseconds`, o.get('max_queue_delay_microseconds'), oldest, 0) ?? 0;
+    config.preferredBatchSize = asList(o.get('preferred_batch_size')).map((x, i) => int(ctx, `${path}.oldest.preferred_batch_size[${i}]`, x, oldest, 1)!);
+  }
+  asList(f.get('control_input')).forEach((item, i) => {
+    const at = `${path}.control_input[${i}]`;
+    if (!isObject(item)) ctx.fail(at, 'expected { name, control [...] }', obj);
+    noteUnknown(unknown, item, 'sequence_batching.control_input[].');
+    const g = fieldsOf(item);
+    const input = str(ctx, `${at}.name`, g.get('name'), item);
+    if (!input) ctx.fail(`${at}.name`, 'expected the model input it fills', item);
+    const controls = asList(g.get('control'));
+    // Triton allows one control per input.
+    if (controls.length !== 1) ctx.fail(`${path}.control_input '${input}'`, `expected exactly one control, got ${controls.length}`, item);
+    const c = controls[0]!;
+    const cpath = `${path}.control_input '${input}'.control`;
+    if (!isObject(c)) ctx.fail(cpath, 'expected { kind, ... }', item);
+    noteUnknown(unknown, c, 'sequence_batching.control_input[].control[].');
+    config.controls.push(sequenceControl(ctx, cpath, input, c));
+  });
+  const named = new Set<string>();
+  for (const c of config.controls) {
+    if (named.has(c.input)) ctx.fail(`${path}.control_input '${c.input}'`, 'named twice', obj);
+    named.add(c.input);
+  }
+  const kinds = config.controls.map((c) => c.kind);
+  for (const k of new Set(kinds)) if (kinds.indexOf(k) !== kinds.lastIndexOf(k)) ctx.fail(`${path}.control_input`, `two inputs take the ${k.toUpperCase()} control`, obj);
+  asList(f.get('state')).forEach((item, i) => {
+    const at = `${path}.state[${i}]`;
+    if (!isObject(item)) ctx.fail(at, 'expected { input_name, output_name, data_type, dims }', obj);
+    noteUnknown(unknown, item, 'sequence_batching.state[].');
+    const state = sequenceState(ctx, at, item, unknown);
+    if (named.has(state.input)) ctx.fail(at, `input '${state.input}' is already a control or state input`, item);
+    named.add(state.input);
+    config.states.push(state);
+  });
+  return config;
+}
+
+function sequenceControl(ctx: Context, path: string, input: string, c: ConfigObject): SequenceControl {
+  const g = fieldsOf(c);
+  const kindText = str(ctx, `${path}.kind`, g.get('kind'), c);
+  const kind = kindText ? CONTROL_KINDS[kindText] : undefined;
+  if (!kind) ctx.fail(`${path}.kind`, `expected one of ${Object.keys(CONTROL_KINDS).join(', ')}, got ${JSON.stringify(kindText ?? '')}`, c);
+  const given = (Object.keys(FALSE_TRUE) as (keyof typeof FALSE_TRUE)[]).filter((k) => g.has(k));
+  if (kind === 'corrid') {
+    if (given.length) ctx.fail(path, `a CORRID control takes data_type, not ${given.join(', ')}`, c);
+    const typeText = str(ctx, `${path}.data_type`, g.get('data_type'), c);
+    const datatype = typeText ? datatypeFromConfig(typeText) : undefined;
+    if (!datatype || !CORRID_TYPES.includes(datatype)) ctx.fail(`${path}.data_type`, `expected TYPE_UINT64, TYPE_INT64, TYPE_UINT32, TYPE_INT32 or TYPE_STRING, got ${JSON.stringify(typeText ?? '')}`, c);
+    return { input, kind, datatype };
+  }
+  if (given.length !== 1) ctx.fail(path, `expected exactly one of ${Object.keys(FALSE_TRUE).join(', ')}, got ${given.length ? given.join(', ') : 'none'}`, c);
+  const field = given[0]!;
+  const raw = asList(g.get(field));
+  const values = raw.map((v, j) => {
+    if (field === 'bool_false_true') {
+      if (typeof v !== 'boolean') ctx.fail(`${path}.${field}[${j}]`, `expected true or false, got ${JSON.stringify(String(v))}`, c);
+      return v ? 1 : 0;
+    }
+    const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isFinite(n) || (field === 'int32_false_true' && !Number.isInteger(n))) {
+      ctx.fail(`${path}.${field}[${j}]`, `expected a ${field === 'int32_false_true' ? 'integer' : 'number'}, got ${JSON.stringify(String(v))}`, c);
+    }
+    return n;
+  });
+  if (values.length !== 2) ctx.fail(`${path}.${field}`, `expected two values [false, true], got ${values.length}`, c);
+  return { input, kind, datatype: FALSE_TRUE[field], values: [values[0]!, values[1]!] };
+}
+
+function sequenceState(ctx: Context, path: string, item: ConfigObject, unknown: string[]): SequenceState {
+  const g = fieldsOf(item);
+  const input = str(ctx, `${path}.input_name`, g.get('input_name'), item);
+  const output = str(ctx, `${path}.output_name`, g.get('output_name'), item);
+  if (!input || !output) ctx.fail(path, 'expected input_name and output_name', item);
+  const at = `sequence_batching.state '${input}'`;
+  const typeText = str(ctx, `${at}.data_type`, g.get('data_type'), item);
+  const datatype = typeText ? datatypeFromConfig(typeText) : undefined;
+  if (!datatype) ctx.fail(`${at}.data_type`, `expected a data_type such as TYPE_FP32, got ${JSON.stringify(typeText ?? '')}`, item);
+  let dims = asList(g.get('dims')).map((d, j) => int(ctx, `${at}.dims[${j}]`, d, item, -1)!);
+  let initial: SequenceState['initial'] = { kind: 'zero' };
+  const inits = asList(g.get('initial_state'));
+  if (inits.length > 1) ctx.fail(`${at}.initial_state`, `expected at most one, got ${inits.length}`, item);
+  const init = inits[0];
+  if (init !== undefined) {
+    const ipath = `${at}.initial_state`;
+    if (!isObject(init)) ctx.fail(ipath, 'expected { data_type, dims, zero_data | data_file }', item);
+    noteUnknown(unknown, init, 'sequence_batching.state[].initial_state.');
+    const h = fieldsOf(init);
+    const itype = str(ctx, `${ipath}.data_type`, h.get('data_type'), init);
+    if (itype !== undefined && datatypeFromConfig(itype) !== datatype) ctx.fail(`${ipath}.data_type`, `expected the state's ${typeText}, got ${itype}`, init);
+    if (h.has('dims')) dims = asList(h.get('dims')).map((d, j) => int(ctx, `${ipath}.dims[${j}]`, d, init, 0)!);
+    const zero = one(ctx, `${ipath}.zero_data`, h.get('zero_data'), init) === true;
+    const file = str(ctx, `${ipath}.data_file`, h.get('data_file'), init);
+    if (zero === (file !== undefined)) ctx.fail(ipath, 'expected exactly one of zero_data: true, data_file', init);
+    if (file !== undefined) {
+      if (!file || file.startsWith('/') || file.split(/[\\/]/).includes('..')) ctx.fail(`${ipath}.data_file`, `must name a file inside <model>/initial_state/, got ${JSON.stringify(file)}`, init);
+      initial = { kind: 'file', file };
+    }
+  }
+  if (dims.some((d) => d < 0)) ctx.fail(`${at}.dims`, `[${dims.join(',')}] has a variable dim: give initial_state with its fixed dims`, item);
+  return { input, output, datatype, dims, initial };
+}
+
 /** `version_policy`: exactly one of `latest { num_versions }`, `all { }`, `specific { versions }`. */
 function versionPolicy(ctx: Context, obj: ConfigObject, unknown: string[]): VersionPolicy {
   unknown.push(...unknownFields(obj, 'version_policy.'));
@@ -550,8 +706,8 @@ function eachMapEntry(ctx: Context, path: string, v: ConfigValue, root: object, 
  */
 const FIELDS = {
   '': {
-    read: ['name', 'platform', 'backend', 'max_batch_size', 'input', 'inputs', 'output', 'outputs', 'dynamic_batching', 'instance_group', 'parameters', 'model_warmup', 'response_cache', 'version_policy', 'ensemble_scheduling'],
-    triton: ['runtime', 'batch_input', 'batch_output', 'optimization', 'sequence_batching', 'default_model_filename', 'cc_model_filenames', 'metric_tags', 'model_operations', 'model_transaction_policy', 'model_repository_agents', 'model_metrics'],
+    read: ['name', 'platform', 'backend', 'max_batch_size', 'input', 'inputs', 'output', 'outputs', 'dynamic_batching', 'instance_group', 'parameters', 'model_warmup', 'response_cache', 'version_policy', 'ensemble_scheduling', 'sequence_batching'],
+    triton: ['runtime', 'batch_input', 'batch_output', 'optimization', 'default_model_filename', 'cc_model_filenames', 'metric_tags', 'model_operations', 'model_transaction_policy', 'model_repository_agents', 'model_metrics'],
   },
   'dynamic_batching.': {
     read: ['max_queue_delay_microseconds', 'preferred_batch_size', 'default_queue_policy'],
@@ -568,6 +724,34 @@ const FIELDS = {
   'ensemble_scheduling.step[].': {
     read: ['model_name', 'model_version', 'input_map', 'output_map'],
     triton: ['model_namespace'],
+  },
+  'sequence_batching.': {
+    read: ['direct', 'oldest', 'max_sequence_idle_microseconds', 'control_input', 'state', 'iterative_sequence'],
+    triton: [],
+  },
+  'sequence_batching.direct.': {
+    read: ['max_queue_delay_microseconds', 'minimum_slot_utilization'],
+    triton: [],
+  },
+  'sequence_batching.oldest.': {
+    read: ['max_candidate_sequences', 'preferred_batch_size', 'max_queue_delay_microseconds'],
+    triton: ['preserve_ordering'],
+  },
+  'sequence_batching.control_input[].': {
+    read: ['name', 'control'],
+    triton: [],
+  },
+  'sequence_batching.control_input[].control[].': {
+    read: ['kind', 'int32_false_true', 'fp32_false_true', 'bool_false_true', 'data_type'],
+    triton: [],
+  },
+  'sequence_batching.state[].': {
+    read: ['input_name', 'output_name', 'data_type', 'dims', 'initial_state'],
+    triton: ['use_same_buffer_for_input_output', 'use_growable_memory'],
+  },
+  'sequence_batching.state[].initial_state.': {
+    read: ['data_type', 'dims', 'zero_data', 'data_file', 'name'],
+    triton: [],
   },
   'version_policy.': {
     read: ['latest', 'all', 'specific'],
@@ -666,6 +850,14 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
 
   const ensemble = object(ctx, 'ensemble_scheduling', f.get('ensemble_scheduling'), tree);
   if (ensemble) config.ensemble = ensembleSteps(ctx, ensemble, unknown);
+
+  const sequence = object(ctx, 'sequence_batching', f.get('sequence_batching'), tree);
+  if (sequence) {
+    if (config.ensemble) ctx.fail('sequence_batching', 'an ensemble cannot have sequence_batching (its composing models may)', sequence);
+    if (config.dynamicBatching) ctx.fail('sequence_batching', 'a model takes dynamic_batching or sequence_batching, not both (sequence_batching batches across sequences itself)', sequence);
+    if (config.responseCache) ctx.fail('response_cache', 'a sequence model cannot use the response cache: its outputs depend on the state, not only the inputs', tree);
+    config.sequenceBatching = sequenceBatching(ctx, sequence, unknown);
+  }
 
   const policy = object(ctx, 'version_policy', f.get('version_policy'), tree);
   if (policy) config.versionPolicy = versionPolicy(ctx, policy, unknown);

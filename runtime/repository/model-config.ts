@@ -51,6 +51,60 @@ export interface EnsembleStep {
   outputMap: Record<string, string>;
 }
 
+/** What a sequence control input tells the model (Triton's `ControlInput.Control.Kind`). */
+export type SequenceControlKind = 'start' | 'end' | 'ready' | 'corrid';
+
+/**
+ * One of Triton's `sequence_batching.control_input`: a model input the server fills for every
+ * request of a sequence. START, END and READY carry `values` (false, true) in `datatype` (FP32,
+ * INT32 or BOOL); CORRID carries the sequence id in `datatype` (UINT64, INT64, UINT32, INT32 or BYTES).
+ */
+export interface SequenceControl {
+  input: string;
+  kind: SequenceControlKind;
+  datatype: Datatype;
+  values?: readonly [number, number];
+}
+
+/**
+ * One of Triton's `sequence_batching.state` (implicit state): the server feeds `input` the
+ * sequence's state and keeps `output` as the next one, starting each sequence from `initial`
+ * (zeros of `dims` unless the config gives a file in `<model>/initial_state/`).
+ */
+export interface SequenceState {
+  input: string;
+  output: string;
+  datatype: Datatype;
+  /** Without the batch dim when the model batches. */
+  dims: number[];
+  initial: { kind: 'zero' } | { kind: 'file'; file: string };
+}
+
+/**
+ * Triton's `sequence_batching`: requests carry a correlation id (`sequence_id`) and START/END
+ * flags; each sequence's requests run one at a time, in order, with its own state. `direct`
+ * (Triton's default) admits instances × max batch size sequences at once, `oldest`
+ * `maxCandidateSequences`; the others wait until one ends or goes idle.
+ */
+export interface SequenceBatchingConfig {
+  strategy: 'direct' | 'oldest';
+  /** A sequence with no request for this long is ended and its slot freed (Triton's default 1 s). */
+  maxSequenceIdleMicroseconds: number;
+  /** `oldest` only (required there, ≥ 1). */
+  maxCandidateSequences: number;
+  /**
+   * How long a batch across sequences waits to fill (the strategy's `max_queue_delay_microseconds`;
+   * `direct` waits only when `minimumSlotUtilization` is set, as in Triton).
+   */
+  maxQueueDelayMicroseconds: number;
+  /** `direct` only: the share of slots (0–1] whose requests fire a batch before the delay ends. */
+  minimumSlotUtilization: number;
+  /** `oldest` only. */
+  preferredBatchSize: number[];
+  controls: SequenceControl[];
+  states: SequenceState[];
+}
+
 export interface ModelConfig {
   name: string;
   /** `onnx_onnxv1`, `onnxruntime_onnx`, `vitis_xmodel`, `echo`, ... (see backends/select.ts). */
@@ -67,6 +121,8 @@ export interface ModelConfig {
   versionPolicy?: VersionPolicy;
   /** `ensemble_scheduling { step [...] }` (platform `ensemble`): the pipeline of composing models. */
   ensemble?: EnsembleStep[];
+  /** `sequence_batching`: a stateful model, served one request per sequence at a time. */
+  sequenceBatching?: SequenceBatchingConfig;
   /** `response_cache { enable: true }`: repeated requests are answered from the server's response cache (when it is sized). */
   responseCache?: boolean;
   /** `model_warmup` samples, when the config has any. */

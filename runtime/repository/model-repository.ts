@@ -29,6 +29,8 @@ import { selectVersions } from './version-policy.js';
 import { checkOverridePath, stageOverrideFiles, type OverrideFiles, type StagedFiles } from './override-files.js';
 import { parseModelConfig } from './config-files.js';
 import { runWarmup } from './warmup.js';
+import { planSequences } from './sequence-plan.js';
+import { SequenceBatcher } from '../batching/sequence-batcher.js';
 
 export interface BatcherFactoryOptions {
   name: string;
@@ -626,8 +628,21 @@ export class ModelRepository {
         instances.push(backend);
         metadata ??= meta;
       }
-      // Throws InvalidArgument for batching parameters it cannot honour (e.g. an unknown batch_policy).
-      batcher = this.opts.createBatcher({ name, version, instances, metadata: metadata!, config, statistics });
+      const sequencing = config.sequenceBatching;
+      if (sequencing) {
+        // A stateful model: clients see it without its control and state tensors, which the sequence batcher fills.
+        const { plan, served, innerConfig } = await planSequences(name, metadata!, config, sequencing, modelDir);
+        const inner = this.opts.createBatcher({ name, version, instances, metadata: metadata!, config: innerConfig, statistics });
+        plan.onEvent = (event, id) =>
+          log.warn({ event: `sequence_${event}`, model: name, version, sequence: id }, event === 'idle'
+            ? `model '${name}': sequence ${id} had no request for ${plan.idleMs} ms; ended, its state dropped`
+            : `model '${name}': sequence ${id} started again before its END; its state was reset`);
+        batcher = new SequenceBatcher(inner, plan);
+        metadata = served;
+      } else {
+        // Throws InvalidArgument for batching parameters it cannot honour (e.g. an unknown batch_policy).
+        batcher = this.opts.createBatcher({ name, version, instances, metadata: metadata!, config, statistics });
+      }
       if (config.warmup?.length) {
         const t0 = performance.now();
         // An ensemble's instances are request slots: one pipeline per sample is its warm-up.

@@ -18,14 +18,12 @@
  * @example
  * const { runs } = await runWarmup(instances, config, '/models/resnet');
  */
-import { readFile } from 'node:fs/promises';
-import { isAbsolute, join, normalize } from 'node:path';
 import type { Backend } from '../backends/backend.js';
 import { allocate, toHalf, type Datatype, type NumericArray, type TensorData } from '../core/datatypes.js';
 import { Internal, InvalidArgument, KinferError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
-import { readBinaryTensor } from '../protocol/v2/binary.js';
 import type { ModelConfig, WarmupInput, WarmupSample } from './model-config.js';
+import { readTensorFile } from './tensor-file.js';
 
 /** The folder of a model that holds `input_data_file`s (Triton's name). */
 export const WARMUP_DIR = 'warmup';
@@ -82,19 +80,7 @@ async function sampleInputs(sample: WarmupSample, config: ModelConfig, modelDir:
 
 async function inputData(input: WarmupInput, count: number, modelDir: string): Promise<TensorData> {
   const { datatype, data } = input;
-  if (data.kind === 'file') {
-    const path = normalize(join(modelDir, WARMUP_DIR, data.file));
-    if (isAbsolute(data.file) || !path.startsWith(join(modelDir, WARMUP_DIR) + '/')) {
-      throw new InvalidArgument(`input '${input.name}': input_data_file must name a file inside ${WARMUP_DIR}/, got ${JSON.stringify(data.file)}`);
-    }
-    let bytes: Uint8Array;
-    try {
-      bytes = await readFile(path);
-    } catch (err) {
-      throw new InvalidArgument(`input '${input.name}': cannot read ${WARMUP_DIR}/${data.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-    return readBinaryTensor(`input '${input.name}' (${WARMUP_DIR}/${data.file})`, datatype, count, bytes);
-  }
+  if (data.kind === 'file') return readTensorFile(`input '${input.name}'`, datatype, count, modelDir, WARMUP_DIR, data.file, 'input_data_file');
   if (datatype === 'BYTES') return Array.from({ length: count }, () => new Uint8Array(0));
   const out = allocate(datatype, count);
   if (data.kind === 'random') fillRandom(datatype, out);

@@ -204,3 +204,23 @@ export async function writeScaleModel(dir: string, factor: number, file = 'model
     initializers: [floatTensor('k', [1], Float32Array.of(factor))],
   });
 }
+
+/**
+ * A stateful model for Triton's sequence batcher: `OUTPUT = INPUT + STATE_IN` and
+ * `STATE_OUT = OUTPUT` (FP32 [batch, 2]), with the START (INT32) and CORRID (UINT64)
+ * controls echoed as `START_OUT` and `CORRID_OUT` ([batch, 1]). Fed its own STATE_OUT, it
+ * sums a sequence's inputs.
+ */
+export async function writeAccumulatorModel(dir: string, file = 'model.onnx'): Promise<string> {
+  return writeGraph(join(dir, file), {
+    name: 'accumulator',
+    nodes: [
+      { op: 'Add', inputs: ['INPUT', 'STATE_IN'], outputs: ['OUTPUT'] },
+      { op: 'Identity', inputs: ['OUTPUT'], outputs: ['STATE_OUT'] },
+      { op: 'Identity', inputs: ['START'], outputs: ['START_OUT'] },
+      { op: 'Identity', inputs: ['CORRID'], outputs: ['CORRID_OUT'] },
+    ],
+    inputs: [valueInfo('INPUT', DT.FLOAT, ['batch', 2]), valueInfo('STATE_IN', DT.FLOAT, ['batch', 2]), valueInfo('START', DT.INT32, ['batch', 1]), valueInfo('CORRID', DT.UINT64, ['batch', 1])],
+    outputs: [valueInfo('OUTPUT', DT.FLOAT, ['batch', 2]), valueInfo('STATE_OUT', DT.FLOAT, ['batch', 2]), valueInfo('START_OUT', DT.INT32, ['batch', 1]), valueInfo('CORRID_OUT', DT.UINT64, ['batch', 1])],
+  });
+}

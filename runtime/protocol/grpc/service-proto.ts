@@ -232,6 +232,36 @@ message ModelVersionPolicy {
   message Specific { repeated int64 versions = 1; }
   oneof policy_choice { Latest latest = 1; All all = 2; Specific specific = 3; }
 }
+message ModelSequenceBatching {
+  message Control {
+    enum Kind { CONTROL_SEQUENCE_START = 0; CONTROL_SEQUENCE_READY = 1; CONTROL_SEQUENCE_END = 2; CONTROL_SEQUENCE_CORRID = 3; }
+    Kind kind = 1;
+    repeated int32 int32_false_true = 2;
+    repeated float fp32_false_true = 3;
+    DataType data_type = 4;
+    repeated bool bool_false_true = 5;
+  }
+  message ControlInput { string name = 1; repeated Control control = 2; }
+  message InitialState {
+    DataType data_type = 1;
+    repeated int64 dims = 2;
+    oneof state_data { bool zero_data = 3; string data_file = 4; }
+    string name = 5;
+  }
+  message State {
+    string input_name = 1;
+    string output_name = 2;
+    DataType data_type = 3;
+    repeated int64 dims = 4;
+    repeated InitialState initial_state = 5;
+  }
+  message StrategyDirect { uint64 max_queue_delay_microseconds = 1; float minimum_slot_utilization = 2; }
+  message StrategyOldest { int32 max_candidate_sequences = 1; repeated int32 preferred_batch_size = 2; uint64 max_queue_delay_microseconds = 3; }
+  oneof strategy_choice { StrategyDirect direct = 3; StrategyOldest oldest = 4; }
+  uint64 max_sequence_idle_microseconds = 1;
+  repeated ControlInput control_input = 2;
+  repeated State state = 5;
+}
 message ModelConfig {
   string name = 1;
   string platform = 2;
@@ -240,7 +270,7 @@ message ModelConfig {
   repeated ModelInput input = 5;
   repeated ModelOutput output = 6;
   repeated ModelInstanceGroup instance_group = 7;
-  oneof scheduling_choice { ModelDynamicBatching dynamic_batching = 11; ModelEnsembling ensemble_scheduling = 15; }
+  oneof scheduling_choice { ModelDynamicBatching dynamic_batching = 11; ModelSequenceBatching sequence_batching = 13; ModelEnsembling ensemble_scheduling = 15; }
   map<string, ModelParameter> parameters = 14;
   ModelResponseCache response_cache = 24;
 }

@@ -1,0 +1,354 @@
+/**
+ * @module batching/sequence-batcher
+ * Triton's sequence batcher, for stateful models (`sequence_batching` in the config): each
+ * request names its sequence (`sequence_id`, the correlation id) and says whether it starts or
+ * ends it. A sequence's requests run one at a time, in arrival order; requests of different
+ * sequences batch together in the model's own batcher (below this one). For each run the
+ * batcher fills the model's control inputs (START, END, READY, CORRID) and its implicit state
+ * inputs (the state the sequence's previous run output, or the initial state at START), and
+ * keeps the state outputs for the next run instead of returning them.
+ *
+ * At most `maxActive` sequences hold a slot at once (Triton's direct strategy: instances ×
+ * max batch size; oldest: `max_candidate_sequences`); a sequence started past that waits in a
+ * backlog until a slot frees: at its END, or when it has had no request for `idleMs`.
+ *
+ * @example
+ * const batcher = new SequenceBatcher(inner, plan);
+ * await batcher.enqueue({ inputs, outputNames: [], sequence: { id: 7, start: true, end: false } });
+ */
+import type { Datatype, TensorData } from '../core/datatypes.js';
+import { BIG_RANGES } from '../core/datatypes.js';
+import { Cancelled, DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable } from '../core/errors.js';
+import type { Parameters, Tensor } from '../core/tensor.js';
+import type { SequenceControl } from '../repository/model-config.js';
+import type { BatchRequest, BatchResult, Batcher, SequenceFlags } from './batcher.js';
+
+/** One implicit state, resolved at load: its initial value has the batch dim when the model batches. */
+export interface PlannedState {
+  input: string;
+  output: string;
+  datatype: Datatype;
+  /** The initial state's shape and data, as fed at a sequence's START. */
+  shape: number[];
+  initial: TensorData;
+}
+
+export interface SequencePlan {
+  /** For messages: `model 'name'`. */
+  model: string;
+  /** Control tensors get shape [1, 1] when the model batches, [1] when not. */
+  batchable: boolean;
+  controls: readonly SequenceControl[];
+  states: readonly PlannedState[];
+  /** Sequences holding a slot at once. */
+  maxActive: number;
+  /** A sequence with no request queued or running for this long loses its slot and state. */
+  idleMs: number;
+  /** Sequences waiting for a slot; past it a new sequence is ResourceExhausted. */
+  maxBacklog: number;
+  /** Told when a sequence is ended for being idle, and when a START meets a sequence that never ended. */
+  onEvent?: (event: 'idle' | 'conflict', id: number | string) => void;
+}
+
+/**
+ * The request's sequence flags from its parameters (Triton's `sequence_id`, `sequence_start`,
+ * `sequence_end`). InvalidArgument when the id is missing, zero, empty or of the wrong kind.
+ */
+export function sequenceFlags(params: Parameters | undefined, model: string): SequenceFlags {
+  const id = params?.sequence_id;
+  if (id === undefined || id === 0 || id === '') {
+    throw new InvalidArgument(`inference request to model '${model}' must specify a non-zero or non-empty correlation ID (parameters.sequence_id)`);
+  }
+  if (typeof id === 'boolean' || (typeof id === 'number' && (!Number.isSafeInteger(id) || id < 0))) {
+    throw new InvalidArgument(`parameters.sequence_id: expected an unsigned integer or a string, got ${JSON.stringify(id)}`);
+  }
+  return { id, start: flag(params, 'sequence_start'), end: flag(params, 'sequence_end') };
+}
+
+function flag(params: Parameters | undefined, key: 'sequence_start' | 'sequence_end'): boolean {
+  const v = params?.[key];
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw new InvalidArgument(`parameters.${key}: expected true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+interface Waiting {
+  request: BatchRequest;
+  flags: SequenceFlags;
+  resolve: (r: BatchResult) => void;
+  reject: (err: unknown) => void;
+  timer?: ReturnType<typeof setTimeout>;
+  onAbort?: () => void;
+}
+
+interface Sequence {
+  key: string;
+  id: number | string;
+  queue: Waiting[];
+  running: boolean;
+  /** Holds one of the `maxActive` slots (false while in the backlog). */
+  active: boolean;
+  /** A request of it has run: a START now restarts it. */
+  started: boolean;
+  /** Its END ran: only a START may follow. */
+  ended: boolean;
+  /** The state inputs of its next run; undefined: the initial state. */
+  state?: Tensor[];
+  /** performance.now() of its last request's end. */
+  lastUsed: number;
+}
+
+export class SequenceBatcher implements Batcher {
+  /** A request always waits for its sequence's previous one: the transport must give a signal. */
+  readonly startsAtOnce = false;
+  private readonly sequences = new Map<string, Sequence>();
+  private readonly backlog: Sequence[] = [];
+  private active = 0;
+  private waiting = 0;
+  private draining = false;
+  private drained?: Promise<void>;
+  private resolveDrained?: () => void;
+  private sweeper?: ReturnType<typeof setInterval>;
+  private readonly stateOutputs: Set<string>;
+
+  constructor(
+    private readonly inner: Batcher,
+    private readonly plan: SequencePlan,
+  ) {
+    this.stateOutputs = new Set(plan.states.map((s) => s.output));
+  }
+
+  get pending(): number {
+    return this.waiting + this.inner.pending;
+  }
+
+  /** Sequences holding a slot, and those waiting for one. */
+  get sequenceCount(): { active: number; backlog: number } {
+    return { active: this.active, backlog: this.backlog.length };
+  }
+
+  enqueue(request: BatchRequest): Promise<BatchResult> {
+    if (this.draining) return Promise.reject(new Unavailable(`${this.plan.model} is shutting down; not accepting requests`));
+    const flags = request.sequence;
+    if (!flags) return Promise.reject(new InvalidArgument(`inference request to ${this.plan.model} must specify a non-zero or non-empty correlation ID (parameters.sequence_id)`));
+    try {
+      // A correlation id the CORRID control cannot hold fails now, not when its turn comes.
+      for (const c of this.plan.controls) if (c.kind === 'corrid') corridData(c.datatype, flags.id, this.plan.model);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const key = typeof flags.id === 'number' ? `#${flags.id}` : `"${flags.id}`;
+    let seq = this.sequences.get(key);
+    if (!seq) {
+      if (!flags.start) {
+        return Promise.reject(new InvalidArgument(`inference request for sequence ${flags.id} to ${this.plan.model} must specify the START flag on the first request of the sequence (parameters.sequence_start: true); a sequence also ends after ${this.plan.idleMs} ms without requests`));
+      }
+      seq = { key, id: flags.id, queue: [], running: false, active: false, started: false, ended: false, lastUsed: performance.now() };
+      if (this.active < this.plan.maxActive) {
+        seq.active = true;
+        this.active++;
+      } else if (this.backlog.length >= this.plan.maxBacklog) {
+        return Promise.reject(new ResourceExhausted(`${this.plan.model}: ${this.active} sequences are running and ${this.backlog.length} waiting for a slot; retry later`, 1));
+      } else {
+        this.backlog.push(seq);
+      }
+      this.sequences.set(key, seq);
+      this.sweeper ??= setInterval(() => this.sweep(), Math.max(10, Math.min(1000, this.plan.idleMs / 4))).unref();
+    }
+    const s = seq;
+    return new Promise<BatchResult>((resolve, reject) => {
+      const w: Waiting = { request, flags, resolve, reject };
+      s.queue.push(w);
+      this.waiting++;
+      const drop = (err: unknown) => {
+        const i = s.queue.indexOf(w);
+        if (i < 0) return;
+        s.queue.splice(i, 1);
+        this.finishWaiting(w);
+        reject(err);
+        // A sequence still in the backlog whose every request went away never started: forget it.
+        if (!s.active && s.queue.length === 0) this.forget(s);
+      };
+      // A deadline past setTimeout's range is left to the model's batcher.
+      if (request.deadline !== undefined && request.deadline - performance.now() < MAX_TIMER_MS) {
+        w.timer = setTimeout(() => drop(new DeadlineExceeded('request deadline passed while it waited for its sequence\'s previous request; it was not computed')), Math.max(0, request.deadline - performance.now()));
+      }
+      if (request.signal) {
+        w.onAbort = () => drop(new Cancelled('request cancelled while it waited for its sequence\'s previous request; it was not computed'));
+        request.signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.pump(s);
+    });
+  }
+
+  drain(): Promise<void> {
+    if (!this.drained) {
+      this.draining = true;
+      this.drained = new Promise<void>((resolve) => (this.resolveDrained = resolve)).then(() => this.inner.drain());
+      this.checkDrained();
+    }
+    return this.drained;
+  }
+
+  abandon(err: unknown): void {
+    this.draining = true;
+    for (const s of [...this.sequences.values()]) {
+      for (const w of s.queue.splice(0)) {
+        this.finishWaiting(w);
+        w.reject(err);
+      }
+    }
+    this.inner.abandon(err);
+    this.checkDrained();
+  }
+
+  /** Runs the sequence's next request when nothing of it runs and it holds a slot. */
+  private pump(s: Sequence): void {
+    if (s.running || !s.active) return;
+    const w = s.queue.shift();
+    if (!w) {
+      if (s.ended) this.release(s);
+      this.checkDrained();
+      return;
+    }
+    this.finishWaiting(w);
+    if (s.ended && !w.flags.start) {
+      w.reject(new InvalidArgument(`inference request for sequence ${s.id} to ${this.plan.model} must specify the START flag: the sequence ended with an earlier request`));
+      return this.pump(s);
+    }
+    if (w.flags.start) {
+      // Triton's "conflict": a new sequence under the id of one that never sent its END.
+      if (s.started && !s.ended) this.plan.onEvent?.('conflict', s.id);
+      s.state = undefined;
+      s.ended = false;
+    }
+    s.running = true;
+    s.started = true;
+    const { request, flags } = w;
+    const inputs = [...request.inputs, ...this.controls(flags), ...(s.state ?? this.initialState())];
+    const names = request.outputNames;
+    // Clients cannot name state outputs (the served metadata leaves them out): add them when outputs are picked.
+    const outputNames = names.length ? [...names, ...this.stateOutputs] : names;
+    this.inner
+      .enqueue({ inputs, outputNames, deadline: request.deadline, signal: request.signal })
+      .then(
+        (result) => {
+          try {
+            s.state = this.nextState(result.outputs);
+          } catch (err) {
+            return w.reject(err);
+          }
+          // State outputs are the server's.
+          result.outputs = result.outputs.filter((t) => !this.stateOutputs.has(t.name));
+          w.resolve(result);
+        },
+        (err: unknown) => w.reject(err),
+      )
+      .finally(() => {
+        s.running = false;
+        s.lastUsed = performance.now();
+        if (flags.end) s.ended = true;
+        this.pump(s);
+      });
+  }
+
+  private controls(flags: SequenceFlags): Tensor[] {
+    const shape = this.plan.batchable ? [1, 1] : [1];
+    return this.plan.controls.map((c) => {
+      if (c.kind === 'corrid') return { name: c.input, datatype: c.datatype, shape, data: corridData(c.datatype, flags.id, this.plan.model) };
+      const on = c.kind === 'start' ? flags.start : c.kind === 'end' ? flags.end : true;
+      return { name: c.input, datatype: c.datatype, shape, data: scalar(c.datatype, c.values![on ? 1 : 0]) };
+    });
+  }
+
+  private initialState(): Tensor[] {
+    return this.plan.states.map((st) => ({ name: st.input, datatype: st.datatype, shape: st.shape, data: st.initial }));
+  }
+
+  /** The state outputs of a run, renamed as the next run's state inputs. */
+  private nextState(outputs: readonly Tensor[]): Tensor[] {
+    return this.plan.states.map((st) => {
+      const t = outputs.find((o) => o.name === st.output);
+      // The model declared the output (checked at load); a backend that left it out is a model fault.
+      if (!t) throw new Unavailable(`${this.plan.model}: the run returned no state output '${st.output}'`);
+      return { name: st.input, datatype: t.datatype, shape: t.shape, data: t.data };
+    });
+  }
+
+  /** Frees the sequence's slot and gives it to the oldest sequence in the backlog. */
+  private release(s: Sequence): void {
+    this.forget(s);
+    if (s.active) {
+      s.active = false;
+      this.active--;
+    }
+    while (this.active < this.plan.maxActive && this.backlog.length > 0) {
+      const next = this.backlog.shift()!;
+      next.active = true;
+      next.lastUsed = performance.now();
+      this.active++;
+      this.pump(next);
+    }
+  }
+
+  private forget(s: Sequence): void {
+    if (this.sequences.get(s.key) === s) this.sequences.delete(s.key);
+    const i = this.backlog.indexOf(s);
+    if (i >= 0) this.backlog.splice(i, 1);
+    if (this.sequences.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+    this.checkDrained();
+  }
+
+  /** Ends sequences with nothing queued or running for longer than the idle limit. */
+  private sweep(): void {
+    const now = performance.now();
+    for (const s of [...this.sequences.values()]) {
+      if (s.active && !s.running && s.queue.length === 0 && now - s.lastUsed > this.plan.idleMs) {
+        if (!s.ended) this.plan.onEvent?.('idle', s.id);
+        this.release(s);
+      }
+    }
+  }
+
+  private finishWaiting(w: Waiting): void {
+    this.waiting--;
+    if (w.timer) clearTimeout(w.timer);
+    if (w.onAbort) w.request.signal?.removeEventListener('abort', w.onAbort);
+  }
+
+  /** Drained once no request of any sequence waits or runs here (the inner batcher then drains its own). */
+  private checkDrained(): void {
+    if (!this.draining || !this.resolveDrained) return;
+    for (const s of this.sequences.values()) if (s.running || s.queue.length > 0) return;
+    this.resolveDrained();
+    this.resolveDrained = undefined;
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function scalar(datatype: Datatype, v: number): TensorData {
+  if (datatype === 'FP32') return Float32Array.of(v);
+  if (datatype === 'INT32') return Int32Array.of(v);
+  return Uint8Array.of(v ? 1 : 0); // BOOL
+}
+
+/**
+ * The CORRID control's value: the id in the control's datatype. As in Triton, a 32-bit type
+ * takes the id's low-order 32 bits; a string id fits only BYTES, or an integer type as digits.
+ */
+function corridData(datatype: Datatype, id: number | string, model: string): TensorData {
+  if (datatype === 'BYTES') return [new TextEncoder().encode(String(id))];
+  const n = typeof id === 'number' ? BigInt(id) : /^\d{1,20}$/.test(id) ? BigInt(id) : undefined;
+  if (n === undefined || n > BIG_RANGES.UINT64[1]) {
+    throw new InvalidArgument(`parameters.sequence_id ${JSON.stringify(id)}: ${model} takes numeric correlation ids (its CORRID control is ${datatype})`);
+  }
+  if (datatype === 'UINT64') return BigUint64Array.of(n);
+  if (datatype === 'INT64') return BigInt64Array.of(BigInt.asIntN(64, n));
+  return datatype === 'UINT32' ? Uint32Array.of(Number(BigInt.asUintN(32, n))) : Int32Array.of(Number(BigInt.asIntN(32, n)));
+}
