@@ -132,6 +132,11 @@ export interface InferOptions {
   /** Request id, echoed back by the server. */
   id?: string;
   parameters?: Parameters;
+  /**
+   * For a stateful model (`sequence_batching`): the request's sequence, sent as Triton's
+   * `sequence_id`, `sequence_start` and `sequence_end` parameters.
+   */
+  sequence?: { id: number | string; start?: boolean; end?: boolean };
   headers?: Record<string, string>;
   timeoutMs?: number;
 }
@@ -497,7 +502,7 @@ export class KinferClient {
       binaryOutputs: opts.binaryOutputs,
       outputs: opts.outputs,
       id: opts.id,
-      parameters: opts.parameters,
+      parameters: opts.sequence ? { ...opts.parameters, ...sequenceParameters(opts.sequence) } : opts.parameters,
     });
   }
 
@@ -647,6 +652,13 @@ function modelPath(model: string, version?: string): string {
 
 function tracePath(model?: string): string {
   return model === undefined ? '/v2/trace/setting' : `/v2/models/${seg(model)}/trace/setting`;
+}
+
+function sequenceParameters(seq: NonNullable<InferOptions['sequence']>): Parameters {
+  const p: Parameters = { sequence_id: seq.id };
+  if (seq.start) p.sequence_start = true;
+  if (seq.end) p.sequence_end = true;
+  return p;
 }
 
 function paramsBody(parameters?: Parameters): Record<string, unknown> {

@@ -195,6 +195,16 @@ describe('SequenceBatcher', () => {
     expect(batcher.pending).toBe(0);
   });
 
+  it('lets the backlog run at drain instead of waiting for idle sequences to time out', async () => {
+    const { send, value, batcher } = setup({ maxActive: 1, idleMs: 60_000 });
+    await value(send(1, seq(1, true)));
+    const waiting = send(7, seq(2, true));
+    const drained = batcher.drain();
+    expect(await value(waiting)).toBe(7);
+    await drained;
+    expect(batcher.sequenceCount).toEqual({ active: 1, backlog: 0 });
+  });
+
   it('puts the correlation id in the CORRID control\'s type', async () => {
     const corrid = (datatype: SequenceControl['datatype']) => {
       const backend = new (class extends Accumulator {

@@ -184,6 +184,8 @@ export class SequenceBatcher implements Batcher {
   drain(): Promise<void> {
     if (!this.drained) {
       this.draining = true;
+      // Sequences waiting for nothing give their slots to the backlog's queued requests now, not at their idle end.
+      for (const s of [...this.sequences.values()]) if (s.active && !s.running && s.queue.length === 0) this.release(s);
       this.drained = new Promise<void>((resolve) => (this.resolveDrained = resolve)).then(() => this.inner.drain());
       this.checkDrained();
     }

@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KinferClient } from '../../client/index.js';
 import { inferenceClient, tritonClient, unary } from '../helpers/grpc-client.js';
 import type { RunningServer } from '../../runtime/server/serve.js';
 import { writeAccumulatorModel } from '../helpers/onnx-models.js';
@@ -118,6 +119,15 @@ describe('sequence batching', () => {
     });
     expect(res.status).toBe(400);
     expect(((await res.json()) as V2Reply).error).toBe("unknown input 'STATE_IN' (model inputs: INPUT)");
+  });
+
+  it("runs a sequence through the client library's sequence option", async () => {
+    const client = new KinferClient(server.url);
+    const send = (x: number[], sequence: { id: number | string; start?: boolean; end?: boolean }) =>
+      client.infer('acc', [{ name: 'INPUT', datatype: 'FP32', shape: [1, 2], data: x }], { sequence, outputs: ['OUTPUT'] });
+    expect((await send([5, 5], { id: 21, start: true })).output('OUTPUT').data).toEqual(Float32Array.of(105, 205));
+    expect((await send([1, 2], { id: 21, end: true })).output('OUTPUT').data).toEqual(Float32Array.of(106, 207));
+    await expect(send([1, 2], { id: 21 })).rejects.toMatchObject({ status: 400 });
   });
 
   it('takes the sequence parameters over gRPC, and its ModelConfig carries sequence_batching in Triton\'s messages', async () => {
