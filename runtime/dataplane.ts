@@ -188,7 +188,8 @@ export class DataPlane {
       validateOutputNames(outputNames, handle.metadata);
       const classes = classificationsOf(request, handle.metadata);
       const deadline = deadlineOf(request.parameters, ctx, this.defaults.requestTimeoutMs);
-      const cache = handle.config.responseCache ? this.cache : undefined;
+      // A request in a sequence (to an ensemble with a stateful step) depends on the sequence's state, not only its inputs.
+      const cache = handle.config.responseCache && request.parameters?.sequence_id === undefined ? this.cache : undefined;
       let key: string | undefined;
       let lookupMs = 0;
       let batch: BatchResult | undefined;
@@ -210,7 +211,8 @@ export class DataPlane {
           outputNames,
           deadline,
           signal: ctx.signal ?? (clientSignal && !batcher.startsAtOnce ? clientSignal() : undefined),
-          sequence: handle.config.sequenceBatching ? sequenceFlags(request.parameters, handle.name) : undefined,
+          // A stateful model needs the sequence; an ensemble passes one on to its steps when the request names it.
+          sequence: handle.config.sequenceBatching || (handle.config.ensemble && request.parameters?.sequence_id !== undefined) ? sequenceFlags(request.parameters, handle.name) : undefined,
         });
         if (cache && key) {
           const t0 = performance.now();

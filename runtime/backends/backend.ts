@@ -4,6 +4,7 @@
  * the FPGA (XModel) through `native/`, echo. Backends never import Hono or the
  * protocol; they see tensors only.
  */
+import type { SequenceFlags } from '../core/infer.js';
 import type { Tensor, TensorSpec } from '../core/tensor.js';
 import type { ModelConfig } from '../repository/model-config.js';
 
@@ -28,11 +29,13 @@ export interface ModelMetadata {
   maxBatchSize: number;
 }
 
-/** What the batcher knows of a batch of one request: its deadline and its client's signal. */
+/** What the batcher knows of a batch of one request: its deadline, its client's signal and its sequence. */
 export interface RunContext {
   /** Absolute, `performance.now()` ms. */
   deadline?: number;
   signal?: AbortSignal;
+  /** An ensemble request's sequence, which its steps pass on to stateful composing models (as Triton). */
+  sequence?: SequenceFlags;
 }
 
 export interface Backend {

@@ -27,6 +27,7 @@ import type { InferRequest, InferResponse } from '../core/infer.js';
 import type { Tensor, TensorSpec } from '../core/tensor.js';
 import type { EnsembleStep, ModelConfig } from '../repository/model-config.js';
 import type { Backend, ModelFiles, ModelMetadata, RunContext } from './backend.js';
+import { sequenceParameters } from '../batching/sequence-batcher.js';
 
 export const ENSEMBLE_PLATFORM = 'ensemble';
 /**
@@ -129,7 +130,7 @@ export class EnsembleBackend implements Backend {
       const reads = Object.entries(step.inputMap).map(async ([own, tensor]) => ({ ...(await tensors.get(tensor)!), name: own }));
       const done = Promise.all(reads)
         .then((stepInputs) =>
-          this.run({ modelName: step.modelName, modelVersion: step.modelVersion, inputs: stepInputs, outputs: Object.keys(step.outputMap).map((n) => ({ name: n })) }, ctx),
+          this.run({ modelName: step.modelName, modelVersion: step.modelVersion, inputs: stepInputs, outputs: Object.keys(step.outputMap).map((n) => ({ name: n })), ...(ctx?.sequence ? { parameters: sequenceParameters(ctx.sequence) } : {}) }, ctx),
         )
         .catch((err: unknown) => {
           // A producer's failure reaches its consumers too: name the step where it happened, once.

@@ -3,7 +3,10 @@
  * Between the data plane and a model's backend instances. The batcher never
  * sees HTTP: it gets validated tensors and a deadline/abort signal.
  */
+import type { SequenceFlags } from '../core/infer.js';
 import type { Tensor } from '../core/tensor.js';
+
+export type { SequenceFlags };
 
 /**
  * When a partial batch fires (see DynamicBatcher): `delay` is Triton's rule,
@@ -17,14 +20,6 @@ export function isBatchPolicy(v: string): v is BatchPolicy {
   return (BATCH_POLICIES as readonly string[]).includes(v);
 }
 
-/** A request's place in a sequence (Triton's `sequence_id`, `sequence_start`, `sequence_end`), for stateful models. */
-export interface SequenceFlags {
-  /** The correlation id: a non-zero unsigned integer or a non-empty string. */
-  id: number | string;
-  start: boolean;
-  end: boolean;
-}
-
 export interface BatchRequest {
   inputs: Tensor[];
   /** Outputs to compute; empty = all. */
@@ -33,7 +28,10 @@ export interface BatchRequest {
   deadline?: number;
   /** Aborted → Cancelled, dropped before compute if still queued. */
   signal?: AbortSignal;
-  /** Set for a model with `sequence_batching` (the SequenceBatcher reads it; others ignore it). */
+  /**
+   * Set for a model with `sequence_batching` (the SequenceBatcher reads it) and for an ensemble
+   * request that names a sequence (its backend passes it on to the composing models).
+   */
   sequence?: SequenceFlags;
 }
 

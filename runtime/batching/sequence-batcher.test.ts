@@ -10,6 +10,7 @@ import type { Tensor } from '../core/tensor.js';
 import type { SequenceControl } from '../repository/model-config.js';
 import type { SequenceFlags } from './batcher.js';
 import { createBatcher } from './dynamic-batcher.js';
+import type { BatchObserver } from './queue.js';
 import { SequenceBatcher, sequenceFlags, type SequencePlan } from './sequence-batcher.js';
 
 const META: ModelMetadata = { platform: 'test', inputs: [], outputs: [], batchable: true, maxBatchSize: 8 };
@@ -18,6 +19,8 @@ class Accumulator implements Backend {
   /** Each run's rows: [x, state, start, end, corrid]. */
   readonly runs: number[][][] = [];
   delayMs = 0;
+  /** A batch holding this x fails as bad input. */
+  failOn = 666;
   async load(): Promise<ModelMetadata> {
     return META;
   }
@@ -30,6 +33,7 @@ class Accumulator implements Backend {
     const corr = get('CORRID').data as BigUint64Array;
     this.runs.push(Array.from(x, (v, i) => [v, st[i]!, start[i]!, end[i]!, Number(corr[i])]));
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (x.includes(this.failOn)) throw new InvalidArgument(`x ${this.failOn} is refused`);
     const out = Float32Array.from(x, (v, i) => v + st[i]!);
     const rows = x.length;
     return [
@@ -46,7 +50,7 @@ const CONTROLS: SequenceControl[] = [
   { input: 'CORRID', kind: 'corrid', datatype: 'UINT64' },
 ];
 
-function setup(opts: Partial<SequencePlan> = {}, batch = { maxBatchSize: 8, delayUs: 0 }) {
+function setup(opts: Partial<SequencePlan> = {}, batch = { maxBatchSize: 8, delayUs: 0 }, observer?: BatchObserver) {
   const backend = new Accumulator();
   const inner = createBatcher({ name: 'acc', instances: [backend], batchable: true, maxBatchSize: batch.maxBatchSize, maxQueueDelayMicroseconds: batch.delayUs, preferredBatchSizes: [], maxQueueSize: 64 });
   const events: [string, number | string][] = [];
@@ -57,11 +61,11 @@ function setup(opts: Partial<SequencePlan> = {}, batch = { maxBatchSize: 8, dela
     states: [{ input: 'STATE_IN', output: 'STATE_OUT', datatype: 'FP32', shape: [1, 1], initial: new Float32Array(1) }],
     maxActive: 8,
     idleMs: 1000,
-    maxBacklog: 4,
+    maxQueued: 64,
     onEvent: (e, id) => events.push([e, id]),
     ...opts,
   };
-  const batcher = new SequenceBatcher(inner, plan);
+  const batcher = new SequenceBatcher(inner, plan, observer);
   const send = (x: number, sequence: SequenceFlags, extra: { signal?: AbortSignal; deadline?: number } = {}) =>
     batcher.enqueue({ inputs: [{ name: 'X', datatype: 'FP32', shape: [1, 1], data: Float32Array.of(x) }], outputNames: [], sequence, ...extra });
   const value = async (p: ReturnType<typeof send>) => {
@@ -144,17 +148,74 @@ describe('SequenceBatcher', () => {
   });
 
   it('keeps sequences past maxActive in a backlog until a slot frees, and refuses past the backlog', async () => {
-    const { send, value, batcher } = setup({ maxActive: 1, maxBacklog: 1 });
+    const { send, value, batcher } = setup({ maxActive: 1, maxQueued: 1 });
     expect(await value(send(1, seq(1, true)))).toBe(1);
     let second = false;
     const waiting = send(10, seq(2, true)).then((r) => ((second = true), r));
-    await expect(send(100, seq(3, true))).rejects.toThrow(ResourceExhausted);
+    await expect(send(100, seq(3, true))).rejects.toThrow(/1 requests wait for a sequence slot; retry later/);
     await new Promise((r) => setTimeout(r, 20));
     expect(second).toBe(false);
     expect(batcher.sequenceCount).toEqual({ active: 1, backlog: 1 });
     expect(await value(send(2, seq(1, false, true)))).toBe(3);
     expect(await value(waiting)).toBe(10);
     expect(batcher.sequenceCount).toEqual({ active: 1, backlog: 0 });
+  });
+
+  it('bounds the requests queued behind a running one apart from the backlog', async () => {
+    const { send, value, backend } = setup({ maxActive: 1, maxQueued: 1 });
+    backend.delayMs = 30;
+    const a = send(1, seq(1, true));
+    const b = send(2, seq(1));
+    await expect(send(3, seq(1))).rejects.toThrow(/1 requests wait behind their sequence's previous request; retry later/);
+    // The backlog has its own room: a new sequence does not take the running one's.
+    const c = send(10, seq(2, true));
+    await expect(send(20, seq(3, true))).rejects.toThrow(ResourceExhausted);
+    expect(await value(a)).toBe(1);
+    await new Promise((r) => setTimeout(r, 0)); // b has started: its room is free
+    const end = send(4, seq(1, false, true));
+    expect(await Promise.all([b, end].map(value))).toEqual([3, 7]);
+    expect(await value(c)).toBe(10);
+  });
+
+  it('answers 400 for a batch of more than one row: controls are one row per request', async () => {
+    const { batcher } = setup();
+    const two = { name: 'X', datatype: 'FP32' as const, shape: [2, 1], data: Float32Array.of(1, 2) };
+    await expect(batcher.enqueue({ inputs: [two], outputNames: [], sequence: seq(1, true) })).rejects.toThrow(
+      "inference request to model 'acc' must specify batch-size 1 due to requirements of sequence batcher",
+    );
+  });
+
+  it('counts START and END only once they succeed', async () => {
+    const { send, value, backend } = setup();
+    backend.delayMs = 10;
+    // A failed START: the requests queued behind it are refused, not run as its continuation.
+    const failed = send(666, seq(1, true));
+    const after = send(1, seq(1));
+    await expect(failed).rejects.toThrow(/x 666 is refused/);
+    await expect(after).rejects.toThrow(/must specify the START flag: the request that started the sequence failed/);
+    // A failed END leaves the sequence and its state: the client retries it.
+    expect(await value(send(1, seq(2, true)))).toBe(1);
+    await expect(send(666, seq(2, false, true))).rejects.toThrow(/x 666 is refused/);
+    expect(await value(send(2, seq(2, false, true)))).toBe(3);
+    await expect(send(1, seq(2))).rejects.toThrow(/must specify the START flag on the first request/);
+  });
+
+  it('refuses the requests behind a START that gave up in the backlog', async () => {
+    const { send, value, backend } = setup({ maxActive: 1 });
+    backend.delayMs = 40;
+    const busy = send(1, seq(1, true, true));
+    const start = send(5, seq(2, true), { deadline: performance.now() + 10 });
+    const next = send(6, seq(2));
+    await expect(start).rejects.toThrow(DeadlineExceeded);
+    expect(await value(busy)).toBe(1);
+    await expect(next).rejects.toThrow(/the request that started the sequence failed/);
+  });
+
+  it('takes a number and its digits as one sequence when CORRID is an integer', async () => {
+    const { send, value } = setup();
+    expect(await value(send(1, seq(42, true)))).toBe(1);
+    expect(await value(send(2, seq('42')))).toBe(3);
+    expect(await value(send(3, seq(42, false, true)))).toBe(6);
   });
 
   it('ends a sequence idle past idleMs, dropping its state and freeing its slot for the backlog', async () => {
@@ -202,7 +263,47 @@ describe('SequenceBatcher', () => {
     const drained = batcher.drain();
     expect(await value(waiting)).toBe(7);
     await drained;
-    expect(batcher.sequenceCount).toEqual({ active: 1, backlog: 0 });
+    // Draining, a sequence gives up its slot once it has nothing left to run.
+    expect(batcher.sequenceCount).toEqual({ active: 0, backlog: 0 });
+  });
+
+  it('releases at drain the slot of a sequence whose last request was still running', async () => {
+    const { send, value, batcher, backend } = setup({ maxActive: 1, idleMs: 60_000 });
+    backend.delayMs = 30;
+    const running = send(1, seq(1, true));
+    const waiting = send(7, seq(2, true));
+    const drained = batcher.drain();
+    expect(await value(running)).toBe(1);
+    expect(await value(waiting)).toBe(7);
+    await drained;
+  });
+
+  it("reports its waiting requests, refusals and sequence counts to the model's observer", async () => {
+    const seen = { pending: 0, rejected: [] as string[], counts: [] as string[] };
+    const observer: BatchObserver = {
+      onQueued: () => seen.pending++,
+      onSettled: () => seen.pending--,
+      onRejected: (r) => seen.rejected.push(r),
+      onSequences: (active, backlog) => seen.counts.push(`${active}/${backlog}`),
+    };
+    const { send, value, backend } = setup({ maxActive: 1 }, undefined, observer);
+    backend.delayMs = 20;
+    const a = send(1, seq(1, true));
+    const b = send(2, seq(1));
+    const c = send(10, seq(2, true)); // backlog
+    expect(seen.pending).toBe(2); // a went on to the model's batcher; b and c wait here
+    await expect(send(1, seq(3))).rejects.toThrow(InvalidArgument);
+    const abort = new AbortController();
+    const d = send(3, seq(1), { signal: abort.signal });
+    abort.abort();
+    await expect(d).rejects.toThrow(Cancelled);
+    const end = send(4, seq(1, false, true));
+    expect(await Promise.all([a, b, end].map(value))).toEqual([1, 3, 7]);
+    expect(await value(c)).toBe(10);
+    expect(seen.pending).toBe(0);
+    expect(seen.rejected).toEqual(['invalid_argument', 'cancelled']);
+    // 1 started; 2 queued behind it; 1 ended and 2 took its slot.
+    expect(seen.counts).toEqual(['1/0', '1/1', '1/0']);
   });
 
   it('puts the correlation id in the CORRID control\'s type', async () => {
@@ -217,7 +318,7 @@ describe('SequenceBatcher', () => {
       const inner = createBatcher({ name: 'c', instances: [backend], batchable: true, maxBatchSize: 1, maxQueueDelayMicroseconds: 0, preferredBatchSizes: [], maxQueueSize: 64 });
       const b = new SequenceBatcher(inner, {
         model: "model 'c'", batchable: true, controls: [{ input: 'C', kind: 'corrid', datatype }],
-        states: [{ input: 'S', output: 'STATE_OUT', datatype: 'FP32', shape: [1, 1], initial: new Float32Array(1) }], maxActive: 4, idleMs: 1000, maxBacklog: 4,
+        states: [{ input: 'S', output: 'STATE_OUT', datatype: 'FP32', shape: [1, 1], initial: new Float32Array(1) }], maxActive: 4, idleMs: 1000, maxQueued: 4,
       });
       return { b, seen: backend.seen };
     };

@@ -21,7 +21,9 @@ import { BIG_RANGES } from '../core/datatypes.js';
 import { Cancelled, DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable } from '../core/errors.js';
 import type { Parameters, Tensor } from '../core/tensor.js';
 import type { SequenceControl } from '../repository/model-config.js';
-import type { BatchRequest, BatchResult, Batcher, SequenceFlags } from './batcher.js';
+import type { SequenceFlags } from '../core/infer.js';
+import type { BatchRequest, BatchResult, Batcher } from './batcher.js';
+import type { BatchObserver, RejectReason } from './queue.js';
 
 /** One implicit state, resolved at load: its initial value has the batch dim when the model batches. */
 export interface PlannedState {
@@ -44,8 +46,13 @@ export interface SequencePlan {
   maxActive: number;
   /** A sequence with no request queued or running for this long loses its slot and state. */
   idleMs: number;
-  /** Sequences waiting for a slot; past it a new sequence is ResourceExhausted. */
-  maxBacklog: number;
+  /**
+   * Requests waiting here, counted apart for sequences holding a slot (behind their sequence's
+   * previous request) and for the backlog (waiting for a slot), so new sequences cannot crowd out
+   * the requests that end running ones; past it a request is ResourceExhausted. The model's own
+   * queue holds at most one request per sequence.
+   */
+  maxQueued: number;
   /** Told when a sequence is ended for being idle, and when a START meets a sequence that never ended. */
   onEvent?: (event: 'idle' | 'conflict', id: number | string) => void;
 }
@@ -63,6 +70,14 @@ export function sequenceFlags(params: Parameters | undefined, model: string): Se
     throw new InvalidArgument(`parameters.sequence_id: expected an unsigned integer or a string, got ${JSON.stringify(id)}`);
   }
   return { id, start: flag(params, 'sequence_start'), end: flag(params, 'sequence_end') };
+}
+
+/** The request parameters that name `flags` (what `sequenceFlags` reads). */
+export function sequenceParameters(flags: SequenceFlags): Parameters {
+  const p: Parameters = { sequence_id: flags.id };
+  if (flags.start) p.sequence_start = true;
+  if (flags.end) p.sequence_end = true;
+  return p;
 }
 
 function flag(params: Parameters | undefined, key: 'sequence_start' | 'sequence_end'): boolean {
@@ -88,9 +103,9 @@ interface Sequence {
   running: boolean;
   /** Holds one of the `maxActive` slots (false while in the backlog). */
   active: boolean;
-  /** A request of it has run: a START now restarts it. */
+  /** Its START succeeded: later requests continue it (a START now restarts it). */
   started: boolean;
-  /** Its END ran: only a START may follow. */
+  /** Its END succeeded: only a START may follow. */
   ended: boolean;
   /** The state inputs of its next run; undefined: the initial state. */
   state?: Tensor[];
@@ -105,17 +120,23 @@ export class SequenceBatcher implements Batcher {
   private readonly backlog: Sequence[] = [];
   private active = 0;
   private waiting = 0;
+  /** Of `waiting`, the requests of sequences in the backlog. */
+  private backlogWaiting = 0;
   private draining = false;
   private drained?: Promise<void>;
   private resolveDrained?: () => void;
   private sweeper?: ReturnType<typeof setInterval>;
   private readonly stateOutputs: Set<string>;
+  private readonly integerCorrid: boolean;
 
   constructor(
     private readonly inner: Batcher,
     private readonly plan: SequencePlan,
+    /** The model's metric hooks: requests waiting here are pending, refusals here are rejections. */
+    private readonly observer?: BatchObserver,
   ) {
     this.stateOutputs = new Set(plan.states.map((s) => s.output));
+    this.integerCorrid = plan.controls.some((c) => c.kind === 'corrid' && c.datatype !== 'BYTES');
   }
 
   get pending(): number {
@@ -128,31 +149,40 @@ export class SequenceBatcher implements Batcher {
   }
 
   enqueue(request: BatchRequest): Promise<BatchResult> {
-    if (this.draining) return Promise.reject(new Unavailable(`${this.plan.model} is shutting down; not accepting requests`));
+    if (this.draining) return this.refuse('unavailable', new Unavailable(`${this.plan.model} is shutting down; not accepting requests`));
     const flags = request.sequence;
-    if (!flags) return Promise.reject(new InvalidArgument(`inference request to ${this.plan.model} must specify a non-zero or non-empty correlation ID (parameters.sequence_id)`));
+    if (!flags) return this.refuse('invalid_argument', new InvalidArgument(`inference request to ${this.plan.model} must specify a non-zero or non-empty correlation ID (parameters.sequence_id)`));
     try {
+      // The controls are one row per request: the server cannot split a sequence's request into several.
+      if (this.plan.batchable && request.inputs.some((t) => t.shape[0] !== 1)) {
+        throw new InvalidArgument(`inference request to ${this.plan.model} must specify batch-size 1 due to requirements of sequence batcher`);
+      }
       // A correlation id the CORRID control cannot hold fails now, not when its turn comes.
       for (const c of this.plan.controls) if (c.kind === 'corrid') corridData(c.datatype, flags.id, this.plan.model);
     } catch (err) {
-      return Promise.reject(err);
+      return this.refuse('invalid_argument', err);
     }
-    const key = typeof flags.id === 'number' ? `#${flags.id}` : `"${flags.id}`;
+    const key = this.keyOf(flags.id);
     let seq = this.sequences.get(key);
+    if (!seq && !flags.start) {
+      return this.refuse('invalid_argument', new InvalidArgument(`inference request for sequence ${flags.id} to ${this.plan.model} must specify the START flag on the first request of the sequence (parameters.sequence_start: true); a sequence also ends after ${this.plan.idleMs} ms without requests`));
+    }
+    const toBacklog = seq ? !seq.active : this.active >= this.plan.maxActive;
+    const queued = toBacklog ? this.backlogWaiting : this.waiting - this.backlogWaiting;
+    if (queued >= this.plan.maxQueued) {
+      const where = toBacklog ? 'wait for a sequence slot' : "wait behind their sequence's previous request";
+      return this.refuse('queue_full', new ResourceExhausted(`${this.plan.model}: ${queued} requests ${where}; retry later`, 1));
+    }
     if (!seq) {
-      if (!flags.start) {
-        return Promise.reject(new InvalidArgument(`inference request for sequence ${flags.id} to ${this.plan.model} must specify the START flag on the first request of the sequence (parameters.sequence_start: true); a sequence also ends after ${this.plan.idleMs} ms without requests`));
-      }
       seq = { key, id: flags.id, queue: [], running: false, active: false, started: false, ended: false, lastUsed: performance.now() };
       if (this.active < this.plan.maxActive) {
         seq.active = true;
         this.active++;
-      } else if (this.backlog.length >= this.plan.maxBacklog) {
-        return Promise.reject(new ResourceExhausted(`${this.plan.model}: ${this.active} sequences are running and ${this.backlog.length} waiting for a slot; retry later`, 1));
       } else {
         this.backlog.push(seq);
       }
       this.sequences.set(key, seq);
+      this.countChanged();
       this.sweeper ??= setInterval(() => this.sweep(), Math.max(10, Math.min(1000, this.plan.idleMs / 4))).unref();
     }
     const s = seq;
@@ -160,21 +190,25 @@ export class SequenceBatcher implements Batcher {
       const w: Waiting = { request, flags, resolve, reject };
       s.queue.push(w);
       this.waiting++;
-      const drop = (err: unknown) => {
+      this.notify((o) => o.onQueued?.());
+      if (!s.active) this.backlogWaiting++;
+      const drop = (reason: RejectReason, err: unknown) => {
         const i = s.queue.indexOf(w);
         if (i < 0) return;
         s.queue.splice(i, 1);
+        if (!s.active) this.backlogWaiting--;
         this.finishWaiting(w);
+        this.notify((o) => o.onRejected?.(reason));
         reject(err);
         // A sequence still in the backlog whose every request went away never started: forget it.
         if (!s.active && s.queue.length === 0) this.forget(s);
       };
       // A deadline past setTimeout's range is left to the model's batcher.
       if (request.deadline !== undefined && request.deadline - performance.now() < MAX_TIMER_MS) {
-        w.timer = setTimeout(() => drop(new DeadlineExceeded('request deadline passed while it waited for its sequence\'s previous request; it was not computed')), Math.max(0, request.deadline - performance.now()));
+        w.timer = setTimeout(() => drop('deadline_exceeded', new DeadlineExceeded('request deadline passed while it waited for its sequence\'s previous request; it was not computed')), Math.max(0, request.deadline - performance.now()));
       }
       if (request.signal) {
-        w.onAbort = () => drop(new Cancelled('request cancelled while it waited for its sequence\'s previous request; it was not computed'));
+        w.onAbort = () => drop('cancelled', new Cancelled('request cancelled while it waited for its sequence\'s previous request; it was not computed'));
         request.signal.addEventListener('abort', w.onAbort, { once: true });
       }
       this.pump(s);
@@ -184,7 +218,8 @@ export class SequenceBatcher implements Batcher {
   drain(): Promise<void> {
     if (!this.drained) {
       this.draining = true;
-      // Sequences waiting for nothing give their slots to the backlog's queued requests now, not at their idle end.
+      // Sequences waiting for nothing give their slots to the backlog's queued requests now, not at
+      // their idle end (pump does the same for those whose last request is still running).
       for (const s of [...this.sequences.values()]) if (s.active && !s.running && s.queue.length === 0) this.release(s);
       this.drained = new Promise<void>((resolve) => (this.resolveDrained = resolve)).then(() => this.inner.drain());
       this.checkDrained();
@@ -197,9 +232,11 @@ export class SequenceBatcher implements Batcher {
     for (const s of [...this.sequences.values()]) {
       for (const w of s.queue.splice(0)) {
         this.finishWaiting(w);
+        this.notify((o) => o.onRejected?.('unavailable'));
         w.reject(err);
       }
     }
+    this.backlogWaiting = 0;
     this.inner.abandon(err);
     this.checkDrained();
   }
@@ -209,23 +246,26 @@ export class SequenceBatcher implements Batcher {
     if (s.running || !s.active) return;
     const w = s.queue.shift();
     if (!w) {
-      if (s.ended) this.release(s);
+      // Ended, never started (its START failed or went away), or draining: the slot goes to the backlog.
+      if (s.ended || !s.started || this.draining) this.release(s);
       this.checkDrained();
       return;
     }
     this.finishWaiting(w);
-    if (s.ended && !w.flags.start) {
-      w.reject(new InvalidArgument(`inference request for sequence ${s.id} to ${this.plan.model} must specify the START flag: the sequence ended with an earlier request`));
+    if ((s.ended || !s.started) && !w.flags.start) {
+      const why = s.ended ? 'the sequence ended with an earlier request' : 'the request that started the sequence failed';
+      this.notify((o) => o.onRejected?.('invalid_argument'));
+      w.reject(new InvalidArgument(`inference request for sequence ${s.id} to ${this.plan.model} must specify the START flag: ${why}`));
       return this.pump(s);
     }
     if (w.flags.start) {
       // Triton's "conflict": a new sequence under the id of one that never sent its END.
       if (s.started && !s.ended) this.plan.onEvent?.('conflict', s.id);
       s.state = undefined;
+      s.started = false;
       s.ended = false;
     }
     s.running = true;
-    s.started = true;
     const { request, flags } = w;
     const inputs = [...request.inputs, ...this.controls(flags), ...(s.state ?? this.initialState())];
     const names = request.outputNames;
@@ -240,6 +280,9 @@ export class SequenceBatcher implements Batcher {
           } catch (err) {
             return w.reject(err);
           }
+          // A failed request changes nothing: the state, START and END count once they succeed.
+          s.started = true;
+          if (flags.end) s.ended = true;
           // State outputs are the server's.
           result.outputs = result.outputs.filter((t) => !this.stateOutputs.has(t.name));
           w.resolve(result);
@@ -249,9 +292,17 @@ export class SequenceBatcher implements Batcher {
       .finally(() => {
         s.running = false;
         s.lastUsed = performance.now();
-        if (flags.end) s.ended = true;
         this.pump(s);
       });
+  }
+
+  /**
+   * The sequence's key: ids the CORRID control would give the same value (42 and "42") are one
+   * sequence; otherwise a number and a string are different ids, as in Triton.
+   */
+  private keyOf(id: number | string): string {
+    if (typeof id === 'number') return `#${id}`;
+    return this.integerCorrid && /^\d{1,20}$/.test(id) ? `#${BigInt(id)}` : `"${id}`;
   }
 
   private controls(flags: SequenceFlags): Tensor[] {
@@ -286,17 +337,22 @@ export class SequenceBatcher implements Batcher {
     }
     while (this.active < this.plan.maxActive && this.backlog.length > 0) {
       const next = this.backlog.shift()!;
+      this.backlogWaiting -= next.queue.length;
       next.active = true;
       next.lastUsed = performance.now();
       this.active++;
       this.pump(next);
     }
+    this.countChanged();
   }
 
   private forget(s: Sequence): void {
     if (this.sequences.get(s.key) === s) this.sequences.delete(s.key);
     const i = this.backlog.indexOf(s);
-    if (i >= 0) this.backlog.splice(i, 1);
+    if (i >= 0) {
+      this.backlog.splice(i, 1);
+      this.countChanged();
+    }
     if (this.sequences.size === 0 && this.sweeper) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
@@ -317,8 +373,28 @@ export class SequenceBatcher implements Batcher {
 
   private finishWaiting(w: Waiting): void {
     this.waiting--;
+    // Pending until the model's own batcher takes it (which counts it again) or it is answered here.
+    this.notify((o) => o.onSettled?.());
     if (w.timer) clearTimeout(w.timer);
     if (w.onAbort) w.request.signal?.removeEventListener('abort', w.onAbort);
+  }
+
+  private refuse(reason: RejectReason, err: unknown): Promise<never> {
+    this.notify((o) => o.onRejected?.(reason));
+    return Promise.reject(err);
+  }
+
+  private countChanged(): void {
+    this.notify((o) => o.onSequences?.(this.active, this.backlog.length));
+  }
+
+  private notify(call: (o: BatchObserver) => void): void {
+    if (!this.observer) return;
+    try {
+      call(this.observer);
+    } catch {
+      // Metrics must never break serving.
+    }
   }
 
   /** Drained once no request of any sequence waits or runs here (the inner batcher then drains its own). */

@@ -11,6 +11,14 @@ export interface RequestedOutput {
   parameters?: Parameters;
 }
 
+/** A request's place in a sequence (Triton's `sequence_id`, `sequence_start`, `sequence_end`), for stateful models. */
+export interface SequenceFlags {
+  /** The correlation id: a non-zero unsigned integer or a non-empty string. */
+  id: number | string;
+  start: boolean;
+  end: boolean;
+}
+
 export interface InferRequest {
   id?: string;
   modelName: string;

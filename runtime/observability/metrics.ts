@@ -21,6 +21,7 @@ export interface BatchEvents {
   onBatch(info: { size: number; requests: number; queueMs: readonly number[]; computeMs: number; ok: boolean }): void;
   onRejected(reason: string): void;
   onSplit(): void;
+  onSequences(active: number, backlog: number): void;
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -59,6 +60,8 @@ export interface Metrics {
   batchSplits: Counter<ModelLabels>;
   /** Requests queued or running. */
   pendingRequests: Gauge<ModelLabels>;
+  /** A stateful model's sequences: holding a slot (`active`) or waiting for one (`backlog`). */
+  sequences: Gauge<ModelLabels | 'state'>;
   /** Requests answered with an error by the batcher or data plane, by reason. */
   rejectedRequests: Counter<ModelLabels | 'reason'>;
   /** Body → InferRequest. */
@@ -141,6 +144,12 @@ export function createMetrics(env: NodeJS.ProcessEnv = process.env): Metrics {
       labelNames: model,
       registers,
     }),
+    sequences: new Gauge({
+      name: 'kinfer_sequences',
+      help: "A stateful model's sequences holding a slot (state=active) or waiting for one (state=backlog)",
+      labelNames: [...model, 'state'],
+      registers,
+    }),
     rejectedRequests: new Counter({
       name: 'kinfer_rejected_requests_total',
       help: 'Requests answered with an error instead of a result, by reason (queue_full, deadline_exceeded, cancelled, unavailable, invalid_argument, backend_error)',
@@ -205,6 +214,10 @@ export function batchObserver(metrics: Metrics, model: string, version: string):
     },
     onRejected: (reason) => metrics.rejectedRequests.inc({ ...l, reason }),
     onSplit: () => metrics.batchSplits.inc(l),
+    onSequences: (active, backlog) => {
+      metrics.sequences.set({ ...l, state: 'active' }, active);
+      metrics.sequences.set({ ...l, state: 'backlog' }, backlog);
+    },
   };
 }
 
@@ -281,6 +294,7 @@ export function forgetModel(metrics: Metrics, model: string, version: string): v
   byModel?.delete(`${model}\0${version}`);
   for (const reason of REJECT_REASONS) metrics.rejectedRequests.remove({ ...l, reason });
   for (const outcome of ['success', 'failure']) metrics.modelLoadDuration.remove({ ...l, outcome });
+  for (const state of ['active', 'backlog']) metrics.sequences.remove({ ...l, state });
   const cache = bound.get(metrics);
   if (cache) {
     for (const key of cache.keys()) {

@@ -17,7 +17,7 @@ import { ENSEMBLE_CONCURRENCY, EnsembleBackend, isEnsemble, planEnsemble, type P
 import type { Batcher } from '../batching/batcher.js';
 import { InvalidArgument, KinferError, NotFound, NotReady, Unavailable, Unsupported } from '../core/errors.js';
 import type { Parameters, TensorSpec } from '../core/tensor.js';
-import { forgetModel, type Metrics } from '../observability/metrics.js';
+import { batchObserver, forgetModel, type Metrics } from '../observability/metrics.js';
 import { ModelStatistics } from '../observability/statistics.js';
 import { within } from '../core/within.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from '../config.js';
@@ -637,7 +637,8 @@ export class ModelRepository {
           log.warn({ event: `sequence_${event}`, model: name, version, sequence: id }, event === 'idle'
             ? `model '${name}': sequence ${id} had no request for ${plan.idleMs} ms; ended, its state dropped`
             : `model '${name}': sequence ${id} started again before its END; its state was reset`);
-        batcher = new SequenceBatcher(inner, plan);
+        // Its waiting requests count as pending and its refusals as rejected, on the model's series.
+        batcher = new SequenceBatcher(inner, plan, this.opts.metrics ? batchObserver(this.opts.metrics, name, version) : undefined);
         metadata = served;
       } else {
         // Throws InvalidArgument for batching parameters it cannot honour (e.g. an unknown batch_policy).

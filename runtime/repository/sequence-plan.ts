@@ -75,7 +75,7 @@ export async function planSequences(name: string, metadata: ModelMetadata, confi
     states,
     maxActive: sequencing.strategy === 'oldest' ? sequencing.maxCandidateSequences : slots,
     idleMs: sequencing.maxSequenceIdleMicroseconds / 1000,
-    maxBacklog: queueSize,
+    maxQueued: queueSize,
   };
   // Requests of different sequences batch in the model's own batcher. Triton's direct strategy
   // fires as soon as one slot is ready unless minimum_slot_utilization is set: then it fires at

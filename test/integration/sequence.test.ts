@@ -45,6 +45,14 @@ describe('sequence batching', () => {
     await writeFile(join(model, 'config.pbtxt'), CONFIG);
     await mkdir(join(model, 'initial_state'));
     await writeFile(join(model, 'initial_state', 'hundreds.bin'), new Uint8Array(Float32Array.of(100, 200).buffer));
+    // An ensemble whose one step is the stateful model: the request's sequence reaches it.
+    await mkdir(join(repo.dir, 'seqpipe'));
+    await writeFile(join(repo.dir, 'seqpipe', 'config.pbtxt'), `platform: "ensemble"
+max_batch_size: 8
+input [ { name: "X" data_type: TYPE_FP32 dims: [ 2 ] } ]
+output [ { name: "Y" data_type: TYPE_FP32 dims: [ 2 ] } ]
+ensemble_scheduling { step [ { model_name: "acc" input_map { key: "INPUT" value: "X" } output_map { key: "OUTPUT" value: "Y" } } ] }
+`);
     server = await startTestServer({ modelRepository: repo.dir, grpcPort: 0 });
   }, 60_000);
 
@@ -121,12 +129,34 @@ describe('sequence batching', () => {
     expect(((await res.json()) as V2Reply).error).toBe("unknown input 'STATE_IN' (model inputs: INPUT)");
   });
 
+  it('passes an ensemble request\'s sequence on to its stateful step', async () => {
+    const send = async (x: number[], parameters: Record<string, unknown>) => {
+      const res = await postJson(`${server.url}/v2/models/seqpipe/infer`, { inputs: [{ name: 'X', datatype: 'FP32', shape: [1, 2], data: x }], parameters });
+      return { status: res.status, body: (await res.json()) as V2Reply };
+    };
+    expect((await send([1, 1], { sequence_id: 'pipe-1', sequence_start: true })).status).toBe(400); // CORRID is UINT64
+    const first = await send([1, 1], { sequence_id: 31, sequence_start: true });
+    expect(first.body.outputs?.[0]?.data).toEqual([101, 201]);
+    // A plain model request under the same id continues the same sequence: it is the model's, not the ensemble's.
+    expect((await infer([2, 2], { sequence_id: 31 })).out.OUTPUT).toEqual([103, 203]);
+    expect((await send([3, 3], { sequence_id: 31, sequence_end: true })).body.outputs?.[0]?.data).toEqual([106, 206]);
+    const none = await send([1, 1], {});
+    expect(none.status).toBe(400);
+    expect(none.body.error).toBe("ensemble 'seqpipe' step 0 (model 'acc'): inference request to model 'acc' must specify a non-zero or non-empty correlation ID (parameters.sequence_id)");
+  });
+
   it("runs a sequence through the client library's sequence option", async () => {
     const client = new KinferClient(server.url);
     const send = (x: number[], sequence: { id: number | string; start?: boolean; end?: boolean }) =>
       client.infer('acc', [{ name: 'INPUT', datatype: 'FP32', shape: [1, 2], data: x }], { sequence, outputs: ['OUTPUT'] });
+    const sequences = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      return [...text.matchAll(/^kinfer_sequences\{model="acc",version="1",state="(\w+)"\} (\d+)$/gm)].map((m) => `${m[1]}=${m[2]}`).sort();
+    };
     expect((await send([5, 5], { id: 21, start: true })).output('OUTPUT').data).toEqual(Float32Array.of(105, 205));
+    expect(await sequences()).toEqual(['active=1', 'backlog=0']);
     expect((await send([1, 2], { id: 21, end: true })).output('OUTPUT').data).toEqual(Float32Array.of(106, 207));
+    expect(await sequences()).toEqual(['active=0', 'backlog=0']);
     await expect(send([1, 2], { id: 21 })).rejects.toMatchObject({ status: 400 });
   });
 
