@@ -79,6 +79,28 @@ describe('defineFunction', () => {
     expect(() => defineFunction({ name: 'c', model: { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' }, env: { KINFER_RESPONSE_CACHE_BYTES: '1' } })).toThrow(/set by the generator/);
   });
 
+  it('sequenceBatching makes a stateful function: one replica, its config written as is and read back by the server', () => {
+    const sequenceBatching = {
+      oldest: { max_candidate_sequences: 4, max_queue_delay_microseconds: 500 },
+      control_input: [{ name: 'START', control: [{ kind: 'CONTROL_SEQUENCE_START', int32_false_true: [0, 1] }] }],
+      state: [{ input_name: 'S_IN', output_name: 'S_OUT', data_type: 'TYPE_FP32', dims: [2] }],
+    };
+    const fn = defineFunction({ ...base, sequenceBatching, batching: { maxBatchSize: 8 }, scaling: { maxScale: 1 } });
+    const parsed = parseModelConfig(modelConfigJson(fn.spec)!, 'config.json', 'm');
+    expect(parsed.maxBatchSize).toBe(8);
+    expect(parsed.dynamicBatching).toBeUndefined();
+    expect(parsed.sequenceBatching).toMatchObject({ strategy: 'oldest', maxCandidateSequences: 4, maxQueueDelayMicroseconds: 500 });
+    expect(parsed.sequenceBatching!.states).toEqual([{ input: 'S_IN', output: 'S_OUT', datatype: 'FP32', dims: [2], initial: { kind: 'zero' } }]);
+    const refused = (over: object) => () => defineFunction({ ...base, sequenceBatching, scaling: { maxScale: 1 }, ...over });
+    expect(refused({ scaling: {} })).toThrow(/scaling\.maxScale: a stateful function \(sequenceBatching\) needs maxScale: 1: Knative routes requests without session affinity/);
+    expect(refused({ scaling: { maxScale: 0 } })).toThrow(/needs maxScale: 1/);
+    expect(refused({ batching: { maxBatchSize: 8, maxQueueDelayMicroseconds: 100 } })).toThrow(/batching: a stateful function batches across sequences under sequenceBatching's strategy/);
+    expect(refused({ sequenceBatching: { oldest: {} } })).toThrow(/sequenceBatching: .*sequence_batching\.oldest\.max_candidate_sequences: expected an integer ≥ 1, got nothing/);
+    expect(refused({ sequenceBatching: { max_sequence_idle_microsecond: 5 } })).toThrow(/sequenceBatching: unknown fields: sequence_batching\.max_sequence_idle_microsecond \(did you mean max_sequence_idle_microseconds\?\)/);
+    expect(refused({ responseCache: { bytes: 1 << 20 } })).toThrow(/a sequence model cannot use the response cache/);
+    expect(() => defineFunction({ name: 'mm', multiModel: true, sequenceBatching, scaling: { maxScale: 1 } })).toThrow(/a multi-model function's models bring their own config/);
+  });
+
   it('protocol grpc-v2 refuses triggers (CloudEvents arrive over HTTP) and reserves GRPC_PORT and KINFER_REST_PORT', () => {
     const model = { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' as const };
     expect(defineFunction({ name: 'g', model, protocol: 'grpc-v2' }).spec.protocol).toBe('grpc-v2');

@@ -13,6 +13,7 @@
  */
 import * as z from 'zod';
 import { BATCH_POLICIES } from '../runtime/batching/batcher.js';
+import { parseModelConfig } from '../runtime/repository/config-files.js';
 import { InvalidArgument } from '../runtime/core/errors.js';
 
 /** The default image; `image` in a definition overrides it. */
@@ -115,6 +116,13 @@ const ResponseCacheSchema = z
   })
   .strict();
 
+/**
+ * Triton's `sequence_batching` in its JSON form (snake_case or camelCase), written into the
+ * function's model config as is: the model is stateful (README, Sequence batching). Checked at
+ * definition by the server's own config parser.
+ */
+const SequenceBatchingSchema = z.record(z.string(), z.unknown());
+
 const ScalingSchema = z
   .object({
     metric: z.enum(['concurrency', 'rps']).default('concurrency'),
@@ -171,6 +179,7 @@ export const FunctionSpec = z
     backend: BackendSchema.prefault({}),
     batching: BatchingSchema.optional(),
     responseCache: ResponseCacheSchema.optional(),
+    sequenceBatching: SequenceBatchingSchema.optional(),
     scaling: ScalingSchema.prefault({}),
     resources: ResourcesSchema.prefault({}),
     image: z.string().min(1).default(DEFAULT_IMAGE),
@@ -186,6 +195,7 @@ export const FunctionSpec = z
     if (f.protocol === 'grpc-v2' && f.triggers.length > 0) {
       ctx.addIssue({ code: 'custom', path: ['triggers'], message: 'a grpc-v2 function serves gRPC on its Knative port; triggers deliver CloudEvents over HTTP there: use protocol v2' });
     }
+    if (f.sequenceBatching) checkStateful(f, ctx);
     for (const k of Object.keys(f.env))
       if (RESERVED_ENV.includes(k)) ctx.addIssue({ code: 'custom', path: ['env', k], message: `${k} is set by the generator or by Knative` });
     const names = new Set<string>();
@@ -194,6 +204,32 @@ export const FunctionSpec = z
       names.add(t.name);
     }
   });
+
+/**
+ * A stateful function: one replica (Knative routes without session affinity, so the requests of a
+ * sequence would reach replicas that do not hold its state), batching only by max batch size (the
+ * window is the strategy's), and a sequence_batching the server's parser takes.
+ */
+function checkStateful(f: { multiModel: boolean; model?: { name: string }; batching?: z.output<typeof BatchingSchema>; responseCache?: unknown; sequenceBatching?: Record<string, unknown>; scaling: { maxScale: number } }, ctx: z.RefinementCtx): void {
+  if (f.multiModel) {
+    ctx.addIssue({ code: 'custom', path: ['sequenceBatching'], message: "a multi-model function's models bring their own config: put sequence_batching in the model's config.pbtxt" });
+    return;
+  }
+  if (f.scaling.maxScale !== 1) {
+    ctx.addIssue({ code: 'custom', path: ['scaling', 'maxScale'], message: 'a stateful function (sequenceBatching) needs maxScale: 1: Knative routes requests without session affinity, so the requests of a sequence would reach replicas that do not hold its state' });
+  }
+  const b = f.batching;
+  if (b && (b.maxQueueDelayMicroseconds > 0 || b.preferredBatchSizes.length > 0 || b.policy !== BATCH_POLICIES[0])) {
+    ctx.addIssue({ code: 'custom', path: ['batching'], message: "a stateful function batches across sequences under sequenceBatching's strategy (direct or oldest, with their max_queue_delay_microseconds): give batching only maxBatchSize" });
+  }
+  const config = { max_batch_size: b?.maxBatchSize ?? 0, sequence_batching: f.sequenceBatching, ...(f.responseCache ? { response_cache: { enable: true } } : {}) };
+  try {
+    const parsed = parseModelConfig(JSON.stringify(config), 'sequenceBatching.json', f.model?.name ?? 'model');
+    if (parsed.unknownFields) ctx.addIssue({ code: 'custom', path: ['sequenceBatching'], message: `unknown fields: ${parsed.unknownFields.join(', ')}` });
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', path: ['sequenceBatching'], message: err instanceof Error ? err.message : String(err) });
+  }
+}
 
 export type FunctionSpecInput = z.input<typeof FunctionSpec>;
 export type FunctionSpec = z.output<typeof FunctionSpec>;

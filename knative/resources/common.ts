@@ -46,7 +46,9 @@ export function modelConfigJson(spec: FunctionSpec): string | undefined {
     max_batch_size: spec.batching?.maxBatchSize ?? 0,
     instance_group: [{ count: spec.backend.instances }],
   };
-  if (spec.batching && spec.batching.maxBatchSize > 0)
+  // A stateful model batches under sequence_batching's strategy: Triton takes one of the two.
+  if (spec.sequenceBatching) cfg.sequence_batching = spec.sequenceBatching;
+  else if (spec.batching && spec.batching.maxBatchSize > 0)
     cfg.dynamic_batching = {
       max_queue_delay_microseconds: spec.batching.maxQueueDelayMicroseconds,
       preferred_batch_size: spec.batching.preferredBatchSizes,
