@@ -30,6 +30,9 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     .option('--function <name|path>', 'call this function\'s lifecycle hooks (default: KINFER_FUNCTION)')
     .option('--repository-monitoring', 'load and unload models as their folders appear and disappear')
     .option('--repository-poll-secs <secs>', 'seconds between repository polls (default 2)', (v) => parsePositive(v))
+    .option('--grpc-tls-cert <file>', 'serve gRPC over TLS with this PEM certificate chain (default: KINFER_GRPC_TLS_CERT); needs --grpc-tls-key')
+    .option('--grpc-tls-key <file>', 'the PEM private key of --grpc-tls-cert (default: KINFER_GRPC_TLS_KEY)')
+    .option('--grpc-tls-client-ca <file>', 'mutual TLS: clients must present a certificate from this PEM CA bundle (default: KINFER_GRPC_TLS_CLIENT_CA)')
     .option('--allow-client-shm', 'let clients register system shared-memory regions and send tensors through them (default: KINFER_ALLOW_CLIENT_SHM, else off)')
     .action(async (flags: ServeFlags) => {
       const { runServe } = await import('./serve.js');

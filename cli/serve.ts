@@ -9,6 +9,7 @@ import { defaultModelRepository, defaultPullRepository, parseEnv } from '../runt
 import type { Logger } from 'pino';
 import { createLogger } from '../runtime/observability/logger.js';
 import { startServer, type ServeMode } from '../runtime/server/serve.js';
+import type { GrpcTlsFiles } from '../runtime/server/grpc-tls.js';
 import { storagePuller } from '../runtime/storage/puller.js';
 
 export interface ServeFlags {
@@ -19,8 +20,18 @@ export interface ServeFlags {
   repositoryMonitoring?: boolean;
   repositoryPollSecs?: number;
   allowClientShm?: boolean;
+  grpcTlsCert?: string;
+  grpcTlsKey?: string;
+  grpcTlsClientCa?: string;
   /** A bundled function name or module path whose lifecycle hooks the server calls. */
   function?: string;
+}
+
+/** The gRPC TLS files, when any is given: certificate and key together; a client CA only with them. */
+export function grpcTlsFiles(cert: string | undefined, key: string | undefined, clientCa: string | undefined): GrpcTlsFiles | undefined {
+  if (!cert && !key && !clientCa) return undefined;
+  if (!cert || !key) throw new Error('gRPC TLS needs both a certificate and its key (--grpc-tls-cert and --grpc-tls-key, or KINFER_GRPC_TLS_CERT and KINFER_GRPC_TLS_KEY)');
+  return clientCa ? { cert, key, clientCa } : { cert, key };
 }
 
 export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): Promise<void> {
@@ -49,6 +60,7 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     modelConfig: cfg.KINFER_MODEL_CONFIG,
     port: flags.port ?? cfg.KINFER_REST_PORT ?? cfg.PORT,
     grpcPort: flags.grpcPort ?? cfg.GRPC_PORT,
+    grpcTls: grpcTlsFiles(flags.grpcTlsCert ?? cfg.KINFER_GRPC_TLS_CERT, flags.grpcTlsKey ?? cfg.KINFER_GRPC_TLS_KEY, flags.grpcTlsClientCa ?? cfg.KINFER_GRPC_TLS_CLIENT_CA),
     host: flags.host ?? cfg.HOST,
     logger,
     env,

@@ -107,6 +107,7 @@ describe('defineFunction', () => {
     expect(defineFunction({ name: 'g', model }).spec.protocol).toBe('v2');
     expect(() => defineFunction({ name: 'g', model, protocol: 'grpc-v2', triggers: [{ name: 't' }] })).toThrow(/triggers: a grpc-v2 function serves gRPC/);
     expect(() => defineFunction({ name: 'g', model, env: { GRPC_PORT: '1' } })).toThrow(/set by the generator/);
+    expect(() => defineFunction({ name: 'g', model, protocol: 'grpc-v2', env: { KINFER_GRPC_TLS_CERT: '/tls/c.pem' } })).toThrow(/env\.KINFER_GRPC_TLS_CERT: Knative speaks h2c \(cleartext\) to a grpc-v2 function/);
   });
 
   it('the shipped functions are what the issue asks for', () => {

@@ -195,6 +195,11 @@ export const FunctionSpec = z
     if (f.protocol === 'grpc-v2' && f.triggers.length > 0) {
       ctx.addIssue({ code: 'custom', path: ['triggers'], message: 'a grpc-v2 function serves gRPC on its Knative port; triggers deliver CloudEvents over HTTP there: use protocol v2' });
     }
+    for (const k of ['KINFER_GRPC_TLS_CERT', 'KINFER_GRPC_TLS_KEY', 'KINFER_GRPC_TLS_CLIENT_CA']) {
+      if (f.protocol === 'grpc-v2' && f.env[k] !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['env', k], message: 'Knative speaks h2c (cleartext) to a grpc-v2 function, and its gRPC probes cannot do TLS: TLS belongs to the ingress or the mesh' });
+      }
+    }
     if (f.sequenceBatching) checkStateful(f, ctx);
     for (const k of Object.keys(f.env))
       if (RESERVED_ENV.includes(k)) ctx.addIssue({ code: 'custom', path: ['env', k], message: `${k} is set by the generator or by Knative` });

@@ -85,6 +85,10 @@ const EnvSchema = z.object({
   KINFER_RESPONSE_CACHE_BYTES: int(0),
   /** Triton's --allow-client-shm: clients may register system shared-memory regions (a sidecar in the pod). */
   KINFER_ALLOW_CLIENT_SHM: bool,
+  /** TLS for the gRPC port (PEM files): certificate chain and key, together; with a client CA, mutual TLS. */
+  KINFER_GRPC_TLS_CERT: z.string().min(1).optional(),
+  KINFER_GRPC_TLS_KEY: z.string().min(1).optional(),
+  KINFER_GRPC_TLS_CLIENT_CA: z.string().min(1).optional(),
   /** How long an idle keep-alive connection stays open; see serve.ts DEFAULT_KEEP_ALIVE_TIMEOUT_MS. */
   KINFER_KEEP_ALIVE_TIMEOUT_MS: int(120_000),
   K_SERVICE: z.string().optional(),

@@ -6,6 +6,7 @@
  * plane → encode; errors carry the gRPC code from core/grpc-status.ts and the
  * same message the REST route would put in `{"error": ...}`.
  */
+import type { GrpcTls } from './grpc-tls.js';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
@@ -45,6 +46,8 @@ export interface GrpcServerOptions {
   traceSettings?: TraceSettings;
   /** Triton's logging extension, shared with REST's /v2/logging. */
   logs?: LogControl;
+  /** TLS (mutual when `clientCa` is set) instead of h2c. */
+  tls?: GrpcTls;
 }
 
 export interface RunningGrpcServer {
@@ -261,9 +264,14 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
 
   const port = await new Promise<number>((resolve, reject) => {
     const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-    server.bindAsync(`${host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    const tls = opts.tls;
+    const credentials = tls
+      ? grpc.ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined)
+      : grpc.ServerCredentials.createInsecure();
+    server.bindAsync(`${host}:${opts.port}`, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
   });
-  log.info({ event: 'listening', protocol: 'grpc', port }, `kinfer gRPC listening on ${opts.host}:${port}`);
+  const security = opts.tls ? (opts.tls.clientCa ? 'mutual TLS' : 'TLS') : 'h2c';
+  log.info({ event: 'listening', protocol: 'grpc', port, security }, `kinfer gRPC (${security}) listening on ${opts.host}:${port}`);
 
   let stopped: Promise<void> | undefined;
   return {

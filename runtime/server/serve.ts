@@ -36,6 +36,7 @@ import { monitorRepository, type RepositoryMonitor } from '../repository/monitor
 import { hasHardware, registerXModelMetrics } from '../backends/xmodel.js';
 import { tuneV8ForServing } from './v8-tuning.js';
 import type { RunningGrpcServer } from './grpc.js';
+import { readGrpcTls, type GrpcTlsFiles } from './grpc-tls.js';
 
 /** A function's lifecycle hooks (faas-js-runtime's `Function`); `functions/define.ts` FunctionHooks fits. */
 export interface LifecycleHooks {
@@ -64,6 +65,8 @@ export interface ServeOptions {
   port?: number;
   /** Also serve `inference.GRPCInferenceService` (h2c) on this port (0 = a free one); off when undefined. */
   grpcPort?: number;
+  /** TLS for the gRPC port instead of h2c: certificate and key files, and a client CA for mutual TLS. */
+  grpcTls?: GrpcTlsFiles;
   host?: string;
   logger?: Logger;
   metrics?: Metrics;
@@ -118,9 +121,12 @@ const processStart = performance.timeOrigin;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 120_000;
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
+  if (opts.grpcTls && opts.grpcPort === undefined) throw new Error('gRPC TLS files are given but gRPC is off: set GRPC_PORT or --grpc-port');
   if (opts.grpcPort !== undefined && opts.grpcPort !== 0 && opts.grpcPort === (opts.port ?? 8080)) {
     throw new Error(`REST and gRPC are both on port ${opts.grpcPort}: when GRPC_PORT takes PORT (a grpc-v2 function on Knative), set KINFER_REST_PORT for REST`);
   }
+  // Read before anything listens or loads: a wrong file stops the start naming it.
+  const grpcTls = opts.grpcTls ? await readGrpcTls(opts.grpcTls) : undefined;
   const env = opts.env ?? process.env;
   const logger = opts.logger ?? createLogger(env);
   const tracingStatus = initTracing(env);
@@ -191,6 +197,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // Imported only when asked for: @grpc/grpc-js is not on the start-up path of a REST-only server.
       const { startGrpcServer } = await import('./grpc.js');
       grpcServer = await startGrpcServer({
+        tls: grpcTls,
         dataplane,
         logger,
         metrics,

@@ -204,16 +204,7 @@ describe('kinfer serve as a Knative function (spawned process)', () => {
     procs.push(p);
     expect(await p.url).toBe(`http://127.0.0.1:${restPort}`);
     await until('REST ready', async () => ((await fetch(`http://127.0.0.1:${restPort}/v2/health/ready`)).ok ? true : undefined));
-    const pkg = grpc.loadPackageDefinition(healthPackageDefinition()) as any;
-    const client = new pkg.grpc.health.v1.Health(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
-    try {
-      const status = await new Promise<string>((resolve, reject) =>
-        client.Check({ service: 'readiness' }, { deadline: Date.now() + 10_000 }, (err: Error | null, res: { status: string }) => (err ? reject(err) : resolve(res.status))),
-      );
-      expect(status).toBe('SERVING');
-    } finally {
-      client.close();
-    }
+    expect(await healthStatus(grpcPort, grpc.credentials.createInsecure(), 'readiness')).toBe('SERVING');
     p.child.kill('SIGTERM');
     expect((await p.exit).code).toBe(0);
 
@@ -224,7 +215,40 @@ describe('kinfer serve as a Knative function (spawned process)', () => {
     expect(code).toBe(1);
     expect(output).toMatch(new RegExp(`REST and gRPC are both on port ${grpcPort}.*KINFER_REST_PORT`));
   });
+
+  it('serves gRPC over TLS from KINFER_GRPC_TLS_CERT and _KEY, and exits 1 on a certificate without its key', async () => {
+    const grpcPort = await freePort();
+    const tls = join(packageRoot(), 'test', 'helpers', 'tls');
+    const repo = join(work.dir, 'tls-repo');
+    await mkdir(repo, { recursive: true });
+    const p = serve({ MODEL_REPOSITORY: repo, GRPC_PORT: String(grpcPort), KINFER_GRPC_TLS_CERT: join(tls, 'cert.pem'), KINFER_GRPC_TLS_KEY: join(tls, 'key.pem') });
+    procs.push(p);
+    const url = await p.url;
+    await until('ready', async () => ((await fetch(`${url}/v2/health/ready`)).ok ? true : undefined));
+    expect(await healthStatus(grpcPort, grpc.credentials.createSsl(await readFile(join(tls, 'cert.pem'))), '')).toBe('SERVING');
+    p.child.kill('SIGTERM');
+    expect((await p.exit).code).toBe(0);
+
+    const half = serve({ MODEL_REPOSITORY: repo, GRPC_PORT: String(grpcPort), KINFER_GRPC_TLS_CERT: join(tls, 'cert.pem') });
+    procs.push(half);
+    const { code, output } = await half.exit;
+    expect(code).toBe(1);
+    expect(output).toMatch(/gRPC TLS needs both a certificate and its key/);
+  });
 });
+
+/** grpc.health.v1 Check of `service` on 127.0.0.1:port. */
+async function healthStatus(port: number, credentials: grpc.ChannelCredentials, service: string): Promise<string> {
+  const pkg = grpc.loadPackageDefinition(healthPackageDefinition()) as any;
+  const client = new pkg.grpc.health.v1.Health(`127.0.0.1:${port}`, credentials);
+  try {
+    return await new Promise<string>((resolve, reject) =>
+      client.Check({ service }, { deadline: Date.now() + 10_000 }, (err: Error | null, res: { status: string }) => (err ? reject(err) : resolve(res.status))),
+    );
+  } finally {
+    client.close();
+  }
+}
 
 /** A port nothing listens on now (bound to 0 and released). */
 function freePort(): Promise<number> {
