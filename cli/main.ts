@@ -54,6 +54,7 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     { pullCommand },
     { statsCommand },
     { statusCommand },
+    { tuneCommand },
   ] = await Promise.all([
     import('./commands/deploy.js'),
     import('./commands/devices.js'),
@@ -68,6 +69,7 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     import('./commands/pull.js'),
     import('./commands/stats.js'),
     import('./commands/status.js'),
+    import('./commands/tune.js'),
   ]);
   // Client and cluster verbs (cli/commands/): each sets process.exitCode itself (0, 1 or 2).
   for (const make of [
@@ -76,6 +78,7 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     modelsCommand,
     metadataCommand,
     statsCommand,
+    tuneCommand,
     loadCommand,
     unloadCommand,
     devicesCommand,

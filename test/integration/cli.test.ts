@@ -148,6 +148,27 @@ describe('kinfer against a running server', () => {
     expect(JSON.parse(j.stdout).outputs[0].top_k).toEqual([[{ index: 1, score: 3 }], [{ index: 0, score: 9 }]]);
   });
 
+  it('tune measures rising concurrency and prints the knee as the Knative target', async () => {
+    const run = await kinfer(['tune', 'echo', '--url', url, '-i', 'x:FP32:1,4=[[1,2,3,4]]', '--seconds', '0.3', '--max-concurrency', '4', '--json'], { timeoutMs: 30_000 });
+    expect(run.code, run.stderr).toBe(0);
+    const res = JSON.parse(run.stdout) as { steps: { concurrency: number; requests: number; errors: number; throughput: number }[]; knee: number; target: number };
+    expect(res.steps.map((s) => s.concurrency)).toEqual([1, 2, 4]);
+    for (const s of res.steps) {
+      expect(s.errors).toBe(0);
+      expect(s.requests).toBeGreaterThan(0);
+      expect(s.throughput).toBeGreaterThan(0);
+    }
+    expect([1, 2, 4]).toContain(res.knee);
+    expect(res.target).toBe(res.knee);
+    const human = await kinfer(['tune', 'echo', '--url', url, '-i', 'x:FP32:1,4=[[1,2,3,4]]', '--seconds', '0.2', '--max-concurrency', '1']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^concurrency\treq\/s\tp50 ms\tp99 ms\terrors\n1\t\d/);
+    expect(human.stdout).toMatch(/function definition: scaling: \{ metric: 'concurrency', target: 1 \}/);
+    const noInputs = await kinfer(['tune', 'echo', '--url', url]);
+    expect(noInputs.code).toBe(2);
+    expect(noInputs.stderr).toMatch(/model 'echo' declares no inputs \(it takes any\): give them with -i/);
+  });
+
   it('a server-side refusal exits 1 with the server message', async () => {
     const r = await kinfer(['infer', 'echo', '--url', url, '-i', 'x:INT32=[1]', '-o', 'y', '--json']);
     expect(r.code).toBe(1);
