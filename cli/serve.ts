@@ -60,7 +60,11 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     modelConfig: cfg.KINFER_MODEL_CONFIG,
     port: flags.port ?? cfg.KINFER_REST_PORT ?? cfg.PORT,
     grpcPort: flags.grpcPort ?? cfg.GRPC_PORT,
-    grpcTls: grpcTlsFiles(flags.grpcTlsCert ?? cfg.KINFER_GRPC_TLS_CERT, flags.grpcTlsKey ?? cfg.KINFER_GRPC_TLS_KEY, flags.grpcTlsClientCa ?? cfg.KINFER_GRPC_TLS_CLIENT_CA),
+    // TLS flags replace the TLS environment as a whole: an image's client CA must not make a command line's TLS mutual.
+    grpcTls:
+      flags.grpcTlsCert || flags.grpcTlsKey || flags.grpcTlsClientCa
+        ? grpcTlsFiles(flags.grpcTlsCert, flags.grpcTlsKey, flags.grpcTlsClientCa)
+        : grpcTlsFiles(cfg.KINFER_GRPC_TLS_CERT, cfg.KINFER_GRPC_TLS_KEY, cfg.KINFER_GRPC_TLS_CLIENT_CA),
     host: flags.host ?? cfg.HOST,
     logger,
     env,

@@ -108,6 +108,7 @@ describe('defineFunction', () => {
     expect(() => defineFunction({ name: 'g', model, protocol: 'grpc-v2', triggers: [{ name: 't' }] })).toThrow(/triggers: a grpc-v2 function serves gRPC/);
     expect(() => defineFunction({ name: 'g', model, env: { GRPC_PORT: '1' } })).toThrow(/set by the generator/);
     expect(() => defineFunction({ name: 'g', model, protocol: 'grpc-v2', env: { KINFER_GRPC_TLS_CERT: '/tls/c.pem' } })).toThrow(/env\.KINFER_GRPC_TLS_CERT: Knative speaks h2c \(cleartext\) to a grpc-v2 function/);
+    expect(() => defineFunction({ name: 'g', model, env: { KINFER_GRPC_TLS_KEY: '/tls/k.pem' } })).toThrow(/env\.KINFER_GRPC_TLS_KEY: a v2 function serves no gRPC port/);
   });
 
   it('the shipped functions are what the issue asks for', () => {

@@ -196,8 +196,9 @@ export const FunctionSpec = z
       ctx.addIssue({ code: 'custom', path: ['triggers'], message: 'a grpc-v2 function serves gRPC on its Knative port; triggers deliver CloudEvents over HTTP there: use protocol v2' });
     }
     for (const k of ['KINFER_GRPC_TLS_CERT', 'KINFER_GRPC_TLS_KEY', 'KINFER_GRPC_TLS_CLIENT_CA']) {
-      if (f.protocol === 'grpc-v2' && f.env[k] !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['env', k], message: 'Knative speaks h2c (cleartext) to a grpc-v2 function, and its gRPC probes cannot do TLS: TLS belongs to the ingress or the mesh' });
+      if (f.env[k] !== undefined) {
+        const why = f.protocol === 'grpc-v2' ? 'Knative speaks h2c (cleartext) to a grpc-v2 function, and its gRPC probes cannot do TLS' : 'a v2 function serves no gRPC port';
+        ctx.addIssue({ code: 'custom', path: ['env', k], message: `${why}: TLS belongs to the ingress or the mesh` });
       }
     }
     if (f.sequenceBatching) checkStateful(f, ctx);

@@ -11,6 +11,14 @@ describe('parseEnv', () => {
     expect(() => parseEnv({ GRPC_PORT: 'x' })).toThrow(/GRPC_PORT: expected a port/);
   });
 
+  it('reads the gRPC TLS files, an empty value as unset', () => {
+    expect(parseEnv({ KINFER_GRPC_TLS_CERT: '/tls/c.pem', KINFER_GRPC_TLS_KEY: '/tls/k.pem', KINFER_GRPC_TLS_CLIENT_CA: '' })).toMatchObject({
+      KINFER_GRPC_TLS_CERT: '/tls/c.pem',
+      KINFER_GRPC_TLS_KEY: '/tls/k.pem',
+      KINFER_GRPC_TLS_CLIENT_CA: undefined,
+    });
+  });
+
   it('keeps KINFER_STORAGE_URI apart from STORAGE_URI (KServe acts on the latter)', () => {
     const cfg = parseEnv({ KINFER_STORAGE_URI: 'file:///opt/m' });
     expect(cfg.KINFER_STORAGE_URI).toBe('file:///opt/m');

@@ -14,6 +14,11 @@ const bool = z
   .string()
   .optional()
   .transform((v) => v !== undefined && /^(1|true|yes|on)$/i.test(v));
+/** A file path; empty is unset, as for the other variables. */
+const filePath = z
+  .string()
+  .optional()
+  .transform((v) => v || undefined);
 const int = (dflt: number) =>
   z
     .string()
@@ -86,9 +91,9 @@ const EnvSchema = z.object({
   /** Triton's --allow-client-shm: clients may register system shared-memory regions (a sidecar in the pod). */
   KINFER_ALLOW_CLIENT_SHM: bool,
   /** TLS for the gRPC port (PEM files): certificate chain and key, together; with a client CA, mutual TLS. */
-  KINFER_GRPC_TLS_CERT: z.string().min(1).optional(),
-  KINFER_GRPC_TLS_KEY: z.string().min(1).optional(),
-  KINFER_GRPC_TLS_CLIENT_CA: z.string().min(1).optional(),
+  KINFER_GRPC_TLS_CERT: filePath,
+  KINFER_GRPC_TLS_KEY: filePath,
+  KINFER_GRPC_TLS_CLIENT_CA: filePath,
   /** How long an idle keep-alive connection stays open; see serve.ts DEFAULT_KEEP_ALIVE_TIMEOUT_MS. */
   KINFER_KEEP_ALIVE_TIMEOUT_MS: int(120_000),
   K_SERVICE: z.string().optional(),

@@ -188,8 +188,10 @@ export class DataPlane {
       validateOutputNames(outputNames, handle.metadata);
       const classes = classificationsOf(request, handle.metadata);
       const deadline = deadlineOf(request.parameters, ctx, this.defaults.requestTimeoutMs);
-      // A request in a sequence (to an ensemble with a stateful step) depends on the sequence's state, not only its inputs.
-      const cache = handle.config.responseCache && request.parameters?.sequence_id === undefined ? this.cache : undefined;
+      // An ensemble passes a request's sequence on to its steps (Triton's id 0 or "" is none); its
+      // answer then depends on a stateful step's state, not only on its inputs: no cache.
+      const sequence = handle.config.sequenceBatching || (handle.config.ensemble && inSequence(request.parameters)) ? sequenceFlags(request.parameters, handle.name) : undefined;
+      const cache = handle.config.responseCache && !sequence ? this.cache : undefined;
       let key: string | undefined;
       let lookupMs = 0;
       let batch: BatchResult | undefined;
@@ -210,9 +212,9 @@ export class DataPlane {
           inputs: request.inputs,
           outputNames,
           deadline,
-          signal: ctx.signal ?? (clientSignal && !batcher.startsAtOnce ? clientSignal() : undefined),
-          // A stateful model needs the sequence; an ensemble passes one on to its steps when the request names it.
-          sequence: handle.config.sequenceBatching || (handle.config.ensemble && request.parameters?.sequence_id !== undefined) ? sequenceFlags(request.parameters, handle.name) : undefined,
+          // A request in a sequence may wait behind the sequence's previous one (through an ensemble too): it needs the signal.
+          signal: ctx.signal ?? (clientSignal && (!batcher.startsAtOnce || sequence) ? clientSignal() : undefined),
+          sequence,
         });
         if (cache && key) {
           const t0 = performance.now();
@@ -322,6 +324,12 @@ function pick(outputs: Tensor[], names: string[]): Tensor[] {
     if (!t) throw new InvalidArgument(`unknown output '${n}' (outputs: ${outputs.map((o) => o.name).join(', ')})`);
     return t;
   });
+}
+
+/** The request names a sequence: a `sequence_id` other than Triton's "none" (0 or ""). */
+function inSequence(params: Parameters | undefined): boolean {
+  const id = params?.sequence_id;
+  return id !== undefined && id !== 0 && id !== '';
 }
 
 /** Triton's request parameter `timeout` is in microseconds; the server default is in ms. */

@@ -55,8 +55,8 @@ export interface BatchObserver {
    * find the culprit. Splits whose halves all succeed mean the model does not batch that input.
    */
   onSplit?(info: { requests: number }): void;
-  /** A stateful model's sequences holding a slot and waiting for one, after each change (SequenceBatcher). */
-  onSequences?(active: number, backlog: number): void;
+  /** A stateful model's sequences: the change in those holding a slot and in those waiting for one (SequenceBatcher). */
+  onSequences?(activeChange: number, backlogChange: number): void;
 }
 
 export interface BatcherOptions {

@@ -211,6 +211,14 @@ describe('SequenceBatcher', () => {
     await expect(next).rejects.toThrow(/the request that started the sequence failed/);
   });
 
+  it('keeps a running sequence when a START that would restart it fails', async () => {
+    const { send, value } = setup();
+    expect(await value(send(1, seq(8, true)))).toBe(1);
+    expect(await value(send(2, seq(8)))).toBe(3);
+    await expect(send(666, seq(8, true))).rejects.toThrow(/x 666 is refused/);
+    expect(await value(send(4, seq(8)))).toBe(7);
+  });
+
   it('takes a number and its digits as one sequence when CORRID is an integer', async () => {
     const { send, value } = setup();
     expect(await value(send(1, seq(42, true)))).toBe(1);
@@ -279,12 +287,13 @@ describe('SequenceBatcher', () => {
   });
 
   it("reports its waiting requests, refusals and sequence counts to the model's observer", async () => {
-    const seen = { pending: 0, rejected: [] as string[], counts: [] as string[] };
+    const seen = { pending: 0, rejected: [] as string[], counts: [] as string[], active: 0, backlog: 0 };
     const observer: BatchObserver = {
       onQueued: () => seen.pending++,
       onSettled: () => seen.pending--,
       onRejected: (r) => seen.rejected.push(r),
-      onSequences: (active, backlog) => seen.counts.push(`${active}/${backlog}`),
+      // Reported as changes (a gauge shared by an old and a new batcher of one version adds them up).
+      onSequences: (active, backlog) => seen.counts.push(`${(seen.active += active)}/${(seen.backlog += backlog)}`),
     };
     const { send, value, backend } = setup({ maxActive: 1 }, undefined, observer);
     backend.delayMs = 20;
@@ -304,6 +313,23 @@ describe('SequenceBatcher', () => {
     expect(seen.rejected).toEqual(['invalid_argument', 'cancelled']);
     // 1 started; 2 queued behind it; 1 ended and 2 took its slot.
     expect(seen.counts).toEqual(['1/0', '1/1', '1/0']);
+  });
+
+  it('abandon drops its sequences and takes its counts back off the shared series', async () => {
+    let active = 0;
+    let backlog = 0;
+    const observer: BatchObserver = { onSequences: (a, b) => ((active += a), (backlog += b)) };
+    const { send, value, batcher, backend } = setup({ maxActive: 1 }, undefined, observer);
+    await value(send(1, seq(1, true)));
+    backend.delayMs = 50;
+    const running = send(2, seq(1));
+    const waiting = send(3, seq(2, true));
+    expect([active, backlog]).toEqual([1, 1]);
+    batcher.abandon(new Unavailable('gone'));
+    await expect(waiting).rejects.toThrow('gone');
+    await expect(running).rejects.toThrow('gone');
+    expect([active, backlog]).toEqual([0, 0]);
+    expect(batcher.sequenceCount).toEqual({ active: 0, backlog: 0 });
   });
 
   it('puts the correlation id in the CORRID control\'s type', async () => {

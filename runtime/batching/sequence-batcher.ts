@@ -122,6 +122,8 @@ export class SequenceBatcher implements Batcher {
   private waiting = 0;
   /** Of `waiting`, the requests of sequences in the backlog. */
   private backlogWaiting = 0;
+  /** The counts the observer was last told. */
+  private reported = { active: 0, backlog: 0 };
   private draining = false;
   private drained?: Promise<void>;
   private resolveDrained?: () => void;
@@ -237,6 +239,14 @@ export class SequenceBatcher implements Batcher {
       }
     }
     this.backlogWaiting = 0;
+    // Nothing of this batcher runs again: its sequences and slots are gone (a run still settling releases nothing).
+    for (const s of this.sequences.values()) s.active = false;
+    this.sequences.clear();
+    this.backlog.length = 0;
+    this.active = 0;
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    this.countChanged();
     this.inner.abandon(err);
     this.checkDrained();
   }
@@ -258,16 +268,13 @@ export class SequenceBatcher implements Batcher {
       w.reject(new InvalidArgument(`inference request for sequence ${s.id} to ${this.plan.model} must specify the START flag: ${why}`));
       return this.pump(s);
     }
-    if (w.flags.start) {
-      // Triton's "conflict": a new sequence under the id of one that never sent its END.
-      if (s.started && !s.ended) this.plan.onEvent?.('conflict', s.id);
-      s.state = undefined;
-      s.started = false;
-      s.ended = false;
-    }
-    s.running = true;
     const { request, flags } = w;
-    const inputs = [...request.inputs, ...this.controls(flags), ...(s.state ?? this.initialState())];
+    // Triton's "conflict": a new sequence under the id of one that never sent its END.
+    if (flags.start && s.started && !s.ended) this.plan.onEvent?.('conflict', s.id);
+    s.running = true;
+    // A START runs on the initial state; the sequence's own changes only if it succeeds.
+    const state = flags.start ? undefined : s.state;
+    const inputs = [...request.inputs, ...this.controls(flags), ...(state ?? this.initialState())];
     const names = request.outputNames;
     // Clients cannot name state outputs (the served metadata leaves them out): add them when outputs are picked.
     const outputNames = names.length ? [...names, ...this.stateOutputs] : names;
@@ -282,7 +289,7 @@ export class SequenceBatcher implements Batcher {
           }
           // A failed request changes nothing: the state, START and END count once they succeed.
           s.started = true;
-          if (flags.end) s.ended = true;
+          s.ended = flags.end;
           // State outputs are the server's.
           result.outputs = result.outputs.filter((t) => !this.stateOutputs.has(t.name));
           w.resolve(result);
@@ -384,8 +391,16 @@ export class SequenceBatcher implements Batcher {
     return Promise.reject(err);
   }
 
+  /**
+   * Reports the counts as changes, so a reload of the same version (whose old and new batchers
+   * share one series until the old one has drained) adds up instead of overwriting.
+   */
   private countChanged(): void {
-    this.notify((o) => o.onSequences?.(this.active, this.backlog.length));
+    const active = this.active - this.reported.active;
+    const backlog = this.backlog.length - this.reported.backlog;
+    if (active === 0 && backlog === 0) return;
+    this.reported = { active: this.active, backlog: this.backlog.length };
+    this.notify((o) => o.onSequences?.(active, backlog));
   }
 
   private notify(call: (o: BatchObserver) => void): void {

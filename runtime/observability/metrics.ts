@@ -21,7 +21,7 @@ export interface BatchEvents {
   onBatch(info: { size: number; requests: number; queueMs: readonly number[]; computeMs: number; ok: boolean }): void;
   onRejected(reason: string): void;
   onSplit(): void;
-  onSequences(active: number, backlog: number): void;
+  onSequences(activeChange: number, backlogChange: number): void;
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -215,8 +215,8 @@ export function batchObserver(metrics: Metrics, model: string, version: string):
     onRejected: (reason) => metrics.rejectedRequests.inc({ ...l, reason }),
     onSplit: () => metrics.batchSplits.inc(l),
     onSequences: (active, backlog) => {
-      metrics.sequences.set({ ...l, state: 'active' }, active);
-      metrics.sequences.set({ ...l, state: 'backlog' }, backlog);
+      metrics.sequences.inc({ ...l, state: 'active' }, active);
+      metrics.sequences.inc({ ...l, state: 'backlog' }, backlog);
     },
   };
 }

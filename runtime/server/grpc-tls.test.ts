@@ -2,8 +2,8 @@
  * The gRPC TLS files, read and checked at start: each wrong file is named before any handshake.
  * Uses the test-only certificate in test/helpers/tls/.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { X509Certificate, generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +22,8 @@ describe('readGrpcTls', () => {
     const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' });
     await writeFile(join(dir, 'other.pem'), other);
     await writeFile(join(dir, 'junk.pem'), 'not a certificate\n');
+    // The same certificate in DER: X509Certificate reads it, TLS would not.
+    await writeFile(join(dir, 'cert.der'), new X509Certificate(await readFile(CERT)).raw);
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -39,6 +41,8 @@ describe('readGrpcTls', () => {
     await expect(readGrpcTls({ cert: CERT, key: join(dir, 'junk.pem') })).rejects.toThrow(/gRPC TLS key .*junk\.pem: not a PEM private key/);
     await expect(readGrpcTls({ cert: CERT, key: join(dir, 'other.pem') })).rejects.toThrow(`gRPC TLS key ${join(dir, 'other.pem')} does not belong to the certificate ${CERT}`);
     await expect(readGrpcTls({ cert: CERT, key: KEY, clientCa: join(dir, 'junk.pem') })).rejects.toThrow(/gRPC TLS client CA .*junk\.pem: not a PEM certificate/);
+    await expect(readGrpcTls({ cert: join(dir, 'cert.der'), key: KEY })).rejects.toThrow(/cert\.der: not a PEM certificate/);
+    await expect(readGrpcTls({ cert: CERT, key: KEY, clientCa: join(dir, 'cert.der') })).rejects.toThrow(/client CA .*cert\.der: not a PEM certificate/);
   });
 
   it('takes the files from flags or environment only as a pair', () => {

@@ -39,8 +39,11 @@ export async function readGrpcTls(files: GrpcTlsFiles): Promise<GrpcTls> {
   };
   const cert = await read(files.cert, 'certificate');
   const key = await read(files.key, 'key');
+  // X509Certificate also takes DER, which TLS (and so grpc-js) does not: ask for the PEM armour.
+  const isPem = (b: Buffer) => b.includes('-----BEGIN CERTIFICATE-----');
   let leaf: X509Certificate;
   try {
+    if (!isPem(cert)) throw new Error('DER');
     leaf = new X509Certificate(cert);
   } catch {
     throw new InvalidArgument(`gRPC TLS certificate ${files.cert}: not a PEM certificate`);
@@ -55,6 +58,7 @@ export async function readGrpcTls(files: GrpcTlsFiles): Promise<GrpcTls> {
   if (!files.clientCa) return { cert, key };
   const clientCa = await read(files.clientCa, 'client CA');
   try {
+    if (!isPem(clientCa)) throw new Error('DER');
     new X509Certificate(clientCa);
   } catch {
     throw new InvalidArgument(`gRPC TLS client CA ${files.clientCa}: not a PEM certificate`);

@@ -141,6 +141,15 @@ model_warmup [ { name: "zeros" batch_size: 1 inputs { key: "X" value { data_type
     expect(((await res.json()) as { error: string }).error).toMatch(/^ensemble 'pipe' step [12] \(model 'scale[25]'( version 1)?\): request deadline passed after \d+ ms in the queue/);
   });
 
+  it("serves a request that names a sequence (id 0 or \"\" is Triton's none) through stateless steps", async () => {
+    for (const sequence_id of [0, '', 7]) {
+      const res = await postJson(`${server.url}/v2/models/pipe/infer`, { inputs: [{ name: 'X', datatype: 'FP32', shape: [1, 4], data: X }], parameters: { sequence_id, sequence_start: true } });
+      expect(res.status, JSON.stringify(sequence_id)).toBe(200);
+    }
+    const bad = await postJson(`${server.url}/v2/models/pipe/infer`, { inputs: [{ name: 'X', datatype: 'FP32', shape: [1, 4], data: X }], parameters: { sequence_id: -1 } });
+    expect(bad.status).toBe(400);
+  });
+
   it('answers 503 naming the step while a composing model is unloaded, and serves again once it is back', async () => {
     expect((await postJson(`${server.url}/v2/repository/models/scale3/unload`, {})).status).toBe(200);
     const gone = await infer([X]);
