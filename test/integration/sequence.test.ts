@@ -190,4 +190,37 @@ ensemble_scheduling { step [ { model_name: "acc" input_map { key: "INPUT" value:
       own.close();
     }
   });
+
+  it('runs a sequence sent at once on a ModelStreamInfer stream in stream order (tritonclient\'s streaming use)', async () => {
+    const own = inferenceClient(server.grpcPort!);
+    try {
+      const stream = own.ModelStreamInfer() as grpc.ClientDuplexStream<unknown, any>;
+      const got: any[] = [];
+      const ended = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`stream not ended within 10 s; ${got.length} responses`)), 10_000);
+        stream.on('data', (r: any) => got.push(r));
+        stream.on('error', (e) => (clearTimeout(timer), reject(e)));
+        stream.on('end', () => (clearTimeout(timer), resolve()));
+      });
+      // Two interleaved sequences, every request written before any answer.
+      const xs = [1, 2, 3, 4];
+      for (const [i, x] of xs.entries()) {
+        for (const id of [41, 42]) {
+          const parameters: Record<string, unknown> = { sequence_id: { int64_param: String(id) } };
+          if (i === 0) parameters.sequence_start = { bool_param: true };
+          if (i === xs.length - 1) parameters.sequence_end = { bool_param: true };
+          stream.write({ model_name: 'acc', id: `${id}-${i}`, inputs: [{ name: 'INPUT', datatype: 'FP32', shape: [1, 2], contents: { fp32_contents: [x * (id - 40), x] } }], outputs: [{ name: 'OUTPUT' }], parameters });
+        }
+      }
+      stream.end();
+      await ended;
+      expect(got.map((r) => r.error_message)).toEqual(new Array(8).fill(''));
+      expect(got.map((r) => r.infer_response.id)).toEqual(['41-0', '42-0', '41-1', '42-1', '41-2', '42-2', '41-3', '42-3']);
+      const sums = got.map((r) => r.infer_response.outputs[0].contents.fp32_contents);
+      // Running sums of x·k and x from the initial state [100, 200]: 1, 3, 6, 10.
+      expect(sums).toEqual([[101, 201], [102, 201], [103, 203], [106, 203], [106, 206], [112, 206], [110, 210], [120, 210]]);
+    } finally {
+      own.close();
+    }
+  });
 });
