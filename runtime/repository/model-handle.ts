@@ -19,6 +19,8 @@ let loads = 0;
 export class ModelHandle {
   /** This load's key space in the response cache: a reload never sees the results of the files it replaced. */
   readonly cacheScope: string;
+  /** What it was loaded from (config and files; see the repository's `sourceOf`): a reload keeps it when they are unchanged. */
+  source?: string;
 
   constructor(
     readonly name: string,

@@ -24,7 +24,7 @@ import { DEFAULT_DRAIN_TIMEOUT_MS } from '../config.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import { ModelHandle, type ModelState } from './model-handle.js';
 import type { ModelConfig } from './model-config.js';
-import { checkModelName as checkPlainName, listModelNames, readModelLayout, versionFiles, type ModelVersionFiles } from './layout.js';
+import { checkModelName as checkPlainName, listModelNames, modelFolderStamp, readModelLayout, versionFiles, type ModelVersionFiles } from './layout.js';
 import { selectVersions } from './version-policy.js';
 import { checkOverridePath, stageOverrideFiles, type OverrideFiles, type StagedFiles } from './override-files.js';
 import { parseModelConfig } from './config-files.js';
@@ -430,6 +430,7 @@ export class ModelRepository {
     let pulled: PulledModel | undefined;
     let staged: StagedFiles | undefined;
     const fresh: ModelHandle[] = [];
+    const reused = new Set<ModelHandle>();
     try {
       if (files?.size) staged = await stageOverrideFiles(name, files);
       const storageUri = parameters.storage_uri;
@@ -450,15 +451,30 @@ export class ModelRepository {
         log.warn({ event: 'versions_missing', model: name, versions: selected.missing }, `model '${name}': version_policy names version ${selected.missing.join(', ')}, not present in ${layout.dir}`);
       }
       const labels = await readLabelFiles(layout.dir, config);
+      // A version whose config and files did not change keeps serving as it is (as in Triton, where a
+      // reload loads only the versions that changed): not for files sent or pulled with this load or
+      // the last, nor for ensembles, whose load checks their composing models again.
+      const reusable = !staged && !pulled && !this.overrides.has(name) && !isEnsemble(config);
+      const stamp = reusable ? (await modelFolderStamp(layout.dir)).split('\n') : [];
+      const names = layout.versions.map((v) => v.version);
       try {
         for (const v of layout.versions.filter((d) => selected.versions.includes(d.version))) {
           version = v.version;
+          const source = reusable ? sourceOf(config, stamp, v.version, names) : undefined;
+          const same = source !== undefined ? entry.handles.find((h) => h.version === v.version && h.source === source && h.healthy()) : undefined;
+          if (same) {
+            fresh.push(same);
+            reused.add(same);
+            continue;
+          }
           const files = await versionFiles(name, v, config.platform);
-          fresh.push(await this.loadVersion(name, files, layout.dir, config, labels));
+          const handle = await this.loadVersion(name, files, layout.dir, config, labels);
+          handle.source = source;
+          fresh.push(handle);
         }
       } catch (err) {
         // Versions loaded before the failing one never served: release them, and the metric series their batchers made.
-        await Promise.allSettled(fresh.map((h) => h.close(this.drainMs)));
+        await Promise.allSettled(fresh.filter((h) => !reused.has(h)).map((h) => h.close(this.drainMs)));
         const serving = new Set(entry.handles.map((h) => h.version));
         for (const h of fresh) if (!serving.has(h.version) && this.opts.metrics) forgetModel(this.opts.metrics, name, h.version);
         throw err;
@@ -474,8 +490,11 @@ export class ModelRepository {
       const seconds = (performance.now() - started) / 1000;
       const versions = fresh.map((h) => h.version);
       // Each version's series: the whole load, pull included, as for a single version.
-      for (const v of versions) this.opts.metrics?.modelLoadDuration.observe({ model: name, version: v, outcome: 'success' }, seconds);
-      log.info({ event: 'load', model: name, versions, seconds, platform: fresh[0]!.metadata.platform }, `loaded ${name} v${versions.join(', v')}`);
+      const loaded = fresh.filter((h) => !reused.has(h)).map((h) => h.version);
+      for (const v of loaded) this.opts.metrics?.modelLoadDuration.observe({ model: name, version: v, outcome: 'success' }, seconds);
+      const unchanged = [...reused].map((h) => h.version);
+      const what = `loaded ${name} v${versions.join(', v')}${unchanged.length ? ` (v${unchanged.join(', v')} unchanged, kept serving)` : ''}`;
+      log.info({ event: 'load', model: name, versions, ...(unchanged.length ? { unchanged } : {}), seconds, platform: fresh[0]!.metadata.platform }, what);
       await pulled?.commit().catch((err: unknown) => log.warn({ event: 'pull_cleanup_failed', model: name, err: messageOf(err) }));
       pulled = undefined; // committed: nothing to roll back if closing the old versions fails
       // The files the old versions served from, if they came with their load, go once those versions are closed.
@@ -484,7 +503,7 @@ export class ModelRepository {
       else this.overrides.delete(name);
       staged = undefined;
       // A version loaded again shares its metric series with its new handle; a version no longer served loses them.
-      await Promise.all(old.map((h) => this.retire(name, h, !versions.includes(h.version))));
+      await Promise.all(old.filter((h) => !reused.has(h)).map((h) => this.retire(name, h, !versions.includes(h.version))));
       await this.removeStaged(name, replacedOverride);
       return fresh[fresh.length - 1]!;
     } catch (err) {
@@ -656,6 +675,15 @@ export class ModelRepository {
     }
     return new ModelHandle(name, version, metadata!, config, batcher, instances, labels, statistics);
   }
+}
+
+/**
+ * What a version is loaded from: the config, and the model folder's files outside the other
+ * versions' folders (its own folder, the config file, labels, warm-up and initial-state files).
+ */
+function sourceOf(config: ModelConfig, stamp: readonly string[], version: string, versions: readonly string[]): string {
+  const others = versions.filter((v) => v !== version).map((v) => `${v}/`);
+  return [JSON.stringify(config), ...stamp.filter((line) => !others.some((o) => line.startsWith(o)))].join('\n');
 }
 
 /**

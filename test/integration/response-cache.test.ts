@@ -81,13 +81,22 @@ describe('response cache', () => {
       expect(config.response_cache).toEqual({ enable: true });
     });
 
-    it('leaves models that do not enable it alone, and a reload starts with nothing cached', async () => {
+    it('leaves models that do not enable it alone; a reload from changed files starts with nothing cached, one from the same files keeps it', async () => {
       const x = [4, 3, 2, 1];
       for (let i = 0; i < 2; i++) expect((await postJson(`${server.url}/v2/models/plain/infer`, body(x))).status).toBe(200);
       const plain = await statsOf(server.url, 'plain');
       expect([plain.execution_count, plain.inference_stats.cache_hit.count, plain.inference_stats.cache_miss.count]).toEqual([2, 0, 0]);
 
       expect((await postJson(`${server.url}/v2/models/cached/infer`, body(x))).status).toBe(200);
+      const before = await statsOf(server.url, 'cached');
+      // Nothing changed: the version keeps serving, its statistics and its cache entries with it.
+      expect((await postJson(`${server.url}/v2/repository/models/cached/load`, {})).status).toBe(200);
+      expect((await postJson(`${server.url}/v2/models/cached/infer`, body(x))).status).toBe(200);
+      const kept = await statsOf(server.url, 'cached');
+      expect(kept.execution_count).toBe(before.execution_count);
+      expect(kept.inference_stats.cache_hit.count).toBe(before.inference_stats.cache_hit.count + 1);
+      // The config file changed (a comment is enough: its size and time did): loaded anew, nothing cached.
+      await writeFile(join(repo.dir, 'cached', 'config.pbtxt'), 'platform: "onnxruntime_onnx"\nresponse_cache { enable: true }\n# edited\n');
       expect((await postJson(`${server.url}/v2/repository/models/cached/load`, {})).status).toBe(200);
       expect((await postJson(`${server.url}/v2/models/cached/infer`, body(x))).status).toBe(200);
       const reloaded = await statsOf(server.url, 'cached');

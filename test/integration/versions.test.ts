@@ -118,6 +118,39 @@ describe('model versions (version_policy)', () => {
 });
 
 describe('repository monitoring of versions (Triton POLL mode)', () => {
+  it('reloads only the versions whose files changed; the others keep serving as they were', async () => {
+    const repo = await tempDir();
+    for (const [v, k] of [['1', 2], ['2', 3]] as const) await writeScaleModel(join(repo.dir, 'scale', v), k);
+    await writeFile(join(repo.dir, 'scale', 'config.pbtxt'), 'platform: "onnxruntime_onnx"\nmax_batch_size: 4\nversion_policy { all { } }\n');
+    const server = await startTestServer({ modelRepository: repo.dir });
+    const infer = async (v: string) => {
+      const res = await postJson(`${server.url}/v2/models/scale/versions/${v}/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: X }] });
+      return ((await res.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data;
+    };
+    const count = async (v: string) => ((await (await fetch(`${server.url}/v2/models/scale/versions/${v}/stats`)).json()) as { model_stats: { inference_count: number }[] }).model_stats[0]!.inference_count;
+    const loads = async (v: string) => Number(new RegExp(`kinfer_model_load_duration_seconds_count\\{model="scale",version="${v}",outcome="success"\\} (\\d+)`).exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
+    try {
+      for (const v of ['1', '2']) await infer(v);
+      const v1 = server.repository.get('scale', '1');
+      await writeScaleModel(join(repo.dir, 'scale', '2'), 7);
+      expect((await postJson(`${server.url}/v2/repository/models/scale/load`, {})).status).toBe(200);
+      // Version 1: the same handle, its statistics and load count as before; version 2: new files, counted from zero.
+      expect(server.repository.get('scale', '1')).toBe(v1);
+      expect([await count('1'), await loads('1')]).toEqual([1, 1]);
+      expect([await count('2'), await loads('2')]).toEqual([0, 2]);
+      expect(await infer('2')).toEqual(X.map((x) => x * 7));
+      expect(await infer('1')).toEqual(X.map((x) => x * 2));
+      // A changed config loads every version anew.
+      await writeFile(join(repo.dir, 'scale', 'config.pbtxt'), 'platform: "onnxruntime_onnx"\nmax_batch_size: 2\nversion_policy { all { } }\n');
+      expect((await postJson(`${server.url}/v2/repository/models/scale/load`, {})).status).toBe(200);
+      expect(server.repository.get('scale', '1')).not.toBe(v1);
+      expect(await loads('1')).toBe(2);
+    } finally {
+      await server.close();
+      await repo.cleanup();
+    }
+  });
+
   it('serves a version folder that appears, keeps serving through a broken one, and reloads with the last load\'s parameters', async () => {
     const repo = await tempDir();
     await writeScaleModel(join(repo.dir, 'scale', '1'), 2);
@@ -154,6 +187,8 @@ describe('repository monitoring of versions (Triton POLL mode)', () => {
       // Version 1 was made anew and closed again when 3 failed: none of its series stays behind.
       expect(await metric(/model="scale",version="1"/)).toBe(false);
       await rm(join(repo.dir, 'scale', '3'), { recursive: true });
+      // Version 2's file rewritten too, so the poll's reload loads it anew (an unchanged version would be kept as it is).
+      await writeScaleModel(join(repo.dir, 'scale', '2'), 3);
       expect(await until(() => metric(/kinfer_model_load_duration_seconds_count\{model="scale",version="2",outcome="success"\} 2/))).toBe(true);
       expect(await versions()).toEqual(['2']);
       expect((await postJson(`${server.url}/v2/repository/models/scale/load`, { parameters: { config: JSON.stringify({ platform: 'onnxruntime_onnx', max_batch_size: 4, version_policy: { all: {} } }) } })).status).toBe(200);
