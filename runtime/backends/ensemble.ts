@@ -109,12 +109,16 @@ export class EnsembleBackend implements Backend {
   private steps: PlannedStep[] = [];
   private outputs: string[] = [];
 
-  constructor(private readonly run: StepRunner) {}
+  /** `planned`: the steps planEnsemble made for this config, shared by an ensemble's request slots (planned here when absent). */
+  constructor(
+    private readonly run: StepRunner,
+    private readonly planned?: PlannedStep[],
+  ) {}
 
   async load(files: ModelFiles): Promise<ModelMetadata> {
     const { config } = files;
     this.name = files.name;
-    this.steps = planEnsemble(config);
+    this.steps = this.planned ?? planEnsemble(config);
     this.outputs = config.outputs.map((t) => t.name);
     const batch = config.maxBatchSize > 0;
     const served = (t: TensorSpec): TensorSpec => ({ ...t, shape: batch ? [-1, ...t.shape] : [...t.shape] });

@@ -532,14 +532,16 @@ export class ModelRepository {
    * Before an ensemble loads: no chain of ensembles may lead back to it (each request would
    * wait on itself); each composing model not serving is loaded (as Triton's explicit mode
    * does), and one still loading is waited for; then every step's model and version must serve,
-   * and its maps must name that model's tensors. Any failure fails the ensemble's load.
+   * and its maps must name that model's tensors. Any failure fails the ensemble's load. Returns
+   * the planned steps.
    */
-  private async prepareEnsemble(name: string, config: ModelConfig): Promise<void> {
+  private async prepareEnsemble(name: string, config: ModelConfig): Promise<PlannedStep[]> {
     const steps = planEnsemble(config);
     // doLoad registered this config in loadingEnsembles: two loads that would close a cycle see each other.
     const cycle = await this.ensembleCycle(name);
     if (cycle) throw new InvalidArgument(`ensemble '${name}': its steps lead back to it (${cycle.join(' → ')}); ensembles cannot call each other in a cycle`);
     await this.readyComposingModels(name, steps);
+    return steps;
   }
 
   /** The composing models of ensemble `name` serve (or its load fails), and its steps fit them. */
@@ -629,8 +631,9 @@ export class ModelRepository {
     if (isEnsemble(config)) {
       const run = this.opts.runStep;
       if (!run) throw new Unsupported(`model '${name}': this server runs no ensembles`);
-      await this.prepareEnsemble(name, config);
-      factory = () => new EnsembleBackend(run);
+      // Planned once: its request slots (ENSEMBLE_CONCURRENCY backends) share the plan.
+      const steps = await this.prepareEnsemble(name, config);
+      factory = () => new EnsembleBackend(run, steps);
     } else {
       factory = selectBackend({ name, version, dir, modelFile, config });
     }
