@@ -37,9 +37,9 @@ export function withJson(cmd: Command): Command {
   return cmd.option('--json', 'machine-readable JSON output on stdout');
 }
 
-export function makeClient(flags: ConnectionFlags): KinferClient {
+export function makeClient(flags: ConnectionFlags, over: { retries?: number } = {}): KinferClient {
   try {
-    return new KinferClient(flags.url, { host: flags.host, timeoutMs: flags.timeout });
+    return new KinferClient(flags.url, { host: flags.host, timeoutMs: flags.timeout, ...over });
   } catch (err) {
     if (err instanceof KinferInputError) throw new UsageError(`--url: ${err.message}`);
     throw err;

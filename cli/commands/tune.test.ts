@@ -34,5 +34,6 @@ describe('tune', () => {
     ]);
     await expect(zeroInputs(client([{ name: 'img', datatype: 'FP32', shape: [-1, 3, -1, -1] }]), 'm')).rejects.toThrow("input 'img' has variable dims [-1,3,-1,-1]: give it with -i");
     await expect(zeroInputs(client([]), 'echo')).rejects.toThrow("model 'echo' declares no inputs (it takes any): give them with -i");
+    await expect(zeroInputs(client([{ name: 'h', datatype: 'BF16', shape: [2] }]), 'm')).rejects.toThrow("input 'h' is BF16, which kinfer cannot make zeros of: give it with -i");
   });
 });

@@ -10,7 +10,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import type { InferInput, KinferClient } from '../../client/index.js';
-import { allocate, type Datatype } from '../../runtime/core/datatypes.js';
+import { allocate, isDatatype } from '../../runtime/core/datatypes.js';
 import { parseInputSpec } from './infer.js';
 import { collect, makeClient, positiveInt, runVerb, UsageError, withConnection, type ConnectionFlags } from './common.js';
 
@@ -23,6 +23,8 @@ export interface TuneStep {
   concurrency: number;
   requests: number;
   errors: number;
+  /** The first failure's message, when there were any. */
+  firstError?: string;
   throughput: number;
   p50Ms: number;
   p99Ms: number;
@@ -46,8 +48,13 @@ export function tuneCommand(): Command {
   withConnection(cmd);
   return cmd.action(async (model: string, flags: TuneFlags) => {
     await runVerb('tune', flags, async (out) => {
-      const client = makeClient(flags);
+      // No retries: a refused request (queue full) is the measurement's signal, not something to wait out.
+      const client = makeClient(flags, { retries: 0 });
       try {
+        const config = await client.modelConfig(model, { version: flags.modelVersion }).catch(() => undefined);
+        if ((config?.response_cache as { enable?: boolean } | undefined)?.enable) {
+          throw new Error(`model '${model}' enables the response cache: every repeated request would be answered from it, so this would measure the cache; measure it on a server without KINFER_RESPONSE_CACHE_BYTES`);
+        }
         const inputs = flags.input?.length ? await Promise.all(flags.input.map(parseInputSpec)) : await zeroInputs(client, model, flags.modelVersion);
         // One request first: a model that refuses the inputs fails here, not as errors at every step.
         await client.infer(model, inputs, { version: flags.modelVersion });
@@ -58,6 +65,9 @@ export function tuneCommand(): Command {
           steps.push(step);
           out.line([c, step.throughput.toFixed(1), step.p50Ms.toFixed(2), step.p99Ms.toFixed(2), step.errors].join('\t'));
           if (step.errors > 0 || saturated(steps)) break;
+        }
+        if (!steps.some((s) => s.errors === 0)) {
+          throw new Error(`every request of the first step failed (${steps[0]!.firstError ?? 'no answer'}): no target can be derived`);
         }
         const knee = kneeOf(steps);
         out.data({ model, steps, knee, target: knee });
@@ -92,6 +102,7 @@ export function kneeOf(steps: readonly TuneStep[]): number {
 async function measure(client: KinferClient, model: string, inputs: InferInput[], concurrency: number, ms: number, version?: string): Promise<TuneStep> {
   const latencies: number[] = [];
   let errors = 0;
+  let firstError: string | undefined;
   const start = performance.now();
   const end = start + ms;
   const caller = async () => {
@@ -100,8 +111,9 @@ async function measure(client: KinferClient, model: string, inputs: InferInput[]
       try {
         await client.infer(model, inputs, { version });
         latencies.push(performance.now() - t0);
-      } catch {
+      } catch (err) {
         errors++;
+        firstError ??= err instanceof Error ? err.message : String(err);
         // A refusal answers at once: do not spin on it.
         await new Promise((r) => setTimeout(r, 10));
       }
@@ -110,8 +122,11 @@ async function measure(client: KinferClient, model: string, inputs: InferInput[]
   await Promise.all(Array.from({ length: concurrency }, caller));
   const elapsed = (performance.now() - start) / 1000;
   latencies.sort((a, b) => a - b);
-  const at = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! : NaN);
-  return { concurrency, requests: latencies.length, errors, throughput: latencies.length / elapsed, p50Ms: at(0.5), p99Ms: at(0.99) };
+  // Nearest rank: the smallest latency with at least q of them at or below it.
+  const at = (q: number) => (latencies.length ? latencies[Math.max(0, Math.ceil(q * latencies.length) - 1)]! : NaN);
+  const step: TuneStep = { concurrency, requests: latencies.length, errors, throughput: latencies.length / elapsed, p50Ms: at(0.5), p99Ms: at(0.99) };
+  if (firstError !== undefined) step.firstError = firstError;
+  return step;
 }
 
 /** Zeros of each input's shape from the metadata, the batch dim 1; a variable dim elsewhere needs -i. */
@@ -123,7 +138,8 @@ export async function zeroInputs(client: KinferClient, model: string, version?: 
     const shape = s.shape.map((d, i) => (d >= 0 ? d : i === 0 ? 1 : -1));
     if (shape.includes(-1)) throw new UsageError(`input '${s.name}' has variable dims [${s.shape.join(',')}]: give it with -i (the size clients send)`);
     const count = shape.reduce((a, b) => a * b, 1);
-    const datatype = s.datatype as Datatype;
+    if (!isDatatype(s.datatype)) throw new UsageError(`input '${s.name}' is ${s.datatype}, which kinfer cannot make zeros of: give it with -i`);
+    const datatype = s.datatype;
     const data = datatype === 'BYTES' ? Array.from({ length: count }, () => '') : datatype === 'FP16' ? new Uint16Array(count) : allocate(datatype, count);
     return { name: s.name, datatype, shape, data } as InferInput;
   });

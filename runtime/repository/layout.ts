@@ -116,6 +116,35 @@ export async function modelFolderStamp(dir: string): Promise<string> {
   return lines.sort().join('\n');
 }
 
+/** Entries past which modelSourceStamp gives up (the folder is not compared, and so always loaded anew). */
+const SOURCE_STAMP_MAX_LINES = 10_000;
+const SOURCE_STAMP_MAX_DEPTH = 8;
+
+/**
+ * Every file and folder under a model folder, at any depth (bounded), as `path<TAB>size<TAB>mtime`
+ * and `path/` lines, sorted: what a reload compares to keep a version whose files did not change
+ * (ONNX external data in a subfolder included). Undefined when the folder cannot be read whole or is
+ * past the bounds: nothing is kept then.
+ */
+export async function modelSourceStamp(dir: string): Promise<string[] | undefined> {
+  const lines: string[] = [];
+  const walk = async (d: string, prefix: string, depth: number): Promise<boolean> => {
+    for (const e of await listEntries(d)) {
+      const st = await stat(join(d, e.name));
+      if (lines.length >= SOURCE_STAMP_MAX_LINES) return false;
+      if (st.isDirectory()) {
+        lines.push(`${prefix}${e.name}/`);
+        if (depth === 0 || !(await walk(join(d, e.name), `${prefix}${e.name}/`, depth - 1))) return false;
+      } else {
+        lines.push(`${prefix}${e.name}\t${st.size}\t${st.mtimeMs}`);
+      }
+    }
+    return true;
+  };
+  const whole = await walk(dir, '', SOURCE_STAMP_MAX_DEPTH).catch(() => false);
+  return whole ? lines.sort() : undefined;
+}
+
 /** Model folder names in `repoDir`, sorted; skips files, dotfiles, markers and names that are not plain. */
 export async function listModelNames(repoDir: string): Promise<string[]> {
   const st = await stat(repoDir).catch(() => undefined);

@@ -24,7 +24,7 @@ import { DEFAULT_DRAIN_TIMEOUT_MS } from '../config.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import { ModelHandle, type ModelState } from './model-handle.js';
 import type { ModelConfig } from './model-config.js';
-import { checkModelName as checkPlainName, listModelNames, modelFolderStamp, readModelLayout, versionFiles, type ModelVersionFiles } from './layout.js';
+import { checkModelName as checkPlainName, listModelNames, modelSourceStamp, readModelLayout, versionFiles, type ModelVersionFiles } from './layout.js';
 import { selectVersions } from './version-policy.js';
 import { checkOverridePath, stageOverrideFiles, type OverrideFiles, type StagedFiles } from './override-files.js';
 import { parseModelConfig } from './config-files.js';
@@ -438,6 +438,8 @@ export class ModelRepository {
         if (typeof storageUri !== 'string') throw new InvalidArgument(`parameters.storage_uri: expected a string`);
         pulled = await this.pullInto(name, storageUri);
       }
+      // Taken before the config and labels are read: a file written meanwhile changes the stamp too.
+      const stamp = !staged && !pulled && !this.overrides.has(name) ? await modelSourceStamp(this.modelDirs.get(name) ?? join(this.opts.repoDir, name)) : undefined;
       const layout = await this.readLayout(name, staged);
       const config = applyLoadParameters(layout.config, parameters, name);
       if (config.unknownFields) {
@@ -453,10 +455,11 @@ export class ModelRepository {
       const labels = await readLabelFiles(layout.dir, config);
       // A version whose config and files did not change keeps serving as it is (as in Triton, where a
       // reload loads only the versions that changed): not for files sent or pulled with this load or
-      // the last, nor for ensembles, whose load checks their composing models again.
-      const reusable = !staged && !pulled && !this.overrides.has(name) && !isEnsemble(config);
-      const stamp = reusable ? (await modelFolderStamp(layout.dir)).split('\n') : [];
+      // the last, nor for ensembles, whose load checks their composing models again, nor where a
+      // label file lies in a version folder (the other versions' folders are not compared).
       const names = layout.versions.map((v) => v.version);
+      const labelsInVersions = Object.values(config.outputLabelFiles ?? {}).some((f) => names.includes(f.split(/[\\/]/)[0]!));
+      const reusable = stamp !== undefined && !isEnsemble(config) && !labelsInVersions;
       try {
         for (const v of layout.versions.filter((d) => selected.versions.includes(d.version))) {
           version = v.version;

@@ -140,11 +140,21 @@ describe('repository monitoring of versions (Triton POLL mode)', () => {
       expect([await count('2'), await loads('2')]).toEqual([0, 2]);
       expect(await infer('2')).toEqual(X.map((x) => x * 7));
       expect(await infer('1')).toEqual(X.map((x) => x * 2));
+      // A file deeper in a version folder (ONNX external data, say) counts too.
+      await mkdir(join(repo.dir, 'scale', '1', 'data'));
+      await writeFile(join(repo.dir, 'scale', '1', 'data', 'w.bin'), 'a');
+      expect((await postJson(`${server.url}/v2/repository/models/scale/load`, {})).status).toBe(200);
+      const withData = server.repository.get('scale', '1');
+      expect(withData).not.toBe(v1);
+      expect((await postJson(`${server.url}/v2/repository/models/scale/load`, {})).status).toBe(200);
+      expect(server.repository.get('scale', '1')).toBe(withData);
+      await writeFile(join(repo.dir, 'scale', '1', 'data', 'w.bin'), 'ab');
+      expect((await postJson(`${server.url}/v2/repository/models/scale/load`, {})).status).toBe(200);
+      expect(server.repository.get('scale', '1')).not.toBe(withData);
       // A changed config loads every version anew.
       await writeFile(join(repo.dir, 'scale', 'config.pbtxt'), 'platform: "onnxruntime_onnx"\nmax_batch_size: 2\nversion_policy { all { } }\n');
       expect((await postJson(`${server.url}/v2/repository/models/scale/load`, {})).status).toBe(200);
-      expect(server.repository.get('scale', '1')).not.toBe(v1);
-      expect(await loads('1')).toBe(2);
+      expect(await loads('1')).toBe(4);
     } finally {
       await server.close();
       await repo.cleanup();
