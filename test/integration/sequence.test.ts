@@ -110,6 +110,27 @@ ensemble_scheduling { step [ { model_name: "acc" input_map { key: "INPUT" value:
     expect(after.execution_count - before.execution_count).toBeLessThan(6);
   });
 
+  it('serves twelve sequences at once through four slots: the backlog waits its turn and every sum is exact', async () => {
+    const steps = 6;
+    const run = async (id: number) => {
+      const sums: number[] = [];
+      for (let i = 0; i < steps; i++) {
+        const r = await infer([id, i], { sequence_id: 1000 + id, sequence_start: i === 0, sequence_end: i === steps - 1 });
+        expect(r.status, JSON.stringify(r.body)).toBe(200);
+        sums.push(r.out.OUTPUT![1]!);
+        expect(r.out.OUTPUT![0]).toBe(100 + id * (i + 1));
+      }
+      return sums;
+    };
+    const all = await Promise.all(Array.from({ length: 12 }, (_, id) => run(id)));
+    // The second element sums 0..i from 200, for every sequence alike.
+    for (const sums of all) expect(sums).toEqual([200, 201, 203, 206, 210, 215]);
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/^kinfer_sequences\{model="acc",version="1",state="active"\} 0$/m);
+    expect(text).toMatch(/^kinfer_sequences\{model="acc",version="1",state="backlog"\} 0$/m);
+    expect(text).toMatch(/^kinfer_pending_requests\{model="acc",version="1"\} 0$/m);
+  }, 60_000);
+
   it('answers 400 for requests the sequence batcher cannot place', async () => {
     const none = await infer([1, 1], {});
     expect(none.status).toBe(400);
