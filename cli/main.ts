@@ -5,7 +5,7 @@
  * no, 2 usage error.
  */
 import { Command, CommanderError } from 'commander';
-import type { ServeFlags } from './serve.js';
+import type { ModelControlMode, ServeFlags } from './serve.js';
 
 /**
  * The whole program. With `serveOnly` (the container's `kinfer serve`), the
@@ -29,6 +29,8 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     .option('--host <host>', 'address to bind (default: HOST or 0.0.0.0)')
     .option('--function <name|path>', 'call this function\'s lifecycle hooks (default: KINFER_FUNCTION)')
     .option('--repository-monitoring', 'load and unload models as their folders appear and disappear')
+    .option('--model-control-mode <mode>', "Triton's: none (every model loaded at start, load/unload refused), poll (as --repository-monitoring), explicit (only --load-model models at start)", (v) => parseControlMode(v))
+    .option('--load-model <name>', "with --model-control-mode explicit: a model to load at start; repeatable, '*' for all", (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .option('--repository-poll-secs <secs>', 'seconds between repository polls (default 2)', (v) => parsePositive(v))
     .option('--grpc-tls-cert <file>', 'serve gRPC over TLS with this PEM certificate chain (default: KINFER_GRPC_TLS_CERT); needs --grpc-tls-key')
     .option('--grpc-tls-key <file>', 'the PEM private key of --grpc-tls-cert (default: KINFER_GRPC_TLS_KEY)')
@@ -101,6 +103,11 @@ function parsePositive(v: string): number {
   const n = Number(v);
   if (!(n > 0)) throw new CommanderError(2, 'kinfer.number', `expected a positive number, got '${v}'`);
   return n;
+}
+
+function parseControlMode(v: string): ModelControlMode {
+  if (v !== 'none' && v !== 'poll' && v !== 'explicit') throw new CommanderError(2, 'kinfer.mode', `invalid --model-control-mode '${v}': expected none, poll or explicit`);
+  return v;
 }
 
 function parsePort(v: string): number {

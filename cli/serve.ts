@@ -12,12 +12,17 @@ import { startServer, type ServeMode } from '../runtime/server/serve.js';
 import type { GrpcTlsFiles } from '../runtime/server/grpc-tls.js';
 import { storagePuller } from '../runtime/storage/puller.js';
 
+/** Triton's `--model-control-mode`. */
+export type ModelControlMode = 'none' | 'poll' | 'explicit';
+
 export interface ServeFlags {
   modelRepository?: string;
   port?: number;
   grpcPort?: number;
   host?: string;
   repositoryMonitoring?: boolean;
+  modelControlMode?: ModelControlMode;
+  loadModel?: string[];
   repositoryPollSecs?: number;
   allowClientShm?: boolean;
   grpcTlsCert?: string;
@@ -25,6 +30,20 @@ export interface ServeFlags {
   grpcTlsClientCa?: string;
   /** A bundled function name or module path whose lifecycle hooks the server calls. */
   function?: string;
+}
+
+/**
+ * Triton's model control modes, in repository mode: `none` loads every model at start and refuses
+ * the repository API's load and unload; `poll` is `--repository-monitoring`; `explicit` loads only
+ * the `--load-model` models at start (`*`: all). Without a mode, kinfer loads every model at start
+ * and takes API loads.
+ */
+export function modelControl(flags: Pick<ServeFlags, 'modelControlMode' | 'loadModel' | 'repositoryMonitoring'>, mode: ServeMode): { mode?: ModelControlMode } {
+  const m = flags.modelControlMode;
+  if (m && mode !== 'repository') throw new Error(`--model-control-mode is for repository mode; this is ${mode} mode`);
+  if (flags.loadModel?.length && m !== 'explicit') throw new Error('--load-model needs --model-control-mode explicit');
+  if (flags.repositoryMonitoring && m && m !== 'poll') throw new Error(`--repository-monitoring is --model-control-mode poll, not ${m}`);
+  return m ? { mode: m } : {};
 }
 
 /** The gRPC TLS files, when any is given: certificate and key together; a client CA only with them. */
@@ -48,6 +67,7 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     mode = 'function';
     repo = flags.modelRepository ?? cfg.MODEL_REPOSITORY ?? (storageUri ? defaultPullRepository() : repo);
   }
+  const control = modelControl(flags, mode);
   const fn = flags.function ?? cfg.KINFER_FUNCTION;
   // Imported only when a function is named: its zod schemas (functions/define.ts) took ~9 ms of every start.
   const hooks = fn ? await (await import('./function-hooks.js')).loadFunctionHooks(fn) : undefined;
@@ -75,7 +95,9 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     responseCacheBytes: cfg.KINFER_RESPONSE_CACHE_BYTES,
     keepAliveTimeoutMs: cfg.KINFER_KEEP_ALIVE_TIMEOUT_MS,
     allowClientShm: flags.allowClientShm ?? cfg.KINFER_ALLOW_CLIENT_SHM,
-    repositoryPollMs: flags.repositoryMonitoring ? (flags.repositoryPollSecs ?? 2) * 1000 : undefined,
+    repositoryPollMs: flags.repositoryMonitoring || control.mode === 'poll' ? (flags.repositoryPollSecs ?? 2) * 1000 : undefined,
+    startupModels: control.mode === 'explicit' ? (flags.loadModel ?? []) : undefined,
+    modelControlOff: control.mode === 'none',
     pull: storagePuller({ cacheDir: cfg.KINFER_CACHE_DIR, logger, env }),
   });
 

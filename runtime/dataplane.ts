@@ -7,7 +7,7 @@
  */
 import type { ModelMetadata } from './backends/backend.js';
 import { checkClassifiable, classificationCount, classify } from './core/classification.js';
-import { InvalidArgument } from './core/errors.js';
+import { InvalidArgument, Unsupported } from './core/errors.js';
 import type { InferContext, InferRequest, InferResponse } from './core/infer.js';
 import { checkTensor, shapeMatches, type Tensor, type TensorSpec } from './core/tensor.js';
 import { checkModelName, type IndexEntry, type ModelRepository } from './repository/model-repository.js';
@@ -72,7 +72,7 @@ export class DataPlane {
     readonly repository: ModelRepository,
     private readonly gate: ReadinessGate,
     /** `sharedMemory`: the server takes tensors in client shared memory (listed as an extension). */
-    private readonly defaults: { requestTimeoutMs: number; sharedMemory?: boolean } = { requestTimeoutMs: 0 },
+    private readonly defaults: { requestTimeoutMs: number; sharedMemory?: boolean; modelControlOff?: boolean } = { requestTimeoutMs: 0 },
     /** Triton's response cache (absent: off), for models whose config enables it. */
     private readonly cache?: ResponseCache,
   ) {}
@@ -260,11 +260,18 @@ export class DataPlane {
 
   /** `files`: Triton's `file:` overrides, path in the model folder → contents. */
   async load(name: string, parameters?: Parameters, files?: OverrideFiles): Promise<void> {
+    this.checkModelControl('load');
     await this.repository.load(name, parameters, files);
   }
 
-  unload(name: string): Promise<void> {
+  async unload(name: string): Promise<void> {
+    this.checkModelControl('unload');
     return this.repository.unload(name);
+  }
+
+  /** Triton's `--model-control-mode none`: the models loaded at start are the models served. */
+  private checkModelControl(verb: string): void {
+    if (this.defaults.modelControlOff) throw new Unsupported(`model ${verb} is off: the server runs with --model-control-mode none (the models loaded at start are the ones served)`);
   }
 }
 

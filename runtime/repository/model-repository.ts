@@ -312,9 +312,13 @@ export class ModelRepository {
 
   /** Loads every model folder in the repository; failures are logged and reported in the index. */
   async loadAll(): Promise<void> {
-    const names = await listModelNames(this.opts.repoDir);
+    await this.loadNamed(await listModelNames(this.opts.repoDir));
+  }
+
+  /** Loads the named models at once (Triton's explicit mode with --load-model); a failure is logged, not thrown. */
+  async loadNamed(names: readonly string[]): Promise<void> {
     await Promise.all(
-      names.map((n) =>
+      [...new Set(names)].map((n) =>
         this.load(n).catch((err: unknown) => {
           this.opts.logger.error({ event: 'load_failed', model: n, err: messageOf(err) }, `failed to load ${n}`);
         }),

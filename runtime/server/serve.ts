@@ -86,6 +86,13 @@ export interface ServeOptions {
   cacheDir?: string;
   /** Repository mode: poll the folder and load/unload models as folders appear and disappear (ms between polls). */
   repositoryPollMs?: number;
+  /**
+   * Repository mode, Triton's `--model-control-mode explicit` with `--load-model`: load only these
+   * models at start (`*`: every one); undefined loads every one, as kinfer does by default.
+   */
+  startupModels?: readonly string[];
+  /** Triton's `--model-control-mode none`: the repository API's load and unload are refused. */
+  modelControlOff?: boolean;
   env?: NodeJS.ProcessEnv;
   /** Overrides for tests and functions. */
   createBatcher?: BatcherFactory;
@@ -162,7 +169,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         (opts.mode !== 'function' || repository.isReady(opts.modelName!)) &&
         (hooks.readiness ? await hooks.readiness() : true),
     },
-    { requestTimeoutMs: opts.requestTimeoutMs ?? 0, sharedMemory: !!opts.allowClientShm },
+    { requestTimeoutMs: opts.requestTimeoutMs ?? 0, sharedMemory: !!opts.allowClientShm, modelControlOff: !!opts.modelControlOff },
     responseCache,
   );
   const sharedMemory = opts.allowClientShm ? new SystemSharedMemory(opts.sharedMemoryDir, opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES) : undefined;
@@ -228,7 +235,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       }
       await repository.load(name); // with opts.modelConfig, through defaultConfigs
     } else if (opts.mode === 'repository') {
-      const loadAll = () => repository.loadAll();
+      const named = opts.startupModels;
+      const loadAll = () => (named && !named.includes('*') ? repository.loadNamed(named) : repository.loadAll());
       if (opts.repositoryPollMs) {
         monitor = await monitorRepository(repository, logger, opts.repositoryPollMs, loadAll);
         if (draining) monitor.stop(); // closed while the models loaded

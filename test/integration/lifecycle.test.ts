@@ -27,8 +27,8 @@ interface Proc {
 }
 
 /** Spawns `kinfer serve` on a free port (or the env's, with `portFlag` false); `url` resolves from its "listening" log line. */
-function serve(env: Record<string, string>, portFlag = true): Proc {
-  const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', ...(portFlag ? ['--port', '0'] : [])], {
+function serve(env: Record<string, string>, portFlag = true, args: string[] = []): Proc {
+  const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', ...(portFlag ? ['--port', '0'] : []), ...args], {
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -214,6 +214,31 @@ describe('kinfer serve as a Knative function (spawned process)', () => {
     const { code, output } = await clash.exit;
     expect(code).toBe(1);
     expect(output).toMatch(new RegExp(`REST and gRPC are both on port ${grpcPort}.*KINFER_REST_PORT`));
+  });
+
+  it("takes Triton's --model-control-mode explicit with --load-model, and exits 1 on flags that contradict it", async () => {
+    const repo = join(work.dir, 'control-repo');
+    for (const m of ['a', 'b']) {
+      await mkdir(join(repo, m), { recursive: true });
+      await writeFile(join(repo, m, 'config.pbtxt'), 'platform: "echo"\n');
+    }
+    const p = serve({ MODEL_REPOSITORY: repo }, true, ['--model-control-mode', 'explicit', '--load-model', 'b']);
+    procs.push(p);
+    const url = await p.url;
+    await until('ready', async () => ((await fetch(`${url}/v2/health/ready`)).ok ? true : undefined));
+    expect(((await (await fetch(`${url}/v2/models`)).json()) as { models: string[] }).models).toEqual(['b']);
+    p.child.kill('SIGTERM');
+    expect((await p.exit).code).toBe(0);
+    const bad = serve({ MODEL_REPOSITORY: repo }, true, ['--load-model', 'b']);
+    procs.push(bad);
+    const { code, output } = await bad.exit;
+    expect(code).toBe(1);
+    expect(output).toMatch(/--load-model needs --model-control-mode explicit/);
+    const wrong = serve({ MODEL_REPOSITORY: repo }, true, ['--model-control-mode', 'sometimes']);
+    procs.push(wrong);
+    const refused = await wrong.exit;
+    expect(refused.code).toBe(2);
+    expect(refused.output).toMatch(/invalid --model-control-mode 'sometimes': expected none, poll or explicit/);
   });
 
   it('serves gRPC over TLS from KINFER_GRPC_TLS_CERT and _KEY, and exits 1 on a certificate without its key', async () => {

@@ -658,3 +658,50 @@ describe('repository monitoring', () => {
     }
   });
 });
+
+describe("Triton's model control modes (repository mode)", () => {
+  let repo: { dir: string; cleanup: () => Promise<void> };
+  beforeAll(async () => {
+    repo = await tempDir();
+    for (const m of ['a', 'b', 'c']) {
+      await mkdir(join(repo.dir, m));
+      await writeFile(join(repo.dir, m, 'config.pbtxt'), 'platform: "echo"\n');
+    }
+  });
+  afterAll(() => repo.cleanup());
+
+  const index = async (url: string) => ((await (await postJson(`${url}/v2/repository/index`, {})).json()) as { name: string; state?: string }[]).map((e) => `${e.name}:${e.state ?? '-'}`);
+
+  it('explicit: loads only the named models at start; the API loads the rest', async () => {
+    const server = await startTestServer({ modelRepository: repo.dir, startupModels: ['b', 'c'] });
+    try {
+      expect(server.repository.loadedNames()).toEqual(['b', 'c']);
+      expect(await index(server.url)).toContain('a:UNAVAILABLE'); // in the repository, not loaded
+      expect((await postJson(`${server.url}/v2/repository/models/a/load`, {})).status).toBe(200);
+      expect(server.repository.loadedNames()).toEqual(['a', 'b', 'c']);
+    } finally {
+      await server.close();
+    }
+    const all = await startTestServer({ modelRepository: repo.dir, startupModels: ['*'] });
+    try {
+      expect(all.repository.loadedNames()).toEqual(['a', 'b', 'c']);
+    } finally {
+      await all.close();
+    }
+  });
+
+  it('none: loads every model at start and refuses the API load and unload with 400', async () => {
+    const server = await startTestServer({ modelRepository: repo.dir, modelControlOff: true });
+    try {
+      expect(server.repository.loadedNames()).toEqual(['a', 'b', 'c']);
+      for (const verb of ['load', 'unload']) {
+        const res = await postJson(`${server.url}/v2/repository/models/a/${verb}`, {});
+        expect(res.status).toBe(400);
+        expect(((await res.json()) as { error: string }).error).toBe(`model ${verb} is off: the server runs with --model-control-mode none (the models loaded at start are the ones served)`);
+      }
+      expect(server.repository.loadedNames()).toEqual(['a', 'b', 'c']);
+    } finally {
+      await server.close();
+    }
+  });
+});

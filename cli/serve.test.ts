@@ -1,0 +1,22 @@
+/**
+ * `kinfer serve`'s flag rules that decide before anything starts: Triton's model control modes.
+ * (The modes' effect on a running server is tested in test/integration/server.test.ts.)
+ */
+import { describe, expect, it } from 'vitest';
+import { modelControl } from './serve.js';
+
+describe('modelControl', () => {
+  it("takes Triton's three modes in repository mode, and nothing without one", () => {
+    expect(modelControl({}, 'repository')).toEqual({});
+    expect(modelControl({ modelControlMode: 'none' }, 'repository')).toEqual({ mode: 'none' });
+    expect(modelControl({ modelControlMode: 'poll', repositoryMonitoring: true }, 'repository')).toEqual({ mode: 'poll' });
+    expect(modelControl({ modelControlMode: 'explicit', loadModel: ['a', 'b'] }, 'repository')).toEqual({ mode: 'explicit' });
+  });
+
+  it('refuses flags that contradict each other or the mode', () => {
+    expect(() => modelControl({ loadModel: ['a'] }, 'repository')).toThrow('--load-model needs --model-control-mode explicit');
+    expect(() => modelControl({ modelControlMode: 'none', loadModel: ['a'] }, 'repository')).toThrow('--load-model needs --model-control-mode explicit');
+    expect(() => modelControl({ modelControlMode: 'explicit', repositoryMonitoring: true }, 'repository')).toThrow('--repository-monitoring is --model-control-mode poll, not explicit');
+    expect(() => modelControl({ modelControlMode: 'explicit' }, 'multi-model')).toThrow('--model-control-mode is for repository mode; this is multi-model mode');
+  });
+});
