@@ -25,7 +25,7 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     )
     .option('--model-repository <dir>', 'folder of model folders (default: MODEL_REPOSITORY or the bundled models/)')
     .option('--port <port>', 'port to listen on (default: PORT or 8080)', (v) => parsePort(v))
-    .option('--grpc-port <port>', 'also serve the v2 gRPC API (h2c) on this port (default: GRPC_PORT, else off)', (v) => parsePort(v))
+    .option('--grpc-port <port>', 'also serve the v2 gRPC API on this port, h2c or with --grpc-tls-* TLS (default: GRPC_PORT, else off)', (v) => parsePort(v))
     .option('--host <host>', 'address to bind (default: HOST or 0.0.0.0)')
     .option('--function <name|path>', 'call this function\'s lifecycle hooks (default: KINFER_FUNCTION)')
     .option('--repository-monitoring', 'load and unload models as their folders appear and disappear')

@@ -17,7 +17,7 @@ import { tritonType } from './core/datatypes.js';
 import type { OverrideFiles } from './repository/override-files.js';
 import type { Parameters } from './core/tensor.js';
 import type { BatchResult } from './batching/batcher.js';
-import { sequenceFlags } from './batching/sequence-batcher.js';
+import { namesSequence, sequenceFlags } from './batching/sequence-batcher.js';
 import type { ModelStat } from './observability/statistics.js';
 import type { ResponseCache } from './cache/response-cache.js';
 
@@ -190,7 +190,7 @@ export class DataPlane {
       const deadline = deadlineOf(request.parameters, ctx, this.defaults.requestTimeoutMs);
       // An ensemble passes a request's sequence on to its steps (Triton's id 0 or "" is none); its
       // answer then depends on a stateful step's state, not only on its inputs: no cache.
-      const sequence = handle.config.sequenceBatching || (handle.config.ensemble && inSequence(request.parameters)) ? sequenceFlags(request.parameters, handle.name) : undefined;
+      const sequence = handle.config.sequenceBatching || (handle.config.ensemble && namesSequence(request.parameters)) ? sequenceFlags(request.parameters, handle.name) : undefined;
       const cache = handle.config.responseCache && !sequence ? this.cache : undefined;
       let key: string | undefined;
       let lookupMs = 0;
@@ -331,12 +331,6 @@ function pick(outputs: Tensor[], names: string[]): Tensor[] {
     if (!t) throw new InvalidArgument(`unknown output '${n}' (outputs: ${outputs.map((o) => o.name).join(', ')})`);
     return t;
   });
-}
-
-/** The request names a sequence: a `sequence_id` other than Triton's "none" (0 or ""). */
-function inSequence(params: Parameters | undefined): boolean {
-  const id = params?.sequence_id;
-  return id !== undefined && id !== 0 && id !== '';
 }
 
 /** Triton's request parameter `timeout` is in microseconds; the server default is in ms. */

@@ -15,7 +15,7 @@ import { parseInputSpec } from './infer.js';
 import { collect, makeClient, positiveInt, runVerb, UsageError, withConnection, type ConnectionFlags } from './common.js';
 
 /** Share of the best throughput that counts as reached (the knee). */
-export const KNEE_SHARE = 0.9;
+const KNEE_SHARE = 0.9;
 /** A step that adds less than this over the best so far does not count as growth. */
 const GROWTH = 1.05;
 
@@ -53,7 +53,7 @@ export function tuneCommand(): Command {
       try {
         const config = await client.modelConfig(model, { version: flags.modelVersion }).catch(() => undefined);
         if ((config?.response_cache as { enable?: boolean } | undefined)?.enable) {
-          throw new Error(`model '${model}' enables the response cache: every repeated request would be answered from it, so this would measure the cache; measure it on a server without KINFER_RESPONSE_CACHE_BYTES`);
+          throw new Error(`model '${model}' enables the response cache: every repeated request would be answered from it, so this would measure the cache; load it with a config without response_cache`);
         }
         const inputs = flags.input?.length ? await Promise.all(flags.input.map(parseInputSpec)) : await zeroInputs(client, model, flags.modelVersion);
         // One request first: a model that refuses the inputs fails here, not as errors at every step.
@@ -66,7 +66,7 @@ export function tuneCommand(): Command {
           out.line([c, step.throughput.toFixed(1), step.p50Ms.toFixed(2), step.p99Ms.toFixed(2), step.errors].join('\t'));
           if (step.errors > 0 || saturated(steps)) break;
         }
-        if (!steps.some((s) => s.errors === 0)) {
+        if (steps[0]!.requests === 0) {
           throw new Error(`every request of the first step failed (${steps[0]!.firstError ?? 'no answer'}): no target can be derived`);
         }
         const knee = kneeOf(steps);

@@ -46,6 +46,7 @@ import { takeOver } from '../batching/ownership.js';
 import { onnxSessionHandler, type SessionHandler, type SessionReply, type SessionRequest, type WireTensor, type WireValueMetadata } from './onnx-session.js';
 import { onnxWorkerMain, type WorkerInit } from './onnx-worker.js';
 import { logger } from '../observability/logger.js';
+import { sequenceTensorNames } from '../repository/sequence-plan.js';
 
 export const ONNX_PLATFORMS = ['onnx_onnxv1', 'onnxruntime_onnx', 'onnx'] as const;
 
@@ -459,14 +460,10 @@ export class OnnxBackend implements Backend {
       const outs = reconcile(name, 'output', fileOutputs, config.outputs, config.maxBatchSize);
       // A sequence model's config lists only what clients send and get (as Triton's): the server's
       // control and state tensors come from the file, for the sequence batcher to check and fill.
-      const sequencing = config.sequenceBatching;
-      if (sequencing && config.inputs.length > 0) {
-        const own = new Set([...sequencing.controls.map((c) => c.input), ...sequencing.states.map((st) => st.input)]);
-        ins.specs.push(...fileInputs.filter((f) => own.has(f.name) && !ins.specs.some((s) => s.name === f.name)));
-      }
-      if (sequencing && config.outputs.length > 0) {
-        const own = new Set(sequencing.states.map((st) => st.output));
-        outs.specs.push(...fileOutputs.filter((f) => own.has(f.name) && !outs.specs.some((s) => s.name === f.name)));
+      if (config.sequenceBatching) {
+        const own = sequenceTensorNames(config.sequenceBatching);
+        if (config.inputs.length > 0) ins.specs.push(...fileInputs.filter((f) => own.inputs.has(f.name) && !ins.specs.some((s) => s.name === f.name)));
+        if (config.outputs.length > 0) outs.specs.push(...fileOutputs.filter((f) => own.outputs.has(f.name) && !outs.specs.some((s) => s.name === f.name)));
       }
       for (const f of fileInputs) {
         if (!ins.specs.some((s) => s.name === f.name)) {

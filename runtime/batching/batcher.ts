@@ -6,8 +6,6 @@
 import type { SequenceFlags } from '../core/infer.js';
 import type { Tensor } from '../core/tensor.js';
 
-export type { SequenceFlags };
-
 /**
  * When a partial batch fires (see DynamicBatcher): `delay` is Triton's rule,
  * `adaptive` kinfer's. The config parameter and a function's `batching.policy`

@@ -8,7 +8,7 @@ import type { Backend, ModelMetadata } from '../backends/backend.js';
 import { Cancelled, DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import type { SequenceControl } from '../repository/model-config.js';
-import type { SequenceFlags } from './batcher.js';
+import type { SequenceFlags } from '../core/infer.js';
 import { createBatcher } from './dynamic-batcher.js';
 import type { BatchObserver } from './queue.js';
 import { SequenceBatcher, sequenceFlags, type SequencePlan } from './sequence-batcher.js';

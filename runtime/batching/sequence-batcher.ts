@@ -63,13 +63,22 @@ export interface SequencePlan {
  */
 export function sequenceFlags(params: Parameters | undefined, model: string): SequenceFlags {
   const id = params?.sequence_id;
-  if (id === undefined || id === 0 || id === '') {
-    throw new InvalidArgument(`inference request to model '${model}' must specify a non-zero or non-empty correlation ID (parameters.sequence_id)`);
-  }
+  if (id === undefined || !namesSequence(params)) throw noCorrelationId(`model '${model}'`);
   if (typeof id === 'boolean' || (typeof id === 'number' && (!Number.isSafeInteger(id) || id < 0))) {
     throw new InvalidArgument(`parameters.sequence_id: expected an unsigned integer or a string, got ${JSON.stringify(id)}`);
   }
   return { id, start: flag(params, 'sequence_start'), end: flag(params, 'sequence_end') };
+}
+
+/** The parameters name a sequence: a `sequence_id` other than Triton's "none" (absent, 0 or ""). */
+export function namesSequence(params: Parameters | undefined): boolean {
+  const id = params?.sequence_id;
+  return id !== undefined && id !== 0 && id !== '';
+}
+
+/** Triton's refusal of a request to a stateful model that names no sequence. */
+function noCorrelationId(model: string): InvalidArgument {
+  return new InvalidArgument(`inference request to ${model} must specify a non-zero or non-empty correlation ID (parameters.sequence_id)`);
 }
 
 /** The request parameters that name `flags` (what `sequenceFlags` reads). */
@@ -153,7 +162,7 @@ export class SequenceBatcher implements Batcher {
   enqueue(request: BatchRequest): Promise<BatchResult> {
     if (this.draining) return this.refuse('unavailable', new Unavailable(`${this.plan.model} is shutting down; not accepting requests`));
     const flags = request.sequence;
-    if (!flags) return this.refuse('invalid_argument', new InvalidArgument(`inference request to ${this.plan.model} must specify a non-zero or non-empty correlation ID (parameters.sequence_id)`));
+    if (!flags) return this.refuse('invalid_argument', noCorrelationId(this.plan.model));
     try {
       // The controls are one row per request: the server cannot split a sequence's request into several.
       if (this.plan.batchable && request.inputs.some((t) => t.shape[0] !== 1)) {

@@ -143,6 +143,12 @@ describe('modelFolderStamp', () => {
     stamps.push(await modelFolderStamp(dir));
     await rm(join(repo, 'm', '1'), { recursive: true });
     stamps.push(await modelFolderStamp(dir));
+    // A file deeper down (ONNX external data) counts too.
+    await mkdir(join(repo, 'm', '2', 'data', 'w'), { recursive: true });
+    await writeFile(join(repo, 'm', '2', 'data', 'w', 'weights.bin'), 'a');
+    stamps.push(await modelFolderStamp(dir));
+    await writeFile(join(repo, 'm', '2', 'data', 'w', 'weights.bin'), 'ab');
+    stamps.push(await modelFolderStamp(dir));
     expect(new Set(stamps).size).toBe(stamps.length);
     // Markers and dotfiles (the KServe agent's SUCCESS files, editors' swap files) do not count.
     await touch('m', '.config.pbtxt.swp');

@@ -92,57 +92,56 @@ export async function versionFiles(name: string, v: ModelVersionDir, platform: s
   return { ...v, ...modelFileIn(v.dir, await listEntries(v.dir), name, v.version, platform) };
 }
 
-/**
- * A fingerprint of a model folder for repository polling: each entry's path, size (or `d`) and
- * mtime, down into its subfolders one level (version folders, `warmup/`). Adding or removing a
- * version folder, replacing a model file or editing the config changes it.
- */
-export async function modelFolderStamp(dir: string): Promise<string> {
-  const lines: string[] = [];
-  const walk = async (d: string, prefix: string, depth: number): Promise<void> => {
-    for (const e of await listEntries(d)) {
-      const st = await stat(join(d, e.name)).catch(() => undefined);
-      if (!st) continue; // removed meanwhile, or a dangling link
-      if (st.isDirectory() && depth > 0) {
-        // Its listing says what changed in it; its own mtime would also move for markers and dotfiles.
-        lines.push(`${prefix}${e.name}/`);
-        await walk(join(d, e.name), `${prefix}${e.name}/`, depth - 1);
-      } else {
-        lines.push(`${prefix}${e.name}\t${st.isDirectory() ? 'd' : st.size}\t${st.mtimeMs}`);
-      }
-    }
-  };
-  await walk(dir, '', 1);
-  return lines.sort().join('\n');
-}
-
-/** Entries past which modelSourceStamp gives up (the folder is not compared, and so always loaded anew). */
-const SOURCE_STAMP_MAX_LINES = 10_000;
-const SOURCE_STAMP_MAX_DEPTH = 8;
+/** Entries and levels past which a stamp stops (see the two stamps below). */
+const STAMP_MAX_LINES = 10_000;
+const STAMP_MAX_DEPTH = 8;
 
 /**
- * Every file and folder under a model folder, at any depth (bounded), as `path<TAB>size<TAB>mtime`
- * and `path/` lines, sorted: what a reload compares to keep a version whose files did not change
- * (ONNX external data in a subfolder included). Undefined when the folder cannot be read whole or is
- * past the bounds: nothing is kept then.
+ * Every file and folder under `dir` (bounded), as sorted `path<TAB>size<TAB>mtime` and `path/`
+ * lines. A folder's own mtime is left out: its listing says what changed in it, and the mtime also
+ * moves for markers and dotfiles. `strict`: any error, or the bounds, give undefined; otherwise an
+ * entry that vanished meanwhile is skipped and the bounds cut the stamp short.
  */
-export async function modelSourceStamp(dir: string): Promise<string[] | undefined> {
+async function stampLines(dir: string, strict: boolean): Promise<string[] | undefined> {
   const lines: string[] = [];
   const walk = async (d: string, prefix: string, depth: number): Promise<boolean> => {
     for (const e of await listEntries(d)) {
-      const st = await stat(join(d, e.name));
-      if (lines.length >= SOURCE_STAMP_MAX_LINES) return false;
+      if (lines.length >= STAMP_MAX_LINES) return false;
+      const st = await stat(join(d, e.name)).catch((err: unknown) => {
+        if (strict) throw err;
+        return undefined; // removed meanwhile, or a dangling link
+      });
+      if (!st) continue;
       if (st.isDirectory()) {
         lines.push(`${prefix}${e.name}/`);
-        if (depth === 0 || !(await walk(join(d, e.name), `${prefix}${e.name}/`, depth - 1))) return false;
+        if (depth === 0) return false;
+        const sub = walk(join(d, e.name), `${prefix}${e.name}/`, depth - 1);
+        if (!(await (strict ? sub : sub.catch(() => true)))) return false;
       } else {
         lines.push(`${prefix}${e.name}\t${st.size}\t${st.mtimeMs}`);
       }
     }
     return true;
   };
-  const whole = await walk(dir, '', SOURCE_STAMP_MAX_DEPTH).catch(() => false);
-  return whole ? lines.sort() : undefined;
+  const whole = await walk(dir, '', STAMP_MAX_DEPTH);
+  return whole || !strict ? lines.sort() : undefined;
+}
+
+/**
+ * A fingerprint of a model folder for repository polling: each entry's path, size and mtime, at
+ * any depth (up to 8 levels and 10,000 entries). Adding or removing a version folder, replacing a
+ * model file (ONNX external data in a subfolder included) or editing the config changes it.
+ */
+export async function modelFolderStamp(dir: string): Promise<string> {
+  return (await stampLines(dir, false))!.join('\n');
+}
+
+/**
+ * The same lines, for a reload to compare and keep a version whose files did not change.
+ * Undefined when the folder cannot be read whole or is past the bounds: nothing is kept then.
+ */
+export async function modelSourceStamp(dir: string): Promise<string[] | undefined> {
+  return stampLines(dir, true).catch(() => undefined);
 }
 
 /** Model folder names in `repoDir`, sorted; skips files, dotfiles, markers and names that are not plain. */

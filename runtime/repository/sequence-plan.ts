@@ -16,6 +16,14 @@ import { readTensorFile } from './tensor-file.js';
 /** The folder of a model that holds initial-state `data_file`s (Triton's name). */
 export const INITIAL_STATE_DIR = 'initial_state';
 
+/** The model inputs and outputs the sequence batcher fills and keeps: controls and states. */
+export function sequenceTensorNames(sequencing: SequenceBatchingConfig): { inputs: Set<string>; outputs: Set<string> } {
+  return {
+    inputs: new Set([...sequencing.controls.map((c) => c.input), ...sequencing.states.map((s) => s.input)]),
+    outputs: new Set(sequencing.states.map((s) => s.output)),
+  };
+}
+
 export interface PlannedSequences {
   plan: SequencePlan;
   /** The model's metadata without its control and state tensors. */
@@ -59,15 +67,15 @@ export async function planSequences(name: string, metadata: ModelMetadata, confi
     else initial = st.datatype === 'BYTES' ? Array.from({ length: count }, () => new Uint8Array(0)) : allocate(st.datatype, count);
     states.push({ input: st.input, output: st.output, datatype: st.datatype, shape, initial });
   }
-  const hiddenInputs = new Set([...sequencing.controls.map((c) => c.input), ...sequencing.states.map((s) => s.input)]);
-  const hiddenOutputs = new Set(sequencing.states.map((s) => s.output));
+  const { inputs: hiddenInputs, outputs: hiddenOutputs } = sequenceTensorNames(sequencing);
   const served: ModelMetadata = {
     ...metadata,
     inputs: metadata.inputs.filter((s) => !hiddenInputs.has(s.name)),
     outputs: metadata.outputs.filter((s) => !hiddenOutputs.has(s.name)),
   };
   const slots = Math.max(1, config.instanceCount) * Math.max(1, config.maxBatchSize);
-  const queueSize = config.dynamicBatching?.maxQueueSize || DEFAULT_MAX_QUEUE_SIZE;
+  // The config cannot also hold dynamic_batching (and its queue size): the server default.
+  const queueSize = DEFAULT_MAX_QUEUE_SIZE;
   const plan: SequencePlan = {
     model,
     batchable: metadata.batchable,

@@ -39,15 +39,7 @@ export async function readGrpcTls(files: GrpcTlsFiles): Promise<GrpcTls> {
   };
   const cert = await read(files.cert, 'certificate');
   const key = await read(files.key, 'key');
-  // X509Certificate also takes DER, which TLS (and so grpc-js) does not: ask for the PEM armour.
-  const isPem = (b: Buffer) => b.includes('-----BEGIN CERTIFICATE-----');
-  let leaf: X509Certificate;
-  try {
-    if (!isPem(cert)) throw new Error('DER');
-    leaf = new X509Certificate(cert);
-  } catch {
-    throw new InvalidArgument(`gRPC TLS certificate ${files.cert}: not a PEM certificate`);
-  }
+  const leaf = pemCertificate(cert, `gRPC TLS certificate ${files.cert}`);
   let privateKey;
   try {
     privateKey = createPrivateKey(key);
@@ -57,11 +49,16 @@ export async function readGrpcTls(files: GrpcTlsFiles): Promise<GrpcTls> {
   if (!leaf.checkPrivateKey(privateKey)) throw new InvalidArgument(`gRPC TLS key ${files.key} does not belong to the certificate ${files.cert}`);
   if (!files.clientCa) return { cert, key };
   const clientCa = await read(files.clientCa, 'client CA');
-  try {
-    if (!isPem(clientCa)) throw new Error('DER');
-    new X509Certificate(clientCa);
-  } catch {
-    throw new InvalidArgument(`gRPC TLS client CA ${files.clientCa}: not a PEM certificate`);
-  }
+  pemCertificate(clientCa, `gRPC TLS client CA ${files.clientCa}`);
   return { cert, key, clientCa };
+}
+
+/** The (first) certificate of a PEM file. X509Certificate also takes DER, which TLS does not: the PEM armour is required. */
+function pemCertificate(bytes: Buffer, what: string): X509Certificate {
+  try {
+    if (!bytes.includes('-----BEGIN CERTIFICATE-----')) throw new Error('not PEM');
+    return new X509Certificate(bytes);
+  } catch {
+    throw new InvalidArgument(`${what}: not a PEM certificate`);
+  }
 }

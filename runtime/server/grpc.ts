@@ -1,7 +1,7 @@
 /**
  * @module server/grpc
  * The gRPC transport: `inference.GRPCInferenceService` (protocol/grpc/) over
- * HTTP/2 cleartext on its own port, as KServe's `grpc-v2` protocol and
+ * HTTP/2 cleartext (or TLS: grpc-tls.ts) on its own port, as KServe's `grpc-v2` protocol and
  * Triton's gRPC clients expect. Thin, like the REST routes: decode → data
  * plane → encode; errors carry the gRPC code from core/grpc-status.ts and the
  * same message the REST route would put in `{"error": ...}`.

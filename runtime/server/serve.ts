@@ -63,7 +63,7 @@ export interface ServeOptions {
    */
   modelConfig?: string;
   port?: number;
-  /** Also serve `inference.GRPCInferenceService` (h2c) on this port (0 = a free one); off when undefined. */
+  /** Also serve `inference.GRPCInferenceService` (h2c, or TLS with `grpcTls`) on this port (0 = a free one); off when undefined. */
   grpcPort?: number;
   /** TLS for the gRPC port instead of h2c: certificate and key files, and a client CA for mutual TLS. */
   grpcTls?: GrpcTlsFiles;

@@ -16,14 +16,17 @@ import { GRPC_LOADER_OPTIONS } from '../../runtime/protocol/grpc/codec.js';
 import { grpcPackageDefinition } from '../../runtime/server/grpc.js';
 
 export const TRITON_TEST_PROTO = resolve(repoRoot(), 'test', 'helpers', 'triton-grpc.proto');
+/** The test-only certificate for 127.0.0.1 (a self-signed CA certificate) and its key. */
+export const TLS_CERT = resolve(repoRoot(), 'test', 'helpers', 'tls', 'cert.pem');
+export const TLS_KEY = resolve(repoRoot(), 'test', 'helpers', 'tls', 'key.pem');
 
 // Methods are looked up by name: the package definitions are loaded at run time.
 export type InferenceClient = grpc.Client & Record<string, any>;
 
-/** A client from `def`, the server's own definition by default. Close it when done. */
-export function inferenceClient(port: number, def: protoLoader.PackageDefinition = grpcPackageDefinition()): InferenceClient {
+/** A client from `def`, the server's own definition by default, over h2c unless given TLS credentials. Close it when done. */
+export function inferenceClient(port: number, def: protoLoader.PackageDefinition = grpcPackageDefinition(), credentials = grpc.credentials.createInsecure()): InferenceClient {
   const pkg = grpc.loadPackageDefinition(def) as any;
-  return new pkg.inference.GRPCInferenceService(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return new pkg.inference.GRPCInferenceService(`127.0.0.1:${port}`, credentials);
 }
 
 /** A client through Triton's messages (`triton-grpc.proto`), for ModelConfig and ModelStatistics. */

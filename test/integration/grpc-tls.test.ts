@@ -4,26 +4,16 @@
  * client's certificate and as the client CA).
  */
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../../knative/specs.js';
-import { grpcPackageDefinition } from '../../runtime/server/grpc.js';
 import type { RunningServer } from '../../runtime/server/serve.js';
-import { unary, type InferenceClient } from '../helpers/grpc-client.js';
+import { TLS_CERT, TLS_KEY, inferenceClient, unary } from '../helpers/grpc-client.js';
 import { startTestServer, tempDir } from '../helpers/server.js';
 
-const TLS = resolve(repoRoot(), 'test', 'helpers', 'tls');
-const CERT = join(TLS, 'cert.pem');
-const KEY = join(TLS, 'key.pem');
-
-function client(port: number, credentials: grpc.ChannelCredentials): InferenceClient {
-  const pkg = grpc.loadPackageDefinition(grpcPackageDefinition()) as any;
-  return new pkg.inference.GRPCInferenceService(`127.0.0.1:${port}`, credentials);
-}
+const [CERT, KEY] = [TLS_CERT, TLS_KEY];
 
 async function live(port: number, credentials: grpc.ChannelCredentials): Promise<boolean> {
-  const c = client(port, credentials);
+  const c = inferenceClient(port, undefined, credentials);
   try {
     return (await unary(c, 'ServerLive', {})).live;
   } finally {

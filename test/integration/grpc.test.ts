@@ -22,10 +22,10 @@ import type { RunningServer } from '../../runtime/server/serve.js';
 import { repoRoot } from '../../knative/specs.js';
 import { mlpReference, writeLookupModel, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
 import { startTestServer, tempDir } from '../helpers/server.js';
+import { TRITON_TEST_PROTO } from '../helpers/grpc-client.js';
 
 const SPEC_PROTO = resolve(repoRoot(), '..', 'shared', 'specs', 'open-inference-protocol', 'open_inference_grpc.proto');
 /** Triton's ModelConfig and ModelStatistics RPCs as a Triton client compiles them (not the server's subset). */
-const TRITON_PROTO = resolve(repoRoot(), 'test', 'helpers', 'triton-grpc.proto');
 
 /**
  * The spec's service plus Triton's ModelStreamInfer and its response message (field numbers from
@@ -249,7 +249,7 @@ describe('gRPC: inference.GRPCInferenceService', () => {
   });
 
   it('Triton\'s ModelConfig and ModelStatistics, read through Triton\'s own message definitions, say what the REST routes say', async () => {
-    const triton = clientFrom(protoLoader.loadSync(TRITON_PROTO, GRPC_LOADER_OPTIONS), server.grpcPort!);
+    const triton = clientFrom(protoLoader.loadSync(TRITON_TEST_PROTO, GRPC_LOADER_OPTIONS), server.grpcPort!);
     try {
       await rpc(oip, 'ModelInfer', { model_name: 'mlp', inputs: [{ name: 'x', datatype: 'FP32', shape: [3, 4], contents: { fp32_contents: new Array(12).fill(1) } }] });
       const { config } = await rpc(triton, 'ModelConfig', { name: 'mlp' });
