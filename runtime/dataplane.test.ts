@@ -14,8 +14,8 @@ import { defaultConfig } from './repository/model-config.js';
 import type { ModelRepository } from './repository/model-repository.js';
 import { FakeBackend, xInput } from '../test/helpers/fake-backend.js';
 
-function plane(batcher: Batcher, backend: FakeBackend): DataPlane {
-  const handle = { name: 'm', version: '1', metadata: { platform: 'fake', inputs: [], outputs: [], batchable: true, maxBatchSize: 0 }, batcher, backend, statistics: new ModelStatistics(), config: defaultConfig('m') };
+function plane(batcher: Batcher, backend: FakeBackend, config = defaultConfig('m')): DataPlane {
+  const handle = { name: 'm', version: '1', metadata: { platform: 'fake', inputs: [], outputs: [], batchable: true, maxBatchSize: 0 }, batcher, backend, statistics: new ModelStatistics(), config };
   const repo = { get: () => handle } as unknown as ModelRepository;
   return new DataPlane(repo, { live: () => true, ready: () => true });
 }
@@ -78,5 +78,22 @@ describe('DataPlane client signal', () => {
     });
     expect(made).toBe(1);
     expect(out.batch.batchSize).toBe(1);
+  });
+
+  it("gives an ensemble request in a sequence its signal even when it would start at once: its stateful step may wait behind the sequence's previous request", async () => {
+    const backend = new FakeBackend();
+    const passThrough = () => new PassThroughBatcher({ instances: [backend], batchable: false, maxBatchSize: 0, maxQueueDelayMicroseconds: 0, preferredBatchSizes: [], maxQueueSize: 8 });
+    const ensemble = { ...defaultConfig('m'), platform: 'ensemble', ensemble: [{ modelName: 'x', modelVersion: '', inputMap: {}, outputMap: {} }] };
+    const dp = plane(passThrough(), backend, ensemble);
+    let made = 0;
+    const signal = () => {
+      made++;
+      return new AbortController().signal;
+    };
+    await dp.infer({ ...request(1), parameters: { sequence_id: 5, sequence_start: true } }, {}, signal);
+    expect(made).toBe(1);
+    // Triton's id 0 is no sequence: no signal needed.
+    await dp.infer({ ...request(2), parameters: { sequence_id: 0 } }, {}, signal);
+    expect(made).toBe(1);
   });
 });
