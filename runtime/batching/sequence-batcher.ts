@@ -99,6 +99,8 @@ function flag(params: Parameters | undefined, key: 'sequence_start' | 'sequence_
 interface Waiting {
   request: BatchRequest;
   flags: SequenceFlags;
+  /** Its control tensors, made (and the correlation id checked) when it arrived. */
+  controls: Tensor[];
   resolve: (r: BatchResult) => void;
   reject: (err: unknown) => void;
   timer?: ReturnType<typeof setTimeout>;
@@ -163,13 +165,14 @@ export class SequenceBatcher implements Batcher {
     if (this.draining) return this.refuse('unavailable', new Unavailable(`${this.plan.model} is shutting down; not accepting requests`));
     const flags = request.sequence;
     if (!flags) return this.refuse('invalid_argument', noCorrelationId(this.plan.model));
+    let controls: Tensor[];
     try {
       // The controls are one row per request: the server cannot split a sequence's request into several.
       if (this.plan.batchable && request.inputs.some((t) => t.shape[0] !== 1)) {
         throw new InvalidArgument(`inference request to ${this.plan.model} must specify batch-size 1 due to requirements of sequence batcher`);
       }
-      // A correlation id the CORRID control cannot hold fails now, not when its turn comes.
-      for (const c of this.plan.controls) if (c.kind === 'corrid') corridData(c.datatype, flags.id, this.plan.model);
+      // Made now: a correlation id the CORRID control cannot hold fails here, not when its turn comes.
+      controls = this.controls(flags);
     } catch (err) {
       return this.refuse('invalid_argument', err);
     }
@@ -198,7 +201,7 @@ export class SequenceBatcher implements Batcher {
     }
     const s = seq;
     return new Promise<BatchResult>((resolve, reject) => {
-      const w: Waiting = { request, flags, resolve, reject };
+      const w: Waiting = { request, flags, controls, resolve, reject };
       s.queue.push(w);
       this.waiting++;
       this.notify((o) => o.onQueued?.());
@@ -283,7 +286,7 @@ export class SequenceBatcher implements Batcher {
     s.running = true;
     // A START runs on the initial state; the sequence's own changes only if it succeeds.
     const state = flags.start ? undefined : s.state;
-    const inputs = [...request.inputs, ...this.controls(flags), ...(state ?? this.initialState())];
+    const inputs = [...request.inputs, ...w.controls, ...(state ?? this.initialState())];
     const names = request.outputNames;
     // Clients cannot name state outputs (the served metadata leaves them out): add them when outputs are picked.
     const outputNames = names.length ? [...names, ...this.stateOutputs] : names;

@@ -427,13 +427,15 @@ function ensembleSteps(ctx: Context, obj: ConfigObject, unknown: string[]): Ense
   });
 }
 
-const CONTROL_KINDS: Record<string, SequenceControlKind> = {
+/** Triton's control kind names (the JSON config answer writes them back: sequence-plan.ts). */
+export const CONTROL_KINDS: Record<string, SequenceControlKind> = {
   CONTROL_SEQUENCE_START: 'start',
   CONTROL_SEQUENCE_END: 'end',
   CONTROL_SEQUENCE_READY: 'ready',
   CONTROL_SEQUENCE_CORRID: 'corrid',
 };
-const FALSE_TRUE = { fp32_false_true: 'FP32', int32_false_true: 'INT32', bool_false_true: 'BOOL' } as const;
+/** Each false/true values field and the datatype of the control tensor it makes. */
+export const FALSE_TRUE = { fp32_false_true: 'FP32', int32_false_true: 'INT32', bool_false_true: 'BOOL' } as const;
 /** Triton's four integer types, and TYPE_STRING for string ids (newer Tritons). */
 const CORRID_TYPES: readonly Datatype[] = ['UINT64', 'INT64', 'UINT32', 'INT32', 'BYTES'];
 

@@ -10,8 +10,9 @@ import { InvalidArgument } from '../core/errors.js';
 import { elementCount, shapeMatches, type TensorSpec } from '../core/tensor.js';
 import { DEFAULT_MAX_QUEUE_SIZE } from '../batching/queue.js';
 import type { PlannedState, SequencePlan } from '../batching/sequence-batcher.js';
-import type { ModelConfig, SequenceBatchingConfig } from './model-config.js';
+import type { ModelConfig, SequenceBatchingConfig, SequenceControlKind } from './model-config.js';
 import { readTensorFile } from './tensor-file.js';
+import { CONTROL_KINDS, FALSE_TRUE } from './config-files.js';
 
 /** The folder of a model that holds initial-state `data_file`s (Triton's name). */
 export const INITIAL_STATE_DIR = 'initial_state';
@@ -99,8 +100,9 @@ export async function planSequences(name: string, metadata: ModelMetadata, confi
   return { plan, served, innerConfig };
 }
 
-const KIND_NAMES = { start: 'CONTROL_SEQUENCE_START', end: 'CONTROL_SEQUENCE_END', ready: 'CONTROL_SEQUENCE_READY', corrid: 'CONTROL_SEQUENCE_CORRID' } as const;
-const FALSE_TRUE_FIELDS = { FP32: 'fp32_false_true', INT32: 'int32_false_true', BOOL: 'bool_false_true' } as const;
+// The parser's tables, inverted: kind → Triton's name, datatype → its false/true field.
+const KIND_NAMES = Object.fromEntries(Object.entries(CONTROL_KINDS).map(([name, kind]) => [kind, name])) as Record<SequenceControlKind, string>;
+const FALSE_TRUE_FIELDS = Object.fromEntries(Object.entries(FALSE_TRUE).map(([field, datatype]) => [datatype, field])) as Record<string, string>;
 
 /** `sequence_batching` in Triton's JSON form (GET .../config, gRPC ModelConfig). */
 export function sequenceBatchingJson(c: SequenceBatchingConfig): Record<string, unknown> {
@@ -108,7 +110,7 @@ export function sequenceBatchingJson(c: SequenceBatchingConfig): Record<string, 
     const control: Record<string, unknown> = { kind: KIND_NAMES[k.kind] };
     if (k.kind === 'corrid') control.data_type = tritonType(k.datatype);
     else {
-      const field = FALSE_TRUE_FIELDS[k.datatype as keyof typeof FALSE_TRUE_FIELDS];
+      const field = FALSE_TRUE_FIELDS[k.datatype]!;
       control[field] = k.datatype === 'BOOL' ? k.values!.map((v) => v !== 0) : [...k.values!];
     }
     return { name: k.input, control: [control] };
