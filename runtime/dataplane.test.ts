@@ -10,7 +10,7 @@ import { PassThroughBatcher } from './batching/pass-through.js';
 import type { Batcher } from './batching/batcher.js';
 import { DataPlane } from './dataplane.js';
 import { ModelStatistics } from './observability/statistics.js';
-import { defaultConfig } from './repository/model-config.js';
+import { defaultConfig, type ModelConfig } from './repository/model-config.js';
 import type { ModelRepository } from './repository/model-repository.js';
 import { FakeBackend, xInput } from '../test/helpers/fake-backend.js';
 
@@ -95,5 +95,32 @@ describe('DataPlane client signal', () => {
     // Triton's id 0 is no sequence: no signal needed.
     await dp.infer({ ...request(2), parameters: { sequence_id: 0 } }, {}, signal);
     expect(made).toBe(1);
+  });
+});
+
+describe('DataPlane optional inputs', () => {
+  it("lets a request leave out an input the config marks optional (Triton's optional: true), and no other", async () => {
+    const backend = new FakeBackend();
+    const config: ModelConfig = { ...defaultConfig('m'), optionalInputs: ['mask'] };
+    const batcher = new PassThroughBatcher({ instances: [backend], batchable: true, maxBatchSize: 0, maxQueueDelayMicroseconds: 0, preferredBatchSizes: [], maxQueueSize: 8 });
+    const handle = {
+      name: 'm',
+      version: '1',
+      metadata: { platform: 'fake', inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, -1] }, { name: 'mask', datatype: 'FP32', shape: [-1, -1] }], outputs: [], batchable: true, maxBatchSize: 0 },
+      batcher,
+      backend,
+      statistics: new ModelStatistics(),
+      config,
+    };
+    const dp = new DataPlane({ get: () => handle } as unknown as ModelRepository, { live: () => true, ready: () => true });
+    const { response } = await dp.infer(request(4));
+    expect(response.outputs[0]!.data).toEqual(Float32Array.of(8));
+    expect(backend.received[0]!.map((t) => t.name)).toEqual(['x']); // the backend is not handed a stand-in
+    const mask = { name: 'mask', datatype: 'FP32' as const, shape: [1, 1], data: Float32Array.of(0) };
+    await dp.infer({ modelName: 'm', inputs: [xInput([5]), mask] });
+    expect(backend.received[1]!.map((t) => t.name)).toEqual(['x', 'mask']);
+    await expect(dp.infer({ modelName: 'm', inputs: [mask] })).rejects.toThrow("missing input 'x'");
+    handle.config = defaultConfig('m');
+    await expect(dp.infer(request(4))).rejects.toThrow("missing input 'mask'");
   });
 });

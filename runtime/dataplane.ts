@@ -45,8 +45,8 @@ export interface TritonModelConfig {
   platform: string;
   version_policy: Record<string, unknown>;
   max_batch_size: number;
-  input: { name: string; data_type: string; format: string; dims: number[] }[];
-  output: { name: string; data_type: string; dims: number[]; label_filename?: string }[];
+  input: { name: string; data_type: string; format: string; dims: number[]; reshape?: { shape: number[] }; optional?: boolean }[];
+  output: { name: string; data_type: string; dims: number[]; reshape?: { shape: number[] }; label_filename?: string }[];
   instance_group: { name: string; kind: string; count: number }[];
   parameters: Record<string, { string_value: string }>;
   dynamic_batching?: { preferred_batch_size: number[]; max_queue_delay_microseconds: number; default_queue_policy?: { max_queue_size: number } };
@@ -118,10 +118,15 @@ export class DataPlane {
       platform: c.platform ?? h.metadata.platform,
       version_policy: versionPolicyJson(c.versionPolicy),
       max_batch_size: batch,
-      input: h.metadata.inputs.map((s) => ({ name: s.name, data_type: tritonType(s.datatype), format: 'FORMAT_NONE', dims: dims(s) })),
+      input: h.metadata.inputs.map((s) => {
+        const reshape = c.reshape?.inputs[s.name];
+        const optional = c.optionalInputs?.includes(s.name);
+        return { name: s.name, data_type: tritonType(s.datatype), format: 'FORMAT_NONE', dims: dims(s), ...(reshape ? { reshape: { shape: reshape } } : {}), ...(optional ? { optional } : {}) };
+      }),
       output: h.metadata.outputs.map((s) => {
         const label = c.outputLabelFiles?.[s.name];
-        return { name: s.name, data_type: tritonType(s.datatype), dims: dims(s), ...(label ? { label_filename: label } : {}) };
+        const reshape = c.reshape?.outputs[s.name];
+        return { name: s.name, data_type: tritonType(s.datatype), dims: dims(s), ...(reshape ? { reshape: { shape: reshape } } : {}), ...(label ? { label_filename: label } : {}) };
       }),
       // An ensemble has no instances of its own.
       instance_group: c.ensemble ? [] : [{ name: h.name, kind: 'KIND_CPU', count: c.instanceCount }],
@@ -183,7 +188,7 @@ export class DataPlane {
     const started = performance.now();
     // One async function for the whole request (no inner one): a promise less per request on the hot path.
     try {
-      validateInputs(request.inputs, handle.metadata);
+      validateInputs(request.inputs, handle.metadata, handle.config.optionalInputs);
       const outputNames = (request.outputs ?? []).map((o) => o.name);
       validateOutputNames(outputNames, handle.metadata);
       const classes = classificationsOf(request, handle.metadata);
@@ -275,8 +280,8 @@ export class DataPlane {
   }
 }
 
-/** Every input known, none missing, datatypes and shapes as the metadata says. */
-export function validateInputs(inputs: Tensor[], meta: ModelMetadata): void {
+/** Every input known, none missing but the `optional` ones, datatypes and shapes as the metadata says. */
+export function validateInputs(inputs: Tensor[], meta: ModelMetadata, optional?: readonly string[]): void {
   const seen = new Set<string>();
   for (const t of inputs) {
     if (seen.has(t.name)) throw new InvalidArgument(`input '${t.name}' is given more than once`);
@@ -299,7 +304,7 @@ export function validateInputs(inputs: Tensor[], meta: ModelMetadata): void {
     }
   }
   for (const spec of meta.inputs) {
-    if (!seen.has(spec.name)) throw new InvalidArgument(`missing input '${spec.name}'`);
+    if (!seen.has(spec.name) && !optional?.includes(spec.name)) throw new InvalidArgument(`missing input '${spec.name}'`);
   }
 }
 

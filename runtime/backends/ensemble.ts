@@ -131,7 +131,10 @@ export class EnsembleBackend implements Backend {
     // Planned order: each step's producers are registered before it.
     for (const step of this.steps) {
       const i = step.index;
-      const reads = Object.entries(step.inputMap).map(async ([own, tensor]) => ({ ...(await tensors.get(tensor)!), name: own }));
+      // An optional ensemble input the request left out reaches the step as left out (the step's config must take it as optional too).
+      const reads = Object.entries(step.inputMap)
+        .filter(([, tensor]) => tensors.has(tensor))
+        .map(async ([own, tensor]) => ({ ...(await tensors.get(tensor)!), name: own }));
       const done = Promise.all(reads)
         .then((stepInputs) =>
           this.run({ modelName: step.modelName, modelVersion: step.modelVersion, inputs: stepInputs, outputs: Object.keys(step.outputMap).map((n) => ({ name: n })), ...(ctx?.sequence ? { parameters: sequenceParameters(ctx.sequence) } : {}) }, ctx),

@@ -416,6 +416,8 @@ export class OnnxBackend implements Backend {
   private name = '';
   private inputs: TensorSpec[] = [];
   private outputs: TensorSpec[] = [];
+  /** The config's `optional` inputs: a run may leave them out (ORT then says whether the graph needs them). */
+  private optional: readonly string[] = [];
   /** The options the session was created with (for tests and logs). */
   options: ort.InferenceSession.SessionOptions | undefined;
   /** Wall-clock span (epoch ms, measured in the worker) of the last `session.run`. */
@@ -481,6 +483,7 @@ export class OnnxBackend implements Backend {
       this.options = options;
       this.inputs = ins.specs;
       this.outputs = outs.specs;
+      this.optional = config.optionalInputs ?? [];
       const platform = config.platform && (ONNX_PLATFORMS as readonly string[]).includes(config.platform) ? config.platform : DEFAULT_PLATFORM;
       return { platform, inputs: ins.specs, outputs: outs.specs, batchable, maxBatchSize: config.maxBatchSize > 0 ? config.maxBatchSize : 0 };
     } catch (err) {
@@ -556,7 +559,7 @@ export class OnnxBackend implements Backend {
       byName.set(t.name, t);
     }
     for (const s of this.inputs) {
-      if (!byName.has(s.name)) throw new InvalidArgument(`model '${this.name}': missing input '${s.name}'`);
+      if (!byName.has(s.name) && !this.optional.includes(s.name)) throw new InvalidArgument(`model '${this.name}': missing input '${s.name}'`);
     }
     const fetches = outputNames.length > 0 ? [...outputNames] : this.outputs.map((s) => s.name);
     for (const n of fetches) {

@@ -80,6 +80,50 @@ describe('parseModelConfig: Triton pbtxt', () => {
     expect(parseModelConfig('{"maxBatchSizes": 2}', 'config.json', 'm').unknownFields).toEqual(['maxBatchSizes (did you mean max_batch_size?)']);
   });
 
+  it("reads Triton's reshape, optional and default_model_filename, and notices misspelt fields of input and output entries", () => {
+    const c = parseModelConfig(
+      `max_batch_size: 8\ndefault_model_filename: "resnet.onnx"\ninput [ { name: "in" data_type: TYPE_FP32 dims: [ 1 ] reshape: { shape: [ ] } }, { name: "mask" data_type: TYPE_BOOL dims: [ -1, 4 ] reshape { shape: [ -1, 2, 2 ] } optional: true } ]\noutput [ { name: "out" data_type: TYPE_FP32 dims: [ 1 ] reshape: { } } ]`,
+      'config.pbtxt',
+      'm',
+    );
+    expect(c.inputs.map((s) => s.shape)).toEqual([[1], [-1, 4]]); // clients keep sending dims
+    expect(c.reshape).toEqual({ inputs: { in: [], mask: [-1, 2, 2] }, outputs: { out: [] } });
+    expect(c.optionalInputs).toEqual(['mask']);
+    expect(c.defaultModelFilename).toBe('resnet.onnx');
+    expect(c.unknownFields).toBeUndefined();
+    // The JSON form (protobuf's JSON mapping) says the same.
+    const j = parseModelConfig('{"maxBatchSize": 8, "defaultModelFilename": "resnet.onnx", "input": [{"name": "in", "dataType": "TYPE_FP32", "dims": ["1"], "reshape": {"shape": []}, "optional": true}]}', 'config.json', 'm');
+    expect(j.reshape).toEqual({ inputs: { in: [] }, outputs: {} });
+    expect(j.optionalInputs).toEqual(['in']);
+    expect(j.defaultModelFilename).toBe('resnet.onnx');
+    // Without them, nothing is set.
+    const plain = parseModelConfig('input [ { name: "in" data_type: TYPE_FP32 dims: [ 1 ] format: FORMAT_NONE optional: false } ]', 'config.pbtxt', 'm');
+    expect(plain.reshape).toBeUndefined();
+    expect(plain.optionalInputs).toBeUndefined();
+    expect(plain.unknownFields).toBeUndefined(); // format: Triton's, ignored
+    // A misspelt field inside an entry was silently ignored before; now it is named like the others.
+    const typo = parseModelConfig('input [ { name: "in" data_type: TYPE_FP32 dims: [ 1 ] reshap: { shape: [ ] } } ]\noutput [ { name: "out" data_type: TYPE_FP32 dims: [ 1 ] lable_filename: "l.txt" reshape { shap: [ ] } } ]', 'config.pbtxt', 'm');
+    expect(typo.unknownFields).toEqual(['input[].reshap (did you mean reshape?)', 'output[].lable_filename (did you mean label_filename?)', 'output[].reshape.shap (did you mean shape?)']);
+    expect(typo.reshape).toEqual({ inputs: {}, outputs: { out: [] } }); // `shap` ignored: reshape {} is a scalar
+  });
+
+  it('refuses a reshape that cannot hold what dims holds, a non-bool optional and a default_model_filename with a path', () => {
+    const cfg = (entry: string) => `input [ { name: "in" data_type: TYPE_FP32 ${entry} } ]`;
+    expect(() => parseModelConfig(cfg('dims: [ 4 ] reshape { shape: [ 2, 3 ] }'), 'config.pbtxt', 'm')).toThrow(/line 1: input 'in'\.reshape: dims \[4\] and reshape \[2,3\] hold different element counts/);
+    expect(() => parseModelConfig(cfg('dims: [ -1 ] reshape { shape: [ 2, 2 ] }'), 'config.pbtxt', 'm')).toThrow(/different numbers of variable dims/);
+    // Triton's rule: the fixed dims between variable ones must match run by run, not only in total.
+    expect(() => parseModelConfig(cfg('dims: [ 2, -1 ] reshape { shape: [ -1, 2 ] }'), 'config.pbtxt', 'm')).toThrow(/hold different element counts/);
+    expect(() => parseModelConfig(cfg('dims: [ 2, -1, 6 ] reshape { shape: [ 2, -1, 3, 2 ] }'), 'config.pbtxt', 'm')).not.toThrow();
+    expect(() => parseModelConfig(cfg('dims: [ 1 ] reshape { shape: [ -2 ] }'), 'config.pbtxt', 'm')).toThrow(/reshape\.shape\[0\]: expected an integer ≥ -1/);
+    expect(() => parseModelConfig(cfg('dims: [ 1 ] optional: 1'), 'config.pbtxt', 'm')).toThrow(/input 'in'\.optional: expected true or false/);
+    for (const bad of ['"../model.onnx"', '"sub/model.onnx"', '""']) {
+      expect(() => parseModelConfig(`default_model_filename: ${bad}`, 'config.pbtxt', 'm')).toThrow(/default_model_filename: expected a file name in the version folder/);
+    }
+    for (const bad of [cfg('dims: [ 4 ] reshape { shape: [ 2, 3 ] }'), 'default_model_filename: "a/b"']) {
+      expect(() => parseModelConfig(bad, 'config.pbtxt', 'm')).toThrow(InvalidArgument);
+    }
+  });
+
   it('reads the original Xilinx server pbtxt form (inputs/datatype/shape)', () => {
     const c = parseModelConfig(
       `name: "mnist"\nplatform: "onnx_onnxv1"\ninputs [ { name: "images_in" datatype: "FP32" shape: [28,28,1] } ]\noutputs [ { name: "flatten/Reshape" datatype: "STRING" shape: [10] } ]`,

@@ -403,6 +403,13 @@ function object(ctx: Context, path: string, v: ConfigValue, at: object): ConfigO
   return x;
 }
 
+function bool(ctx: Context, path: string, v: ConfigValue, at: object): boolean | undefined {
+  const x = one(ctx, path, v, at);
+  if (x === undefined || x === null) return undefined;
+  if (typeof x !== 'boolean') ctx.fail(path, `expected true or false, got ${JSON.stringify(String(x))}`, at);
+  return x;
+}
+
 /** `ensemble_scheduling { step [...] }`: each step's model, version (-1 or absent: the highest serving) and maps. */
 function ensembleSteps(ctx: Context, obj: ConfigObject, unknown: string[]): EnsembleStep[] {
   unknown.push(...unknownFields(obj, 'ensemble_scheduling.'));
@@ -619,12 +626,22 @@ export function datatypeFromConfig(value: string): Datatype | undefined {
   return isDatatype(t) ? t : undefined;
 }
 
-function tensorSpecs(ctx: Context, role: 'input' | 'output', fields: Map<string, ConfigValue>, root: object): TensorSpec[] {
+/** A role's specs, and Triton's per-tensor extras of its entries (tensor name → value). */
+interface TensorEntries {
+  specs: TensorSpec[];
+  /** `reshape { shape }`: the shape the backend takes or gives, where it differs from `dims`. */
+  reshape: Record<string, number[]>;
+  /** `optional: true` (inputs only): a request may leave the input out. */
+  optional: string[];
+}
+
+function tensorSpecs(ctx: Context, role: 'input' | 'output', fields: Map<string, ConfigValue>, root: object, unknown: string[]): TensorEntries {
   const items = [...asList(fields.get(role)), ...asList(fields.get(`${role}s`))];
-  const specs: TensorSpec[] = [];
+  const out: TensorEntries = { specs: [], reshape: {}, optional: [] };
   items.forEach((item, i) => {
     const path = `${role}[${i}]`;
     if (!isObject(item)) ctx.fail(path, 'expected a message/table with name, data_type and dims', root);
+    noteUnknown(unknown, item, `${role}[].`);
     const f = fieldsOf(item);
     const name = str(ctx, `${path}.name`, f.get('name'), item);
     if (!name) ctx.fail(path, 'missing name', item);
@@ -642,14 +659,46 @@ function tensorSpecs(ctx: Context, role: 'input' | 'output', fields: Map<string,
     const dimsRaw = f.has('dims') ? f.get('dims') : f.get('shape');
     if (dimsRaw === undefined) ctx.fail(tpath, 'missing dims (or shape)', item);
     const shape = asList(dimsRaw).map((d, j) => int(ctx, `${tpath}.dims[${j}]`, d, item, -1)!);
-    specs.push({ name, datatype, shape });
+    out.specs.push({ name, datatype, shape });
+    const reshape = object(ctx, `${tpath}.reshape`, f.get('reshape'), item);
+    if (reshape) {
+      noteUnknown(unknown, reshape, `${role}[].reshape.`);
+      // `reshape: { shape: [ ] }` (or `{ }`): a scalar per batch item.
+      const to = asList(fieldsOf(reshape).get('shape')).map((d, j) => int(ctx, `${tpath}.reshape.shape[${j}]`, d, reshape, -1)!);
+      checkReshape(ctx, tpath, shape, to, reshape);
+      out.reshape[name] = to;
+    }
+    if (role === 'input' && bool(ctx, `${tpath}.optional`, f.get('optional'), item)) out.optional.push(name);
   });
   const seen = new Set<string>();
-  for (const s of specs) {
+  for (const s of out.specs) {
     if (seen.has(s.name)) ctx.fail(`${role} '${s.name}'`, 'declared twice', root);
     seen.add(s.name);
   }
-  return specs;
+  return out;
+}
+
+/**
+ * Triton's rule for `reshape`: `dims` and the reshape have as many variable dims (-1), and the
+ * fixed dims between them multiply to the same counts, so every request's tensor has a reshape.
+ */
+function checkReshape(ctx: Context, path: string, dims: number[], to: number[], at: object): void {
+  const runs = (shape: number[]) => {
+    const out = [1];
+    for (const d of shape) {
+      if (d === -1) out.push(1);
+      else out[out.length - 1]! *= d;
+    }
+    return out;
+  };
+  const a = runs(dims);
+  const b = runs(to);
+  if (a.length !== b.length) {
+    ctx.fail(`${path}.reshape`, `dims [${dims.join(',')}] and reshape [${to.join(',')}] have different numbers of variable dims (-1)`, at);
+  }
+  if (a.some((n, i) => n !== b[i])) {
+    ctx.fail(`${path}.reshape`, `dims [${dims.join(',')}] and reshape [${to.join(',')}] hold different element counts`, at);
+  }
 }
 
 /** Each output's `label_filename`, a plain path inside the model folder (tensorSpecs has checked the items). */
@@ -708,8 +757,24 @@ function eachMapEntry(ctx: Context, path: string, v: ConfigValue, root: object, 
  */
 const FIELDS = {
   '': {
-    read: ['name', 'platform', 'backend', 'max_batch_size', 'input', 'inputs', 'output', 'outputs', 'dynamic_batching', 'instance_group', 'parameters', 'model_warmup', 'response_cache', 'version_policy', 'ensemble_scheduling', 'sequence_batching'],
-    triton: ['runtime', 'batch_input', 'batch_output', 'optimization', 'default_model_filename', 'cc_model_filenames', 'metric_tags', 'model_operations', 'model_transaction_policy', 'model_repository_agents', 'model_metrics'],
+    read: ['name', 'platform', 'backend', 'max_batch_size', 'input', 'inputs', 'output', 'outputs', 'dynamic_batching', 'instance_group', 'parameters', 'model_warmup', 'response_cache', 'version_policy', 'ensemble_scheduling', 'sequence_batching', 'default_model_filename'],
+    triton: ['runtime', 'batch_input', 'batch_output', 'optimization', 'cc_model_filenames', 'metric_tags', 'model_operations', 'model_transaction_policy', 'model_repository_agents', 'model_metrics'],
+  },
+  'input[].': {
+    read: ['name', 'data_type', 'datatype', 'dims', 'shape', 'reshape', 'optional'],
+    triton: ['format', 'is_shape_tensor', 'allow_ragged_batch', 'is_non_linear_format_io'],
+  },
+  'input[].reshape.': {
+    read: ['shape'],
+    triton: [],
+  },
+  'output[].': {
+    read: ['name', 'data_type', 'datatype', 'dims', 'shape', 'reshape', 'label_filename'],
+    triton: ['is_shape_tensor', 'is_non_linear_format_io'],
+  },
+  'output[].reshape.': {
+    read: ['shape'],
+    triton: [],
   },
   'dynamic_batching.': {
     read: ['max_queue_delay_microseconds', 'preferred_batch_size', 'default_queue_policy'],
@@ -807,8 +872,19 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
   if (platform) config.platform = platform;
   else if (backend) config.platform = backend === 'onnxruntime' ? 'onnxruntime_onnx' : backend;
   config.maxBatchSize = int(ctx, 'max_batch_size', f.get('max_batch_size'), tree, 0) ?? 0;
-  config.inputs = tensorSpecs(ctx, 'input', f, tree);
-  config.outputs = tensorSpecs(ctx, 'output', f, tree);
+  const inputs = tensorSpecs(ctx, 'input', f, tree, unknown);
+  const outputs = tensorSpecs(ctx, 'output', f, tree, unknown);
+  config.inputs = inputs.specs;
+  config.outputs = outputs.specs;
+  if (Object.keys(inputs.reshape).length + Object.keys(outputs.reshape).length > 0) config.reshape = { inputs: inputs.reshape, outputs: outputs.reshape };
+  if (inputs.optional.length > 0) config.optionalInputs = inputs.optional;
+  const modelFile = str(ctx, 'default_model_filename', f.get('default_model_filename'), tree);
+  if (modelFile !== undefined) {
+    if (!modelFile || modelFile.includes('/') || modelFile.includes('\\') || modelFile === '.' || modelFile === '..') {
+      ctx.fail('default_model_filename', `expected a file name in the version folder, got ${JSON.stringify(modelFile)}`, tree);
+    }
+    config.defaultModelFilename = modelFile;
+  }
   const labelFiles = outputLabelFiles(ctx, f);
   if (labelFiles) config.outputLabelFiles = labelFiles;
 
@@ -845,9 +921,7 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
   const cache = object(ctx, 'response_cache', f.get('response_cache'), tree);
   if (cache) {
     unknown.push(...unknownFields(cache, 'response_cache.'));
-    const enable = one(ctx, 'response_cache.enable', fieldsOf(cache).get('enable'), cache);
-    if (enable !== undefined && typeof enable !== 'boolean') ctx.fail('response_cache.enable', `expected true or false, got ${JSON.stringify(String(enable))}`, cache);
-    if (enable) config.responseCache = true;
+    if (bool(ctx, 'response_cache.enable', fieldsOf(cache).get('enable'), cache)) config.responseCache = true;
   }
 
   const ensemble = object(ctx, 'ensemble_scheduling', f.get('ensemble_scheduling'), tree);

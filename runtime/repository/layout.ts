@@ -84,12 +84,20 @@ export async function readModelLayout(repoDir: string, name: string): Promise<Mo
 }
 
 /**
- * The model file of one version folder: the only file with a model extension, or `model.<ext>`
- * among several (InvalidArgument otherwise). With a platform, only its extension counts.
- * None (echo) leaves `modelFile` out.
+ * The model file of one version folder: the config's `default_model_filename` when it names one
+ * (NotFound when the folder lacks it), else the only file with a model extension, or
+ * `model.<ext>` among several (InvalidArgument otherwise). With a platform, only its extension
+ * counts. None (echo) leaves `modelFile` out.
  */
-export async function versionFiles(name: string, v: ModelVersionDir, platform: string | undefined): Promise<ModelVersionFiles> {
-  return { ...v, ...modelFileIn(v.dir, await listEntries(v.dir), name, v.version, platform) };
+export async function versionFiles(name: string, v: ModelVersionDir, platform: string | undefined, fileName?: string): Promise<ModelVersionFiles> {
+  const entries = await listEntries(v.dir);
+  if (fileName !== undefined) {
+    if (!entries.some((e) => e.isFile && e.name === fileName)) {
+      throw new NotFound(`model '${name}' version ${v.version}: default_model_filename '${fileName}' is not a file in ${v.dir}`);
+    }
+    return { ...v, modelFile: join(v.dir, fileName) };
+  }
+  return { ...v, ...modelFileIn(v.dir, entries, name, v.version, platform) };
 }
 
 /** Entries and levels past which a stamp stops (see the two stamps below). */

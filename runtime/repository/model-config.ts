@@ -112,6 +112,16 @@ export interface ModelConfig {
   maxBatchSize: number;
   inputs: TensorSpec[];
   outputs: TensorSpec[];
+  /**
+   * Triton's `reshape` on `input`/`output` entries, tensor name → the shape the backend takes or
+   * gives (without the batch dim when the model batches). Clients see and send `dims`; the
+   * repository reshapes between the two (backends/reshape.ts).
+   */
+  reshape?: { inputs: Record<string, number[]>; outputs: Record<string, number[]> };
+  /** Triton's `optional: true` inputs: a request may leave them out. */
+  optionalInputs?: string[];
+  /** Triton's `default_model_filename`: the model file's name in each version folder. */
+  defaultModelFilename?: string;
   dynamicBatching?: DynamicBatchingConfig;
   /** instance_group { count }: backend sessions run in parallel. */
   instanceCount: number;

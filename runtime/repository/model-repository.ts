@@ -13,6 +13,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Backend, ModelMetadata } from '../backends/backend.js';
 import { selectBackend } from '../backends/select.js';
+import { withReshape } from '../backends/reshape.js';
 import { ENSEMBLE_CONCURRENCY, EnsembleBackend, isEnsemble, planEnsemble, type PlannedStep, type StepRunner } from '../backends/ensemble.js';
 import type { Batcher } from '../batching/batcher.js';
 import { InvalidArgument, KinferError, NotFound, NotReady, Unavailable, Unsupported } from '../core/errors.js';
@@ -474,7 +475,7 @@ export class ModelRepository {
             reused.add(same);
             continue;
           }
-          const files = await versionFiles(name, v, config.platform);
+          const files = await versionFiles(name, v, config.platform, config.defaultModelFilename);
           const handle = await this.loadVersion(name, files, layout.dir, config, labels);
           handle.source = source;
           fresh.push(handle);
@@ -644,6 +645,7 @@ export class ModelRepository {
     } else {
       factory = selectBackend({ name, version, dir, modelFile, config });
     }
+    factory = withReshape(factory, config);
     const instances: Backend[] = [];
     let metadata: ModelMetadata | undefined;
     let batcher: Batcher;

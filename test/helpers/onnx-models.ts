@@ -194,13 +194,13 @@ export async function writeLookupModel(dir: string, file = 'model.onnx'): Promis
   return { path, rows };
 }
 
-/** `y = x · factor`, FP32 [batch, 4] → [batch, 4]: versions of one model told apart by their factor. */
-export async function writeScaleModel(dir: string, factor: number, file = 'model.onnx'): Promise<string> {
+/** `y = x · factor`, FP32 `dims` → `dims` (default [batch, 4]): versions of one model told apart by their factor. */
+export async function writeScaleModel(dir: string, factor: number, file = 'model.onnx', dims: Dim[] = ['batch', 4]): Promise<string> {
   return writeGraph(join(dir, file), {
     name: 'scale',
     nodes: [{ op: 'Mul', inputs: ['x', 'k'], outputs: ['y'] }],
-    inputs: [valueInfo('x', DT.FLOAT, ['batch', 4])],
-    outputs: [valueInfo('y', DT.FLOAT, ['batch', 4])],
+    inputs: [valueInfo('x', DT.FLOAT, dims)],
+    outputs: [valueInfo('y', DT.FLOAT, dims)],
     initializers: [floatTensor('k', [1], Float32Array.of(factor))],
   });
 }

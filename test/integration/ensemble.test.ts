@@ -53,6 +53,13 @@ model_warmup [ { name: "zeros" batch_size: 1 inputs { key: "X" value { data_type
       await mkdir(join(repo.dir, a!));
       await writeFile(join(repo.dir, a!, 'config.pbtxt'), `platform: "ensemble"\ninput [ { name: "X" data_type: TYPE_FP32 dims: [ 4 ] } ]\noutput [ { name: "Y" data_type: TYPE_FP32 dims: [ 4 ] } ]\nensemble_scheduling { step [ { model_name: "${b}" input_map { key: "X" value: "X" } output_map { key: "Y" value: "Y" } } ] }\n`);
     }
+    // An optional ensemble input, fed to a step that needs it.
+    await mkdir(join(repo.dir, 'opt'));
+    await writeFile(
+      join(repo.dir, 'opt', 'config.pbtxt'),
+      `platform: "ensemble"\nmax_batch_size: 8\ninput [ { name: "X" data_type: TYPE_FP32 dims: [ 4 ] }, { name: "B" data_type: TYPE_FP32 dims: [ 4 ] optional: true } ]\noutput [ { name: "Y" data_type: TYPE_FP32 dims: [ 4 ] }, { name: "Z" data_type: TYPE_FP32 dims: [ 4 ] } ]
+ensemble_scheduling { step [ { model_name: "scale2" input_map { key: "x" value: "X" } output_map { key: "y" value: "Y" } }, { model_name: "scale5" input_map { key: "x" value: "B" } output_map { key: "y" value: "Z" } } ] }\n`,
+    );
     server = await startTestServer({ modelRepository: repo.dir, grpcPort: 0 });
   });
   afterAll(async () => {
@@ -132,6 +139,15 @@ model_warmup [ { name: "zeros" batch_size: 1 inputs { key: "X" value { data_type
       triton.close();
       own.close();
     }
+  });
+
+  it('passes an optional input the request left out to its step as left out: the step, which needs it, says so', async () => {
+    const both = await postJson(`${server.url}/v2/models/opt/infer`, { inputs: [{ name: 'X', datatype: 'FP32', shape: [1, 4], data: X }, { name: 'B', datatype: 'FP32', shape: [1, 4], data: X }] });
+    expect(both.status).toBe(200);
+    expect(Object.fromEntries((await both.json()).outputs.map((o: { name: string; data: number[] }) => [o.name, o.data]))).toEqual({ Y: X.map((x) => x * 2), Z: X.map((x) => x * 5) });
+    const without = await postJson(`${server.url}/v2/models/opt/infer`, { inputs: [{ name: 'X', datatype: 'FP32', shape: [1, 4], data: X }] });
+    expect(without.status).toBe(400);
+    expect((await without.json()).error).toMatch(/ensemble 'opt' step 1 \(model 'scale5'\).*missing input 'x'/);
   });
 
   it("holds its steps to the request's deadline: a step queued past it fails the request, named", async () => {

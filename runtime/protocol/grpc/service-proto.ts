@@ -190,18 +190,22 @@ enum DataType {
   TYPE_INT8 = 6; TYPE_INT16 = 7; TYPE_INT32 = 8; TYPE_INT64 = 9; TYPE_FP16 = 10; TYPE_FP32 = 11;
   TYPE_FP64 = 12; TYPE_STRING = 13; TYPE_BF16 = 14;
 }
+message ModelTensorReshape { repeated int64 shape = 1; }
 message ModelInput {
   enum Format { FORMAT_NONE = 0; FORMAT_NHWC = 1; FORMAT_NCHW = 2; }
   string name = 1;
   DataType data_type = 2;
   Format format = 3;
   repeated int64 dims = 4;
+  ModelTensorReshape reshape = 5;
+  bool optional = 8;
 }
 message ModelOutput {
   string name = 1;
   DataType data_type = 2;
   repeated int64 dims = 3;
   string label_filename = 4;
+  ModelTensorReshape reshape = 5;
 }
 message ModelInstanceGroup {
   enum Kind { KIND_AUTO = 0; KIND_GPU = 1; KIND_CPU = 2; KIND_MODEL = 3; }
