@@ -61,6 +61,13 @@ export interface Batcher {
    * tracking for requests that can never sit in a queue.
    */
   readonly startsAtOnce: boolean;
+  /**
+   * Milliseconds the instances would need to run the items queued now plus `rows` more, at the
+   * pace of the recent batches (their time on an instance per item, over the instances);
+   * undefined before a batch has run. Read only when a request is refused, for its Retry-After
+   * (`retryAfterSeconds`). A batcher without a queue of its own may leave it out.
+   */
+  waitMs?(rows: number): number | undefined;
   /** Stops accepting, waits for queued and running work to finish. */
   drain(): Promise<void>;
   /**

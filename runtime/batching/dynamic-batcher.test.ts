@@ -3,8 +3,9 @@ import { Cancelled, DeadlineExceeded, Internal, InvalidArgument, ResourceExhaust
 import type { Tensor } from '../core/tensor.js';
 import { FakeBackend, newActivity, xInput } from '../../test/helpers/fake-backend.js';
 import type { Batcher } from './batcher.js';
-import { createBatcher, DynamicBatcher, type BatcherOptions } from './dynamic-batcher.js';
+import { createBatcher, DynamicBatcher, type BatchInfo, type BatcherOptions } from './dynamic-batcher.js';
 import { PassThroughBatcher } from './pass-through.js';
+import { MAX_RETRY_AFTER_SECONDS, retryAfterSeconds } from './queue.js';
 
 const batchers: Batcher[] = [];
 const fakes: FakeBackend[] = [];
@@ -205,7 +206,7 @@ describe('DynamicBatcher', () => {
     expect(performance.now() - t0).toBeLessThan(4 * 40);
   });
 
-  it('answers ResourceExhausted with retryAfterSeconds at once when the queue is full', async () => {
+  it('answers ResourceExhausted at once when the queue is full, with a Retry-After of 1 s before any batch has finished', async () => {
     const fb = fake();
     fb.hold();
     const b = make(fb, { maxQueueSize: 2, maxQueueDelayMicroseconds: 0 });
@@ -215,7 +216,8 @@ describe('DynamicBatcher', () => {
     const q2 = b.enqueue({ inputs: [xInput([3])], outputNames: [] });
     const err = await caught(b.enqueue({ inputs: [xInput([4])], outputNames: [] }));
     expect(err).toBeInstanceOf(ResourceExhausted);
-    expect((err as ResourceExhausted).retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect((err as ResourceExhausted).retryAfterSeconds).toBe(1);
+    expect(b.waitMs?.(0)).toBeUndefined();
     expect((err as Error).message).toMatch(/queue is full/);
     expect(b.pending).toBe(3);
     fb.release();
@@ -559,5 +561,92 @@ describe('PassThroughBatcher', () => {
     c.release();
     await Promise.all([r1, r2]);
     expect([...a.seenValues(), ...c.seenValues()].sort()).toEqual([1, 2]);
+  });
+});
+
+describe('Retry-After of a full queue', () => {
+  /**
+   * A real batcher over fakes taking `delayMs` per batch: `seed` one-row requests run first as
+   * one batch (the pace), then every instance is held busy and `queued` one-row requests fill
+   * the queue; one more is refused. Returns its Retry-After and the seed batch's time on its
+   * instance, as the batcher reported it.
+   */
+  async function refusedAfter(o: { delayMs: number; seed: number; queued: number; instances?: number; opts?: Partial<BatcherOptions> }) {
+    const activity = newActivity();
+    const fbs = Array.from({ length: o.instances ?? 1 }, () => fake(activity));
+    for (const f of fbs) f.delayMs = o.delayMs;
+    const batches: BatchInfo[] = [];
+    const b = make(fbs, { maxBatchSize: 8, maxQueueDelayMicroseconds: 0, maxQueueSize: o.queued, observer: { onBatch: (i) => batches.push(i) }, ...o.opts });
+    const one = (v: number) => b.enqueue({ inputs: [xInput([v])], outputNames: [] });
+    await within(Promise.all(Array.from({ length: o.seed }, (_, i) => one(i))), 'seed');
+    expect(batches.map((i) => [i.size, i.ok])).toEqual([[o.seed, true]]);
+    const seedMs = batches[0]!.inputMs + batches[0]!.computeMs + batches[0]!.outputMs;
+    for (const f of fbs) f.hold();
+    const all: Promise<unknown>[] = [];
+    // One at a time, so that each takes an instance of its own.
+    for (let i = 0; i < fbs.length; i++) {
+      all.push(one(100 + i));
+      await tick();
+    }
+    expect(activity.active).toBe(fbs.length);
+    for (let i = 0; i < o.queued; i++) all.push(one(1000 + i));
+    expect(b.pending).toBe(fbs.length + o.queued);
+    const err = await caught(one(-1));
+    expect(err).toBeInstanceOf(ResourceExhausted);
+    // The queued ones are not needed at the pace: finish quickly.
+    for (const f of fbs) {
+      f.delayMs = 0;
+      f.release();
+    }
+    await within(Promise.all(all), 'queued requests');
+    return { retry: (err as ResourceExhausted).retryAfterSeconds, seedMs };
+  }
+
+  it('grows with the items queued and with the time per item, in whole seconds', async () => {
+    const small = await refusedAfter({ delayMs: 100, seed: 8, queued: 40 });
+    const long = await refusedAfter({ delayMs: 100, seed: 8, queued: 200 });
+    const slowBatch = await refusedAfter({ delayMs: 300, seed: 8, queued: 200 });
+    const smallBatch = await refusedAfter({ delayMs: 100, seed: 2, queued: 200 });
+    // The queued items times the seed batch's time per item, rounded up.
+    expect(small.retry).toBe(retryAfterSeconds((40 * small.seedMs) / 8));
+    expect(long.retry).toBe(retryAfterSeconds((200 * long.seedMs) / 8));
+    expect(slowBatch.retry).toBe(retryAfterSeconds((200 * slowBatch.seedMs) / 8));
+    expect(smallBatch.retry).toBe(retryAfterSeconds((200 * smallBatch.seedMs) / 2));
+    // 40 × 12.5 ms, 200 × 12.5 ms, 200 × 37.5 ms and 200 × 50 ms at least; timers fire late, never early.
+    expect(small.retry).toBe(1);
+    expect(long.retry).toBeGreaterThanOrEqual(3);
+    expect(long.retry).toBeLessThanOrEqual(4);
+    expect(slowBatch.retry).toBeGreaterThanOrEqual(8);
+    expect(slowBatch.retry).toBeLessThanOrEqual(10);
+    expect(smallBatch.retry).toBeGreaterThanOrEqual(10);
+    expect(smallBatch.retry).toBeLessThanOrEqual(13);
+    for (const r of [small, long, slowBatch, smallBatch]) expect(Number.isInteger(r.retry)).toBe(true);
+  });
+
+  it('is shared by the instances: two take half as long', async () => {
+    const one = await refusedAfter({ delayMs: 100, seed: 8, queued: 400 });
+    const two = await refusedAfter({ delayMs: 100, seed: 8, queued: 400, instances: 2 });
+    expect(one.retry).toBe(retryAfterSeconds((400 * one.seedMs) / 8));
+    expect(two.retry).toBe(retryAfterSeconds((400 * two.seedMs) / 8 / 2));
+    expect(one.retry).toBeGreaterThanOrEqual(5); // 400 × 12.5 ms
+    expect(two.retry).toBeLessThan(one.retry);
+  });
+
+  it('is capped at MAX_RETRY_AFTER_SECONDS', async () => {
+    // 1000 items at 100 ms each would be 100 s.
+    const r = await refusedAfter({ delayMs: 100, seed: 1, queued: 1000 });
+    expect(MAX_RETRY_AFTER_SECONDS).toBe(60);
+    expect(r.retry).toBe(60);
+  });
+
+  it('PassThroughBatcher estimates the same way, one request per run', async () => {
+    const r = await refusedAfter({ delayMs: 100, seed: 1, queued: 25, opts: { batchable: false } });
+    expect(r.retry).toBe(retryAfterSeconds(25 * r.seedMs));
+    expect(r.retry).toBeGreaterThanOrEqual(3); // 25 × 100 ms
+    expect(r.retry).toBeLessThanOrEqual(4);
+  });
+
+  it('rounds up, and is at least 1 s and at most the cap', () => {
+    expect([undefined, 0, -5, Number.NaN, 1, 999, 1000, 1001, 59_500, 60_001, 1e9].map(retryAfterSeconds)).toEqual([1, 1, 1, 1, 1, 1, 1, 2, 60, 60, 60]);
   });
 });

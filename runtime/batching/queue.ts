@@ -2,7 +2,8 @@
  * @module batching/queue
  * What both batchers share: the bounded queue, deadlines and abort signals of
  * queued requests, the pool of backend instances (each runs one batch at a
- * time, all run in parallel), drain, and the observer hooks. A subclass only
+ * time, all run in parallel), drain, the observer hooks, and a full queue's
+ * Retry-After (the time to run what is queued, at the recent pace). A subclass only
  * decides which queued requests form the next batch (`pick`) and how inputs
  * are merged and outputs split.
  */
@@ -92,6 +93,22 @@ export interface BatcherOptions {
 /** Dispatch cycles over which `recentConcurrency` remembers its peak. */
 const PEAK_CYCLES = 4;
 
+/** The longest Retry-After a full queue answers: past it the estimate says only "much later". */
+export const MAX_RETRY_AFTER_SECONDS = 60;
+
+/** Weight of the newest batch in the running pace (an EWMA: about the last 5 batches count). */
+const PACE_WEIGHT = 0.2;
+
+/**
+ * A refused request's Retry-After from `waitMs` (Batcher.waitMs): whole seconds, as HTTP's
+ * delay-seconds are, rounded up, at least 1 and at most MAX_RETRY_AFTER_SECONDS; 1 when there
+ * is no estimate yet.
+ */
+export function retryAfterSeconds(waitMs: number | undefined): number {
+  if (waitMs === undefined || !(waitMs > 0)) return 1;
+  return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(1, Math.ceil(waitMs / 1000)));
+}
+
 /** One queued or running request. */
 export interface QueuedRequest {
   readonly request: BatchRequest;
@@ -128,7 +145,16 @@ export abstract class QueueBatcher implements Batcher {
   private readonly free: Backend[];
   private readonly observer: BatchObserver | undefined;
   private queued = 0;
+  /** Items (rows) of the queued requests. */
+  private queuedRows = 0;
   private running = 0;
+  private readonly instanceCount: number;
+  /**
+   * The pace of recent successful batches, as EWMAs: milliseconds on the instance (merge, run,
+   * split) and items. Both 0 until the first batch; read by waitMs.
+   */
+  private paceMs = 0;
+  private paceItems = 0;
   private nextSeq = 0;
   private wakeTimer: NodeJS.Timeout | undefined;
   private wakeImmediate: NodeJS.Immediate | undefined;
@@ -154,6 +180,7 @@ export abstract class QueueBatcher implements Batcher {
   constructor(opts: BatcherOptions) {
     if (!opts.instances.length) throw new Internal('batcher: at least one backend instance is required');
     this.free = [...opts.instances];
+    this.instanceCount = opts.instances.length;
     this.maxQueueSize = opts.maxQueueSize > 0 ? Math.floor(opts.maxQueueSize) : DEFAULT_MAX_QUEUE_SIZE;
     this.observer = opts.observer;
     this.label = opts.name ? `model '${opts.name}'` : 'model';
@@ -177,6 +204,11 @@ export abstract class QueueBatcher implements Batcher {
     let peak = this.cyclePeak;
     for (const p of this.peaks) if (p > peak) peak = p;
     return peak;
+  }
+
+  waitMs(rows: number): number | undefined {
+    if (this.paceItems === 0) return undefined;
+    return ((this.queuedRows + rows) * this.paceMs) / this.paceItems / this.instanceCount;
   }
 
   /** Nothing queued and an instance free. */
@@ -218,7 +250,7 @@ export abstract class QueueBatcher implements Batcher {
     if (this.queued >= this.maxQueueSize) {
       return this.refuse(
         'queue_full',
-        new ResourceExhausted(`${this.label}: queue is full (${this.queued} requests waiting); retry later`, 1),
+        new ResourceExhausted(`${this.label}: queue is full (${this.queued} requests waiting); retry later`, retryAfterSeconds(this.waitMs(0))),
       );
     }
     return new Promise<BatchResult>((resolve, reject) => {
@@ -239,6 +271,7 @@ export abstract class QueueBatcher implements Batcher {
       if (!group) this.groups.set(cls.key, (group = []));
       group.push(entry);
       this.queued++;
+      this.queuedRows += cls.rows;
       if (this.pending > this.cyclePeak) this.cyclePeak = this.pending;
       this.notify((o) => o.onQueued?.());
       if (request.deadline !== undefined) this.armDeadline(entry, request.deadline, 0);
@@ -322,6 +355,7 @@ export abstract class QueueBatcher implements Batcher {
     group.splice(i, 1);
     if (!group.length) this.groups.delete(entry.key);
     this.queued--;
+    this.queuedRows -= entry.rows;
   }
 
   /** Stops the entry's timer and abort listener; the entry is no longer cancellable. */
@@ -472,7 +506,9 @@ export abstract class QueueBatcher implements Batcher {
       const t2 = performance.now();
       computeMs = t2 - t1;
       const parts = this.split(outputs, batch);
-      const info = { size, requests: batch.length, queueMs: observed, inputMs: t1 - t0, computeMs, outputMs: performance.now() - t2, ok: true };
+      const t3 = performance.now();
+      const info = { size, requests: batch.length, queueMs: observed, inputMs: t1 - t0, computeMs, outputMs: t3 - t2, ok: true };
+      this.observePace(t3 - t0, size);
       if (!this.abandoned) this.notify((o) => o.onBatch?.(info));
       batch.forEach((e, i) => this.settle(e, { outputs: parts[i]!, batchSize: size, queueMs: e.queueMs ?? 0, computeMs }));
     } catch (err) {
@@ -483,6 +519,18 @@ export abstract class QueueBatcher implements Batcher {
       else for (const e of batch) this.settle(e, err, 'backend_error');
     } finally {
       done?.();
+    }
+  }
+
+  /** Folds a successful batch into the pace. A batch of 0 rows still took its instance: it counts as 1. */
+  private observePace(ms: number, size: number): void {
+    const items = Math.max(1, size);
+    if (this.paceItems === 0) {
+      this.paceMs = ms;
+      this.paceItems = items;
+    } else {
+      this.paceMs += PACE_WEIGHT * (ms - this.paceMs);
+      this.paceItems += PACE_WEIGHT * (items - this.paceItems);
     }
   }
 

@@ -177,6 +177,38 @@ describe('SequenceBatcher', () => {
     expect(await value(c)).toBe(10);
   });
 
+  it("answers a full queue behind running sequences with the model batcher's estimate (1 s before a run), a full backlog with 1 s", async () => {
+    const { send, backend, batcher } = setup({ maxActive: 1, maxQueued: 25 });
+    backend.delayMs = 100;
+    const retryOf = async (p: Promise<unknown>) => {
+      const err = await p.then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ResourceExhausted);
+      return err as ResourceExhausted;
+    };
+    const all: Promise<unknown>[] = [send(1, seq(1, true))];
+    for (let i = 0; i < 25; i++) all.push(send(1, seq(1)));
+    const early = await retryOf(send(1, seq(1)));
+    expect(early.message).toMatch(/25 requests wait behind their sequence's previous request/);
+    expect(early.retryAfterSeconds).toBe(1); // no run has finished: no pace yet
+    await all[0];
+    await new Promise((r) => setTimeout(r, 0)); // the next has started: its room is free
+    // The START took ~100 ms for one item; its next request runs, 24 wait: one more (the END) fills the queue again.
+    all.push(send(1, seq(1, false, true)));
+    const paced = await retryOf(send(1, seq(1)));
+    expect(batcher.waitMs(0)).toBeGreaterThanOrEqual(2400);
+    expect(paced.retryAfterSeconds).toBeGreaterThanOrEqual(3); // 25 runs of ~100 ms
+    expect(paced.retryAfterSeconds).toBeLessThanOrEqual(5);
+    // The backlog waits for clients to end sequences, which compute time does not tell.
+    for (let id = 2; id <= 26; id++) all.push(send(1, seq(id, true, true)));
+    const backlog = await retryOf(send(1, seq(99, true, true)));
+    expect(backlog.message).toMatch(/25 requests wait for a sequence slot/);
+    expect(backlog.retryAfterSeconds).toBe(1);
+    backend.delayMs = 0;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(all), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('requests not answered within 3 s')), 3000)))]);
+    clearTimeout(timer);
+  });
+
   it('answers 400 for a batch of more than one row: controls are one row per request', async () => {
     const { batcher } = setup();
     const two = { name: 'X', datatype: 'FP32' as const, shape: [2, 1], data: Float32Array.of(1, 2) };

@@ -23,7 +23,7 @@ import type { Parameters, Tensor } from '../core/tensor.js';
 import type { SequenceControl } from '../repository/model-config.js';
 import type { SequenceFlags } from '../core/infer.js';
 import type { BatchRequest, BatchResult, Batcher } from './batcher.js';
-import type { BatchObserver, RejectReason } from './queue.js';
+import { retryAfterSeconds, type BatchObserver, type RejectReason } from './queue.js';
 
 /** One implicit state, resolved at load: its initial value has the batch dim when the model batches. */
 export interface PlannedState {
@@ -156,6 +156,15 @@ export class SequenceBatcher implements Batcher {
     return this.waiting + this.inner.pending;
   }
 
+  /**
+   * The model's batcher's estimate for the requests waiting here behind their sequence's previous
+   * one (one row each) on top of its own queue: at the recent pace, a round of the sequences'
+   * next requests costs what a batch of that many items did.
+   */
+  waitMs(rows: number): number | undefined {
+    return this.inner.waitMs?.(this.waiting - this.backlogWaiting + rows);
+  }
+
   /** Sequences holding a slot, and those waiting for one. */
   get sequenceCount(): { active: number; backlog: number } {
     return { active: this.active, backlog: this.backlog.length };
@@ -185,7 +194,9 @@ export class SequenceBatcher implements Batcher {
     const queued = toBacklog ? this.backlogWaiting : this.waiting - this.backlogWaiting;
     if (queued >= this.plan.maxQueued) {
       const where = toBacklog ? 'wait for a sequence slot' : "wait behind their sequence's previous request";
-      return this.refuse('queue_full', new ResourceExhausted(`${this.plan.model}: ${queued} requests ${where}; retry later`, 1));
+      // A slot frees when a client ends its sequence or leaves it idle, which compute time does not tell: 1 s.
+      const retry = toBacklog ? 1 : retryAfterSeconds(this.waitMs(0));
+      return this.refuse('queue_full', new ResourceExhausted(`${this.plan.model}: ${queued} requests ${where}; retry later`, retry));
     }
     if (!seq) {
       seq = { key, id: flags.id, queue: [], running: false, active: false, started: false, ended: false, lastUsed: performance.now() };

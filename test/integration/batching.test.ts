@@ -212,6 +212,67 @@ describe('batching and backpressure through HTTP', () => {
   });
 });
 
+describe('Retry-After from the pace of the model (a slow backend)', () => {
+  let server: RunningServer;
+  let repo: { dir: string; cleanup: () => Promise<void> };
+  const metrics = createMetrics({});
+  /** Echo that first sleeps as many ms as its first value says, with a queue of 6. */
+  const slowed: BatcherFactory = (o) =>
+    makeBatcherFactory(metrics, { maxQueueSize: 6 })({
+      ...o,
+      instances: o.instances.map((b) => ({
+        load: (f) => b.load(f),
+        unload: () => b.unload(),
+        infer: async (inputs, names) => {
+          const ms = (inputs[0]?.data as Int32Array | undefined)?.[0] ?? 0;
+          if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+          return b.infer(inputs, names);
+        },
+      })),
+    });
+
+  beforeAll(async () => {
+    repo = await tempDir();
+    for (const name of ['fresh', 'paced']) {
+      await mkdir(join(repo.dir, name), { recursive: true });
+      await writeFile(join(repo.dir, name, 'config.pbtxt'), 'platform: "echo"\n');
+    }
+    server = await startTestServer({ modelRepository: repo.dir, metrics, createBatcher: slowed });
+  });
+  afterAll(async () => {
+    await server.close();
+    await repo.cleanup();
+  });
+
+  /** One request running `runMs`, six queued behind it (0 ms each), and a seventh refused: its response. */
+  async function refused(model: string, runMs: number): Promise<{ res: Response; answered: Promise<number[]> }> {
+    const send = (ms: number) => postJson(`${server.url}/v2/models/${model}/infer`, { inputs: [{ name: 'a', datatype: 'INT32', shape: [1], data: [ms] }] });
+    const running = send(runMs);
+    await untilPending(server.url, model);
+    const queued = Array.from({ length: 6 }, () => send(0));
+    await untilPending(server.url, model, 7);
+    const res = await send(0);
+    return { res, answered: Promise.all([running, ...queued].map(async (r) => (await r).status)) };
+  }
+
+  it('answers 503 with Retry-After 1 before any batch has run, then the queued items times the time per item', async () => {
+    const first = await refused('fresh', 300);
+    expect(first.res.status).toBe(503);
+    expect(((await first.res.json()) as { error: string }).error).toMatch(/model 'fresh': queue is full \(6 requests waiting\)/);
+    expect(first.res.headers.get('retry-after')).toBe('1');
+    expect(await first.answered).toEqual([200, 200, 200, 200, 200, 200, 200]);
+
+    // One run of 400 ms sets the pace; six queued then need 6 × 400 ms: Retry-After 3 (4 if the run was late by 100 ms).
+    const seed = await postJson(`${server.url}/v2/models/paced/infer`, { inputs: [{ name: 'a', datatype: 'INT32', shape: [1], data: [400] }] });
+    expect(seed.status).toBe(200);
+    const second = await refused('paced', 400);
+    expect(second.res.status).toBe(503);
+    await second.res.arrayBuffer();
+    expect(['3', '4']).toContain(second.res.headers.get('retry-after'));
+    expect(await second.answered).toEqual([200, 200, 200, 200, 200, 200, 200]);
+  });
+});
+
 describe('an unload whose requests never finish (a backend that hangs)', () => {
   let server: RunningServer;
   let repo: { dir: string; cleanup: () => Promise<void> };
