@@ -98,7 +98,7 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
     repositoryPollMs: flags.repositoryMonitoring || control.mode === 'poll' ? (flags.repositoryPollSecs ?? 2) * 1000 : undefined,
     startupModels: control.mode === 'explicit' ? (flags.loadModel ?? []) : undefined,
     modelControlOff: control.mode === 'none',
-    pull: storagePuller({ cacheDir: cfg.KINFER_CACHE_DIR, logger, env }),
+    pull: storagePuller({ cacheDir: cfg.KINFER_CACHE_DIR, cacheMaxBytes: cfg.KINFER_CACHE_MAX_BYTES, logger, env }),
   });
 
   let stopping = false;

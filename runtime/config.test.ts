@@ -24,4 +24,13 @@ describe('parseEnv', () => {
     expect(cfg.KINFER_STORAGE_URI).toBe('file:///opt/m');
     expect(cfg.STORAGE_URI).toBeUndefined();
   });
+
+  it('reads KINFER_CACHE_MAX_BYTES as bytes or a quantity, and names it when it is bad', () => {
+    expect(parseEnv({}).KINFER_CACHE_MAX_BYTES).toBeUndefined();
+    expect(parseEnv({ KINFER_CACHE_MAX_BYTES: '' }).KINFER_CACHE_MAX_BYTES).toBeUndefined();
+    expect(parseEnv({ KINFER_CACHE_MAX_BYTES: '2Gi' }).KINFER_CACHE_MAX_BYTES).toBe(2 * 2 ** 30);
+    expect(parseEnv({ KINFER_CACHE_MAX_BYTES: '1000' }).KINFER_CACHE_MAX_BYTES).toBe(1000);
+    expect(() => parseEnv({ KINFER_CACHE_MAX_BYTES: '2GB' })).toThrow(/invalid environment: KINFER_CACHE_MAX_BYTES: expected a byte count such as .*500Mi.*, got "2GB"/);
+    expect(() => parseEnv({ KINFER_CACHE_MAX_BYTES: '0' })).toThrow(/KINFER_CACHE_MAX_BYTES: .*more than 0/);
+  });
 });

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import * as z from 'zod';
+import { BYTE_QUANTITY_FORMS, parseByteQuantity } from './core/byte-quantity.js';
 
 const bool = z
   .string()
@@ -32,6 +33,20 @@ const int = (dflt: number) =>
       }
       return n;
     });
+
+/** A positive byte count (plain, or a quantity such as 500Mi or 2Gi); undefined when unset. */
+const byteQuantity = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || v === '') return undefined;
+    const n = parseByteQuantity(v);
+    if (n === undefined || n <= 0) {
+      ctx.addIssue({ code: 'custom', message: `expected ${BYTE_QUANTITY_FORMS} (more than 0), got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return n;
+  });
 
 /** A TCP port (0 = any free one); `dflt` when unset. */
 const port = <D extends number | undefined>(dflt: D) =>
@@ -78,6 +93,8 @@ const EnvSchema = z.object({
   KINFER_FUNCTION: z.string().optional(),
   MODEL_REPOSITORY: z.string().optional(),
   KINFER_CACHE_DIR: z.string().optional(),
+  /** Bound on the artifact cache's bytes: least recently used entries are evicted past it. Unset: no bound. */
+  KINFER_CACHE_MAX_BYTES: byteQuantity,
   /** Largest request body accepted, after decompression. */
   KINFER_MAX_BODY_BYTES: int(DEFAULT_MAX_BODY_BYTES),
   /** Largest JSON part of a request (whole JSON body, or a binary request's JSON header). */

@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { BYTE_QUANTITY_FORMS, parseByteQuantity } from '../core/byte-quantity.js';
 import { Cancelled, Internal, InvalidArgument, KinferError, Unavailable } from '../core/errors.js';
 import { logger as defaultLogger, type Logger } from '../observability/logger.js';
 import { archiveKind, extractArchive } from './archive.js';
@@ -26,6 +27,12 @@ export interface PullOptions {
   dest: string;
   /** Artifact cache folder; default env `KINFER_CACHE_DIR`; none when unset. */
   cacheDir?: string;
+  /**
+   * Bound on the cache's bytes: after a pull that stored or used an entry, least recently used
+   * entries are evicted until the rest fit. Default env `KINFER_CACHE_MAX_BYTES` (bytes, or a
+   * quantity such as `500Mi`, `2Gi`, `1G`); no bound when unset.
+   */
+  cacheMaxBytes?: number;
   /** Credentials and endpoints are read from here (default `process.env`). */
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
@@ -143,6 +150,21 @@ function num(v: string | undefined, dflt: number): number {
   return Number.isFinite(n) && n >= 0 ? n : dflt;
 }
 
+/** `opts.cacheMaxBytes`, else KINFER_CACHE_MAX_BYTES; a bad value is an error naming its source, not a silent "no bound". */
+function cacheMaxBytesOf(opts: PullOptions, env: NodeJS.ProcessEnv): number | undefined {
+  if (opts.cacheMaxBytes !== undefined) {
+    if (!Number.isSafeInteger(opts.cacheMaxBytes) || opts.cacheMaxBytes <= 0) {
+      throw new InvalidArgument(`storage: cacheMaxBytes: expected a positive whole number of bytes, got ${opts.cacheMaxBytes}`);
+    }
+    return opts.cacheMaxBytes;
+  }
+  const v = env.KINFER_CACHE_MAX_BYTES;
+  if (v === undefined || v.trim() === '') return undefined;
+  const n = parseByteQuantity(v);
+  if (n === undefined || n <= 0) throw new InvalidArgument(`KINFER_CACHE_MAX_BYTES: expected ${BYTE_QUANTITY_FORMS} (more than 0), got ${JSON.stringify(v)}`);
+  return n;
+}
+
 interface Limits {
   timeoutMs: number;
   maxBytes: number;
@@ -190,7 +212,8 @@ async function pullRemote(uri: string, source: RemoteSource, opts: PullOptions, 
   const limits = limitsOf(opts, env);
   const dest = path.resolve(opts.dest);
   const cacheDir = opts.cacheDir ?? (env.KINFER_CACHE_DIR || undefined);
-  const cache = cacheDir ? new ArtifactCache(path.resolve(cacheDir)) : undefined;
+  const cacheMaxBytes = cacheMaxBytesOf(opts, env);
+  const cache = cacheDir ? new ArtifactCache(path.resolve(cacheDir), { maxBytes: cacheMaxBytes, logger: log }) : undefined;
 
   const ac = new AbortController();
   const timer = setTimeout(
@@ -203,6 +226,7 @@ async function pullRemote(uri: string, source: RemoteSource, opts: PullOptions, 
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   const progress = new Progress(log, what, limits.progressMs);
   const started = Date.now();
+  const release = cache?.hold(uri);
 
   try {
     return await staged(dest, opts.keepPrevious, async (staging, scratch) => {
@@ -240,11 +264,18 @@ async function pullRemote(uri: string, source: RemoteSource, opts: PullOptions, 
           log.warn({ uri: what, reason: redactor.redact(reasonOf(err)) }, 'storage: could not write the cache entry');
         });
       }
+      if (cache && (cached || (!outcome.unchanged && outcome.validator))) {
+        // After a hit too, so a lowered bound takes effect on a restart that downloads nothing.
+        await cache.evict(uri).catch((err: unknown) => {
+          log.warn({ uri: what, reason: redactor.redact(reasonOf(err)) }, 'storage: cache eviction failed');
+        });
+      }
       const bytes = outcome.unchanged ? 0 : outcome.bytes;
       log.info({ uri: what, dest, cached, bytes, seconds: (Date.now() - started) / 1000 }, 'storage: pull finished');
       return { dir: dest, cached, bytes };
     });
   } finally {
+    release?.();
     progress.stop();
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);

@@ -10,9 +10,9 @@ import type { Logger } from 'pino';
 import type { Puller } from '../repository/model-repository.js';
 import { pull, restorePrevious } from './pull.js';
 
-export function storagePuller(opts: { cacheDir?: string; logger?: Logger; env?: NodeJS.ProcessEnv }): Puller {
+export function storagePuller(opts: { cacheDir?: string; cacheMaxBytes?: number; logger?: Logger; env?: NodeJS.ProcessEnv }): Puller {
   return async (uri, dest, signal) => {
-    const result = await pull(uri, { dest, cacheDir: opts.cacheDir, logger: opts.logger, env: opts.env, signal, keepPrevious: true });
+    const result = await pull(uri, { dest, cacheDir: opts.cacheDir, cacheMaxBytes: opts.cacheMaxBytes, logger: opts.logger, env: opts.env, signal, keepPrevious: true });
     const previous = result.previous;
     return {
       dir: result.dir,
