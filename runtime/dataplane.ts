@@ -15,6 +15,7 @@ import { versionPolicyJson } from './repository/version-policy.js';
 import { sequenceBatchingJson } from './repository/sequence-plan.js';
 import { tritonType } from './core/datatypes.js';
 import type { OverrideFiles } from './repository/override-files.js';
+import type { QueuePolicy } from './repository/model-config.js';
 import type { Parameters } from './core/tensor.js';
 import type { BatchResult } from './batching/batcher.js';
 import { namesSequence, sequenceFlags } from './batching/sequence-batcher.js';
@@ -49,7 +50,14 @@ export interface TritonModelConfig {
   output: { name: string; data_type: string; dims: number[]; reshape?: { shape: number[] }; label_filename?: string }[];
   instance_group: { name: string; kind: string; count: number }[];
   parameters: Record<string, { string_value: string }>;
-  dynamic_batching?: { preferred_batch_size: number[]; max_queue_delay_microseconds: number; default_queue_policy?: { max_queue_size: number } };
+  dynamic_batching?: {
+    preferred_batch_size: number[];
+    max_queue_delay_microseconds: number;
+    default_queue_policy?: QueuePolicyJson;
+    priority_levels?: number;
+    default_priority_level?: number;
+    priority_queue_policy?: Record<string, QueuePolicyJson>;
+  };
   response_cache?: { enable: boolean };
   sequence_batching?: Record<string, unknown>;
   ensemble_scheduling?: { step: { model_name: string; model_version: number; input_map: Record<string, string>; output_map: Record<string, string> }[] };
@@ -135,7 +143,13 @@ export class DataPlane {
     if (batch > 0 && c.dynamicBatching) {
       const d = c.dynamicBatching;
       out.dynamic_batching = { preferred_batch_size: d.preferredBatchSize, max_queue_delay_microseconds: d.maxQueueDelayMicroseconds };
-      if (d.maxQueueSize > 0) out.dynamic_batching.default_queue_policy = { max_queue_size: d.maxQueueSize };
+      if (d.maxQueueSize > 0 || d.queueTimeout) out.dynamic_batching.default_queue_policy = queuePolicyJson({ maxQueueSize: d.maxQueueSize, ...d.queueTimeout });
+      if (d.priority) {
+        out.dynamic_batching.priority_levels = d.priority.levels;
+        out.dynamic_batching.default_priority_level = d.priority.defaultLevel;
+        const own = Object.entries(d.priority.policies);
+        if (own.length > 0) out.dynamic_batching.priority_queue_policy = Object.fromEntries(own.map(([level, p]) => [level, queuePolicyJson(p)]));
+      }
     }
     if (c.sequenceBatching) out.sequence_batching = sequenceBatchingJson(c.sequenceBatching);
     if (c.responseCache) out.response_cache = { enable: true };
@@ -193,6 +207,7 @@ export class DataPlane {
       validateOutputNames(outputNames, handle.metadata);
       const classes = classificationsOf(request, handle.metadata);
       const deadline = deadlineOf(request.parameters, ctx, this.defaults.requestTimeoutMs);
+      const priority = priorityOf(request.parameters);
       // An ensemble passes a request's sequence on to its steps (Triton's id 0 or "" is none); its
       // answer then depends on a stateful step's state, not only on its inputs: no cache.
       const sequence = handle.config.sequenceBatching || (handle.config.ensemble && namesSequence(request.parameters)) ? sequenceFlags(request.parameters, handle.name) : undefined;
@@ -220,6 +235,8 @@ export class DataPlane {
           // A request in a sequence may wait behind the sequence's previous one (through an ensemble too): it needs the signal.
           signal: ctx.signal ?? (clientSignal && (!batcher.startsAtOnce || sequence) ? clientSignal() : undefined),
           sequence,
+          priority,
+          ownTimeout: request.parameters?.timeout !== undefined,
         });
         if (cache && key) {
           const t0 = performance.now();
@@ -336,6 +353,33 @@ function pick(outputs: Tensor[], names: string[]): Tensor[] {
     if (!t) throw new InvalidArgument(`unknown output '${n}' (outputs: ${outputs.map((o) => o.name).join(', ')})`);
     return t;
   });
+}
+
+/** Triton's `ModelQueuePolicy` in its JSON form; fields at their defaults left out, as Triton prints them. */
+interface QueuePolicyJson {
+  max_queue_size?: number;
+  timeout_action?: 'REJECT' | 'DELAY';
+  default_timeout_microseconds?: number;
+  allow_timeout_override?: boolean;
+}
+
+function queuePolicyJson(p: Partial<QueuePolicy> & { maxQueueSize: number }): QueuePolicyJson {
+  const out: QueuePolicyJson = {};
+  if (p.maxQueueSize > 0) out.max_queue_size = p.maxQueueSize;
+  if (p.action === 'delay') out.timeout_action = 'DELAY';
+  if (p.defaultMicroseconds) out.default_timeout_microseconds = p.defaultMicroseconds;
+  if (p.allowOverride) out.allow_timeout_override = true;
+  return out;
+}
+
+/** Triton's request parameter `priority`: a level of the model's dynamic batcher (1 first; 0 is its default). */
+function priorityOf(params: Parameters | undefined): number | undefined {
+  const p = params?.priority;
+  if (p === undefined) return undefined;
+  if (typeof p !== 'number' || !Number.isSafeInteger(p) || p < 0) {
+    throw new InvalidArgument(`parameters.priority: expected an integer ≥ 0 (1 is the first level, 0 the model's default), got ${JSON.stringify(p)}`);
+  }
+  return p;
 }
 
 /** Triton's request parameter `timeout` is in microseconds; the server default is in ms. */

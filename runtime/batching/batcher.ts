@@ -31,6 +31,13 @@ export interface BatchRequest {
    * request that names a sequence (its backend passes it on to the composing models).
    */
   sequence?: SequenceFlags;
+  /**
+   * Triton's request `priority`: 1 is served first. 0, absent or past the model's levels: its
+   * default level. Read only by a batcher with priority levels.
+   */
+  priority?: number;
+  /** The request set its own `timeout`: a queue policy with `allow_timeout_override` then leaves it to that. */
+  ownTimeout?: boolean;
 }
 
 export interface BatchResult {

@@ -6,6 +6,7 @@ import type { Batcher } from './batcher.js';
 import { createBatcher, DynamicBatcher, type BatchInfo, type BatcherOptions } from './dynamic-batcher.js';
 import { PassThroughBatcher } from './pass-through.js';
 import { MAX_RETRY_AFTER_SECONDS, retryAfterSeconds } from './queue.js';
+import type { QueuePolicy } from '../repository/model-config.js';
 
 const batchers: Batcher[] = [];
 const fakes: FakeBackend[] = [];
@@ -648,5 +649,100 @@ describe('Retry-After of a full queue', () => {
 
   it('rounds up, and is at least 1 s and at most the cap', () => {
     expect([undefined, 0, -5, Number.NaN, 1, 999, 1000, 1001, 59_500, 60_001, 1e9].map(retryAfterSeconds)).toEqual([1, 1, 1, 1, 1, 1, 1, 2, 60, 60, 60]);
+  });
+});
+
+describe("Triton's priority levels and queue policies", () => {
+  /** Polls `done` every 2 ms, for at most 2 s. */
+  async function until(done: () => boolean): Promise<void> {
+    for (let i = 0; i < 1000 && !done(); i++) await new Promise((r) => setTimeout(r, 2));
+    expect(done()).toBe(true);
+  }
+  const policy = (p: Partial<QueuePolicy>): QueuePolicy => ({ maxQueueSize: 0, action: 'reject', defaultMicroseconds: 0, allowOverride: false, ...p });
+  const levels = (n: number, defaultLevel: number, policies: Record<number, QueuePolicy> = {}) => ({ priority: { levels: n, defaultLevel, policies } });
+  /** Holds the one instance with a first request, queues `sends` in order, releases it: the values of each later batch. */
+  async function order(b: Batcher, f: FakeBackend, sends: [value: number, priority?: number][]): Promise<number[][]> {
+    f.hold();
+    const first = b.enqueue({ inputs: [xInput([0])], outputNames: [] });
+    await until(() => f.batches.length === 1);
+    const rest = sends.map(([v, priority]) => b.enqueue({ inputs: [xInput([v])], outputNames: [], ...(priority === undefined ? {} : { priority }) }));
+    f.release();
+    await Promise.all([first, ...rest]);
+    return f.batches.slice(1).map((batch) => values(batch[0]));
+  }
+
+  it('takes level 1 before level 2 whenever both could run, in arrival order within a level; no or an out-of-range priority is the default level', async () => {
+    const f = fake();
+    const b = make(f, { maxBatchSize: 2, maxQueueDelayMicroseconds: 0, ...levels(3, 2) });
+    // 10 and 11 at level 2, 12 and 14 at 1, 13 without a priority (2), 15 past the levels (2), 16 at 3.
+    expect(await order(b, f, [[10, 2], [11, 2], [12, 1], [13], [14, 1], [15, 9], [16, 3]])).toEqual([[12, 14], [10, 11], [13, 15], [16]]);
+    // Without levels the priority is not read: arrival order.
+    const g = fake();
+    expect(await order(make(g, { maxBatchSize: 2, maxQueueDelayMicroseconds: 0 }), g, [[10, 2], [11, 1], [12, 1]])).toEqual([[10, 11], [12]]);
+    // The pass-through batcher keeps the same order, one request per run.
+    const h = fake();
+    expect(await order(make(h, { maxBatchSize: 1, ...levels(2, 2) }), h, [[10], [11, 1], [12, 2], [13, 1]])).toEqual([[11], [13], [10], [12]]);
+  });
+
+  it('bounds each level by its own policy, the others by the default policy', async () => {
+    const f = fake();
+    const b = make(f, { maxBatchSize: 1, maxQueueSize: 3, ...levels(2, 2, { 1: policy({ maxQueueSize: 1 }) }) });
+    f.hold();
+    const running = b.enqueue({ inputs: [xInput([0])], outputNames: [] });
+    await until(() => f.batches.length === 1);
+    const queued = [b.enqueue({ inputs: [xInput([1])], outputNames: [], priority: 1 })];
+    const err = await b.enqueue({ inputs: [xInput([2])], outputNames: [], priority: 1 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ResourceExhausted);
+    expect((err as Error).message).toBe("model: queue of priority level 1 is full (1 requests waiting); retry later");
+    for (let i = 0; i < 3; i++) queued.push(b.enqueue({ inputs: [xInput([3 + i])], outputNames: [] })); // level 2 still has room for three
+    await expect(b.enqueue({ inputs: [xInput([9])], outputNames: [], priority: 2 })).rejects.toThrow('queue of priority level 2 is full (3 requests waiting)');
+    f.release();
+    await Promise.all([running, ...queued]);
+    expect(f.seenValues()).toEqual([0, 1, 3, 4, 5]);
+  });
+
+  it('refuses a request its REJECT policy timed out, uncomputed; with allow_timeout_override a request with its own timeout is left to that', async () => {
+    const f = fake();
+    const b = make(f, { maxBatchSize: 1, queueTimeout: policy({ defaultMicroseconds: 60_000, allowOverride: true }) });
+    f.hold();
+    const running = b.enqueue({ inputs: [xInput([0])], outputNames: [] });
+    await until(() => f.batches.length === 1);
+    const t0 = performance.now();
+    const timedOut = b.enqueue({ inputs: [xInput([1])], outputNames: [] }).catch((e: unknown) => e);
+    const own = b.enqueue({ inputs: [xInput([2])], outputNames: [], ownTimeout: true, deadline: performance.now() + 10_000 });
+    const err = await timedOut;
+    expect(err).toBeInstanceOf(DeadlineExceeded);
+    expect((err as Error).message).toMatch(/^request timed out by the queue policy's default_timeout_microseconds after \d+ ms in the queue of model; it was not computed$/);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(55);
+    f.release();
+    await Promise.all([running, own]);
+    expect(f.seenValues()).toEqual([0, 2]);
+    // Without allow_timeout_override the policy's timeout holds for every request of the level.
+    const g = fake();
+    const c = make(g, { maxBatchSize: 1, ...levels(2, 2, { 1: policy({ defaultMicroseconds: 30_000 }) }) });
+    g.hold();
+    const held = c.enqueue({ inputs: [xInput([0])], outputNames: [] });
+    await until(() => g.batches.length === 1);
+    await expect(c.enqueue({ inputs: [xInput([1])], outputNames: [], priority: 1, ownTimeout: true, deadline: performance.now() + 10_000 })).rejects.toBeInstanceOf(DeadlineExceeded);
+    const level2 = c.enqueue({ inputs: [xInput([2])], outputNames: [], priority: 2 }); // the default policy has no timeout
+    await new Promise((r) => setTimeout(r, 50));
+    g.release();
+    await Promise.all([held, level2]);
+    expect(g.seenValues()).toEqual([0, 2]);
+  });
+
+  it('moves a request its DELAY policy timed out behind the requests of its level that have not, and still computes it', async () => {
+    const f = fake();
+    const b = make(f, { maxBatchSize: 1, queueTimeout: policy({ action: 'delay', defaultMicroseconds: 40_000 }) });
+    f.hold();
+    const running = b.enqueue({ inputs: [xInput([0])], outputNames: [] });
+    await until(() => f.batches.length === 1);
+    const late = b.enqueue({ inputs: [xInput([1])], outputNames: [] });
+    await new Promise((r) => setTimeout(r, 60));
+    const fresh = [b.enqueue({ inputs: [xInput([2])], outputNames: [] }), b.enqueue({ inputs: [xInput([3])], outputNames: [] })];
+    f.release();
+    await Promise.all([running, late, ...fresh]);
+    // 1 came first but timed out: 2 and 3 (not timed out when the instance freed) go before it.
+    expect(f.seenValues()).toEqual([0, 2, 3, 1]);
   });
 });

@@ -10,8 +10,9 @@
  * - otherwise fire when the group's oldest request has waited
  *   `maxQueueDelayMicroseconds`: the longest prefix of a preferred size if
  *   there is one, else all that fit;
- * - among groups ready at once, the one with the oldest request goes first,
- *   so no signature waits longer than its own delay plus running batches;
+ * - among groups ready at once, the one whose head goes first (the highest
+ *   priority level, then the oldest request), so without priorities no
+ *   signature waits longer than its own delay plus running batches;
  * - a request alone larger than `maxBatchSize` runs alone.
  *
  * The `adaptive` policy (kinfer's; config parameter `batch_policy: adaptive`)
@@ -33,7 +34,7 @@ import type { Tensor } from '../core/tensor.js';
 import type { BatchRequest, Batcher } from './batcher.js';
 import { mergeInputs, rowsOf, signatureOf, splitOutputs } from './merge.js';
 import { PassThroughBatcher } from './pass-through.js';
-import { QueueBatcher, type BatcherOptions, type QueuedRequest } from './queue.js';
+import { before, QueueBatcher, type BatcherOptions, type QueuedRequest } from './queue.js';
 
 export type { BatcherOptions, BatchObserver, BatchInfo, RejectReason } from './queue.js';
 export { DEFAULT_MAX_QUEUE_SIZE } from './queue.js';
@@ -90,7 +91,7 @@ export class DynamicBatcher extends QueueBatcher {
     for (const group of this.groups.values()) {
       const head = group[0];
       if (!head) continue;
-      if (best && best[0]!.seq < head.seq) continue;
+      if (best && !before(head, best[0]!)) continue;
       if (head.rows >= this.maxBatchSize || head.rows === 0) {
         best = [head];
         continue;

@@ -6,12 +6,19 @@
  * Retry-After (the time to run what is queued, at the recent pace). A subclass only
  * decides which queued requests form the next batch (`pick`) and how inputs
  * are merged and outputs split.
+ *
+ * Triton's priority levels and queue policies: each signature group is kept in
+ * the order (level, late, arrival), so a level-1 request is taken before a
+ * level-2 one whenever both could run; each level has its own queue bound, and
+ * a policy's timeout either refuses a request still queued (REJECT) or moves it
+ * behind its level's requests that have not timed out (DELAY).
  */
 import type { Backend } from '../backends/backend.js';
 import { Cancelled, DeadlineExceeded, Internal, InvalidArgument, ResourceExhausted, Unavailable } from '../core/errors.js';
 import { MAX_TIMER_MS } from '../core/within.js';
 import type { Tensor } from '../core/tensor.js';
 import { activeContext, endSpan, startSpan, type Context, type Span } from '../observability/tracing.js';
+import type { PriorityConfig, QueueTimeout } from '../repository/model-config.js';
 import type { BatchPolicy, BatchRequest, BatchResult, Batcher } from './batcher.js';
 
 /** Queue size used when the config says 0 (Triton's default is unbounded; ours is not). */
@@ -88,6 +95,10 @@ export interface BatcherOptions {
   /** Model name for error messages and span attributes. */
   name?: string;
   observer?: BatchObserver;
+  /** Triton's priority levels (`dynamic_batching.priority_levels` > 0): per-level order, bounds and timeouts. */
+  priority?: PriorityConfig;
+  /** The default queue policy's timeout rules (`default_queue_policy`), for every level without its own. */
+  queueTimeout?: QueueTimeout;
 }
 
 /** Dispatch cycles over which `recentConcurrency` remembers its peak. */
@@ -120,6 +131,23 @@ export interface QueuedRequest {
   readonly seq: number;
   /** performance.now() at enqueue. */
   readonly enqueuedAt: number;
+  /** Priority level, 1 first; 0 when the model has no levels. */
+  readonly level: number;
+  /** Timed out under a DELAY queue policy: now behind its level's requests that have not. */
+  late: boolean;
+}
+
+/** Whether `a` is taken before `b`: by level, then the requests not late first, then by arrival. */
+export function before(a: QueuedRequest, b: QueuedRequest): boolean {
+  if (a.level !== b.level) return a.level < b.level;
+  if (a.late !== b.late) return b.late;
+  return a.seq < b.seq;
+}
+
+/** A level's queue bound and timeout rules. */
+interface LevelRules {
+  maxQueueSize: number;
+  timeout?: QueueTimeout;
 }
 
 interface Entry extends QueuedRequest {
@@ -129,6 +157,12 @@ interface Entry extends QueuedRequest {
   resolve(result: BatchResult): void;
   reject(err: unknown): void;
   timer?: NodeJS.Timeout;
+  /** When it is refused uncomputed if still queued: its deadline, or a REJECT policy's timeout. */
+  expiresAt?: number;
+  /** Which of the two `expiresAt` is. */
+  expiry?: 'deadline' | 'queue_policy';
+  /** When a DELAY policy moves it back (schedule() does, before it picks). */
+  lateAt?: number;
   onAbort?: () => void;
   parent?: Context;
   span?: Span;
@@ -145,6 +179,14 @@ export abstract class QueueBatcher implements Batcher {
   private readonly free: Backend[];
   private readonly observer: BatchObserver | undefined;
   private queued = 0;
+  private readonly priority: PriorityConfig | undefined;
+  /** Rules of the levels without a policy of their own (all requests, without levels). */
+  private readonly defaultRules: LevelRules;
+  private readonly levelRules = new Map<number, LevelRules>();
+  /** Queued requests per level, with levels. */
+  private readonly queuedByLevel = new Map<number, number>();
+  /** Some level's policy delays timed-out requests: schedule() looks for them. */
+  private readonly delays: boolean;
   /** Items (rows) of the queued requests. */
   private queuedRows = 0;
   private running = 0;
@@ -184,6 +226,24 @@ export abstract class QueueBatcher implements Batcher {
     this.maxQueueSize = opts.maxQueueSize > 0 ? Math.floor(opts.maxQueueSize) : DEFAULT_MAX_QUEUE_SIZE;
     this.observer = opts.observer;
     this.label = opts.name ? `model '${opts.name}'` : 'model';
+    this.priority = opts.priority;
+    this.defaultRules = { maxQueueSize: this.maxQueueSize, timeout: opts.queueTimeout };
+    for (const [level, p] of Object.entries(opts.priority?.policies ?? {})) {
+      this.levelRules.set(Number(level), { maxQueueSize: p.maxQueueSize > 0 ? p.maxQueueSize : this.maxQueueSize, timeout: p });
+    }
+    this.delays = [this.defaultRules, ...this.levelRules.values()].some((r) => r.timeout?.action === 'delay' && r.timeout.defaultMicroseconds > 0);
+  }
+
+  /** Queued requests of `level`; all queued requests without levels (level 0). */
+  private queuedAt(level: number): number {
+    return level ? (this.queuedByLevel.get(level) ?? 0) : this.queued;
+  }
+
+  /** The level of a request's `priority`: the default one unless it names a level of the model (Triton's rule). */
+  private levelOf(priority: number | undefined): number {
+    const p = this.priority;
+    if (!p) return 0;
+    return priority !== undefined && priority >= 1 && priority <= p.levels ? priority : p.defaultLevel;
   }
 
   get pending(): number {
@@ -245,23 +305,41 @@ export abstract class QueueBatcher implements Batcher {
     } catch (err) {
       return this.refuse('invalid_argument', err);
     }
+    const level = this.levelOf(request.priority);
+    const rules = (level && this.levelRules.get(level)) || this.defaultRules;
     // Requests of this tick may still wait for the deferred schedule: let free instances take them first.
-    if (this.queued >= this.maxQueueSize && this.free.length > 0) this.schedule();
-    if (this.queued >= this.maxQueueSize) {
-      return this.refuse(
-        'queue_full',
-        new ResourceExhausted(`${this.label}: queue is full (${this.queued} requests waiting); retry later`, retryAfterSeconds(this.waitMs(0))),
-      );
+    if (this.queuedAt(level) >= rules.maxQueueSize && this.free.length > 0) this.schedule();
+    if (this.queuedAt(level) >= rules.maxQueueSize) {
+      const which = level ? `queue of priority level ${level}` : 'queue';
+      return this.refuse('queue_full', new ResourceExhausted(`${this.label}: ${which} is full (${this.queuedAt(level)} requests waiting); retry later`, retryAfterSeconds(this.waitMs(0))));
     }
     return new Promise<BatchResult>((resolve, reject) => {
       const parent = activeContext();
+      // A REJECT policy's timeout refuses the request if it comes before its deadline; a DELAY one moves it back.
+      let expiresAt = request.deadline;
+      let expiry: Entry['expiry'] = 'deadline';
+      let lateAt: number | undefined;
+      const t = rules.timeout;
+      if (t && t.defaultMicroseconds > 0 && !(t.allowOverride && request.ownTimeout)) {
+        const limit = now + t.defaultMicroseconds / 1000;
+        if (t.action === 'delay') lateAt = limit;
+        else if (expiresAt === undefined || limit < expiresAt) {
+          expiresAt = limit;
+          expiry = 'queue_policy';
+        }
+      }
       const entry: Entry = {
         request,
         key: cls.key,
         rows: cls.rows,
         seq: this.nextSeq++,
         enqueuedAt: now,
+        level,
+        late: false,
         state: 'queued',
+        expiresAt,
+        expiry,
+        lateAt,
         resolve,
         reject,
         parent,
@@ -269,12 +347,13 @@ export abstract class QueueBatcher implements Batcher {
       };
       let group = this.groups.get(cls.key);
       if (!group) this.groups.set(cls.key, (group = []));
-      group.push(entry);
+      insert(group, entry);
       this.queued++;
       this.queuedRows += cls.rows;
+      if (level) this.queuedByLevel.set(level, (this.queuedByLevel.get(level) ?? 0) + 1);
       if (this.pending > this.cyclePeak) this.cyclePeak = this.pending;
       this.notify((o) => o.onQueued?.());
-      if (request.deadline !== undefined) this.armDeadline(entry, request.deadline, 0);
+      if (expiresAt !== undefined) this.armDeadline(entry, expiresAt, 0);
       if (request.signal) {
         entry.onAbort = () => {
           if (entry.state !== 'queued') return;
@@ -341,11 +420,18 @@ export abstract class QueueBatcher implements Batcher {
   private expire(entry: Entry, now: number): void {
     this.unqueue(entry);
     const waited = Math.round(now - entry.enqueuedAt);
-    this.settle(
-      entry,
-      new DeadlineExceeded(`request deadline passed after ${waited} ms in the queue of ${this.label}; it was not computed`),
-      'deadline_exceeded',
-    );
+    const why = entry.expiry === 'queue_policy' ? "request timed out by the queue policy's default_timeout_microseconds" : 'request deadline passed';
+    this.settle(entry, new DeadlineExceeded(`${why} after ${waited} ms in the queue of ${this.label}; it was not computed`), 'deadline_exceeded');
+  }
+
+  /** A DELAY policy's timeout passed: the entry goes behind its level's requests that have not timed out. */
+  private markLate(entry: Entry): void {
+    const group = this.groups.get(entry.key);
+    const i = group ? group.indexOf(entry) : -1;
+    if (!group || i < 0) return;
+    group.splice(i, 1);
+    entry.late = true;
+    insert(group, entry);
   }
 
   private unqueue(entry: Entry): void {
@@ -356,6 +442,7 @@ export abstract class QueueBatcher implements Batcher {
     if (!group.length) this.groups.delete(entry.key);
     this.queued--;
     this.queuedRows -= entry.rows;
+    if (entry.level) this.queuedByLevel.set(entry.level, this.queuedByLevel.get(entry.level)! - 1);
   }
 
   /** Stops the entry's timer and abort listener; the entry is no longer cancellable. */
@@ -441,7 +528,8 @@ export abstract class QueueBatcher implements Batcher {
     const now = performance.now();
     for (const group of [...this.groups.values()]) {
       for (const e of [...group] as Entry[]) {
-        if (e.request.deadline !== undefined && e.request.deadline <= now) this.expire(e, now);
+        if (e.expiresAt !== undefined && e.expiresAt <= now) this.expire(e, now);
+        else if (this.delays && e.lateAt !== undefined && !e.late && e.lateAt <= now) this.markLate(e);
       }
     }
     for (let guard = this.queued + 1; guard > 0 && this.queued > 0 && this.free.length > 0; guard--) {
@@ -560,4 +648,12 @@ export abstract class QueueBatcher implements Batcher {
       if (live.length > 0) await this.attempt(instance, live, []);
     }
   }
+}
+
+/** Puts `e` into its group's order (`before`); a request that arrives last in its level is appended. */
+function insert(group: QueuedRequest[], e: QueuedRequest): void {
+  let i = group.length;
+  while (i > 0 && before(e, group[i - 1]!)) i--;
+  if (i === group.length) group.push(e);
+  else group.splice(i, 0, e);
 }

@@ -124,6 +124,43 @@ describe('parseModelConfig: Triton pbtxt', () => {
     }
   });
 
+  it("reads Triton's priority levels and queue policies, and refuses levels out of range", () => {
+    const c = parseModelConfig(
+      `max_batch_size: 8\ndynamic_batching {\n  priority_levels: 3\n  default_priority_level: 2\n  default_queue_policy { max_queue_size: 16 timeout_action: DELAY default_timeout_microseconds: 5000 }\n  priority_queue_policy { key: 1 value { max_queue_size: 4 allow_timeout_override: true } }\n  priority_queue_policy [ { key: 3, value: { default_timeout_microseconds: 100 } } ]\n}`,
+      'config.pbtxt',
+      'm',
+    );
+    expect(c.dynamicBatching).toEqual({
+      maxQueueDelayMicroseconds: 0,
+      preferredBatchSize: [],
+      maxQueueSize: 16,
+      queueTimeout: { action: 'delay', defaultMicroseconds: 5000, allowOverride: false },
+      priority: {
+        levels: 3,
+        defaultLevel: 2,
+        policies: {
+          1: { maxQueueSize: 4, action: 'reject', defaultMicroseconds: 0, allowOverride: true },
+          3: { maxQueueSize: 0, action: 'reject', defaultMicroseconds: 100, allowOverride: false },
+        },
+      },
+    });
+    expect(c.unknownFields).toBeUndefined();
+    // protobuf's JSON mapping: a plain map keyed by level, the enum by name or number.
+    const j = parseModelConfig('{"dynamicBatching": {"priorityLevels": "2", "defaultPriorityLevel": 1, "priorityQueuePolicy": {"2": {"timeoutAction": 1, "defaultTimeoutMicroseconds": "700"}}}}', 'config.json', 'm');
+    expect(j.dynamicBatching!.priority!.policies[2]).toEqual({ maxQueueSize: 0, action: 'delay', defaultMicroseconds: 700, allowOverride: false });
+    // A policy that only bounds the queue sets no timeout rules (the parse before priorities said the same).
+    expect(parseModelConfig('dynamic_batching { default_queue_policy { max_queue_size: 32 timeout_action: REJECT } }', 'config.pbtxt', 'm').dynamicBatching).toEqual({ maxQueueDelayMicroseconds: 0, preferredBatchSize: [], maxQueueSize: 32 });
+    const typo = parseModelConfig('dynamic_batching { default_queue_policy { max_queue_sise: 3 } }', 'config.pbtxt', 'm');
+    expect(typo.unknownFields).toEqual(['dynamic_batching.default_queue_policy.max_queue_sise (did you mean max_queue_size?)']);
+
+    const bad = (db: string) => () => parseModelConfig(`dynamic_batching { ${db} }`, 'config.pbtxt', 'm');
+    expect(bad('priority_levels: 2')).toThrow(/dynamic_batching\.default_priority_level: expected a level from 1 to priority_levels \(2\), got 0/);
+    expect(bad('priority_levels: 2 default_priority_level: 3')).toThrow(/expected a level from 1 to priority_levels \(2\), got 3/);
+    expect(bad('default_priority_level: 1')).toThrow(/default_priority_level and priority_queue_policy need priority_levels > 0/);
+    expect(bad('priority_levels: 2 default_priority_level: 1 priority_queue_policy { key: 3 value { } }')).toThrow(/priority_queue_policy '3': expected a level from 1 to priority_levels \(2\)/);
+    expect(bad('default_queue_policy { timeout_action: LATER }')).toThrow(/default_queue_policy\.timeout_action: expected REJECT or DELAY, got "LATER"/);
+  });
+
   it('reads the original Xilinx server pbtxt form (inputs/datatype/shape)', () => {
     const c = parseModelConfig(
       `name: "mnist"\nplatform: "onnx_onnxv1"\ninputs [ { name: "images_in" datatype: "FP32" shape: [28,28,1] } ]\noutputs [ { name: "flatten/Reshape" datatype: "STRING" shape: [10] } ]`,

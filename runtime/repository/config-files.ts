@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { isDatatype, type Datatype } from '../core/datatypes.js';
 import { InvalidArgument, Unsupported } from '../core/errors.js';
 import type { TensorSpec } from '../core/tensor.js';
-import { defaultConfig, type DynamicBatchingConfig, type EnsembleStep, type ModelConfig, type SequenceBatchingConfig, type SequenceControl, type SequenceControlKind, type SequenceState, type VersionPolicy, type WarmupInput, type WarmupSample } from './model-config.js';
+import { defaultConfig, type DynamicBatchingConfig, type EnsembleStep, type ModelConfig, type PriorityConfig, type QueuePolicy, type SequenceBatchingConfig, type SequenceControl, type SequenceControlKind, type SequenceState, type VersionPolicy, type WarmupInput, type WarmupSample } from './model-config.js';
 
 // The TOML parser is loaded on the first config.toml (pbtxt is the common case; start-up should not pay for it).
 const requireLazy = createRequire(import.meta.url);
@@ -447,8 +447,8 @@ export const FALSE_TRUE = { fp32_false_true: 'FP32', int32_false_true: 'INT32', 
 const CORRID_TYPES: readonly Datatype[] = ['UINT64', 'INT64', 'UINT32', 'INT32', 'BYTES'];
 
 /** Pushes the unknown fields of `obj` at `prefix`, each once (repeated messages report a field once). */
-function noteUnknown(unknown: string[], obj: ConfigObject, prefix: keyof typeof FIELDS): void {
-  for (const u of unknownFields(obj, prefix)) if (!unknown.includes(u)) unknown.push(u);
+function noteUnknown(unknown: string[], obj: ConfigObject, prefix: keyof typeof FIELDS, shown: string = prefix): void {
+  for (const u of unknownFields(obj, prefix, shown)) if (!unknown.includes(u)) unknown.push(u);
 }
 
 /** `sequence_batching { direct | oldest, max_sequence_idle_microseconds, control_input [...], state [...] }`. */
@@ -741,7 +741,9 @@ function eachMapEntry(ctx: Context, path: string, v: ConfigValue, root: object, 
     if (!isObject(entry)) ctx.fail(path, 'expected a map or { key, value } entries', root);
     const f = fieldsOf(entry);
     if (f.has('key') && f.has('value') && f.size === 2) {
-      const key = str(ctx, `${path}.key`, f.get('key'), entry);
+      // Map keys are strings or integers (Triton's priority_queue_policy is keyed by level).
+      const raw = one(ctx, `${path}.key`, f.get('key'), entry);
+      const key = typeof raw === 'number' || typeof raw === 'bigint' ? String(raw) : str(ctx, `${path}.key`, raw, entry);
       if (!key) ctx.fail(path, 'empty key', entry);
       put(key, one(ctx, `${path} '${key}'`, f.get('value'), entry), entry);
     } else {
@@ -777,8 +779,12 @@ const FIELDS = {
     triton: [],
   },
   'dynamic_batching.': {
-    read: ['max_queue_delay_microseconds', 'preferred_batch_size', 'default_queue_policy'],
-    triton: ['preserve_ordering', 'priority_levels', 'default_priority_level', 'priority_queue_policy'],
+    read: ['max_queue_delay_microseconds', 'preferred_batch_size', 'default_queue_policy', 'priority_levels', 'default_priority_level', 'priority_queue_policy'],
+    triton: ['preserve_ordering'],
+  },
+  'dynamic_batching.queue_policy.': {
+    read: ['max_queue_size', 'timeout_action', 'default_timeout_microseconds', 'allow_timeout_override'],
+    triton: [],
   },
   'response_cache.': {
     read: ['enable'],
@@ -839,7 +845,7 @@ const FIELDS = {
 } as const;
 
 /** Fields of `obj` (at `prefix`) that neither kinfer nor Triton knows, each with the closest known name if one is near. */
-function unknownFields(obj: ConfigObject, prefix: keyof typeof FIELDS): string[] {
+function unknownFields(obj: ConfigObject, prefix: keyof typeof FIELDS, shown: string = prefix): string[] {
   const { read, triton } = FIELDS[prefix];
   const known: readonly string[] = [...read, ...triton];
   const out: string[] = [];
@@ -847,7 +853,7 @@ function unknownFields(obj: ConfigObject, prefix: keyof typeof FIELDS): string[]
     const key = snake(written);
     if (known.includes(key)) continue;
     const near = known.map((k) => [k, editDistance(k, key)] as const).sort((a, b) => a[1] - b[1])[0];
-    out.push(near && near[1] <= Math.max(1, Math.floor(key.length / 4)) ? `${prefix}${written} (did you mean ${near[0]}?)` : `${prefix}${written}`);
+    out.push(near && near[1] <= Math.max(1, Math.floor(key.length / 4)) ? `${shown}${written} (did you mean ${near[0]}?)` : `${shown}${written}`);
   }
   return out;
 }
@@ -894,15 +900,17 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
     const d = fieldsOf(db);
     unknown.push(...unknownFields(db, 'dynamic_batching.'));
     const policy = object(ctx, 'dynamic_batching.default_queue_policy', d.get('default_queue_policy'), db);
+    const byDefault = policy ? queuePolicy(ctx, 'dynamic_batching.default_queue_policy', policy, unknown) : undefined;
     const dynamic: DynamicBatchingConfig = {
       maxQueueDelayMicroseconds: int(ctx, 'dynamic_batching.max_queue_delay_microseconds', d.get('max_queue_delay_microseconds'), db, 0) ?? 0,
       preferredBatchSize: asList(d.get('preferred_batch_size')).map(
         (x, i) => int(ctx, `dynamic_batching.preferred_batch_size[${i}]`, x, db, 1)!,
       ),
-      maxQueueSize: policy
-        ? (int(ctx, 'dynamic_batching.default_queue_policy.max_queue_size', fieldsOf(policy).get('max_queue_size'), policy, 0) ?? 0)
-        : 0,
+      maxQueueSize: byDefault?.maxQueueSize ?? 0,
     };
+    if (byDefault && hasTimeout(byDefault)) dynamic.queueTimeout = { action: byDefault.action, defaultMicroseconds: byDefault.defaultMicroseconds, allowOverride: byDefault.allowOverride };
+    const priority = priorityLevels(ctx, db, unknown);
+    if (priority) dynamic.priority = priority;
     config.dynamicBatching = dynamic;
   }
 
@@ -943,6 +951,52 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
   if (warmup.length > 0) config.warmup = warmup;
   if (unknown.length > 0) config.unknownFields = unknown;
   return config;
+}
+
+/** Triton's `ModelQueuePolicy` (`timeout_action` REJECT or DELAY, also as 0/1 in JSON). */
+function queuePolicy(ctx: Context, path: string, obj: ConfigObject, unknown: string[]): QueuePolicy {
+  noteUnknown(unknown, obj, 'dynamic_batching.queue_policy.', `${path}.`);
+  const f = fieldsOf(obj);
+  const action = one(ctx, `${path}.timeout_action`, f.get('timeout_action'), obj);
+  const text = typeof action === 'number' ? ['REJECT', 'DELAY'][action] : typeof action === 'string' ? action.toUpperCase() : action === undefined ? 'REJECT' : undefined;
+  if (text !== 'REJECT' && text !== 'DELAY') ctx.fail(`${path}.timeout_action`, `expected REJECT or DELAY, got ${JSON.stringify(String(action))}`, obj);
+  return {
+    maxQueueSize: int(ctx, `${path}.max_queue_size`, f.get('max_queue_size'), obj, 0) ?? 0,
+    action: text === 'DELAY' ? 'delay' : 'reject',
+    defaultMicroseconds: int(ctx, `${path}.default_timeout_microseconds`, f.get('default_timeout_microseconds'), obj, 0) ?? 0,
+    allowOverride: bool(ctx, `${path}.allow_timeout_override`, f.get('allow_timeout_override'), obj) ?? false,
+  };
+}
+
+/** A policy whose timeout rules change anything: a default timeout, or requests allowed to set theirs. */
+function hasTimeout(p: QueuePolicy): boolean {
+  return p.defaultMicroseconds > 0 || p.allowOverride;
+}
+
+/** `priority_levels`, `default_priority_level` and `priority_queue_policy` of `dynamic_batching`; none without levels. */
+function priorityLevels(ctx: Context, db: ConfigObject, unknown: string[]): PriorityConfig | undefined {
+  const d = fieldsOf(db);
+  const levels = int(ctx, 'dynamic_batching.priority_levels', d.get('priority_levels'), db, 0) ?? 0;
+  const defaultLevel = int(ctx, 'dynamic_batching.default_priority_level', d.get('default_priority_level'), db, 0) ?? 0;
+  const raw = d.get('priority_queue_policy');
+  if (levels === 0) {
+    if (defaultLevel > 0 || asList(raw).length > 0) ctx.fail('dynamic_batching.priority_levels', 'default_priority_level and priority_queue_policy need priority_levels > 0', db);
+    return undefined;
+  }
+  if (defaultLevel < 1 || defaultLevel > levels) {
+    ctx.fail('dynamic_batching.default_priority_level', `expected a level from 1 to priority_levels (${levels}), got ${defaultLevel}`, db);
+  }
+  const policies: Record<number, QueuePolicy> = {};
+  if (raw !== undefined) {
+    eachMapEntry(ctx, 'dynamic_batching.priority_queue_policy', raw, db, (key, value, at) => {
+      const path = `dynamic_batching.priority_queue_policy '${key}'`;
+      const level = /^\d+$/.test(key) ? Number(key) : NaN;
+      if (!(level >= 1 && level <= levels)) ctx.fail(path, `expected a level from 1 to priority_levels (${levels})`, at);
+      if (!isObject(value)) ctx.fail(path, 'expected a ModelQueuePolicy message', at);
+      policies[level] = queuePolicy(ctx, path, value, unknown);
+    });
+  }
+  return { levels, defaultLevel, policies };
 }
 
 const WARMUP_DATA = ['zero_data', 'random_data', 'input_data_file'] as const;

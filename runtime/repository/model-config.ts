@@ -7,11 +7,42 @@
 import type { Datatype } from '../core/datatypes.js';
 import type { TensorSpec } from '../core/tensor.js';
 
+/**
+ * The timeout rules of Triton's `ModelQueuePolicy`: how long a request may wait in its queue
+ * before `action` (reject: answered 504 uncomputed; delay: moved behind the requests of its
+ * priority level that have not timed out).
+ */
+export interface QueueTimeout {
+  action: 'reject' | 'delay';
+  /** `default_timeout_microseconds`: 0 = none of the policy's own. */
+  defaultMicroseconds: number;
+  /** `allow_timeout_override`: a request's `timeout` parameter replaces the default. */
+  allowOverride: boolean;
+}
+
+/** Triton's `ModelQueuePolicy`, whole: the queue bound (0: the server default) and the timeout rules. */
+export interface QueuePolicy extends QueueTimeout {
+  maxQueueSize: number;
+}
+
+/** Triton's priority levels of the dynamic batcher: a request's `priority` 1 (served first) to `levels`. */
+export interface PriorityConfig {
+  levels: number;
+  /** The level of a request without a `priority` in 1..levels. */
+  defaultLevel: number;
+  /** `priority_queue_policy`: a level's own policy; other levels take the default policy. */
+  policies: Record<number, QueuePolicy>;
+}
+
 export interface DynamicBatchingConfig {
   maxQueueDelayMicroseconds: number;
   preferredBatchSize: number[];
-  /** Bounded queue; 0 means the server default. */
+  /** Bounded queue (`default_queue_policy.max_queue_size`); 0 means the server default. */
   maxQueueSize: number;
+  /** `default_queue_policy`'s timeout rules, when it sets any. */
+  queueTimeout?: QueueTimeout;
+  /** `priority_levels` > 0. */
+  priority?: PriorityConfig;
 }
 
 /** One input of a warm-up sample (Triton's `ModelWarmup.Input`). */

@@ -719,22 +719,14 @@ export function applyLoadParameters(base: ModelConfig, params: Parameters, name:
       case 'batch_size': {
         const n = positiveInt(key, value);
         config.maxBatchSize = n;
-        config.dynamicBatching = {
-          maxQueueDelayMicroseconds: config.dynamicBatching?.maxQueueDelayMicroseconds ?? 1000,
-          preferredBatchSize: config.dynamicBatching?.preferredBatchSize ?? [],
-          maxQueueSize: config.dynamicBatching?.maxQueueSize ?? 0,
-        };
+        config.dynamicBatching = { maxQueueDelayMicroseconds: 1000, preferredBatchSize: [], maxQueueSize: 0, ...config.dynamicBatching };
         break;
       }
       case 'threads':
         config.instanceCount = positiveInt(key, value);
         break;
       case 'timeout':
-        config.dynamicBatching = {
-          maxQueueDelayMicroseconds: positiveInt(key, value) * 1000,
-          preferredBatchSize: config.dynamicBatching?.preferredBatchSize ?? [],
-          maxQueueSize: config.dynamicBatching?.maxQueueSize ?? 0,
-        };
+        config.dynamicBatching = { preferredBatchSize: [], maxQueueSize: 0, ...config.dynamicBatching, maxQueueDelayMicroseconds: positiveInt(key, value) * 1000 };
         break;
       case 'storage_uri':
         break;

@@ -29,6 +29,8 @@ export function makeBatcherFactory(metrics: Metrics, defaults: { maxQueueSize?: 
       preferredBatchSizes: dyn?.preferredBatchSize ?? [],
       policy,
       maxQueueSize: dyn?.maxQueueSize || defaults.maxQueueSize || 0,
+      priority: dyn?.priority,
+      queueTimeout: dyn?.queueTimeout,
       backendMaxBatchSize: metadata.maxBatchSize,
       observer: statistics ? withStatistics(batchObserver(metrics, name, version), statistics) : batchObserver(metrics, name, version),
     });

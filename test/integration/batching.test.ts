@@ -10,8 +10,9 @@ import type { RunningServer } from '../../runtime/server/serve.js';
 import type { BatcherFactory } from '../../runtime/repository/model-repository.js';
 import { makeBatcherFactory } from '../../runtime/server/batcher-factory.js';
 import { createMetrics } from '../../runtime/observability/metrics.js';
-import { mlpReference, writeLookupModel, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
+import { mlpReference, writeLookupModel, writeMlpModel, writeScaleModel, type MlpModel } from '../helpers/onnx-models.js';
 import { postJson, startTestServer, tempDir } from '../helpers/server.js';
+import { tritonClient, unary } from '../helpers/grpc-client.js';
 
 function metricValue(text: string, name: string, labels: Record<string, string>): number {
   for (const line of text.split('\n')) {
@@ -319,5 +320,81 @@ describe('an unload whose requests never finish (a backend that hangs)', () => {
     const again = await send(2);
     expect(again.status).toBe(200);
     expect(((await again.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([2]);
+  });
+});
+
+describe("Triton's priority levels through HTTP and gRPC (a slowed ONNX model)", () => {
+  let server: RunningServer;
+  let repo: { dir: string; cleanup: () => Promise<void> };
+  const metrics = createMetrics({});
+  /** The first value of each row, in the order the backend ran them. */
+  const ran: number[] = [];
+  /** The model, first sleeping as many ms as a batch's first value says when that is over 100; records each row. */
+  const slowed: BatcherFactory = (o) =>
+    makeBatcherFactory(metrics)({
+      ...o,
+      instances: o.instances.map((b) => ({
+        load: (f) => b.load(f),
+        unload: () => b.unload(),
+        infer: async (inputs, names) => {
+          const x = inputs[0]!.data as Float32Array;
+          for (let r = 0; r < x.length; r += 4) ran.push(x[r]!);
+          const v = x[0]!;
+          if (v > 100) await new Promise((r) => setTimeout(r, v));
+          return b.infer(inputs, names);
+        },
+      })),
+    });
+
+  beforeAll(async () => {
+    repo = await tempDir();
+    await writeScaleModel(join(repo.dir, 'ranked', '1'), 1);
+    await writeFile(
+      join(repo.dir, 'ranked', 'config.pbtxt'),
+      'platform: "onnxruntime_onnx"\nmax_batch_size: 2\ndynamic_batching {\n  priority_levels: 2\n  default_priority_level: 2\n  priority_queue_policy { key: 1 value { max_queue_size: 8 timeout_action: DELAY default_timeout_microseconds: 2000000 } }\n}\n',
+    );
+    server = await startTestServer({ modelRepository: repo.dir, metrics, createBatcher: slowed, grpcPort: 0 });
+  });
+  afterAll(async () => {
+    await server.close();
+    await repo.cleanup();
+  });
+
+  const send = (v: number, parameters?: Record<string, unknown>) =>
+    postJson(`${server.url}/v2/models/ranked/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [v, 0, 0, 0] }], ...(parameters ? { parameters } : {}) });
+
+  it('runs the requests of level 1 first (batched together), each level in arrival order, whatever order they came in', async () => {
+    ran.length = 0;
+    const running = send(300); // holds the one instance
+    await untilPending(server.url, 'ranked');
+    const queued: Promise<Response>[] = [];
+    for (const [v, priority] of [[10, 2], [11, undefined], [12, 1], [13, 0], [14, 1]] as const) {
+      queued.push(send(v, priority === undefined ? undefined : { priority }));
+      await untilPending(server.url, 'ranked', queued.length + 1); // in this order
+    }
+    expect((await Promise.all([running, ...queued])).map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(ran).toEqual([300, 12, 14, 10, 11, 13]);
+  });
+
+  it('refuses a priority that is not an integer ≥ 0, and says its levels and policies in the config, REST and gRPC', async () => {
+    for (const priority of [-1, 1.5, 'high']) {
+      const res = await send(1, { priority });
+      expect(res.status).toBe(400);
+      expect((await res.json()).error).toMatch(/parameters\.priority: expected an integer ≥ 0/);
+    }
+    const cfg = await (await fetch(`${server.url}/v2/models/ranked/config`)).json();
+    expect(cfg.dynamic_batching).toMatchObject({ priority_levels: 2, default_priority_level: 2, priority_queue_policy: { 1: { max_queue_size: 8, timeout_action: 'DELAY', default_timeout_microseconds: 2000000 } } });
+    const triton = tritonClient(server.grpcPort!);
+    try {
+      const { config } = await unary(triton, 'ModelConfig', { name: 'ranked' });
+      expect(config.dynamic_batching.priority_levels).toBe('2');
+      expect(config.dynamic_batching.default_priority_level).toBe('2');
+      // protobufjs hands 64-bit map keys over as their 8 bytes, little-endian, in a string.
+      const levelOf = (key: string) => [...key].reduce((n, c, i) => n + c.charCodeAt(0) * 2 ** (8 * i), 0);
+      const policies = Object.entries(config.dynamic_batching.priority_queue_policy).map(([k, v]) => [levelOf(k), v]);
+      expect(policies).toEqual([[1, { max_queue_size: 8, timeout_action: 'DELAY', default_timeout_microseconds: '2000000', allow_timeout_override: false }]]);
+    } finally {
+      triton.close();
+    }
   });
 });

@@ -215,11 +215,20 @@ message ModelInstanceGroup {
 }
 message ModelParameter { string string_value = 1; }
 message ModelResponseCache { bool enable = 1; }
-message ModelQueuePolicy { uint32 max_queue_size = 4; }
+message ModelQueuePolicy {
+  enum TimeoutAction { REJECT = 0; DELAY = 1; }
+  TimeoutAction timeout_action = 1;
+  uint64 default_timeout_microseconds = 2;
+  bool allow_timeout_override = 3;
+  uint32 max_queue_size = 4;
+}
 message ModelDynamicBatching {
   repeated int32 preferred_batch_size = 1;
   uint64 max_queue_delay_microseconds = 2;
+  uint64 priority_levels = 4;
+  uint64 default_priority_level = 5;
   ModelQueuePolicy default_queue_policy = 6;
+  map<uint64, ModelQueuePolicy> priority_queue_policy = 7;
 }
 message ModelEnsembling {
   message Step {
