@@ -153,7 +153,7 @@ describe('pull() with a bounded cache', () => {
   });
   afterEach(() => fx.close());
 
-  const opts = (dest: string, extra: Record<string, unknown> = {}) => ({ dest, cacheDir, retries: 0, progressIntervalMs: 0, env: {}, ...extra });
+  const opts = (dest: string, extra: Record<string, unknown> = {}) => ({ dest, cacheDir, retries: 0, progressIntervalMs: 0, env: {}, logger: pino({ level: 'silent' }), ...extra });
 
   it('evicts the oldest entry after a store; the model folder hard-linked to it keeps its files intact', async () => {
     const log = capture();
