@@ -36,6 +36,8 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     .option('--grpc-tls-key <file>', 'the PEM private key of --grpc-tls-cert (default: KINFER_GRPC_TLS_KEY)')
     .option('--grpc-tls-client-ca <file>', 'mutual TLS: clients must present a certificate from this PEM CA bundle (default: KINFER_GRPC_TLS_CLIENT_CA)')
     .option('--allow-client-shm', 'let clients register system shared-memory regions and send tensors through them (default: KINFER_ALLOW_CLIENT_SHM, else off)')
+    .option('--http-restricted-api <categories:key=value>', "Triton's: these REST API categories answer only requests with header key: value; repeatable (default: KINFER_HTTP_RESTRICTED_API, groups separated by ';')", (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option('--grpc-restricted-protocol <categories:key=value>', "Triton's: the same for gRPC, metadata triton-grpc-protocol-<key>; repeatable (default: KINFER_GRPC_RESTRICTED_PROTOCOL)", (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .action(async (flags: ServeFlags) => {
       const { runServe } = await import('./serve.js');
       await runServe(flags);

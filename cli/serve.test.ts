@@ -3,7 +3,7 @@
  * (The modes' effect on a running server is tested in test/integration/server.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
-import { modelControl } from './serve.js';
+import { modelControl, restrictions } from './serve.js';
 
 describe('modelControl', () => {
   it("takes Triton's three modes in repository mode, and nothing without one", () => {
@@ -18,5 +18,16 @@ describe('modelControl', () => {
     expect(() => modelControl({ modelControlMode: 'none', loadModel: ['a'] }, 'repository')).toThrow('--load-model needs --model-control-mode explicit');
     expect(() => modelControl({ modelControlMode: 'explicit', repositoryMonitoring: true }, 'repository')).toThrow('--repository-monitoring is --model-control-mode poll, not explicit');
     expect(() => modelControl({ modelControlMode: 'explicit' }, 'multi-model')).toThrow('--model-control-mode is for repository mode; this is multi-model mode');
+  });
+});
+
+describe('restrictions', () => {
+  it("takes the repeated flag over the variable, splits the variable's groups at ';', and is undefined with neither", () => {
+    const env = 'model-repository:admin-key=a;inference:infer-key=b';
+    expect([...restrictions(undefined, env, '--http-restricted-api', 'KINFER_HTTP_RESTRICTED_API')!.keys()]).toEqual(['model-repository', 'inference']);
+    expect([...restrictions(['logging:k=v'], env, '--http-restricted-api', 'KINFER_HTTP_RESTRICTED_API')!.keys()]).toEqual(['logging']);
+    expect(restrictions(undefined, ' ; ', '--http-restricted-api', 'KINFER_HTTP_RESTRICTED_API')).toBeUndefined();
+    expect(restrictions([], undefined, '--http-restricted-api', 'KINFER_HTTP_RESTRICTED_API')).toBeUndefined();
+    expect(() => restrictions(undefined, 'models:k=v', '--http-restricted-api', 'KINFER_HTTP_RESTRICTED_API')).toThrow(/^KINFER_HTTP_RESTRICTED_API: unknown category "models"/);
   });
 });

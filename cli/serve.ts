@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { createLogger } from '../runtime/observability/logger.js';
 import { startServer, type ServeMode } from '../runtime/server/serve.js';
 import type { GrpcTlsFiles } from '../runtime/server/grpc-tls.js';
+import { parseRestrictions, type Restrictions } from '../runtime/server/restricted.js';
 import { storagePuller } from '../runtime/storage/puller.js';
 
 /** Triton's `--model-control-mode`. */
@@ -28,6 +29,8 @@ export interface ServeFlags {
   grpcTlsCert?: string;
   grpcTlsKey?: string;
   grpcTlsClientCa?: string;
+  httpRestrictedApi?: string[];
+  grpcRestrictedProtocol?: string[];
   /** A bundled function name or module path whose lifecycle hooks the server calls. */
   function?: string;
 }
@@ -44,6 +47,16 @@ export function modelControl(flags: Pick<ServeFlags, 'modelControlMode' | 'loadM
   if (flags.loadModel?.length && m !== 'explicit') throw new Error('--load-model needs --model-control-mode explicit');
   if (flags.repositoryMonitoring && m && m !== 'poll') throw new Error(`--repository-monitoring is --model-control-mode poll, not ${m}`);
   return m ? { mode: m } : {};
+}
+
+/**
+ * Triton's restricted API groups from the flag (repeated) or, without it, the variable (groups
+ * separated by `;`); undefined when neither is given.
+ */
+export function restrictions(flag: string[] | undefined, env: string | undefined, flagName: string, envName: string): Restrictions | undefined {
+  if (flag?.length) return parseRestrictions(flag, flagName);
+  const groups = (env ?? '').split(';').filter((g) => g.trim() !== '');
+  return groups.length ? parseRestrictions(groups, envName) : undefined;
 }
 
 /** The gRPC TLS files, when any is given: certificate and key together; a client CA only with them. */
@@ -85,6 +98,8 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
       flags.grpcTlsCert || flags.grpcTlsKey || flags.grpcTlsClientCa
         ? grpcTlsFiles(flags.grpcTlsCert, flags.grpcTlsKey, flags.grpcTlsClientCa)
         : grpcTlsFiles(cfg.KINFER_GRPC_TLS_CERT, cfg.KINFER_GRPC_TLS_KEY, cfg.KINFER_GRPC_TLS_CLIENT_CA),
+    httpRestrictions: restrictions(flags.httpRestrictedApi, cfg.KINFER_HTTP_RESTRICTED_API, '--http-restricted-api', 'KINFER_HTTP_RESTRICTED_API'),
+    grpcRestrictions: restrictions(flags.grpcRestrictedProtocol, cfg.KINFER_GRPC_RESTRICTED_PROTOCOL, '--grpc-restricted-protocol', 'KINFER_GRPC_RESTRICTED_PROTOCOL'),
     host: flags.host ?? cfg.HOST,
     logger,
     env,

@@ -111,6 +111,12 @@ const EnvSchema = z.object({
   KINFER_GRPC_TLS_CERT: filePath,
   KINFER_GRPC_TLS_KEY: filePath,
   KINFER_GRPC_TLS_CLIENT_CA: filePath,
+  /**
+   * Triton's --http-restricted-api and --grpc-restricted-protocol: groups `<categories>:<key>=<value>`
+   * separated by `;` (server/restricted.ts; checked at start). Put the value in a Secret.
+   */
+  KINFER_HTTP_RESTRICTED_API: z.string().optional(),
+  KINFER_GRPC_RESTRICTED_PROTOCOL: z.string().optional(),
   /** How long an idle keep-alive connection stays open; see serve.ts DEFAULT_KEEP_ALIVE_TIMEOUT_MS. */
   KINFER_KEEP_ALIVE_TIMEOUT_MS: int(120_000),
   K_SERVICE: z.string().optional(),

@@ -22,6 +22,7 @@ import { cloudEventHandler } from './routes/cloudevents.js';
 import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 import { sharedMemoryRoutes } from './routes/shared-memory.js';
 import { traceRoutes } from './routes/trace.js';
+import { restrictHttp, type Restrictions } from './restricted.js';
 import type { TraceSettings } from '../observability/trace-settings.js';
 import type { LogControl } from '../observability/log-settings.js';
 import type { SystemSharedMemory } from '../shared-memory/system-shared-memory.js';
@@ -45,6 +46,8 @@ export interface AppOptions {
   traceSettings: TraceSettings;
   /** Client shared-memory regions, when the server allows them (`--allow-client-shm`). */
   sharedMemory?: SystemSharedMemory;
+  /** Triton's --http-restricted-api: route categories that need a header's value. */
+  restrictions?: Restrictions;
   /** Routes a function adds (e.g. `POST /` for CloudEvents). */
   extend?: (app: Hono<KinferEnv>) => void;
 }
@@ -54,6 +57,8 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
 
   app.use(requestId());
   app.use(accessLog({ logger: opts.logger }));
+  // Refused before any other work (and logged); no middleware at all without restrictions.
+  if (opts.restrictions?.size) app.use(restrictHttp(opts.restrictions));
   app.use(compressResponses());
   for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer']) {
     app.use(path, requestMetrics(opts.metrics), tracing(opts.traceSettings));

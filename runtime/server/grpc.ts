@@ -26,6 +26,8 @@ import type { Parameters } from '../core/tensor.js';
 import { SERVICE_PROTO } from '../protocol/grpc/service-proto.js';
 import { FILE_PREFIX } from '../repository/override-files.js';
 import { healthPackageDefinition, healthService } from './grpc-health.js';
+import { restrictGrpc } from './grpc-restricted.js';
+import type { Restrictions } from './restricted.js';
 import { deadlineOf, streamInferHandler, type InferOne } from './grpc-stream.js';
 import { stage } from './stages.js';
 
@@ -48,6 +50,8 @@ export interface GrpcServerOptions {
   logs?: LogControl;
   /** TLS (mutual when `clientCa` is set) instead of h2c. */
   tls?: GrpcTls;
+  /** Triton's --grpc-restricted-protocol: methods whose calls need `triton-grpc-protocol-<key>` metadata. */
+  restrictions?: Restrictions;
 }
 
 export interface RunningGrpcServer {
@@ -86,6 +90,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   const server = new grpc.Server({
     'grpc.max_receive_message_length': opts.maxMessageBytes,
     'grpc.max_send_message_length': -1,
+    ...(opts.restrictions?.size ? { interceptors: [restrictGrpc(opts.restrictions)] } : {}),
   });
 
   /** A unary handler whose throws become gRPC statuses (never a crash, never UNKNOWN for our errors). */

@@ -37,6 +37,7 @@ import { hasHardware, registerXModelMetrics } from '../backends/xmodel.js';
 import { tuneV8ForServing } from './v8-tuning.js';
 import type { RunningGrpcServer } from './grpc.js';
 import { readGrpcTls, type GrpcTlsFiles } from './grpc-tls.js';
+import type { Restrictions } from './restricted.js';
 
 /** A function's lifecycle hooks (faas-js-runtime's `Function`); `functions/define.ts` FunctionHooks fits. */
 export interface LifecycleHooks {
@@ -67,6 +68,10 @@ export interface ServeOptions {
   grpcPort?: number;
   /** TLS for the gRPC port instead of h2c: certificate and key files, and a client CA for mutual TLS. */
   grpcTls?: GrpcTlsFiles;
+  /** Triton's --http-restricted-api: categories of REST routes that need a header's value (server/restricted.ts). */
+  httpRestrictions?: Restrictions;
+  /** Triton's --grpc-restricted-protocol: the same for gRPC methods (metadata `triton-grpc-protocol-<key>`). */
+  grpcRestrictions?: Restrictions;
   host?: string;
   logger?: Logger;
   metrics?: Metrics;
@@ -129,6 +134,7 @@ export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 120_000;
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   if (opts.grpcTls && opts.grpcPort === undefined) throw new Error('gRPC TLS files are given but gRPC is off: set GRPC_PORT or --grpc-port');
+  if (opts.grpcRestrictions?.size && opts.grpcPort === undefined) throw new Error('gRPC restrictions are given but gRPC is off: set GRPC_PORT or --grpc-port');
   if (opts.grpcPort !== undefined && opts.grpcPort !== 0 && opts.grpcPort === (opts.port ?? 8080)) {
     throw new Error(`REST and gRPC are both on port ${opts.grpcPort}: when GRPC_PORT takes PORT (a grpc-v2 function on Knative), set KINFER_REST_PORT for REST`);
   }
@@ -186,6 +192,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     sharedMemory,
     traceSettings,
     logs,
+    restrictions: opts.httpRestrictions,
     extend: opts.extend,
   });
 
@@ -205,6 +212,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       const { startGrpcServer } = await import('./grpc.js');
       grpcServer = await startGrpcServer({
         tls: grpcTls,
+        restrictions: opts.grpcRestrictions,
         dataplane,
         logger,
         metrics,
