@@ -236,7 +236,6 @@ export class DataPlane {
           signal: ctx.signal ?? (clientSignal && (!batcher.startsAtOnce || sequence) ? clientSignal() : undefined),
           sequence,
           priority,
-          ownTimeout: request.parameters?.timeout !== undefined,
         });
         if (cache && key) {
           const t0 = performance.now();

@@ -36,6 +36,8 @@ export interface RunContext {
   signal?: AbortSignal;
   /** An ensemble request's sequence, which its steps pass on to stateful composing models (as Triton). */
   sequence?: SequenceFlags;
+  /** An ensemble request's `priority`, which its steps carry to their composing models (as Triton). */
+  priority?: number;
 }
 
 export interface Backend {

@@ -92,6 +92,20 @@ describe('EnsembleBackend', () => {
     expect((await backend.infer([x], ['Z'])).map((t) => t.name)).toEqual(['Z']);
   });
 
+  it("gives every step the request's priority and sequence (Triton's InitStep), and no parameters when it has neither", async () => {
+    const r = recorder({ a: 2, b: 3, c: 5 });
+    const backend = new EnsembleBackend(r.run);
+    await loaded(backend);
+    await backend.infer([x], [], { priority: 1 });
+    expect(r.requests.map((q) => q.parameters)).toEqual([{ priority: 1 }, { priority: 1 }, { priority: 1 }]);
+    r.requests.length = 0;
+    await backend.infer([x], [], { priority: 2, sequence: { id: 7, start: true, end: false } });
+    expect(r.requests.map((q) => q.parameters)).toEqual(Array(3).fill({ sequence_id: 7, sequence_start: true, priority: 2 }));
+    r.requests.length = 0;
+    await backend.infer([x], []);
+    expect(r.requests.map((q) => q.parameters)).toEqual([undefined, undefined, undefined]);
+  });
+
   it('adds the batch dim to the declared shapes when the ensemble batches', async () => {
     const meta = await loaded(new EnsembleBackend(recorder({}).run), diamond({ maxBatchSize: 4 }));
     expect(meta.inputs[0]!.shape).toEqual([-1, 2]);

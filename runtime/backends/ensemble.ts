@@ -24,7 +24,7 @@ import {
   Unsupported,
 } from '../core/errors.js';
 import type { InferRequest, InferResponse } from '../core/infer.js';
-import type { Tensor, TensorSpec } from '../core/tensor.js';
+import type { Parameters, Tensor, TensorSpec } from '../core/tensor.js';
 import type { EnsembleStep, ModelConfig } from '../repository/model-config.js';
 import type { Backend, ModelFiles, ModelMetadata, RunContext } from './backend.js';
 import { sequenceParameters } from '../batching/sequence-batcher.js';
@@ -127,6 +127,7 @@ export class EnsembleBackend implements Backend {
 
   async infer(inputs: Tensor[], outputNames: readonly string[], ctx?: RunContext): Promise<Tensor[]> {
     const tensors = new Map<string, Promise<Tensor>>(inputs.map((t) => [t.name, Promise.resolve(t)]));
+    const parameters = stepParameters(ctx);
     const runs: Promise<unknown>[] = [];
     // Planned order: each step's producers are registered before it.
     for (const step of this.steps) {
@@ -137,7 +138,7 @@ export class EnsembleBackend implements Backend {
         .map(async ([own, tensor]) => ({ ...(await tensors.get(tensor)!), name: own }));
       const done = Promise.all(reads)
         .then((stepInputs) =>
-          this.run({ modelName: step.modelName, modelVersion: step.modelVersion, inputs: stepInputs, outputs: Object.keys(step.outputMap).map((n) => ({ name: n })), ...(ctx?.sequence ? { parameters: sequenceParameters(ctx.sequence) } : {}) }, ctx),
+          this.run({ modelName: step.modelName, modelVersion: step.modelVersion, inputs: stepInputs, outputs: Object.keys(step.outputMap).map((n) => ({ name: n })), ...(parameters ? { parameters } : {}) }, ctx),
         )
         .catch((err: unknown) => {
           // A producer's failure reaches its consumers too: name the step where it happened, once.
@@ -165,6 +166,12 @@ export class EnsembleBackend implements Backend {
   async unload(): Promise<void> {
     this.steps = [];
   }
+}
+
+/** What each step's request carries of the ensemble request's: its sequence and its priority (Triton's InitStep). */
+function stepParameters(ctx: RunContext | undefined): Parameters | undefined {
+  if (!ctx || (!ctx.sequence && ctx.priority === undefined)) return undefined;
+  return { ...(ctx.sequence ? sequenceParameters(ctx.sequence) : {}), ...(ctx.priority !== undefined ? { priority: ctx.priority } : {}) };
 }
 
 /**

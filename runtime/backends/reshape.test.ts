@@ -12,20 +12,22 @@ import { withReshape } from './reshape.js';
 
 const files = (config: ModelConfig): ModelFiles => ({ name: 'm', version: '1', dir: '/nowhere', config });
 
-function reshaped(dims: number[], to: number[], outTo = to): { config: ModelConfig; fake: FakeBackend; loaded: ModelConfig[] } {
+/** A FakeBackend behind a reshape of x and y, declaring the shapes it is loaded with (batch dim first when batching). */
+function reshaped(dims: number[], to: number[], maxBatchSize = 8): { config: ModelConfig; fake: FakeBackend; loaded: ModelConfig[] } {
   const config: ModelConfig = {
     ...defaultConfig('m'),
-    maxBatchSize: 8,
+    maxBatchSize,
     inputs: [{ name: 'x', datatype: 'FP32', shape: dims }],
     outputs: [{ name: 'y', datatype: 'FP32', shape: dims }],
-    reshape: { inputs: { x: to }, outputs: { y: outTo } },
+    reshape: { inputs: { x: to }, outputs: { y: to } },
   };
   const fake = new FakeBackend();
   const loaded: ModelConfig[] = [];
-  const load = fake.load.bind(fake);
   fake.load = async (f?: ModelFiles) => {
-    loaded.push(f!.config);
-    return load();
+    const c = f!.config;
+    loaded.push(c);
+    const declared = (specs: ModelConfig['inputs']) => specs.map((x) => ({ ...x, shape: c.maxBatchSize > 0 ? [-1, ...x.shape] : x.shape }));
+    return { platform: 'fake', inputs: declared(c.inputs), outputs: declared(c.outputs), batchable: c.maxBatchSize > 0, maxBatchSize: c.maxBatchSize };
   };
   return { config, fake, loaded };
 }
@@ -42,8 +44,8 @@ describe('withReshape', () => {
     const meta = await b.load(files(config));
     expect(loaded[0]!.inputs).toEqual([{ name: 'x', datatype: 'FP32', shape: [-1, 2, 2] }]);
     expect(loaded[0]!.outputs).toEqual([{ name: 'y', datatype: 'FP32', shape: [-1, 2, 2] }]);
-    // The fake reports [-1, -1]: rank 2 against a rank-3 reshape leaves no batch dim to keep.
-    expect(meta.inputs).toEqual([{ name: 'x', datatype: 'FP32', shape: [-1, 4] }]);
+    expect(meta.inputs).toEqual([{ name: 'x', datatype: 'FP32', shape: [-1, -1, 4] }]);
+    expect(meta.outputs).toEqual([{ name: 'y', datatype: 'FP32', shape: [-1, -1, 4] }]);
   });
 
   it('gives the backend the reshaped tensor (batch dim and variable values kept, in order) and the caller its dims back', async () => {
@@ -56,9 +58,14 @@ describe('withReshape', () => {
     expect(fake.received[0]![0]!.data).toBe(data); // a reshape copies nothing
     expect(y!.shape).toEqual([3, 2, 5, 6, 7]);
     expect((y!.data as Float32Array)[11]).toBe(22);
+    // A batching model's tensor without its batch dim is not taken for one of another shape.
+    await expect(b.infer([{ name: 'x', datatype: 'FP32', shape: [2, 5, 6, 7], data: new Float32Array(420) }], [])).rejects.toThrow(/input 'x' has shape \[2,5,6,7\], which is not \[-1,2,-1,6,-1\]/);
     // Without a batch dim (max_batch_size 0): the whole shape maps.
-    const [z] = await b.infer([{ name: 'x', datatype: 'FP32', shape: [2, 1, 6, 1], data: new Float32Array(12) }], []);
-    expect(fake.received[1]![0]!.shape).toEqual([2, 1, 3, 2, 1]);
+    const flat = reshaped([2, -1, 6, -1], [2, -1, 3, 2, -1], 0);
+    const c = withReshape(() => flat.fake, flat.config)();
+    expect((await c.load(files(flat.config))).inputs[0]!.shape).toEqual([2, -1, 6, -1]);
+    const [z] = await c.infer([{ name: 'x', datatype: 'FP32', shape: [2, 1, 6, 1], data: new Float32Array(12) }], []);
+    expect(flat.fake.received[0]![0]!.shape).toEqual([2, 1, 3, 2, 1]);
     expect(z!.shape).toEqual([2, 1, 6, 1]);
   });
 
@@ -69,6 +76,12 @@ describe('withReshape', () => {
     await b.load(files(config));
     const err = await b.infer([{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array(4) }], []).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Internal);
-    expect((err as Error).message).toMatch(/model 'm': output 'y' has shape \[1,4\], which is not \[2,2\]/);
+    expect((err as Error).message).toMatch(/model 'm': output 'y' has shape \[1,4\], which is not \[-1,2,2\]/);
+  });
+
+  it('refuses to load a backend whose tensor does not end in its reshape', async () => {
+    const { config, fake } = reshaped([4], [2, 2]);
+    fake.load = async () => ({ platform: 'fake', inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }], outputs: [], batchable: true, maxBatchSize: 0 });
+    await expect(withReshape(() => fake, config)().load(files(config))).rejects.toThrow("model 'm': the backend's input 'x' is [-1,4], which does not end in its reshape [2,2]");
   });
 });

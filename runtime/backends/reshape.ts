@@ -45,6 +45,8 @@ function plans(specs: TensorSpec[], to: Record<string, number[]>): Map<string, R
 
 class ReshapingBackend implements Backend {
   private name = '';
+  /** Leading (batch) dims before each reshaped tensor's shape, per role and name: fixed at load. */
+  private readonly leads = new Map<string, number>();
 
   constructor(
     private readonly inner: Backend,
@@ -56,14 +58,24 @@ class ReshapingBackend implements Backend {
   async load(files: ModelFiles): Promise<ModelMetadata> {
     this.name = files.name;
     const meta = await this.inner.load({ ...files, config: this.innerConfig });
-    // Served metadata in the config's dims, with whatever leading batch dim the backend reported.
-    const served = (specs: TensorSpec[], plan: ReadonlyMap<string, Reshape>) =>
-      specs.map((s) => {
+    const batching = files.config.maxBatchSize > 0 ? 1 : 0;
+    // Served metadata in the config's dims, after the leading batch dim the backend reported (a backend
+    // that declares no spec, as echo, leads with the config's); a spec that does not end in its reshape is refused.
+    const served = (role: 'input' | 'output', specs: TensorSpec[], plan: ReadonlyMap<string, Reshape>) => {
+      for (const [name, p] of plan) {
+        const s = specs.find((x) => x.name === name);
+        const lead = s ? s.shape.length - p.backend.length : batching;
+        if (lead < 0 || lead > 1 || (s && !p.backend.every((d, i) => d === -1 || s.shape[lead + i] === -1 || s.shape[lead + i] === d))) {
+          throw new Internal(`model '${this.name}': the backend's ${role} '${name}' is [${s!.shape.join(',')}], which does not end in its reshape [${p.backend.join(',')}]`);
+        }
+        this.leads.set(`${role} ${name}`, lead);
+      }
+      return specs.map((s) => {
         const p = plan.get(s.name);
-        if (!p) return s;
-        return { ...s, shape: [...s.shape.slice(0, Math.max(0, s.shape.length - p.backend.length)), ...p.served] };
+        return p ? { ...s, shape: [...s.shape.slice(0, this.leads.get(`${role} ${s.name}`)), ...p.served] } : s;
       });
-    return { ...meta, inputs: served(meta.inputs, this.inputs), outputs: served(meta.outputs, this.outputs) };
+    };
+    return { ...meta, inputs: served('input', meta.inputs, this.inputs), outputs: served('output', meta.outputs, this.outputs) };
   }
 
   async infer(inputs: Tensor[], outputNames: readonly string[], run?: RunContext): Promise<Tensor[]> {
@@ -87,15 +99,15 @@ class ReshapingBackend implements Backend {
   }
 
   /**
-   * `t`'s shape, which is `from` after at most one leading batch dim, as `to`: the batch dim
-   * kept, each -1 of `to` taking the value of the matching -1 of `from`.
+   * `t`'s shape, which is `from` after the tensor's leading batch dim (if it has one), as `to`: the
+   * batch dim kept, each -1 of `to` taking the value of the matching -1 of `from`.
    */
   private reshaped(t: Tensor, role: 'input' | 'output', from: readonly number[], to: readonly number[]): number[] {
-    const lead = t.shape.length - from.length;
-    const fits = lead >= 0 && lead <= 1 && from.every((d, i) => d === -1 || d === t.shape[lead + i]);
+    const lead = this.leads.get(`${role} ${t.name}`)!;
+    const fits = t.shape.length - from.length === lead && from.every((d, i) => d === -1 || d === t.shape[lead + i]);
     if (!fits) {
       // Inputs were checked against the served metadata: only a backend's output can get here.
-      throw new Internal(`model '${this.name}': ${role} '${t.name}' has shape [${t.shape.join(',')}], which is not [${from.join(',')}] (with or without a batch dim) as its reshape says`);
+      throw new Internal(`model '${this.name}': ${role} '${t.name}' has shape [${t.shape.join(',')}], which is not [${lead ? '-1,' : ''}${from.join(',')}] as its reshape says`);
     }
     const variable: number[] = [];
     from.forEach((d, i) => {

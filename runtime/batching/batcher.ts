@@ -36,8 +36,6 @@ export interface BatchRequest {
    * default level. Read only by a batcher with priority levels.
    */
   priority?: number;
-  /** The request set its own `timeout`: a queue policy with `allow_timeout_override` then leaves it to that. */
-  ownTimeout?: boolean;
 }
 
 export interface BatchResult {

@@ -613,14 +613,15 @@ describe('Retry-After of a full queue', () => {
     expect(long.retry).toBe(retryAfterSeconds((200 * long.seedMs) / 8));
     expect(slowBatch.retry).toBe(retryAfterSeconds((200 * slowBatch.seedMs) / 8));
     expect(smallBatch.retry).toBe(retryAfterSeconds((200 * smallBatch.seedMs) / 2));
-    // 40 × 12.5 ms, 200 × 12.5 ms, 200 × 37.5 ms and 200 × 50 ms at least; timers fire late, never early.
+    // 40 × 12.5 ms, 200 × 12.5 ms, 200 × 37.5 ms and 200 × 50 ms at least; timers fire late (the upper
+    // bounds leave room for a busy machine), never early.
     expect(small.retry).toBe(1);
     expect(long.retry).toBeGreaterThanOrEqual(3);
-    expect(long.retry).toBeLessThanOrEqual(4);
+    expect(long.retry).toBeLessThanOrEqual(6);
     expect(slowBatch.retry).toBeGreaterThanOrEqual(8);
-    expect(slowBatch.retry).toBeLessThanOrEqual(10);
+    expect(slowBatch.retry).toBeLessThanOrEqual(16);
     expect(smallBatch.retry).toBeGreaterThanOrEqual(10);
-    expect(smallBatch.retry).toBeLessThanOrEqual(13);
+    expect(smallBatch.retry).toBeLessThanOrEqual(20);
     for (const r of [small, long, slowBatch, smallBatch]) expect(Number.isInteger(r.retry)).toBe(true);
   });
 
@@ -644,7 +645,7 @@ describe('Retry-After of a full queue', () => {
     const r = await refusedAfter({ delayMs: 100, seed: 1, queued: 25, opts: { batchable: false } });
     expect(r.retry).toBe(retryAfterSeconds(25 * r.seedMs));
     expect(r.retry).toBeGreaterThanOrEqual(3); // 25 × 100 ms
-    expect(r.retry).toBeLessThanOrEqual(4);
+    expect(r.retry).toBeLessThanOrEqual(6);
   });
 
   it('rounds up, and is at least 1 s and at most the cap', () => {
@@ -701,7 +702,7 @@ describe("Triton's priority levels and queue policies", () => {
     expect(f.seenValues()).toEqual([0, 1, 3, 4, 5]);
   });
 
-  it('refuses a request its REJECT policy timed out, uncomputed; with allow_timeout_override a request with its own timeout is left to that', async () => {
+  it("refuses a request its REJECT policy timed out, uncomputed (Triton's UNAVAILABLE); a request's own timeout wins only when shorter", async () => {
     const f = fake();
     const b = make(f, { maxBatchSize: 1, queueTimeout: policy({ defaultMicroseconds: 60_000, allowOverride: true }) });
     f.hold();
@@ -709,22 +710,27 @@ describe("Triton's priority levels and queue policies", () => {
     await until(() => f.batches.length === 1);
     const t0 = performance.now();
     const timedOut = b.enqueue({ inputs: [xInput([1])], outputNames: [] }).catch((e: unknown) => e);
-    const own = b.enqueue({ inputs: [xInput([2])], outputNames: [], ownTimeout: true, deadline: performance.now() + 10_000 });
+    // A longer timeout of its own does not lift the policy's (Triton: the override applies when shorter).
+    const longer = b.enqueue({ inputs: [xInput([2])], outputNames: [], deadline: performance.now() + 10_000 }).catch((e: unknown) => e);
+    const shorter = b.enqueue({ inputs: [xInput([3])], outputNames: [], deadline: performance.now() + 15 }).catch((e: unknown) => e);
+    expect(await shorter).toBeInstanceOf(DeadlineExceeded);
+    expect(performance.now() - t0).toBeLessThan(55);
     const err = await timedOut;
-    expect(err).toBeInstanceOf(DeadlineExceeded);
+    expect(err).toBeInstanceOf(Unavailable);
     expect((err as Error).message).toMatch(/^request timed out by the queue policy's default_timeout_microseconds after \d+ ms in the queue of model; it was not computed$/);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(55);
+    expect(await longer).toBeInstanceOf(Unavailable);
     f.release();
-    await Promise.all([running, own]);
-    expect(f.seenValues()).toEqual([0, 2]);
-    // Without allow_timeout_override the policy's timeout holds for every request of the level.
+    await running;
+    expect(f.seenValues()).toEqual([0]);
+    // A level's own policy times its requests out; a level under the default policy (no timeout) waits.
     const g = fake();
     const c = make(g, { maxBatchSize: 1, ...levels(2, 2, { 1: policy({ defaultMicroseconds: 30_000 }) }) });
     g.hold();
     const held = c.enqueue({ inputs: [xInput([0])], outputNames: [] });
     await until(() => g.batches.length === 1);
-    await expect(c.enqueue({ inputs: [xInput([1])], outputNames: [], priority: 1, ownTimeout: true, deadline: performance.now() + 10_000 })).rejects.toBeInstanceOf(DeadlineExceeded);
-    const level2 = c.enqueue({ inputs: [xInput([2])], outputNames: [], priority: 2 }); // the default policy has no timeout
+    await expect(c.enqueue({ inputs: [xInput([1])], outputNames: [], priority: 1 })).rejects.toBeInstanceOf(Unavailable);
+    const level2 = c.enqueue({ inputs: [xInput([2])], outputNames: [], priority: 2 });
     await new Promise((r) => setTimeout(r, 50));
     g.release();
     await Promise.all([held, level2]);

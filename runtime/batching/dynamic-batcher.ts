@@ -99,6 +99,8 @@ export class DynamicBatcher extends QueueBatcher {
       let total = 0;
       let n = 0;
       let preferredN = 0;
+      // The newest arrival among those taken (with priorities the last taken need not be the newest).
+      let newest = 0;
       // The next request in line does not fit: the batch cannot grow, so waiting gains nothing (Triton sends it).
       let full = false;
       for (const e of group) {
@@ -108,10 +110,11 @@ export class DynamicBatcher extends QueueBatcher {
         }
         total += e.rows;
         n++;
+        if (e.enqueuedAt > newest) newest = e.enqueuedAt;
         if (this.preferred.has(total)) preferredN = n;
         if (total >= this.target) break;
       }
-      const since = this.adaptive ? Math.max(group[n - 1]!.enqueuedAt, this.freeSince) : head.enqueuedAt;
+      const since = this.adaptive ? Math.max(newest, this.freeSince) : head.enqueuedAt;
       if (total >= this.target || n >= expected || full) {
         best = group.slice(0, n);
       } else if (flush || now - since >= this.delayMs) {

@@ -315,12 +315,13 @@ export abstract class QueueBatcher implements Batcher {
     }
     return new Promise<BatchResult>((resolve, reject) => {
       const parent = activeContext();
-      // A REJECT policy's timeout refuses the request if it comes before its deadline; a DELAY one moves it back.
+      // A REJECT policy's timeout refuses the request if it comes before its deadline; a DELAY one moves it
+      // back. A request's own `timeout` is its deadline already (shorter wins, as Triton's override).
       let expiresAt = request.deadline;
       let expiry: Entry['expiry'] = 'deadline';
       let lateAt: number | undefined;
       const t = rules.timeout;
-      if (t && t.defaultMicroseconds > 0 && !(t.allowOverride && request.ownTimeout)) {
+      if (t && t.defaultMicroseconds > 0) {
         const limit = now + t.defaultMicroseconds / 1000;
         if (t.action === 'delay') lateAt = limit;
         else if (expiresAt === undefined || limit < expiresAt) {
@@ -420,8 +421,12 @@ export abstract class QueueBatcher implements Batcher {
   private expire(entry: Entry, now: number): void {
     this.unqueue(entry);
     const waited = Math.round(now - entry.enqueuedAt);
-    const why = entry.expiry === 'queue_policy' ? "request timed out by the queue policy's default_timeout_microseconds" : 'request deadline passed';
-    this.settle(entry, new DeadlineExceeded(`${why} after ${waited} ms in the queue of ${this.label}; it was not computed`), 'deadline_exceeded');
+    // A queue policy's timeout is Triton's "Request timeout expired": UNAVAILABLE, not a deadline.
+    const err =
+      entry.expiry === 'queue_policy'
+        ? new Unavailable(`request timed out by the queue policy's default_timeout_microseconds after ${waited} ms in the queue of ${this.label}; it was not computed`)
+        : new DeadlineExceeded(`request deadline passed after ${waited} ms in the queue of ${this.label}; it was not computed`);
+    this.settle(entry, err, 'deadline_exceeded');
   }
 
   /** A DELAY policy's timeout passed: the entry goes behind its level's requests that have not timed out. */

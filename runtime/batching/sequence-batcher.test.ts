@@ -197,7 +197,7 @@ describe('SequenceBatcher', () => {
     const paced = await retryOf(send(1, seq(1)));
     expect(batcher.waitMs(0)).toBeGreaterThanOrEqual(2400);
     expect(paced.retryAfterSeconds).toBeGreaterThanOrEqual(3); // 25 runs of ~100 ms
-    expect(paced.retryAfterSeconds).toBeLessThanOrEqual(5);
+    expect(paced.retryAfterSeconds).toBeLessThanOrEqual(8); // room for 100 ms timers firing late on a busy machine
     // The backlog waits for clients to end sequences, which compute time does not tell.
     for (let id = 2; id <= 26; id++) all.push(send(1, seq(id, true, true)));
     const backlog = await retryOf(send(1, seq(99, true, true)));

@@ -93,7 +93,7 @@ export async function versionFiles(name: string, v: ModelVersionDir, platform: s
   const entries = await listEntries(v.dir);
   if (fileName !== undefined) {
     if (!entries.some((e) => e.isFile && e.name === fileName)) {
-      throw new NotFound(`model '${name}' version ${v.version}: default_model_filename '${fileName}' is not a file in ${v.dir}`);
+      throw new InvalidArgument(`model '${name}' version ${v.version}: default_model_filename '${fileName}' is not a file in ${v.dir}`);
     }
     return { ...v, modelFile: join(v.dir, fileName) };
   }

@@ -9,14 +9,17 @@ import type { TensorSpec } from '../core/tensor.js';
 
 /**
  * The timeout rules of Triton's `ModelQueuePolicy`: how long a request may wait in its queue
- * before `action` (reject: answered 504 uncomputed; delay: moved behind the requests of its
- * priority level that have not timed out).
+ * before `action` (reject: answered 503 uncomputed, Triton's UNAVAILABLE; delay: moved behind
+ * the requests of its priority level that have not timed out).
  */
 export interface QueueTimeout {
   action: 'reject' | 'delay';
   /** `default_timeout_microseconds`: 0 = none of the policy's own. */
   defaultMicroseconds: number;
-  /** `allow_timeout_override`: a request's `timeout` parameter replaces the default. */
+  /**
+   * `allow_timeout_override`: in Triton a request's shorter `timeout` replaces the default. Read and
+   * reported; kinfer holds every request to its own `timeout` anyway (a deadline), so a shorter one wins.
+   */
   allowOverride: boolean;
 }
 

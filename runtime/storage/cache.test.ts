@@ -114,6 +114,11 @@ describe('ArtifactCache eviction (maxBytes)', () => {
     expect(await present(cache, 'a', 'big')).toEqual(['a']);
     expect(log.records.find((r) => r.msg === 'storage: artifact is larger than KINFER_CACHE_MAX_BYTES, not cached')).toMatchObject({ uri: 's3://b/big', bytes: 200, maxBytes: 150 });
     expect(log.evicted()).toEqual([]);
+    // The artifact grew past the bound: its older (now stale) entry goes rather than staying held forever.
+    await stored(cache, 'grows', 40, 3);
+    expect(await present(cache, 'a', 'grows')).toEqual(['a', 'grows']);
+    expect(await cache.store('s3://b/grows', 's3://b/grows', 'v2', await artifact('grows2', 200, 4))).toBe(false);
+    expect(await present(cache, 'a', 'grows')).toEqual(['a']);
   });
 
   it('an entry evicted after its lookup fails to materialize (the pull then downloads)', async () => {

@@ -125,6 +125,8 @@ export class ArtifactCache {
       const bytes = (await treeFiles(srcDir)).reduce((n, f) => n + f.size, 0);
       if (bytes > max) {
         this.log.warn({ uri: display, bytes, maxBytes: max }, 'storage: artifact is larger than KINFER_CACHE_MAX_BYTES, not cached');
+        // The URI's older entry is stale now (another validator) and, held by every pull of the URI, never evicted.
+        await removeEntry(this.entryDir(uri));
         return false;
       }
     }
@@ -225,6 +227,7 @@ export class ArtifactCache {
         continue;
       }
       if (now.mtimeMs !== e.usedMs) continue; // used (or replaced) elsewhere since the listing: recent now
+      if (held.has(e.dir)) continue; // a pull of this process took it up during the stat
       if (!(await removeEntry(e.dir))) continue;
       total -= e.bytes;
       this.log.info(

@@ -212,7 +212,7 @@ async function pullRemote(uri: string, source: RemoteSource, opts: PullOptions, 
   const limits = limitsOf(opts, env);
   const dest = path.resolve(opts.dest);
   const cacheDir = opts.cacheDir ?? (env.KINFER_CACHE_DIR || undefined);
-  const cacheMaxBytes = cacheMaxBytesOf(opts, env);
+  const cacheMaxBytes = cacheDir ? cacheMaxBytesOf(opts, env) : undefined;
   const cache = cacheDir ? new ArtifactCache(path.resolve(cacheDir), { maxBytes: cacheMaxBytes, logger: log }) : undefined;
 
   const ac = new AbortController();
