@@ -13,7 +13,7 @@ import { GoogleAuth } from 'google-auth-library';
 import { InvalidArgument, Unavailable } from '../core/errors.js';
 import { bodyOf, httpGet, nodeGet } from './http.js';
 import { fetchListed, listingValidator, selectListed, type FetchOutcome, type ListedObject, type RemoteSource } from './source.js';
-import { abortError, downloadToFile, reasonOf, withRetry, type PullContext } from './transfer.js';
+import { abortError, bounded, downloadToFile, reasonOf, withRetry, type PullContext } from './transfer.js';
 
 interface GcsObject extends ListedObject {
   generation: string;
@@ -101,7 +101,7 @@ export class GcsSource implements RemoteSource {
       if (!token) break;
     }
     if (token) throw new Unavailable(`${this.what}: more than ${MAX_LIST_PAGES} pages of objects; refusing to list further`);
-    return selectListed(raw, this.prefix, this.what, this.bucket);
+    return selectListed(raw, this.prefix, this.what, `bucket ${this.bucket}`);
   }
 
   private download(ctx: PullContext, base: string, headers: Record<string, string>, o: GcsObject, file: string): Promise<number> {
@@ -121,23 +121,4 @@ export class GcsSource implements RemoteSource {
       o.size,
     );
   }
-}
-
-/** `work`, or a rejection after `ctx.stallMs` or on the pull's abort: the sign-in's HTTP client (gaxios) has no timeout. */
-function bounded<T>(ctx: PullContext, work: Promise<T>): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const finish = (settle: () => void) => {
-      clearTimeout(timer);
-      ctx.signal.removeEventListener('abort', onAbort);
-      settle();
-    };
-    const onAbort = () => finish(() => reject(new Error('pull aborted')));
-    const timer = setTimeout(() => finish(() => reject(new Error(`no answer in ${ctx.stallMs} ms`))), ctx.stallMs);
-    if (ctx.signal.aborted) return onAbort();
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => finish(() => resolve(value)),
-      (err: unknown) => finish(() => reject(err)),
-    );
-  });
 }

@@ -15,6 +15,7 @@ import { BYTE_QUANTITY_FORMS, parseByteQuantity } from '../core/byte-quantity.js
 import { Cancelled, Internal, InvalidArgument, KinferError, Unavailable } from '../core/errors.js';
 import { logger as defaultLogger, type Logger } from '../observability/logger.js';
 import { archiveKind, extractArchive } from './archive.js';
+import { AzureBlobSource, isAzureBlobUri } from './azure.js';
 import { ArtifactCache, linkTree } from './cache.js';
 import { filePath, localArtifact } from './file.js';
 import { HttpSource } from './http.js';
@@ -69,6 +70,9 @@ export interface PullResult {
   previous?: string;
 }
 
+/** Variables whose values never appear in a message or log line, whatever the scheme. */
+const SECRET_ENV = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AZ_CLIENT_SECRET', 'AZURE_CLIENT_SECRET', 'AZURE_STORAGE_ACCESS_KEY'];
+
 export const SUPPORTED_SCHEMES = ['file://', 'pvc://', 'http://', 'https://', 's3://', 'gs://', '(plain path)'] as const;
 
 /**
@@ -92,7 +96,7 @@ export async function pull(storageUri: string, opts: PullOptions): Promise<PullR
   const uri = storageUri.trim();
   const env = opts.env ?? process.env;
   const redactor = new Redactor();
-  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']) redactor.add(env[name]);
+  for (const name of SECRET_ENV) redactor.add(env[name]);
   try {
     return await pullUnredacted(uri, opts, env, redactor);
   } catch (err) {
@@ -129,12 +133,15 @@ export function schemeOf(uri: string): string {
  * S3 and GCS are imported on first use: @aws-sdk/client-s3 and
  * google-auth-library take ~250 ms to load, which every server start (and
  * every cold start of a function that pulls over HTTP or not at all) paid.
+ * `azure.ts` is light and loads the Azure SDKs itself when it fetches.
+ * `https://<account>.blob.core.windows.net/…` goes to Azure, as in KServe.
  */
 async function remoteSource(scheme: string, uri: string): Promise<RemoteSource> {
   switch (scheme) {
     case 'http':
-    case 'https':
       return new HttpSource(uri);
+    case 'https':
+      return isAzureBlobUri(uri) ? new AzureBlobSource(uri) : new HttpSource(uri);
     case 's3':
       return new (await import('./s3.js')).S3Source(uri);
     case 'gs':
@@ -226,7 +233,8 @@ async function pullRemote(uri: string, source: RemoteSource, opts: PullOptions, 
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   const progress = new Progress(log, what, limits.progressMs);
   const started = Date.now();
-  const release = cache?.hold(uri);
+  const key = source.cacheKey ?? uri;
+  const release = cache?.hold(key);
 
   try {
     return await staged(dest, opts.keepPrevious, async (staging, scratch) => {
@@ -242,7 +250,7 @@ async function pullRemote(uri: string, source: RemoteSource, opts: PullOptions, 
         redact: redactor,
         scratch,
       };
-      const entry = cache ? await cache.lookup(uri).catch(() => undefined) : undefined;
+      const entry = cache ? await cache.lookup(key).catch(() => undefined) : undefined;
       log.info({ uri: what, dest, cacheEntry: Boolean(entry) }, 'storage: pull started');
       progress.start();
       let outcome = await source.fetch(staging, ctx, entry?.validator);
@@ -260,13 +268,13 @@ async function pullRemote(uri: string, source: RemoteSource, opts: PullOptions, 
         }
       }
       if (!outcome.unchanged && cache && outcome.validator) {
-        await cache.store(uri, what, outcome.validator, staging).catch((err: unknown) => {
+        await cache.store(key, what, outcome.validator, staging).catch((err: unknown) => {
           log.warn({ uri: what, reason: redactor.redact(reasonOf(err)) }, 'storage: could not write the cache entry');
         });
       }
       if (cache && (cached || (!outcome.unchanged && outcome.validator))) {
         // After a hit too, so a lowered bound takes effect on a restart that downloads nothing.
-        await cache.evict(uri).catch((err: unknown) => {
+        await cache.evict(key).catch((err: unknown) => {
           log.warn({ uri: what, reason: redactor.redact(reasonOf(err)) }, 'storage: cache eviction failed');
         });
       }

@@ -110,7 +110,7 @@ export class S3Source implements RemoteSource {
       token = out.NextContinuationToken;
     }
     if (token) throw new Unavailable(`${this.what}: more than ${MAX_LIST_PAGES} pages of objects; refusing to list further`);
-    return selectListed(raw, this.prefix, this.what, this.bucket);
+    return selectListed(raw, this.prefix, this.what, `bucket ${this.bucket}`);
   }
 
   private async download(client: S3Client, ctx: PullContext, o: S3Object, file: string): Promise<number> {

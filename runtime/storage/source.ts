@@ -1,8 +1,8 @@
 /**
  * @module storage/source
- * The contract each network scheme (http, s3, gcs) implements, the helper
+ * The contract each network scheme (http, s3, gcs, azure) implements, the helper
  * they share for a single object that may be an archive, and the listing and
- * download steps the bucket stores (s3, gcs) share.
+ * download steps the bucket stores (s3, gcs, azure) share.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
@@ -27,6 +27,12 @@ export type FetchOutcome =
  */
 export interface RemoteSource {
   fetch(dir: string, ctx: PullContext, cached?: string): Promise<FetchOutcome>;
+  /**
+   * The cache entry's key, when not the URI itself: a source whose URI carries a
+   * credential that rotates (an Azure SAS) keys by the URI without it. Safe only
+   * because `fetch` asks the server, with the current credential, on every pull.
+   */
+  readonly cacheKey?: string;
 }
 
 /** A safe single path segment for an object's base name, or an InvalidArgument naming `what`. */
@@ -85,13 +91,13 @@ export interface ListedObject {
  * The objects a bucket listing yields for `prefix`, each with `rel`, its path
  * under the model folder, sorted by name: every object under `prefix/`
  * (folder markers skipped), else the one object named exactly `prefix`.
- * Nothing found is NotFound.
+ * Nothing found is NotFound, naming `where` (`bucket models`).
  */
 export function selectListed<T extends ListedObject>(
   raw: readonly T[],
   prefix: string,
   what: string,
-  bucket: string,
+  where: string,
 ): (T & { rel: string })[] {
   const folder = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
   const under = raw.filter((o) => o.name.startsWith(folder) && !o.name.endsWith('/'));
@@ -101,7 +107,7 @@ export function selectListed<T extends ListedObject>(
     const exact = raw.find((o) => o.name === prefix);
     objects = exact ? [{ ...exact, rel: path.posix.basename(exact.name) }] : [];
   }
-  if (objects.length === 0) throw new NotFound(`${what}: no objects found under this prefix in bucket ${bucket}`);
+  if (objects.length === 0) throw new NotFound(`${what}: no objects found under this prefix in ${where}`);
   return objects.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 

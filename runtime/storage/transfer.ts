@@ -492,6 +492,28 @@ async function writeBody(ctx: PullContext, what: string, file: string, res: Body
   }
 }
 
+/**
+ * `work`, or a rejection after `ctx.stallMs` or on the pull's abort: for sign-ins (token exchanges)
+ * whose HTTP clients (gaxios, MSAL's) have no timeout of their own.
+ */
+export function bounded<T>(ctx: PullContext, work: Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const finish = (settle: () => void) => {
+      clearTimeout(timer);
+      ctx.signal.removeEventListener('abort', onAbort);
+      settle();
+    };
+    const onAbort = () => finish(() => reject(new Error('pull aborted')));
+    const timer = setTimeout(() => finish(() => reject(new Error(`no answer in ${ctx.stallMs} ms`))), ctx.stallMs);
+    if (ctx.signal.aborted) return onAbort();
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => finish(() => resolve(value)),
+      (err: unknown) => finish(() => reject(err)),
+    );
+  });
+}
+
 /** Runs `fn` over `items` with at most `limit` in flight; the first failure stops new work and is thrown. */
 export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
