@@ -24,7 +24,7 @@ import type { ResponseCache } from './cache/response-cache.js';
 
 export const SERVER_NAME = 'kinfer';
 export const SERVER_VERSION = '0.1.0';
-export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_configuration', 'model_repository', 'statistics', 'trace', 'logging', 'cloudevents', 'hardware'];
+export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_configuration', 'model_repository', 'model_repository(unload_dependents)', 'statistics', 'trace', 'logging', 'cloudevents', 'hardware'];
 
 export interface ServerMetadata {
   name: string;
@@ -285,9 +285,10 @@ export class DataPlane {
     await this.repository.load(name, parameters, files);
   }
 
-  async unload(name: string): Promise<void> {
+  /** `unloadDependents`: Triton's `unload_dependents`, an ensemble's composing models loaded with it go too. */
+  async unload(name: string, opts: { unloadDependents?: boolean } = {}): Promise<void> {
     this.checkModelControl('unload');
-    return this.repository.unload(name);
+    return this.repository.unload(name, opts);
   }
 
   /** Triton's `--model-control-mode none`: the models loaded at start are the models served. */

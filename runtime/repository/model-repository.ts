@@ -139,6 +139,8 @@ export class ModelRepository {
   private readonly overrides = new Map<string, StagedFiles>();
   /** Ensembles whose load is running, with the config it loads: the cycle check sees them before they serve. */
   private readonly loadingEnsembles = new Map<string, ModelConfig>();
+  /** Ensemble → the composing models its loads loaded (Triton's dependents, unloaded with `unload_dependents`). */
+  private readonly loadedAlong = new Map<string, Set<string>>();
 
   constructor(private readonly opts: ModelRepositoryOptions) {}
 
@@ -203,7 +205,36 @@ export class ModelRepository {
   }
 
   /** Stops serving `name`: new requests get 404, queued ones finish, then the backend is released. */
-  unload(name: string): Promise<void> {
+  /**
+   * Unloads every version of `name`. With `unloadDependents` (Triton's `unload_dependents`), an
+   * ensemble's composing models that its loads loaded go too, except those another serving
+   * ensemble still runs; nested ensembles the same way.
+   */
+  async unload(name: string, opts: { unloadDependents?: boolean } = {}): Promise<void> {
+    await this.unloadOne(name);
+    // Forgotten either way: a plain unload leaves the composing models as models of their own.
+    const along = this.loadedAlong.get(name);
+    this.loadedAlong.delete(name);
+    if (!opts.unloadDependents) return;
+    for (const m of along ?? []) {
+      const user = this.ensembleRunning(m);
+      if (user) {
+        this.opts.logger.info({ event: 'unload_dependent_kept', model: m, ensemble: name, usedBy: user }, `kept ${m}: ensemble ${user} still runs it`);
+        continue;
+      }
+      if (this.entries.has(m)) await this.unload(m, opts);
+    }
+  }
+
+  /** A serving ensemble with a step on `model`, or undefined. */
+  private ensembleRunning(model: string): string | undefined {
+    for (const [name, entry] of this.entries) {
+      if (entry.handles.some((h) => h.config.ensemble?.some((s) => s.modelName === model))) return name;
+    }
+    return undefined;
+  }
+
+  private unloadOne(name: string): Promise<void> {
     checkModelName(name);
     if (!this.entries.has(name)) return Promise.reject(new NotFound(`model '${name}' is not loaded`));
     return this.serialise(name, async () => {
@@ -562,6 +593,9 @@ export class ModelRepository {
       };
       if (!entry || (entry.handles.length === 0 && entry.state !== 'LOADING')) {
         await this.load(m).catch(fail);
+        let along = this.loadedAlong.get(name);
+        if (!along) this.loadedAlong.set(name, (along = new Set()));
+        along.add(m);
       } else if (entry.handles.length === 0) {
         // Loading with nothing serving yet (at start, every model loads at once): wait for it. A
         // plain model waits on no other, so its load ends; an ensemble might (if a cycle slipped

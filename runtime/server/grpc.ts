@@ -214,8 +214,11 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       await dp.load(call.request.model_name, parameters, files);
       return {};
     }),
-    RepositoryModelUnload: unary<{ model_name: string }, unknown>('RepositoryModelUnload', async (call) => {
-      await dp.unload(call.request.model_name);
+    RepositoryModelUnload: unary<{ model_name: string; parameters?: Record<string, WireRepositoryParameter> }, unknown>('RepositoryModelUnload', async (call) => {
+      const { parameters } = repositoryParameters(call.request.parameters);
+      const dependents = parameters?.unload_dependents;
+      if (dependents !== undefined && typeof dependents !== 'boolean') throw new InvalidArgument(`parameter unload_dependents: expected bool_param, got ${JSON.stringify(dependents)}`);
+      await dp.unload(call.request.model_name, { unloadDependents: dependents === true });
       return {};
     }),
     // Triton's shared-memory extension: the same regions as REST's /v2/systemsharedmemory.

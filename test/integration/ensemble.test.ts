@@ -285,3 +285,64 @@ ensemble_scheduling { step [
     }
   });
 });
+
+describe("unload_dependents (Triton's model_repository(unload_dependents))", () => {
+  let server: RunningServer;
+  let repo: { dir: string; cleanup: () => Promise<void> };
+  const ensemble = (steps: [string, string, string][]) =>
+    `platform: "ensemble"\nmax_batch_size: 8\ninput [ { name: "X" data_type: TYPE_FP32 dims: [ 4 ] } ]\noutput [ { name: "Y" data_type: TYPE_FP32 dims: [ 4 ] } ]\nensemble_scheduling { step [ ${steps
+      .map(([m, from, to]) => `{ model_name: "${m}" input_map { key: "x" value: "${from}" } output_map { key: "y" value: "${to}" } }`)
+      .join(', ')} ] }\n`;
+
+  beforeAll(async () => {
+    repo = await tempDir();
+    for (const k of [7, 11]) {
+      await writeScaleModel(join(repo.dir, `k${k}`, '1'), k);
+      await writeFile(join(repo.dir, `k${k}`, 'config.pbtxt'), 'platform: "onnxruntime_onnx"\nmax_batch_size: 8\n');
+    }
+    await mkdir(join(repo.dir, 'chain'));
+    await writeFile(join(repo.dir, 'chain', 'config.pbtxt'), ensemble([['k7', 'X', 'mid'], ['k11', 'mid', 'Y']]));
+    await mkdir(join(repo.dir, 'other'));
+    await writeFile(join(repo.dir, 'other', 'config.pbtxt'), ensemble([['k11', 'X', 'Y']]));
+    // Triton's explicit mode with nothing at start: the ensembles' loads load their composing models.
+    server = await startTestServer({ modelRepository: repo.dir, startupModels: [], grpcPort: 0 });
+  });
+  afterAll(async () => {
+    await server.close();
+    await repo.cleanup();
+  });
+
+  const repoCall = (verb: string, model: string, parameters?: object) => postJson(`${server.url}/v2/repository/models/${model}/${verb}`, parameters ? { parameters } : {});
+  const ready = async (model: string) => (await fetch(`${server.url}/v2/models/${model}/ready`)).status === 200;
+
+  it('unloads the composing models an ensemble loaded, keeping one another ensemble still runs and those loaded on their own', async () => {
+    expect((await (await fetch(`${server.url}/v2`)).json()).extensions).toContain('model_repository(unload_dependents)');
+    expect((await repoCall('load', 'chain')).status).toBe(200);
+    expect([await ready('k7'), await ready('k11')]).toEqual([true, true]);
+    expect((await repoCall('load', 'other')).status).toBe(200); // k11 serves already: not loaded along with `other`
+    expect((await repoCall('unload', 'chain', { unload_dependents: 'yes' })).status).toBe(400);
+    expect(await ready('chain')).toBe(true);
+
+    expect((await repoCall('unload', 'chain', { unload_dependents: true })).status).toBe(200);
+    expect([await ready('chain'), await ready('k7'), await ready('k11')]).toEqual([false, false, true]); // `other` runs k11
+    expect((await repoCall('unload', 'other', { unload_dependents: true })).status).toBe(200);
+    expect(await ready('k11')).toBe(true); // loaded with `chain`, not with `other`
+
+    // A plain unload leaves the composing models as models of their own.
+    expect((await repoCall('unload', 'k11')).status).toBe(200);
+    expect((await repoCall('load', 'chain')).status).toBe(200);
+    expect((await repoCall('unload', 'chain')).status).toBe(200);
+    expect([await ready('k7'), await ready('k11')]).toEqual([true, true]);
+
+    // Over gRPC, as a bool_param.
+    for (const m of ['k7', 'k11']) expect((await repoCall('unload', m)).status).toBe(200);
+    expect((await repoCall('load', 'chain')).status).toBe(200);
+    const client = inferenceClient(server.grpcPort!);
+    try {
+      await unary(client, 'RepositoryModelUnload', { model_name: 'chain', parameters: { unload_dependents: { bool_param: true } } });
+    } finally {
+      client.close();
+    }
+    expect([await ready('chain'), await ready('k7'), await ready('k11')]).toEqual([false, false, false]);
+  });
+});

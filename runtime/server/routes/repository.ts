@@ -14,6 +14,8 @@ const Param = z.union([z.string(), z.number(), z.boolean()]);
 // Triton's load body: {"parameters": {"config": "<json>", ...}}; KServe's agent sends {}.
 const LoadBody = z.object({ parameters: z.record(z.string(), Param).optional() });
 const IndexBody = z.object({ ready: z.boolean().optional() });
+/** Triton's unload parameters: `unload_dependents` (a bool); others are taken and ignored, as before. */
+const UnloadBody = z.object({ parameters: z.record(z.string(), Param).and(z.object({ unload_dependents: z.boolean().optional() })).optional() });
 const HardwareBody = z.object({ name: z.string().min(1), num: z.number().int().nonnegative().default(1) });
 
 export interface RepositoryRouteOptions {
@@ -46,8 +48,8 @@ export function repositoryRoutes(opts: RepositoryRouteOptions): Hono<KinferEnv> 
   app.post('/v2/repository/models/:model/unload', async (c) => {
     const model = c.req.param('model');
     c.set('model', model);
-    await readJsonBody(c, LoadBody, 'unload');
-    await dp.unload(model);
+    const { parameters } = await readJsonBody(c, UnloadBody, 'unload');
+    await dp.unload(model, { unloadDependents: parameters?.unload_dependents === true });
     return c.json({ name: model, unload: true });
   });
 
