@@ -8,13 +8,15 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type Ort from 'onnxruntime-node';
+import { freePort } from '../helpers/free-port.js';
 import { parseWrkOutput, wrkArgs, type LoadGenerator } from './wrk.js';
+
+export { freePort };
 
 const require = createRequire(import.meta.url);
 
@@ -234,16 +236,6 @@ export function pinned(cpu: number | undefined, cmd: string, args: string[]): [s
   return cpu === undefined ? [cmd, args] : ['taskset', ['-c', String(cpu), cmd, ...args]];
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export async function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort } from './free-port.js';
 import { TEST_CA_FILE } from './raw-http-server.js';
 
 export const AZURITE_ACCOUNT = 'devstoreaccount1';
@@ -40,16 +41,6 @@ export function azuriteMain(): string | undefined {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Any HTTP answer counts (an unsigned request gets a 4xx): the server is up. */
 async function answers(endpoint: string): Promise<boolean> {

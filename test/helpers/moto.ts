@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import net from 'node:net';
+import { freePort } from './free-port.js';
 import path from 'node:path';
 
 export interface Moto {
@@ -26,16 +26,6 @@ export function motoAvailable(): boolean {
   return false;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function answers(endpoint: string): Promise<boolean> {
   try {

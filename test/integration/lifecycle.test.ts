@@ -6,7 +6,7 @@
  * configured. Needs `dist/` (built by test/global-setup.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
+import { freePort } from '../helpers/free-port.js';
 import * as grpc from '@grpc/grpc-js';
 import { healthPackageDefinition } from '../../runtime/server/grpc-health.js';
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
@@ -275,14 +275,3 @@ async function healthStatus(port: number, credentials: grpc.ChannelCredentials, 
   }
 }
 
-/** A port nothing listens on now (bound to 0 and released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}

@@ -24,13 +24,13 @@ import {
   generateBlobSASQueryParameters,
   StorageSharedKeyCredential,
 } from '@azure/storage-blob';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidArgument, NotFound, Unavailable } from '../../runtime/core/errors.js';
-import { pull, type PullOptions } from '../../runtime/storage/pull.js';
+import { pull } from '../../runtime/storage/pull.js';
 import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteMain, startAzurite, type Azurite } from '../helpers/azurite.js';
 import { makeTarGz, makeZip } from '../helpers/http-fixture.js';
 import { TEST_CA, TEST_CA_FILE, TEST_KEY } from '../helpers/raw-http-server.js';
+import { capture, fast } from '../helpers/pull-options.js';
 
 const HOST = `https://${AZURITE_ACCOUNT}.blob.core.windows.net`;
 
@@ -40,15 +40,6 @@ beforeEach(async () => {
 });
 afterEach(() => rm(root, { recursive: true, force: true }));
 
-function capture() {
-  const lines: string[] = [];
-  const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(s) });
-  return { logger, lines, text: () => lines.join('') };
-}
-
-function fast(extra: Partial<PullOptions> & { dest: string }): PullOptions {
-  return { retries: 3, backoffMs: 10, progressIntervalMs: 0, stallMs: 3000, logger: capture().logger, env: {}, ...extra };
-}
 
 async function tree(dir: string, rel = ''): Promise<string[]> {
   const out: string[] = [];

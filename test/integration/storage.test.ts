@@ -7,13 +7,13 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { NotFound, PayloadTooLarge, Unavailable } from '../../runtime/core/errors.js';
-import { pull, type PullOptions } from '../../runtime/storage/pull.js';
+import { pull } from '../../runtime/storage/pull.js';
 import { startGcsFixture, type GcsFixture } from '../helpers/gcs-fixture.js';
 import { makeTarGz, makeZip, startCountingProxy, startHttpFixture, type CountingProxy, type HttpFixture } from '../helpers/http-fixture.js';
 import { motoAvailable, startMoto, type Moto } from '../helpers/moto.js';
+import { capture, fast } from '../helpers/pull-options.js';
 
 let root: string;
 beforeEach(async () => {
@@ -21,16 +21,6 @@ beforeEach(async () => {
 });
 afterEach(() => rm(root, { recursive: true, force: true }));
 
-function capture() {
-  const lines: string[] = [];
-  const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(s) });
-  return { logger, lines, text: () => lines.join('') };
-}
-
-/** Quick retries so failure tests stay fast. */
-function fast(extra: Partial<PullOptions> & { dest: string }): PullOptions {
-  return { retries: 3, backoffMs: 10, progressIntervalMs: 0, stallMs: 3000, logger: capture().logger, env: {}, ...extra };
-}
 
 /** A TCP server on 127.0.0.1 that accepts connections and never answers. */
 async function silentServer(): Promise<{ port: number; sockets: Socket[]; close: () => Promise<void> }> {
