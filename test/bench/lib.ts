@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type Ort from 'onnxruntime-node';
-import { freePort } from '../helpers/free-port.js';
+import { freePort } from '../helpers/loopback.js';
 import { parseWrkOutput, wrkArgs, type LoadGenerator } from './wrk.js';
 
 export { freePort };

@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort } from './free-port.js';
+import { freePort } from './loopback.js';
 import { TEST_CA_FILE } from './raw-http-server.js';
 
 export const AZURITE_ACCOUNT = 'devstoreaccount1';

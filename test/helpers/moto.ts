@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { freePort } from './free-port.js';
+import { freePort } from './loopback.js';
 import path from 'node:path';
 
 export interface Moto {

@@ -6,7 +6,7 @@
  * configured. Needs `dist/` (built by test/global-setup.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { freePort } from '../helpers/free-port.js';
+import { freePort } from '../helpers/loopback.js';
 import * as grpc from '@grpc/grpc-js';
 import { healthPackageDefinition } from '../../runtime/server/grpc-health.js';
 import { readFile, mkdir, writeFile } from 'node:fs/promises';

@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -31,6 +31,7 @@ import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteMain, startAzurite, type Azurite }
 import { makeTarGz, makeZip } from '../helpers/http-fixture.js';
 import { TEST_CA, TEST_CA_FILE, TEST_KEY } from '../helpers/raw-http-server.js';
 import { capture, fast } from '../helpers/pull-options.js';
+import { silentServer } from '../helpers/loopback.js';
 
 const HOST = `https://${AZURITE_ACCOUNT}.blob.core.windows.net`;
 
@@ -99,20 +100,6 @@ async function startProxy(target: string) {
   };
 }
 
-/** A TCP server on 127.0.0.1 that accepts connections and never answers. */
-async function silentServer(): Promise<{ port: number; sockets: Socket[]; close: () => Promise<void> }> {
-  const sockets: Socket[] = [];
-  const server = createServer((sock) => void sockets.push(sock));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    sockets,
-    close: async () => {
-      for (const sock of sockets) sock.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 const canStart = azuriteMain() !== undefined;
 if (!canStart) console.warn('storage-azure.test.ts: azurite is not installed (run npm ci); Azure Blob tests are skipped');

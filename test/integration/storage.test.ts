@@ -3,7 +3,6 @@
  * (S3, behind a counting proxy), and the GCS JSON-API fixture.
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -14,6 +13,7 @@ import { startGcsFixture, type GcsFixture } from '../helpers/gcs-fixture.js';
 import { makeTarGz, makeZip, startCountingProxy, startHttpFixture, type CountingProxy, type HttpFixture } from '../helpers/http-fixture.js';
 import { motoAvailable, startMoto, type Moto } from '../helpers/moto.js';
 import { capture, fast } from '../helpers/pull-options.js';
+import { silentServer } from '../helpers/loopback.js';
 
 let root: string;
 beforeEach(async () => {
@@ -22,20 +22,6 @@ beforeEach(async () => {
 afterEach(() => rm(root, { recursive: true, force: true }));
 
 
-/** A TCP server on 127.0.0.1 that accepts connections and never answers. */
-async function silentServer(): Promise<{ port: number; sockets: Socket[]; close: () => Promise<void> }> {
-  const sockets: Socket[] = [];
-  const server = createServer((sock) => void sockets.push(sock));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    sockets,
-    close: async () => {
-      for (const sock of sockets) sock.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 /** A GOOGLE_APPLICATION_CREDENTIALS file: an external_account key whose token exchange goes to `tokenUrl`. */
 async function externalAccountKey(tokenUrl: string): Promise<string> {
