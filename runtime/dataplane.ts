@@ -179,6 +179,16 @@ export class DataPlane {
   }
 
   /**
+   * The serving version's declared inputs and whether it batches (dim 0 of each input is then
+   * the batch dim), for transports that build tensors from the model's metadata (Triton's
+   * generate extension). No inputs: the backend takes whatever it is sent (echo).
+   */
+  inputSpecs(name: string, version?: string): { inputs: readonly TensorSpec[]; batchable: boolean } {
+    const h = this.repository.get(checkModelName(name), version);
+    return { inputs: h.metadata.inputs, batchable: h.metadata.batchable && h.config.maxBatchSize > 0 };
+  }
+
+  /**
    * Spec of the model's single input, for the binary extension's raw-input mode. A batching
    * model's batch dim is 1 there ("treated as batch-1 request"), so the byte count can only
    * fill one other variable dim.
@@ -212,6 +222,7 @@ export class DataPlane {
       // answer then depends on a stateful step's state, not only on its inputs: no cache.
       const sequence = handle.config.sequenceBatching || (handle.config.ensemble && namesSequence(request.parameters)) ? sequenceFlags(request.parameters, handle.name) : undefined;
       const cache = handle.config.responseCache && !sequence ? this.cache : undefined;
+      ctx.admitted?.();
       let key: string | undefined;
       let lookupMs = 0;
       let batch: BatchResult | undefined;

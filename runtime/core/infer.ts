@@ -46,4 +46,10 @@ export interface InferContext {
   deadline?: number;
   signal?: AbortSignal;
   requestId?: string;
+  /**
+   * Called once the data plane has accepted the request (inputs, outputs and parameters
+   * checked), just before it is queued or looked up in the response cache: an error after
+   * this call comes from running the request, not from the request as sent.
+   */
+  admitted?: () => void;
 }

@@ -18,6 +18,7 @@ import { loggingRoutes } from './routes/logging.js';
 import { repositoryRoutes } from './routes/repository.js';
 import { v1Routes } from './routes/v1.js';
 import { v2Routes } from './routes/v2.js';
+import { GENERATE_PATHS, generateRoutes } from './routes/generate.js';
 import { cloudEventHandler } from './routes/cloudevents.js';
 import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 import { sharedMemoryRoutes } from './routes/shared-memory.js';
@@ -60,7 +61,7 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   // Refused before any other work (and logged); no middleware at all without restrictions.
   if (opts.restrictions?.size) app.use(restrictHttp(opts.restrictions));
   app.use(compressResponses());
-  for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer']) {
+  for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer', ...GENERATE_PATHS]) {
     app.use(path, requestMetrics(opts.metrics), tracing(opts.traceSettings));
   }
   app.on('POST', '/', requestMetrics(opts.metrics), tracing(opts.traceSettings));
@@ -93,6 +94,8 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   app.route('/', v1Routes({ dataplane: dp, metrics: opts.metrics, maxBodyBytes: opts.maxBodyBytes, maxJsonBytes: opts.maxJsonBytes }));
   app.route('/', sharedMemoryRoutes(opts.sharedMemory));
   app.route('/', traceRoutes(opts.traceSettings, opts.dataplane));
+  // Before the v2 routes, whose `/v2/*` catch-all would answer 404.
+  app.route('/', generateRoutes({ dataplane: dp, metrics: opts.metrics, logger: opts.logger, maxBodyBytes: opts.maxBodyBytes, maxJsonBytes: opts.maxJsonBytes }));
   app.route('/', v2Routes({ dataplane: dp, metrics: opts.metrics, maxBodyBytes: opts.maxBodyBytes, maxJsonBytes: opts.maxJsonBytes, sharedMemory: opts.sharedMemory, cloudEvent }));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));

@@ -63,6 +63,8 @@ describe('httpCategory', () => {
     expect(httpCategory('GET', '/v2/models/m')).toBe('metadata');
     expect(httpCategory('POST', '/v2/models/m/versions/2/infer')).toBe('inference');
     expect(httpCategory('POST', '/v1/models/m:predict')).toBe('inference');
+    expect(httpCategory('POST', '/v2/models/m/versions/2/generate_stream')).toBe('inference');
+    expect(httpCategory('POST', '/v2/models/m/generate')).toBe('inference');
     expect(httpCategory('POST', '/')).toBe('inference');
     expect(httpCategory('POST', '/v2/systemsharedmemory/region/r/register')).toBe('shared-memory');
     expect(httpCategory('GET', '/v2/models/m/config')).toBe('model-config');

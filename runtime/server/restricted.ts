@@ -73,6 +73,7 @@ const HTTP_ROUTES: readonly [method: string | undefined, path: RegExp, category:
   ['GET', /^\/$/, 'health'], // KServe V1 liveness
   ['GET', /^\/v1\/models\/[^/]+$/, 'health'], // KServe V1 model readiness
   ['POST', new RegExp(`^${MODEL}/infer$`), 'inference'],
+  ['POST', new RegExp(`^${MODEL}/generate(?:_stream)?$`), 'inference'], // Triton's generate extension
   ['POST', /^\/$/, 'inference'], // CloudEvents
   ['POST', /^\/v1\/models\/[^/]+(?:\/versions\/[^/]+)?$/, 'inference'], // KServe V1 :predict / :explain
   ['GET', new RegExp(`^${MODEL}/config$`), 'model-config'],
