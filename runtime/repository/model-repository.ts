@@ -139,8 +139,11 @@ export class ModelRepository {
   private readonly overrides = new Map<string, StagedFiles>();
   /** Ensembles whose load is running, with the config it loads: the cycle check sees them before they serve. */
   private readonly loadingEnsembles = new Map<string, ModelConfig>();
-  /** Ensemble → the composing models its loads loaded (Triton's dependents, unloaded with `unload_dependents`). */
-  private readonly loadedAlong = new Map<string, Set<string>>();
+  /**
+   * Models loaded only because an ensemble needed them, never by a load of their own (Triton's
+   * dependents: `unload_dependents` unloads them with the last ensemble that runs them).
+   */
+  private readonly implicit = new Set<string>();
 
   constructor(private readonly opts: ModelRepositoryOptions) {}
 
@@ -173,6 +176,7 @@ export class ModelRepository {
     }
     // Visible at once: the index says LOADING and requests get 409 (NotReady) while the load waits its turn.
     this.entryOf(name);
+    this.implicit.delete(name); // loaded in its own right now (an ensemble's load marks it again after)
     return this.serialise(name, () => this.doLoad(name, this.withDefaultConfig(name, parameters), files));
   }
 
@@ -204,33 +208,36 @@ export class ModelRepository {
     });
   }
 
-  /** Stops serving `name`: new requests get 404, queued ones finish, then the backend is released. */
   /**
-   * Unloads every version of `name`. With `unloadDependents` (Triton's `unload_dependents`), an
-   * ensemble's composing models that its loads loaded go too, except those another serving
-   * ensemble still runs; nested ensembles the same way.
+   * Stops serving `name`: new requests get 404, queued ones finish, then the backend is released.
+   * With `unloadDependents` (Triton's `unload_dependents`) an ensemble's composing models go too
+   * when only ensembles loaded them and no other ensemble (serving or loading) runs them; nested
+   * ensembles the same way. A dependent that fails to unload does not stop the others; the first
+   * failure is thrown after.
    */
   async unload(name: string, opts: { unloadDependents?: boolean } = {}): Promise<void> {
+    const steps = this.entries.get(name)?.handles[0]?.config.ensemble;
     await this.unloadOne(name);
-    // Forgotten either way: a plain unload leaves the composing models as models of their own.
-    const along = this.loadedAlong.get(name);
-    this.loadedAlong.delete(name);
-    if (!opts.unloadDependents) return;
-    for (const m of along ?? []) {
-      const user = this.ensembleRunning(m);
+    this.implicit.delete(name);
+    if (!opts.unloadDependents || !steps) return;
+    let failure: unknown;
+    for (const m of new Set(steps.map((s) => s.modelName))) {
+      if (!this.implicit.has(m) || !this.entries.has(m)) continue;
+      const user = this.ensembleUsing(m);
       if (user) {
         this.opts.logger.info({ event: 'unload_dependent_kept', model: m, ensemble: name, usedBy: user }, `kept ${m}: ensemble ${user} still runs it`);
         continue;
       }
-      if (this.entries.has(m)) await this.unload(m, opts);
+      await this.unload(m, opts).catch((err: unknown) => (failure ??= err));
     }
+    if (failure !== undefined) throw failure;
   }
 
-  /** A serving ensemble with a step on `model`, or undefined. */
-  private ensembleRunning(model: string): string | undefined {
-    for (const [name, entry] of this.entries) {
-      if (entry.handles.some((h) => h.config.ensemble?.some((s) => s.modelName === model))) return name;
-    }
+  /** An ensemble serving or loading with a step on `model`, or undefined. */
+  private ensembleUsing(model: string): string | undefined {
+    const runs = (c: ModelConfig) => c.ensemble?.some((s) => s.modelName === model);
+    for (const [name, entry] of this.entries) if (entry.handles.some((h) => runs(h.config))) return name;
+    for (const [name, config] of this.loadingEnsembles) if (runs(config)) return name;
     return undefined;
   }
 
@@ -593,9 +600,7 @@ export class ModelRepository {
       };
       if (!entry || (entry.handles.length === 0 && entry.state !== 'LOADING')) {
         await this.load(m).catch(fail);
-        let along = this.loadedAlong.get(name);
-        if (!along) this.loadedAlong.set(name, (along = new Set()));
-        along.add(m);
+        this.implicit.add(m);
       } else if (entry.handles.length === 0) {
         // Loading with nothing serving yet (at start, every model loads at once): wait for it. A
         // plain model waits on no other, so its load ends; an ensemble might (if a cycle slipped

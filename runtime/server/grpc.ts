@@ -215,7 +215,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       return {};
     }),
     RepositoryModelUnload: unary<{ model_name: string; parameters?: Record<string, WireRepositoryParameter> }, unknown>('RepositoryModelUnload', async (call) => {
-      const { parameters } = repositoryParameters(call.request.parameters);
+      const { parameters, files } = repositoryParameters(call.request.parameters);
+      if (files.size > 0) throw new InvalidArgument('unload: file:<path> parameters are for loads');
       const dependents = parameters?.unload_dependents;
       if (dependents !== undefined && typeof dependents !== 'boolean') throw new InvalidArgument(`parameter unload_dependents: expected bool_param, got ${JSON.stringify(dependents)}`);
       await dp.unload(call.request.model_name, { unloadDependents: dependents === true });

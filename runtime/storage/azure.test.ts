@@ -35,7 +35,16 @@ describe('Azure Blob URIs', () => {
     // A SAS in the URI wins: no other credential is sent with it.
     expect(azureAuth({ AZ_CLIENT_ID: 'app', AZ_CLIENT_SECRET: 'x', AZ_TENANT_ID: 't' }, 'sv=1&sig=abcd').kind).toBe('SAS');
     expect(azureAuth({}, '').kind).toBe('anonymous');
-    expect(r.redact('sp-secret-1 a2V5LWtleS1rZXk= SiGnAtUrE=')).toBe('*** *** ***');
+    expect(r.redact('sp-secret-1 a2V5LWtleS1rZXk= SiGnAtUrE= SiGnAtUrE%3D')).toBe('*** *** *** ***');
+    // Only the signature is secret: a portal SAS's spr=https and dates must not blank URLs and times.
+    const portal = new Redactor();
+    azureAuth({ AZURE_STORAGE_ACCESS_KEY: 'sv=2022-11-02&spr=https&st=2026-12-01T00:00:00Z&se=2026-12-31T00:00:00Z&sr=c&sp=rl&sig=PoRtAlSiG' }, '', { redact: portal });
+    expect(portal.redact('https://acct.blob.core.windows.net/models/m (2022-11-02) sig=PoRtAlSiG')).toBe('https://acct.blob.core.windows.net/models/m (2022-11-02) sig=***');
+  });
+
+  it('takes a URI query as a SAS only when it is one', () => {
+    expect(new AzureBlobSource('https://acct.blob.core.windows.net/models/m?sv=1&sig=abcd').uriSas).toBe('sv=1&sig=abcd');
+    expect(new AzureBlobSource('https://acct.blob.core.windows.net/models/m?foo=1').uriSas).toBe('');
   });
 
   it('AZURE_STORAGE_BLOB_ENDPOINT replaces the service URL; anything but a plain http(s) URL is refused', () => {

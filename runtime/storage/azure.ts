@@ -78,7 +78,7 @@ export function azureAuth(env: NodeJS.ProcessEnv, uriSas: string, ctx?: Pick<Pul
     ctx?.redact.add(key);
     if (looksLikeSas(key)) {
       const sas = key.replace(/^\?/, '');
-      for (const v of new URLSearchParams(sas).values()) ctx?.redact.add(v);
+      if (ctx) redactSas(ctx, sas);
       return { kind: 'SAS', sas, hint: 'check the SAS in AZURE_STORAGE_ACCESS_KEY (permissions r and l, expiry)' };
     }
     return { kind: 'shared key', key, hint: 'check AZURE_STORAGE_ACCESS_KEY (the account key of this account)' };
@@ -89,6 +89,18 @@ export function azureAuth(env: NodeJS.ProcessEnv, uriSas: string, ctx?: Pick<Pul
 /** A SAS query string (`sv=…&sig=…`), as opposed to a base64 account key. */
 function looksLikeSas(v: string): boolean {
   return /(?:^\??|&)sig=/.test(v);
+}
+
+/**
+ * Registers a SAS's secret with the redactor: the whole query and its signature, as written and
+ * decoded. Not its other fields: `spr=https` or `sv=2022-11-02` would blank every URL and date.
+ */
+function redactSas(ctx: Pick<PullContext, 'redact'>, sas: string): void {
+  ctx.redact.add(sas);
+  const raw = /(?:^|&)sig=([^&]*)/.exec(sas)?.[1];
+  if (raw) ctx.redact.add(raw);
+  const sig = new URLSearchParams(sas).get('sig');
+  if (sig) ctx.redact.add(sig);
 }
 
 /** The account's blob service URL: `AZURE_STORAGE_BLOB_ENDPOINT`, else the URI's own origin. */
@@ -114,7 +126,8 @@ export class AzureBlobSource implements RemoteSource {
   /** The URI without its query: a renewed SAS still finds the cached copy (the listing checks access on every pull). */
   readonly cacheKey: string;
   private readonly origin: string;
-  private readonly uriSas: string;
+  /** The SAS the URI carries (its query, when that is a SAS), or an empty string. */
+  readonly uriSas: string;
   private readonly what: string;
 
   constructor(uri: string) {
@@ -140,14 +153,15 @@ export class AzureBlobSource implements RemoteSource {
       throw bad();
     }
     this.origin = url.origin;
-    this.uriSas = url.search.replace(/^\?/, '');
+    // Only a SAS is a credential; any other query is not sent (KServe's SDK reads a SAS from the URL).
+    const query = url.search.replace(/^\?/, '');
+    this.uriSas = looksLikeSas(query) ? query : '';
     this.what = `${url.origin}/${this.container}/${this.prefix}`;
     this.cacheKey = `${url.origin}${url.pathname}`;
   }
 
   async fetch(dir: string, ctx: PullContext, cached?: string): Promise<FetchOutcome> {
-    for (const v of new URLSearchParams(this.uriSas).values()) ctx.redact.add(v);
-    ctx.redact.add(this.uriSas);
+    if (this.uriSas) redactSas(ctx, this.uriSas);
     const auth = azureAuth(ctx.env, this.uriSas, ctx);
     ctx.logger.info({ uri: this.what, account: this.account, container: this.container, credential: auth.kind }, 'storage: azure blob');
     const container = (await this.client(ctx, auth)).getContainerClient(this.container);

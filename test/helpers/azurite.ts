@@ -41,7 +41,6 @@ export function azuriteMain(): string | undefined {
   }
 }
 
-
 /** Any HTTP answer counts (an unsigned request gets a 4xx): the server is up. */
 async function answers(endpoint: string): Promise<boolean> {
   try {

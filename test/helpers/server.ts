@@ -37,3 +37,12 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
     signal: AbortSignal.timeout(20_000),
   });
 }
+
+/** A sample's value in Prometheus text (`/metrics`): the first series of `name` carrying every label given; 0 when none does. */
+export function metricValue(text: string, name: string, labels: Record<string, string>): number {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{')) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.split(' ').pop());
+  }
+  return 0;
+}

@@ -11,16 +11,8 @@ import type { BatcherFactory } from '../../runtime/repository/model-repository.j
 import { makeBatcherFactory } from '../../runtime/server/batcher-factory.js';
 import { createMetrics } from '../../runtime/observability/metrics.js';
 import { mlpReference, writeLookupModel, writeMlpModel, writeScaleModel, type MlpModel } from '../helpers/onnx-models.js';
-import { postJson, startTestServer, tempDir } from '../helpers/server.js';
+import { metricValue, postJson, startTestServer, tempDir } from '../helpers/server.js';
 import { tritonClient, unary } from '../helpers/grpc-client.js';
-
-function metricValue(text: string, name: string, labels: Record<string, string>): number {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{')) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.split(' ').pop());
-  }
-  return 0;
-}
 
 /** A 1×3×S×S ocr-det request in the binary extension, heavy enough to keep the one instance busy. */
 function heavyRequest(size: number, extra: Record<string, unknown> = {}) {

@@ -315,27 +315,35 @@ describe("unload_dependents (Triton's model_repository(unload_dependents))", () 
   const repoCall = (verb: string, model: string, parameters?: object) => postJson(`${server.url}/v2/repository/models/${model}/${verb}`, parameters ? { parameters } : {});
   const ready = async (model: string) => (await fetch(`${server.url}/v2/models/${model}/ready`)).status === 200;
 
-  it('unloads the composing models an ensemble loaded, keeping one another ensemble still runs and those loaded on their own', async () => {
+  it('unloads the composing models only ensembles loaded, with the last ensemble that runs them; a model loaded on its own stays', async () => {
     expect((await (await fetch(`${server.url}/v2`)).json()).extensions).toContain('model_repository(unload_dependents)');
     expect((await repoCall('load', 'chain')).status).toBe(200);
     expect([await ready('k7'), await ready('k11')]).toEqual([true, true]);
-    expect((await repoCall('load', 'other')).status).toBe(200); // k11 serves already: not loaded along with `other`
+    expect((await repoCall('load', 'other')).status).toBe(200);
     expect((await repoCall('unload', 'chain', { unload_dependents: 'yes' })).status).toBe(400);
     expect(await ready('chain')).toBe(true);
 
     expect((await repoCall('unload', 'chain', { unload_dependents: true })).status).toBe(200);
     expect([await ready('chain'), await ready('k7'), await ready('k11')]).toEqual([false, false, true]); // `other` runs k11
     expect((await repoCall('unload', 'other', { unload_dependents: true })).status).toBe(200);
-    expect(await ready('k11')).toBe(true); // loaded with `chain`, not with `other`
+    expect(await ready('k11')).toBe(false); // an ensemble loaded it, and the last one that ran it is gone
 
-    // A plain unload leaves the composing models as models of their own.
-    expect((await repoCall('unload', 'k11')).status).toBe(200);
+    // Loaded on its own, k7 is no dependent: it stays; k11, loaded by `chain`, goes.
+    expect((await repoCall('load', 'k7')).status).toBe(200);
+    expect((await repoCall('load', 'chain')).status).toBe(200);
+    expect((await repoCall('unload', 'chain', { unload_dependents: true })).status).toBe(200);
+    expect([await ready('k7'), await ready('k11')]).toEqual([true, false]);
+
+    // A plain unload leaves the dependents serving; they stay dependents for the next ensemble's unload.
     expect((await repoCall('load', 'chain')).status).toBe(200);
     expect((await repoCall('unload', 'chain')).status).toBe(200);
-    expect([await ready('k7'), await ready('k11')]).toEqual([true, true]);
+    expect(await ready('k11')).toBe(true);
+    expect((await repoCall('load', 'other')).status).toBe(200);
+    expect((await repoCall('unload', 'other', { unload_dependents: true })).status).toBe(200);
+    expect(await ready('k11')).toBe(false);
 
     // Over gRPC, as a bool_param.
-    for (const m of ['k7', 'k11']) expect((await repoCall('unload', m)).status).toBe(200);
+    expect((await repoCall('unload', 'k7')).status).toBe(200);
     expect((await repoCall('load', 'chain')).status).toBe(200);
     const client = inferenceClient(server.grpcPort!);
     try {

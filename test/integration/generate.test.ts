@@ -10,17 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelRepository } from '../../runtime/config.js';
 import type { RunningServer } from '../../runtime/server/serve.js';
 import { writeDatatypeModel, writeLookupModel, writeScaleModel } from '../helpers/onnx-models.js';
-import { postJson, startTestServer, tempDir } from '../helpers/server.js';
+import { metricValue, postJson, startTestServer, tempDir } from '../helpers/server.js';
 
 const SSE = 'text/event-stream; charset=utf-8';
-
-function metricValue(text: string, name: string, labels: Record<string, string>): number {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{')) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.split(' ').pop());
-  }
-  return 0;
-}
 
 /** The `data:` payloads of a Server-Sent Events body (events end with a blank line). */
 function events(body: string): string[] {
@@ -162,8 +154,9 @@ describe('generate extension', () => {
     const executions = metricValue(after, 'kinfer_execution_count_total', { model: 'scale' }) - execBefore;
     expect(executions).toBeGreaterThan(0);
     expect(executions).toBeLessThan(n);
-    expect(metricValue(after, 'kinfer_requests_total', { model: 'scale', protocol: 'generate', status: '200' })).toBeGreaterThanOrEqual(n / 2);
-    expect(metricValue(after, 'kinfer_requests_total', { model: 'scale', protocol: 'generate-stream', status: '200' })).toBeGreaterThanOrEqual(n / 2);
+    const counted = (protocol: string, text: string) => metricValue(text, 'kinfer_requests_total', { model: 'scale', protocol, status: '200' });
+    expect(counted('generate', after) - counted('generate', before)).toBe(n / 2);
+    expect(counted('generate-stream', after) - counted('generate-stream', before)).toBe(n / 2);
     const stats = (await (await fetch(`${url}/v2/models/scale/stats`)).json()) as { model_stats: { inference_count: number }[] };
     expect(stats.model_stats[0]!.inference_count).toBeGreaterThanOrEqual(n);
   });

@@ -55,6 +55,8 @@ describe('restricted API groups', () => {
     // Unloading without the key changes nothing: the model still answers.
     expect((await postJson(`${server.url}/v2/repository/models/echo/unload`, {})).status).toBe(403);
     expect((await fetch(`${server.url}/v2/systemsharedmemory/status`)).status).toBe(403);
+    // HEAD reaches the GET route in Hono: refused as GET is.
+    expect((await fetch(`${server.url}/v2/systemsharedmemory/status`, { method: 'HEAD' })).status).toBe(403);
     const infer = await postJson(`${server.url}/v2/models/echo/infer`, { inputs: [{ name: 'a', datatype: 'INT32', shape: [2], data: [1, 2] }] });
     expect(infer.status).toBe(200);
     expect((await fetch(`${server.url}/v2/health/ready`)).status).toBe(200);

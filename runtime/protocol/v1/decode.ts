@@ -15,6 +15,7 @@ import { InvalidArgument } from '../../core/errors.js';
 import type { InferRequest } from '../../core/infer.js';
 import { checkTensor, elementCount, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { convert } from '../v2/decode.js';
+import { guessDatatype, nestedDims, nestedLeaves } from '../nested.js';
 
 /** Row (`instances` → `predictions`) or columnar (`inputs` → `outputs`). */
 export type V1Format = 'row' | 'columnar';
@@ -29,7 +30,6 @@ export interface DecodedPredict {
 /** The name a model that declares no inputs (echo) gets for an unnamed value. */
 export const UNNAMED_INPUT = 'input';
 
-const MAX_NESTING = 64;
 const utf8Encoder = new TextEncoder();
 
 /**
@@ -106,61 +106,27 @@ function toTensor(name: string, what: string, value: unknown, declared: Datatype
   const flat: unknown[] = [];
   if (stacked) {
     const rows = value as unknown[];
-    const rowShape = shapeOf(rows[0]);
+    const rowShape = nestedDims(what, rows[0]);
     rows.forEach((row, i) => {
       // `instances[i]`, or `instances[i].<name>` for keyed instances.
       const at = what === 'instances' ? `instances[${i}]` : what.replace('[*]', `[${i}]`);
-      const s = shapeOf(row);
+      const s = nestedDims(at, row);
       if (s.length !== rowShape.length || s.some((d, j) => d !== rowShape[j])) {
         throw new InvalidArgument(`${at}: shape [${s.join(',')}] differs from the first instance's [${rowShape.join(',')}]; instances stack along dim 0 and must match`);
       }
-      flattenStrict(at, row, rowShape, 0, flat);
+      nestedLeaves(at, row, rowShape, flat);
     });
     shape = [rows.length, ...rowShape];
   } else {
-    shape = shapeOf(value);
-    flattenStrict(what, value, shape, 0, flat);
+    shape = nestedDims(what, value);
+    nestedLeaves(what, value, shape, flat);
   }
-  const datatype = declared ?? inferDatatype(what, flat);
+  const datatype = declared ?? guessDatatype(what, flat, isB64);
   if (!Number.isSafeInteger(elementCount(shape))) throw new InvalidArgument(`${what}: too many elements`);
   const data: TensorData = datatype === 'BYTES' ? toBytes(what, flat) : convert(what, datatype, flat);
   const t: Tensor = { name, datatype, shape, data };
   checkTensor(t);
   return t;
-}
-
-/** Dims from the nesting, following the first element at each level (leaves: not arrays). */
-function shapeOf(v: unknown): number[] {
-  const shape: number[] = [];
-  let cur = v;
-  while (Array.isArray(cur)) {
-    if (shape.length >= MAX_NESTING) throw new InvalidArgument(`values nested deeper than ${MAX_NESTING} levels`);
-    shape.push(cur.length);
-    cur = cur[0];
-  }
-  return shape;
-}
-
-/** Leaves in order; every list at depth d must have shape[d] elements (no ragged lists). */
-function flattenStrict(what: string, v: unknown, shape: readonly number[], depth: number, out: unknown[]): void {
-  if (depth === shape.length) {
-    if (Array.isArray(v)) throw new InvalidArgument(`${what}: ragged nesting: a list where the first element at this depth has a value`);
-    out.push(v);
-    return;
-  }
-  if (!Array.isArray(v) || v.length !== shape[depth]) {
-    throw new InvalidArgument(`${what}: ragged nesting: expected a list of ${shape[depth]} at depth ${depth}, got ${Array.isArray(v) ? `a list of ${v.length}` : JSON.stringify(v)}`);
-  }
-  for (const e of v) flattenStrict(what, e, shape, depth + 1, out);
-}
-
-function inferDatatype(what: string, flat: unknown[]): Datatype {
-  const first = flat[0];
-  if (typeof first === 'boolean') return 'BOOL';
-  if (typeof first === 'string' || isB64(first)) return 'BYTES';
-  if (typeof first === 'number') return flat.every((v) => Number.isInteger(v)) ? 'INT64' : 'FP64';
-  if (flat.length === 0) return 'FP32';
-  throw new InvalidArgument(`${what}: cannot tell the datatype of ${JSON.stringify(first)}; send numbers, booleans, strings or {"b64": ...}`);
 }
 
 function toBytes(what: string, flat: unknown[]): Uint8Array[] {

@@ -76,6 +76,9 @@ describe('decodeGenerateRequest', () => {
     expect(r.parameters).toEqual({ temperature: 0.5, stream: false, timeout: 2_000_000, priority: 1, tag: 'a' });
     expect(decodeGenerateRequest({ x: [1, 2, 3, 4] }, { ...scale, version: '3' })).toMatchObject({ modelVersion: '3' });
     expect(decodeGenerateRequest({ x: [1, 2, 3, 4] }, scale).parameters).toBeUndefined();
+    // Names an object inherits are parameters like any other, not "given twice".
+    const proto = decodeGenerateRequest(JSON.parse('{"x": [1, 2, 3, 4], "constructor": "c", "toString": 1, "__proto__": "p"}'), scale);
+    expect(Object.entries(proto.parameters!)).toEqual([['constructor', 'c'], ['toString', 1], ['__proto__', 'p']]);
   });
 
   it('takes an input named in the parameters object as an input, as Triton does', () => {

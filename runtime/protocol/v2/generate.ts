@@ -33,6 +33,7 @@ import type { InferRequest, InferResponse } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { convert } from './decode.js';
 import { dataToJson } from './encode.js';
+import { describe, guessDatatype, nestedDims, nestedLeaves } from '../nested.js';
 
 /** The model a generate request is decoded for. */
 export interface GenerateTarget {
@@ -49,7 +50,6 @@ export interface GenerateTarget {
 export const SSE_CONTENT_TYPE = 'text/event-stream; charset=utf-8';
 
 /** Deepest nesting accepted in a value; guards the recursive walk. */
-const MAX_NESTING = 64;
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -59,14 +59,15 @@ const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
  * knows the optional ones.
  */
 export function decodeGenerateRequest(body: unknown, model: GenerateTarget): InferRequest {
-  if (!isObject(body)) throw new InvalidArgument(`generate request: expected a JSON object of input names and parameters, got ${kind(body)}`);
+  if (!isObject(body)) throw new InvalidArgument(`generate request: expected a JSON object of input names and parameters, got ${describe(body)}`);
   const specs = new Map(model.inputs.map((s) => [s.name, s]));
   const anyInput = model.inputs.length === 0;
   if (specs.has('parameters')) {
     throw new InvalidArgument(`model '${model.name}' has an input named 'parameters', which the generate request keeps for its parameters object; use /infer`);
   }
   const inputs = new Map<string, Tensor>();
-  const parameters: Parameters = {};
+  // No prototype: keys such as `constructor` or `__proto__` are parameters like any other.
+  const parameters = Object.create(null) as Parameters;
   let hasParameters = false;
 
   const place = (key: string, value: unknown, what: string, asInput: boolean) => {
@@ -78,9 +79,9 @@ export function decodeGenerateRequest(body: unknown, model: GenerateTarget): Inf
     }
     if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
       const known = anyInput ? '' : ` (inputs: ${model.inputs.map((s) => s.name).join(', ')})`;
-      throw new InvalidArgument(`${what}: '${key}' is not an input of model '${model.name}'${known}, and a parameter must be a string, number or boolean, got ${kind(value)}`);
+      throw new InvalidArgument(`${what}: '${key}' is not an input of model '${model.name}'${known}, and a parameter must be a string, number or boolean, got ${describe(value)}`);
     }
-    if (key in parameters) throw new InvalidArgument(`${what}: parameter '${key}' is given twice (at the top level and in "parameters")`);
+    if (Object.hasOwn(parameters, key)) throw new InvalidArgument(`${what}: parameter '${key}' is given twice (at the top level and in "parameters")`);
     parameters[key] = value;
     hasParameters = true;
   };
@@ -89,10 +90,10 @@ export function decodeGenerateRequest(body: unknown, model: GenerateTarget): Inf
   if (model.version !== undefined) request.modelVersion = model.version;
   for (const [key, value] of Object.entries(body)) {
     if (key === 'parameters') {
-      if (!isObject(value)) throw new InvalidArgument(`parameters: expected a JSON object, got ${kind(value)}`);
+      if (!isObject(value)) throw new InvalidArgument(`parameters: expected a JSON object, got ${describe(value)}`);
       for (const [k, v] of Object.entries(value)) place(k, v, `parameters.${k}`, false);
     } else if (key === 'id') {
-      if (typeof value !== 'string') throw new InvalidArgument(`id: expected a string, got ${kind(value)}`);
+      if (typeof value !== 'string') throw new InvalidArgument(`id: expected a string, got ${describe(value)}`);
       request.id = value;
       // Triton also feeds it to an input of that name.
       if (specs.has('id')) place(key, value, key, false);
@@ -107,8 +108,8 @@ export function decodeGenerateRequest(body: unknown, model: GenerateTarget): Inf
 
 /** An input the model declares: its datatype, the shape from the value fitted to the declared one. */
 function declaredTensor(name: string, what: string, value: unknown, spec: TensorSpec, batchable: boolean): Tensor {
-  const dims = dimsOf(what, value);
-  const flat = leaves(what, value, dims);
+  const dims = nestedDims(what, value);
+  const flat = nestedLeaves(what, value, dims);
   let shape: number[];
   if (dims.length <= 1) {
     shape = spread(what, flat.length, spec.shape);
@@ -124,9 +125,9 @@ function declaredTensor(name: string, what: string, value: unknown, spec: Tensor
 
 /** An input of a model that declares none: datatype from the values, shape from the nesting. */
 function inferredTensor(name: string, what: string, value: unknown): Tensor {
-  const shape = dimsOf(what, value);
-  const flat = leaves(what, value, shape);
-  return tensor(name, what, datatypeOf(what, flat), shape, flat);
+  const shape = nestedDims(what, value);
+  const flat = nestedLeaves(what, value, shape);
+  return tensor(name, what, guessDatatype(what, flat), shape, flat);
 }
 
 function tensor(name: string, what: string, datatype: Datatype, shape: number[], flat: unknown[]): Tensor {
@@ -164,45 +165,6 @@ export function spread(what: string, count: number, declared: readonly number[])
   }
   if (left !== 1 && !(count === 0 && shape.includes(0))) throw refuse();
   return shape;
-}
-
-/** Dims from the nesting, following the first element at each level. */
-function dimsOf(what: string, v: unknown): number[] {
-  const dims: number[] = [];
-  let cur = v;
-  while (Array.isArray(cur)) {
-    if (dims.length >= MAX_NESTING) throw new InvalidArgument(`${what}: nested deeper than ${MAX_NESTING} levels`);
-    dims.push(cur.length);
-    cur = cur[0];
-  }
-  return dims;
-}
-
-/** The leaves in order; every array at depth d must hold dims[d] elements. */
-function leaves(what: string, v: unknown, dims: readonly number[]): unknown[] {
-  const out: unknown[] = [];
-  const walk = (x: unknown, depth: number) => {
-    if (depth === dims.length) {
-      if (Array.isArray(x)) throw new InvalidArgument(`${what}: ragged nesting: an array where the first element at depth ${depth} has a value`);
-      out.push(x);
-      return;
-    }
-    if (!Array.isArray(x) || x.length !== dims[depth]) {
-      throw new InvalidArgument(`${what}: ragged nesting: expected an array of ${dims[depth]} at depth ${depth}, got ${Array.isArray(x) ? `an array of ${x.length}` : kind(x)}`);
-    }
-    for (const e of x) walk(e, depth + 1);
-  };
-  walk(v, 0);
-  return out;
-}
-
-function datatypeOf(what: string, flat: unknown[]): Datatype {
-  const first = flat[0];
-  if (typeof first === 'boolean') return 'BOOL';
-  if (typeof first === 'string') return 'BYTES';
-  if (typeof first === 'number') return flat.every((v) => Number.isInteger(v)) ? 'INT64' : 'FP64';
-  if (flat.length === 0) return 'FP32';
-  throw new InvalidArgument(`${what}: cannot tell the datatype of ${kind(first)}; send numbers, booleans or strings`);
 }
 
 /**
@@ -257,10 +219,3 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function kind(v: unknown): string {
-  if (Array.isArray(v)) return `an array of ${v.length}`;
-  if (v === null) return 'null';
-  if (typeof v === 'object') return 'an object';
-  if (typeof v === 'string') return JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
-  return String(v);
-}
