@@ -28,6 +28,6 @@ describe('restrictions', () => {
     expect([...restrictions(['logging:k=v'], env, '--http-restricted-api', 'KINFER_HTTP_RESTRICTED_API')!.keys()]).toEqual(['logging']);
     expect(restrictions(undefined, ' ; ', '--http-restricted-api', 'KINFER_HTTP_RESTRICTED_API')).toBeUndefined();
     expect(restrictions([], undefined, '--http-restricted-api', 'KINFER_HTTP_RESTRICTED_API')).toBeUndefined();
-    expect(() => restrictions(undefined, 'models:k=v', '--http-restricted-api', 'KINFER_HTTP_RESTRICTED_API')).toThrow(/^KINFER_HTTP_RESTRICTED_API: unknown category "models"/);
+    expect(() => restrictions(undefined, 'models:k=v', '--http-restricted-api', 'KINFER_HTTP_RESTRICTED_API')).toThrow(/^KINFER_HTTP_RESTRICTED_API: group 1: a category is not one of/);
   });
 });

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import * as z from 'zod';
-import { BYTE_QUANTITY_FORMS, parseByteQuantity } from './core/byte-quantity.js';
+import { positiveByteQuantity } from './core/byte-quantity.js';
 
 const bool = z
   .string()
@@ -40,12 +40,12 @@ const byteQuantity = z
   .optional()
   .transform((v, ctx) => {
     if (v === undefined || v === '') return undefined;
-    const n = parseByteQuantity(v);
-    if (n === undefined || n <= 0) {
-      ctx.addIssue({ code: 'custom', message: `expected ${BYTE_QUANTITY_FORMS} (more than 0), got ${JSON.stringify(v)}` });
+    try {
+      return positiveByteQuantity(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
       return z.NEVER;
     }
-    return n;
   });
 
 /** A TCP port (0 = any free one); `dflt` when unset. */

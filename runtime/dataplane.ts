@@ -296,7 +296,7 @@ export class DataPlane {
     await this.repository.load(name, parameters, files);
   }
 
-  /** `unloadDependents`: Triton's `unload_dependents`, an ensemble's composing models loaded with it go too. */
+  /** `unloadDependents`: Triton's `unload_dependents`: an ensemble's composing models that only ensembles loaded go too, unless another ensemble runs them (ModelRepository.unload). */
   async unload(name: string, opts: { unloadDependents?: boolean } = {}): Promise<void> {
     this.checkModelControl('unload');
     return this.repository.unload(name, opts);

@@ -4,10 +4,11 @@
  * once on a free instance, and splits the outputs back by each caller's rows
  * (Triton's dynamic batcher: max batch size, max queue delay, preferred sizes).
  *
- * Policy, per signature group (requests in arrival order):
+ * Policy, per signature group (requests in queue order: arrival, or with priority
+ * levels level first; see queue.ts):
  * - take requests from the front while their rows fit in `maxBatchSize`;
  * - fire at once when that reaches the largest preferred size (or the max);
- * - otherwise fire when the group's oldest request has waited
+ * - otherwise fire when the group's head (first in queue order) has waited
  *   `maxQueueDelayMicroseconds`: the longest prefix of a preferred size if
  *   there is one, else all that fit;
  * - among groups ready at once, the one whose head goes first (the highest

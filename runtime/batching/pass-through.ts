@@ -40,7 +40,7 @@ export class PassThroughBatcher extends QueueBatcher {
   }
 
   protected pick(): QueuedRequest[] {
-    // One group (key ''), in arrival order.
+    // One group (key ''), in queue order (level, then arrival).
     const head = this.groups.get('')?.[0];
     return head ? [head] : [];
   }

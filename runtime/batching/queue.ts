@@ -25,7 +25,7 @@ import type { BatchPolicy, BatchRequest, BatchResult, Batcher } from './batcher.
 export const DEFAULT_MAX_QUEUE_SIZE = 512;
 
 /** Why a request was answered with an error instead of a result (the `reason` label of `kinfer_rejected_requests_total`). */
-export const REJECT_REASONS = ['queue_full', 'deadline_exceeded', 'cancelled', 'unavailable', 'invalid_argument', 'backend_error'] as const;
+export const REJECT_REASONS = ['queue_full', 'deadline_exceeded', 'queue_timeout', 'cancelled', 'unavailable', 'invalid_argument', 'backend_error'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export interface BatchInfo {
@@ -77,7 +77,7 @@ export interface BatcherOptions {
   /** How long the oldest queued request may wait for a batch to fill. */
   maxQueueDelayMicroseconds: number;
   /**
-   * `delay` (default, Triton's): the delay counts from the oldest request's arrival.
+   * `delay` (default, Triton's): the delay counts from the head request's arrival (the oldest, without priority levels).
    * `adaptive`: fire as soon as the batch holds as many requests as recently were
    * in flight; otherwise the delay is a gap in arrivals, counted from the newest
    * arrival or the moment an instance became free (see DynamicBatcher).
@@ -172,9 +172,8 @@ interface Entry extends QueuedRequest {
 const MAX_REARM = 3;
 
 export abstract class QueueBatcher implements Batcher {
-  /** Queued requests by signature, each list in arrival order. */
+  /** Queued requests by signature, each list in `before` order (level, late, arrival). */
   protected readonly groups = new Map<string, QueuedRequest[]>();
-  protected readonly maxQueueSize: number;
   protected readonly label: string;
   private readonly free: Backend[];
   private readonly observer: BatchObserver | undefined;
@@ -223,13 +222,13 @@ export abstract class QueueBatcher implements Batcher {
     if (!opts.instances.length) throw new Internal('batcher: at least one backend instance is required');
     this.free = [...opts.instances];
     this.instanceCount = opts.instances.length;
-    this.maxQueueSize = opts.maxQueueSize > 0 ? Math.floor(opts.maxQueueSize) : DEFAULT_MAX_QUEUE_SIZE;
+    const maxQueueSize = opts.maxQueueSize > 0 ? Math.floor(opts.maxQueueSize) : DEFAULT_MAX_QUEUE_SIZE;
     this.observer = opts.observer;
     this.label = opts.name ? `model '${opts.name}'` : 'model';
     this.priority = opts.priority;
-    this.defaultRules = { maxQueueSize: this.maxQueueSize, timeout: opts.queueTimeout };
+    this.defaultRules = { maxQueueSize, timeout: opts.queueTimeout };
     for (const [level, p] of Object.entries(opts.priority?.policies ?? {})) {
-      this.levelRules.set(Number(level), { maxQueueSize: p.maxQueueSize > 0 ? p.maxQueueSize : this.maxQueueSize, timeout: p });
+      this.levelRules.set(Number(level), { maxQueueSize: p.maxQueueSize > 0 ? p.maxQueueSize : maxQueueSize, timeout: p });
     }
     this.delays = [this.defaultRules, ...this.levelRules.values()].some((r) => r.timeout?.action === 'delay' && r.timeout.defaultMicroseconds > 0);
   }
@@ -426,7 +425,7 @@ export abstract class QueueBatcher implements Batcher {
       entry.expiry === 'queue_policy'
         ? new Unavailable(`request timed out by the queue policy's default_timeout_microseconds after ${waited} ms in the queue of ${this.label}; it was not computed`)
         : new DeadlineExceeded(`request deadline passed after ${waited} ms in the queue of ${this.label}; it was not computed`);
-    this.settle(entry, err, 'deadline_exceeded');
+    this.settle(entry, err, entry.expiry === 'queue_policy' ? 'queue_timeout' : 'deadline_exceeded');
   }
 
   /** A DELAY policy's timeout passed: the entry goes behind its level's requests that have not timed out. */

@@ -10,6 +10,8 @@
  * parseByteQuantity('lots'); // undefined
  */
 
+import { InvalidArgument } from './errors.js';
+
 const MULTIPLIERS: Record<string, number> = {
   '': 1,
   k: 1e3,
@@ -26,7 +28,7 @@ const MULTIPLIERS: Record<string, number> = {
 };
 
 /** What the parser accepts, for error messages. */
-export const BYTE_QUANTITY_FORMS = 'a byte count such as 1073741824, 500Mi, 2Gi or 1G';
+const BYTE_QUANTITY_FORMS = 'a byte count such as 1073741824, 500Mi, 2Gi or 1G';
 
 /**
  * The whole number of bytes `text` names (a fraction such as `1.5Gi` is rounded down), or
@@ -40,4 +42,11 @@ export function parseByteQuantity(text: string): number | undefined {
   if (mult === undefined) return undefined;
   const n = Math.floor(Number(m[1]) * mult);
   return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** A positive byte quantity, or InvalidArgument naming the forms it takes (and `setting`, when given). */
+export function positiveByteQuantity(text: string, setting?: string): number {
+  const n = parseByteQuantity(text);
+  if (n === undefined || n <= 0) throw new InvalidArgument(`${setting ? `${setting}: ` : ''}expected ${BYTE_QUANTITY_FORMS} (more than 0), got ${JSON.stringify(text)}`);
+  return n;
 }

@@ -88,7 +88,8 @@ export function invalidArgument(name: string, expected: string, actual: unknown)
   return new InvalidArgument(`${name}: expected ${expected}, got ${describe(actual)}`);
 }
 
-function describe(value: unknown): string {
+/** A JSON value in an error message: its kind, or the value itself when short. */
+export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 64 ? value.slice(0, 64) + '…' : value);
   if (Array.isArray(value)) return `an array of ${value.length}`;
   if (value === null) return 'null';

@@ -152,7 +152,7 @@ export function createMetrics(env: NodeJS.ProcessEnv = process.env): Metrics {
     }),
     rejectedRequests: new Counter({
       name: 'kinfer_rejected_requests_total',
-      help: 'Requests answered with an error instead of a result, by reason (queue_full, deadline_exceeded, cancelled, unavailable, invalid_argument, backend_error)',
+      help: 'Requests answered with an error instead of a result, by reason (queue_full, deadline_exceeded, queue_timeout, cancelled, unavailable, invalid_argument, backend_error)',
       labelNames: [...model, 'reason'],
       registers,
     }),

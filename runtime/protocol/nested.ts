@@ -5,7 +5,7 @@
  * when the model declares none.
  */
 import type { Datatype } from '../core/datatypes.js';
-import { InvalidArgument } from '../core/errors.js';
+import { describe, InvalidArgument } from '../core/errors.js';
 
 /** Deepest nesting read (a guard against stack-deep bodies). */
 export const MAX_NESTING = 64;
@@ -50,13 +50,4 @@ export function guessDatatype(what: string, flat: unknown[], isBytes: (v: unknow
   if (typeof first === 'number') return flat.every((v) => Number.isInteger(v)) ? 'INT64' : 'FP64';
   if (flat.length === 0) return 'FP32';
   throw new InvalidArgument(`${what}: cannot tell the datatype of ${describe(first)}; send numbers, booleans or strings`);
-}
-
-/** A JSON value in an error message: its kind, or the value itself when short. */
-export function describe(v: unknown): string {
-  if (Array.isArray(v)) return `an array of ${v.length}`;
-  if (v === null) return 'null';
-  if (typeof v === 'object') return 'an object';
-  if (typeof v === 'string') return JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
-  return String(v);
 }

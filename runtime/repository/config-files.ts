@@ -9,7 +9,8 @@
  * - Xilinx/KServe: `inputs`/`outputs` with `datatype: "FP32"` and `shape`;
  * - JSON in Triton's form, with snake_case or camelCase keys.
  * `model_warmup` (run by `warmup.ts`), `response_cache { enable }`, `version_policy`,
- * `ensemble_scheduling` and `sequence_batching` are read.
+ * `ensemble_scheduling`, `sequence_batching`, `default_model_filename`, the entries'
+ * `reshape` and `optional`, and `dynamic_batching`'s priority levels and queue policies are read.
  * Triton's other fields (`optimization`, `batch_input`, ...) are ignored so that real Triton
  * configs load; any other field is listed in `unknownFields` (with the field
  * it was probably meant to be) for the repository to log: Triton would refuse
@@ -968,7 +969,7 @@ function queuePolicy(ctx: Context, path: string, obj: ConfigObject, unknown: str
   };
 }
 
-/** A policy whose timeout rules change anything: a default timeout, or requests allowed to set theirs. */
+/** Timeout fields worth keeping: a default timeout, or allow_timeout_override (kept to be reported; see QueueTimeout). */
 function hasTimeout(p: QueuePolicy): boolean {
   return p.defaultMicroseconds > 0 || p.allowOverride;
 }

@@ -85,7 +85,7 @@ export async function readModelLayout(repoDir: string, name: string): Promise<Mo
 
 /**
  * The model file of one version folder: the config's `default_model_filename` when it names one
- * (NotFound when the folder lacks it), else the only file with a model extension, or
+ * (InvalidArgument when the folder lacks it), else the only file with a model extension, or
  * `model.<ext>` among several (InvalidArgument otherwise). With a platform, only its extension
  * counts. None (echo) leaves `modelFile` out.
  */

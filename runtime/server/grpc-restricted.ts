@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { matches, type ApiCategory, type Restrictions } from './restricted.js';
 
 /** Prefix of a gRPC restriction's metadata key, as Triton names it. */
-export const GRPC_HEADER_PREFIX = 'triton-grpc-protocol-';
+const GRPC_HEADER_PREFIX = 'triton-grpc-protocol-';
 
 /** gRPC methods by category. Reflection is in none (it describes the services, as the .proto does). */
 const GRPC_METHODS: Record<string, ApiCategory> = {

@@ -40,10 +40,10 @@ export function parseRestrictions(groups: readonly string[], option: string): Re
     const value = eq > colon ? group.slice(eq + 1) : '';
     // Errors name the group by position, never by its text: a malformed group may be part of a secret.
     if (!names || !key || !value) throw new InvalidArgument(`${option}: group ${i + 1} is not <category>[,<category>...]:<key>=<value>`);
-    if (!TOKEN.test(key)) throw new InvalidArgument(`${option}: header name ${JSON.stringify(key)} is not an HTTP token`);
+    if (!TOKEN.test(key)) throw new InvalidArgument(`${option}: group ${i + 1}: the header name is not an HTTP token`);
     for (const raw of names.split(',')) {
       const name = raw.trim() as ApiCategory;
-      if (!API_CATEGORIES.includes(name)) throw new InvalidArgument(`${option}: unknown category ${JSON.stringify(raw)}; known: ${API_CATEGORIES.join(', ')}`);
+      if (!API_CATEGORIES.includes(name)) throw new InvalidArgument(`${option}: group ${i + 1}: a category is not one of ${API_CATEGORIES.join(', ')}`);
       if (out.has(name)) throw new InvalidArgument(`${option}: category '${name}' is in two groups; a category takes one key`);
       out.set(name, { header: key.toLowerCase(), value: Buffer.from(value) });
     }

@@ -27,7 +27,7 @@ import type { TokenCredential } from '@azure/identity';
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { InvalidArgument, KinferError, NotFound, Unavailable } from '../core/errors.js';
 import { fetchListed, listingValidator, selectListed, type FetchOutcome, type ListedObject, type RemoteSource } from './source.js';
-import { abortError, bounded, displayUri, downloadToFile, reasonOf, TransientError, withRetry, type PullContext } from './transfer.js';
+import { abortError, bounded, contentRangeStart, displayUri, downloadToFile, isTransientStatus, reasonOf, TransientError, withRetry, type PullContext } from './transfer.js';
 
 interface AzureBlob extends ListedObject {
   etag: string;
@@ -60,7 +60,10 @@ type Auth =
 
 /** The credential KServe would use, from `env` (and a SAS in the URI). Secrets are registered with the redactor. */
 export function azureAuth(env: NodeJS.ProcessEnv, uriSas: string, ctx?: Pick<PullContext, 'redact'>): Auth {
-  if (uriSas) return { kind: 'SAS', sas: uriSas, hint: 'check the SAS in the storage URI (permissions r and l, expiry)' };
+  if (uriSas) {
+    if (ctx) redactSas(ctx, uriSas);
+    return { kind: 'SAS', sas: uriSas, hint: 'check the SAS in the storage URI (permissions r and l, expiry)' };
+  }
   const clientId = env.AZ_CLIENT_ID || env.AZURE_CLIENT_ID;
   if (clientId) {
     const tenantId = env.AZ_TENANT_ID || env.AZURE_TENANT_ID;
@@ -161,7 +164,6 @@ export class AzureBlobSource implements RemoteSource {
   }
 
   async fetch(dir: string, ctx: PullContext, cached?: string): Promise<FetchOutcome> {
-    if (this.uriSas) redactSas(ctx, this.uriSas);
     const auth = azureAuth(ctx.env, this.uriSas, ctx);
     ctx.logger.info({ uri: this.what, account: this.account, container: this.container, credential: auth.kind }, 'storage: azure blob');
     const container = (await this.client(ctx, auth)).getContainerClient(this.container);
@@ -286,7 +288,7 @@ export class AzureBlobSource implements RemoteSource {
           // maxRetryRequests 0: the SDK's own resume would hide a dropped body from our retry and byte count.
           blob.download(offset, undefined, { abortSignal: AbortSignal.any([abortSignal, ac.signal]), maxRetryRequests: 0, conditions: ifMatch ? { ifMatch } : undefined }),
         );
-        const start = offset > 0 && res.contentRange ? Number(/^bytes (\d+)-/.exec(res.contentRange)?.[1] ?? 0) : 0;
+        const start = offset > 0 ? (contentRangeStart(res.contentRange) ?? 0) : 0;
         const body = cutIsTransient(res.readableStreamBody as Readable, () => ac.signal.aborted || ctx.signal.aborted);
         return { body, start, length: res.contentLength, abort: () => ac.abort() };
       },
@@ -309,7 +311,7 @@ export class AzureBlobSource implements RemoteSource {
       if (silent.signal.aborted) throw new TransientError(`no answer in ${ctx.stallMs} ms`);
       const e = err as { statusCode?: number; code?: string; message?: string };
       const status = e.statusCode;
-      if (status !== undefined && (status >= 500 || status === 408 || status === 429)) {
+      if (status !== undefined && isTransientStatus(status)) {
         throw new TransientError(`${e.code ?? 'error'} (HTTP ${status}): ${firstLine(e.message)}`);
       }
       throw err;

@@ -12,7 +12,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { InvalidArgument, NotFound, Unavailable } from '../core/errors.js';
 import { http1Get, isHeaderName, isSafeHeaderValue, type Http1Response } from './http1.js';
 import { fetchSingle, type FetchOutcome, type RemoteSource } from './source.js';
-import { downloadToFile, displayUri, TransientError, withRetry, type BodyStream, type PullContext } from './transfer.js';
+import { contentRangeStart, downloadToFile, displayUri, isTransientStatus, TransientError, withRetry, type BodyStream, type PullContext } from './transfer.js';
 
 interface HttpValidator {
   etag?: string;
@@ -79,7 +79,7 @@ export async function httpGet(
 function statusError(s: number, what: string, host: string, authHint: string): Error {
   if (s === 404 || s === 410) return new NotFound(`${what}: not found (HTTP ${s} from ${host})`);
   if (s === 401 || s === 403) return new Unavailable(`${what}: access denied by ${host} (HTTP ${s}); ${authHint}`);
-  if (s === 408 || s === 429 || s >= 500) return new TransientError(`HTTP ${s} from ${host}`);
+  if (isTransientStatus(s)) return new TransientError(`HTTP ${s} from ${host}`);
   return new Unavailable(`${what}: HTTP ${s} from ${host}`);
 }
 
@@ -154,8 +154,7 @@ function sameArtifact(a: HttpValidator, b: HttpValidator): boolean {
 }
 
 function parseContentRangeStart(r: NodeResponse): number {
-  const m = /^bytes (\d+)-/.exec(header(r.headers, 'content-range') ?? '');
-  return m ? Number(m[1]) : -1;
+  return contentRangeStart(header(r.headers, 'content-range')) ?? -1;
 }
 
 /** The body of a 200 or 206 `nodeGet` response as `downloadToFile` takes it (start from Content-Range; -1 if absent). */

@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { BYTE_QUANTITY_FORMS, parseByteQuantity } from '../core/byte-quantity.js';
+import { positiveByteQuantity } from '../core/byte-quantity.js';
 import { Cancelled, Internal, InvalidArgument, KinferError, Unavailable } from '../core/errors.js';
 import { logger as defaultLogger, type Logger } from '../observability/logger.js';
 import { archiveKind, extractArchive } from './archive.js';
@@ -167,9 +167,7 @@ function cacheMaxBytesOf(opts: PullOptions, env: NodeJS.ProcessEnv): number | un
   }
   const v = env.KINFER_CACHE_MAX_BYTES;
   if (v === undefined || v.trim() === '') return undefined;
-  const n = parseByteQuantity(v);
-  if (n === undefined || n <= 0) throw new InvalidArgument(`KINFER_CACHE_MAX_BYTES: expected ${BYTE_QUANTITY_FORMS} (more than 0), got ${JSON.stringify(v)}`);
-  return n;
+  return positiveByteQuantity(v, 'KINFER_CACHE_MAX_BYTES');
 }
 
 interface Limits {

@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { InvalidArgument, NotFound, Unavailable } from '../core/errors.js';
 import { fetchListed, listingValidator, selectListed, type FetchOutcome, type ListedObject, type RemoteSource } from './source.js';
-import { downloadToFile, TransientError, withRetry, type PullContext } from './transfer.js';
+import { contentRangeStart, downloadToFile, TransientError, withRetry, type PullContext } from './transfer.js';
 
 interface S3Object extends ListedObject {
   etag: string;
@@ -127,7 +127,7 @@ export class S3Source implements RemoteSource {
             { abortSignal: AbortSignal.any([ctx.signal, ac.signal]) },
           ),
         );
-        const start = out.ContentRange ? Number(/^bytes (\d+)-/.exec(out.ContentRange)?.[1] ?? 0) : 0;
+        const start = contentRangeStart(out.ContentRange) ?? 0;
         return { body: out.Body as Readable, start, length: out.ContentLength, abort: () => ac.abort() };
       },
       o.size,

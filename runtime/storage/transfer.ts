@@ -156,6 +156,17 @@ const TRANSIENT_CODES = new Set([
 ]);
 
 /** Network-level failures (reset, refused, truncated body, stall) are worth another attempt. */
+/** HTTP statuses worth retrying: 408, 429 and 5xx. */
+export function isTransientStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/** The first byte a `Content-Range: bytes <start>-…` header names, or undefined without one. */
+export function contentRangeStart(value: string | undefined): number | undefined {
+  const m = value ? /^bytes (\d+)-/.exec(value) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
 export function isTransient(err: unknown): boolean {
   if (err instanceof TransientError) return true;
   if (err instanceof KinferError) return false;

@@ -321,6 +321,7 @@ describe("unload_dependents (Triton's model_repository(unload_dependents))", () 
     expect([await ready('k7'), await ready('k11')]).toEqual([true, true]);
     expect((await repoCall('load', 'other')).status).toBe(200);
     expect((await repoCall('unload', 'chain', { unload_dependents: 'yes' })).status).toBe(400);
+    expect((await repoCall('unload', 'chain', { 'file:1/model.onnx': 'AAAA' })).status).toBe(400); // files are for loads
     expect(await ready('chain')).toBe(true);
 
     expect((await repoCall('unload', 'chain', { unload_dependents: true })).status).toBe(200);

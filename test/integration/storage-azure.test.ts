@@ -30,7 +30,7 @@ import { pull } from '../../runtime/storage/pull.js';
 import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteMain, startAzurite, type Azurite } from '../helpers/azurite.js';
 import { makeTarGz, makeZip } from '../helpers/http-fixture.js';
 import { TEST_CA, TEST_CA_FILE, TEST_KEY } from '../helpers/raw-http-server.js';
-import { capture, fast } from '../helpers/pull-options.js';
+import { capture, fast, tree } from '../helpers/pulls.js';
 import { silentServer } from '../helpers/loopback.js';
 
 const HOST = `https://${AZURITE_ACCOUNT}.blob.core.windows.net`;
@@ -41,16 +41,6 @@ beforeEach(async () => {
 });
 afterEach(() => rm(root, { recursive: true, force: true }));
 
-
-async function tree(dir: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const d of await readdir(path.join(dir, rel), { withFileTypes: true })) {
-    const r = rel ? `${rel}/${d.name}` : d.name;
-    if (d.isDirectory()) out.push(...(await tree(dir, r)));
-    else out.push(r);
-  }
-  return out.sort();
-}
 
 interface ProxyRequest {
   method: string;

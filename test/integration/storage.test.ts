@@ -12,7 +12,7 @@ import { pull } from '../../runtime/storage/pull.js';
 import { startGcsFixture, type GcsFixture } from '../helpers/gcs-fixture.js';
 import { makeTarGz, makeZip, startCountingProxy, startHttpFixture, type CountingProxy, type HttpFixture } from '../helpers/http-fixture.js';
 import { motoAvailable, startMoto, type Moto } from '../helpers/moto.js';
-import { capture, fast } from '../helpers/pull-options.js';
+import { capture, fast, tree } from '../helpers/pulls.js';
 import { silentServer } from '../helpers/loopback.js';
 
 let root: string;
@@ -39,16 +39,6 @@ async function externalAccountKey(tokenUrl: string): Promise<string> {
     }),
   );
   return keyFile;
-}
-
-async function tree(dir: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const d of await readdir(path.join(dir, rel), { withFileTypes: true })) {
-    const r = rel ? `${rel}/${d.name}` : d.name;
-    if (d.isDirectory()) out.push(...(await tree(dir, r)));
-    else out.push(r);
-  }
-  return out.sort();
 }
 
 describe('http(s)://', () => {

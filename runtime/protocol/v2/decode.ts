@@ -22,6 +22,7 @@ import type { InferRequest, RequestedOutput } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { HEADER_LENGTH_HEADER, readBinaryTensor, splitBody } from './binary.js';
 import { parseInferenceRequest, type WireParameters, type WireRequestInput } from './schema.js';
+import { MAX_NESTING } from '../nested.js';
 
 export interface DecodeOptions {
   modelName: string;
@@ -64,7 +65,6 @@ export interface DecodedInfer {
 }
 
 /** Deepest `data` nesting accepted; guards the recursive flatten. */
-const MAX_NESTING = 64;
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 const utf8Encoder = new TextEncoder();

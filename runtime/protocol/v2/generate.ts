@@ -28,12 +28,12 @@
  * const json = encodeGenerateResponse(response); // generate_stream: sseEvent(json)
  */
 import type { Datatype, TensorData } from '../../core/datatypes.js';
-import { Internal, InvalidArgument, Unsupported } from '../../core/errors.js';
+import { describe, Internal, invalidArgument, InvalidArgument, Unsupported } from '../../core/errors.js';
 import type { InferRequest, InferResponse } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { convert } from './decode.js';
 import { dataToJson } from './encode.js';
-import { describe, guessDatatype, nestedDims, nestedLeaves } from '../nested.js';
+import { guessDatatype, nestedDims, nestedLeaves } from '../nested.js';
 
 /** The model a generate request is decoded for. */
 export interface GenerateTarget {
@@ -49,8 +49,6 @@ export interface GenerateTarget {
 /** generate_stream's Content-Type, as Triton sends it. */
 export const SSE_CONTENT_TYPE = 'text/event-stream; charset=utf-8';
 
-/** Deepest nesting accepted in a value; guards the recursive walk. */
-
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -59,7 +57,7 @@ const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
  * knows the optional ones.
  */
 export function decodeGenerateRequest(body: unknown, model: GenerateTarget): InferRequest {
-  if (!isObject(body)) throw new InvalidArgument(`generate request: expected a JSON object of input names and parameters, got ${describe(body)}`);
+  if (!isObject(body)) throw invalidArgument('generate request', 'a JSON object of input names and parameters', body);
   const specs = new Map(model.inputs.map((s) => [s.name, s]));
   const anyInput = model.inputs.length === 0;
   if (specs.has('parameters')) {
@@ -90,10 +88,10 @@ export function decodeGenerateRequest(body: unknown, model: GenerateTarget): Inf
   if (model.version !== undefined) request.modelVersion = model.version;
   for (const [key, value] of Object.entries(body)) {
     if (key === 'parameters') {
-      if (!isObject(value)) throw new InvalidArgument(`parameters: expected a JSON object, got ${describe(value)}`);
+      if (!isObject(value)) throw invalidArgument('parameters', 'a JSON object', value);
       for (const [k, v] of Object.entries(value)) place(k, v, `parameters.${k}`, false);
     } else if (key === 'id') {
-      if (typeof value !== 'string') throw new InvalidArgument(`id: expected a string, got ${describe(value)}`);
+      if (typeof value !== 'string') throw invalidArgument('id', 'a string', value);
       request.id = value;
       // Triton also feeds it to an input of that name.
       if (specs.has('id')) place(key, value, key, false);
@@ -218,4 +216,3 @@ export function sseEvent(json: string): string {
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
-

@@ -6,6 +6,7 @@
 import { Hono } from 'hono';
 import * as z from 'zod';
 import type { DataPlane } from '../../dataplane.js';
+import { InvalidArgument } from '../../core/errors.js';
 import { readJsonBody } from '../body.js';
 import { decodeFileParameters } from '../../repository/override-files.js';
 import type { KinferEnv } from '../context.js';
@@ -14,7 +15,7 @@ const Param = z.union([z.string(), z.number(), z.boolean()]);
 // Triton's load body: {"parameters": {"config": "<json>", ...}}; KServe's agent sends {}.
 const LoadBody = z.object({ parameters: z.record(z.string(), Param).optional() });
 const IndexBody = z.object({ ready: z.boolean().optional() });
-/** Triton's unload parameters: `unload_dependents` (a bool); others are taken and ignored, as before. */
+/** Triton's unload parameters: `unload_dependents` (a bool); other keys are ignored, except `file:` ones (refused). */
 const UnloadBody = z.object({ parameters: z.record(z.string(), Param).and(z.object({ unload_dependents: z.boolean().optional() })).optional() });
 const HardwareBody = z.object({ name: z.string().min(1), num: z.number().int().nonnegative().default(1) });
 
@@ -49,6 +50,7 @@ export function repositoryRoutes(opts: RepositoryRouteOptions): Hono<KinferEnv> 
     const model = c.req.param('model');
     c.set('model', model);
     const { parameters } = await readJsonBody(c, UnloadBody, 'unload');
+    if (Object.keys(parameters ?? {}).some((k) => k.startsWith('file:'))) throw new InvalidArgument('unload: file:<path> parameters are for loads');
     await dp.unload(model, { unloadDependents: parameters?.unload_dependents === true });
     return c.json({ name: model, unload: true });
   });
