@@ -9,13 +9,13 @@
  * Azurite's well-known `devstoreaccount1`, addressed path-style:
  * `<endpoint>` is `http://127.0.0.1:<port>/devstoreaccount1`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { startChildService } from './child-service.js';
 import { freePort } from './loopback.js';
 import { TEST_CA_FILE } from './raw-http-server.js';
 
@@ -66,36 +66,11 @@ export async function startAzurite(opts: { tls?: boolean; timeoutMs?: number } =
   // The account keys come from Azurite's defaults; an AZURITE_ACCOUNTS in the caller's env must not change them.
   const env = { ...process.env };
   delete env.AZURITE_ACCOUNTS;
-  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env, cwd: location });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    if (stderr.length < 4000) stderr += d.toString();
-  });
-  let exited = false;
-  child.on('exit', () => (exited = true));
-  const stop = async () => {
-    if (!exited) {
-      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await gone;
-      clearTimeout(t);
-    }
-    await rm(location, { recursive: true, force: true });
-  };
   // fetch in this process does not trust the test certificate: a TLS instance is probed with a TCP connect.
   const probe = opts.tls ? () => connects(port) : () => answers(endpoint);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (exited) {
-      await stop();
-      throw new Error(`azurite exited before answering: ${stderr.slice(-500)}`);
-    }
-    if (await probe()) return { endpoint, stop };
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  await stop();
-  throw new Error(`azurite did not answer on ${endpoint} within ${timeoutMs} ms: ${stderr.slice(-500)}`);
+  const cleanup = () => rm(location, { recursive: true, force: true });
+  const { stop } = await startChildService({ name: 'azurite', command: process.execPath, args, env, cwd: location, probe, endpoint, timeoutMs, cleanup });
+  return { endpoint, stop };
 }
 
 function connects(port: number): Promise<boolean> {

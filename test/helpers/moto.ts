@@ -4,8 +4,8 @@
  * (bounded) until it answers, and stops it. `motoAvailable()` says whether the
  * executable is on PATH, so S3 tests can skip with a clear message where not.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
+import { startChildService } from './child-service.js';
 import { freePort } from './loopback.js';
 import path from 'node:path';
 
@@ -41,27 +41,6 @@ async function answers(endpoint: string): Promise<boolean> {
 export async function startMoto(timeoutMs = 30_000): Promise<Moto> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    if (stderr.length < 4000) stderr += d.toString();
-  });
-  let exited = false;
-  child.on('exit', () => (exited = true));
-  const stop = async () => {
-    if (exited) return;
-    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-    await gone;
-    clearTimeout(t);
-  };
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (exited) throw new Error(`moto_server exited before answering: ${stderr.slice(-500)}`);
-    if (await answers(endpoint)) return { endpoint, stop };
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  await stop();
-  throw new Error(`moto_server did not answer on ${endpoint} within ${timeoutMs} ms: ${stderr.slice(-500)}`);
+  const { stop } = await startChildService({ name: 'moto_server', command: 'moto_server', args: ['-H', '127.0.0.1', '-p', String(port)], probe: () => answers(endpoint), endpoint, timeoutMs });
+  return { endpoint, stop };
 }
