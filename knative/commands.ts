@@ -9,6 +9,6 @@ export { validateManifests, type ValidationResult } from './validate.js';
 export { deploy, type AppliedObject, type DeployOptions } from './deploy.js';
 export { status, type FunctionStatus, type Condition } from './status.js';
 export { list, type FunctionSummary } from './list.js';
-export { logs, type LogsOptions, type PodLog } from './logs.js';
+export { followLogs, logs, type FollowOptions, type LogsOptions, type PodLog } from './logs.js';
 export { defaultSpecsDir, repoRoot, specsAvailable } from './specs.js';
 export type { KubeOptions } from './kube.js';

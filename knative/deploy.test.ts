@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NotFound, InvalidArgument, Unavailable } from '../runtime/core/errors.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../test/helpers/fake-kube-api.js';
-import { deploy, list, logs, status } from './commands.js';
+import { deploy, followLogs, list, logs, status } from './commands.js';
 
 // Every Kubernetes call here goes to a test double of the API server on 127.0.0.1 (test/helpers/fake-kube-api.ts).
 let api: FakeKubeApi;
@@ -180,6 +180,40 @@ describe('logs', () => {
       ['/api/v1/namespaces/ml/pods/echo-00003-deployment-a/log', 'user-container', '2'],
       ['/api/v1/namespaces/ml/pods/echo-00003-deployment-b/log', 'user-container', '2'],
     ]);
+  });
+
+  it('follows the logs of every pod, line by line across chunk splits, until stopped or the pods go', async () => {
+    api.put(`${KSVC}/echo`, readyService('echo', 'echo-00003'));
+    const pods = ['echo-00003-deployment-a', 'echo-00003-deployment-b'];
+    for (const pod of pods) api.put(`/api/v1/namespaces/ml/pods/${pod}`, { kind: 'Pod', metadata: { name: pod, labels: { 'serving.knative.dev/revision': 'echo-00003' } } });
+    api.setPodLog('ml', pods[0]!, 'user-container', 'old1\nold2\nold3\n');
+    api.setPodLog('ml', pods[1]!, 'user-container', 'b-old\n');
+    const seen: string[] = [];
+    const stop = new AbortController();
+    const until = async (done: () => boolean) => {
+      for (let i = 0; i < 400 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
+      expect(done()).toBe(true);
+    };
+    const following = followLogs('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, tailLines: 2, signal: stop.signal, onLine: (pod, line) => seen.push(`${pod.slice(-1)}: ${line}`) });
+    await until(() => pods.every((p) => api.followers('ml', p, 'user-container') === 1));
+    await until(() => seen.length === 3);
+    expect(seen.sort()).toEqual(['a: old2', 'a: old3', 'b: b-old']);
+    // A line written in two pieces arrives once, whole.
+    api.appendPodLog('ml', pods[0]!, 'user-container', 'new ha');
+    api.appendPodLog('ml', pods[0]!, 'user-container', 'lf\n');
+    await until(() => seen.length === 4);
+    expect(seen[3]).toBe('a: new half');
+    stop.abort();
+    expect(await following).toEqual(pods);
+    await until(() => pods.every((p) => api.followers('ml', p, 'user-container') === 0)); // the streams were closed
+
+    // Without a stop: it ends when every pod's stream ends.
+    seen.length = 0;
+    const ending = followLogs('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, tailLines: 1, signal: new AbortController().signal, onLine: (pod, line) => seen.push(`${pod.slice(-1)}: ${line}`) });
+    await until(() => pods.every((p) => api.followers('ml', p, 'user-container') === 1));
+    for (const p of pods) api.endPodLog('ml', p, 'user-container');
+    expect(await ending).toEqual(pods);
+    expect(seen.sort()).toEqual(['a: new half', 'b: b-old']);
   });
 
   it('a Service without a revision is NotFound', async () => {

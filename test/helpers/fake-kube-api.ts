@@ -59,6 +59,12 @@ export interface FakeKubeApi {
   get(path: string): unknown;
   /** Log text for `GET /api/v1/namespaces/<ns>/pods/<pod>/log?container=<c>`. */
   setPodLog(namespace: string, pod: string, container: string, text: string): void;
+  /** Appends to a pod's log, and writes it to the requests following it (`follow=true`). */
+  appendPodLog(namespace: string, pod: string, container: string, text: string): void;
+  /** Ends the followed log responses of a container (its pod went away). */
+  endPodLog(namespace: string, pod: string, container: string): void;
+  /** Follow requests open on a container now. */
+  followers(namespace: string, pod: string, container: string): number;
   close(): Promise<void>;
 }
 
@@ -97,6 +103,8 @@ function matchesSelector(obj: unknown, selector: string | undefined): boolean {
 export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promise<FakeKubeApi> {
   const store = new Map<string, unknown>();
   const podLogs = new Map<string, string>();
+  /** Open `follow=true` log responses, by namespace/pod/container. */
+  const followers = new Map<string, Set<ServerResponse>>();
   const requests: RecordedRequest[] = [];
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -134,10 +142,20 @@ export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promi
       const container = u.searchParams.get('container') ?? '';
       const log = podLogs.get(`${ns}/${name}/${container}`);
       if (log === undefined) return status(res, 400, 'BadRequest', `container ${container} is not valid for pod ${name}`);
+      // The last `tailLines` lines; a log that ends in a newline keeps it.
       const tail = Number(u.searchParams.get('tailLines') ?? '0');
-      const lines = log.split('\n');
+      const ends = log.endsWith('\n');
+      const lines = (ends ? log.slice(0, -1) : log).split('\n');
       res.writeHead(200, { 'content-type': 'text/plain' });
-      return void res.end(tail > 0 ? lines.slice(-tail).join('\n') : log);
+      const text = tail > 0 ? lines.slice(-tail).join('\n') + (ends ? '\n' : '') : log;
+      if (u.searchParams.get('follow') !== 'true') return void res.end(text);
+      // Followed: what there is now, then each appendPodLog, until endPodLog or the client goes.
+      const key = `${ns}/${name}/${container}`;
+      let open = followers.get(key);
+      if (!open) followers.set(key, (open = new Set()));
+      open.add(res);
+      res.on('close', () => open.delete(res));
+      return void res.write(text);
     }
     if (req.method === 'GET' && name) {
       const obj = store.get(u.pathname);
@@ -190,6 +208,15 @@ export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promi
     put: (path, obj) => void store.set(path, obj),
     get: (path) => store.get(path),
     setPodLog: (namespace, pod, container, text) => void podLogs.set(`${namespace}/${pod}/${container}`, text),
+    appendPodLog: (namespace, pod, container, text) => {
+      const key = `${namespace}/${pod}/${container}`;
+      podLogs.set(key, (podLogs.get(key) ?? '') + text);
+      for (const res of followers.get(key) ?? []) res.write(text);
+    },
+    endPodLog: (namespace, pod, container) => {
+      for (const res of followers.get(`${namespace}/${pod}/${container}`) ?? []) res.end();
+    },
+    followers: (namespace, pod, container) => followers.get(`${namespace}/${pod}/${container}`)?.size ?? 0,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

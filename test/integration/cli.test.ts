@@ -6,6 +6,7 @@
  * when it is missing or older than the CLI and client sources.
  */
 import { spawn } from 'node:child_process';
+import { startFakeKubeApi } from '../helpers/fake-kube-api.js';
 import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -432,5 +433,36 @@ describe('infer --image', () => {
     const wrongName = await kinfer(['infer', 'ocr-det', '--url', models.url, '--image', png, '--input-name', 'image', '--json']);
     expect(wrongName.code).toBe(1);
     expect(JSON.parse(wrongName.stdout).error).toBe("model 'ocr-det' has no input 'image' (inputs: x)");
+  });
+});
+
+describe('logs --follow (against the API server test double)', () => {
+  it('streams each pod\'s lines with its name until Ctrl-C, then exits 0; --json is refused with it', async () => {
+    const api = await startFakeKubeApi();
+    try {
+      api.put('/apis/serving.knative.dev/v1/namespaces/ml/services/echo', { kind: 'Service', metadata: { name: 'echo' }, status: { latestReadyRevisionName: 'echo-00001' } });
+      api.put('/api/v1/namespaces/ml/pods/echo-00001-a', { kind: 'Pod', metadata: { name: 'echo-00001-a', labels: { 'serving.knative.dev/revision': 'echo-00001' } } });
+      api.setPodLog('ml', 'echo-00001-a', 'user-container', 'first\n');
+      const child = spawn(process.execPath, [BIN, 'logs', 'echo', '-f', '-n', 'ml', '--kubeconfig', api.kubeconfigPath], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c));
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      try {
+        for (let i = 0; i < 2000 && api.followers('ml', 'echo-00001-a', 'user-container') === 0; i++) await new Promise((r) => setTimeout(r, 10));
+        api.appendPodLog('ml', 'echo-00001-a', 'user-container', 'second\n');
+        for (let i = 0; i < 2000 && !stdout.includes('second'); i++) await new Promise((r) => setTimeout(r, 10));
+        child.kill('SIGINT');
+        expect(await exited).toBe(0);
+      } finally {
+        clearTimeout(kill);
+      }
+      expect(stdout).toBe('[echo-00001-a] first\n[echo-00001-a] second\n');
+      const json = await kinfer(['logs', 'echo', '-f', '--json', '-n', 'ml', '--kubeconfig', api.kubeconfigPath]);
+      expect(json.code).toBe(2);
+      expect(json.stderr).toMatch(/--follow prints lines as they come; it does not take --json/);
+    } finally {
+      await api.close();
+    }
   });
 });
