@@ -737,6 +737,28 @@ describe("Triton's priority levels and queue policies", () => {
     expect(g.seenValues()).toEqual([0, 2]);
   });
 
+  it("answers a full level with its own Retry-After: the rows of it and the levels before it, not the whole queue", async () => {
+    const f = fake();
+    f.delayMs = 100;
+    const b = make(f, { maxBatchSize: 8, maxQueueDelayMicroseconds: 0, maxQueueSize: 240, ...levels(2, 2, { 1: policy({ maxQueueSize: 2 }) }) });
+    const one = (v: number, priority?: number) => b.enqueue({ inputs: [xInput([v])], outputNames: [], ...(priority ? { priority } : {}) });
+    await within(Promise.all(Array.from({ length: 8 }, (_, i) => one(i))), 'seed'); // sets the pace: ~12.5 ms per item
+    f.hold();
+    const all: Promise<unknown>[] = [one(100)];
+    await until(() => f.batches.length === 2);
+    for (let i = 0; i < 240; i++) all.push(one(1000 + i)); // level 2 full: 240 rows, ~3 s
+    all.push(one(1, 1), one(2, 1)); // level 1 full: 2 rows
+    const l1 = (await caught(one(3, 1))) as ResourceExhausted;
+    const l2 = (await caught(one(4, 2))) as ResourceExhausted;
+    expect(l1).toBeInstanceOf(ResourceExhausted);
+    expect(l1.message).toMatch(/queue of priority level 1 is full \(2 requests waiting\)/);
+    expect(l1.retryAfterSeconds).toBe(1); // 2 rows ahead of it
+    expect(l2.retryAfterSeconds).toBeGreaterThanOrEqual(3); // 242 rows ahead of it
+    f.delayMs = 0;
+    f.release();
+    await within(Promise.all(all), 'queued requests');
+  });
+
   it('moves a request its DELAY policy timed out behind the requests of its level that have not, and still computes it', async () => {
     const f = fake();
     const b = make(f, { maxBatchSize: 1, queueTimeout: policy({ action: 'delay', defaultMicroseconds: 40_000 }) });

@@ -182,8 +182,8 @@ export abstract class QueueBatcher implements Batcher {
   /** Rules of the levels without a policy of their own (all requests, without levels). */
   private readonly defaultRules: LevelRules;
   private readonly levelRules = new Map<number, LevelRules>();
-  /** Queued requests per level, with levels. */
-  private readonly queuedByLevel = new Map<number, number>();
+  /** Queued requests and their rows per level, with levels. */
+  private readonly queuedByLevel = new Map<number, { requests: number; rows: number }>();
   /** Some level's policy delays timed-out requests: schedule() looks for them. */
   private readonly delays: boolean;
   /** Items (rows) of the queued requests. */
@@ -235,7 +235,7 @@ export abstract class QueueBatcher implements Batcher {
 
   /** Queued requests of `level`; all queued requests without levels (level 0). */
   private queuedAt(level: number): number {
-    return level ? (this.queuedByLevel.get(level) ?? 0) : this.queued;
+    return level ? (this.queuedByLevel.get(level)?.requests ?? 0) : this.queued;
   }
 
   /** The level of a request's `priority`: the default one unless it names a level of the model (Triton's rule). */
@@ -266,8 +266,20 @@ export abstract class QueueBatcher implements Batcher {
   }
 
   waitMs(rows: number): number | undefined {
+    return this.paceOf(this.queuedRows + rows);
+  }
+
+  /** Milliseconds the instances need for `rows` items at the recent pace; undefined before a batch has run. */
+  private paceOf(rows: number): number | undefined {
     if (this.paceItems === 0) return undefined;
-    return ((this.queuedRows + rows) * this.paceMs) / this.paceItems / this.instanceCount;
+    return (rows * this.paceMs) / this.paceItems / this.instanceCount;
+  }
+
+  /** Rows queued at `level` and the levels before it: what a request of that level waits behind. */
+  private rowsAhead(level: number): number {
+    let rows = 0;
+    for (const [l, q] of this.queuedByLevel) if (l <= level) rows += q.rows;
+    return rows;
   }
 
   /** Nothing queued and an instance free. */
@@ -310,7 +322,9 @@ export abstract class QueueBatcher implements Batcher {
     if (this.queuedAt(level) >= rules.maxQueueSize && this.free.length > 0) this.schedule();
     if (this.queuedAt(level) >= rules.maxQueueSize) {
       const which = level ? `queue of priority level ${level}` : 'queue';
-      return this.refuse('queue_full', new ResourceExhausted(`${this.label}: ${which} is full (${this.queuedAt(level)} requests waiting); retry later`, retryAfterSeconds(this.waitMs(0))));
+      // A full level clears as fast as it and the levels before it drain, not the whole queue.
+      const waitMs = level ? this.paceOf(this.rowsAhead(level)) : this.waitMs(0);
+      return this.refuse('queue_full', new ResourceExhausted(`${this.label}: ${which} is full (${this.queuedAt(level)} requests waiting); retry later`, retryAfterSeconds(waitMs)));
     }
     return new Promise<BatchResult>((resolve, reject) => {
       const parent = activeContext();
@@ -350,7 +364,13 @@ export abstract class QueueBatcher implements Batcher {
       insert(group, entry);
       this.queued++;
       this.queuedRows += cls.rows;
-      if (level) this.queuedByLevel.set(level, (this.queuedByLevel.get(level) ?? 0) + 1);
+      if (level) {
+        const q = this.queuedByLevel.get(level);
+        if (q) {
+          q.requests++;
+          q.rows += cls.rows;
+        } else this.queuedByLevel.set(level, { requests: 1, rows: cls.rows });
+      }
       if (this.pending > this.cyclePeak) this.cyclePeak = this.pending;
       this.notify((o) => o.onQueued?.());
       if (expiresAt !== undefined) this.armDeadline(entry, expiresAt, 0);
@@ -446,7 +466,11 @@ export abstract class QueueBatcher implements Batcher {
     if (!group.length) this.groups.delete(entry.key);
     this.queued--;
     this.queuedRows -= entry.rows;
-    if (entry.level) this.queuedByLevel.set(entry.level, this.queuedByLevel.get(entry.level)! - 1);
+    if (entry.level) {
+      const q = this.queuedByLevel.get(entry.level)!;
+      q.requests--;
+      q.rows -= entry.rows;
+    }
   }
 
   /** Stops the entry's timer and abort listener; the entry is no longer cancellable. */
