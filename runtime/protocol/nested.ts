@@ -2,7 +2,7 @@
  * @module protocol/nested
  * Tensors written as nested JSON arrays (KServe V1's instances and inputs, Triton's generate
  * extension): their dims, their leaves in row-major order, and the datatype the values suggest
- * when the model declares none.
+ * when the model declares none; and the JSON-object test both bodies need.
  */
 import type { Datatype } from '../core/datatypes.js';
 import { describe, InvalidArgument } from '../core/errors.js';
@@ -50,4 +50,9 @@ export function guessDatatype(what: string, flat: unknown[], isBytes: (v: unknow
   if (typeof first === 'number') return flat.every((v) => Number.isInteger(v)) ? 'INT64' : 'FP64';
   if (flat.length === 0) return 'FP32';
   throw new InvalidArgument(`${what}: cannot tell the datatype of ${describe(first)}; send numbers, booleans or strings`);
+}
+
+/** A JSON object (not an array, not null). */
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -9,7 +9,9 @@ import { defaultModelRepository } from '../../runtime/config.js';
 import type { RunningServer } from '../../runtime/server/serve.js';
 import type { BatcherFactory } from '../../runtime/repository/model-repository.js';
 import { makeBatcherFactory } from '../../runtime/server/batcher-factory.js';
-import { createMetrics } from '../../runtime/observability/metrics.js';
+import { createMetrics, type Metrics } from '../../runtime/observability/metrics.js';
+import type { Backend } from '../../runtime/backends/backend.js';
+import type { Tensor } from '../../runtime/core/tensor.js';
 import { mlpReference, writeLookupModel, writeMlpModel, writeScaleModel, type MlpModel } from '../helpers/onnx-models.js';
 import { metricValue, postJson, startTestServer, tempDir } from '../helpers/server.js';
 import { tritonClient, unary } from '../helpers/grpc-client.js';
@@ -38,6 +40,22 @@ async function untilPending(url: string, model: string, count = 1): Promise<void
     await new Promise((r) => setTimeout(r, 5));
   }
   throw new Error(`fewer than ${count} requests became pending on ${model} within 1 s`);
+}
+
+/**
+ * The server's batcher factory (queue bound from `defaults`) over the model's instances, each
+ * run going through `run` with the instance's own infer to call.
+ */
+function throughInstances(metrics: Metrics, run: (inputs: Tensor[], names: readonly string[], infer: Backend['infer']) => Promise<Tensor[]>, defaults: { maxQueueSize?: number } = {}): BatcherFactory {
+  return (o) =>
+    makeBatcherFactory(metrics, defaults)({
+      ...o,
+      instances: o.instances.map((b) => ({
+        load: (f) => b.load(f),
+        unload: () => b.unload(),
+        infer: (inputs, names) => run(inputs, names, (i, n) => b.infer(i, n)),
+      })),
+    });
 }
 
 describe('batching and backpressure through HTTP', () => {
@@ -210,19 +228,15 @@ describe('Retry-After from the pace of the model (a slow backend)', () => {
   let repo: { dir: string; cleanup: () => Promise<void> };
   const metrics = createMetrics({});
   /** Echo that first sleeps as many ms as its first value says, with a queue of 6. */
-  const slowed: BatcherFactory = (o) =>
-    makeBatcherFactory(metrics, { maxQueueSize: 6 })({
-      ...o,
-      instances: o.instances.map((b) => ({
-        load: (f) => b.load(f),
-        unload: () => b.unload(),
-        infer: async (inputs, names) => {
-          const ms = (inputs[0]?.data as Int32Array | undefined)?.[0] ?? 0;
-          if (ms > 0) await new Promise((r) => setTimeout(r, ms));
-          return b.infer(inputs, names);
-        },
-      })),
-    });
+  const slowed = throughInstances(
+    metrics,
+    async (inputs, names, infer) => {
+      const ms = (inputs[0]?.data as Int32Array | undefined)?.[0] ?? 0;
+      if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+      return infer(inputs, names);
+    },
+    { maxQueueSize: 6 },
+  );
 
   beforeAll(async () => {
     repo = await tempDir();
@@ -271,15 +285,7 @@ describe('an unload whose requests never finish (a backend that hangs)', () => {
   let repo: { dir: string; cleanup: () => Promise<void> };
   const metrics = createMetrics({});
   /** Echo whose instances never answer a request carrying the value 13, as a stuck device would. */
-  const hanging: BatcherFactory = (o) =>
-    makeBatcherFactory(metrics)({
-      ...o,
-      instances: o.instances.map((b) => ({
-        load: (f) => b.load(f),
-        unload: () => b.unload(),
-        infer: (inputs, names) => ((inputs[0]?.data as Int32Array | undefined)?.[0] === 13 ? new Promise<never>(() => {}) : b.infer(inputs, names)),
-      })),
-    });
+  const hanging = throughInstances(metrics, (inputs, names, infer) => ((inputs[0]?.data as Int32Array | undefined)?.[0] === 13 ? new Promise<never>(() => {}) : infer(inputs, names)));
 
   beforeAll(async () => {
     repo = await tempDir();
@@ -322,21 +328,13 @@ describe("Triton's priority levels through HTTP and gRPC (a slowed ONNX model)",
   /** The first value of each row, in the order the backend ran them. */
   const ran: number[] = [];
   /** The model, first sleeping as many ms as a batch's first value says when that is over 100; records each row. */
-  const slowed: BatcherFactory = (o) =>
-    makeBatcherFactory(metrics)({
-      ...o,
-      instances: o.instances.map((b) => ({
-        load: (f) => b.load(f),
-        unload: () => b.unload(),
-        infer: async (inputs, names) => {
-          const x = inputs[0]!.data as Float32Array;
-          for (let r = 0; r < x.length; r += 4) ran.push(x[r]!);
-          const v = x[0]!;
-          if (v > 100) await new Promise((r) => setTimeout(r, v));
-          return b.infer(inputs, names);
-        },
-      })),
-    });
+  const slowed = throughInstances(metrics, async (inputs, names, infer) => {
+    const x = inputs[0]!.data as Float32Array;
+    for (let r = 0; r < x.length; r += 4) ran.push(x[r]!);
+    const v = x[0]!;
+    if (v > 100) await new Promise((r) => setTimeout(r, v));
+    return infer(inputs, names);
+  });
 
   beforeAll(async () => {
     repo = await tempDir();

@@ -15,7 +15,7 @@ import { InvalidArgument } from '../../core/errors.js';
 import type { InferRequest } from '../../core/infer.js';
 import { checkTensor, elementCount, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { convert } from '../v2/decode.js';
-import { guessDatatype, nestedDims, nestedLeaves } from '../nested.js';
+import { guessDatatype, isObject, nestedDims, nestedLeaves } from '../nested.js';
 
 /** Row (`instances` → `predictions`) or columnar (`inputs` → `outputs`). */
 export type V1Format = 'row' | 'columnar';
@@ -139,10 +139,6 @@ function toBytes(what: string, flat: unknown[]): Uint8Array[] {
     }
     throw new InvalidArgument(`${what}: element ${i}: expected a string or {"b64": "..."} for BYTES, got ${JSON.stringify(v)}`);
   });
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function isB64(v: unknown): v is { b64: string } {

@@ -33,7 +33,7 @@ import type { InferRequest, InferResponse } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { convert } from './decode.js';
 import { dataToJson } from './encode.js';
-import { guessDatatype, nestedDims, nestedLeaves } from '../nested.js';
+import { guessDatatype, isObject, nestedDims, nestedLeaves } from '../nested.js';
 
 /** The model a generate request is decoded for. */
 export interface GenerateTarget {
@@ -211,8 +211,4 @@ function checkUtf8(t: Tensor): void {
 /** One Server-Sent Event carrying `json` (a response or an error object). */
 export function sseEvent(json: string): string {
   return `data: ${json}\n\n`;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
