@@ -182,38 +182,109 @@ describe('logs', () => {
     ]);
   });
 
-  it('follows the logs of every pod, line by line across chunk splits, until stopped or the pods go', async () => {
+  const PODS = '/api/v1/namespaces/ml/pods';
+  /** A pod of Knative Service `echo`, its server container running (after `restarts` restarts), waiting, or without a status. */
+  const pod = (name: string, revision: string, state: 'running' | 'waiting' | 'none' = 'running', restarts = 0) => ({
+    kind: 'Pod',
+    metadata: { name, labels: { 'serving.knative.dev/service': 'echo', 'serving.knative.dev/revision': revision } },
+    ...(state === 'none'
+      ? {}
+      : { status: { containerStatuses: [{ name: 'user-container', restartCount: restarts, state: state === 'running' ? { running: {} } : { waiting: { reason: 'ContainerCreating' } } }] } }),
+  });
+  const until = async (done: () => boolean) => {
+    for (let i = 0; i < 600 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(done()).toBe(true);
+  };
+
+  it('follows the running pods line by line across chunk splits, then pods that start later, until stopped', async () => {
     api.put(`${KSVC}/echo`, readyService('echo', 'echo-00003'));
-    const pods = ['echo-00003-deployment-a', 'echo-00003-deployment-b'];
-    for (const pod of pods) api.put(`/api/v1/namespaces/ml/pods/${pod}`, { kind: 'Pod', metadata: { name: pod, labels: { 'serving.knative.dev/revision': 'echo-00003' } } });
-    api.setPodLog('ml', pods[0]!, 'user-container', 'old1\nold2\nold3\n');
-    api.setPodLog('ml', pods[1]!, 'user-container', 'b-old\n');
+    const [a, b, c, d, e] = ['a', 'b', 'c', 'd', 'e'].map((x) => `echo-00003-deployment-${x}`) as [string, string, string, string, string];
+    api.put(`${PODS}/${a}`, pod(a, 'echo-00003'));
+    api.put(`${PODS}/${b}`, pod(b, 'echo-00003'));
+    api.put(`${PODS}/${c}`, pod(c, 'echo-00003', 'waiting')); // not started: its log cannot be read yet
+    api.put(`${PODS}/echo-00002-deployment-z`, pod('echo-00002-deployment-z', 'echo-00002')); // an older revision's, going away
+    for (const [p, text] of [[a, 'old1\nold2\nold3\n'], [b, 'b-old\n'], [c, 'c1\n'], [d, 'd1\n'], [e, 'e1\n'], ['echo-00002-deployment-z', 'z1\n']] as const)
+      api.setPodLog('ml', p, 'user-container', text);
     const seen: string[] = [];
+    const events: string[] = [];
     const stop = new AbortController();
-    const until = async (done: () => boolean) => {
-      for (let i = 0; i < 400 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
-      expect(done()).toBe(true);
-    };
-    const following = followLogs('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, tailLines: 2, signal: stop.signal, onLine: (pod, line) => seen.push(`${pod.slice(-1)}: ${line}`) });
-    await until(() => pods.every((p) => api.followers('ml', p, 'user-container') === 1));
+    const following = followLogs('echo', {
+      namespace: 'ml',
+      kubeconfig: api.kubeconfigPath,
+      tailLines: 2,
+      signal: stop.signal,
+      onLine: (p, line) => seen.push(`${p.slice(-1)}: ${line}`),
+      onPod: (p, rev, open) => events.push(`${open ? '+' : '-'}${p.slice(-1)} ${rev}`),
+    });
+    await until(() => api.followers('ml', a, 'user-container') === 1 && api.followers('ml', b, 'user-container') === 1 && api.watchers(PODS) === 1);
     await until(() => seen.length === 3);
     expect(seen.sort()).toEqual(['a: old2', 'a: old3', 'b: b-old']);
+    expect(api.requests.find((r) => r.query.watch === 'true')?.query).toMatchObject({ labelSelector: 'serving.knative.dev/service=echo', allowWatchBookmarks: 'true' });
     // A line written in two pieces arrives once, whole.
-    api.appendPodLog('ml', pods[0]!, 'user-container', 'new ha');
-    api.appendPodLog('ml', pods[0]!, 'user-container', 'lf\n');
-    await until(() => seen.length === 4);
-    expect(seen[3]).toBe('a: new half');
-    stop.abort();
-    expect(await following).toEqual(pods);
-    await until(() => pods.every((p) => api.followers('ml', p, 'user-container') === 0)); // the streams were closed
-
-    // Without a stop: it ends when every pod's stream ends.
     seen.length = 0;
-    const ending = followLogs('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, tailLines: 1, signal: new AbortController().signal, onLine: (pod, line) => seen.push(`${pod.slice(-1)}: ${line}`) });
-    await until(() => pods.every((p) => api.followers('ml', p, 'user-container') === 1));
-    for (const p of pods) api.endPodLog('ml', p, 'user-container');
-    expect(await ending).toEqual(pods);
-    expect(seen.sort()).toEqual(['a: new half', 'b: b-old']);
+    api.appendPodLog('ml', a, 'user-container', 'new ha');
+    api.appendPodLog('ml', a, 'user-container', 'lf\n');
+    await until(() => seen.length === 1);
+    expect(seen).toEqual(['a: new half']);
+
+    // c's container starts, d is scaled up, the old revision's pod changes: c and d are followed, z is not.
+    api.put(`${PODS}/${c}`, pod(c, 'echo-00003'));
+    api.put(`${PODS}/${d}`, pod(d, 'echo-00004'));
+    api.put(`${PODS}/echo-00002-deployment-z`, pod('echo-00002-deployment-z', 'echo-00002', 'running', 1));
+    await until(() => seen.length === 3);
+    expect(seen.slice(1).sort()).toEqual(['c: c1', 'd: d1']);
+    // a's container restarts: its stream ends, and the new container is followed.
+    api.endPodLog('ml', a, 'user-container');
+    await until(() => events.includes(`-a echo-00003`));
+    api.put(`${PODS}/${a}`, pod(a, 'echo-00003', 'running', 1));
+    await until(() => api.followers('ml', a, 'user-container') === 1);
+    // The watch expires (410): the pods are listed again and watched from there; e starts after.
+    api.expireWatches();
+    await until(() => api.requests.filter((r) => r.path === PODS && r.query.watch === undefined).length === 2 && api.watchers(PODS) === 1);
+    api.put(`${PODS}/${e}`, pod(e, 'echo-00003'));
+    await until(() => api.followers('ml', e, 'user-container') === 1);
+    expect(api.followers('ml', 'echo-00002-deployment-z', 'user-container')).toBe(0);
+
+    stop.abort();
+    expect(await following).toEqual([a, b, c, d, e]);
+    await until(() => [a, b, c, d, e].every((p) => api.followers('ml', p, 'user-container') === 0) && api.watchers(PODS) === 0); // all closed
+    expect(events.filter((x) => x.startsWith('+'))).toEqual(['+a echo-00003', '+b echo-00003', '+c echo-00003', '+d echo-00004', '+a echo-00003', '+e echo-00003']);
+  });
+
+  it('with no pod running it waits for one; when the watch keeps failing it ends with the last stream', async () => {
+    api.put(`${KSVC}/echo`, readyService('echo', 'echo-00003'));
+    const a = 'echo-00003-deployment-a';
+    api.setPodLog('ml', a, 'user-container', 'a1\n');
+    const seen: string[] = [];
+    let idle = 0;
+    const errors: string[] = [];
+    const stop = new AbortController();
+    const opts = { namespace: 'ml', kubeconfig: api.kubeconfigPath, signal: stop.signal, watchBackoffMs: [5, 5], onLine: (p: string, line: string) => seen.push(`${p.slice(-1)}: ${line}`), onIdle: () => idle++, onError: (src: string, err: Error) => errors.push(`${src}: ${err.message}`) };
+    const waiting = followLogs('echo', opts);
+    await until(() => idle === 1 && api.watchers(PODS) === 1);
+    api.put(`${PODS}/${a}`, pod(a, 'echo-00003')); // scaled up from zero
+    await until(() => seen.length === 1);
+    api.endPodLog('ml', a, 'user-container'); // scaled back to zero: waiting again
+    await until(() => idle === 2);
+    stop.abort();
+    expect(await waiting).toEqual([a]);
+
+    // The API server refuses watches (RBAC without `watch`): after the retries, it ends when the open stream does.
+    api.refuseWatches(403);
+    errors.length = 0;
+    const ending = followLogs('echo', { ...opts, signal: new AbortController().signal });
+    await until(() => errors.length === 1 && api.followers('ml', a, 'user-container') === 1);
+    expect(errors[0]).toMatch(/^pods: stopped looking for new pods after 3 failed watches: Kubernetes API: watch of pods of Knative Service ml\/echo: /);
+    api.endPodLog('ml', a, 'user-container');
+    expect(await ending).toEqual([a]);
+  });
+
+  it('throws when every pod running at the start fails to stream', async () => {
+    api.put(`${KSVC}/echo`, readyService('echo', 'echo-00003'));
+    api.put(`${PODS}/echo-00003-deployment-a`, pod('echo-00003-deployment-a', 'echo-00003')); // no log: the API server answers 400
+    const follow = followLogs('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, signal: new AbortController().signal, onLine: () => {} });
+    await expect(follow).rejects.toThrow("Kubernetes API: logs of pod ml/echo-00003-deployment-a: HTTP 400"); // client-node's Log drops the body
+    await until(() => api.watchers(PODS) === 0);
   });
 
   it('a Service without a revision is NotFound', async () => {

@@ -3,17 +3,29 @@
  * `kinfer logs <function>`: the server container's (`user-container`) logs of
  * every pod of the function's current revision (label `serving.knative.dev/revision`).
  * The latest ready revision is used, or the latest created one while none is ready
- * (the usual reason to read logs). `followLogs` streams them as `kubectl logs -f` does.
+ * (the usual reason to read logs). `followLogs` streams them as `kubectl logs -f` does,
+ * and also picks up the function's pods that start later (scale-up from zero, a rollout,
+ * a restarted container), as `stern` does.
  */
+import { setMaxListeners } from 'node:events';
 import { Writable } from 'node:stream';
-import { CoreV1Api, Log } from '@kubernetes/client-node';
-import { NotFound } from '../runtime/core/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoreV1Api, Log, Watch, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { NotFound, Unavailable } from '../runtime/core/errors.js';
 import { kubeError, loadKubeConfig, namespaceOf, type KubeOptions } from './kube.js';
 import { checkName, readService } from './status.js';
 
 /** Knative's name for the one container of a Service without a container name. */
 export const SERVER_CONTAINER = 'user-container';
+/** Knative's labels on every pod of a Service. */
+const SERVICE_LABEL = 'serving.knative.dev/service';
+const REVISION_LABEL = 'serving.knative.dev/revision';
+/** Pods read, or followed at once. */
 export const MAX_PODS = 50;
+/** Waits before each retry of a failed watch of the function's pods; after the last, new pods are no longer looked for. */
+export const WATCH_BACKOFF_MS: readonly number[] = [500, 1000, 2000, 4000, 8000];
+/** A watch that ends sooner than this without an event counts as failed (a server closing watches at once). */
+const WATCH_MIN_MS = 1000;
 
 export interface LogsOptions extends KubeOptions {
   /** Last lines per pod; default 200. */
@@ -26,14 +38,19 @@ export interface PodLog {
   log: string;
 }
 
+async function currentRevision(kc: KubeConfig, fn: string, namespace: string): Promise<string> {
+  const svc = await readService(kc, fn, namespace);
+  const revision = svc.status?.latestReadyRevisionName ?? svc.status?.latestCreatedRevisionName;
+  if (!revision) throw new NotFound(`Knative Service ${namespace}/${fn} has no revision yet`);
+  return revision;
+}
+
 /** The current revision of `fn` and its pods (at most MAX_PODS, sorted). */
 async function revisionPods(fn: string, opts: KubeOptions): Promise<{ kc: ReturnType<typeof loadKubeConfig>; namespace: string; revision: string; pods: string[] }> {
   checkName(fn);
   const kc = loadKubeConfig(opts);
   const namespace = namespaceOf(kc, opts);
-  const svc = await readService(kc, fn, namespace);
-  const revision = svc.status?.latestReadyRevisionName ?? svc.status?.latestCreatedRevisionName;
-  if (!revision) throw new NotFound(`Knative Service ${namespace}/${fn} has no revision yet`);
+  const revision = await currentRevision(kc, fn, namespace);
   try {
     const res = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace, labelSelector: `serving.knative.dev/revision=${revision}` });
     const pods = res.items.map((p) => p.metadata?.name ?? '').filter((n) => n !== '').sort().slice(0, MAX_PODS);
@@ -63,22 +80,87 @@ export interface FollowOptions extends LogsOptions {
   onLine: (pod: string, line: string) => void;
   /** Stops following; the promise then resolves. */
   signal: AbortSignal;
-  /** A pod whose log could not be followed (others go on); when every pod fails the first error is thrown. */
-  onError?: (pod: string, err: Error) => void;
+  /**
+   * A pod whose log could not be followed (the others go on), or, as `pods`, the watch for new pods
+   * giving up. When every pod there at the start fails, the first error is thrown instead.
+   */
+  onError?: (source: string, err: Error) => void;
+  /** A pod's stream opened (`open` true) or ended by itself (not at a stop). */
+  onPod?: (pod: string, revision: string, open: boolean) => void;
+  /** No stream is open (none at the start, or the last one ended): waiting for a pod to start. */
+  onIdle?: () => void;
+  /** Waits before each retry of a failed watch; default WATCH_BACKOFF_MS. */
+  watchBackoffMs?: readonly number[];
+}
+
+/** The restart count of the pod's server container once it has started (running, or ran and stopped); else undefined. */
+function serverRestarts(pod: V1Pod): number | undefined {
+  const c = pod.status?.containerStatuses?.find((s) => s.name === SERVER_CONTAINER);
+  return c && (c.state?.running || c.state?.terminated) ? (c.restartCount ?? 0) : undefined;
 }
 
 /**
- * Streams the server container's log of each pod of the current revision (`follow=true`, after
- * the last `tailLines` lines) until every stream ends (its pod went) or `signal` aborts. Pods
- * that start later are not picked up (as `kubectl logs -f -l ...`). Returns the pods followed.
+ * Streams the server container's log of each pod of the function (`follow=true`, after the last
+ * `tailLines` lines) until `signal` aborts: the current revision's pods whose container has started,
+ * then, through a watch of the function's pods (label `serving.knative.dev/service`), each pod that
+ * starts later, of any revision, and a pod's restarted container. Pods of older revisions there at
+ * the start are left out (on their way out). If the watch keeps failing (WATCH_BACKOFF_MS), it ends
+ * once the open streams end. Returns the pods followed, in the order they were.
  */
 export async function followLogs(fn: string, opts: FollowOptions): Promise<string[]> {
-  const { kc, namespace, pods } = await revisionPods(fn, opts);
-  const log = new Log(kc);
-  const failures: Error[] = [];
-  const streams = pods.map(async (pod) => {
-    let partial = '';
-    const done = new Promise<void>((resolve) => {
+  checkName(fn);
+  const kc = loadKubeConfig(opts);
+  const namespace = namespaceOf(kc, opts);
+  const revision = await currentRevision(kc, fn, namespace);
+  const core = kc.makeApiClient(CoreV1Api);
+  const labelSelector = `${SERVICE_LABEL}=${fn}`;
+  const listPods = async () => {
+    try {
+      return await core.listNamespacedPod({ namespace, labelSelector });
+    } catch (err) {
+      throw kubeError(err, `pods of Knative Service ${namespace}/${fn}`);
+    }
+  };
+  const first = await listPods();
+  const nameOf = (p: V1Pod) => p.metadata?.name ?? '';
+  const revisionOf = (p: V1Pod) => p.metadata?.labels?.[REVISION_LABEL] ?? '';
+  const initial = first.items.filter((p) => revisionOf(p) === revision && serverRestarts(p) !== undefined);
+  const skipped = new Set(first.items.filter((p) => revisionOf(p) !== revision).map(nameOf));
+
+  // Stopped by the caller, or when every pod of the start failed.
+  const stop = new AbortController();
+  setMaxListeners(MAX_PODS + 10, stop.signal); // a listener per open stream, and the watch's
+  const onAbort = () => stop.abort();
+  opts.signal.addEventListener('abort', onAbort, { once: true });
+  const logApi = new Log(kc);
+  const followed: string[] = [];
+  const open = new Set<string>();
+  /** `pod#restarts` of every stream begun, so a container is followed once. */
+  const begun = new Set<string>();
+  let watching = true;
+  let initialLeft = initial.length;
+  let initialOk = false;
+  let thrown: Error | undefined;
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const settle = () => {
+    if (stop.signal.aborted || (!watching && open.size === 0)) finish();
+    else if (open.size === 0) opts.onIdle?.();
+  };
+
+  const stream = (pod: string): Promise<Error | undefined> =>
+    new Promise((resolve) => {
+      let controller: AbortController | undefined;
+      const onStop = () => {
+        controller?.abort();
+        done(undefined);
+      };
+      const done = (err: Error | undefined) => {
+        stop.signal.removeEventListener('abort', onStop);
+        resolve(err);
+      };
+      stop.signal.addEventListener('abort', onStop, { once: true });
+      let partial = '';
       const sink = new Writable({
         write(chunk: Buffer, _enc, next) {
           const lines = (partial + chunk.toString('utf8')).split('\n');
@@ -92,27 +174,127 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
           next();
         },
       });
-      sink.on('finish', () => resolve());
-      sink.on('error', () => resolve());
-      opts.signal.addEventListener('abort', () => resolve(), { once: true });
-      log
-        .log(namespace, pod, SERVER_CONTAINER, sink, { follow: true, tailLines: opts.tailLines ?? 200 })
-        .then(
-          (controller) => {
-            if (opts.signal.aborted) controller.abort();
-            else opts.signal.addEventListener('abort', () => controller.abort(), { once: true });
-          },
-          (err: unknown) => {
-            const e = kubeError(err, `logs of pod ${namespace}/${pod}`);
-            failures.push(e);
-            opts.onError?.(pod, e);
-            resolve();
-          },
-        );
+      sink.on('finish', () => done(undefined));
+      sink.on('error', () => done(undefined));
+      logApi.log(namespace, pod, SERVER_CONTAINER, sink, { follow: true, tailLines: opts.tailLines ?? 200 }).then(
+        (c) => {
+          controller = c;
+          if (stop.signal.aborted) c.abort();
+        },
+        (err: unknown) => done(kubeError(err, `logs of pod ${namespace}/${pod}`)),
+      );
     });
-    await done;
-  });
-  await Promise.all(streams);
-  if (failures.length > 0 && failures.length === pods.length) throw failures[0];
-  return pods;
+
+  /** The last state seen of each pod, looked at again when its stream ends (a restart seen while it was open). */
+  const latest = new Map<string, V1Pod>();
+  const consider = (p: V1Pod, atStart = false) => {
+    const pod = nameOf(p);
+    if (pod) latest.set(pod, p);
+    const restarts = serverRestarts(p);
+    if (!pod || skipped.has(pod) || open.has(pod) || restarts === undefined || begun.has(`${pod}#${restarts}`)) return;
+    begun.add(`${pod}#${restarts}`);
+    if (open.size >= MAX_PODS) {
+      opts.onError?.(pod, new Unavailable(`not followed: ${MAX_PODS} pods are followed already`));
+      return;
+    }
+    const rev = revisionOf(p);
+    open.add(pod);
+    if (!followed.includes(pod)) followed.push(pod);
+    opts.onPod?.(pod, rev, true);
+    void stream(pod).then((err) => {
+      open.delete(pod);
+      if (err) opts.onError?.(pod, err);
+      if (atStart) {
+        initialOk ||= !err;
+        if (--initialLeft === 0 && !initialOk && !stop.signal.aborted) {
+          thrown = err;
+          stop.abort();
+        }
+      }
+      if (stop.signal.aborted) return settle();
+      opts.onPod?.(pod, rev, false);
+      const now = latest.get(pod);
+      if (now) consider(now);
+      settle();
+    });
+  };
+
+  // New pods: watch from the listing's resourceVersion; 410 Expired lists again.
+  const watchPods = async () => {
+    const watch = new Watch(kc);
+    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`;
+    let resourceVersion = first.metadata?.resourceVersion;
+    let failures = 0;
+    while (!stop.signal.aborted) {
+      const started = Date.now();
+      let events = 0;
+      let expired = false;
+      let error: Error | undefined;
+      await new Promise<void>((resolve) => {
+        let controller: AbortController | undefined;
+        // Before watch() returns its controller (the response's headers), a stop cannot reach the
+        // request: stop waiting now, and abort it when it comes (below).
+        const abort = () => {
+          controller?.abort();
+          resolve();
+        };
+        stop.signal.addEventListener('abort', abort, { once: true });
+        const done = (err: unknown) => {
+          stop.signal.removeEventListener('abort', abort);
+          if (err && !stop.signal.aborted) error ??= kubeError(err, `watch of pods of Knative Service ${namespace}/${fn}`);
+          resolve();
+        };
+        watch
+          .watch(path, { labelSelector, resourceVersion, allowWatchBookmarks: true }, (type: string, obj: V1Pod & { code?: number; message?: string }) => {
+            if (type === 'ERROR') {
+              if (obj.code === 410) expired = true;
+              else error ??= new Unavailable(`Kubernetes API: watch of pods of Knative Service ${namespace}/${fn}: ${obj.message ?? 'error event'}`);
+              return;
+            }
+            events++;
+            resourceVersion = obj.metadata?.resourceVersion ?? resourceVersion;
+            if (type === 'ADDED' || type === 'MODIFIED') consider(obj);
+            else if (type === 'DELETED') latest.delete(nameOf(obj));
+          }, done)
+          .then((c) => {
+            controller = c;
+            if (stop.signal.aborted) c.abort();
+          }, done);
+      });
+      if (stop.signal.aborted) break;
+      if (expired && !error) {
+        try {
+          const again = await listPods();
+          resourceVersion = again.metadata?.resourceVersion;
+          for (const p of again.items) consider(p);
+          failures = 0;
+          continue;
+        } catch (err) {
+          error = err as Error;
+        }
+      }
+      if (!error && (events > 0 || Date.now() - started >= WATCH_MIN_MS)) {
+        failures = 0;
+        continue; // the server ended a healthy watch (its timeout): watch again
+      }
+      const wait = (opts.watchBackoffMs ?? WATCH_BACKOFF_MS)[failures++];
+      if (wait === undefined) {
+        const why = error?.message ?? 'the API server ended every watch at once';
+        opts.onError?.('pods', new Unavailable(`stopped looking for new pods after ${failures} failed watches: ${why}`));
+        break;
+      }
+      await sleep(wait, undefined, { signal: stop.signal }).catch(() => undefined);
+    }
+    watching = false;
+    settle();
+  };
+
+  for (const p of initial) consider(p, true);
+  if (open.size === 0) opts.onIdle?.();
+  void watchPods();
+  await finished;
+  stop.abort();
+  opts.signal.removeEventListener('abort', onAbort);
+  if (thrown) throw thrown;
+  return followed;
 }

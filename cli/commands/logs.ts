@@ -1,7 +1,8 @@
 /**
  * @module cli/commands/logs
  * `kinfer logs <function>`: the server container's logs of each pod of the
- * function's current revision; with `--follow`, streamed until Ctrl-C or the pods go.
+ * function's current revision; with `--follow`, streamed until Ctrl-C, pods that
+ * start later included. Log lines go to stdout; which pods come and go, to stderr.
  */
 import { Command } from 'commander';
 import { positiveInt, runVerb, UsageError, withKube, type KubeFlags } from './common.js';
@@ -11,7 +12,7 @@ export function logsCommand(): Command {
     .description("print the logs of a function's pods (current revision)")
     .argument('<function>', 'function name')
     .option('--tail <n>', 'last lines per pod', positiveInt, 200)
-    .option('-f, --follow', 'stream the logs until Ctrl-C (or until the pods go); lines are prefixed with their pod');
+    .option('-f, --follow', 'stream the logs until Ctrl-C, pods that start later included; lines are prefixed with their pod');
   withKube(cmd);
   return cmd.action(async (fn: string, flags: KubeFlags & { tail: number; follow?: boolean }) => {
     await runVerb('logs', flags, async (out) => {
@@ -23,15 +24,17 @@ export function logsCommand(): Command {
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
         try {
-          const pods = await followLogs(fn, {
+          const note = (text: string) => process.stderr.write(`kinfer logs: ${text}\n`);
+          await followLogs(fn, {
             namespace: flags.namespace,
             kubeconfig: flags.kubeconfig,
             tailLines: flags.tail,
             signal: stop.signal,
             onLine: (pod, line) => out.line(`[${pod}] ${line}`),
-            onError: (pod, err) => process.stderr.write(`kinfer logs: ${pod}: ${err.message}\n`),
+            onError: (source, err) => note(`${source}: ${err.message}`),
+            onPod: (pod, revision, open) => note(`${open ? '+' : '-'} ${pod} (${revision})`),
+            onIdle: () => note(`no pod of ${fn} is running (scaled to zero?); waiting for one, Ctrl-C to stop`),
           });
-          if (pods.length === 0) out.line('(no pods: the function may be scaled to zero)');
         } finally {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);

@@ -3,8 +3,10 @@
  * A TEST DOUBLE of the Kubernetes API server, on 127.0.0.1 (plain HTTP). It is
  * not Kubernetes: it answers only the calls kinfer's deploy/status/list/logs
  * make (discovery of the resource kinds kinfer uses, server-side apply, get,
- * label-selected list, pod logs) from an in-memory store, and records every
- * request so tests can assert method, path, query, content type and body.
+ * label-selected list and watch, pod logs) from an in-memory store, and records
+ * every request so tests can assert method, path, query, content type and body.
+ * Every change bumps one resourceVersion counter; a watch replays the changes
+ * after its `resourceVersion`, or answers 410 Expired from before `expireWatches`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -54,9 +56,17 @@ export interface FakeKubeApi {
   /** A kubeconfig file pointing at this double (current context namespace as given). */
   kubeconfigPath: string;
   requests: RecordedRequest[];
-  /** Store an object at its API path, e.g. `/apis/serving.knative.dev/v1/namespaces/ns/services/echo`. */
+  /** Store an object at its API path, e.g. `/apis/serving.knative.dev/v1/namespaces/ns/services/echo` (a watch sees ADDED or MODIFIED). */
   put(path: string, obj: unknown): void;
   get(path: string): unknown;
+  /** Removes an object (a watch sees DELETED). */
+  remove(path: string): void;
+  /** Open watch requests on a collection path (`/api/v1/namespaces/ns/pods`). */
+  watchers(collection: string): number;
+  /** Ends every open watch with a 410 Expired ERROR event; later watches from an older resourceVersion get the same. */
+  expireWatches(): void;
+  /** Refuse watch requests with this HTTP status (undefined: serve them again). */
+  refuseWatches(code: number | undefined): void;
   /** Log text for `GET /api/v1/namespaces/<ns>/pods/<pod>/log?container=<c>`. */
   setPodLog(namespace: string, pod: string, container: string, text: string): void;
   /** Appends to a pod's log, and writes it to the requests following it (`follow=true`). */
@@ -100,8 +110,40 @@ function matchesSelector(obj: unknown, selector: string | undefined): boolean {
   });
 }
 
+interface WatchEvent {
+  rv: number;
+  collection: string;
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  obj: unknown;
+}
+
+interface Watcher {
+  collection: string;
+  selector: string | undefined;
+  res: ServerResponse;
+}
+
+const expired = (rv: string) => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `too old resource version: ${rv}`, reason: 'Expired', code: 410 });
+
 export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promise<FakeKubeApi> {
   const store = new Map<string, unknown>();
+  let resourceVersion = 1;
+  /** Changes, replayed to a watch from an older resourceVersion; a watch from below `compacted` gets 410. */
+  const events: WatchEvent[] = [];
+  let compacted = 0;
+  let watchRefusal: number | undefined;
+  const watches = new Set<Watcher>();
+  const collectionOf = (path: string) => path.slice(0, path.lastIndexOf('/'));
+  const send = (w: Watcher, e: WatchEvent) => {
+    if (e.collection === w.collection && matchesSelector(e.obj, w.selector)) w.res.write(JSON.stringify({ type: e.type, object: e.obj }) + '\n');
+  };
+  const change = (path: string, type: WatchEvent['type'], obj: unknown) => {
+    const e: WatchEvent = { rv: ++resourceVersion, collection: collectionOf(path), type, obj };
+    const meta = (obj as { metadata?: Record<string, unknown> }).metadata;
+    if (meta) meta.resourceVersion = String(e.rv);
+    events.push(e);
+    for (const w of watches) send(w, e);
+  };
   const podLogs = new Map<string, string>();
   /** Open `follow=true` log responses, by namespace/pod/container. */
   const followers = new Map<string, Set<ServerResponse>>();
@@ -161,12 +203,24 @@ export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promi
       const obj = store.get(u.pathname);
       return obj ? json(res, obj) : status(res, 404, 'NotFound', `${plural}.${gv.split('/')[0]} "${name}" not found`);
     }
+    if (req.method === 'GET' && u.searchParams.get('watch') === 'true') {
+      if (watchRefusal !== undefined) return status(res, watchRefusal, 'Forbidden', `${plural} is forbidden: cannot watch resource "${plural}"`);
+      const from = Number(u.searchParams.get('resourceVersion') ?? resourceVersion);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.flushHeaders(); // as the API server does: a watch's headers come before its first event
+      if (from < compacted) return void res.end(JSON.stringify({ type: 'ERROR', object: expired(String(from)) }) + '\n');
+      const w: Watcher = { collection: u.pathname, selector: u.searchParams.get('labelSelector') ?? undefined, res };
+      for (const e of events) if (e.rv > from) send(w, e);
+      watches.add(w);
+      res.on('close', () => watches.delete(w));
+      return;
+    }
     if (req.method === 'GET') {
       const prefix = u.pathname + '/';
       const items = [...store.entries()]
         .filter(([p, o]) => p.startsWith(prefix) && !p.slice(prefix.length).includes('/') && matchesSelector(o, u.searchParams.get('labelSelector') ?? undefined))
         .map(([, o]) => o);
-      return json(res, { kind: `${info.kind}List`, apiVersion: gv, metadata: {}, items });
+      return json(res, { kind: `${info.kind}List`, apiVersion: gv, metadata: { resourceVersion: String(resourceVersion) }, items });
     }
     if (req.method === 'PATCH' && name) {
       if (contentType !== 'application/apply-patch+yaml') return status(res, 415, 'UnsupportedMediaType', `unsupported patch type ${contentType}`);
@@ -174,7 +228,10 @@ export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promi
       const obj = body as { kind?: string; metadata?: { name?: string; namespace?: string } };
       if (obj?.kind !== info.kind || obj.metadata?.name !== name)
         return status(res, 400, 'BadRequest', `the body's kind/name ${obj?.kind}/${obj?.metadata?.name} does not match the path`);
-      if (u.searchParams.get('dryRun') !== 'All') store.set(u.pathname, obj);
+      if (u.searchParams.get('dryRun') !== 'All') {
+        change(u.pathname, store.has(u.pathname) ? 'MODIFIED' : 'ADDED', obj);
+        store.set(u.pathname, obj);
+      }
       return json(res, obj);
     }
     return status(res, 405, 'MethodNotAllowed', `${req.method} ${u.pathname} is not supported by this test double`);
@@ -205,8 +262,24 @@ export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promi
     url,
     kubeconfigPath,
     requests,
-    put: (path, obj) => void store.set(path, obj),
+    put: (path, obj) => {
+      change(path, store.has(path) ? 'MODIFIED' : 'ADDED', obj);
+      store.set(path, obj);
+    },
     get: (path) => store.get(path),
+    remove: (path) => {
+      const obj = store.get(path);
+      if (obj === undefined) return;
+      store.delete(path);
+      change(path, 'DELETED', obj);
+    },
+    watchers: (collection) => [...watches].filter((w) => w.collection === collection).length,
+    expireWatches: () => {
+      compacted = resourceVersion;
+      for (const w of watches) w.res.end(JSON.stringify({ type: 'ERROR', object: expired(String(resourceVersion)) }) + '\n');
+      watches.clear();
+    },
+    refuseWatches: (code) => void (watchRefusal = code),
     setPodLog: (namespace, pod, container, text) => void podLogs.set(`${namespace}/${pod}/${container}`, text),
     appendPodLog: (namespace, pod, container, text) => {
       const key = `${namespace}/${pod}/${container}`;

@@ -437,15 +437,21 @@ describe('infer --image', () => {
 });
 
 describe('logs --follow (against the API server test double)', () => {
-  it('streams each pod\'s lines with its name until Ctrl-C, then exits 0; --json is refused with it', async () => {
+  it('streams each pod\'s lines with its name until Ctrl-C, then exits 0; pods coming and going go to stderr; --json is refused with it', async () => {
     const api = await startFakeKubeApi();
     try {
       api.put('/apis/serving.knative.dev/v1/namespaces/ml/services/echo', { kind: 'Service', metadata: { name: 'echo' }, status: { latestReadyRevisionName: 'echo-00001' } });
-      api.put('/api/v1/namespaces/ml/pods/echo-00001-a', { kind: 'Pod', metadata: { name: 'echo-00001-a', labels: { 'serving.knative.dev/revision': 'echo-00001' } } });
+      api.put('/api/v1/namespaces/ml/pods/echo-00001-a', {
+        kind: 'Pod',
+        metadata: { name: 'echo-00001-a', labels: { 'serving.knative.dev/service': 'echo', 'serving.knative.dev/revision': 'echo-00001' } },
+        status: { containerStatuses: [{ name: 'user-container', restartCount: 0, state: { running: {} } }] },
+      });
       api.setPodLog('ml', 'echo-00001-a', 'user-container', 'first\n');
       const child = spawn(process.execPath, [BIN, 'logs', 'echo', '-f', '-n', 'ml', '--kubeconfig', api.kubeconfigPath], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
+      let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c));
+      child.stderr.on('data', (c: Buffer) => (stderr += c));
       const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
       const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
       try {
@@ -457,7 +463,8 @@ describe('logs --follow (against the API server test double)', () => {
       } finally {
         clearTimeout(kill);
       }
-      expect(stdout).toBe('[echo-00001-a] first\n[echo-00001-a] second\n');
+      expect(stdout).toBe('[echo-00001-a] first\n[echo-00001-a] second\n'); // only the log lines
+      expect(stderr).toBe('kinfer logs: + echo-00001-a (echo-00001)\n');
       const json = await kinfer(['logs', 'echo', '-f', '--json', '-n', 'ml', '--kubeconfig', api.kubeconfigPath]);
       expect(json.code).toBe(2);
       expect(json.stderr).toMatch(/--follow prints lines as they come; it does not take --json/);
