@@ -3,17 +3,17 @@
  * `gs://bucket/prefix` through the documented Cloud Storage JSON API
  * (`GET /storage/v1/b/<bucket>/o?prefix=` to list with `fetch`, `...?alt=media`
  * to read through http1.ts's reader).
- * Credentials: `GOOGLE_APPLICATION_CREDENTIALS` (any key file google-auth-library
- * reads: service account, authorized user, external account), else anonymous.
+ * Credentials as Google's Application Default Credentials find them (gcs-credentials.ts):
+ * a key file, gcloud's file, the metadata server on Google Cloud, else anonymous.
  * The endpoint is `GCS_ENDPOINT` or `STORAGE_EMULATOR_HOST` (the emulator
  * convention; `http://` is assumed when no scheme is given), else
  * `https://storage.googleapis.com`. Layout rules match `s3.ts`.
  */
-import { GoogleAuth } from 'google-auth-library';
 import { InvalidArgument, Unavailable } from '../core/errors.js';
+import { gcsAuthHint, gcsCredential, gcsToken, type GcsCredential } from './gcs-credentials.js';
 import { bodyOf, httpGet, nodeGet } from './http.js';
 import { fetchListed, listingValidator, selectListed, type FetchOutcome, type ListedObject, type RemoteSource } from './source.js';
-import { abortError, bounded, downloadToFile, reasonOf, withRetry, type PullContext } from './transfer.js';
+import { downloadToFile, withRetry, type PullContext } from './transfer.js';
 
 interface GcsObject extends ListedObject {
   generation: string;
@@ -26,7 +26,6 @@ interface ListPage {
 }
 
 const MAX_LIST_PAGES = 1_000;
-const READ_ONLY_SCOPE = 'https://www.googleapis.com/auth/devstorage.read_only';
 
 export function gcsEndpoint(env: NodeJS.ProcessEnv): string {
   const raw = env.GCS_ENDPOINT || env.STORAGE_EMULATOR_HOST || 'https://storage.googleapis.com';
@@ -37,6 +36,7 @@ export class GcsSource implements RemoteSource {
   readonly bucket: string;
   readonly prefix: string;
   private readonly what: string;
+  private credential: GcsCredential = { kind: 'anonymous' };
 
   constructor(uri: string) {
     const m = /^gs:\/\/([^/?#]*)\/?([^?#]*)$/.exec(uri);
@@ -57,22 +57,14 @@ export class GcsSource implements RemoteSource {
   }
 
   private authHint(): string {
-    return `check GOOGLE_APPLICATION_CREDENTIALS and the permissions on bucket ${this.bucket}`;
+    return gcsAuthHint(this.credential, this.bucket);
   }
 
   private async authHeaders(ctx: PullContext): Promise<Record<string, string>> {
-    const keyFile = ctx.env.GOOGLE_APPLICATION_CREDENTIALS;
-    if (!keyFile) return {};
-    try {
-      const auth = new GoogleAuth({ keyFilename: keyFile, scopes: [READ_ONLY_SCOPE] });
-      const token = await bounded(ctx, (async () => (await (await auth.getClient()).getAccessToken()).token)());
-      if (!token) throw new Error('no access token returned');
-      ctx.redact.add(token);
-      return { authorization: `Bearer ${token}` };
-    } catch (err) {
-      if (ctx.signal.aborted) throw abortError(ctx, this.what);
-      throw new Unavailable(`${this.what}: cannot get a Google access token for bucket ${this.bucket} from GOOGLE_APPLICATION_CREDENTIALS: ${ctx.redact.redact(reasonOf(err))}`);
-    }
+    this.credential = gcsCredential(ctx.env);
+    const token = await gcsToken(ctx, this.credential, this.what, this.bucket);
+    if (token === undefined) this.credential = { kind: 'anonymous' };
+    return token === undefined ? {} : { authorization: `Bearer ${token}` };
   }
 
   private async list(ctx: PullContext, base: string, headers: Record<string, string>): Promise<(GcsObject & { rel: string })[]> {

@@ -13,7 +13,9 @@ import { startGcsFixture, type GcsFixture } from '../helpers/gcs-fixture.js';
 import { makeTarGz, makeZip, startCountingProxy, startHttpFixture, type CountingProxy, type HttpFixture } from '../helpers/http-fixture.js';
 import { motoAvailable, startMoto, type Moto } from '../helpers/moto.js';
 import { capture, fast, tree } from '../helpers/pulls.js';
-import { silentServer } from '../helpers/loopback.js';
+import { freePort, silentServer } from '../helpers/loopback.js';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 let root: string;
 beforeEach(async () => {
@@ -406,5 +408,72 @@ describe('gs:// (JSON API fixture)', () => {
     const err = await pull('gs://mbucket/bert', fast({ dest: path.join(root, 'anon'), env: { GCS_ENDPOINT: gcs.url } })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Unavailable);
     expect((err as Error).message).toMatch(/access denied.*bucket mbucket/);
+  });
+
+  /** A stand-in for the GCE/GKE metadata server's token call: `answer` decides status, body and whether it says Metadata-Flavor. */
+  async function metadataServer(answer: { status: number; body: string; flavor?: boolean }) {
+    const seen: { url: string; flavor: string | undefined }[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push({ url: req.url ?? '', flavor: req.headers['metadata-flavor'] as string | undefined });
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (answer.flavor !== false) headers['metadata-flavor'] = 'Google';
+      res.writeHead(req.headers['metadata-flavor'] === 'Google' ? answer.status : 403, headers);
+      res.end(answer.body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return { host, seen, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  }
+
+  it('the metadata server (GKE workload identity, a node service account): its token is asked for with Metadata-Flavor, sent, never logged', async () => {
+    const token = 'ya29.kinfer-metadata-token-5c1d';
+    gcs.requireToken = token;
+    const md = await metadataServer({ status: 200, body: JSON.stringify({ access_token: token, expires_in: 3599, token_type: 'Bearer' }) });
+    try {
+      const log = capture();
+      const dest = path.join(root, 'md');
+      await pull('gs://mbucket/bert/1/model.onnx', fast({ dest, env: { GCS_ENDPOINT: gcs.url, GCE_METADATA_HOST: md.host }, logger: log.logger }));
+      expect(await readFile(path.join(dest, 'model.onnx'), 'utf8')).toBe('bert-weights');
+      expect(md.seen).toEqual([{ url: '/computeMetadata/v1/instance/service-accounts/default/token?scopes=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fdevstorage.read_only', flavor: 'Google' }]);
+      expect(log.text()).not.toContain(token);
+    } finally {
+      await md.close();
+    }
+  });
+
+  it('a metadata server that refuses fails the pull naming it; none answering, or METADATA_SERVER_DETECTION=none, is anonymous', async () => {
+    const refusing = await metadataServer({ status: 404, body: 'no service account' });
+    const impostor = await metadataServer({ status: 200, body: JSON.stringify({ access_token: 'x-token-from-elsewhere' }), flavor: false });
+    try {
+      const err = await pull('gs://mbucket/bert', fast({ dest: path.join(root, 'r'), env: { GCS_ENDPOINT: gcs.url, GCE_METADATA_HOST: refusing.host } })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Unavailable);
+      expect((err as Error).message).toBe(`gs://mbucket/bert: the metadata server at ${refusing.host} gave no access token for bucket mbucket: HTTP 404: no service account`);
+      const notMd = await pull('gs://mbucket/bert', fast({ dest: path.join(root, 'i'), env: { GCS_ENDPOINT: gcs.url, GCE_METADATA_HOST: impostor.host } })).catch((e: unknown) => e);
+      expect((notMd as Error).message).toMatch(/lacks the Metadata-Flavor: Google header/);
+
+      // A public bucket: nothing listening where the metadata server would be reads it anonymously, and says so.
+      const log = capture();
+      const closed = `127.0.0.1:${await freePort()}`;
+      await pull('gs://mbucket/bert', fast({ dest: path.join(root, 'anon'), env: { GCS_ENDPOINT: gcs.url, GCE_METADATA_HOST: closed }, logger: log.logger }));
+      expect(await tree(path.join(root, 'anon'))).toEqual(['1/model.onnx', '1/vocab.txt', 'config.json']);
+      expect(log.text()).toContain(`"event":"gcs_metadata_absent","host":"${closed}"`);
+      // Detection off: the metadata server is not asked at all.
+      await pull('gs://mbucket/bert', fast({ dest: path.join(root, 'off'), env: { GCS_ENDPOINT: gcs.url, GCE_METADATA_HOST: refusing.host, METADATA_SERVER_DETECTION: 'none' } }));
+      expect(refusing.seen).toHaveLength(1);
+    } finally {
+      await refusing.close();
+      await impostor.close();
+    }
+  });
+
+  it("gcloud's application_default_credentials.json under CLOUDSDK_CONFIG is used when GOOGLE_APPLICATION_CREDENTIALS is unset", async () => {
+    const token = 'ya29.kinfer-gcloud-adc-31e0'; // the fixture's /token exchange hands out the token it requires
+    gcs.requireToken = token;
+    const gcloud = path.join(root, 'gcloud');
+    await mkdir(gcloud);
+    await writeFile(path.join(gcloud, 'application_default_credentials.json'), await readFile(await externalAccountKey(`${gcs.url}/token`)));
+    const dest = path.join(root, 'adc');
+    await pull('gs://mbucket/bert/1/model.onnx', fast({ dest, env: { GCS_ENDPOINT: gcs.url, CLOUDSDK_CONFIG: gcloud } }));
+    expect(await readFile(path.join(dest, 'model.onnx'), 'utf8')).toBe('bert-weights');
   });
 });

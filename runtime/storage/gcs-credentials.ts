@@ -1,0 +1,109 @@
+/**
+ * @module storage/gcs-credentials
+ * The access token of a `gs://` pull, found in the order of Google's Application Default
+ * Credentials (which KServe's storage initializer gets through `storage.Client()`):
+ * 1. `GOOGLE_APPLICATION_CREDENTIALS`: a key file (service account, authorized user, external account);
+ * 2. gcloud's well-known file, `$CLOUDSDK_CONFIG/application_default_credentials.json`
+ *    (else under `$HOME/.config/gcloud/`), as `gcloud auth application-default login` writes it;
+ * 3. the metadata server (GKE workload identity, a node's service account), when the machine is on
+ *    Google Cloud (its DMI BIOS vendor or product name says Google) or `GCE_METADATA_HOST` /
+ *    `GCE_METADATA_IP` names one; `METADATA_SERVER_DETECTION=none` skips it. A metadata server
+ *    that does not answer means anonymous, as it means no credentials to ADC;
+ * 4. else anonymous: KServe falls back to an anonymous client the same way.
+ * Key files go through google-auth-library. The metadata call is written here: the library's
+ * Compute client reads the metadata host from `process.env`, and a pull takes its environment
+ * from the PullContext.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GoogleAuth } from 'google-auth-library';
+import { Unavailable } from '../core/errors.js';
+import { abortError, bounded, reasonOf, type PullContext } from './transfer.js';
+
+const READ_ONLY_SCOPE = 'https://www.googleapis.com/auth/devstorage.read_only';
+/** The metadata server's link-local address (`metadata.google.internal`, without the DNS lookup). */
+const METADATA_IP = '169.254.169.254';
+/** A metadata server answers within milliseconds; past this, there is none (google-auth-library waits 3 s too). */
+export const METADATA_TIMEOUT_MS = 3000;
+const DMI_DIR = '/sys/class/dmi/id';
+
+export type GcsCredential =
+  | { kind: 'key-file'; path: string; from: string }
+  | { kind: 'metadata'; host: string }
+  | { kind: 'anonymous' };
+
+/** Whether the DMI tables under `dmiDir` say Google Compute Engine (a GCE VM or GKE node; readable from a container). */
+export function onGoogleCloud(dmiDir = DMI_DIR): boolean {
+  const read = (name: string) => {
+    try {
+      return readFileSync(join(dmiDir, name), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  return /Google/.test(read('bios_vendor')) || /^Google/.test(read('product_name'));
+}
+
+/** Which credential a pull with `env` uses (no network). */
+export function gcsCredential(env: NodeJS.ProcessEnv, dmiDir = DMI_DIR): GcsCredential {
+  if (env.GOOGLE_APPLICATION_CREDENTIALS) return { kind: 'key-file', path: env.GOOGLE_APPLICATION_CREDENTIALS, from: 'GOOGLE_APPLICATION_CREDENTIALS' };
+  const gcloudDir = env.CLOUDSDK_CONFIG || (env.HOME ? join(env.HOME, '.config', 'gcloud') : undefined);
+  const wellKnown = gcloudDir && join(gcloudDir, 'application_default_credentials.json');
+  if (wellKnown && existsSync(wellKnown)) return { kind: 'key-file', path: wellKnown, from: `gcloud's ${wellKnown}` };
+  if (env.METADATA_SERVER_DETECTION?.trim().toLowerCase() === 'none') return { kind: 'anonymous' };
+  const host = env.GCE_METADATA_HOST || env.GCE_METADATA_IP;
+  if (host) return { kind: 'metadata', host };
+  return onGoogleCloud(dmiDir) ? { kind: 'metadata', host: METADATA_IP } : { kind: 'anonymous' };
+}
+
+/** What a failed request should tell the operator to check. */
+export function gcsAuthHint(cred: GcsCredential, bucket: string): string {
+  const source =
+    cred.kind === 'key-file' ? cred.from : cred.kind === 'metadata' ? `the service account of the metadata server at ${cred.host}` : 'anonymous access: set GOOGLE_APPLICATION_CREDENTIALS or a service account';
+  return `check the credentials (${source}) and the permissions on bucket ${bucket}`;
+}
+
+/** The bearer token for `cred`, or undefined for anonymous access (also when no metadata server answers). */
+export async function gcsToken(ctx: PullContext, cred: GcsCredential, what: string, bucket: string): Promise<string | undefined> {
+  if (cred.kind === 'anonymous') return undefined;
+  const token = cred.kind === 'key-file' ? await keyFileToken(ctx, cred, what, bucket) : await metadataToken(ctx, cred.host, what, bucket);
+  if (token) ctx.redact.add(token);
+  return token;
+}
+
+async function keyFileToken(ctx: PullContext, cred: { path: string; from: string }, what: string, bucket: string): Promise<string> {
+  try {
+    const auth = new GoogleAuth({ keyFilename: cred.path, scopes: [READ_ONLY_SCOPE] });
+    const token = await bounded(ctx, (async () => (await (await auth.getClient()).getAccessToken()).token)());
+    if (!token) throw new Error('no access token returned');
+    return token;
+  } catch (err) {
+    if (ctx.signal.aborted) throw abortError(ctx, what);
+    throw new Unavailable(`${what}: cannot get a Google access token for bucket ${bucket} from ${cred.from}: ${ctx.redact.redact(reasonOf(err))}`);
+  }
+}
+
+/** GCE's documented token call; undefined when nothing answers at `host`. */
+async function metadataToken(ctx: PullContext, host: string, what: string, bucket: string): Promise<string | undefined> {
+  const url = `http://${host}/computeMetadata/v1/instance/service-accounts/default/token?scopes=${encodeURIComponent(READ_ONLY_SCOPE)}`;
+  const refused = (why: string) => new Unavailable(`${what}: the metadata server at ${host} gave no access token for bucket ${bucket}: ${why}`);
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: { 'metadata-flavor': 'Google' }, signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(METADATA_TIMEOUT_MS)]) });
+  } catch (err) {
+    if (ctx.signal.aborted) throw abortError(ctx, what);
+    ctx.logger.info({ event: 'gcs_metadata_absent', host, reason: reasonOf(err) }, `storage: no metadata server answered at ${host}; ${what} is read anonymously`);
+    return undefined;
+  }
+  const text = await res.text().catch(() => '');
+  if (res.status !== 200) throw refused(`HTTP ${res.status}${text ? `: ${ctx.redact.redact(text.slice(0, 200))}` : ''}`);
+  if (res.headers.get('metadata-flavor') !== 'Google') throw refused('the answer lacks the Metadata-Flavor: Google header (not a metadata server)');
+  let token: unknown;
+  try {
+    token = (JSON.parse(text) as { access_token?: unknown }).access_token;
+  } catch {
+    throw refused('the answer is not JSON');
+  }
+  if (typeof token !== 'string' || token === '') throw refused('the answer has no access_token');
+  return token;
+}
