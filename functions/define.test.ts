@@ -71,7 +71,7 @@ describe('defineFunction', () => {
 
   it('responseCache sizes the server\'s cache and enables it in the model\'s config, which the server reads back', () => {
     const fn = defineFunction({ name: 'cached', model: { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' }, responseCache: { bytes: 64 * 1024 * 1024 } });
-    const env = Object.fromEntries(serverEnv(fn.spec).map((e) => [e.name, e.value]));
+    const env = Object.fromEntries(serverEnv(fn.spec).map((e) => [e.name, 'value' in e ? e.value : undefined]));
     expect(env.KINFER_RESPONSE_CACHE_BYTES).toBe(String(64 * 1024 * 1024));
     expect(parseModelConfig(env.KINFER_MODEL_CONFIG!, 'config.json', 'm').responseCache).toBe(true);
     expect(serverEnv(ocrDet.spec).some((e) => e.name === 'KINFER_RESPONSE_CACHE_BYTES')).toBe(false);

@@ -53,6 +53,30 @@ const extendedResource = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[A-Z
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
 
+/** A Kubernetes object name (DNS-1123 subdomain): a Secret, ConfigMap or ServiceAccount. */
+const objectName = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a Kubernetes object name: lower case letters, digits, "-" and "."')
+  .max(253);
+const keyRef = z
+  .object({
+    name: objectName,
+    key: z.string().regex(/^[-._a-zA-Z0-9]+$/, 'must be a Secret or ConfigMap key: letters, digits, "-", "_" or "."').max(253),
+    optional: z.boolean().optional(),
+  })
+  .strict();
+/** An env value: a literal, or a Secret's or ConfigMap's key read by Kubernetes at pod start (its `valueFrom`). */
+const envValue = z.union([z.string(), z.object({ secretKeyRef: keyRef }).strict(), z.object({ configMapKeyRef: keyRef }).strict()], {
+  error: 'expected a string, { secretKeyRef: { name, key } } or { configMapKeyRef: { name, key } }',
+});
+export type EnvValue = z.infer<typeof envValue>;
+const wholeRef = z.object({ name: objectName, optional: z.boolean().optional() }).strict();
+/** Every key of a Secret or ConfigMap as env (Kubernetes' `envFrom`). */
+const envSource = z.union([z.object({ secretRef: wholeRef }).strict(), z.object({ configMapRef: wholeRef }).strict()], {
+  error: 'expected { secretRef: { name } } or { configMapRef: { name } }',
+});
+export type EnvSource = z.infer<typeof envSource>;
+
 /** Env the generator owns; a definition may not set these (Knative reserves PORT and K_*). */
 export const RESERVED_ENV = ['PORT', 'K_SERVICE', 'K_REVISION', 'K_CONFIGURATION', 'MODEL_NAME', 'STORAGE_URI', 'KINFER_STORAGE_URI', 'MULTI_MODEL_SERVER', 'KINFER_MODEL_CONFIG', 'KINFER_FUNCTION', 'KINFER_RESPONSE_CACHE_BYTES', 'GRPC_PORT', 'KINFER_REST_PORT'];
 
@@ -183,7 +207,15 @@ export const FunctionSpec = z
     scaling: ScalingSchema.prefault({}),
     resources: ResourcesSchema.prefault({}),
     image: z.string().min(1).default(DEFAULT_IMAGE),
-    env: z.record(envName, z.string()).default({}),
+    /** Env of the server container: literal values, or `{ secretKeyRef }` / `{ configMapKeyRef }` (credentials stay in Secrets). */
+    env: z.record(envName, envValue).default({}),
+    /** Whole Secrets or ConfigMaps as env, after `env` (a name in both takes `env`'s value, as Kubernetes does). */
+    envFrom: z.array(envSource).max(20).default([]),
+    /**
+     * The pod's Kubernetes ServiceAccount: workload identity (GKE, EKS IRSA, AKS) for storage
+     * credentials, and, under KServe, the account whose annotated Secrets its agent uses for s3:// and gs://.
+     */
+    serviceAccountName: objectName.optional(),
     triggers: z.array(TriggerSchema).default([]),
   })
   .strict()

@@ -242,6 +242,65 @@ describe('rendered resources', () => {
   });
 });
 
+describe('credentials: env from Secrets and ConfigMaps, the pod\'s ServiceAccount', () => {
+  const fn = defineFunction({
+    name: 'private-model',
+    model: { name: 'resnet', storageUri: 's3://models/resnet', platform: 'onnx' },
+    serviceAccountName: 'models-reader',
+    env: {
+      AWS_ACCESS_KEY_ID: { secretKeyRef: { name: 's3-creds', key: 'access-key' } },
+      AWS_SECRET_ACCESS_KEY: { secretKeyRef: { name: 's3-creds', key: 'secret-key' } },
+      S3_ENDPOINT: { configMapKeyRef: { name: 'storage', key: 'endpoint', optional: true } },
+      LOG_LEVEL: 'debug',
+    },
+    envFrom: [{ secretRef: { name: 'extra-creds' } }, { configMapRef: { name: 'settings', optional: true } }],
+  });
+  const refs = [
+    { name: 'AWS_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: 's3-creds', key: 'access-key' } } },
+    { name: 'AWS_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 's3-creds', key: 'secret-key' } } },
+    { name: 'LOG_LEVEL', value: 'debug' },
+    { name: 'S3_ENDPOINT', valueFrom: { configMapKeyRef: { name: 'storage', key: 'endpoint', optional: true } } },
+  ];
+  const envFrom = [{ secretRef: { name: 'extra-creds' } }, { configMapRef: { name: 'settings', optional: true } }];
+
+  it('the Knative Service and the InferenceService reference them (no value in the manifest) and run as the ServiceAccount', () => {
+    const pod = (knativeService(fn.spec) as any).spec.template.spec;
+    expect(pod.serviceAccountName).toBe('models-reader');
+    expect(pod.containers[0].env.slice(-4)).toEqual(refs);
+    expect(pod.containers[0].envFrom).toEqual(envFrom);
+    const predictor = (inferenceService(fn.spec) as any).spec.predictor;
+    expect(predictor.serviceAccountName).toBe('models-reader');
+    expect(predictor.containers[0].env.slice(-4)).toEqual(refs);
+    expect(predictor.containers[0].envFrom).toEqual(envFrom);
+    // Without them, nothing is added.
+    const plain = defineFunction({ name: 'plain', model: { name: 'm', storageUri: 's3://b/m', platform: 'onnx' } });
+    expect(Object.keys((knativeService(plain.spec) as any).spec.template.spec)).not.toContain('serviceAccountName');
+    expect(Object.keys((knativeService(plain.spec) as any).spec.template.spec.containers[0])).not.toContain('envFrom');
+  });
+
+  it("func.yaml writes them in func's template syntax, and the ServiceAccount under deploy", () => {
+    const f = parse(renderFuncYaml(fn.spec)) as Record<string, any>;
+    expect(f.deploy.serviceAccountName).toBe('models-reader');
+    expect(f.run.envs.slice(-6)).toEqual([
+      { name: 'AWS_ACCESS_KEY_ID', value: '{{ secret:s3-creds:access-key }}' },
+      { name: 'AWS_SECRET_ACCESS_KEY', value: '{{ secret:s3-creds:secret-key }}' },
+      { name: 'LOG_LEVEL', value: 'debug' },
+      { name: 'S3_ENDPOINT', value: '{{ configMap:storage:endpoint }}' },
+      { value: '{{ secret:extra-creds }}' },
+      { value: '{{ configMap:settings }}' },
+    ]);
+  });
+
+  it('bad references are refused at definition, naming the field', () => {
+    const base = { name: 'f', model: { name: 'm', storageUri: 's3://b/m', platform: 'onnx' as const } };
+    expect(() => defineFunction({ ...base, serviceAccountName: 'Models_Reader' })).toThrow(/serviceAccountName: must be a Kubernetes object name/);
+    expect(() => defineFunction({ ...base, env: { K: { secretKeyRef: { name: 's', key: 'a/b' } } } })).toThrow(/env\.K\.secretKeyRef\.key: must be a Secret or ConfigMap key/);
+    expect(() => defineFunction({ ...base, env: { K: { secretKeyRef: { name: 's', key: 'k' }, configMapKeyRef: { name: 'c', key: 'k' } } } as any })).toThrow(/env\.K: expected a string, \{ secretKeyRef: \{ name, key \} \} or \{ configMapKeyRef/);
+    expect(() => defineFunction({ ...base, envFrom: [{ secretRef: { name: 's' }, configMapRef: { name: 'c' } }] as any })).toThrow(/envFrom\.0: expected \{ secretRef: \{ name \} \} or \{ configMapRef/);
+    expect(() => defineFunction({ ...base, env: { STORAGE_URI: { secretKeyRef: { name: 's', key: 'k' } } } })).toThrow(/set by the generator/);
+  });
+});
+
 describe('grpc-v2 functions', () => {
   it('name the port h2c on 8081, probe through grpc.health.v1, move REST to KINFER_REST_PORT, and get no func.yaml', () => {
     const fn = defineFunction({ name: 'grpc-echo', protocol: 'grpc-v2', model: { name: 'echo', storageUri: 'pvc://models/echo', platform: 'echo' } });

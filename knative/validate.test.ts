@@ -52,6 +52,18 @@ describe.skipIf(!haveSpecs)('CRD schema validation (../shared/specs)', () => {
     expect(v.validate(inferenceService(fn.spec))).toEqual([]);
   });
 
+  it('env from Secrets and ConfigMaps, envFrom and serviceAccountName validate in the Knative Service and the InferenceService', () => {
+    const fn = defineFunction({
+      name: 'private-model',
+      model: { name: 'resnet', storageUri: 's3://models/resnet', platform: 'onnx' },
+      serviceAccountName: 'models-reader',
+      env: { AWS_ACCESS_KEY_ID: { secretKeyRef: { name: 's3-creds', key: 'access-key' } }, S3_ENDPOINT: { configMapKeyRef: { name: 'storage', key: 'endpoint', optional: true } } },
+      envFrom: [{ secretRef: { name: 'extra-creds' } }, { configMapRef: { name: 'settings', optional: true } }],
+    });
+    expect(v.validate(knativeService(fn.spec))).toEqual([]);
+    expect(v.validate(inferenceService(fn.spec))).toEqual([]);
+  });
+
   it('rejects an unknown field in a Knative Service container, naming it', () => {
     const svc = committed('echo/service.yaml');
     svc.spec.template.spec.containers[0].imagee = 'x';

@@ -3,7 +3,7 @@
  * Pieces every generated resource shares: labels, the server container's env
  * (the contract between the manifests and the server's config), probes.
  */
-import { PLATFORM_CONFIG_NAME, scalingTarget, type FunctionSpec } from '../../functions/define.js';
+import { PLATFORM_CONFIG_NAME, scalingTarget, type EnvSource, type EnvValue, type FunctionSpec } from '../../functions/define.js';
 import { pvcClaim } from '../../runtime/storage/pvc.js';
 
 /** Label set on every kinfer resource; `kinfer list` selects on it. */
@@ -63,7 +63,7 @@ export function modelPvcClaim(spec: FunctionSpec): string | undefined {
   return pvcClaim(spec.model?.storageUri ?? '');
 }
 
-export type EnvVar = { name: string; value: string };
+export type EnvVar = { name: string; value: string } | { name: string; valueFrom: Exclude<EnvValue, string> };
 
 /** Env of the server container, in a fixed order: generated names first, then the definition's, sorted. */
 export function serverEnv(spec: FunctionSpec): EnvVar[] {
@@ -81,8 +81,19 @@ export function serverEnv(spec: FunctionSpec): EnvVar[] {
     // Knative sets PORT to the h2c port, which gRPC takes; REST (probes of the agent, /metrics) stays on 8080.
     env.push({ name: 'GRPC_PORT', value: String(GRPC_PORT) }, { name: 'KINFER_REST_PORT', value: String(HTTP_PORT) });
   }
-  for (const k of Object.keys(spec.env).sort()) env.push({ name: k, value: spec.env[k]! });
+  for (const k of Object.keys(spec.env).sort()) {
+    const v = spec.env[k]!;
+    env.push(typeof v === 'string' ? { name: k, value: v } : { name: k, valueFrom: v });
+  }
   return env;
+}
+
+/** The server container's `envFrom`, `serviceAccountName` on its pod: as the definition gives them, when it does. */
+export function envFrom(spec: FunctionSpec): { envFrom?: EnvSource[] } {
+  return spec.envFrom.length > 0 ? { envFrom: spec.envFrom } : {};
+}
+export function serviceAccount(spec: FunctionSpec): { serviceAccountName?: string } {
+  return spec.serviceAccountName ? { serviceAccountName: spec.serviceAccountName } : {};
 }
 
 export function resources(spec: FunctionSpec): Record<string, unknown> {

@@ -7,7 +7,8 @@
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
 import { DEFAULT_PVC_ROOT } from '../../runtime/storage/pvc.js';
 import { InvalidArgument } from '../../runtime/core/errors.js';
-import { modelPvcClaim, serverEnv } from './common.js';
+import { modelPvcClaim, serverEnv, type EnvVar } from './common.js';
+import type { EnvSource } from '../../functions/define.js';
 
 export function funcYaml(spec: FunctionSpec): Record<string, unknown> {
   if (spec.protocol === 'grpc-v2') {
@@ -31,7 +32,8 @@ export function funcYaml(spec: FunctionSpec): Record<string, unknown> {
     // func's defaults are /health/liveness and /health/readiness, which kinfer does not serve.
     healthEndpoints: { liveness: '/v2/health/live', readiness: '/v2/health/ready' },
   };
-  const run: Record<string, unknown> = { envs: serverEnv(spec) };
+  if (spec.serviceAccountName) deploy.serviceAccountName = spec.serviceAccountName;
+  const run: Record<string, unknown> = { envs: [...serverEnv(spec).map(funcEnv), ...spec.envFrom.map(funcEnvFrom)] };
   const claim = modelPvcClaim(spec);
   // `presistentVolumeClaim` is func's own spelling of the key (its Volume type's yaml tag).
   if (claim) run.volumes = [{ presistentVolumeClaim: { claimName: claim, readOnly: true }, path: DEFAULT_PVC_ROOT }];
@@ -43,4 +45,18 @@ export function funcYaml(spec: FunctionSpec): Record<string, unknown> {
     run,
     deploy,
   };
+}
+
+/**
+ * func's own syntax for values read from the cluster: `{{ secret:<name>:<key> }}`, `{{ configMap:<name>:<key> }}`,
+ * and a whole Secret or ConfigMap as an entry without a name. It has no `optional`: func requires every reference.
+ */
+function funcEnv(e: EnvVar): { name: string; value: string } {
+  if ('value' in e) return e;
+  const [kind, ref] = 'secretKeyRef' in e.valueFrom ? ['secret', e.valueFrom.secretKeyRef] : ['configMap', e.valueFrom.configMapKeyRef];
+  return { name: e.name, value: `{{ ${kind}:${ref.name}:${ref.key} }}` };
+}
+
+function funcEnvFrom(s: EnvSource): { value: string } {
+  return { value: 'secretRef' in s ? `{{ secret:${s.secretRef.name} }}` : `{{ configMap:${s.configMapRef.name} }}` };
 }

@@ -14,7 +14,7 @@
  * (its initializer would fail on a path that exists only in kinfer's image).
  */
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
-import { HTTP_PORT, labels, modelPvcClaim, probes, resources, servingPort, serverEnv, type EnvVar, type Manifest } from './common.js';
+import { envFrom, HTTP_PORT, labels, modelPvcClaim, probes, resources, serviceAccount, servingPort, serverEnv, type EnvVar, type Manifest } from './common.js';
 import { trainedModel } from './trained-model.js';
 
 export function inferenceService(spec: FunctionSpec): Manifest {
@@ -23,6 +23,7 @@ export function inferenceService(spec: FunctionSpec): Manifest {
     name: 'kserve-container',
     image: spec.image,
     env: spec.model && !trainedModel(spec) ? functionEnv(spec) : agentEnv(spec),
+    ...envFrom(spec),
     // KServe's model agent calls the repository API on 8080 (REST stays there in a grpc-v2 function);
     // KServe routes gRPC to a port named h2c.
     ports: [spec.protocol === 'grpc-v2' ? { ...servingPort(spec), protocol: 'TCP' } : { containerPort: HTTP_PORT, protocol: 'TCP' }],
@@ -31,6 +32,7 @@ export function inferenceService(spec: FunctionSpec): Manifest {
   const res = resources(spec);
   if (Object.keys(res).length > 0) container.resources = res;
   const predictor: Record<string, unknown> = {
+    ...serviceAccount(spec),
     minReplicas: s.minScale,
     maxReplicas: s.maxScale,
     containerConcurrency: s.containerConcurrency,
@@ -56,7 +58,7 @@ export function inferenceService(spec: FunctionSpec): Manifest {
 /** Function mode; STORAGE_URI only for pvc://, which KServe's storage initializer mounts (see the module note). */
 function functionEnv(spec: FunctionSpec): EnvVar[] {
   if (modelPvcClaim(spec)) return serverEnv(spec);
-  return serverEnv(spec).map((e) => (e.name === 'STORAGE_URI' ? { name: 'KINFER_STORAGE_URI', value: e.value } : e));
+  return serverEnv(spec).map((e) => (e.name === 'STORAGE_URI' ? { ...e, name: 'KINFER_STORAGE_URI' } : e));
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
 import { DEFAULT_PVC_ROOT } from '../../runtime/storage/pvc.js';
-import { labels, modelPvcClaim, probes, prometheusAnnotations, resources, servingPort, serverEnv, type Manifest } from './common.js';
+import { envFrom, labels, modelPvcClaim, probes, prometheusAnnotations, resources, serviceAccount, servingPort, serverEnv, type Manifest } from './common.js';
 
 export function knativeService(spec: FunctionSpec): Manifest {
   const s = spec.scaling;
@@ -24,11 +24,13 @@ export function knativeService(spec: FunctionSpec): Manifest {
     // Knative sets PORT from this port; the name selects HTTP/1.1 (`http1`) or HTTP/2 cleartext (`h2c`).
     ports: [servingPort(spec)],
     env: serverEnv(spec),
+    ...envFrom(spec),
     ...probes(spec),
   };
   const res = resources(spec);
   if (Object.keys(res).length > 0) container.resources = res;
   const podSpec: Record<string, unknown> = {
+    ...serviceAccount(spec),
     containerConcurrency: s.containerConcurrency,
     timeoutSeconds: s.timeoutSeconds,
     containers: [container],
