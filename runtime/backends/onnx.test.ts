@@ -1,7 +1,8 @@
 /**
  * @module backends/onnx.test
  * OnnxBackend against models built in the test (known weights, plain-loop
- * reference values) and the real PaddleOCR detection model; its worker thread
+ * reference values, weights inline or as external data, Triton's model.onnx/ folder
+ * form included) and the real PaddleOCR detection model; its worker thread
  * (event loop stays free, instances overlap, thread faults become KinferErrors).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { fromHalf, toHalf, type Datatype, type TensorData } from '../core/dataty
 import { Internal, InvalidArgument, KinferError, NotFound, NotReady, Unavailable, Unsupported } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { logger } from '../observability/logger.js';
+import { versionFiles } from '../repository/layout.js';
 import { defaultConfig, type ModelConfig } from '../repository/model-config.js';
 import {
   DATATYPE_FAMILIES,
@@ -330,6 +332,45 @@ describe('OnnxBackend: fixed shapes', () => {
         [],
       ),
     ).rejects.toThrow(/Got invalid dimensions for input: a/);
+  });
+});
+
+describe.each(['worker', 'event_loop'] as const)('OnnxBackend: external data, session on the %s', (thread) => {
+  // Integer inputs and weights in quarters: relu(x·W + b) is exact in FP32, whatever the summation order.
+  const x = Float32Array.from([1, 2, 3, 4, -4, 3, -1, -2, 2, -1, -3, -5]);
+
+  /** The model of version folder `v` as the repository resolves it, loaded; its answer to `x` must equal the reference exactly. */
+  async function answers(m: MlpModel, v: string, defaultModelFilename?: string): Promise<void> {
+    const found = await versionFiles('m', { version: '1', dir: v }, 'onnxruntime_onnx', defaultModelFilename);
+    expect(found.modelFile).toBe(m.path);
+    const { backend } = await load({ ...files(m.path, {}, 'm', thread), dir: v });
+    const [y] = await backend.infer([{ name: 'x', datatype: 'FP32', shape: [3, 4], data: x }], []);
+    const want = Array.from(mlpReference(m, x));
+    expect(want.filter((w) => w > 0).length).toBeGreaterThan(3); // not all clipped
+    expect(Array.from(y!.data as Float32Array)).toEqual(want);
+  }
+
+  it('loads a model file whose weights lie in a file beside it', async () => {
+    const v = join(dir, `ext-file-${thread}`, '1');
+    await answers(await writeMlpModel(v, 'model.onnx', 'weights.bin'), v);
+  });
+
+  it("loads Triton's directory form: <v>/model.onnx/model.onnx, its weights beside it in that folder", async () => {
+    const v = join(dir, `ext-dir-${thread}`, '1');
+    await answers(await writeMlpModel(v, join('model.onnx', 'model.onnx'), 'weights.bin'), v);
+    // default_model_filename may name such a folder too
+    const named = join(dir, `ext-named-${thread}`, '1');
+    await answers(await writeMlpModel(named, join('net.onnx', 'model.onnx'), 'net.data'), named, 'net.onnx');
+  });
+
+  it('fails the load with InvalidArgument naming the graph when its external data is missing', async () => {
+    const v = join(dir, `ext-missing-${thread}`, '1');
+    const m = await writeMlpModel(v, join('model.onnx', 'model.onnx'), 'weights.bin');
+    await rm(join(v, 'model.onnx', 'weights.bin'));
+    const err = await new OnnxBackend().load({ ...files(m.path, {}, 'm', thread), dir: v }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgument);
+    // ORT looked for the data inside the folder, beside the graph
+    expect((err as Error).message).toMatch(/^model 'm': ONNX Runtime cannot load model\.onnx\/model\.onnx: .*External data path does not exist: .*\/1\/model\.onnx\/weights\.bin/);
   });
 });
 

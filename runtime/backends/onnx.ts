@@ -34,7 +34,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { basename } from 'node:path';
+import { relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
 import type { Datatype, NumericArray } from '../core/datatypes.js';
@@ -454,7 +454,7 @@ export class OnnxBackend implements Backend {
     const { thread, auto, untilBatch } = sessionThread(config, cpus);
     const host = thread === 'worker' ? this.startWorker(name) : new EventLoopSession(name, await loadOrt());
     try {
-      const reply = await this.open(host, files.modelFile, options);
+      const reply = await this.open(host, files, options);
       this.threadNice = reply.nice;
       const fileInputs = reply.inputs.map((m) => fromOrtMetadata(name, 'input', m));
       const fileOutputs = reply.outputs.map((m) => fromOrtMetadata(name, 'output', m));
@@ -502,11 +502,15 @@ export class OnnxBackend implements Backend {
     return new SessionWorker(thread, name);
   }
 
-  /** Creates the session in `host`; throws a KinferError naming the file when ORT refuses it. */
-  private async open(host: SessionHost, modelFile: string, options: ort.InferenceSession.SessionOptions): Promise<Extract<SessionReply, { op: 'load' }>> {
+  /**
+   * Creates the session in `host` from the file's path (so ORT finds external data beside it);
+   * throws a KinferError naming the file, as the version folder holds it, when ORT refuses it.
+   */
+  private async open(host: SessionHost, files: ModelFiles, options: ort.InferenceSession.SessionOptions): Promise<Extract<SessionReply, { op: 'load' }>> {
+    const modelFile = files.modelFile!;
     const reply = await host.request({ op: 'load', modelFile, options });
     if (!reply.ok) {
-      const msg = `model '${this.name}': ONNX Runtime cannot load ${basename(modelFile)}: ${oneLine(reply.error)}`;
+      const msg = `model '${this.name}': ONNX Runtime cannot load ${relative(files.dir, modelFile)}: ${oneLine(reply.error)}`;
       // e.g. bfloat16 inputs: the Node binding has no JS type for them.
       throw /unsupported data type/i.test(msg) ? new Unsupported(msg) : new InvalidArgument(msg);
     }
@@ -525,14 +529,14 @@ export class OnnxBackend implements Backend {
     if (!this.auto || this.moving || this.host?.thread !== 'event_loop') return;
     const why = runMs > limit ? 'a run blocked the loop past the limit' : this.untilBatch && rows > 1 ? "a batch of more than one row under Triton's delay rule" : undefined;
     if (!why) return;
-    const { modelFile } = this.files!;
+    const files = this.files!;
     const options = this.options!;
     const from = this.host;
     this.moving = (async () => {
       let worker: SessionWorker | undefined;
       try {
         worker = this.startWorker(this.name);
-        const reply = await this.open(worker, modelFile!, options);
+        const reply = await this.open(worker, files, options);
         if (this.host !== from) {
           await worker.close(); // unloaded meanwhile
           return;

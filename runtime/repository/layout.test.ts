@@ -1,6 +1,6 @@
 /**
  * @module repository/layout.test
- * Versions, the KServe agent layout, markers, model-file choice and names.
+ * Versions, the KServe agent layout, markers, model-file choice (ONNX model folders included) and names.
  */
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -82,6 +82,37 @@ describe('readModelLayout', () => {
     expect((await filesOf(await readModelLayout(repo, 'm'), 0)).modelFile).toBe(xm);
   });
 
+  it("takes an ONNX model folder (Triton's directory form) as its inner model.onnx, also when default_model_filename names it", async () => {
+    await touch('m', '1', 'model.onnx', 'model.onnx');
+    await touch('m', '1', 'model.onnx', 'weights.bin');
+    await touch('m', '1', 'other.onnx'); // model.onnx is preferred, folder or file
+    const m = await readModelLayout(repo, 'm');
+    expect(await filesOf(m, 0)).toEqual({ version: '1', dir: join(repo, 'm', '1'), modelFile: join(repo, 'm', '1', 'model.onnx', 'model.onnx') });
+    await touch('n', '1', 'net.onnx', 'model.onnx');
+    await touch('n', '1', 'model.onnx');
+    const n = (await readModelLayout(repo, 'n')).versions[0]!;
+    expect((await versionFiles('n', n, 'onnxruntime_onnx', 'net.onnx')).modelFile).toBe(join(repo, 'n', '1', 'net.onnx', 'model.onnx'));
+    // The only .onnx entry, a folder; a folder does not count for an .xmodel platform
+    await touch('o', '1', 'resnet.onnx', 'model.onnx');
+    expect((await filesOf(await readModelLayout(repo, 'o'), 0)).modelFile).toBe(join(repo, 'o', '1', 'resnet.onnx', 'model.onnx'));
+    await expect(versionFiles('o', (await readModelLayout(repo, 'o')).versions[0]!, 'vitis_xmodel', 'resnet.onnx')).rejects.toThrow(
+      /default_model_filename 'resnet\.onnx' is not a file in /,
+    );
+  });
+
+  it('refuses an ONNX model folder without model.onnx inside, naming the missing path', async () => {
+    await touch('m', '1', 'model.onnx', 'weights.bin');
+    await touch('m', '1', 'net.onnx', 'model.onnx', 'nested'); // model.onnx inside is a folder, not the graph
+    const v = (await readModelLayout(repo, 'm')).versions[0]!;
+    const missing = (p: string) =>
+      `model 'm' version 1: ${p} is a folder and ${join(v.dir, p, 'model.onnx')} is missing: an ONNX model folder (Triton's directory form) holds its graph as model.onnx, with its external data beside it`;
+    const err = await versionFiles('m', v, undefined).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect((err as Error).message).toBe(missing('model.onnx'));
+    await expect(versionFiles('m', v, 'onnxruntime_onnx', 'net.onnx')).rejects.toThrow(missing('net.onnx'));
+    await expect(versionFiles('m', v, undefined, 'absent.onnx')).rejects.toThrow(/default_model_filename 'absent\.onnx' is not a file or an ONNX model folder in /);
+  });
+
   it('follows symlinked version folders', async () => {
     const file = await touch('store', 'model.onnx');
     await mkdir(join(repo, 'm'));
@@ -148,6 +179,11 @@ describe('modelFolderStamp', () => {
     await writeFile(join(repo, 'm', '2', 'data', 'w', 'weights.bin'), 'a');
     stamps.push(await modelFolderStamp(dir));
     await writeFile(join(repo, 'm', '2', 'data', 'w', 'weights.bin'), 'ab');
+    stamps.push(await modelFolderStamp(dir));
+    // So does one in an ONNX model folder (Triton's directory form).
+    await touch('m', '2', 'net.onnx', 'model.onnx');
+    stamps.push(await modelFolderStamp(dir));
+    await writeFile(join(repo, 'm', '2', 'net.onnx', 'model.onnx'), 'xy');
     stamps.push(await modelFolderStamp(dir));
     expect(new Set(stamps).size).toBe(stamps.length);
     // Markers and dotfiles (the KServe agent's SUCCESS files, editors' swap files) do not count.

@@ -4,9 +4,10 @@
  * each holds, and which file in a version is the model.
  *
  * ```
- * <repo>/<model>/config.{toml,pbtxt,json}   optional
- * <repo>/<model>/<version>/<model file>     versions: positive integers, as Triton
- * <repo>/<model>/<model file>               KServe agent layout: version "1"
+ * <repo>/<model>/config.{toml,pbtxt,json}         optional
+ * <repo>/<model>/<version>/<model file>           versions: positive integers, as Triton
+ * <repo>/<model>/<model file>                     KServe agent layout: version "1"
+ * <repo>/<model>/<version>/model.onnx/model.onnx  Triton's ONNX directory form, external data beside it
  * ```
  *
  * @example
@@ -87,17 +88,38 @@ export async function readModelLayout(repoDir: string, name: string): Promise<Mo
  * The model file of one version folder: the config's `default_model_filename` when it names one
  * (InvalidArgument when the folder lacks it), else the only file with a model extension, or
  * `model.<ext>` among several (InvalidArgument otherwise). With a platform, only its extension
- * counts. None (echo) leaves `modelFile` out.
+ * counts. None (echo) leaves `modelFile` out. An ONNX model may be a folder (Triton's directory
+ * form, `<v>/model.onnx/`): its graph is the `model.onnx` inside, where its external data resolves.
  */
 export async function versionFiles(name: string, v: ModelVersionDir, platform: string | undefined, fileName?: string): Promise<ModelVersionFiles> {
   const entries = await listEntries(v.dir);
+  const directoryForm = platformExtension(platform) !== '.xmodel';
   if (fileName !== undefined) {
-    if (!entries.some((e) => e.isFile && e.name === fileName)) {
-      throw new InvalidArgument(`model '${name}' version ${v.version}: default_model_filename '${fileName}' is not a file in ${v.dir}`);
+    const entry = entries.find((e) => e.name === fileName && (e.isFile || (e.isDir && directoryForm)));
+    if (!entry) {
+      const what = directoryForm ? 'a file or an ONNX model folder' : 'a file';
+      throw new InvalidArgument(`model '${name}' version ${v.version}: default_model_filename '${fileName}' is not ${what} in ${v.dir}`);
     }
-    return { ...v, modelFile: join(v.dir, fileName) };
+    return { ...v, modelFile: await modelFileOf(name, v, entry) };
   }
-  return { ...v, ...modelFileIn(v.dir, entries, name, v.version, platform) };
+  const entry = modelEntryIn(entries, name, v.version, platform);
+  return entry ? { ...v, modelFile: await modelFileOf(name, v, entry) } : { ...v };
+}
+
+/** Triton's onnxruntime backend loads this file from a model "file" that is a folder. */
+const DIRECTORY_FORM_GRAPH = 'model.onnx';
+
+/** `entry`'s path; for a folder (the ONNX directory form), the graph inside, which must be a file. */
+async function modelFileOf(name: string, v: ModelVersionDir, entry: Entry): Promise<string> {
+  const path = join(v.dir, entry.name);
+  if (!entry.isDir) return path;
+  const graph = join(path, DIRECTORY_FORM_GRAPH);
+  if (!(await stat(graph).catch(() => undefined))?.isFile()) {
+    throw new InvalidArgument(
+      `model '${name}' version ${v.version}: ${entry.name} is a folder and ${graph} is missing: an ONNX model folder (Triton's directory form) holds its graph as ${DIRECTORY_FORM_GRAPH}, with its external data beside it`,
+    );
+  }
+  return graph;
 }
 
 /** Entries and levels past which a stamp stops (see the two stamps below). */
@@ -195,24 +217,19 @@ function platformExtension(platform: string | undefined): string | undefined {
   return undefined;
 }
 
-function modelFileIn(
-  dir: string,
-  entries: Entry[],
-  name: string,
-  version: string,
-  platform: string | undefined,
-): { modelFile?: string } {
+/** The entry that is the model among `entries`: a file, or a `.onnx` folder (directory form). */
+function modelEntryIn(entries: Entry[], name: string, version: string, platform: string | undefined): Entry | undefined {
   const wanted = platformExtension(platform);
   const exts: readonly string[] = wanted ? [wanted] : MODEL_EXTENSIONS;
   for (const ext of exts) {
-    const candidates = entries.filter((e) => e.isFile && extname(e.name).toLowerCase() === ext).map((e) => e.name);
+    const candidates = entries.filter((e) => (e.isFile || (e.isDir && ext === '.onnx')) && extname(e.name).toLowerCase() === ext);
     if (candidates.length === 0) continue;
-    if (candidates.length === 1) return { modelFile: join(dir, candidates[0]!) };
-    const preferred = candidates.find((c) => c.toLowerCase() === `model${ext}`);
-    if (preferred) return { modelFile: join(dir, preferred) };
+    if (candidates.length === 1) return candidates[0];
+    const preferred = candidates.find((c) => c.name.toLowerCase() === `model${ext}`);
+    if (preferred) return preferred;
     throw new InvalidArgument(
-      `model '${name}' version ${version}: several ${ext} files (${candidates.sort().join(', ')}) and none is named model${ext}`,
+      `model '${name}' version ${version}: several ${ext} files (${candidates.map((c) => c.name).sort().join(', ')}) and none is named model${ext}`,
     );
   }
-  return {};
+  return undefined;
 }

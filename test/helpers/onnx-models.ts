@@ -7,9 +7,10 @@
  * @example
  * const mlp = await writeMlpModel(dir);      // y = relu(x·W + b), x: [batch, 4]
  * const fixed = await writeFixedModel(dir);  // sum = a + b, both [2, 3]
+ * await writeMlpModel(dir, 'model.onnx/model.onnx', 'weights.bin'); // Triton's directory form, W and B external
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
@@ -40,6 +41,30 @@ function floatTensor(name: string, dims: number[], values: Float32Array): Instan
     dims,
     rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
   });
+}
+
+/**
+ * Moves the initializers' bytes into `dataFile` beside the model at `modelPath`, one after the
+ * other in order (ONNX external data: each tensor keeps `location`, relative to the model's
+ * folder, and its `offset` and `length` in the file).
+ */
+async function externalize(modelPath: string, dataFile: string, tensors: InstanceType<typeof onnx.TensorProto>[]): Promise<InstanceType<typeof onnx.TensorProto>[]> {
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  const out = tensors.map((t) => {
+    const bytes = t.rawData;
+    chunks.push(bytes);
+    const entry = [
+      { key: 'location', value: dataFile },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(bytes.length) },
+    ];
+    offset += bytes.length;
+    return onnx.TensorProto.create({ name: t.name, dataType: t.dataType, dims: t.dims, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData: entry });
+  });
+  await mkdir(dirname(modelPath), { recursive: true });
+  await writeFile(join(dirname(modelPath), dataFile), Buffer.concat(chunks));
+  return out;
 }
 
 export interface GraphSpec {
@@ -80,13 +105,15 @@ export interface MlpModel {
 
 /**
  * `y = relu(x · W + b)` with x: FP32 [batch, 4] ("batch" symbolic), y: [batch, 3].
- * Weights mix signs so that Relu clips some outputs.
+ * Weights mix signs so that Relu clips some outputs; they are multiples of 1/4, so integer
+ * inputs give exact outputs. With `externalData`, W and B live in that file beside the model.
  */
-export async function writeMlpModel(dir: string, file = 'model.onnx'): Promise<MlpModel> {
+export async function writeMlpModel(dir: string, file = 'model.onnx', externalData?: string): Promise<MlpModel> {
   const inFeatures = 4;
   const outFeatures = 3;
   const weights = Float32Array.from({ length: inFeatures * outFeatures }, (_, i) => ((i * 7) % 11) / 4 - 1.25);
   const bias = Float32Array.from([0.5, -1, 0.25]);
+  const initializers = [floatTensor('W', [inFeatures, outFeatures], weights), floatTensor('B', [outFeatures], bias)];
   const path = await writeGraph(join(dir, file), {
     name: 'mlp',
     nodes: [
@@ -96,7 +123,7 @@ export async function writeMlpModel(dir: string, file = 'model.onnx'): Promise<M
     ],
     inputs: [valueInfo('x', DT.FLOAT, ['batch', inFeatures])],
     outputs: [valueInfo('y', DT.FLOAT, ['batch', outFeatures])],
-    initializers: [floatTensor('W', [inFeatures, outFeatures], weights), floatTensor('B', [outFeatures], bias)],
+    initializers: externalData ? await externalize(join(dir, file), externalData, initializers) : initializers,
   });
   return { path, inFeatures, outFeatures, weights, bias };
 }

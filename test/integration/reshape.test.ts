@@ -121,6 +121,6 @@ model_warmup [ { name: "ones" batch_size: 2 inputs { key: "x" value { data_type:
     const index = await (await postJson(`${server.url}/v2/repository/index`, {})).json();
     const misnamed = index.find((e: { name: string }) => e.name === 'misnamed');
     expect(misnamed.state).toBe('UNAVAILABLE');
-    expect(misnamed.reason).toMatch(/default_model_filename 'absent\.onnx' is not a file in .*misnamed\/1/);
+    expect(misnamed.reason).toMatch(/default_model_filename 'absent\.onnx' is not a file or an ONNX model folder in .*misnamed\/1/);
   });
 });
