@@ -119,6 +119,57 @@ describe('deploy (server-side apply against the API server test double)', () => 
   });
 });
 
+describe('deploy --wait', () => {
+  const SVC = `${KSVC}/echo`;
+  const TRIGGER = '/apis/eventing.knative.dev/v1/namespaces/ml/triggers/echo-requests';
+  /** What Knative's controllers would write: the status of `path`'s stored object. */
+  const setStatus = (path: string, status: Record<string, unknown>) => api.put(path, { ...(api.get(path) as object), status });
+  const until = async (done: () => boolean) => {
+    for (let i = 0; i < 600 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(done()).toBe(true);
+  };
+  const ready = (generation: number, url?: string) => ({ observedGeneration: generation, ...(url ? { url } : {}), conditions: [{ type: 'Ready', status: 'True' }] });
+
+  it('waits until every applied object is Ready at the generation its apply produced, reporting each change; returns the URL', async () => {
+    const progress: string[] = [];
+    const deploying = deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, wait: { timeoutMs: 10_000, pollMs: 5, onProgress: (l) => progress.push(l) } });
+    await until(() => progress.length === 2);
+    expect(progress).toEqual(['Service ml/echo: no conditions yet', 'Trigger ml/echo-requests: no conditions yet']);
+    setStatus(SVC, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'Unknown', reason: 'RevisionMissing', message: 'Configuration "echo" is waiting for a Revision to become ready.' }] });
+    setStatus(TRIGGER, ready(1));
+    await until(() => progress.length === 4);
+    setStatus(SVC, ready(1, 'http://echo.ml.example.com'));
+    const applied = await deploying;
+    expect(applied.map((a) => [a.kind, a.url])).toEqual([['Service', 'http://echo.ml.example.com'], ['Trigger', undefined]]);
+    expect(progress.slice(2)).toEqual([
+      'Service ml/echo: Ready=Unknown (RevisionMissing: Configuration "echo" is waiting for a Revision to become ready.)',
+      'Trigger ml/echo-requests: Ready=True',
+      'Service ml/echo: Ready=True',
+    ]);
+
+    // A changed spec: the status still says Ready for generation 1, which is not enough for generation 2.
+    api.put(SVC, { ...(api.get(SVC) as object), spec: { changed: true } });
+    progress.length = 0;
+    const again = deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, wait: { timeoutMs: 10_000, pollMs: 5, onProgress: (l) => progress.push(l) } });
+    await until(() => progress.includes('Service ml/echo: generation 2 not observed yet (at 1)'));
+    expect((api.get(SVC) as { metadata: { generation: number } }).metadata.generation).toBe(2);
+    setStatus(SVC, ready(2, 'http://echo.ml.example.com'));
+    expect((await again)[0]!.url).toBe('http://echo.ml.example.com');
+  });
+
+  it('Ready False at the new generation fails at once, naming the reason; the timeout names what was last seen', async () => {
+    const failing = deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, wait: { timeoutMs: 10_000, pollMs: 5 } });
+    await until(() => api.requests.filter((r) => r.method === 'PATCH').length === 2);
+    setStatus(TRIGGER, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'False', reason: 'BrokerDoesNotExist', message: 'Broker "default" does not exist' }] });
+    await expect(failing).rejects.toThrow(new Unavailable('Trigger ml/echo-requests is not ready: BrokerDoesNotExist: Broker "default" does not exist'));
+
+    setStatus(TRIGGER, ready(1));
+    setStatus(SVC, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'Unknown', reason: 'Deploying' }] });
+    const slow = deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, wait: { timeoutMs: 60, pollMs: 5 } });
+    await expect(slow).rejects.toThrow('not ready after 0 s: Service ml/echo: Ready=Unknown (Deploying)');
+  });
+});
+
 describe('status', () => {
   it('reads the Service, then the ready replicas of the latest ready revision', async () => {
     api.put(`${KSVC}/echo`, readyService('echo', 'echo-00002'));

@@ -15,6 +15,7 @@ import { InvalidArgument, NotFound } from '../runtime/core/errors.js';
 import { FIELD_MANAGER } from './resources/common.js';
 import { kubeError, loadKubeConfig, namespaceOf, type KubeOptions } from './kube.js';
 import { repoRoot } from './specs.js';
+import { waitReady, type WaitOptions, type WaitTarget } from './wait.js';
 
 /** Resources whose API path is not namespaced. */
 const CLUSTER_SCOPED = new Set(['ClusterServingRuntime']);
@@ -37,6 +38,8 @@ export interface DeployOptions extends KubeOptions {
   manifestsDir?: string;
   /** Where dry-run output goes; default stdout. */
   out?: (text: string) => void;
+  /** After the apply, wait until every applied object is Ready at its new generation (knative/wait.ts). */
+  wait?: WaitOptions;
 }
 
 export interface AppliedObject {
@@ -46,9 +49,13 @@ export interface AppliedObject {
   namespace?: string;
   /** The request a server-side apply makes (namespaced path shown with its plural). */
   request: string;
+  /** With `wait`: the object's `status.url` once Ready (a Knative Service, an InferenceService). */
+  url?: string;
 }
 
 export const MAX_MANIFESTS = 100;
+/** Kinds whose status carries a `Ready` condition (Knative's duck type), which `wait` waits for. */
+const REPORTS_READY = new Set(['Service', 'Trigger', 'InferenceService', 'TrainedModel']);
 
 const KINDS_APPLIED = [
   { group: 'serving.knative.dev', version: 'v1', kind: 'Service' },
@@ -140,13 +147,22 @@ export async function deploy(fn: string, opts: DeployOptions = {}): Promise<Appl
   registerPassThroughSerializers();
   const api = KubernetesObjectApi.makeApiClient(kc!);
   const applied: AppliedObject[] = [];
+  const targets: WaitTarget[] = [];
   for (const o of objects) {
+    let answer: KubernetesObject;
     try {
-      await api.patch(o, undefined, undefined, FIELD_MANAGER, opts.force ? true : undefined, PatchStrategy.ServerSideApply);
+      answer = await api.patch(o, undefined, undefined, FIELD_MANAGER, opts.force ? true : undefined, PatchStrategy.ServerSideApply);
     } catch (err) {
       throw kubeError(err, `apply ${o.kind} ${o.metadata!.namespace ? o.metadata!.namespace + '/' : ''}${o.metadata!.name}`);
     }
     applied.push(summary(o));
+    if (REPORTS_READY.has(o.kind!)) targets.push({ apiVersion: o.apiVersion!, kind: o.kind!, name: o.metadata!.name!, namespace: o.metadata!.namespace, generation: answer.metadata?.generation });
   }
-  return applied;
+  if (!opts.wait) return applied;
+  const ready = await waitReady(kc!, targets, opts.wait);
+  const urls = new Map(ready.map((r) => [`${r.kind}/${r.name}`, r.url]));
+  return applied.map((a) => {
+    const url = urls.get(`${a.kind}/${a.name}`);
+    return url ? { ...a, url } : a;
+  });
 }

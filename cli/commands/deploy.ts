@@ -1,16 +1,19 @@
 /**
  * @module cli/commands/deploy
  * `kinfer deploy <function>`: server-side apply of the function's generated
- * manifests (Knative Service + Triggers, or `--kserve` the KServe form).
+ * manifests (Knative Service + Triggers, or `--kserve` the KServe form);
+ * `--wait` then waits until they are Ready.
  */
 import { Command } from 'commander';
-import { runVerb, withKube, type KubeFlags } from './common.js';
+import { positiveInt, runVerb, UsageError, withKube, type KubeFlags } from './common.js';
 
 interface DeployFlags extends KubeFlags {
   dryRun?: boolean;
   kserve?: boolean;
   force?: boolean;
   manifests?: string;
+  wait?: boolean;
+  waitTimeout: number;
 }
 
 export function deployCommand(): Command {
@@ -20,11 +23,17 @@ export function deployCommand(): Command {
     .option('--dry-run', 'print what would be applied; needs no cluster')
     .option('--kserve', 'apply the KServe form (InferenceService/TrainedModel) instead of the Knative Service')
     .option('--force', 'take over fields another field manager owns')
-    .option('--manifests <dir>', 'manifests folder (default: manifests/ of the package)');
+    .option('--manifests <dir>', 'manifests folder (default: manifests/ of the package)')
+    .option('--wait', 'after applying, wait until each object is Ready at its new generation (as kn does); progress on stderr')
+    .option('--wait-timeout <seconds>', 'with --wait: give up after this long, exit 1 (as kn)', positiveInt, 600);
   withKube(cmd);
   return cmd.action(async (fn: string, flags: DeployFlags) => {
     await runVerb('deploy', flags, async (out) => {
       const { deploy } = await import('../../knative/commands.js');
+      if (flags.wait && flags.dryRun) throw new UsageError('--wait waits for what was applied; a --dry-run applies nothing');
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      if (flags.wait) process.once('SIGINT', onSignal);
       const applied = await deploy(fn, {
         namespace: flags.namespace,
         kubeconfig: flags.kubeconfig,
@@ -34,9 +43,10 @@ export function deployCommand(): Command {
         manifestsDir: flags.manifests,
         // In --json mode the YAML of a dry run would break the JSON on stdout.
         out: flags.json ? (t: string) => process.stderr.write(t) : undefined,
-      });
+        wait: flags.wait ? { timeoutMs: flags.waitTimeout * 1000, signal: stop.signal, onProgress: (line) => process.stderr.write(`kinfer deploy: ${line}\n`) } : undefined,
+      }).finally(() => process.off('SIGINT', onSignal));
       out.data(applied);
-      for (const a of applied) out.line(`${flags.dryRun ? 'would apply' : 'applied'} ${a.kind} ${a.namespace ? `${a.namespace}/` : ''}${a.name}`);
+      for (const a of applied) out.line(`${flags.dryRun ? 'would apply' : 'applied'} ${a.kind} ${a.namespace ? `${a.namespace}/` : ''}${a.name}${flags.wait ? `: ready${a.url ? ` at ${a.url}` : ''}` : ''}`);
     });
   });
 }

@@ -3,7 +3,8 @@
  * A TEST DOUBLE of the Kubernetes API server, on 127.0.0.1 (plain HTTP). It is
  * not Kubernetes: it answers only the calls kinfer's deploy/status/list/logs
  * make (discovery of the resource kinds kinfer uses, server-side apply, get,
- * label-selected list and watch, pod logs) from an in-memory store, and records
+ * label-selected list and watch, pod logs) from an in-memory store (an apply
+ * moves `metadata.generation` when the spec changes and keeps the status), and records
  * every request so tests can assert method, path, query, content type and body.
  * Every change bumps one resourceVersion counter; a watch replays the changes
  * after its `resourceVersion`, or answers 410 Expired from before `expireWatches`.
@@ -228,8 +229,14 @@ export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promi
       const obj = body as { kind?: string; metadata?: { name?: string; namespace?: string } };
       if (obj?.kind !== info.kind || obj.metadata?.name !== name)
         return status(res, 400, 'BadRequest', `the body's kind/name ${obj?.kind}/${obj?.metadata?.name} does not match the path`);
+      // As the API server: the generation moves when the spec does; an apply leaves the status alone.
+      const prev = store.get(u.pathname) as { spec?: unknown; status?: unknown; metadata?: { generation?: number } } | undefined;
+      const prevGeneration = prev?.metadata?.generation ?? 0;
+      const applied = obj as typeof obj & { spec?: unknown; status?: unknown; metadata: { generation?: number } };
+      applied.metadata.generation = prev && JSON.stringify(prev.spec) === JSON.stringify(applied.spec) ? prevGeneration : prevGeneration + 1;
+      if (prev?.status !== undefined) applied.status = prev.status;
       if (u.searchParams.get('dryRun') !== 'All') {
-        change(u.pathname, store.has(u.pathname) ? 'MODIFIED' : 'ADDED', obj);
+        change(u.pathname, prev ? 'MODIFIED' : 'ADDED', obj);
         store.set(u.pathname, obj);
       }
       return json(res, obj);
