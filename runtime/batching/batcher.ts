@@ -59,6 +59,8 @@ export interface Batcher {
   enqueue(request: BatchRequest): Promise<BatchResult>;
   /** Requests queued or running. */
   readonly pending: number;
+  /** Requests accepted and not running yet (Triton's pending request count). */
+  readonly queuedRequests: number;
   /**
    * True when a request enqueued now would start computing in the same tick
    * (nothing queued, an instance free, no batching delay to wait, e.g. the

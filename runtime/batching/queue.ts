@@ -249,6 +249,10 @@ export abstract class QueueBatcher implements Batcher {
     return this.queued + this.running;
   }
 
+  get queuedRequests(): number {
+    return this.queued;
+  }
+
   /** Overridden by batchers that never wait for a batch to fill. */
   get startsAtOnce(): boolean {
     return false;

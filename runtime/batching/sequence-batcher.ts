@@ -156,6 +156,10 @@ export class SequenceBatcher implements Batcher {
     return this.waiting + this.inner.pending;
   }
 
+  get queuedRequests(): number {
+    return this.waiting + this.inner.queuedRequests;
+  }
+
   /**
    * The model's batcher's estimate for the requests waiting here behind their sequence's previous
    * one (one row each) on top of its own queue: at the recent pace, a round of the sequences'

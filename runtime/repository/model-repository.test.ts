@@ -13,7 +13,7 @@ function idleBatchers() {
   const count = { made: 0, drained: 0 };
   const createBatcher: BatcherFactory = () => {
     count.made++;
-    return { enqueue: () => Promise.reject(new Error('unused')), pending: 0, startsAtOnce: true, drain: async () => void count.drained++, abandon: () => {} };
+    return { enqueue: () => Promise.reject(new Error('unused')), pending: 0, queuedRequests: 0, startsAtOnce: true, drain: async () => void count.drained++, abandon: () => {} };
   };
   return { count, createBatcher };
 }
@@ -78,6 +78,7 @@ describe('ModelRepository: loads and unloads of one model', () => {
     const createBatcher: BatcherFactory = ({ instances }): Batcher => ({
       enqueue: async (req) => ({ outputs: await instances[0]!.infer(req.inputs, req.outputNames), batchSize: 1, queueMs: 0, computeMs: 0 }),
       pending: 0,
+      queuedRequests: 0,
       startsAtOnce: true,
       drain: () => (gate.hold ? held : Promise.resolve()),
       abandon: () => {},

@@ -26,6 +26,7 @@ import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 import { createLogger, logger as processLogger } from '../observability/logger.js';
 import { initTracing, shutdownTracing } from '../observability/tracing.js';
 import { createMetrics, registerResponseCacheMetrics, type Metrics } from '../observability/metrics.js';
+import { registerTritonMetrics } from '../observability/triton-metrics.js';
 import { ModelRepository, type BatcherFactory, type Puller } from '../repository/model-repository.js';
 import { createApp } from './app.js';
 import type { KinferEnv } from './context.js';
@@ -165,6 +166,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     // An ensemble's steps are internal requests through the data plane (made below; called only once serving).
     runStep: async (request, run): Promise<InferResponse> => (await dataplane.infer(request, { ...(run?.deadline !== undefined ? { deadline: run.deadline } : {}), ...(run?.signal ? { signal: run.signal } : {}) })).response,
   });
+  registerTritonMetrics(metrics.registry, () => repository.loaded().map((h) => ({ stat: h.statistics.snapshot(h.name, h.version), pending: h.batcher.queuedRequests })));
   const dataplane: DataPlane = new DataPlane(
     repository,
     {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../runtime/server/serve.js';
 import type { ModelStat } from '../../runtime/observability/statistics.js';
 import { writeLookupModel, writeMlpModel } from '../helpers/onnx-models.js';
-import { postJson, startTestServer, tempDir } from '../helpers/server.js';
+import { metricValue, postJson, startTestServer, tempDir } from '../helpers/server.js';
 
 async function stats(url: string, path = ''): Promise<ModelStat[]> {
   const res = await fetch(`${url}/v2/models${path}/stats`);
@@ -104,6 +104,38 @@ describe('statistics extension', () => {
     expect(s!.inference_count).toBe(2);
   });
 
+  it("serves Triton's nv_inference_* metrics: the statistics' counts, durations in µs, requests awaiting execution", async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    for (const s of await stats(server.url)) {
+      const l = { model: s.name, version: s.version };
+      const i = s.inference_stats;
+      const us = (ns: number) => Math.round(ns / 1000);
+      expect({
+        success: metricValue(text, 'nv_inference_request_success', l),
+        failure: metricValue(text, 'nv_inference_request_failure', l),
+        count: metricValue(text, 'nv_inference_count', l),
+        exec: metricValue(text, 'nv_inference_exec_count', l),
+        request: metricValue(text, 'nv_inference_request_duration_us', l),
+        queue: metricValue(text, 'nv_inference_queue_duration_us', l),
+        infer: metricValue(text, 'nv_inference_compute_infer_duration_us', l),
+        pending: metricValue(text, 'nv_inference_pending_request_count', l),
+      }).toEqual({ success: i.success.count, failure: i.fail.count, count: s.inference_count, exec: s.execution_count, request: us(i.success.ns), queue: us(i.queue.ns), infer: us(i.compute_infer.ns), pending: 0 });
+    }
+    expect(metricValue(text, 'nv_inference_request_success', { model: 'mlp' })).toBe(6); // the earlier tests' traffic
+    expect(text).toMatch(/^# TYPE nv_inference_request_duration_us counter$/m);
+
+    // Three callers wait out the 200 ms batching delay: Triton's pending count sees them queued.
+    const calls = [1, 2, 3].map(() => postJson(`${server.url}/v2/models/mlp/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }));
+    let most = 0;
+    for (let i = 0; i < 100 && most < 3; i++) {
+      most = Math.max(most, metricValue(await (await fetch(`${server.url}/metrics`)).text(), 'nv_inference_pending_request_count', { model: 'mlp' }));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(most).toBe(3);
+    expect((await Promise.all(calls)).map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(metricValue(await (await fetch(`${server.url}/metrics`)).text(), 'nv_inference_pending_request_count', { model: 'mlp' })).toBe(0);
+  });
+
   it('answers 404 for a model it does not serve, and starts a reloaded version from zero', async () => {
     const res = await fetch(`${server.url}/v2/models/nope/stats`);
     expect(res.status).toBe(404);
@@ -114,7 +146,9 @@ describe('statistics extension', () => {
     expect((await stats(server.url, '/echo'))[0]!.inference_stats.success.count).toBe(1);
     expect((await postJson(`${server.url}/v2/repository/models/echo/unload`, {})).status).toBe(200);
     expect((await stats(server.url)).map((s) => s.name)).toEqual(['lookup', 'mlp']);
+    expect(await (await fetch(`${server.url}/metrics`)).text()).not.toMatch(/^nv_inference_request_success\{[^}]*model="echo"/m); // gone with the unload
     expect((await postJson(`${server.url}/v2/repository/models/echo/load`, {})).status).toBe(200);
     expect((await stats(server.url, '/echo'))[0]!.inference_stats.success.count).toBe(0);
+    expect(await (await fetch(`${server.url}/metrics`)).text()).toMatch(/^nv_inference_request_success\{[^}]*model="echo"[^}]*\} 0$/m); // from zero
   });
 });
