@@ -17,6 +17,12 @@ afterEach(async () => {
 
 const KSVC = '/apis/serving.knative.dev/v1/namespaces/ml/services';
 
+/** Waits (at most 3 s) for `done`, then asserts it. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 600 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
+  expect(done()).toBe(true);
+}
+
 function readyService(name: string, rev: string, labels: Record<string, string> = { 'app.kubernetes.io/managed-by': 'kinfer' }) {
   return {
     apiVersion: 'serving.knative.dev/v1',
@@ -122,12 +128,6 @@ describe('deploy (server-side apply against the API server test double)', () => 
 describe('deploy --wait', () => {
   const SVC = `${KSVC}/echo`;
   const TRIGGER = '/apis/eventing.knative.dev/v1/namespaces/ml/triggers/echo-requests';
-  /** What Knative's controllers would write: the status of `path`'s stored object. */
-  const setStatus = (path: string, status: Record<string, unknown>) => api.put(path, { ...(api.get(path) as object), status });
-  const until = async (done: () => boolean) => {
-    for (let i = 0; i < 600 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
-    expect(done()).toBe(true);
-  };
   const ready = (generation: number, url?: string) => ({ observedGeneration: generation, ...(url ? { url } : {}), conditions: [{ type: 'Ready', status: 'True' }] });
 
   it('waits until every applied object is Ready at the generation its apply produced, reporting each change; returns the URL', async () => {
@@ -135,10 +135,10 @@ describe('deploy --wait', () => {
     const deploying = deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, wait: { timeoutMs: 10_000, pollMs: 5, onProgress: (l) => progress.push(l) } });
     await until(() => progress.length === 2);
     expect(progress).toEqual(['Service ml/echo: no conditions yet', 'Trigger ml/echo-requests: no conditions yet']);
-    setStatus(SVC, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'Unknown', reason: 'RevisionMissing', message: 'Configuration "echo" is waiting for a Revision to become ready.' }] });
-    setStatus(TRIGGER, ready(1));
+    api.setStatus(SVC, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'Unknown', reason: 'RevisionMissing', message: 'Configuration "echo" is waiting for a Revision to become ready.' }] });
+    api.setStatus(TRIGGER, ready(1));
     await until(() => progress.length === 4);
-    setStatus(SVC, ready(1, 'http://echo.ml.example.com'));
+    api.setStatus(SVC, ready(1, 'http://echo.ml.example.com'));
     const applied = await deploying;
     expect(applied.map((a) => [a.kind, a.url])).toEqual([['Service', 'http://echo.ml.example.com'], ['Trigger', undefined]]);
     expect(progress.slice(2)).toEqual([
@@ -153,20 +153,49 @@ describe('deploy --wait', () => {
     const again = deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, wait: { timeoutMs: 10_000, pollMs: 5, onProgress: (l) => progress.push(l) } });
     await until(() => progress.includes('Service ml/echo: generation 2 not observed yet (at 1)'));
     expect((api.get(SVC) as { metadata: { generation: number } }).metadata.generation).toBe(2);
-    setStatus(SVC, ready(2, 'http://echo.ml.example.com'));
+    api.setStatus(SVC, ready(2, 'http://echo.ml.example.com'));
     expect((await again)[0]!.url).toBe('http://echo.ml.example.com');
   });
 
-  it('Ready False at the new generation fails at once, naming the reason; the timeout names what was last seen', async () => {
-    const failing = deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, wait: { timeoutMs: 10_000, pollMs: 5 } });
+  it('Ready False that lasts the window fails, naming the reason; one that passes within it does not; the timeout names what was last seen', async () => {
+    const failing = deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, wait: { timeoutMs: 10_000, pollMs: 5, windowMs: 50 } });
     await until(() => api.requests.filter((r) => r.method === 'PATCH').length === 2);
-    setStatus(TRIGGER, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'False', reason: 'BrokerDoesNotExist', message: 'Broker "default" does not exist' }] });
+    api.setStatus(TRIGGER, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'False', reason: 'BrokerDoesNotExist', message: 'Broker "default" does not exist' }] });
     await expect(failing).rejects.toThrow(new Unavailable('Trigger ml/echo-requests is not ready: BrokerDoesNotExist: Broker "default" does not exist'));
 
-    setStatus(TRIGGER, ready(1));
-    setStatus(SVC, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'Unknown', reason: 'Deploying' }] });
+    // Knative reporting False for a moment: within the window it passes.
+    const progress: string[] = [];
+    const passing = deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, wait: { timeoutMs: 10_000, pollMs: 5, windowMs: 10_000, onProgress: (l) => progress.push(l) } });
+    await until(() => progress.some((l) => l.startsWith('Trigger ml/echo-requests: Ready=False')));
+    api.setStatus(TRIGGER, ready(1));
+    api.setStatus(SVC, ready(1));
+    expect((await passing).map((a) => a.kind)).toEqual(['Service', 'Trigger']);
+
+    api.setStatus(SVC, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'Unknown', reason: 'Deploying' }] });
     const slow = deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, wait: { timeoutMs: 60, pollMs: 5 } });
     await expect(slow).rejects.toThrow('not ready after 0 s: Service ml/echo: Ready=Unknown (Deploying)');
+  });
+
+  it('--kserve: the InferenceService by its Ready transition after a changing apply (its observedGeneration is its Knative Service\'s); TrainedModels not waited for', async () => {
+    const ISVC = '/apis/serving.kserve.io/v1beta1/namespaces/ml/inferenceservices/ocr-det';
+    const readyAt = (t: Date, url?: string) => ({ ...(url ? { url } : {}), conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: t.toISOString().replace(/\.\d+Z$/, 'Z') }] });
+    const progress: string[] = [];
+    const first = deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, wait: { timeoutMs: 10_000, pollMs: 5, onProgress: (l) => progress.push(l) } });
+    await until(() => progress.length === 1);
+    expect(progress).toEqual(['InferenceService ml/ocr-det: no conditions yet']); // the TrainedModel is applied, not waited for
+    api.setStatus(ISVC, { ...readyAt(new Date(), 'http://ocr-det.ml.example.com'), observedGeneration: 7 });
+    expect((await first).map((a) => [a.kind, a.url])).toEqual([['InferenceService', 'http://ocr-det.ml.example.com'], ['TrainedModel', undefined]]);
+
+    // A changed spec, and a Ready=True from an hour before: not taken until Ready turns True again.
+    api.put(ISVC, { ...(api.get(ISVC) as object), spec: { changed: true } });
+    api.setStatus(ISVC, readyAt(new Date(Date.now() - 3_600_000)));
+    progress.length = 0;
+    const changed = deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, wait: { timeoutMs: 10_000, pollMs: 5, onProgress: (l) => progress.push(l) } });
+    await until(() => progress.includes('InferenceService ml/ocr-det: the new spec not reconciled yet (Ready=True from before the apply)'));
+    api.setStatus(ISVC, readyAt(new Date(Date.now() + 1000), 'http://ocr-det.ml.example.com'));
+    expect((await changed)[0]!.url).toBe('http://ocr-det.ml.example.com');
+    // An apply that changes nothing takes the Ready there is.
+    expect((await deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, wait: { timeoutMs: 10_000, pollMs: 5 } }))[0]!.url).toBe('http://ocr-det.ml.example.com');
   });
 });
 
@@ -234,27 +263,35 @@ describe('logs', () => {
   });
 
   const PODS = '/api/v1/namespaces/ml/pods';
-  /** A pod of Knative Service `echo`, its server container running (after `restarts` restarts), waiting, or without a status. */
-  const pod = (name: string, revision: string, state: 'running' | 'waiting' | 'none' = 'running', restarts = 0) => ({
-    kind: 'Pod',
-    metadata: { name, labels: { 'serving.knative.dev/service': 'echo', 'serving.knative.dev/revision': revision } },
-    ...(state === 'none'
-      ? {}
-      : { status: { containerStatuses: [{ name: 'user-container', restartCount: restarts, state: state === 'running' ? { running: {} } : { waiting: { reason: 'ContainerCreating' } } }] } }),
-  });
-  const until = async (done: () => boolean) => {
-    for (let i = 0; i < 600 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
-    expect(done()).toBe(true);
+  /**
+   * A pod of Knative Service `echo`: its server container running (after `restarts` restarts), waiting to
+   * be created, waiting to restart after a crash (its last run terminated), or without a status; `deleting` marks it going.
+   */
+  const pod = (name: string, revision: string, state: 'running' | 'waiting' | 'crashloop' | 'none' = 'running', restarts = 0, deleting = false) => {
+    const container =
+      state === 'running'
+        ? { state: { running: {} } }
+        : state === 'waiting'
+          ? { state: { waiting: { reason: 'ContainerCreating' } } }
+          : { state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { exitCode: 1 } } };
+    return {
+      kind: 'Pod',
+      metadata: { name, labels: { 'serving.knative.dev/service': 'echo', 'serving.knative.dev/revision': revision }, ...(deleting ? { deletionTimestamp: '2026-12-07T00:00:00Z' } : {}) },
+      ...(state === 'none' ? {} : { status: { containerStatuses: [{ name: 'user-container', restartCount: restarts, ...container }] } }),
+    };
   };
 
   it('follows the running pods line by line across chunk splits, then pods that start later, until stopped', async () => {
     api.put(`${KSVC}/echo`, readyService('echo', 'echo-00003'));
-    const [a, b, c, d, e] = ['a', 'b', 'c', 'd', 'e'].map((x) => `echo-00003-deployment-${x}`) as [string, string, string, string, string];
+    const [a, b, c, d, e, w] = ['a', 'b', 'c', 'd', 'e', 'w'].map((x) => `echo-00003-deployment-${x}`) as [string, string, string, string, string, string];
+    const [y, z] = ['y', 'z'].map((x) => `echo-00002-deployment-${x}`) as [string, string];
     api.put(`${PODS}/${a}`, pod(a, 'echo-00003'));
     api.put(`${PODS}/${b}`, pod(b, 'echo-00003'));
     api.put(`${PODS}/${c}`, pod(c, 'echo-00003', 'waiting')); // not started: its log cannot be read yet
-    api.put(`${PODS}/echo-00002-deployment-z`, pod('echo-00002-deployment-z', 'echo-00002')); // an older revision's, going away
-    for (const [p, text] of [[a, 'old1\nold2\nold3\n'], [b, 'b-old\n'], [c, 'c1\n'], [d, 'd1\n'], [e, 'e1\n'], ['echo-00002-deployment-z', 'z1\n']] as const)
+    api.put(`${PODS}/${y}`, pod(y, 'echo-00002')); // the previous revision, still serving (a rollout, a traffic split)
+    api.put(`${PODS}/${z}`, pod(z, 'echo-00002', 'running', 0, true)); // being deleted
+    api.put(`${PODS}/${w}`, pod(w, 'echo-00003', 'crashloop', 2)); // its last run's log is there
+    for (const [p, text] of [[a, 'old1\nold2\nold3\n'], [b, 'b-old\n'], [c, 'c1\n'], [d, 'd1\n'], [e, 'e1\n'], [w, 'w-crash\n'], [y, 'y1\n'], [z, 'z1\n']] as const)
       api.setPodLog('ml', p, 'user-container', text);
     const seen: string[] = [];
     const events: string[] = [];
@@ -267,10 +304,10 @@ describe('logs', () => {
       onLine: (p, line) => seen.push(`${p.slice(-1)}: ${line}`),
       onPod: (p, rev, open) => events.push(`${open ? '+' : '-'}${p.slice(-1)} ${rev}`),
     });
-    await until(() => api.followers('ml', a, 'user-container') === 1 && api.followers('ml', b, 'user-container') === 1 && api.watchers(PODS) === 1);
-    await until(() => seen.length === 3);
-    expect(seen.sort()).toEqual(['a: old2', 'a: old3', 'b: b-old']);
-    expect(api.requests.find((r) => r.query.watch === 'true')?.query).toMatchObject({ labelSelector: 'serving.knative.dev/service=echo', allowWatchBookmarks: 'true' });
+    await until(() => [a, b, y, w].every((p) => api.followers('ml', p, 'user-container') === 1) && api.watchers(PODS) === 1);
+    await until(() => seen.length === 5);
+    expect(seen.sort()).toEqual(['a: old2', 'a: old3', 'b: b-old', 'w: w-crash', 'y: y1']);
+    expect(api.requests.find((r) => r.query.watch === 'true')?.query).toMatchObject({ labelSelector: 'serving.knative.dev/service=echo', allowWatchBookmarks: 'true', timeoutSeconds: '300' });
     // A line written in two pieces arrives once, whole.
     seen.length = 0;
     api.appendPodLog('ml', a, 'user-container', 'new ha');
@@ -278,10 +315,10 @@ describe('logs', () => {
     await until(() => seen.length === 1);
     expect(seen).toEqual(['a: new half']);
 
-    // c's container starts, d is scaled up, the old revision's pod changes: c and d are followed, z is not.
+    // c's container starts, d is scaled up, the deleted pod changes: c and d are followed, z is not.
     api.put(`${PODS}/${c}`, pod(c, 'echo-00003'));
     api.put(`${PODS}/${d}`, pod(d, 'echo-00004'));
-    api.put(`${PODS}/echo-00002-deployment-z`, pod('echo-00002-deployment-z', 'echo-00002', 'running', 1));
+    api.put(`${PODS}/${z}`, pod(z, 'echo-00002', 'running', 0, true));
     await until(() => seen.length === 3);
     expect(seen.slice(1).sort()).toEqual(['c: c1', 'd: d1']);
     // a's container restarts: its stream ends, and the new container is followed.
@@ -294,12 +331,12 @@ describe('logs', () => {
     await until(() => api.requests.filter((r) => r.path === PODS && r.query.watch === undefined).length === 2 && api.watchers(PODS) === 1);
     api.put(`${PODS}/${e}`, pod(e, 'echo-00003'));
     await until(() => api.followers('ml', e, 'user-container') === 1);
-    expect(api.followers('ml', 'echo-00002-deployment-z', 'user-container')).toBe(0);
+    expect(api.followers('ml', z, 'user-container')).toBe(0);
 
     stop.abort();
-    expect(await following).toEqual([a, b, c, d, e]);
-    await until(() => [a, b, c, d, e].every((p) => api.followers('ml', p, 'user-container') === 0) && api.watchers(PODS) === 0); // all closed
-    expect(events.filter((x) => x.startsWith('+'))).toEqual(['+a echo-00003', '+b echo-00003', '+c echo-00003', '+d echo-00004', '+a echo-00003', '+e echo-00003']);
+    expect(await following).toEqual([a, b, y, w, c, d, e]);
+    await until(() => [a, b, c, d, e, w, y].every((p) => api.followers('ml', p, 'user-container') === 0) && api.watchers(PODS) === 0); // all closed
+    expect(events.filter((x) => x.startsWith('+'))).toEqual(['+a echo-00003', '+b echo-00003', '+y echo-00002', '+w echo-00003', '+c echo-00003', '+d echo-00004', '+a echo-00003', '+e echo-00003']);
   });
 
   it('with no pod running it waits for one; when the watch keeps failing it ends with the last stream', async () => {
@@ -315,7 +352,7 @@ describe('logs', () => {
     await until(() => idle === 1 && api.watchers(PODS) === 1);
     api.put(`${PODS}/${a}`, pod(a, 'echo-00003')); // scaled up from zero
     await until(() => seen.length === 1);
-    api.endPodLog('ml', a, 'user-container'); // scaled back to zero: waiting again
+    api.dropPodLog('ml', a, 'user-container'); // the connection cut mid-stream: the stream ends, waiting again
     await until(() => idle === 2);
     stop.abort();
     expect(await waiting).toEqual([a]);

@@ -13,7 +13,7 @@ import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { stringify, parseAllDocuments } from 'yaml';
 import { InvalidArgument, NotFound } from '../runtime/core/errors.js';
 import { FIELD_MANAGER } from './resources/common.js';
-import { kubeError, loadKubeConfig, namespaceOf, type KubeOptions } from './kube.js';
+import { isNotFound, kubeError, loadKubeConfig, namespaceOf, type KubeOptions } from './kube.js';
 import { repoRoot } from './specs.js';
 import { waitReady, type WaitOptions, type WaitTarget } from './wait.js';
 
@@ -54,8 +54,18 @@ export interface AppliedObject {
 }
 
 export const MAX_MANIFESTS = 100;
-/** Kinds whose status carries a `Ready` condition (Knative's duck type), which `wait` waits for. */
-const REPORTS_READY = new Set(['Service', 'Trigger', 'InferenceService', 'TrainedModel']);
+/**
+ * What `wait` waits for, by `<group>/<kind>`: Knative's kinds report `observedGeneration` faithfully.
+ * KServe's InferenceService copies its Knative Service's (kserve#6081), so a change of its spec is seen
+ * through the Ready condition's `lastTransitionTime` instead. TrainedModels are not waited for: their
+ * controller sets no `observedGeneration`, their Ready is False while the InferenceService is not ready,
+ * and it does not say whether the agent has loaded the model (the model's own ready route does).
+ */
+const WAITED: Record<string, WaitTarget['track']> = {
+  'serving.knative.dev/Service': 'generation',
+  'eventing.knative.dev/Trigger': 'generation',
+  'serving.kserve.io/InferenceService': 'transition',
+};
 
 const KINDS_APPLIED = [
   { group: 'serving.knative.dev', version: 'v1', kind: 'Service' },
@@ -149,14 +159,29 @@ export async function deploy(fn: string, opts: DeployOptions = {}): Promise<Appl
   const applied: AppliedObject[] = [];
   const targets: WaitTarget[] = [];
   for (const o of objects) {
+    const what = `${o.kind} ${o.metadata!.namespace ? o.metadata!.namespace + '/' : ''}${o.metadata!.name}`;
+    const track = opts.wait ? WAITED[`${o.apiVersion!.split('/')[0]}/${o.kind}`] : undefined;
+    // The generation before the apply tells whether it changed the spec (read only where that matters).
+    const before = track === 'transition' ? await api.read({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata!.name!, namespace: o.metadata!.namespace } }).then((r) => r.metadata?.generation, (err: unknown) => (isNotFound(err) ? 0 : Promise.reject(kubeError(err, what)))) : undefined;
     let answer: KubernetesObject;
     try {
       answer = await api.patch(o, undefined, undefined, FIELD_MANAGER, opts.force ? true : undefined, PatchStrategy.ServerSideApply);
     } catch (err) {
-      throw kubeError(err, `apply ${o.kind} ${o.metadata!.namespace ? o.metadata!.namespace + '/' : ''}${o.metadata!.name}`);
+      throw kubeError(err, `apply ${what}`);
     }
     applied.push(summary(o));
-    if (REPORTS_READY.has(o.kind!)) targets.push({ apiVersion: o.apiVersion!, kind: o.kind!, name: o.metadata!.name!, namespace: o.metadata!.namespace, generation: answer.metadata?.generation });
+    if (!track) continue;
+    const generation = answer.metadata?.generation;
+    const appliedAt = answer.metadata?.managedFields?.find((f) => f.manager === FIELD_MANAGER && f.operation === 'Apply')?.time;
+    targets.push({
+      apiVersion: o.apiVersion!,
+      kind: o.kind!,
+      name: o.metadata!.name!,
+      namespace: o.metadata!.namespace,
+      generation,
+      track,
+      ...(track === 'transition' && before !== generation && appliedAt ? { readySince: new Date(appliedAt) } : {}),
+    });
   }
   if (!opts.wait) return applied;
   const ready = await waitReady(kc!, targets, opts.wait);

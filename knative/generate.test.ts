@@ -289,6 +289,10 @@ describe('credentials: env from Secrets and ConfigMaps, the pod\'s ServiceAccoun
       { value: '{{ secret:extra-creds }}' },
       { value: '{{ configMap:settings }}' },
     ]);
+    // Kubernetes takes "." in names; func's template does not: named, not written broken.
+    const dotted = defineFunction({ name: 'dotted', model: { name: 'm', storageUri: 's3://b/m', platform: 'onnx' }, envFrom: [{ secretRef: { name: 's3.creds' } }] });
+    expect((knativeService(dotted.spec) as any).spec.template.spec.containers[0].envFrom).toEqual([{ secretRef: { name: 's3.creds' } }]);
+    expect(() => renderFuncYaml(dotted.spec)).toThrow(/function 'dotted': envFrom\.0: func\.yaml cannot name 's3\.creds'/);
   });
 
   it('bad references are refused at definition, naming the field', () => {

@@ -26,6 +26,8 @@ export const MAX_PODS = 50;
 export const WATCH_BACKOFF_MS: readonly number[] = [500, 1000, 2000, 4000, 8000];
 /** A watch that ends sooner than this without an event counts as failed (a server closing watches at once). */
 const WATCH_MIN_MS = 1000;
+/** The server ends each watch after this (`timeoutSeconds`), and it is made again; as client-go, a few minutes. */
+const WATCH_SECONDS = 300;
 
 export interface LogsOptions extends KubeOptions {
   /** Last lines per pod; default 200. */
@@ -93,25 +95,50 @@ export interface FollowOptions extends LogsOptions {
   watchBackoffMs?: readonly number[];
 }
 
-/** The restart count of the pod's server container once it has started (running, or ran and stopped); else undefined. */
+/**
+ * The restart count of the pod's server container once it has run (running now, stopped, or
+ * waiting to restart after a crash, whose last run's log the kubelet still serves); else undefined.
+ */
 function serverRestarts(pod: V1Pod): number | undefined {
   const c = pod.status?.containerStatuses?.find((s) => s.name === SERVER_CONTAINER);
-  return c && (c.state?.running || c.state?.terminated) ? (c.restartCount ?? 0) : undefined;
+  return c && (c.state?.running || c.state?.terminated || c.lastState?.terminated) ? (c.restartCount ?? 0) : undefined;
+}
+
+/**
+ * Aborts the controller `pending` resolves with when `stop` fires, at once if it already has: client-node's
+ * `Log` and `Watch` hand their AbortController over only once the response's headers have come.
+ * Returns the listener's removal.
+ */
+function abortWhenStopped(pending: Promise<AbortController>, stop: AbortSignal, onStop: () => void): () => void {
+  let controller: AbortController | undefined;
+  const listener = () => {
+    controller?.abort();
+    onStop();
+  };
+  stop.addEventListener('abort', listener, { once: true });
+  pending.then(
+    (c) => {
+      controller = c;
+      if (stop.aborted) c.abort();
+    },
+    () => undefined, // the caller handles the failure
+  );
+  return () => stop.removeEventListener('abort', listener);
 }
 
 /**
  * Streams the server container's log of each pod of the function (`follow=true`, after the last
- * `tailLines` lines) until `signal` aborts: the current revision's pods whose container has started,
- * then, through a watch of the function's pods (label `serving.knative.dev/service`), each pod that
- * starts later, of any revision, and a pod's restarted container. Pods of older revisions there at
- * the start are left out (on their way out). If the watch keeps failing (WATCH_BACKOFF_MS), it ends
+ * `tailLines` lines) until `signal` aborts: the pods whose container has run, of any revision
+ * (during a rollout both revisions serve), then, through a watch of the function's pods (label
+ * `serving.knative.dev/service`), each pod that starts later and each restarted container. Pods
+ * being deleted at the start are left out. If the watch keeps failing (WATCH_BACKOFF_MS), it ends
  * once the open streams end. Returns the pods followed, in the order they were.
  */
 export async function followLogs(fn: string, opts: FollowOptions): Promise<string[]> {
   checkName(fn);
   const kc = loadKubeConfig(opts);
   const namespace = namespaceOf(kc, opts);
-  const revision = await currentRevision(kc, fn, namespace);
+  await readService(kc, fn, namespace); // NotFound naming it
   const core = kc.makeApiClient(CoreV1Api);
   const labelSelector = `${SERVICE_LABEL}=${fn}`;
   const listPods = async () => {
@@ -124,14 +151,14 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
   const first = await listPods();
   const nameOf = (p: V1Pod) => p.metadata?.name ?? '';
   const revisionOf = (p: V1Pod) => p.metadata?.labels?.[REVISION_LABEL] ?? '';
-  const initial = first.items.filter((p) => revisionOf(p) === revision && serverRestarts(p) !== undefined);
-  const skipped = new Set(first.items.filter((p) => revisionOf(p) !== revision).map(nameOf));
+  const initial = first.items.filter((p) => !p.metadata?.deletionTimestamp && serverRestarts(p) !== undefined);
 
   // Stopped by the caller, or when every pod of the start failed.
   const stop = new AbortController();
   setMaxListeners(MAX_PODS + 10, stop.signal); // a listener per open stream, and the watch's
   const onAbort = () => stop.abort();
   opts.signal.addEventListener('abort', onAbort, { once: true });
+  if (opts.signal.aborted) stop.abort(); // a stop during the requests above
   const logApi = new Log(kc);
   const followed: string[] = [];
   const open = new Set<string>();
@@ -140,6 +167,7 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
   let watching = true;
   let initialLeft = initial.length;
   let initialOk = false;
+  let firstFailure: Error | undefined;
   let thrown: Error | undefined;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));
@@ -150,16 +178,10 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
 
   const stream = (pod: string): Promise<Error | undefined> =>
     new Promise((resolve) => {
-      let controller: AbortController | undefined;
-      const onStop = () => {
-        controller?.abort();
-        done(undefined);
-      };
       const done = (err: Error | undefined) => {
-        stop.signal.removeEventListener('abort', onStop);
+        unlisten();
         resolve(err);
       };
-      stop.signal.addEventListener('abort', onStop, { once: true });
       let partial = '';
       const sink = new Writable({
         write(chunk: Buffer, _enc, next) {
@@ -176,27 +198,33 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
       });
       sink.on('finish', () => done(undefined));
       sink.on('error', () => done(undefined));
-      logApi.log(namespace, pod, SERVER_CONTAINER, sink, { follow: true, tailLines: opts.tailLines ?? 200 }).then(
-        (c) => {
-          controller = c;
-          if (stop.signal.aborted) c.abort();
-        },
-        (err: unknown) => done(kubeError(err, `logs of pod ${namespace}/${pod}`)),
-      );
+      // `pipe` does not pass a dropped connection on to the sink: end the stream when its source breaks off.
+      sink.on('pipe', (src: NodeJS.ReadableStream & { readableEnded?: boolean }) => {
+        src.once('error', () => done(undefined));
+        src.once('close', () => {
+          if (!src.readableEnded) done(undefined);
+        });
+      });
+      const request = logApi.log(namespace, pod, SERVER_CONTAINER, sink, { follow: true, tailLines: opts.tailLines ?? 200 });
+      const unlisten = abortWhenStopped(request, stop.signal, () => done(undefined));
+      request.catch((err: unknown) => done(kubeError(err, `logs of pod ${namespace}/${pod}`)));
     });
 
   /** The last state seen of each pod, looked at again when its stream ends (a restart seen while it was open). */
   const latest = new Map<string, V1Pod>();
   const consider = (p: V1Pod, atStart = false) => {
+    if (stop.signal.aborted) return;
     const pod = nameOf(p);
     if (pod) latest.set(pod, p);
     const restarts = serverRestarts(p);
-    if (!pod || skipped.has(pod) || open.has(pod) || restarts === undefined || begun.has(`${pod}#${restarts}`)) return;
-    begun.add(`${pod}#${restarts}`);
+    // A pod being deleted is not picked up (one followed already streams to its end).
+    if (!pod || open.has(pod) || p.metadata?.deletionTimestamp || restarts === undefined || begun.has(`${pod}#${restarts}`)) return;
     if (open.size >= MAX_PODS) {
       opts.onError?.(pod, new Unavailable(`not followed: ${MAX_PODS} pods are followed already`));
+      if (atStart) initialLeft--;
       return;
     }
+    begun.add(`${pod}#${restarts}`);
     const rev = revisionOf(p);
     open.add(pod);
     if (!followed.includes(pod)) followed.push(pod);
@@ -206,8 +234,9 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
       if (err) opts.onError?.(pod, err);
       if (atStart) {
         initialOk ||= !err;
+        firstFailure ??= err;
         if (--initialLeft === 0 && !initialOk && !stop.signal.aborted) {
-          thrown = err;
+          thrown = firstFailure;
           stop.abort();
         }
       }
@@ -231,21 +260,21 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
       let expired = false;
       let error: Error | undefined;
       await new Promise<void>((resolve) => {
-        let controller: AbortController | undefined;
-        // Before watch() returns its controller (the response's headers), a stop cannot reach the
-        // request: stop waiting now, and abort it when it comes (below).
-        const abort = () => {
-          controller?.abort();
-          resolve();
-        };
-        stop.signal.addEventListener('abort', abort, { once: true });
+        // The server ends the watch after WATCH_SECONDS; past that plus a margin the connection is
+        // taken for half-open (no event, no end) and the watch is made again.
+        let stale = false;
+        const timer = setTimeout(() => ((stale = true), void request.then((c) => c.abort())), (WATCH_SECONDS + 30) * 1000);
+        timer.unref();
         const done = (err: unknown) => {
-          stop.signal.removeEventListener('abort', abort);
-          if (err && !stop.signal.aborted) error ??= kubeError(err, `watch of pods of Knative Service ${namespace}/${fn}`);
+          clearTimeout(timer);
+          unlisten();
+          if (err && !stop.signal.aborted && !stale) error ??= kubeError(err, `watch of pods of Knative Service ${namespace}/${fn}`);
           resolve();
         };
-        watch
-          .watch(path, { labelSelector, resourceVersion, allowWatchBookmarks: true }, (type: string, obj: V1Pod & { code?: number; message?: string }) => {
+        const request = watch.watch(
+          path,
+          { labelSelector, resourceVersion, allowWatchBookmarks: true, timeoutSeconds: WATCH_SECONDS },
+          (type: string, obj: V1Pod & { code?: number; message?: string }) => {
             if (type === 'ERROR') {
               if (obj.code === 410) expired = true;
               else error ??= new Unavailable(`Kubernetes API: watch of pods of Knative Service ${namespace}/${fn}: ${obj.message ?? 'error event'}`);
@@ -255,11 +284,12 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
             resourceVersion = obj.metadata?.resourceVersion ?? resourceVersion;
             if (type === 'ADDED' || type === 'MODIFIED') consider(obj);
             else if (type === 'DELETED') latest.delete(nameOf(obj));
-          }, done)
-          .then((c) => {
-            controller = c;
-            if (stop.signal.aborted) c.abort();
-          }, done);
+          },
+          done,
+        );
+        // A stop before the headers come cannot reach the request: stop waiting now.
+        const unlisten = abortWhenStopped(request, stop.signal, () => done(undefined));
+        request.catch(done);
       });
       if (stop.signal.aborted) break;
       if (expired && !error) {
@@ -290,7 +320,7 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
   };
 
   for (const p of initial) consider(p, true);
-  if (open.size === 0) opts.onIdle?.();
+  if (open.size === 0 && !stop.signal.aborted) opts.onIdle?.();
   void watchPods();
   await finished;
   stop.abort();

@@ -1,16 +1,21 @@
 /**
  * @module knative/wait
  * `kinfer deploy --wait`: after the apply, reads each applied object every `pollMs` until its
- * `Ready` condition is True at the generation the apply produced (`status.observedGeneration`
- * at least that), as `kn service create` waits. `Ready` False at that generation fails at once,
- * naming the object, the reason and the message (an image that cannot be pulled, a Broker that
- * does not exist); past the timeout the failure names the conditions last seen.
+ * `Ready` condition is True for what the apply asked, as `kn service create` waits: at the
+ * generation the apply produced (`status.observedGeneration` at least that), or, for a kind whose
+ * observedGeneration cannot be trusted (KServe's InferenceService), a Ready that turned True after
+ * an apply that changed the spec. `Ready` False that stays so for `windowMs` (kn's `--wait-window`,
+ * 2 s) fails, naming the object, the reason and the message (an image that cannot be pulled, a
+ * Broker that does not exist); past the timeout the failure names the conditions last seen.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { Cancelled, DeadlineExceeded, Unavailable } from '../runtime/core/errors.js';
 import { kubeError } from './kube.js';
 import type { Condition } from './status.js';
+
+/** kn's default `--wait-window`: how long a Ready False may last before it counts. */
+export const READY_FALSE_WINDOW_MS = 2000;
 
 export interface WaitTarget {
   apiVersion: string;
@@ -19,12 +24,18 @@ export interface WaitTarget {
   namespace?: string;
   /** `metadata.generation` the apply answered with; undefined accepts any. */
   generation?: number;
+  /** How the new spec is known to be seen: `status.observedGeneration`, or the Ready condition's transition. */
+  track: 'generation' | 'transition';
+  /** With `transition`, when the apply changed the spec: only a Ready whose `lastTransitionTime` is not before this counts. */
+  readySince?: Date;
 }
 
 export interface WaitOptions {
   timeoutMs: number;
   /** Between reads; default 1 s. */
   pollMs?: number;
+  /** Default READY_FALSE_WINDOW_MS. */
+  windowMs?: number;
   signal?: AbortSignal;
   /** A line each time an object's conditions change. */
   onProgress?: (line: string) => void;
@@ -39,17 +50,31 @@ export interface ReadyObject {
 }
 
 interface StatusOf {
-  status?: { observedGeneration?: number; conditions?: Condition[]; url?: string };
+  status?: { observedGeneration?: number; conditions?: (Condition & { lastTransitionTime?: string | Date })[]; url?: string };
 }
 
 const describe = (t: WaitTarget) => `${t.kind} ${t.namespace ? `${t.namespace}/` : ''}${t.name}`;
 const conditionText = (c: Condition) => `${c.type}=${c.status}${c.reason ? ` (${c.reason}${c.message ? `: ${c.message}` : ''})` : ''}`;
 
-/** Waits until every target is Ready at its generation; returns them in order, with their URLs. */
+/** Whether `obj`'s status speaks of what the apply asked (else it is the previous spec's); the text says why not. */
+function current(t: WaitTarget, obj: StatusOf): string | true {
+  if (t.track === 'generation') {
+    const observed = obj.status?.observedGeneration;
+    // A controller that does not report observedGeneration cannot be held to it.
+    return t.generation === undefined || observed === undefined || observed >= t.generation ? true : `generation ${t.generation} not observed yet (at ${observed})`;
+  }
+  if (!t.readySince) return true;
+  const ready = obj.status?.conditions?.find((c) => c.type === 'Ready');
+  const at = ready?.lastTransitionTime === undefined ? undefined : new Date(ready.lastTransitionTime);
+  return ready?.status !== 'True' || (at !== undefined && at >= t.readySince) ? true : 'the new spec not reconciled yet (Ready=True from before the apply)';
+}
+
+/** Waits until every target is Ready for what the apply asked; returns them in order, with their URLs. */
 export async function waitReady(kc: KubeConfig, targets: WaitTarget[], opts: WaitOptions): Promise<ReadyObject[]> {
   const api = KubernetesObjectApi.makeApiClient(kc);
   const deadline = Date.now() + opts.timeoutMs;
   const pending = new Map(targets.map((t) => [t, '']));
+  const falseSince = new Map<WaitTarget, number>();
   const ready = new Map<WaitTarget, ReadyObject>();
   for (;;) {
     for (const [t, seen] of pending) {
@@ -59,18 +84,21 @@ export async function waitReady(kc: KubeConfig, targets: WaitTarget[], opts: Wai
       } catch (err) {
         throw kubeError(err, describe(t));
       }
-      const observed = obj.status?.observedGeneration;
-      // A controller that does not report observedGeneration cannot be held to it.
-      const current = t.generation === undefined || observed === undefined || observed >= t.generation;
+      const now = current(t, obj);
       const conditions = obj.status?.conditions ?? [];
-      const text = current ? conditions.map(conditionText).join(', ') || 'no conditions yet' : `generation ${t.generation} not observed yet (at ${observed})`;
+      const text = now === true ? conditions.map(conditionText).join(', ') || 'no conditions yet' : now;
       if (text !== seen) {
         opts.onProgress?.(`${describe(t)}: ${text}`);
         pending.set(t, text);
       }
-      const r = conditions.find((c) => c.type === 'Ready');
-      if (current && r?.status === 'False') throw new Unavailable(`${describe(t)} is not ready: ${r.reason ?? 'Ready=False'}${r.message ? `: ${r.message}` : ''}`);
-      if (current && r?.status === 'True') {
+      const r = now === true ? conditions.find((c) => c.type === 'Ready') : undefined;
+      if (r?.status === 'False') {
+        // Knative may report False for a moment (kn waits its --wait-window before believing it).
+        const since = falseSince.get(t) ?? Date.now();
+        falseSince.set(t, since);
+        if (Date.now() - since >= (opts.windowMs ?? READY_FALSE_WINDOW_MS)) throw new Unavailable(`${describe(t)} is not ready: ${r.reason ?? 'Ready=False'}${r.message ? `: ${r.message}` : ''}`);
+      } else falseSince.delete(t);
+      if (r?.status === 'True') {
         pending.delete(t);
         ready.set(t, { kind: t.kind, name: t.name, ...(t.namespace ? { namespace: t.namespace } : {}), ...(obj.status?.url ? { url: obj.status.url } : {}) });
       }

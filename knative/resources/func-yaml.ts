@@ -33,7 +33,7 @@ export function funcYaml(spec: FunctionSpec): Record<string, unknown> {
     healthEndpoints: { liveness: '/v2/health/live', readiness: '/v2/health/ready' },
   };
   if (spec.serviceAccountName) deploy.serviceAccountName = spec.serviceAccountName;
-  const run: Record<string, unknown> = { envs: [...serverEnv(spec).map(funcEnv), ...spec.envFrom.map(funcEnvFrom)] };
+  const run: Record<string, unknown> = { envs: [...serverEnv(spec).map((e) => funcEnv(e, spec.name)), ...spec.envFrom.map((e, i) => funcEnvFrom(e, i, spec.name))] };
   const claim = modelPvcClaim(spec);
   // `presistentVolumeClaim` is func's own spelling of the key (its Volume type's yaml tag).
   if (claim) run.volumes = [{ presistentVolumeClaim: { claimName: claim, readOnly: true }, path: DEFAULT_PVC_ROOT }];
@@ -51,12 +51,21 @@ export function funcYaml(spec: FunctionSpec): Record<string, unknown> {
  * func's own syntax for values read from the cluster: `{{ secret:<name>:<key> }}`, `{{ configMap:<name>:<key> }}`,
  * and a whole Secret or ConfigMap as an entry without a name. It has no `optional`: func requires every reference.
  */
-function funcEnv(e: EnvVar): { name: string; value: string } {
+function funcEnv(e: EnvVar, fn: string): { name: string; value: string } {
   if ('value' in e) return e;
   const [kind, ref] = 'secretKeyRef' in e.valueFrom ? ['secret', e.valueFrom.secretKeyRef] : ['configMap', e.valueFrom.configMapKeyRef];
-  return { name: e.name, value: `{{ ${kind}:${ref.name}:${ref.key} }}` };
+  return { name: e.name, value: `{{ ${kind}:${funcRefName(fn, `env.${e.name}`, ref.name)}:${ref.key} }}` };
 }
 
-function funcEnvFrom(s: EnvSource): { value: string } {
-  return { value: 'secretRef' in s ? `{{ secret:${s.secretRef.name} }}` : `{{ configMap:${s.configMapRef.name} }}` };
+function funcEnvFrom(s: EnvSource, i: number, fn: string): { value: string } {
+  const [kind, name] = 'secretRef' in s ? ['secret', s.secretRef.name] : ['configMap', s.configMapRef.name];
+  return { value: `{{ ${kind}:${funcRefName(fn, `envFrom.${i}`, name)} }}` };
+}
+
+/** func's template takes a Secret's or ConfigMap's name as word characters and single "-": no "." (which Kubernetes allows). */
+function funcRefName(fn: string, field: string, name: string): string {
+  if (!/^(?:\w|-\w)+$/.test(name)) {
+    throw new InvalidArgument(`function '${fn}': ${field}: func.yaml cannot name '${name}' (func's {{ secret:... }} takes letters, digits, "_" and "-"); rename it, or deploy with the manifests (kubectl, kn or kinfer deploy)`);
+  }
+  return name;
 }

@@ -28,12 +28,19 @@ describe('gcsCredential: the Application Default Credentials order', () => {
     expect(gcsCredential({ GCE_METADATA_HOST: '127.0.0.1:8080' }, other)).toEqual({ kind: 'metadata', host: '127.0.0.1:8080' });
     expect(gcsCredential({ GCE_METADATA_IP: '10.0.0.9' }, other)).toEqual({ kind: 'metadata', host: '10.0.0.9' });
     expect(gcsCredential({ METADATA_SERVER_DETECTION: ' None ', GCE_METADATA_HOST: '127.0.0.1:8080' }, gce)).toEqual({ kind: 'anonymous' });
+    expect(gcsCredential({ GCE_METADATA_IP: '10.0.0.9', GCE_METADATA_HOST: 'http://md.local:80/' }, other)).toEqual({ kind: 'metadata', host: '10.0.0.9' }); // the IP first, as gcp-metadata
+    expect(gcsCredential({ GCE_METADATA_HOST: 'http://md.local:80/' }, other)).toEqual({ kind: 'metadata', host: 'md.local:80' });
+    expect(gcsCredential({ METADATA_SERVER_DETECTION: 'assume-present' }, other)).toEqual({ kind: 'metadata', host: '169.254.169.254' });
+    // An emulator or proxy endpoint gets only what is named: not the DMI-found metadata server.
+    expect(gcsCredential({ STORAGE_EMULATOR_HOST: 'localhost:4443' }, gce)).toEqual({ kind: 'anonymous' });
+    expect(gcsCredential({ GCS_ENDPOINT: 'http://proxy', GCE_METADATA_HOST: '127.0.0.1:8080' }, gce)).toEqual({ kind: 'metadata', host: '127.0.0.1:8080' });
 
     expect(gcsCredential({ HOME: home }, gce)).toEqual({ kind: 'metadata', host: '169.254.169.254' }); // no file there yet
     await mkdir(join(home, '.config', 'gcloud'), { recursive: true });
     await writeFile(wellKnown, '{}');
     expect(gcsCredential({ HOME: home }, gce)).toEqual({ kind: 'key-file', path: wellKnown, from: `gcloud's ${wellKnown}` });
     expect(gcsCredential({ HOME: home, CLOUDSDK_CONFIG: join(dir, 'elsewhere') }, other)).toEqual({ kind: 'anonymous' }); // CLOUDSDK_CONFIG replaces ~/.config/gcloud
+    expect(gcsCredential({ HOME: home, GCS_ENDPOINT: 'http://emulator' }, gce)).toEqual({ kind: 'anonymous' }); // not sent to an emulator
     expect(gcsCredential({ HOME: home, GOOGLE_APPLICATION_CREDENTIALS: '/keys/sa.json' }, gce)).toEqual({ kind: 'key-file', path: '/keys/sa.json', from: 'GOOGLE_APPLICATION_CREDENTIALS' });
   });
 

@@ -6,10 +6,14 @@
  * 2. gcloud's well-known file, `$CLOUDSDK_CONFIG/application_default_credentials.json`
  *    (else under `$HOME/.config/gcloud/`), as `gcloud auth application-default login` writes it;
  * 3. the metadata server (GKE workload identity, a node's service account), when the machine is on
- *    Google Cloud (its DMI BIOS vendor or product name says Google) or `GCE_METADATA_HOST` /
- *    `GCE_METADATA_IP` names one; `METADATA_SERVER_DETECTION=none` skips it. A metadata server
- *    that does not answer means anonymous, as it means no credentials to ADC;
+ *    Google Cloud (its DMI BIOS vendor or product name says Google) or `GCE_METADATA_IP` /
+ *    `GCE_METADATA_HOST` names one; `METADATA_SERVER_DETECTION` as Google's libraries read it (`none`
+ *    skips it, `assume-present` / `ping-only` ask without the DMI check). A metadata server that does
+ *    not answer means anonymous, as it means no credentials to ADC;
  * 4. else anonymous: KServe falls back to an anonymous client the same way.
+ * With `GCS_ENDPOINT` or `STORAGE_EMULATOR_HOST` (an emulator, a proxy) only an explicit credential is
+ * sent there (the key file, a metadata server named by variable); nothing found by itself, as Google's
+ * client takes anonymous credentials with an emulator.
  * Key files go through google-auth-library. The metadata call is written here: the library's
  * Compute client reads the metadata host from `process.env`, and a pull takes its environment
  * from the PullContext.
@@ -18,7 +22,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GoogleAuth } from 'google-auth-library';
 import { Unavailable } from '../core/errors.js';
-import { abortError, bounded, reasonOf, type PullContext } from './transfer.js';
+import { abortError, bounded, isTransientStatus, reasonOf, TransientError, withRetry, type PullContext } from './transfer.js';
 
 const READ_ONLY_SCOPE = 'https://www.googleapis.com/auth/devstorage.read_only';
 /** The metadata server's link-local address (`metadata.google.internal`, without the DNS lookup). */
@@ -47,13 +51,16 @@ export function onGoogleCloud(dmiDir = DMI_DIR): boolean {
 /** Which credential a pull with `env` uses (no network). */
 export function gcsCredential(env: NodeJS.ProcessEnv, dmiDir = DMI_DIR): GcsCredential {
   if (env.GOOGLE_APPLICATION_CREDENTIALS) return { kind: 'key-file', path: env.GOOGLE_APPLICATION_CREDENTIALS, from: 'GOOGLE_APPLICATION_CREDENTIALS' };
+  const detection = env.METADATA_SERVER_DETECTION?.trim().toLowerCase();
+  const named = (env.GCE_METADATA_IP || env.GCE_METADATA_HOST)?.replace(/^https?:\/\//i, '').replace(/\/+$/, '');
+  if (named && detection !== 'none') return { kind: 'metadata', host: named };
+  if (env.GCS_ENDPOINT || env.STORAGE_EMULATOR_HOST) return { kind: 'anonymous' };
   const gcloudDir = env.CLOUDSDK_CONFIG || (env.HOME ? join(env.HOME, '.config', 'gcloud') : undefined);
   const wellKnown = gcloudDir && join(gcloudDir, 'application_default_credentials.json');
   if (wellKnown && existsSync(wellKnown)) return { kind: 'key-file', path: wellKnown, from: `gcloud's ${wellKnown}` };
-  if (env.METADATA_SERVER_DETECTION?.trim().toLowerCase() === 'none') return { kind: 'anonymous' };
-  const host = env.GCE_METADATA_HOST || env.GCE_METADATA_IP;
-  if (host) return { kind: 'metadata', host };
-  return onGoogleCloud(dmiDir) ? { kind: 'metadata', host: METADATA_IP } : { kind: 'anonymous' };
+  if (detection === 'none') return { kind: 'anonymous' };
+  if (detection === 'assume-present' || detection === 'ping-only' || onGoogleCloud(dmiDir)) return { kind: 'metadata', host: METADATA_IP };
+  return { kind: 'anonymous' };
 }
 
 /** What a failed request should tell the operator to check. */
@@ -83,19 +90,25 @@ async function keyFileToken(ctx: PullContext, cred: { path: string; from: string
   }
 }
 
-/** GCE's documented token call; undefined when nothing answers at `host`. */
+/** GCE's documented token call (a 429 or 5xx retried: a metadata server starting up gives them); undefined when nothing answers at `host`. */
 async function metadataToken(ctx: PullContext, host: string, what: string, bucket: string): Promise<string | undefined> {
   const url = `http://${host}/computeMetadata/v1/instance/service-accounts/default/token?scopes=${encodeURIComponent(READ_ONLY_SCOPE)}`;
   const refused = (why: string) => new Unavailable(`${what}: the metadata server at ${host} gave no access token for bucket ${bucket}: ${why}`);
-  let res: Response;
-  try {
-    res = await fetch(url, { headers: { 'metadata-flavor': 'Google' }, signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(METADATA_TIMEOUT_MS)]) });
-  } catch (err) {
-    if (ctx.signal.aborted) throw abortError(ctx, what);
-    ctx.logger.info({ event: 'gcs_metadata_absent', host, reason: reasonOf(err) }, `storage: no metadata server answered at ${host}; ${what} is read anonymously`);
-    return undefined;
-  }
-  const text = await res.text().catch(() => '');
+  const answer = await withRetry(ctx, `${what}: the metadata server at ${host}`, async () => {
+    let res: Response;
+    try {
+      res = await fetch(url, { headers: { 'metadata-flavor': 'Google' }, redirect: 'error', signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(METADATA_TIMEOUT_MS)]) });
+    } catch (err) {
+      if (ctx.signal.aborted) throw abortError(ctx, what);
+      ctx.logger.info({ event: 'gcs_metadata_absent', host, reason: reasonOf(err) }, `storage: no metadata server answered at ${host}; ${what} is read anonymously`);
+      return undefined;
+    }
+    const text = await res.text().catch(() => '');
+    if (isTransientStatus(res.status)) throw new TransientError(`metadata server at ${host}: HTTP ${res.status}`);
+    return { res, text };
+  });
+  if (!answer) return undefined;
+  const { res, text } = answer;
   if (res.status !== 200) throw refused(`HTTP ${res.status}${text ? `: ${ctx.redact.redact(text.slice(0, 200))}` : ''}`);
   if (res.headers.get('metadata-flavor') !== 'Google') throw refused('the answer lacks the Metadata-Flavor: Google header (not a metadata server)');
   let token: unknown;

@@ -155,7 +155,6 @@ const TRANSIENT_CODES = new Set([
   'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 
-/** Network-level failures (reset, refused, truncated body, stall) are worth another attempt. */
 /** HTTP statuses worth retrying: 408, 429 and 5xx. */
 export function isTransientStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
@@ -167,6 +166,7 @@ export function contentRangeStart(value: string | undefined): number | undefined
   return m ? Number(m[1]) : undefined;
 }
 
+/** Network-level failures (reset, refused, truncated body, stall) are worth another attempt. */
 export function isTransient(err: unknown): boolean {
   if (err instanceof TransientError) return true;
   if (err instanceof KinferError) return false;

@@ -62,6 +62,8 @@ export interface FakeKubeApi {
   get(path: string): unknown;
   /** Removes an object (a watch sees DELETED). */
   remove(path: string): void;
+  /** Replaces the status of the object at `path`, as its controller would (a watch sees MODIFIED). */
+  setStatus(path: string, status: unknown): void;
   /** Open watch requests on a collection path (`/api/v1/namespaces/ns/pods`). */
   watchers(collection: string): number;
   /** Ends every open watch with a 410 Expired ERROR event; later watches from an older resourceVersion get the same. */
@@ -74,6 +76,8 @@ export interface FakeKubeApi {
   appendPodLog(namespace: string, pod: string, container: string, text: string): void;
   /** Ends the followed log responses of a container (its pod went away). */
   endPodLog(namespace: string, pod: string, container: string): void;
+  /** Cuts the followed log connections of a container mid-stream (an API server restart, an idle timeout). */
+  dropPodLog(namespace: string, pod: string, container: string): void;
   /** Follow requests open on a container now. */
   followers(namespace: string, pod: string, container: string): number;
   close(): Promise<void>;
@@ -235,6 +239,10 @@ export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promi
       const applied = obj as typeof obj & { spec?: unknown; status?: unknown; metadata: { generation?: number } };
       applied.metadata.generation = prev && JSON.stringify(prev.spec) === JSON.stringify(applied.spec) ? prevGeneration : prevGeneration + 1;
       if (prev?.status !== undefined) applied.status = prev.status;
+      // The API server records each manager's apply, with its time in whole seconds.
+      (applied.metadata as Record<string, unknown>).managedFields = [
+        { manager: u.searchParams.get('fieldManager'), operation: 'Apply', apiVersion: (obj as { apiVersion?: string }).apiVersion, time: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+      ];
       if (u.searchParams.get('dryRun') !== 'All') {
         change(u.pathname, prev ? 'MODIFIED' : 'ADDED', obj);
         store.set(u.pathname, obj);
@@ -274,6 +282,13 @@ export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promi
       store.set(path, obj);
     },
     get: (path) => store.get(path),
+    setStatus: (path, status) => {
+      const obj = store.get(path);
+      if (obj === undefined) throw new Error(`setStatus: nothing at ${path}`);
+      const next = { ...(obj as object), status };
+      change(path, 'MODIFIED', next);
+      store.set(path, next);
+    },
     remove: (path) => {
       const obj = store.get(path);
       if (obj === undefined) return;
@@ -295,6 +310,9 @@ export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promi
     },
     endPodLog: (namespace, pod, container) => {
       for (const res of followers.get(`${namespace}/${pod}/${container}`) ?? []) res.end();
+    },
+    dropPodLog: (namespace, pod, container) => {
+      for (const res of followers.get(`${namespace}/${pod}/${container}`) ?? []) res.socket?.destroy();
     },
     followers: (namespace, pod, container) => followers.get(`${namespace}/${pod}/${container}`)?.size ?? 0,
     close: async () => {

@@ -445,14 +445,13 @@ describe('deploy --wait (against the API server test double)', () => {
       // What Knative's controllers would report for generation 1.
       const svc = '/apis/serving.knative.dev/v1/namespaces/ml/services/echo';
       const trigger = '/apis/eventing.knative.dev/v1/namespaces/ml/triggers/echo-requests';
-      const setStatus = (p: string, status: object) => api.put(p, { ...(api.get(p) as object), status });
-      setStatus(svc, { observedGeneration: 1, url: 'http://echo.ml.example.com', conditions: [{ type: 'Ready', status: 'True' }] });
-      setStatus(trigger, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'True' }] });
+      api.setStatus(svc, { observedGeneration: 1, url: 'http://echo.ml.example.com', conditions: [{ type: 'Ready', status: 'True' }] });
+      api.setStatus(trigger, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'True' }] });
       const ok = await kinfer(['deploy', 'echo', '--wait', ...kube]);
       expect({ code: ok.code, stdout: ok.stdout }).toEqual({ code: 0, stdout: 'applied Service ml/echo: ready at http://echo.ml.example.com\napplied Trigger ml/echo-requests: ready\n' });
       expect(ok.stderr).toContain('kinfer deploy: Service ml/echo: Ready=True\n');
 
-      setStatus(trigger, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'False', reason: 'BrokerDoesNotExist', message: 'Broker "default" does not exist' }] });
+      api.setStatus(trigger, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'False', reason: 'BrokerDoesNotExist', message: 'Broker "default" does not exist' }] });
       const failed = await kinfer(['deploy', 'echo', '--wait', '--wait-timeout', '30', ...kube]);
       expect(failed.code).toBe(1);
       expect(failed.stderr).toContain('Trigger ml/echo-requests is not ready: BrokerDoesNotExist: Broker "default" does not exist');

@@ -410,11 +410,13 @@ describe('gs:// (JSON API fixture)', () => {
     expect((err as Error).message).toMatch(/access denied.*bucket mbucket/);
   });
 
-  /** A stand-in for the GCE/GKE metadata server's token call: `answer` decides status, body and whether it says Metadata-Flavor. */
-  async function metadataServer(answer: { status: number; body: string; flavor?: boolean }) {
+  type MetadataAnswer = { status: number; body: string; flavor?: boolean };
+  /** A stand-in for the GCE/GKE metadata server's token call: `answer` (or its nth call) decides status, body and whether it says Metadata-Flavor. */
+  async function metadataServer(answers: MetadataAnswer | ((n: number) => MetadataAnswer)) {
     const seen: { url: string; flavor: string | undefined }[] = [];
     const server = http.createServer((req, res) => {
       seen.push({ url: req.url ?? '', flavor: req.headers['metadata-flavor'] as string | undefined });
+      const answer = typeof answers === 'function' ? answers(seen.length) : answers;
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (answer.flavor !== false) headers['metadata-flavor'] = 'Google';
       res.writeHead(req.headers['metadata-flavor'] === 'Google' ? answer.status : 403, headers);
@@ -428,13 +430,15 @@ describe('gs:// (JSON API fixture)', () => {
   it('the metadata server (GKE workload identity, a node service account): its token is asked for with Metadata-Flavor, sent, never logged', async () => {
     const token = 'ya29.kinfer-metadata-token-5c1d';
     gcs.requireToken = token;
-    const md = await metadataServer({ status: 200, body: JSON.stringify({ access_token: token, expires_in: 3599, token_type: 'Bearer' }) });
+    // Starting up, it answers 503 first: retried.
+    const md = await metadataServer((n) => (n === 1 ? { status: 503, body: 'starting' } : { status: 200, body: JSON.stringify({ access_token: token, expires_in: 3599, token_type: 'Bearer' }) }));
     try {
       const log = capture();
       const dest = path.join(root, 'md');
-      await pull('gs://mbucket/bert/1/model.onnx', fast({ dest, env: { GCS_ENDPOINT: gcs.url, GCE_METADATA_HOST: md.host }, logger: log.logger }));
+      await pull('gs://mbucket/bert/1/model.onnx', fast({ dest, env: { GCS_ENDPOINT: gcs.url, GCE_METADATA_HOST: `http://${md.host}/` }, logger: log.logger }));
       expect(await readFile(path.join(dest, 'model.onnx'), 'utf8')).toBe('bert-weights');
-      expect(md.seen).toEqual([{ url: '/computeMetadata/v1/instance/service-accounts/default/token?scopes=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fdevstorage.read_only', flavor: 'Google' }]);
+      const call = { url: '/computeMetadata/v1/instance/service-accounts/default/token?scopes=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fdevstorage.read_only', flavor: 'Google' };
+      expect(md.seen).toEqual([call, call]);
       expect(log.text()).not.toContain(token);
     } finally {
       await md.close();
@@ -466,14 +470,15 @@ describe('gs:// (JSON API fixture)', () => {
     }
   });
 
-  it("gcloud's application_default_credentials.json under CLOUDSDK_CONFIG is used when GOOGLE_APPLICATION_CREDENTIALS is unset", async () => {
-    const token = 'ya29.kinfer-gcloud-adc-31e0'; // the fixture's /token exchange hands out the token it requires
-    gcs.requireToken = token;
+  it("with an emulator endpoint, gcloud's application_default_credentials.json is not sent there (only an explicit credential is)", async () => {
+    gcs.requireToken = 'ya29.kinfer-gcloud-adc-31e0';
     const gcloud = path.join(root, 'gcloud');
     await mkdir(gcloud);
     await writeFile(path.join(gcloud, 'application_default_credentials.json'), await readFile(await externalAccountKey(`${gcs.url}/token`)));
-    const dest = path.join(root, 'adc');
-    await pull('gs://mbucket/bert/1/model.onnx', fast({ dest, env: { GCS_ENDPOINT: gcs.url, CLOUDSDK_CONFIG: gcloud } }));
-    expect(await readFile(path.join(dest, 'model.onnx'), 'utf8')).toBe('bert-weights');
+    const exchanges = () => gcs.requests.filter((r) => r.path === '/token').length;
+    const before = exchanges();
+    const err = await pull('gs://mbucket/bert/1/model.onnx', fast({ dest: path.join(root, 'adc'), env: { STORAGE_EMULATOR_HOST: new URL(gcs.url).host, CLOUDSDK_CONFIG: gcloud } })).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/access denied.*anonymous access: set GOOGLE_APPLICATION_CREDENTIALS or a service account.*bucket mbucket/);
+    expect(exchanges()).toBe(before); // the file's token exchange never ran
   });
 });
