@@ -46,6 +46,7 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
 
   const [
     { deployCommand },
+    { devCommand },
     { devicesCommand },
     { healthCommand },
     { inferCommand },
@@ -61,6 +62,7 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     { tuneCommand },
   ] = await Promise.all([
     import('./commands/deploy.js'),
+    import('./commands/dev.js'),
     import('./commands/devices.js'),
     import('./commands/health.js'),
     import('./commands/infer.js'),
@@ -93,6 +95,7 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     statusCommand,
     listCommand,
     logsCommand,
+    devCommand,
   ]) {
     // addCommand (unlike command()) does not inherit exitOverride and the output settings.
     program.addCommand(make().copyInheritedSettings(program));

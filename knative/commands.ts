@@ -1,10 +1,11 @@
 /**
  * @module knative/commands
- * What the CLI verbs `kinfer manifests | validate | deploy | status | list | logs`
+ * What the CLI verbs `kinfer manifests | validate | deploy | status | list | logs | dev`
  * call. Each returns data (the CLI formats it) and throws a KinferError with a
  * specific message on failure.
  */
-export { generateManifests, type GenerateOptions, type GenerateResult } from './generate.js';
+export { generateManifests, loadFunctions, type GenerateOptions, type GenerateResult } from './generate.js';
+export { startLocalServing, type LocalServing, type LocalServingOptions } from './local-serving.js';
 export { validateManifests, type ValidationResult } from './validate.js';
 export { deploy, type AppliedObject, type DeployOptions } from './deploy.js';
 export { status, type FunctionStatus, type Condition } from './status.js';

@@ -4,17 +4,7 @@
  * as child processes), and a TCP server that accepts connections and never answers (stall tests).
  */
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../runtime/core/free-port.js';
 
 /** A TCP server on 127.0.0.1 that accepts connections and never answers. */
 export async function silentServer(): Promise<{ port: number; sockets: Socket[]; close: () => Promise<void> }> {

@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { startFakeKubeApi } from '../helpers/fake-kube-api.js';
+import { freePort } from '../helpers/loopback.js';
 import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -266,7 +267,7 @@ describe('usage errors, connection errors, --host, --help', () => {
   });
 
   it('--help works on every verb', async () => {
-    const verbs = ['serve', 'infer', 'health', 'models', 'metadata', 'stats', 'load', 'unload', 'devices', 'pull', 'manifests', 'validate', 'deploy', 'status', 'list', 'logs'];
+    const verbs = ['serve', 'infer', 'health', 'models', 'metadata', 'stats', 'load', 'unload', 'devices', 'pull', 'manifests', 'validate', 'deploy', 'status', 'list', 'logs', 'dev'];
     const runs = await Promise.all(verbs.map((v) => kinfer([v, '--help'])));
     runs.forEach((r, i) => {
       expect(r.code).toBe(0);
@@ -433,6 +434,40 @@ describe('infer --image', () => {
     const wrongName = await kinfer(['infer', 'ocr-det', '--url', models.url, '--image', png, '--input-name', 'image', '--json']);
     expect(wrongName.code).toBe(1);
     expect(JSON.parse(wrongName.stdout).error).toBe("model 'ocr-det' has no input 'image' (inputs: x)");
+  });
+});
+
+describe('dev (functions served locally behind Host routing)', () => {
+  it('serves a function from zero on its first request, routes by Host, and stops everything on Ctrl-C (exit 0)', async () => {
+    const port = await freePort();
+    // echo's storageUri is the image's file:///opt/kinfer/models/echo: dev reads functions/echo/model instead.
+    const child = spawn(process.execPath, [BIN, 'dev', 'echo', '--port', String(port)], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c));
+    child.stdout.resume();
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    try {
+      for (let i = 0; i < 2000 && !stderr.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 10));
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port, path: '/v2/models/echo/ready', headers: { host: 'echo.localhost' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status).toBe(200);
+      expect(stderr).toMatch(/kinfer dev: echo: starting \(scale from zero\)\nkinfer dev: echo: ready in \d+ ms\n/);
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      clearTimeout(kill);
+    }
+    expect(stderr).toContain('kinfer dev: echo: stopping');
+    const usage = await kinfer(['dev', 'nope']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/no function nope; functions: echo, multi-model, ocr-det, xmodel-resnet/);
   });
 });
 

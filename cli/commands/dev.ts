@@ -1,0 +1,69 @@
+/**
+ * @module cli/commands/dev
+ * `kinfer dev [function...]`: the functions served locally as Knative would, behind one port
+ * that routes by `Host`, each scaled from and to zero (knative/local-serving.ts). Runs until
+ * Ctrl-C, which stops every function's process.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { positiveInt, runVerb, UsageError } from './common.js';
+
+interface DevFlags {
+  port: number;
+  host: string;
+  functions?: string;
+  idleSeconds: number;
+  storageUri?: string[];
+}
+
+export function devCommand(): Command {
+  return new Command('dev')
+    .description('serve the functions locally as Knative does: one port routing by Host, each function a process scaled from and to zero')
+    .argument('[function...]', 'functions to serve (default: all)')
+    .option('--port <n>', 'port of the local ingress', (v: string) => (v === '0' ? 0 : positiveInt(v)), 8080)
+    .option('--host <addr>', 'address of the local ingress', '127.0.0.1')
+    .option('--functions <dir>', 'compiled function definitions (default: dist/functions of the package)')
+    .option('--idle-seconds <n>', 'a minScale 0 function stops after this long without requests', positiveInt, 30)
+    .option('--storage-uri <fn=uri>', "replace a function's storageUri (e.g. a path that exists only in the image); repeatable", (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .action(async (only: string[], flags: DevFlags) => {
+      await runVerb('dev', {}, async () => {
+        const k = await import('../../knative/commands.js');
+        const dir = flags.functions ?? join(k.repoRoot(), 'dist', 'functions');
+        const defs = await k.loadFunctions(dir);
+        const unknown = only.filter((fn) => !defs.some((d) => d.spec.name === fn));
+        if (unknown.length > 0) throw new UsageError(`no function ${unknown.join(', ')}; functions: ${defs.map((d) => d.spec.name).join(', ')}`);
+        const specs = defs.map((d) => d.spec).filter((s) => only.length === 0 || only.includes(s.name));
+        const storageUris: Record<string, string> = {};
+        // The image's model folders (the Dockerfile copies functions/<fn>/model to /opt/kinfer/models/<fn>) come from the source tree here.
+        for (const s of specs) {
+          const m = /^file:\/\/(\/opt\/kinfer\/models\/([^/]+))\/?$/.exec(s.model?.storageUri ?? '');
+          const local = m && join(k.repoRoot(), 'functions', m[2]!, 'model');
+          if (m && local && !existsSync(m[1]!) && existsSync(local)) storageUris[s.name] = `file://${local}`;
+        }
+        for (const pair of flags.storageUri ?? []) {
+          const [fn, uri] = [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)];
+          if (!pair.includes('=') || !specs.some((s) => s.name === fn) || !uri) throw new UsageError(`--storage-uri ${JSON.stringify(pair)}: expected <function>=<uri> naming a served function`);
+          storageUris[fn] = uri;
+        }
+        const note = (text: string) => process.stderr.write(`kinfer dev: ${text}\n`);
+        const serving = await k.startLocalServing({
+          functions: specs,
+          command: [process.execPath, process.argv[1]!],
+          idleMs: flags.idleSeconds * 1000,
+          storageUris,
+          modules: Object.fromEntries(specs.map((s) => [s.name, ['index.js', 'index.ts'].map((f) => join(dir, s.name, f)).find((f) => existsSync(f))!])),
+          port: flags.port,
+          host: flags.host,
+          onOutput: (fn, line) => process.stdout.write(`[${fn}] ${line}\n`),
+          onEvent: (fn, text) => note(`${fn}: ${text}`),
+        });
+        note(`listening on ${serving.url}; call a function with Host: <function>.localhost (${specs.map((s) => s.name).join(', ')}), e.g. curl -H 'Host: ${specs[0]?.name ?? 'echo'}.localhost' ${serving.url}/v2/health/ready`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        await serving.close();
+      });
+    });
+}

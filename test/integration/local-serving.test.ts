@@ -1,0 +1,164 @@
+/**
+ * `kinfer dev`'s local stand-in for Knative Serving (knative/local-serving.ts), on 127.0.0.1:
+ * the real `kinfer serve` (the built bundle) scaled from and to zero behind Host routing; and,
+ * for what a fast echo cannot show (concurrency caps, timeouts, env, a process that dies at
+ * start), a small stand-in server process started through the same command seam.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineFunction, type FunctionSpec } from '../../functions/define.js';
+import { startLocalServing, type LocalServing } from '../../knative/local-serving.js';
+import { packageRoot } from '../../runtime/config.js';
+
+const BIN = join(packageRoot(), 'dist', 'bundle', 'main.cjs');
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'kinfer-local-serving-'));
+  await mkdir(join(dir, 'echo-model'));
+  await writeFile(join(dir, 'echo-model', 'config.json'), JSON.stringify({ name: 'echo', platform: 'echo', max_batch_size: 8 }));
+  // The stand-in: ready at once; /slow answers after 100 ms with the most requests it held at once; /hang never; /env its env.
+  await writeFile(
+    join(dir, 'stand-in.cjs'),
+    `let inflight = 0, most = 0;
+     require('node:http').createServer((req, res) => {
+       if (req.url === '/v2/health/ready') return res.end('{}');
+       if (req.url === '/env') return res.end(JSON.stringify(process.env));
+       if (req.url === '/hang') return;
+       inflight++; most = Math.max(most, inflight);
+       setTimeout(() => { inflight--; res.end(JSON.stringify({ most })); }, 100);
+     }).listen(Number(process.env.PORT), process.env.HOST);`,
+  );
+  await writeFile(join(dir, 'dies.cjs'), `console.error('kinfer serve: model artifact missing: /nowhere'); process.exit(1);`);
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+const spec = (name: string, extra: Partial<Parameters<typeof defineFunction>[0]> = {}): FunctionSpec =>
+  defineFunction({ name, model: { name: 'echo', storageUri: `file://${join(dir, 'echo-model')}`, platform: 'echo' }, ...extra }).spec;
+
+/** A request with its own Host header (fetch cannot set one). */
+function call(url: string, host: string, path: string, body?: unknown): Promise<{ status: number; text: () => Promise<string>; json: () => Promise<unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${path}`, { method: body ? 'POST' : 'GET', headers: { host, 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, text: async () => text, json: async () => JSON.parse(text) as unknown });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body ? JSON.stringify(body) : undefined);
+  });
+}
+
+async function until(done: () => boolean, ms = 10_000): Promise<void> {
+  for (const end = Date.now() + ms; Date.now() < end && !done(); ) await new Promise((r) => setTimeout(r, 10));
+  expect(done()).toBe(true);
+}
+
+describe('kinfer dev: kinfer serve behind Host routing, scaled from and to zero', () => {
+  let serving: LocalServing;
+  const events: string[] = [];
+  beforeAll(async () => {
+    serving = await startLocalServing({ functions: [spec('echo-a')], command: [process.execPath, BIN], idleMs: 400, port: 0, host: '127.0.0.1', onEvent: (fn, t) => events.push(`${fn}: ${t}`) });
+  });
+  afterAll(() => serving.close());
+
+  it('starts the function on its first requests (all answered, one start), routes by the first Host label, and stops it when idle', async () => {
+    expect(serving.running('echo-a')).toBe(false);
+    const infer = { inputs: [{ name: 'a', datatype: 'INT32', shape: [2], data: [1, 2] }] };
+    const answers = await Promise.all([1, 2, 3, 4, 5].map((i) => call(serving.url, i % 2 ? 'echo-a.ml.example.com' : 'echo-a.localhost:8080', '/v2/models/echo/infer', infer)));
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(((await answers[0]!.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([1, 2]);
+    expect(events.filter((e) => e.startsWith('echo-a: starting'))).toHaveLength(1);
+    expect(events.some((e) => /^echo-a: ready in \d+ ms$/.test(e))).toBe(true);
+    expect(serving.running('echo-a')).toBe(true);
+
+    // Its metrics carry Knative's labels, as in a pod.
+    expect(await (await call(serving.url, 'echo-a', '/metrics')).text()).toMatch(/kinfer_requests_total\{[^}]*service="echo-a"[^}]*revision="echo-a-local"/);
+
+    await until(() => !serving.running('echo-a'));
+    expect(events).toContain('echo-a: scaled to zero after 0 s without requests');
+    expect((await call(serving.url, 'echo-a.localhost', '/v2/health/ready')).status).toBe(200); // from zero again
+    expect(events.filter((e) => e.startsWith('echo-a: starting'))).toHaveLength(2);
+  });
+
+  it('answers a Host no function has, or none, with 404 naming the functions', async () => {
+    for (const host of ['nope.localhost', '127.0.0.1']) {
+      const res = await call(serving.url, host, '/v2/health/ready');
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: string }).error).toBe(`no function answers Host "${host}"; use Host: <function>.<anything> with one of: echo-a`);
+    }
+  });
+});
+
+describe('kinfer dev: concurrency, timeouts, env and start failures (a stand-in server process)', () => {
+  const standIn = (): [string, string] => [process.execPath, join(dir, 'stand-in.cjs')];
+
+  it('containerConcurrency caps the requests in flight (the rest wait); timeoutSeconds bounds a request (504); minScale 1 starts at once', async () => {
+    const serving = await startLocalServing({
+      functions: [spec('capped', { scaling: { containerConcurrency: 1, minScale: 1, timeoutSeconds: 1 } }), spec('open')],
+      command: standIn(),
+      idleMs: 60_000,
+      port: 0,
+      host: '127.0.0.1',
+    });
+    try {
+      expect(serving.running('capped')).toBe(true);
+      expect(serving.running('open')).toBe(false);
+      const capped = await Promise.all([1, 2, 3, 4].map(() => call(serving.url, 'capped.localhost', '/slow').then((r) => r.json() as Promise<{ most: number }>)));
+      expect(capped.map((r) => r.most)).toEqual([1, 1, 1, 1]);
+      const open = await Promise.all([1, 2, 3, 4].map(() => call(serving.url, 'open.localhost', '/slow').then((r) => r.json() as Promise<{ most: number }>)));
+      expect(Math.max(...open.map((r) => r.most))).toBe(4);
+      const t0 = Date.now();
+      const hung = await call(serving.url, 'capped.localhost', '/hang');
+      expect(hung.status).toBe(504);
+      expect(((await hung.json()) as { error: string }).error).toBe("function 'capped': no answer within timeoutSeconds (1 s)");
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    } finally {
+      await serving.close();
+    }
+    expect(serving.running('capped')).toBe(false);
+  });
+
+  it("gives the process its Knative Service's env, a Secret's value from the local env (else 503 naming it), and a --storage-uri", async () => {
+    const withSecret = spec('creds', { env: { AWS_ACCESS_KEY_ID: { secretKeyRef: { name: 's3-creds', key: 'id' } }, LOG_LEVEL: 'warn' } });
+    const missing = await startLocalServing({ functions: [withSecret], command: standIn(), idleMs: 60_000, port: 0, host: '127.0.0.1', env: { AWS_ACCESS_KEY_ID: undefined } });
+    try {
+      const res = await call(missing.url, 'creds.localhost', '/env');
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: string }).error).toBe("function 'creds': env AWS_ACCESS_KEY_ID comes from Secret s3-creds (key id) in the cluster; set AWS_ACCESS_KEY_ID in kinfer dev's environment");
+    } finally {
+      await missing.close();
+    }
+    const serving = await startLocalServing({ functions: [withSecret, spec('hooked')], command: standIn(), idleMs: 60_000, port: 0, host: '127.0.0.1', env: { AWS_ACCESS_KEY_ID: 'AKIALOCAL' }, storageUris: { creds: 's3://local/echo' }, modules: { hooked: '/fns/hooked/index.js' } });
+    try {
+      const env = (await (await call(serving.url, 'creds.localhost', '/env')).json()) as Record<string, string>;
+      expect(env).toMatchObject({ AWS_ACCESS_KEY_ID: 'AKIALOCAL', LOG_LEVEL: 'warn', MODEL_NAME: 'echo', STORAGE_URI: 's3://local/echo', K_SERVICE: 'creds', HOST: '127.0.0.1' });
+      expect(env.KINFER_FUNCTION).toBeUndefined(); // no definition module: no hooks
+      expect(JSON.parse(env.KINFER_MODEL_CONFIG!)).toMatchObject({ name: 'echo', platform: 'echo' });
+      expect(env.MODEL_REPOSITORY).toBe(join(tmpdir(), 'kinfer-dev', 'creds'));
+      expect(((await (await call(serving.url, 'hooked.localhost', '/env')).json()) as Record<string, string>).KINFER_FUNCTION).toBe('/fns/hooked/index.js');
+    } finally {
+      await serving.close();
+    }
+  });
+
+  it('a process that exits before it is ready fails its waiting requests with 503 and its last line; the next request tries again', async () => {
+    const events: string[] = [];
+    const serving = await startLocalServing({ functions: [spec('broken')], command: [process.execPath, join(dir, 'dies.cjs')], idleMs: 60_000, port: 0, host: '127.0.0.1', onEvent: (fn, t) => events.push(t) });
+    try {
+      const answers = await Promise.all([1, 2].map(() => call(serving.url, 'broken.localhost', '/v2/health/ready')));
+      expect(answers.map((r) => r.status)).toEqual([503, 503]);
+      expect(((await answers[0]!.json()) as { error: string }).error).toBe("function 'broken' exited before it was ready (code 1): kinfer serve: model artifact missing: /nowhere");
+      expect((await call(serving.url, 'broken.localhost', '/v2/health/ready')).status).toBe(503);
+      expect(events.filter((e) => e.startsWith('starting'))).toHaveLength(2);
+    } finally {
+      await serving.close();
+    }
+  });
+});
