@@ -194,6 +194,14 @@ describe('deploy --wait', () => {
     await until(() => progress.includes('InferenceService ml/ocr-det: the new spec not reconciled yet (Ready=True from before the apply)'));
     api.setStatus(ISVC, readyAt(new Date(Date.now() + 1000), 'http://ocr-det.ml.example.com'));
     expect((await changed)[0]!.url).toBe('http://ocr-det.ml.example.com');
+    // A Ready=False from before a changing apply is not the new spec's either (a window of 0 would fail on it at once).
+    api.put(ISVC, { ...(api.get(ISVC) as object), spec: { changed: 'again' } });
+    api.setStatus(ISVC, { conditions: [{ type: 'Ready', status: 'False', reason: 'OldFailure', lastTransitionTime: new Date(Date.now() - 3_600_000).toISOString() }] });
+    progress.length = 0;
+    const fixing = deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, wait: { timeoutMs: 10_000, pollMs: 5, windowMs: 0, onProgress: (l) => progress.push(l) } });
+    await until(() => progress.includes('InferenceService ml/ocr-det: the new spec not reconciled yet (Ready=False from before the apply)'));
+    api.setStatus(ISVC, readyAt(new Date(Date.now() + 1000), 'http://ocr-det.ml.example.com'));
+    expect((await fixing)[0]!.url).toBe('http://ocr-det.ml.example.com');
     // An apply that changes nothing takes the Ready there is.
     expect((await deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, wait: { timeoutMs: 10_000, pollMs: 5 } }))[0]!.url).toBe('http://ocr-det.ml.example.com');
   });

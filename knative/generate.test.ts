@@ -278,7 +278,7 @@ describe('credentials: env from Secrets and ConfigMaps, the pod\'s ServiceAccoun
     expect(Object.keys((knativeService(plain.spec) as any).spec.template.spec.containers[0])).not.toContain('envFrom');
   });
 
-  it("func.yaml writes them in func's template syntax, and the ServiceAccount under deploy", () => {
+  it("func.yaml writes them in func's template syntax, and the ServiceAccount under deploy", async () => {
     const f = parse(renderFuncYaml(fn.spec)) as Record<string, any>;
     expect(f.deploy.serviceAccountName).toBe('models-reader');
     expect(f.run.envs.slice(-6)).toEqual([
@@ -293,6 +293,16 @@ describe('credentials: env from Secrets and ConfigMaps, the pod\'s ServiceAccoun
     const dotted = defineFunction({ name: 'dotted', model: { name: 'm', storageUri: 's3://b/m', platform: 'onnx' }, envFrom: [{ secretRef: { name: 's3.creds' } }] });
     expect((knativeService(dotted.spec) as any).spec.template.spec.containers[0].envFrom).toEqual([{ secretRef: { name: 's3.creds' } }]);
     expect(() => renderFuncYaml(dotted.spec)).toThrow(/function 'dotted': envFrom\.0: func\.yaml cannot name 's3\.creds'/);
+    // generateManifests writes its manifests and skips its func.yaml, saying why, rather than failing every function.
+    const fns = join(tmp, 'dotted-fns');
+    await mkdir(join(fns, 'dotted'), { recursive: true });
+    await writeFile(join(fns, 'dotted', 'index.js'), `export default { kind: 'kinfer.function', spec: ${JSON.stringify(dotted.spec)}, hooks: {} };\n`);
+    const out = join(tmp, 'dotted-out');
+    const fy = join(tmp, 'dotted-fy');
+    const r = await generateManifests({ functionsDir: fns, outDir: out, funcYamlDir: fy });
+    expect(r.funcYamlSkipped).toEqual([expect.stringMatching(/^function 'dotted': envFrom\.0: func\.yaml cannot name 's3\.creds'/)]);
+    expect(existsSync(join(out, 'dotted', 'service.yaml'))).toBe(true);
+    expect(existsSync(join(fy, 'dotted', 'func.yaml'))).toBe(false);
   });
 
   it('bad references are refused at definition, naming the field', () => {

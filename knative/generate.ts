@@ -104,6 +104,8 @@ export interface GenerateResult {
   written: string[];
   removed: string[];
   functions: string[];
+  /** Why a function got no func.yaml (what func's format cannot express). */
+  funcYamlSkipped: string[];
 }
 
 /**
@@ -131,16 +133,25 @@ export async function generateManifests(opts: GenerateOptions): Promise<Generate
       removed.push(rel);
     }
   }
+  const funcYamlSkipped: string[] = [];
   if (opts.funcYamlDir)
     for (const d of defs) {
       // func deploys one http1 port with HTTP health checks: it cannot describe a grpc-v2 function.
       if (d.spec.protocol === 'grpc-v2') continue;
       const file = join(opts.funcYamlDir, d.spec.name, 'func.yaml');
+      let text: string;
+      try {
+        text = renderFuncYaml(d.spec);
+      } catch (err) {
+        // What func cannot express (a Secret name with "."): no func.yaml, said; the manifests stand.
+        if (!(err instanceof InvalidArgument)) throw err;
+        funcYamlSkipped.push(err.message);
+        continue;
+      }
       await mkdir(dirname(file), { recursive: true });
-      const text = renderFuncYaml(d.spec);
       if (!existsSync(file) || (await readFile(file, 'utf8')) !== text) await writeFile(file, text);
     }
-  return { written, removed, functions: defs.map((d) => d.spec.name) };
+  return { written, removed, functions: defs.map((d) => d.spec.name), funcYamlSkipped };
 }
 
 /** Regular files under dir, recursively (bounded depth: the layout is at most 3 levels). */

@@ -5,17 +5,18 @@
  * the first label names the function, as Knative's ingress routes `<fn>.<namespace>.<domain>`)
  * to one `kinfer serve` process per function, run with the env its Knative Service sets
  * (`serverEnv`). A function with `minScale: 0` starts on its first request (scale from zero:
- * requests wait, as at Knative's activator, until it is ready or `startupSeconds` pass) and stops
- * after `idleMs` without requests (scale to zero); one with `minScale` ≥ 1 starts at once and stays.
- * `containerConcurrency` caps the requests in flight (the rest wait, as at the queue-proxy), and
- * `timeoutSeconds` bounds each request. One process per function: `maxScale` is not emulated.
+ * requests wait, as at Knative's activator, until it is ready, fails to start, or their
+ * `timeoutSeconds` pass) and stops after `idleMs` without requests (scale to zero); one with
+ * `minScale` ≥ 1 starts at once and is started again if it exits. `containerConcurrency` caps
+ * the requests in flight (the rest wait, as at the queue-proxy); `timeoutSeconds` bounds each
+ * request from its arrival, its wait included. One process per function: `maxScale` is not emulated.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FunctionSpec } from '../functions/define.js';
+import { RESERVED_ENV, type FunctionSpec } from '../functions/define.js';
 import { freePort } from '../runtime/core/free-port.js';
 import { serverEnv } from './resources/common.js';
 
@@ -23,6 +24,10 @@ import { serverEnv } from './resources/common.js';
 export const MAX_WAITING = 1000;
 const READY_POLL_MS = 50;
 const STOP_GRACE_MS = 10_000;
+/** How long a broken connection waits to see its process exit before its slot is handed on. */
+const DEATH_WAIT_MS = 100;
+/** Before a process that crashed after it was ready is started again (a crash loop spins no faster). */
+const RESTART_DELAY_MS = 1000;
 
 export interface LocalServingOptions {
   functions: FunctionSpec[];
@@ -30,7 +35,7 @@ export interface LocalServingOptions {
   command: [string, ...string[]];
   /** Idle time before a `minScale: 0` function stops. */
   idleMs: number;
-  /** Extra env for every function (over the process's own); the functions' own env wins. */
+  /** The base env of every function (default this process's), without what the generator owns; the functions' own env wins. */
   env?: NodeJS.ProcessEnv;
   /** Storage URIs replacing a function's (`--storage-uri fn=uri`), e.g. for a path that exists only in the image. */
   storageUris?: Record<string, string>;
@@ -38,25 +43,36 @@ export interface LocalServingOptions {
   modules?: Record<string, string>;
   /** A line of a function's process output. */
   onOutput?: (fn: string, line: string) => void;
-  /** What the gateway does: starts, ready, stops, exits. */
+  /** What the local ingress does: starts, ready, stops, exits. */
   onEvent?: (fn: string, text: string) => void;
 }
 
+/** A request waiting for a slot: granted (the slot counted), or failed with a status. */
 interface Waiter {
-  wake: () => void;
+  grant: () => void;
   fail: (status: number, message: string) => void;
+}
+
+/** One process of a function, from spawn to exit. */
+interface Attempt {
+  child: ChildProcess;
+  port: number;
+  /** Answered ready. */
+  ready: boolean;
+  /** Being stopped on purpose (idle, close). */
+  stopping: boolean;
+  /** Settles when the process has answered ready, or has failed to. */
+  started: Promise<void>;
+  /** Settles when the process has exited and its output is read. */
+  closed: Promise<void>;
 }
 
 interface Instance {
   spec: FunctionSpec;
-  child?: ChildProcess;
-  port?: number;
-  starting?: Promise<void>;
-  stopping?: Promise<void>;
+  attempt?: Attempt;
   inflight: number;
   waiting: Waiter[];
   idleTimer?: ReturnType<typeof setTimeout>;
-  stderrTail: string;
 }
 
 class HttpFailure extends Error {
@@ -82,160 +98,228 @@ export function functionOfHost(host: string | undefined, names: ReadonlySet<stri
 }
 
 /**
- * The env of a function's process: literal values as its Knative Service sets them. A value its
- * manifest reads from a Secret or ConfigMap is taken from this process's env under the same name;
- * without it the function cannot start, and the error says which variable to set.
+ * The env of a function's process: `base` without what the generator owns (a stray
+ * `KINFER_REST_PORT` or `MODEL_REPOSITORY` in the shell would redirect every function), then the
+ * literal values its Knative Service sets. A value its manifest reads from a Secret or ConfigMap is
+ * taken from `base` under the same name; without it the function cannot start, and the error says
+ * which variable to set. A `grpc-v2` function is served over REST alone here (one port).
  */
 export function localEnv(spec: FunctionSpec, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base };
+  for (const k of [...RESERVED_ENV, 'MODEL_REPOSITORY']) delete env[k];
   for (const e of serverEnv(spec)) {
     if ('value' in e) env[e.name] = e.value;
-    else if (base[e.name] === undefined) {
+    else if (base[e.name] !== undefined) env[e.name] = base[e.name];
+    else {
       const ref = 'secretKeyRef' in e.valueFrom ? `Secret ${e.valueFrom.secretKeyRef.name} (key ${e.valueFrom.secretKeyRef.key})` : `ConfigMap ${e.valueFrom.configMapKeyRef.name} (key ${e.valueFrom.configMapKeyRef.key})`;
       throw new HttpFailure(503, `function '${spec.name}': env ${e.name} comes from ${ref} in the cluster; set ${e.name} in kinfer dev's environment`);
     }
   }
+  delete env.GRPC_PORT;
+  delete env.KINFER_REST_PORT;
   return env;
 }
 
 export async function startLocalServing(opts: LocalServingOptions & { port: number; host: string }): Promise<LocalServing> {
-  const instances = new Map<string, Instance>(opts.functions.map((spec) => [spec.name, { spec, inflight: 0, waiting: [], stderrTail: '' }]));
+  const instances = new Map<string, Instance>(opts.functions.map((spec) => [spec.name, { spec, inflight: 0, waiting: [] }]));
   const names = new Set(instances.keys());
   const event = (fn: string, text: string) => opts.onEvent?.(fn, text);
+  let closing = false;
 
-  const start = (inst: Instance): Promise<void> => {
-    inst.starting ??= (async () => {
-      await inst.stopping;
-      const spec = inst.spec;
-      const port = await freePort();
-      const uri = opts.storageUris?.[spec.name];
-      const env = localEnv(uri && spec.model ? { ...spec, model: { ...spec.model, storageUri: uri } } : spec, { ...process.env, ...opts.env });
-      // As Knative sets them; and a model folder of its own, as a pod has.
-      Object.assign(env, { PORT: String(port), HOST: '127.0.0.1', K_SERVICE: spec.name, K_CONFIGURATION: spec.name, K_REVISION: `${spec.name}-local` });
-      env.MODEL_REPOSITORY ??= join(tmpdir(), 'kinfer-dev', spec.name);
-      const module = opts.modules?.[spec.name];
-      if (module) env.KINFER_FUNCTION = module;
-      else delete env.KINFER_FUNCTION;
-      const t0 = performance.now();
-      event(spec.name, 'starting (scale from zero)');
-      const [cmd, ...args] = opts.command;
-      const child = spawn(cmd, [...args, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      inst.child = child;
-      inst.stderrTail = '';
-      const lines = (stream: NodeJS.ReadableStream, keep: boolean) => {
-        let partial = '';
-        stream.setEncoding('utf8');
-        stream.on('data', (chunk: string) => {
-          if (keep) inst.stderrTail = (inst.stderrTail + chunk).slice(-2000);
-          const parts = (partial + chunk).split('\n');
-          partial = parts.pop() ?? '';
-          for (const line of parts) opts.onOutput?.(spec.name, line);
-        });
-      };
-      lines(child.stdout!, false);
-      lines(child.stderr!, true);
-      child.on('exit', (code, signal) => {
-        if (inst.child !== child) return;
-        inst.child = undefined;
-        inst.port = undefined;
-        inst.starting = undefined;
-        clearTimeout(inst.idleTimer);
-        if (!inst.stopping) event(spec.name, `exited (${signal ?? `code ${code}`})`);
-      });
-      const deadline = t0 + spec.scaling.startupSeconds * 1000;
-      while (performance.now() < deadline) {
-        if (child.exitCode !== null || child.signalCode !== null) {
-          throw new HttpFailure(503, `function '${spec.name}' exited before it was ready (${child.signalCode ?? `code ${child.exitCode}`}): ${lastLine(inst.stderrTail)}`);
-        }
-        if (await ready(port)) {
-          inst.port = port;
-          event(spec.name, `ready in ${Math.round(performance.now() - t0)} ms`);
-          return;
-        }
-        await new Promise((r) => setTimeout(r, READY_POLL_MS));
-      }
-      child.kill('SIGKILL');
-      throw new HttpFailure(503, `function '${spec.name}' was not ready within startupSeconds (${spec.scaling.startupSeconds} s)`);
-    })().catch((err: unknown) => {
-      inst.starting = undefined;
-      throw err;
-    });
-    return inst.starting;
+  const failWaiters = (inst: Instance, status: number, message: string) => {
+    for (const w of inst.waiting.splice(0)) w.fail(status, message);
   };
 
-  const stop = (inst: Instance, why: string): Promise<void> => {
-    const child = inst.child;
-    if (!child) return Promise.resolve();
-    event(inst.spec.name, why);
-    inst.starting = undefined;
-    inst.port = undefined;
-    inst.stopping = new Promise<void>((resolve) => {
-      const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-      child.once('exit', () => {
-        clearTimeout(kill);
-        inst.stopping = undefined;
-        resolve();
-      });
-      child.kill('SIGTERM');
-    });
-    inst.child = undefined;
-    return inst.stopping;
+  /** Hands free slots to waiting requests, in order, while the process is ready. */
+  const pump = (inst: Instance) => {
+    const cap = inst.spec.scaling.containerConcurrency;
+    while (inst.attempt?.ready && inst.waiting.length > 0 && (cap === 0 || inst.inflight < cap)) {
+      inst.inflight++;
+      inst.waiting.shift()!.grant();
+    }
   };
 
   const armIdle = (inst: Instance) => {
     clearTimeout(inst.idleTimer);
-    if (inst.spec.scaling.minScale > 0 || inst.inflight > 0 || inst.waiting.length > 0 || !inst.child) return;
-    inst.idleTimer = setTimeout(() => void stop(inst, `scaled to zero after ${Math.round(opts.idleMs / 1000)} s without requests`), opts.idleMs);
+    if (closing || inst.spec.scaling.minScale > 0 || !inst.attempt?.ready || inst.inflight > 0 || inst.waiting.length > 0) return;
+    inst.idleTimer = setTimeout(() => void stop(inst, `scaled to zero after ${(opts.idleMs / 1000).toFixed(opts.idleMs < 1000 ? 1 : 0)} s without requests`), opts.idleMs);
     inst.idleTimer.unref();
   };
 
-  /** Takes a slot: starts the process if it is not running, waits for a free slot under containerConcurrency. */
-  const admit = async (inst: Instance): Promise<void> => {
-    clearTimeout(inst.idleTimer);
-    const cap = inst.spec.scaling.containerConcurrency;
-    if (!inst.port || (cap > 0 && inst.inflight >= cap)) {
-      if (inst.waiting.length >= MAX_WAITING) throw new HttpFailure(503, `function '${inst.spec.name}': ${MAX_WAITING} requests are waiting already`);
-      const wait = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => fail(504, `function '${inst.spec.name}': no answer within timeoutSeconds (${inst.spec.scaling.timeoutSeconds} s) while waiting`), inst.spec.scaling.timeoutSeconds * 1000);
-        const w: Waiter = {
-          wake: () => (clearTimeout(timer), resolve()),
-          fail: (status, message) => (clearTimeout(timer), reject(new HttpFailure(status, message))),
-        };
-        const fail = (status: number, message: string) => {
-          inst.waiting.splice(inst.waiting.indexOf(w), 1);
-          w.fail(status, message);
-        };
-        inst.waiting.push(w);
+  /**
+   * Spawns the function's process (one at a time); its waiting requests get their slots when it is
+   * ready, or its failure. Throws HttpFailure when its env cannot be made (a Secret's value missing).
+   */
+  const start = (inst: Instance, why: string): Attempt | undefined => {
+    if (closing || inst.attempt) return inst.attempt;
+    const spec = inst.spec;
+    const uri = opts.storageUris?.[spec.name];
+    const env = localEnv(uri && spec.model ? { ...spec, model: { ...spec.model, storageUri: uri } } : spec, opts.env ?? process.env); // throws HttpFailure
+    const module = opts.modules?.[spec.name];
+    if (module) env.KINFER_FUNCTION = module;
+    else delete env.KINFER_FUNCTION;
+    // As Knative sets them; and a model folder of its own, as a pod has.
+    Object.assign(env, { HOST: '127.0.0.1', K_SERVICE: spec.name, K_CONFIGURATION: spec.name, K_REVISION: `${spec.name}-local`, MODEL_REPOSITORY: join(tmpdir(), 'kinfer-dev', spec.name) });
+    event(spec.name, `starting (${why})`);
+    const t0 = performance.now();
+    let stderrTail = '';
+    const attempt = { ready: false, stopping: false } as Attempt;
+    inst.attempt = attempt;
+    attempt.started = (async () => {
+      attempt.port = await freePort();
+      const [cmd, ...args] = opts.command;
+      const child = spawn(cmd, [...args, 'serve'], { env: { ...env, PORT: String(attempt.port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      attempt.child = child;
+      const output = (stream: NodeJS.ReadableStream, tail: boolean) => {
+        let partial = '';
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk: string) => {
+          if (tail) stderrTail = (stderrTail + chunk).slice(-2000);
+          const parts = (partial + chunk).split('\n');
+          partial = parts.pop() ?? '';
+          for (const line of parts) opts.onOutput?.(spec.name, line);
+        });
+        stream.on('end', () => partial && opts.onOutput?.(spec.name, partial));
+      };
+      output(child.stdout!, false);
+      output(child.stderr!, true);
+      attempt.closed = new Promise<void>((resolve) => {
+        child.once('error', () => resolve()); // a spawn that failed: no exit, no close
+        child.once('close', () => resolve());
       });
-      if (!inst.port) {
-        start(inst).then(
-          () => wakeWaiters(inst),
-          (err: unknown) => {
-            const e = err instanceof HttpFailure ? err : new HttpFailure(503, String(err));
-            for (const w of inst.waiting.splice(0)) w.fail(e.status, e.message);
-          },
-        );
+      void attempt.closed.then(() => exited(inst, attempt, child));
+      const deadline = t0 + spec.scaling.startupSeconds * 1000;
+      for (;;) {
+        if (attempt.stopping) throw new HttpFailure(503, `function '${spec.name}' was stopped while starting`);
+        if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
+          await attempt.closed;
+          const line = stderrTail.trim().split('\n').pop() || '(no output)';
+          throw new HttpFailure(503, `function '${spec.name}' exited before it was ready (${child.signalCode ?? `code ${child.exitCode}`}): ${line.length > 500 ? `${line.slice(0, 500)}…` : line}`);
+        }
+        if (performance.now() > deadline) {
+          child.kill('SIGKILL');
+          throw new HttpFailure(503, `function '${spec.name}' was not ready within startupSeconds (${spec.scaling.startupSeconds} s)`);
+        }
+        // Another process may have taken the port between the probe and the bind: only an answer while ours runs counts.
+        if ((await ready(attempt.port)) && child.exitCode === null && inst.attempt === attempt) break;
+        await new Promise((r) => setTimeout(r, READY_POLL_MS));
       }
-      await wait;
-    }
-    inst.inflight++;
+      attempt.ready = true;
+      event(spec.name, `ready in ${Math.round(performance.now() - t0)} ms`);
+      pump(inst);
+    })();
+    attempt.started.catch((err: unknown) => {
+      const e = err instanceof HttpFailure ? err : new HttpFailure(503, `function '${spec.name}': ${String(err)}`);
+      if (inst.attempt === attempt) {
+        inst.attempt = undefined;
+        attempt.child?.kill('SIGKILL');
+      }
+      // Those waiting now wait for this start, unless another has begun (then they wait for that one).
+      if (!inst.attempt) failWaiters(inst, e.status, e.message);
+    });
+    return attempt;
   };
 
-  const wakeWaiters = (inst: Instance) => {
+  /**
+   * A ready process ended: forget it, and start it again if it is needed (requests waiting, or
+   * minScale ≥ 1). One that ends before it is ready is the start's failure (above).
+   */
+  const exited = (inst: Instance, attempt: Attempt, child: ChildProcess) => {
+    if (inst.attempt !== attempt || !attempt.ready) return;
+    inst.attempt = undefined;
+    clearTimeout(inst.idleTimer);
+    event(inst.spec.name, `exited (${child.signalCode ?? `code ${child.exitCode}`})`);
+    if (!closing && (inst.waiting.length > 0 || inst.spec.scaling.minScale > 0)) {
+      setTimeout(() => !closing && !inst.attempt && start(inst, 'restarting after the exit'), RESTART_DELAY_MS).unref();
+    }
+  };
+
+  const stop = async (inst: Instance, why: string): Promise<void> => {
+    const attempt = inst.attempt;
+    clearTimeout(inst.idleTimer);
+    if (!attempt) return;
+    inst.attempt = undefined;
+    attempt.stopping = true;
+    event(inst.spec.name, why);
+    await attempt.started.catch(() => undefined);
+    const child = attempt.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    child.kill('SIGTERM');
+    await attempt.closed;
+    clearTimeout(kill);
+  };
+
+  /**
+   * A slot for one request: the process started if it is not running, a free slot under
+   * containerConcurrency waited for. Fails at `deadline` (504), when the client goes, or with the start's failure.
+   */
+  const admit = (inst: Instance, deadline: number, client: ServerResponse): Promise<void> => {
+    clearTimeout(inst.idleTimer);
     const cap = inst.spec.scaling.containerConcurrency;
-    let free = cap > 0 ? cap - inst.inflight : inst.waiting.length;
-    while (free-- > 0 && inst.waiting.length > 0 && inst.port) inst.waiting.shift()!.wake();
+    if (closing) return Promise.reject(new HttpFailure(503, 'kinfer dev is stopping'));
+    if (inst.attempt?.ready && inst.waiting.length === 0 && (cap === 0 || inst.inflight < cap)) {
+      inst.inflight++;
+      return Promise.resolve();
+    }
+    if (inst.waiting.length >= MAX_WAITING) return Promise.reject(new HttpFailure(503, `function '${inst.spec.name}': ${MAX_WAITING} requests are waiting already`));
+    return new Promise<void>((resolve, reject) => {
+      const leave = () => {
+        const i = inst.waiting.indexOf(w);
+        if (i >= 0) inst.waiting.splice(i, 1);
+        clearTimeout(timer);
+        client.off('close', gone);
+      };
+      const w: Waiter = {
+        grant: () => (leave(), resolve()),
+        fail: (status, message) => (leave(), reject(new HttpFailure(status, message))),
+      };
+      const timer = setTimeout(() => w.fail(504, `function '${inst.spec.name}': no answer within timeoutSeconds (${inst.spec.scaling.timeoutSeconds} s), waiting included`), Math.max(0, deadline - Date.now()));
+      const gone = () => w.fail(499, 'the client went away');
+      client.once('close', gone);
+      inst.waiting.push(w);
+      try {
+        start(inst, inst.spec.scaling.minScale > 0 ? 'restarting' : 'scale from zero');
+      } catch (err) {
+        const e = err instanceof HttpFailure ? err : new HttpFailure(503, String(err));
+        w.fail(e.status, e.message);
+      }
+    });
   };
 
   const release = (inst: Instance) => {
     inst.inflight--;
-    wakeWaiters(inst);
+    pump(inst);
     armIdle(inst);
   };
 
-  const proxy = (inst: Instance, req: IncomingMessage, res: ServerResponse): Promise<void> =>
-    new Promise((resolve) => {
-      const upstream = httpRequest({ host: '127.0.0.1', port: inst.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+  /** A process that refused a connection or died (its exit maybe not seen yet): forgotten and killed; a new one starts for who waits. */
+  const lost = (inst: Instance, attempt: Attempt) => {
+    if (inst.attempt !== attempt) return;
+    inst.attempt = undefined;
+    clearTimeout(inst.idleTimer);
+    event(inst.spec.name, 'lost its process; starting again');
+    attempt.child?.kill('SIGKILL');
+    if (inst.waiting.length > 0) start(inst, 'restarting');
+  };
+
+  /**
+   * Forwards the request. Resolves with the attempt when the connection to its process failed
+   * (`retry` when it was refused and the request has no body: nothing was delivered, it can go to
+   * the next process), else undefined.
+   */
+  const proxy = (inst: Instance, req: IncomingMessage, res: ServerResponse, deadline: number): Promise<{ attempt: Attempt; retry: boolean } | undefined> =>
+    new Promise((done) => {
+      const attempt = inst.attempt;
+      const resolve = () => done(undefined);
+      if (res.destroyed || !attempt) {
+        if (!res.destroyed) sendError(res, 503, `function '${inst.spec.name}' stopped`);
+        return resolve();
+      }
+      const port = attempt.port;
+      // A connection per request (agent: false): a pooled one to a process that just died would fail
+      // as a reset, which cannot tell a request never delivered from one that was.
+      const upstream = httpRequest({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: forwardHeaders(req), agent: false }, (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
         answer.on('end', resolve);
@@ -243,53 +327,92 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
       });
       const timer = setTimeout(() => {
         upstream.destroy();
-        if (!res.headersSent) sendError(res, 504, `function '${inst.spec.name}': no answer within timeoutSeconds (${inst.spec.scaling.timeoutSeconds} s)`);
+        if (!res.headersSent) sendError(res, 504, `function '${inst.spec.name}': no answer within timeoutSeconds (${inst.spec.scaling.timeoutSeconds} s), waiting included`);
         else res.destroy();
         resolve();
-      }, inst.spec.scaling.timeoutSeconds * 1000);
+      }, Math.max(0, deadline - Date.now()));
       res.on('close', () => {
         clearTimeout(timer);
         upstream.destroy();
         resolve();
       });
-      upstream.on('error', (err) => {
-        if (!res.headersSent) sendError(res, 502, `function '${inst.spec.name}': ${err.message}`);
-        resolve();
+      upstream.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        const retry = !res.headersSent && err.code === 'ECONNREFUSED' && !hasBody(req);
+        if (!retry && !res.headersSent) sendError(res, 502, `function '${inst.spec.name}': ${err.message}`);
+        done({ attempt, retry });
       });
       req.pipe(upstream);
     });
 
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer({ requestTimeout: 0 }, (req, res) => {
     const fn = functionOfHost(req.headers.host, names);
     if (!fn) return sendError(res, 404, `no function answers Host ${JSON.stringify(req.headers.host ?? '')}; use Host: <function>.<anything> with one of: ${[...names].join(', ')}`);
     const inst = instances.get(fn)!;
-    admit(inst).then(
-      () => proxy(inst, req, res).finally(() => release(inst)),
-      (err: unknown) => {
-        const e = err instanceof HttpFailure ? err : new HttpFailure(500, String(err));
-        sendError(res, e.status, e.message);
-        armIdle(inst);
-      },
-    );
+    // One deadline per request, from its arrival: the wait for a start or a slot, and the answer.
+    const deadline = Date.now() + inst.spec.scaling.timeoutSeconds * 1000;
+    const serve = (): Promise<void> =>
+      admit(inst, deadline, res).then(
+        async () => {
+          const failed = await proxy(inst, req, res, deadline);
+          if (failed) {
+            // A broken connection: if the process is dying, see it go before the slot is handed on,
+            // so no one else is sent there.
+            await Promise.race([failed.attempt.closed, new Promise((r) => setTimeout(r, DEATH_WAIT_MS))]);
+            if (failed.retry || failed.attempt.child.exitCode !== null || failed.attempt.child.signalCode !== null) lost(inst, failed.attempt);
+          }
+          release(inst);
+          if (failed?.retry) return serve();
+        },
+        (err: unknown) => {
+          const e = err instanceof HttpFailure ? err : new HttpFailure(500, String(err));
+          if (!res.destroyed) sendError(res, e.status, e.message);
+          armIdle(inst);
+        },
+      );
+    void serve();
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => resolve());
   });
   const address = server.address() as AddressInfo;
-  // minScale ≥ 1: running before the first request, and kept.
-  await Promise.all([...instances.values()].filter((i) => i.spec.scaling.minScale > 0).map((i) => start(i)));
-  return {
-    url: `http://${address.address}:${address.port}`,
-    running: (fn) => instances.get(fn)?.child !== undefined,
-    close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      await Promise.all([...instances.values()].map((i) => stop(i, 'stopping')));
-    },
+  const close = async () => {
+    closing = true;
+    for (const inst of instances.values()) failWaiters(inst, 503, 'kinfer dev is stopping');
+    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    await new Promise((r) => setImmediate(r)); // the 503s above go out first
+    server.closeAllConnections();
+    await serverClosed;
+    await Promise.all([...instances.values()].map((i) => stop(i, 'stopping')));
   };
+  // minScale ≥ 1: running before the first request, and kept.
+  try {
+    await Promise.all([...instances.values()].filter((i) => i.spec.scaling.minScale > 0).map(async (i) => start(i, 'minScale ≥ 1')?.started));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return {
+    url: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
+    running: (fn) => instances.get(fn)?.attempt !== undefined,
+    close,
+  };
+}
+
+/** Whether a request carries a body (then it cannot be sent again once read). */
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
+/** Hop-by-hop headers stay on their hop (RFC 9110 §7.6.1); the client's address goes on as X-Forwarded-For. */
+function forwardHeaders(req: IncomingMessage): Record<string, string | string[] | undefined> {
+  const headers: Record<string, string | string[] | undefined> = { ...req.headers };
+  const named = String(req.headers.connection ?? '').split(',').map((h) => h.trim().toLowerCase());
+  for (const h of ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade', ...named]) if (h !== 'transfer-encoding') delete headers[h];
+  const forwarded = req.headers['x-forwarded-for'];
+  headers['x-forwarded-for'] = `${forwarded ? `${String(forwarded)}, ` : ''}${req.socket.remoteAddress ?? ''}`;
+  return headers;
 }
 
 async function ready(port: number): Promise<boolean> {
@@ -302,10 +425,6 @@ async function ready(port: number): Promise<boolean> {
   }
 }
 
-function lastLine(text: string): string {
-  const line = text.trim().split('\n').pop() ?? '';
-  return line.length > 500 ? `${line.slice(0, 500)}…` : line || '(no output)';
-}
 
 function sendError(res: ServerResponse, status: number, message: string): void {
   res.writeHead(status, { 'content-type': 'application/json' });

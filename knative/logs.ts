@@ -3,9 +3,9 @@
  * `kinfer logs <function>`: the server container's (`user-container`) logs of
  * every pod of the function's current revision (label `serving.knative.dev/revision`).
  * The latest ready revision is used, or the latest created one while none is ready
- * (the usual reason to read logs). `followLogs` streams them as `kubectl logs -f` does,
- * and also picks up the function's pods that start later (scale-up from zero, a rollout,
- * a restarted container), as `stern` does.
+ * (the usual reason to read logs). `followLogs` streams, as `kubectl logs -f` does, every
+ * running pod of the function (any revision: a rollout's and a traffic split's), and picks up
+ * the pods that start later (scale-up from zero, a rollout, a restarted container), as `stern` does.
  */
 import { setMaxListeners } from 'node:events';
 import { Writable } from 'node:stream';
@@ -212,6 +212,8 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
 
   /** The last state seen of each pod, looked at again when its stream ends (a restart seen while it was open). */
   const latest = new Map<string, V1Pod>();
+  /** Pods left out for MAX_PODS, reported once. */
+  const capped = new Set<string>();
   const consider = (p: V1Pod, atStart = false) => {
     if (stop.signal.aborted) return;
     const pod = nameOf(p);
@@ -220,10 +222,12 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
     // A pod being deleted is not picked up (one followed already streams to its end).
     if (!pod || open.has(pod) || p.metadata?.deletionTimestamp || restarts === undefined || begun.has(`${pod}#${restarts}`)) return;
     if (open.size >= MAX_PODS) {
-      opts.onError?.(pod, new Unavailable(`not followed: ${MAX_PODS} pods are followed already`));
+      if (!capped.has(pod)) opts.onError?.(pod, new Unavailable(`not followed: ${MAX_PODS} pods are followed already`));
+      capped.add(pod);
       if (atStart) initialLeft--;
       return;
     }
+    capped.delete(pod);
     begun.add(`${pod}#${restarts}`);
     const rev = revisionOf(p);
     open.add(pod);
@@ -263,7 +267,11 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
         // The server ends the watch after WATCH_SECONDS; past that plus a margin the connection is
         // taken for half-open (no event, no end) and the watch is made again.
         let stale = false;
-        const timer = setTimeout(() => ((stale = true), void request.then((c) => c.abort())), (WATCH_SECONDS + 30) * 1000);
+        const timer = setTimeout(() => {
+          stale = true;
+          void request.then((c) => c.abort(), () => undefined);
+          done(undefined); // also when it hangs before its headers (no controller yet)
+        }, (WATCH_SECONDS + 30) * 1000);
         timer.unref();
         const done = (err: unknown) => {
           clearTimeout(timer);

@@ -64,9 +64,10 @@ function current(t: WaitTarget, obj: StatusOf): string | true {
     return t.generation === undefined || observed === undefined || observed >= t.generation ? true : `generation ${t.generation} not observed yet (at ${observed})`;
   }
   if (!t.readySince) return true;
+  // A settled Ready (True or False) speaks of the new spec only if it was set at or after the apply.
   const ready = obj.status?.conditions?.find((c) => c.type === 'Ready');
   const at = ready?.lastTransitionTime === undefined ? undefined : new Date(ready.lastTransitionTime);
-  return ready?.status !== 'True' || (at !== undefined && at >= t.readySince) ? true : 'the new spec not reconciled yet (Ready=True from before the apply)';
+  return ready === undefined || ready.status === 'Unknown' || (at !== undefined && at >= t.readySince) ? true : `the new spec not reconciled yet (Ready=${ready.status} from before the apply)`;
 }
 
 /** Waits until every target is Ready for what the apply asked; returns them in order, with their URLs. */

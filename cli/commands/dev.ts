@@ -47,22 +47,24 @@ export function devCommand(): Command {
           storageUris[fn] = uri;
         }
         const note = (text: string) => process.stderr.write(`kinfer dev: ${text}\n`);
+        // Taken before the minScale ≥ 1 functions start, so a Ctrl-C then still stops them.
+        const stopped = new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
         const serving = await k.startLocalServing({
           functions: specs,
           command: [process.execPath, process.argv[1]!],
           idleMs: flags.idleSeconds * 1000,
           storageUris,
-          modules: Object.fromEntries(specs.map((s) => [s.name, ['index.js', 'index.ts'].map((f) => join(dir, s.name, f)).find((f) => existsSync(f))!])),
+          modules: Object.fromEntries(specs.flatMap((s) => ['index.js', 'index.ts'].map((f) => join(dir, s.name, f)).filter((f) => existsSync(f)).slice(0, 1).map((f) => [s.name, f]))),
           port: flags.port,
           host: flags.host,
           onOutput: (fn, line) => process.stdout.write(`[${fn}] ${line}\n`),
           onEvent: (fn, text) => note(`${fn}: ${text}`),
         });
         note(`listening on ${serving.url}; call a function with Host: <function>.localhost (${specs.map((s) => s.name).join(', ')}), e.g. curl -H 'Host: ${specs[0]?.name ?? 'echo'}.localhost' ${serving.url}/v2/health/ready`);
-        await new Promise<void>((resolve) => {
-          process.once('SIGINT', resolve);
-          process.once('SIGTERM', resolve);
-        });
+        await stopped;
         await serving.close();
       });
     });

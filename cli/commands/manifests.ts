@@ -37,6 +37,7 @@ export function manifestsCommand(): Command {
         funcYamlDir: flags.funcYamlDir ?? join(root, 'functions'),
       });
       out.line(`generated ${gen.written.length} files for ${gen.functions.join(', ') || 'no functions'} in ${outDir}${gen.removed.length ? `; removed ${gen.removed.join(', ')}` : ''}`);
+      for (const why of gen.funcYamlSkipped) process.stderr.write(`kinfer manifests: no func.yaml: ${why}\n`);
       const report: Record<string, unknown> = { outDir, ...gen };
       let ok = true;
       if (flags.validate !== false) {

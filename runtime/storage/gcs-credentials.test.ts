@@ -41,6 +41,7 @@ describe('gcsCredential: the Application Default Credentials order', () => {
     expect(gcsCredential({ HOME: home }, gce)).toEqual({ kind: 'key-file', path: wellKnown, from: `gcloud's ${wellKnown}` });
     expect(gcsCredential({ HOME: home, CLOUDSDK_CONFIG: join(dir, 'elsewhere') }, other)).toEqual({ kind: 'anonymous' }); // CLOUDSDK_CONFIG replaces ~/.config/gcloud
     expect(gcsCredential({ HOME: home, GCS_ENDPOINT: 'http://emulator' }, gce)).toEqual({ kind: 'anonymous' }); // not sent to an emulator
+    expect(gcsCredential({ HOME: home, GCE_METADATA_HOST: '127.0.0.1:8080' }, gce)).toMatchObject({ kind: 'key-file' }); // ADC: the file before the metadata server
     expect(gcsCredential({ HOME: home, GOOGLE_APPLICATION_CREDENTIALS: '/keys/sa.json' }, gce)).toEqual({ kind: 'key-file', path: '/keys/sa.json', from: 'GOOGLE_APPLICATION_CREDENTIALS' });
   });
 

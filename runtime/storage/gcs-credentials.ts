@@ -51,14 +51,16 @@ export function onGoogleCloud(dmiDir = DMI_DIR): boolean {
 /** Which credential a pull with `env` uses (no network). */
 export function gcsCredential(env: NodeJS.ProcessEnv, dmiDir = DMI_DIR): GcsCredential {
   if (env.GOOGLE_APPLICATION_CREDENTIALS) return { kind: 'key-file', path: env.GOOGLE_APPLICATION_CREDENTIALS, from: 'GOOGLE_APPLICATION_CREDENTIALS' };
-  const detection = env.METADATA_SERVER_DETECTION?.trim().toLowerCase();
-  const named = (env.GCE_METADATA_IP || env.GCE_METADATA_HOST)?.replace(/^https?:\/\//i, '').replace(/\/+$/, '');
-  if (named && detection !== 'none') return { kind: 'metadata', host: named };
-  if (env.GCS_ENDPOINT || env.STORAGE_EMULATOR_HOST) return { kind: 'anonymous' };
+  const custom = Boolean(env.GCS_ENDPOINT || env.STORAGE_EMULATOR_HOST);
   const gcloudDir = env.CLOUDSDK_CONFIG || (env.HOME ? join(env.HOME, '.config', 'gcloud') : undefined);
   const wellKnown = gcloudDir && join(gcloudDir, 'application_default_credentials.json');
-  if (wellKnown && existsSync(wellKnown)) return { kind: 'key-file', path: wellKnown, from: `gcloud's ${wellKnown}` };
+  if (!custom && wellKnown && existsSync(wellKnown)) return { kind: 'key-file', path: wellKnown, from: `gcloud's ${wellKnown}` };
+  const detection = env.METADATA_SERVER_DETECTION?.trim().toLowerCase();
   if (detection === 'none') return { kind: 'anonymous' };
+  // The metadata server speaks plain HTTP: a scheme in the variable is dropped, as gcp-metadata takes a host.
+  const named = (env.GCE_METADATA_IP || env.GCE_METADATA_HOST)?.replace(/^https?:\/\//i, '').replace(/\/+$/, '');
+  if (named) return { kind: 'metadata', host: named };
+  if (custom) return { kind: 'anonymous' };
   if (detection === 'assume-present' || detection === 'ping-only' || onGoogleCloud(dmiDir)) return { kind: 'metadata', host: METADATA_IP };
   return { kind: 'anonymous' };
 }

@@ -23,15 +23,20 @@ beforeAll(async () => {
   await writeFile(
     join(dir, 'stand-in.cjs'),
     `let inflight = 0, most = 0;
-     require('node:http').createServer((req, res) => {
+     const server = require('node:http').createServer((req, res) => {
        if (req.url === '/v2/health/ready') return res.end('{}');
+       if (req.url === '/unlisten') return setInterval(() => {}, 1000), server.close(), res.end('{}'); // alive, refusing connections
        if (req.url === '/env') return res.end(JSON.stringify(process.env));
        if (req.url === '/hang') return;
+       if (req.url === '/crash') process.exit(3);
        inflight++; most = Math.max(most, inflight);
        setTimeout(() => { inflight--; res.end(JSON.stringify({ most })); }, 100);
-     }).listen(Number(process.env.PORT), process.env.HOST);`,
+     });
+     server.listen(Number(process.env.PORT), process.env.HOST);`,
   );
   await writeFile(join(dir, 'dies.cjs'), `console.error('kinfer serve: model artifact missing: /nowhere'); process.exit(1);`);
+  // Listens only after 5 s: a start that is still going.
+  await writeFile(join(dir, 'slow-start.cjs'), `setTimeout(() => require('node:http').createServer((q, s) => s.end('{}')).listen(Number(process.env.PORT), process.env.HOST), 5000);`);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -64,7 +69,7 @@ describe('kinfer dev: kinfer serve behind Host routing, scaled from and to zero'
   let serving: LocalServing;
   const events: string[] = [];
   beforeAll(async () => {
-    serving = await startLocalServing({ functions: [spec('echo-a')], command: [process.execPath, BIN], idleMs: 400, port: 0, host: '127.0.0.1', onEvent: (fn, t) => events.push(`${fn}: ${t}`) });
+    serving = await startLocalServing({ functions: [spec('echo-a')], command: [process.execPath, BIN], idleMs: 2000, port: 0, host: '127.0.0.1', onEvent: (fn, t) => events.push(`${fn}: ${t}`) });
   });
   afterAll(() => serving.close());
 
@@ -74,7 +79,7 @@ describe('kinfer dev: kinfer serve behind Host routing, scaled from and to zero'
     const answers = await Promise.all([1, 2, 3, 4, 5].map((i) => call(serving.url, i % 2 ? 'echo-a.ml.example.com' : 'echo-a.localhost:8080', '/v2/models/echo/infer', infer)));
     expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
     expect(((await answers[0]!.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([1, 2]);
-    expect(events.filter((e) => e.startsWith('echo-a: starting'))).toHaveLength(1);
+    expect(events.filter((e) => e.startsWith('echo-a: starting'))).toEqual(['echo-a: starting (scale from zero)']);
     expect(events.some((e) => /^echo-a: ready in \d+ ms$/.test(e))).toBe(true);
     expect(serving.running('echo-a')).toBe(true);
 
@@ -82,7 +87,7 @@ describe('kinfer dev: kinfer serve behind Host routing, scaled from and to zero'
     expect(await (await call(serving.url, 'echo-a', '/metrics')).text()).toMatch(/kinfer_requests_total\{[^}]*service="echo-a"[^}]*revision="echo-a-local"/);
 
     await until(() => !serving.running('echo-a'));
-    expect(events).toContain('echo-a: scaled to zero after 0 s without requests');
+    expect(events).toContain('echo-a: scaled to zero after 2 s without requests');
     expect((await call(serving.url, 'echo-a.localhost', '/v2/health/ready')).status).toBe(200); // from zero again
     expect(events.filter((e) => e.startsWith('echo-a: starting'))).toHaveLength(2);
   });
@@ -117,7 +122,7 @@ describe('kinfer dev: concurrency, timeouts, env and start failures (a stand-in 
       const t0 = Date.now();
       const hung = await call(serving.url, 'capped.localhost', '/hang');
       expect(hung.status).toBe(504);
-      expect(((await hung.json()) as { error: string }).error).toBe("function 'capped': no answer within timeoutSeconds (1 s)");
+      expect(((await hung.json()) as { error: string }).error).toBe("function 'capped': no answer within timeoutSeconds (1 s), waiting included");
       expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
     } finally {
       await serving.close();
@@ -125,9 +130,53 @@ describe('kinfer dev: concurrency, timeouts, env and start failures (a stand-in 
     expect(serving.running('capped')).toBe(false);
   });
 
+  it('holds containerConcurrency from zero too; a process that crashes is started again for the requests waiting', async () => {
+    const events: string[] = [];
+    const serving = await startLocalServing({ functions: [spec('cold', { scaling: { containerConcurrency: 1, timeoutSeconds: 30 } })], command: standIn(), idleMs: 60_000, port: 0, host: '127.0.0.1', onEvent: (_fn, t) => events.push(t) });
+    try {
+      const first = await Promise.all([1, 2, 3, 4].map(() => call(serving.url, 'cold.localhost', '/slow').then((r) => r.json() as Promise<{ most: number }>)));
+      expect(first.map((r) => r.most)).toEqual([1, 1, 1, 1]);
+      // One request crashes the process while three wait for the slot: they are answered by the next process.
+      const crash = call(serving.url, 'cold.localhost', '/crash');
+      const queued = [1, 2, 3].map(() => call(serving.url, 'cold.localhost', '/slow'));
+      expect((await crash).status).toBe(502);
+      expect((await Promise.all(queued)).map((r) => r.status)).toEqual([200, 200, 200]);
+      expect(events.filter((e) => /^(starting|exited|lost)/.test(e))).toEqual(['starting (scale from zero)', 'exited (code 3)', 'starting (restarting after the exit)']);
+    } finally {
+      await serving.close();
+    }
+  });
+
+  it('a process that refuses connections is replaced, and a request without a body is sent to the new one', async () => {
+    const events: string[] = [];
+    const serving = await startLocalServing({ functions: [spec('deaf')], command: standIn(), idleMs: 60_000, port: 0, host: '127.0.0.1', onEvent: (_fn, t) => events.push(t) });
+    try {
+      expect((await call(serving.url, 'deaf.localhost', '/unlisten')).status).toBe(200);
+      expect((await call(serving.url, 'deaf.localhost', '/slow')).status).toBe(200);
+      expect(events.filter((e) => /^(starting|lost)/.test(e))).toEqual(['starting (scale from zero)', 'lost its process; starting again', 'starting (scale from zero)']);
+      const withBody = await call(serving.url, 'deaf.localhost', '/unlisten').then(() => call(serving.url, 'deaf.localhost', '/slow', { a: 1 }));
+      expect(withBody.status).toBe(502); // a body read once cannot be sent again
+    } finally {
+      await serving.close();
+    }
+  });
+
+  it('close() answers the requests still waiting for a start with 503 and stops the starting process', async () => {
+    const serving = await startLocalServing({ functions: [spec('slow')], command: [process.execPath, join(dir, 'slow-start.cjs')], idleMs: 60_000, port: 0, host: '127.0.0.1' });
+    const waiting = call(serving.url, 'slow.localhost', '/v2/health/ready');
+    await until(() => serving.running('slow'));
+    const t0 = Date.now();
+    await serving.close();
+    expect(Date.now() - t0).toBeLessThan(4000); // not the 5 s start
+    const res = await waiting;
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: string }).error).toBe('kinfer dev is stopping');
+    expect(serving.running('slow')).toBe(false);
+  });
+
   it("gives the process its Knative Service's env, a Secret's value from the local env (else 503 naming it), and a --storage-uri", async () => {
     const withSecret = spec('creds', { env: { AWS_ACCESS_KEY_ID: { secretKeyRef: { name: 's3-creds', key: 'id' } }, LOG_LEVEL: 'warn' } });
-    const missing = await startLocalServing({ functions: [withSecret], command: standIn(), idleMs: 60_000, port: 0, host: '127.0.0.1', env: { AWS_ACCESS_KEY_ID: undefined } });
+    const missing = await startLocalServing({ functions: [withSecret], command: standIn(), idleMs: 60_000, port: 0, host: '127.0.0.1', env: { ...process.env, AWS_ACCESS_KEY_ID: undefined } });
     try {
       const res = await call(missing.url, 'creds.localhost', '/env');
       expect(res.status).toBe(503);
@@ -135,14 +184,21 @@ describe('kinfer dev: concurrency, timeouts, env and start failures (a stand-in 
     } finally {
       await missing.close();
     }
-    const serving = await startLocalServing({ functions: [withSecret, spec('hooked')], command: standIn(), idleMs: 60_000, port: 0, host: '127.0.0.1', env: { AWS_ACCESS_KEY_ID: 'AKIALOCAL' }, storageUris: { creds: 's3://local/echo' }, modules: { hooked: '/fns/hooked/index.js' } });
+    const shell = { ...process.env, AWS_ACCESS_KEY_ID: 'AKIALOCAL', KINFER_REST_PORT: '1234', MODEL_REPOSITORY: '/shared', MULTI_MODEL_SERVER: 'true' }; // the last three the generator's
+    const grpc = spec('grpcfn', { protocol: 'grpc-v2' });
+    const serving = await startLocalServing({ functions: [withSecret, spec('hooked'), grpc], command: standIn(), idleMs: 60_000, port: 0, host: '127.0.0.1', env: shell, storageUris: { creds: 's3://local/echo' }, modules: { hooked: '/fns/hooked/index.js' } });
     try {
       const env = (await (await call(serving.url, 'creds.localhost', '/env')).json()) as Record<string, string>;
       expect(env).toMatchObject({ AWS_ACCESS_KEY_ID: 'AKIALOCAL', LOG_LEVEL: 'warn', MODEL_NAME: 'echo', STORAGE_URI: 's3://local/echo', K_SERVICE: 'creds', HOST: '127.0.0.1' });
       expect(env.KINFER_FUNCTION).toBeUndefined(); // no definition module: no hooks
       expect(JSON.parse(env.KINFER_MODEL_CONFIG!)).toMatchObject({ name: 'echo', platform: 'echo' });
       expect(env.MODEL_REPOSITORY).toBe(join(tmpdir(), 'kinfer-dev', 'creds'));
+      expect(env.KINFER_REST_PORT).toBeUndefined();
+      expect(env.MULTI_MODEL_SERVER).toBeUndefined();
       expect(((await (await call(serving.url, 'hooked.localhost', '/env')).json()) as Record<string, string>).KINFER_FUNCTION).toBe('/fns/hooked/index.js');
+      // A grpc-v2 function: REST on its one port here (no GRPC_PORT, no KINFER_REST_PORT taking 8080).
+      const g = (await (await call(serving.url, 'grpcfn.localhost', '/env')).json()) as Record<string, string>;
+      expect([g.GRPC_PORT, g.KINFER_REST_PORT, typeof g.PORT]).toEqual([undefined, undefined, 'string']);
     } finally {
       await serving.close();
     }
