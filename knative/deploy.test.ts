@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NotFound, InvalidArgument, Unavailable } from '../runtime/core/errors.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../test/helpers/fake-kube-api.js';
+import { until } from '../test/helpers/until.js';
 import { deploy, followLogs, list, logs, status } from './commands.js';
 
 // Every Kubernetes call here goes to a test double of the API server on 127.0.0.1 (test/helpers/fake-kube-api.ts).
@@ -17,11 +18,6 @@ afterEach(async () => {
 
 const KSVC = '/apis/serving.knative.dev/v1/namespaces/ml/services';
 
-/** Waits (at most 3 s) for `done`, then asserts it. */
-async function until(done: () => boolean): Promise<void> {
-  for (let i = 0; i < 600 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
-  expect(done()).toBe(true);
-}
 
 function readyService(name: string, rev: string, labels: Record<string, string> = { 'app.kubernetes.io/managed-by': 'kinfer' }) {
   return {

@@ -230,7 +230,17 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     clearTimeout(inst.idleTimer);
     event(inst.spec.name, `exited (${child.signalCode ?? `code ${child.exitCode}`})`);
     if (!closing && (inst.waiting.length > 0 || inst.spec.scaling.minScale > 0)) {
-      setTimeout(() => !closing && !inst.attempt && start(inst, 'restarting after the exit'), RESTART_DELAY_MS).unref();
+      setTimeout(() => !closing && !inst.attempt && restart(inst, 'restarting after the exit'), RESTART_DELAY_MS).unref();
+    }
+  };
+
+  /** `start` for those already waiting: a failure to make the env is theirs. */
+  const restart = (inst: Instance, why: string) => {
+    try {
+      start(inst, why);
+    } catch (err) {
+      const e = err instanceof HttpFailure ? err : new HttpFailure(503, String(err));
+      failWaiters(inst, e.status, e.message);
     }
   };
 
@@ -300,7 +310,7 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     clearTimeout(inst.idleTimer);
     event(inst.spec.name, 'lost its process; starting again');
     attempt.child?.kill('SIGKILL');
-    if (inst.waiting.length > 0) start(inst, 'restarting');
+    if (inst.waiting.length > 0) restart(inst, 'restarting');
   };
 
   /**

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineFunction, type FunctionSpec } from '../../functions/define.js';
 import { startLocalServing, type LocalServing } from '../../knative/local-serving.js';
 import { packageRoot } from '../../runtime/config.js';
+import { until } from '../helpers/until.js';
 
 const BIN = join(packageRoot(), 'dist', 'bundle', 'main.cjs');
 let dir: string;
@@ -60,10 +61,6 @@ function call(url: string, host: string, path: string, body?: unknown): Promise<
   });
 }
 
-async function until(done: () => boolean, ms = 10_000): Promise<void> {
-  for (const end = Date.now() + ms; Date.now() < end && !done(); ) await new Promise((r) => setTimeout(r, 10));
-  expect(done()).toBe(true);
-}
 
 describe('kinfer dev: kinfer serve behind Host routing, scaled from and to zero', () => {
   let serving: LocalServing;
