@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RESERVED_ENV, type FunctionSpec } from '../functions/define.js';
 import { freePort } from '../runtime/core/free-port.js';
+import { lineSplitter } from './lines.js';
 import { serverEnv } from './resources/common.js';
 
 /** Requests waiting for one function (to start, or for a concurrency slot); past it, 503. */
@@ -171,15 +172,13 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
       const child = spawn(cmd, [...args, 'serve'], { env: { ...env, PORT: String(attempt.port) }, stdio: ['ignore', 'pipe', 'pipe'] });
       attempt.child = child;
       const output = (stream: NodeJS.ReadableStream, tail: boolean) => {
-        let partial = '';
+        const lines = lineSplitter((line) => opts.onOutput?.(spec.name, line));
         stream.setEncoding('utf8');
         stream.on('data', (chunk: string) => {
           if (tail) stderrTail = (stderrTail + chunk).slice(-2000);
-          const parts = (partial + chunk).split('\n');
-          partial = parts.pop() ?? '';
-          for (const line of parts) opts.onOutput?.(spec.name, line);
+          lines.write(chunk);
         });
-        stream.on('end', () => partial && opts.onOutput?.(spec.name, partial));
+        stream.on('end', () => lines.end());
       };
       output(child.stdout!, false);
       output(child.stderr!, true);

@@ -10,9 +10,10 @@
 import { setMaxListeners } from 'node:events';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, Log, Watch, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, Log, Watch, type V1Pod } from '@kubernetes/client-node';
 import { NotFound, Unavailable } from '../runtime/core/errors.js';
 import { kubeError, loadKubeConfig, namespaceOf, type KubeOptions } from './kube.js';
+import { lineSplitter } from './lines.js';
 import { checkName, readService } from './status.js';
 
 /** Knative's name for the one container of a Service without a container name. */
@@ -40,19 +41,14 @@ export interface PodLog {
   log: string;
 }
 
-async function currentRevision(kc: KubeConfig, fn: string, namespace: string): Promise<string> {
-  const svc = await readService(kc, fn, namespace);
-  const revision = svc.status?.latestReadyRevisionName ?? svc.status?.latestCreatedRevisionName;
-  if (!revision) throw new NotFound(`Knative Service ${namespace}/${fn} has no revision yet`);
-  return revision;
-}
-
 /** The current revision of `fn` and its pods (at most MAX_PODS, sorted). */
 async function revisionPods(fn: string, opts: KubeOptions): Promise<{ kc: ReturnType<typeof loadKubeConfig>; namespace: string; revision: string; pods: string[] }> {
   checkName(fn);
   const kc = loadKubeConfig(opts);
   const namespace = namespaceOf(kc, opts);
-  const revision = await currentRevision(kc, fn, namespace);
+  const svc = await readService(kc, fn, namespace);
+  const revision = svc.status?.latestReadyRevisionName ?? svc.status?.latestCreatedRevisionName;
+  if (!revision) throw new NotFound(`Knative Service ${namespace}/${fn} has no revision yet`);
   try {
     const res = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace, labelSelector: `serving.knative.dev/revision=${revision}` });
     const pods = res.items.map((p) => p.metadata?.name ?? '').filter((n) => n !== '').sort().slice(0, MAX_PODS);
@@ -182,17 +178,14 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
         unlisten();
         resolve(err);
       };
-      let partial = '';
+      const lines = lineSplitter((line) => opts.onLine(pod, line));
       const sink = new Writable({
         write(chunk: Buffer, _enc, next) {
-          const lines = (partial + chunk.toString('utf8')).split('\n');
-          partial = lines.pop() ?? '';
-          for (const line of lines) opts.onLine(pod, line);
+          lines.write(chunk.toString('utf8'));
           next();
         },
         final(next) {
-          if (partial) opts.onLine(pod, partial);
-          partial = '';
+          lines.end();
           next();
         },
       });

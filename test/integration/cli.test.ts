@@ -5,9 +5,12 @@
  * and exit codes (0 ok, 1 server said no, 2 usage). Builds `dist/` first
  * when it is missing or older than the CLI and client sources.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { startFakeKubeApi } from '../helpers/fake-kube-api.js';
 import { freePort } from '../helpers/loopback.js';
+import { hostRequest } from '../helpers/server.js';
+import { until } from '../helpers/until.js';
 import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -30,24 +33,30 @@ interface Run {
   stderr: string;
 }
 
-function kinfer(args: string[], opts: { timeoutMs?: number } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, KINFER_URL: '', NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c));
-    child.stderr.on('data', (c: Buffer) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+/** The built CLI, running: its output so far (filled as it comes), and its end (SIGKILL after `timeoutMs`). */
+function startKinfer(args: string[], opts: { timeoutMs?: number } = {}): { child: ChildProcessByStdio<null, Readable, Readable>; out: Run; done: Promise<Run> } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, KINFER_URL: '', NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const out: Run = { code: null, stdout: '', stderr: '' };
+  child.stdout.on('data', (c: Buffer) => (out.stdout += c));
+  child.stderr.on('data', (c: Buffer) => (out.stderr += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+  const done = new Promise<Run>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      out.code = code;
+      resolve(out);
     });
   });
+  return { child, out, done };
+}
+
+function kinfer(args: string[], opts: { timeoutMs?: number } = {}): Promise<Run> {
+  return startKinfer(args, opts).done;
 }
 
 async function rawServer(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
@@ -441,29 +450,13 @@ describe('dev (functions served locally behind Host routing)', () => {
   it('serves a function from zero on its first request, routes by Host, and stops everything on Ctrl-C (exit 0)', async () => {
     const port = await freePort();
     // echo's storageUri is the image's file:///opt/kinfer/models/echo: dev reads functions/echo/model instead.
-    const child = spawn(process.execPath, [BIN, 'dev', 'echo', '--port', String(port)], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c));
-    child.stdout.resume();
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    try {
-      for (let i = 0; i < 2000 && !stderr.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 10));
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port, path: '/v2/models/echo/ready', headers: { host: 'echo.localhost' } }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
-        req.on('error', reject);
-        req.end();
-      });
-      expect(status).toBe(200);
-      expect(stderr).toMatch(/kinfer dev: echo: starting \(scale from zero\)\nkinfer dev: echo: ready in \d+ ms\n/);
-      child.kill('SIGINT');
-      expect(await exited).toBe(0);
-    } finally {
-      clearTimeout(kill);
-    }
+    const dev = startKinfer(['dev', 'echo', '--port', String(port)], { timeoutMs: 30_000 });
+    await until(() => dev.out.stderr.includes('listening on'), 20_000, 10);
+    expect((await hostRequest(`http://127.0.0.1:${port}`, 'echo.localhost', '/v2/models/echo/ready')).status).toBe(200);
+    expect(dev.out.stderr).toMatch(/kinfer dev: echo: starting \(scale from zero\)\nkinfer dev: echo: ready in \d+ ms\n/);
+    dev.child.kill('SIGINT');
+    const { code, stderr } = await dev.done;
+    expect(code).toBe(0);
     expect(stderr).toContain('kinfer dev: echo: stopping');
     const usage = await kinfer(['dev', 'nope']);
     expect(usage.code).toBe(2);
@@ -510,22 +503,13 @@ describe('logs --follow (against the API server test double)', () => {
         status: { containerStatuses: [{ name: 'user-container', restartCount: 0, state: { running: {} } }] },
       });
       api.setPodLog('ml', 'echo-00001-a', 'user-container', 'first\n');
-      const child = spawn(process.execPath, [BIN, 'logs', 'echo', '-f', '-n', 'ml', '--kubeconfig', api.kubeconfigPath], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c));
-      child.stderr.on('data', (c: Buffer) => (stderr += c));
-      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-      const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      try {
-        for (let i = 0; i < 2000 && api.followers('ml', 'echo-00001-a', 'user-container') === 0; i++) await new Promise((r) => setTimeout(r, 10));
-        api.appendPodLog('ml', 'echo-00001-a', 'user-container', 'second\n');
-        for (let i = 0; i < 2000 && !stdout.includes('second'); i++) await new Promise((r) => setTimeout(r, 10));
-        child.kill('SIGINT');
-        expect(await exited).toBe(0);
-      } finally {
-        clearTimeout(kill);
-      }
+      const follow = startKinfer(['logs', 'echo', '-f', '-n', 'ml', '--kubeconfig', api.kubeconfigPath]);
+      await until(() => api.followers('ml', 'echo-00001-a', 'user-container') > 0, 20_000, 10);
+      api.appendPodLog('ml', 'echo-00001-a', 'user-container', 'second\n');
+      await until(() => follow.out.stdout.includes('second'), 20_000, 10);
+      follow.child.kill('SIGINT');
+      const { code, stdout, stderr } = await follow.done;
+      expect(code).toBe(0);
       expect(stdout).toBe('[echo-00001-a] first\n[echo-00001-a] second\n'); // only the log lines
       expect(stderr).toBe('kinfer logs: + echo-00001-a (echo-00001)\n');
       const json = await kinfer(['logs', 'echo', '-f', '--json', '-n', 'ml', '--kubeconfig', api.kubeconfigPath]);

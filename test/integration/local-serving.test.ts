@@ -5,13 +5,13 @@
  * start), a small stand-in server process started through the same command seam.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineFunction, type FunctionSpec } from '../../functions/define.js';
 import { startLocalServing, type LocalServing } from '../../knative/local-serving.js';
 import { packageRoot } from '../../runtime/config.js';
+import { hostRequest as call } from '../helpers/server.js';
 import { until } from '../helpers/until.js';
 
 const BIN = join(packageRoot(), 'dist', 'bundle', 'main.cjs');
@@ -44,22 +44,6 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 const spec = (name: string, extra: Partial<Parameters<typeof defineFunction>[0]> = {}): FunctionSpec =>
   defineFunction({ name, model: { name: 'echo', storageUri: `file://${join(dir, 'echo-model')}`, platform: 'echo' }, ...extra }).spec;
 
-/** A request with its own Host header (fetch cannot set one). */
-function call(url: string, host: string, path: string, body?: unknown): Promise<{ status: number; text: () => Promise<string>; json: () => Promise<unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${url}${path}`, { method: body ? 'POST' : 'GET', headers: { host, 'content-type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, text: async () => text, json: async () => JSON.parse(text) as unknown });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body ? JSON.stringify(body) : undefined);
-  });
-}
 
 
 describe('kinfer dev: kinfer serve behind Host routing, scaled from and to zero', () => {
