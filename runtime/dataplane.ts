@@ -19,7 +19,8 @@ import type { QueuePolicy } from './repository/model-config.js';
 import type { Parameters } from './core/tensor.js';
 import type { BatchResult } from './batching/batcher.js';
 import { namesSequence, sequenceFlags } from './batching/sequence-batcher.js';
-import type { ModelStat } from './observability/statistics.js';
+import { failureReasonOf, type ModelStat } from './observability/statistics.js';
+import { rejectReasonOf } from './batching/queue.js';
 import type { ResponseCache } from './cache/response-cache.js';
 
 export const SERVER_NAME = 'kinfer';
@@ -263,10 +264,10 @@ export class DataPlane {
       }
       const response: InferResponse = { modelName: handle.name, modelVersion: handle.version, outputs };
       if (request.id !== undefined) response.id = request.id;
-      handle.statistics.request(true, started, performance.now());
+      handle.statistics.succeeded(started, performance.now());
       return { response, batch };
     } catch (err) {
-      handle.statistics.request(false, started, performance.now());
+      handle.statistics.failed(failureReasonOf(rejectReasonOf(err)), started, performance.now());
       throw err;
     }
   }

@@ -28,6 +28,22 @@ export const DEFAULT_MAX_QUEUE_SIZE = 512;
 export const REJECT_REASONS = ['queue_full', 'deadline_exceeded', 'queue_timeout', 'cancelled', 'unavailable', 'invalid_argument', 'backend_error'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
+const rejected = new WeakMap<object, RejectReason>();
+
+/**
+ * Records why a batcher answered a request with `err`, for `rejectReasonOf`. The first reason
+ * stays: an ensemble whose step was cancelled or refused fails with that step's error, and
+ * says why (its own batcher would call it a backend error).
+ */
+export function markRejected(err: unknown, reason: RejectReason): void {
+  if (typeof err === 'object' && err !== null && !rejected.has(err)) rejected.set(err, reason);
+}
+
+/** Why a batcher answered with `err`; undefined when no batcher did (the request failed before one). */
+export function rejectReasonOf(err: unknown): RejectReason | undefined {
+  return typeof err === 'object' && err !== null ? rejected.get(err) : undefined;
+}
+
 export interface BatchInfo {
   /** Items in the batch (sum of dim 0; 1 per request for non-batchable models). */
   size: number;
@@ -415,6 +431,7 @@ export abstract class QueueBatcher implements Batcher {
   }
 
   private refuse(reason: RejectReason, err: unknown): Promise<never> {
+    markRejected(err, reason);
     this.notify((o) => o.onRejected?.(reason));
     return Promise.reject(err);
   }
@@ -490,6 +507,7 @@ export abstract class QueueBatcher implements Batcher {
     entry.state = 'done';
     this.detach(entry);
     if (reason) {
+      markRejected(outcome, reason);
       endSpan(entry.span, outcome);
       this.notify((o) => o.onRejected?.(reason));
       this.notify((o) => o.onSettled?.());

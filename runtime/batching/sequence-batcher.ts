@@ -23,7 +23,7 @@ import type { Parameters, Tensor } from '../core/tensor.js';
 import type { SequenceControl } from '../repository/model-config.js';
 import type { SequenceFlags } from '../core/infer.js';
 import type { BatchRequest, BatchResult, Batcher } from './batcher.js';
-import { retryAfterSeconds, type BatchObserver, type RejectReason } from './queue.js';
+import { markRejected, retryAfterSeconds, type BatchObserver, type RejectReason } from './queue.js';
 
 /** One implicit state, resolved at load: its initial value has the batch dim when the model batches. */
 export interface PlannedState {
@@ -227,6 +227,7 @@ export class SequenceBatcher implements Batcher {
         s.queue.splice(i, 1);
         if (!s.active) this.backlogWaiting--;
         this.finishWaiting(w);
+        markRejected(err, reason);
         this.notify((o) => o.onRejected?.(reason));
         reject(err);
         // A sequence still in the backlog whose every request went away never started: forget it.
@@ -261,6 +262,7 @@ export class SequenceBatcher implements Batcher {
     for (const s of [...this.sequences.values()]) {
       for (const w of s.queue.splice(0)) {
         this.finishWaiting(w);
+        markRejected(err, 'unavailable');
         this.notify((o) => o.onRejected?.('unavailable'));
         w.reject(err);
       }
@@ -291,8 +293,10 @@ export class SequenceBatcher implements Batcher {
     this.finishWaiting(w);
     if ((s.ended || !s.started) && !w.flags.start) {
       const why = s.ended ? 'the sequence ended with an earlier request' : 'the request that started the sequence failed';
+      const err = new InvalidArgument(`inference request for sequence ${s.id} to ${this.plan.model} must specify the START flag: ${why}`);
+      markRejected(err, 'invalid_argument');
       this.notify((o) => o.onRejected?.('invalid_argument'));
-      w.reject(new InvalidArgument(`inference request for sequence ${s.id} to ${this.plan.model} must specify the START flag: ${why}`));
+      w.reject(err);
       return this.pump(s);
     }
     const { request, flags } = w;
@@ -414,6 +418,7 @@ export class SequenceBatcher implements Batcher {
   }
 
   private refuse(reason: RejectReason, err: unknown): Promise<never> {
+    markRejected(err, reason);
     this.notify((o) => o.onRejected?.(reason));
     return Promise.reject(err);
   }

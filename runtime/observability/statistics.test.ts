@@ -28,8 +28,8 @@ describe('ModelStatistics', () => {
     const s = new ModelStatistics();
     s.observer.onBatch!(batch(2, 2, [1, 1], false));
     const t = performance.now();
-    s.request(false, t - 3, t);
-    s.request(true, t - 1.5, t);
+    s.failed('BACKEND', t - 3, t);
+    s.succeeded(t - 1.5, t);
     const snap = s.snapshot('m', '1');
     expect(snap.execution_count).toBe(0);
     expect(snap.batch_stats).toEqual([]);
@@ -37,13 +37,14 @@ describe('ModelStatistics', () => {
     expect(snap.inference_stats.compute_infer.count).toBe(0);
     expect(snap.inference_stats.fail).toEqual({ count: 1, ns: 3e6 });
     expect(snap.inference_stats.success).toEqual({ count: 1, ns: 1.5e6 });
+    expect(s.failuresByReason()).toEqual({ REJECTED: 0, CANCELED: 0, BACKEND: 1, OTHER: 0 });
     expect(Math.abs(snap.last_inference - Date.now())).toBeLessThan(1000);
   });
 
   it('hands out copies: a snapshot does not change with later traffic', () => {
     const s = new ModelStatistics();
     const first = s.snapshot('m', '1');
-    s.request(true, performance.now() - 1, performance.now());
+    s.succeeded(performance.now() - 1, performance.now());
     s.observer.onBatch!(batch(1, 1, [0]));
     expect(first.inference_stats.success.count).toBe(0);
     expect(first.batch_stats).toEqual([]);

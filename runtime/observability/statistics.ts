@@ -9,7 +9,31 @@
  * duration) and the batcher's observer hooks (queue time and each execution's
  * input, infer and output times).
  */
-import type { BatchInfo, BatchObserver } from '../batching/queue.js';
+import type { BatchInfo, BatchObserver, RejectReason } from '../batching/queue.js';
+
+/** Triton's reasons for a failed request (the `reason` label of `nv_inference_request_failure`). */
+export const FAILURE_REASONS = ['REJECTED', 'CANCELED', 'BACKEND', 'OTHER'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+/**
+ * Triton's reason for a request its batcher answered with an error (`rejectReasonOf`): a queue
+ * full or timed out is REJECTED, a client gone CANCELED, a failed execution BACKEND; anything
+ * else (a request that failed before any batcher, a model unloading) OTHER.
+ */
+export function failureReasonOf(reason: RejectReason | undefined): FailureReason {
+  switch (reason) {
+    case 'queue_full':
+    case 'queue_timeout':
+    case 'deadline_exceeded':
+      return 'REJECTED';
+    case 'cancelled':
+      return 'CANCELED';
+    case 'backend_error':
+      return 'BACKEND';
+    default:
+      return 'OTHER';
+  }
+}
 
 /** A count and a total duration in nanoseconds (Triton's `StatisticDuration`). */
 export interface DurationStat {
@@ -82,6 +106,8 @@ export class ModelStatistics {
     cache_miss: zero(),
   };
   private readonly byBatchSize = new Map<number, BatchStat>();
+  /** `fail.count` by Triton's reason (not in the extension's JSON; Triton's metrics carry it). */
+  private readonly failures: Record<FailureReason, number> = { REJECTED: 0, CANCELED: 0, BACKEND: 0, OTHER: 0 };
 
   /**
    * The batcher's hooks. A successful execution adds one to its batch size's
@@ -112,13 +138,25 @@ export class ModelStatistics {
   };
 
   /**
-   * One request, as the data plane saw it: from its arrival there (`started`, performance.now()
-   * ms) to its response or error (`ended`). `last_inference` is wall time (Date.now(), ~30 ns),
+   * A request that succeeded, as the data plane saw it: from its arrival there (`started`,
+   * performance.now() ms) to its response (`ended`). `last_inference` is wall time (Date.now(), ~30 ns),
    * so it does not drift from the monotonic clock in a long-lived pod.
    */
-  request(ok: boolean, started: number, ended: number): void {
-    add(ok ? this.stats.success : this.stats.fail, ended - started);
+  succeeded(started: number, ended: number): void {
+    add(this.stats.success, ended - started);
     this.lastInference = Date.now();
+  }
+
+  /** As `succeeded`, for a request answered with an error, counted under its reason too. */
+  failed(reason: FailureReason, started: number, ended: number): void {
+    add(this.stats.fail, ended - started);
+    this.failures[reason]++;
+    this.lastInference = Date.now();
+  }
+
+  /** Failed requests by Triton's reason; they add up to `fail.count`. */
+  failuresByReason(): Record<FailureReason, number> {
+    return { ...this.failures };
   }
 
   /**

@@ -9,10 +9,13 @@
  * and a reload starts them from zero, as Triton's do.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { DurationStat, ModelStat } from './statistics.js';
+import { FAILURE_REASONS, type DurationStat, type FailureReason, type ModelStat } from './statistics.js';
 
-/** What a scrape reads of each loaded version: its statistics, and its requests not running yet. */
-export type TritonMetricsSource = () => { stat: ModelStat; pending: number }[];
+/**
+ * What a scrape reads of each loaded version: its statistics, its failures by reason, its
+ * requests not running yet, and the seconds its load took.
+ */
+export type TritonMetricsSource = () => { stat: ModelStat; failures: Record<FailureReason, number>; pending: number; loadSeconds: number }[];
 
 const LABELS = ['model', 'version'] as const;
 const us = (d: DurationStat) => Math.round(d.ns / 1000);
@@ -20,7 +23,6 @@ const us = (d: DurationStat) => Math.round(d.ns / 1000);
 /** [name, help, value] of each counter, in Triton's words. */
 const COUNTERS: [string, string, (s: ModelStat) => number][] = [
   ['nv_inference_request_success', 'Number of successful inference requests, all batch sizes', (s) => s.inference_stats.success.count],
-  ['nv_inference_request_failure', 'Number of failed inference requests, all batch sizes', (s) => s.inference_stats.fail.count],
   ['nv_inference_count', 'Number of inferences performed (does not include cached requests)', (s) => s.inference_count],
   ['nv_inference_exec_count', 'Number of model executions performed (does not include cached requests)', (s) => s.execution_count],
   ['nv_inference_request_duration_us', 'Cumulative inference request duration in microseconds (includes cached requests)', (s) => us(s.inference_stats.success)],
@@ -57,6 +59,29 @@ export function registerTritonMetrics(registry: Registry, source: TritonMetricsS
       },
     });
   }
+  // Every reason's series from the load on, at 0 until such a failure, as Triton's.
+  new Counter({
+    name: 'nv_inference_request_failure',
+    help: 'Number of failed inference requests, all batch sizes',
+    labelNames: [...LABELS, 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { stat, failures } of versions()) {
+        for (const reason of FAILURE_REASONS) this.inc({ model: stat.name, version: stat.version, reason }, failures[reason]);
+      }
+    },
+  });
+  new Gauge({
+    name: 'nv_model_load_duration_secs',
+    help: 'Model load time in seconds',
+    labelNames: LABELS,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { stat, loadSeconds } of versions()) this.set({ model: stat.name, version: stat.version }, loadSeconds);
+    },
+  });
   new Gauge({
     name: 'nv_inference_pending_request_count',
     help: 'Instantaneous number of pending requests awaiting execution per-model',

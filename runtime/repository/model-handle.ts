@@ -21,6 +21,8 @@ export class ModelHandle {
   readonly cacheScope: string;
   /** What it was loaded from (config and files; see the repository's `sourceOf`): a reload keeps it when they are unchanged. */
   source?: string;
+  /** Seconds its load took (the whole load of its model, pull included); 0 until the load ends. */
+  loadSeconds = 0;
 
   constructor(
     readonly name: string,

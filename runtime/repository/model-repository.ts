@@ -536,8 +536,11 @@ export class ModelRepository {
       const seconds = (performance.now() - started) / 1000;
       const versions = fresh.map((h) => h.version);
       // Each version's series: the whole load, pull included, as for a single version.
-      const loaded = fresh.filter((h) => !reused.has(h)).map((h) => h.version);
-      for (const v of loaded) this.opts.metrics?.modelLoadDuration.observe({ model: name, version: v, outcome: 'success' }, seconds);
+      for (const h of fresh) {
+        if (reused.has(h)) continue;
+        h.loadSeconds = seconds;
+        this.opts.metrics?.modelLoadDuration.observe({ model: name, version: h.version, outcome: 'success' }, seconds);
+      }
       const unchanged = [...reused].map((h) => h.version);
       const what = `loaded ${name} v${versions.join(', v')}${unchanged.length ? ` (v${unchanged.join(', v')} unchanged, kept serving)` : ''}`;
       log.info({ event: 'load', model: name, versions, ...(unchanged.length ? { unchanged } : {}), seconds, platform: fresh[0]!.metadata.platform }, what);

@@ -166,7 +166,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     // An ensemble's steps are internal requests through the data plane (made below; called only once serving).
     runStep: async (request, run): Promise<InferResponse> => (await dataplane.infer(request, { ...(run?.deadline !== undefined ? { deadline: run.deadline } : {}), ...(run?.signal ? { signal: run.signal } : {}) })).response,
   });
-  registerTritonMetrics(metrics.registry, () => repository.loaded().map((h) => ({ stat: h.statistics.snapshot(h.name, h.version), pending: h.batcher.queuedRequests })));
+  registerTritonMetrics(metrics.registry, () =>
+    repository.loaded().map((h) => ({ stat: h.statistics.snapshot(h.name, h.version), failures: h.statistics.failuresByReason(), pending: h.batcher.queuedRequests, loadSeconds: h.loadSeconds })),
+  );
   const dataplane: DataPlane = new DataPlane(
     repository,
     {

@@ -112,14 +112,13 @@ describe('statistics extension', () => {
       const us = (ns: number) => Math.round(ns / 1000);
       expect({
         success: metricValue(text, 'nv_inference_request_success', l),
-        failure: metricValue(text, 'nv_inference_request_failure', l),
         count: metricValue(text, 'nv_inference_count', l),
         exec: metricValue(text, 'nv_inference_exec_count', l),
         request: metricValue(text, 'nv_inference_request_duration_us', l),
         queue: metricValue(text, 'nv_inference_queue_duration_us', l),
         infer: metricValue(text, 'nv_inference_compute_infer_duration_us', l),
         pending: metricValue(text, 'nv_inference_pending_request_count', l),
-      }).toEqual({ success: i.success.count, failure: i.fail.count, count: s.inference_count, exec: s.execution_count, request: us(i.success.ns), queue: us(i.queue.ns), infer: us(i.compute_infer.ns), pending: 0 });
+      }).toEqual({ success: i.success.count, count: s.inference_count, exec: s.execution_count, request: us(i.success.ns), queue: us(i.queue.ns), infer: us(i.compute_infer.ns), pending: 0 });
     }
     expect(metricValue(text, 'nv_inference_request_success', { model: 'mlp' })).toBe(6); // the earlier tests' traffic
     expect(text).toMatch(/^# TYPE nv_inference_request_duration_us counter$/m);
@@ -134,6 +133,37 @@ describe('statistics extension', () => {
     expect(most).toBe(3);
     expect((await Promise.all(calls)).map((r) => r.status)).toEqual([200, 200, 200]);
     expect(metricValue(await (await fetch(`${server.url}/metrics`)).text(), 'nv_inference_pending_request_count', { model: 'mlp' })).toBe(0);
+  });
+
+  it("counts failures under Triton's reasons: refused before any batcher OTHER, a failed execution BACKEND, expired in the queue REJECTED, a client gone CANCELED", async () => {
+    const url = `${server.url}/v2/models/mlp/infer`;
+    const body = (parameters?: object) => ({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }], ...(parameters ? { parameters } : {}) });
+    // 20 ms to live against the 200 ms batching delay: it expires queued.
+    expect((await postJson(url, body({ timeout: 20_000 }))).status).toBe(504);
+    // Gone while queued: the server sees the connection close and cancels it.
+    const gone = new AbortController();
+    const call = fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body()), signal: gone.signal }).catch(() => 'aborted');
+    await new Promise((r) => setTimeout(r, 50));
+    gone.abort();
+    expect(await call).toBe('aborted');
+    let text = '';
+    for (let i = 0; i < 100; i++) {
+      text = await (await fetch(`${server.url}/metrics`)).text();
+      if (metricValue(text, 'nv_inference_request_failure', { model: 'mlp', reason: 'CANCELED' }) > 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const reasons = (model: string) => Object.fromEntries(['REJECTED', 'CANCELED', 'BACKEND', 'OTHER'].map((reason) => [reason, metricValue(text, 'nv_inference_request_failure', { model, version: '1', reason })]));
+    // mlp: the [1, 5] shape of the first test (OTHER), and the two above; lookup: its out-of-range ids (BACKEND).
+    expect(reasons('mlp')).toEqual({ REJECTED: 1, CANCELED: 1, BACKEND: 0, OTHER: 1 });
+    expect(reasons('lookup')).toEqual({ REJECTED: 0, CANCELED: 0, BACKEND: 1, OTHER: 0 });
+    for (const s of await stats(server.url)) {
+      const sum = Object.values(reasons(s.name)).reduce((a, b) => a + b, 0);
+      expect(sum, s.name).toBe(s.inference_stats.fail.count);
+    }
+    expect(text).toMatch(/^nv_inference_request_failure\{model="echo",version="1",reason="BACKEND"[^}]*\} 0$/m); // every reason's series, at 0 before any
+    // The load's seconds, as Triton's gauge: the repository's own histogram saw the same load.
+    expect(metricValue(text, 'nv_model_load_duration_secs', { model: 'mlp', version: '1' })).toBeCloseTo(metricValue(text, 'kinfer_model_load_duration_seconds_sum', { model: 'mlp', version: '1' }), 6);
+    expect(metricValue(text, 'nv_model_load_duration_secs', { model: 'mlp', version: '1' })).toBeGreaterThan(0);
   });
 
   it('answers 404 for a model it does not serve, and starts a reloaded version from zero', async () => {
