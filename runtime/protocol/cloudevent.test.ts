@@ -221,6 +221,14 @@ describe('encodeCloudEventReply', () => {
     const binOut = encodeCloudEventReply(req, { body: bin, headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': '2' } }, opts);
     expect(binOut.body).toBe(bin);
     expect(binOut.headers['Inference-Header-Content-Length']).toBe('2');
+    expect(binOut.headers['ce-inferenceheadercontentlength']).toBe('2'); // what a Broker forwards
+  });
+
+  it('binary mode: the header length from the inferenceheadercontentlength attribute when the header is gone (through a Broker); the header wins', () => {
+    const base = { 'content-type': 'application/octet-stream', 'ce-specversion': '1.0', 'ce-id': 'e1', 'ce-source': '/s', 'ce-type': 't' };
+    expect(decodeCloudEvent({ ...base, 'ce-inferenceheadercontentlength': '7' }, enc('{}')).inferenceHeaderContentLength).toBe('7');
+    expect(decodeCloudEvent({ ...base, 'ce-inferenceheadercontentlength': '7', 'inference-header-content-length': '5' }, enc('{}')).inferenceHeaderContentLength).toBe('5');
+    expect(decodeCloudEvent(base, enc('{}')).inferenceHeaderContentLength).toBeUndefined();
   });
 
   it('structured mode: the v2 JSON spliced in as text (INT64 digits intact), or base64 for binary bodies', () => {

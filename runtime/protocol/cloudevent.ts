@@ -12,7 +12,11 @@ import { MAX_JSON_BYTES } from './v2/decode.js';
 
 export type CloudEventMode = 'binary' | 'structured';
 
-/** Extension attribute carrying the binary extension's JSON header length in structured mode. */
+/**
+ * Extension attribute carrying the binary extension's JSON header length: in structured mode, and
+ * in binary mode beside the `Inference-Header-Content-Length` header, since a Knative Broker or
+ * Channel forwards an event's attributes and data, not the HTTP headers it arrived with.
+ */
 export const HEADER_LENGTH_EXTENSION = 'inferenceheadercontentlength';
 
 export interface DecodedCloudEvent {
@@ -113,7 +117,9 @@ export function decodeCloudEvent(headers: Record<string, string>, body: Uint8Arr
   if (!structured) {
     out.body = body;
     out.contentType = headers['content-type'];
-    out.inferenceHeaderContentLength = headers['inference-header-content-length'];
+    // Through a Broker only the extension attribute arrives; sent directly, the header (it wins).
+    const len = headers['inference-header-content-length'] ?? attrs[HEADER_LENGTH_EXTENSION];
+    if (len !== undefined) out.inferenceHeaderContentLength = String(len);
     return out;
   }
   out.contentType = typeof raw!.datacontenttype === 'string' ? raw!.datacontenttype : 'application/json';
@@ -391,7 +397,10 @@ export function encodeCloudEventReply(
     // Every attribute as a `ce-*` header, datacontenttype as Content-Type (HTTP binding 3.1.3).
     const headers: Record<string, string> = { 'content-type': contentType };
     for (const [k, v] of Object.entries(attrs)) if (k !== 'datacontenttype') headers[`ce-${k}`] = encodeHeaderValue(String(v));
-    if (headerLength !== undefined) headers['Inference-Header-Content-Length'] = headerLength;
+    if (headerLength !== undefined) {
+      headers['Inference-Header-Content-Length'] = headerLength;
+      headers[`ce-${HEADER_LENGTH_EXTENSION}`] = headerLength;
+    }
     return { headers, body: response.body };
   }
   if (!isJson) {
