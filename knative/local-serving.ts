@@ -10,6 +10,8 @@
  * `minScale` ≥ 1 starts at once and is started again if it exits. `containerConcurrency` caps
  * the requests in flight (the rest wait, as at the queue-proxy); `timeoutSeconds` bounds each
  * request from its arrival, its wait included. One process per function: `maxScale` is not emulated.
+ * The functions' Triggers get their events from local Brokers on the same port
+ * (`/<namespace>/<broker>`, knative/local-broker.ts), delivered through this ingress.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -19,6 +21,7 @@ import { join } from 'node:path';
 import { RESERVED_ENV, type FunctionSpec } from '../functions/define.js';
 import { freePort } from '../runtime/core/free-port.js';
 import { lineSplitter } from './lines.js';
+import { MAX_EVENT_BYTES, startLocalBroker, type Answer, type Delivery } from './local-broker.js';
 import { serverEnv } from './resources/common.js';
 
 /** Requests waiting for one function (to start, or for a concurrency slot); past it, 503. */
@@ -46,6 +49,12 @@ export interface LocalServingOptions {
   onOutput?: (fn: string, line: string) => void;
   /** What the local ingress does: starts, ready, stops, exits. */
   onEvent?: (fn: string, text: string) => void;
+  /** The namespace of the Brokers' paths (`/<namespace>/<broker>`); default `default`. */
+  namespace?: string;
+  /** The Triggers' delivery; default Knative's (knative/local-broker.ts). */
+  delivery?: Delivery;
+  /** What the Brokers do with each event: accepted, delivered, retried, replied, dropped. */
+  onBrokerEvent?: (text: string) => void;
 }
 
 /** A request waiting for a slot: granted (the slot counted), or failed with a status. */
@@ -87,6 +96,8 @@ class HttpFailure extends Error {
 
 export interface LocalServing {
   url: string;
+  /** Each Broker's ingress URL, by name (`<url>/<namespace>/<broker>`). */
+  brokers: Record<string, string>;
   /** Whether a function's process is running. */
   running(fn: string): boolean;
   close(): Promise<void>;
@@ -354,8 +365,19 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
       req.pipe(upstream);
     });
 
+  const namespace = opts.namespace ?? 'default';
+  const broker = startLocalBroker({
+    namespace,
+    triggers: opts.functions.flatMap((spec) => spec.triggers.map((t) => ({ name: `${spec.name}-${t.name}`, broker: t.broker, filters: t.filters, subscriber: spec.name }))),
+    delivery: opts.delivery,
+    // Through this ingress, as a Trigger's subscriber resolves to the function's Knative Service: scaled from zero, capped, timed.
+    send: (fn, headers, body) => post((server.address() as AddressInfo).port, `${fn}.${namespace}.svc.cluster.local`, headers, body),
+    onEvent: opts.onBrokerEvent,
+  });
+
   const server: Server = createServer({ requestTimeout: 0 }, (req, res) => {
     const fn = functionOfHost(req.headers.host, names);
+    if (!fn && broker.claims(req.url ?? '/')) return broker.ingress(req, res);
     if (!fn) return sendError(res, 404, `no function answers Host ${JSON.stringify(req.headers.host ?? '')}; use Host: <function>.<anything> with one of: ${[...names].join(', ')}`);
     const inst = instances.get(fn)!;
     // One deadline per request, from its arrival: the wait for a start or a slot, and the answer.
@@ -388,6 +410,7 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
   const address = server.address() as AddressInfo;
   const close = async () => {
     closing = true;
+    broker.close();
     for (const inst of instances.values()) failWaiters(inst, 503, 'kinfer dev is stopping');
     const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
     await new Promise((r) => setImmediate(r)); // the 503s above go out first
@@ -402,11 +425,36 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     await close();
     throw err;
   }
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   return {
-    url: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
+    url,
+    brokers: Object.fromEntries([...new Set(opts.functions.flatMap((s) => s.triggers.map((t) => t.broker)))].map((b) => [b, `${url}/${namespace}/${b}`])),
     running: (fn) => instances.get(fn)?.attempt !== undefined,
     close,
   };
+}
+
+/** A POST to this ingress with its own Host (fetch cannot set one); the answer read whole, up to MAX_EVENT_BYTES. */
+function post(port: number, host: string, headers: Record<string, string>, body: Buffer): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/', headers: { ...headers, host, 'content-length': String(body.byteLength) } }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.byteLength;
+        if (size > MAX_EVENT_BYTES) res.destroy(new Error(`the answer is over ${MAX_EVENT_BYTES} bytes`));
+        else chunks.push(c);
+      });
+      res.on('end', () => {
+        const h: Record<string, string> = {};
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h[k] = Array.isArray(v) ? v.join(', ') : v;
+        resolve({ status: res.statusCode ?? 502, headers: h, body: Buffer.concat(chunks) });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 /** Whether a request carries a body (then it cannot be sent again once read). */

@@ -1,8 +1,9 @@
 /**
  * @module cli/commands/dev
  * `kinfer dev [function...]`: the functions served locally as Knative would, behind one port
- * that routes by `Host`, each scaled from and to zero (knative/local-serving.ts). Runs until
- * Ctrl-C, which stops every function's process.
+ * that routes by `Host`, each scaled from and to zero (knative/local-serving.ts), their Triggers
+ * fed by local Brokers on the same port (knative/local-broker.ts). Runs until Ctrl-C, which stops
+ * every function's process.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +16,9 @@ interface DevFlags {
   functions?: string;
   idleSeconds: number;
   storageUri?: string[];
+  namespace: string;
+  retry: number;
+  backoffDelayMs: number;
 }
 
 export function devCommand(): Command {
@@ -25,6 +29,9 @@ export function devCommand(): Command {
     .option('--host <addr>', 'address of the local ingress', '127.0.0.1')
     .option('--functions <dir>', 'compiled function definitions (default: dist/functions of the package)')
     .option('--idle-seconds <n>', 'a minScale 0 function stops after this long without requests', positiveInt, 30)
+    .option('--namespace <ns>', "the namespace in the Brokers' paths (/<namespace>/<broker>) and the functions' Host names", 'default')
+    .option('--retry <n>', "a Trigger's retries of a failed delivery (Knative's default: 10)", (v: string) => (v === '0' ? 0 : positiveInt(v)), 10)
+    .option('--backoff-delay-ms <n>', 'the first retry waits this long, each next one twice as long (Knative: PT0.2S, exponential)', positiveInt, 200)
     .option('--storage-uri <fn=uri>', "replace a function's storageUri (e.g. a path that exists only in the image); repeatable", (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .action(async (only: string[], flags: DevFlags) => {
       await runVerb('dev', {}, async () => {
@@ -62,8 +69,12 @@ export function devCommand(): Command {
           host: flags.host,
           onOutput: (fn, line) => process.stdout.write(`[${fn}] ${line}\n`),
           onEvent: (fn, text) => note(`${fn}: ${text}`),
+          namespace: flags.namespace,
+          delivery: { retry: flags.retry, backoffPolicy: 'exponential', backoffDelayMs: flags.backoffDelayMs },
+          onBrokerEvent: note,
         });
         note(`listening on ${serving.url}; call a function with Host: <function>.localhost (${specs.map((s) => s.name).join(', ')}), e.g. curl -H 'Host: ${specs[0]?.name ?? 'echo'}.localhost' ${serving.url}/v2/health/ready`);
+        for (const [name, url] of Object.entries(serving.brokers)) note(`broker ${name}: send CloudEvents to ${url} (its Triggers: ${specs.flatMap((s) => s.triggers.filter((t) => t.broker === name).map((t) => `${s.name}-${t.name}`)).join(', ')})`);
         await stopped;
         await serving.close();
       });

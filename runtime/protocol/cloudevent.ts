@@ -37,18 +37,29 @@ export interface DecodedCloudEvent {
 
 const REQUIRED = ['id', 'source', 'type', 'specversion'] as const;
 
+/** A CloudEvent as read off HTTP: its attributes, checked, and its data's bytes, not parsed. */
+export interface CloudEventEnvelope {
+  mode: CloudEventMode;
+  /** The SDK's checked event, without data (it stamps a `time` where none was sent, and normalises one that was). */
+  event: CloudEventV1<unknown>;
+  /** Every attribute as sent but `data`/`data_base64` (binary mode's Content-Type as `datacontenttype`; JSON nulls left out). */
+  attributes: Record<string, unknown>;
+  /** Binary mode: the body. Structured mode: the raw JSON text of `data`, or `data_base64` decoded. Undefined for none. */
+  data?: Uint8Array;
+  /** Structured mode: `data` came as `data_base64`. */
+  base64?: boolean;
+}
+
 /**
- * Reads a CloudEvent from HTTP headers (lower-case names) and body.
+ * Reads a CloudEvent from HTTP headers (lower-case names) and body, and checks its attributes.
  *
- * The event's data is the v2 request and is handed on as the bytes received:
- * in binary mode the body itself; in structured mode the raw text of the
- * `data` member, sliced out of the envelope (`dataSpan`) rather than parsed
- * and re-serialised, which cost 112 ms for a 1x3x224x224 JSON tensor and
- * rounded INT64 values beyond 2^53. The SDK's `CloudEvent` validates the
- * attributes alone: given the data, it base64-encodes binary bodies into
- * `data_base64` (~10 ms for that tensor).
+ * The data is kept as the bytes received: in binary mode the body itself; in structured mode the
+ * raw text of the `data` member, sliced out of the envelope (`dataSpan`) rather than parsed and
+ * re-serialised, which cost 112 ms for a 1x3x224x224 JSON tensor and rounded INT64 values beyond
+ * 2^53. The SDK's `CloudEvent` validates the attributes alone: given the data, it base64-encodes
+ * binary bodies into `data_base64` (~10 ms for that tensor).
  */
-export function decodeCloudEvent(headers: Record<string, string>, body: Uint8Array, opts: { maxJsonBytes?: number } = {}): DecodedCloudEvent {
+export function readCloudEvent(headers: Record<string, string>, body: Uint8Array, opts: { maxJsonBytes?: number } = {}): CloudEventEnvelope {
   const structured = (headers['content-type'] ?? '').toLowerCase().startsWith('application/cloudevents+json');
   if ((headers['content-type'] ?? '').toLowerCase().startsWith('application/cloudevents-batch')) {
     throw new InvalidArgument('batched CloudEvents are not supported: send one event per request');
@@ -78,6 +89,7 @@ export function decodeCloudEvent(headers: Record<string, string>, body: Uint8Arr
     if (span) {
       data = body.subarray(span[0], span[1]);
       delete raw.data;
+      if (isNull(data)) data = undefined;
     }
   }
   const attrs: Record<string, unknown> = structured ? raw! : ceHeaders(headers);
@@ -89,11 +101,8 @@ export function decodeCloudEvent(headers: Record<string, string>, body: Uint8Arr
   if (attrs.specversion !== '1.0') {
     throw new InvalidArgument(`CloudEvent specversion '${String(attrs.specversion)}' is not supported (only 1.0)`);
   }
-  if (structured) checkJsonAttributes(raw!, data !== undefined && !isNull(data));
-  // The SDK validates against the spec's schema (source and time formats,
-  // attribute names and types). It is given the attributes only: kinfer reads
-  // `data`/`data_base64` itself, and HTTP.toEvent cost ~20 us more per event.
-  const { data: _data, data_base64: _base64, ...eventAttrs } = attrs;
+  if (structured) checkJsonAttributes(raw!, data !== undefined);
+  const { data: _data, data_base64: base64, ...eventAttrs } = attrs;
   if (!structured && headers['content-type']) eventAttrs.datacontenttype = headers['content-type'];
   let event: CloudEventV1<unknown>;
   try {
@@ -101,33 +110,36 @@ export function decodeCloudEvent(headers: Record<string, string>, body: Uint8Arr
   } catch (err) {
     throw new InvalidArgument(`invalid CloudEvent: ${validationMessage(err)}`);
   }
-  const out: DecodedCloudEvent = {
-    mode: structured ? 'structured' : 'binary',
-    id: event.id,
-    type: event.type,
-    source: event.source,
-    body: new Uint8Array(0),
-  };
+  for (const [k, v] of Object.entries(eventAttrs)) if (v === null) delete eventAttrs[k];
+  if (!structured) return { mode: 'binary', event, attributes: eventAttrs, ...(body.byteLength > 0 ? { data: body } : {}) };
+  if (typeof base64 === 'string') return { mode: 'structured', event, attributes: eventAttrs, data: new Uint8Array(Buffer.from(base64, 'base64')), base64: true };
+  return { mode: 'structured', event, attributes: eventAttrs, ...(data ? { data } : {}) };
+}
+
+/** A CloudEvent whose data is a v2 inference request (JSON, or the binary extension): what kinfer's routes take. */
+export function decodeCloudEvent(headers: Record<string, string>, body: Uint8Array, opts: { maxJsonBytes?: number } = {}): DecodedCloudEvent {
+  const { mode, event, data, base64 } = readCloudEvent(headers, body, opts);
+  const out: DecodedCloudEvent = { mode, id: event.id, type: event.type, source: event.source, body: new Uint8Array(0) };
   if (event.subject) out.subject = event.subject;
   const ext = event as unknown as Record<string, unknown>;
   if (typeof ext.model === 'string') out.model = ext.model;
   if (typeof ext.traceparent === 'string') out.traceparent = ext.traceparent;
   if (typeof ext.tracestate === 'string') out.tracestate = ext.tracestate;
+  const length = ext[HEADER_LENGTH_EXTENSION];
 
-  if (!structured) {
+  if (mode === 'binary') {
     out.body = body;
     out.contentType = headers['content-type'];
     // Through a Broker only the extension attribute arrives; sent directly, the header (it wins).
-    const len = headers['inference-header-content-length'] ?? attrs[HEADER_LENGTH_EXTENSION];
+    const len = headers['inference-header-content-length'] ?? length;
     if (len !== undefined) out.inferenceHeaderContentLength = String(len);
     return out;
   }
-  out.contentType = typeof raw!.datacontenttype === 'string' ? raw!.datacontenttype : 'application/json';
-  if (typeof raw!.data_base64 === 'string') {
-    out.body = new Uint8Array(Buffer.from(raw!.data_base64, 'base64'));
-    const len = raw![HEADER_LENGTH_EXTENSION];
-    if (len !== undefined) out.inferenceHeaderContentLength = String(len);
-  } else if (data !== undefined && !isNull(data)) {
+  out.contentType = typeof event.datacontenttype === 'string' ? event.datacontenttype : 'application/json';
+  if (base64) {
+    out.body = data!;
+    if (length !== undefined) out.inferenceHeaderContentLength = String(length);
+  } else if (data !== undefined) {
     // A JSON string is the request text itself; anything else is the request as JSON.
     if (data[0] === 0x22) {
       let text: unknown;
@@ -136,9 +148,8 @@ export function decodeCloudEvent(headers: Record<string, string>, body: Uint8Arr
       } catch (err) {
         throw new InvalidArgument(`structured CloudEvent is not valid JSON: ${(err as Error).message}`);
       }
-      data = new Uint8Array(Buffer.from(text as string, 'utf8'));
-    }
-    out.body = data;
+      out.body = new Uint8Array(Buffer.from(text as string, 'utf8'));
+    } else out.body = data;
   } else {
     throw new InvalidArgument("CloudEvent has no 'data' or 'data_base64': it must carry a v2 inference request");
   }
@@ -333,7 +344,6 @@ function unquote(name: string, raw: string): string {
   throw new InvalidArgument(`CloudEvent header '${name}' is not a valid quoted string: ${JSON.stringify(raw)}`);
 }
 
-/** The SDK's ValidationError as one line: each schema error as `<attribute> <message>`. */
 /**
  * The JSON format's attribute values: strings, booleans, or integers within int32 (the spec's
  * Integer); null reads as absent. The SDK lets objects and arrays through as extension values.
@@ -351,6 +361,7 @@ function checkJsonAttributes(raw: Record<string, unknown>, hasData: boolean): vo
   }
 }
 
+/** The SDK's ValidationError as one line: each schema error as `<attribute> <message>`. */
 function validationMessage(err: unknown): string {
   const { message, errors } = err as { message?: unknown; errors?: unknown };
   const details = Array.isArray(errors)

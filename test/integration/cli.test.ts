@@ -454,6 +454,16 @@ describe('dev (functions served locally behind Host routing)', () => {
     await until(() => dev.out.stderr.includes('listening on'), 20_000, 10);
     expect((await hostRequest(`http://127.0.0.1:${port}`, 'echo.localhost', '/v2/models/echo/ready')).status).toBe(200);
     expect(dev.out.stderr).toMatch(/kinfer dev: echo: starting \(scale from zero\)\nkinfer dev: echo: ready in \d+ ms\n/);
+    // echo's Trigger: its Broker on the same port; the reply matches no Trigger.
+    expect(dev.out.stderr).toContain(`kinfer dev: broker default: send CloudEvents to http://127.0.0.1:${port}/default/default (its Triggers: echo-requests)`);
+    const event = await fetch(`http://127.0.0.1:${port}/default/default`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'cli-1', 'ce-source': '/cli', 'ce-type': 'io.kinfer.inference.request', 'ce-subject': 'echo' },
+      body: '{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]}',
+    });
+    expect(event.status).toBe(202);
+    await until(() => /kinfer dev: broker default: io\.kinfer\.inference\.response \S+ matched no trigger/.test(dev.out.stderr), 10_000, 10);
+    expect(dev.out.stderr).toMatch(/kinfer dev: echo-requests: io\.kinfer\.inference\.request cli-1 delivered; reply io\.kinfer\.inference\.response \S+ published/);
     dev.child.kill('SIGINT');
     const { code, stderr } = await dev.done;
     expect(code).toBe(0);

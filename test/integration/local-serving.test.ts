@@ -12,6 +12,7 @@ import { defineFunction, type FunctionSpec } from '../../functions/define.js';
 import { startLocalServing, type LocalServing } from '../../knative/local-serving.js';
 import { packageRoot } from '../../runtime/config.js';
 import { hostRequest as call } from '../helpers/server.js';
+import { binaryBody, le } from '../helpers/v2-bodies.js';
 import { until } from '../helpers/until.js';
 
 const BIN = join(packageRoot(), 'dist', 'bundle', 'main.cjs');
@@ -197,5 +198,91 @@ describe('kinfer dev: concurrency, timeouts, env and start failures (a stand-in 
     } finally {
       await serving.close();
     }
+  });
+});
+
+describe('kinfer dev: Brokers deliver events to the Triggers of functions, and their replies on (the real kinfer serve, and a recording sink)', () => {
+  let serving: LocalServing;
+  const notes: string[] = [];
+  const events = async () => (await (await call(serving.url, 'sink.localhost', '/events')).json()) as { headers: Record<string, string>; body: string }[];
+  beforeAll(async () => {
+    // The sink records what it is sent; every other function is the built kinfer serve (a child, signals passed on).
+    await writeFile(
+      join(dir, 'router.cjs'),
+      `if (process.env.K_SERVICE !== 'sink') {
+         const child = require('node:child_process').spawn(process.execPath, [${JSON.stringify(BIN)}, ...process.argv.slice(2)], { stdio: 'inherit' });
+         for (const s of ['SIGTERM', 'SIGINT']) process.on(s, () => child.kill(s));
+         child.on('exit', (code) => process.exit(code ?? 1));
+       } else {
+         const events = [];
+         require('node:http').createServer((req, res) => {
+           if (req.url === '/v2/health/ready') return res.end('{}');
+           if (req.url === '/events') return res.end(JSON.stringify(events));
+           const chunks = [];
+           req.on('data', (c) => chunks.push(c));
+           req.on('end', () => { events.push({ headers: req.headers, body: Buffer.concat(chunks).toString('base64') }); res.statusCode = 202; res.end(); });
+         }).listen(Number(process.env.PORT), process.env.HOST);
+       }`,
+    );
+    serving = await startLocalServing({
+      functions: [
+        spec('echo-fn', { triggers: [{ name: 'requests', filters: { type: 'io.kinfer.inference.request' } }] }),
+        spec('sink', { triggers: [{ name: 'replies', filters: { type: 'io.kinfer.inference.response' } }] }),
+      ],
+      command: [process.execPath, join(dir, 'router.cjs')],
+      idleMs: 60_000,
+      port: 0,
+      host: '127.0.0.1',
+      onBrokerEvent: (t) => notes.push(t),
+    });
+  });
+  afterAll(() => serving.close());
+
+  it('an inference request event reaches the function (started from zero), and its reply event the sink, INT64 digits intact', async () => {
+    expect(serving.brokers).toEqual({ default: `${serving.url}/default/default` });
+    const body = '{"id":"r1","inputs":[{"name":"a","datatype":"INT64","shape":[2],"data":["9007199254740993",-2]}]}';
+    const res = await fetch(serving.brokers.default!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'ev-1', 'ce-source': '/camera/7', 'ce-type': 'io.kinfer.inference.request' },
+      body,
+    });
+    expect(res.status).toBe(202);
+    await until(() => notes.some((n) => n.startsWith('sink-replies: io.kinfer.inference.response')), 20_000);
+    const [reply] = await events();
+    expect(reply!.headers).toMatchObject({ 'ce-type': 'io.kinfer.inference.response', 'ce-source': '/models/echo', 'ce-inresponseto': 'ev-1', 'ce-requestid': 'r1', 'content-type': 'application/json', prefer: 'reply' });
+    expect(Buffer.from(reply!.body, 'base64').toString()).toMatch(/"data":\[9007199254740993,-2\]/);
+    expect(notes).toContain('echo-fn-requests: io.kinfer.inference.request ev-1 delivered; reply io.kinfer.inference.response ' + reply!.headers['ce-id'] + ' published');
+  });
+
+  it("binary tensors through the Broker: the header length travels as the inferenceheadercontentlength attribute, both ways (the HTTP header is not an event's)", async () => {
+    const header = { inputs: [{ name: 'a', datatype: 'FP32', shape: [2], parameters: { binary_data_size: 8 } }], outputs: [{ name: 'a', parameters: { binary_data: true } }] };
+    const { body, headerLength } = binaryBody(header, [le('f32', [1.5, -2.25])]);
+    const before = (await events()).length;
+    const res = await fetch(serving.brokers.default!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', 'ce-specversion': '1.0', 'ce-id': 'ev-2', 'ce-source': '/camera/7', 'ce-type': 'io.kinfer.inference.request', 'ce-inferenceheadercontentlength': headerLength },
+      body: Buffer.from(body),
+    });
+    expect(res.status).toBe(202);
+    await until(() => notes.some((n) => n.startsWith('sink-replies:') && n.includes('delivered (202)')) && notes.filter((n) => n.startsWith('sink-replies:')).length >= 2, 20_000);
+    const reply = (await events())[before]!;
+    const bytes = Buffer.from(reply.body, 'base64');
+    const length = Number(reply.headers['ce-inferenceheadercontentlength']);
+    expect(reply.headers['ce-inresponseto']).toBe('ev-2');
+    expect(JSON.parse(bytes.subarray(0, length).toString())).toMatchObject({ outputs: [{ name: 'a', datatype: 'FP32', shape: [2], parameters: { binary_data_size: 8 } }] });
+    expect([bytes.readFloatLE(length), bytes.readFloatLE(length + 4)]).toEqual([1.5, -2.25]);
+  });
+
+  it('answers a bad event 400 at the ingress, and a function refusing an event (400) is not retried', async () => {
+    const bad = await fetch(serving.brokers.default!, { method: 'POST', headers: { 'ce-specversion': '1.0', 'ce-id': 'x' }, body: '' });
+    expect(bad.status).toBe(400);
+    const res = await fetch(serving.brokers.default!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'ev-3', 'ce-source': '/p', 'ce-type': 'io.kinfer.inference.request' },
+      body: '{"inputs":[{"name":"a","datatype":"FP32","shape":[2],"data":[1]}]}',
+    });
+    expect(res.status).toBe(202);
+    await until(() => notes.some((n) => n.startsWith('echo-fn-requests: io.kinfer.inference.request ev-3 failed: 400')));
+    expect(notes.find((n) => n.includes('ev-3 failed'))).toMatch(/; not retried$/);
   });
 });

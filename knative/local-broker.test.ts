@@ -1,0 +1,189 @@
+/**
+ * `kinfer dev`'s Broker (knative/local-broker.ts) on a loopback server, with subscribers that are
+ * functions in this test (the `send` seam), after the data-plane part of the Broker spec's
+ * conformance outline (knative/specs, eventing/broker.md): ingress status codes, delivery by
+ * filter with attributes identical, replies published to the Broker, redelivery on failure.
+ */
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { until } from '../test/helpers/until.js';
+import { backoffMs, binaryMessage, matches, readEvent, retryable, startLocalBroker, type Answer, type LocalBroker, type LocalBrokerOptions } from './local-broker.js';
+
+const ce = (attrs: Record<string, string>) => Object.fromEntries(Object.entries(attrs).map(([k, v]) => [`ce-${k}`, v]));
+const base = { specversion: '1.0', source: '/producer' };
+
+interface Received {
+  fn: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+let server: Server | undefined;
+let broker: LocalBroker | undefined;
+afterEach(async () => {
+  broker?.close();
+  await new Promise((r) => (server ? server.close(r) : r(undefined)));
+  server = undefined;
+});
+
+/** A broker on a loopback port; `answer` plays every subscriber. */
+async function start(answer: (r: Received) => Answer | Promise<Answer>, extra: Partial<LocalBrokerOptions> = {}) {
+  const received: Received[] = [];
+  const notes: string[] = [];
+  broker = startLocalBroker({
+    namespace: 'default',
+    triggers: [
+      { name: 'first-t', broker: 'default', filters: { type: 'one' }, subscriber: 'first' },
+      { name: 'second-t', broker: 'default', filters: { subject: 'both' }, subscriber: 'second' },
+    ],
+    delivery: { retry: 2, backoffPolicy: 'exponential', backoffDelayMs: 10 },
+    send: async (fn, headers, body) => {
+      const r = { fn, headers, body: body.toString('utf8') };
+      received.push(r);
+      return answer(r);
+    },
+    onEvent: (t) => notes.push(t),
+    ...extra,
+  });
+  server = createServer((req, res) => broker!.ingress(req, res));
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const send = (path: string, headers: Record<string, string>, body = '', method = 'POST') =>
+    new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path, method, headers }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  return { received, notes, send };
+}
+
+const accepted = (): Answer => ({ status: 202, headers: {}, body: Buffer.alloc(0) });
+
+describe('local Broker: the event as read and as delivered', () => {
+  it('keeps attributes as sent (no time stamped or normalised) and data as the bytes received, INT64 digits included', () => {
+    const json = '{"inputs":[{"name":"a","datatype":"INT64","shape":[1],"data":[9007199254740993]}]}';
+    const structured = readEvent(
+      { 'content-type': 'application/cloudevents+json' },
+      Buffer.from(`{"specversion":"1.0","id":"e1","source":"/p","type":"t","time":"2020-01-01T00:00:00Z","n":5,"ok":true,"data":${json}}`),
+    );
+    expect(structured.attributes).toEqual({ specversion: '1.0', id: 'e1', source: '/p', type: 't', time: '2020-01-01T00:00:00Z', n: '5', ok: 'true', datacontenttype: 'application/json' });
+    expect(structured.data!.toString()).toBe(json);
+    const out = binaryMessage(structured);
+    expect(out.headers).toEqual({ 'ce-specversion': '1.0', 'ce-id': 'e1', 'ce-source': '/p', 'ce-type': 't', 'ce-time': '2020-01-01T00:00:00Z', 'ce-n': '5', 'ce-ok': 'true', 'content-type': 'application/json' });
+    expect(out.body.toString()).toBe(json);
+
+    const binary = readEvent({ 'content-type': 'text/plain', ...ce({ ...base, id: 'e2', type: 't', subject: 'a "b" €' }) }, Buffer.from('plain'));
+    expect(binary.attributes).toEqual({ ...base, id: 'e2', type: 't', subject: 'a "b" €', datacontenttype: 'text/plain' });
+    expect(binaryMessage(binary).headers['ce-subject']).toBe('a%20%22b%22%20%E2%82%AC');
+  });
+
+  it('takes a text data string as its text, data_base64 as its bytes, and no data as none', () => {
+    const env = (extra: string) => Buffer.from(`{"specversion":"1.0","id":"e","source":"/p","type":"t",${extra}}`);
+    expect(readEvent({ 'content-type': 'application/cloudevents+json' }, env('"datacontenttype":"text/plain","data":"hi \\"there\\""')).data!.toString()).toBe('hi "there"');
+    expect(readEvent({ 'content-type': 'application/cloudevents+json' }, env('"data":"json string"')).data!.toString()).toBe('"json string"');
+    expect([...readEvent({ 'content-type': 'application/cloudevents+json' }, env('"datacontenttype":"application/octet-stream","data_base64":"AAEC"')).data!]).toEqual([0, 1, 2]);
+    expect(readEvent({ 'content-type': 'application/cloudevents+json' }, env('"x":null')).data).toBeUndefined();
+    expect(readEvent({ 'content-type': 'application/cloudevents+json' }, env('"x":null')).attributes.x).toBeUndefined();
+  });
+
+  it('matches filters exactly, an empty value matching any value present; retries 404, 409, 429 and 5xx; backs off', () => {
+    expect(matches({ type: 'a', source: '/s' }, { type: 'a', source: '/s', id: '1' })).toBe(true);
+    expect(matches({ type: 'a' }, { type: 'ab' })).toBe(false);
+    expect(matches({ model: '' }, { type: 'a' })).toBe(false);
+    expect(matches({ model: '' }, { model: 'x' })).toBe(true);
+    expect(matches({}, { type: 'a' })).toBe(true);
+    expect([200, 400, 401, 404, 409, 413, 429, 500, 503, 504].filter(retryable)).toEqual([404, 409, 429, 500, 503, 504]);
+    expect([1, 2, 3].map((n) => backoffMs({ retry: 3, backoffPolicy: 'exponential', backoffDelayMs: 200 }, n))).toEqual([200, 400, 800]);
+    expect([1, 2, 3].map((n) => backoffMs({ retry: 3, backoffPolicy: 'linear', backoffDelayMs: 200 }, n))).toEqual([200, 400, 600]);
+  });
+});
+
+describe('local Broker: ingress and delivery', () => {
+  it('answers 405 to other methods, 404 off its path, 400 to what is not a valid event, 202 to an event', async () => {
+    const { send, received } = await start(accepted);
+    const get = await send('/default/default', {}, '', 'GET');
+    expect([get.status, get.headers.allow]).toEqual([405, 'POST']);
+    expect((await send('/other/default', ce({ ...base, id: '1', type: 'one' }))).status).toBe(404);
+    const nope = await send('/default/nope', ce({ ...base, id: '1', type: 'one' }));
+    expect([nope.status, JSON.parse(nope.body)]).toEqual([404, { error: 'no broker at /default/nope; brokers: /default/default' }]);
+    const missing = await send('/default/default', ce({ specversion: '1.0', source: '/p', type: 'one' }));
+    expect([missing.status, JSON.parse(missing.body).error]).toEqual([400, "CloudEvent attribute 'id' is missing or not a non-empty string"]);
+    expect((await send('/default/default', { 'content-type': 'application/cloudevents-batch+json' }, '[]')).status).toBe(400);
+    expect((await send('/default/default', { 'content-type': 'application/cloudevents+json' }, '{"specversion":"1.0"')).status).toBe(400);
+    expect((await send('/default/default', ce({ ...base, id: '1', type: 'one', time: 'yesterday' }))).status).toBe(400);
+    expect(received).toEqual([]);
+    expect((await send('/default/default', ce({ ...base, id: '1', type: 'one' }))).status).toBe(202);
+    await until(() => received.length === 1);
+  });
+
+  it('delivers each event to the Triggers it matches, in binary mode with its attributes as sent, asking for a reply', async () => {
+    const { send, received } = await start(accepted);
+    await send('/default/default', { ...ce({ ...base, id: 'e1', type: 'one', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }), 'content-type': 'application/json', 'x-other': 'dropped' }, '{"a":1}');
+    await send('/default/default', { 'content-type': 'application/cloudevents+json' }, JSON.stringify({ ...base, id: 'e2', type: 'one', subject: 'both', datacontenttype: 'text/plain', data: 'two' }));
+    await send('/default/default', ce({ ...base, id: 'e3', type: 'none' }));
+    await until(() => received.length === 3);
+    await new Promise((r) => setTimeout(r, 50)); // nothing more comes
+    const got = received.map((r) => `${r.fn} ${r.headers['ce-id']}`).sort();
+    expect(got).toEqual(['first e1', 'first e2', 'second e2']);
+    const e1 = received.find((r) => r.headers['ce-id'] === 'e1')!;
+    expect(e1.headers).toEqual({ ...ce({ ...base, id: 'e1', type: 'one', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }), 'content-type': 'application/json', prefer: 'reply' });
+    expect(e1.body).toBe('{"a":1}');
+    const e2 = received.find((r) => r.fn === 'second')!;
+    expect([e2.headers['content-type'], e2.headers['ce-subject'], e2.body]).toEqual(['text/plain', 'both', 'two']);
+  });
+
+  it("publishes a 200's reply event to the Broker: the reply reaches the Trigger it matches", async () => {
+    const { send, received } = await start((r) =>
+      r.headers['ce-id'] === 'e1' ? { status: 200, headers: { 'content-type': 'application/json', ...ce({ ...base, id: 'e3', type: 'reply', subject: 'both', inresponseto: 'e1' }) }, body: Buffer.from('{"r":2}') } : accepted(),
+    );
+    await send('/default/default', ce({ ...base, id: 'e1', type: 'one' }));
+    await until(() => received.length === 2);
+    expect(received.map((r) => [r.fn, r.headers['ce-id'], r.headers['ce-inresponseto'], r.body])).toEqual([
+      ['first', 'e1', undefined, ''],
+      ['second', 'e3', 'e1', '{"r":2}'],
+    ]);
+  });
+
+  it('retries 5xx and failed connections with backoff until taken; does not retry a 400; drops after the retries; a malformed reply is a failed delivery', async () => {
+    let calls = 0;
+    const { send, received, notes } = await start((r) => {
+      const id = r.headers['ce-id'];
+      if (id === 'flaky') {
+        calls++;
+        if (calls === 1) throw new Error('connect ECONNREFUSED');
+        if (calls === 2) return { status: 503, headers: { 'content-type': 'application/json' }, body: Buffer.from('{"error":"queue full"}') };
+        return accepted();
+      }
+      if (id === 'bad') return { status: 400, headers: {}, body: Buffer.from('{"error":"no such input"}') };
+      if (id === 'down') return { status: 500, headers: {}, body: Buffer.from('boom') };
+      return { status: 200, headers: { 'ce-specversion': '1.0', 'ce-type': 'x' }, body: Buffer.alloc(0) }; // no id, no source
+    });
+    for (const id of ['flaky', 'bad', 'down', 'malformed']) await send('/default/default', ce({ ...base, id, type: 'one' }));
+    await until(() => notes.filter((n) => /delivered|not retried|dropped/.test(n)).length === 4);
+    const attempts = (id: string) => received.filter((r) => r.headers['ce-id'] === id).length;
+    expect([attempts('flaky'), attempts('bad'), attempts('down'), attempts('malformed')]).toEqual([3, 1, 3, 3]);
+    expect(notes).toContain('first-t: one flaky failed: 503 queue full; retry 2 of 2 in 0.02 s');
+    expect(notes).toContain('first-t: one flaky delivered (202)');
+    expect(notes).toContain('first-t: one bad failed: 400 no such input; not retried');
+    expect(notes).toContain('first-t: one down dropped after 3 attempts: 500 boom');
+    expect(notes.find((n) => n.startsWith('first-t: one malformed dropped'))).toMatch(/malformed reply or no answer: CloudEvent attribute 'id' is missing/);
+    expect(broker!.pending).toBe(0);
+  });
+
+  it("ends a reply loop with knativebrokerttl: the producer's value (or 255), one less per reply, never sent on", async () => {
+    const { send, received, notes } = await start((r) => ({ status: 200, headers: ce({ ...base, id: `${r.headers['ce-id']}+`, type: 'one' }), body: Buffer.alloc(0) }));
+    await send('/default/default', ce({ ...base, id: 'loop', type: 'one', knativebrokerttl: '3' }));
+    await until(() => notes.some((n) => n.includes('dropped: knativebrokerttl ran out')));
+    expect(received.map((r) => r.headers['ce-id'])).toEqual(['loop', 'loop+', 'loop++']);
+    expect(received.every((r) => r.headers['ce-knativebrokerttl'] === undefined)).toBe(true);
+    expect(notes).toContain('first-t: one loop++ delivered; its reply one loop+++ dropped: knativebrokerttl ran out (a trigger matching its own replies?)');
+    expect((await send('/default/default', ce({ ...base, id: 'dead', type: 'one', knativebrokerttl: '0' }))).status).toBe(202);
+    await until(() => notes.includes('broker default: one dead dropped: knativebrokerttl 0'));
+  });
+});

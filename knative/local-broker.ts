@@ -1,0 +1,273 @@
+/**
+ * @module knative/local-broker
+ * `kinfer dev`'s Knative Eventing Broker: the functions' Triggers served on the local ingress, so
+ * an event-driven pipeline (producer → Broker → Trigger → function → reply → Broker → ...) runs
+ * without a cluster. It follows the Broker spec's data plane (knative/specs, eventing/broker.md)
+ * and the delivery contract (eventing/data-plane.md):
+ * - ingress: `POST /<namespace>/<broker>` (the path of Knative's broker-ingress), CloudEvents 1.0
+ *   in binary or structured mode; 202 once accepted, 400 for what is not a valid event, 405 for
+ *   other methods, 404 for a broker no Trigger names;
+ * - each Trigger whose attribute filters all match exactly (an empty value matches any) gets the
+ *   event in binary mode, its attributes and data as received, with `Prefer: reply`;
+ * - 2xx is delivered; 400 and other 4xx are failures without retry; 404, 409, 429, 5xx and a
+ *   failed connection are retried with exponential backoff (config-br-defaults: 10 retries from
+ *   0.2 s), then the event is dropped (no dead letter sink here), said on stderr;
+ * - a 200 answer carrying a CloudEvent is published to the same Broker as if produced there (a
+ *   malformed one fails the delivery); its hop count is Knative's `knativebrokerttl` (255 from
+ *   the producer, one less per reply), so a Trigger that matches its own replies stops there.
+ * Events are held in memory: a `kinfer dev` that stops loses those not yet delivered.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { encodeHeaderValue, readCloudEvent } from '../runtime/protocol/cloudevent.js';
+
+/** Knative's default hop count of an event (`knativebrokerttl`). */
+export const DEFAULT_TTL = 255;
+const TTL_ATTRIBUTE = 'knativebrokerttl';
+/** Events accepted and not yet delivered to every Trigger; past it, the ingress answers 429. */
+export const MAX_PENDING = 1000;
+/** An event's body (ingress) or a reply's; past it 413, or a failed delivery. */
+export const MAX_EVENT_BYTES = 64 * 1024 * 1024;
+
+export interface LocalTrigger {
+  /** The Trigger's name (`<function>-<trigger>`). */
+  name: string;
+  broker: string;
+  /** Attribute name → value; all must match exactly, an empty value matches any. */
+  filters: Record<string, string>;
+  /** The function it delivers to. */
+  subscriber: string;
+}
+
+/** A Trigger's delivery spec (duck DeliverySpec): retries after the first attempt, and the backoff. */
+export interface Delivery {
+  retry: number;
+  backoffPolicy: 'exponential' | 'linear';
+  backoffDelayMs: number;
+}
+
+/** config-br-defaults of a Knative Eventing install: `retry: 10, backoffPolicy: exponential, backoffDelay: PT0.2S`. */
+export const KNATIVE_DELIVERY: Delivery = { retry: 10, backoffPolicy: 'exponential', backoffDelayMs: 200 };
+
+/** What a subscriber answered. */
+export interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export interface LocalBrokerOptions {
+  namespace: string;
+  triggers: LocalTrigger[];
+  delivery?: Delivery;
+  /** POSTs to a function's `/` (through the local ingress, so it scales from zero as for any request). Rejects on a failed connection. */
+  send: (fn: string, headers: Record<string, string>, body: Buffer) => Promise<Answer>;
+  /** A line about an event: accepted, delivered, retried, replied, dropped. */
+  onEvent?: (text: string) => void;
+}
+
+/** An event as the Broker holds it: attributes as strings (binary mode's canonical form), data as received. */
+export interface BrokerEvent {
+  attributes: Record<string, string>;
+  data?: Buffer;
+}
+
+export interface LocalBroker {
+  /** Whether a request path is a Broker's ingress (`/<namespace>/<broker>` of a broker some Trigger names). */
+  claims(path: string): boolean;
+  ingress(req: IncomingMessage, res: ServerResponse): void;
+  /** Stops retries and drops the events not yet delivered. */
+  close(): void;
+  /** Events accepted and not yet delivered to every matching Trigger. */
+  readonly pending: number;
+}
+
+/** Whether `filters` all match the event's attributes (Trigger `filter.attributes`). */
+export function matches(filters: Record<string, string>, attributes: Record<string, string>): boolean {
+  return Object.entries(filters).every(([k, v]) => (v === '' ? attributes[k] !== undefined : attributes[k] === v));
+}
+
+/** Whether a subscriber's status is retried (data-plane.md: 404, 409, 429 and 5xx). */
+export function retryable(status: number): boolean {
+  return status === 404 || status === 409 || status === 429 || status >= 500;
+}
+
+/** The wait before retry `n` (1-based): delay × 2^(n-1) or delay × n. */
+export function backoffMs(d: Delivery, n: number): number {
+  return d.backoffPolicy === 'exponential' ? d.backoffDelayMs * 2 ** (n - 1) : d.backoffDelayMs * n;
+}
+
+/**
+ * Reads an event from HTTP (lower-case header names). Data stays the bytes received, except a
+ * structured event's `data` given as a JSON string with a non-JSON `datacontenttype`, which is
+ * that string's text (the JSON format's rule); binary delivery then sends it as the body.
+ */
+export function readEvent(headers: Record<string, string>, body: Buffer): BrokerEvent {
+  const { attributes: sent, data, base64, mode } = readCloudEvent(headers, body, { maxJsonBytes: MAX_EVENT_BYTES });
+  const attributes: Record<string, string> = {};
+  for (const [k, v] of Object.entries(sent)) attributes[k] = typeof v === 'string' ? v : String(v);
+  if (!data) return { attributes };
+  // The JSON format's `data` with no datacontenttype is application/json: said so in binary mode, where the Content-Type is that attribute.
+  if (mode === 'structured' && !base64 && attributes.datacontenttype === undefined) attributes.datacontenttype = 'application/json';
+  let bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (mode === 'structured' && !base64 && bytes[0] === 0x22 && !isJsonType(attributes.datacontenttype)) bytes = Buffer.from(JSON.parse(bytes.toString('utf8')) as string, 'utf8');
+  return { attributes, data: bytes };
+}
+
+/** The event in binary mode: every attribute a `ce-` header (percent-encoded), datacontenttype the Content-Type. */
+export function binaryMessage(event: BrokerEvent): { headers: Record<string, string>; body: Buffer } {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(event.attributes)) {
+    if (k === 'datacontenttype') headers['content-type'] = v;
+    else headers[`ce-${k}`] = encodeHeaderValue(v);
+  }
+  return { headers, body: event.data ?? Buffer.alloc(0) };
+}
+
+function isJsonType(type: string | undefined): boolean {
+  const t = (type ?? 'application/json').split(';')[0]!.trim().toLowerCase();
+  return t === 'application/json' || t === 'text/json' || t.endsWith('+json');
+}
+
+function headersOf(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+}
+
+export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
+  const delivery = opts.delivery ?? KNATIVE_DELIVERY;
+  const brokers = new Set(opts.triggers.map((t) => t.broker));
+  const note = (text: string) => opts.onEvent?.(text);
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  let pending = 0;
+  let closed = false;
+
+  const brokerOf = (path: string): string | undefined => {
+    const m = /^\/([^/?#]+)\/([^/?#]+)\/?(?:[?#].*)?$/.exec(path);
+    return m && m[1] === opts.namespace && brokers.has(m[2]!) ? m[2] : undefined;
+  };
+
+  const wait = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(() => (timers.delete(t), resolve()), ms);
+      timers.add(t);
+    });
+
+  /** An event into `broker`: every matching Trigger gets it, each on its own. */
+  const publish = (broker: string, event: BrokerEvent, ttl: number) => {
+    const targets = opts.triggers.filter((t) => t.broker === broker && matches(t.filters, event.attributes));
+    const what = `${event.attributes.type} ${event.attributes.id}`;
+    if (targets.length === 0) return note(`broker ${broker}: ${what} matched no trigger`);
+    note(`broker ${broker}: ${what} → ${targets.map((t) => t.name).join(', ')}`);
+    for (const t of targets) {
+      pending++;
+      void deliver(t, event, ttl).finally(() => pending--);
+    }
+  };
+
+  /** One Trigger's delivery: attempts until one is taken, a failure is final, or the retries run out. */
+  const deliver = async (t: LocalTrigger, event: BrokerEvent, ttl: number): Promise<void> => {
+    const { headers, body } = binaryMessage(event);
+    const what = `${t.name}: ${event.attributes.type} ${event.attributes.id}`;
+    for (let attempt = 0; !closed; attempt++) {
+      let why: string;
+      let again: boolean;
+      try {
+        const answer = await opts.send(t.subscriber, { ...headers, prefer: 'reply' }, body);
+        if (answer.status >= 200 && answer.status < 300) {
+          if (answer.status !== 200 || !isEvent(answer.headers)) return note(`${what} delivered (${answer.status})`);
+          const reply = readEvent(answer.headers, answer.body); // a malformed reply fails the delivery (below)
+          if (ttl - 1 <= 0) return note(`${what} delivered; its reply ${reply.attributes.type} ${reply.attributes.id} dropped: ${TTL_ATTRIBUTE} ran out (a trigger matching its own replies?)`);
+          note(`${what} delivered; reply ${reply.attributes.type} ${reply.attributes.id} published`);
+          return publish(t.broker, reply, ttl - 1);
+        }
+        why = `${answer.status} ${errorText(answer.body)}`;
+        again = retryable(answer.status);
+      } catch (err) {
+        why = `malformed reply or no answer: ${(err as Error).message}`;
+        again = true;
+      }
+      if (!again) return note(`${what} failed: ${why}; not retried`);
+      if (attempt >= delivery.retry) return note(`${what} dropped after ${attempt + 1} attempts: ${why}`);
+      const ms = backoffMs(delivery, attempt + 1);
+      note(`${what} failed: ${why}; retry ${attempt + 1} of ${delivery.retry} in ${ms / 1000} s`);
+      await wait(ms);
+    }
+  };
+
+  const ingress = (req: IncomingMessage, res: ServerResponse) => {
+    const path = req.url ?? '/';
+    const broker = brokerOf(path);
+    const reply = (status: number, error?: string) => {
+      if (res.headersSent) return;
+      res.writeHead(status, { ...(error ? { 'content-type': 'application/json' } : {}), ...(status === 405 ? { allow: 'POST' } : {}) });
+      res.end(error ? JSON.stringify({ error }) : undefined);
+    };
+    if (!broker) {
+      req.resume();
+      return reply(404, `no broker at ${path.split('?')[0]}; brokers: ${[...brokers].map((b) => `/${opts.namespace}/${b}`).join(', ')}`);
+    }
+    if (req.method !== 'POST') {
+      req.resume();
+      return reply(405, `a broker takes events by POST, not ${req.method}`);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.byteLength;
+      if (size > MAX_EVENT_BYTES) {
+        reply(413, `event over ${MAX_EVENT_BYTES} bytes`);
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => {
+      if (size > MAX_EVENT_BYTES) return;
+      if (closed) return reply(503, 'kinfer dev is stopping');
+      let event: BrokerEvent;
+      try {
+        event = readEvent(headersOf(req), Buffer.concat(chunks));
+      } catch (err) {
+        return reply(400, (err as Error).message);
+      }
+      if (pending >= MAX_PENDING) return reply(429, `broker ${broker}: ${MAX_PENDING} deliveries are pending already`);
+      const { [TTL_ATTRIBUTE]: given, ...attributes } = event.attributes;
+      const ttl = given === undefined ? DEFAULT_TTL : Number(given);
+      if (!Number.isInteger(ttl) || ttl <= 0) {
+        note(`broker ${broker}: ${attributes.type} ${attributes.id} dropped: ${TTL_ATTRIBUTE} ${given}`);
+        return reply(202);
+      }
+      publish(broker, { ...event, attributes }, ttl);
+      reply(202);
+    });
+  };
+
+  return {
+    claims: (path) => brokerOf(path) !== undefined,
+    ingress,
+    close: () => {
+      closed = true;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+    },
+    get pending() {
+      return pending;
+    },
+  };
+}
+
+/** Whether an answer carries a CloudEvent (binary mode's ce-specversion, or the structured content type). */
+function isEvent(headers: Record<string, string>): boolean {
+  return headers['ce-specversion'] !== undefined || (headers['content-type'] ?? '').toLowerCase().startsWith('application/cloudevents+json');
+}
+
+/** A v2 error body's message, or the body's first 200 characters. */
+function errorText(body: Buffer): string {
+  const text = body.toString('utf8');
+  try {
+    const e = (JSON.parse(text) as { error?: unknown }).error;
+    if (typeof e === 'string') return e;
+  } catch {
+    // not JSON
+  }
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
