@@ -135,7 +135,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     let status = 200;
     let batchSize: number | undefined;
     try {
-      if ('oversized' in m) throw new PayloadTooLarge((m as unknown as Oversized).oversized);
+      if ('refused' in m) throw (m as unknown as Refused).refused;
       serving = dp.assertServing(m.model_name, version);
       model = m.model_name;
       const labels = { model, version: serving };
@@ -171,8 +171,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     service[name] = {
       ...method,
       requestDeserialize: (buf: Buffer) => {
-        const refusal = decodeCost(buf, opts.maxContentsBytes);
-        return refusal ? ({ oversized: refusal, ...identityOf(buf) } satisfies Oversized) : method.requestDeserialize(buf);
+        const refused = decodeCost(buf, opts.maxContentsBytes);
+        return refused ? ({ refused, ...identityOf(buf) } satisfies Refused) : method.requestDeserialize(buf);
       },
     };
   }
@@ -299,8 +299,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
 }
 
 /** What the ModelInfer deserializer hands over instead of a request too costly to decode: why, and which request it was. */
-interface Oversized {
-  oversized: string;
+interface Refused {
+  refused: PayloadTooLarge | InvalidArgument;
   model_name: string;
   model_version: string;
   id: string;
@@ -333,17 +333,22 @@ const HEAVY_ELEMENT = 4;
  * element of a typed `contents` field into a JS value (1 wire byte can become a Long and a string),
  * so contents are weighed by element against `budget / 8` units (REST's JSON limit spends about
  * 2 bytes per value), 64-bit integers and byte strings at HEAVY_ELEMENT each; everything but the
- * tensor data (raw_input_contents and contents) may take MAX_META_BYTES. Read with protobufjs's
- * Reader, nothing decoded; a malformed message throws, as decoding would.
+ * tensor data (raw_input_contents and contents) may take MAX_META_BYTES; raw_input_contents
+ * may not have more entries than there are inputs (2 wire bytes each, a Buffer each once decoded).
+ * Read with protobufjs's Reader, nothing decoded; a malformed message throws, as decoding would.
  */
-function decodeCost(buf: Uint8Array, budget: number): string | undefined {
+export function decodeCost(buf: Uint8Array, budget: number): PayloadTooLarge | InvalidArgument | undefined {
   const r = protobuf.Reader.create(buf);
   let meta = 0;
   let units = 0;
+  let inputs = 0;
+  let raws = 0;
   while (r.pos < r.len) {
     const start = r.pos;
     const tag = r.uint32();
+    if (tag >>> 3 === 7) raws++; // each entry, empty or not, becomes a Buffer
     if (tag >>> 3 === 5 && (tag & 7) === 2) {
+      inputs++;
       const end = r.uint32() + r.pos;
       while (r.pos < end) {
         const at = r.pos;
@@ -362,8 +367,10 @@ function decodeCost(buf: Uint8Array, budget: number): string | undefined {
       if (tag >>> 3 !== 7) meta += r.pos - start;
     }
   }
-  if (units > budget / 8) return `the request's typed contents weigh ${units} units to decode, over ${Math.floor(budget / 8)} (KINFER_MAX_JSON_BYTES / 8; a 64-bit integer or byte string counts ${HEAVY_ELEMENT}); send large tensors in raw_input_contents`;
-  if (meta > MAX_META_BYTES) return `the request has ${meta} bytes besides its tensor data (names, shapes, parameters, outputs), over ${MAX_META_BYTES}`;
+  // The decoded request is refused for this too (codec.ts); here before a Buffer is made per entry.
+  if (raws > inputs) return new InvalidArgument(`raw_input_contents has ${raws} entries for ${inputs} inputs; when used, it carries every input not in shared memory, in order`);
+  if (units > budget / 8) return new PayloadTooLarge(`the request's typed contents weigh ${units} units to decode, over ${Math.floor(budget / 8)} (KINFER_MAX_JSON_BYTES / 8; a 64-bit integer or byte string counts ${HEAVY_ELEMENT}); send large tensors in raw_input_contents`);
+  if (meta > MAX_META_BYTES) return new PayloadTooLarge(`the request has ${meta} bytes besides its tensor data (names, shapes, parameters, outputs), over ${MAX_META_BYTES}`);
   return undefined;
 }
 

@@ -221,6 +221,10 @@ describe('gRPC: inference.GRPCInferenceService', () => {
     expect(names.details).toMatch(/bytes besides its tensor data .* over 1048576/);
     const raw = await rpc(oip, 'ModelInfer', { model_name: 'echo', inputs: [{ name: 'v', datatype: 'FP32', shape: [2000] }], raw_input_contents: [f32Bytes(values)] });
     expect(fromF32(raw.raw_output_contents[0])).toEqual(Array.from(Float32Array.from(values)));
+    // raw_input_contents entries past the inputs (refused before decoding: runtime/server/grpc.test.ts).
+    const entries = await rpcError(oip, 'ModelInfer', { model_name: 'echo', inputs: [{ name: 'v', datatype: 'FP32', shape: [1] }], raw_input_contents: Array.from({ length: 200_000 }, () => Buffer.alloc(0)) });
+    expect(entries.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(entries.details).toBe('raw_input_contents has 200000 entries for 1 inputs; when used, it carries every input not in shared memory, in order');
   });
 
   it('a queued call whose deadline passes, or which the client cancels, is dropped without being computed', async () => {
