@@ -8,18 +8,22 @@
  * stream run concurrently, so they batch with each other and with other
  * callers; their responses are written in request order, as Triton writes
  * them for a non-decoupled model (a client that sends no ids matches answers
- * by order). At most MAX_STREAM_RUNNING run at once per stream: past that the
- * stream stops reading until some are answered. The
- * stream ends once the client has half-closed it and every response is
- * written; at shutdown, requests still arriving are answered "shutting down"
- * and the stream ends when its running requests are answered.
+ * by order). At most MAX_STREAM_RUNNING run at once per stream, and the stream
+ * stops reading while the client does not read its answers (`write` asks to
+ * wait for 'drain'). Each answer carries Triton's `triton_final_response: true`
+ * (every kinfer model answers a request once). The stream ends once the client
+ * has half-closed it and every response is written (status OK); at shutdown,
+ * requests still arriving are answered "shutting down", and a stream the client
+ * has not half-closed ends, once its running requests are answered, with
+ * UNAVAILABLE (a request still on the wire then fails and can be sent to
+ * another replica, where OK would have dropped it unanswered).
  */
 import { setMaxListeners } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { Unavailable } from '../core/errors.js';
-import { toGrpcError } from '../core/grpc-status.js';
-import type { WireInferRequest } from '../protocol/grpc/codec.js';
+import { GRPC_CODE, toGrpcError } from '../core/grpc-status.js';
+import type { WireInferRequest, WireInferResponse } from '../protocol/grpc/codec.js';
 
 /** One inference: the encoded ModelInferResponse, or a throw for the error. */
 export type InferOne = (m: WireInferRequest, metadata: grpc.Metadata, signal: AbortSignal, deadlineMs: number | undefined, method: string, requestId?: string) => Promise<unknown>;
@@ -38,6 +42,8 @@ interface StreamState {
   /** The server is shutting down: new requests are refused. */
   closing: boolean;
   done: boolean;
+  /** The last write asked to wait for 'drain': the client is not reading its answers. */
+  blocked: boolean;
 }
 
 /** A call's deadline in epoch ms, or undefined when it has none (unary calls and streams alike). */
@@ -54,12 +60,23 @@ export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: 
     if (s.done || s.pending.length > 0 || !(s.ended || s.closing)) return;
     s.done = true;
     open.delete(s);
-    if (!s.call.cancelled) s.call.end();
+    if (s.call.cancelled) return;
+    if (s.ended) s.call.end();
+    else s.call.emit('error', { code: GRPC_CODE.UNAVAILABLE, details: 'the server is shutting down; send the requests not answered on this stream to another replica' });
   };
+
+  /** Whether the stream may read more requests: few enough unanswered, and the client reading its answers. */
+  const canRead = (s: StreamState) => !s.blocked && s.pending.length < MAX_STREAM_RUNNING;
 
   const write = (s: StreamState, message: unknown) => {
     if (s.done || s.call.cancelled || !s.call.writable) return;
-    s.call.write(message);
+    if (s.call.write(message) || s.blocked) return;
+    s.blocked = true;
+    s.call.pause();
+    s.call.once('drain', () => {
+      s.blocked = false;
+      if (canRead(s) && s.call.isPaused()) s.call.resume();
+    });
   };
 
   /** Writes the answers at the head of the queue that are ready. */
@@ -74,7 +91,7 @@ export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: 
   });
 
   const handler = (call: Stream) => {
-    const s: StreamState = { call, pending: [], ended: false, closing: false, done: false };
+    const s: StreamState = { call, pending: [], ended: false, closing: false, done: false, blocked: false };
     open.add(s);
     const abort = new AbortController();
     // Each queued request of the stream listens on this one signal: up to MAX_STREAM_RUNNING at once.
@@ -97,13 +114,16 @@ export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: 
       Promise.resolve()
         .then(() => inferOne(m, call.metadata, abort.signal, deadlineMs, 'ModelStreamInfer', requestId))
         .then(
-          (res) => (slot.message = { error_message: '', infer_response: res }),
+          (res) => {
+            const r = res as WireInferResponse;
+            slot.message = { error_message: '', infer_response: { ...r, parameters: { ...r.parameters, triton_final_response: { bool_param: true } } } };
+          },
           (err: unknown) => (slot.message = failure(m, err)),
         )
         .then(() => flush(s))
         .catch((err: unknown) => log.error({ event: 'grpc_reply_failed', method: 'ModelStreamInfer', err }, 'could not write a stream response'))
         .finally(() => {
-          if (s.pending.length < MAX_STREAM_RUNNING && call.isPaused()) call.resume();
+          if (canRead(s) && call.isPaused()) call.resume();
           finish(s);
         });
     });

@@ -114,7 +114,7 @@ describe('gRPC health checking (grpc.health.v1)', () => {
     }
   });
 
-  it('Watch sends the current status at once (SERVICE_UNKNOWN for another name, the call kept open); at shutdown NOT_SERVING, then ends, as an open inference stream does', async () => {
+  it('Watch sends the current status at once (SERVICE_UNKNOWN for another name, the call kept open); at shutdown NOT_SERVING, then ends, as an open inference stream does (UNAVAILABLE)', async () => {
     const unknown = client.Watch({ service: 'nope' });
     const first = await new Promise<string>((resolve) => unknown.once('data', (m: { status: string }) => resolve(m.status)));
     expect(first).toBe('SERVICE_UNKNOWN');
@@ -131,10 +131,10 @@ describe('gRPC health checking (grpc.health.v1)', () => {
     const inference = new (grpc.loadPackageDefinition(grpcPackageDefinition()) as any).inference.GRPCInferenceService(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
     const infer = inference.ModelStreamInfer() as grpc.ClientDuplexStream<unknown, { error_message: string }>;
     const answers: { error_message: string }[] = [];
-    const inferEnded = new Promise<void>((resolve, reject) => {
+    const inferEnded = new Promise<grpc.ServiceError | 'ok'>((resolve) => {
       infer.on('data', (r: { error_message: string }) => answers.push(r));
-      infer.on('end', resolve);
-      infer.on('error', reject);
+      infer.on('end', () => resolve('ok'));
+      infer.on('error', resolve);
     });
     infer.write({ model_name: 'echo', id: 'one', inputs: [{ name: 'a', datatype: 'INT32', shape: [1], contents: { int_contents: [7] } }] });
     for (let i = 0; i < 100 && answers.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -142,7 +142,8 @@ describe('gRPC health checking (grpc.health.v1)', () => {
     const t0 = performance.now();
     await server.close();
     await ended;
-    await inferEnded;
+    // Not half-closed by the client: UNAVAILABLE, so a request still on its way is sent elsewhere (OK would drop it).
+    expect(await inferEnded).toMatchObject({ code: grpc.status.UNAVAILABLE, details: 'the server is shutting down; send the requests not answered on this stream to another replica' });
     inference.close();
     expect(seen).toEqual(['SERVING', 'NOT_SERVING']);
     // The open Watch did not hold the shutdown until the 1 s kill.

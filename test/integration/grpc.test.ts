@@ -325,6 +325,8 @@ describe('gRPC: inference.GRPCInferenceService', () => {
       expect(got[7].error_message).toMatch(/typed contents weigh/);
       expect(got[7].infer_response.model_name).toBe('mlp');
       expect(got[0].error_message).toBe('');
+      // Triton's mark on every answer of a model that answers once, which streaming clients loop on.
+      expect(got[0].infer_response.parameters.triton_final_response).toMatchObject({ bool_param: true });
       const byId = new Map(got.map((r) => [r.infer_response.id, r]));
       for (const [i, x] of rows.entries()) {
         const r = byId.get(`s${i}`)!;
@@ -338,6 +340,52 @@ describe('gRPC: inference.GRPCInferenceService', () => {
       expect(byId.get('after')!.error_message).toBe('');
     } finally {
       client.close();
+    }
+  });
+
+  it('ModelStreamInfer stops reading while the client does not read its answers, and answers everything once it does', async () => {
+    const { SERVICE_PROTO } = await import('../../runtime/protocol/grpc/service-proto.js');
+    const type = protobuf.parse(SERVICE_PROTO, { keepCase: true }).root.lookupType('inference.ModelInferRequest');
+    const size = 256 * 1024;
+    const msg = type.encode(type.fromObject({ model_name: 'echo', inputs: [{ name: 'a', datatype: 'UINT8', shape: [size] }], raw_input_contents: [Buffer.alloc(size, 7)] })).finish();
+    const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), msg]);
+    frame.writeUInt32BE(msg.length, 1);
+    const answered = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      return text.split('\n').filter((l) => l.startsWith('kinfer_requests_total{') && l.includes('model="echo"') && l.includes('protocol="grpc"')).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    };
+    const before = await answered();
+    const { connect } = await import('node:http2');
+    const session = connect(`http://127.0.0.1:${server.grpcPort}`);
+    try {
+      const req = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelStreamInfer', 'content-type': 'application/grpc', te: 'trailers' });
+      req.pause(); // answers not read
+      const n = 200; // 50 MiB of requests, as many answers
+      let sent = 0;
+      const pump = () => {
+        while (sent < n) {
+          sent++;
+          if (!req.write(frame)) return void req.once('drain', pump);
+        }
+        req.end();
+      };
+      pump();
+      // Let it run as far as it will: it stops far short of all 200 (it read every one before).
+      let last = -1;
+      for (let i = 0; i < 60 && (await answered()) !== last; i++) {
+        last = await answered();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(last - before).toBeLessThan(n / 2);
+      let bytes = 0;
+      const done = new Promise<void>((resolve) => req.on('end', resolve));
+      req.on('data', (c: Buffer) => (bytes += c.byteLength));
+      req.resume();
+      await done;
+      expect(await answered()).toBe(before + n);
+      expect(bytes).toBeGreaterThan(n * size);
+    } finally {
+      session.close();
     }
   });
 
