@@ -151,6 +151,11 @@ describe('ModelRepository: loads and unloads of one model', () => {
       await expect(late).rejects.toBeInstanceOf(Unavailable);
       await expect(late).rejects.toThrow(/shutting down/);
       expect(repo.isReady('m')).toBe(false);
+      // A request arriving during the drain: UNAVAILABLE (retried elsewhere), not NOT_FOUND, for a model it served or not.
+      for (const name of ['m', 'other']) {
+        expect(() => repo.get(name)).toThrow(Unavailable);
+        expect(() => repo.get(name)).toThrow(`model '${name}' is not served: the server is shutting down; send the request to another replica`);
+      }
     } finally {
       await cleanup();
     }

@@ -294,6 +294,8 @@ export class ModelRepository {
     const handles = entry?.handles;
     if (!handles?.length) {
       if (entry?.state === 'LOADING') throw new NotReady(`model '${name}' is loading`);
+      // Unloaded by the shutdown (or never there): a request still arriving during the drain goes to another replica.
+      if (this.closing) throw new Unavailable(`model '${name}' is not served: the server is shutting down; send the request to another replica`);
       if (entry?.state === 'UNAVAILABLE') throw new NotReady(`model '${name}' is not available: ${entry.reason}`);
       throw new NotFound(`model '${name}' is not found`);
     }

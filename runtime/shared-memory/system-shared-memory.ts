@@ -165,7 +165,7 @@ export class SystemSharedMemory implements SharedMemoryAccess {
 
   private locate(ref: SharedMemoryRef, what: string): { fd: number; position: number } {
     const r = this.regions.get(ref.region);
-    if (!r) throw new InvalidArgument(`${what}: shared memory region '${ref.region}' is not registered`);
+    if (!r) throw new NotFound(`${what}: shared memory region '${ref.region}' is not registered`);
     if (ref.offset + ref.byteSize > r.byte_size) {
       throw new InvalidArgument(`${what}: shared_memory_offset ${ref.offset} + shared_memory_byte_size ${ref.byteSize} runs past the end of region '${ref.region}' (${r.byte_size} bytes)`);
     }

@@ -87,7 +87,7 @@ describe.skipIf(!existsSync(SHM))('system shared memory (Triton extension, real 
     };
     const inShm = { parameters: { shared_memory_region: 'in', shared_memory_byte_size: 32 } };
     expect(await infer({ ...inShm, data: Array.from(X) })).toEqual([400, "input 'x' (inputs[0]): has its data in shared memory and in the body; send one"]);
-    expect(await infer({ parameters: { shared_memory_region: 'ghost', shared_memory_byte_size: 32 } })).toEqual([400, "input 'x' (inputs[0]): shared memory region 'ghost' is not registered"]);
+    expect(await infer({ parameters: { shared_memory_region: 'ghost', shared_memory_byte_size: 32 } })).toEqual([404, "input 'x' (inputs[0]): shared memory region 'ghost' is not registered"]);
     expect(await infer({ parameters: { shared_memory_region: 'in', shared_memory_byte_size: 16 } })).toEqual([400, expect.stringMatching(/input 'x' \(inputs\[0\]\).*16/)]);
     expect(await infer({ parameters: { shared_memory_region: 'in', shared_memory_byte_size: 32, shared_memory_offset: 8 } })).toEqual([400, expect.stringMatching(/runs past the end of region 'in' \(32 bytes\)/)]);
     expect(await infer(inShm, [{ name: 'y', parameters: { shared_memory_region: 'out', shared_memory_byte_size: 8 } }])).toEqual([400, "output 'y': 24 bytes do not fit the 8 bytes of shared_memory_byte_size"]);
@@ -128,7 +128,7 @@ describe.skipIf(!existsSync(SHM))('system shared memory (Triton extension, real 
     expect((await postJson(url('/v2/systemsharedmemory/unregister'), {})).status).toBe(200);
     expect(await (await fetch(url('/v2/systemsharedmemory/status'))).json()).toEqual([]);
     const res = await postJson(url('/v2/models/mlp/infer'), { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 4], parameters: { shared_memory_region: 'in', shared_memory_byte_size: 32 } }] });
-    expect(res.status).toBe(400);
+    expect(res.status).toBe(404); // Triton's NOT_FOUND for a region not registered
   });
 
   it('is off unless allowed: registration refused, tensors in shared memory refused, status empty', async () => {
