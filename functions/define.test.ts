@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgument } from '../runtime/core/errors.js';
-import { defineFunction, scalingTarget } from './define.js';
+import { defineFunction, isoDurationMs, scalingTarget } from './define.js';
 import echo from './echo/index.js';
 import multiModel from './multi-model/index.js';
 import ocrDet from './ocr-det/index.js';
@@ -49,6 +49,11 @@ describe('defineFunction', () => {
     [{ ...base, resources: { limits: { memory: 'lots' } } }, 'resources.limits.memory: must be a Kubernetes quantity'],
     [{ ...base, batching: { maxBatchSize: 2, preferredBatchSizes: [4] } }, 'preferredBatchSizes must not exceed maxBatchSize'],
     [{ ...base, triggers: [{ name: 'a' }, { name: 'a' }] }, 'duplicate trigger name a'],
+    [{ ...base, triggers: [{ name: 'a', delivery: { backoffDelay: '1s' } }] }, 'must be an ISO 8601 duration such as PT0.2S, PT1S or PT1M'],
+    [{ ...base, triggers: [{ name: 'a', delivery: { backoffDelay: 'PT' } }] }, 'must be an ISO 8601 duration'],
+    [{ ...base, triggers: [{ name: 'a', delivery: { retry: -1 } }] }, 'triggers.0.delivery.retry'],
+    [{ ...base, triggers: [{ name: 'a', delivery: { deadLetterSink: { function: 'Bad_Name' } } }] }, 'triggers.0.delivery.deadLetterSink'],
+    [{ ...base, triggers: [{ name: 'a', delivery: { deadLetterSink: { uri: 'not a url' } } }] }, 'triggers.0.delivery.deadLetterSink'],
     [{ ...base, replicas: 3 }, 'Unrecognized key'],
   ])('rejects %j with InvalidArgument naming the field', (input, message) => {
     let err: unknown;
@@ -59,6 +64,11 @@ describe('defineFunction', () => {
     }
     expect(err).toBeInstanceOf(InvalidArgument);
     expect((err as Error).message).toContain(message);
+  });
+
+  it("reads a delivery's backoffDelay as Knative does (ISO 8601)", () => {
+    expect(['PT0.2S', 'PT1S', 'PT1M30S', 'PT1H', 'PT2M'].map(isoDurationMs)).toEqual([200, 1000, 90_000, 3_600_000, 120_000]);
+    expect(() => isoDurationMs('1s')).toThrow(InvalidArgument);
   });
 
   it('the ocr-det function batches its model as models/ocr-det/config.pbtxt does (what `npm start` serves)', async () => {

@@ -178,6 +178,32 @@ const ResourcesSchema = z
   })
   .strict();
 
+/** An ISO 8601 duration as Knative reads a delivery's `backoffDelay`: `PT0.2S`, `PT1S`, `PT1M30S`. */
+const isoDuration = z.string().regex(/^PT(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?$/, 'must be an ISO 8601 duration such as PT0.2S, PT1S or PT1M');
+
+/** An ISO 8601 duration of `isoDuration`'s form, in milliseconds. */
+export function isoDurationMs(d: string): number {
+  const m = /^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?$/.exec(d);
+  if (!m) throw new InvalidArgument(`not an ISO 8601 duration such as PT0.2S: ${JSON.stringify(d)}`);
+  return (Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0)) * 1000;
+}
+
+/**
+ * A Trigger's delivery (Knative's DeliverySpec): it replaces the Broker's whole delivery (its
+ * config-br-defaults: 10 retries, exponential from PT0.2S), so a retry left out is none.
+ */
+const DeliverySchema = z
+  .object({
+    /** Retries after the first attempt, before the event goes to the dead-letter sink (or is dropped). */
+    retry: z.number().int().min(0).max(1000).optional(),
+    backoffPolicy: z.enum(['exponential', 'linear']).optional(),
+    /** The first retry's wait; exponential doubles it each time, linear adds it. */
+    backoffDelay: isoDuration.optional(),
+    /** Where an event goes when its delivery failed for good: another function (its Knative Service), or a URI. */
+    deadLetterSink: z.union([z.object({ function: dnsLabel }).strict(), z.object({ uri: z.string().url() }).strict()]).optional(),
+  })
+  .strict();
+
 const TriggerSchema = z
   .object({
     /** Suffix of the Trigger name: `<function>-<name>`. */
@@ -185,6 +211,7 @@ const TriggerSchema = z
     broker: dnsLabel.default('default'),
     /** Exact-match CloudEvent attribute filters, e.g. `{ type: 'io.kinfer.inference.request' }`. */
     filters: z.record(z.string().regex(/^[a-z0-9]{1,20}$/, 'must be a CloudEvents attribute name'), z.string()).default({}),
+    delivery: DeliverySchema.optional(),
   })
   .strict();
 

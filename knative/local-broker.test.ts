@@ -38,8 +38,8 @@ async function start(answer: (r: Received) => Answer | Promise<Answer>, extra: P
       { name: 'second-t', broker: 'default', filters: { subject: 'both' }, subscriber: 'second' },
     ],
     delivery: { retry: 2, backoffPolicy: 'exponential', backoffDelayMs: 10 },
-    send: async (fn, headers, body) => {
-      const r = { fn, headers, body: body.toString('utf8') };
+    send: async (target, headers, body) => {
+      const r = { fn: 'function' in target ? target.function : target.uri, headers, body: body.toString('utf8') };
       received.push(r);
       return answer(r);
     },
@@ -185,5 +185,38 @@ describe('local Broker: ingress and delivery', () => {
     expect(notes).toContain('first-t: one loop++ delivered; its reply one loop+++ dropped: knativebrokerttl ran out (a trigger matching its own replies?)');
     expect((await send('/default/default', ce({ ...base, id: 'dead', type: 'one', knativebrokerttl: '0' }))).status).toBe(202);
     await until(() => notes.includes('broker default: one dead dropped: knativebrokerttl 0'));
+  });
+});
+
+describe("local Broker: a Trigger's own delivery spec and dead-letter sink", () => {
+  const triggers = [
+    { name: 'fragile-t', broker: 'default', filters: { type: 'one' }, subscriber: 'fragile', delivery: { retry: 1, backoffPolicy: 'linear' as const, backoffDelayMs: 5 }, deadLetter: { function: 'dls' } },
+    { name: 'lossy-t', broker: 'default', filters: { type: 'two' }, subscriber: 'fragile', delivery: { retry: 0, backoffPolicy: 'exponential' as const, backoffDelayMs: 5 }, deadLetter: { uri: 'http://sink.example/dead' } },
+  ];
+
+  it('sends an event whose delivery failed for good to the dead-letter sink, with the knativeerror* attributes; a 400 at once', async () => {
+    const { send, received, notes } = await start(
+      (r) => {
+        if (r.fn === 'dls') return accepted();
+        if (r.fn === 'http://sink.example/dead') return { status: 500, headers: {}, body: Buffer.from('sink down') };
+        return r.headers['ce-id'] === 'bad' ? { status: 400, headers: {}, body: Buffer.from('{"error":"no input x"}') } : { status: 503, headers: {}, body: Buffer.from('{"error":"queue full"}') };
+      },
+      { triggers },
+    );
+    await send('/default/default', { ...ce({ ...base, id: 'busy', type: 'one' }), 'content-type': 'application/json' }, '{"a":1}');
+    await send('/default/default', ce({ ...base, id: 'bad', type: 'one' }));
+    await send('/default/default', ce({ ...base, id: 'gone', type: 'two' }));
+    await until(() => notes.filter((n) => /dead-letter sink/.test(n) && !/retry/.test(n)).length === 3);
+    const to = (fn: string, id: string) => received.filter((r) => r.fn === fn && r.headers['ce-id'] === id);
+    expect([to('fragile', 'busy').length, to('fragile', 'bad').length, to('fragile', 'gone').length]).toEqual([2, 1, 1]); // its own retry: 1, then 0
+    const [busy] = to('dls', 'busy');
+    expect(busy!.headers).toMatchObject({ 'ce-type': 'one', 'ce-knativeerrordest': 'http://fragile.default.svc.cluster.local', 'ce-knativeerrorcode': '503', 'content-type': 'application/json' });
+    expect(Buffer.from(busy!.headers['ce-knativeerrordata']!, 'base64').toString()).toBe('{"error":"queue full"}');
+    expect(busy!.headers.prefer).toBeUndefined(); // a sink's answer is not a reply
+    expect(busy!.body).toBe('{"a":1}');
+    expect(to('dls', 'bad')[0]!.headers['ce-knativeerrorcode']).toBe('400');
+    expect(notes).toContain('fragile-t: one busy dropped after 2 attempts: 503 queue full; sent to the dead-letter sink dls (202)');
+    expect(notes).toContain('fragile-t: one bad failed: 400 no input x; not retried; sent to the dead-letter sink dls (202)');
+    expect(notes).toContain('lossy-t: two gone dropped after 1 attempts: 503 queue full; lost: the dead-letter sink http://sink.example/dead did not take it either (500 sink down)');
   });
 });

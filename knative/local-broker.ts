@@ -10,8 +10,9 @@
  * - each Trigger whose attribute filters all match exactly (an empty value matches any) gets the
  *   event in binary mode, its attributes and data as received, with `Prefer: reply`;
  * - 2xx is delivered; 400 and other 4xx are failures without retry; 404, 409, 429, 5xx and a
- *   failed connection are retried with exponential backoff (config-br-defaults: 10 retries from
- *   0.2 s), then the event is dropped (no dead letter sink here), said on stderr;
+ *   failed connection are retried with backoff (the Trigger's delivery spec, else the Broker's
+ *   config-br-defaults: 10 retries, exponential from 0.2 s); then the event goes to the Trigger's
+ *   dead-letter sink with Knative's knativeerror* attributes, or is dropped, said on stderr;
  * - a 200 answer carrying a CloudEvent is published to the same Broker as if produced there (a
  *   malformed one fails the delivery); its hop count is Knative's `knativebrokerttl` (255 from
  *   the producer, one less per reply), so a Trigger that matches its own replies stops there.
@@ -28,6 +29,9 @@ export const MAX_PENDING = 1000;
 /** An event's body (ingress) or a reply's; past it 413, or a failed delivery. */
 export const MAX_EVENT_BYTES = 64 * 1024 * 1024;
 
+/** Where a delivery goes: a function (through the local ingress), or a URI. */
+export type Target = { function: string } | { uri: string };
+
 export interface LocalTrigger {
   /** The Trigger's name (`<function>-<trigger>`). */
   name: string;
@@ -36,6 +40,25 @@ export interface LocalTrigger {
   filters: Record<string, string>;
   /** The function it delivers to. */
   subscriber: string;
+  /** Its own delivery spec, replacing the Broker's. */
+  delivery?: Delivery;
+  /** Where an event goes once its delivery failed for good. */
+  deadLetter?: Target;
+}
+
+/** A delivery's outcome: taken (the status, a reply event), or failed for good. */
+interface Attempted {
+  status?: number;
+  reply?: BrokerEvent;
+  failure?: Failure & { attempts: number };
+}
+
+interface Failure {
+  why: string;
+  /** The answer's status and body, when there was an answer. */
+  code?: number;
+  body?: Buffer;
+  retry: boolean;
 }
 
 /** A Trigger's delivery spec (duck DeliverySpec): retries after the first attempt, and the backoff. */
@@ -59,8 +82,8 @@ export interface LocalBrokerOptions {
   namespace: string;
   triggers: LocalTrigger[];
   delivery?: Delivery;
-  /** POSTs to a function's `/` (through the local ingress, so it scales from zero as for any request). Rejects on a failed connection. */
-  send: (fn: string, headers: Record<string, string>, body: Buffer) => Promise<Answer>;
+  /** POSTs to a function's `/` (through the local ingress, so it scales from zero as for any request) or to a URI. Rejects on a failed connection. */
+  send: (target: Target, headers: Record<string, string>, body: Buffer) => Promise<Answer>;
   /** A line about an event: accepted, delivered, retried, replied, dropped. */
   onEvent?: (text: string) => void;
 }
@@ -165,34 +188,60 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
     }
   };
 
-  /** One Trigger's delivery: attempts until one is taken, a failure is final, or the retries run out. */
-  const deliver = async (t: LocalTrigger, event: BrokerEvent, ttl: number): Promise<void> => {
+  /**
+   * Sends `event` to `target` until it is taken, fails for good, or the retries run out. With
+   * `replies`, a 200 carrying an event hands it back (a malformed one is a failed attempt).
+   */
+  const attempts = async (what: string, target: Target, event: BrokerEvent, d: Delivery, replies: boolean): Promise<Attempted> => {
     const { headers, body } = binaryMessage(event);
-    const what = `${t.name}: ${event.attributes.type} ${event.attributes.id}`;
-    for (let attempt = 0; !closed; attempt++) {
-      let why: string;
-      let again: boolean;
+    for (let attempt = 0; ; attempt++) {
+      let failure: Failure;
       try {
-        const answer = await opts.send(t.subscriber, { ...headers, prefer: 'reply' }, body);
+        const answer = await opts.send(target, replies ? { ...headers, prefer: 'reply' } : headers, body);
         if (answer.status >= 200 && answer.status < 300) {
-          if (answer.status !== 200 || !isEvent(answer.headers)) return note(`${what} delivered (${answer.status})`);
-          const reply = readEvent(answer.headers, answer.body); // a malformed reply fails the delivery (below)
-          if (ttl - 1 <= 0) return note(`${what} delivered; its reply ${reply.attributes.type} ${reply.attributes.id} dropped: ${TTL_ATTRIBUTE} ran out (a trigger matching its own replies?)`);
-          note(`${what} delivered; reply ${reply.attributes.type} ${reply.attributes.id} published`);
-          return publish(t.broker, reply, ttl - 1);
+          if (!replies || answer.status !== 200 || !isEvent(answer.headers)) return { status: answer.status };
+          return { status: 200, reply: readEvent(answer.headers, answer.body) };
         }
-        why = `${answer.status} ${errorText(answer.body)}`;
-        again = retryable(answer.status);
+        failure = { why: `${answer.status} ${errorText(answer.body)}`, code: answer.status, body: answer.body, retry: retryable(answer.status) };
       } catch (err) {
-        why = `malformed reply or no answer: ${(err as Error).message}`;
-        again = true;
+        failure = { why: `malformed reply or no answer: ${(err as Error).message}`, retry: true };
       }
-      if (!again) return note(`${what} failed: ${why}; not retried`);
-      if (attempt >= delivery.retry) return note(`${what} dropped after ${attempt + 1} attempts: ${why}`);
-      const ms = backoffMs(delivery, attempt + 1);
-      note(`${what} failed: ${why}; retry ${attempt + 1} of ${delivery.retry} in ${ms / 1000} s`);
+      if (!failure.retry || attempt >= d.retry || closed) return { failure: { ...failure, attempts: attempt + 1 } };
+      const ms = backoffMs(d, attempt + 1);
+      note(`${what} failed: ${failure.why}; retry ${attempt + 1} of ${d.retry} in ${ms / 1000} s`);
       await wait(ms);
+      if (closed) return { failure: { ...failure, attempts: attempt + 1 } };
     }
+  };
+
+  /** One Trigger's delivery; a reply event is published; a failure for good goes to the dead-letter sink, if any. */
+  const deliver = async (t: LocalTrigger, event: BrokerEvent, ttl: number): Promise<void> => {
+    const what = `${t.name}: ${event.attributes.type} ${event.attributes.id}`;
+    const d = t.delivery ?? delivery;
+    const done = await attempts(what, { function: t.subscriber }, event, d, true);
+    if (!done.failure) {
+      const reply = done.reply;
+      if (!reply) return note(`${what} delivered (${done.status})`);
+      if (ttl - 1 <= 0) return note(`${what} delivered; its reply ${reply.attributes.type} ${reply.attributes.id} dropped: ${TTL_ATTRIBUTE} ran out (a trigger matching its own replies?)`);
+      note(`${what} delivered; reply ${reply.attributes.type} ${reply.attributes.id} published`);
+      return publish(t.broker, reply, ttl - 1);
+    }
+    const f = done.failure;
+    const failed = f.retry ? `dropped after ${f.attempts} attempts: ${f.why}` : `failed: ${f.why}; not retried`;
+    if (!t.deadLetter) return note(`${what} ${failed}`);
+    const sink = 'function' in t.deadLetter ? t.deadLetter.function : t.deadLetter.uri;
+    // As Knative's dispatcher sends it on: the destination that failed, its status, its answer (base64, at most 1 KiB).
+    const letter: BrokerEvent = {
+      ...event,
+      attributes: {
+        ...event.attributes,
+        knativeerrordest: `http://${t.subscriber}.${opts.namespace}.svc.cluster.local`,
+        ...(f.code !== undefined ? { knativeerrorcode: String(f.code) } : {}),
+        ...(f.body?.byteLength ? { knativeerrordata: f.body.subarray(0, 1024).toString('base64') } : {}),
+      },
+    };
+    const dead = await attempts(`${what} to dead-letter sink ${sink}`, t.deadLetter, letter, d, false);
+    note(dead.failure ? `${what} ${failed}; lost: the dead-letter sink ${sink} did not take it either (${dead.failure.why})` : `${what} ${failed}; sent to the dead-letter sink ${sink} (${dead.status})`);
   };
 
   const ingress = (req: IncomingMessage, res: ServerResponse) => {

@@ -18,10 +18,10 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RESERVED_ENV, type FunctionSpec } from '../functions/define.js';
+import { isoDurationMs, RESERVED_ENV, type FunctionSpec } from '../functions/define.js';
 import { freePort } from '../runtime/core/free-port.js';
 import { lineSplitter } from './lines.js';
-import { MAX_EVENT_BYTES, startLocalBroker, type Answer, type Delivery } from './local-broker.js';
+import { KNATIVE_DELIVERY, MAX_EVENT_BYTES, startLocalBroker, type Answer, type Delivery, type LocalTrigger } from './local-broker.js';
 import { serverEnv } from './resources/common.js';
 
 /** Requests waiting for one function (to start, or for a concurrency slot); past it, 503. */
@@ -368,10 +368,11 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
   const namespace = opts.namespace ?? 'default';
   const broker = startLocalBroker({
     namespace,
-    triggers: opts.functions.flatMap((spec) => spec.triggers.map((t) => ({ name: `${spec.name}-${t.name}`, broker: t.broker, filters: t.filters, subscriber: spec.name }))),
+    triggers: opts.functions.flatMap((spec) => spec.triggers.map((t) => localTrigger(spec.name, t))),
     delivery: opts.delivery,
-    // Through this ingress, as a Trigger's subscriber resolves to the function's Knative Service: scaled from zero, capped, timed.
-    send: (fn, headers, body) => post((server.address() as AddressInfo).port, `${fn}.${namespace}.svc.cluster.local`, headers, body),
+    // A function through this ingress, as a Trigger's subscriber resolves to its Knative Service: scaled from zero, capped, timed.
+    send: (target, headers, body) =>
+      'function' in target ? post((server.address() as AddressInfo).port, `${target.function}.${namespace}.svc.cluster.local`, headers, body) : postUri(target.uri, headers, body),
     onEvent: opts.onBrokerEvent,
   });
 
@@ -432,6 +433,24 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     running: (fn) => instances.get(fn)?.attempt !== undefined,
     close,
   };
+}
+
+/** A function's Trigger as the local Broker runs it: its delivery spec in milliseconds, its dead-letter sink. */
+function localTrigger(fn: string, t: FunctionSpec['triggers'][number]): LocalTrigger {
+  const out: LocalTrigger = { name: `${fn}-${t.name}`, broker: t.broker, filters: t.filters, subscriber: fn };
+  const d = t.delivery;
+  if (!d) return out;
+  // A Trigger's delivery replaces the Broker's whole: a retry left out is none.
+  out.delivery = { retry: d.retry ?? 0, backoffPolicy: d.backoffPolicy ?? KNATIVE_DELIVERY.backoffPolicy, backoffDelayMs: d.backoffDelay ? isoDurationMs(d.backoffDelay) : KNATIVE_DELIVERY.backoffDelayMs };
+  if (d.deadLetterSink) out.deadLetter = d.deadLetterSink;
+  return out;
+}
+
+/** A POST to a URI (a dead-letter sink outside kinfer dev), bounded to a minute. */
+async function postUri(uri: string, headers: Record<string, string>, body: Buffer): Promise<Answer> {
+  const res = await fetch(uri, { method: 'POST', headers, body: new Uint8Array(body), signal: AbortSignal.timeout(60_000) });
+  const answer = Buffer.from(await res.arrayBuffer());
+  return { status: res.status, headers: Object.fromEntries(res.headers), body: answer };
 }
 
 /** A POST to this ingress with its own Host (fetch cannot set one); the answer read whole, up to MAX_EVENT_BYTES. */

@@ -7,6 +7,7 @@ import { createValidator, structural, validateManifests, type Validator } from '
 import { defineFunction } from '../functions/define.js';
 import { inferenceService } from './resources/inference-service.js';
 import { knativeService } from './resources/service.js';
+import { triggers } from './resources/trigger.js';
 
 const specsDir = defaultSpecsDir();
 const haveSpecs = specsAvailable(specsDir);
@@ -44,6 +45,23 @@ describe.skipIf(!haveSpecs)('CRD schema validation (../shared/specs)', () => {
     const r = await validateManifests(join(repoRoot(), 'manifests'), { specsDir });
     expect(r.errors).toEqual([]);
     expect(r.documents).toBeGreaterThanOrEqual(13);
+  });
+
+  it("a Trigger's delivery spec (retries, backoff, a dead-letter sink function or URI) validates", () => {
+    const fn = defineFunction({
+      name: 'events',
+      model: { name: 'echo', storageUri: 'pvc://models/echo', platform: 'echo' },
+      triggers: [
+        { name: 'a', filters: { type: 't' }, delivery: { retry: 5, backoffPolicy: 'exponential', backoffDelay: 'PT0.5S', deadLetterSink: { function: 'event-display' } } },
+        { name: 'b', delivery: { deadLetterSink: { uri: 'http://dead.example.com/letters' } } },
+      ],
+    });
+    const docs = triggers(fn.spec);
+    for (const d of docs) expect(v.validate(d)).toEqual([]);
+    expect(docs[0]!.spec).toMatchObject({ delivery: { retry: 5, backoffPolicy: 'exponential', backoffDelay: 'PT0.5S', deadLetterSink: { ref: { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'event-display' } } } });
+    expect(docs[1]!.spec).toMatchObject({ delivery: { deadLetterSink: { uri: 'http://dead.example.com/letters' } } });
+    // A type the CRD refuses is caught: retry is an integer.
+    expect(v.validate({ ...docs[0]!, spec: { ...(docs[0]!.spec as object), delivery: { retry: 'five' } } }).join('\n')).toMatch(/retry/);
   });
 
   it('a grpc-v2 function\'s Knative Service and InferenceService validate (h2c port, grpc probes)', () => {

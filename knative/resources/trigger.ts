@@ -1,7 +1,8 @@
 /**
  * @module knative/resources/trigger
  * Eventing Triggers (eventing.knative.dev/v1): one per subscription of a
- * function, delivering matching events from a Broker to the function's `/`.
+ * function, delivering matching events from a Broker to the function's `/`,
+ * with its delivery spec (retries, backoff, dead-letter sink) when it has one.
  */
 import type { FunctionSpec } from '../../functions/define.js';
 import { labels, sortKeys, type Manifest } from './common.js';
@@ -11,6 +12,13 @@ export function triggers(spec: FunctionSpec): Manifest[] {
     const body: Record<string, unknown> = { broker: t.broker };
     if (Object.keys(t.filters).length > 0) body.filter = { attributes: sortKeys(t.filters) };
     body.subscriber = { ref: { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: spec.name } };
+    if (t.delivery) {
+      const { deadLetterSink: sink, ...rest } = t.delivery;
+      body.delivery = {
+        ...sortKeys(rest),
+        ...(sink ? { deadLetterSink: 'function' in sink ? { ref: { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: sink.function } } : { uri: sink.uri } } : {}),
+      };
+    }
     return {
       apiVersion: 'eventing.knative.dev/v1',
       kind: 'Trigger',
