@@ -92,13 +92,13 @@ describe('local Broker: the event as read and as delivered', () => {
     expect(readEvent({ 'content-type': 'application/cloudevents+json' }, env('"x":null')).attributes.x).toBeUndefined();
   });
 
-  it('matches filters exactly, an empty value matching any value present; retries 404, 409, 429 and 5xx; backs off', () => {
+  it('matches filters exactly, an empty value matching any value present; retries 404, 408, 409, 429 and 5xx; backs off', () => {
     expect(matches({ type: 'a', source: '/s' }, { type: 'a', source: '/s', id: '1' })).toBe(true);
     expect(matches({ type: 'a' }, { type: 'ab' })).toBe(false);
     expect(matches({ model: '' }, { type: 'a' })).toBe(false);
     expect(matches({ model: '' }, { model: 'x' })).toBe(true);
     expect(matches({}, { type: 'a' })).toBe(true);
-    expect([200, 400, 401, 404, 409, 413, 429, 500, 503, 504].filter(retryable)).toEqual([404, 409, 429, 500, 503, 504]);
+    expect([200, 400, 401, 404, 408, 409, 413, 429, 500, 503, 504].filter(retryable)).toEqual([404, 408, 409, 429, 500, 503, 504]);
     expect([1, 2, 3].map((n) => backoffMs({ retry: 3, backoffPolicy: 'exponential', backoffDelayMs: 200 }, n))).toEqual([200, 400, 800]);
     expect([1, 2, 3].map((n) => backoffMs({ retry: 3, backoffPolicy: 'linear', backoffDelayMs: 200 }, n))).toEqual([200, 400, 600]);
   });
@@ -176,15 +176,54 @@ describe('local Broker: ingress and delivery', () => {
     expect(broker!.pending).toBe(0);
   });
 
-  it("ends a reply loop with knativebrokerttl: the producer's value (or 255), one less per reply, never sent on", async () => {
-    const { send, received, notes } = await start((r) => ({ status: 200, headers: ce({ ...base, id: `${r.headers['ce-id']}+`, type: 'one' }), body: Buffer.alloc(0) }));
+  it("ends a reply loop with knativebrokerttl as Knative's ingress counts it: a producer's one less (1 refused), else 255; one less per reply; never sent on", async () => {
+    const { send, received, notes } = await start((r) => (r.headers['ce-id'] === 'odd' ? accepted() : { status: 200, headers: ce({ ...base, id: `${r.headers['ce-id']}+`, type: 'one' }), body: Buffer.alloc(0) }));
     await send('/default/default', ce({ ...base, id: 'loop', type: 'one', knativebrokerttl: '3' }));
     await until(() => notes.some((n) => n.includes('dropped: knativebrokerttl ran out')));
-    expect(received.map((r) => r.headers['ce-id'])).toEqual(['loop', 'loop+', 'loop++']);
+    expect(received.map((r) => r.headers['ce-id'])).toEqual(['loop', 'loop+']);
     expect(received.every((r) => r.headers['ce-knativebrokerttl'] === undefined)).toBe(true);
-    expect(notes).toContain('first-t: one loop++ delivered; its reply one loop+++ dropped: knativebrokerttl ran out (a trigger matching its own replies?)');
-    expect((await send('/default/default', ce({ ...base, id: 'dead', type: 'one', knativebrokerttl: '0' }))).status).toBe(202);
-    await until(() => notes.includes('broker default: one dead dropped: knativebrokerttl 0'));
+    expect(notes).toContain('first-t: one loop+ delivered; its reply one loop++ dropped: knativebrokerttl ran out (a trigger matching its own replies?)');
+    for (const ttl of ['1', '0', '-4']) {
+      const last = await send('/default/default', ce({ ...base, id: `last-${ttl}`, type: 'one', knativebrokerttl: ttl }));
+      expect([last.status, JSON.parse(last.body).error]).toEqual([400, `knativebrokerttl ${ttl}: the event has made its last hop`]);
+    }
+    // One it cannot read is the default, 255: delivered.
+    expect((await send('/default/default', ce({ ...base, id: 'odd', type: 'one', knativebrokerttl: 'abc' }))).status).toBe(202);
+    await until(() => received.some((r) => r.headers['ce-id'] === 'odd'));
+  });
+
+  it('close() stops retries at once, sends nothing after it (no reply published, no dead letter), and leaves nothing pending', async () => {
+    let release: (a: Answer) => void = () => undefined;
+    const held = new Promise<Answer>((r) => (release = r));
+    const { send, received, notes } = await start(
+      (r) => (r.headers['ce-id'] === 'slow' ? held : { status: 503, headers: {}, body: Buffer.from('busy') }),
+      {
+        delivery: { retry: 10, backoffPolicy: 'exponential', backoffDelayMs: 60_000 },
+        triggers: [
+          { name: 'first-t', broker: 'default', filters: { type: 'one' }, subscriber: 'first', deadLetter: { function: 'dls' } },
+          { name: 'second-t', broker: 'default', filters: { type: 'reply' }, subscriber: 'second' },
+        ],
+      },
+    );
+    await send('/default/default', ce({ ...base, id: 'slow', type: 'one' }));
+    await send('/default/default', ce({ ...base, id: 'busy', type: 'one' }));
+    await until(() => received.length === 2 && notes.some((n) => n.includes('busy failed: 503 busy; retry 1 of 10 in 60 s')));
+    expect(broker!.pending).toBe(2);
+    broker!.close();
+    release({ status: 200, headers: ce({ ...base, id: 'r', type: 'reply' }), body: Buffer.alloc(0) }); // answered after close
+    await until(() => broker!.pending === 0, 2000);
+    expect(received.map((r) => `${r.fn} ${r.headers['ce-id']}`)).toEqual(['first slow', 'first busy']);
+    expect(notes).toContain('first-t: one busy dropped: kinfer dev is stopping');
+    expect(notes).toContain('first-t: one slow dropped: kinfer dev is stopping');
+  });
+
+  it('refuses at the ingress a datacontenttype HTTP cannot carry (else every delivery would fail), and answers 413 past the size limit before closing', async () => {
+    const { send, received } = await start(accepted);
+    const bad = await send('/default/default', { 'content-type': 'application/cloudevents+json' }, JSON.stringify({ ...base, id: 'c', type: 'one', datacontenttype: 'text/plain; x=€', data: 'x' }));
+    expect([bad.status, JSON.parse(bad.body).error]).toEqual([400, 'datacontenttype "text/plain; x=€" cannot be an HTTP Content-Type (printable ASCII only)']);
+    const big = await send('/default/default', ce({ ...base, id: 'big', type: 'one' }), 'x'.repeat(64 * 1024 * 1024 + 1));
+    expect(big.status).toBe(413);
+    expect(received).toEqual([]);
   });
 });
 
@@ -218,5 +257,20 @@ describe("local Broker: a Trigger's own delivery spec and dead-letter sink", () 
     expect(notes).toContain('fragile-t: one busy dropped after 2 attempts: 503 queue full; sent to the dead-letter sink dls (202)');
     expect(notes).toContain('fragile-t: one bad failed: 400 no input x; not retried; sent to the dead-letter sink dls (202)');
     expect(notes).toContain('lossy-t: two gone dropped after 1 attempts: 503 queue full; lost: the dead-letter sink http://sink.example/dead did not take it either (500 sink down)');
+  });
+
+  it("reports a delivery that got no answer to the sink as Knative's dispatcher does: code 500, data \"dispatch error: ...\"", async () => {
+    const { send, received, notes } = await start(
+      (r) => {
+        if (r.fn === 'dls') return accepted();
+        throw new Error('connect ECONNREFUSED 127.0.0.1:1');
+      },
+      { triggers: [triggers[0]!] },
+    );
+    await send('/default/default', ce({ ...base, id: 'nobody', type: 'one' }));
+    await until(() => notes.some((n) => n.includes('sent to the dead-letter sink dls')));
+    const [letter] = received.filter((r) => r.fn === 'dls');
+    expect(letter!.headers['ce-knativeerrorcode']).toBe('500');
+    expect(Buffer.from(letter!.headers['ce-knativeerrordata']!, 'base64').toString()).toBe('dispatch error: malformed reply or no answer: connect ECONNREFUSED 127.0.0.1:1');
   });
 });

@@ -14,18 +14,21 @@
  *   config-br-defaults: 10 retries, exponential from 0.2 s); then the event goes to the Trigger's
  *   dead-letter sink with Knative's knativeerror* attributes, or is dropped, said on stderr;
  * - a 200 answer carrying a CloudEvent is published to the same Broker as if produced there (a
- *   malformed one fails the delivery); its hop count is Knative's `knativebrokerttl` (255 from
- *   the producer, one less per reply), so a Trigger that matches its own replies stops there.
+ *   malformed one fails the delivery); hops are counted in Knative's `knativebrokerttl`: 255 for
+ *   a producer's event without one, a producer's own one less (at 0 the ingress answers 400), one
+ *   less per reply, never sent on; so a Trigger that matches its own replies stops there.
  * Events are held in memory: a `kinfer dev` that stops loses those not yet delivered.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { InvalidArgument } from '../runtime/core/errors.js';
 import { encodeHeaderValue, readCloudEvent } from '../runtime/protocol/cloudevent.js';
 
 /** Knative's default hop count of an event (`knativebrokerttl`). */
 export const DEFAULT_TTL = 255;
 const TTL_ATTRIBUTE = 'knativebrokerttl';
-/** Events accepted and not yet delivered to every Trigger; past it, the ingress answers 429. */
+/** Deliveries accepted and not yet done, and the bytes of their data; past either, the ingress answers 429. */
 export const MAX_PENDING = 1000;
+export const MAX_PENDING_BYTES = 512 * 1024 * 1024;
 /** An event's body (ingress) or a reply's; past it 413, or a failed delivery. */
 export const MAX_EVENT_BYTES = 64 * 1024 * 1024;
 
@@ -46,11 +49,12 @@ export interface LocalTrigger {
   deadLetter?: Target;
 }
 
-/** A delivery's outcome: taken (the status, a reply event), or failed for good. */
+/** A delivery's outcome: taken (the status, a reply event), failed for good, or stopped by close(). */
 interface Attempted {
   status?: number;
   reply?: BrokerEvent;
   failure?: Failure & { attempts: number };
+  stopped?: boolean;
 }
 
 interface Failure {
@@ -109,9 +113,9 @@ export function matches(filters: Record<string, string>, attributes: Record<stri
   return Object.entries(filters).every(([k, v]) => (v === '' ? attributes[k] !== undefined : attributes[k] === v));
 }
 
-/** Whether a subscriber's status is retried (data-plane.md: 404, 409, 429 and 5xx). */
+/** Whether a subscriber's status is retried (data-plane.md: 404, 409, 429 and 5xx; Knative's dispatcher also 408). */
 export function retryable(status: number): boolean {
-  return status === 404 || status === 409 || status === 429 || status >= 500;
+  return status === 404 || status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
 /** The wait before retry `n` (1-based): delay × 2^(n-1) or delay × n. */
@@ -128,6 +132,9 @@ export function readEvent(headers: Record<string, string>, body: Buffer): Broker
   const { attributes: sent, data, base64, mode } = readCloudEvent(headers, body, { maxJsonBytes: MAX_EVENT_BYTES });
   const attributes: Record<string, string> = {};
   for (const [k, v] of Object.entries(sent)) attributes[k] = typeof v === 'string' ? v : String(v);
+  // Delivered as the Content-Type header: a value HTTP cannot carry is refused now, not at every delivery.
+  const type = attributes.datacontenttype;
+  if (type !== undefined && !/^[\t\x20-\x7e]*$/.test(type)) throw new InvalidArgument(`datacontenttype ${JSON.stringify(type)} cannot be an HTTP Content-Type (printable ASCII only)`);
   if (!data) return { attributes };
   // The JSON format's `data` with no datacontenttype is application/json: said so in binary mode, where the Content-Type is that attribute.
   if (mode === 'structured' && !base64 && attributes.datacontenttype === undefined) attributes.datacontenttype = 'application/json';
@@ -161,8 +168,10 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
   const delivery = opts.delivery ?? KNATIVE_DELIVERY;
   const brokers = new Set(opts.triggers.map((t) => t.broker));
   const note = (text: string) => opts.onEvent?.(text);
-  const timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Backoff waits, each with its wake-up: close() ends them at once. */
+  const timers = new Map<ReturnType<typeof setTimeout>, () => void>();
   let pending = 0;
+  let pendingBytes = 0;
   let closed = false;
 
   const brokerOf = (path: string): string | undefined => {
@@ -173,18 +182,24 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
   const wait = (ms: number) =>
     new Promise<void>((resolve) => {
       const t = setTimeout(() => (timers.delete(t), resolve()), ms);
-      timers.add(t);
+      timers.set(t, resolve);
     });
 
   /** An event into `broker`: every matching Trigger gets it, each on its own. */
   const publish = (broker: string, event: BrokerEvent, ttl: number) => {
+    if (closed) return;
     const targets = opts.triggers.filter((t) => t.broker === broker && matches(t.filters, event.attributes));
     const what = `${event.attributes.type} ${event.attributes.id}`;
     if (targets.length === 0) return note(`broker ${broker}: ${what} matched no trigger`);
     note(`broker ${broker}: ${what} → ${targets.map((t) => t.name).join(', ')}`);
+    const bytes = event.data?.byteLength ?? 0;
     for (const t of targets) {
       pending++;
-      void deliver(t, event, ttl).finally(() => pending--);
+      pendingBytes += bytes;
+      void deliver(t, event, ttl).finally(() => {
+        pending--;
+        pendingBytes -= bytes;
+      });
     }
   };
 
@@ -198,19 +213,23 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
       let failure: Failure;
       try {
         const answer = await opts.send(target, replies ? { ...headers, prefer: 'reply' } : headers, body);
+        if (closed) return { stopped: true }; // an answer after close() goes nowhere: no reply published, no dead letter
         if (answer.status >= 200 && answer.status < 300) {
           if (!replies || answer.status !== 200 || !isEvent(answer.headers)) return { status: answer.status };
           return { status: 200, reply: readEvent(answer.headers, answer.body) };
         }
         failure = { why: `${answer.status} ${errorText(answer.body)}`, code: answer.status, body: answer.body, retry: retryable(answer.status) };
       } catch (err) {
-        failure = { why: `malformed reply or no answer: ${(err as Error).message}`, retry: true };
+        // As Knative's dispatcher reports a delivery that got no answer: 500, "dispatch error".
+        const message = `malformed reply or no answer: ${(err as Error).message}`;
+        failure = { why: message, code: 500, body: Buffer.from(`dispatch error: ${message}`), retry: true };
       }
-      if (!failure.retry || attempt >= d.retry || closed) return { failure: { ...failure, attempts: attempt + 1 } };
+      if (closed) return { stopped: true };
+      if (!failure.retry || attempt >= d.retry) return { failure: { ...failure, attempts: attempt + 1 } };
       const ms = backoffMs(d, attempt + 1);
       note(`${what} failed: ${failure.why}; retry ${attempt + 1} of ${d.retry} in ${ms / 1000} s`);
       await wait(ms);
-      if (closed) return { failure: { ...failure, attempts: attempt + 1 } };
+      if (closed) return { stopped: true };
     }
   };
 
@@ -219,6 +238,7 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
     const what = `${t.name}: ${event.attributes.type} ${event.attributes.id}`;
     const d = t.delivery ?? delivery;
     const done = await attempts(what, { function: t.subscriber }, event, d, true);
+    if (done.stopped) return note(`${what} dropped: kinfer dev is stopping`);
     if (!done.failure) {
       const reply = done.reply;
       if (!reply) return note(`${what} delivered (${done.status})`);
@@ -241,6 +261,7 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
       },
     };
     const dead = await attempts(`${what} to dead-letter sink ${sink}`, t.deadLetter, letter, d, false);
+    if (dead.stopped) return note(`${what} ${failed}; dropped before the dead-letter sink took it: kinfer dev is stopping`);
     note(dead.failure ? `${what} ${failed}; lost: the dead-letter sink ${sink} did not take it either (${dead.failure.why})` : `${what} ${failed}; sent to the dead-letter sink ${sink} (${dead.status})`);
   };
 
@@ -264,10 +285,13 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.byteLength;
-      if (size > MAX_EVENT_BYTES) {
-        reply(413, `event over ${MAX_EVENT_BYTES} bytes`);
-        req.destroy();
-      } else chunks.push(c);
+      if (size <= MAX_EVENT_BYTES) return void chunks.push(c);
+      if (res.headersSent) return;
+      // The answer first, then the connection closed (a reset before it would hide the 413).
+      chunks.length = 0;
+      res.setHeader('connection', 'close');
+      reply(413, `event over ${MAX_EVENT_BYTES} bytes`);
+      res.once('finish', () => req.destroy());
     });
     req.on('end', () => {
       if (size > MAX_EVENT_BYTES) return;
@@ -278,13 +302,14 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
       } catch (err) {
         return reply(400, (err as Error).message);
       }
-      if (pending >= MAX_PENDING) return reply(429, `broker ${broker}: ${MAX_PENDING} deliveries are pending already`);
-      const { [TTL_ATTRIBUTE]: given, ...attributes } = event.attributes;
-      const ttl = given === undefined ? DEFAULT_TTL : Number(given);
-      if (!Number.isInteger(ttl) || ttl <= 0) {
-        note(`broker ${broker}: ${attributes.type} ${attributes.id} dropped: ${TTL_ATTRIBUTE} ${given}`);
-        return reply(202);
+      if (pending >= MAX_PENDING || pendingBytes + (event.data?.byteLength ?? 0) > MAX_PENDING_BYTES) {
+        return reply(429, `broker ${broker}: ${pending} deliveries (${pendingBytes} bytes) are pending already; retry later`);
       }
+      // Knative's ingress: a producer's hop count is one less here (at 0, refused), one it cannot read is the default.
+      const { [TTL_ATTRIBUTE]: given, ...attributes } = event.attributes;
+      const sent = Number(given);
+      const ttl = given === undefined || !Number.isInteger(sent) ? DEFAULT_TTL : sent - 1;
+      if (ttl <= 0) return reply(400, `${TTL_ATTRIBUTE} ${given}: the event has made its last hop`);
       publish(broker, { ...event, attributes }, ttl);
       reply(202);
     });
@@ -295,7 +320,10 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
     ingress,
     close: () => {
       closed = true;
-      for (const t of timers) clearTimeout(t);
+      for (const [t, wake] of timers) {
+        clearTimeout(t);
+        wake();
+      }
       timers.clear();
     },
     get pending() {

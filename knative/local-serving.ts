@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { isoDurationMs, RESERVED_ENV, type FunctionSpec } from '../functions/define.js';
 import { freePort } from '../runtime/core/free-port.js';
 import { lineSplitter } from './lines.js';
-import { KNATIVE_DELIVERY, MAX_EVENT_BYTES, startLocalBroker, type Answer, type Delivery, type LocalTrigger } from './local-broker.js';
+import { MAX_EVENT_BYTES, startLocalBroker, type Answer, type Delivery, type LocalTrigger } from './local-broker.js';
 import { serverEnv } from './resources/common.js';
 
 /** Requests waiting for one function (to start, or for a concurrency slot); past it, 503. */
@@ -440,8 +440,10 @@ function localTrigger(fn: string, t: FunctionSpec['triggers'][number]): LocalTri
   const out: LocalTrigger = { name: `${fn}-${t.name}`, broker: t.broker, filters: t.filters, subscriber: fn };
   const d = t.delivery;
   if (!d) return out;
-  // A Trigger's delivery replaces the Broker's whole: a retry left out is none.
-  out.delivery = { retry: d.retry ?? 0, backoffPolicy: d.backoffPolicy ?? KNATIVE_DELIVERY.backoffPolicy, backoffDelayMs: d.backoffDelay ? isoDurationMs(d.backoffDelay) : KNATIVE_DELIVERY.backoffDelayMs };
+  // A Trigger's delivery replaces the Broker's whole: a retry left out is none, and without both a
+  // policy and a delay Knative retries at once (RetryConfigFromDeliverySpec).
+  const backoff = d.backoffPolicy !== undefined && d.backoffDelay !== undefined;
+  out.delivery = { retry: d.retry ?? 0, backoffPolicy: d.backoffPolicy ?? 'exponential', backoffDelayMs: backoff ? isoDurationMs(d.backoffDelay!) : 0 };
   if (d.deadLetterSink) out.deadLetter = d.deadLetterSink;
   return out;
 }

@@ -28,6 +28,7 @@ import type { Parameters, Tensor, TensorSpec } from '../core/tensor.js';
 import type { EnsembleStep, ModelConfig } from '../repository/model-config.js';
 import type { Backend, ModelFiles, ModelMetadata, RunContext } from './backend.js';
 import { sequenceParameters } from '../batching/sequence-batcher.js';
+import { markRejected, rejectReasonOf } from '../batching/queue.js';
 
 export const ENSEMBLE_PLATFORM = 'ensemble';
 /**
@@ -181,6 +182,9 @@ function stepParameters(ctx: RunContext | undefined): Parameters | undefined {
 function inStep(err: unknown, ensemble: string, i: number, step: EnsembleStep): KinferError {
   const wrapped = wrap(err, ensemble, i, step);
   stepErrors.add(wrapped);
+  // Why the step's batcher refused it (a full queue, a deadline, a client gone) is the ensemble's failure reason too.
+  const reason = rejectReasonOf(err);
+  if (reason) markRejected(wrapped, reason);
   return wrapped;
 }
 

@@ -33,6 +33,9 @@ export const MAX_STREAM_RUNNING = 256;
 
 type Stream = grpc.ServerDuplexStream<WireInferRequest, unknown>;
 
+/** Triton's mark on a request's last answer, set on failed answers too; every kinfer model answers once. */
+const FINAL = { triton_final_response: { bool_param: true } };
+
 interface StreamState {
   call: Stream;
   /** Answers not yet written, in request order; `message` is set when that request is done. */
@@ -87,7 +90,12 @@ export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: 
   /** The reply to a request that failed: its error, and what identifies the request. */
   const failure = (m: Partial<WireInferRequest>, err: unknown) => ({
     error_message: toGrpcError(err).details,
-    infer_response: { id: typeof m.id === 'string' ? m.id : '', model_name: typeof m.model_name === 'string' ? m.model_name : '', model_version: typeof m.model_version === 'string' ? m.model_version : '' },
+    infer_response: {
+      id: typeof m.id === 'string' ? m.id : '',
+      model_name: typeof m.model_name === 'string' ? m.model_name : '',
+      model_version: typeof m.model_version === 'string' ? m.model_version : '',
+      parameters: FINAL,
+    },
   });
 
   const handler = (call: Stream) => {
@@ -116,7 +124,7 @@ export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: 
         .then(
           (res) => {
             const r = res as WireInferResponse;
-            slot.message = { error_message: '', infer_response: { ...r, parameters: { ...r.parameters, triton_final_response: { bool_param: true } } } };
+            slot.message = { error_message: '', infer_response: { ...r, parameters: { ...r.parameters, ...FINAL } } };
           },
           (err: unknown) => (slot.message = failure(m, err)),
         )

@@ -11,7 +11,7 @@ import type { RunningServer } from '../../runtime/server/serve.js';
 import type { ModelStat } from '../../runtime/observability/statistics.js';
 import { writeScaleModel } from '../helpers/onnx-models.js';
 import { defaultModelRepository } from '../../runtime/config.js';
-import { postJson, startTestServer, tempDir } from '../helpers/server.js';
+import { metricValue, postJson, startTestServer, tempDir } from '../helpers/server.js';
 
 const X = [1, 2, 3, 4];
 const PIPE = `platform: "ensemble"
@@ -155,6 +155,10 @@ ensemble_scheduling { step [ { model_name: "scale2" input_map { key: "x" value: 
     const res = await postJson(`${server.url}/v2/models/pipe/infer`, { inputs: [{ name: 'X', datatype: 'FP32', shape: [1, 4], data: X }], parameters: { timeout: 30_000 } });
     expect(res.status).toBe(504);
     expect(((await res.json()) as { error: string }).error).toMatch(/^ensemble 'pipe' step [12] \(model 'scale[25]'( version 1)?\): request deadline passed after \d+ ms in the queue/);
+    // Triton's failure reason: the step's (expired in its queue: REJECTED), for the ensemble too, not BACKEND.
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metricValue(metrics, 'nv_inference_request_failure', { model: 'pipe', reason: 'REJECTED' })).toBe(1);
+    expect(metricValue(metrics, 'nv_inference_request_failure', { model: 'pipe', reason: 'BACKEND' })).toBe(0);
   });
 
   it("serves a request that names a sequence (id 0 or \"\" is Triton's none) through stateless steps", async () => {

@@ -326,7 +326,7 @@ describe('gRPC: inference.GRPCInferenceService', () => {
       expect(got[7].infer_response.model_name).toBe('mlp');
       expect(got[0].error_message).toBe('');
       // Triton's mark on every answer of a model that answers once, which streaming clients loop on.
-      expect(got[0].infer_response.parameters.triton_final_response).toMatchObject({ bool_param: true });
+      expect(got.map((r) => r.infer_response.parameters?.triton_final_response?.bool_param)).toEqual(new Array(8).fill(true)); // failed answers too
       const byId = new Map(got.map((r) => [r.infer_response.id, r]));
       for (const [i, x] of rows.entries()) {
         const r = byId.get(`s${i}`)!;
@@ -370,13 +370,9 @@ describe('gRPC: inference.GRPCInferenceService', () => {
         req.end();
       };
       pump();
-      // Let it run as far as it will: it stops far short of all 200 (it read every one before).
-      let last = -1;
-      for (let i = 0; i < 60 && (await answered()) !== last; i++) {
-        last = await answered();
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(last - before).toBeLessThan(n / 2);
+      // Let it run as far as it will (2 s; without the pause it read and answered all 200 within ~1.4 s here): it stops far short.
+      await new Promise((r) => setTimeout(r, 2000));
+      expect((await answered()) - before).toBeLessThan(n / 2);
       let bytes = 0;
       const done = new Promise<void>((resolve) => req.on('end', resolve));
       req.on('data', (c: Buffer) => (bytes += c.byteLength));
