@@ -104,7 +104,7 @@ export interface LocalBroker {
   ingress(req: IncomingMessage, res: ServerResponse): void;
   /** Stops retries and drops the events not yet delivered. */
   close(): void;
-  /** Events accepted and not yet delivered to every matching Trigger. */
+  /** Deliveries (an event to one Trigger) accepted and not yet done. */
   readonly pending: number;
 }
 
