@@ -59,6 +59,9 @@ describe('TraceSettings', () => {
       [{ trace_mode: 'triton' }, /OpenTelemetry only/, InvalidArgument],
       [{ trace_ratez: '1' }, /unknown trace setting 'trace_ratez'/, InvalidArgument],
       [{ trace_ratez: null }, /unknown trace setting 'trace_ratez'/, InvalidArgument],
+      // Named by its kind: quoting it whole overflowed the stack (a 500).
+      [{ trace_rate: JSON.parse('['.repeat(100_000) + ']'.repeat(100_000)) }, /trace_rate': expected an integer ≥ 1, got an array of 1$/, InvalidArgument],
+      [{ trace_count: JSON.parse('{"a":'.repeat(100_000) + '1' + '}'.repeat(100_000)) }, /trace_count': expected an integer ≥ -1, got an object$/, InvalidArgument],
     ];
     for (const [patch, re, kind] of cases) {
       expect(() => t.update(patch), String(re)).toThrow(kind);

@@ -15,7 +15,7 @@
  * traces.update({ trace_rate: '10' });        // server-wide: one request in ten
  * if (traces.sample('resnet')) { ...span... }
  */
-import { InvalidArgument, Unsupported } from '../core/errors.js';
+import { describe, InvalidArgument, Unsupported } from '../core/errors.js';
 
 /** Triton's wire form: every value a string, `trace_level` a list. */
 export interface TraceSettingsJson {
@@ -178,6 +178,6 @@ function one(value: unknown): unknown {
 function integer(name: string, value: unknown, min: number): number {
   const v = one(value);
   const n = typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) throw new InvalidArgument(`trace setting '${name}': expected an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) throw new InvalidArgument(`trace setting '${name}': expected an integer ≥ ${min}, got ${describe(v)}`);
   return n;
 }

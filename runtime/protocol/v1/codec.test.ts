@@ -68,6 +68,10 @@ describe('V1 decode', () => {
     refused({ instances: [{ a: [1, 2], b: { b64: '%%%' } }] }, two, /"b64" is not base64/);
     refused({ signature_name: 'other', instances: [[1, 2]] }, x, /one signature, "serving_default"/);
     refused([1, 2], x, /expected a JSON object/);
+    // Deep values are named by their kind: quoting them whole overflowed the stack (a 500).
+    const deep = JSON.parse('{"a":'.repeat(100_000) + '1' + '}'.repeat(100_000));
+    refused({ signature_name: deep, instances: [[1, 2]] }, x, /"serving_default"; got an object$/);
+    refused({ instances: [{ a: [1, 2], b: deep }] }, two, /element 0: expected a string or \{"b64": "..."\} for BYTES, got an object$/);
   });
 });
 

@@ -11,7 +11,7 @@
  */
 import { isBase64Text } from '../../core/bytes.js';
 import type { Datatype, TensorData } from '../../core/datatypes.js';
-import { InvalidArgument } from '../../core/errors.js';
+import { describe, InvalidArgument } from '../../core/errors.js';
 import type { InferRequest } from '../../core/infer.js';
 import { checkTensor, elementCount, type Tensor, type TensorSpec } from '../../core/tensor.js';
 import { convert } from '../v2/decode.js';
@@ -40,7 +40,7 @@ export function decodePredictRequest(body: unknown, specs: readonly TensorSpec[]
   if (!isObject(body)) throw new InvalidArgument('V1 predict body: expected a JSON object with "instances" (row format) or "inputs" (columnar format)');
   const signature = body.signature_name;
   if (signature !== undefined && signature !== 'serving_default') {
-    throw new InvalidArgument(`signature_name: kinfer models have one signature, "serving_default"; got ${JSON.stringify(signature)}`);
+    throw new InvalidArgument(`signature_name: kinfer models have one signature, "serving_default"; got ${describe(signature)}`);
   }
   const hasRows = 'instances' in body;
   if (hasRows === 'inputs' in body) throw new InvalidArgument('V1 predict body: give exactly one of "instances" (row format) and "inputs" (columnar format)');
@@ -137,7 +137,7 @@ function toBytes(what: string, flat: unknown[]): Uint8Array[] {
       if (!isBase64Text(s)) throw new InvalidArgument(`${what}: element ${i}: "b64" is not base64`);
       return new Uint8Array(Buffer.from(s, 'base64'));
     }
-    throw new InvalidArgument(`${what}: element ${i}: expected a string or {"b64": "..."} for BYTES, got ${JSON.stringify(v)}`);
+    throw new InvalidArgument(`${what}: element ${i}: expected a string or {"b64": "..."} for BYTES, got ${describe(v)}`);
   });
 }
 

@@ -126,6 +126,14 @@ describe('decodeInferRequest: nested data', () => {
     expect(err).toBeInstanceOf(InvalidArgument);
     expect(err.message).toMatch(/nested deeper than 64/);
   });
+
+  it('a deeply nested value where a datatype belongs is refused by its kind, not a stack overflow (was a 500)', () => {
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+    const text = `{"inputs":[{"name":"x","datatype":${deep},"shape":[1],"data":[1]}]}`;
+    const err = errorOf(() => decodeInferRequest(new TextEncoder().encode(text), opts));
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect(err.message).toMatch(/^inputs\[0\]\.datatype: expected one of BOOL, .*, got an array of 1$/);
+  });
 });
 
 describe('decodeInferRequest: envelope', () => {

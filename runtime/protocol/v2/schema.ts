@@ -10,7 +10,7 @@
  */
 import * as z from 'zod';
 import { DATATYPES } from '../../core/datatypes.js';
-import { InvalidArgument } from '../../core/errors.js';
+import { describe, InvalidArgument } from '../../core/errors.js';
 
 /**
  * ```
@@ -25,7 +25,7 @@ export const parametersSchema = z.record(
 );
 
 const datatypeSchema = z.enum(DATATYPES, {
-  error: (iss) => `expected one of ${DATATYPES.join(', ')}, got ${JSON.stringify(iss.input) ?? String(iss.input)}`,
+  error: (iss) => `expected one of ${DATATYPES.join(', ')}, got ${describe(iss.input)}`,
 });
 
 const dimSchema = z
