@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Batcher } from '../batching/batcher.js';
 import { InvalidArgument, NotFound, Unavailable } from '../core/errors.js';
 import { defaultConfig } from './model-config.js';
-import { applyLoadParameters, checkModelName, ModelRepository, type BatcherFactory } from './model-repository.js';
+import { applyLoadParameters, checkModelName, MAX_INSTANCES, ModelRepository, type BatcherFactory } from './model-repository.js';
 
 /** A batcher factory for tests that never infer: counts the batchers made and drained. */
 function idleBatchers() {
@@ -176,6 +176,32 @@ describe('ModelRepository: config fields', () => {
       expect(lines).toContainEqual(expect.objectContaining({ event: 'config_fields_unknown', model: 'm', fields: ['max_batch_sizes (did you mean max_batch_size?)'] }));
       await repo.load('m', { config: JSON.stringify({ platform: 'echo' }) }); // a replacing config without them: no new warning
       expect(lines.filter((l) => l.event === 'config_fields_unknown')).toHaveLength(1);
+      await repo.closeAll();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it(`refuses more than ${MAX_INSTANCES} instances before making any, keeping the version that serves (1e9 ran the process out of memory)`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kinfer-repo-'));
+    try {
+      await mkdir(join(dir, 'm'));
+      await writeFile(join(dir, 'm', 'config.pbtxt'), 'platform: "echo"\n');
+      const repo = new ModelRepository({ repoDir: dir, logger: pino({ level: 'silent' }), createBatcher: idleBatchers().createBatcher });
+      await repo.load('m');
+      const loads: Record<string, string | number>[] = [
+        { config: JSON.stringify({ platform: 'echo', instance_group: [{ count: 1e9 }] }) },
+        { config: JSON.stringify({ platform: 'echo', instance_group: [{ count: 200 }, { count: 57 }] }) },
+        { threads: MAX_INSTANCES + 1 },
+      ];
+      for (const params of loads) {
+        const err = await repo.load('m', params).catch((e: unknown) => e);
+        expect(err, JSON.stringify(params)).toBeInstanceOf(InvalidArgument);
+        expect((err as Error).message).toMatch(new RegExp(`^model 'm': \\d+ instances asked for \\(instance_group counts or threads\\); at most ${MAX_INSTANCES}$`));
+        expect(repo.isReady('m')).toBe(true);
+      }
+      await repo.load('m', { threads: MAX_INSTANCES });
+      expect(repo.isReady('m')).toBe(true);
       await repo.closeAll();
     } finally {
       await rm(dir, { recursive: true, force: true });

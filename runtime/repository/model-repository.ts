@@ -107,6 +107,9 @@ interface Chain {
 /** How long an ensemble's load waits for a composing ensemble that is itself loading. */
 const NESTED_ENSEMBLE_WAIT_MS = 10 * 60_000;
 
+/** Backend instances of one version at most (`instance_group` counts, `threads`): each holds a session, and often a thread. */
+export const MAX_INSTANCES = 256;
+
 /** Each output's `label_filename` read from the model folder: one label per line, line i for class i. */
 async function readLabelFiles(dir: string, config: ModelConfig): Promise<Map<string, string[]>> {
   const labels = new Map<string, string[]>();
@@ -697,6 +700,7 @@ export class ModelRepository {
     try {
       // An ensemble's instances are request slots (it computes nothing itself): that many run at once.
       const count = isEnsemble(config) ? ENSEMBLE_CONCURRENCY : Math.max(1, config.instanceCount);
+      if (count > MAX_INSTANCES) throw new InvalidArgument(`model '${name}': ${count} instances asked for (instance_group counts or threads); at most ${MAX_INSTANCES}`);
       for (let i = 0; i < count; i++) {
         const backend = factory();
         const meta = await backend.load({ name, version, dir, modelFile, config });
