@@ -12,7 +12,7 @@ import { Internal, InvalidArgument, Unavailable } from '../core/errors.js';
 import { FakeBackend } from '../../test/helpers/fake-backend.js';
 import { parseModelConfig } from './config-files.js';
 import { defaultConfig, type ModelConfig, type WarmupInput, type WarmupSample } from './model-config.js';
-import { runWarmup } from './warmup.js';
+import { MAX_WARMUP_BYTES_ELEMENTS, MAX_WARMUP_COUNT, MAX_WARMUP_ELEMENTS, runWarmup } from './warmup.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -169,5 +169,24 @@ describe('runWarmup', () => {
     expect(b.batches).toHaveLength(0);
     a.failWith = () => new TypeError('bug');
     await expect(runWarmup([a], configWith([sample()]), dir)).rejects.toBeInstanceOf(Internal);
+  });
+
+  it('refuses a sample whose count or input is too large, before running it (they blocked the server, ran it out of memory, or were a 500)', async () => {
+    const r = new FakeBackend();
+    const refused = async (s: WarmupSample, message: string) => {
+      const err = await runWarmup([r], configWith([s], 0), dir).catch((e: unknown) => e);
+      expect(err, message).toBeInstanceOf(InvalidArgument);
+      expect((err as Error).message).toBe(`model 'm': model_warmup 's': ${message}`);
+    };
+    await refused(sample({ batchSize: 0, count: 1e9 }), `count 1000000000 is more than ${MAX_WARMUP_COUNT}`);
+    const input = (datatype: WarmupInput['datatype'], dims: number[]): WarmupSample => sample({ batchSize: 0, inputs: [{ name: 'x', datatype, dims, data: { kind: 'zero' } }] });
+    await refused(input('FP32', [1e9]), `input 'x': shape [1000000000] has 1000000000 elements; a warm-up sample takes at most ${MAX_WARMUP_ELEMENTS}`);
+    await refused(input('FP32', [1e9, 1e9]), `input 'x': shape [1000000000,1000000000] has 1000000000000000000 elements; a warm-up sample takes at most ${MAX_WARMUP_ELEMENTS}`);
+    await refused(input('BYTES', [MAX_WARMUP_BYTES_ELEMENTS + 1]), `input 'x': shape [${MAX_WARMUP_BYTES_ELEMENTS + 1}] has ${MAX_WARMUP_BYTES_ELEMENTS + 1} elements; a warm-up sample takes at most ${MAX_WARMUP_BYTES_ELEMENTS} BYTES elements`);
+    expect(r.batches).toHaveLength(0);
+    // At the limits they run.
+    await runWarmup([r], configWith([sample({ batchSize: 0, count: MAX_WARMUP_COUNT })], 0), dir);
+    await runWarmup([r], configWith([input('UINT8', [MAX_WARMUP_ELEMENTS])], 0), dir);
+    expect(r.batches).toHaveLength(MAX_WARMUP_COUNT + 1);
   });
 });

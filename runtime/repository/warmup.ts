@@ -29,6 +29,14 @@ import { readTensorFile } from './tensor-file.js';
 export const WARMUP_DIR = 'warmup';
 
 /**
+ * A sample's `count` at most, and the elements of each of its inputs at most (BYTES elements are
+ * objects of their own, ~100 bytes each): a load must end, and its samples fit in memory.
+ */
+export const MAX_WARMUP_COUNT = 1000;
+export const MAX_WARMUP_ELEMENTS = 1 << 24;
+export const MAX_WARMUP_BYTES_ELEMENTS = 1 << 20;
+
+/**
  * Runs every warm-up sample on every instance, in order. Throws a KinferError
  * of the failure's kind, prefixed with the model and sample, on the first
  * failure. `modelDir` is the model's folder (`<repo>/<model>`).
@@ -37,6 +45,7 @@ export async function runWarmup(instances: readonly Backend[], config: ModelConf
   let runs = 0;
   for (const sample of config.warmup ?? []) {
     const where = `model '${config.name}': model_warmup '${sample.name}'`;
+    if (sample.count > MAX_WARMUP_COUNT) throw new InvalidArgument(`${where}: count ${sample.count} is more than ${MAX_WARMUP_COUNT}`);
     let inputs: Tensor[];
     try {
       inputs = await sampleInputs(sample, config, modelDir);
@@ -73,6 +82,8 @@ async function sampleInputs(sample: WarmupSample, config: ModelConfig, modelDir:
     sample.inputs.map(async (input) => {
       const shape = [...batch, ...input.dims];
       const count = shape.reduce((a, b) => a * b, 1);
+      const max = input.datatype === 'BYTES' ? MAX_WARMUP_BYTES_ELEMENTS : MAX_WARMUP_ELEMENTS;
+      if (count > max) throw new InvalidArgument(`input '${input.name}': shape [${shape.join(',')}] has ${count} elements; a warm-up sample takes at most ${max}${input.datatype === 'BYTES' ? ' BYTES elements' : ''}`);
       return { name: input.name, datatype: input.datatype, shape, data: await inputData(input, count, modelDir) };
     }),
   );
