@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidArgument, Unsupported } from '../../core/errors.js';
+import { InvalidArgument, PayloadTooLarge, Unsupported } from '../../core/errors.js';
 import { toHalf } from '../../core/datatypes.js';
 import { decodeGrpcInferRequest, encodeGrpcInferResponse, type WireInferRequest } from './codec.js';
+import { MAX_BYTES_ELEMENTS } from '../v2/decode.js';
 
 /** A request as @grpc/grpc-js hands it over (defaults filled, 64-bit integers as strings). */
 function wire(partial: Partial<WireInferRequest>): WireInferRequest {
@@ -73,5 +74,18 @@ describe('encodeGrpcInferResponse', () => {
     const half = encodeGrpcInferResponse({ modelName: 'm', outputs: [fp32, out('FP16', Uint16Array.from([toHalf(1)]))] }, false);
     expect(half.outputs.every((o) => o.contents === undefined)).toBe(true);
     expect(half.raw_output_contents).toHaveLength(2);
+  });
+
+  it('refuses more than MAX_BYTES_ELEMENTS BYTES elements in raw_input_contents before making them (PayloadTooLarge)', () => {
+    const n = MAX_BYTES_ELEMENTS + 1;
+    const err = (() => {
+      try {
+        decodeGrpcInferRequest(wire({ inputs: [{ name: 's', datatype: 'BYTES', shape: [String(n)] }], raw_input_contents: [new Uint8Array(4 * n)] } as Partial<WireInferRequest>));
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(err).toBeInstanceOf(PayloadTooLarge);
+    expect(err!.message).toMatch(/BYTES tensors have more than 2097152 elements/);
   });
 });

@@ -18,7 +18,7 @@ import { inputRefs, readInputBytes, sharedMemoryOf, sharedMemoryRefOf, withoutSh
 import type { InferRequest, InferResponse, RequestedOutput } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor } from '../../core/tensor.js';
 import { readBinaryTensor, tensorBytes, writeSharedMemoryOutput } from '../v2/binary.js';
-import { convert } from '../v2/decode.js';
+import { bytesElementBudget, convert } from '../v2/decode.js';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 
@@ -127,6 +127,7 @@ export function decodeGrpcInferRequest(m: WireInferRequest, sharedMemory?: Share
   const names = new Set<string>();
   let typed = false;
   let rawIndex = 0;
+  const spendBytes = bytesElementBudget();
   const inputs = m.inputs.map((input, i): Tensor => {
     const what = `input '${input.name}' (inputs[${i}])`;
     if (!input.name) throw new InvalidArgument(`inputs[${i}].name: empty`);
@@ -140,6 +141,7 @@ export function decodeGrpcInferRequest(m: WireInferRequest, sharedMemory?: Share
     });
     const count = elementCount(shape);
     if (!Number.isSafeInteger(count)) throw new InvalidArgument(`${what}: shape [${shape.join(',')}] has more elements than can be counted exactly`);
+    spendBytes(what, input.datatype, count);
     const params = parametersOf(input.parameters);
     const shm = shmInputs[i];
     const filled = filledFields(input.contents);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidArgument } from '../../core/errors.js';
+import { InvalidArgument, PayloadTooLarge } from '../../core/errors.js';
+import { MAX_BYTES_ELEMENTS } from '../v2/decode.js';
 import type { TensorSpec } from '../../core/tensor.js';
 import { decodePredictRequest, encodePredictResponse } from './index.js';
 
@@ -106,5 +107,11 @@ describe('V1 encode', () => {
   it('refuses to split an output that has no row per instance', () => {
     const y = { name: 'y', datatype: 'FP32', shape: [1, 4], data: new Float32Array(4) };
     expect(() => encodePredictResponse(response([y]), 'row', 2)).toThrow(/output 'y' has shape \[1,4\], not one row per instance \(2\)/);
+  });
+
+  it('refuses more than MAX_BYTES_ELEMENTS strings over the request (PayloadTooLarge), counted across inputs', () => {
+    const half = new Array(MAX_BYTES_ELEMENTS / 2 + 1).fill('');
+    expect(() => decodePredictRequest({ inputs: { a: half, b: half } }, [], 'm')).toThrow(PayloadTooLarge);
+    expect(() => decodePredictRequest({ inputs: { a: half, b: half } }, [], 'm')).toThrow(/BYTES tensors have more than 2097152 elements \(2097154 so far\)/);
   });
 });

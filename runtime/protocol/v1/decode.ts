@@ -14,7 +14,7 @@ import type { Datatype, TensorData } from '../../core/datatypes.js';
 import { describe, InvalidArgument } from '../../core/errors.js';
 import type { InferRequest } from '../../core/infer.js';
 import { checkTensor, elementCount, type Tensor, type TensorSpec } from '../../core/tensor.js';
-import { convert } from '../v2/decode.js';
+import { bytesElementBudget, convert } from '../v2/decode.js';
 import { guessDatatype, isObject, nestedDims, nestedLeaves } from '../nested.js';
 
 /** Row (`instances` → `predictions`) or columnar (`inputs` → `outputs`). */
@@ -46,10 +46,11 @@ export function decodePredictRequest(body: unknown, specs: readonly TensorSpec[]
   if (hasRows === 'inputs' in body) throw new InvalidArgument('V1 predict body: give exactly one of "instances" (row format) and "inputs" (columnar format)');
   const columns = hasRows ? rowsToColumns(body.instances, specs) : namedColumns('inputs', body.inputs, specs);
   const inputs: Tensor[] = [];
+  const spendBytes = bytesElementBudget();
   for (const [name, { value, what, stacked }] of columns) {
     const spec = specs.find((s) => s.name === name);
     if (specs.length > 0 && !spec) throw new InvalidArgument(`${what}: the model has no input '${name}' (inputs: ${specs.map((s) => s.name).join(', ')})`);
-    inputs.push(toTensor(name, what, value, spec?.datatype, stacked));
+    inputs.push(toTensor(name, what, value, spec?.datatype, stacked, spendBytes));
   }
   for (const s of specs) if (!columns.has(s.name)) throw new InvalidArgument(`missing input '${s.name}'`);
   const request: InferRequest = { modelName, inputs };
@@ -101,7 +102,7 @@ function namedColumns(field: string, value: unknown, specs: readonly TensorSpec[
   return columns;
 }
 
-function toTensor(name: string, what: string, value: unknown, declared: Datatype | undefined, stacked: boolean): Tensor {
+function toTensor(name: string, what: string, value: unknown, declared: Datatype | undefined, stacked: boolean, spendBytes: ReturnType<typeof bytesElementBudget>): Tensor {
   let shape: number[];
   const flat: unknown[] = [];
   if (stacked) {
@@ -123,6 +124,7 @@ function toTensor(name: string, what: string, value: unknown, declared: Datatype
   }
   const datatype = declared ?? guessDatatype(what, flat, isB64);
   if (!Number.isSafeInteger(elementCount(shape))) throw new InvalidArgument(`${what}: too many elements`);
+  spendBytes(what, datatype, flat.length);
   const data: TensorData = datatype === 'BYTES' ? toBytes(what, flat) : convert(what, datatype, flat);
   const t: Tensor = { name, datatype, shape, data };
   checkTensor(t);

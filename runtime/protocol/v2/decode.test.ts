@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { fromHalf, toHalf } from '../../core/datatypes.js';
 import { InvalidArgument, PayloadTooLarge, Unsupported } from '../../core/errors.js';
 import type { TensorSpec } from '../../core/tensor.js';
-import { decodeInferRequest, type DecodeOptions } from './decode.js';
+import { decodeInferRequest, MAX_BYTES_ELEMENTS, type DecodeOptions } from './decode.js';
 import { binaryBody, framed, jsonBody, le } from '../../../test/helpers/v2-bodies.js';
 
 const opts: DecodeOptions = { modelName: 'm' };
@@ -428,6 +428,23 @@ describe('decodeInferRequest: malformed requests are InvalidArgument naming the 
     expect(ok.request.inputs[0]!.data).toEqual(Float32Array.of(1, 2, 3, 4)); // the binary section does not count
     const bin = errorOf(() => decodeInferRequest(b.body, { ...opts, inferenceHeaderContentLength: b.headerLength, maxJsonBytes: header - 1 }));
     expect(bin).toBeInstanceOf(PayloadTooLarge);
+  });
+
+  it('more than MAX_BYTES_ELEMENTS BYTES elements over the request is PayloadTooLarge before they are made (each is an object; 16 M empty ones ran the heap out)', () => {
+    const half = MAX_BYTES_ELEMENTS / 2;
+    // Two BYTES inputs of 2^20 + 1 elements each, in the binary extension (4-byte empty prefixes): one over, across inputs.
+    const b = binaryBody(
+      { inputs: ['a', 'b'].map((name) => ({ name, datatype: 'BYTES', shape: [half + 1], parameters: { binary_data_size: 4 * (half + 1) } })) },
+      [new Uint8Array(4 * (half + 1)), new Uint8Array(4 * (half + 1))],
+    );
+    const t0 = performance.now();
+    const err = errorOf(() => decodeInferRequest(b.body, { ...opts, inferenceHeaderContentLength: b.headerLength }));
+    expect(err).toBeInstanceOf(PayloadTooLarge);
+    expect(err.message).toBe(`input 'b' (inputs[1]): the request's BYTES tensors have more than ${MAX_BYTES_ELEMENTS} elements (${2 * half + 2} so far); each is an object once decoded: send fewer per request`);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    // Half of it in one input: decoded (JSON, empty strings).
+    const ok = decodeJson(input('BYTES', [half], new Array(half).fill('')));
+    expect((ok.request.inputs[0]!.data as Uint8Array[]).length).toBe(half);
   });
 
   it('shared memory parameters are Unsupported without regions, and InvalidArgument when half given', () => {

@@ -49,6 +49,26 @@ export interface DecodeOptions {
  */
 export const MAX_JSON_BYTES = 64 * 1024 * 1024;
 
+/**
+ * BYTES elements one request may carry, over all its inputs. Each becomes a Uint8Array, ~200 bytes
+ * of heap however short: 16 M empty strings (a 45 MB JSON body, or 64 MB of binary length
+ * prefixes) took the process past its heap. 2^21 is what gRPC's decodeCost allows typed byte
+ * strings under the default KINFER_MAX_JSON_BYTES (a byte string weighs 4 of its 8 M units).
+ */
+export const MAX_BYTES_ELEMENTS = 2 ** 21;
+
+/** Counts a request's BYTES elements as its tensors are decoded; past MAX_BYTES_ELEMENTS, PayloadTooLarge before they are made. */
+export function bytesElementBudget(): (what: string, datatype: Datatype, count: number) => void {
+  let total = 0;
+  return (what, datatype, count) => {
+    if (datatype !== 'BYTES') return;
+    total += count;
+    if (total > MAX_BYTES_ELEMENTS) {
+      throw new PayloadTooLarge(`${what}: the request's BYTES tensors have more than ${MAX_BYTES_ELEMENTS} elements (${total} so far); each is an object once decoded: send fewer per request`);
+    }
+  };
+}
+
 /** Which outputs the client wants in the binary section. */
 export interface BinaryOutputPrefs {
   /** Request `parameters.binary_data_output`: the default for every output. */
@@ -88,6 +108,7 @@ export function decodeInferRequest(body: Uint8Array, opts: DecodeOptions): Decod
   const shmRefs = wire.inputs.some((x) => x.parameters != null && ('shared_memory_region' in x.parameters || 'shared_memory_byte_size' in x.parameters || 'shared_memory_offset' in x.parameters))
     ? inputRefs(wire.inputs.map((x) => x.parameters ?? undefined), wire.inputs.map((_, i) => inputWhat(i)), opts)
     : undefined;
+  const spendBytes = bytesElementBudget();
   for (let i = 0; i < wire.inputs.length; i++) {
     const input = wire.inputs[i]!;
     const what = inputWhat(i);
@@ -100,6 +121,7 @@ export function decodeInferRequest(body: Uint8Array, opts: DecodeOptions): Decod
     if (!Number.isSafeInteger(count)) {
       throw new InvalidArgument(`${what}: shape ${JSON.stringify(input.shape)} has more elements than can be counted exactly`);
     }
+    spendBytes(what, input.datatype, count);
     const size = params?.binary_data_size;
     let data: TensorData;
     if (shm) {

@@ -5,7 +5,8 @@
  * the flat response object.
  */
 import { describe, expect, it } from 'vitest';
-import { InvalidArgument } from '../../core/errors.js';
+import { InvalidArgument, PayloadTooLarge } from '../../core/errors.js';
+import { MAX_BYTES_ELEMENTS } from './decode.js';
 import type { InferResponse } from '../../core/infer.js';
 import type { TensorSpec } from '../../core/tensor.js';
 import { decodeGenerateRequest, encodeGenerateResponse, spread, sseEvent, type GenerateTarget } from './generate.js';
@@ -174,5 +175,10 @@ describe('encodeGenerateResponse', () => {
 
   it('frames one Server-Sent Event', () => {
     expect(sseEvent('{"a":1}')).toBe('data: {"a":1}\n\n');
+  });
+
+  it('refuses more than MAX_BYTES_ELEMENTS strings over the request (PayloadTooLarge)', () => {
+    const many = new Array(MAX_BYTES_ELEMENTS + 1).fill('');
+    expect(() => decodeGenerateRequest({ text_input: many }, target([{ name: 'text_input', datatype: 'BYTES', shape: [-1] }]))).toThrow(PayloadTooLarge);
   });
 });

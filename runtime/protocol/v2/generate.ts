@@ -31,7 +31,7 @@ import type { Datatype, TensorData } from '../../core/datatypes.js';
 import { describe, Internal, invalidArgument, InvalidArgument, Unsupported } from '../../core/errors.js';
 import type { InferRequest, InferResponse } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor, type TensorSpec } from '../../core/tensor.js';
-import { convert } from './decode.js';
+import { bytesElementBudget, convert } from './decode.js';
 import { dataToJson } from './encode.js';
 import { guessDatatype, isObject, nestedDims, nestedLeaves } from '../nested.js';
 
@@ -64,6 +64,7 @@ export function decodeGenerateRequest(body: unknown, model: GenerateTarget): Inf
     throw new InvalidArgument(`model '${model.name}' has an input named 'parameters', which the generate request keeps for its parameters object; use /infer`);
   }
   const inputs = new Map<string, Tensor>();
+  const spendBytes = bytesElementBudget();
   // No prototype: keys such as `constructor` or `__proto__` are parameters like any other.
   const parameters = Object.create(null) as Parameters;
   let hasParameters = false;
@@ -72,7 +73,7 @@ export function decodeGenerateRequest(body: unknown, model: GenerateTarget): Inf
     const spec = specs.get(key);
     if (spec || asInput) {
       if (inputs.has(key)) throw new InvalidArgument(`${what}: input '${key}' is given twice (at the top level and in "parameters")`);
-      inputs.set(key, spec ? declaredTensor(key, what, value, spec, model.batchable) : inferredTensor(key, what, value));
+      inputs.set(key, spec ? declaredTensor(key, what, value, spec, model.batchable, spendBytes) : inferredTensor(key, what, value, spendBytes));
       return;
     }
     if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
@@ -105,7 +106,7 @@ export function decodeGenerateRequest(body: unknown, model: GenerateTarget): Inf
 }
 
 /** An input the model declares: its datatype, the shape from the value fitted to the declared one. */
-function declaredTensor(name: string, what: string, value: unknown, spec: TensorSpec, batchable: boolean): Tensor {
+function declaredTensor(name: string, what: string, value: unknown, spec: TensorSpec, batchable: boolean, spendBytes: Budget): Tensor {
   const dims = nestedDims(what, value);
   const flat = nestedLeaves(what, value, dims);
   let shape: number[];
@@ -118,17 +119,20 @@ function declaredTensor(name: string, what: string, value: unknown, spec: Tensor
   } else {
     throw new InvalidArgument(`${what}: a value nested ${dims.length} deep ([${dims.join(',')}]) does not fit input '${name}' of shape [${spec.shape.join(',')}]`);
   }
-  return tensor(name, what, spec.datatype, shape, flat);
+  return tensor(name, what, spec.datatype, shape, flat, spendBytes);
 }
 
 /** An input of a model that declares none: datatype from the values, shape from the nesting. */
-function inferredTensor(name: string, what: string, value: unknown): Tensor {
+function inferredTensor(name: string, what: string, value: unknown, spendBytes: Budget): Tensor {
   const shape = nestedDims(what, value);
   const flat = nestedLeaves(what, value, shape);
-  return tensor(name, what, guessDatatype(what, flat), shape, flat);
+  return tensor(name, what, guessDatatype(what, flat), shape, flat, spendBytes);
 }
 
-function tensor(name: string, what: string, datatype: Datatype, shape: number[], flat: unknown[]): Tensor {
+type Budget = ReturnType<typeof bytesElementBudget>;
+
+function tensor(name: string, what: string, datatype: Datatype, shape: number[], flat: unknown[], spendBytes: Budget): Tensor {
+  spendBytes(what, datatype, flat.length);
   const data: TensorData = convert(what, datatype, flat);
   const t: Tensor = { name, datatype, shape, data };
   checkTensor(t);
