@@ -11,8 +11,9 @@
  * await server.close();
  */
 import { mkdir } from 'node:fs/promises';
-import type { Server as HttpServer } from 'node:http';
+import { STATUS_CODES, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Logger } from 'pino';
@@ -205,6 +206,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     s.once('error', reject);
   });
   (server as HttpServer).keepAliveTimeout = opts.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS;
+  (server as HttpServer).on('clientError', answerClientError);
   const port = (server.address() as AddressInfo).port;
   const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -301,4 +303,19 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     })());
 
   return { url, port, ...(grpcServer ? { grpcPort: grpcServer.port } : {}), app, dataplane, repository, metrics, startup, close };
+}
+
+/**
+ * What Node's HTTP parser refuses before any route runs (a broken request line, header or chunked
+ * body; headers too large; too slow) gets the v2 error body too, not Node's bare status. As Node
+ * does, only on a connection that has written nothing yet; one that has answered before is closed.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex & { bytesWritten?: number }): void {
+  if (err.code === 'ECONNRESET' || !socket.writable || (socket.bytesWritten ?? 0) > 0) {
+    socket.destroy();
+    return;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const body = JSON.stringify({ error: `malformed HTTP request${err.code ? ` (${err.code})` : ''}: ${err.message}` });
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

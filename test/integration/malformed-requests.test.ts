@@ -890,7 +890,9 @@ describe('malformed requests (seeded fuzz of the HTTP surface)', () => {
   it('survives requests Node\'s HTTP parser or the body reader see broken (raw sockets)', async () => {
     const head = (path: string, extra: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${extra}\r\n`;
     const valid = JSON.stringify(mlpJson());
-    const raw: { name: string; bytes: string; halfClose?: boolean }[] = [
+    const raw: { name: string; bytes: string; halfClose?: boolean; status?: number }[] = [
+      { name: 'headers past Node\'s 16 KiB', bytes: `GET /v2 HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, status: 431 },
+      { name: 'a request line Node refuses', bytes: 'FROB /v2 HTTP/1.1\r\nHost: x\r\n\r\n', status: 400 },
       { name: 'Content-Length past the body, then half-close', bytes: head('/v2/models/mlp/infer', 'Content-Length: 1000\r\n') + valid.slice(0, 50), halfClose: true },
       { name: 'Content-Length past the body, then close', bytes: head('/v2/models/mlp/infer', 'Content-Length: 1000\r\n') + valid.slice(0, 50) },
       { name: 'chunked, broken chunk size', bytes: head('/v2/models/mlp/infer', 'Transfer-Encoding: chunked\r\n') + 'zz\r\nabc\r\n0\r\n\r\n' },
@@ -924,8 +926,13 @@ describe('malformed requests (seeded fuzz of the HTTP surface)', () => {
         });
       });
       const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(answer)?.[1] ?? 0);
-      // No answer (the client left) or a client error: Node's parser answers its 400s itself, with no JSON body.
+      // No answer (the client left) or a client error, with the v2 error body (Node's parser's refusals too).
       expect(status < 500, `${c.name}: ${answer.slice(0, 300)}`).toBe(true);
+      if (c.status !== undefined) expect(status, `${c.name}: ${answer.slice(0, 300)}`).toBe(c.status);
+      if (status >= 400) {
+        const body = answer.slice(answer.indexOf('\r\n\r\n') + 4);
+        expect(typeof (JSON.parse(body) as { error?: unknown }).error, `${c.name}: ${answer.slice(0, 300)}`).toBe('string');
+      }
     }
     await checkServing('the raw-socket cases');
   });
