@@ -19,7 +19,7 @@
  *   less per reply, never sent on; so a Trigger that matches its own replies stops there.
  * Events are held in memory: a `kinfer dev` that stops loses those not yet delivered.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { InvalidArgument } from '../runtime/core/errors.js';
 import { encodeHeaderValue, readCloudEvent } from '../runtime/protocol/cloudevent.js';
 
@@ -158,9 +158,10 @@ function isJsonType(type: string | undefined): boolean {
   return t === 'application/json' || t === 'text/json' || t.endsWith('+json');
 }
 
-function headersOf(req: IncomingMessage): Record<string, string> {
+/** node:http headers as one string each (repeated ones joined with ", "). */
+export function flatHeaders(headers: IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
   return out;
 }
 
@@ -298,7 +299,7 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
       if (closed) return reply(503, 'kinfer dev is stopping');
       let event: BrokerEvent;
       try {
-        event = readEvent(headersOf(req), Buffer.concat(chunks));
+        event = readEvent(flatHeaders(req.headers), Buffer.concat(chunks));
       } catch (err) {
         return reply(400, (err as Error).message);
       }

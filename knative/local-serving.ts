@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { isoDurationMs, RESERVED_ENV, type FunctionSpec } from '../functions/define.js';
 import { freePort } from '../runtime/core/free-port.js';
 import { lineSplitter } from './lines.js';
-import { MAX_EVENT_BYTES, startLocalBroker, type Answer, type Delivery, type LocalTrigger } from './local-broker.js';
+import { flatHeaders, MAX_EVENT_BYTES, startLocalBroker, type Answer, type Delivery, type LocalTrigger } from './local-broker.js';
 import { serverEnv } from './resources/common.js';
 
 /** Requests waiting for one function (to start, or for a concurrency slot); past it, 503. */
@@ -466,11 +466,7 @@ function post(port: number, host: string, headers: Record<string, string>, body:
         if (size > MAX_EVENT_BYTES) res.destroy(new Error(`the answer is over ${MAX_EVENT_BYTES} bytes`));
         else chunks.push(c);
       });
-      res.on('end', () => {
-        const h: Record<string, string> = {};
-        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h[k] = Array.isArray(v) ? v.join(', ') : v;
-        resolve({ status: res.statusCode ?? 502, headers: h, body: Buffer.concat(chunks) });
-      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: flatHeaders(res.headers), body: Buffer.concat(chunks) }));
       res.on('error', reject);
     });
     req.on('error', reject);

@@ -431,9 +431,14 @@ export abstract class QueueBatcher implements Batcher {
   }
 
   private refuse(reason: RejectReason, err: unknown): Promise<never> {
+    this.rejected(reason, err);
+    return Promise.reject(err);
+  }
+
+  /** A request is answered with `err` for `reason`: the error says why (`rejectReasonOf`), the observer counts it. */
+  private rejected(reason: RejectReason, err: unknown): void {
     markRejected(err, reason);
     this.notify((o) => o.onRejected?.(reason));
-    return Promise.reject(err);
   }
 
   private notify(call: (o: BatchObserver) => void): void {
@@ -507,9 +512,8 @@ export abstract class QueueBatcher implements Batcher {
     entry.state = 'done';
     this.detach(entry);
     if (reason) {
-      markRejected(outcome, reason);
       endSpan(entry.span, outcome);
-      this.notify((o) => o.onRejected?.(reason));
+      this.rejected(reason, outcome);
       this.notify((o) => o.onSettled?.());
       entry.reject(outcome);
     } else {

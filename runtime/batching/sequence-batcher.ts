@@ -227,8 +227,7 @@ export class SequenceBatcher implements Batcher {
         s.queue.splice(i, 1);
         if (!s.active) this.backlogWaiting--;
         this.finishWaiting(w);
-        markRejected(err, reason);
-        this.notify((o) => o.onRejected?.(reason));
+        this.rejected(reason, err);
         reject(err);
         // A sequence still in the backlog whose every request went away never started: forget it.
         if (!s.active && s.queue.length === 0) this.forget(s);
@@ -262,8 +261,7 @@ export class SequenceBatcher implements Batcher {
     for (const s of [...this.sequences.values()]) {
       for (const w of s.queue.splice(0)) {
         this.finishWaiting(w);
-        markRejected(err, 'unavailable');
-        this.notify((o) => o.onRejected?.('unavailable'));
+        this.rejected('unavailable', err);
         w.reject(err);
       }
     }
@@ -294,8 +292,7 @@ export class SequenceBatcher implements Batcher {
     if ((s.ended || !s.started) && !w.flags.start) {
       const why = s.ended ? 'the sequence ended with an earlier request' : 'the request that started the sequence failed';
       const err = new InvalidArgument(`inference request for sequence ${s.id} to ${this.plan.model} must specify the START flag: ${why}`);
-      markRejected(err, 'invalid_argument');
-      this.notify((o) => o.onRejected?.('invalid_argument'));
+      this.rejected('invalid_argument', err);
       w.reject(err);
       return this.pump(s);
     }
@@ -418,9 +415,14 @@ export class SequenceBatcher implements Batcher {
   }
 
   private refuse(reason: RejectReason, err: unknown): Promise<never> {
+    this.rejected(reason, err);
+    return Promise.reject(err);
+  }
+
+  /** A request is answered with `err` for `reason`: the error says why (`rejectReasonOf`), the observer counts it. */
+  private rejected(reason: RejectReason, err: unknown): void {
     markRejected(err, reason);
     this.notify((o) => o.onRejected?.(reason));
-    return Promise.reject(err);
   }
 
   /**

@@ -14,7 +14,7 @@ import type { Datatype, TensorData } from '../../core/datatypes.js';
 import { describe, InvalidArgument } from '../../core/errors.js';
 import type { InferRequest } from '../../core/infer.js';
 import { checkTensor, elementCount, type Tensor, type TensorSpec } from '../../core/tensor.js';
-import { bytesElementBudget, convert } from '../v2/decode.js';
+import { bytesElementBudget, convert, type BytesBudget } from '../v2/decode.js';
 import { guessDatatype, isObject, nestedDims, nestedLeaves } from '../nested.js';
 
 /** Row (`instances` → `predictions`) or columnar (`inputs` → `outputs`). */
@@ -102,7 +102,7 @@ function namedColumns(field: string, value: unknown, specs: readonly TensorSpec[
   return columns;
 }
 
-function toTensor(name: string, what: string, value: unknown, declared: Datatype | undefined, stacked: boolean, spendBytes: ReturnType<typeof bytesElementBudget>): Tensor {
+function toTensor(name: string, what: string, value: unknown, declared: Datatype | undefined, stacked: boolean, spendBytes: BytesBudget): Tensor {
   let shape: number[];
   const flat: unknown[] = [];
   if (stacked) {

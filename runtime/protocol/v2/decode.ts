@@ -57,8 +57,11 @@ export const MAX_JSON_BYTES = 64 * 1024 * 1024;
  */
 export const MAX_BYTES_ELEMENTS = 2 ** 21;
 
+/** Spends a tensor's elements from a request's BYTES budget (`bytesElementBudget`). */
+export type BytesBudget = (what: string, datatype: Datatype, count: number) => void;
+
 /** Counts a request's BYTES elements as its tensors are decoded; past MAX_BYTES_ELEMENTS, PayloadTooLarge before they are made. */
-export function bytesElementBudget(): (what: string, datatype: Datatype, count: number) => void {
+export function bytesElementBudget(): BytesBudget {
   let total = 0;
   return (what, datatype, count) => {
     if (datatype !== 'BYTES') return;

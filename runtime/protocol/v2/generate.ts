@@ -31,7 +31,7 @@ import type { Datatype, TensorData } from '../../core/datatypes.js';
 import { describe, Internal, invalidArgument, InvalidArgument, Unsupported } from '../../core/errors.js';
 import type { InferRequest, InferResponse } from '../../core/infer.js';
 import { checkTensor, elementCount, type Parameters, type Tensor, type TensorSpec } from '../../core/tensor.js';
-import { bytesElementBudget, convert } from './decode.js';
+import { bytesElementBudget, convert, type BytesBudget } from './decode.js';
 import { dataToJson } from './encode.js';
 import { guessDatatype, isObject, nestedDims, nestedLeaves } from '../nested.js';
 
@@ -106,7 +106,7 @@ export function decodeGenerateRequest(body: unknown, model: GenerateTarget): Inf
 }
 
 /** An input the model declares: its datatype, the shape from the value fitted to the declared one. */
-function declaredTensor(name: string, what: string, value: unknown, spec: TensorSpec, batchable: boolean, spendBytes: Budget): Tensor {
+function declaredTensor(name: string, what: string, value: unknown, spec: TensorSpec, batchable: boolean, spendBytes: BytesBudget): Tensor {
   const dims = nestedDims(what, value);
   const flat = nestedLeaves(what, value, dims);
   let shape: number[];
@@ -123,15 +123,13 @@ function declaredTensor(name: string, what: string, value: unknown, spec: Tensor
 }
 
 /** An input of a model that declares none: datatype from the values, shape from the nesting. */
-function inferredTensor(name: string, what: string, value: unknown, spendBytes: Budget): Tensor {
+function inferredTensor(name: string, what: string, value: unknown, spendBytes: BytesBudget): Tensor {
   const shape = nestedDims(what, value);
   const flat = nestedLeaves(what, value, shape);
   return tensor(name, what, guessDatatype(what, flat), shape, flat, spendBytes);
 }
 
-type Budget = ReturnType<typeof bytesElementBudget>;
-
-function tensor(name: string, what: string, datatype: Datatype, shape: number[], flat: unknown[], spendBytes: Budget): Tensor {
+function tensor(name: string, what: string, datatype: Datatype, shape: number[], flat: unknown[], spendBytes: BytesBudget): Tensor {
   spendBytes(what, datatype, flat.length);
   const data: TensorData = convert(what, datatype, flat);
   const t: Tensor = { name, datatype, shape, data };
