@@ -42,7 +42,8 @@ const duration = z
   .refine((d) => durationMs(d) <= DURATION_MS.h!, "must be at most 1h (Knative's webhook refuses longer)")
   .refine((d) => durationMs(d) % 1000 === 0, "must be whole seconds (Knative's webhook refuses e.g. 1500ms)");
 
-function durationMs(d: string): number {
+/** A `duration` in milliseconds. */
+export function durationMs(d: string): number {
   let ms = 0;
   for (const [, n, unit] of d.matchAll(/([0-9]+)(ms|s|m|h)/g)) ms += Number(n) * DURATION_MS[unit!]!;
   return ms;
@@ -158,6 +159,14 @@ const ScalingSchema = z
     maxScale: z.number().int().min(0).max(1000).default(10),
     initialScale: z.number().int().min(0).max(1000).default(1),
     scaleDownDelay: duration.default('0s'),
+    /** KPA's stable window (`autoscaling.knative.dev/window`): the span its average runs over; Knative's default 60s. */
+    window: duration.refine((d) => durationMs(d) >= 6000, 'must be at least 6s (Knative refuses shorter)').optional(),
+    /** The share of `target` a replica should carry on average; Knative's default 70. */
+    targetUtilizationPercentage: z.number().min(1).max(100).optional(),
+    /** The panic window as a share of `window`; Knative's default 10. */
+    panicWindowPercentage: z.number().min(1).max(100).optional(),
+    /** Panic (scale up at once, never down) when the panic window wants this share of the ready replicas; Knative's default 200. */
+    panicThresholdPercentage: z.number().min(110).max(1000).optional(),
     /** Longest a request may take (Knative `timeoutSeconds`, KServe `timeout`). */
     timeoutSeconds: z.number().int().min(1).max(3600).default(300),
     /** Longest the container may take to pull and load the model before it is restarted. */

@@ -228,6 +228,20 @@ describe('rendered resources', () => {
     expect(f.deploy.options.resources.limits.concurrency).toBe(12);
   });
 
+  it("KPA settings become Knative's revision annotations in the Service, the InferenceService and func.yaml; unset, none (Knative's defaults)", () => {
+    const kpa = { 'autoscaling.knative.dev/window': '40s', 'autoscaling.knative.dev/target-utilization-percentage': '85', 'autoscaling.knative.dev/panic-window-percentage': '20', 'autoscaling.knative.dev/panic-threshold-percentage': '150' };
+    const fn = defineFunction({ name: 'kpa', model: { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' }, scaling: { window: '40s', targetUtilizationPercentage: 85, panicWindowPercentage: 20, panicThresholdPercentage: 150 } });
+    expect((knativeService(fn.spec) as any).spec.template.metadata.annotations).toMatchObject(kpa);
+    expect((inferenceService(fn.spec) as any).metadata.annotations).toMatchObject(kpa);
+    expect((funcYaml(fn.spec) as any).deploy.annotations).toMatchObject(kpa);
+    const plain = Object.keys((knativeService(fns.onpvc.spec) as any).spec.template.metadata.annotations);
+    expect(plain.filter((k) => Object.keys(kpa).includes(k))).toEqual([]);
+    const bad = (scaling: Record<string, unknown>) => () => defineFunction({ name: 'kpa', model: { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' }, scaling });
+    expect(bad({ window: '5s' })).toThrow(/scaling\.window: must be at least 6s/);
+    expect(bad({ window: '2h' })).toThrow(/scaling\.window: must be at most 1h/);
+    expect(bad({ panicThresholdPercentage: 100 })).toThrow(/scaling\.panicThresholdPercentage/);
+  });
+
   it('a model name KServe refuses as a TrainedModel name fails generation, naming the rule; without a TrainedModel it is fine', () => {
     const withModel = (name: string, storageUri: string) => parseFunctionSpec({ name: 'fn', model: { name, storageUri, platform: 'onnx' } }, 'test');
     for (const bad of ['ResNet50', 'resnet_50', 'resnet.v1', '1resnet', 'resnet-'])

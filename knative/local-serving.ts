@@ -9,7 +9,10 @@
  * `timeoutSeconds` pass) and stops after `idleMs` without requests (scale to zero); one with
  * `minScale` ≥ 1 starts at once and is started again if it exits. `containerConcurrency` caps
  * the requests in flight (the rest wait, as at the queue-proxy); `timeoutSeconds` bounds each
- * request from its arrival, its wait included. One process per function: `maxScale` is not emulated.
+ * request from its arrival, its wait included. Between one process and `maxScale` (capped by
+ * `maxReplicas`), a function scales as Knative's KPA scales pods (knative/local-autoscaler.ts): on
+ * the requests in flight or waiting (or arriving per second), over its stable and panic windows;
+ * requests go to the ready process with the fewest, and a process scaled down drains first.
  * The functions' Triggers get their events from local Brokers on the same port
  * (`/<namespace>/<broker>`, knative/local-broker.ts), delivered through this ingress.
  */
@@ -21,9 +24,12 @@ import { join } from 'node:path';
 import { isoDurationMs, RESERVED_ENV, type FunctionSpec } from '../functions/define.js';
 import { freePort } from '../runtime/core/free-port.js';
 import { lineSplitter } from './lines.js';
+import { BUCKET_MS, deciderSpec, LocalAutoscaler, TICK_MS, TimeAverage } from './local-autoscaler.js';
 import { flatHeaders, MAX_EVENT_BYTES, startLocalBroker, type Answer, type Delivery, type LocalTrigger } from './local-broker.js';
 import { serverEnv } from './resources/common.js';
 
+/** Processes per function at most, whatever its maxScale: a laptop is not a cluster. */
+export const DEFAULT_MAX_REPLICAS = 10;
 /** Requests waiting for one function (to start, or for a concurrency slot); past it, 503. */
 export const MAX_WAITING = 1000;
 const READY_POLL_MS = 50;
@@ -45,9 +51,11 @@ export interface LocalServingOptions {
   storageUris?: Record<string, string>;
   /** Each function's definition module, whose lifecycle hooks its process runs (`KINFER_FUNCTION`); without one, none. */
   modules?: Record<string, string>;
-  /** A line of a function's process output. */
-  onOutput?: (fn: string, line: string) => void;
-  /** What the local ingress does: starts, ready, stops, exits. */
+  /** A line of a function's process output; `replica` numbers its processes from 1. */
+  onOutput?: (fn: string, line: string, replica: number) => void;
+  /** Processes per function at most (default DEFAULT_MAX_REPLICAS), below its maxScale. */
+  maxReplicas?: number;
+  /** What the local ingress does: starts, ready, scales, stops, exits (`replica <n>: …` past the first). */
   onEvent?: (fn: string, text: string) => void;
   /** The namespace of the Brokers' paths (`/<namespace>/<broker>`); default `default`. */
   namespace?: string;
@@ -57,20 +65,26 @@ export interface LocalServingOptions {
   onBrokerEvent?: (text: string) => void;
 }
 
-/** A request waiting for a slot: granted (the slot counted), or failed with a status. */
+/** A request waiting for a slot: granted one on a replica (the slot counted), or failed with a status. */
 interface Waiter {
-  grant: () => void;
+  grant: (replica: Replica) => void;
   fail: (status: number, message: string) => void;
 }
 
-/** One process of a function, from spawn to exit. */
-interface Attempt {
+/** One process of a function (a pod's stand-in), from spawn to exit. */
+interface Replica {
+  /** 1, 2, …: the lowest free at its start, for log lines. */
+  id: number;
   child: ChildProcess;
   port: number;
   /** Answered ready. */
   ready: boolean;
-  /** Being stopped on purpose (idle, close). */
+  /** Chosen to go (scale down): takes no new requests, and stops when its last one is answered. */
+  draining: boolean;
+  /** Being stopped on purpose (idle, scale down, close). */
   stopping: boolean;
+  /** Requests sent to it and not yet answered. */
+  inflight: number;
   /** Settles when the process has answered ready, or has failed to. */
   started: Promise<void>;
   /** Settles when the process has exited and its output is read. */
@@ -79,10 +93,15 @@ interface Attempt {
 
 interface Instance {
   spec: FunctionSpec;
-  attempt?: Attempt;
-  inflight: number;
+  /** Every process not yet stopped: starting, ready and draining. */
+  replicas: Replica[];
   waiting: Waiter[];
   idleTimer?: ReturnType<typeof setTimeout>;
+  autoscaler: LocalAutoscaler;
+  /** Requests in flight or waiting, time-averaged (the concurrency metric). */
+  load: TimeAverage;
+  /** Arrivals since the last sample (the rps metric). */
+  arrivals: number;
 }
 
 class HttpFailure extends Error {
@@ -98,8 +117,10 @@ export interface LocalServing {
   url: string;
   /** Each Broker's ingress URL, by name (`<url>/<namespace>/<broker>`). */
   brokers: Record<string, string>;
-  /** Whether a function's process is running. */
+  /** Whether any process of a function is running. */
   running(fn: string): boolean;
+  /** A function's ready processes that take requests. */
+  replicas(fn: string): number;
   close(): Promise<void>;
 }
 
@@ -133,57 +154,77 @@ export function localEnv(spec: FunctionSpec, base: NodeJS.ProcessEnv): NodeJS.Pr
 }
 
 export async function startLocalServing(opts: LocalServingOptions & { port: number; host: string }): Promise<LocalServing> {
-  const instances = new Map<string, Instance>(opts.functions.map((spec) => [spec.name, { spec, inflight: 0, waiting: [] }]));
+  const t0 = performance.now();
+  const instances = new Map<string, Instance>(
+    opts.functions.map((spec) => [spec.name, { spec, replicas: [], waiting: [], autoscaler: new LocalAutoscaler(deciderSpec(spec)), load: new TimeAverage(t0), arrivals: 0 }]),
+  );
   const names = new Set(instances.keys());
-  const event = (fn: string, text: string) => opts.onEvent?.(fn, text);
+  const maxReplicas = opts.maxReplicas ?? DEFAULT_MAX_REPLICAS;
+  const event = (fn: string, text: string, replica?: Replica) => opts.onEvent?.(fn, replica && replica.id > 1 ? `replica ${replica.id}: ${text}` : text);
   let closing = false;
+
+  /** The replicas that take requests, or will once ready. */
+  const serving = (inst: Instance) => inst.replicas.filter((r) => !r.draining && !r.stopping);
+  /** The ready replica with a free slot under containerConcurrency and the fewest requests. */
+  const freeReplica = (inst: Instance): Replica | undefined => {
+    const cap = inst.spec.scaling.containerConcurrency;
+    let best: Replica | undefined;
+    for (const r of inst.replicas) if (r.ready && !r.draining && !r.stopping && (cap === 0 || r.inflight < cap) && (!best || r.inflight < best.inflight)) best = r;
+    return best;
+  };
 
   const failWaiters = (inst: Instance, status: number, message: string) => {
     for (const w of inst.waiting.splice(0)) w.fail(status, message);
   };
 
-  /** Hands free slots to waiting requests, in order, while the process is ready. */
+  /** Hands free slots to waiting requests, in order. */
   const pump = (inst: Instance) => {
-    const cap = inst.spec.scaling.containerConcurrency;
-    while (inst.attempt?.ready && inst.waiting.length > 0 && (cap === 0 || inst.inflight < cap)) {
-      inst.inflight++;
-      inst.waiting.shift()!.grant();
+    for (let r = freeReplica(inst); r && inst.waiting.length > 0; r = freeReplica(inst)) {
+      r.inflight++;
+      inst.waiting.shift()!.grant(r);
     }
   };
 
   const armIdle = (inst: Instance) => {
     clearTimeout(inst.idleTimer);
-    if (closing || inst.spec.scaling.minScale > 0 || !inst.attempt?.ready || inst.inflight > 0 || inst.waiting.length > 0) return;
-    inst.idleTimer = setTimeout(() => void stop(inst, `scaled to zero after ${(opts.idleMs / 1000).toFixed(opts.idleMs < 1000 ? 1 : 0)} s without requests`), opts.idleMs);
+    const busy = inst.waiting.length > 0 || inst.replicas.some((r) => r.inflight > 0);
+    if (closing || inst.spec.scaling.minScale > 0 || !serving(inst).some((r) => r.ready) || busy) return;
+    inst.idleTimer = setTimeout(() => {
+      event(inst.spec.name, `scaled to zero after ${(opts.idleMs / 1000).toFixed(opts.idleMs < 1000 ? 1 : 0)} s without requests`);
+      for (const r of [...inst.replicas]) void stop(inst, r);
+    }, opts.idleMs);
     inst.idleTimer.unref();
   };
 
   /**
-   * Spawns the function's process (one at a time); its waiting requests get their slots when it is
-   * ready, or its failure. Throws HttpFailure when its env cannot be made (a Secret's value missing).
+   * Spawns one more process of the function; waiting requests get its slots when it is ready. A
+   * start that fails fails the waiting requests when no other process is up or starting. Throws
+   * HttpFailure when its env cannot be made (a Secret's value missing).
    */
-  const start = (inst: Instance, why: string): Attempt | undefined => {
-    if (closing || inst.attempt) return inst.attempt;
+  const start = (inst: Instance, why: string): Replica | undefined => {
+    if (closing) return undefined;
     const spec = inst.spec;
     const uri = opts.storageUris?.[spec.name];
     const env = localEnv(uri && spec.model ? { ...spec, model: { ...spec.model, storageUri: uri } } : spec, opts.env ?? process.env); // throws HttpFailure
     const module = opts.modules?.[spec.name];
     if (module) env.KINFER_FUNCTION = module;
     else delete env.KINFER_FUNCTION;
+    let id = 1;
+    while (inst.replicas.some((r) => r.id === id)) id++;
     // As Knative sets them; and a model folder of its own, as a pod has.
-    Object.assign(env, { HOST: '127.0.0.1', K_SERVICE: spec.name, K_CONFIGURATION: spec.name, K_REVISION: `${spec.name}-local`, MODEL_REPOSITORY: join(tmpdir(), 'kinfer-dev', spec.name) });
-    event(spec.name, `starting (${why})`);
-    const t0 = performance.now();
+    Object.assign(env, { HOST: '127.0.0.1', K_SERVICE: spec.name, K_CONFIGURATION: spec.name, K_REVISION: `${spec.name}-local`, MODEL_REPOSITORY: join(tmpdir(), 'kinfer-dev', id === 1 ? spec.name : `${spec.name}-${id}`) });
+    const replica = { id, ready: false, draining: false, stopping: false, inflight: 0 } as Replica;
+    event(spec.name, `starting (${why})`, replica);
+    const began = performance.now();
     let stderrTail = '';
-    const attempt = { ready: false, stopping: false } as Attempt;
-    inst.attempt = attempt;
-    attempt.started = (async () => {
-      attempt.port = await freePort();
+    inst.replicas.push(replica);
+    replica.started = (async () => {
+      replica.port = await freePort();
       const [cmd, ...args] = opts.command;
-      const child = spawn(cmd, [...args, 'serve'], { env: { ...env, PORT: String(attempt.port) }, stdio: ['ignore', 'pipe', 'pipe'] });
-      attempt.child = child;
+      const child = spawn(cmd, [...args, 'serve'], { env: { ...env, PORT: String(replica.port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      replica.child = child;
       const output = (stream: NodeJS.ReadableStream, tail: boolean) => {
-        const lines = lineSplitter((line) => opts.onOutput?.(spec.name, line));
+        const lines = lineSplitter((line) => opts.onOutput?.(spec.name, line, id));
         stream.setEncoding('utf8');
         stream.on('data', (chunk: string) => {
           if (tail) stderrTail = (stderrTail + chunk).slice(-2000);
@@ -193,16 +234,16 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
       };
       output(child.stdout!, false);
       output(child.stderr!, true);
-      attempt.closed = new Promise<void>((resolve) => {
+      replica.closed = new Promise<void>((resolve) => {
         child.once('error', () => resolve()); // a spawn that failed: no exit, no close
         child.once('close', () => resolve());
       });
-      void attempt.closed.then(() => exited(inst, attempt, child));
-      const deadline = t0 + spec.scaling.startupSeconds * 1000;
+      void replica.closed.then(() => exited(inst, replica, child));
+      const deadline = began + spec.scaling.startupSeconds * 1000;
       for (;;) {
-        if (attempt.stopping) throw new HttpFailure(503, `function '${spec.name}' was stopped while starting`);
+        if (replica.stopping) throw new HttpFailure(503, `function '${spec.name}' was stopped while starting`);
         if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
-          await attempt.closed;
+          await replica.closed;
           const line = stderrTail.trim().split('\n').pop() || '(no output)';
           throw new HttpFailure(503, `function '${spec.name}' exited before it was ready (${child.signalCode ?? `code ${child.exitCode}`}): ${line.length > 500 ? `${line.slice(0, 500)}…` : line}`);
         }
@@ -211,37 +252,41 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
           throw new HttpFailure(503, `function '${spec.name}' was not ready within startupSeconds (${spec.scaling.startupSeconds} s)`);
         }
         // Another process may have taken the port between the probe and the bind: only an answer while ours runs counts.
-        if ((await ready(attempt.port)) && child.exitCode === null && inst.attempt === attempt) break;
+        if ((await ready(replica.port)) && child.exitCode === null && inst.replicas.includes(replica)) break;
         await new Promise((r) => setTimeout(r, READY_POLL_MS));
       }
-      attempt.ready = true;
-      event(spec.name, `ready in ${Math.round(performance.now() - t0)} ms`);
+      replica.ready = true;
+      event(spec.name, `ready in ${Math.round(performance.now() - began)} ms`, replica);
       pump(inst);
+      armIdle(inst);
     })();
-    attempt.started.catch((err: unknown) => {
+    replica.started.catch((err: unknown) => {
       const e = err instanceof HttpFailure ? err : new HttpFailure(503, `function '${spec.name}': ${String(err)}`);
-      if (inst.attempt === attempt) {
-        inst.attempt = undefined;
-        attempt.child?.kill('SIGKILL');
-      }
-      // Those waiting now wait for this start, unless another has begun (then they wait for that one).
-      if (!inst.attempt) failWaiters(inst, e.status, e.message);
+      if (forget(inst, replica)) replica.child?.kill('SIGKILL');
+      // Those waiting now wait for another process, if one is up or starting.
+      if (serving(inst).length === 0) failWaiters(inst, e.status, e.message);
     });
-    return attempt;
+    return replica;
+  };
+
+  /** Takes a replica out of the function's list; false when it was out already. */
+  const forget = (inst: Instance, replica: Replica): boolean => {
+    const i = inst.replicas.indexOf(replica);
+    if (i < 0) return false;
+    inst.replicas.splice(i, 1);
+    return true;
   };
 
   /**
-   * A ready process ended: forget it, and start it again if it is needed (requests waiting, or
-   * minScale ≥ 1). One that ends before it is ready is the start's failure (above).
+   * A ready process ended: forget it, and start another if it is needed (requests waiting with no
+   * other process, or fewer than minScale). One that ends before it is ready is the start's failure.
    */
-  const exited = (inst: Instance, attempt: Attempt, child: ChildProcess) => {
-    if (inst.attempt !== attempt || !attempt.ready) return;
-    inst.attempt = undefined;
-    clearTimeout(inst.idleTimer);
-    event(inst.spec.name, `exited (${child.signalCode ?? `code ${child.exitCode}`})`);
-    if (!closing && (inst.waiting.length > 0 || inst.spec.scaling.minScale > 0)) {
-      setTimeout(() => !closing && !inst.attempt && restart(inst, 'restarting after the exit'), RESTART_DELAY_MS).unref();
-    }
+  const exited = (inst: Instance, replica: Replica, child: ChildProcess) => {
+    if (!replica.ready || !forget(inst, replica)) return;
+    event(inst.spec.name, `exited (${child.signalCode ?? `code ${child.exitCode}`})`, replica);
+    if (serving(inst).length === 0) clearTimeout(inst.idleTimer);
+    const needed = () => !closing && ((inst.waiting.length > 0 && serving(inst).length === 0) || serving(inst).length < inst.spec.scaling.minScale);
+    if (needed()) setTimeout(() => needed() && restart(inst, 'restarting after the exit'), RESTART_DELAY_MS).unref();
   };
 
   /** `start` for those already waiting: a failure to make the env is theirs. */
@@ -254,36 +299,76 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     }
   };
 
-  const stop = async (inst: Instance, why: string): Promise<void> => {
-    const attempt = inst.attempt;
-    clearTimeout(inst.idleTimer);
-    if (!attempt) return;
-    inst.attempt = undefined;
-    attempt.stopping = true;
-    event(inst.spec.name, why);
-    await attempt.started.catch(() => undefined);
-    const child = attempt.child;
+  /** Stops one process: SIGTERM (the server drains), SIGKILL after STOP_GRACE_MS. */
+  const stop = async (inst: Instance, replica: Replica, why?: string): Promise<void> => {
+    if (!forget(inst, replica)) return;
+    if (serving(inst).length === 0) clearTimeout(inst.idleTimer);
+    replica.stopping = true;
+    if (why) event(inst.spec.name, why, replica);
+    await replica.started.catch(() => undefined);
+    const child = replica.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
     child.kill('SIGTERM');
-    await attempt.closed;
+    await replica.closed;
     clearTimeout(kill);
   };
 
   /**
-   * A slot for one request: the process started if it is not running, a free slot under
+   * One autoscaler tick: the KPA's count, kept within [minScale (at least 1 while any process
+   * runs), maxScale and --max-replicas]. Scale from zero is the first request's, scale to zero
+   * the idle timer's. Going down drains the starting processes first, then the least busy.
+   */
+  const tick = (inst: Instance, now: number) => {
+    const up = serving(inst);
+    const decision = inst.autoscaler.scale(now, up.filter((r) => r.ready).length);
+    if (!decision || up.length === 0 || closing) return;
+    const s = inst.spec.scaling;
+    const want = Math.min(Math.max(decision.desired, s.minScale, 1), s.maxScale === 0 ? maxReplicas : Math.min(s.maxScale, maxReplicas));
+    if (want === up.length) return;
+    const metric = s.metric === 'rps' ? 'requests/s' : 'concurrency';
+    const spec = inst.autoscaler.spec;
+    const seen = decision.panicking ? `panic: ${metric} ${decision.panic.toFixed(1)} over ${spec.panicWindowMs / 1000} s` : `${metric} ${decision.stable.toFixed(1)} over ${spec.stableWindowMs / 1000} s`;
+    event(inst.spec.name, `scaling ${up.length} → ${want} (${seen}, ${+spec.targetValue.toFixed(2)} per replica)`);
+    if (want > up.length) {
+      for (let i = up.length; i < want; i++) restart(inst, 'scale up');
+      return;
+    }
+    const victims = [...up].sort((a, b) => Number(a.ready) - Number(b.ready) || a.inflight - b.inflight || b.id - a.id).slice(0, up.length - want);
+    for (const r of victims) {
+      r.draining = true;
+      if (r.inflight === 0) void stop(inst, r, 'stopped (scale down)');
+    }
+  };
+
+  // Knative's metric pipeline at one-second buckets, its decider every TICK_MS.
+  let samples = 0;
+  const sampler = setInterval(() => {
+    const now = performance.now();
+    const tickNow = ++samples % (TICK_MS / BUCKET_MS) === 0;
+    for (const inst of instances.values()) {
+      const load = inst.load.read(now);
+      inst.autoscaler.record(now, inst.spec.scaling.metric === 'rps' ? inst.arrivals : load);
+      inst.arrivals = 0;
+      if (tickNow) tick(inst, now);
+    }
+  }, BUCKET_MS);
+  sampler.unref();
+
+  /**
+   * A slot on a replica for one request: a process started if none is up, a free slot under
    * containerConcurrency waited for. Fails at `deadline` (504), when the client goes, or with the start's failure.
    */
-  const admit = (inst: Instance, deadline: number, client: ServerResponse): Promise<void> => {
+  const admit = (inst: Instance, deadline: number, client: ServerResponse): Promise<Replica> => {
     clearTimeout(inst.idleTimer);
-    const cap = inst.spec.scaling.containerConcurrency;
     if (closing) return Promise.reject(new HttpFailure(503, 'kinfer dev is stopping'));
-    if (inst.attempt?.ready && inst.waiting.length === 0 && (cap === 0 || inst.inflight < cap)) {
-      inst.inflight++;
-      return Promise.resolve();
+    const free = inst.waiting.length === 0 ? freeReplica(inst) : undefined;
+    if (free) {
+      free.inflight++;
+      return Promise.resolve(free);
     }
     if (inst.waiting.length >= MAX_WAITING) return Promise.reject(new HttpFailure(503, `function '${inst.spec.name}': ${MAX_WAITING} requests are waiting already`));
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<Replica>((resolve, reject) => {
       const leave = () => {
         const i = inst.waiting.indexOf(w);
         if (i >= 0) inst.waiting.splice(i, 1);
@@ -291,13 +376,14 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
         client.off('close', gone);
       };
       const w: Waiter = {
-        grant: () => (leave(), resolve()),
+        grant: (r) => (leave(), resolve(r)),
         fail: (status, message) => (leave(), reject(new HttpFailure(status, message))),
       };
       const timer = setTimeout(() => w.fail(504, `function '${inst.spec.name}': no answer within timeoutSeconds (${inst.spec.scaling.timeoutSeconds} s), waiting included`), Math.max(0, deadline - Date.now()));
       const gone = () => w.fail(499, 'the client went away');
       client.once('close', gone);
       inst.waiting.push(w);
+      if (serving(inst).length > 0) return;
       try {
         start(inst, inst.spec.scaling.minScale > 0 ? 'restarting' : 'scale from zero');
       } catch (err) {
@@ -307,39 +393,34 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     });
   };
 
-  const release = (inst: Instance) => {
-    inst.inflight--;
+  const release = (inst: Instance, replica: Replica) => {
+    replica.inflight--;
+    if (replica.draining && replica.inflight === 0) void stop(inst, replica, 'stopped (scale down)');
     pump(inst);
     armIdle(inst);
   };
 
   /** A process that refused a connection or died (its exit maybe not seen yet): forgotten and killed; a new one starts for who waits. */
-  const lost = (inst: Instance, attempt: Attempt) => {
-    if (inst.attempt !== attempt) return;
-    inst.attempt = undefined;
-    clearTimeout(inst.idleTimer);
-    event(inst.spec.name, 'lost its process; starting again');
-    attempt.child?.kill('SIGKILL');
-    if (inst.waiting.length > 0) restart(inst, 'restarting');
+  const lost = (inst: Instance, replica: Replica) => {
+    if (!forget(inst, replica)) return;
+    if (serving(inst).length === 0) clearTimeout(inst.idleTimer);
+    event(inst.spec.name, 'lost its process; starting again', replica);
+    replica.child?.kill('SIGKILL');
+    if (inst.waiting.length > 0 && serving(inst).length === 0) restart(inst, 'restarting');
   };
 
   /**
-   * Forwards the request. Resolves with the attempt when the connection to its process failed
-   * (`retry` when it was refused and the request has no body: nothing was delivered, it can go to
-   * the next process), else undefined.
+   * Forwards the request to `replica`. Resolves `retry` when the connection was refused and the
+   * request has no body (nothing was delivered, it can go to another process), `broken` for
+   * another failed connection, else undefined.
    */
-  const proxy = (inst: Instance, req: IncomingMessage, res: ServerResponse, deadline: number): Promise<{ attempt: Attempt; retry: boolean } | undefined> =>
+  const proxy = (inst: Instance, replica: Replica, req: IncomingMessage, res: ServerResponse, deadline: number): Promise<{ retry: boolean } | undefined> =>
     new Promise((done) => {
-      const attempt = inst.attempt;
       const resolve = () => done(undefined);
-      if (res.destroyed || !attempt) {
-        if (!res.destroyed) sendError(res, 503, `function '${inst.spec.name}' stopped`);
-        return resolve();
-      }
-      const port = attempt.port;
+      if (res.destroyed) return resolve();
       // A connection per request (agent: false): a pooled one to a process that just died would fail
       // as a reset, which cannot tell a request never delivered from one that was.
-      const upstream = httpRequest({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: forwardHeaders(req), agent: false }, (answer) => {
+      const upstream = httpRequest({ host: '127.0.0.1', port: replica.port, method: req.method, path: req.url, headers: forwardHeaders(req), agent: false }, (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
         answer.on('end', resolve);
@@ -360,7 +441,7 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
         clearTimeout(timer);
         const retry = !res.headersSent && err.code === 'ECONNREFUSED' && !hasBody(req);
         if (!retry && !res.headersSent) sendError(res, 502, `function '${inst.spec.name}': ${err.message}`);
-        done({ attempt, retry });
+        done({ retry });
       });
       req.pipe(upstream);
     });
@@ -383,17 +464,19 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     const inst = instances.get(fn)!;
     // One deadline per request, from its arrival: the wait for a start or a slot, and the answer.
     const deadline = Date.now() + inst.spec.scaling.timeoutSeconds * 1000;
+    inst.arrivals++;
+    inst.load.add(performance.now(), 1);
     const serve = (): Promise<void> =>
       admit(inst, deadline, res).then(
-        async () => {
-          const failed = await proxy(inst, req, res, deadline);
+        async (replica) => {
+          const failed = await proxy(inst, replica, req, res, deadline);
           if (failed) {
             // A broken connection: if the process is dying, see it go before the slot is handed on,
             // so no one else is sent there.
-            await Promise.race([failed.attempt.closed, new Promise((r) => setTimeout(r, DEATH_WAIT_MS))]);
-            if (failed.retry || failed.attempt.child.exitCode !== null || failed.attempt.child.signalCode !== null) lost(inst, failed.attempt);
+            await Promise.race([replica.closed, new Promise((r) => setTimeout(r, DEATH_WAIT_MS))]);
+            if (failed.retry || replica.child.exitCode !== null || replica.child.signalCode !== null) lost(inst, replica);
           }
-          release(inst);
+          release(inst, replica);
           if (failed?.retry) return serve();
         },
         (err: unknown) => {
@@ -402,7 +485,7 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
           armIdle(inst);
         },
       );
-    void serve();
+    void serve().finally(() => inst.load.add(performance.now(), -1));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -411,17 +494,20 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
   const address = server.address() as AddressInfo;
   const close = async () => {
     closing = true;
+    clearInterval(sampler);
     broker.close();
     for (const inst of instances.values()) failWaiters(inst, 503, 'kinfer dev is stopping');
     const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
     await new Promise((r) => setImmediate(r)); // the 503s above go out first
     server.closeAllConnections();
     await serverClosed;
-    await Promise.all([...instances.values()].map((i) => stop(i, 'stopping')));
+    await Promise.all([...instances.values()].flatMap((i) => [...i.replicas].map((r) => stop(i, r, 'stopping'))));
   };
   // minScale ≥ 1: running before the first request, and kept.
   try {
-    await Promise.all([...instances.values()].filter((i) => i.spec.scaling.minScale > 0).map(async (i) => start(i, 'minScale ≥ 1')?.started));
+    await Promise.all(
+      [...instances.values()].flatMap((i) => Array.from({ length: Math.min(i.spec.scaling.minScale, maxReplicas) }, () => start(i, 'minScale ≥ 1')?.started)),
+    );
   } catch (err) {
     await close();
     throw err;
@@ -430,7 +516,8 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
   return {
     url,
     brokers: Object.fromEntries([...new Set(opts.functions.flatMap((s) => s.triggers.map((t) => t.broker)))].map((b) => [b, `${url}/${namespace}/${b}`])),
-    running: (fn) => instances.get(fn)?.attempt !== undefined,
+    running: (fn) => (instances.get(fn)?.replicas.length ?? 0) > 0,
+    replicas: (fn) => instances.get(fn)?.replicas.filter((r) => r.ready && !r.draining && !r.stopping).length ?? 0,
     close,
   };
 }

@@ -1,7 +1,7 @@
 /**
  * @module cli/commands/dev
  * `kinfer dev [function...]`: the functions served locally as Knative would, behind one port
- * that routes by `Host`, each scaled from and to zero (knative/local-serving.ts), their Triggers
+ * that routes by `Host`, each scaled from and to zero and between replicas as Knative's KPA scales pods (knative/local-serving.ts), their Triggers
  * fed by local Brokers on the same port (knative/local-broker.ts). Runs until Ctrl-C, which stops
  * every function's process.
  */
@@ -19,16 +19,18 @@ interface DevFlags {
   namespace: string;
   retry: number;
   backoffDelayMs: number;
+  maxReplicas: number;
 }
 
 export function devCommand(): Command {
   return new Command('dev')
-    .description('serve the functions locally as Knative does: one port routing by Host, each function a process scaled from and to zero')
+    .description('serve the functions locally as Knative does: one port routing by Host, each function processes scaled from zero to maxScale on concurrency or rps')
     .argument('[function...]', 'functions to serve (default: all)')
     .option('--port <n>', 'port of the local ingress', (v: string) => (v === '0' ? 0 : positiveInt(v)), 8080)
     .option('--host <addr>', 'address of the local ingress', '127.0.0.1')
     .option('--functions <dir>', 'compiled function definitions (default: dist/functions of the package)')
     .option('--idle-seconds <n>', 'a minScale 0 function stops after this long without requests', positiveInt, 30)
+    .option('--max-replicas <n>', 'processes per function at most, below its maxScale (each loads its model)', positiveInt, 10)
     .option('--namespace <ns>', "the namespace in the Brokers' paths (/<namespace>/<broker>) and the functions' Host names", 'default')
     .option('--retry <n>', "a Trigger's retries of a failed delivery (Knative's default: 10)", (v: string) => (v === '0' ? 0 : positiveInt(v)), 10)
     .option('--backoff-delay-ms <n>', 'the first retry waits this long, each next one twice as long (Knative: PT0.2S, exponential)', positiveInt, 200)
@@ -67,7 +69,8 @@ export function devCommand(): Command {
           modules: Object.fromEntries(specs.flatMap((s) => ['index.js', 'index.ts'].map((f) => join(dir, s.name, f)).filter((f) => existsSync(f)).slice(0, 1).map((f) => [s.name, f]))),
           port: flags.port,
           host: flags.host,
-          onOutput: (fn, line) => process.stdout.write(`[${fn}] ${line}\n`),
+          maxReplicas: flags.maxReplicas,
+          onOutput: (fn, line, replica) => process.stdout.write(`[${replica > 1 ? `${fn}#${replica}` : fn}] ${line}\n`),
           onEvent: (fn, text) => note(`${fn}: ${text}`),
           namespace: flags.namespace,
           delivery: { retry: flags.retry, backoffPolicy: 'exponential', backoffDelayMs: flags.backoffDelayMs },

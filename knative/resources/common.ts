@@ -140,6 +140,17 @@ export function prometheusAnnotations(): Record<string, string> {
 
 export { scalingTarget };
 
+/** The KPA settings a function sets, as the revision annotations Knative reads (none left to its defaults). */
+export function kpaAnnotations(spec: FunctionSpec): Record<string, string> {
+  const s = spec.scaling;
+  const out: Record<string, string> = {};
+  if (s.window !== undefined) out['autoscaling.knative.dev/window'] = s.window;
+  if (s.targetUtilizationPercentage !== undefined) out['autoscaling.knative.dev/target-utilization-percentage'] = String(s.targetUtilizationPercentage);
+  if (s.panicWindowPercentage !== undefined) out['autoscaling.knative.dev/panic-window-percentage'] = String(s.panicWindowPercentage);
+  if (s.panicThresholdPercentage !== undefined) out['autoscaling.knative.dev/panic-threshold-percentage'] = String(s.panicThresholdPercentage);
+  return out;
+}
+
 export function sortKeys<T>(obj: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.keys(obj).sort().map((k) => [k, obj[k]!]));
 }

@@ -7,7 +7,7 @@
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
 import { DEFAULT_PVC_ROOT } from '../../runtime/storage/pvc.js';
 import { InvalidArgument } from '../../runtime/core/errors.js';
-import { modelPvcClaim, serverEnv, type EnvVar } from './common.js';
+import { kpaAnnotations, modelPvcClaim, serverEnv, type EnvVar } from './common.js';
 import type { EnvSource } from '../../functions/define.js';
 
 export function funcYaml(spec: FunctionSpec): Record<string, unknown> {
@@ -24,6 +24,7 @@ export function funcYaml(spec: FunctionSpec): Record<string, unknown> {
     annotations: {
       'autoscaling.knative.dev/initial-scale': String(s.initialScale),
       'autoscaling.knative.dev/scale-down-delay': s.scaleDownDelay,
+      ...kpaAnnotations(spec),
     },
     options: {
       scale: { min: s.minScale, max: s.maxScale, metric: s.metric, target: scalingTarget(spec) },

@@ -14,7 +14,7 @@
  * (its initializer would fail on a path that exists only in kinfer's image).
  */
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
-import { envFrom, HTTP_PORT, labels, modelPvcClaim, probes, resources, serviceAccount, servingPort, serverEnv, type EnvVar, type Manifest } from './common.js';
+import { envFrom, HTTP_PORT, kpaAnnotations, labels, modelPvcClaim, probes, resources, serviceAccount, servingPort, serverEnv, type EnvVar, type Manifest } from './common.js';
 import { trainedModel } from './trained-model.js';
 
 export function inferenceService(spec: FunctionSpec): Manifest {
@@ -48,6 +48,7 @@ export function inferenceService(spec: FunctionSpec): Manifest {
       annotations: {
         'autoscaling.knative.dev/metric': s.metric,
         'autoscaling.knative.dev/target': String(scalingTarget(spec)),
+        ...kpaAnnotations(spec),
         'serving.kserve.io/deploymentMode': 'Serverless',
       },
     },

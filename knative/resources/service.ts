@@ -4,7 +4,7 @@
  */
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
 import { DEFAULT_PVC_ROOT } from '../../runtime/storage/pvc.js';
-import { envFrom, labels, modelPvcClaim, probes, prometheusAnnotations, resources, serviceAccount, servingPort, serverEnv, type Manifest } from './common.js';
+import { envFrom, kpaAnnotations, labels, modelPvcClaim, probes, prometheusAnnotations, resources, serviceAccount, servingPort, serverEnv, type Manifest } from './common.js';
 
 export function knativeService(spec: FunctionSpec): Manifest {
   const s = spec.scaling;
@@ -15,6 +15,7 @@ export function knativeService(spec: FunctionSpec): Manifest {
     'autoscaling.knative.dev/max-scale': String(s.maxScale),
     'autoscaling.knative.dev/initial-scale': String(s.initialScale),
     'autoscaling.knative.dev/scale-down-delay': s.scaleDownDelay,
+    ...kpaAnnotations(spec),
     // Knative fails a revision not ready within the deadline (default 600s): allow the startup probe's budget.
     'serving.knative.dev/progress-deadline': `${s.startupSeconds + 60}s`,
     ...prometheusAnnotations(),

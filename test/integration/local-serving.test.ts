@@ -21,7 +21,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'kinfer-local-serving-'));
   await mkdir(join(dir, 'echo-model'));
   await writeFile(join(dir, 'echo-model', 'config.json'), JSON.stringify({ name: 'echo', platform: 'echo', max_batch_size: 8 }));
-  // The stand-in: ready at once; /slow answers after 100 ms with the most requests it held at once; /hang never; /env its env.
+  // The stand-in: ready at once; /slow answers after 100 ms with the most requests it held at once; /sleep/<ms> after ms with its pid; /hang never; /env its env.
   await writeFile(
     join(dir, 'stand-in.cjs'),
     `let inflight = 0, most = 0;
@@ -31,6 +31,7 @@ beforeAll(async () => {
        if (req.url === '/env') return res.end(JSON.stringify(process.env));
        if (req.url === '/hang') return;
        if (req.url === '/crash') process.exit(3);
+       if (req.url.startsWith('/sleep/')) return setTimeout(() => res.end(JSON.stringify({ pid: process.pid })), Number(req.url.slice(7)));
        inflight++; most = Math.max(most, inflight);
        setTimeout(() => { inflight--; res.end(JSON.stringify({ most })); }, 100);
      });
@@ -111,6 +112,48 @@ describe('kinfer dev: concurrency, timeouts, env and start failures (a stand-in 
     }
     expect(serving.running('capped')).toBe(false);
   });
+
+  it("scales between replicas as Knative's KPA does: a burst panics up to maxScale, requests spread over the processes, and the count falls a stable window later, a process chosen to go draining first", async () => {
+    const events: [number, string][] = [];
+    const serving = await startLocalServing({
+      functions: [spec('scaled', { scaling: { target: 4, maxScale: 3, window: '6s', timeoutSeconds: 60 } })],
+      command: standIn(),
+      idleMs: 120_000,
+      port: 0,
+      host: '127.0.0.1',
+      onEvent: (_fn, t) => events.push([Date.now(), t]),
+    });
+    const said = (re: RegExp) => events.filter(([, t]) => re.test(t));
+    const sleep = async (ms: number) => {
+      const r = await call(serving.url, 'scaled.localhost', `/sleep/${ms}`);
+      return { status: r.status, pid: ((await r.json()) as { pid: number }).pid, at: Date.now() };
+    };
+    try {
+      // 24 in flight against 2.8 per replica (target 4 × 70 %): 9 wanted at once, 3 allowed.
+      for (let i = 0; i < 12 && serving.replicas('scaled') < 3; i++) await Promise.all(Array.from({ length: 24 }, () => sleep(800)));
+      expect(serving.replicas('scaled')).toBe(3);
+      expect(said(/^scaling/)[0]?.[1]).toMatch(/^scaling 1 → 3 \(panic: concurrency \d+\.\d over 1 s, 2\.8 per replica\)$/);
+      expect(said(/^replica 3: starting \(scale up\)$/)).toHaveLength(1);
+      // Three long requests, one on each process (the fewest in flight gets the next); their
+      // concurrency of 3 wants 2 once the panic is over: one process drains, and stops after its answer.
+      const long = await Promise.all([0, 1, 2].map(() => sleep(14_000)));
+      expect(long.map((r) => r.status)).toEqual([200, 200, 200]);
+      expect(new Set(long.map((r) => r.pid)).size).toBe(3);
+      const log = events.map(([t, e]) => `${t - events[0]![0]} ${e}`).join('\n');
+      const [down] = said(/^scaling 3 → 2 \(concurrency \d+\.\d over 6 s, 2\.8 per replica\)$/);
+      expect(down, log).toBeDefined();
+      await until(() => serving.replicas('scaled') === 1, 20_000, 50);
+      const stops = said(/^replica [23]: stopped \(scale down\)$/);
+      expect(stops, log).toHaveLength(2);
+      // The first to go was chosen at 3 → 2 but stopped only once its request was answered.
+      expect(stops[0]![0]).toBeGreaterThanOrEqual(Math.min(...long.map((r) => r.at)) - 100);
+      expect(stops[0]![0] - down![0], log).toBeGreaterThan(1000);
+      expect(said(/^scaling 2 → 1/), log).toHaveLength(1);
+      expect(serving.running('scaled')).toBe(true);
+    } finally {
+      await serving.close();
+    }
+  }, 90_000);
 
   it('holds containerConcurrency from zero too; a process that crashes is started again for the requests waiting', async () => {
     const events: string[] = [];
