@@ -17,8 +17,13 @@
  * Key files go through google-auth-library. The metadata call is written here: the library's
  * Compute client reads the metadata host from `process.env`, and a pull takes its environment
  * from the PullContext.
+ * Tokens are cached per credential (a key file by its path and content, the metadata server by
+ * host) until shortly before they expire, as Google's libraries keep theirs; a token a request
+ * was refused with (HTTP 401) is dropped with `forgetGcsToken`.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GoogleAuth } from 'google-auth-library';
 import { Unavailable } from '../core/errors.js';
@@ -72,20 +77,82 @@ export function gcsAuthHint(cred: GcsCredential, bucket: string): string {
   return `check the credentials (${source}) and the permissions on bucket ${bucket}`;
 }
 
-/** The bearer token for `cred`, or undefined for anonymous access (also when no metadata server answers). */
-export async function gcsToken(ctx: PullContext, cred: GcsCredential, what: string, bucket: string): Promise<string | undefined> {
-  if (cred.kind === 'anonymous') return undefined;
-  const token = cred.kind === 'key-file' ? await keyFileToken(ctx, cred, what, bucket) : await metadataToken(ctx, cred.host, what, bucket);
-  if (token) ctx.redact.add(token);
-  return token;
+/**
+ * How long before its expiry a cached token is replaced: Google's Go library's window
+ * (google-cloud-go#9139: the metadata server's shortest token cache time is 4 minutes; Node's
+ * google-auth-library uses 5). The metadata server can hand out its cached token in that token's
+ * last minutes, so `freshUntil` reuses a token issued with less life than this for half of it.
+ */
+export const TOKEN_REFRESH_MARGIN_MS = 225_000;
+
+interface Issued {
+  token: string;
+  /** Epoch ms; undefined when the issuer gave no lifetime (not cached). */
+  expiresAt?: number;
 }
 
-async function keyFileToken(ctx: PullContext, cred: { path: string; from: string }, what: string, bucket: string): Promise<string> {
+/** Credential identity → its token and until when it is reused. Process-wide: pulls and reloads share it. */
+const cachedTokens = new Map<string, { token: string; freshUntil: number }>();
+
+/**
+ * Until when a token issued now is reused: `TOKEN_REFRESH_MARGIN_MS` before its expiry, but at
+ * least half its remaining life, so a token the metadata server hands out near its end is not
+ * refetched for every request of a pull.
+ */
+function freshUntil(now: number, expiresAt: number): number {
+  const life = expiresAt - now;
+  return now + Math.max(life - TOKEN_REFRESH_MARGIN_MS, life / 2);
+}
+
+/** The cache key of `cred`: a key file by path and content (a rotated Secret is a new credential), the metadata server by host. */
+async function tokenKey(cred: Exclude<GcsCredential, { kind: 'anonymous' }>): Promise<string | undefined> {
+  if (cred.kind === 'metadata') return `metadata ${cred.host}`;
+  const content = await readFile(cred.path).catch(() => undefined);
+  // Unreadable: not cached, and google-auth-library names the problem.
+  return content && `key-file ${cred.path} ${createHash('sha256').update(content).digest('hex')}`;
+}
+
+/**
+ * The bearer token for `cred`, or undefined for anonymous access (also when no metadata server
+ * answers; that is not cached, so the next pull asks again). A cached token is returned until
+ * shortly before it expires; call it per request so a long pull never sends a stale one.
+ */
+export async function gcsToken(ctx: PullContext, cred: GcsCredential, what: string, bucket: string): Promise<string | undefined> {
+  if (cred.kind === 'anonymous') return undefined;
+  const key = await tokenKey(cred);
+  const cached = key === undefined ? undefined : cachedTokens.get(key);
+  if (cached && Date.now() < cached.freshUntil) {
+    ctx.redact.add(cached.token);
+    return cached.token;
+  }
+  const issued = cred.kind === 'key-file' ? await keyFileToken(ctx, cred, what, bucket) : await metadataToken(ctx, cred.host, what, bucket);
+  if (!issued) return undefined;
+  ctx.redact.add(issued.token);
+  if (key !== undefined && issued.expiresAt !== undefined) cachedTokens.set(key, { token: issued.token, freshUntil: freshUntil(Date.now(), issued.expiresAt) });
+  else if (key !== undefined) cachedTokens.delete(key);
+  return issued.token;
+}
+
+/** Drops `token` from the cache when Storage refused it (401: revoked or expired early); a newer token cached meanwhile stays. */
+export async function forgetGcsToken(cred: GcsCredential, token: string): Promise<void> {
+  if (cred.kind === 'anonymous') return;
+  const key = await tokenKey(cred);
+  if (key !== undefined && cachedTokens.get(key)?.token === token) cachedTokens.delete(key);
+}
+
+async function keyFileToken(ctx: PullContext, cred: { path: string; from: string }, what: string, bucket: string): Promise<Issued> {
   try {
     const auth = new GoogleAuth({ keyFilename: cred.path, scopes: [READ_ONLY_SCOPE] });
-    const token = await bounded(ctx, (async () => (await (await auth.getClient()).getAccessToken()).token)());
-    if (!token) throw new Error('no access token returned');
-    return token;
+    return await bounded(
+      ctx,
+      (async () => {
+        const client = await auth.getClient();
+        const { token } = await client.getAccessToken();
+        if (!token) throw new Error('no access token returned');
+        // Every client kind (service account, authorized user, external account) records the expiry here.
+        return { token, expiresAt: client.credentials.expiry_date ?? undefined };
+      })(),
+    );
   } catch (err) {
     if (ctx.signal.aborted) throw abortError(ctx, what);
     throw new Unavailable(`${what}: cannot get a Google access token for bucket ${bucket} from ${cred.from}: ${ctx.redact.redact(reasonOf(err))}`);
@@ -93,7 +160,7 @@ async function keyFileToken(ctx: PullContext, cred: { path: string; from: string
 }
 
 /** GCE's documented token call (a 429 or 5xx retried: a metadata server starting up gives them); undefined when nothing answers at `host`. */
-async function metadataToken(ctx: PullContext, host: string, what: string, bucket: string): Promise<string | undefined> {
+async function metadataToken(ctx: PullContext, host: string, what: string, bucket: string): Promise<Issued | undefined> {
   const url = `http://${host}/computeMetadata/v1/instance/service-accounts/default/token?scopes=${encodeURIComponent(READ_ONLY_SCOPE)}`;
   const refused = (why: string) => new Unavailable(`${what}: the metadata server at ${host} gave no access token for bucket ${bucket}: ${why}`);
   const answer = await withRetry(ctx, `${what}: the metadata server at ${host}`, async () => {
@@ -113,12 +180,15 @@ async function metadataToken(ctx: PullContext, host: string, what: string, bucke
   const { res, text } = answer;
   if (res.status !== 200) throw refused(`HTTP ${res.status}${text ? `: ${ctx.redact.redact(text.slice(0, 200))}` : ''}`);
   if (res.headers.get('metadata-flavor') !== 'Google') throw refused('the answer lacks the Metadata-Flavor: Google header (not a metadata server)');
-  let token: unknown;
+  let body: { access_token?: unknown; expires_in?: unknown };
   try {
-    token = (JSON.parse(text) as { access_token?: unknown }).access_token;
+    body = JSON.parse(text) as typeof body;
   } catch {
     throw refused('the answer is not JSON');
   }
+  const token = body.access_token;
   if (typeof token !== 'string' || token === '') throw refused('the answer has no access_token');
-  return token;
+  // expires_in: the seconds left (the server hands out its cached token, so often less than an hour).
+  const left = Number(body.expires_in);
+  return { token, expiresAt: Number.isFinite(left) && left > 0 ? Date.now() + left * 1000 : undefined };
 }

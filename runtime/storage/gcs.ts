@@ -5,13 +5,15 @@
  * to read through http1.ts's reader).
  * Credentials as Google's Application Default Credentials find them (gcs-credentials.ts):
  * a key file, gcloud's file, the metadata server on Google Cloud, else anonymous.
+ * Each request takes the credential's cached token; a 401 drops it and the request is sent once
+ * more with a fresh one.
  * The endpoint is `GCS_ENDPOINT` or `STORAGE_EMULATOR_HOST` (the emulator
  * convention; `http://` is assumed when no scheme is given), else
  * `https://storage.googleapis.com`. Layout rules match `s3.ts`.
  */
 import { InvalidArgument, Unavailable } from '../core/errors.js';
-import { gcsAuthHint, gcsCredential, gcsToken, type GcsCredential } from './gcs-credentials.js';
-import { bodyOf, httpGet, nodeGet } from './http.js';
+import { forgetGcsToken, gcsAuthHint, gcsCredential, gcsToken, type GcsCredential } from './gcs-credentials.js';
+import { AccessDenied, bodyOf, httpGet, nodeGet } from './http.js';
 import { fetchListed, listingValidator, selectListed, type FetchOutcome, type ListedObject, type RemoteSource } from './source.js';
 import { downloadToFile, withRetry, type PullContext } from './transfer.js';
 
@@ -48,11 +50,11 @@ export class GcsSource implements RemoteSource {
 
   async fetch(dir: string, ctx: PullContext, cached?: string): Promise<FetchOutcome> {
     const base = gcsEndpoint(ctx.env);
-    const headers = await this.authHeaders(ctx);
-    const objects = await this.list(ctx, base, headers);
+    this.credential = gcsCredential(ctx.env);
+    const objects = await this.list(ctx, base);
     const validator = listingValidator('gs', objects.map((o) => [o.rel, o.generation, o.etag, o.size]));
     if (cached === validator) return { unchanged: true };
-    const bytes = await fetchListed(ctx, this.what, dir, this.prefix, objects, (o, file) => this.download(ctx, base, headers, o, file));
+    const bytes = await fetchListed(ctx, this.what, dir, this.prefix, objects, (o, file) => this.download(ctx, base, o, file));
     return { unchanged: false, validator, bytes };
   }
 
@@ -60,14 +62,32 @@ export class GcsSource implements RemoteSource {
     return gcsAuthHint(this.credential, this.bucket);
   }
 
-  private async authHeaders(ctx: PullContext): Promise<Record<string, string>> {
-    this.credential = gcsCredential(ctx.env);
+  /** The credential's current token; none answering at the metadata server makes the rest of the pull anonymous. */
+  private async token(ctx: PullContext): Promise<string | undefined> {
     const token = await gcsToken(ctx, this.credential, this.what, this.bucket);
     if (token === undefined) this.credential = { kind: 'anonymous' };
-    return token === undefined ? {} : { authorization: `Bearer ${token}` };
+    return token;
   }
 
-  private async list(ctx: PullContext, base: string, headers: Record<string, string>): Promise<(GcsObject & { rel: string })[]> {
+  /**
+   * `send` with `extra` headers and the current token. A 401 means Storage no longer takes that
+   * token (revoked, or expired before its stated time): it is dropped and `send` runs once more
+   * with a fresh one. A 403 is a permission, which a new token does not change.
+   */
+  private async authorized<T>(ctx: PullContext, extra: Record<string, string>, send: (headers: Record<string, string>) => Promise<T>): Promise<T> {
+    const withToken = (token: string | undefined) => (token === undefined ? extra : { ...extra, authorization: `Bearer ${token}` });
+    const token = await this.token(ctx);
+    try {
+      return await send(withToken(token));
+    } catch (err) {
+      if (token === undefined || !(err instanceof AccessDenied) || err.status !== 401) throw err;
+      await forgetGcsToken(this.credential, token);
+      ctx.logger.info({ event: 'gcs_token_refused', bucket: this.bucket }, `storage: ${this.what}: the access token was refused (HTTP 401); retrying once with a fresh one`);
+      return send(withToken(await this.token(ctx)));
+    }
+  }
+
+  private async list(ctx: PullContext, base: string): Promise<(GcsObject & { rel: string })[]> {
     const raw: GcsObject[] = [];
     let token: string | undefined;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
@@ -76,7 +96,7 @@ export class GcsSource implements RemoteSource {
       url.searchParams.set('maxResults', '1000');
       if (token) url.searchParams.set('pageToken', token);
       const body = await withRetry(ctx, this.what, async () => {
-        const r = await httpGet(ctx, this.what, url, headers, this.authHint());
+        const r = await this.authorized(ctx, {}, (headers) => httpGet(ctx, this.what, url, headers, this.authHint()));
         return (await r.res.json()) as ListPage;
       });
       for (const it of body.items ?? []) {
@@ -96,7 +116,7 @@ export class GcsSource implements RemoteSource {
     return selectListed(raw, this.prefix, this.what, `bucket ${this.bucket}`);
   }
 
-  private download(ctx: PullContext, base: string, headers: Record<string, string>, o: GcsObject, file: string): Promise<number> {
+  private download(ctx: PullContext, base: string, o: GcsObject, file: string): Promise<number> {
     const what = `gs://${this.bucket}/${o.name}`;
     const url = new URL(`${base}/storage/v1/b/${encodeURIComponent(this.bucket)}/o/${encodeURIComponent(o.name)}`);
     url.searchParams.set('alt', 'media');
@@ -106,9 +126,9 @@ export class GcsSource implements RemoteSource {
       what,
       file,
       async (offset) => {
-        const h = offset > 0 ? { ...headers, range: `bytes=${offset}-` } : headers;
+        const range: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
         // The media read goes through http1.ts's reader (as http(s):// does), not fetch: ~3x the throughput.
-        return bodyOf(await nodeGet(ctx, what, url, h, this.authHint()));
+        return bodyOf(await this.authorized(ctx, range, (h) => nodeGet(ctx, what, url, h, this.authHint())));
       },
       o.size,
     );

@@ -72,13 +72,26 @@ export async function httpGet(
 }
 
 /**
+ * A 401 or 403: Unavailable like any refusal, with the status kept for a caller that can renew
+ * its credential (gcs.ts retries a 401 once with a fresh token).
+ */
+export class AccessDenied extends Unavailable {
+  constructor(
+    message: string,
+    readonly status: 401 | 403,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * The error for a status that is neither 2xx nor 304: 404/410 → NotFound,
- * 401/403 → Unavailable naming the host, 408/429/5xx → TransientError
+ * 401/403 → AccessDenied (Unavailable) naming the host, 408/429/5xx → TransientError
  * (retried by the caller), anything else → Unavailable.
  */
 function statusError(s: number, what: string, host: string, authHint: string): Error {
   if (s === 404 || s === 410) return new NotFound(`${what}: not found (HTTP ${s} from ${host})`);
-  if (s === 401 || s === 403) return new Unavailable(`${what}: access denied by ${host} (HTTP ${s}); ${authHint}`);
+  if (s === 401 || s === 403) return new AccessDenied(`${what}: access denied by ${host} (HTTP ${s}); ${authHint}`, s);
   if (isTransientStatus(s)) return new TransientError(`HTTP ${s} from ${host}`);
   return new Unavailable(`${what}: HTTP ${s} from ${host}`);
 }

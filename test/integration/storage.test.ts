@@ -6,8 +6,9 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { NotFound, PayloadTooLarge, Unavailable } from '../../runtime/core/errors.js';
+import { TOKEN_REFRESH_MARGIN_MS } from '../../runtime/storage/gcs-credentials.js';
 import { pull } from '../../runtime/storage/pull.js';
 import { startGcsFixture, type GcsFixture } from '../helpers/gcs-fixture.js';
 import { makeTarGz, makeZip, startCountingProxy, startHttpFixture, type CountingProxy, type HttpFixture } from '../helpers/http-fixture.js';
@@ -468,6 +469,76 @@ describe('gs:// (JSON API fixture)', () => {
       await refusing.close();
       await impostor.close();
     }
+  });
+
+  it('caches the metadata token per host: two pulls ask once; near its expiry it is asked for again', async () => {
+    gcs.requireToken = 'ya29.kinfer-cached-1';
+    let issued = 0;
+    const md = await metadataServer(() => ({ status: 200, body: JSON.stringify({ access_token: `ya29.kinfer-cached-${++issued}`, expires_in: 3599, token_type: 'Bearer' }) }));
+    const realNow = Date.now.bind(Date);
+    let skew = 0;
+    const clock = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + skew);
+    try {
+      const env = { GCS_ENDPOINT: gcs.url, GCE_METADATA_HOST: md.host };
+      await pull('gs://mbucket/bert', fast({ dest: path.join(root, 'a'), env }));
+      await pull('gs://mbucket/bert', fast({ dest: path.join(root, 'b'), env }));
+      expect(md.seen).toHaveLength(1); // one token for two listings and six downloads
+      skew = 3599_000 - TOKEN_REFRESH_MARGIN_MS - 5_000; // still fresh
+      await pull('gs://mbucket/bert/1/model.onnx', fast({ dest: path.join(root, 'c'), env }));
+      expect(md.seen).toHaveLength(1);
+      skew = 3599_000 - TOKEN_REFRESH_MARGIN_MS + 5_000; // inside the refresh margin: a new one
+      gcs.requireToken = 'ya29.kinfer-cached-2';
+      await pull('gs://mbucket/bert/1/model.onnx', fast({ dest: path.join(root, 'd'), env }));
+      expect(md.seen).toHaveLength(2);
+      expect(await readFile(path.join(root, 'd', 'model.onnx'), 'utf8')).toBe('bert-weights');
+    } finally {
+      clock.mockRestore();
+      await md.close();
+    }
+  });
+
+  it('a token Storage refuses (401) is dropped and the request sent once more with a fresh one; refused again, the pull fails', async () => {
+    let issued = 0;
+    const md = await metadataServer(() => ({ status: 200, body: JSON.stringify({ access_token: `ya29.kinfer-revoked-${++issued}`, expires_in: 3599 }) }));
+    try {
+      const env = { GCS_ENDPOINT: gcs.url, GCE_METADATA_HOST: md.host };
+      gcs.requireToken = 'ya29.kinfer-revoked-1';
+      await pull('gs://mbucket/bert/1/model.onnx', fast({ dest: path.join(root, 'a'), env }));
+      // Revoked while cached: the listing answers 401, the token is fetched again, the pull goes on.
+      gcs.requireToken = 'ya29.kinfer-revoked-2';
+      const log = capture();
+      const listings = () => gcs.requests.filter((r) => r.path.startsWith('/storage/v1/b/mbucket/o?')).length;
+      const before = listings();
+      await pull('gs://mbucket/bert/1/model.onnx', fast({ dest: path.join(root, 'b'), env, logger: log.logger }));
+      expect(md.seen).toHaveLength(2);
+      expect(listings() - before).toBe(2);
+      expect(log.text()).toContain('"event":"gcs_token_refused"');
+      expect(log.text()).not.toContain('ya29.kinfer-revoked');
+      // A fresh token refused too: one retry only, then access denied naming the metadata server.
+      gcs.requireToken = 'ya29.kinfer-never-issued';
+      const err = await pull('gs://mbucket/bert', fast({ dest: path.join(root, 'c'), env })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Unavailable);
+      expect((err as Error).message).toMatch(/access denied .*HTTP 401.*metadata server at 127\.0\.0\.1/);
+      expect(md.seen).toHaveLength(3); // the cached token, then one fresh one
+    } finally {
+      await md.close();
+    }
+  });
+
+  it('GOOGLE_APPLICATION_CREDENTIALS: the token is cached per key file; a rewritten key file is a new credential', async () => {
+    gcs.requireToken = 'ya29.kinfer-key-file-cached';
+    const keyFile = await externalAccountKey(`${gcs.url}/token`);
+    const exchanges = () => gcs.requests.filter((r) => r.path === '/token').length;
+    const before = exchanges();
+    const env = { GCS_ENDPOINT: gcs.url, GOOGLE_APPLICATION_CREDENTIALS: keyFile };
+    await pull('gs://mbucket/bert', fast({ dest: path.join(root, 'a'), env }));
+    await pull('gs://mbucket/bert/1/model.onnx', fast({ dest: path.join(root, 'b'), env }));
+    expect(exchanges() - before).toBe(1);
+    // A Secret rotated in place: same path, new content.
+    const key = JSON.parse(await readFile(keyFile, 'utf8')) as Record<string, unknown>;
+    await writeFile(keyFile, JSON.stringify({ ...key, audience: `${String(key.audience)}-rotated` }));
+    await pull('gs://mbucket/bert/1/model.onnx', fast({ dest: path.join(root, 'c'), env }));
+    expect(exchanges() - before).toBe(2);
   });
 
   it("with an emulator endpoint, gcloud's application_default_credentials.json is not sent there (only an explicit credential is)", async () => {
