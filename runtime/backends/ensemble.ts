@@ -13,6 +13,7 @@
  * const meta = await backend.load(files); // files.config.ensemble: the steps
  */
 import {
+  AlreadyExists,
   Cancelled,
   DeadlineExceeded,
   Internal,
@@ -205,6 +206,8 @@ function wrap(err: unknown, ensemble: string, i: number, step: EnsembleStep): Ki
       return new ResourceExhausted(msg, (err as ResourceExhausted).retryAfterSeconds);
     case 'INVALID_ARGUMENT':
       return new InvalidArgument(msg);
+    case 'ALREADY_EXISTS':
+      return new AlreadyExists(msg);
     case 'PAYLOAD_TOO_LARGE':
       return new PayloadTooLarge(msg);
     case 'DEADLINE_EXCEEDED':

@@ -8,6 +8,7 @@
 export type ErrorCode =
   | 'INVALID_ARGUMENT'
   | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
   | 'NOT_READY'
   | 'PAYLOAD_TOO_LARGE'
   | 'RESOURCE_EXHAUSTED'
@@ -30,6 +31,15 @@ export class InvalidArgument extends KinferError {
 /** Unknown model, version, or route. */
 export class NotFound extends KinferError {
   readonly code = 'NOT_FOUND';
+}
+
+/**
+ * What the client asked to create exists already: a shared-memory region name registered twice
+ * (Triton's TRITONSERVER_ERROR_ALREADY_EXISTS, which its HTTP frontend answers 400 and gRPC
+ * ALREADY_EXISTS).
+ */
+export class AlreadyExists extends KinferError {
+  readonly code = 'ALREADY_EXISTS';
 }
 
 /** The model exists but is loading, unloading or failed to load. */

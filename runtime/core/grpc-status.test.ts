@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidArgument, NotReady, PayloadTooLarge, ResourceExhausted } from './errors.js';
+import { AlreadyExists, InvalidArgument, NotReady, PayloadTooLarge, ResourceExhausted } from './errors.js';
 import { GRPC_CODE, toGrpcError } from './grpc-status.js';
+import { toHttpError } from './http-status.js';
 
 describe('toGrpcError', () => {
   it("answers a full queue UNAVAILABLE with its retry-after, as Triton does (gRPC clients retry it); an oversized message RESOURCE_EXHAUSTED", () => {
@@ -9,5 +10,11 @@ describe('toGrpcError', () => {
     expect(toGrpcError(new NotReady('loading')).code).toBe(GRPC_CODE.UNAVAILABLE);
     expect(toGrpcError(new InvalidArgument('bad')).code).toBe(GRPC_CODE.INVALID_ARGUMENT);
     expect(toGrpcError(new Error('boom'))).toEqual({ code: GRPC_CODE.INTERNAL, details: 'internal error: boom' });
+  });
+
+  it("answers a name registered twice ALREADY_EXISTS (6), and REST 400, as Triton's frontends map TRITONSERVER_ERROR_ALREADY_EXISTS", () => {
+    const dup = new AlreadyExists("system shared memory region 'r' is already registered; unregister it first");
+    expect(toGrpcError(dup)).toEqual({ code: 6, details: dup.message });
+    expect(toHttpError(dup)).toMatchObject({ status: 400, body: { error: dup.message } });
   });
 });

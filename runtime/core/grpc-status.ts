@@ -11,6 +11,7 @@ export const GRPC_CODE = {
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
@@ -20,6 +21,7 @@ export const GRPC_CODE = {
 export const GRPC_STATUS: Record<ErrorCode, number> = {
   INVALID_ARGUMENT: GRPC_CODE.INVALID_ARGUMENT,
   NOT_FOUND: GRPC_CODE.NOT_FOUND,
+  ALREADY_EXISTS: GRPC_CODE.ALREADY_EXISTS,
   // Loading, or its last load failed: UNAVAILABLE is what gRPC clients retry (as Triton answers).
   NOT_READY: GRPC_CODE.UNAVAILABLE,
   // gRPC's own answer to a message over the size limit.

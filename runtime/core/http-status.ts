@@ -8,6 +8,8 @@ import { KinferError, retryAfterOf, type ErrorCode } from './errors.js';
 export const HTTP_STATUS: Record<ErrorCode, number> = {
   INVALID_ARGUMENT: 400,
   NOT_FOUND: 404,
+  // Triton's HttpCodeFromError: no HTTP status matches ALREADY_EXISTS, so 400 (409 is NOT_READY's here).
+  ALREADY_EXISTS: 400,
   NOT_READY: 409,
   PAYLOAD_TOO_LARGE: 413,
   RESOURCE_EXHAUSTED: 503,

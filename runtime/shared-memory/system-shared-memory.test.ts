@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { InvalidArgument, NotFound, PayloadTooLarge, Unsupported } from '../core/errors.js';
+import { AlreadyExists, InvalidArgument, NotFound, PayloadTooLarge, Unsupported } from '../core/errors.js';
 import { inputRefs, readInputBytes, sharedMemoryOf, sharedMemoryRefOf, withoutSharedMemory } from '../core/shared-memory.js';
 import { SystemSharedMemory } from './system-shared-memory.js';
 
@@ -41,7 +41,6 @@ describe('SystemSharedMemory', () => {
   it('refuses what a client gets wrong, naming it', () => {
     shm.register('r', 'obj', 0, 64);
     const refusals: [() => unknown, RegExp][] = [
-      [() => shm.register('r', '/obj', 0, 1), /region 'r' is already registered/],
       [() => shm.register('s', '/a/b', 0, 1), /key "\/a\/b" is not a shared-memory object name/],
       [() => shm.register('s', '/..', 0, 1), /is not a shared-memory object name/],
       [() => shm.register('s', '/missing', 0, 1), /cannot open the shared-memory object '\/missing': ENOENT/],
@@ -54,6 +53,10 @@ describe('SystemSharedMemory', () => {
       expect(f, String(re)).toThrow(InvalidArgument);
       expect(f, String(re)).toThrow(re);
     }
+    // Triton's ALREADY_EXISTS, the first check after the name: the first region stays as it was.
+    expect(() => shm.register('r', '/obj', 0, 1)).toThrow(AlreadyExists);
+    expect(() => shm.register('r', '/missing', 0, 1)).toThrow(/region 'r' is already registered; unregister it first/);
+    expect(shm.status('r')).toEqual([{ name: 'r', key: 'obj', offset: 0, byte_size: 64 }]);
     expect(() => shm.status('nope')).toThrow(NotFound);
     // A region no one registered: NOT_FOUND, as Triton's shared memory manager answers.
     expect(() => shm.read({ region: 'nope', offset: 0, byteSize: 1 }, "input 'x'")).toThrow(NotFound);

@@ -17,7 +17,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { InvalidArgument, NotFound, PayloadTooLarge, Unavailable, Unsupported } from '../core/errors.js';
+import { AlreadyExists, InvalidArgument, NotFound, PayloadTooLarge, Unavailable, Unsupported } from '../core/errors.js';
 import type { SharedMemoryAccess, SharedMemoryRef } from '../core/shared-memory.js';
 
 export interface RegionStatus {
@@ -58,13 +58,13 @@ export class SystemSharedMemory implements SharedMemoryAccess {
 
   /**
    * Registers `byteSize` bytes at `offset` of the object `key` under `name`. 503 when the server has
-   * no descriptor left (one per object registered); InvalidArgument for a
-   * name already registered, a key that is not a shared-memory name, an object that does not exist,
-   * or a range past its end.
+   * no descriptor left (one per object registered); AlreadyExists for a name already registered
+   * (Triton's ALREADY_EXISTS: 400, gRPC ALREADY_EXISTS); InvalidArgument for a key that is not a
+   * shared-memory name, an object that does not exist, or a range past its end.
    */
   register(name: string, key: string, offset: number, byteSize: number): void {
     if (name === '') throw new InvalidArgument('system shared memory: a region needs a name');
-    if (this.regions.has(name)) throw new InvalidArgument(`system shared memory region '${name}' is already registered; unregister it first`);
+    if (this.regions.has(name)) throw new AlreadyExists(`system shared memory region '${name}' is already registered; unregister it first`);
     if (this.regions.size >= MAX_REGIONS) throw new InvalidArgument(`system shared memory: at most ${MAX_REGIONS} regions are registered at once`);
     if (!KEY.test(key) || key === '/.' || key === '/..' || key === '.' || key === '..') {
       throw new InvalidArgument(`system shared memory region '${name}': key ${JSON.stringify(key)} is not a shared-memory object name (such as "/my_region")`);

@@ -92,6 +92,7 @@ describe.skipIf(!existsSync(SHM))('system shared memory (Triton extension, real 
     expect(await infer({ parameters: { shared_memory_region: 'in', shared_memory_byte_size: 32, shared_memory_offset: 8 } })).toEqual([400, expect.stringMatching(/runs past the end of region 'in' \(32 bytes\)/)]);
     expect(await infer(inShm, [{ name: 'y', parameters: { shared_memory_region: 'out', shared_memory_byte_size: 8 } }])).toEqual([400, "output 'y': 24 bytes do not fit the 8 bytes of shared_memory_byte_size"]);
     expect(await infer(inShm, [{ name: 'y', parameters: { shared_memory_region: 'out' } }])).toEqual([400, expect.stringMatching(/output 'y' \(outputs\[0\]\): parameters.shared_memory_byte_size: expected a non-negative integer/)]);
+    // Triton's ALREADY_EXISTS, which its HTTP frontend answers 400 (gRPC: below).
     const dup = await register('in', { key: `/${KEY}`, offset: 0, byte_size: 32 });
     expect([dup.status, ((await dup.json()) as { error: string }).error]).toEqual([400, "system shared memory region 'in' is already registered; unregister it first"]);
     expect((await register('bad', { key: '/../etc/passwd', byte_size: 1 })).status).toBe(400);
@@ -114,6 +115,8 @@ describe.skipIf(!existsSync(SHM))('system shared memory (Triton extension, real 
       expect(res.outputs[0].parameters.shared_memory_byte_size.int64_param).toBe('24');
       expect(res.raw_output_contents.map((b: Uint8Array) => b.byteLength)).toEqual([0]);
       f32((await readFile(object)).subarray(192, 192 + 24)).forEach((v, i) => expect(v).toBeCloseTo(want()[i]!, 5));
+      const dup = await new Promise<grpc.ServiceError>((ok) => client.SystemSharedMemoryRegister({ name: 'out2', key: `/${KEY}`, offset: '0', byte_size: '8' }, (err: grpc.ServiceError) => ok(err)));
+      expect([dup.code, dup.details]).toEqual([grpc.status.ALREADY_EXISTS, "system shared memory region 'out2' is already registered; unregister it first"]);
       await call('SystemSharedMemoryUnregister', { name: 'out2' });
       const cuda = await new Promise<grpc.ServiceError>((ok) => client.CudaSharedMemoryRegister({ name: 'g', byte_size: '8' }, (err: grpc.ServiceError) => ok(err)));
       expect(cuda.code).toBe(grpc.status.UNIMPLEMENTED);
