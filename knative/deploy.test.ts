@@ -172,15 +172,29 @@ describe('deploy --wait', () => {
     await expect(slow).rejects.toThrow('not ready after 0 s: Service ml/echo: Ready=Unknown (Deploying)');
   });
 
-  it('--kserve: the InferenceService by its Ready transition after a changing apply (its observedGeneration is its Knative Service\'s); TrainedModels not waited for', async () => {
-    const ISVC = '/apis/serving.kserve.io/v1beta1/namespaces/ml/inferenceservices/ocr-det';
-    const readyAt = (t: Date, url?: string) => ({ ...(url ? { url } : {}), conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: t.toISOString().replace(/\.\d+Z$/, 'Z') }] });
+  const ISVC = '/apis/serving.kserve.io/v1beta1/namespaces/ml/inferenceservices/ocr-det';
+  const TM = '/apis/serving.kserve.io/v1alpha1/namespaces/ml/trainedmodels/ocr-det';
+  const TM_URL = 'http://ocr-det.ml.example.com/v2/models/ocr-det/infer';
+  const readyAt = (t: Date, url?: string) => ({ ...(url ? { url } : {}), conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: t.toISOString().replace(/\.\d+Z$/, 'Z') }] });
+  /** A TrainedModel's status as KServe's controller writes it: its three conditions, Ready over them (the last one marked False gives Ready its reason). */
+  const tmStatus = (isvcReady: boolean, memory = true) => {
+    const conditions = [
+      isvcReady ? { type: 'InferenceServiceReady', status: 'True' } : { type: 'InferenceServiceReady', status: 'False', reason: 'InferenceServiceNotReady', message: 'Inference Service needs to be ready before Trained Model can be ready' },
+      { type: 'IsMMSPredictor', status: 'True' },
+      memory ? { type: 'MemoryResourceAvailable', status: 'True' } : { type: 'MemoryResourceAvailable', status: 'False', reason: 'MemoryResourceNotAvailable', message: 'Inference Service does not have enough memory resources for Trained Model' },
+    ];
+    const lastFalse = conditions.filter((c) => c.status === 'False').pop();
+    return { ...(isvcReady ? { url: TM_URL } : {}), conditions: [...conditions, lastFalse ? { ...lastFalse, type: 'Ready' } : { type: 'Ready', status: 'True' }] };
+  };
+
+  it('--kserve: the InferenceService by its Ready transition after a changing apply (its observedGeneration is its Knative Service\'s)', async () => {
     const progress: string[] = [];
     const first = deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, wait: { timeoutMs: 10_000, pollMs: 5, onProgress: (l) => progress.push(l) } });
-    await until(() => progress.length === 1);
-    expect(progress).toEqual(['InferenceService ml/ocr-det: no conditions yet']); // the TrainedModel is applied, not waited for
+    await until(() => progress.length === 2);
+    expect(progress).toEqual(['InferenceService ml/ocr-det: no conditions yet', 'TrainedModel ml/ocr-det: no conditions yet']);
     api.setStatus(ISVC, { ...readyAt(new Date(), 'http://ocr-det.ml.example.com'), observedGeneration: 7 });
-    expect((await first).map((a) => [a.kind, a.url])).toEqual([['InferenceService', 'http://ocr-det.ml.example.com'], ['TrainedModel', undefined]]);
+    api.setStatus(TM, tmStatus(true));
+    expect((await first).map((a) => [a.kind, a.url])).toEqual([['InferenceService', 'http://ocr-det.ml.example.com'], ['TrainedModel', TM_URL]]);
 
     // A changed spec, and a Ready=True from an hour before: not taken until Ready turns True again.
     api.put(ISVC, { ...(api.get(ISVC) as object), spec: { changed: true } });
@@ -200,6 +214,38 @@ describe('deploy --wait', () => {
     expect((await fixing)[0]!.url).toBe('http://ocr-det.ml.example.com');
     // An apply that changes nothing takes the Ready there is.
     expect((await deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, wait: { timeoutMs: 10_000, pollMs: 5 } }))[0]!.url).toBe('http://ocr-det.ml.example.com');
+  });
+
+  it('--kserve: a TrainedModel waits out InferenceServiceNotReady, fails on its own False condition, and takes a Ready after a changed spec as it is', async () => {
+    const progress: string[] = [];
+    const wait = { timeoutMs: 10_000, pollMs: 5, windowMs: 50, onProgress: (l: string) => progress.push(l) };
+    const deploying = deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, wait });
+    await until(() => progress.length === 2);
+    // Ready=False only because the InferenceService is not ready yet: pending well past the window.
+    api.setStatus(TM, tmStatus(false));
+    await until(() => progress.some((l) => l.startsWith('TrainedModel ml/ocr-det: InferenceServiceReady=False (InferenceServiceNotReady')));
+    await new Promise((r) => setTimeout(r, 200));
+    api.setStatus(ISVC, readyAt(new Date(), 'http://ocr-det.ml.example.com'));
+    await until(() => progress.includes('InferenceService ml/ocr-det: Ready=True'));
+    await new Promise((r) => setTimeout(r, 100));
+    let settled = false;
+    void deploying.finally(() => (settled = true)).catch(() => undefined);
+    expect(settled).toBe(false); // the TrainedModel is not Ready until its controller's next retry sees the InferenceService
+    api.setStatus(TM, tmStatus(true));
+    expect((await deploying).map((a) => [a.kind, a.url])).toEqual([['InferenceService', 'http://ocr-det.ml.example.com'], ['TrainedModel', TM_URL]]);
+    expect(progress.at(-1)).toBe('TrainedModel ml/ocr-det: InferenceServiceReady=True, IsMMSPredictor=True, MemoryResourceAvailable=True, Ready=True');
+
+    // Not enough memory on the InferenceService: a failure of the TrainedModel's own, named after the window.
+    api.setStatus(TM, tmStatus(false, false));
+    await expect(deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, wait: { ...wait, onProgress: undefined } })).rejects.toThrow(
+      new Unavailable('TrainedModel ml/ocr-det is not ready: MemoryResourceNotAvailable: Inference Service does not have enough memory resources for Trained Model'),
+    );
+
+    // A changed spec (the apply puts the manifest's back): nothing in the status speaks of it, so a True Ready from before is taken.
+    api.put(TM, { ...(api.get(TM) as object), spec: { changed: true }, status: { ...tmStatus(true), conditions: tmStatus(true).conditions.map((c) => ({ ...c, lastTransitionTime: new Date(Date.now() - 3_600_000).toISOString() })) } });
+    const changed = await deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, wait: { timeoutMs: 10_000, pollMs: 5 } });
+    expect((api.get(TM) as { metadata: { generation: number } }).metadata.generation).toBeGreaterThan(1);
+    expect(changed[1]!.url).toBe(TM_URL);
   });
 });
 

@@ -49,7 +49,7 @@ export interface AppliedObject {
   namespace?: string;
   /** The request a server-side apply makes (namespaced path shown with its plural). */
   request: string;
-  /** With `wait`: the object's `status.url` once Ready (a Knative Service, an InferenceService). */
+  /** With `wait`: the object's `status.url` once Ready (a Knative Service, an InferenceService, a TrainedModel's infer URL). */
   url?: string;
 }
 
@@ -57,14 +57,18 @@ export const MAX_MANIFESTS = 100;
 /**
  * What `wait` waits for, by `<group>/<kind>`: Knative's kinds report `observedGeneration` faithfully.
  * KServe's InferenceService copies its Knative Service's (kserve#6081), so a change of its spec is seen
- * through the Ready condition's `lastTransitionTime` instead. TrainedModels are not waited for: their
- * controller sets no `observedGeneration`, their Ready is False while the InferenceService is not ready,
- * and it does not say whether the agent has loaded the model (the model's own ready route does).
+ * through the Ready condition's `lastTransitionTime` instead. A TrainedModel's Ready is KServe's
+ * living condition set over InferenceServiceReady, MemoryResourceAvailable and IsMMSPredictor
+ * (`v1alpha1/trained_model_status.go`); its controller sets no `observedGeneration`, and a spec change
+ * that leaves those True leaves Ready's transition alone, so its Ready is taken as it is (`none`).
+ * InferenceServiceReady=False is waiting, not failure: the InferenceService is waited for beside it.
+ * Its Ready does not say that the model agent has loaded the model (the model's ready route does).
  */
-const WAITED: Record<string, WaitTarget['track']> = {
-  'serving.knative.dev/Service': 'generation',
-  'eventing.knative.dev/Trigger': 'generation',
-  'serving.kserve.io/InferenceService': 'transition',
+const WAITED: Record<string, { track: WaitTarget['track']; waitsOn?: readonly string[] }> = {
+  'serving.knative.dev/Service': { track: 'generation' },
+  'eventing.knative.dev/Trigger': { track: 'generation' },
+  'serving.kserve.io/InferenceService': { track: 'transition' },
+  'serving.kserve.io/TrainedModel': { track: 'none', waitsOn: ['InferenceServiceReady'] },
 };
 
 const KINDS_APPLIED = [
@@ -160,7 +164,8 @@ export async function deploy(fn: string, opts: DeployOptions = {}): Promise<Appl
   const targets: WaitTarget[] = [];
   for (const o of objects) {
     const what = `${o.kind} ${o.metadata!.namespace ? o.metadata!.namespace + '/' : ''}${o.metadata!.name}`;
-    const track = opts.wait ? WAITED[`${o.apiVersion!.split('/')[0]}/${o.kind}`] : undefined;
+    const waited = opts.wait ? WAITED[`${o.apiVersion!.split('/')[0]}/${o.kind}`] : undefined;
+    const track = waited?.track;
     // The generation before the apply tells whether it changed the spec (read only where that matters).
     const before = track === 'transition' ? await api.read({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata!.name!, namespace: o.metadata!.namespace } }).then((r) => r.metadata?.generation, (err: unknown) => (isNotFound(err) ? 0 : Promise.reject(kubeError(err, what)))) : undefined;
     let answer: KubernetesObject;
@@ -181,6 +186,7 @@ export async function deploy(fn: string, opts: DeployOptions = {}): Promise<Appl
       generation,
       track,
       ...(track === 'transition' && before !== generation && appliedAt ? { readySince: new Date(appliedAt) } : {}),
+      ...(waited?.waitsOn ? { waitsOn: waited.waitsOn } : {}),
     });
   }
   if (!opts.wait) return applied;
