@@ -79,7 +79,9 @@ const envSource = z.union([z.object({ secretRef: wholeRef }).strict(), z.object(
 export type EnvSource = z.infer<typeof envSource>;
 
 /** Env the generator owns; a definition may not set these (Knative reserves PORT and K_*). */
-export const RESERVED_ENV = ['PORT', 'K_SERVICE', 'K_REVISION', 'K_CONFIGURATION', 'MODEL_NAME', 'STORAGE_URI', 'KINFER_STORAGE_URI', 'MULTI_MODEL_SERVER', 'KINFER_MODEL_CONFIG', 'KINFER_FUNCTION', 'KINFER_RESPONSE_CACHE_BYTES', 'GRPC_PORT', 'KINFER_REST_PORT'];
+/** The payload logger's settings, set from `payloadLogging`. */
+export const PAYLOAD_LOG_ENV = ['KINFER_PAYLOAD_LOG_URL', 'KINFER_PAYLOAD_LOG_MODE', 'KINFER_PAYLOAD_LOG_METADATA_HEADERS'];
+export const RESERVED_ENV = ['PORT', 'K_SERVICE', 'K_REVISION', 'K_CONFIGURATION', 'MODEL_NAME', 'STORAGE_URI', 'KINFER_STORAGE_URI', 'MULTI_MODEL_SERVER', 'KINFER_MODEL_CONFIG', 'KINFER_FUNCTION', 'KINFER_RESPONSE_CACHE_BYTES', 'GRPC_PORT', 'KINFER_REST_PORT', ...PAYLOAD_LOG_ENV];
 
 export const Platform = z.enum(['onnx', 'xmodel', 'echo']);
 export type Platform = z.infer<typeof Platform>;
@@ -147,6 +149,20 @@ const ResponseCacheSchema = z
  * definition by the server's own config parser.
  */
 const SequenceBatchingSchema = z.record(z.string(), z.unknown());
+
+/**
+ * KServe's payload logging (an InferenceService's `predictor.logger`): each inference request and
+ * 200 response as a CloudEvent to `url`, e.g. a Broker's ingress. The server does it itself
+ * (observability/payload-log.ts); the KServe form sets `logger` and leaves it to KServe's agent.
+ */
+const PayloadLoggingSchema = z
+  .object({
+    url: z.string().url().refine((u) => /^https?:/i.test(u), 'must be an http or https URL'),
+    mode: z.enum(['all', 'request', 'response']).default('all'),
+    /** Request headers copied into each event's `metadata` attribute. */
+    metadataHeaders: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name')).default([]),
+  })
+  .strict();
 
 const ScalingSchema = z
   .object({
@@ -239,6 +255,7 @@ export const FunctionSpec = z
     backend: BackendSchema.prefault({}),
     batching: BatchingSchema.optional(),
     responseCache: ResponseCacheSchema.optional(),
+    payloadLogging: PayloadLoggingSchema.optional(),
     sequenceBatching: SequenceBatchingSchema.optional(),
     scaling: ScalingSchema.prefault({}),
     resources: ResourcesSchema.prefault({}),

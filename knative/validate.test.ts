@@ -70,6 +70,25 @@ describe.skipIf(!haveSpecs)('CRD schema validation (../shared/specs)', () => {
     expect(v.validate(inferenceService(fn.spec))).toEqual([]);
   });
 
+  it("payload logging validates as the Service's env and as the InferenceService's predictor.logger (not both: KServe's agent logs there)", () => {
+    for (const model of [{ name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' as const }, { name: 'm', storageUri: 's3://models/m', platform: 'onnx' as const }]) {
+      const fn = defineFunction({ name: 'logged', model, payloadLogging: { url: 'http://broker-ingress.knative-eventing.svc.cluster.local/ml/logs', mode: 'all', metadataHeaders: ['X-User'] } });
+      const svc = knativeService(fn.spec) as any;
+      const isvc = inferenceService(fn.spec) as any;
+      expect(v.validate(svc)).toEqual([]);
+      expect(v.validate(isvc)).toEqual([]);
+      expect(svc.spec.template.spec.containers[0].env.filter((e: { name: string }) => e.name.startsWith('KINFER_PAYLOAD_LOG'))).toEqual([
+        { name: 'KINFER_PAYLOAD_LOG_URL', value: 'http://broker-ingress.knative-eventing.svc.cluster.local/ml/logs' },
+        { name: 'KINFER_PAYLOAD_LOG_MODE', value: 'all' },
+        { name: 'KINFER_PAYLOAD_LOG_METADATA_HEADERS', value: 'X-User' },
+      ]);
+      expect(isvc.spec.predictor.logger).toEqual({ url: 'http://broker-ingress.knative-eventing.svc.cluster.local/ml/logs', mode: 'all', metadataHeaders: ['X-User'] });
+      expect(isvc.spec.predictor.containers[0].env.some((e: { name: string }) => e.name.startsWith('KINFER_PAYLOAD_LOG'))).toBe(false);
+    }
+    expect(() => defineFunction({ name: 'logged', model: { name: 'm', storageUri: 'pvc://m/m', platform: 'onnx' }, payloadLogging: { url: 'ftp://x/y' } })).toThrow(/payloadLogging\.url: must be an http or https URL/);
+    expect(() => defineFunction({ name: 'logged', model: { name: 'm', storageUri: 'pvc://m/m', platform: 'onnx' }, env: { KINFER_PAYLOAD_LOG_URL: 'http://x' } })).toThrow(/KINFER_PAYLOAD_LOG_URL is set by the generator/);
+  });
+
   it('env from Secrets and ConfigMaps, envFrom and serviceAccountName validate in the Knative Service and the InferenceService', () => {
     const fn = defineFunction({
       name: 'private-model',

@@ -77,6 +77,11 @@ export function serverEnv(spec: FunctionSpec): EnvVar[] {
   const cfg = modelConfigJson(spec);
   if (cfg) env.push({ name: 'KINFER_MODEL_CONFIG', value: cfg });
   if (spec.responseCache) env.push({ name: 'KINFER_RESPONSE_CACHE_BYTES', value: String(spec.responseCache.bytes) });
+  const log = spec.payloadLogging;
+  if (log) {
+    env.push({ name: 'KINFER_PAYLOAD_LOG_URL', value: log.url }, { name: 'KINFER_PAYLOAD_LOG_MODE', value: log.mode });
+    if (log.metadataHeaders.length > 0) env.push({ name: 'KINFER_PAYLOAD_LOG_METADATA_HEADERS', value: log.metadataHeaders.join(',') });
+  }
   if (spec.protocol === 'grpc-v2') {
     // Knative sets PORT to the h2c port, which gRPC takes; REST (probes of the agent, /metrics) stays on 8080.
     env.push({ name: 'GRPC_PORT', value: String(GRPC_PORT) }, { name: 'KINFER_REST_PORT', value: String(HTTP_PORT) });

@@ -13,7 +13,7 @@
  * path inside the image goes as KINFER_STORAGE_URI, which KServe leaves alone
  * (its initializer would fail on a path that exists only in kinfer's image).
  */
-import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
+import { PAYLOAD_LOG_ENV, scalingTarget, type FunctionSpec } from '../../functions/define.js';
 import { envFrom, HTTP_PORT, kpaAnnotations, labels, modelPvcClaim, probes, resources, serviceAccount, servingPort, serverEnv, type EnvVar, type Manifest } from './common.js';
 import { trainedModel } from './trained-model.js';
 
@@ -22,7 +22,8 @@ export function inferenceService(spec: FunctionSpec): Manifest {
   const container: Record<string, unknown> = {
     name: 'kserve-container',
     image: spec.image,
-    env: spec.model && !trainedModel(spec) ? functionEnv(spec) : agentEnv(spec),
+    // KServe's agent logs payloads for the InferenceService's `logger`: the server does not too.
+    env: (spec.model && !trainedModel(spec) ? functionEnv(spec) : agentEnv(spec)).filter((e) => !PAYLOAD_LOG_ENV.includes(e.name)),
     ...envFrom(spec),
     // KServe's model agent calls the repository API on 8080 (REST stays there in a grpc-v2 function);
     // KServe routes gRPC to a port named h2c.
@@ -37,6 +38,7 @@ export function inferenceService(spec: FunctionSpec): Manifest {
     maxReplicas: s.maxScale,
     containerConcurrency: s.containerConcurrency,
     timeout: s.timeoutSeconds,
+    ...(spec.payloadLogging ? { logger: payloadLogger(spec.payloadLogging) } : {}),
     containers: [container],
   };
   return {
@@ -54,6 +56,10 @@ export function inferenceService(spec: FunctionSpec): Manifest {
     },
     spec: { predictor },
   };
+}
+
+function payloadLogger(log: NonNullable<FunctionSpec['payloadLogging']>): Record<string, unknown> {
+  return { url: log.url, mode: log.mode, ...(log.metadataHeaders.length > 0 ? { metadataHeaders: log.metadataHeaders } : {}) };
 }
 
 /** Function mode; STORAGE_URI only for pvc://, which KServe's storage initializer mounts (see the module note). */

@@ -14,6 +14,8 @@ import { compressResponses } from './middleware/compress.js';
 import { requestId } from './middleware/request-id.js';
 import { requestMetrics } from './middleware/request-metrics.js';
 import { tracing } from './middleware/tracing.js';
+import { payloadLog } from './middleware/payload-log.js';
+import type { PayloadLogger } from '../observability/payload-log.js';
 import { loggingRoutes } from './routes/logging.js';
 import { repositoryRoutes } from './routes/repository.js';
 import { v1Routes } from './routes/v1.js';
@@ -51,6 +53,8 @@ export interface AppOptions {
   restrictions?: Restrictions;
   /** Routes a function adds (e.g. `POST /` for CloudEvents). */
   extend?: (app: Hono<KinferEnv>) => void;
+  /** KServe's payload logging of the inference routes, when a logger URL is set. */
+  payloadLog?: PayloadLogger;
 }
 
 export function createApp(opts: AppOptions): Hono<KinferEnv> {
@@ -61,11 +65,12 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   // Refused before any other work (and logged); no middleware at all without restrictions.
   if (opts.restrictions?.size) app.use(restrictHttp(opts.restrictions));
   app.use(compressResponses());
-  for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer', ...GENERATE_PATHS]) {
-    app.use(path, requestMetrics(opts.metrics), tracing(opts.traceSettings));
+  const inferMiddleware = [requestMetrics(opts.metrics), tracing(opts.traceSettings), ...(opts.payloadLog ? [payloadLog(opts.payloadLog)] : [])];
+  for (const m of inferMiddleware) {
+    for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer', ...GENERATE_PATHS]) app.use(path, m);
+    app.on('POST', '/', m);
+    app.on('POST', ['/v1/models/:target', '/v1/models/:model/versions/:target'], m);
   }
-  app.on('POST', '/', requestMetrics(opts.metrics), tracing(opts.traceSettings));
-  app.on('POST', ['/v1/models/:target', '/v1/models/:model/versions/:target'], requestMetrics(opts.metrics), tracing(opts.traceSettings));
 
   app.get('/metrics', async (c) => {
     const body = await opts.metrics.registry.metrics();

@@ -9,6 +9,7 @@ import { gunzip, inflate } from 'node:zlib';
 import type { Context } from 'hono';
 import type * as z from 'zod';
 import { Cancelled, InvalidArgument, PayloadTooLarge, Unsupported } from '../core/errors.js';
+import type { KinferEnv } from './context.js';
 
 const gunzipAsync = promisify(gunzip);
 const inflateAsync = promisify(inflate);
@@ -19,6 +20,13 @@ const inflateAsync = promisify(inflate);
  * can be viewed without an aligned copy.
  */
 export async function readBody(c: Context, limit: number, alignAt?: number, setting: string | undefined = 'KINFER_MAX_BODY_BYTES'): Promise<Uint8Array> {
+  const body = await readDecoded(c, limit, alignAt, setting);
+  const capture = (c as Context<KinferEnv>).get('payloadCapture');
+  if (capture) capture.request = { body, contentType: c.req.header('content-type') ?? '' };
+  return body;
+}
+
+async function readDecoded(c: Context, limit: number, alignAt: number | undefined, setting: string | undefined): Promise<Uint8Array> {
   const tooLarge = (size?: number) =>
     new PayloadTooLarge(`request body${size !== undefined ? ` of ${size} bytes` : ''} exceeds the limit of ${limit} bytes (${setting ?? "this route's fixed limit"})`);
   const declared = Number(c.req.header('content-length') ?? NaN);

@@ -2,6 +2,8 @@
  * @module server/context
  * Per-request values that travel through Hono's typed context variables.
  */
+import type { PayloadCapture } from '../observability/payload-log.js';
+
 export interface KinferVariables {
   requestId: string;
   /** Set by a route once it knows which model the request is for. */
@@ -15,6 +17,8 @@ export interface KinferVariables {
   traceId?: string;
   /** The Content-Encoding chosen for the reply, until a handler or the compress middleware applies it. */
   pendingCompression?: 'gzip' | 'deflate';
+  /** Payload logging's record of this request, when a logger URL is set (middleware/payload-log.ts). */
+  payloadCapture?: PayloadCapture;
 }
 
 export type KinferEnv = { Variables: KinferVariables };

@@ -4,6 +4,7 @@
  * and compression when the client asked for it.
  */
 import type { Context } from 'hono';
+import type { KinferEnv } from './context.js';
 import { claimCompression, encodeBody, type Encoding } from './middleware/compress.js';
 import { setResponseHeader } from './middleware/response-headers.js';
 
@@ -17,12 +18,15 @@ import { setResponseHeader } from './middleware/response-headers.js';
  * Compresses the body here when the client asked for it (see `compress.ts`),
  * from the bytes in hand; asynchronously only for large bodies.
  */
-export function okWithHeaders(c: Context, body: string | Uint8Array, headers: Record<string, string>): Response | Promise<Response> {
+export function okWithHeaders(c: Context<KinferEnv>, body: string | Uint8Array, headers: Record<string, string>): Response | Promise<Response> {
   let contentType: string | undefined;
   for (const name in headers) {
     if (name.toLowerCase() === 'content-type') contentType = headers[name];
     else setResponseHeader(c, name, headers[name]!);
   }
+  // Payload logging keeps the body as answered, before compression (a copy: the reply owns its bytes).
+  const capture = c.get('payloadCapture');
+  if (capture) capture.response = { body: Buffer.from(body), contentType: contentType ?? 'text/plain; charset=UTF-8' };
   // A string's length for its byte length: JSON replies are ASCII but for names and BYTES data.
   const encoding = claimCompression(c, contentType, typeof body === 'string' ? body.length : body.byteLength);
   if (encoding === undefined) return reply(c, body, contentType);

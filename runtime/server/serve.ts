@@ -28,6 +28,7 @@ import { createLogger, logger as processLogger } from '../observability/logger.j
 import { initTracing, shutdownTracing } from '../observability/tracing.js';
 import { createMetrics, registerResponseCacheMetrics, type Metrics } from '../observability/metrics.js';
 import { registerTritonMetrics } from '../observability/triton-metrics.js';
+import { PayloadLogger, payloadLogConfig } from '../observability/payload-log.js';
 import { ModelRepository, type BatcherFactory, type Puller } from '../repository/model-repository.js';
 import { createApp } from './app.js';
 import type { KinferEnv } from './context.js';
@@ -134,6 +135,9 @@ const processStart = performance.timeOrigin;
  */
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 120_000;
 
+/** At shutdown, how long the payload log may take to send what it holds (the pod's grace is 30 s in all). */
+const PAYLOAD_LOG_FLUSH_MS = 5000;
+
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   if (opts.grpcTls && opts.grpcPort === undefined) throw new Error('gRPC TLS files are given but gRPC is off: set GRPC_PORT or --grpc-port');
   if (opts.grpcRestrictions?.size && opts.grpcPort === undefined) throw new Error('gRPC restrictions are given but gRPC is off: set GRPC_PORT or --grpc-port');
@@ -148,6 +152,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   if (tracingStatus.enabled) logger.info({ event: 'tracing', ...tracingStatus }, `exporting traces to ${tracingStatus.url}`);
   const metrics = opts.metrics ?? createMetrics(env);
   registerXModelMetrics(metrics.registry);
+  const payloadConfig = payloadLogConfig(env); // a bad KINFER_PAYLOAD_LOG_* stops the start here
+  const payloadLogger = payloadConfig && new PayloadLogger(payloadConfig, logger, metrics.registry);
+  if (payloadConfig) logger.info({ event: 'payload_log', url: payloadConfig.url, mode: payloadConfig.mode }, `logging inference payloads to ${payloadConfig.url}`);
   let startupDone = false;
   const hooks = opts.hooks ?? {};
   let draining = false;
@@ -199,6 +206,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     logs,
     restrictions: opts.httpRestrictions,
     extend: opts.extend,
+    payloadLog: payloadLogger,
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {
@@ -293,6 +301,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       http.closeAllConnections?.();
       // Calls still running after the drain get the same grace as HTTP sockets, then are cancelled.
       if (grpcStopped && !(await within(grpcStopped.then(() => true), 1000, false))) grpcServer?.kill();
+      await payloadLogger?.close(PAYLOAD_LOG_FLUSH_MS);
       await shutdownTracing().catch((err: unknown) => logger.warn({ err }, 'trace flush failed'));
       try {
         await hooks.shutdown?.();
