@@ -64,6 +64,7 @@ describe('httpCategory', () => {
     // Spot checks, one per category.
     expect(httpCategory('GET', '/v2/health/ready')).toBe('health');
     expect(httpCategory('GET', '/v2/models/m/versions/2/ready')).toBe('health');
+    expect(httpCategory('GET', '/v2/')).toBe('metadata'); // the OpenAPI document's spelling of /v2
     expect(httpCategory('GET', '/v2/models/m')).toBe('metadata');
     expect(httpCategory('POST', '/v2/models/m/versions/2/infer')).toBe('inference');
     expect(httpCategory('POST', '/v1/models/m:predict')).toBe('inference');

@@ -75,7 +75,7 @@ const HTTP_ROUTES: readonly [method: string | undefined, path: RegExp, category:
   [undefined, /^\/v2\/logging$/, 'logging'],
   [undefined, /^\/v2\/repository\//, 'model-repository'],
   [undefined, /^\/v2\/(?:system|cuda)sharedmemory\//, 'shared-memory'],
-  ['GET', new RegExp(`^(?:/v2|/v2/models|${MODEL}|/v1/models)$`), 'metadata'],
+  ['GET', new RegExp(`^(?:/v2/?|/v2/models|${MODEL}|/v1/models)$`), 'metadata'],
   ['POST', /^\/v2\/hardware$/, 'metadata'],
 ];
 

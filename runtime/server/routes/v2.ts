@@ -38,7 +38,9 @@ export function v2Routes(opts: V2RouteOptions): Hono<KinferEnv> {
 
   app.get('/v2/health/live', async (c) => ((await dp.live()) ? c.json({ live: true }) : c.json({ live: false }, 503)));
   app.get('/v2/health/ready', async (c) => ((await dp.ready()) ? c.json({ ready: true }) : c.json({ ready: false }, 503)));
+  // The protocol's OpenAPI document names `/v2/`; its text and Triton's clients use `/v2`.
   app.get('/v2', (c) => c.json(dp.serverMetadata()));
+  app.get('/v2/', (c) => c.json(dp.serverMetadata()));
   app.get('/v2/models', (c) => c.json({ models: dp.modelNames() }));
   // Triton's statistics extension; before `/v2/models/:model`, so `stats` is not taken for a model name.
   app.get('/v2/models/stats', (c) => c.json({ model_stats: dp.modelStatistics() }));
