@@ -54,6 +54,16 @@ describe('defineFunction', () => {
     [{ ...base, triggers: [{ name: 'a', delivery: { retry: -1 } }] }, 'triggers.0.delivery.retry'],
     [{ ...base, triggers: [{ name: 'a', delivery: { deadLetterSink: { function: 'Bad_Name' } } }] }, 'triggers.0.delivery.deadLetterSink'],
     [{ ...base, triggers: [{ name: 'a', delivery: { deadLetterSink: { uri: 'not a url' } } }] }, 'triggers.0.delivery.deadLetterSink'],
+    [{ ...base, triggers: [{ name: 'a', where: [{ exact: { type: 't' }, prefix: { source: '/s' } }] }] }, 'triggers.0.where.0: one dialect per filter, not exact and prefix'],
+    [{ ...base, triggers: [{ name: 'a', where: [{ exact: { type: 't', source: '/s' } }] }] }, 'triggers.0.where.0.exact: one attribute per exact filter, not 2'],
+    [{ ...base, triggers: [{ name: 'a', where: [{ suffix: { Type: 't' } }] }] }, 'triggers.0.where.0.suffix.Type: must be a CloudEvents attribute name'],
+    [{ ...base, triggers: [{ name: 'a', where: [{ prefix: { type: '' } }] }] }, 'triggers.0.where.0.prefix.type: must be a non-empty string'],
+    [{ ...base, triggers: [{ name: 'a', where: [{ regex: { type: 't.*' } }] }] }, 'triggers.0.where.0: unknown dialect regex'],
+    [{ ...base, triggers: [{ name: 'a', where: [{ all: [] }] }] }, 'triggers.0.where.0.all: expected a non-empty list of filters'],
+    [{ ...base, triggers: [{ name: 'a', where: [] }] }, 'triggers.0.where: give at least one filter'],
+    [{ ...base, triggers: [{ name: 'a', where: [{ not: { any: [{ exact: { type: 't' } }, { cesql: "type = 'a' AND" }] } }] }] }, 'triggers.0.where.0.not.any.1.cesql: CESQL "type = \'a\' AND": at position 15 (the end): expected a value'],
+    [{ ...base, triggers: [{ name: 'a', where: [{ cesql: 'subject' }] }] }, 'triggers.0.where.0.cesql: CESQL "subject": evaluates to a String, not a Boolean'],
+    [{ ...base, triggers: [{ name: 'a', filters: { type: 't' }, where: [{ exact: { source: '/s' } }] }] }, 'triggers.0.where: give filters or where, not both'],
     [{ ...base, replicas: 3 }, 'Unrecognized key'],
   ])('rejects %j with InvalidArgument naming the field', (input, message) => {
     let err: unknown;

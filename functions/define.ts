@@ -15,6 +15,7 @@ import * as z from 'zod';
 import { BATCH_POLICIES } from '../runtime/batching/batcher.js';
 import { parseModelConfig } from '../runtime/repository/config-files.js';
 import { InvalidArgument } from '../runtime/core/errors.js';
+import { CesqlSyntaxError, parseCesqlFilter } from '../knative/cesql.js';
 
 /** The default image; `image` in a definition overrides it. */
 export const DEFAULT_IMAGE = 'ghcr.io/kinfer/kinfer:0.1.0';
@@ -229,6 +230,76 @@ const DeliverySchema = z
   })
   .strict();
 
+/**
+ * One of Knative's SubscriptionsAPI filter expressions (a Trigger's `spec.filters[]`): exactly one
+ * dialect. `exact`, `prefix` and `suffix` compare one attribute's string value (case-sensitive; a
+ * missing attribute does not match); `all` and `any` hold further filters, `not` one; `cesql` is a
+ * CloudEvents SQL expression that must be true (knative/cesql.ts).
+ */
+export type WhereFilter =
+  | { exact: Record<string, string> }
+  | { prefix: Record<string, string> }
+  | { suffix: Record<string, string> }
+  | { all: WhereFilter[] }
+  | { any: WhereFilter[] }
+  | { not: WhereFilter }
+  | { cesql: string };
+
+export const WHERE_DIALECTS = ['exact', 'prefix', 'suffix', 'all', 'any', 'not', 'cesql'] as const;
+/** Deepest nesting of all/any/not a definition takes (the Broker recurses per event). */
+export const MAX_WHERE_DEPTH = 16;
+/** An attribute name as Knative's Trigger webhook takes it: lower-case letters and digits, starting with a letter. */
+const ATTRIBUTE_NAME = /^[a-z][a-z0-9]*$/;
+
+/** Checks a filter as Knative's webhook does (ValidateSubscriptionAPIFilter), with a cesql parsed now rather than per event. */
+function checkWhere(f: unknown, path: Array<string | number>, ctx: z.RefinementCtx, depth: number): void {
+  const issue = (message: string, at: Array<string | number> = path) => ctx.addIssue({ code: 'custom', path: at, message });
+  if (typeof f !== 'object' || f === null || Array.isArray(f)) return issue(`expected one of { ${WHERE_DIALECTS.join(' }, { ')} }`);
+  const keys = Object.keys(f);
+  const unknown = keys.filter((k) => !(WHERE_DIALECTS as readonly string[]).includes(k));
+  if (unknown.length > 0) return issue(`unknown dialect ${unknown.join(', ')}: one of ${WHERE_DIALECTS.join(', ')}`);
+  if (keys.length !== 1) return issue(keys.length === 0 ? `empty: give one of ${WHERE_DIALECTS.join(', ')}` : `one dialect per filter, not ${keys.join(' and ')}: list them apart (all must match) or in all / any`);
+  const dialect = keys[0]!;
+  const value = (f as Record<string, unknown>)[dialect];
+  const at = [...path, dialect];
+  if (depth > MAX_WHERE_DEPTH && (dialect === 'all' || dialect === 'any' || dialect === 'not')) return issue(`nested deeper than ${MAX_WHERE_DEPTH}`, at);
+  switch (dialect) {
+    case 'exact':
+    case 'prefix':
+    case 'suffix': {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) return issue(`expected { attribute: 'value' }`, at);
+      const entries = Object.entries(value);
+      // Knative's webhook: one attribute per dialect map (ValidateSingleAttributeMap); the value must not be empty.
+      if (entries.length !== 1) return issue(`one attribute per ${dialect} filter, not ${entries.length}: give each its own entry (all must match)`, at);
+      const [name, v] = entries[0]!;
+      if (!ATTRIBUTE_NAME.test(name)) issue('must be a CloudEvents attribute name: lower-case letters and digits, starting with a letter', [...at, name]);
+      if (typeof v !== 'string' || v === '') issue('must be a non-empty string', [...at, name]);
+      return;
+    }
+    case 'all':
+    case 'any':
+      if (!Array.isArray(value) || value.length === 0) return issue('expected a non-empty list of filters', at);
+      value.forEach((g, i) => checkWhere(g, [...at, i], ctx, depth + 1));
+      return;
+    case 'not':
+      return checkWhere(value, at, ctx, depth + 1);
+    default:
+      if (typeof value !== 'string' || value.trim() === '') return issue('expected a CloudEvents SQL expression', at);
+      try {
+        parseCesqlFilter(value);
+      } catch (err) {
+        if (!(err instanceof CesqlSyntaxError)) throw err;
+        issue(err.message, at);
+      }
+  }
+}
+
+const WhereSchema = z
+  .array(z.custom<WhereFilter>(() => true))
+  .min(1, 'give at least one filter, or leave where out')
+  .max(100)
+  .superRefine((list, ctx) => list.forEach((f, i) => checkWhere(f, [i], ctx, 1)));
+
 const TriggerSchema = z
   .object({
     /** Suffix of the Trigger name: `<function>-<name>`. */
@@ -236,9 +307,20 @@ const TriggerSchema = z
     broker: dnsLabel.default('default'),
     /** Exact-match CloudEvent attribute filters, e.g. `{ type: 'io.kinfer.inference.request' }`. */
     filters: z.record(z.string().regex(/^[a-z0-9]{1,20}$/, 'must be a CloudEvents attribute name'), z.string()).default({}),
+    /**
+     * Knative's SubscriptionsAPI filters (the Trigger's `spec.filters`, Eventing 1.12+): all must
+     * match, e.g. `[{ prefix: { type: 'io.kinfer.' } }, { cesql: "INT(priority) > 3" }]`. Not named
+     * `filters`, which is the exact-match map above (Knative's `filter.attributes`); and as Knative
+     * ignores that map once `spec.filters` is set, a Trigger takes one or the other.
+     */
+    where: WhereSchema.optional(),
     delivery: DeliverySchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((t) => !(t.where && Object.keys(t.filters).length > 0), {
+    message: "give filters or where, not both: Knative ignores a Trigger's filter.attributes once spec.filters is set; put the exact matches in where as { exact: { attribute: 'value' } }",
+    path: ['where'],
+  });
 
 export const FunctionSpec = z
   .object({

@@ -173,6 +173,13 @@ describe('rendered resources', () => {
     });
   });
 
+  it("Trigger: a trigger's where becomes spec.filters as written, without filter.attributes", () => {
+    const where = [{ prefix: { type: 'io.kinfer.' } }, { any: [{ exact: { subject: 'ocr' } }, { not: { suffix: { source: '/test' } } }] }, { cesql: "INT(priority) > 3 AND type LIKE '%.request'" }];
+    const fn = parseFunctionSpec({ name: 'w', model: { name: 'e', storageUri: 'pvc://m/e', platform: 'echo' }, triggers: [{ name: 'sql', where }] }, 'test');
+    const trigger = parse(renderAll([fn]).get('w/trigger-sql.yaml')!) as Record<string, any>;
+    expect(trigger.spec).toEqual({ broker: 'default', filters: where, subscriber: { ref: { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'w' } } });
+  });
+
   it('KServe forms: multi-model InferenceService with target annotation, TrainedModel on it; multi-model function has none', () => {
     const isvc = doc('ocr/kserve/inference-service.yaml');
     expect(isvc.metadata.annotations['autoscaling.knative.dev/target']).toBe('8');

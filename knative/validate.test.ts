@@ -64,6 +64,29 @@ describe.skipIf(!haveSpecs)('CRD schema validation (../shared/specs)', () => {
     expect(v.validate({ ...docs[0]!, spec: { ...(docs[0]!.spec as object), delivery: { retry: 'five' } } }).join('\n')).toMatch(/retry/);
   });
 
+  it("a Trigger's SubscriptionsAPI filters (where → spec.filters), every dialect nested, validate", () => {
+    const fn = defineFunction({
+      name: 'events',
+      model: { name: 'echo', storageUri: 'pvc://models/echo', platform: 'echo' },
+      triggers: [
+        {
+          name: 'sql',
+          where: [
+            { exact: { type: 'io.kinfer.inference.request' } },
+            { all: [{ prefix: { source: '/cameras/' } }, { suffix: { subject: '.jpg' } }] },
+            { any: [{ not: { exact: { priority: 'low' } } }, { cesql: "EXISTS urgent AND BOOL(urgent)" }] },
+            { cesql: "type LIKE 'io.kinfer.%' AND source NOT IN ('/test', '/replay')" },
+          ],
+        },
+      ],
+    });
+    const [doc] = triggers(fn.spec);
+    expect(v.validate(doc!)).toEqual([]);
+    expect((doc!.spec as { filters: unknown[] }).filters).toHaveLength(4);
+    // A type the CRD refuses is caught: cesql is a string.
+    expect(v.validate({ ...doc!, spec: { ...(doc!.spec as object), filters: [{ cesql: 1 }] } }).join('\n')).toMatch(/cesql/);
+  });
+
   it('a grpc-v2 function\'s Knative Service and InferenceService validate (h2c port, grpc probes)', () => {
     const fn = defineFunction({ name: 'grpc-echo', protocol: 'grpc-v2', model: { name: 'echo', storageUri: 'pvc://models/echo', platform: 'echo' } });
     expect(v.validate(knativeService(fn.spec))).toEqual([]);
