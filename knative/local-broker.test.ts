@@ -138,6 +138,25 @@ describe('local Broker: ingress and delivery', () => {
     expect([e2.headers['content-type'], e2.headers['ce-subject'], e2.body]).toEqual(['text/plain', 'both', 'two']);
   });
 
+  it("delivers by a Trigger's SubscriptionsAPI filters (where) as Knative evaluates them, its attribute filters then ignored", async () => {
+    const { send, received } = await start(accepted, {
+      triggers: [
+        { name: 'urgent-t', broker: 'default', filters: { type: 'ignored' }, where: [{ prefix: { type: 'io.kinfer.' } }, { cesql: 'INT(priority) >= 5' }], subscriber: 'urgent' },
+        { name: 'rest-t', broker: 'default', filters: {}, where: [{ any: [{ not: { cesql: 'INT(priority) >= 5' } }, { suffix: { source: '/replay' } }] }], subscriber: 'rest' },
+      ],
+    });
+    const event = (id: string, extra: Record<string, string>) => send('/default/default', ce({ ...base, id, type: 'io.kinfer.inference.request', ...extra }));
+    await event('high', { priority: '7' });
+    await event('low', { priority: '2' });
+    await event('replayed', { priority: '9', source: '/replay' });
+    await event('unreadable', { priority: 'high' }); // INT fails: neither cesql matches, so not(…) does
+    await event('none', {}); // no priority: the same
+    await send('/default/default', ce({ ...base, id: 'other', type: 'other.type', priority: '9' }));
+    await until(() => received.length === 6);
+    await new Promise((r) => setTimeout(r, 50)); // nothing more comes
+    expect(received.map((r) => `${r.fn} ${r.headers['ce-id']}`).sort()).toEqual(['rest low', 'rest none', 'rest replayed', 'rest unreadable', 'urgent high', 'urgent replayed']);
+  });
+
   it("publishes a 200's reply event to the Broker: the reply reaches the Trigger it matches", async () => {
     const { send, received } = await start((r) =>
       r.headers['ce-id'] === 'e1' ? { status: 200, headers: { 'content-type': 'application/json', ...ce({ ...base, id: 'e3', type: 'reply', subject: 'both', inresponseto: 'e1' }) }, body: Buffer.from('{"r":2}') } : accepted(),

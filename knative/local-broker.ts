@@ -7,7 +7,9 @@
  * - ingress: `POST /<namespace>/<broker>` (the path of Knative's broker-ingress), CloudEvents 1.0
  *   in binary or structured mode; 202 once accepted, 400 for what is not a valid event, 405 for
  *   other methods, 404 for a broker no Trigger names;
- * - each Trigger whose attribute filters all match exactly (an empty value matches any) gets the
+ * - each Trigger whose attribute filters all match exactly (an empty value matches any), or, when it
+ *   has SubscriptionsAPI filters (a trigger's `where`: exact, prefix, suffix, all, any, not, cesql),
+ *   whose filters all match as Knative evaluates them (knative/subscriptions-filter.ts), gets the
  *   event in binary mode, its attributes and data as received, with `Prefer: reply`;
  * - 2xx is delivered; 400 and other 4xx are failures without retry; 404, 409, 429, 5xx and a
  *   failed connection are retried with backoff (the Trigger's delivery spec, else the Broker's
@@ -22,6 +24,8 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { InvalidArgument } from '../runtime/core/errors.js';
 import { encodeHeaderValue, readCloudEvent } from '../runtime/protocol/cloudevent.js';
+import type { WhereFilter } from '../functions/define.js';
+import { compileWhere, type EventMatcher } from './subscriptions-filter.js';
 
 /** Knative's default hop count of an event (`knativebrokerttl`). */
 export const DEFAULT_TTL = 255;
@@ -39,8 +43,10 @@ export interface LocalTrigger {
   /** The Trigger's name (`<function>-<trigger>`). */
   name: string;
   broker: string;
-  /** Attribute name → value; all must match exactly, an empty value matches any. */
+  /** Attribute name → value; all must match exactly, an empty value matches any. Ignored when `where` is given, as Knative does. */
   filters: Record<string, string>;
+  /** SubscriptionsAPI filters (the Trigger's `spec.filters`); all must match. */
+  where?: WhereFilter[];
   /** The function it delivers to. */
   subscriber: string;
   /** Its own delivery spec, replacing the Broker's. */
@@ -168,6 +174,8 @@ export function flatHeaders(headers: IncomingHttpHeaders): Record<string, string
 export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
   const delivery = opts.delivery ?? KNATIVE_DELIVERY;
   const brokers = new Set(opts.triggers.map((t) => t.broker));
+  // Compiled once: a cesql is parsed here, not per event.
+  const matchers = new Map<LocalTrigger, EventMatcher>(opts.triggers.map((t) => [t, t.where ? compileWhere(t.where) : (attributes) => matches(t.filters, attributes)]));
   const note = (text: string) => opts.onEvent?.(text);
   /** Backoff waits, each with its wake-up: close() ends them at once. */
   const timers = new Map<ReturnType<typeof setTimeout>, () => void>();
@@ -189,7 +197,7 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
   /** An event into `broker`: every matching Trigger gets it, each on its own. */
   const publish = (broker: string, event: BrokerEvent, ttl: number) => {
     if (closed) return;
-    const targets = opts.triggers.filter((t) => t.broker === broker && matches(t.filters, event.attributes));
+    const targets = opts.triggers.filter((t) => t.broker === broker && matchers.get(t)!(event.attributes));
     const what = `${event.attributes.type} ${event.attributes.id}`;
     if (targets.length === 0) return note(`broker ${broker}: ${what} matched no trigger`);
     note(`broker ${broker}: ${what} → ${targets.map((t) => t.name).join(', ')}`);

@@ -524,7 +524,7 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
 
 /** A function's Trigger as the local Broker runs it: its delivery spec in milliseconds, its dead-letter sink. */
 function localTrigger(fn: string, t: FunctionSpec['triggers'][number]): LocalTrigger {
-  const out: LocalTrigger = { name: `${fn}-${t.name}`, broker: t.broker, filters: t.filters, subscriber: fn };
+  const out: LocalTrigger = { name: `${fn}-${t.name}`, broker: t.broker, filters: t.filters, ...(t.where ? { where: t.where } : {}), subscriber: fn };
   const d = t.delivery;
   if (!d) return out;
   // A Trigger's delivery replaces the Broker's whole: a retry left out is none, and without both a
