@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgument } from '../runtime/core/errors.js';
-import { defineFunction, isoDurationMs, scalingTarget } from './define.js';
+import { defineFunction, isoDurationMs, MAX_WHERE_DEPTH, scalingTarget, type WhereFilter } from './define.js';
 import echo from './echo/index.js';
 import multiModel from './multi-model/index.js';
 import ocrDet from './ocr-det/index.js';
@@ -74,6 +74,15 @@ describe('defineFunction', () => {
     }
     expect(err).toBeInstanceOf(InvalidArgument);
     expect((err as Error).message).toContain(message);
+  });
+
+  it("keeps a trigger's where as written, and bounds its nesting", () => {
+    const where = [{ prefix: { type: 'io.kinfer.' } }, { not: { any: [{ suffix: { source: '/test' } }, { cesql: "subject IN ('a', 'b')" }] } }];
+    expect(defineFunction({ ...base, triggers: [{ name: 'a', where }] }).spec.triggers[0]!.where).toEqual(where);
+    let deep: WhereFilter = { exact: { type: 't' } };
+    for (let i = 0; i < MAX_WHERE_DEPTH; i++) deep = { not: deep };
+    expect(() => defineFunction({ ...base, triggers: [{ name: 'a', where: [deep] }] })).not.toThrow();
+    expect(() => defineFunction({ ...base, triggers: [{ name: 'a', where: [{ not: deep }] }] })).toThrow(/nested deeper than 16/);
   });
 
   it("reads a delivery's backoffDelay as Knative does (ISO 8601)", () => {

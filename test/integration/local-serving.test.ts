@@ -270,7 +270,8 @@ describe('kinfer dev: Brokers deliver events to the Triggers of functions, and t
     serving = await startLocalServing({
       functions: [
         spec('echo-fn', { triggers: [{ name: 'requests', filters: { type: 'io.kinfer.inference.request' } }] }),
-        spec('sink', { triggers: [{ name: 'replies', filters: { type: 'io.kinfer.inference.response' } }] }),
+        // The sink's Trigger by SubscriptionsAPI filters (where), the echo's by attributes: both paths to a Trigger.
+        spec('sink', { triggers: [{ name: 'replies', where: [{ exact: { type: 'io.kinfer.inference.response' } }, { cesql: "EXISTS inresponseto AND source LIKE '/models/%'" }] }] }),
       ],
       command: [process.execPath, join(dir, 'router.cjs')],
       idleMs: 60_000,
