@@ -15,7 +15,7 @@ import * as z from 'zod';
 import { BATCH_POLICIES } from '../runtime/batching/batcher.js';
 import { parseModelConfig } from '../runtime/repository/config-files.js';
 import { InvalidArgument } from '../runtime/core/errors.js';
-import { CesqlSyntaxError, parseCesqlFilter } from '../knative/cesql.js';
+import { CesqlSyntaxError, parseCesqlFilter } from './cesql.js';
 
 /** The default image; `image` in a definition overrides it. */
 export const DEFAULT_IMAGE = 'ghcr.io/kinfer/kinfer:0.1.0';
@@ -234,7 +234,7 @@ const DeliverySchema = z
  * One of Knative's SubscriptionsAPI filter expressions (a Trigger's `spec.filters[]`): exactly one
  * dialect. `exact`, `prefix` and `suffix` compare one attribute's string value (case-sensitive; a
  * missing attribute does not match); `all` and `any` hold further filters, `not` one; `cesql` is a
- * CloudEvents SQL expression that must be true (knative/cesql.ts).
+ * CloudEvents SQL expression that must be true (functions/cesql.ts).
  */
 export type WhereFilter =
   | { exact: Record<string, string> }

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { compileWhere } from './subscriptions-filter.js';
-import { CesqlSyntaxError } from './cesql.js';
+import { CesqlSyntaxError } from '../functions/cesql.js';
 
 const event = { specversion: '1.0', id: 'e1', source: '/cameras/front', type: 'io.kinfer.inference.request', subject: 'frame.jpg', priority: '5' };
 const match = (where: Parameters<typeof compileWhere>[0], attributes: Record<string, string> = event) => compileWhere(where)(attributes);

@@ -5,14 +5,14 @@
  * list must match; `exact`, `prefix` and `suffix` compare an attribute's string value
  * case-sensitively, and an attribute the event lacks does not match; `all` matches when each of
  * its filters does, `any` when one does, `not` when its filter does not; `cesql` when the
- * expression is true without error (knative/cesql.ts).
+ * expression is true without error (functions/cesql.ts).
  *
  * @example
  * const match = compileWhere([{ prefix: { type: 'io.kinfer.' } }, { cesql: "INT(priority) > 3" }]);
  * match({ type: 'io.kinfer.inference.request', priority: '5' }); // true
  */
 import type { WhereFilter } from '../functions/define.js';
-import { cesqlMatches, parseCesqlFilter } from './cesql.js';
+import { cesqlMatches, parseCesqlFilter } from '../functions/cesql.js';
 
 /** Whether an event, by its attributes (as strings), passes. */
 export type EventMatcher = (attributes: Readonly<Record<string, string>>) => boolean;

@@ -1,5 +1,5 @@
 /**
- * CESQL v1 (knative/cesql.ts) against the spec's examples and its TCK: the cases below are those of
+ * CESQL v1 (functions/cesql.ts) against the spec's examples and its TCK: the cases below are those of
  * cloudevents/spec cesql/cesql_tck/*.yaml (binary_comparison_operators, binary_logical_operators,
  * binary_math_operators, casting_functions, context_attributes_access, integer_builtin_functions,
  * like_expression, literals, negate_operator, not_operator, spec_examples, string_builtin_functions,

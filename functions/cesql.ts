@@ -1,5 +1,5 @@
 /**
- * @module knative/cesql
+ * @module functions/cesql
  * CloudEvents SQL (CESQL) v1, as a Trigger's `cesql` filter uses it: a parser (at definition time,
  * so a syntax error fails `defineFunction`) and an evaluator (in `kinfer dev`'s Broker, per event).
  * No maintained npm package implements CESQL v1, hence this one.
