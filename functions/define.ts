@@ -225,6 +225,8 @@ const DeliverySchema = z
     backoffPolicy: z.enum(['exponential', 'linear']).optional(),
     /** The first retry's wait; exponential doubles it each time, linear adds it. */
     backoffDelay: isoDuration.optional(),
+    /** How long one attempt may take before it counts as failed (and is retried); Knative's `delivery-timeout` feature. */
+    timeout: isoDuration.refine((d) => isoDurationMs(d) > 0, 'must be longer than zero').optional(),
     /** Where an event goes when its delivery failed for good: another function (its Knative Service), or a URI. */
     deadLetterSink: z.union([z.object({ function: dnsLabel }).strict(), z.object({ uri: z.string().url() }).strict()]).optional(),
   })

@@ -17,6 +17,8 @@ interface Received {
   fn: string;
   headers: Record<string, string>;
   body: string;
+  /** The attempt's delivery timeout, when it has one. */
+  signal?: AbortSignal;
 }
 
 let server: Server | undefined;
@@ -38,8 +40,8 @@ async function start(answer: (r: Received) => Answer | Promise<Answer>, extra: P
       { name: 'second-t', broker: 'default', filters: { subject: 'both' }, subscriber: 'second' },
     ],
     delivery: { retry: 2, backoffPolicy: 'exponential', backoffDelayMs: 10 },
-    send: async (target, headers, body) => {
-      const r = { fn: 'function' in target ? target.function : target.uri, headers, body: body.toString('utf8') };
+    send: async (target, headers, body, signal) => {
+      const r = { fn: 'function' in target ? target.function : target.uri, headers, body: body.toString('utf8'), signal };
       received.push(r);
       return answer(r);
     },
@@ -276,6 +278,30 @@ describe("local Broker: a Trigger's own delivery spec and dead-letter sink", () 
     expect(notes).toContain('fragile-t: one busy dropped after 2 attempts: 503 queue full; sent to the dead-letter sink dls (202)');
     expect(notes).toContain('fragile-t: one bad failed: 400 no input x; not retried; sent to the dead-letter sink dls (202)');
     expect(notes).toContain('lossy-t: two gone dropped after 1 attempts: 503 queue full; lost: the dead-letter sink http://sink.example/dead did not take it either (500 sink down)');
+  });
+
+  it("a delivery timeout ends each attempt that gets no answer in time: retried, then dead-lettered as a dispatch error; an answer in time is delivered", async () => {
+    const timed = { ...triggers[0]!, delivery: { retry: 1, backoffPolicy: 'linear' as const, backoffDelayMs: 5, timeoutMs: 150 } };
+    const t0 = Date.now();
+    const { send, received, notes } = await start(
+      (r) => {
+        if (r.fn === 'dls') return accepted();
+        if (r.headers['ce-id'] === 'quick') return new Promise((resolve) => setTimeout(() => resolve(accepted()), 50));
+        // Never answers: only the attempt's signal ends it, as post() ends its connection.
+        return new Promise((_, reject) => r.signal!.addEventListener('abort', () => reject(r.signal!.reason as Error)));
+      },
+      { triggers: [timed] },
+    );
+    await send('/default/default', ce({ ...base, id: 'stuck', type: 'one' }));
+    await send('/default/default', ce({ ...base, id: 'quick', type: 'one' }));
+    await until(() => notes.some((n) => n.includes('stuck dropped after 2 attempts')));
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+    expect(received.filter((r) => r.fn === 'fragile' && r.headers['ce-id'] === 'stuck').every((r) => r.signal?.aborted)).toBe(true);
+    const [letter] = received.filter((r) => r.fn === 'dls');
+    expect(letter!.headers['ce-id']).toBe('stuck');
+    expect(letter!.headers['ce-knativeerrorcode']).toBe('500');
+    expect(Buffer.from(letter!.headers['ce-knativeerrordata']!, 'base64').toString()).toBe('dispatch error: no answer within the delivery timeout (0.15 s)');
+    expect(notes).toContain('fragile-t: one quick delivered (202)');
   });
 
   it("reports a delivery that got no answer to the sink as Knative's dispatcher does: code 500, data \"dispatch error: ...\"", async () => {

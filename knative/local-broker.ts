@@ -76,6 +76,8 @@ export interface Delivery {
   retry: number;
   backoffPolicy: 'exponential' | 'linear';
   backoffDelayMs: number;
+  /** One attempt's limit (Knative's delivery `timeout`); past it the attempt has failed, and is retried. */
+  timeoutMs?: number;
 }
 
 /** config-br-defaults of a Knative Eventing install: `retry: 10, backoffPolicy: exponential, backoffDelay: PT0.2S`. */
@@ -93,7 +95,7 @@ export interface LocalBrokerOptions {
   triggers: LocalTrigger[];
   delivery?: Delivery;
   /** POSTs to a function's `/` (through the local ingress, so it scales from zero as for any request) or to a URI. Rejects on a failed connection. */
-  send: (target: Target, headers: Record<string, string>, body: Buffer) => Promise<Answer>;
+  send: (target: Target, headers: Record<string, string>, body: Buffer, signal?: AbortSignal) => Promise<Answer>;
   /** A line about an event: accepted, delivered, retried, replied, dropped. */
   onEvent?: (text: string) => void;
 }
@@ -221,7 +223,8 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
     for (let attempt = 0; ; attempt++) {
       let failure: Failure;
       try {
-        const answer = await opts.send(target, replies ? { ...headers, prefer: 'reply' } : headers, body);
+        const signal = d.timeoutMs !== undefined ? AbortSignal.timeout(d.timeoutMs) : undefined;
+        const answer = await opts.send(target, replies ? { ...headers, prefer: 'reply' } : headers, body, signal);
         if (closed) return { stopped: true }; // an answer after close() goes nowhere: no reply published, no dead letter
         if (answer.status >= 200 && answer.status < 300) {
           if (!replies || answer.status !== 200 || !isEvent(answer.headers)) return { status: answer.status };
@@ -230,7 +233,8 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
         failure = { why: `${answer.status} ${errorText(answer.body)}`, code: answer.status, body: answer.body, retry: retryable(answer.status) };
       } catch (err) {
         // As Knative's dispatcher reports a delivery that got no answer: 500, "dispatch error".
-        const message = `malformed reply or no answer: ${(err as Error).message}`;
+        const timedOut = (err as Error).name === 'TimeoutError';
+        const message = timedOut ? `no answer within the delivery timeout (${d.timeoutMs! / 1000} s)` : `malformed reply or no answer: ${(err as Error).message}`;
         failure = { why: message, code: 500, body: Buffer.from(`dispatch error: ${message}`), retry: true };
       }
       if (closed) return { stopped: true };

@@ -452,8 +452,8 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     triggers: opts.functions.flatMap((spec) => spec.triggers.map((t) => localTrigger(spec.name, t))),
     delivery: opts.delivery,
     // A function through this ingress, as a Trigger's subscriber resolves to its Knative Service: scaled from zero, capped, timed.
-    send: (target, headers, body) =>
-      'function' in target ? post((server.address() as AddressInfo).port, `${target.function}.${namespace}.svc.cluster.local`, headers, body) : postUri(target.uri, headers, body),
+    send: (target, headers, body, signal) =>
+      'function' in target ? post((server.address() as AddressInfo).port, `${target.function}.${namespace}.svc.cluster.local`, headers, body, signal) : postUri(target.uri, headers, body, signal),
     onEvent: opts.onBrokerEvent,
   });
 
@@ -530,21 +530,23 @@ function localTrigger(fn: string, t: FunctionSpec['triggers'][number]): LocalTri
   // A Trigger's delivery replaces the Broker's whole: a retry left out is none, and without both a
   // policy and a delay Knative retries at once (RetryConfigFromDeliverySpec).
   const backoff = d.backoffPolicy !== undefined && d.backoffDelay !== undefined;
-  out.delivery = { retry: d.retry ?? 0, backoffPolicy: d.backoffPolicy ?? 'exponential', backoffDelayMs: backoff ? isoDurationMs(d.backoffDelay!) : 0 };
+  out.delivery = { retry: d.retry ?? 0, backoffPolicy: d.backoffPolicy ?? 'exponential', backoffDelayMs: backoff ? isoDurationMs(d.backoffDelay!) : 0, ...(d.timeout ? { timeoutMs: isoDurationMs(d.timeout) } : {}) };
   if (d.deadLetterSink) out.deadLetter = d.deadLetterSink;
   return out;
 }
 
 /** A POST to a URI (a dead-letter sink outside kinfer dev), bounded to a minute. */
-async function postUri(uri: string, headers: Record<string, string>, body: Buffer): Promise<Answer> {
-  const res = await fetch(uri, { method: 'POST', headers, body: new Uint8Array(body), signal: AbortSignal.timeout(60_000) });
+async function postUri(uri: string, headers: Record<string, string>, body: Buffer, signal?: AbortSignal): Promise<Answer> {
+  const bound = AbortSignal.timeout(60_000);
+  const res = await fetch(uri, { method: 'POST', headers, body: new Uint8Array(body), signal: signal ? AbortSignal.any([signal, bound]) : bound });
   const answer = Buffer.from(await res.arrayBuffer());
   return { status: res.status, headers: Object.fromEntries(res.headers), body: answer };
 }
 
 /** A POST to this ingress with its own Host (fetch cannot set one); the answer read whole, up to MAX_EVENT_BYTES. */
-function post(port: number, host: string, headers: Record<string, string>, body: Buffer): Promise<Answer> {
+function post(port: number, host: string, headers: Record<string, string>, body: Buffer, signal?: AbortSignal): Promise<Answer> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
     const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/', headers: { ...headers, host, 'content-length': String(body.byteLength) } }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -557,6 +559,8 @@ function post(port: number, host: string, headers: Record<string, string>, body:
       res.on('error', reject);
     });
     req.on('error', reject);
+    // The attempt's timeout: the connection goes (the ingress frees the slot), and the reason is the signal's.
+    signal?.addEventListener('abort', () => req.destroy(signal.reason as Error), { once: true });
     req.end(body);
   });
 }

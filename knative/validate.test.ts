@@ -47,19 +47,20 @@ describe.skipIf(!haveSpecs)('CRD schema validation (../shared/specs)', () => {
     expect(r.documents).toBeGreaterThanOrEqual(13);
   });
 
-  it("a Trigger's delivery spec (retries, backoff, a dead-letter sink function or URI) validates", () => {
+  it("a Trigger's delivery spec (retries, backoff, timeout, a dead-letter sink function or URI) validates", () => {
     const fn = defineFunction({
       name: 'events',
       model: { name: 'echo', storageUri: 'pvc://models/echo', platform: 'echo' },
       triggers: [
         { name: 'a', filters: { type: 't' }, delivery: { retry: 5, backoffPolicy: 'exponential', backoffDelay: 'PT0.5S', deadLetterSink: { function: 'event-display' } } },
-        { name: 'b', delivery: { deadLetterSink: { uri: 'http://dead.example.com/letters' } } },
+        { name: 'b', delivery: { timeout: 'PT30S', deadLetterSink: { uri: 'http://dead.example.com/letters' } } },
       ],
     });
+    expect(() => defineFunction({ name: 'events', model: { name: 'echo', storageUri: 'pvc://m/e', platform: 'echo' }, triggers: [{ name: 'c', delivery: { timeout: 'PT0S' } }] })).toThrow(/delivery\.timeout: must be longer than zero/);
     const docs = triggers(fn.spec);
     for (const d of docs) expect(v.validate(d)).toEqual([]);
     expect(docs[0]!.spec).toMatchObject({ delivery: { retry: 5, backoffPolicy: 'exponential', backoffDelay: 'PT0.5S', deadLetterSink: { ref: { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'event-display' } } } });
-    expect(docs[1]!.spec).toMatchObject({ delivery: { deadLetterSink: { uri: 'http://dead.example.com/letters' } } });
+    expect(docs[1]!.spec).toMatchObject({ delivery: { timeout: 'PT30S', deadLetterSink: { uri: 'http://dead.example.com/letters' } } });
     // A type the CRD refuses is caught: retry is an integer.
     expect(v.validate({ ...docs[0]!, spec: { ...(docs[0]!.spec as object), delivery: { retry: 'five' } } }).join('\n')).toMatch(/retry/);
   });

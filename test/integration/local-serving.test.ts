@@ -5,6 +5,8 @@
  * start), a small stand-in server process started through the same command seam.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +31,7 @@ beforeAll(async () => {
        if (req.url === '/v2/health/ready') return res.end('{}');
        if (req.url === '/unlisten') return setInterval(() => {}, 1000), server.close(), res.end('{}'); // alive, refusing connections
        if (req.url === '/env') return res.end(JSON.stringify(process.env));
-       if (req.url === '/hang') return;
+       if (req.url === '/hang' || req.headers['ce-type'] === 'hang') return;
        if (req.url === '/crash') process.exit(3);
        if (req.url.startsWith('/sleep/')) return setTimeout(() => res.end(JSON.stringify({ pid: process.pid })), Number(req.url.slice(7)));
        inflight++; most = Math.max(most, inflight);
@@ -154,6 +156,41 @@ describe('kinfer dev: concurrency, timeouts, env and start failures (a stand-in 
       await serving.close();
     }
   }, 90_000);
+
+  it("a Trigger's delivery timeout ends attempts at a process that does not answer, frees their slots, and dead-letters the event to a sink URI", async () => {
+    const letters: Record<string, string | string[] | undefined>[] = [];
+    const sink = createServer((req, res) => (letters.push(req.headers), req.resume(), res.writeHead(202).end()));
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const notes: string[] = [];
+    const serving = await startLocalServing({
+      functions: [
+        spec('stuck', {
+          scaling: { containerConcurrency: 1, timeoutSeconds: 60 },
+          triggers: [{ name: 'work', filters: { type: 'hang' }, delivery: { retry: 1, timeout: 'PT0.4S', deadLetterSink: { uri: `http://127.0.0.1:${(sink.address() as AddressInfo).port}/dead` } } }],
+        }),
+      ],
+      command: standIn(),
+      idleMs: 60_000,
+      port: 0,
+      host: '127.0.0.1',
+      onBrokerEvent: (t) => notes.push(t),
+    });
+    try {
+      const res = await fetch(serving.brokers.default!, { method: 'POST', headers: { 'ce-specversion': '1.0', 'ce-id': 'h1', 'ce-source': '/t', 'ce-type': 'hang' }, body: '' });
+      expect(res.status).toBe(202);
+      await until(() => letters.length === 1, 20_000);
+      expect(letters[0]).toMatchObject({ 'ce-id': 'h1', 'ce-knativeerrorcode': '500', 'ce-knativeerrordest': 'http://stuck.default.svc.cluster.local' });
+      expect(Buffer.from(String(letters[0]!['ce-knativeerrordata']), 'base64').toString()).toBe('dispatch error: no answer within the delivery timeout (0.4 s)');
+      expect(notes.some((n) => n.startsWith('stuck-work: hang h1 failed: no answer within the delivery timeout (0.4 s); retry 1 of 1'))).toBe(true);
+      // Both timed-out attempts gave their one slot back: a plain request is served at once.
+      const t0 = Date.now();
+      expect((await call(serving.url, 'stuck.localhost', '/slow')).status).toBe(200);
+      expect(Date.now() - t0).toBeLessThan(5_000);
+    } finally {
+      await serving.close();
+      await new Promise<void>((r) => sink.close(() => r()));
+    }
+  });
 
   it('holds containerConcurrency from zero too; a process that crashes is started again for the requests waiting', async () => {
     const events: string[] = [];
