@@ -1,7 +1,8 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ModelStatistics } from './statistics.js';
-import { registerTritonMetrics, type TritonMetricsSource } from './triton-metrics.js';
+import { totalmem } from 'node:os';
+import { registerTritonCpuMetrics, registerTritonMetrics, type TritonMetricsSource } from './triton-metrics.js';
 
 describe("Triton's metrics, derived at each scrape", () => {
   it('exposes each loaded version under Triton names and labels, reads the source once per scrape, and drops a version that went', async () => {
@@ -34,5 +35,42 @@ describe("Triton's metrics, derived at each scrape", () => {
     const after = await registry.metrics();
     expect(reads).toBe(2);
     expect(after).not.toMatch(/^nv_[a-z_]+\{/m);
+  });
+});
+
+describe("Triton's CPU series (/proc, as Triton reads it)", () => {
+  const meminfo = 'MemTotal:       16000000 kB\nMemFree:         2000000 kB\nMemAvailable:   10000000 kB\n';
+  it('utilization is the busy share of all ticks between samples (idle and iowait not busy); memory used is total − available', async () => {
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    const stats = ['cpu  100 0 100 700 100 0 0 0 0 0', 'cpu  400 0 200 900 100 0 0 0 50 0'];
+    let n = 0;
+    const registry = new Registry();
+    const cpu = registerTritonCpuMetrics(registry, (p) => (p === '/proc/stat' ? `${stats[Math.min(n++, 1)]}\ncpu0 1 2 3 4\n` : meminfo), 10);
+    try {
+      const value = async (name: string) => Number((await registry.metrics()).split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1]);
+      expect(await value('nv_cpu_utilization')).toBe(0); // one sample: no interval yet
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await value('nv_cpu_utilization')).toBeCloseTo(400 / 600, 12); // busy +400 of +600 ticks (guest, inside user, not counted twice)
+      expect(await value('nv_cpu_memory_total_bytes')).toBe(16_000_000 * 1024);
+      expect(await value('nv_cpu_memory_used_bytes')).toBe(6_000_000 * 1024);
+    } finally {
+      cpu.stop();
+    }
+  });
+
+  it('registers nothing where /proc cannot be read; on this Linux machine reads its real memory', async () => {
+    const none = new Registry();
+    registerTritonCpuMetrics(none, () => {
+      throw new Error('ENOENT');
+    }).stop();
+    expect(await none.metrics()).not.toContain('nv_cpu_');
+    const real = new Registry();
+    const cpu = registerTritonCpuMetrics(real);
+    cpu.stop();
+    const text = await real.metrics();
+    expect(Number(/^nv_cpu_memory_total_bytes (\d+)/m.exec(text)?.[1])).toBe(totalmem());
+    const used = Number(/^nv_cpu_memory_used_bytes (\d+)/m.exec(text)?.[1]);
+    expect(used).toBeGreaterThan(0);
+    expect(used).toBeLessThan(totalmem());
   });
 });

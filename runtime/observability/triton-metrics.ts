@@ -8,6 +8,7 @@
  * request path). Durations are cumulative microseconds. A version's series go with its unload,
  * and a reload starts them from zero, as Triton's do.
  */
+import { readFileSync } from 'node:fs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { FAILURE_REASONS, type DurationStat, type FailureReason, type ModelStat } from './statistics.js';
 
@@ -92,4 +93,46 @@ export function registerTritonMetrics(registry: Registry, source: TritonMetricsS
       for (const { stat, pending } of versions()) this.set({ model: stat.name, version: stat.version }, pending);
     },
   });
+}
+
+/** Triton's `--metrics-interval-ms` default: how often the CPU figures are sampled. */
+export const CPU_METRICS_INTERVAL_MS = 2000;
+
+/**
+ * Triton's CPU series, read from /proc as Triton reads them (host-wide, not the container's
+ * cgroup): `nv_cpu_utilization`, the busy share of every core's time since the last sample
+ * (/proc/stat's `cpu` line: all but idle and iowait), and `nv_cpu_memory_total_bytes` /
+ * `nv_cpu_memory_used_bytes` (/proc/meminfo: MemTotal, and MemTotal − MemAvailable). Sampled
+ * every `intervalMs`; where /proc cannot be read (not Linux) the series are not registered.
+ */
+export function registerTritonCpuMetrics(registry: Registry, read: (path: string) => string = (p) => readFileSync(p, 'utf8'), intervalMs = CPU_METRICS_INTERVAL_MS): { stop: () => void } {
+  let last: { busy: number; total: number } | undefined;
+  let memory: { total: number; used: number };
+  let utilization = 0;
+  const sample = (): boolean => {
+    try {
+      const cpu = read('/proc/stat').split('\n').find((l) => l.startsWith('cpu '));
+      const ticks = (cpu ?? '').trim().split(/\s+/).slice(1).map(Number);
+      const meminfo = read('/proc/meminfo');
+      const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(meminfo)?.[1]) * 1024;
+      if (ticks.length < 4 || ticks.some((t) => !Number.isFinite(t)) || !Number.isFinite(kib('MemTotal')) || !Number.isFinite(kib('MemAvailable'))) return false;
+      // user nice system idle iowait irq softirq steal (guest time is counted in user already)
+      const total = ticks.slice(0, 8).reduce((a, b) => a + b, 0);
+      const busy = total - ticks[3]! - (ticks[4] ?? 0);
+      if (last && total > last.total) utilization = Math.min(1, Math.max(0, (busy - last.busy) / (total - last.total)));
+      last = { busy, total };
+      memory = { total: kib('MemTotal'), used: kib('MemTotal') - kib('MemAvailable') };
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!sample()) return { stop: () => undefined };
+  const timer = setInterval(sample, intervalMs);
+  timer.unref();
+  const gauge = (name: string, help: string, value: () => number) => new Gauge({ name, help, registers: [registry], collect() { this.set(value()); } });
+  gauge('nv_cpu_utilization', 'CPU utilization rate [0.0 - 1.0]', () => utilization);
+  gauge('nv_cpu_memory_total_bytes', 'CPU total memory (RAM), in bytes', () => memory.total);
+  gauge('nv_cpu_memory_used_bytes', 'CPU used memory (RAM), in bytes', () => memory.used);
+  return { stop: () => clearInterval(timer) };
 }

@@ -27,7 +27,7 @@ import { MAX_JSON_BYTES } from '../protocol/v2/decode.js';
 import { createLogger, logger as processLogger } from '../observability/logger.js';
 import { initTracing, shutdownTracing } from '../observability/tracing.js';
 import { createMetrics, registerResponseCacheMetrics, type Metrics } from '../observability/metrics.js';
-import { registerTritonMetrics } from '../observability/triton-metrics.js';
+import { registerTritonCpuMetrics, registerTritonMetrics } from '../observability/triton-metrics.js';
 import { PayloadLogger, payloadLogConfig } from '../observability/payload-log.js';
 import { ModelRepository, type BatcherFactory, type Puller } from '../repository/model-repository.js';
 import { createApp } from './app.js';
@@ -177,6 +177,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   registerTritonMetrics(metrics.registry, () =>
     repository.loaded().map((h) => ({ stat: h.statistics.snapshot(h.name, h.version), failures: h.statistics.failuresByReason(), pending: h.batcher.queuedRequests, loadSeconds: h.loadSeconds })),
   );
+  const cpuMetrics = registerTritonCpuMetrics(metrics.registry);
   const dataplane: DataPlane = new DataPlane(
     repository,
     {
@@ -302,6 +303,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // Calls still running after the drain get the same grace as HTTP sockets, then are cancelled.
       if (grpcStopped && !(await within(grpcStopped.then(() => true), 1000, false))) grpcServer?.kill();
       await payloadLogger?.close(PAYLOAD_LOG_FLUSH_MS);
+      cpuMetrics.stop();
       await shutdownTracing().catch((err: unknown) => logger.warn({ err }, 'trace flush failed'));
       try {
         await hooks.shutdown?.();
