@@ -99,6 +99,33 @@ describe('deploy (server-side apply against the API server test double)', () => 
     expect(printed).toContain('autoscaling.knative.dev/target: "16"');
   });
 
+  it('--canary splits the Service between the revision serving now and the new one (tags current, candidate); a later plain deploy drops the split; KServe gets canaryTrafficPercent', async () => {
+    api.put(`${KSVC}/echo`, readyService('echo', 'echo-00003'));
+    await deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, canary: 10 });
+    const svc = () => api.requests.filter((r) => r.method === 'PATCH' && r.path === `${KSVC}/echo`).pop()!.body as { spec: { traffic?: unknown } };
+    expect(svc().spec.traffic).toEqual([
+      { revisionName: 'echo-00003', percent: 90, tag: 'current' },
+      { latestRevision: true, percent: 10, tag: 'candidate' },
+    ]);
+    // Promote: the generated manifest has no traffic, so the server-side apply takes kinfer's split away (Knative then routes 100% to the latest).
+    await deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath });
+    expect(svc().spec.traffic).toBeUndefined();
+    // A dry run reads the revision too, and applies nothing.
+    let printed = '';
+    await deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, canary: 0, dryRun: true, out: (t) => (printed += t) });
+    expect(printed).toMatch(/revisionName: echo-00003\n\s+percent: 100\n\s+tag: current/);
+    await deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, canary: 25 });
+    const isvc = api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/inferenceservices/ocr-det')).pop()!.body as { spec: { predictor: { canaryTrafficPercent?: number } } };
+    expect(isvc.spec.predictor.canaryTrafficPercent).toBe(25);
+  });
+
+  it('--canary without a revision serving, or without a cluster to read it from, or outside 0..100, is refused before any apply', async () => {
+    await expect(deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, canary: 10 })).rejects.toThrow(/Service ml\/echo serves now, and it has none ready: deploy it without --canary first/);
+    await expect(deploy('echo', { namespace: 'ml', dryRun: true, canary: 10 })).rejects.toThrow(/give a kubeconfig/);
+    await expect(deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, canary: 101 })).rejects.toThrow(/whole percent from 0 to 100/);
+    expect(api.requests.filter((r) => r.method === 'PATCH')).toEqual([]);
+  });
+
   it('rejects an unknown function and a malformed name before any request', async () => {
     await expect(deploy('nope', { namespace: 'ml', kubeconfig: api.kubeconfigPath })).rejects.toThrow(NotFound);
     await expect(deploy('../etc', { namespace: 'ml', kubeconfig: api.kubeconfigPath })).rejects.toThrow(InvalidArgument);

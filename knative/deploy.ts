@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 // Not re-exported by the package index; the package has no exports map, so the deep path is public in practice.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { stringify, parseAllDocuments } from 'yaml';
@@ -40,6 +40,12 @@ export interface DeployOptions extends KubeOptions {
   out?: (text: string) => void;
   /** After the apply, wait until every applied object is Ready at its new generation (knative/wait.ts). */
   wait?: WaitOptions;
+  /**
+   * A canary rollout: this percent of the traffic to the revision the apply makes, the rest to the
+   * one serving now (Knative: `spec.traffic` with tags `candidate` and `current`; KServe:
+   * `canaryTrafficPercent`). A later deploy without it promotes (its apply drops the split).
+   */
+  canary?: number;
 }
 
 export interface AppliedObject {
@@ -128,6 +134,33 @@ export async function functionManifests(fn: string, opts: { manifestsDir?: strin
   return objects;
 }
 
+/**
+ * Puts the canary split into the applied Knative Service or InferenceService. Knative's split
+ * names the revision serving now, read from the cluster (a dry run too, when it has a kubeconfig);
+ * KServe finds it itself.
+ */
+async function splitTraffic(objects: KubernetesObject[], percent: number, kc: KubeConfig | undefined): Promise<void> {
+  if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw new InvalidArgument(`canary: expected a whole percent from 0 to 100, got ${percent}`);
+  for (const o of objects as (KubernetesObject & { spec: Record<string, any> })[]) {
+    if (o.kind === 'InferenceService') o.spec.predictor.canaryTrafficPercent = percent;
+    if (o.kind !== 'Service' || !o.apiVersion?.startsWith('serving.knative.dev/')) continue;
+    const what = `Service ${o.metadata!.namespace}/${o.metadata!.name}`;
+    if (!kc) throw new InvalidArgument(`--canary splits traffic with the revision ${what} serves now, read from the cluster: give a kubeconfig (a dry run reads, and applies nothing)`);
+    registerPassThroughSerializers();
+    const current = await KubernetesObjectApi.makeApiClient(kc)
+      .read({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata!.name!, namespace: o.metadata!.namespace } })
+      .then(
+        (r) => (r as { status?: { latestReadyRevisionName?: string } }).status?.latestReadyRevisionName,
+        (err: unknown) => (isNotFound(err) ? undefined : Promise.reject(kubeError(err, `read ${what}`))),
+      );
+    if (!current) throw new NotFound(`--canary splits traffic with the revision ${what} serves now, and it has none ready: deploy it without --canary first`);
+    o.spec.traffic = [
+      { revisionName: current, percent: 100 - percent, tag: 'current' },
+      { latestRevision: true, percent, tag: 'candidate' },
+    ];
+  }
+}
+
 /** Service before Triggers, InferenceService before TrainedModel: what a subscriber or model refers to comes first. */
 function rank(file: string): number {
   return /^(service|inference-service)\.ya?ml$/.test(file) ? 0 : 1;
@@ -146,6 +179,7 @@ export async function deploy(fn: string, opts: DeployOptions = {}): Promise<Appl
   const kc = opts.dryRun && !opts.kubeconfig ? undefined : loadKubeConfig(opts);
   const namespace = namespaceOf(kc, opts);
   const objects = await functionManifests(fn, { manifestsDir: opts.manifestsDir, kserve: opts.kserve, namespace });
+  if (opts.canary !== undefined) await splitTraffic(objects, opts.canary, kc);
   const summary = (o: KubernetesObject): AppliedObject => ({
     apiVersion: o.apiVersion!,
     kind: o.kind!,

@@ -7,6 +7,12 @@
 import { Command } from 'commander';
 import { positiveInt, runVerb, UsageError, withKube, type KubeFlags } from './common.js';
 
+function percentOption(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 100) throw new UsageError(`--canary: expected a whole percent from 0 to 100, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 interface DeployFlags extends KubeFlags {
   dryRun?: boolean;
   kserve?: boolean;
@@ -14,6 +20,7 @@ interface DeployFlags extends KubeFlags {
   manifests?: string;
   wait?: boolean;
   waitTimeout: number;
+  canary?: number;
 }
 
 export function deployCommand(): Command {
@@ -25,7 +32,8 @@ export function deployCommand(): Command {
     .option('--force', 'take over fields another field manager owns')
     .option('--manifests <dir>', 'manifests folder (default: manifests/ of the package)')
     .option('--wait', 'after applying, wait until each object is Ready at its new generation (as kn does); progress on stderr')
-    .option('--wait-timeout <seconds>', 'with --wait: give up after this long, exit 1 (as kn)', positiveInt, 600);
+    .option('--wait-timeout <seconds>', 'with --wait: give up after this long, exit 1 (as kn)', positiveInt, 600)
+    .option('--canary <percent>', "send this percent of traffic to the new revision, the rest to the one serving now (tags candidate and current); a later deploy without it promotes", percentOption);
   withKube(cmd);
   return cmd.action(async (fn: string, flags: DeployFlags) => {
     await runVerb('deploy', flags, async (out) => {
@@ -41,6 +49,7 @@ export function deployCommand(): Command {
         kserve: flags.kserve,
         force: flags.force,
         manifestsDir: flags.manifests,
+        canary: flags.canary,
         // In --json mode the YAML of a dry run would break the JSON on stdout.
         out: flags.json ? (t: string) => process.stderr.write(t) : undefined,
         wait: flags.wait ? { timeoutMs: flags.waitTimeout * 1000, signal: stop.signal, onProgress: (line) => process.stderr.write(`kinfer deploy: ${line}\n`) } : undefined,
