@@ -38,6 +38,8 @@ const STOP_GRACE_MS = 10_000;
 const DEATH_WAIT_MS = 100;
 /** Before a process that crashed after it was ready is started again (a crash loop spins no faster). */
 const RESTART_DELAY_MS = 1000;
+/** The longest wait between starts that keep failing (Kubernetes' CrashLoopBackOff caps at 5 min; a laptop's loop is shorter). */
+const MAX_RESTART_DELAY_MS = 30_000;
 
 export interface LocalServingOptions {
   functions: FunctionSpec[];
@@ -102,6 +104,12 @@ interface Instance {
   load: TimeAverage;
   /** Arrivals since the last sample (the rps metric). */
   arrivals: number;
+  /** Processes told to stop and not yet exited: close() waits for them, and their ids stay taken. */
+  stopping: Set<Replica>;
+  /** Starts that failed in a row; the autoscaler's and minScale's next start waits RESTART_DELAY_MS doubled per failure. */
+  failures: number;
+  /** performance.now() before which neither starts another process (crash-loop backoff). */
+  retryAt: number;
 }
 
 class HttpFailure extends Error {
@@ -156,7 +164,10 @@ export function localEnv(spec: FunctionSpec, base: NodeJS.ProcessEnv): NodeJS.Pr
 export async function startLocalServing(opts: LocalServingOptions & { port: number; host: string }): Promise<LocalServing> {
   const t0 = performance.now();
   const instances = new Map<string, Instance>(
-    opts.functions.map((spec) => [spec.name, { spec, replicas: [], waiting: [], autoscaler: new LocalAutoscaler(deciderSpec(spec)), load: new TimeAverage(t0), arrivals: 0 }]),
+    opts.functions.map((spec) => [
+      spec.name,
+      { spec, replicas: [], waiting: [], autoscaler: new LocalAutoscaler(deciderSpec(spec)), load: new TimeAverage(t0), arrivals: 0, stopping: new Set(), failures: 0, retryAt: 0 },
+    ]),
   );
   const names = new Set(instances.keys());
   const maxReplicas = opts.maxReplicas ?? DEFAULT_MAX_REPLICAS;
@@ -209,8 +220,9 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     const module = opts.modules?.[spec.name];
     if (module) env.KINFER_FUNCTION = module;
     else delete env.KINFER_FUNCTION;
+    // Free among those still stopping too: an id names a model folder and a log prefix.
     let id = 1;
-    while (inst.replicas.some((r) => r.id === id)) id++;
+    while (inst.replicas.some((r) => r.id === id) || [...inst.stopping].some((r) => r.id === id)) id++;
     // As Knative sets them; and a model folder of its own, as a pod has.
     Object.assign(env, { HOST: '127.0.0.1', K_SERVICE: spec.name, K_CONFIGURATION: spec.name, K_REVISION: `${spec.name}-local`, MODEL_REPOSITORY: join(tmpdir(), 'kinfer-dev', id === 1 ? spec.name : `${spec.name}-${id}`) });
     const replica = { id, ready: false, draining: false, stopping: false, inflight: 0 } as Replica;
@@ -256,13 +268,18 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
         await new Promise((r) => setTimeout(r, READY_POLL_MS));
       }
       replica.ready = true;
+      inst.failures = 0;
       event(spec.name, `ready in ${Math.round(performance.now() - began)} ms`, replica);
       pump(inst);
       armIdle(inst);
     })();
     replica.started.catch((err: unknown) => {
       const e = err instanceof HttpFailure ? err : new HttpFailure(503, `function '${spec.name}': ${String(err)}`);
-      if (forget(inst, replica)) replica.child?.kill('SIGKILL');
+      if (!forget(inst, replica) || closing) return; // stopped on purpose
+      replica.child?.kill('SIGKILL');
+      const delay = Math.min(RESTART_DELAY_MS * 2 ** inst.failures++, MAX_RESTART_DELAY_MS);
+      inst.retryAt = performance.now() + delay;
+      event(spec.name, `failed to start: ${e.message}${inst.spec.scaling.minScale > 0 || serving(inst).length > 0 ? `; the next start in ${delay / 1000} s at the earliest` : ''}`, replica);
       // Those waiting now wait for another process, if one is up or starting.
       if (serving(inst).length === 0) failWaiters(inst, e.status, e.message);
     });
@@ -289,13 +306,14 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     if (needed()) setTimeout(() => needed() && restart(inst, 'restarting after the exit'), RESTART_DELAY_MS).unref();
   };
 
-  /** `start` for those already waiting: a failure to make the env is theirs. */
+  /** `start` for those already waiting: a failure to make the env is theirs when no other process can take them. */
   const restart = (inst: Instance, why: string) => {
     try {
       start(inst, why);
     } catch (err) {
       const e = err instanceof HttpFailure ? err : new HttpFailure(503, String(err));
-      failWaiters(inst, e.status, e.message);
+      event(inst.spec.name, `cannot start: ${e.message}`);
+      if (serving(inst).length === 0) failWaiters(inst, e.status, e.message);
     }
   };
 
@@ -304,14 +322,19 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     if (!forget(inst, replica)) return;
     if (serving(inst).length === 0) clearTimeout(inst.idleTimer);
     replica.stopping = true;
+    inst.stopping.add(replica);
     if (why) event(inst.spec.name, why, replica);
-    await replica.started.catch(() => undefined);
-    const child = replica.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-    child.kill('SIGTERM');
-    await replica.closed;
-    clearTimeout(kill);
+    try {
+      await replica.started.catch(() => undefined);
+      const child = replica.child;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      child.kill('SIGTERM');
+      await replica.closed;
+      clearTimeout(kill);
+    } finally {
+      inst.stopping.delete(replica);
+    }
   };
 
   /**
@@ -320,12 +343,21 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
    * the idle timer's. Going down drains the starting processes first, then the least busy.
    */
   const tick = (inst: Instance, now: number) => {
+    if (closing) return;
     const up = serving(inst);
-    const decision = inst.autoscaler.scale(now, up.filter((r) => r.ready).length);
-    if (!decision || up.length === 0 || closing) return;
     const s = inst.spec.scaling;
-    const want = Math.min(Math.max(decision.desired, s.minScale, 1), s.maxScale === 0 ? maxReplicas : Math.min(s.maxScale, maxReplicas));
-    if (want === up.length) return;
+    const upper = s.maxScale === 0 ? maxReplicas : Math.min(s.maxScale, maxReplicas);
+    // minScale is kept whatever the metric says (a process that crashed, a start that failed), after the backoff.
+    const floor = Math.min(s.minScale, upper);
+    if (up.length < floor) {
+      if (now < inst.retryAt) return;
+      for (let i = up.length; i < floor; i++) restart(inst, 'restarting (minScale)');
+      return;
+    }
+    const decision = inst.autoscaler.scale(now, up.filter((r) => r.ready).length);
+    if (!decision || up.length === 0) return;
+    const want = Math.min(Math.max(decision.desired, floor, 1), upper);
+    if (want === up.length || (want > up.length && now < inst.retryAt)) return;
     const metric = s.metric === 'rps' ? 'requests/s' : 'concurrency';
     const spec = inst.autoscaler.spec;
     const seen = decision.panicking ? `panic: ${metric} ${decision.panic.toFixed(1)} over ${spec.panicWindowMs / 1000} s` : `${metric} ${decision.stable.toFixed(1)} over ${spec.stableWindowMs / 1000} s`;
@@ -501,7 +533,7 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     await new Promise((r) => setImmediate(r)); // the 503s above go out first
     server.closeAllConnections();
     await serverClosed;
-    await Promise.all([...instances.values()].flatMap((i) => [...i.replicas].map((r) => stop(i, r, 'stopping'))));
+    await Promise.all([...instances.values()].flatMap((i) => [...[...i.replicas].map((r) => stop(i, r, 'stopping')), ...[...i.stopping].map((r) => r.started.catch(() => undefined).then(() => r.closed))]));
   };
   // minScale ≥ 1: running before the first request, and kept.
   try {

@@ -74,7 +74,8 @@ describe('kinfer dev: kinfer serve behind Host routing, scaled from and to zero'
     await until(() => !serving.running('echo-a'));
     expect(events).toContain('echo-a: scaled to zero after 2 s without requests');
     expect((await call(serving.url, 'echo-a.localhost', '/v2/health/ready')).status).toBe(200); // from zero again
-    expect(events.filter((e) => e.startsWith('echo-a: starting'))).toHaveLength(2);
+    // From zero again (under a new replica number while the stopped ones drain: an id names a model folder).
+    expect(events.filter((e) => /^echo-a: (replica \d+: )?starting \(scale from zero\)$/.test(e)), events.join("\n")).toHaveLength(2);
   });
 
   it('answers a Host no function has, or none, with 404 naming the functions', async () => {
@@ -190,6 +191,68 @@ describe('kinfer dev: concurrency, timeouts, env and start failures (a stand-in 
       await serving.close();
       await new Promise<void>((r) => sink.close(() => r()));
     }
+  });
+
+  it('minScale is kept through a crash and starts that keep failing, retried with a growing backoff, each failure said', async () => {
+    // Start 1 serves and crashes on /crash; starts 2 and 3 fail at once; start 4 serves.
+    const counter = join(dir, 'flaky-count');
+    await writeFile(counter, '0');
+    await writeFile(
+      join(dir, 'flaky.cjs'),
+      `const fs = require('node:fs'); const n = Number(fs.readFileSync(${JSON.stringify(counter)}, 'utf8')) + 1; fs.writeFileSync(${JSON.stringify(counter)}, String(n));
+       if (n === 2 || n === 3) { console.error('start ' + n + ' fails'); process.exit(1); }
+       require('node:http').createServer((req, res) => { if (req.url === '/crash') process.exit(3); res.end(JSON.stringify({ n })); }).listen(Number(process.env.PORT), process.env.HOST);`,
+    );
+    const events: [number, string][] = [];
+    const serving = await startLocalServing({ functions: [spec('flaky', { scaling: { minScale: 1 } })], command: [process.execPath, join(dir, 'flaky.cjs')], idleMs: 60_000, port: 0, host: '127.0.0.1', onEvent: (_fn, t) => events.push([Date.now(), t]) });
+    try {
+      await call(serving.url, 'flaky.localhost', '/crash').catch(() => undefined);
+      await until(() => serving.replicas('flaky') === 1 && events.filter(([, e]) => /ready in/.test(e)).length === 2, 20_000, 20);
+      const log = events.map(([, e]) => e).filter((e) => !/^(replica \d+: )?ready in/.test(e));
+      expect(log.map((e) => e.replace(/^replica \d+: /, '').replace(/: function 'flaky' exited before it was ready.*?;/, ';'))).toEqual([
+        'starting (minScale ≥ 1)',
+        'exited (code 3)',
+        'starting (restarting after the exit)',
+        'failed to start; the next start in 1 s at the earliest',
+        'starting (restarting (minScale))',
+        'failed to start; the next start in 2 s at the earliest',
+        'starting (restarting (minScale))',
+      ]);
+      const failAt = events.filter(([, e]) => e.includes('failed to start')).map(([t]) => t);
+      const startAt = events.filter(([, e]) => e.includes('restarting (minScale)')).map(([t]) => t);
+      expect(startAt[0]! - failAt[0]!).toBeGreaterThanOrEqual(900);
+      expect(startAt[1]! - failAt[1]!).toBeGreaterThanOrEqual(1900);
+      expect(events.find(([, e]) => e.includes('failed to start'))![1]).toContain('start 2 fails');
+      expect(((await (await call(serving.url, 'flaky.localhost', '/')).json()) as { n: number }).n).toBe(4);
+    } finally {
+      await serving.close();
+    }
+  }, 30_000);
+
+  it('close() waits for processes still stopping (scaled to zero, draining past SIGTERM)', async () => {
+    await writeFile(
+      join(dir, 'slow-exit.cjs'),
+      `process.on('SIGTERM', () => setTimeout(() => process.exit(0), 1500));
+       require('node:http').createServer((req, res) => res.end(JSON.stringify({ pid: process.pid }))).listen(Number(process.env.PORT), process.env.HOST);`,
+    );
+    const events: string[] = [];
+    const serving = await startLocalServing({ functions: [spec('lingering')], command: [process.execPath, join(dir, 'slow-exit.cjs')], idleMs: 200, port: 0, host: '127.0.0.1', onEvent: (_fn, t) => events.push(t) });
+    const { pid } = (await (await call(serving.url, 'lingering.localhost', '/')).json()) as { pid: number };
+    await until(() => events.includes('scaled to zero after 0.2 s without requests'));
+    expect(serving.running('lingering')).toBe(false);
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(alive()).toBe(true); // in its 1.5 s SIGTERM drain
+    const t0 = Date.now();
+    await serving.close();
+    expect(alive()).toBe(false);
+    expect(Date.now() - t0).toBeGreaterThan(500);
   });
 
   it('holds containerConcurrency from zero too; a process that crashes is started again for the requests waiting', async () => {
