@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Counter, type Registry } from 'prom-client';
-import { encodeHeaderValue } from '../protocol/cloudevent.js';
+import { decodeHeaderValue, encodeHeaderValue } from '../protocol/cloudevent.js';
 import type { Logger } from './logger.js';
 
 export const REQUEST_TYPE = 'org.kubeflow.serving.inference.request';
@@ -31,6 +31,8 @@ const QUEUE_BYTES = 64 * 1024 * 1024;
 const SENDERS = 5;
 const SEND_TIMEOUT_MS = 10_000;
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+/** At most one warning line per this long about dropped events (the counter has every one). */
+const DROP_WARN_EVERY_MS = 10_000;
 
 export interface PayloadLogConfig {
   url: string;
@@ -44,17 +46,24 @@ export interface PayloadLogConfig {
   endpoint: string;
 }
 
-/** One request as logged: read by the route, answered by the handler. */
+/**
+ * One request as logged: `readBody` fills `request` and `okWithHeaders` `response`, each only when
+ * the mode logs that side (a body the mode does not send is not kept).
+ */
 export interface PayloadCapture {
   id: string;
   metadata: string;
+  logRequest: boolean;
+  logResponse: boolean;
   request?: { body: Uint8Array; contentType: string };
   response?: { body: Uint8Array; contentType: string };
 }
 
+/** An event waiting to be sent: its own body only, so the queue's byte bound is what it holds. */
 interface Pending {
   type: string;
-  capture: PayloadCapture;
+  id: string;
+  metadata: string;
   body: Uint8Array;
   contentType: string;
 }
@@ -104,6 +113,8 @@ export class PayloadLogger {
   private readonly idle: (() => void)[] = [];
   private readonly events: Counter<'type' | 'outcome'>;
   private closed = false;
+  private dropped = 0;
+  private lastDropWarning = -Infinity;
 
   constructor(
     readonly config: PayloadLogConfig,
@@ -119,28 +130,45 @@ export class PayloadLogger {
     for (const type of ['request', 'response']) for (const outcome of ['sent', 'failed', 'dropped']) this.events.labels(type, outcome).inc(0);
   }
 
-  /** A capture for one request: its event id (the request's `ce-id`, else `requestId`) and metadata. */
-  capture(header: (name: string) => string | undefined, requestId: string | undefined): PayloadCapture {
+  /**
+   * A capture for one request: its event id (the request's `ce-id`, percent-decoded as a binary-mode
+   * attribute, else `requestId`) and metadata (every value of each listed header, as KServe lists them).
+   */
+  capture(values: (name: string) => string[] | undefined, requestId: string | undefined): PayloadCapture {
     const metadata: Record<string, string[]> = {};
     for (const name of this.config.metadataHeaders) {
-      const v = header(name);
-      if (v !== undefined) metadata[name] = [v];
+      const v = values(name);
+      if (v !== undefined) metadata[name] = v;
     }
-    return { id: header('ce-id') || requestId || randomUUID(), metadata: JSON.stringify(metadata) };
+    let id = values('ce-id')?.[0];
+    try {
+      if (id) id = decodeHeaderValue('ce-id', id);
+    } catch {
+      id = undefined; // not valid percent-encoding: the request id names it
+    }
+    const mode = this.config.mode;
+    return { id: id || requestId || randomUUID(), metadata: JSON.stringify(metadata), logRequest: mode !== 'response', logResponse: mode !== 'request' };
   }
 
   /** Queues the events of a finished request: its request (when read), its response (when 200). */
   finish(capture: PayloadCapture, status: number): void {
-    const mode = this.config.mode;
-    if (capture.request && mode !== 'response') this.enqueue({ type: REQUEST_TYPE, capture, body: capture.request.body, contentType: capture.request.contentType });
-    if (capture.response && status === 200 && mode !== 'request') this.enqueue({ type: RESPONSE_TYPE, capture, body: capture.response.body, contentType: capture.response.contentType });
+    const { id, metadata } = capture;
+    if (capture.request) this.enqueue({ type: REQUEST_TYPE, id, metadata, ...capture.request });
+    if (capture.response && status === 200) this.enqueue({ type: RESPONSE_TYPE, id, metadata, ...capture.response });
   }
 
   private enqueue(p: Pending): void {
     const kind = p.type === REQUEST_TYPE ? 'request' : 'response';
     if (this.closed || this.queue.length >= QUEUE_EVENTS || this.queuedBytes + p.body.byteLength > QUEUE_BYTES) {
       this.events.labels(kind, 'dropped').inc();
-      this.logger.warn({ event: 'payload_log_dropped', id: p.capture.id, type: p.type }, this.closed ? 'payload log: the server is stopping; event dropped' : `payload log: ${this.queue.length} events (${this.queuedBytes} bytes) wait already; event dropped`);
+      this.dropped++;
+      const now = performance.now();
+      if (now - this.lastDropWarning >= DROP_WARN_EVERY_MS) {
+        const why = this.closed ? 'the server is stopping' : `${this.queue.length} events (${this.queuedBytes} bytes) wait to be sent`;
+        this.logger.warn({ event: 'payload_log_dropped', dropped: this.dropped, id: p.id, type: p.type }, `payload log: ${this.dropped} event(s) dropped since the last such line: ${why}`);
+        this.lastDropWarning = now;
+        this.dropped = 0;
+      }
       return;
     }
     this.queue.push(p);
@@ -171,7 +199,7 @@ export class PayloadLogger {
           ...Object.fromEntries(
             Object.entries({
               specversion: '1.0',
-              id: p.capture.id,
+              id: p.id,
               type: p.type,
               source: c.source,
               time: new Date().toISOString(),
@@ -179,7 +207,7 @@ export class PayloadLogger {
               namespace: c.namespace,
               component: c.component,
               endpoint: c.endpoint,
-              metadata: p.capture.metadata,
+              metadata: p.metadata,
             }).map(([k, v]) => [`ce-${k}`, encodeHeaderValue(v)]),
           ),
           'content-type': p.contentType,
@@ -195,7 +223,7 @@ export class PayloadLogger {
       throw new Error(`HTTP ${res.status}`);
     } catch (err) {
       this.events.labels(kind, 'failed').inc();
-      this.logger.warn({ event: 'payload_log_failed', id: p.capture.id, type: p.type, url: c.url, err: String(err) }, `payload log: sending the ${kind} event failed`);
+      this.logger.warn({ event: 'payload_log_failed', id: p.id, type: p.type, url: c.url, err: String(err) }, `payload log: sending the ${kind} event failed`);
     }
   }
 

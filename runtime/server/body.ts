@@ -22,7 +22,7 @@ const inflateAsync = promisify(inflate);
 export async function readBody(c: Context, limit: number, alignAt?: number, setting: string | undefined = 'KINFER_MAX_BODY_BYTES'): Promise<Uint8Array> {
   const body = await readDecoded(c, limit, alignAt, setting);
   const capture = (c as Context<KinferEnv>).get('payloadCapture');
-  if (capture) capture.request = { body, contentType: c.req.header('content-type') ?? '' };
+  if (capture?.logRequest) capture.request = { body, contentType: c.req.header('content-type') ?? '' };
   return body;
 }
 

@@ -26,7 +26,7 @@ export function okWithHeaders(c: Context<KinferEnv>, body: string | Uint8Array, 
   }
   // Payload logging keeps the body as answered, before compression (a copy: the reply owns its bytes).
   const capture = c.get('payloadCapture');
-  if (capture) capture.response = { body: Buffer.from(body), contentType: contentType ?? 'text/plain; charset=UTF-8' };
+  if (capture?.logResponse) capture.response = { body: Buffer.from(body), contentType: contentType ?? 'text/plain; charset=UTF-8' };
   // A string's length for its byte length: JSON replies are ASCII but for names and BYTES data.
   const encoding = claimCompression(c, contentType, typeof body === 'string' ? body.length : body.byteLength);
   if (encoding === undefined) return reply(c, body, contentType);

@@ -4,13 +4,16 @@
  * source, extensions, metadata headers, data as the bytes exchanged), for v2 JSON and binary, V1,
  * CloudEvents and failures; the modes; a sink that fails or stalls never holds up inference.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../runtime/server/serve.js';
 import { decodeHeaderValue } from '../../runtime/protocol/cloudevent.js';
+import { PayloadLogger, payloadLogConfig } from '../../runtime/observability/payload-log.js';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { metricValue, postJson, startTestServer, tempDir } from '../helpers/server.js';
 import { binaryBody, le } from '../helpers/v2-bodies.js';
 import { until } from '../helpers/until.js';
@@ -115,7 +118,7 @@ describe('payload logging (KServe logger)', () => {
     expect(JSON.parse(request!.headers['ce-metadata']!)).toEqual({});
   });
 
-  it('a failed request logs its request only; V1 (a reply made through Hono) logs both; health and metadata log nothing', async () => {
+  it('a failed request logs its request only; V1 logs both; health and metadata log nothing', async () => {
     const bad = await postJson(`${server.url}/v2/models/echo/infer`, '{"inputs": 3}', { 'x-request-id': 'bad-1' });
     expect(bad.status).toBe(400);
     const v1 = await postJson(`${server.url}/v1/models/echo:predict`, { instances: [[1, 2]] }, { 'x-request-id': 'v1-1' });
@@ -129,6 +132,17 @@ describe('payload logging (KServe logger)', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(eventsOf('bad-1')).toHaveLength(1);
     expect([...eventsOf('health-1'), ...eventsOf('meta-1')]).toEqual([]);
+  });
+
+  it("a percent-encoded ce-id is the id it encodes; a header sent twice is both values in metadata, as KServe's agent lists them", async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${server.url}/v2/models/echo/infer`, { method: 'POST', headers: { 'content-type': 'application/json', 'ce-id': 'order%2042%20%22x%22', 'x-tenant': ['a', 'b'] } }, (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+      req.on('error', reject);
+      req.end(JSON.stringify(infer));
+    });
+    expect(status).toBe(200);
+    await until(() => eventsOf('order 42 "x"').length === 2);
+    expect(JSON.parse(eventsOf('order 42 "x"')[0]!.headers['ce-metadata']!)).toEqual({ 'X-Tenant': ['a', 'b'] });
   });
 
   it('a sink that fails is counted and logged, and inference goes on', async () => {
@@ -181,6 +195,9 @@ describe('payload logging modes and settings', () => {
           await server.close(); // flushes what it holds
         }
         expect(sink.events.filter((e) => e.headers['ce-id'] === `mode-${mode}`).map((e) => e.headers['ce-type'])).toEqual([mode === 'request' ? REQ : RES]);
+        // The side a mode does not send is not kept for the request's life either.
+        const logger = new PayloadLogger(payloadLogConfig({ KINFER_PAYLOAD_LOG_URL: sink.url, KINFER_PAYLOAD_LOG_MODE: mode })!, pino({ level: 'silent' }), new Registry());
+        expect(logger.capture(() => undefined, 'r')).toMatchObject({ logRequest: mode === 'request', logResponse: mode === 'response' });
       }
       await expect(startTestServer({ modelRepository: repo.dir, env: { KINFER_PAYLOAD_LOG_URL: 'not a url' } })).rejects.toThrow('KINFER_PAYLOAD_LOG_URL "not a url" is not a URL');
       await expect(startTestServer({ modelRepository: repo.dir, env: { KINFER_PAYLOAD_LOG_URL: sink.url, KINFER_PAYLOAD_LOG_MODE: 'some' } })).rejects.toThrow('KINFER_PAYLOAD_LOG_MODE "some": expected one of all, request, response');
