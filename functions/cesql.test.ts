@@ -218,5 +218,11 @@ describe('CESQL: what fails at definition', () => {
     expect(syntaxError(`${'('.repeat(MAX_CESQL_DEPTH)}TRUE${')'.repeat(MAX_CESQL_DEPTH)}`)).toMatch(/nested deeper than 128/);
     expect(syntaxError(`${'NOT '.repeat(MAX_CESQL_DEPTH + 1)}TRUE`)).toMatch(/nested deeper than 128/);
     expect(() => parseCesqlFilter(Array.from({ length: 60 }, (_, i) => `a${i} = 'v'`).join(' AND '))).not.toThrow();
+    // A flat chain is not nesting: 450 terms (the length bound's worth) parse, group to the right, and evaluate.
+    const chain = Array.from({ length: 450 }, () => 'FALSE').join(' OR ');
+    expect(chain.length).toBeLessThanOrEqual(MAX_CESQL_LENGTH);
+    expect(cesqlMatches(parseCesqlFilter(chain), {})).toBe(false);
+    expect(cesqlMatches(parseCesqlFilter(`TRUE OR ${chain.slice(9)}`), {})).toBe(true);
+    expect(parseCesql('a = 1 AND b = 2 OR c = 3')).toMatchObject({ op: 'AND', right: { op: 'OR' } });
   });
 });

@@ -251,9 +251,22 @@ export function parseCesql(src: string): Expr {
         const prec = name === undefined ? undefined : PREC[name];
         if (prec === undefined || name === 'LIKE' || name === 'IN' || prec < min) break;
         pos++;
-        // AND, OR and XOR group to the right (the grammar's <assoc=right>); the others to the left.
-        const right = expression(prec === 1 ? prec : prec + 1);
-        left = { kind: 'binary', op: name as BinaryOp, left, right };
+        if (prec === 1) {
+          // AND, OR and XOR group to the right (the grammar's <assoc=right>). Their chain is read here,
+          // term by term, so a long flat `a OR b OR ...` does not nest the parser once per term.
+          const operands = [left, expression(2)];
+          const ops = [name as BinaryOp];
+          for (let n = peek(); n.t === 'keyword' && PREC[n.text] === 1; n = peek()) {
+            ops.push(n.text as BinaryOp);
+            pos++;
+            operands.push(expression(2));
+          }
+          left = operands.pop()!;
+          while (ops.length > 0) left = { kind: 'binary', op: ops.pop()!, left: operands.pop()!, right: left };
+          continue;
+        }
+        // The others group to the left.
+        left = { kind: 'binary', op: name as BinaryOp, left, right: expression(prec + 1) };
       }
       return left;
     });
