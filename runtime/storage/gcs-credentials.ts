@@ -93,6 +93,8 @@ interface Issued {
 
 /** Credential identity → its token and until when it is reused. Process-wide: pulls and reloads share it. */
 const cachedTokens = new Map<string, { token: string; freshUntil: number }>();
+/** Token calls in flight by cache key: downloads that find the token stale at once share one call. */
+const issuing = new Map<string, Promise<{ token: string; expiresAt?: number } | undefined>>();
 
 /**
  * Until when a token issued now is reused: `TOKEN_REFRESH_MARGIN_MS` before its expiry, but at
@@ -125,7 +127,16 @@ export async function gcsToken(ctx: PullContext, cred: GcsCredential, what: stri
     ctx.redact.add(cached.token);
     return cached.token;
   }
-  const issued = cred.kind === 'key-file' ? await keyFileToken(ctx, cred, what, bucket) : await metadataToken(ctx, cred.host, what, bucket);
+  const issue = () => (cred.kind === 'key-file' ? keyFileToken(ctx, cred, what, bucket) : metadataToken(ctx, cred.host, what, bucket));
+  let call = key === undefined ? undefined : issuing.get(key);
+  if (!call) {
+    call = issue();
+    if (key !== undefined) {
+      issuing.set(key, call);
+      void call.finally(() => issuing.get(key) === call && issuing.delete(key)).catch(() => undefined);
+    }
+  }
+  const issued = await call;
   if (!issued) return undefined;
   ctx.redact.add(issued.token);
   if (key !== undefined && issued.expiresAt !== undefined) cachedTokens.set(key, { token: issued.token, freshUntil: freshUntil(Date.now(), issued.expiresAt) });

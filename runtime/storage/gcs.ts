@@ -39,6 +39,8 @@ export class GcsSource implements RemoteSource {
   readonly prefix: string;
   private readonly what: string;
   private credential: GcsCredential = { kind: 'anonymous' };
+  /** A token was had in this pull: a later refresh that gets none is a failure, not anonymous access. */
+  private hadToken = false;
 
   constructor(uri: string) {
     const m = /^gs:\/\/([^/?#]*)\/?([^?#]*)$/.exec(uri);
@@ -51,6 +53,7 @@ export class GcsSource implements RemoteSource {
   async fetch(dir: string, ctx: PullContext, cached?: string): Promise<FetchOutcome> {
     const base = gcsEndpoint(ctx.env);
     this.credential = gcsCredential(ctx.env);
+    this.hadToken = false;
     const objects = await this.list(ctx, base);
     const validator = listingValidator('gs', objects.map((o) => [o.rel, o.generation, o.etag, o.size]));
     if (cached === validator) return { unchanged: true };
@@ -62,11 +65,21 @@ export class GcsSource implements RemoteSource {
     return gcsAuthHint(this.credential, this.bucket);
   }
 
-  /** The credential's current token; none answering at the metadata server makes the rest of the pull anonymous. */
+  /**
+   * The credential's current token. No metadata server answering at the pull's first token makes
+   * the pull anonymous (a machine outside GCP); once a token was had, a refresh that gets no
+   * answer fails the pull instead (anonymous requests would fail as a misleading 401/403).
+   */
   private async token(ctx: PullContext): Promise<string | undefined> {
+    if (this.credential.kind === 'anonymous') return undefined;
     const token = await gcsToken(ctx, this.credential, this.what, this.bucket);
-    if (token === undefined) this.credential = { kind: 'anonymous' };
-    return token;
+    if (token !== undefined) {
+      this.hadToken = true;
+      return token;
+    }
+    if (this.hadToken) throw new Unavailable(`${this.what}: the metadata server stopped answering when the access token for bucket ${this.bucket} was renewed mid-pull`);
+    this.credential = { kind: 'anonymous' };
+    return undefined;
   }
 
   /**

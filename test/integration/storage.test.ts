@@ -497,6 +497,36 @@ describe('gs:// (JSON API fixture)', () => {
     }
   });
 
+  it('downloads that find the token stale together share one token call; a renewal nothing answers mid-pull fails the pull (no anonymous 401s)', async () => {
+    const md = await metadataServer(() => ({ status: 200, body: JSON.stringify({ access_token: 'ya29.kinfer-shared', expires_in: 3599 }) }));
+    gcs.requireToken = 'ya29.kinfer-shared';
+    const realNow = Date.now.bind(Date);
+    const listed = () => gcs.requests.filter((r) => r.path.startsWith('/storage/v1/b/mbucket/o?')).length;
+    let listedBefore = listed();
+    let onListed = () => undefined as unknown;
+    let jump = 3600_000;
+    // Once this pull has listed, the cached token is past its time: every download asks for a new one.
+    const clock = vi.spyOn(Date, 'now').mockImplementation(() => (listed() > listedBefore ? (onListed(), realNow() + jump) : realNow()));
+    try {
+      const env = { GCS_ENDPOINT: gcs.url, GCE_METADATA_HOST: md.host };
+      await pull('gs://mbucket/bert', fast({ dest: path.join(root, 'a'), env }));
+      const downloads = gcs.requests.filter((r) => r.path.includes('alt=media')).length;
+      expect(downloads).toBeGreaterThanOrEqual(3);
+      expect(md.seen).toHaveLength(2); // the first token, then one renewal for all the downloads
+      // Mid-pull, nothing answers at the metadata server any more.
+      listedBefore = listed();
+      jump = 3 * 3600_000; // past the renewed token's time too
+      let closed = false;
+      onListed = () => (closed ||= (void md.close(), true));
+      const err = await pull('gs://mbucket/bert', fast({ dest: path.join(root, 'b'), env })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Unavailable);
+      expect((err as Error).message).toContain('the metadata server stopped answering when the access token for bucket mbucket was renewed mid-pull');
+    } finally {
+      clock.mockRestore();
+      await md.close().catch(() => undefined);
+    }
+  });
+
   it('a token Storage refuses (401) is dropped and the request sent once more with a fresh one; refused again, the pull fails', async () => {
     let issued = 0;
     const md = await metadataServer(() => ({ status: 200, body: JSON.stringify({ access_token: `ya29.kinfer-revoked-${++issued}`, expires_in: 3599 }) }));
