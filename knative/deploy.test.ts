@@ -270,9 +270,12 @@ describe('deploy --wait', () => {
 
     // A changed spec (the apply puts the manifest's back): nothing in the status speaks of it, so a True Ready from before is taken.
     api.put(TM, { ...(api.get(TM) as object), spec: { changed: true }, status: { ...tmStatus(true), conditions: tmStatus(true).conditions.map((c) => ({ ...c, lastTransitionTime: new Date(Date.now() - 3_600_000).toISOString() })) } });
-    const changed = await deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, wait: { timeoutMs: 10_000, pollMs: 5 } });
+    const said: string[] = [];
+    const changed = await deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, wait: { timeoutMs: 10_000, pollMs: 5, onProgress: (l) => said.push(l) } });
     expect((api.get(TM) as { metadata: { generation: number } }).metadata.generation).toBeGreaterThan(1);
     expect(changed[1]!.url).toBe(TM_URL);
+    // ...and the caller is told what that Ready cannot say.
+    expect(said).toContain("TrainedModel ml/ocr-det: its spec changed, and KServe's Ready for it cannot tell the new spec's from the old: once it is Ready, the model's own ready route (/v2/models/ocr-det/ready) says whether the agent has loaded the new one");
   });
 });
 

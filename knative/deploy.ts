@@ -201,7 +201,7 @@ export async function deploy(fn: string, opts: DeployOptions = {}): Promise<Appl
     const waited = opts.wait ? WAITED[`${o.apiVersion!.split('/')[0]}/${o.kind}`] : undefined;
     const track = waited?.track;
     // The generation before the apply tells whether it changed the spec (read only where that matters).
-    const before = track === 'transition' ? await api.read({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata!.name!, namespace: o.metadata!.namespace } }).then((r) => r.metadata?.generation, (err: unknown) => (isNotFound(err) ? 0 : Promise.reject(kubeError(err, what)))) : undefined;
+    const before = track === 'transition' || track === 'none' ? await api.read({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata!.name!, namespace: o.metadata!.namespace } }).then((r) => r.metadata?.generation, (err: unknown) => (isNotFound(err) ? 0 : Promise.reject(kubeError(err, what)))) : undefined;
     let answer: KubernetesObject;
     try {
       answer = await api.patch(o, undefined, undefined, FIELD_MANAGER, opts.force ? true : undefined, PatchStrategy.ServerSideApply);
@@ -211,6 +211,9 @@ export async function deploy(fn: string, opts: DeployOptions = {}): Promise<Appl
     applied.push(summary(o));
     if (!track) continue;
     const generation = answer.metadata?.generation;
+    if (track === 'none' && before !== 0 && before !== generation) {
+      opts.wait?.onProgress?.(`${what}: its spec changed, and KServe's Ready for it cannot tell the new spec's from the old: once it is Ready, the model's own ready route (/v2/models/${o.metadata!.name}/ready) says whether the agent has loaded the new one`);
+    }
     const appliedAt = answer.metadata?.managedFields?.find((f) => f.manager === FIELD_MANAGER && f.operation === 'Apply')?.time;
     targets.push({
       apiVersion: o.apiVersion!,
