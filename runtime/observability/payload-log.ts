@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Counter, type Registry } from 'prom-client';
-import { decodeHeaderValue, encodeHeaderValue } from '../protocol/cloudevent.js';
+import { decodeHeaderValue, encodeHeaderValue } from '../protocol/cloudevent-headers.js';
 import type { Logger } from './logger.js';
 
 export const REQUEST_TYPE = 'org.kubeflow.serving.inference.request';
