@@ -3,7 +3,7 @@
  * The Hono app: middleware order, routes, and the one error handler that
  * turns every error into `{"error": "..."}` with the status from the table.
  */
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import type { DataPlane } from '../dataplane.js';
 import { toHttpError } from '../core/http-status.js';
@@ -66,11 +66,11 @@ export function createApp(opts: AppOptions): Hono<KinferEnv> {
   if (opts.restrictions?.size) app.use(restrictHttp(opts.restrictions));
   app.use(compressResponses());
   const inferMiddleware = [requestMetrics(opts.metrics), tracing(opts.traceSettings), ...(opts.payloadLog ? [payloadLog(opts.payloadLog)] : [])];
-  for (const m of inferMiddleware) {
-    for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer', ...GENERATE_PATHS]) app.use(path, m);
-    app.on('POST', '/', m);
-    app.on('POST', ['/v1/models/:target', '/v1/models/:model/versions/:target'], m);
-  }
+  // One registration per path with all its middleware, as before payload logging (one router entry each).
+  const [first, ...rest] = inferMiddleware as [MiddlewareHandler<KinferEnv>, ...MiddlewareHandler<KinferEnv>[]];
+  for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer', ...GENERATE_PATHS]) app.use(path, first, ...rest);
+  app.on('POST', '/', first, ...rest);
+  app.on('POST', ['/v1/models/:target', '/v1/models/:model/versions/:target'], first, ...rest);
 
   app.get('/metrics', async (c) => {
     const body = await opts.metrics.registry.metrics();

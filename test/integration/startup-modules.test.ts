@@ -47,7 +47,7 @@ async function loadedAtReady(env: Record<string, string>): Promise<string[]> {
 
 describe('start-up path of the built server', () => {
   it('loads nothing from node_modules at start, payload logging on or off', async () => {
-    for (const env of [{}, { KINFER_PAYLOAD_LOG_URL: 'http://127.0.0.1:9/logs' }]) {
+    for (const env of [{}, { KINFER_PAYLOAD_LOG_URL: 'http://127.0.0.1:9/logs' }] as Record<string, string>[]) {
       const loaded = await loadedAtReady(env);
       expect(loaded.filter((m) => m.includes(`${'/'}node_modules${'/'}`)), JSON.stringify(env)).toEqual([]);
       expect(loaded.some((m) => m.endsWith('main.cjs') || m.endsWith('kinfer.cjs'))).toBe(true);
