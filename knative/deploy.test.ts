@@ -286,9 +286,24 @@ describe('status', () => {
     const s = await status('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath });
     expect(s).toMatchObject({ name: 'echo', namespace: 'ml', url: 'http://echo.ml.example.com', ready: true, latestReadyRevision: 'echo-00002', readyReplicas: 3 });
     expect(s.conditions.map((c) => c.type)).toEqual(['ConfigurationsReady', 'Ready', 'RoutesReady']);
+    expect(s.traffic).toEqual([]);
     expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
       `GET ${KSVC}/echo`,
       'GET /apis/apps/v1/namespaces/ml/deployments/echo-00002-deployment',
+    ]);
+  });
+
+  it('reports a canary split: each revision, its share, its tag and URL', async () => {
+    const svc = readyService('echo', 'echo-00004') as ReturnType<typeof readyService> & { status: { traffic?: unknown } };
+    svc.status.traffic = [
+      { revisionName: 'echo-00003', percent: 90, tag: 'current', url: 'http://current-echo.ml.example.com' },
+      { revisionName: 'echo-00004', percent: 10, tag: 'candidate', url: 'http://candidate-echo.ml.example.com', latestRevision: true },
+    ];
+    api.put(`${KSVC}/echo`, svc);
+    const s = await status('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath });
+    expect(s.traffic).toEqual([
+      { revisionName: 'echo-00003', percent: 90, tag: 'current', url: 'http://current-echo.ml.example.com' },
+      { revisionName: 'echo-00004', percent: 10, tag: 'candidate', url: 'http://candidate-echo.ml.example.com', latestRevision: true },
     ]);
   });
 

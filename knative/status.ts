@@ -2,7 +2,8 @@
  * @module knative/status
  * `kinfer status <function>`: the Knative Service's conditions and URL, and the
  * ready replicas of its latest ready revision (the revision's Deployment
- * `<revision>-deployment`, or the Revision's own status when that is absent).
+ * `<revision>-deployment`, or the Revision's own status when that is absent), and how its route
+ * splits traffic between revisions (`kinfer deploy --canary`).
  */
 import { AppsV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { InvalidArgument } from '../runtime/core/errors.js';
@@ -26,7 +27,17 @@ export interface KnativeServiceObject {
     latestReadyRevisionName?: string;
     latestCreatedRevisionName?: string;
     observedGeneration?: number;
+    traffic?: TrafficTarget[];
   };
+}
+
+/** One entry of a Service's routed traffic (`status.traffic`): a revision, its share, its tag and the tag's URL. */
+export interface TrafficTarget {
+  revisionName?: string;
+  percent?: number;
+  tag?: string;
+  url?: string;
+  latestRevision?: boolean;
 }
 
 export interface FunctionStatus {
@@ -40,6 +51,8 @@ export interface FunctionStatus {
   latestCreatedRevision?: string;
   /** Ready pods of the latest ready revision; 0 when scaled to zero or none is ready. */
   readyReplicas: number;
+  /** How the route splits traffic now (one entry at 100 % without a canary). */
+  traffic: TrafficTarget[];
 }
 
 export function checkName(fn: string): void {
@@ -97,6 +110,13 @@ export async function status(fn: string, opts: KubeOptions = {}): Promise<Functi
     ready: isReady(svc),
     conditions: conditionsOf(svc),
     readyReplicas: latestReady ? await readyReplicas(kc, latestReady, namespace) : 0,
+    traffic: (svc.status?.traffic ?? []).map(({ revisionName, percent, tag, url, latestRevision }) => ({
+      ...(revisionName ? { revisionName } : {}),
+      percent: percent ?? 0,
+      ...(tag ? { tag } : {}),
+      ...(url ? { url } : {}),
+      ...(latestRevision !== undefined ? { latestRevision } : {}),
+    })),
   };
   if (svc.status?.url) out.url = svc.status.url;
   if (latestReady) out.latestReadyRevision = latestReady;

@@ -4,12 +4,12 @@
  * manifests (Knative Service + Triggers, or `--kserve` the KServe form);
  * `--wait` then waits until they are Ready.
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { positiveInt, runVerb, UsageError, withKube, type KubeFlags } from './common.js';
 
 function percentOption(v: string): number {
   const n = Number(v);
-  if (!/^\d+$/.test(v) || n > 100) throw new UsageError(`--canary: expected a whole percent from 0 to 100, got ${JSON.stringify(v)}`);
+  if (!/^\d+$/.test(v) || n > 100) throw new InvalidArgumentError(`expected a whole percent from 0 to 100, got '${v}'`);
   return n;
 }
 

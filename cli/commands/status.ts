@@ -19,6 +19,8 @@ export function statusCommand(): Command {
       out.line(`${s.namespace}/${s.name}  ${s.ready ? 'ready' : 'not ready'}  ${s.url ?? '(no URL yet)'}`);
       out.line(`revision ${s.latestReadyRevision ?? '-'} (latest created ${s.latestCreatedRevision ?? '-'}), ${s.readyReplicas} ready pod(s)`);
       for (const c of s.conditions) out.line(`  ${c.type}=${c.status}${c.reason ? ` ${c.reason}` : ''}${c.message ? `: ${c.message}` : ''}`);
+      // A split (a canary) is worth a line per revision; all traffic to one is the usual case, said above.
+      if (s.traffic.length > 1) for (const t of s.traffic) out.line(`  traffic ${t.percent}% → ${t.revisionName ?? 'latest'}${t.tag ? ` (tag ${t.tag}${t.url ? `: ${t.url}` : ''})` : ''}`);
       return s.ready;
     });
   });

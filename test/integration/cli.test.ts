@@ -475,7 +475,7 @@ describe('dev (functions served locally behind Host routing)', () => {
 });
 
 describe('deploy --wait (against the API server test double)', () => {
-  it('prints each object ready with its URL; Ready False exits 1 naming the reason; --dry-run is refused with it', async () => {
+  it('prints each object ready with its URL; Ready False exits 1 naming the reason; --dry-run is refused with it; --canary splits and status shows the split', async () => {
     const api = await startFakeKubeApi();
     try {
       const kube = ['-n', 'ml', '--kubeconfig', api.kubeconfigPath];
@@ -496,6 +496,28 @@ describe('deploy --wait (against the API server test double)', () => {
       const usage = await kinfer(['deploy', 'echo', '--wait', '--dry-run', ...kube]);
       expect(usage.code).toBe(2);
       expect(usage.stderr).toMatch(/--wait waits for what was applied; a --dry-run applies nothing/);
+
+      // A canary: the split applied names the serving revision, and `kinfer status` shows it as routed.
+      api.setStatus(svc, { observedGeneration: 1, url: 'http://echo.ml.example.com', latestReadyRevisionName: 'echo-00001', conditions: [{ type: 'Ready', status: 'True' }] });
+      expect((await kinfer(['deploy', 'echo', '--canary', '20', ...kube])).code).toBe(0);
+      expect((api.get(svc) as { spec: { traffic: unknown } }).spec.traffic).toEqual([
+        { revisionName: 'echo-00001', percent: 80, tag: 'current' },
+        { latestRevision: true, percent: 20, tag: 'candidate' },
+      ]);
+      api.setStatus(svc, {
+        observedGeneration: 2,
+        url: 'http://echo.ml.example.com',
+        latestReadyRevisionName: 'echo-00002',
+        conditions: [{ type: 'Ready', status: 'True' }],
+        traffic: [
+          { revisionName: 'echo-00001', percent: 80, tag: 'current', url: 'http://current-echo.ml.example.com' },
+          { revisionName: 'echo-00002', percent: 20, tag: 'candidate', url: 'http://candidate-echo.ml.example.com', latestRevision: true },
+        ],
+      });
+      const st = await kinfer(['status', 'echo', ...kube]);
+      expect(st.code).toBe(0);
+      expect(st.stdout).toContain('  traffic 80% → echo-00001 (tag current: http://current-echo.ml.example.com)\n  traffic 20% → echo-00002 (tag candidate: http://candidate-echo.ml.example.com)\n');
+      expect((await kinfer(['deploy', 'echo', '--canary', '120', ...kube])).code).toBe(2);
     } finally {
       await api.close();
     }
