@@ -107,13 +107,20 @@ describe('deploy (server-side apply against the API server test double)', () => 
       { revisionName: 'echo-00003', percent: 90, tag: 'current' },
       { latestRevision: true, percent: 10, tag: 'candidate' },
     ]);
+    // A second --canary while the split is in place (a new percent; the candidate became the latest ready revision) keeps the revision it started from.
+    api.setStatus(`${KSVC}/echo`, { ...(readyService('echo', 'echo-00004').status as object) });
+    await deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, canary: 50 });
+    expect(svc().spec.traffic).toEqual([
+      { revisionName: 'echo-00003', percent: 50, tag: 'current' },
+      { latestRevision: true, percent: 50, tag: 'candidate' },
+    ]);
     // Promote: the generated manifest has no traffic, so the server-side apply takes kinfer's split away (Knative then routes 100% to the latest).
     await deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath });
     expect(svc().spec.traffic).toBeUndefined();
     // A dry run reads the revision too, and applies nothing.
     let printed = '';
     await deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, canary: 0, dryRun: true, out: (t) => (printed += t) });
-    expect(printed).toMatch(/revisionName: echo-00003\n\s+percent: 100\n\s+tag: current/);
+    expect(printed).toMatch(/revisionName: echo-00004\n\s+percent: 100\n\s+tag: current/); // promoted: the latest ready one serves now
     await deploy('ocr-det', { namespace: 'ml', kubeconfig: api.kubeconfigPath, kserve: true, canary: 25 });
     const isvc = api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/inferenceservices/ocr-det')).pop()!.body as { spec: { predictor: { canaryTrafficPercent?: number } } };
     expect(isvc.spec.predictor.canaryTrafficPercent).toBe(25);

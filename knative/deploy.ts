@@ -147,10 +147,15 @@ async function splitTraffic(objects: KubernetesObject[], percent: number, kc: Ku
     const what = `Service ${o.metadata!.namespace}/${o.metadata!.name}`;
     if (!kc) throw new InvalidArgument(`--canary splits traffic with the revision ${what} serves now, read from the cluster: give a kubeconfig (a dry run reads, and applies nothing)`);
     registerPassThroughSerializers();
+    // A canary in progress keeps its `current` revision (a new percent, or new code for the candidate);
+    // otherwise the revision serving now is the latest ready one.
     const current = await KubernetesObjectApi.makeApiClient(kc)
       .read({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata!.name!, namespace: o.metadata!.namespace } })
       .then(
-        (r) => (r as { status?: { latestReadyRevisionName?: string } }).status?.latestReadyRevisionName,
+        (r) => {
+          const live = r as { spec?: { traffic?: { tag?: string; revisionName?: string }[] }; status?: { latestReadyRevisionName?: string } };
+          return live.spec?.traffic?.find((t) => t.tag === 'current' && t.revisionName)?.revisionName ?? live.status?.latestReadyRevisionName;
+        },
         (err: unknown) => (isNotFound(err) ? undefined : Promise.reject(kubeError(err, `read ${what}`))),
       );
     if (!current) throw new NotFound(`--canary splits traffic with the revision ${what} serves now, and it has none ready: deploy it without --canary first`);
