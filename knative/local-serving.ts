@@ -3,11 +3,12 @@
  * `kinfer dev`: Knative Serving's request path on one machine, to try functions without a
  * cluster. One port routes by `Host` (`<fn>.<namespace>.<domain>`, `<fn>.localhost` or `<fn>`:
  * the first label names the function, as Knative's ingress routes `<fn>.<namespace>.<domain>`)
- * to one `kinfer serve` process per function, run with the env its Knative Service sets
- * (`serverEnv`). A function with `minScale: 0` starts on its first request (scale from zero:
- * requests wait, as at Knative's activator, until it is ready, fails to start, or their
- * `timeoutSeconds` pass) and stops after `idleMs` without requests (scale to zero); one with
- * `minScale` ≥ 1 starts at once and is started again if it exits. `containerConcurrency` caps
+ * to `kinfer serve` processes of that function (a pod's stand-in each), run with the env its
+ * Knative Service sets (`serverEnv`). A function with `minScale: 0` starts on its first request
+ * (scale from zero: requests wait, as at Knative's activator, until it is ready, fails to start,
+ * or their `timeoutSeconds` pass) and stops after `idleMs` without requests (scale to zero); one
+ * with `minScale` ≥ 1 starts at once and is kept at minScale (a start that fails is retried with
+ * a growing backoff). `containerConcurrency` caps
  * the requests in flight (the rest wait, as at the queue-proxy); `timeoutSeconds` bounds each
  * request from its arrival, its wait included. Between one process and `maxScale` (capped by
  * `maxReplicas`), a function scales as Knative's KPA scales pods (knative/local-autoscaler.ts): on
