@@ -207,11 +207,15 @@ const ResourcesSchema = z
 /** An ISO 8601 duration as Knative reads a delivery's `backoffDelay`: `PT0.2S`, `PT1S`, `PT1M30S`. */
 const isoDuration = z.string().regex(/^PT(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?$/, 'must be an ISO 8601 duration such as PT0.2S, PT1S or PT1M');
 
+/** The longest timer Node runs (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** An ISO 8601 duration of `isoDuration`'s form, in milliseconds. */
 export function isoDurationMs(d: string): number {
   const m = /^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?$/.exec(d);
   if (!m) throw new InvalidArgument(`not an ISO 8601 duration such as PT0.2S: ${JSON.stringify(d)}`);
-  return (Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0)) * 1000;
+  // Whole milliseconds (timers take no fractions: PT1.001S is 1000.999…).
+  return Math.round((Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0)) * 1000);
 }
 
 /**
@@ -226,7 +230,10 @@ const DeliverySchema = z
     /** The first retry's wait; exponential doubles it each time, linear adds it. */
     backoffDelay: isoDuration.optional(),
     /** How long one attempt may take before it counts as failed (and is retried); Knative's `delivery-timeout` feature. */
-    timeout: isoDuration.refine((d) => isoDurationMs(d) > 0, 'must be longer than zero').optional(),
+    timeout: isoDuration
+      .refine((d) => isoDurationMs(d) >= 1, 'must be at least a millisecond')
+      .refine((d) => isoDurationMs(d) <= MAX_TIMER_MS, 'must be at most 596 hours (a timer’s limit, 2^31−1 ms)')
+      .optional(),
     /** Where an event goes when its delivery failed for good: another function (its Knative Service), or a URI. */
     deadLetterSink: z.union([z.object({ function: dnsLabel }).strict(), z.object({ uri: z.string().url() }).strict()]).optional(),
   })

@@ -126,6 +126,21 @@ describe('deploy (server-side apply against the API server test double)', () => 
     expect(isvc.spec.predictor.canaryTrafficPercent).toBe(25);
   });
 
+  it('--canary compares with the revision the route sends most to when it is pinned (kn service update --traffic rev=100), not the newest ready one', async () => {
+    const svc = readyService('echo', 'echo-00005') as ReturnType<typeof readyService> & { status: { traffic?: unknown } };
+    svc.status.traffic = [
+      { revisionName: 'echo-00002', percent: 100 },
+      { revisionName: 'echo-00005', percent: 0, latestRevision: true },
+    ];
+    api.put(`${KSVC}/echo`, svc);
+    await deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, canary: 10 });
+    const body = api.requests.filter((r) => r.method === 'PATCH' && r.path === `${KSVC}/echo`).pop()!.body as { spec: { traffic: unknown } };
+    expect(body.spec.traffic).toEqual([
+      { revisionName: 'echo-00002', percent: 90, tag: 'current' },
+      { latestRevision: true, percent: 10, tag: 'candidate' },
+    ]);
+  });
+
   it('--canary without a revision serving, or without a cluster to read it from, or outside 0..100, is refused before any apply', async () => {
     await expect(deploy('echo', { namespace: 'ml', kubeconfig: api.kubeconfigPath, canary: 10 })).rejects.toThrow(/Service ml\/echo serves now, and it has none ready: deploy it without --canary first/);
     await expect(deploy('echo', { namespace: 'ml', dryRun: true, canary: 10 })).rejects.toThrow(/give a kubeconfig/);

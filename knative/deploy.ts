@@ -148,13 +148,16 @@ async function splitTraffic(objects: KubernetesObject[], percent: number, kc: Ku
     if (!kc) throw new InvalidArgument(`--canary splits traffic with the revision ${what} serves now, read from the cluster: give a kubeconfig (a dry run reads, and applies nothing)`);
     registerPassThroughSerializers();
     // A canary in progress keeps its `current` revision (a new percent, or new code for the candidate);
-    // otherwise the revision serving now is the latest ready one.
+    // otherwise the revision serving now is the one the route sends most to (it may be pinned, as by
+    // `kn service update --traffic rev=100`), else the latest ready one.
     const current = await KubernetesObjectApi.makeApiClient(kc)
       .read({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata!.name!, namespace: o.metadata!.namespace } })
       .then(
         (r) => {
-          const live = r as { spec?: { traffic?: { tag?: string; revisionName?: string }[] }; status?: { latestReadyRevisionName?: string } };
-          return live.spec?.traffic?.find((t) => t.tag === 'current' && t.revisionName)?.revisionName ?? live.status?.latestReadyRevisionName;
+          type Target = { tag?: string; revisionName?: string; percent?: number };
+          const live = r as { spec?: { traffic?: Target[] }; status?: { latestReadyRevisionName?: string; traffic?: Target[] } };
+          const routed = [...(live.status?.traffic ?? [])].filter((t) => t.revisionName).sort((a, b) => (b.percent ?? 0) - (a.percent ?? 0))[0];
+          return live.spec?.traffic?.find((t) => t.tag === 'current' && t.revisionName)?.revisionName ?? routed?.revisionName ?? live.status?.latestReadyRevisionName;
         },
         (err: unknown) => (isNotFound(err) ? undefined : Promise.reject(kubeError(err, `read ${what}`))),
       );

@@ -222,8 +222,8 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
     const { headers, body } = binaryMessage(event);
     for (let attempt = 0; ; attempt++) {
       let failure: Failure;
+      const signal = d.timeoutMs !== undefined ? AbortSignal.timeout(d.timeoutMs) : undefined;
       try {
-        const signal = d.timeoutMs !== undefined ? AbortSignal.timeout(d.timeoutMs) : undefined;
         const answer = await opts.send(target, replies ? { ...headers, prefer: 'reply' } : headers, body, signal);
         if (closed) return { stopped: true }; // an answer after close() goes nowhere: no reply published, no dead letter
         if (answer.status >= 200 && answer.status < 300) {
@@ -233,7 +233,8 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
         failure = { why: `${answer.status} ${errorText(answer.body)}`, code: answer.status, body: answer.body, retry: retryable(answer.status) };
       } catch (err) {
         // As Knative's dispatcher reports a delivery that got no answer: 500, "dispatch error".
-        const timedOut = (err as Error).name === 'TimeoutError';
+        // This attempt's own timeout, not a limit of the transport's (a URI's 60 s, say).
+        const timedOut = signal?.aborted === true;
         const message = timedOut ? `no answer within the delivery timeout (${d.timeoutMs! / 1000} s)` : `malformed reply or no answer: ${(err as Error).message}`;
         failure = { why: message, code: 500, body: Buffer.from(`dispatch error: ${message}`), retry: true };
       }

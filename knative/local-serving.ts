@@ -277,14 +277,31 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     replica.started.catch((err: unknown) => {
       const e = err instanceof HttpFailure ? err : new HttpFailure(503, `function '${spec.name}': ${String(err)}`);
       if (!forget(inst, replica) || closing) return; // stopped on purpose
-      replica.child?.kill('SIGKILL');
-      const delay = Math.min(RESTART_DELAY_MS * 2 ** inst.failures++, MAX_RESTART_DELAY_MS);
-      inst.retryAt = performance.now() + delay;
-      event(spec.name, `failed to start: ${e.message}${inst.spec.scaling.minScale > 0 || serving(inst).length > 0 ? `; the next start in ${delay / 1000} s at the earliest` : ''}`, replica);
+      killed(inst, replica);
+      const delay = backOff(inst);
+      event(spec.name, `failed to start: ${e.message}${inst.spec.scaling.minScale > 0 || serving(inst).length > 0 ? `; the next start in ${Math.round(delay / 100) / 10} s at the earliest` : ''}`, replica);
       // Those waiting now wait for another process, if one is up or starting.
       if (serving(inst).length === 0) failWaiters(inst, e.status, e.message);
     });
     return replica;
+  };
+
+  /**
+   * A failed start: the next start that is not a request's waits RESTART_DELAY_MS, doubled for each
+   * round that failed (several processes failing together count once), at most MAX_RESTART_DELAY_MS.
+   * Returns the wait left.
+   */
+  const backOff = (inst: Instance): number => {
+    const now = performance.now();
+    if (now >= inst.retryAt) inst.retryAt = now + Math.min(RESTART_DELAY_MS * 2 ** inst.failures++, MAX_RESTART_DELAY_MS);
+    return inst.retryAt - now;
+  };
+
+  /** SIGKILL for a process that is forgotten: its id (model folder) stays taken until it has exited. */
+  const killed = (inst: Instance, replica: Replica) => {
+    replica.child?.kill('SIGKILL');
+    inst.stopping.add(replica);
+    void (replica.closed ?? Promise.resolve()).finally(() => inst.stopping.delete(replica));
   };
 
   /** Takes a replica out of the function's list; false when it was out already. */
@@ -303,7 +320,9 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     if (!replica.ready || !forget(inst, replica)) return;
     event(inst.spec.name, `exited (${child.signalCode ?? `code ${child.exitCode}`})`, replica);
     if (serving(inst).length === 0) clearTimeout(inst.idleTimer);
-    const needed = () => !closing && ((inst.waiting.length > 0 && serving(inst).length === 0) || serving(inst).length < inst.spec.scaling.minScale);
+    // A crash loop spins no faster: the tick restores minScale after this, the requests waiting are served after it too.
+    inst.retryAt = Math.max(inst.retryAt, performance.now() + RESTART_DELAY_MS);
+    const needed = () => !closing && inst.waiting.length > 0 && serving(inst).length === 0;
     if (needed()) setTimeout(() => needed() && restart(inst, 'restarting after the exit'), RESTART_DELAY_MS).unref();
   };
 
@@ -313,6 +332,7 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
       start(inst, why);
     } catch (err) {
       const e = err instanceof HttpFailure ? err : new HttpFailure(503, String(err));
+      backOff(inst);
       event(inst.spec.name, `cannot start: ${e.message}`);
       if (serving(inst).length === 0) failWaiters(inst, e.status, e.message);
     }
@@ -417,6 +437,8 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
       client.once('close', gone);
       inst.waiting.push(w);
       if (serving(inst).length > 0) return;
+      // A minScale function in its crash-loop backoff is started again by the tick, not by each request.
+      if (inst.spec.scaling.minScale > 0 && performance.now() < inst.retryAt) return;
       try {
         start(inst, inst.spec.scaling.minScale > 0 ? 'restarting' : 'scale from zero');
       } catch (err) {
@@ -438,7 +460,7 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     if (!forget(inst, replica)) return;
     if (serving(inst).length === 0) clearTimeout(inst.idleTimer);
     event(inst.spec.name, 'lost its process; starting again', replica);
-    replica.child?.kill('SIGKILL');
+    killed(inst, replica);
     if (inst.waiting.length > 0 && serving(inst).length === 0) restart(inst, 'restarting');
   };
 
@@ -570,8 +592,8 @@ function localTrigger(fn: string, t: FunctionSpec['triggers'][number]): LocalTri
 
 /** A POST to a URI (a dead-letter sink outside kinfer dev), bounded to a minute. */
 async function postUri(uri: string, headers: Record<string, string>, body: Buffer, signal?: AbortSignal): Promise<Answer> {
-  const bound = AbortSignal.timeout(60_000);
-  const res = await fetch(uri, { method: 'POST', headers, body: new Uint8Array(body), signal: signal ? AbortSignal.any([signal, bound]) : bound });
+  // A Trigger's delivery timeout, else a minute.
+  const res = await fetch(uri, { method: 'POST', headers, body: new Uint8Array(body), signal: signal ?? AbortSignal.timeout(60_000) });
   const answer = Buffer.from(await res.arrayBuffer());
   return { status: res.status, headers: Object.fromEntries(res.headers), body: answer };
 }
@@ -580,6 +602,10 @@ async function postUri(uri: string, headers: Record<string, string>, body: Buffe
 function post(port: number, host: string, headers: Record<string, string>, body: Buffer, signal?: AbortSignal): Promise<Answer> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason as Error);
+    // Removed once the answer is read or the request failed: a listener keeps the timer's signal,
+    // and with it this request and its body, alive until the timeout.
+    const abort = () => req.destroy(signal!.reason as Error);
+    const done = () => signal?.removeEventListener('abort', abort);
     const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/', headers: { ...headers, host, 'content-length': String(body.byteLength) } }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -588,12 +614,12 @@ function post(port: number, host: string, headers: Record<string, string>, body:
         if (size > MAX_EVENT_BYTES) res.destroy(new Error(`the answer is over ${MAX_EVENT_BYTES} bytes`));
         else chunks.push(c);
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: flatHeaders(res.headers), body: Buffer.concat(chunks) }));
-      res.on('error', reject);
+      res.on('end', () => (done(), resolve({ status: res.statusCode ?? 502, headers: flatHeaders(res.headers), body: Buffer.concat(chunks) })));
+      res.on('error', (err) => (done(), reject(err)));
     });
-    req.on('error', reject);
+    req.on('error', (err) => (done(), reject(err)));
     // The attempt's timeout: the connection goes (the ingress frees the slot), and the reason is the signal's.
-    signal?.addEventListener('abort', () => req.destroy(signal.reason as Error), { once: true });
+    signal?.addEventListener('abort', abort, { once: true });
     req.end(body);
   });
 }

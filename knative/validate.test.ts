@@ -4,7 +4,7 @@ import { parse } from 'yaml';
 import { readFileSync } from 'node:fs';
 import { repoRoot, defaultSpecsDir, specsAvailable } from './specs.js';
 import { createValidator, structural, validateManifests, type Validator } from './validate.js';
-import { defineFunction } from '../functions/define.js';
+import { defineFunction, isoDurationMs } from '../functions/define.js';
 import { inferenceService } from './resources/inference-service.js';
 import { knativeService } from './resources/service.js';
 import { triggers } from './resources/trigger.js';
@@ -56,7 +56,10 @@ describe.skipIf(!haveSpecs)('CRD schema validation (../shared/specs)', () => {
         { name: 'b', delivery: { timeout: 'PT30S', deadLetterSink: { uri: 'http://dead.example.com/letters' } } },
       ],
     });
-    expect(() => defineFunction({ name: 'events', model: { name: 'echo', storageUri: 'pvc://m/e', platform: 'echo' }, triggers: [{ name: 'c', delivery: { timeout: 'PT0S' } }] })).toThrow(/delivery\.timeout: must be longer than zero/);
+    expect(() => defineFunction({ name: 'events', model: { name: 'echo', storageUri: 'pvc://m/e', platform: 'echo' }, triggers: [{ name: 'c', delivery: { timeout: 'PT0S' } }] })).toThrow(/delivery\.timeout: must be at least a millisecond/);
+    expect(() => defineFunction({ name: 'events', model: { name: 'echo', storageUri: 'pvc://m/e', platform: 'echo' }, triggers: [{ name: 'c', delivery: { timeout: 'PT600H' } }] })).toThrow(/delivery\.timeout: must be at most 596 hours/);
+    // A fraction of a millisecond is rounded: timers take whole milliseconds (PT1.001S was 1000.999…, which AbortSignal.timeout refuses).
+    expect(isoDurationMs('PT1.001S')).toBe(1001);
     const docs = triggers(fn.spec);
     for (const d of docs) expect(v.validate(d)).toEqual([]);
     expect(docs[0]!.spec).toMatchObject({ delivery: { retry: 5, backoffPolicy: 'exponential', backoffDelay: 'PT0.5S', deadLetterSink: { ref: { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'event-display' } } } });

@@ -58,7 +58,25 @@ describe("Triton's CPU series (/proc, as Triton reads it)", () => {
     }
   });
 
-  it('registers nothing where /proc cannot be read; on this Linux machine reads its real memory', async () => {
+  it('a sample that cannot be read sets the three to 0, as Triton does', async () => {
+    let broken = false;
+    const registry = new Registry();
+    const cpu = registerTritonCpuMetrics(registry, (p) => {
+      if (broken) throw new Error('EIO');
+      return p === '/proc/stat' ? 'cpu  1 0 1 8 0 0 0 0 0 0\n' : meminfo;
+    }, 10);
+    try {
+      expect(await registry.metrics()).toMatch(/^nv_cpu_memory_total_bytes 16384000000$/m);
+      broken = true;
+      await new Promise((r) => setTimeout(r, 50));
+      const text = await registry.metrics();
+      for (const name of ['nv_cpu_utilization', 'nv_cpu_memory_total_bytes', 'nv_cpu_memory_used_bytes']) expect(text).toMatch(new RegExp(`^${name} 0$`, 'm'));
+    } finally {
+      cpu.stop();
+    }
+  });
+
+  it.skipIf(process.platform !== 'linux')('registers nothing where /proc cannot be read; on this Linux machine reads its real memory', async () => {
     const none = new Registry();
     registerTritonCpuMetrics(none, () => {
       throw new Error('ENOENT');

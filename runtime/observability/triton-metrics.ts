@@ -95,15 +95,16 @@ export function registerTritonMetrics(registry: Registry, source: TritonMetricsS
   });
 }
 
-/** Triton's `--metrics-interval-ms` default: how often the CPU figures are sampled. */
-export const CPU_METRICS_INTERVAL_MS = 2000;
+/** How often the CPU figures are sampled: Triton's poll thread runs at half its `--metrics-interval-ms` (2 s). */
+export const CPU_METRICS_INTERVAL_MS = 1000;
 
 /**
  * Triton's CPU series, read from /proc as Triton reads them (host-wide, not the container's
  * cgroup): `nv_cpu_utilization`, the busy share of every core's time since the last sample
  * (/proc/stat's `cpu` line: all but idle and iowait), and `nv_cpu_memory_total_bytes` /
  * `nv_cpu_memory_used_bytes` (/proc/meminfo: MemTotal, and MemTotal − MemAvailable). Sampled
- * every `intervalMs`; where /proc cannot be read (not Linux) the series are not registered.
+ * every `intervalMs`; a sample that cannot be read sets all three to 0, as Triton does; where
+ * /proc cannot be read at start (not Linux) the series are not registered.
  */
 export function registerTritonCpuMetrics(registry: Registry, read: (path: string) => string = (p) => readFileSync(p, 'utf8'), intervalMs = CPU_METRICS_INTERVAL_MS): { stop: () => void } {
   let last: { busy: number; total: number } | undefined;
@@ -128,7 +129,11 @@ export function registerTritonCpuMetrics(registry: Registry, read: (path: string
     }
   };
   if (!sample()) return { stop: () => undefined };
-  const timer = setInterval(sample, intervalMs);
+  const timer = setInterval(() => {
+    if (sample()) return;
+    utilization = 0;
+    memory = { total: 0, used: 0 };
+  }, intervalMs);
   timer.unref();
   const gauge = (name: string, help: string, value: () => number) => new Gauge({ name, help, registers: [registry], collect() { this.set(value()); } });
   gauge('nv_cpu_utilization', 'CPU utilization rate [0.0 - 1.0]', () => utilization);

@@ -93,8 +93,11 @@ interface Issued {
 
 /** Credential identity → its token and until when it is reused. Process-wide: pulls and reloads share it. */
 const cachedTokens = new Map<string, { token: string; freshUntil: number }>();
-/** Token calls in flight by cache key: downloads that find the token stale at once share one call. */
-const issuing = new Map<string, Promise<{ token: string; expiresAt?: number } | undefined>>();
+/**
+ * Token calls in flight, per pull and cache key: a pull's downloads that find the token stale at
+ * once share one call. Not across pulls: the call runs with its pull's cancellation and names.
+ */
+const issuing = new WeakMap<PullContext, Map<string, Promise<{ token: string; expiresAt?: number } | undefined>>>();
 
 /**
  * Until when a token issued now is reused: `TOKEN_REFRESH_MARGIN_MS` before its expiry, but at
@@ -128,12 +131,15 @@ export async function gcsToken(ctx: PullContext, cred: GcsCredential, what: stri
     return cached.token;
   }
   const issue = () => (cred.kind === 'key-file' ? keyFileToken(ctx, cred, what, bucket) : metadataToken(ctx, cred.host, what, bucket));
-  let call = key === undefined ? undefined : issuing.get(key);
+  let calls = issuing.get(ctx);
+  if (!calls) issuing.set(ctx, (calls = new Map()));
+  let call = key === undefined ? undefined : calls.get(key);
   if (!call) {
     call = issue();
     if (key !== undefined) {
-      issuing.set(key, call);
-      void call.finally(() => issuing.get(key) === call && issuing.delete(key)).catch(() => undefined);
+      const pending = calls;
+      pending.set(key, call);
+      void call.finally(() => pending.get(key) === call && pending.delete(key)).catch(() => undefined);
     }
   }
   const issued = await call;

@@ -212,7 +212,7 @@ describe('kinfer dev: concurrency, timeouts, env and start failures (a stand-in 
       expect(log.map((e) => e.replace(/^replica \d+: /, '').replace(/: function 'flaky' exited before it was ready.*?;/, ';'))).toEqual([
         'starting (minScale ≥ 1)',
         'exited (code 3)',
-        'starting (restarting after the exit)',
+        'starting (restarting (minScale))', // by the tick, a second after the exit
         'failed to start; the next start in 1 s at the earliest',
         'starting (restarting (minScale))',
         'failed to start; the next start in 2 s at the earliest',
@@ -220,8 +220,10 @@ describe('kinfer dev: concurrency, timeouts, env and start failures (a stand-in 
       ]);
       const failAt = events.filter(([, e]) => e.includes('failed to start')).map(([t]) => t);
       const startAt = events.filter(([, e]) => e.includes('restarting (minScale)')).map(([t]) => t);
-      expect(startAt[0]! - failAt[0]!).toBeGreaterThanOrEqual(900);
-      expect(startAt[1]! - failAt[1]!).toBeGreaterThanOrEqual(1900);
+      const exitAt = events.find(([, e]) => e.startsWith('exited'))![0];
+      expect(startAt[0]! - exitAt).toBeGreaterThanOrEqual(900);
+      expect(startAt[1]! - failAt[0]!).toBeGreaterThanOrEqual(900);
+      expect(startAt[2]! - failAt[1]!).toBeGreaterThanOrEqual(1900);
       expect(events.find(([, e]) => e.includes('failed to start'))![1]).toContain('start 2 fails');
       expect(((await (await call(serving.url, 'flaky.localhost', '/')).json()) as { n: number }).n).toBe(4);
     } finally {
@@ -278,7 +280,8 @@ describe('kinfer dev: concurrency, timeouts, env and start failures (a stand-in 
     try {
       expect((await call(serving.url, 'deaf.localhost', '/unlisten')).status).toBe(200);
       expect((await call(serving.url, 'deaf.localhost', '/slow')).status).toBe(200);
-      expect(events.filter((e) => /^(starting|lost)/.test(e))).toEqual(['starting (scale from zero)', 'lost its process; starting again', 'starting (scale from zero)']);
+      // The new process takes the next id: the lost one's stays taken until it has exited.
+      expect(events.filter((e) => /^(replica \d+: )?(starting|lost)/.test(e))).toEqual(['starting (scale from zero)', 'lost its process; starting again', 'replica 2: starting (scale from zero)']);
       const withBody = await call(serving.url, 'deaf.localhost', '/unlisten').then(() => call(serving.url, 'deaf.localhost', '/slow', { a: 1 }));
       expect(withBody.status).toBe(502); // a body read once cannot be sent again
     } finally {
