@@ -138,10 +138,6 @@ export class TimeAverage {
     this.last = now;
   }
 
-  get current(): number {
-    return this.value;
-  }
-
   add(now: number, delta: number): void {
     this.area += this.value * (now - this.last);
     this.last = now;
