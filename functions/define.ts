@@ -15,6 +15,7 @@ import * as z from 'zod';
 import { BATCH_POLICIES } from '../runtime/batching/batcher.js';
 import { parseModelConfig } from '../runtime/repository/config-files.js';
 import { InvalidArgument } from '../runtime/core/errors.js';
+import { PAYLOAD_LOG_MODES } from '../runtime/observability/payload-log.js';
 import { CesqlSyntaxError, parseCesqlFilter } from './cesql.js';
 
 /** The default image; `image` in a definition overrides it. */
@@ -159,7 +160,7 @@ const SequenceBatchingSchema = z.record(z.string(), z.unknown());
 const PayloadLoggingSchema = z
   .object({
     url: z.string().url().refine((u) => /^https?:/i.test(u), 'must be an http or https URL'),
-    mode: z.enum(['all', 'request', 'response']).default('all'),
+    mode: z.enum(PAYLOAD_LOG_MODES).default('all'),
     /** Request headers copied into each event's `metadata` attribute. */
     metadataHeaders: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name')).default([]),
   })

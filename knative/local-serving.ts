@@ -175,13 +175,13 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
   const event = (fn: string, text: string, replica?: Replica) => opts.onEvent?.(fn, replica && replica.id > 1 ? `replica ${replica.id}: ${text}` : text);
   let closing = false;
 
-  /** The replicas that take requests, or will once ready. */
-  const serving = (inst: Instance) => inst.replicas.filter((r) => !r.draining && !r.stopping);
+  /** The replicas that take requests, or will once ready (one being stopped is no longer in `replicas`). */
+  const serving = (inst: Instance) => inst.replicas.filter((r) => !r.draining);
   /** The ready replica with a free slot under containerConcurrency and the fewest requests. */
   const freeReplica = (inst: Instance): Replica | undefined => {
     const cap = inst.spec.scaling.containerConcurrency;
     let best: Replica | undefined;
-    for (const r of inst.replicas) if (r.ready && !r.draining && !r.stopping && (cap === 0 || r.inflight < cap) && (!best || r.inflight < best.inflight)) best = r;
+    for (const r of inst.replicas) if (r.ready && !r.draining && (cap === 0 || r.inflight < cap) && (!best || r.inflight < best.inflight)) best = r;
     return best;
   };
 
@@ -304,22 +304,22 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     void (replica.closed ?? Promise.resolve()).finally(() => inst.stopping.delete(replica));
   };
 
-  /** Takes a replica out of the function's list; false when it was out already. */
+  /** Takes a replica out of the function's list (the idle timer goes with the last); false when it was out already. */
   const forget = (inst: Instance, replica: Replica): boolean => {
     const i = inst.replicas.indexOf(replica);
     if (i < 0) return false;
     inst.replicas.splice(i, 1);
+    if (serving(inst).length === 0) clearTimeout(inst.idleTimer);
     return true;
   };
 
   /**
-   * A ready process ended: forget it, and start another if it is needed (requests waiting with no
-   * other process, or fewer than minScale). One that ends before it is ready is the start's failure.
+   * A ready process ended: forget it, and start another after RESTART_DELAY_MS if requests wait with
+   * no other process (the tick restores minScale). One that ends before it is ready is the start's failure.
    */
   const exited = (inst: Instance, replica: Replica, child: ChildProcess) => {
     if (!replica.ready || !forget(inst, replica)) return;
     event(inst.spec.name, `exited (${child.signalCode ?? `code ${child.exitCode}`})`, replica);
-    if (serving(inst).length === 0) clearTimeout(inst.idleTimer);
     // A crash loop spins no faster: the tick restores minScale after this, the requests waiting are served after it too.
     inst.retryAt = Math.max(inst.retryAt, performance.now() + RESTART_DELAY_MS);
     const needed = () => !closing && inst.waiting.length > 0 && serving(inst).length === 0;
@@ -341,7 +341,6 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
   /** Stops one process: SIGTERM (the server drains), SIGKILL after STOP_GRACE_MS. */
   const stop = async (inst: Instance, replica: Replica, why?: string): Promise<void> => {
     if (!forget(inst, replica)) return;
-    if (serving(inst).length === 0) clearTimeout(inst.idleTimer);
     replica.stopping = true;
     inst.stopping.add(replica);
     if (why) event(inst.spec.name, why, replica);
@@ -458,16 +457,15 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
   /** A process that refused a connection or died (its exit maybe not seen yet): forgotten and killed; a new one starts for who waits. */
   const lost = (inst: Instance, replica: Replica) => {
     if (!forget(inst, replica)) return;
-    if (serving(inst).length === 0) clearTimeout(inst.idleTimer);
     event(inst.spec.name, 'lost its process; starting again', replica);
     killed(inst, replica);
     if (inst.waiting.length > 0 && serving(inst).length === 0) restart(inst, 'restarting');
   };
 
   /**
-   * Forwards the request to `replica`. Resolves `retry` when the connection was refused and the
-   * request has no body (nothing was delivered, it can go to another process), `broken` for
-   * another failed connection, else undefined.
+   * Forwards the request to `replica`. Resolves `{ retry }` when the connection failed (`retry`
+   * when it was refused and the request has no body: nothing was delivered, it can go to another
+   * process), else undefined.
    */
   const proxy = (inst: Instance, replica: Replica, req: IncomingMessage, res: ServerResponse, deadline: number): Promise<{ retry: boolean } | undefined> =>
     new Promise((done) => {
@@ -572,7 +570,10 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     url,
     brokers: Object.fromEntries([...new Set(opts.functions.flatMap((s) => s.triggers.map((t) => t.broker)))].map((b) => [b, `${url}/${namespace}/${b}`])),
     running: (fn) => (instances.get(fn)?.replicas.length ?? 0) > 0,
-    replicas: (fn) => instances.get(fn)?.replicas.filter((r) => r.ready && !r.draining && !r.stopping).length ?? 0,
+    replicas: (fn) => {
+      const inst = instances.get(fn);
+      return inst ? serving(inst).filter((r) => r.ready).length : 0;
+    },
     close,
   };
 }
