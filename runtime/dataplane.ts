@@ -11,6 +11,7 @@ import { InvalidArgument, Unsupported } from './core/errors.js';
 import type { InferContext, InferRequest, InferResponse } from './core/infer.js';
 import { checkTensor, shapeMatches, type Tensor, type TensorSpec } from './core/tensor.js';
 import { checkModelName, type IndexEntry, type ModelRepository } from './repository/model-repository.js';
+import type { ModelHandle } from './repository/model-handle.js';
 import { versionPolicyJson } from './repository/version-policy.js';
 import { sequenceBatchingJson } from './repository/sequence-plan.js';
 import { tritonType } from './core/datatypes.js';
@@ -76,6 +77,9 @@ export interface ReadinessGate {
   ready(): boolean | Promise<boolean>;
 }
 
+/** How deep cacheScopeOf follows ensembles of ensembles; the repository refuses cycles, this only bounds the walk. */
+const MAX_ENSEMBLE_DEPTH = 64;
+
 export class DataPlane {
   constructor(
     readonly repository: ModelRepository,
@@ -119,7 +123,7 @@ export class DataPlane {
   modelConfig(name: string, version?: string): TritonModelConfig {
     const h = this.repository.get(checkModelName(name), version);
     const c = h.config;
-    const batch = h.metadata.batchable && c.maxBatchSize > 0 ? c.maxBatchSize : 0;
+    const batch = batchesDim0(h) ? c.maxBatchSize : 0;
     // Metadata shapes carry the batch dim; Triton's config dims leave it out when the model batches.
     const dims = (s: TensorSpec) => (batch > 0 ? s.shape.slice(1) : s.shape);
     const out: TritonModelConfig = {
@@ -186,7 +190,7 @@ export class DataPlane {
    */
   inputSpecs(name: string, version?: string): { inputs: readonly TensorSpec[]; batchable: boolean } {
     const h = this.repository.get(checkModelName(name), version);
-    return { inputs: h.metadata.inputs, batchable: h.metadata.batchable && h.config.maxBatchSize > 0 };
+    return { inputs: h.metadata.inputs, batchable: batchesDim0(h) };
   }
 
   /**
@@ -195,10 +199,11 @@ export class DataPlane {
    * fill one other variable dim.
    */
   rawInputSpec(name: string, version?: string): TensorSpec | undefined {
-    const { inputs, batchable } = this.repository.get(checkModelName(name), version).metadata;
+    const h = this.repository.get(checkModelName(name), version);
+    const inputs = h.metadata.inputs;
     if (inputs.length !== 1) return undefined;
     const spec = inputs[0]!;
-    return batchable && spec.shape[0] === -1 ? { ...spec, shape: [1, ...spec.shape.slice(1)] } : spec;
+    return batchesDim0(h) && spec.shape[0] === -1 ? { ...spec, shape: [1, ...spec.shape.slice(1)] } : spec;
   }
 
   /**
@@ -208,6 +213,29 @@ export class DataPlane {
    * same tick: see `Batcher.startsAtOnce`) needs none: it runs alone, and a
    * running batch is not cancelled. `ctx.signal`, when given, wins.
    */
+  /**
+   * The response cache's scope for `handle`: its load, and for an ensemble the load of the model each step
+   * would run now (nested ensembles too), so a reload or unload of a composing model misses the entries made
+   * with the old one. Undefined when a step is not served: the request runs and the pipeline reports it.
+   */
+  private cacheScopeOf(handle: ModelHandle, depth: number): string | undefined {
+    const steps = handle.config.ensemble;
+    if (!steps) return handle.cacheScope;
+    if (depth >= MAX_ENSEMBLE_DEPTH) return undefined;
+    let scope = handle.cacheScope;
+    for (const step of steps) {
+      let inner: string | undefined;
+      try {
+        inner = this.cacheScopeOf(this.repository.get(step.modelName, step.modelVersion), depth + 1);
+      } catch {
+        return undefined;
+      }
+      if (inner === undefined) return undefined;
+      scope += `\0${inner}`;
+    }
+    return scope;
+  }
+
   async infer(request: InferRequest, ctx: InferContext = {}, clientSignal?: () => AbortSignal): Promise<InferOutcome> {
     const handle = this.repository.get(checkModelName(request.modelName), request.modelVersion);
     const started = performance.now();
@@ -227,9 +255,10 @@ export class DataPlane {
       let key: string | undefined;
       let lookupMs = 0;
       let batch: BatchResult | undefined;
-      if (cache) {
+      const scope = cache && this.cacheScopeOf(handle, 0);
+      if (cache && scope) {
         const t0 = performance.now();
-        key = cache.key(handle.cacheScope, request.inputs, outputNames);
+        key = cache.key(scope, request.inputs, outputNames);
         const hit = cache.get(key);
         lookupMs = performance.now() - t0;
         if (hit) {
@@ -259,7 +288,7 @@ export class DataPlane {
       if (classes) {
         outputs = outputs.map((t) => {
           const n = classes.get(t.name);
-          return n ? classify(t, n, handle.metadata.batchable, handle.labels.get(t.name)) : t;
+          return n ? classify(t, n, batchesDim0(handle), handle.labels.get(t.name)) : t;
         });
       }
       const response: InferResponse = { modelName: handle.name, modelVersion: handle.version, outputs };
@@ -359,9 +388,20 @@ function classificationsOf(request: InferRequest, meta: ModelMetadata): Map<stri
   return out;
 }
 
+/**
+ * Whether dim 0 of the model's tensors is the batch dim: the backend can batch and the config says so
+ * (`max_batch_size` > 0). A model without a config whose dim 0 is variable reports max_batch_size 0 and
+ * dims [-1, ...] in its config, so dim 0 is then a dim like any other.
+ */
+function batchesDim0(h: ModelHandle): boolean {
+  return h.metadata.batchable && h.config.maxBatchSize > 0;
+}
+
+/** The outputs named, in that order; a Map, since echo answers as many outputs as a request sends inputs. */
 function pick(outputs: Tensor[], names: string[]): Tensor[] {
+  const byName = outputs.length > 8 ? new Map(outputs.map((o) => [o.name, o])) : undefined;
   return names.map((n) => {
-    const t = outputs.find((o) => o.name === n);
+    const t = byName ? byName.get(n) : outputs.find((o) => o.name === n);
     if (!t) throw new InvalidArgument(`unknown output '${n}' (outputs: ${outputs.map((o) => o.name).join(', ')})`);
     return t;
   });
@@ -397,9 +437,10 @@ function priorityOf(params: Parameters | undefined): number | undefined {
 /** Triton's request parameter `timeout` is in microseconds; the server default is in ms. */
 function deadlineOf(params: Parameters | undefined, ctx: InferContext, defaultMs: number): number | undefined {
   const t = params?.timeout;
-  if (t !== undefined) {
-    if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0) {
-      throw new InvalidArgument(`parameters.timeout: expected a positive number of microseconds, got ${JSON.stringify(t)}`);
+  // 0 is Triton's default: no timeout of the request's own.
+  if (t !== undefined && t !== 0) {
+    if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) {
+      throw new InvalidArgument(`parameters.timeout: expected a number of microseconds ≥ 0 (0: none), got ${JSON.stringify(t)}`);
     }
     const d = performance.now() + t / 1000;
     return ctx.deadline === undefined ? d : Math.min(d, ctx.deadline);

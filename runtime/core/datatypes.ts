@@ -112,34 +112,34 @@ export function arrayTypeOf(datatype: Exclude<Datatype, 'BYTES'>): TypedArrayCto
   return CTORS[datatype];
 }
 
-// IEEE 754 half <-> single conversion (Node 20 has no Float16Array).
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
+// IEEE 754 half <-> double conversion (Node 20 has no Float16Array).
+const f64 = new Float64Array(1);
+const f64Words = new Uint32Array(f64.buffer);
 
-/** Float → IEEE half bits, round to nearest even. */
+/** `q` ≥ 0 rounded to the nearest integer, ties to even. Exact: callers pass q < 2^11. */
+function roundHalfEven(q: number): number {
+  const whole = Math.floor(q);
+  const rest = q - whole;
+  return rest > 0.5 || (rest === 0.5 && whole % 2 === 1) ? whole + 1 : whole;
+}
+
+/**
+ * Number → IEEE half bits, rounded once to nearest even from the double (through float32 first,
+ * a value just under a half-way point could round up twice: 65519.99999999999 became Infinity).
+ */
 export function toHalf(value: number): number {
-  f32[0] = value;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // Inf / NaN
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00; // overflow → Inf
-  if (e <= 0) {
-    if (e < -10) return sign; // underflow → ±0
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rem > halfway || (rem === halfway && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++; // may carry into exponent: still correct
-  return sign | half;
+  if (Number.isNaN(value)) return 0x7e00;
+  const sign = value < 0 || Object.is(value, -0) ? 0x8000 : 0;
+  const a = Math.abs(value);
+  // Below 2^-14, subnormal: a multiple of 2^-24 (1024 carries into the smallest normal's bits, as it should).
+  if (a < 2 ** -14) return sign | roundHalfEven(a * 2 ** 24);
+  f64[0] = a;
+  const exp = ((f64Words[1]! >>> 20) & 0x7ff) - 1023; // a is normal here: exact
+  if (exp > 15) return sign | 0x7c00; // ≥ 2^16, or Infinity
+  // The significand in units of the half's last place: [1024, 2048), exact (a power-of-two scale).
+  const units = roundHalfEven(a * 2 ** (10 - exp));
+  if (units === 2048) return exp + 1 > 15 ? sign | 0x7c00 : sign | ((exp + 16) << 10);
+  return sign | ((exp + 15) << 10) | (units - 1024);
 }
 
 /** IEEE half bits → float. */

@@ -33,14 +33,15 @@ export interface HealthService {
 
 export function healthService(dp: DataPlane, onError: (err: unknown) => void): HealthService {
   const pkg = grpc.loadPackageDefinition(healthPackageDefinition()) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
-  const checks: Record<string, () => boolean | Promise<boolean>> = {
-    '': () => dp.ready(),
-    'inference.GRPCInferenceService': () => dp.ready(),
-    readiness: () => dp.ready(),
-    liveness: () => dp.live(),
-  };
+  // A Map: a client's service name must not reach Object.prototype ('constructor', '__proto__').
+  const checks = new Map<string, () => boolean | Promise<boolean>>([
+    ['', () => dp.ready()],
+    ['inference.GRPCInferenceService', () => dp.ready()],
+    ['readiness', () => dp.ready()],
+    ['liveness', () => dp.live()],
+  ]);
   const statusOf = async (service: string): Promise<Status> => {
-    const check = checks[service];
+    const check = checks.get(service);
     if (!check) return 'SERVICE_UNKNOWN';
     return (await check()) ? 'SERVING' : 'NOT_SERVING';
   };
@@ -50,7 +51,7 @@ export function healthService(dp: DataPlane, onError: (err: unknown) => void): H
     Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       statusOf(call.request.service).then(
         (status) => {
-          if (status === 'SERVICE_UNKNOWN') callback({ code: grpc.status.NOT_FOUND, details: `unknown health service '${call.request.service}' (known: "", ${Object.keys(checks).filter(Boolean).join(', ')})` });
+          if (status === 'SERVICE_UNKNOWN') callback({ code: grpc.status.NOT_FOUND, details: `unknown health service '${call.request.service}' (known: "", ${[...checks.keys()].filter(Boolean).join(', ')})` });
           else callback(null, { status });
         },
         (err: unknown) => {

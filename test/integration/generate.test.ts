@@ -103,7 +103,7 @@ describe('generate extension', () => {
       // A key that names no input is a parameter (Triton's rule), so the input is missing.
       ['/v2/models/scale/generate', { X: [1, 2, 3, 4].join() }, 400, /^missing input 'x'$/],
       ['/v2/models/strings/generate', { x: 5 }, 400, /^x: element 0: expected a string for BYTES, got 5$/],
-      ['/v2/models/scale/generate', { x: [1, 2, 3, 4], parameters: { timeout: -1 } }, 400, /^parameters.timeout: expected a positive number of microseconds/],
+      ['/v2/models/scale/generate', { x: [1, 2, 3, 4], parameters: { timeout: -1 } }, 400, /^parameters.timeout: expected a number of microseconds ≥ 0/],
       ['/v2/models/scale/generate', '{"x": [1, 2', 400, /^request body is not valid JSON/],
       ['/v2/models/scale/generate', { x: new Array(40_000).fill(1) }, 413, /over the limit of 65536/],
     ];

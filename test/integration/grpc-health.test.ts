@@ -80,9 +80,12 @@ describe('gRPC health checking (grpc.health.v1)', () => {
 
   it('Check answers SERVING for the server, the inference service, readiness and liveness; NOT_FOUND for another name', async () => {
     for (const service of ['', 'inference.GRPCInferenceService', 'readiness', 'liveness']) expect(await check(client, service)).toBe('SERVING');
-    const err = await check(client, 'nope').catch((e: grpc.ServiceError) => e);
-    expect((err as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
-    expect((err as grpc.ServiceError).details).toMatch(/unknown health service 'nope'/);
+    // Names an object inherits are names like any other (they once answered SERVING or INTERNAL).
+    for (const service of ['nope', 'constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const err = await check(client, service).catch((e: grpc.ServiceError) => e);
+      expect((err as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
+      expect((err as grpc.ServiceError).details).toContain(`unknown health service '${service}'`);
+    }
   });
 
   it('server reflection (v1 and v1alpha) lists both services and serves their descriptors, through the reflection protocol\'s own .proto', async () => {
@@ -115,12 +118,14 @@ describe('gRPC health checking (grpc.health.v1)', () => {
   });
 
   it('Watch sends the current status at once (SERVICE_UNKNOWN for another name, the call kept open); at shutdown NOT_SERVING, then ends, as an open inference stream does (UNAVAILABLE)', async () => {
-    const unknown = client.Watch({ service: 'nope' });
-    const first = await new Promise<string>((resolve) => unknown.once('data', (m: { status: string }) => resolve(m.status)));
-    expect(first).toBe('SERVICE_UNKNOWN');
-    const cancelled = new Promise<grpc.ServiceError>((resolve) => unknown.on('error', resolve));
-    unknown.cancel();
-    expect((await cancelled).code).toBe(grpc.status.CANCELLED);
+    for (const service of ['nope', '__proto__', 'constructor']) {
+      const unknown = client.Watch({ service });
+      const first = await new Promise<string>((resolve) => unknown.once('data', (m: { status: string }) => resolve(m.status)));
+      expect(first).toBe('SERVICE_UNKNOWN');
+      const cancelled = new Promise<grpc.ServiceError>((resolve) => unknown.on('error', resolve));
+      unknown.cancel();
+      expect((await cancelled).code).toBe(grpc.status.CANCELLED);
+    }
 
     const seen: string[] = [];
     const stream = client.Watch({ service: '' });

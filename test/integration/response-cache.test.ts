@@ -4,7 +4,7 @@
  * counts no new execution), only for models that enable it, never across a
  * reload, and not at all while the server gives the cache no bytes.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../runtime/server/serve.js';
@@ -27,6 +27,13 @@ describe('response cache', () => {
     mlp = await writeMlpModel(join(repo.dir, 'cached', '1'));
     await writeFile(join(repo.dir, 'cached', 'config.pbtxt'), 'platform: "onnxruntime_onnx"\nresponse_cache { enable: true }\n');
     await writeMlpModel(join(repo.dir, 'plain', '1'));
+    // A cached ensemble of one uncached step.
+    await writeMlpModel(join(repo.dir, 'step', '1'));
+    await mkdir(join(repo.dir, 'pipe'), { recursive: true });
+    await writeFile(
+      join(repo.dir, 'pipe', 'config.pbtxt'),
+      `platform: "ensemble"\nmax_batch_size: 8\ninput [ { name: "X" data_type: TYPE_FP32 dims: [ 4 ] } ]\noutput [ { name: "Y" data_type: TYPE_FP32 dims: [ 3 ] } ]\nresponse_cache { enable: true }\nensemble_scheduling { step [ { model_name: "step" input_map { key: "x" value: "X" } output_map { key: "y" value: "Y" } } ] }\n`,
+    );
   });
   afterAll(async () => {
     await repo.cleanup();
@@ -101,6 +108,33 @@ describe('response cache', () => {
       expect((await postJson(`${server.url}/v2/models/cached/infer`, body(x))).status).toBe(200);
       const reloaded = await statsOf(server.url, 'cached');
       expect([reloaded.execution_count, reloaded.inference_stats.cache_hit.count]).toEqual([1, 0]);
+    });
+
+    it("keys an ensemble's entries to the loads of its steps: a reloaded or unloaded step is never answered from the old entries", async () => {
+      const pipe = (x: number[]) => postJson(`${server.url}/v2/models/pipe/infer`, { inputs: [{ name: 'X', datatype: 'FP32', shape: [1, 4], data: x }] });
+      const x = [2, -1, 0.5, 3];
+      const want = mlpReference(mlp, Float32Array.from(x));
+      for (let i = 0; i < 2; i++) {
+        const r = await pipe(x);
+        expect(r.status).toBe(200);
+        ((await r.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data.forEach((v, j) => expect(v).toBeCloseTo(want[j]!, 5));
+      }
+      const hits = async () => (await statsOf(server.url, 'pipe')).inference_stats.cache_hit.count;
+      const stepRuns = async () => (await statsOf(server.url, 'step')).execution_count;
+      expect([await hits(), await stepRuns()]).toEqual([1, 1]);
+      // The step is loaded anew (its config changed); the ensemble is not: its old entry must not answer.
+      await writeFile(join(repo.dir, 'step', 'config.pbtxt'), 'platform: "onnxruntime_onnx"\n# edited\n');
+      expect((await postJson(`${server.url}/v2/repository/models/step/load`, {})).status).toBe(200);
+      expect((await pipe(x)).status).toBe(200);
+      expect([await hits(), await stepRuns()]).toEqual([1, 1]);
+      expect((await pipe(x)).status).toBe(200);
+      expect(await hits()).toBe(2);
+      // With the step unloaded, the request fails as the pipeline does, not from the cache.
+      expect((await postJson(`${server.url}/v2/repository/models/step/unload`, {})).status).toBe(200);
+      const gone = await pipe(x);
+      expect(gone.status).toBeGreaterThanOrEqual(400);
+      expect(((await gone.json()) as { error: string }).error).toMatch(/step/);
+      expect(await hits()).toBe(2);
     });
   });
 

@@ -12,7 +12,7 @@ import { defaultModelRepository } from '../../runtime/config.js';
 import type { RunningServer } from '../../runtime/server/serve.js';
 import { postJson, startTestServer, tempDir } from '../helpers/server.js';
 import { storagePuller } from '../../runtime/storage/puller.js';
-import { mlpReference, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
+import { mlpReference, writeDatatypeModel, writeMlpModel, type MlpModel } from '../helpers/onnx-models.js';
 
 const OCR_MODEL = join(defaultModelRepository(), 'ocr-det', '1', 'model.onnx');
 
@@ -529,6 +529,66 @@ describe('a batching model (max_batch_size 8, labels): classification and raw bi
     const two = await raw([1, 2, 3, 4, 5, 6, 7, 8]); // two rows' bytes: not a batch-1 input
     expect(two.status).toBe(400);
     expect(((await two.json()) as { error: string }).error.length).toBeGreaterThan(0);
+  });
+});
+
+describe('a model without a config whose dim 0 is variable (max_batch_size 0): dim 0 is no batch dim', () => {
+  let server: RunningServer;
+  let repo: { dir: string; cleanup: () => Promise<void> };
+  beforeAll(async () => {
+    repo = await tempDir();
+    await mkdir(join(repo.dir, 'ints', '1'), { recursive: true });
+    await writeDatatypeModel(join(repo.dir, 'ints', '1'), 'int32'); // x [n] -> y = x, z = x + x
+    await mkdir(join(repo.dir, 'echo'), { recursive: true });
+    await writeFile(join(repo.dir, 'echo', 'config.pbtxt'), 'platform: "echo"\n');
+    server = await startTestServer({ modelRepository: repo.dir });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await repo?.cleanup();
+  });
+  const infer = (body: unknown, model = 'ints') => postJson(`${server.url}/v2/models/${model}/infer`, body);
+  const x = (data: number[], extra: Record<string, unknown> = {}) => ({ inputs: [{ name: 'x', datatype: 'INT32', shape: [data.length], data }], ...extra });
+
+  it('reports max_batch_size 0 and dims [-1], and takes a raw binary body of any length as shape [n]', async () => {
+    const config = (await (await fetch(`${server.url}/v2/models/ints/config`)).json()) as { max_batch_size: number; input: { dims: number[] }[] };
+    expect([config.max_batch_size, config.input[0]!.dims]).toEqual([0, [-1]]);
+    const res = await fetch(`${server.url}/v2/models/ints/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': '0' },
+      body: Buffer.from(Int32Array.from([7, -3]).buffer),
+    });
+    expect(res.status).toBe(200);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    const headerLength = Number(res.headers.get('inference-header-content-length'));
+    const header = JSON.parse(bytes.subarray(0, headerLength).toString()) as { outputs: { name: string; shape: number[] }[] };
+    expect(header.outputs.map((o) => [o.name, o.shape])).toEqual([['y', [2]], ['z', [2]]]);
+    expect(Array.from(new Int32Array(bytes.buffer.slice(bytes.byteOffset + headerLength, bytes.byteOffset + headerLength + 8)))).toEqual([7, -3]);
+  });
+
+  it('classifies the whole output, not each element as a row', async () => {
+    const res = await infer(x([5, 9, 1], { outputs: [{ name: 'z', parameters: { classification: 2 } }] }));
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { outputs: { shape: number[]; data: string[] }[] }).outputs[0]).toMatchObject({ shape: [2], data: ['18:1', '10:0'] });
+  });
+
+  it("takes Triton's timeout 0 (no timeout of the request's own) and refuses a negative one", async () => {
+    expect((await infer(x([1], { parameters: { timeout: 0 } }))).status).toBe(200);
+    const bad = await infer(x([1], { parameters: { timeout: -1 } }));
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/parameters\.timeout: expected a number of microseconds ≥ 0/);
+  });
+
+  it('answers many requested outputs by name, in the order asked (echo: one output per input)', async () => {
+    const n = 2_000;
+    const inputs = Array.from({ length: n }, (_, i) => ({ name: `t${i}`, datatype: 'INT32', shape: [1], data: [i] }));
+    const outputs = Array.from({ length: n }, (_, i) => ({ name: `t${(i * 7) % n}` }));
+    const res = await infer({ inputs, outputs }, 'echo');
+    expect(res.status).toBe(200);
+    const out = ((await res.json()) as { outputs: { name: string; data: number[] }[] }).outputs;
+    expect(out.map((o) => [o.name, o.data[0]])).toEqual(outputs.map((o) => [o.name, Number(o.name.slice(1))]));
+    const unknown = await infer({ inputs, outputs: [{ name: 'nope' }] }, 'echo');
+    expect(unknown.status).toBe(400);
   });
 });
 

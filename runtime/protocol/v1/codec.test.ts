@@ -104,9 +104,10 @@ describe('V1 encode', () => {
     ]);
   });
 
-  it('refuses to split an output that has no row per instance', () => {
+  it('refuses to split an output that has no row per instance: a 400 naming the columnar format', () => {
     const y = { name: 'y', datatype: 'FP32', shape: [1, 4], data: new Float32Array(4) };
     expect(() => encodePredictResponse(response([y]), 'row', 2)).toThrow(/output 'y' has shape \[1,4\], not one row per instance \(2\)/);
+    expect(() => encodePredictResponse(response([y]), 'row', 2)).toThrow(InvalidArgument);
   });
 
   it('refuses more than MAX_BYTES_ELEMENTS strings over the request (PayloadTooLarge), counted across inputs', () => {

@@ -10,7 +10,7 @@
  * (TensorFlow Serving's rule).
  */
 import { fromHalf, type NumericArray } from '../../core/datatypes.js';
-import { Internal } from '../../core/errors.js';
+import { InvalidArgument } from '../../core/errors.js';
 import type { InferResponse } from '../../core/infer.js';
 import type { Tensor } from '../../core/tensor.js';
 import type { V1Format } from './decode.js';
@@ -34,8 +34,9 @@ export function encodePredictResponse(response: InferResponse, format: V1Format,
 /** Each instance's row of `t` as JSON text; dim 0 must be the instance count. */
 function rowsOf(t: Tensor, instances: number): string[] {
   if (t.shape.length === 0 || t.shape[0] !== instances) {
-    // Declared shapes are checked before the run (routes/v1.ts, a 400); a model answering otherwise is the server's fault.
-    throw new Internal(`output '${t.name}' has shape [${t.shape.join(',')}], not one row per instance (${instances}), against its declared shape; send the columnar format ("inputs") for whole tensors`);
+    // A declared dim 0 that cannot be the instance count is refused before the run (routes/v1.ts); a variable
+    // one can still come back as something else (a transpose): the rows cannot be cut, the columnar format serves it.
+    throw new InvalidArgument(`output '${t.name}' has shape [${t.shape.join(',')}], not one row per instance (${instances}), against its declared shape; send the columnar format ("inputs") for whole tensors`);
   }
   const texts = elementTexts(t);
   const rowShape = t.shape.slice(1);
