@@ -104,6 +104,46 @@ describe('bench harness', () => {
     }
   });
 
+  it('batches requests to bare-b<N> into one run in the floor server, each reply its own row', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kinfer-bench-bare-batch-'));
+    const m = await writeMlpModel(dir);
+    const session = await ort.InferenceSession.create(m.path, baselineSessionOptions());
+    // Counts the runs and their batch sizes through the session the floor holds.
+    const sizes: number[] = [];
+    const counted = Object.assign(Object.create(session) as typeof session, {
+      run: (feeds: Record<string, ort.Tensor>) => {
+        sizes.push(feeds.x!.dims[0]!);
+        return session.run(feeds);
+      },
+    });
+    const floor = createBareServer({ ort, session: counted });
+    try {
+      await new Promise<void>((r) => floor.listen(0, '127.0.0.1', r));
+      const url = (n: number) => `http://127.0.0.1:${(floor.address() as AddressInfo).port}/v2/models/bare-b${n}/infer`;
+      const xs = [0, 1, 2].map((k) => Float32Array.from({ length: 4 }, (_, i) => (i - 1.5) * (k + 1)));
+      const send = (n: number, x: Float32Array) => fetch(url(n), { method: 'POST', body: v2JsonBody('x', [1, 4], x) });
+      const outs = await Promise.all(xs.map(async (x) => ((await (await send(3, x)).json()) as { outputs: { shape: number[]; data: number[] }[] }).outputs[0]!));
+      expect(sizes).toEqual([3]);
+      for (const [k, out] of outs.entries()) {
+        expect(out.shape).toEqual([1, 3]);
+        const want = mlpReference(m, xs[k]!);
+        out.data.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+      }
+      // Short of its size, a batch runs after the wait.
+      const short = await send(4, xs[0]!);
+      expect(short.status).toBe(200);
+      expect(sizes).toEqual([3, 1]);
+      // A request that does not fit the first one's rows fails its whole batch with 400s.
+      const mixed = await Promise.all([send(2, xs[0]!), fetch(url(2), { method: 'POST', body: v2JsonBody('x', [1, 3], xs[1]!.subarray(0, 3)) })]);
+      expect(mixed.map((r) => r.status)).toEqual([400, 400]);
+    } finally {
+      floor.closeAllConnections();
+      await new Promise((r) => floor.close(r));
+      await session.release();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('times batch-1 runs back to back, after an idle pause and after a cache-emptying read (ort-baseline gaps)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kinfer-bench-gaps-'));
     try {

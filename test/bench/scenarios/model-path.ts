@@ -11,10 +11,11 @@
  * The adaptive variant is also loaded through the binary tensor extension
  * (reported), and with its session in a worker thread (`session_thread:
  * worker`; the server is pinned to one core, so `auto` runs adaptive and off
- * on the event loop, and delay there until its first batch). At c=1 a floor
+ * on the event loop, and delay there until its first batch). A floor
  * is measured too: a bare node:http server running the same session on its
  * event loop (bare-server.ts), what any Node server pays for HTTP, JSON and a
- * core shared with the model.
+ * core shared with the model; at c=8 and c=32 the same floor runs batches of
+ * exactly c, the least a batching server pays.
  * Every process runs with the image's malloc setting (huge pages, SERVER_ENV
  * in lib.ts); in-process runs without it show what the setting buys.
  */
@@ -237,7 +238,8 @@ export const modelPath: Scenario = {
         const sidesOf = ({ kinfer, bare }: (typeof servers)[number]) => {
           const sides: { label: string; url: string; model?: string; binary?: boolean }[] = VARIANTS.map(([label, m]) => ({ label, url: `${kinfer.url}/v2/models/${m}/infer`, model: m }));
           sides.push({ label: 'binary', url: `${kinfer.url}/v2/models/${VARIANTS[0][1]}/infer`, model: VARIANTS[0][1], binary: true });
-          if (c === 1) sides.push({ label: 'floor', url: `${bare.url}/v2/models/bare/infer` });
+          // The floor: at c=1 one run per request; above it, batches of exactly c (bare-server.ts).
+          sides.push({ label: 'floor', url: `${bare.url}/v2/models/${c === 1 ? 'bare' : `bare-b${c}`}/infer` });
           return sides;
         };
         // Every side is also warmed at this concurrency. The c=8 warm-up left kinfer's single-request path
@@ -262,7 +264,7 @@ export const modelPath: Scenario = {
             if (!m || !before) {
               ctx.log(`  ${k} #${i + 1}${which}: ${r.rps.toFixed(1)} req/s, p99 ${r.p99} ms`);
               // The floor gets its own partner too, so kinfer and the floor face the same pairing.
-              if (side.label === 'floor') await pairAfter(k, r.rps, 1);
+              if (side.label === 'floor') await pairAfter(k, r.rps, c);
               continue;
             }
             // Threads first: the /metrics read below costs the server CPU too.
@@ -335,14 +337,17 @@ export const modelPath: Scenario = {
         // The same model and policy, the session on the event loop (auto on one core) against a worker thread.
         rows.push(compareRow(`adaptive c=${c}: event loop (vs worker thread)`, med(`adaptive c${c}`), med(`worker c${c}`), 'items/s', { text: 'reported' }));
       }
-      const floor = paired('floor c1');
-      rows.push(
-        compareRow('floor: bare node:http + onnxruntime on the event loop, c=1 (vs batch 1 right after)', med('floor c1'), floor.base, 'items/s', {
-          text: 'reported',
-          ratio: floor.ratio,
-        }),
-      );
-      rows.push(compareRow('kinfer adaptive c=1 / floor c=1', med('adaptive c1') / med('floor c1'), undefined, 'x'));
+      for (const c of CONCURRENCY) {
+        const floor = paired(`floor c${c}`);
+        const how = c === 1 ? 'one run per request' : `batches of exactly ${c}`;
+        rows.push(
+          compareRow(`floor: bare node:http + onnxruntime on the event loop, ${how}, c=${c} (vs batch ${c} right after)`, med(`floor c${c}`), floor.base, 'items/s', {
+            text: 'reported',
+            ratio: floor.ratio,
+          }),
+        );
+      }
+      for (const c of CONCURRENCY) rows.push(compareRow(`kinfer adaptive c=${c} / floor c=${c}`, med(`adaptive c${c}`) / med(`floor c${c}`), undefined, 'x'));
       for (const c of CONCURRENCY) {
         // Wall time per item served minus per item in-process: what HTTP, JSON, the batcher and the worker hop add.
         const cost = 1e6 / med(`adaptive c${c}`) - 1e6 / paired(`adaptive c${c}`).base;
@@ -397,7 +402,7 @@ export const modelPath: Scenario = {
           `warm-up: ${ctx.quick ? 1 : WARM_UP_SEC} s of unrecorded load at c=8 for each variant, the binary side and the floor before the first measurement, and as long at each concurrency before its first round`,
           'binary extension: the adaptive model with the input as raw FP32 bytes after a JSON header and binary_data_output (what Triton\'s clients send by default)',
           `run time by what precedes it: in-process batch 1, ms per run (session.run alone), the median of ${ctx.quick ? 4 : 8} rounds of 30 runs; the idle time is kinfer's c=1 turnaround in this run (served time per request minus the partner's time per run); the ${EVICT_MIB} MiB read (one byte per cache line) empties the caches, the one weight matrix (16 MiB) included`,
-          'floor: bare node:http (JSON.parse, Float32Array.from, session.run on the event loop, JSON.stringify; no worker, queue or metrics), same core, one of the served sides at c=1',
+          'floor: bare node:http (JSON.parse, Float32Array.from, session.run on the event loop, JSON.stringify; no worker, queue or metrics), same core, one of the served sides at each concurrency; above c=1 it runs batches of exactly c (told c by the model name, which no real batcher knows; inputs copied into one tensor, outputs split by row)',
           `malloc: every process here runs with the image's GLIBC_TUNABLES=${SERVER_ENV.GLIBC_TUNABLES} (transparent huge pages for malloc); the default-malloc rows alternate 2 s in-process runs without and with it, ${allocRounds} rounds; ratio: median of the per-round ratios`,
         ],
       };
