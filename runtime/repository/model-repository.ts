@@ -8,8 +8,8 @@
  * failed `model_warmup` sample) leaves the previous versions serving. Loads
  * and unloads of one model are serialised; different models load concurrently.
  */
-import { readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { Backend, ModelMetadata } from '../backends/backend.js';
 import { selectBackend } from '../backends/select.js';
@@ -30,6 +30,8 @@ import { selectVersions } from './version-policy.js';
 import { checkOverridePath, stageOverrideFiles, type OverrideFiles, type StagedFiles } from './override-files.js';
 import { parseModelConfig } from './config-files.js';
 import { runWarmup } from './warmup.js';
+import { localPathOf } from '../storage/pull.js';
+import { displayUri } from '../storage/transfer.js';
 import { planSequences } from './sequence-plan.js';
 import { SequenceBatcher } from '../batching/sequence-batcher.js';
 
@@ -78,6 +80,12 @@ export interface ModelRepositoryOptions {
   responseCache?: ResponseCache;
   /** Runs an ensemble's step on its composing model (the data plane's infer); without it ensembles are refused. */
   runStep?: StepRunner;
+  /**
+   * Folders a load request's local `storage_uri` (`file://`, `pvc://`, a path) must lie in, symlinks
+   * followed: a client of the load API must not make the server read any file it can (labels are read
+   * back through classification). Undefined: anywhere (the server's own STORAGE_URI is not a request).
+   */
+  localLoadRoots?: readonly string[];
 }
 
 
@@ -95,6 +103,8 @@ interface Entry {
   reason?: string;
   /** The last successful load's parameters without `storage_uri` (none after a `file:` load): what `reload` loads with. */
   parameters?: Parameters;
+  /** Versions ('' before one was chosen) with a failed-load duration series: an unload drops them. */
+  failedVersions?: Set<string>;
 }
 
 /** One model's load/unload chain: operations on a model run one at a time, in call order. */
@@ -255,6 +265,7 @@ export class ModelRepository {
         // UNLOADING tells a reload queued behind (a repository poll) that the model was unloaded.
         if (entry) {
           entry.state = 'UNLOADING';
+          this.forgetFailures(name, entry);
           this.dropUnlessQueued(name, entry);
         }
         return;
@@ -265,6 +276,7 @@ export class ModelRepository {
         await Promise.all(handles.map((h) => this.retire(name, h, true)));
         await this.dropOverride(name);
       } finally {
+        this.forgetFailures(name, entry);
         this.dropUnlessQueued(name, entry);
         const versions = handles.map((h) => h.version);
         this.opts.logger.info({ event: 'unload', model: name, versions }, `unloaded ${name} (version ${versions.join(', ')})`);
@@ -408,6 +420,24 @@ export class ModelRepository {
     };
   }
 
+  /** Refuses a load request's local storage URI outside `localLoadRoots`: by its path, then by where its symlinks lead. */
+  private async checkLocalLoadRoot(uri: string): Promise<void> {
+    const roots = this.opts.localLoadRoots;
+    const local = roots && localPathOf(uri);
+    if (!roots || local === undefined) return;
+    const refuse = (): never => {
+      throw new InvalidArgument(`storage URI ${JSON.stringify(displayUri(uri))}: a load request may name local files only under KINFER_LOAD_LOCAL_ROOTS (${roots.join(', ') || 'none'})`);
+    };
+    const inside = (p: string, rootList: readonly string[]) => rootList.some((r) => p === r || p.startsWith(r.endsWith(sep) ? r : r + sep));
+    const lexical = resolve(local);
+    if (!inside(lexical, roots.map((r) => resolve(r)))) refuse();
+    // A path that does not exist is the pull's to report; one that does must not leave the roots through a link.
+    const real = await realpath(lexical).catch(() => undefined);
+    if (real === undefined) return;
+    const realRoots = await Promise.all(roots.map((r) => realpath(r).catch(() => resolve(r))));
+    if (!inside(real, realRoots)) refuse();
+  }
+
   private async hasFolder(name: string): Promise<boolean> {
     const st = await stat(this.modelDirs.get(name) ?? join(this.opts.repoDir, name)).catch(() => undefined);
     return !!st?.isDirectory();
@@ -459,6 +489,12 @@ export class ModelRepository {
     return entry;
   }
 
+  /** Drops the failed-load duration series of `name`'s versions (an unload: nothing of it serves). */
+  private forgetFailures(name: string, entry: Entry): void {
+    for (const version of entry.failedVersions ?? []) this.opts.metrics?.modelLoadDuration.remove({ model: name, version, outcome: 'failure' });
+    entry.failedVersions = undefined;
+  }
+
   /**
    * Inside an operation on `name`: forgets `entry` when it serves nothing and no operation waits
    * behind this one (a queued load would find it gone and start over as LOADING anyway).
@@ -484,6 +520,7 @@ export class ModelRepository {
       const storageUri = parameters.storage_uri;
       if (storageUri !== undefined) {
         if (typeof storageUri !== 'string') throw new InvalidArgument(`parameters.storage_uri: expected a string`);
+        await this.checkLocalLoadRoot(storageUri);
         pulled = await this.pullInto(name, storageUri);
       }
       // Taken before the config and labels are read: a file written meanwhile changes the stamp too.
@@ -527,7 +564,8 @@ export class ModelRepository {
         // Versions loaded before the failing one never served: release them, and the metric series their batchers made.
         await Promise.allSettled(fresh.filter((h) => !reused.has(h)).map((h) => h.close(this.drainMs)));
         const serving = new Set(entry.handles.map((h) => h.version));
-        for (const h of fresh) if (!serving.has(h.version) && this.opts.metrics) forgetModel(this.opts.metrics, name, h.version);
+        // The failing version too: its batcher may have made series before it failed (in its warm-up).
+        for (const v of new Set([...fresh.map((h) => h.version), version])) if (!serving.has(v) && this.opts.metrics) forgetModel(this.opts.metrics, name, v);
         throw err;
       }
       const old = entry.handles;
@@ -568,7 +606,10 @@ export class ModelRepository {
       const serving = entry.handles.length > 0;
       // A name with no folder is a client's typo (or a flood of them): no entry, no metrics series.
       const known = serving || (await this.hasFolder(name));
-      if (known) this.opts.metrics?.modelLoadDuration.observe({ model: name, version, outcome: 'failure' }, seconds);
+      if (known && this.opts.metrics) {
+        this.opts.metrics.modelLoadDuration.observe({ model: name, version, outcome: 'failure' }, seconds);
+        (entry.failedVersions ??= new Set()).add(version);
+      }
       if (!serving && known) {
         entry.state = 'UNAVAILABLE';
         entry.reason = messageOf(err);

@@ -41,6 +41,7 @@ import { tuneV8ForServing } from './v8-tuning.js';
 import type { RunningGrpcServer } from './grpc.js';
 import { readGrpcTls, type GrpcTlsFiles } from './grpc-tls.js';
 import type { Restrictions } from './restricted.js';
+import { localLoadRootsOf } from '../storage/pull.js';
 
 /** A function's lifecycle hooks (faas-js-runtime's `Function`); `functions/define.ts` FunctionHooks fits. */
 export interface LifecycleHooks {
@@ -61,6 +62,8 @@ export interface ServeOptions {
   /** Function mode: the one model and where its artifact lives. */
   modelName?: string;
   storageUri?: string;
+  /** Where a load request's local `storage_uri` may point; default from KINFER_LOAD_LOCAL_ROOTS (localLoadRootsOf). */
+  localLoadRoots?: readonly string[];
   /**
    * A Triton JSON model config that replaces the artifact's own for `modelName` (KINFER_MODEL_CONFIG),
    * in every mode and on every load of that name without a `config` parameter.
@@ -172,6 +175,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     responseCache,
     defaultConfigs: opts.modelName && opts.modelConfig ? new Map([[opts.modelName, opts.modelConfig]]) : undefined,
     // An ensemble's steps are internal requests through the data plane (made below; called only once serving).
+    localLoadRoots: opts.localLoadRoots ?? localLoadRootsOf(env),
     runStep: async (request, run): Promise<InferResponse> => (await dataplane.infer(request, { ...(run?.deadline !== undefined ? { deadline: run.deadline } : {}), ...(run?.signal ? { signal: run.signal } : {}) })).response,
   });
   registerTritonMetrics(metrics.registry, () =>

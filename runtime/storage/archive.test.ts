@@ -122,6 +122,17 @@ describe.each(['tar', 'tgz', 'zip'] as const)('extractArchive (%s)', (kind) => {
     expect(await readFile(path.join(out, 'a/b/link'), 'utf8')).toBe('x');
   });
 
+  it('refuses an entry that needs a folder where an earlier entry is a file (400, not a raw EEXIST)', async () => {
+    for (const later of [{ name: 'a/b', body: 'x' }, { name: 'a/', type: 'dir' as const }, { name: 'a/c/d', body: 'y' }]) {
+      await rm(out, { recursive: true, force: true });
+      await mkdir(out);
+      const err = await extract(kind, [{ name: 'a', body: 'file' }, later]).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InvalidArgument);
+      expect((err as Error).message).toMatch(new RegExp(`^archive entry ${JSON.stringify(later.name)} needs a folder at "a(/c)?" where an earlier entry is a file`));
+      expect((err as Error).message).not.toContain(root);
+    }
+  });
+
   it('enforces the unpacked size limit', async () => {
     const err = await extract(kind, [{ name: 'big.bin', body: Buffer.alloc(4096, 1) }], 1000).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidArgument);

@@ -111,8 +111,13 @@ class EntryGuard {
     }
   }
 
-  async ensureDir(rel: string): Promise<void> {
-    if (rel) await mkdir(this.abs(rel), { recursive: true });
+  /** A folder at `rel` (and its parents); an earlier entry's file in the way refuses `entry`. */
+  async ensureDir(entry: string, rel: string): Promise<void> {
+    if (!rel) return;
+    await mkdir(this.abs(rel), { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'EEXIST' || err.code === 'ENOTDIR') throw refuse(entry, `needs a folder at ${JSON.stringify(rel)} where an earlier entry is a file`);
+      throw err;
+    });
   }
 
   /** Removes whatever (non-directory) an earlier entry left at `rel`, so a later one never writes through it. */
@@ -126,7 +131,7 @@ class EntryGuard {
 
   async file(entry: string, rel: string, body: Readable, mode: number | undefined): Promise<void> {
     if (!rel) throw refuse(entry, 'is a file at the archive root path');
-    await this.ensureDir(path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel));
+    await this.ensureDir(entry, path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel));
     await this.clear(entry, rel);
     // 'wx' (O_EXCL) never follows a symlink that might have appeared at this path.
     const out = createWriteStream(this.abs(rel), { flags: 'wx', mode: ((mode ?? 0o644) & 0o777) | 0o600 });
@@ -153,7 +158,7 @@ class EntryGuard {
     const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target.replace(/\\/g, '/')));
     if (resolved === '..' || resolved.startsWith('../')) throw refuse(entry, `is a symlink pointing outside the model folder (${JSON.stringify(target)})`);
     this.assertLinkTarget(entry, resolved, target);
-    await this.ensureDir(path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel));
+    await this.ensureDir(entry, path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel));
     await this.clear(entry, rel);
     await symlink(target, this.abs(rel));
     this.symlinks.add(rel);
@@ -168,7 +173,7 @@ class EntryGuard {
     this.assertLinkTarget(entry, resolved, target);
     const st = await lstat(this.abs(resolved)).catch(() => undefined);
     if (!st?.isFile()) throw refuse(entry, `is a hard link to ${JSON.stringify(target)}, which is not a file extracted before it`);
-    await this.ensureDir(path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel));
+    await this.ensureDir(entry, path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel));
     await this.clear(entry, rel);
     await link(this.abs(resolved), this.abs(rel));
   }
@@ -252,7 +257,7 @@ async function handleTarEntry(entry: ReadEntry, guard: EntryGuard): Promise<void
   switch (entry.type) {
     case 'Directory':
     case 'GNUDumpDir':
-      await guard.ensureDir(rel);
+      await guard.ensureDir(name, rel);
       entry.resume();
       return;
     case 'File':
@@ -325,7 +330,7 @@ async function handleZipEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, guard: Ent
   const name = entry.fileName;
   const rel = guard.relative(name);
   if (name.endsWith('/')) {
-    await guard.ensureDir(rel);
+    await guard.ensureDir(name, rel);
     return;
   }
   const unixMode = (entry.externalFileAttributes >>> 16) & 0xffff;

@@ -19,7 +19,7 @@ import { AzureBlobSource, isAzureBlobUri } from './azure.js';
 import { ArtifactCache, linkTree } from './cache.js';
 import { filePath, localArtifact } from './file.js';
 import { HttpSource } from './http.js';
-import { pvcPath } from './pvc.js';
+import { DEFAULT_PVC_ROOT, pvcPath } from './pvc.js';
 import type { RemoteSource } from './source.js';
 import { ByteBudget, displayUri, Progress, reasonOf, Redactor, type PullContext } from './transfer.js';
 
@@ -104,12 +104,27 @@ export async function pull(storageUri: string, opts: PullOptions): Promise<PullR
   }
 }
 
-async function pullUnredacted(uri: string, opts: PullOptions, env: NodeJS.ProcessEnv, redactor: Redactor): Promise<PullResult> {
+/**
+ * Where a load request's local storage URI may point (KINFER_LOAD_LOCAL_ROOTS, folders separated by
+ * `:`; empty: nowhere). Default: `/mnt`, where KServe mounts models and claims, and the PVC root.
+ */
+export function localLoadRootsOf(env: NodeJS.ProcessEnv): string[] {
+  const set = env.KINFER_LOAD_LOCAL_ROOTS;
+  if (set !== undefined) return set.split(':').filter(Boolean).map((r) => path.resolve(r));
+  return [...new Set(['/mnt', path.resolve(env.KINFER_PVC_ROOT || DEFAULT_PVC_ROOT)])];
+}
+
+/** The local path a `file://`, `pvc://` or plain-path URI names (not resolved); undefined for a remote scheme. */
+export function localPathOf(uri: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
   const scheme = schemeOf(uri);
-  if (scheme === 'file' || scheme === 'pvc' || scheme === '') {
-    const p = scheme === 'pvc' ? pvcPath(uri, env) : filePath(uri);
-    return pullLocal(uri, p, opts, env);
-  }
+  if (scheme === 'pvc') return pvcPath(uri, env);
+  return scheme === 'file' || scheme === '' ? filePath(uri) : undefined;
+}
+
+async function pullUnredacted(uri: string, opts: PullOptions, env: NodeJS.ProcessEnv, redactor: Redactor): Promise<PullResult> {
+  const local = localPathOf(uri, env);
+  if (local !== undefined) return pullLocal(uri, local, opts, env);
+  const scheme = schemeOf(uri);
   const source = await remoteSource(scheme, uri);
   return withDestLock(path.resolve(opts.dest), () => pullRemote(uri, source, opts, env, redactor));
 }

@@ -54,6 +54,29 @@ export function safeJoin(dir: string, rel: string, what: string): string {
 }
 
 /**
+ * Refuses objects that would land on the same file (`a/x` and `a/./x`: downloaded together, they
+ * would write one file at once) or on a file and a folder (`a` and `a/b`), before any download.
+ */
+function checkLayout(what: string, objects: readonly { name: string; rel: string }[]): void {
+  const files = new Map<string, string>();
+  const folders = new Map<string, string>();
+  for (const o of objects) {
+    const rel = path.posix.normalize(o.rel.replace(/\\/g, '/'));
+    const same = files.get(rel);
+    if (same !== undefined) throw new InvalidArgument(`${what}: objects ${JSON.stringify(same)} and ${JSON.stringify(o.name)} both land on ${JSON.stringify(rel)}; refused`);
+    const under = folders.get(rel);
+    if (under !== undefined) throw new InvalidArgument(`${what}: object ${JSON.stringify(o.name)} is a file at ${JSON.stringify(rel)}, where object ${JSON.stringify(under)} needs a folder; refused`);
+    files.set(rel, o.name);
+    for (let d = path.posix.dirname(rel); d !== '.' && d !== '/'; d = path.posix.dirname(d)) {
+      const file = files.get(d);
+      if (file !== undefined) throw new InvalidArgument(`${what}: object ${JSON.stringify(o.name)} needs a folder at ${JSON.stringify(d)}, where object ${JSON.stringify(file)} is a file; refused`);
+      if (folders.has(d)) break;
+      folders.set(d, o.name);
+    }
+  }
+}
+
+/**
  * Downloads one object with `download(file)`, then, if its name or content type
  * says archive, unpacks it into `dir` (the archive itself is not kept).
  * Otherwise the object lands at `dir/<name>`. Resolves to the bytes downloaded.
@@ -137,6 +160,7 @@ export async function fetchListed<T extends ListedObject & { rel: string }>(
     const o = objects[0]!;
     return fetchSingle(ctx, what, dir, o.name, o.contentType, (file) => download(o, file));
   }
+  checkLayout(what, objects);
   let bytes = 0;
   await forEachLimit(objects, 4, async (o) => {
     const file = safeJoin(dir, o.rel, what);

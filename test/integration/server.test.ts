@@ -3,7 +3,7 @@
  * and the PaddleOCR detection model) plus a temp repository for load/unload.
  */
 import { gzipSync, gunzipSync, deflateSync } from 'node:zlib';
-import { cp, mkdir, readdir, readFile, writeFile, rm } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, symlink, writeFile, rm } from 'node:fs/promises';
 import { pino } from 'pino';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -600,7 +600,7 @@ describe('load with parameters.storage_uri', () => {
     await mkdir(join(src.dir, 'bad'));
     const good = await writeMlpModel(join(src.dir, 'good'));
     await writeFile(join(src.dir, 'bad', 'model.onnx'), 'garbage, not protobuf');
-    const server = await startTestServer({ modelRepository: repo.dir, mode: 'multi-model', pull: storagePuller({ logger: pino({ level: 'silent' }) }) });
+    const server = await startTestServer({ modelRepository: repo.dir, mode: 'multi-model', pull: storagePuller({ logger: pino({ level: 'silent' }) }), localLoadRoots: [src.dir] });
     const load = (body: unknown) => postJson(`${server.url}/v2/repository/models/m/load`, body);
     const infer = () => postJson(`${server.url}/v2/models/m/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
     try {
@@ -617,6 +617,38 @@ describe('load with parameters.storage_uri', () => {
       const fresh = await postJson(`${server.url}/v2/repository/models/n2/load`, { parameters: { storage_uri: `file://${join(src.dir, 'bad', 'model.onnx')}` } });
       expect(fresh.status).toBeGreaterThanOrEqual(400);
       expect((await readdir(repo.dir)).sort()).toEqual(['m']);
+    } finally {
+      await server.close();
+      await repo.cleanup();
+      await src.cleanup();
+    }
+  });
+
+  it('reads local files only under KINFER_LOAD_LOCAL_ROOTS: not /etc, not through .. or a link leading out', async () => {
+    const repo = await tempDir();
+    const src = await tempDir('kinfer-src-');
+    await mkdir(join(src.dir, 'good'));
+    const good = await writeMlpModel(join(src.dir, 'good'));
+    await symlink('/etc', join(src.dir, 'etc-link'));
+    const server = await startTestServer({
+      modelRepository: repo.dir,
+      mode: 'multi-model',
+      pull: storagePuller({ logger: pino({ level: 'silent' }) }),
+      env: { ...process.env, KINFER_LOAD_LOCAL_ROOTS: `/nonexistent-kinfer-root:${src.dir}` },
+    });
+    // A config whose label file is /etc/passwd would be read back through classification: the load must not happen.
+    const config = JSON.stringify({ platform: 'echo', output: [{ name: 'x', data_type: 'TYPE_FP32', dims: [3], label_filename: 'passwd' }] });
+    const load = (uri: string) => postJson(`${server.url}/v2/repository/models/leak/load`, { parameters: { storage_uri: uri, config } });
+    try {
+      for (const uri of ['file:///etc', '/etc', `file://${src.dir}/../../etc`, `file://${join(src.dir, 'etc-link')}`]) {
+        const res = await load(uri);
+        expect(res.status).toBe(400);
+        expect(((await res.json()) as { error: string }).error).toMatch(/may name local files only under KINFER_LOAD_LOCAL_ROOTS \(\/nonexistent-kinfer-root, /);
+      }
+      expect((await fetch(`${server.url}/v2/models/leak/ready`)).status).not.toBe(200);
+      // Inside the roots it loads as before.
+      const ok = await postJson(`${server.url}/v2/repository/models/m/load`, { parameters: { storage_uri: `file://${good.path}` } });
+      expect(ok.status).toBe(200);
     } finally {
       await server.close();
       await repo.cleanup();

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { NotFound, PayloadTooLarge, Unavailable } from '../../runtime/core/errors.js';
+import { InvalidArgument, NotFound, PayloadTooLarge, Unavailable } from '../../runtime/core/errors.js';
 import { TOKEN_REFRESH_MARGIN_MS } from '../../runtime/storage/gcs-credentials.js';
 import { pull } from '../../runtime/storage/pull.js';
 import { startGcsFixture, type GcsFixture } from '../helpers/gcs-fixture.js';
@@ -359,6 +359,20 @@ describe('gs:// (JSON API fixture)', () => {
     const dest = path.join(root, 'p');
     await pull('gs://mbucket/packed/latest', fast({ dest, env: { GCS_ENDPOINT: gcs.url } }));
     expect(await readFile(path.join(dest, 'model.onnx'), 'utf8')).toBe('zipped in gcs');
+  });
+
+  it('refuses objects that land on one file (a/x and a/./x) or on a file and a folder (f and f/g), before any download', async () => {
+    gcs.put('mbucket', 'dup/1/model.onnx', 'good');
+    gcs.put('mbucket', 'dup/1/./model.onnx', 'other');
+    gcs.put('mbucket', 'fd/a', 'file');
+    gcs.put('mbucket', 'fd/a/b', 'under it');
+    const env = { GCS_ENDPOINT: gcs.url };
+    const gets = () => gcs.requests.filter((r) => r.path.includes('alt=media')).length;
+    const before = gets();
+    await expect(pull('gs://mbucket/dup', fast({ dest: path.join(root, 'dup'), env }))).rejects.toThrow(/objects "dup\/1\/(\.\/)?model.onnx" and "dup\/1\/(\.\/)?model.onnx" both land on "1\/model.onnx"; refused/);
+    await expect(pull('gs://mbucket/fd', fast({ dest: path.join(root, 'fd'), env }))).rejects.toThrow(/object "fd\/a\/b" needs a folder at "a", where object "fd\/a" is a file; refused/);
+    await expect(pull('gs://mbucket/fd', fast({ dest: path.join(root, 'fd'), env }))).rejects.toBeInstanceOf(InvalidArgument);
+    expect(gets()).toBe(before);
   });
 
   it('is NotFound for a missing bucket or an empty prefix', async () => {

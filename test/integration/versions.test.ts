@@ -7,7 +7,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../runtime/server/serve.js';
-import { writeScaleModel } from '../helpers/onnx-models.js';
+import { writeDatatypeModel, writeScaleModel } from '../helpers/onnx-models.js';
 import { postJson, startTestServer, tempDir } from '../helpers/server.js';
 
 const FACTORS: Record<string, number> = { '1': 2, '2': 3, '3': 5 };
@@ -114,6 +114,37 @@ describe('model versions (version_policy)', () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toMatch(/version_policy specific \{ versions: \[9\] \} selects none of the versions present \(1, 2, 3\)/);
     expect(await infer('')).toMatchObject({ status: 200, body: { model_version: '1' } });
+  });
+});
+
+describe('metric series of failed loads', () => {
+  it('a version whose warm-up fails leaves no series but its failure; an unload drops those too', async () => {
+    const repo = await tempDir();
+    await writeScaleModel(join(repo.dir, 'w', '1'), 2);
+    const warm = 'model_warmup [ { name: "z" batch_size: 1 inputs { key: "x" value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]\n';
+    await writeFile(join(repo.dir, 'w', 'config.pbtxt'), `platform: "onnxruntime_onnx"\nmax_batch_size: 4\nversion_policy { all { } }\n${warm}`);
+    const server = await startTestServer({ modelRepository: repo.dir });
+    const metrics = async () => (await (await fetch(`${server.url}/metrics`)).text()).split('\n').filter((l) => l.includes('model="w"'));
+    try {
+      // Version 2 takes INT32: the FP32 warm-up fails after its batcher was made; version 1 keeps serving.
+      await mkdir(join(repo.dir, 'w', '2'));
+      await writeDatatypeModel(join(repo.dir, 'w', '2'), 'int32');
+      const bad = await postJson(`${server.url}/v2/repository/models/w/load`, {});
+      expect(bad.status).toBe(400);
+      expect((await postJson(`${server.url}/v2/models/w/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: X }] })).status).toBe(200);
+      const v2 = (await metrics()).filter((l) => l.includes('version="2"'));
+      expect(v2.length).toBeGreaterThan(0);
+      expect(v2.every((l) => l.startsWith('kinfer_model_load_duration_seconds') && l.includes('outcome="failure"'))).toBe(true);
+      // A config that does not parse fails before a version is chosen (version "").
+      await writeFile(join(repo.dir, 'w', 'config.pbtxt'), 'platform: "onnxruntime_onnx"\nmax_batch_size: {\n');
+      expect((await postJson(`${server.url}/v2/repository/models/w/load`, {})).status).toBe(400);
+      expect((await metrics()).some((l) => l.includes('version=""'))).toBe(true);
+      expect((await postJson(`${server.url}/v2/repository/models/w/unload`, {})).status).toBe(200);
+      expect(await metrics()).toEqual([]);
+    } finally {
+      await server.close();
+      await repo.cleanup();
+    }
   });
 });
 
