@@ -381,6 +381,24 @@ describe('ModelRepository: model files sent with the load (file: overrides)', ()
     }
   });
 
+  it('reads label files, and refuses a missing one or one too large to be labels (a weights file named by mistake)', async () => {
+    const { repo, cleanup } = await setup();
+    const labelled = (name: string) => JSON.stringify({ platform: 'echo', output: [{ name: 'x', data_type: 'TYPE_FP32', dims: [3], label_filename: name }] });
+    try {
+      const files = new Map([['1/x', file('x')], ['labels.txt', file('ant\nbee\ncat\n')], ['big.bin', file('')]]);
+      await repo.load('m', { config: labelled('labels.txt') }, files);
+      expect(repo.get('m').labels.get('x')).toEqual(['ant', 'bee', 'cat']);
+      await expect(repo.load('m', { config: labelled('nope.txt') }, files)).rejects.toThrow(/output 'x': cannot read label_filename "nope.txt" in .*: ENOENT/);
+      // 65 MiB: its size refuses it before it is read; the version serving keeps its labels.
+      await expect(
+        repo.load('m', { config: labelled('big.bin') }, new Map([...files, ['big.bin', new Uint8Array(65 * 2 ** 20)]])),
+      ).rejects.toThrow(/cannot read label_filename "big.bin" in .*: 68157440 bytes, over the 64 MiB a label file may have/);
+      expect(repo.get('m').labels.get('x')).toEqual(['ant', 'bee', 'cat']);
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('refuses files without a config, beside a storage_uri, or outside the model folder', async () => {
     const { repo, staged, cleanup } = await setup();
     try {

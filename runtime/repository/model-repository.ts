@@ -120,12 +120,19 @@ const NESTED_ENSEMBLE_WAIT_MS = 10 * 60_000;
 /** Backend instances of one version at most (`instance_group` counts, `threads`): each holds a session, and often a thread. */
 export const MAX_INSTANCES = 256;
 
+/** Largest `label_filename` read: ~1M labels of 60 bytes. */
+const MAX_LABEL_FILE_BYTES = 64 * 2 ** 20;
+
 /** Each output's `label_filename` read from the model folder: one label per line, line i for class i. */
 async function readLabelFiles(dir: string, config: ModelConfig): Promise<Map<string, string[]>> {
   const labels = new Map<string, string[]>();
   for (const [output, file] of Object.entries(config.outputLabelFiles ?? {})) {
+    const cannot = (why: string) => new InvalidArgument(`model '${config.name}': output '${output}': cannot read label_filename ${JSON.stringify(file)} in ${dir}: ${why}`);
+    const size = (await stat(join(dir, file)).catch((err: NodeJS.ErrnoException) => Promise.reject(cannot(err.code ?? err.message)))).size;
+    // Labels are held in memory for the model's life: a file this large is a wrong name (a weights file), not labels.
+    if (size > MAX_LABEL_FILE_BYTES) throw cannot(`${size} bytes, over the ${MAX_LABEL_FILE_BYTES / 2 ** 20} MiB a label file may have`);
     const text = await readFile(join(dir, file), 'utf8').catch((err: NodeJS.ErrnoException) => {
-      throw new InvalidArgument(`model '${config.name}': output '${output}': cannot read label_filename ${JSON.stringify(file)} in ${dir}: ${err.code ?? err.message}`);
+      throw cannot(err.code ?? err.message);
     });
     const lines = text.split(/\r?\n/);
     if (lines.at(-1) === '') lines.pop();
