@@ -321,6 +321,8 @@ export class ModelRepository {
       if (entry?.state === 'UNAVAILABLE') throw new NotReady(`model '${name}' is not available: ${entry.reason}`);
       throw new NotFound(`model '${name}' is not found`);
     }
+    // As Triton reads a version: an integer ("02" is 2), -1 the highest serving.
+    if (version !== undefined && /^-?\d{1,19}$/.test(version)) version = BigInt(version) === -1n ? '' : BigInt(version).toString();
     if (version === undefined || version === '') return handles[handles.length - 1]!;
     const handle = handles.find((h) => h.version === version);
     if (!handle) {

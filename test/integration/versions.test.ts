@@ -43,6 +43,13 @@ describe('model versions (version_policy)', () => {
     expect(gone.body.error).toBe("model 'scale' has no version '1' loaded (serving versions 2, 3)");
   });
 
+  it("reads a version as Triton does, as an integer: '02' is version 2, -1 the highest", async () => {
+    expect(await infer('/versions/02')).toMatchObject({ status: 200, body: { model_version: '2', outputs: [{ data: X.map((x) => x * 3) }] } });
+    expect(await infer('/versions/-1')).toMatchObject({ status: 200, body: { model_version: '3' } });
+    expect((await infer('/versions/-2')).status).toBe(404);
+    expect((await infer('/versions/x1')).status).toBe(404);
+  });
+
   it('lists the versions in metadata, readiness, the index and the statistics', async () => {
     const meta = async (p: string) => (await (await fetch(`${server.url}/v2/models/scale${p}`)).json()) as { versions: string[] };
     expect((await meta('')).versions).toEqual(['2', '3']);
