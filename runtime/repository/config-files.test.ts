@@ -324,6 +324,21 @@ describe('parseTextProto', () => {
     expect(t).toEqual({ a: 1, b: [2, 3], c: [4], d: { e: 'xy' }, f: -16, g: 150, h: true, i: 'KIND_GPU' });
   });
 
+  it('appends repeats in place: 50,000 repeats of a field are one list of 50,000, in order', () => {
+    // Each repeat used to copy the list so far (quadratic: about a minute for this input).
+    const n = 50_000;
+    const t = parseTextProto(Array.from({ length: n }, (_, i) => `a: ${i}`).join('\n'));
+    const a = t.a as number[];
+    expect(a).toHaveLength(n);
+    expect(a[0]).toBe(0);
+    expect(a[n - 1]).toBe(n - 1);
+    expect(a.every((x, i) => x === i)).toBe(true);
+    // Scalars, lists and repeats still mix in order.
+    expect(parseTextProto('b: 1 b: [2, 3] b: 4 c: [] c: 5 d: [6] d: [7]')).toEqual({ b: [1, 2, 3, 4], c: [5], d: [6, 7] });
+    const groups = parseModelConfig('instance_group { count: 2 }\n'.repeat(n), 'config.pbtxt', 'm');
+    expect(groups.instanceCount).toBe(2 * n);
+  });
+
   it('bounds nesting', () => {
     expect(() => parseTextProto('a { '.repeat(100) + '}'.repeat(100))).toThrow(/nested more than 64 deep/);
     expect(parseTextProto('a { '.repeat(3) + '}'.repeat(3))).toEqual({ a: { a: { a: {} } } });

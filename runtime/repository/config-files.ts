@@ -260,9 +260,14 @@ class TextProtoParser {
         this.fail(`expected ':' or '{' after field '${key}', got ${describeToken(this.peek())}`);
       }
       if (isList || seen.has(key)) {
+        // Appended in place: the arrays here are the parser's own (a value is never an array), and a
+        // copy per repeat made a field repeated n times cost n²/2 element copies.
         const prev = obj[key];
-        const list = prev === undefined ? [] : Array.isArray(prev) ? prev : [prev];
-        obj[key] = [...list, ...values];
+        if (Array.isArray(prev)) {
+          for (const v of values) prev.push(v);
+        } else {
+          obj[key] = prev === undefined ? values : [prev, ...values];
+        }
       } else {
         obj[key] = values[0];
       }
