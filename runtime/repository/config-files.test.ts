@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidArgument, Unsupported } from '../core/errors.js';
-import { datatypeFromConfig, parseModelConfig, parseTextProto, readModelConfig } from './config-files.js';
+import { datatypeFromConfig, MAX_UNKNOWN_LISTED, MAX_UNKNOWN_NAME, parseModelConfig, parseTextProto, readModelConfig } from './config-files.js';
 
 // A Triton-style config as found in the wild: comments, nested messages,
 // both list styles, repeated scalars, enum values and unknown fields.
@@ -78,6 +78,31 @@ describe('parseModelConfig: Triton pbtxt', () => {
     expect(parseModelConfig('{"maxBatchSize": 2, "dynamicBatching": {"maxQueueDelayMicroseconds": 5}, "instanceGroup": [{"count": 1, "kind": "KIND_CPU"}]}', 'config.json', 'm').unknownFields).toBeUndefined();
     // A camelCase key is named as written.
     expect(parseModelConfig('{"maxBatchSizes": 2}', 'config.json', 'm').unknownFields).toEqual(['maxBatchSizes (did you mean max_batch_size?)']);
+  });
+
+  it('bounds the unknown-field list: names cut to 128 characters, no suggestion for long names, the first 100 listed and the rest counted', () => {
+    // A 300,000-character key: no edit distance against every known name (about 20 s before), and cut in the list and so in the log line.
+    const long = 'x'.repeat(300_000);
+    expect(parseModelConfig(JSON.stringify({ maxBatchSize: 1, [long]: 1 }), 'config.json', 'm').unknownFields).toEqual([`${'x'.repeat(MAX_UNKNOWN_NAME)}…`]);
+    // The path counts in the 128 characters; names the same once cut are listed once; a long name is listed as written (no
+    // known name is within a quarter of its length, so none is worked out).
+    const near = `max_batch_size${'s'.repeat(60)}`;
+    const c = parseModelConfig(`instance_group { count: 1 ${long}a: 1 ${long}b: 2 }\n${near}: 1`, 'config.pbtxt', 'm');
+    expect(c.unknownFields).toEqual([near, `instance_group[].${'x'.repeat(MAX_UNKNOWN_NAME - 'instance_group[].'.length)}…`]);
+    // 20,000 instance groups, each with its own unknown field (quadratic duplicate checks before: about 15 s).
+    const n = 20_000;
+    const groups = Array.from({ length: n }, (_, i) => `instance_group { count: 1 bogus_${i}: 1 }`).join('\n');
+    const many = parseModelConfig(groups, 'config.pbtxt', 'm');
+    expect(many.instanceCount).toBe(n);
+    expect(many.unknownFields).toHaveLength(MAX_UNKNOWN_LISTED + 1);
+    expect(many.unknownFields!.slice(0, 2)).toEqual(['instance_group[].bogus_0', 'instance_group[].bogus_1']);
+    expect(many.unknownFields!.slice(-2)).toEqual([`instance_group[].bogus_${MAX_UNKNOWN_LISTED - 1}`, `and ${n - MAX_UNKNOWN_LISTED} more`]);
+    // The same unknown field in each of them is listed once, with its suggestion.
+    const same = parseModelConfig('instance_group { cout: 1 }\n'.repeat(n), 'config.pbtxt', 'm');
+    expect(same.unknownFields).toEqual(['instance_group[].cout (did you mean count?)']);
+    // Exactly 100 are listed without a count.
+    const hundred = JSON.stringify(Object.fromEntries(Array.from({ length: MAX_UNKNOWN_LISTED }, (_, i) => [`bogus_${i}`, 1])));
+    expect(parseModelConfig(hundred, 'config.json', 'm').unknownFields).toHaveLength(MAX_UNKNOWN_LISTED);
   });
 
   it("reads Triton's reshape, optional and default_model_filename, and notices misspelt fields of input and output entries", () => {

@@ -13,7 +13,8 @@
  * `reshape` and `optional`, and `dynamic_batching`'s priority levels and queue policies are read.
  * Triton's other fields (`optimization`, `batch_input`, ...) are ignored so that real Triton
  * configs load; any other field is listed in `unknownFields` (with the field
- * it was probably meant to be) for the repository to log: Triton would refuse
+ * it was probably meant to be; at most 100, each name cut to 128 characters,
+ * then `and N more`) for the repository to log: Triton would refuse
  * such a config, and a misspelt `max_queue_delay_microsecond` would otherwise
  * silently mean no delay.
  *
@@ -417,12 +418,12 @@ function bool(ctx: Context, path: string, v: ConfigValue, at: object): boolean |
 }
 
 /** `ensemble_scheduling { step [...] }`: each step's model, version (-1 or absent: the highest serving) and maps. */
-function ensembleSteps(ctx: Context, obj: ConfigObject, unknown: string[]): EnsembleStep[] {
-  unknown.push(...unknownFields(obj, 'ensemble_scheduling.'));
+function ensembleSteps(ctx: Context, obj: ConfigObject, unknown: UnknownFields): EnsembleStep[] {
+  unknown.note(obj, 'ensemble_scheduling.');
   return asList(fieldsOf(obj).get('step')).map((s, i): EnsembleStep => {
     const path = `ensemble_scheduling.step[${i}]`;
     if (!isObject(s)) ctx.fail(path, 'expected a message/table', obj);
-    for (const u of unknownFields(s, 'ensemble_scheduling.step[].')) if (!unknown.includes(u)) unknown.push(u);
+    unknown.note(s, 'ensemble_scheduling.step[].');
     const f = fieldsOf(s);
     const modelName = str(ctx, `${path}.model_name`, f.get('model_name'), s);
     if (!modelName) ctx.fail(`${path}.model_name`, 'expected the composing model\'s name', s);
@@ -452,14 +453,9 @@ export const FALSE_TRUE = { fp32_false_true: 'FP32', int32_false_true: 'INT32', 
 /** Triton's four integer types, and TYPE_STRING for string ids (newer Tritons). */
 const CORRID_TYPES: readonly Datatype[] = ['UINT64', 'INT64', 'UINT32', 'INT32', 'BYTES'];
 
-/** Pushes the unknown fields of `obj` at `prefix`, each once (repeated messages report a field once). */
-function noteUnknown(unknown: string[], obj: ConfigObject, prefix: keyof typeof FIELDS, shown: string = prefix): void {
-  for (const u of unknownFields(obj, prefix, shown)) if (!unknown.includes(u)) unknown.push(u);
-}
-
 /** `sequence_batching { direct | oldest, max_sequence_idle_microseconds, control_input [...], state [...] }`. */
-function sequenceBatching(ctx: Context, obj: ConfigObject, unknown: string[]): SequenceBatchingConfig {
-  noteUnknown(unknown, obj, 'sequence_batching.');
+function sequenceBatching(ctx: Context, obj: ConfigObject, unknown: UnknownFields): SequenceBatchingConfig {
+  unknown.note(obj, 'sequence_batching.');
   const f = fieldsOf(obj);
   const path = 'sequence_batching';
   if (one(ctx, `${path}.iterative_sequence`, f.get('iterative_sequence'), obj) === true) {
@@ -481,7 +477,7 @@ function sequenceBatching(ctx: Context, obj: ConfigObject, unknown: string[]): S
     states: [],
   };
   if (direct) {
-    noteUnknown(unknown, direct, 'sequence_batching.direct.');
+    unknown.note(direct, 'sequence_batching.direct.');
     const d = fieldsOf(direct);
     config.maxQueueDelayMicroseconds = int(ctx, `${path}.direct.max_queue_delay_microseconds`, d.get('max_queue_delay_microseconds'), direct, 0) ?? 0;
     const share = one(ctx, `${path}.direct.minimum_slot_utilization`, d.get('minimum_slot_utilization'), direct) ?? 0;
@@ -489,7 +485,7 @@ function sequenceBatching(ctx: Context, obj: ConfigObject, unknown: string[]): S
     config.minimumSlotUtilization = share;
   }
   if (oldest) {
-    noteUnknown(unknown, oldest, 'sequence_batching.oldest.');
+    unknown.note(oldest, 'sequence_batching.oldest.');
     const o = fieldsOf(oldest);
     const candidates = int(ctx, `${path}.oldest.max_candidate_sequences`, o.get('max_candidate_sequences'), oldest, 1);
     if (candidates === undefined) ctx.fail(`${path}.oldest.max_candidate_sequences`, 'expected an integer ≥ 1, got nothing', oldest);
@@ -500,7 +496,7 @@ function sequenceBatching(ctx: Context, obj: ConfigObject, unknown: string[]): S
   asList(f.get('control_input')).forEach((item, i) => {
     const at = `${path}.control_input[${i}]`;
     if (!isObject(item)) ctx.fail(at, 'expected { name, control [...] }', obj);
-    noteUnknown(unknown, item, 'sequence_batching.control_input[].');
+    unknown.note(item, 'sequence_batching.control_input[].');
     const g = fieldsOf(item);
     const input = str(ctx, `${at}.name`, g.get('name'), item);
     if (!input) ctx.fail(`${at}.name`, 'expected the model input it fills', item);
@@ -510,7 +506,7 @@ function sequenceBatching(ctx: Context, obj: ConfigObject, unknown: string[]): S
     const c = controls[0]!;
     const cpath = `${path}.control_input '${input}'.control`;
     if (!isObject(c)) ctx.fail(cpath, 'expected { kind, ... }', item);
-    noteUnknown(unknown, c, 'sequence_batching.control_input[].control[].');
+    unknown.note(c, 'sequence_batching.control_input[].control[].');
     config.controls.push(sequenceControl(ctx, cpath, input, c));
   });
   const named = new Set<string>();
@@ -523,7 +519,7 @@ function sequenceBatching(ctx: Context, obj: ConfigObject, unknown: string[]): S
   asList(f.get('state')).forEach((item, i) => {
     const at = `${path}.state[${i}]`;
     if (!isObject(item)) ctx.fail(at, 'expected { input_name, output_name, data_type, dims }', obj);
-    noteUnknown(unknown, item, 'sequence_batching.state[].');
+    unknown.note(item, 'sequence_batching.state[].');
     const state = sequenceState(ctx, at, item, unknown);
     if (named.has(state.input)) ctx.fail(at, `input '${state.input}' is already a control or state input`, item);
     named.add(state.input);
@@ -563,7 +559,7 @@ function sequenceControl(ctx: Context, path: string, input: string, c: ConfigObj
   return { input, kind, datatype: FALSE_TRUE[field], values: [values[0]!, values[1]!] };
 }
 
-function sequenceState(ctx: Context, path: string, item: ConfigObject, unknown: string[]): SequenceState {
+function sequenceState(ctx: Context, path: string, item: ConfigObject, unknown: UnknownFields): SequenceState {
   const g = fieldsOf(item);
   const input = str(ctx, `${path}.input_name`, g.get('input_name'), item);
   const output = str(ctx, `${path}.output_name`, g.get('output_name'), item);
@@ -580,7 +576,7 @@ function sequenceState(ctx: Context, path: string, item: ConfigObject, unknown: 
   if (init !== undefined) {
     const ipath = `${at}.initial_state`;
     if (!isObject(init)) ctx.fail(ipath, 'expected { data_type, dims, zero_data | data_file }', item);
-    noteUnknown(unknown, init, 'sequence_batching.state[].initial_state.');
+    unknown.note(init, 'sequence_batching.state[].initial_state.');
     const h = fieldsOf(init);
     const itype = str(ctx, `${ipath}.data_type`, h.get('data_type'), init);
     if (itype !== undefined && datatypeFromConfig(itype) !== datatype) ctx.fail(`${ipath}.data_type`, `expected the state's ${typeText}, got ${itype}`, init);
@@ -598,8 +594,8 @@ function sequenceState(ctx: Context, path: string, item: ConfigObject, unknown: 
 }
 
 /** `version_policy`: exactly one of `latest { num_versions }`, `all { }`, `specific { versions }`. */
-function versionPolicy(ctx: Context, obj: ConfigObject, unknown: string[]): VersionPolicy {
-  unknown.push(...unknownFields(obj, 'version_policy.'));
+function versionPolicy(ctx: Context, obj: ConfigObject, unknown: UnknownFields): VersionPolicy {
+  unknown.note(obj, 'version_policy.');
   const f = fieldsOf(obj);
   const kinds = (['latest', 'all', 'specific'] as const).filter((k) => f.get(k) !== undefined);
   if (kinds.length !== 1) {
@@ -608,10 +604,10 @@ function versionPolicy(ctx: Context, obj: ConfigObject, unknown: string[]): Vers
   const kind = kinds[0]!;
   const body = object(ctx, `version_policy.${kind}`, f.get(kind), obj) ?? {};
   if (kind === 'all') {
-    unknown.push(...Object.keys(body).map((k) => `version_policy.all.${k}`));
+    unknown.note(body, 'version_policy.all.');
     return { kind };
   }
-  unknown.push(...unknownFields(body, `version_policy.${kind}.`));
+  unknown.note(body, `version_policy.${kind}.`);
   const b = fieldsOf(body);
   if (kind === 'latest') {
     // Triton's num_versions defaults to 0, which it refuses: say so here, with the field's name.
@@ -641,13 +637,13 @@ interface TensorEntries {
   optional: string[];
 }
 
-function tensorSpecs(ctx: Context, role: 'input' | 'output', fields: Map<string, ConfigValue>, root: object, unknown: string[]): TensorEntries {
+function tensorSpecs(ctx: Context, role: 'input' | 'output', fields: Map<string, ConfigValue>, root: object, unknown: UnknownFields): TensorEntries {
   const items = [...asList(fields.get(role)), ...asList(fields.get(`${role}s`))];
   const out: TensorEntries = { specs: [], reshape: {}, optional: [] };
   items.forEach((item, i) => {
     const path = `${role}[${i}]`;
     if (!isObject(item)) ctx.fail(path, 'expected a message/table with name, data_type and dims', root);
-    noteUnknown(unknown, item, `${role}[].`);
+    unknown.note(item, `${role}[].`);
     const f = fieldsOf(item);
     const name = str(ctx, `${path}.name`, f.get('name'), item);
     if (!name) ctx.fail(path, 'missing name', item);
@@ -668,7 +664,7 @@ function tensorSpecs(ctx: Context, role: 'input' | 'output', fields: Map<string,
     out.specs.push({ name, datatype, shape });
     const reshape = object(ctx, `${tpath}.reshape`, f.get('reshape'), item);
     if (reshape) {
-      noteUnknown(unknown, reshape, `${role}[].reshape.`);
+      unknown.note(reshape, `${role}[].reshape.`);
       // `reshape: { shape: [ ] }` (or `{ }`): a scalar per batch item.
       const to = asList(fieldsOf(reshape).get('shape')).map((d, j) => int(ctx, `${tpath}.reshape.shape[${j}]`, d, reshape, -1)!);
       checkReshape(ctx, tpath, shape, to, reshape);
@@ -836,6 +832,10 @@ const FIELDS = {
     read: ['latest', 'all', 'specific'],
     triton: [],
   },
+  'version_policy.all.': {
+    read: [],
+    triton: [],
+  },
   'version_policy.latest.': {
     read: ['num_versions'],
     triton: [],
@@ -850,21 +850,81 @@ const FIELDS = {
   },
 } as const;
 
-/** Fields of `obj` (at `prefix`) that neither kinfer nor Triton knows, each with the closest known name if one is near. */
-function unknownFields(obj: ConfigObject, prefix: keyof typeof FIELDS, shown: string = prefix): string[] {
-  const { read, triton } = FIELDS[prefix];
-  const known: readonly string[] = [...read, ...triton];
-  const out: string[] = [];
-  for (const written of Object.keys(obj)) {
-    const key = snake(written);
-    if (known.includes(key)) continue;
-    const near = known.map((k) => [k, editDistance(k, key)] as const).sort((a, b) => a[1] - b[1])[0];
-    out.push(near && near[1] <= Math.max(1, Math.floor(key.length / 4)) ? `${shown}${written} (did you mean ${near[0]}?)` : `${shown}${written}`);
+/** Most unknown fields listed; the others are counted in a last entry, `and N more`. */
+export const MAX_UNKNOWN_LISTED = 100;
+/** Longest unknown field name listed (a path and the name as written); a longer one is cut there and ends in '…'. */
+export const MAX_UNKNOWN_NAME = 128;
+/**
+ * Longest field name given a "did you mean": the edit distance costs its length times each known name's.
+ * No known name (32 characters at most) is within a quarter of a longer name's length, so this changes no answer.
+ */
+const MAX_SUGGESTED_NAME = 64;
+
+/**
+ * The fields of a config that neither kinfer nor Triton knows, each listed once (repeated messages
+ * report a field once), in the order met. A config comes from an API load too, so what one can cost
+ * is bounded: duplicates are found through a Set, only the first MAX_UNKNOWN_LISTED are listed (and
+ * get a suggestion), and each name is cut to MAX_UNKNOWN_NAME characters.
+ */
+class UnknownFields {
+  private readonly seen = new Set<string>();
+  private readonly listed: string[] = [];
+  private more = 0;
+
+  /** Notes the fields of `obj` (at `prefix`, shown as `shown`), each with the closest known name if one is near. */
+  note(obj: ConfigObject, prefix: keyof typeof FIELDS, shown: string = prefix): void {
+    const { read, triton } = FIELDS[prefix];
+    const known: readonly string[] = [...read, ...triton];
+    for (const written of Object.keys(obj)) {
+      const key = snake(written);
+      if (known.includes(key)) continue;
+      const name = clip(`${shown}${written}`);
+      if (this.seen.has(name)) continue;
+      this.seen.add(name);
+      if (this.listed.length >= MAX_UNKNOWN_LISTED) {
+        this.more++;
+        continue;
+      }
+      const near = suggestion(key, known);
+      this.listed.push(near ? `${name} (did you mean ${near}?)` : name);
+    }
   }
-  return out;
+
+  /** The fields noted, with `and N more` last when there were more than MAX_UNKNOWN_LISTED; none: undefined. */
+  list(): string[] | undefined {
+    if (this.listed.length === 0) return undefined;
+    return this.more > 0 ? [...this.listed, `and ${this.more} more`] : this.listed;
+  }
 }
 
-/** Levenshtein distance: small strings only (config field names). */
+/** `name` cut to MAX_UNKNOWN_NAME characters and an ellipsis (not inside a surrogate pair). */
+function clip(name: string): string {
+  if (name.length <= MAX_UNKNOWN_NAME) return name;
+  let end = MAX_UNKNOWN_NAME;
+  const last = name.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${name.slice(0, end)}…`;
+}
+
+/** The first known name nearest `key`, if within a quarter of its length (at least 1); none for long names. */
+function suggestion(key: string, known: readonly string[]): string | undefined {
+  if (key.length > MAX_SUGGESTED_NAME) return undefined;
+  const limit = Math.max(1, Math.floor(key.length / 4));
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    // The distance is at least the difference in length.
+    if (Math.abs(k.length - key.length) > limit) continue;
+    const d = editDistance(k, key);
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= limit ? best : undefined;
+}
+
+/** Levenshtein distance: short strings only (config field names; see suggestion()). */
 function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
@@ -878,7 +938,8 @@ function editDistance(a: string, b: string): number {
 function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig {
   const config = defaultConfig(name);
   const f = fieldsOf(tree);
-  const unknown = unknownFields(tree, '');
+  const unknown = new UnknownFields();
+  unknown.note(tree, '');
   const platform = str(ctx, 'platform', f.get('platform'), tree);
   const backend = str(ctx, 'backend', f.get('backend'), tree);
   if (platform) config.platform = platform;
@@ -904,7 +965,7 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
   if (dbRaw !== undefined) {
     const db = object(ctx, 'dynamic_batching', dbRaw, tree) ?? {};
     const d = fieldsOf(db);
-    unknown.push(...unknownFields(db, 'dynamic_batching.'));
+    unknown.note(db, 'dynamic_batching.');
     const policy = object(ctx, 'dynamic_batching.default_queue_policy', d.get('default_queue_policy'), db);
     const byDefault = policy ? queuePolicy(ctx, 'dynamic_batching.default_queue_policy', policy, unknown) : undefined;
     const dynamic: DynamicBatchingConfig = {
@@ -925,7 +986,7 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
     let count = 0;
     groups.forEach((g, i) => {
       if (!isObject(g)) ctx.fail(`instance_group[${i}]`, 'expected a message/table', tree);
-      for (const u of unknownFields(g, 'instance_group[].')) if (!unknown.includes(u)) unknown.push(u);
+      unknown.note(g, 'instance_group[].');
       // Triton's default count per group is 1.
       count += int(ctx, `instance_group[${i}].count`, fieldsOf(g).get('count'), g, 1) ?? 1;
     });
@@ -934,7 +995,7 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
 
   const cache = object(ctx, 'response_cache', f.get('response_cache'), tree);
   if (cache) {
-    unknown.push(...unknownFields(cache, 'response_cache.'));
+    unknown.note(cache, 'response_cache.');
     if (bool(ctx, 'response_cache.enable', fieldsOf(cache).get('enable'), cache)) config.responseCache = true;
   }
 
@@ -955,13 +1016,14 @@ function normalise(tree: ConfigObject, ctx: Context, name: string): ModelConfig 
   config.parameters = parameters(ctx, f.get('parameters'), tree);
   const warmup = warmupSamples(ctx, f.get('model_warmup'), tree);
   if (warmup.length > 0) config.warmup = warmup;
-  if (unknown.length > 0) config.unknownFields = unknown;
+  const unknownList = unknown.list();
+  if (unknownList) config.unknownFields = unknownList;
   return config;
 }
 
 /** Triton's `ModelQueuePolicy` (`timeout_action` REJECT or DELAY, also as 0/1 in JSON). */
-function queuePolicy(ctx: Context, path: string, obj: ConfigObject, unknown: string[]): QueuePolicy {
-  noteUnknown(unknown, obj, 'dynamic_batching.queue_policy.', `${path}.`);
+function queuePolicy(ctx: Context, path: string, obj: ConfigObject, unknown: UnknownFields): QueuePolicy {
+  unknown.note(obj, 'dynamic_batching.queue_policy.', `${path}.`);
   const f = fieldsOf(obj);
   const action = one(ctx, `${path}.timeout_action`, f.get('timeout_action'), obj);
   const text = typeof action === 'number' ? ['REJECT', 'DELAY'][action] : typeof action === 'string' ? action.toUpperCase() : action === undefined ? 'REJECT' : undefined;
@@ -980,7 +1042,7 @@ function hasTimeout(p: QueuePolicy): boolean {
 }
 
 /** `priority_levels`, `default_priority_level` and `priority_queue_policy` of `dynamic_batching`; none without levels. */
-function priorityLevels(ctx: Context, db: ConfigObject, unknown: string[]): PriorityConfig | undefined {
+function priorityLevels(ctx: Context, db: ConfigObject, unknown: UnknownFields): PriorityConfig | undefined {
   const d = fieldsOf(db);
   const levels = int(ctx, 'dynamic_batching.priority_levels', d.get('priority_levels'), db, 0) ?? 0;
   const defaultLevel = int(ctx, 'dynamic_batching.default_priority_level', d.get('default_priority_level'), db, 0) ?? 0;

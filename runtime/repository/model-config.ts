@@ -178,7 +178,8 @@ export interface ModelConfig {
   outputLabelFiles?: Record<string, string>;
   /**
    * Config fields neither kinfer nor Triton knows, ignored (e.g. `max_batch_sizes (did you mean
-   * max_batch_size?)`); the repository logs them at each load.
+   * max_batch_size?)`); the repository logs them at each load. At most 100, each cut to 128
+   * characters, then `and N more` when there were more.
    */
   unknownFields?: string[];
 }
