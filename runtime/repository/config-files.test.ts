@@ -372,6 +372,23 @@ describe('parseTextProto', () => {
   it('decodes escapes', () => {
     expect(parseTextProto(String.raw`s: "a\nb\"c\101\x42"`)).toEqual({ s: 'a\nb"cAB' });
   });
+
+  it('reads octal and hex escapes as bytes of UTF-8, as protobuf does, and \\u and \\U escapes as code points', () => {
+    // Python's text_format writes non-ASCII text as octal byte escapes: "é" is "\303\251", not "Ã©".
+    expect(parseTextProto(String.raw`s: "caf\303\251" t: "\xc3\xa9" u: 'Gr\303\274\303\237e'`)).toEqual({ s: 'café', t: 'é', u: 'Grüße' });
+    // Escaped bytes mix with literal text, outside the BMP too, and one sequence may span adjacent strings.
+    expect(parseTextProto(String.raw`s: "é\303\251😀\360\237\230\200x" t: "\303" "\251" u: "\357\273\277bom"`)).toEqual({ s: 'éé😀😀x', t: 'é', u: '\ufeffbom' });
+    expect(parseTextProto(String.raw`s: "\u00e9\U0001F600\ud83d\ude00\x7"`)).toEqual({ s: 'é😀😀\x07' });
+    expect(parseModelConfig(String.raw`parameters { key: "label" value { string_value: "\346\227\245\346\234\254" } }`, 'config.pbtxt', 'm').parameters).toEqual({ label: '日本' });
+    // Bytes that are not UTF-8, and escapes out of range, are refused with the field (or escape) and the line.
+    expect(() => parseTextProto('a: 1\ns: "\\303"')).toThrow(/^config\.pbtxt line 2: field 's': the string is not UTF-8/);
+    expect(() => parseTextProto('s: [ "ok",\n"\\377" ]')).toThrow(/^config\.pbtxt line 2: field 's': the string is not UTF-8/);
+    expect(() => parseTextProto(String.raw`s: "\400"`)).toThrow(/octal escape '\\400' is more than a byte/);
+    expect(() => parseTextProto(String.raw`s: "\ud800x"`)).toThrow(/'\\ud800' is half of a surrogate pair/);
+    expect(() => parseTextProto(String.raw`s: "\U00110000"`)).toThrow(/beyond Unicode/);
+    expect(() => parseTextProto(String.raw`s: "\u12"`)).toThrow(/expected 4 hex digits after '\\u'/);
+    expect(() => parseTextProto(String.raw`s: "\x"`)).toThrow(/expected hex digits after '\\x'/);
+  });
 });
 
 describe('parseModelConfig: TOML and JSON', () => {

@@ -108,6 +108,8 @@ interface Token {
   kind: TokenKind;
   text: string;
   value?: string | number;
+  /** A string with octal or hex escapes: its bytes, UTF-8 to be checked once adjacent strings are joined (`text` shows it). */
+  utf8?: Uint8Array;
   line: number;
 }
 
@@ -132,7 +134,9 @@ function tokenize(text: string, file: string): Token[] {
       i++;
     } else if (c === '"' || c === "'") {
       const start = line;
+      // The text so far; from the first byte escape on, the string's UTF-8 bytes instead.
       let out = '';
+      let bytes: number[] | undefined;
       i++;
       for (;;) {
         if (i >= n || text[i] === '\n') throw new InvalidArgument(`${file} line ${start}: unterminated string`);
@@ -142,15 +146,33 @@ function tokenize(text: string, file: string): Token[] {
           break;
         }
         if (d === '\\') {
-          const [s, len] = unescape(text, i, file, line);
-          out += s;
+          const [value, isByte, len] = unescape(text, i, file, line);
+          if (isByte) {
+            bytes ??= Array.from(utf8Encoder.encode(out));
+            bytes.push(value);
+          } else if (bytes) {
+            pushCodePoint(bytes, value);
+          } else {
+            out += String.fromCodePoint(value);
+          }
           i += len;
+        } else if (bytes) {
+          // A whole code point: a character outside the BMP is two UTF-16 units.
+          const cp = text.codePointAt(i)!;
+          pushCodePoint(bytes, cp);
+          i += cp > 0xffff ? 2 : 1;
         } else {
           out += d;
           i++;
         }
       }
-      tokens.push({ kind: 'string', text: out, value: out, line: start });
+      if (bytes) {
+        const utf8 = Uint8Array.from(bytes);
+        const shown = utf8Shown.decode(utf8);
+        tokens.push({ kind: 'string', text: shown, value: shown, utf8, line: start });
+      } else {
+        tokens.push({ kind: 'string', text: out, value: out, line: start });
+      }
     } else if (/[-+0-9.]/.test(c)) {
       const m = /^[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf(?:inity)?|nan)[fF]?/i.exec(
         text.slice(i, i + 64),
@@ -170,16 +192,58 @@ function tokenize(text: string, file: string): Token[] {
   return tokens;
 }
 
-const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', '"': '"', "'": "'", '\\': '\\', a: '\x07', b: '\b', f: '\f', v: '\v', '?': '?' };
+/** The named escapes and the code points they stand for. */
+const ESCAPES: Record<string, number> = { n: 0x0a, t: 0x09, r: 0x0d, '"': 0x22, "'": 0x27, '\\': 0x5c, a: 0x07, b: 0x08, f: 0x0c, v: 0x0b, '?': 0x3f };
 
-/** One escape sequence at `text[i] === '\\'`: its value and its length in the source. */
-function unescape(text: string, i: number, file: string, line: number): [string, number] {
+const utf8Encoder = new TextEncoder();
+/** Strict: a string whose escaped bytes are not UTF-8 is refused, not given U+FFFD; a leading BOM is kept. */
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** Lenient, for a token's `text` (shown in errors) before the strict check. */
+const utf8Shown = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/** Appends the UTF-8 encoding of code point `cp` (a lone surrogate as U+FFFD, as TextEncoder does). */
+function pushCodePoint(bytes: number[], cp: number): void {
+  if (cp < 0x80) bytes.push(cp);
+  else if (cp < 0x800) bytes.push(0xc0 | (cp >> 6), 0x80 | (cp & 0x3f));
+  else if (cp >= 0xd800 && cp <= 0xdfff) bytes.push(0xef, 0xbf, 0xbd);
+  else if (cp < 0x10000) bytes.push(0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f));
+  else bytes.push(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f));
+}
+
+/**
+ * One escape sequence at `text[i] === '\\'`: its value and its length in the source. As in
+ * protobuf's text format (tokenizer.cc), `\ooo` (1 to 3 octal digits, at most \377) and `\xhh`
+ * (1 or 2 hex digits) are one byte each (`isByte`): the string's bytes are UTF-8, so
+ * `"\303\251"` is "é" (Python's text_format writes non-ASCII so). `\uXXXX` (a surrogate pair as two)
+ * and `\UXXXXXXXX` (up to 10FFFF) are Unicode code points.
+ */
+function unescape(text: string, i: number, file: string, line: number): [value: number, isByte: boolean, length: number] {
   const e = text[i + 1];
-  if (e !== undefined && e in ESCAPES) return [ESCAPES[e]!, 2];
+  if (e !== undefined && Object.hasOwn(ESCAPES, e)) return [ESCAPES[e]!, false, 2];
   const oct = /^[0-7]{1,3}/.exec(text.slice(i + 1, i + 4));
-  if (oct) return [String.fromCharCode(parseInt(oct[0], 8)), 1 + oct[0].length];
+  if (oct) {
+    const byte = parseInt(oct[0], 8);
+    if (byte > 0xff) throw new InvalidArgument(`${file} line ${line}: octal escape '\\${oct[0]}' is more than a byte (\\377)`);
+    return [byte, true, 1 + oct[0].length];
+  }
   const hex = /^[xX]([0-9a-fA-F]{1,2})/.exec(text.slice(i + 1, i + 4));
-  if (hex) return [String.fromCharCode(parseInt(hex[1]!, 16)), 1 + hex[0].length];
+  if (hex) return [parseInt(hex[1]!, 16), true, 1 + hex[0].length];
+  if (e === 'x' || e === 'X') throw new InvalidArgument(`${file} line ${line}: expected hex digits after '\\${e}' in string`);
+  if (e === 'u' || e === 'U') {
+    const digits = e === 'u' ? 4 : 8;
+    const m = new RegExp(`^[0-9a-fA-F]{${digits}}`).exec(text.slice(i + 2, i + 2 + digits));
+    if (!m) throw new InvalidArgument(`${file} line ${line}: expected ${digits} hex digits after '\\${e}' in string`);
+    const cp = parseInt(m[0], 16);
+    const len = 2 + digits;
+    if (cp >= 0xd800 && cp <= 0xdbff && e === 'u') {
+      // UTF-16's pairs: a high surrogate and a low one written as two \u escapes are one code point.
+      const low = /^\\u([dD][c-fC-F][0-9a-fA-F]{2})/.exec(text.slice(i + len, i + len + 6));
+      if (low) return [0x10000 + ((cp - 0xd800) << 10) + (parseInt(low[1]!, 16) - 0xdc00), false, len + 6];
+    }
+    if (cp >= 0xd800 && cp <= 0xdfff) throw new InvalidArgument(`${file} line ${line}: '${text.slice(i, i + len)}' is half of a surrogate pair without the other half`);
+    if (cp > 0x10ffff) throw new InvalidArgument(`${file} line ${line}: '${text.slice(i, i + len)}' is beyond Unicode (\\U0010FFFF)`);
+    return [cp, false, len];
+  }
   throw new InvalidArgument(`${file} line ${line}: unknown escape '\\${e ?? ''}' in string`);
 }
 
@@ -253,10 +317,10 @@ class TextProtoParser {
       if (this.isPunct(':')) this.pos++;
       if (this.isPunct('[')) {
         // `input [ {...}, {...} ]`: the colon is optional before a list of messages.
-        values = this.parseList();
+        values = this.parseList(key);
         isList = true;
       } else if (this.tokens[this.pos - 1]!.text === ':' || this.isPunct('{') || this.isPunct('<')) {
-        values = [this.parseValue()];
+        values = [this.parseValue(key)];
       } else {
         this.fail(`expected ':' or '{' after field '${key}', got ${describeToken(this.peek())}`);
       }
@@ -277,7 +341,7 @@ class TextProtoParser {
     }
   }
 
-  private parseList(): ConfigValue[] {
+  private parseList(key: string): ConfigValue[] {
     const open = this.expect('[');
     const out: ConfigValue[] = [];
     if (this.isPunct(']')) {
@@ -285,7 +349,7 @@ class TextProtoParser {
       return out;
     }
     for (;;) {
-      out.push(this.parseValue());
+      out.push(this.parseValue(key));
       if (this.isPunct(',')) {
         this.pos++;
         continue;
@@ -299,7 +363,8 @@ class TextProtoParser {
     }
   }
 
-  private parseValue(): ConfigValue {
+  /** One value of field `key` (named in errors). */
+  private parseValue(key: string): ConfigValue {
     const t = this.peek();
     if (!t) this.fail('expected a value, got the end of the file');
     if (t.kind === 'punct' && (t.text === '{' || t.text === '<')) {
@@ -311,10 +376,23 @@ class TextProtoParser {
     }
     this.pos++;
     if (t.kind === 'string') {
-      let s = t.value as string;
-      // Adjacent string literals concatenate, as in C and the text format.
-      while (this.peek()?.kind === 'string') s += this.tokens[this.pos++]!.value as string;
-      return s;
+      // Adjacent string literals concatenate, as in C and the text format: as bytes, so an escaped
+      // UTF-8 sequence may span two of them.
+      const parts = [t];
+      while (this.peek()?.kind === 'string') parts.push(this.tokens[this.pos++]!);
+      if (!parts.some((p) => p.utf8)) return parts.length === 1 ? (t.value as string) : parts.map((p) => p.value as string).join('');
+      const chunks = parts.map((p) => p.utf8 ?? utf8Encoder.encode(p.value as string));
+      const bytes = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
+      let at = 0;
+      for (const c of chunks) {
+        bytes.set(c, at);
+        at += c.length;
+      }
+      try {
+        return utf8Decoder.decode(bytes);
+      } catch {
+        this.fail(`field '${clip(key)}': the string is not UTF-8 once its escapes are read (each \\ooo or \\xhh escape is one byte of UTF-8)`, t);
+      }
     }
     if (t.kind === 'number') return t.value as number;
     if (t.kind === 'ident') {
