@@ -82,9 +82,24 @@ export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: 
     });
   };
 
-  /** Writes the answers at the head of the queue that are ready. */
+  /**
+   * Writes the answers at the head of the queue that are ready. An answer that cannot be written (it
+   * does not serialise) is answered with its error instead, so the answers behind it still go out.
+   */
   const flush = (s: StreamState) => {
-    while (s.pending.length > 0 && s.pending[0]!.message !== undefined) write(s, s.pending.shift()!.message);
+    while (s.pending.length > 0 && s.pending[0]!.message !== undefined) {
+      const message = s.pending.shift()!.message;
+      try {
+        write(s, message);
+      } catch (err) {
+        log.error({ event: 'grpc_reply_failed', method: 'ModelStreamInfer', err }, 'could not write a stream response');
+        try {
+          write(s, { error_message: `the response could not be written: ${(err as Error).message}`, infer_response: { parameters: FINAL } });
+        } catch {
+          // Nothing of it can be written; the answers behind it still are.
+        }
+      }
+    }
   };
 
   /** The reply to a request that failed: its error, and what identifies the request. */
