@@ -135,11 +135,10 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
   try {
     await server.startup;
   } catch (err) {
+    // As Triton exits on an unreadable repository: a pod that restarts shows the failure, one that idles unready hides it.
     logger.fatal({ event: 'startup_failed', err: (err as Error).message }, `startup failed: ${(err as Error).message}`);
-    if (mode === 'function') {
-      await server.close();
-      process.exit(1);
-    }
+    await server.close();
+    process.exit(1);
   }
 }
 

@@ -123,6 +123,14 @@ describe('kinfer serve as a Knative function (spawned process)', () => {
     expect(output).toMatch(/startup failed: .*(404|not found)/i);
   });
 
+  it('exits 1 naming the reason when the model repository cannot be read (repository mode, as Triton)', async () => {
+    const p = serve({ MODEL_REPOSITORY: join(work.dir, 'no-such-repository') });
+    procs.push(p);
+    const { code, output } = await p.exit;
+    expect(code).toBe(1);
+    expect(output).toMatch(/startup failed: .*no-such-repository/);
+  });
+
   it('on SIGTERM finishes the in-flight request, then exits 0', async () => {
     const repo = join(work.dir, 'slowrepo');
     await mkdir(join(repo, 'ocr', '1'), { recursive: true });
