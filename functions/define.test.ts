@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgument } from '../runtime/core/errors.js';
-import { defineFunction, isoDurationMs, MAX_WHERE_DEPTH, scalingTarget, type WhereFilter } from './define.js';
+import { defineFunction, isoDurationMs, MAX_WHERE_DEPTH, quantityValue, scalingTarget, type WhereFilter } from './define.js';
 import echo from './echo/index.js';
 import multiModel from './multi-model/index.js';
 import ocrDet from './ocr-det/index.js';
@@ -14,6 +14,12 @@ import xmodelResnet from './xmodel-resnet/index.js';
 const base = { name: 'f', model: { name: 'm', storageUri: 'pvc://models/m', platform: 'onnx' as const } };
 
 describe('defineFunction', () => {
+  it('takes requests up to their limits in any units, and reads quantities as Kubernetes does', () => {
+    const f = defineFunction({ ...base, resources: { requests: { cpu: '500m', memory: '1000Mi' }, limits: { cpu: '0.5', memory: '1Gi' } } });
+    expect(f.spec.resources.requests).toEqual({ cpu: '500m', memory: '1000Mi' });
+    expect([quantityValue('500m'), quantityValue('1Gi'), quantityValue('+2k'), quantityValue('1e3'), quantityValue('.5'), quantityValue('3')]).toEqual([0.5, 2 ** 30, 2000, 1000, 0.5, 3]);
+  });
+
   it('fills defaults: concurrency metric, scale 0..10, initial 1, no hard limit, 300 s timeout', () => {
     const f = defineFunction(base);
     expect(f.spec.scaling).toEqual({ metric: 'concurrency', containerConcurrency: 0, minScale: 0, maxScale: 10, initialScale: 1, scaleDownDelay: '0s', timeoutSeconds: 300, startupSeconds: 600 });
@@ -47,6 +53,10 @@ describe('defineFunction', () => {
     [{ ...base, scaling: { metric: 'cpu' } }, 'scaling.metric'],
     [{ ...base, resources: { accelerators: { fpga: 1 } } }, 'must be <domain>/<name>'],
     [{ ...base, resources: { limits: { memory: 'lots' } } }, 'resources.limits.memory: must be a Kubernetes quantity'],
+    [{ ...base, resources: { requests: { memory: '-1Gi' } } }, 'resources.requests.memory: must be a Kubernetes quantity of at least 0'],
+    [{ ...base, resources: { requests: { memory: '4Gi' }, limits: { memory: '1Gi' } } }, 'resources.requests.memory: must not exceed limits.memory (1Gi)'],
+    [{ ...base, resources: { requests: { cpu: '1500m' }, limits: { cpu: '1' } } }, 'resources.requests.cpu: must not exceed limits.cpu (1)'],
+    [{ ...base, model: { ...base.model, memory: '-5' } }, 'model.memory: must be a Kubernetes quantity of at least 0'],
     [{ ...base, batching: { maxBatchSize: 2, preferredBatchSizes: [4] } }, 'preferredBatchSizes must not exceed maxBatchSize'],
     [{ ...base, triggers: [{ name: 'a' }, { name: 'a' }] }, 'duplicate trigger name a'],
     [{ ...base, triggers: [{ name: 'a', delivery: { backoffDelay: '1s' } }] }, 'must be an ISO 8601 duration such as PT0.2S, PT1S or PT1M'],

@@ -27,10 +27,18 @@ const dnsLabel = z
   .regex(/^[a-z]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1035 label: lower case letters, digits and "-", starting with a letter')
   .max(50);
 
-/** Kubernetes quantity, e.g. `500m`, `2`, `1Gi`. */
-const quantity = z
-  .string()
-  .regex(/^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/, 'must be a Kubernetes quantity such as 500m or 1Gi');
+/** Kubernetes quantity, e.g. `500m`, `2`, `1Gi`; not negative (Kubernetes refuses a negative request or limit in a pod). */
+const QUANTITY = /^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
+const quantity = z.string().regex(QUANTITY, 'must be a Kubernetes quantity of at least 0, such as 500m or 1Gi');
+
+const SUFFIX: Record<string, number> = { n: 1e-9, u: 1e-6, m: 1e-3, '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
+
+/** A quantity's value as a number (close enough to compare a request with its limit). */
+export function quantityValue(q: string): number {
+  const m = /^\+?([0-9.]+)(.*)$/.exec(q)!;
+  const [, digits, suffix] = m as unknown as [string, string, string];
+  return /^[eE]/.test(suffix) ? Number(`${digits}${suffix}`) : Number(digits) * SUFFIX[suffix]!;
+}
 
 const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -203,7 +211,17 @@ const ResourcesSchema = z
     /** Extended resources, set as limits (Kubernetes requires request = limit for them). */
     accelerators: z.record(extendedResource, z.number().int().min(1).max(64)).default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((r, ctx) => {
+    // Kubernetes refuses the pod otherwise ("must be less than or equal to ... limit"), once deployed.
+    for (const k of ['cpu', 'memory'] as const) {
+      const request = r.requests[k];
+      const limit = r.limits[k];
+      if (request !== undefined && limit !== undefined && quantityValue(request) > quantityValue(limit)) {
+        ctx.addIssue({ code: 'custom', path: ['requests', k], message: `must not exceed limits.${k} (${limit})` });
+      }
+    }
+  });
 
 /** An ISO 8601 duration as Knative reads a delivery's `backoffDelay`: `PT0.2S`, `PT1S`, `PT1M30S`. */
 const isoDuration = z.string().regex(/^PT(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?$/, 'must be an ISO 8601 duration such as PT0.2S, PT1S or PT1M');

@@ -183,6 +183,12 @@ describe('rendered resources', () => {
   it('KServe forms: multi-model InferenceService with target annotation, TrainedModel on it; multi-model function has none', () => {
     const isvc = doc('ocr/kserve/inference-service.yaml');
     expect(isvc.metadata.annotations['autoscaling.knative.dev/target']).toBe('8');
+    // KServe passes these on to the revision as the Knative Service carries them.
+    expect(isvc.metadata.annotations).toMatchObject({
+      'autoscaling.knative.dev/initial-scale': '1',
+      'autoscaling.knative.dev/scale-down-delay': '2m',
+      'serving.knative.dev/progress-deadline': '1260s',
+    });
     expect(isvc.spec.predictor).toMatchObject({ minReplicas: 1, maxReplicas: 6, containerConcurrency: 12, timeout: 300 });
     expect(isvc.spec.predictor.containers[0].env).toContainEqual({ name: 'MULTI_MODEL_SERVER', value: 'true' });
     expect(doc('ocr/kserve/trained-model.yaml').spec).toEqual({ inferenceService: 'ocr', model: { framework: 'onnx', memory: '1Gi', storageUri: 'gs://models/ocr' } });

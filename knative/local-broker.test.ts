@@ -8,7 +8,7 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { until } from '../test/helpers/until.js';
-import { backoffMs, binaryMessage, matches, readEvent, retryable, startLocalBroker, type Answer, type LocalBroker, type LocalBrokerOptions } from './local-broker.js';
+import { backoffMs, binaryMessage, matches, MAX_BACKOFF_MS, MAX_PENDING, readEvent, retryable, startLocalBroker, type Answer, type LocalBroker, type LocalBrokerOptions } from './local-broker.js';
 
 const ce = (attrs: Record<string, string>) => Object.fromEntries(Object.entries(attrs).map(([k, v]) => [`ce-${k}`, v]));
 const base = { specversion: '1.0', source: '/producer' };
@@ -211,6 +211,39 @@ describe('local Broker: ingress and delivery', () => {
     // One it cannot read is the default, 255: delivered.
     expect((await send('/default/default', ce({ ...base, id: 'odd', type: 'one', knativebrokerttl: 'abc' }))).status).toBe(202);
     await until(() => received.some((r) => r.headers['ce-id'] === 'odd'));
+  });
+
+  it('drops reply events past the pending bounds: two triggers replying to every event fan out 2^n, and stop at MAX_PENDING', async () => {
+    let n = 0;
+    let most = 0;
+    const notes: string[] = [];
+    // Each answer after a turn of the event loop, as over HTTP.
+    const reply = () => new Promise<Answer>((r) => setImmediate(() => r({ status: 200, headers: ce({ ...base, id: `r${n++}`, type: 'one' }), body: Buffer.alloc(0) })));
+    const { send, received } = await start(reply, {
+      triggers: [
+        { name: 'a-t', broker: 'default', filters: { type: 'one' }, subscriber: 'a' },
+        { name: 'b-t', broker: 'default', filters: { type: 'one' }, subscriber: 'b' },
+      ],
+      onEvent: (t) => {
+        most = Math.max(most, broker!.pending);
+        if (t.includes('dropped')) notes.push(t);
+      },
+    });
+    await send('/default/default', ce({ ...base, id: 'seed', type: 'one' }));
+    await until(() => notes.some((t) => /dropped: \d+ deliveries \(\d+ bytes\) are pending already/.test(t)), 10_000);
+    // The flood goes on until knativebrokerttl runs out (255 hops, as in Knative); what is bounded is what waits.
+    await new Promise((r) => setTimeout(r, 300));
+    // Each reply goes to both triggers: without the bound this grew past 28,000 pending within a second.
+    expect(most).toBeGreaterThan(MAX_PENDING / 2);
+    expect(most).toBeLessThanOrEqual(MAX_PENDING + 1);
+    expect(received.length).toBeGreaterThan(MAX_PENDING);
+  });
+
+  it('caps an exponential backoff at a timer\'s limit (a longer wait fires after 1 ms in Node)', () => {
+    const d = { retry: 40, backoffPolicy: 'exponential' as const, backoffDelayMs: 200 };
+    expect(backoffMs(d, 24)).toBe(200 * 2 ** 23);
+    expect([25, 40].map((k) => backoffMs(d, k))).toEqual([MAX_BACKOFF_MS, MAX_BACKOFF_MS]);
+    expect(backoffMs({ ...d, backoffPolicy: 'linear', backoffDelayMs: 2 ** 30 }, 3)).toBe(MAX_BACKOFF_MS);
   });
 
   it('close() stops retries at once, sends nothing after it (no reply published, no dead letter), and leaves nothing pending', async () => {

@@ -126,9 +126,12 @@ export function retryable(status: number): boolean {
   return status === 404 || status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
-/** The wait before retry `n` (1-based): delay × 2^(n-1) or delay × n. */
+/** The longest wait a timer takes (2^31−1 ms, ~24.8 days); Node fires a longer one after 1 ms. */
+export const MAX_BACKOFF_MS = 2 ** 31 - 1;
+
+/** The wait before retry `n` (1-based): delay × 2^(n-1) or delay × n, at most MAX_BACKOFF_MS. */
 export function backoffMs(d: Delivery, n: number): number {
-  return d.backoffPolicy === 'exponential' ? d.backoffDelayMs * 2 ** (n - 1) : d.backoffDelayMs * n;
+  return Math.min(MAX_BACKOFF_MS, d.backoffPolicy === 'exponential' ? d.backoffDelayMs * 2 ** (n - 1) : d.backoffDelayMs * n);
 }
 
 /**
@@ -257,6 +260,11 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
       const reply = done.reply;
       if (!reply) return note(`${what} delivered (${done.status})`);
       if (ttl - 1 <= 0) return note(`${what} delivered; its reply ${reply.attributes.type} ${reply.attributes.id} dropped: ${TTL_ATTRIBUTE} ran out (a trigger matching its own replies?)`);
+      // Replies count against the ingress's bounds too: two triggers replying to each other's events fan out 2^n.
+      const bytes = reply.data?.byteLength ?? 0;
+      if (pending >= MAX_PENDING || pendingBytes + bytes > MAX_PENDING_BYTES) {
+        return note(`${what} delivered; its reply ${reply.attributes.type} ${reply.attributes.id} dropped: ${pending} deliveries (${pendingBytes} bytes) are pending already`);
+      }
       note(`${what} delivered; reply ${reply.attributes.type} ${reply.attributes.id} published`);
       return publish(t.broker, reply, ttl - 1);
     }

@@ -229,24 +229,25 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
     const replica = { id, ready: false, draining: false, stopping: false, inflight: 0 } as Replica;
     event(spec.name, `starting (${why})`, replica);
     const began = performance.now();
-    let stderrTail = '';
+    // The last output of each stream, for the reason a process that exits before ready gives.
+    const tails = { stdout: '', stderr: '' };
     inst.replicas.push(replica);
     replica.started = (async () => {
       replica.port = await freePort();
       const [cmd, ...args] = opts.command;
       const child = spawn(cmd, [...args, 'serve'], { env: { ...env, PORT: String(replica.port) }, stdio: ['ignore', 'pipe', 'pipe'] });
       replica.child = child;
-      const output = (stream: NodeJS.ReadableStream, tail: boolean) => {
+      const output = (stream: NodeJS.ReadableStream, tail: keyof typeof tails) => {
         const lines = lineSplitter((line) => opts.onOutput?.(spec.name, line, id));
         stream.setEncoding('utf8');
         stream.on('data', (chunk: string) => {
-          if (tail) stderrTail = (stderrTail + chunk).slice(-2000);
+          tails[tail] = (tails[tail] + chunk).slice(-4000);
           lines.write(chunk);
         });
         stream.on('end', () => lines.end());
       };
-      output(child.stdout!, false);
-      output(child.stderr!, true);
+      output(child.stdout!, 'stdout');
+      output(child.stderr!, 'stderr');
       replica.closed = new Promise<void>((resolve) => {
         child.once('error', () => resolve()); // a spawn that failed: no exit, no close
         child.once('close', () => resolve());
@@ -257,7 +258,7 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
         if (replica.stopping) throw new HttpFailure(503, `function '${spec.name}' was stopped while starting`);
         if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
           await replica.closed;
-          const line = stderrTail.trim().split('\n').pop() || '(no output)';
+          const line = exitReason(tails);
           throw new HttpFailure(503, `function '${spec.name}' exited before it was ready (${child.signalCode ?? `code ${child.exitCode}`}): ${line.length > 500 ? `${line.slice(0, 500)}…` : line}`);
         }
         if (performance.now() > deadline) {
@@ -591,12 +592,39 @@ function localTrigger(fn: string, t: FunctionSpec['triggers'][number]): LocalTri
   return out;
 }
 
+/**
+ * Why a process ended before it was ready, from the last of its output: the message of its last
+ * fatal or error log line (`kinfer serve` logs JSON to stdout), else stderr's last line, else stdout's.
+ */
+export function exitReason(tails: { stdout: string; stderr: string }): string {
+  const lines = (text: string) => text.trim().split('\n').filter(Boolean);
+  for (const line of [...lines(tails.stdout), ...lines(tails.stderr)].reverse()) {
+    try {
+      const log = JSON.parse(line) as { level?: unknown; msg?: unknown };
+      if ((log.level === 'fatal' || log.level === 'error' || log.level === 60 || log.level === 50) && typeof log.msg === 'string') return log.msg;
+    } catch {
+      // not a log line
+    }
+  }
+  return lines(tails.stderr).pop() ?? lines(tails.stdout).pop() ?? '(no output)';
+}
+
 /** A POST to a URI (a dead-letter sink outside kinfer dev), bounded to a minute. */
-async function postUri(uri: string, headers: Record<string, string>, body: Buffer, signal?: AbortSignal): Promise<Answer> {
+export async function postUri(uri: string, headers: Record<string, string>, body: Buffer, signal?: AbortSignal): Promise<Answer> {
   // A Trigger's delivery timeout, else a minute.
   const res = await fetch(uri, { method: 'POST', headers, body: new Uint8Array(body), signal: signal ?? AbortSignal.timeout(60_000) });
-  const answer = Buffer.from(await res.arrayBuffer());
-  return { status: res.status, headers: Object.fromEntries(res.headers), body: answer };
+  // Read as post() reads: up to MAX_EVENT_BYTES (a sink answering 800 MiB took kinfer dev to 2.6 GB).
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body ?? []) {
+    size += chunk.byteLength;
+    if (size > MAX_EVENT_BYTES) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new Error(`the answer is over ${MAX_EVENT_BYTES} bytes`);
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return { status: res.status, headers: Object.fromEntries(res.headers), body: Buffer.concat(chunks) };
 }
 
 /** A POST to this ingress with its own Host (fetch cannot set one); the answer read whole, up to MAX_EVENT_BYTES. */

@@ -50,7 +50,13 @@ export function inferenceService(spec: FunctionSpec): Manifest {
       annotations: {
         'autoscaling.knative.dev/metric': s.metric,
         'autoscaling.knative.dev/target': String(scalingTarget(spec)),
+        // KServe copies the InferenceService's annotations onto its Knative revisions (all but its
+        // disallow list); min and max scale go as minReplicas/maxReplicas above.
+        'autoscaling.knative.dev/initial-scale': String(s.initialScale),
+        'autoscaling.knative.dev/scale-down-delay': s.scaleDownDelay,
         ...kpaAnnotations(spec),
+        // As on the Knative Service: the startup probe's budget, or Knative fails the revision at 600 s.
+        'serving.knative.dev/progress-deadline': `${s.startupSeconds + 60}s`,
         'serving.kserve.io/deploymentMode': 'Serverless',
       },
     },
