@@ -21,6 +21,7 @@ import {
   holdDeviceInChild,
   killChild,
   makeFakeSysfs,
+  runNodeScript,
   withEnv,
   writeFakeXmodel,
   type FakeVendor,
@@ -319,5 +320,31 @@ describe(`native FPGA addon (${NO_HARDWARE})`, () => {
       await r.close();
     }
     expect(nativeCounters()).toMatchObject({ devicesOpen: 0, runnersAlive: 0, queued: 0, running: 0 });
+  });
+
+  it('rejects a run whose input array getter closes the runner, without crashing', async () => {
+    const xmodel = writeFakeXmodel(join(tmp, 'getter.xmodel'), {
+      batch: 1,
+      input: { name: 'x', datatype: 'INT8', dims: [2] },
+      outputs: [{ name: 'y', datatype: 'INT8', dims: [2] }],
+    });
+    // In a child: before the fix the addon read the moved-out state through null (SIGSEGV).
+    const script = `
+      const addon = require(${JSON.stringify(addonPath)});
+      (async () => {
+        const d = await addon.openDevice('', '');
+        const r = await d.createRunner(${JSON.stringify(xmodel)});
+        const inputs = [];
+        let closing;
+        Object.defineProperty(inputs, 0, { enumerable: true, get() { closing = r.close(); return new Int8Array(2); } });
+        const got = await r.run(inputs, [new Int8Array(2)]).then(() => 'resolved', (e) => e.code + ': ' + e.message);
+        await closing;
+        await d.close();
+        console.log('run ' + got + '; runners ' + addon.counters().runnersAlive);
+      })();`;
+    const res = await runNodeScript(script, { ...process.env, ...fakeEnv() });
+    expect(res.signal, res.stderr).toBeNull();
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.trim()).toBe('run KINFER_INVALID: runner is closed; runners 0');
   });
 });

@@ -181,6 +181,30 @@ export async function holdDeviceInChild(
   return child;
 }
 
+export interface ScriptResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a CommonJS `script` in a fresh Node process and resolves when it ends
+ * (killed after 30 s): for checks whose failure mode is a crash (a signal or
+ * exit 134) that must not take the test process with it.
+ */
+export async function runNodeScript(script: string, env: NodeJS.ProcessEnv): Promise<ScriptResult> {
+  const child = spawn(process.execPath, ['-e', script], { env, stdio: 'pipe' });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+  clearTimeout(timer);
+  return { code, signal, stdout, stderr };
+}
+
 /** Kills a child and waits until it is gone (bounded: 10 s). */
 export async function killChild(child: ChildProcessWithoutNullStreams, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;

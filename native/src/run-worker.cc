@@ -223,17 +223,23 @@ class RunWorker : public PromiseWorker {
   std::vector<Napi::ObjectReference> keep_;
 };
 
-/** Checks `value` is an array of typed arrays of the given byte sizes; fills pointers. */
-template <typename Ptr>
-Status Buffers(const Napi::Value& value, const std::vector<TensorInfo>& specs, const char* role, std::vector<Ptr>* ptrs,
-               std::vector<size_t>* sizes, std::vector<Napi::ObjectReference>* keep) {
+/** Reads the `count` elements of array `value`. Element getters run JS: nothing read before may be trusted after. */
+Status Elements(const Napi::Value& value, size_t count, const char* role, std::vector<Napi::Value>* out) {
   if (!value.IsArray()) return Status::Error("INVALID", std::string(role) + ": expected an array of typed arrays");
   auto arr = value.As<Napi::Array>();
-  if (arr.Length() != specs.size()) {
-    return Status::Error("INVALID", std::string(role) + ": expected " + std::to_string(specs.size()) + " buffers, got " + std::to_string(arr.Length()));
+  if (arr.Length() != count) {
+    return Status::Error("INVALID", std::string(role) + ": expected " + std::to_string(count) + " buffers, got " + std::to_string(arr.Length()));
   }
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Value v = arr.Get(i);
+  for (uint32_t i = 0; i < count; i++) out->push_back(arr.Get(i));
+  return Status::Ok();
+}
+
+/** Checks `values` are typed arrays of the given byte sizes; fills pointers. Runs no JS. */
+template <typename Ptr>
+Status Buffers(const std::vector<Napi::Value>& values, const std::vector<TensorInfo>& specs, const char* role, std::vector<Ptr>* ptrs,
+               std::vector<size_t>* sizes, std::vector<Napi::ObjectReference>* keep) {
+  for (size_t i = 0; i < values.size(); i++) {
+    const Napi::Value& v = values[i];
     if (!v.IsTypedArray()) return Status::Error("INVALID", std::string(role) + " '" + specs[i].name + "': expected a typed array");
     auto ta = v.As<Napi::TypedArray>();
     if (ta.ByteLength() != specs[i].byteSize) {
@@ -290,12 +296,20 @@ class RunnerHandle : public Napi::ObjectWrap<RunnerHandle> {
  private:
   Napi::Value Run(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    // Reading the arrays can run getters that close this runner (moving `state` out): use this ref only.
+    std::shared_ptr<RunnerState> runner = state;
+    if (!runner) return RejectedPromise(env, Status::Error("INVALID", "runner is closed"));
+    std::vector<Napi::Value> inputs, outputs;
+    Status st = Elements(info[0], runner->inputs.size(), "input", &inputs);
+    if (st.ok()) st = Elements(info[1], runner->outputs.size(), "output", &outputs);
+    if (!st.ok()) return RejectedPromise(env, st);
     if (!state) return RejectedPromise(env, Status::Error("INVALID", "runner is closed"));
+    // No JS runs from here on: no getter can close the runner or detach a buffer once its pointer is taken.
     RunBaton baton;
-    baton.runner = state;
+    baton.runner = runner;
     std::vector<Napi::ObjectReference> keep;
-    Status st = Buffers(info[0], state->inputs, "input", &baton.inputs, &baton.inputBytes, &keep);
-    if (st.ok()) st = Buffers(info[1], state->outputs, "output", &baton.outputs, &baton.outputBytes, &keep);
+    st = Buffers(inputs, runner->inputs, "input", &baton.inputs, &baton.inputBytes, &keep);
+    if (st.ok()) st = Buffers(outputs, runner->outputs, "output", &baton.outputs, &baton.outputBytes, &keep);
     if (!st.ok()) return RejectedPromise(env, st);
     return (new RunWorker(env, std::move(baton), std::move(keep)))->Start();
   }
