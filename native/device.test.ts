@@ -347,4 +347,38 @@ describe(`native FPGA addon (${NO_HARDWARE})`, () => {
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout.trim()).toBe('run KINFER_INVALID: runner is closed; runners 0');
   });
+
+  it('survives a worker thread terminated while its run is in flight', async () => {
+    const xmodel = writeFakeXmodel(join(tmp, 'worker-slow.xmodel'), {
+      batch: 1,
+      input: { name: 'x', datatype: 'FP32', dims: [2] },
+      outputs: [{ name: 'y', datatype: 'FP32', dims: [2] }],
+      sleepMs: 500,
+    });
+    // Before the fix, settling the run's promise in the dying worker env threw out of node-addon-api: abort, exit 134.
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const addon = require(${JSON.stringify(addonPath)});
+      const w = new Worker(\`
+        const { parentPort } = require('node:worker_threads');
+        const addon = require(${JSON.stringify(addonPath)});
+        (async () => {
+          const d = await addon.openDevice('', '');
+          const r = await d.createRunner(${JSON.stringify(xmodel)});
+          r.run([new Float32Array(2)], [new Float32Array(2)]);
+          parentPort.postMessage('started');
+        })();\`, { eval: true });
+      w.once('message', async () => {
+        while (addon.counters().running < 1) await new Promise((r) => setTimeout(r, 5));
+        await w.terminate();
+        while (addon.counters().running > 0) await new Promise((r) => setTimeout(r, 5));
+        const d = await addon.openDevice('', '');
+        console.log('terminated; reopened ' + d.info().bdf);
+        await d.close();
+      });`;
+    const res = await runNodeScript(script, { ...process.env, ...fakeEnv() });
+    expect(res.signal, res.stderr).toBeNull();
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.trim()).toBe(`terminated; reopened ${USER_PF}`);
+  });
 });

@@ -42,13 +42,35 @@ class PromiseWorker : public Napi::AsyncWorker {
     GlobalCounters().running--;
     if (!status_.ok()) SetError(status_.message);
   }
-  void OnOK() final { deferred_.Resolve(Result()); }
-  void OnError(const Napi::Error&) final { deferred_.Reject(MakeError(Env(), status_).Value()); }
+  // Neither may throw: node-addon-api would rethrow into JS, and where JS cannot run (a terminated
+  // worker thread's env still completes its queued work) that escapes to std::terminate.
+  void OnOK() final {
+    try {
+      deferred_.Resolve(Result());
+    } catch (const Napi::Error& e) {
+      Fail(e);
+    }
+  }
+  void OnError(const Napi::Error&) final {
+    try {
+      deferred_.Reject(MakeError(Env(), status_).Value());
+    } catch (const Napi::Error& e) {
+      Fail(e);
+    }
+  }
 
   virtual Status Run() = 0;
   virtual Napi::Value Result() { return Env().Undefined(); }
 
  private:
+  /** Rejects with `e` when JS can still run; in a dying env nobody is left to see the promise. */
+  void Fail(const Napi::Error& e) {
+    try {
+      deferred_.Reject(e.Value());
+    } catch (const Napi::Error&) {
+    }
+  }
+
   Napi::Promise::Deferred deferred_;
   Status status_;
 };
