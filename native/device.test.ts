@@ -267,6 +267,28 @@ describe(`native FPGA addon (${NO_HARDWARE})`, () => {
     expect(nativeCounters()).toMatchObject({ devicesOpen: 0, runnersAlive: 0 });
   });
 
+  it('refuses a runner whose tensor byte size overflows or passes 2^31-1 bytes', async () => {
+    restore = withEnv(fakeEnv());
+    const d = await openDevice();
+    // (2^62 + 1) * 4 bytes wrap to 4 in 64 bits.
+    const huge = 4611686018427387905n;
+    const wrap = writeFakeXmodel(join(tmp, 'wrap.xmodel'), {
+      batch: 1,
+      input: { name: 'x', datatype: 'INT8', dims: [huge, 4] },
+      outputs: [{ name: 'y', datatype: 'INT8', dims: [huge, 4] }],
+    });
+    await expectReject(d.createRunner(wrap), Unavailable, 'RUNNER_FAILED', /wrap\.xmodel: tensor 'x' is too large: shape \[1,4611686018427387905,4\] of INT8 is more than 2147483647 bytes/);
+    const big = writeFakeXmodel(join(tmp, 'big.xmodel'), {
+      batch: 2,
+      input: { name: 'x', datatype: 'FP32', dims: [2 ** 28] },
+      outputs: [{ name: 'y', datatype: 'FP32', dims: [2 ** 28] }],
+    });
+    // 2 * 2^28 * 4 = 2^31 bytes: no overflow, one byte past the cap.
+    await expectReject(d.createRunner(big), Unavailable, 'RUNNER_FAILED', /tensor 'x' is too large: shape \[2,268435456\] of FP32 is more than 2147483647 bytes/);
+    await d.close();
+    expect(nativeCounters()).toMatchObject({ devicesOpen: 0, runnersAlive: 0 });
+  });
+
   it('runs off the JS thread: timers keep firing during a slow run, and parallel runners overlap', async () => {
     restore = withEnv(fakeEnv());
     const d = await openDevice();

@@ -71,7 +71,8 @@ export function makeFakeSysfs(root: string, devices: FakePciDevice[]): string {
 export interface FakeTensor {
   name: string;
   datatype: 'INT8' | 'FP32';
-  dims: number[];
+  /** bigint for dims past 2^53 (the fake reads them as C longs). */
+  dims: Array<number | bigint>;
 }
 
 export interface FakeXmodel {

@@ -13,6 +13,9 @@
 namespace kinfer {
 namespace {
 
+/** Largest tensor a runner may declare: one JS typed array holds it, and no DPU buffer comes near. */
+constexpr size_t kMaxTensorBytes = 0x7fffffff;
+
 Napi::Value RejectedPromise(Napi::Env env, const Status& st) {
   auto d = Napi::Promise::Deferred::New(env);
   d.Reject(MakeError(env, st).Value());
@@ -201,10 +204,17 @@ class CreateRunnerWorker : public PromiseWorker {
                                                     std::to_string(ti.dtype) + " or rank " + std::to_string(ti.ndim));
         }
         size_t bytes = elem;
+        bool tooLarge = false;
+        std::string shape;
         for (int d = 0; d < ti.ndim; d++) {
           if (ti.shape[d] <= 0) return Status::Error("RUNNER_FAILED", "runner for " + xmodel_ + ": tensor '" + t.name + "' has a non-positive dim");
           t.shape.push_back(ti.shape[d]);
-          bytes *= static_cast<size_t>(ti.shape[d]);
+          shape += (d ? "," : "") + std::to_string(ti.shape[d]);
+          tooLarge = tooLarge || __builtin_mul_overflow(bytes, static_cast<size_t>(ti.shape[d]), &bytes) || bytes > kMaxTensorBytes;
+        }
+        if (tooLarge) {
+          return Status::Error("RUNNER_FAILED", "runner for " + xmodel_ + ": tensor '" + t.name + "' is too large: shape [" + shape + "] of " +
+                                                    t.datatype + " is more than " + std::to_string(kMaxTensorBytes) + " bytes");
         }
         t.byteSize = bytes;
         t.fixPoint = ti.fix_point;
