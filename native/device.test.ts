@@ -3,7 +3,8 @@
  * The FPGA addon against the fake vendor libraries: the real dlopen path,
  * marshalling, error mapping, locks and async behaviour. No FPGA hardware ran.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -23,6 +24,7 @@ import {
   makeFakeSysfs,
   runNodeScript,
   withEnv,
+  withoutWriteOverride,
   writeFakeXmodel,
   type FakeVendor,
 } from './testing.js';
@@ -154,6 +156,65 @@ describe(`native FPGA addon (${NO_HARDWARE})`, () => {
     const d = await openDevice({ device: USER_PF });
     expect(d.info.bdf).toBe(USER_PF);
     await d.close();
+  });
+
+  it('refuses a lock file that is a symbolic link or has other hard links, and leaves the file it names untouched', async () => {
+    const dir = join(tmp, 'lock-planted');
+    mkdirSync(dir);
+    restore = withEnv(fakeEnv({ KINFER_LOCK_DIR: dir }));
+    const lockPath = join(dir, 'kinfer-fpga-0000_3b_00.1.lock');
+    const victim = join(tmp, 'victim.txt');
+    writeFileSync(victim, 'precious\n');
+    symlinkSync(victim, lockPath);
+    await expectReject(openDevice({ device: USER_PF }), Unavailable, 'LOCK_FAILED', /lock file .*kinfer-fpga-0000_3b_00\.1\.lock is a symbolic link: refused/);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    rmSync(lockPath);
+    linkSync(victim, lockPath);
+    await expectReject(openDevice({ device: USER_PF }), Unavailable, 'LOCK_FAILED', /lock file .*kinfer-fpga-0000_3b_00\.1\.lock has 2 hard links: refused/);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    rmSync(lockPath);
+    // A FIFO: opened without blocking, then refused.
+    execFileSync('mkfifo', ['-m', '0644', lockPath]);
+    await expectReject(openDevice({ device: USER_PF }), Unavailable, 'LOCK_FAILED', /kinfer-fpga-0000_3b_00\.1\.lock is not a regular file: refused/);
+    rmSync(lockPath);
+    // Nothing planted: the open goes through.
+    await (await openDevice({ device: USER_PF })).close();
+    expect(nativeCounters()!.devicesOpen).toBe(0);
+  });
+
+  it('creates the lock dir sticky and world-writable and its lock files 0666, whatever the umask', async () => {
+    const dir = join(tmp, 'lock-fresh');
+    restore = withEnv(fakeEnv({ KINFER_LOCK_DIR: dir }));
+    const old = process.umask(0o077);
+    let d: Awaited<ReturnType<typeof openDevice>>;
+    try {
+      d = await openDevice({ device: USER_PF });
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(dir).mode & 0o7777).toBe(0o1777);
+    expect(statSync(d.info.lockPath!).mode & 0o777).toBe(0o666);
+    await d.close();
+  });
+
+  it('locks through a lock file it may only read (left by another user)', async (ctx) => {
+    const wrap = withoutWriteOverride();
+    if (!wrap) ctx.skip(); // root without setpriv: cannot make a file unwritable for the child
+    const dir = join(tmp, 'lock-readonly');
+    mkdirSync(dir);
+    restore = withEnv(fakeEnv({ KINFER_LOCK_DIR: dir }));
+    const lockPath = join(dir, 'kinfer-fpga-0000_3b_00.1.lock');
+    writeFileSync(lockPath, '');
+    chmodSync(lockPath, 0o444);
+    const child = await holdDeviceInChild(addonPath, USER_PF, { ...process.env }, wrap);
+    try {
+      // The child holds the flock through its read-only descriptor; it could not write its pid.
+      await expectReject(openDevice({ device: USER_PF }), Unavailable, 'BUSY', /0000:3b:00\.1 is busy: locked by another process through/);
+      expect(readFileSync(lockPath, 'utf8')).toBe('');
+    } finally {
+      await killChild(child);
+    }
+    await (await openDevice({ device: USER_PF })).close();
   });
 
   it('says every device is busy when all are held', async () => {

@@ -149,18 +149,21 @@ export function withEnv(vars: Record<string, string | undefined>): () => void {
 /**
  * Starts another Node process that opens `selector` through the addon and
  * holds it until killed. Resolves once it reports "locked" (bounded: 15 s).
+ * `wrap` is a command the child runs under (e.g. setpriv ... --).
  */
 export async function holdDeviceInChild(
   addonPath: string,
   selector: string,
   env: NodeJS.ProcessEnv,
+  wrap: string[] = [],
 ): Promise<ChildProcessWithoutNullStreams> {
   const script = `
     const addon = require(${JSON.stringify(addonPath)});
     addon.openDevice(${JSON.stringify(selector)}, '').then(
       (d) => { globalThis.held = d; process.stdout.write('locked ' + d.info().lockPath + '\\n'); setInterval(() => {}, 1000); },
       (e) => { process.stdout.write('error ' + e.code + ' ' + e.message + '\\n'); process.exit(1); });`;
-  const child = spawn(process.execPath, ['-e', script], { env, stdio: 'pipe' });
+  const argv = [...wrap, process.execPath, '-e', script];
+  const child = spawn(argv[0]!, argv.slice(1), { env, stdio: 'pipe' });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`child did not lock within 15 s: ${out}`)), 15_000);
@@ -204,6 +207,18 @@ export async function runNodeScript(script: string, env: NodeJS.ProcessEnv): Pro
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
   clearTimeout(timer);
   return { code, signal, stdout, stderr };
+}
+
+/**
+ * A command prefix under which a child process cannot write files it may only
+ * read: none for an ordinary user; as root, setpriv dropping CAP_DAC_OVERRIDE
+ * (undefined when setpriv cannot, and the caller should skip).
+ */
+export function withoutWriteOverride(): string[] | undefined {
+  if (process.getuid?.() !== 0) return [];
+  const wrap = ['setpriv', '--bounding-set', '-dac_override,-dac_read_search', '--'];
+  const r = spawnSync(wrap[0]!, [...wrap.slice(1), process.execPath, '-e', '0'], { stdio: 'ignore' });
+  return r.status === 0 ? wrap : undefined;
 }
 
 /** Kills a child and waits until it is gone (bounded: 10 s). */

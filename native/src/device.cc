@@ -109,16 +109,71 @@ std::string Describe(const DeviceEntry& e) {
   return "XRT index " + std::to_string(e.index);
 }
 
+/**
+ * Opens the lock file, never through a link (the lock dir is shared: a planted link could name any
+ * file) and never blocking. Creates it 0666 whatever the umask, so other users' processes can lock
+ * the device after this one. A file another user left that this one may not write is opened
+ * read-only: flock works on it, only the pid hint cannot be written (*writable false).
+ */
+Status OpenLockFile(const std::string& path, int* fd, bool* writable) {
+  const int flags = O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+  int f = -1;
+  for (int attempt = 0; attempt < 8 && f < 0; attempt++) {
+    *writable = true;
+    f = open(path.c_str(), O_RDWR | flags);
+    if (f < 0 && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+      *writable = false;
+      f = open(path.c_str(), O_RDONLY | flags);
+    }
+    if (f < 0 && errno == ENOENT) {
+      *writable = true;
+      f = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | flags, 0666);
+      if (f >= 0 && fchmod(f, 0666) != 0) {
+        // Others may not get the device after this process; the lock still works here.
+      }
+      if (f < 0 && errno == EEXIST) continue;  // created by another process in between: open that one
+    }
+    if (f < 0) break;
+  }
+  if (f < 0) {
+    if (errno == ELOOP) {
+      return Status::Error("LOCK_FAILED", "lock file " + path + " is a symbolic link: refused (a link in the lock dir could name " +
+                                              "any file; remove it, or set KINFER_LOCK_DIR to a dir only trusted users write)");
+    }
+    return Status::Error("LOCK_FAILED", "cannot open lock file " + path + " (set KINFER_LOCK_DIR): " + std::strerror(errno));
+  }
+  struct stat st {};
+  std::string bad;
+  if (fstat(f, &st) != 0) {
+    bad = std::string("cannot stat it: ") + std::strerror(errno);
+  } else if (!S_ISREG(st.st_mode)) {
+    bad = "is not a regular file: refused (remove it)";
+  } else if (st.st_nlink != 1) {
+    bad = "has " + std::to_string(st.st_nlink) + " hard links: refused (it may be another file; remove it)";
+  }
+  if (!bad.empty()) {
+    close(f);
+    return Status::Error("LOCK_FAILED", "lock file " + path + " " + bad);
+  }
+  *fd = f;
+  return Status::Ok();
+}
+
 /** Takes the per-device flock; on success *fd holds it. */
 Status Lock(const std::string& path, const std::string& what, int* fd) {
   const std::string dir = path.substr(0, path.rfind('/'));
-  if (mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST) {
+  if (mkdir(dir.c_str(), 01777) == 0) {
+    // Shared by every user's servers, sticky as /tmp (mkdir's mode went through the umask).
+    if (chmod(dir.c_str(), 01777) != 0) {
+      // Other users may not create lock files here; this process still can.
+    }
+  } else if (errno != EEXIST) {
     return Status::Error("LOCK_FAILED", "cannot create lock dir " + dir + " (set KINFER_LOCK_DIR): " + std::strerror(errno));
   }
-  const int f = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-  if (f < 0) {
-    return Status::Error("LOCK_FAILED", "cannot open lock file " + path + " (set KINFER_LOCK_DIR): " + std::strerror(errno));
-  }
+  int f = -1;
+  bool writable = true;
+  Status st = OpenLockFile(path, &f, &writable);
+  if (!st.ok()) return st;
   if (flock(f, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     char buf[32] = {0};
@@ -132,7 +187,7 @@ Status Lock(const std::string& path, const std::string& what, int* fd) {
     return Status::Error("LOCK_FAILED", "cannot lock " + path + ": " + std::strerror(err));
   }
   const std::string pid = std::to_string(getpid()) + "\n";
-  if (ftruncate(f, 0) != 0 || pwrite(f, pid.data(), pid.size(), 0) < 0) {
+  if (writable && (ftruncate(f, 0) != 0 || pwrite(f, pid.data(), pid.size(), 0) < 0)) {
     // The pid is only a hint for the busy message; the flock is what counts.
   }
   *fd = f;
