@@ -4,7 +4,7 @@
  * marshalling, error mapping, locks and async behaviour. No FPGA hardware ran.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -215,6 +215,39 @@ describe(`native FPGA addon (${NO_HARDWARE})`, () => {
       await killChild(child);
     }
     await (await openDevice({ device: USER_PF })).close();
+  });
+
+  it('an open racing the close of the same device in this process waits for the unlock, not BUSY with its own pid', async () => {
+    const gates = join(tmp, 'gates-reopen');
+    mkdirSync(gates);
+    restore = withEnv(fakeEnv({ FAKE_XRT_GATE_DIR: gates }));
+    const probes = () => (existsSync(join(gates, 'probe')) ? readFileSync(join(gates, 'probe')).length : 0);
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 1000 && !ok(); i++) await new Promise((r) => setTimeout(r, 5));
+      expect(ok(), what).toBe(true);
+    };
+    const d = await openDevice({ device: USER_PF });
+    // The last hold goes: the device's state is being destroyed, xrtDeviceClose held at the gate, flock still held.
+    const closing = d.close();
+    await until('close started', () => existsSync(join(gates, 'close.started')));
+    const before = probes();
+    let settled = false;
+    const opening = openDevice({ device: USER_PF }).then(
+      (dev) => ((settled = true), { dev, error: undefined }),
+      (error: unknown) => ((settled = true), { dev: undefined, error }),
+    );
+    // The racing open has enumerated (xclProbe) and goes on to the registry; give it the chance to
+    // reach it before the close ends (only whether the race is hit depends on this, not the outcome).
+    await until('open enumerated', () => probes() > before);
+    for (let i = 0; i < 40 && !settled; i++) await new Promise((r) => setTimeout(r, 5));
+    writeFileSync(join(gates, 'close.go'), '');
+    await closing;
+    const { dev: again, error } = await opening;
+    expect(error).toBeUndefined();
+    expect(again!.info.bdf).toBe(USER_PF);
+    expect(readFileSync(again!.info.lockPath!, 'utf8').trim()).toBe(String(process.pid));
+    await again!.close();
+    expect(nativeCounters()).toMatchObject({ devicesOpen: 0, openDevices: [] });
   });
 
   it('says every device is busy when all are held', async () => {

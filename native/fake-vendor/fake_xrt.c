@@ -6,6 +6,11 @@
  *   FAKE_XRT_DEVICES    device count reported by xclProbe (default 1)
  *   FAKE_XRT_BDFS       comma list of BDFs xrtDeviceOpenByBDF accepts (default: any)
  *   FAKE_XRT_OPEN_FAIL  when set, every open fails with EIO
+ *   FAKE_XRT_GATE_DIR   when set, tests can hold calls and see where they are:
+ *                       xclProbe appends a byte to <dir>/probe; xrtDeviceClose
+ *                       and xrtDeviceLoadXclbinFile create <dir>/<op>.started
+ *                       (op close or load), wait until <dir>/<op>.go exists
+ *                       (at most 10 s), then create <dir>/<op>.done
  * Built with -DFAKE_OMIT_LOAD_XCLBIN it lacks xrtDeviceLoadXclbinFile, for the
  * missing-symbol path; with -DFAKE_OMIT_PROBE it lacks xclProbe (no XRT device list).
  */
@@ -13,9 +18,12 @@
 #include "../src/vendor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define FAKE_MAGIC 0x58525446u /* "FTRX" */
 
@@ -29,8 +37,39 @@ static unsigned device_count(void) {
   return v != NULL ? (unsigned)strtoul(v, NULL, 10) : 1u;
 }
 
+/* Appends one byte to <FAKE_XRT_GATE_DIR>/<name> (creating it). */
+static void gate_mark(const char* name) {
+  const char* dir = getenv("FAKE_XRT_GATE_DIR");
+  char path[512];
+  if (dir == NULL) return;
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  const int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+  if (fd < 0) return;
+  if (write(fd, "x", 1) != 1) { /* the test waits for it and says so */ }
+  close(fd);
+}
+
+/* <op>.started, then wait for <op>.go (bounded), then <op>.done. */
+static void gate(const char* op) {
+  const char* dir = getenv("FAKE_XRT_GATE_DIR");
+  char name[64], go[512];
+  if (dir == NULL) return;
+  snprintf(name, sizeof(name), "%s.started", op);
+  gate_mark(name);
+  snprintf(go, sizeof(go), "%s/%s.go", dir, op);
+  for (int i = 0; i < 5000 && access(go, F_OK) != 0; i++) {
+    struct timespec ts = {0, 2000000L};
+    nanosleep(&ts, NULL);
+  }
+  snprintf(name, sizeof(name), "%s.done", op);
+  gate_mark(name);
+}
+
 #ifndef FAKE_OMIT_PROBE
-unsigned int xclProbe(void) { return device_count(); }
+unsigned int xclProbe(void) {
+  gate_mark("probe");
+  return device_count();
+}
 #endif
 
 xrtDeviceHandle xrtDeviceOpen(unsigned int index) {
@@ -73,6 +112,7 @@ xrtDeviceHandle xrtDeviceOpenByBDF(const char* bdf) {
 int xrtDeviceClose(xrtDeviceHandle h) {
   struct fake_device* d = (struct fake_device*)h;
   if (d == NULL || d->magic != FAKE_MAGIC) return -EINVAL;
+  gate("close");
   d->magic = 0;
   free(d);
   return 0;
@@ -83,6 +123,7 @@ int xrtDeviceClose(xrtDeviceHandle h) {
 int xrtDeviceLoadXclbinFile(xrtDeviceHandle h, const char* path) {
   struct fake_device* d = (struct fake_device*)h;
   if (d == NULL || d->magic != FAKE_MAGIC) return -EINVAL;
+  gate("load");
   FILE* f = fopen(path, "rb");
   if (f == NULL) return -ENOENT;
   char magic[8] = {0};

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -27,7 +28,10 @@ namespace {
 // Recursive: a DeviceState may be destroyed (and unregister itself) while
 // OpenDevice holds the lock on the same thread.
 std::recursive_mutex g_registryMutex;
+// An expired entry is a device whose state is being destroyed: closed and
+// unlocked, then erased (and this notified) by ~DeviceState.
 std::map<std::string, std::weak_ptr<DeviceState>> g_registry;
+std::condition_variable_any g_registryErased;
 
 std::string Env(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
@@ -206,24 +210,27 @@ void Unlock(int fd) {
 Status OpenEntry(const DeviceEntry& entry, const std::string& xclbin, std::shared_ptr<DeviceState>* out) {
   const std::string key = entry.bdf.empty() ? "xrt" + std::to_string(entry.index) : entry.bdf;
   const std::string what = Describe(entry);
-  std::lock_guard<std::recursive_mutex> guard(g_registryMutex);
-  auto it = g_registry.find(key);
-  if (it != g_registry.end()) {
+  std::unique_lock<std::recursive_mutex> guard(g_registryMutex);
+  for (auto it = g_registry.find(key); it != g_registry.end(); it = g_registry.find(key)) {
     std::shared_ptr<DeviceState> alive = it->second.lock();
-    if (alive) {
-      if (!xclbin.empty() && !alive->xclbin.empty() && xclbin != alive->xclbin) {
-        return Status::Error("BUSY", "FPGA " + what + " is already open in this process with xclbin " + alive->xclbin +
-                                         ", cannot load " + xclbin);
-      }
-      // Loading an xclbin reprograms the device under the holder's runners, which run on what
-      // was loaded when they were made: refuse, as for a different xclbin.
-      if (!xclbin.empty() && alive->xclbin.empty()) {
-        return Status::Error("BUSY", "FPGA " + what + " is already open in this process without an xclbin (its runners use the one " +
-                                         "loaded before), cannot load " + xclbin + " under them");
-      }
-      *out = alive;
-      return Status::Ok();
+    if (!alive) {
+      // Its last holder let go and its destructor still holds the flock: wait for the unlock,
+      // or this process would find the device "locked by another process" (itself).
+      g_registryErased.wait(guard);
+      continue;
     }
+    if (!xclbin.empty() && !alive->xclbin.empty() && xclbin != alive->xclbin) {
+      return Status::Error("BUSY", "FPGA " + what + " is already open in this process with xclbin " + alive->xclbin +
+                                       ", cannot load " + xclbin);
+    }
+    // Loading an xclbin reprograms the device under the holder's runners, which run on what
+    // was loaded when they were made: refuse, as for a different xclbin.
+    if (!xclbin.empty() && alive->xclbin.empty()) {
+      return Status::Error("BUSY", "FPGA " + what + " is already open in this process without an xclbin (its runners use the one " +
+                                       "loaded before), cannot load " + xclbin + " under them");
+    }
+    *out = alive;
+    return Status::Ok();
   }
   const XrtApi* xrt = nullptr;
   Status st = LoadXrt(&xrt);
@@ -272,12 +279,15 @@ Counters& GlobalCounters() {
 }
 
 DeviceState::~DeviceState() {
+  // Outside the registry mutex: opens of other devices go on meanwhile; one of this device waits
+  // in OpenEntry for the erase below.
   if (handle != nullptr && xrt != nullptr) xrt->close(handle);
   Unlock(lockFd);
   GlobalCounters().devicesOpen--;
   std::lock_guard<std::recursive_mutex> guard(g_registryMutex);
   auto it = g_registry.find(key);
   if (it != g_registry.end() && it->second.expired()) g_registry.erase(it);
+  g_registryErased.notify_all();
 }
 
 Enumeration Enumerate() {
