@@ -35,7 +35,7 @@ let tmp: string;
 let restore: (() => void) | undefined;
 
 function fakeEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
-  return fakeVendorEnv(vendor, tmp, { FAKE_XRT_NAME: undefined, FAKE_XRT_OPEN_FAIL: undefined, ...extra });
+  return fakeVendorEnv(vendor, tmp, { FAKE_XRT_NAME: undefined, FAKE_XRT_OPEN_FAIL: undefined, FAKE_XRT_LOAD_FAIL: undefined, ...extra });
 }
 
 async function expectReject(p: Promise<unknown>, cls: new (...a: never[]) => Error, code: string, text: RegExp) {
@@ -62,6 +62,7 @@ describe(`native FPGA addon (${NO_HARDWARE})`, () => {
       { bdf: SECOND_PF, driver: 'xocl' },
     ]);
     writeFileSync(join(tmp, 'good.xclbin'), Buffer.concat([Buffer.from('xclbin2\0'), Buffer.alloc(64)]));
+    writeFileSync(join(tmp, 'good2.xclbin'), Buffer.concat([Buffer.from('xclbin2\0'), Buffer.alloc(32)]));
     writeFileSync(join(tmp, 'bad.xclbin'), 'not an axlf image');
   });
 
@@ -295,10 +296,21 @@ describe(`native FPGA addon (${NO_HARDWARE})`, () => {
     await expectReject(openDevice({ device: 7 }), Unavailable, 'NO_DEVICE', /no Xilinx FPGA with XRT index 7/);
     await expect(openDevice({ device: 'gpu0' })).rejects.toBeInstanceOf(InvalidArgument);
     await expect(openDevice({ device: -1 })).rejects.toThrow(/device: expected/);
-    await expectReject(openDevice({ xclbin: join(tmp, 'bad.xclbin') }), Unavailable, 'XCLBIN_FAILED', /xrtDeviceLoadXclbinFile\(.*bad\.xclbin\) on FPGA 0000:3b:00\.1 failed with code -22/);
+    // A missing or non-xclbin file is the caller's mistake, found before any device is touched.
+    const bad = await openDevice({ xclbin: join(tmp, 'bad.xclbin') }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(InvalidArgument);
+    expect((bad as Error).message).toBe(`xclbin ${join(tmp, 'bad.xclbin')}: not an xclbin (bad magic)`);
+    await expect(openDevice({ xclbin: join(tmp, 'absent.xclbin') })).rejects.toThrow(new InvalidArgument(`xclbin ${join(tmp, 'absent.xclbin')}: no such file`));
+    await expect(openDevice({ xclbin: tmp })).rejects.toThrow(/^xclbin .*: not a regular file$/);
+    expect(nativeCounters()!.devicesOpen).toBe(0);
+    restore();
+    restore = withEnv(fakeEnv({ FAKE_XRT_LOAD_FAIL: '-5' }));
+    await expectReject(openDevice({ xclbin: join(tmp, 'good.xclbin') }), Unavailable, 'XCLBIN_FAILED', /xrtDeviceLoadXclbinFile\(.*good\.xclbin\) on FPGA 0000:3b:00\.1 failed with code -5/);
+    restore();
+    restore = withEnv(fakeEnv());
     const ok = await openDevice({ xclbin: join(tmp, 'good.xclbin') });
     expect(ok.info.xclbin).toBe(join(tmp, 'good.xclbin'));
-    await expectReject(openDevice({ device: USER_PF, xclbin: join(tmp, 'bad.xclbin') }), Unavailable, 'BUSY', /already open in this process with xclbin/);
+    await expectReject(openDevice({ device: USER_PF, xclbin: join(tmp, 'good2.xclbin') }), Unavailable, 'BUSY', /already open in this process with xclbin/);
     await ok.close();
     // Held without an xclbin: loading one would reprogram the device under the holder's runners.
     const bare = await openDevice({ device: USER_PF });

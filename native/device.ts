@@ -11,6 +11,8 @@
  * await runner.close();
  * await device.close();
  */
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import {
   Internal,
   InvalidArgument,
@@ -204,8 +206,36 @@ export async function openDevice(options: OpenOptions = {}): Promise<FpgaDevice>
     throw invalidArgument('xclbin', 'a file path', options.xclbin);
   }
   const native = addon();
+  if (options.xclbin !== undefined) await checkXclbin(options.xclbin);
   const handle = await call(() => native.openDevice(selector, options.xclbin ?? ''));
   return new FpgaDevice(handle);
+}
+
+/** axlf's magic, the first 8 bytes of every xclbin. */
+const XCLBIN_MAGIC = Buffer.from('xclbin2\0', 'latin1');
+
+/**
+ * An xclbin must be a readable file starting with the axlf magic: checked
+ * here, so that a wrong path is a 400 naming it rather than XRT's error code.
+ */
+async function checkXclbin(path: string): Promise<void> {
+  let head: Buffer;
+  try {
+    // Non-blocking: a FIFO in its place must not hold a libuv thread.
+    const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      if (!(await file.stat()).isFile()) throw new InvalidArgument(`xclbin ${path}: not a regular file`);
+      head = Buffer.alloc(XCLBIN_MAGIC.length);
+      head = head.subarray(0, (await file.read(head, 0, head.length, 0)).bytesRead);
+    } finally {
+      await file.close();
+    }
+  } catch (err) {
+    if (err instanceof KinferError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InvalidArgument(`xclbin ${path}: ${code === 'ENOENT' || code === 'ENOTDIR' ? 'no such file' : `cannot read it (${code ?? (err as Error).message})`}`);
+  }
+  if (!head.equals(XCLBIN_MAGIC)) throw new InvalidArgument(`xclbin ${path}: not an xclbin (bad magic)`);
 }
 
 export class FpgaDevice {

@@ -6,6 +6,7 @@
  *   FAKE_XRT_DEVICES    device count reported by xclProbe (default 1)
  *   FAKE_XRT_BDFS       comma list of BDFs xrtDeviceOpenByBDF accepts (default: any)
  *   FAKE_XRT_OPEN_FAIL  when set, every open fails with EIO
+ *   FAKE_XRT_LOAD_FAIL  when set, every xclbin load fails with this code
  *   FAKE_XRT_GATE_DIR   when set, tests can hold calls and see where they are:
  *                       xclProbe appends a byte to <dir>/probe; xrtDeviceClose
  *                       and xrtDeviceLoadXclbinFile create <dir>/<op>.started
@@ -122,8 +123,10 @@ int xrtDeviceClose(xrtDeviceHandle h) {
 /* Accepts a file that starts with the axlf magic "xclbin2\0", as real xclbins do. */
 int xrtDeviceLoadXclbinFile(xrtDeviceHandle h, const char* path) {
   struct fake_device* d = (struct fake_device*)h;
+  const char* fail = getenv("FAKE_XRT_LOAD_FAIL");
   if (d == NULL || d->magic != FAKE_MAGIC) return -EINVAL;
   gate("load");
+  if (fail != NULL) return atoi(fail);
   FILE* f = fopen(path, "rb");
   if (f == NULL) return -ENOENT;
   char magic[8] = {0};

@@ -161,6 +161,20 @@ describe(`XModelBackend (${NO_HARDWARE})`, () => {
     await ok.unload();
   });
 
+  it('answers 400 for an xclbin parameter that is missing or not an xclbin, before touching a device', async () => {
+    useFake();
+    const dir = modelDir('xmodel-affine', affine);
+    const missing = join(tmp, 'nowhere.xclbin');
+    const err = await new XModelBackend().load(files('xmodel-affine', dir, { parameters: { xclbin: missing } })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect((err as Error).message).toBe(`model 'xmodel-affine': xclbin ${missing}: no such file`);
+    const notXclbin = join(dir, 'model.xmodel');
+    await expect(new XModelBackend().load(files('xmodel-affine', dir, { parameters: { xclbin: notXclbin } }))).rejects.toThrow(
+      new InvalidArgument(`model 'xmodel-affine': xclbin ${notXclbin}: not an xclbin (bad magic)`),
+    );
+    expect(nativeCounters()).toMatchObject({ devicesOpen: 0, runnersAlive: 0 });
+  });
+
   it('fails a load on a device another process holds, and picks a free one when none is named', async () => {
     useFake();
     const dir = modelDir('xmodel-affine', affine);
