@@ -395,6 +395,33 @@ describe(`native FPGA addon (${NO_HARDWARE})`, () => {
     expect(nativeCounters()).toMatchObject({ devicesOpen: 0, runnersAlive: 0 });
   });
 
+  it('rejects a SharedArrayBuffer-backed array with KINFER_INVALID naming the tensor', async () => {
+    restore = withEnv(fakeEnv());
+    const path = writeFakeXmodel(join(tmp, 'sab.xmodel'), {
+      batch: 1,
+      input: { name: 'data', datatype: 'INT8', dims: [4] },
+      outputs: [{ name: 'out', datatype: 'INT8', dims: [4] }],
+    });
+    const d = await openDevice();
+    const r = await d.createRunner(path);
+    const shared = new Int8Array(new SharedArrayBuffer(4));
+    await expectReject(r.run([shared], [new Int8Array(4)]), InvalidArgument, 'INVALID', /^input 'data': backed by a SharedArrayBuffer/);
+    await expectReject(r.run([new Int8Array(4)], [shared]), InvalidArgument, 'INVALID', /^output 'out': backed by a SharedArrayBuffer/);
+    // The addon itself rejects (no synchronous throw).
+    const n = loadNative();
+    if (!n.ok) throw new Error(n.error);
+    const raw = await n.addon.openDevice('', '');
+    const rawRunner = await raw.createRunner(path);
+    let pending: Promise<void> | undefined;
+    expect(() => (pending = rawRunner.run([shared], [new Int8Array(4)]))).not.toThrow();
+    await expect(pending).rejects.toMatchObject({ code: 'KINFER_INVALID' });
+    await rawRunner.close();
+    await raw.close();
+    await r.close();
+    await d.close();
+    expect(nativeCounters()).toMatchObject({ devicesOpen: 0, runnersAlive: 0 });
+  });
+
   it('runs off the JS thread: timers keep firing during a slow run, and parallel runners overlap', async () => {
     restore = withEnv(fakeEnv());
     const d = await openDevice();

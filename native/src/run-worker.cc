@@ -278,7 +278,13 @@ Status Buffers(const std::vector<Napi::Value>& values, const std::vector<TensorI
       return Status::Error("INVALID", std::string(role) + " '" + specs[i].name + "': expected " + std::to_string(specs[i].byteSize) +
                                           " bytes, got " + std::to_string(ta.ByteLength()));
     }
-    auto* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    Napi::ArrayBuffer buffer = ta.ArrayBuffer();
+    if (!buffer.IsArrayBuffer()) {
+      // Other threads could change it mid-run (and napi_get_arraybuffer_info refuses it: it threw "Invalid argument").
+      return Status::Error("INVALID", std::string(role) + " '" + specs[i].name +
+                                          "': backed by a SharedArrayBuffer, which the runtime cannot use; copy it into an ArrayBuffer");
+    }
+    auto* base = static_cast<uint8_t*>(buffer.Data()) + ta.ByteOffset();
     ptrs->push_back(static_cast<Ptr>(base));
     sizes->push_back(ta.ByteLength());
     keep->push_back(Napi::Persistent(ta.As<Napi::Object>()));
