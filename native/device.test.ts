@@ -108,6 +108,14 @@ describe(`native FPGA addon (${NO_HARDWARE})`, () => {
     expect((await enumerateDevicesAsync()).devices).toEqual([]);
   });
 
+  it('treats an xclProbe count past INT_MAX as an XRT error, not a negative count', async () => {
+    restore = withEnv(fakeEnv({ FAKE_XRT_DEVICES: '4294967295' }));
+    const e = enumerateDevices();
+    expect(e.xrt).toEqual({ count: null, error: expect.stringMatching(/xclProbe returned 4294967295, not a device count$/) });
+    // The sysfs view is still there.
+    expect(e.devices.map((d) => [d.bdf, d.index])).toEqual([['0000:3b:00.0', -1], [USER_PF, -1], ['0000:5e:00.0', -1], [SECOND_PF, -1]]);
+  });
+
   it('enumerates Xilinx functions from sysfs and joins XRT indices to the user PFs', async () => {
     restore = withEnv(fakeEnv({ FAKE_XRT_NAME: 'xilinx_u250_xdma_201830_2' }));
     const e = await enumerateDevicesAsync();

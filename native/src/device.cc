@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -316,7 +317,13 @@ Enumeration Enumerate() {
   } else if (xrt->probe == nullptr) {
     result.xrtError = "XRT runtime " + xrt->path + " does not export xclProbe";
   } else {
-    result.xrtCount = static_cast<int>(xrt->probe());
+    const unsigned n = xrt->probe();
+    if (n > static_cast<unsigned>(INT_MAX)) {
+      // Cast to int it read as "XRT did not load", with no reason given.
+      result.xrtError = "XRT runtime " + xrt->path + ": xclProbe returned " + std::to_string(n) + ", not a device count";
+    } else {
+      result.xrtCount = static_cast<int>(n);
+    }
   }
 
   if (result.xrtCount > 0) {
