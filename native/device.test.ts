@@ -259,6 +259,24 @@ describe(`native FPGA addon (${NO_HARDWARE})`, () => {
     expect(nativeCounters()).toMatchObject({ devicesOpen: 0, openDevices: [] });
   });
 
+  it('answers counters() at once while an xclbin load holds an open in progress', async () => {
+    const gates = join(tmp, 'gates-load');
+    mkdirSync(gates);
+    restore = withEnv(fakeEnv({ FAKE_XRT_GATE_DIR: gates }));
+    const opening = openDevice({ device: USER_PF, xclbin: join(tmp, 'good.xclbin') });
+    for (let i = 0; i < 1000 && !existsSync(join(gates, 'load.started')); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(existsSync(join(gates, 'load.started'))).toBe(true);
+    // Before the fix this call waited for the load (here: the fake's 10 s gate timeout) on the JS thread.
+    const during = nativeCounters();
+    expect(existsSync(join(gates, 'load.done')), 'counters() waited for the xclbin load').toBe(false);
+    expect(during).toMatchObject({ devicesOpen: 0, openDevices: [] });
+    writeFileSync(join(gates, 'load.go'), '');
+    const d = await opening;
+    expect(nativeCounters()).toMatchObject({ devicesOpen: 1, openDevices: [USER_PF] });
+    await d.close();
+    expect(nativeCounters()).toMatchObject({ devicesOpen: 0, openDevices: [] });
+  });
+
   it('says every device is busy when all are held', async () => {
     restore = withEnv(fakeEnv({ FAKE_XRT_DEVICES: '1', FAKE_XRT_BDFS: USER_PF }));
     const child = await holdDeviceInChild(addonPath, '', { ...process.env });

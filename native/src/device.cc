@@ -21,6 +21,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 namespace kinfer {
@@ -33,6 +34,10 @@ std::recursive_mutex g_registryMutex;
 // unlocked, then erased (and this notified) by ~DeviceState.
 std::map<std::string, std::weak_ptr<DeviceState>> g_registry;
 std::condition_variable_any g_registryErased;
+// Keys of the devices held open, for counters(): under their own mutex, never
+// held across a vendor call (the registry's is, for a whole open + xclbin load).
+std::mutex g_openKeysMutex;
+std::set<std::string> g_openKeys;
 
 std::string Env(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
@@ -267,6 +272,10 @@ Status OpenEntry(const DeviceEntry& entry, const std::string& xclbin, std::share
   state->xrt = xrt;
   state->handle = h;
   GlobalCounters().devicesOpen++;
+  {
+    std::lock_guard<std::mutex> keys(g_openKeysMutex);
+    g_openKeys.insert(key);
+  }
   g_registry[key] = state;
   *out = std::move(state);
   return Status::Ok();
@@ -285,6 +294,11 @@ DeviceState::~DeviceState() {
   if (handle != nullptr && xrt != nullptr) xrt->close(handle);
   Unlock(lockFd);
   GlobalCounters().devicesOpen--;
+  {
+    // Before the erase below: a waiting open of this key inserts it again only after that.
+    std::lock_guard<std::mutex> keys(g_openKeysMutex);
+    g_openKeys.erase(key);
+  }
   std::lock_guard<std::recursive_mutex> guard(g_registryMutex);
   auto it = g_registry.find(key);
   if (it != g_registry.end() && it->second.expired()) g_registry.erase(it);
@@ -415,12 +429,8 @@ Status OpenDevice(const std::string& selector, const std::string& xclbin, std::s
 }
 
 std::vector<std::string> OpenDeviceKeys() {
-  std::vector<std::string> keys;
-  std::lock_guard<std::recursive_mutex> guard(g_registryMutex);
-  for (const auto& [key, weak] : g_registry) {
-    if (auto s = weak.lock()) keys.push_back(s->bdf.empty() ? "xrt" + std::to_string(s->index) : s->bdf);
-  }
-  return keys;
+  std::lock_guard<std::mutex> guard(g_openKeysMutex);
+  return std::vector<std::string>(g_openKeys.begin(), g_openKeys.end());
 }
 
 }  // namespace kinfer

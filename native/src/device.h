@@ -65,7 +65,8 @@ class DeviceState {
 Status OpenDevice(const std::string& selector, const std::string& xclbin,
                   std::shared_ptr<DeviceState>* out);
 
-/** Descriptions ("bdf|index") of devices this process holds open. */
+/** Keys (BDF, or "xrt<index>") of the devices this process holds open. Never
+ *  waits for an open in progress: safe on the JS thread. */
 std::vector<std::string> OpenDeviceKeys();
 
 /** sharp-style counters, readable from JS at any time. */
