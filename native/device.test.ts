@@ -277,6 +277,31 @@ describe(`native FPGA addon (${NO_HARDWARE})`, () => {
     expect(nativeCounters()).toMatchObject({ devicesOpen: 0, openDevices: [] });
   });
 
+  it('lets go of a runner closed during its run off the JS thread: its device closes on a worker thread', async () => {
+    const gates = join(tmp, 'gates-last-hold');
+    mkdirSync(gates);
+    writeFileSync(join(gates, 'close.go'), ''); // nothing held: the fake only records where xrtDeviceClose ran
+    restore = withEnv(fakeEnv({ FAKE_XRT_GATE_DIR: gates }));
+    const d = await openDevice({ device: USER_PF });
+    const r = await d.createRunner(
+      writeFakeXmodel(join(tmp, 'last-hold.xmodel'), {
+        batch: 1,
+        input: { name: 'x', datatype: 'INT8', dims: [2] },
+        outputs: [{ name: 'y', datatype: 'INT8', dims: [2] }],
+        sleepMs: 100,
+      }),
+    );
+    await d.close(); // the runner alone holds the device now
+    const run = r.run([new Int8Array(2)], [new Int8Array(2)]);
+    for (let i = 0; i < 1000 && nativeCounters()!.running < 1; i++) await new Promise((res) => setTimeout(res, 2));
+    expect(nativeCounters()!.running).toBe(1);
+    await r.close(); // the run's hold is the last one
+    await run;
+    expect(nativeCounters()).toMatchObject({ devicesOpen: 0, runnersAlive: 0 });
+    expect(existsSync(join(gates, 'close.done'))).toBe(true);
+    expect(existsSync(join(gates, 'close.main-thread')), 'xrtDeviceClose ran on the JS thread').toBe(false);
+  });
+
   it('says every device is busy when all are held', async () => {
     restore = withEnv(fakeEnv({ FAKE_XRT_DEVICES: '1', FAKE_XRT_BDFS: USER_PF }));
     const child = await holdDeviceInChild(addonPath, '', { ...process.env });

@@ -11,7 +11,9 @@
  *                       xclProbe appends a byte to <dir>/probe; xrtDeviceClose
  *                       and xrtDeviceLoadXclbinFile create <dir>/<op>.started
  *                       (op close or load), wait until <dir>/<op>.go exists
- *                       (at most 10 s), then create <dir>/<op>.done
+ *                       (at most 10 s), then create <dir>/<op>.done; and
+ *                       <dir>/<op>.main-thread when called on the process's
+ *                       main thread (Node's JS thread)
  * Built with -DFAKE_OMIT_LOAD_XCLBIN it lacks xrtDeviceLoadXclbinFile, for the
  * missing-symbol path; with -DFAKE_OMIT_PROBE it lacks xclProbe (no XRT device list).
  */
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +60,10 @@ static void gate(const char* op) {
   if (dir == NULL) return;
   snprintf(name, sizeof(name), "%s.started", op);
   gate_mark(name);
+  if ((pid_t)syscall(SYS_gettid) == getpid()) {
+    snprintf(name, sizeof(name), "%s.main-thread", op);
+    gate_mark(name);
+  }
   snprintf(go, sizeof(go), "%s/%s.go", dir, op);
   for (int i = 0; i < 5000 && access(go, F_OK) != 0; i++) {
     struct timespec ts = {0, 2000000L};

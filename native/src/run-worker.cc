@@ -171,6 +171,16 @@ class CreateRunnerWorker : public PromiseWorker {
 
  protected:
   Status Run() override {
+    Status st = Create();
+    // Off the JS thread, as in RunWorker: after a device close() during the creation this may be
+    // the last hold (when the runner was not made), and closing the device calls XRT.
+    device_.reset();
+    return st;
+  }
+  Napi::Value Result() override { return NewRunner(Env(), std::move(state_)); }
+
+ private:
+  Status Create() {
     const VartApi* vart = nullptr;
     Status st = LoadVart(&vart);
     if (!st.ok()) return st;
@@ -224,9 +234,7 @@ class CreateRunnerWorker : public PromiseWorker {
     state_ = std::move(state);
     return Status::Ok();
   }
-  Napi::Value Result() override { return NewRunner(Env(), std::move(state_)); }
 
- private:
   std::shared_ptr<DeviceState> device_;
   std::string xmodel_;
   std::shared_ptr<RunnerState> state_;
@@ -239,6 +247,15 @@ class RunWorker : public PromiseWorker {
 
  protected:
   Status Run() override {
+    Status st = RunLocked();
+    // Let go here, off the JS thread: after a close() during the run this is the last hold, and
+    // destroying the runner (and maybe its device) calls into the vendor runtime.
+    baton_.runner.reset();
+    return st;
+  }
+
+ private:
+  Status RunLocked() {
     RunnerState& r = *baton_.runner;
     std::lock_guard<std::mutex> lock(r.runMutex);
     char err[1024] = {0};
@@ -249,7 +266,6 @@ class RunWorker : public PromiseWorker {
     return Status::Ok();
   }
 
- private:
   RunBaton baton_;
   // Keeps the typed arrays (and so their memory) alive until the run settles.
   std::vector<Napi::ObjectReference> keep_;
