@@ -57,11 +57,13 @@ for (let i = 0; i < cycles; i++) {
   for (let k = 0; k < 3; k++) await r.run([new Int8Array(16).fill(k)], [out, sums]);
   if (out[0] !== 5 || sums[1] !== 16) throw new Error(`wrong result ${out[0]} ${sums[1]}`);
   await expectCode(r.run([new Int8Array(3)], [out, sums]), 'INVALID');
-  await expectCode(addon.openDevice(bdf, '/nonexistent.xclbin'), 'XCLBIN_FAILED'); // shared device: load attempted
+  await expectCode(r.run([new Int8Array(new SharedArrayBuffer(16))], [out, sums]), 'INVALID');
+  await expectCode(addon.openDevice(bdf, '/nonexistent.xclbin'), 'BUSY'); // held without an xclbin: no load under its runners
   const f = await d.createRunner(failing);
   await expectCode(f.run([new Float32Array(4)], [new Float32Array(4)]), 'RUN_FAILED');
   await expectCode(d.createRunner(notModel), 'RUNNER_FAILED');
   await Promise.all([f.close(), r.close(), d.close()]);
+  await expectCode(addon.openDevice(bdf, '/nonexistent.xclbin'), 'XCLBIN_FAILED'); // opened, locked, load failed, released
   await expectCode(addon.openDevice('7', ''), 'NO_DEVICE');
   Object.assign(process.env, { KINFER_XRT_LIB: join(tmp, 'libnone.so') });
   await expectCode(addon.openDevice('', ''), 'LIB_MISSING');
