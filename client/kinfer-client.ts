@@ -621,6 +621,19 @@ export class KinferClient {
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (err) => fail(new KinferConnectionError(urlText, `answer from ${urlText} broke off: ${err.message}`, 'ECONNRESET')));
         res.on('end', () => {
+          if (!req.writableFinished) {
+            // The server answered (a 404, a 413) before taking the whole body: the socket still has
+            // writes in flight that will fail (EPIPE, ECONNRESET) and must not go back to the
+            // keep-alive pool, where nothing listens for that error. Destroy it, and keep a
+            // listener for whatever error it still reports until it closes.
+            const socket = req.socket;
+            if (socket) {
+              const ignore = () => {};
+              socket.on('error', ignore);
+              socket.once('close', () => socket.off('error', ignore));
+            }
+            req.destroy();
+          }
           if (settled) return;
           let data = Buffer.concat(chunks);
           const enc = String(res.headers['content-encoding'] ?? '').toLowerCase();

@@ -5,11 +5,13 @@
  * body framing the server received; plus stand-in servers for retries,
  * timeouts and refused connections.
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import zlib from 'node:zlib';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -311,6 +313,36 @@ describe('infer', () => {
       gz.close();
     }
   });
+});
+
+describe('an early answer to a large body', () => {
+  it('a 20 MB+ body the server refuses (404) before reading it is not put back in the pool; later calls work, no stray EPIPE', async () => {
+    // In a child process: an 'error' nothing listens to (the socket's write failing after the 404) ends it.
+    const client = pathToFileURL(path.resolve(import.meta.dirname, '../../dist/client/index.js')).href;
+    const script = `
+      import { KinferClient, KinferHttpError } from ${JSON.stringify(client)};
+      const c = new KinferClient(process.argv[1], { timeoutMs: 60_000 });
+      const big = new Float32Array(16_000_000);
+      for (let i = 0; i < 3; i++) {
+        const err = await c.infer('nope', [{ name: 'x', data: big }]).catch((e) => e);
+        if (!(err instanceof KinferHttpError) || err.status !== 404) throw new Error('attempt ' + i + ': ' + String(err));
+      }
+      const res = await c.infer('echo', [{ name: 'x', data: new Float32Array([1, 2]) }]);
+      console.log(JSON.stringify(Array.from(res.output('x').data)));
+      c.close();
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, server.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c));
+    child.stderr.on('data', (c: Buffer) => (stderr += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    clearTimeout(timer);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout.trim()).toBe('[1,2]');
+  }, 60_000);
 });
 
 describe('CloudEvents', () => {
