@@ -31,7 +31,7 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
     .option('--repository-monitoring', 'load and unload models as their folders appear and disappear')
     .option('--model-control-mode <mode>', "Triton's: none (every model loaded at start, load/unload refused), poll (as --repository-monitoring), explicit (only --load-model models at start)", (v) => parseControlMode(v))
     .option('--load-model <name>', "with --model-control-mode explicit: a model to load at start; repeatable, '*' for all", (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
-    .option('--repository-poll-secs <secs>', 'seconds between repository polls (default 2)', (v) => parsePositive(v))
+    .option('--repository-poll-secs <secs>', 'seconds between repository polls (default 2)', (v) => parsePositiveSeconds(v))
     .option('--grpc-tls-cert <file>', 'serve gRPC over TLS with this PEM certificate chain (default: KINFER_GRPC_TLS_CERT); needs --grpc-tls-key')
     .option('--grpc-tls-key <file>', 'the PEM private key of --grpc-tls-cert (default: KINFER_GRPC_TLS_KEY)')
     .option('--grpc-tls-client-ca <file>', 'mutual TLS: clients must present a certificate from this PEM CA bundle (default: KINFER_GRPC_TLS_CLIENT_CA)')
@@ -104,9 +104,11 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
   return program;
 }
 
-function parsePositive(v: string): number {
+/** Seconds a timer can wait: positive, and at most 2^31 - 1 ms (setTimeout fires a longer delay after 1 ms). */
+function parsePositiveSeconds(v: string): number {
   const n = Number(v);
   if (!(n > 0)) throw new CommanderError(2, 'kinfer.number', `expected a positive number, got '${v}'`);
+  if (n * 1000 > 2_147_483_647) throw new CommanderError(2, 'kinfer.number', `expected at most 2147483 seconds (about 24.8 days), got '${v}'`);
   return n;
 }
 

@@ -51,7 +51,7 @@ export interface KinferClientOptions {
   host?: string;
   /** Extra headers for every request (e.g. `Authorization`). */
   headers?: Record<string, string>;
-  /** Per attempt, from sending to the full answer. Default 60 000 ms. */
+  /** Per attempt, from sending to the full answer; 0 = no timeout. At most 2^31 - 1 ms. Default 60 000 ms. */
   timeoutMs?: number;
   /** Retries after the first attempt (see the module comment). Default 2. */
   retries?: number;
@@ -220,16 +220,16 @@ export class KinferClient {
     this.baseUrl = base;
     const num = (v: number | undefined, d: number, what: string) => {
       if (v === undefined) return d;
-      if (!Number.isFinite(v) || v < 0) throw new KinferInputError(`${what} must be a non-negative number, got ${v}`);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new KinferInputError(`${what} must be a non-negative number, got ${v}`);
       return v;
     };
     this.opts = {
       host: options.host,
       headers: { ...options.headers },
-      timeoutMs: num(options.timeoutMs, 60_000, 'timeoutMs'),
+      timeoutMs: timerMs(options.timeoutMs, 60_000, 'timeoutMs'),
       retries: Math.floor(num(options.retries, 2, 'retries')),
-      retryBaseMs: num(options.retryBaseMs, 100, 'retryBaseMs'),
-      maxRetryDelayMs: num(options.maxRetryDelayMs, 10_000, 'maxRetryDelayMs'),
+      retryBaseMs: timerMs(options.retryBaseMs, 100, 'retryBaseMs'),
+      maxRetryDelayMs: timerMs(options.maxRetryDelayMs, 10_000, 'maxRetryDelayMs'),
       binaryThreshold: num(options.binaryThreshold, 64 * 1024, 'binaryThreshold'),
       gzipAt: options.gzip === true ? 1024 : options.gzip === false || options.gzip === undefined ? Infinity : num(options.gzip, 1024, 'gzip'),
     };
@@ -457,8 +457,8 @@ export class KinferClient {
    * `KinferTimeoutError` with the last reason when time runs out.
    */
   async waitUntilReady(opts: WaitOptions = {}): Promise<void> {
-    const timeoutMs = opts.timeoutMs ?? 30_000;
-    const intervalMs = Math.max(10, opts.intervalMs ?? 250);
+    const timeoutMs = timerMs(opts.timeoutMs, 30_000, 'waitUntilReady timeoutMs');
+    const intervalMs = Math.max(10, timerMs(opts.intervalMs, 250, 'waitUntilReady intervalMs'));
     const deadline = Date.now() + timeoutMs;
     const maxPolls = Math.ceil(timeoutMs / intervalMs) + 1;
     let last = 'not ready';
@@ -584,7 +584,7 @@ export class KinferClient {
     const base = this.baseUrl;
     const url = new URL(base.pathname.replace(/\/+$/, '') + spec.path, base);
     const urlText = url.toString();
-    const timeoutMs = spec.timeoutMs ?? this.opts.timeoutMs;
+    const timeoutMs = timerMs(spec.timeoutMs, this.opts.timeoutMs, 'timeoutMs');
     const mod = url.protocol === 'https:' ? https : http;
     return new Promise<RawResponse>((resolve, reject) => {
       let settled = false;
@@ -599,11 +599,15 @@ export class KinferClient {
         agent: this.agent,
         headers: body ? { ...headers, 'Content-Length': String(body.byteLength) } : headers,
       });
-      const timer = setTimeout(() => {
-        const err = new KinferTimeoutError(urlText, `no answer from ${urlText} within ${timeoutMs} ms`, 'ETIMEDOUT');
-        fail(err);
-        req.destroy(err);
-      }, timeoutMs);
+      // timeoutMs 0: no timeout (as tritonclient's None).
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              const err = new KinferTimeoutError(urlText, `no answer from ${urlText} within ${timeoutMs} ms`, 'ETIMEDOUT');
+              fail(err);
+              req.destroy(err);
+            }, timeoutMs)
+          : undefined;
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof KinferTimeoutError) return fail(err);
         const detail = err.code && !err.message.includes(err.code) ? `${err.code} ${err.message}` : err.message;
@@ -652,6 +656,17 @@ export class KinferClient {
       req.end(body);
     });
   }
+}
+
+/** The longest delay setTimeout keeps (2^31 - 1 ms, about 24.8 days): a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** A duration option in milliseconds: `d` when undefined, else a number from 0 to MAX_TIMER_MS. */
+function timerMs(v: number | undefined, d: number, what: string): number {
+  if (v === undefined) return d;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new KinferInputError(`${what} must be a non-negative number of milliseconds, got ${v}`);
+  if (v > MAX_TIMER_MS) throw new KinferInputError(`${what} must be at most ${MAX_TIMER_MS} ms (about 24.8 days), got ${v}`);
+  return v;
 }
 
 function seg(s: string): string {

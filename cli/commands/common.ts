@@ -5,7 +5,7 @@
  * message and an exit code (0 ok, 1 the server or cluster said no, 2 usage).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { KinferClient } from '../../client/kinfer-client.js';
+import { KinferClient, MAX_TIMER_MS } from '../../client/kinfer-client.js';
 import { KinferConnectionError, KinferHttpError, KinferInputError } from '../../client/errors.js';
 import { KinferError } from '../../runtime/core/errors.js';
 
@@ -29,7 +29,7 @@ export function withConnection(cmd: Command): Command {
     cmd
       .addOption(new Option('--url <url>', 'server URL').env('KINFER_URL').default(DEFAULT_URL))
       .option('--host <host>', 'Host header for ingress routing, e.g. echo.default.example.com')
-      .option('--timeout <ms>', 'per-request timeout in milliseconds', positiveInt),
+      .option('--timeout <ms>', 'per-request timeout in milliseconds', positiveMs),
   );
 }
 
@@ -52,6 +52,22 @@ export function positiveInt(value: string): number {
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
     throw new InvalidArgumentError(`expected a positive integer, got '${value}'`);
   }
+  return n;
+}
+
+export { MAX_TIMER_MS };
+
+/** Commander value parser: a positive integer of milliseconds that a timer can wait (at most 2^31 - 1, about 24.8 days). */
+export function positiveMs(value: string): number {
+  const n = positiveInt(value);
+  if (n > MAX_TIMER_MS) throw new InvalidArgumentError(`expected at most ${MAX_TIMER_MS} milliseconds (about 24.8 days), got '${value}'`);
+  return n;
+}
+
+/** Commander value parser: a positive integer of seconds that a timer can wait (at most 2147483, about 24.8 days). */
+export function positiveSeconds(value: string): number {
+  const n = positiveInt(value);
+  if (n * 1000 > MAX_TIMER_MS) throw new InvalidArgumentError(`expected at most ${Math.floor(MAX_TIMER_MS / 1000)} seconds (about 24.8 days), got '${value}'`);
   return n;
 }
 

@@ -5,7 +5,7 @@
  * `--wait` then waits until they are Ready.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { positiveInt, runVerb, UsageError, withKube, type KubeFlags } from './common.js';
+import { positiveSeconds, runVerb, UsageError, withKube, type KubeFlags } from './common.js';
 
 function percentOption(v: string): number {
   const n = Number(v);
@@ -32,7 +32,7 @@ export function deployCommand(): Command {
     .option('--force', 'take over fields another field manager owns')
     .option('--manifests <dir>', 'manifests folder (default: manifests/ of the package)')
     .option('--wait', 'after applying, wait until each object is Ready at its new generation (as kn does); progress on stderr')
-    .option('--wait-timeout <seconds>', 'with --wait: give up after this long, exit 1 (as kn)', positiveInt, 600)
+    .option('--wait-timeout <seconds>', 'with --wait: give up after this long, exit 1 (as kn)', positiveSeconds, 600)
     .option('--canary <percent>', "send this percent of traffic to the new revision, the rest to the one serving now (tags candidate and current); a later deploy without it promotes", percentOption);
   withKube(cmd);
   return cmd.action(async (fn: string, flags: DeployFlags) => {

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { positiveInt, runVerb, UsageError } from './common.js';
+import { positiveInt, positiveMs, positiveSeconds, runVerb, UsageError } from './common.js';
 
 interface DevFlags {
   port: number;
@@ -29,11 +29,11 @@ export function devCommand(): Command {
     .option('--port <n>', 'port of the local ingress', (v: string) => (v === '0' ? 0 : positiveInt(v)), 8080)
     .option('--host <addr>', 'address of the local ingress', '127.0.0.1')
     .option('--functions <dir>', 'compiled function definitions (default: dist/functions of the package)')
-    .option('--idle-seconds <n>', 'a minScale 0 function stops after this long without requests', positiveInt, 30)
+    .option('--idle-seconds <n>', 'a minScale 0 function stops after this long without requests', positiveSeconds, 30)
     .option('--max-replicas <n>', 'processes per function at most, below its maxScale (each loads its model)', positiveInt, 10)
     .option('--namespace <ns>', "the namespace in the Brokers' paths (/<namespace>/<broker>) and the functions' Host names", 'default')
     .option('--retry <n>', "a Trigger's retries of a failed delivery (Knative's default: 10)", (v: string) => (v === '0' ? 0 : positiveInt(v)), 10)
-    .option('--backoff-delay-ms <n>', 'the first retry waits this long, each next one twice as long (Knative: PT0.2S, exponential)', positiveInt, 200)
+    .option('--backoff-delay-ms <n>', 'the first retry waits this long, each next one twice as long (Knative: PT0.2S, exponential)', positiveMs, 200)
     .option('--storage-uri <fn=uri>', "replace a function's storageUri (e.g. a path that exists only in the image); repeatable", (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .action(async (only: string[], flags: DevFlags) => {
       await runVerb('dev', {}, async () => {

@@ -4,7 +4,7 @@
  * a model's). Exit 0 when ready, 1 when not (or unreachable).
  */
 import { Command } from 'commander';
-import { makeClient, positiveInt, runVerb, withConnection, type ConnectionFlags } from './common.js';
+import { makeClient, positiveMs, runVerb, withConnection, type ConnectionFlags } from './common.js';
 
 interface HealthFlags extends ConnectionFlags {
   model?: string;
@@ -17,7 +17,7 @@ export function healthCommand(): Command {
     .description('is the server (or a model) live and ready? exit 0 if ready, 1 if not')
     .option('-m, --model <name>', 'also check this model')
     .option('--model-version <v>', 'model version')
-    .option('--wait <ms>', 'poll until ready, at most this long', positiveInt);
+    .option('--wait <ms>', 'poll until ready, at most this long', positiveMs);
   withConnection(cmd);
   return cmd.action(async (flags: HealthFlags) => {
     await runVerb('health', flags, async (out) => {

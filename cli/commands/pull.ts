@@ -8,7 +8,7 @@
 import { Writable } from 'node:stream';
 import { Command } from 'commander';
 import pino from 'pino';
-import { positiveInt, runVerb, withJson } from './common.js';
+import { positiveMs, runVerb, withJson } from './common.js';
 
 interface PullFlags {
   json?: boolean;
@@ -31,7 +31,7 @@ export function pullCommand(): Command {
     .argument('<storageUri>', 'where the model is, e.g. s3://bucket/models/resnet50 or https://host/model.tar.gz')
     .argument('<dir>', 'destination folder (replaced atomically when the download is complete)')
     .option('--cache-dir <dir>', 'artifact cache (default: KINFER_CACHE_DIR)')
-    .option('--progress-interval <ms>', 'progress update interval (default: 250 on a TTY, 2000 otherwise)', positiveInt)
+    .option('--progress-interval <ms>', 'progress update interval (default: 250 on a TTY, 2000 otherwise)', positiveMs)
     .option('--no-progress', 'no progress output');
   withJson(cmd);
   return cmd.action(async (uri: string, dir: string, flags: PullFlags) => {

@@ -242,6 +242,14 @@ describe('usage errors, connection errors, --host, --help', () => {
       [['load', 'echo', '--param', 'novalue'], /--param 'novalue': expected key=value/],
       [['health', '--url', 'ftp://x'], /only http:\/\/ and https:\/\//],
       [['frobnicate'], /unknown command 'frobnicate'/],
+      // Delays a timer cannot wait (setTimeout fires one over 2^31 - 1 ms after 1 ms).
+      [['models', '--url', 'http://127.0.0.1:1', '--timeout', '3000000000'], /'--timeout <ms>' argument '3000000000' is invalid\. expected at most 2147483647 milliseconds/],
+      [['health', '--url', 'http://127.0.0.1:1', '--wait', '2147483648'], /expected at most 2147483647 milliseconds/],
+      [['pull', '/nonexistent-model', path.join(tmp, 'never'), '--progress-interval', '3000000000'], /expected at most 2147483647 milliseconds/],
+      [['dev', 'nope', '--idle-seconds', '3000000'], /'--idle-seconds <n>' argument '3000000' is invalid\. expected at most 2147483 seconds/],
+      [['dev', 'nope', '--backoff-delay-ms', '3000000000'], /expected at most 2147483647 milliseconds/],
+      [['deploy', 'echo', '--dry-run', '--wait-timeout', '2147484'], /expected at most 2147483 seconds/],
+      [['serve', '--model-repository', '/nonexistent-repo', '--repository-poll-secs', '3000000'], /expected at most 2147483 seconds/],
     ];
     const runs = await Promise.all(cases.map(([args]) => kinfer(args)));
     runs.forEach((r, i) => {

@@ -26,6 +26,7 @@ import {
   type InferInput,
 } from '../../client/index.js';
 import { startServer, type RunningServer } from '../../runtime/server/serve.js';
+import { until } from '../helpers/until.js';
 
 interface Seen {
   method: string;
@@ -479,6 +480,42 @@ describe('Host header, retries and connection errors', () => {
     expect((err as KinferConnectionError).url).toBe(`${url}/v2/models/echo/infer`);
     expect((err as Error).message).toContain(url);
     c.close();
+  });
+
+  it('timeoutMs over 2^31 - 1 ms (which setTimeout fires at once) is a KinferInputError; timeoutMs 0 means no timeout', async () => {
+    expect(() => new KinferClient(proxy.url, { timeoutMs: 3_000_000_000 })).toThrow(KinferInputError);
+    expect(() => new KinferClient(proxy.url, { timeoutMs: 3_000_000_000 })).toThrow(/timeoutMs must be at most 2147483647 ms/);
+    expect(() => new KinferClient(proxy.url, { maxRetryDelayMs: 2 ** 31 })).toThrow(/maxRetryDelayMs must be at most 2147483647 ms/);
+    const n = proxy.seen.length;
+    await expect(client.infer('echo', [{ name: 'x', data: new Int32Array([1]) }], { timeoutMs: 2 ** 31 })).rejects.toThrow(KinferInputError);
+    await expect(client.modelLoad('echo', { timeoutMs: 2 ** 32 })).rejects.toThrow(/timeoutMs must be at most/);
+    await expect(client.waitUntilReady({ timeoutMs: 2 ** 31 })).rejects.toThrow(KinferInputError);
+    expect(proxy.seen.length).toBe(n);
+
+    // Answers only once the test has seen the request arrive: a 0 that fired at once would have failed by then.
+    let hold: (() => void) | undefined;
+    const raw = await rawServer((_req, res) => {
+      hold = () => {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end('{"models":["m"]}');
+      };
+    });
+    const c = new KinferClient(raw.url, { timeoutMs: 0, retries: 0 });
+    try {
+      let settled: unknown;
+      const call = c.modelList().then(
+        (v) => (settled = v),
+        (e: unknown) => (settled = e),
+      );
+      await until(() => hold !== undefined || settled !== undefined);
+      expect(settled).toBeUndefined();
+      hold!();
+      await call;
+      expect(settled).toEqual(['m']);
+    } finally {
+      c.close();
+      await raw.close();
+    }
   });
 
   it('no answer within timeoutMs is a KinferTimeoutError; a non-idempotent call is not resent', async () => {
