@@ -219,4 +219,14 @@ describe('planImageInput and targetSize', () => {
     expect(targetSize(plan, { width: 70, height: 50 }, {})).toEqual({ width: 70, height: 50 });
     expect(targetSize(plan, { width: 70, height: 50 }, { size: { width: 33, height: 17 } })).toEqual({ width: 33, height: 17 });
   });
+
+  it('a target size over 100 megapixels (--multiple-of, --size, the model) is refused before anything is allocated', () => {
+    const plan = planImageInput('ocr-det', [fp32In([-1, 3, -1, -1])], {});
+    expect(() => targetSize(plan, { width: 2, height: 2 }, { multipleOf: 20000 })).toThrow(ImageUsageError);
+    expect(() => targetSize(plan, { width: 2, height: 2 }, { multipleOf: 20000 })).toThrow(/--multiple-of 20000: the image would be resized to 20000x20000, more than 100 megapixels/);
+    expect(() => targetSize(plan, { width: 2, height: 2 }, { size: { width: 65536, height: 65536 } })).toThrow(ImageUsageError);
+    expect(targetSize(plan, { width: 2, height: 2 }, { size: { width: 10000, height: 10000 } })).toEqual({ width: 10000, height: 10000 });
+    const huge = planImageInput('big', [fp32In([1, 3, 20000, 20000])], {});
+    expect(() => targetSize(huge, { width: 2, height: 2 }, {})).toThrow(ModelInputError);
+  });
 });

@@ -254,7 +254,8 @@ function layoutsOf(shape: readonly number[]): Layout[] {
 /**
  * The size the image is resized to: `--size`, else the model's fixed H/W,
  * else the image's own size, rounded to the nearest multiple of `multipleOf`
- * (at least one multiple).
+ * (at least one multiple). At most MAX_MEGAPIXELS, as a decoded image: checked
+ * here, before the resize allocates it.
  */
 export function targetSize(
   plan: ImagePlan,
@@ -268,8 +269,17 @@ export function targetSize(
         `--size ${width}x${height} does not fit input '${plan.name}', whose size is fixed at ${plan.width ?? 'any'}x${plan.height ?? 'any'}`,
       );
     }
-    return { width, height };
+    return checkTargetSize({ width, height }, `--size ${width}x${height}`, plan);
   }
   const round = (v: number) => (opts.multipleOf ? Math.max(opts.multipleOf, Math.round(v / opts.multipleOf) * opts.multipleOf) : v);
-  return { width: plan.width ?? round(img.width), height: plan.height ?? round(img.height) };
+  const size = { width: plan.width ?? round(img.width), height: plan.height ?? round(img.height) };
+  return checkTargetSize(size, opts.multipleOf ? `--multiple-of ${opts.multipleOf}` : undefined, plan);
+}
+
+function checkTargetSize(size: { width: number; height: number }, flag: string | undefined, plan: ImagePlan): { width: number; height: number } {
+  if (size.width * size.height <= MAX_MEGAPIXELS * 1e6) return size;
+  const what = `${size.width}x${size.height}, more than ${MAX_MEGAPIXELS} megapixels`;
+  // Sizes from the command line are usage errors; a model's own fixed size is the model's.
+  if (flag) throw new ImageUsageError(`${flag}: the image would be resized to ${what}`);
+  throw new ModelInputError(`input '${plan.name}' has a fixed size of ${what}: --image does not build images that large`);
 }

@@ -439,6 +439,9 @@ describe('infer --image', () => {
       [['--image', png, '--size', 'big'], /'--size <WxH>' argument 'big' is invalid/],
       [['--image', png, '--mean', '1,2'], /--mean: expected one or three numbers/],
       [['-i', 'x:INT32=[1]', '--mean', '0.5'], /--mean only applies with --image/],
+      // Refused before the resize allocates 20000x20000 pixels (9 GB in FP32).
+      [['--image', png, '--input-name', 'img', '--multiple-of', '20000'], /--multiple-of 20000: the image would be resized to 20000x20000, more than 100 megapixels/],
+      [['--image', png, '--input-name', 'img', '--size', '65536x65536'], /--size 65536x65536: the image would be resized to 65536x65536, more than 100 megapixels/],
     ];
     const runs = await Promise.all(usage.map(([args]) => kinfer(['infer', 'echo', '--url', url, ...args])));
     runs.forEach((r, i) => {
