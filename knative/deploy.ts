@@ -159,7 +159,7 @@ async function splitTraffic(objects: KubernetesObject[], percent: number, kc: Ku
           const routed = [...(live.status?.traffic ?? [])].filter((t) => t.revisionName).sort((a, b) => (b.percent ?? 0) - (a.percent ?? 0))[0];
           return live.spec?.traffic?.find((t) => t.tag === 'current' && t.revisionName)?.revisionName ?? routed?.revisionName ?? live.status?.latestReadyRevisionName;
         },
-        (err: unknown) => (isNotFound(err) ? undefined : Promise.reject(kubeError(err, `read ${what}`))),
+        (err: unknown) => (isNotFound(err) ? undefined : Promise.reject(kubeError(err, `read ${what}`, kc))),
       );
     if (!current) throw new NotFound(`--canary splits traffic with the revision ${what} serves now, and it has none ready: deploy it without --canary first`);
     o.spec.traffic = [
@@ -209,12 +209,12 @@ export async function deploy(fn: string, opts: DeployOptions = {}): Promise<Appl
     const waited = opts.wait ? WAITED[`${o.apiVersion!.split('/')[0]}/${o.kind}`] : undefined;
     const track = waited?.track;
     // The generation before the apply tells whether it changed the spec (read only where that matters).
-    const before = track === 'transition' || track === 'none' ? await api.read({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata!.name!, namespace: o.metadata!.namespace } }).then((r) => r.metadata?.generation, (err: unknown) => (isNotFound(err) ? 0 : Promise.reject(kubeError(err, what)))) : undefined;
+    const before = track === 'transition' || track === 'none' ? await api.read({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata!.name!, namespace: o.metadata!.namespace } }).then((r) => r.metadata?.generation, (err: unknown) => (isNotFound(err) ? 0 : Promise.reject(kubeError(err, what, kc)))) : undefined;
     let answer: KubernetesObject;
     try {
       answer = await api.patch(o, undefined, undefined, FIELD_MANAGER, opts.force ? true : undefined, PatchStrategy.ServerSideApply);
     } catch (err) {
-      throw kubeError(err, `apply ${what}`);
+      throw kubeError(err, `apply ${what}`, kc);
     }
     applied.push(summary(o));
     if (!track) continue;

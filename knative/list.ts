@@ -28,7 +28,7 @@ export async function list(opts: KubeOptions = {}): Promise<FunctionSummary[]> {
       .listNamespacedCustomObject({ ...KSVC, namespace, labelSelector: LIST_LABEL_SELECTOR })) as { items?: KnativeServiceObject[] };
     items = res.items ?? [];
   } catch (err) {
-    throw kubeError(err, `Knative Services in ${namespace}`);
+    throw kubeError(err, `Knative Services in ${namespace}`, kc);
   }
   return items
     .map((svc) => {

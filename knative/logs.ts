@@ -54,7 +54,7 @@ async function revisionPods(fn: string, opts: KubeOptions): Promise<{ kc: Return
     const pods = res.items.map((p) => p.metadata?.name ?? '').filter((n) => n !== '').sort().slice(0, MAX_PODS);
     return { kc, namespace, revision, pods };
   } catch (err) {
-    throw kubeError(err, `pods of revision ${namespace}/${revision}`);
+    throw kubeError(err, `pods of revision ${namespace}/${revision}`, kc);
   }
 }
 
@@ -67,7 +67,7 @@ export async function logs(fn: string, opts: LogsOptions = {}): Promise<PodLog[]
       const log = await core.readNamespacedPodLog({ name: pod, namespace, container: SERVER_CONTAINER, tailLines: opts.tailLines ?? 200 });
       out.push({ pod, revision, log });
     } catch (err) {
-      throw kubeError(err, `logs of pod ${namespace}/${pod}`);
+      throw kubeError(err, `logs of pod ${namespace}/${pod}`, kc);
     }
   }
   return out;
@@ -141,7 +141,7 @@ export async function followLogs(fn: string, opts: FollowOptions): Promise<strin
     try {
       return await core.listNamespacedPod({ namespace, labelSelector });
     } catch (err) {
-      throw kubeError(err, `pods of Knative Service ${namespace}/${fn}`);
+      throw kubeError(err, `pods of Knative Service ${namespace}/${fn}`, kc);
     }
   };
   const first = await listPods();

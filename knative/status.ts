@@ -76,7 +76,7 @@ export async function readService(kc: KubeConfig, fn: string, namespace: string)
   try {
     return (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ ...KSVC, namespace, name: fn })) as KnativeServiceObject;
   } catch (err) {
-    throw kubeError(err, `Knative Service ${namespace}/${fn}`);
+    throw kubeError(err, `Knative Service ${namespace}/${fn}`, kc);
   }
 }
 
@@ -85,7 +85,7 @@ async function readyReplicas(kc: KubeConfig, revision: string, namespace: string
     const d = await kc.makeApiClient(AppsV1Api).readNamespacedDeployment({ name: `${revision}-deployment`, namespace });
     return d.status?.readyReplicas ?? 0;
   } catch (err) {
-    if (!isNotFound(err)) throw kubeError(err, `Deployment ${namespace}/${revision}-deployment`);
+    if (!isNotFound(err)) throw kubeError(err, `Deployment ${namespace}/${revision}-deployment`, kc);
   }
   try {
     const r = (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ ...REVISIONS, namespace, name: revision })) as {
@@ -94,7 +94,7 @@ async function readyReplicas(kc: KubeConfig, revision: string, namespace: string
     return r.status?.actualReplicas ?? 0;
   } catch (err) {
     if (isNotFound(err)) return 0;
-    throw kubeError(err, `Revision ${namespace}/${revision}`);
+    throw kubeError(err, `Revision ${namespace}/${revision}`, kc);
   }
 }
 

@@ -109,7 +109,7 @@ export async function waitReady(kc: KubeConfig, targets: WaitTarget[], opts: Wai
       try {
         obj = (await api.read({ apiVersion: t.apiVersion, kind: t.kind, metadata: { name: t.name, namespace: t.namespace } })) as KubernetesObject & StatusOf;
       } catch (err) {
-        throw kubeError(err, describe(t));
+        throw kubeError(err, describe(t), kc);
       }
       const now = current(t, obj);
       const conditions = obj.status?.conditions ?? [];

@@ -144,14 +144,22 @@ export function describeError(err: unknown): { code: 1 | 2; message: string; sta
 export interface KubeFlags {
   namespace?: string;
   kubeconfig?: string;
+  /** Seconds each Kubernetes API request may take. */
+  timeout?: number;
   json?: boolean;
 }
 
-/** Adds `-n/--namespace`, `--kubeconfig` and `--json` to a cluster verb. */
+/** The KubeOptions of a cluster verb's flags. */
+export function kubeOptions(flags: KubeFlags): { namespace?: string; kubeconfig?: string; timeoutMs?: number } {
+  return { namespace: flags.namespace, kubeconfig: flags.kubeconfig, timeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000 };
+}
+
+/** Adds `-n/--namespace`, `--kubeconfig`, `--timeout` and `--json` to a cluster verb. */
 export function withKube(cmd: Command): Command {
   return withJson(
     cmd
       .option('-n, --namespace <ns>', "namespace (default: the kubeconfig context's, else default)")
-      .option('--kubeconfig <file>', 'kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster)'),
+      .option('--kubeconfig <file>', 'kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
+      .option('--timeout <seconds>', 'each Kubernetes API request fails after this long, exit 1 (default 30)', positiveSeconds),
   );
 }

@@ -5,7 +5,7 @@
  * `--wait` then waits until they are Ready.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { positiveSeconds, runVerb, UsageError, withKube, type KubeFlags } from './common.js';
+import { kubeOptions, positiveSeconds, runVerb, UsageError, withKube, type KubeFlags } from './common.js';
 
 function percentOption(v: string): number {
   const n = Number(v);
@@ -43,8 +43,7 @@ export function deployCommand(): Command {
       const onSignal = () => stop.abort();
       if (flags.wait) process.once('SIGINT', onSignal);
       const applied = await deploy(fn, {
-        namespace: flags.namespace,
-        kubeconfig: flags.kubeconfig,
+        ...kubeOptions(flags),
         dryRun: flags.dryRun,
         kserve: flags.kserve,
         force: flags.force,

@@ -3,7 +3,7 @@
  * `kinfer list`: the kinfer functions (Knative Services) of a namespace.
  */
 import { Command } from 'commander';
-import { runVerb, withKube, type KubeFlags } from './common.js';
+import { kubeOptions, runVerb, withKube, type KubeFlags } from './common.js';
 
 export function listCommand(): Command {
   const cmd = new Command('list').description('list the kinfer functions deployed in a namespace');
@@ -11,7 +11,7 @@ export function listCommand(): Command {
   return cmd.action(async (flags: KubeFlags) => {
     await runVerb('list', flags, async (out) => {
       const { list } = await import('../../knative/commands.js');
-      const fns = await list({ namespace: flags.namespace, kubeconfig: flags.kubeconfig });
+      const fns = await list(kubeOptions(flags));
       out.data(fns);
       if (fns.length === 0) out.line('(no kinfer functions)');
       for (const f of fns) out.line(`${f.name}\t${f.ready ? 'ready' : 'not ready'}\t${f.url ?? '-'}\t${f.latestReadyRevision ?? '-'}`);

@@ -5,7 +5,7 @@
  * start later included. Log lines go to stdout; which pods come and go, to stderr.
  */
 import { Command } from 'commander';
-import { positiveInt, runVerb, UsageError, withKube, type KubeFlags } from './common.js';
+import { kubeOptions, positiveInt, runVerb, UsageError, withKube, type KubeFlags } from './common.js';
 
 export function logsCommand(): Command {
   const cmd = new Command('logs')
@@ -26,8 +26,7 @@ export function logsCommand(): Command {
         try {
           const note = (text: string) => process.stderr.write(`kinfer logs: ${text}\n`);
           await followLogs(fn, {
-            namespace: flags.namespace,
-            kubeconfig: flags.kubeconfig,
+            ...kubeOptions(flags),
             tailLines: flags.tail,
             signal: stop.signal,
             onLine: (pod, line) => out.line(`[${pod}] ${line}`),
@@ -41,7 +40,7 @@ export function logsCommand(): Command {
         }
         return;
       }
-      const pods = await logs(fn, { namespace: flags.namespace, kubeconfig: flags.kubeconfig, tailLines: flags.tail });
+      const pods = await logs(fn, { ...kubeOptions(flags), tailLines: flags.tail });
       out.data(pods);
       if (pods.length === 0) out.line('(no pods: the function may be scaled to zero)');
       for (const p of pods) {

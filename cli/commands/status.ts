@@ -4,7 +4,7 @@
  * revisions and ready pods. Exit 1 when it is not ready.
  */
 import { Command } from 'commander';
-import { runVerb, withKube, type KubeFlags } from './common.js';
+import { kubeOptions, runVerb, withKube, type KubeFlags } from './common.js';
 
 export function statusCommand(): Command {
   const cmd = new Command('status')
@@ -14,7 +14,7 @@ export function statusCommand(): Command {
   return cmd.action(async (fn: string, flags: KubeFlags) => {
     await runVerb('status', flags, async (out) => {
       const { status } = await import('../../knative/commands.js');
-      const s = await status(fn, { namespace: flags.namespace, kubeconfig: flags.kubeconfig });
+      const s = await status(fn, kubeOptions(flags));
       out.data(s);
       out.line(`${s.namespace}/${s.name}  ${s.ready ? 'ready' : 'not ready'}  ${s.url ?? '(no URL yet)'}`);
       out.line(`revision ${s.latestReadyRevision ?? '-'} (latest created ${s.latestCreatedRevision ?? '-'}), ${s.readyReplicas} ready pod(s)`);

@@ -14,7 +14,7 @@ import { until } from '../helpers/until.js';
 import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -531,6 +531,51 @@ describe('deploy --wait (against the API server test double)', () => {
       expect((await kinfer(['deploy', 'echo', '--canary', '120', ...kube])).code).toBe(2);
     } finally {
       await api.close();
+    }
+  });
+});
+
+describe('cluster verbs against an API server that never answers', () => {
+  it('status, list, deploy and logs fail (exit 1) after --timeout seconds, naming the server', async () => {
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      sockets.add(socket); // accepted, never answered
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const server = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const kubeconfig = path.join(tmp, 'silent-kubeconfig');
+    await writeFile(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'silent', cluster: { server, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'silent', user: { token: 't' } }],
+        contexts: [{ name: 'silent', context: { cluster: 'silent', user: 'silent', namespace: 'ml' } }],
+        'current-context': 'silent',
+      }),
+    );
+    try {
+      const kube = ['--kubeconfig', kubeconfig, '--timeout', '1'];
+      const runs = await Promise.all([
+        kinfer(['status', 'echo', ...kube], { timeoutMs: 15_000 }),
+        kinfer(['list', '--json', ...kube], { timeoutMs: 15_000 }),
+        kinfer(['deploy', 'echo', ...kube], { timeoutMs: 15_000 }),
+        kinfer(['logs', 'echo', ...kube], { timeoutMs: 15_000 }),
+      ]);
+      for (const r of runs) {
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(`Kubernetes API server ${server}: no answer within 1 s`);
+      }
+      expect(runs[0]!.stderr).toContain('(Knative Service ml/echo)');
+      expect(JSON.parse(runs[1]!.stdout).error).toContain(`Kubernetes API server ${server}: no answer within 1 s (Knative Services in ml)`);
+      const usage = await kinfer(['status', 'echo', '--kubeconfig', kubeconfig, '--timeout', '0']);
+      expect(usage.code).toBe(2);
+      expect(usage.stderr).toMatch(/'--timeout <seconds>' argument '0' is invalid/);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
   });
 });
