@@ -411,6 +411,14 @@ export function encodeInferRequest(tensors: readonly Tensor[], opts: EncodeOptio
  */
 export function parseJsonExact(text: string): unknown {
   if (!/"U?INT64"/.test(text)) return JSON.parse(text);
+  return parseJsonLongIntegersAsStrings(text);
+}
+
+/**
+ * JSON.parse with every integer literal longer than 15 digits (outside string
+ * literals) read as its decimal string, which 64-bit integer tensors take exactly.
+ */
+export function parseJsonLongIntegersAsStrings(text: string): unknown {
   return JSON.parse(text.replace(/"(?:[^"\\]|\\.)*"|(?<![\d.eE+-])-?\d{16,}(?![\d.eE])/g, (m) => (m[0] === '"' ? m : `"${m}"`)));
 }
 

@@ -1,4 +1,8 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { toTensor } from '../../client/tensors.js';
 import { parseInputSpec } from './infer.js';
 
 describe('parseInputSpec', () => {
@@ -25,5 +29,24 @@ describe('parseInputSpec', () => {
     await expect(parseInputSpec('x:FP32:abc=[1]')).rejects.toThrow(/shape 'abc' must be comma-separated non-negative integers/);
     await expect(parseInputSpec('=1')).rejects.toThrow(/expected name\[:DATATYPE\[:shape\]\]=<value>/);
     await expect(parseInputSpec(':FP32=1')).rejects.toThrow(/expected name\[:DATATYPE\[:shape\]\]=<value>/);
+  });
+
+  it('keeps 64-bit integers beyond 2^53 exact, in literals and .json files', async () => {
+    const data = async (spec: string) => toTensor(await parseInputSpec(spec)).data;
+    expect(await data('x:INT64=[9007199254740993]')).toEqual(BigInt64Array.of(9007199254740993n));
+    expect(await data('x:INT64=9007199254740993')).toEqual(BigInt64Array.of(9007199254740993n));
+    expect(await data('x:INT64=[-9223372036854775808, 1]')).toEqual(BigInt64Array.of(-(2n ** 63n), 1n));
+    expect(await data('x:UINT64=[18446744073709551615]')).toEqual(BigUint64Array.of(2n ** 64n - 1n));
+    expect(await data('x:FP64=[12345678901234567]')).toEqual(Float64Array.of(12345678901234567));
+    await expect(parseInputSpec('x:INT64=[18446744073709551615]')).rejects.toThrow(/expected an integer in \[-9223372036854775808, 9223372036854775807\]/);
+    const dir = await mkdtemp(path.join(tmpdir(), 'kinfer-infer-spec-'));
+    try {
+      await writeFile(path.join(dir, 'bare.json'), '[9007199254740993, 18446744073709551615]');
+      await writeFile(path.join(dir, 'obj.json'), '{"datatype": "INT64", "shape": [2], "data": [9007199254740993, -9223372036854775807]}');
+      expect(await data(`x:UINT64=@${path.join(dir, 'bare.json')}`)).toEqual(BigUint64Array.of(9007199254740993n, 2n ** 64n - 1n));
+      expect(await data(`x=@${path.join(dir, 'obj.json')}`)).toEqual(BigInt64Array.of(9007199254740993n, -(2n ** 63n) + 1n));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

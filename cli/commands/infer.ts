@@ -8,7 +8,17 @@
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { KinferClient } from '../../client/kinfer-client.js';
-import { DATATYPES, toJsonValues, toNumbers, toTensor, type Datatype, type InferInput, type Tensor } from '../../client/tensors.js';
+import {
+  DATATYPES,
+  parseJsonExact,
+  parseJsonLongIntegersAsStrings,
+  toJsonValues,
+  toNumbers,
+  toTensor,
+  type Datatype,
+  type InferInput,
+  type Tensor,
+} from '../../client/tensors.js';
 import type { InferResult } from '../../client/tensors.js';
 import { readNpy, NpyError } from '../npy.js';
 import {
@@ -245,7 +255,7 @@ export async function parseInputSpec(spec: string): Promise<InferInput> {
   }
   const value = spec.slice(eq + 1);
   let input: InferInput;
-  if (value.startsWith('@')) input = await fromFile(name, value.slice(1));
+  if (value.startsWith('@')) input = await fromFile(name, value.slice(1), datatype);
   else input = fromLiteral(name, value, datatype);
   // An f2 .npy arrives as half-float bits in a Uint16Array, which a relabel would send as numbers (and
   // a u2 file labelled FP16 the other way round); other dtypes convert by value.
@@ -267,7 +277,7 @@ export async function parseInputSpec(spec: string): Promise<InferInput> {
   return input;
 }
 
-async function fromFile(name: string, file: string): Promise<InferInput> {
+async function fromFile(name: string, file: string, datatype: Datatype | undefined): Promise<InferInput> {
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
@@ -286,7 +296,7 @@ async function fromFile(name: string, file: string): Promise<InferInput> {
   if (/\.json$/i.test(file)) {
     let v: unknown;
     try {
-      v = JSON.parse(bytes.toString('utf8'));
+      v = parseJsonValue(bytes.toString('utf8'), datatype);
     } catch (err) {
       throw new UsageError(`--input '${name}': ${file} is not valid JSON: ${(err as Error).message}`);
     }
@@ -300,10 +310,20 @@ async function fromFile(name: string, file: string): Promise<InferInput> {
   throw new UsageError(`--input '${name}': ${file}: only .npy and .json files are read (for a JPEG or PNG image use --image)`);
 }
 
+/**
+ * JSON.parse keeping 64-bit integers exact: for an INT64/UINT64 input (the datatype given with
+ * --input, else one a file's object declares), integer literals beyond 15 digits are read as
+ * decimal strings, which the tensor takes as they are (a Number would round 2^53 + 1).
+ */
+function parseJsonValue(text: string, datatype: Datatype | undefined): unknown {
+  if (datatype === 'INT64' || datatype === 'UINT64') return parseJsonLongIntegersAsStrings(text);
+  return datatype === undefined ? parseJsonExact(text) : JSON.parse(text);
+}
+
 function fromLiteral(name: string, text: string, datatype: Datatype | undefined): InferInput {
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = parseJsonValue(text, datatype);
   } catch {
     if (datatype === 'BYTES' || datatype === undefined) return { name, datatype: 'BYTES', data: [text] };
     throw new UsageError(`--input '${name}': '${text}' is not a JSON value`);

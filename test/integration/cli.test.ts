@@ -143,6 +143,14 @@ describe('kinfer against a running server', () => {
       { name: 'b', datatype: 'BYTES', shape: [2], data: ['héllo', 'w'] },
     ]);
 
+    // 64-bit integers beyond 2^53 arrive exact (a literal is not read as a Number first).
+    const big = await kinfer(['infer', 'echo', '--url', url, '-i', 'i:INT64=[9007199254740993,-9223372036854775808]', '-i', 'u:UINT64=[18446744073709551615]', '--json']);
+    expect(big.code).toBe(0);
+    expect(JSON.parse(big.stdout).outputs).toEqual([
+      { name: 'i', datatype: 'INT64', shape: [2], data: ['9007199254740993', '-9223372036854775808'] },
+      { name: 'u', datatype: 'UINT64', shape: [1], data: ['18446744073709551615'] },
+    ]);
+
     const human = await kinfer(['infer', 'echo', '--url', url, '-i', 's:BYTES=hello', '-i', 'n:INT8=[1,2,3]', '--max-values', '2']);
     expect(human.code).toBe(0);
     expect(human.stdout).toContain('s  BYTES  [1]\n  ["hello"]');
