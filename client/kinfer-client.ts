@@ -266,7 +266,7 @@ export class KinferClient {
   }
 
   /** `GET /v2/models/{model}[/versions/{version}]`. */
-  modelMetadata(model: string, opts: { version?: string } = {}): Promise<ModelMetadata> {
+  async modelMetadata(model: string, opts: { version?: string } = {}): Promise<ModelMetadata> {
     return this.getJson<ModelMetadata>(modelPath(model, opts.version));
   }
 
@@ -274,12 +274,12 @@ export class KinferClient {
    * `GET .../ready`: true on 200, false on 503 or 409 (loading). kinfer answers
    * an unknown model with 503 (false); servers that answer 404 make this throw.
    */
-  modelReady(model: string, opts: { version?: string } = {}): Promise<boolean> {
+  async modelReady(model: string, opts: { version?: string } = {}): Promise<boolean> {
     return this.probe(`${modelPath(model, opts.version)}/ready`);
   }
 
   /** `GET .../config`: the serving version's configuration in Triton's JSON form (model_configuration extension). */
-  modelConfig(model: string, opts: { version?: string } = {}): Promise<Record<string, unknown>> {
+  async modelConfig(model: string, opts: { version?: string } = {}): Promise<Record<string, unknown>> {
     return this.getJson<Record<string, unknown>>(`${modelPath(model, opts.version)}/config`);
   }
 
@@ -330,7 +330,7 @@ export class KinferClient {
   }
 
   /** `GET /v2[/models/{model}]/trace/setting`: which requests are traced (Triton's trace extension). */
-  traceSettings(model?: string): Promise<Record<string, string | string[]>> {
+  async traceSettings(model?: string): Promise<Record<string, string | string[]>> {
     return this.getJson<Record<string, string | string[]>>(tracePath(model));
   }
 
@@ -341,7 +341,7 @@ export class KinferClient {
 
   /** `GET /v2/systemsharedmemory[/region/{region}]/status`: the registered regions. */
   async systemSharedMemoryStatus(region?: string): Promise<SharedMemoryRegionStatus[]> {
-    const path = region === undefined ? '/v2/systemsharedmemory/status' : `/v2/systemsharedmemory/region/${seg(region)}/status`;
+    const path = region === undefined ? '/v2/systemsharedmemory/status' : `/v2/systemsharedmemory/region/${seg(region, 'region name')}/status`;
     const body = await this.getJson<unknown>(path);
     if (!Array.isArray(body)) throw new KinferProtocolError(`GET ${path}: expected a JSON list`);
     return body as SharedMemoryRegionStatus[];
@@ -352,12 +352,12 @@ export class KinferClient {
    * POSIX shared-memory object `key` (`/name`, which the caller created with shm_open).
    */
   async systemSharedMemoryRegister(region: string, key: string, byteSize: number, offset = 0): Promise<void> {
-    await this.postJson(`/v2/systemsharedmemory/region/${seg(region)}/register`, { key, offset, byte_size: byteSize }, false);
+    await this.postJson(`/v2/systemsharedmemory/region/${seg(region, 'region name')}/register`, { key, offset, byte_size: byteSize }, false);
   }
 
   /** `POST /v2/systemsharedmemory[/region/{region}]/unregister`: one region, or every one. */
   async systemSharedMemoryUnregister(region?: string): Promise<void> {
-    const path = region === undefined ? '/v2/systemsharedmemory/unregister' : `/v2/systemsharedmemory/region/${seg(region)}/unregister`;
+    const path = region === undefined ? '/v2/systemsharedmemory/unregister' : `/v2/systemsharedmemory/region/${seg(region, 'region name')}/unregister`;
     await this.postJson(path, {}, true);
   }
 
@@ -669,13 +669,15 @@ function timerMs(v: number | undefined, d: number, what: string): number {
   return v;
 }
 
-function seg(s: string): string {
-  if (typeof s !== 'string' || s === '') throw new KinferInputError(`model name must be a non-empty string, got ${JSON.stringify(s)}`);
+/** One path segment. `.` and `..` are refused: URL resolution would drop them (or the segment before). */
+function seg(s: string, what = 'model name'): string {
+  if (typeof s !== 'string' || s === '') throw new KinferInputError(`${what} must be a non-empty string, got ${JSON.stringify(s)}`);
+  if (s === '.' || s === '..') throw new KinferInputError(`${what} ${JSON.stringify(s)} cannot be sent: a URL path reads it as a relative segment`);
   return encodeURIComponent(s);
 }
 
 function modelPath(model: string, version?: string): string {
-  return `/v2/models/${seg(model)}${version !== undefined ? `/versions/${seg(version)}` : ''}`;
+  return `/v2/models/${seg(model)}${version !== undefined ? `/versions/${seg(version, 'model version')}` : ''}`;
 }
 
 function tracePath(model?: string): string {

@@ -293,6 +293,24 @@ describe('infer', () => {
     expect((err as KinferHttpError).message).toContain("unknown output 'y'");
   });
 
+  it("refuses the model names '.' and '..' (URL dot-segments) before sending, naming them", async () => {
+    const n = proxy.seen.length;
+    const input = [{ name: 'x', data: new Int32Array([1]) }];
+    for (const call of [
+      () => client.modelMetadata('..'),
+      () => client.modelReady('.'),
+      () => client.infer('..', input),
+      () => client.modelLoad('..'),
+      () => client.modelStatistics('.'),
+      () => client.infer('echo', input, { version: '..' }),
+    ]) {
+      const err = await call().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KinferInputError);
+      expect((err as Error).message).toMatch(/^(model name|model version) "\.\.?" cannot be sent/);
+    }
+    expect(proxy.seen.length).toBe(n);
+  });
+
   it('refuses malformed inputs before sending, naming the input', async () => {
     const n = proxy.seen.length;
     await expect(client.infer('echo', [{ name: 'x', datatype: 'INT8', data: [300] }])).rejects.toThrow(KinferInputError);
