@@ -5,6 +5,7 @@
  * no, 2 usage error.
  */
 import { Command, CommanderError } from 'commander';
+import { parsePort } from './options.js';
 import type { ModelControlMode, ServeFlags } from './serve.js';
 
 /**
@@ -115,12 +116,6 @@ function parsePositiveSeconds(v: string): number {
 function parseControlMode(v: string): ModelControlMode {
   if (v !== 'none' && v !== 'poll' && v !== 'explicit') throw new CommanderError(2, 'kinfer.mode', `invalid --model-control-mode '${v}': expected none, poll or explicit`);
   return v;
-}
-
-function parsePort(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CommanderError(2, 'kinfer.port', `invalid port '${v}'`);
-  return n;
 }
 
 async function main(): Promise<void> {

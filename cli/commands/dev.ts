@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import { parsePort } from '../options.js';
 import { positiveInt, positiveMs, positiveSeconds, runVerb, UsageError } from './common.js';
 
 interface DevFlags {
@@ -26,7 +27,7 @@ export function devCommand(): Command {
   return new Command('dev')
     .description('serve the functions locally as Knative does: one port routing by Host, each function processes scaled from zero to maxScale on concurrency or rps')
     .argument('[function...]', 'functions to serve (default: all)')
-    .option('--port <n>', 'port of the local ingress', (v: string) => (v === '0' ? 0 : positiveInt(v)), 8080)
+    .option('--port <n>', 'port of the local ingress (0: any free port)', (v: string) => parsePort(v), 8080)
     .option('--host <addr>', 'address of the local ingress', '127.0.0.1')
     .option('--functions <dir>', 'compiled function definitions (default: dist/functions of the package)')
     .option('--idle-seconds <n>', 'a minScale 0 function stops after this long without requests', positiveSeconds, 30)

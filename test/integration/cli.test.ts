@@ -250,6 +250,8 @@ describe('usage errors, connection errors, --host, --help', () => {
       [['load', 'echo', '--param', 'novalue'], /--param 'novalue': expected key=value/],
       [['health', '--url', 'ftp://x'], /only http:\/\/ and https:\/\//],
       [['frobnicate'], /unknown command 'frobnicate'/],
+      [['dev', 'nope', '--port', '70000'], /kinfer: invalid port '70000'/],
+      [['serve', '--model-repository', '/nonexistent-repo', '--port', '70000'], /kinfer: invalid port '70000'/],
       [['metadata', '..', '--url', 'http://127.0.0.1:1'], /kinfer metadata: model name "\.\." cannot be sent/],
       [['infer', '.', '--url', 'http://127.0.0.1:1', '-i', 'x:INT32=[1]'], /kinfer infer: model name "\." cannot be sent/],
       // Delays a timer cannot wait (setTimeout fires one over 2^31 - 1 ms after 1 ms).
