@@ -118,6 +118,12 @@ function parseControlMode(v: string): ModelControlMode {
   return v;
 }
 
+/** `--json` among the arguments (before a `--` that ends the options). */
+function wantsJson(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).includes('--json');
+}
+
 async function main(): Promise<void> {
   // `kinfer serve …` (and nothing else first) builds the serve verb alone; `kinfer serve --help` still works.
   const program = await buildProgram(process.argv[2] === 'serve');
@@ -127,6 +133,10 @@ async function main(): Promise<void> {
     if (err instanceof CommanderError) {
       // Commander prints its own errors; ours (code kinfer.*) are printed here.
       if (err.code.startsWith('kinfer.')) console.error(`kinfer: ${err.message}`);
+      // With --json an error is also an {"error"} object on stdout, as the verbs print theirs (cli/commands/common.ts).
+      if (err.exitCode !== 0 && wantsJson(process.argv.slice(2))) {
+        process.stdout.write(JSON.stringify({ error: err.message.replace(/^error: /, '') }, null, 2) + '\n');
+      }
       process.exit(err.exitCode === 0 ? 0 : 2);
     }
     console.error(`kinfer: ${(err as Error).message}`);

@@ -270,6 +270,23 @@ describe('usage errors, connection errors, --host, --help', () => {
     });
   });
 
+  it('with --json, option and argument errors Commander finds are an {"error"} object on stdout too', async () => {
+    const cases: [string[], RegExp][] = [
+      [['models', '--json', '--timeout', 'soon'], /^option '--timeout <ms>' argument 'soon' is invalid/],
+      [['metadata', '--json', '--frobnicate'], /^unknown option '--frobnicate'/],
+      [['infer', '--json'], /^missing required argument 'model'/],
+      [['list', '--json', '--timeout', '0'], /^option '--timeout <seconds>' argument '0' is invalid/],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => kinfer(args)));
+    runs.forEach((r, i) => {
+      expect({ args: cases[i]![0], code: r.code }).toEqual({ args: cases[i]![0], code: 2 });
+      expect(Object.keys(JSON.parse(r.stdout))).toEqual(['error']);
+      expect(JSON.parse(r.stdout).error).toMatch(cases[i]![1]);
+    });
+    const plain = await kinfer(['models', '--timeout', 'soon']);
+    expect({ code: plain.code, stdout: plain.stdout }).toEqual({ code: 2, stdout: '' });
+  });
+
   it('a refused connection exits 1 naming the URL', async () => {
     const closed = await rawServer(() => undefined);
     await closed.close();
