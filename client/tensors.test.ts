@@ -79,6 +79,23 @@ describe('request and response bodies', () => {
     expect(() => decodeInferResponse(Buffer.from('{"outputs":[]}'), '99')).toThrow(/Inference-Header-Content-Length/);
   });
 
+  it('refuses BOOL values other than true/false/1/0, and INT64/UINT64 values other than integers and decimal strings in range', () => {
+    const decode = (datatype: string, data: unknown[]) =>
+      decodeInferResponse(Buffer.from(JSON.stringify({ outputs: [{ name: 'o', datatype, shape: [data.length], data }] }))).output('o').data;
+    expect(decode('BOOL', [true, false, 1, 0])).toEqual(Uint8Array.of(1, 0, 1, 0));
+    for (const v of ['yes', 2, null, 'true', 0.5]) {
+      expect(() => decode('BOOL', [true, v])).toThrow(KinferProtocolError);
+      expect(() => decode('BOOL', [true, v])).toThrow(/output 'o'.*element 1 is not a BOOL/);
+    }
+    expect(decode('INT64', [7, '-9223372036854775808', '9007199254740993'])).toEqual(BigInt64Array.of(7n, -(2n ** 63n), 9007199254740993n));
+    expect(decode('UINT64', ['18446744073709551615', 0])).toEqual(BigUint64Array.of(2n ** 64n - 1n, 0n));
+    for (const v of [true, '', ' 7', '7 ', '0x10', '1e3', 1.5, null, '9223372036854775808']) {
+      expect(() => decode('INT64', [v])).toThrow(KinferProtocolError);
+      expect(() => decode('INT64', [v])).toThrow(/element 0 is not a INT64/);
+    }
+    expect(() => decode('UINT64', [-1])).toThrow(/element 0 is not a UINT64/);
+  });
+
   it('parseJsonExact quotes only long integer literals outside strings', () => {
     const v = parseJsonExact('{"d":"INT64","s":"12345678901234567890","x":[12345678901234567890,1.2345678901234567,-98765432109876543,1e21]}') as {
       s: string;

@@ -532,7 +532,11 @@ function readJson(what: string, datatype: Datatype, count: number, data: unknown
         return utf8.encode(v);
       });
     case 'BOOL':
-      return Uint8Array.from(flat, (v) => (v === true || v === 1 ? 1 : 0));
+      return Uint8Array.from(flat, (v, i) => {
+        if (v === true || v === 1) return 1;
+        if (v === false || v === 0) return 0;
+        throw new KinferProtocolError(`${what}: element ${i} is not a BOOL (true, false, 1 or 0): ${JSON.stringify(v)}`);
+      });
     case 'FP16':
       return Uint16Array.from(flat, (v, i) => toHalf(num(v, i)));
     case 'INT64':
@@ -541,12 +545,11 @@ function readJson(what: string, datatype: Datatype, count: number, data: unknown
       const [min, max] = BIG_RANGES[datatype];
       for (let i = 0; i < count; i++) {
         const v = flat[i];
+        // An integer number, or a decimal string (as kinfer writes those beyond 2^53); BigInt() alone
+        // would also take true, "" and " 7".
         let b: bigint | undefined;
-        try {
-          b = BigInt(v as string | number);
-        } catch {
-          b = undefined;
-        }
+        if (typeof v === 'number' && Number.isInteger(v)) b = BigInt(v);
+        else if (typeof v === 'string' && /^-?\d+$/.test(v)) b = BigInt(v);
         // Out of range (e.g. a 2^64-1 that went through a JSON number somewhere) must not wrap silently.
         if (b === undefined || b < min || b > max) {
           throw new KinferProtocolError(`${what}: element ${i} is not a ${datatype}: ${JSON.stringify(v)}`);
