@@ -3,7 +3,9 @@
  * `kinfer pull <storageUri> <dir>`: downloads a model artifact the way a
  * function-mode server does (same schemes, cache, retries, archive checks),
  * into `dir`. Progress goes to stderr: one updating bar on a TTY, plain lines
- * otherwise. It is read from the storage layer's progress log records.
+ * otherwise. It is read from the storage layer's progress log records. Ctrl-C
+ * (or SIGTERM) cancels the pull, whose clean-up removes its staging folders,
+ * then exits 130 (143); a second one ends the process at once.
  */
 import { Writable } from 'node:stream';
 import { Command } from 'commander';
@@ -35,26 +37,48 @@ export function pullCommand(): Command {
     .option('--no-progress', 'no progress output');
   withJson(cmd);
   return cmd.action(async (uri: string, dir: string, flags: PullFlags) => {
-    await runVerb('pull', flags, async (out) => {
-      const { pull } = await import('../../runtime/storage/pull.js');
-      const tty = Boolean(process.stderr.isTTY);
-      const bar = new ProgressPrinter(tty && !flags.json, flags.progress !== false);
-      const logger = pino({ level: 'info' }, bar.stream());
-      try {
-        const res = await pull(uri, {
-          dest: dir,
-          cacheDir: flags.cacheDir,
-          logger,
-          copy: true,
-          progressIntervalMs: flags.progress === false ? 0 : flags.progressInterval ?? (tty ? 250 : 2000),
-        });
-        bar.complete(res.bytes);
-        out.data(res);
-        out.line(`pulled ${uri} into ${res.dir}${res.cached ? ' (from the cache)' : ''}: ${human(res.bytes)} downloaded`);
-      } finally {
-        bar.done();
-      }
-    });
+    // Taken before the pull starts: a signal's default would end the process with the staging folder left behind.
+    const stop = new AbortController();
+    let exitCode: number | undefined;
+    const onSignal = (signal: NodeJS.Signals) => {
+      exitCode = signal === 'SIGINT' ? 130 : 143;
+      stop.abort();
+      // Bounded: should something hold the event loop after the clean-up, still exit.
+      setTimeout(() => process.exit(exitCode), 10_000).unref();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      await runPull(uri, dir, flags, stop.signal);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    if (exitCode !== undefined) process.exitCode = exitCode;
+  });
+}
+
+async function runPull(uri: string, dir: string, flags: PullFlags, signal: AbortSignal): Promise<void> {
+  await runVerb('pull', flags, async (out) => {
+    const { pull } = await import('../../runtime/storage/pull.js');
+    const tty = Boolean(process.stderr.isTTY);
+    const bar = new ProgressPrinter(tty && !flags.json, flags.progress !== false);
+    const logger = pino({ level: 'info' }, bar.stream());
+    try {
+      const res = await pull(uri, {
+        dest: dir,
+        cacheDir: flags.cacheDir,
+        logger,
+        copy: true,
+        signal,
+        progressIntervalMs: flags.progress === false ? 0 : flags.progressInterval ?? (tty ? 250 : 2000),
+      });
+      bar.complete(res.bytes);
+      out.data(res);
+      out.line(`pulled ${uri} into ${res.dir}${res.cached ? ' (from the cache)' : ''}: ${human(res.bytes)} downloaded`);
+    } finally {
+      bar.done();
+    }
   });
 }
 

@@ -12,7 +12,7 @@ import { freePort } from '../helpers/loopback.js';
 import { hostRequest } from '../helpers/server.js';
 import { until } from '../helpers/until.js';
 import { existsSync } from 'node:fs';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -366,6 +366,31 @@ describe('local verbs', () => {
       expect((await readFile(path.join(d2, 'model.onnx'))).byteLength).toBe(8 * 16384);
     } finally {
       await raw.close();
+    }
+  });
+
+  it('Ctrl-C during a pull cancels it: its staging folders are removed and it exits 130', async () => {
+    // Sends the first 64 KiB of a 10 MiB file, then nothing more: the pull is under way until cancelled.
+    const slow = await rawServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(10 * 1024 * 1024) });
+      res.write(Buffer.alloc(64 * 1024));
+    });
+    const parent = await mkdtemp(path.join(tmpdir(), 'kinfer-pull-int-'));
+    try {
+      const dest = path.join(parent, 'dst');
+      const run = startKinfer(['pull', `${slow.url}/model.onnx`, dest, '--no-progress'], { timeoutMs: 30_000 });
+      const leftovers = async () => (await readdir(parent)).filter((n) => n.startsWith('.dst.pull-'));
+      await until(() => slow.seen.length > 0, 20_000, 10); // the download has started, so the staging folder exists
+      expect((await leftovers()).length).toBeGreaterThan(0);
+      run.child.kill('SIGINT');
+      const { code, stderr } = await run.done;
+      expect(code).toBe(130);
+      expect(stderr).toContain('pull cancelled');
+      expect(await leftovers()).toEqual([]);
+      expect(existsSync(dest)).toBe(false);
+    } finally {
+      await slow.close();
+      await rm(parent, { recursive: true, force: true });
     }
   });
 
