@@ -43,7 +43,7 @@ export function tuneCommand(): Command {
     .argument('<model>', 'model name')
     .option('-i, --input <spec>', 'an input as for `kinfer infer` (repeatable); default: zeros of the shapes in the metadata', collect)
     .option('--max-concurrency <n>', 'highest concurrency tried (powers of two up to it)', positiveInt, 64)
-    .option('--seconds <s>', 'seconds per concurrency step', positiveSeconds, 3)
+    .option('--seconds <s>', 'seconds per concurrency step', stepSeconds, 3)
     .option('--model-version <v>', 'model version');
   withConnection(cmd);
   return cmd.action(async (model: string, flags: TuneFlags) => {
@@ -145,8 +145,9 @@ export async function zeroInputs(client: KinferClient, model: string, version?: 
   });
 }
 
-function positiveSeconds(value: string): number {
+/** Seconds per step: more than 0 (fractions allowed), at most 600. */
+function stepSeconds(value: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0 || n > 600) throw new InvalidArgumentError(`expected seconds from 0 to 600, got '${value}'`);
+  if (!Number.isFinite(n) || n <= 0 || n > 600) throw new InvalidArgumentError(`expected seconds above 0 and at most 600, got '${value}'`);
   return n;
 }

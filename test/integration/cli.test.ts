@@ -251,6 +251,7 @@ describe('usage errors, connection errors, --host, --help', () => {
       [['health', '--url', 'ftp://x'], /only http:\/\/ and https:\/\//],
       [['frobnicate'], /unknown command 'frobnicate'/],
       [['dev', 'nope', '--port', '70000'], /kinfer: invalid port '70000'/],
+      [['tune', 'echo', '--url', 'http://127.0.0.1:1', '--seconds', '0'], /'--seconds <s>' argument '0' is invalid\. expected seconds above 0 and at most 600, got '0'/],
       [['serve', '--model-repository', '/nonexistent-repo', '--port', '70000'], /kinfer: invalid port '70000'/],
       [['metadata', '..', '--url', 'http://127.0.0.1:1'], /kinfer metadata: model name "\.\." cannot be sent/],
       [['infer', '.', '--url', 'http://127.0.0.1:1', '-i', 'x:INT32=[1]'], /kinfer infer: model name "\." cannot be sent/],
