@@ -228,5 +228,7 @@ describe('planImageInput and targetSize', () => {
     expect(targetSize(plan, { width: 2, height: 2 }, { size: { width: 10000, height: 10000 } })).toEqual({ width: 10000, height: 10000 });
     const huge = planImageInput('big', [fp32In([1, 3, 20000, 20000])], {});
     expect(() => targetSize(huge, { width: 2, height: 2 }, {})).toThrow(ModelInputError);
+    // The model fixes both sides: --multiple-of rounded nothing, the size is the model's.
+    expect(() => targetSize(huge, { width: 2, height: 2 }, { multipleOf: 32 })).toThrow(ModelInputError);
   });
 });

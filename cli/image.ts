@@ -273,7 +273,9 @@ export function targetSize(
   }
   const round = (v: number) => (opts.multipleOf ? Math.max(opts.multipleOf, Math.round(v / opts.multipleOf) * opts.multipleOf) : v);
   const size = { width: plan.width ?? round(img.width), height: plan.height ?? round(img.height) };
-  return checkTargetSize(size, opts.multipleOf ? `--multiple-of ${opts.multipleOf}` : undefined, plan);
+  // --multiple-of is to blame only for a side it rounded; a size the model fixes on both is the model's.
+  const rounded = opts.multipleOf && (plan.width === undefined || plan.height === undefined);
+  return checkTargetSize(size, rounded ? `--multiple-of ${opts.multipleOf}` : undefined, plan);
 }
 
 function checkTargetSize(size: { width: number; height: number }, flag: string | undefined, plan: ImagePlan): { width: number; height: number } {

@@ -5,6 +5,7 @@
  * no, 2 usage error.
  */
 import { Command, CommanderError } from 'commander';
+import { MAX_TIMER_MS } from '../runtime/core/within.js';
 import { parsePort } from './options.js';
 import type { ModelControlMode, ServeFlags } from './serve.js';
 
@@ -109,7 +110,7 @@ export async function buildProgram(serveOnly = false): Promise<Command> {
 function parsePositiveSeconds(v: string): number {
   const n = Number(v);
   if (!(n > 0)) throw new CommanderError(2, 'kinfer.number', `expected a positive number, got '${v}'`);
-  if (n * 1000 > 2_147_483_647) throw new CommanderError(2, 'kinfer.number', `expected at most 2147483 seconds (about 24.8 days), got '${v}'`);
+  if (n * 1000 > MAX_TIMER_MS) throw new CommanderError(2, 'kinfer.number', `expected at most ${Math.floor(MAX_TIMER_MS / 1000)} seconds (about 24.8 days), got '${v}'`);
   return n;
 }
 

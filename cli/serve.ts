@@ -2,8 +2,9 @@
  * @module cli/serve
  * `kinfer serve`: picks the mode from flags and the environment (DESIGN.md
  * "Modes of the same server"), starts the server, and exits cleanly on
- * SIGTERM/SIGINT. A function-mode startup that fails (pull or load) exits 1
- * with the reason, so Kubernetes restarts the pod and shows why.
+ * SIGTERM/SIGINT. A startup that fails (a function's pull or load, an
+ * unreadable repository) exits 1 with the reason, so Kubernetes restarts the
+ * pod and shows why.
  */
 import { defaultModelRepository, defaultPullRepository, parseEnv } from '../runtime/config.js';
 import type { Logger } from 'pino';
@@ -137,6 +138,7 @@ export async function runServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proce
   } catch (err) {
     // As Triton exits on an unreadable repository: a pod that restarts shows the failure, one that idles unready hides it.
     logger.fatal({ event: 'startup_failed', err: (err as Error).message }, `startup failed: ${(err as Error).message}`);
+    stopping = true; // a signal meanwhile must not turn this exit into a 0
     await server.close();
     process.exit(1);
   }

@@ -18,6 +18,8 @@ describe('defineFunction', () => {
     const f = defineFunction({ ...base, resources: { requests: { cpu: '500m', memory: '1000Mi' }, limits: { cpu: '0.5', memory: '1Gi' } } });
     expect(f.spec.resources.requests).toEqual({ cpu: '500m', memory: '1000Mi' });
     expect([quantityValue('500m'), quantityValue('1Gi'), quantityValue('+2k'), quantityValue('1e3'), quantityValue('.5'), quantityValue('3')]).toEqual([0.5, 2 ** 30, 2000, 1000, 0.5, 3]);
+    expect([quantityValue('2E'), quantityValue('2Ei'), quantityValue('2e-3')]).toEqual([2e18, 2 * 2 ** 60, 0.002]);
+    expect(() => defineFunction({ ...base, resources: { requests: { memory: '2Ei' }, limits: { memory: '1Gi' } } })).toThrow('must not exceed limits.memory (1Gi)');
   });
 
   it('fills defaults: concurrency metric, scale 0..10, initial 1, no hard limit, 300 s timeout', () => {

@@ -15,6 +15,7 @@ import * as z from 'zod';
 import { BATCH_POLICIES } from '../runtime/batching/batcher.js';
 import { parseModelConfig } from '../runtime/repository/config-files.js';
 import { InvalidArgument } from '../runtime/core/errors.js';
+import { MAX_TIMER_MS } from '../runtime/core/within.js';
 import { PAYLOAD_LOG_MODES } from '../runtime/observability/payload-log.js';
 import { CesqlSyntaxError, parseCesqlFilter } from './cesql.js';
 
@@ -37,7 +38,8 @@ const SUFFIX: Record<string, number> = { n: 1e-9, u: 1e-6, m: 1e-3, '': 1, k: 1e
 export function quantityValue(q: string): number {
   const m = /^\+?([0-9.]+)(.*)$/.exec(q)!;
   const [, digits, suffix] = m as unknown as [string, string, string];
-  return /^[eE]/.test(suffix) ? Number(`${digits}${suffix}`) : Number(digits) * SUFFIX[suffix]!;
+  // `e3` is an exponent; `E` and `Ei` are suffixes (exa, exbi).
+  return /^[eE][+-]?[0-9.]/.test(suffix) ? Number(`${digits}${suffix}`) : Number(digits) * SUFFIX[suffix]!;
 }
 
 const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -225,9 +227,6 @@ const ResourcesSchema = z
 
 /** An ISO 8601 duration as Knative reads a delivery's `backoffDelay`: `PT0.2S`, `PT1S`, `PT1M30S`. */
 const isoDuration = z.string().regex(/^PT(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?$/, 'must be an ISO 8601 duration such as PT0.2S, PT1S or PT1M');
-
-/** The longest timer Node runs (a longer one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** An ISO 8601 duration of `isoDuration`'s form, in milliseconds. */
 export function isoDurationMs(d: string): number {

@@ -15,7 +15,7 @@ export interface KubeOptions {
   timeoutMs?: number;
 }
 
-export const DEFAULT_KUBE_TIMEOUT_MS = 30_000;
+const DEFAULT_KUBE_TIMEOUT_MS = 30_000;
 
 /** The API server and the request timeout of each KubeConfig loadKubeConfig made, for kubeError's message. */
 const requestTimeouts = new WeakMap<KubeConfig, { server: string; timeoutMs: number }>();

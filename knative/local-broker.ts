@@ -26,6 +26,7 @@ import { InvalidArgument } from '../runtime/core/errors.js';
 import { encodeHeaderValue, readCloudEvent } from '../runtime/protocol/cloudevent.js';
 import type { WhereFilter } from '../functions/define.js';
 import { compileWhere, type EventMatcher } from './subscriptions-filter.js';
+import { MAX_TIMER_MS } from '../runtime/core/within.js';
 
 /** Knative's default hop count of an event (`knativebrokerttl`). */
 export const DEFAULT_TTL = 255;
@@ -126,12 +127,9 @@ export function retryable(status: number): boolean {
   return status === 404 || status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
-/** The longest wait a timer takes (2^31−1 ms, ~24.8 days); Node fires a longer one after 1 ms. */
-export const MAX_BACKOFF_MS = 2 ** 31 - 1;
-
-/** The wait before retry `n` (1-based): delay × 2^(n-1) or delay × n, at most MAX_BACKOFF_MS. */
+/** The wait before retry `n` (1-based): delay × 2^(n-1) or delay × n, at most a timer's limit (Node fires a longer one after 1 ms). */
 export function backoffMs(d: Delivery, n: number): number {
-  return Math.min(MAX_BACKOFF_MS, d.backoffPolicy === 'exponential' ? d.backoffDelayMs * 2 ** (n - 1) : d.backoffDelayMs * n);
+  return Math.min(MAX_TIMER_MS, d.backoffPolicy === 'exponential' ? d.backoffDelayMs * 2 ** (n - 1) : d.backoffDelayMs * n);
 }
 
 /**
@@ -199,6 +197,9 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
       timers.set(t, resolve);
     });
 
+  /** Whether `event` would take the deliveries pending past MAX_PENDING or MAX_PENDING_BYTES. */
+  const full = (event: BrokerEvent) => pending >= MAX_PENDING || pendingBytes + (event.data?.byteLength ?? 0) > MAX_PENDING_BYTES;
+
   /** An event into `broker`: every matching Trigger gets it, each on its own. */
   const publish = (broker: string, event: BrokerEvent, ttl: number) => {
     if (closed) return;
@@ -261,8 +262,7 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
       if (!reply) return note(`${what} delivered (${done.status})`);
       if (ttl - 1 <= 0) return note(`${what} delivered; its reply ${reply.attributes.type} ${reply.attributes.id} dropped: ${TTL_ATTRIBUTE} ran out (a trigger matching its own replies?)`);
       // Replies count against the ingress's bounds too: two triggers replying to each other's events fan out 2^n.
-      const bytes = reply.data?.byteLength ?? 0;
-      if (pending >= MAX_PENDING || pendingBytes + bytes > MAX_PENDING_BYTES) {
+      if (full(reply)) {
         return note(`${what} delivered; its reply ${reply.attributes.type} ${reply.attributes.id} dropped: ${pending} deliveries (${pendingBytes} bytes) are pending already`);
       }
       note(`${what} delivered; reply ${reply.attributes.type} ${reply.attributes.id} published`);
@@ -324,7 +324,7 @@ export function startLocalBroker(opts: LocalBrokerOptions): LocalBroker {
       } catch (err) {
         return reply(400, (err as Error).message);
       }
-      if (pending >= MAX_PENDING || pendingBytes + (event.data?.byteLength ?? 0) > MAX_PENDING_BYTES) {
+      if (full(event)) {
         return reply(429, `broker ${broker}: ${pending} deliveries (${pendingBytes} bytes) are pending already; retry later`);
       }
       // Knative's ingress: a producer's hop count is one less here (at 0, refused), one it cannot read is the default.

@@ -241,7 +241,7 @@ export async function startLocalServing(opts: LocalServingOptions & { port: numb
         const lines = lineSplitter((line) => opts.onOutput?.(spec.name, line, id));
         stream.setEncoding('utf8');
         stream.on('data', (chunk: string) => {
-          tails[tail] = (tails[tail] + chunk).slice(-4000);
+          tails[tail] = (tails[tail] + chunk).slice(-TAIL_CHARS);
           lines.write(chunk);
         });
         stream.on('end', () => lines.end());
@@ -592,6 +592,9 @@ function localTrigger(fn: string, t: FunctionSpec['triggers'][number]): LocalTri
   return out;
 }
 
+/** Output kept per stream of a starting process: room for a fatal log line with its stack. */
+const TAIL_CHARS = 64 * 1024;
+
 /**
  * Why a process ended before it was ready, from the last of its output: the message of its last
  * fatal or error log line (`kinfer serve` logs JSON to stdout), else stderr's last line, else stdout's.
@@ -618,10 +621,8 @@ export async function postUri(uri: string, headers: Record<string, string>, body
   let size = 0;
   for await (const chunk of res.body ?? []) {
     size += chunk.byteLength;
-    if (size > MAX_EVENT_BYTES) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new Error(`the answer is over ${MAX_EVENT_BYTES} bytes`);
-    }
+    // Leaving the loop cancels the body.
+    if (size > MAX_EVENT_BYTES) throw new Error(`the answer is over ${MAX_EVENT_BYTES} bytes`);
     chunks.push(Buffer.from(chunk));
   }
   return { status: res.status, headers: Object.fromEntries(res.headers), body: Buffer.concat(chunks) };

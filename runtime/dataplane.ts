@@ -207,13 +207,6 @@ export class DataPlane {
   }
 
   /**
-   * `clientSignal`: for transports whose abort signal costs something to make
-   * (an AbortController per HTTP request): called only when the request can
-   * actually wait in a queue. A batcher that would start it at once (in the
-   * same tick: see `Batcher.startsAtOnce`) needs none: it runs alone, and a
-   * running batch is not cancelled. `ctx.signal`, when given, wins.
-   */
-  /**
    * The response cache's scope for `handle`: its load, and for an ensemble the load of the model each step
    * would run now (nested ensembles too), so a reload or unload of a composing model misses the entries made
    * with the old one. Undefined when a step is not served: the request runs and the pipeline reports it.
@@ -236,6 +229,13 @@ export class DataPlane {
     return scope;
   }
 
+  /**
+   * `clientSignal`: for transports whose abort signal costs something to make
+   * (an AbortController per HTTP request): called only when the request can
+   * actually wait in a queue. A batcher that would start it at once (in the
+   * same tick: see `Batcher.startsAtOnce`) needs none: it runs alone, and a
+   * running batch is not cancelled. `ctx.signal`, when given, wins.
+   */
   async infer(request: InferRequest, ctx: InferContext = {}, clientSignal?: () => AbortSignal): Promise<InferOutcome> {
     const handle = this.repository.get(checkModelName(request.modelName), request.modelVersion);
     const started = performance.now();

@@ -146,6 +146,20 @@ export function prometheusAnnotations(): Record<string, string> {
 export { scalingTarget };
 
 /** The KPA settings a function sets, as the revision annotations Knative reads (none left to its defaults). */
+/**
+ * The revision annotations the Knative Service and the InferenceService both carry (KServe copies an
+ * InferenceService's onto its revision): initial scale, scale-down delay, and the progress deadline,
+ * which must outlast the startup probe's budget or Knative fails the revision (default 600 s).
+ */
+export function revisionAnnotations(spec: FunctionSpec): Record<string, string> {
+  const s = spec.scaling;
+  return {
+    'autoscaling.knative.dev/initial-scale': String(s.initialScale),
+    'autoscaling.knative.dev/scale-down-delay': s.scaleDownDelay,
+    'serving.knative.dev/progress-deadline': `${s.startupSeconds + 60}s`,
+  };
+}
+
 export function kpaAnnotations(spec: FunctionSpec): Record<string, string> {
   const s = spec.scaling;
   const out: Record<string, string> = {};

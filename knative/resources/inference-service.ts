@@ -14,7 +14,7 @@
  * (its initializer would fail on a path that exists only in kinfer's image).
  */
 import { PAYLOAD_LOG_ENV, scalingTarget, type FunctionSpec } from '../../functions/define.js';
-import { envFrom, HTTP_PORT, kpaAnnotations, labels, modelPvcClaim, probes, resources, serviceAccount, servingPort, serverEnv, type EnvVar, type Manifest } from './common.js';
+import { envFrom, HTTP_PORT, kpaAnnotations, labels, revisionAnnotations, modelPvcClaim, probes, resources, serviceAccount, servingPort, serverEnv, type EnvVar, type Manifest } from './common.js';
 import { trainedModel } from './trained-model.js';
 
 export function inferenceService(spec: FunctionSpec): Manifest {
@@ -52,11 +52,8 @@ export function inferenceService(spec: FunctionSpec): Manifest {
         'autoscaling.knative.dev/target': String(scalingTarget(spec)),
         // KServe copies the InferenceService's annotations onto its Knative revisions (all but its
         // disallow list); min and max scale go as minReplicas/maxReplicas above.
-        'autoscaling.knative.dev/initial-scale': String(s.initialScale),
-        'autoscaling.knative.dev/scale-down-delay': s.scaleDownDelay,
+        ...revisionAnnotations(spec),
         ...kpaAnnotations(spec),
-        // As on the Knative Service: the startup probe's budget, or Knative fails the revision at 600 s.
-        'serving.knative.dev/progress-deadline': `${s.startupSeconds + 60}s`,
         'serving.kserve.io/deploymentMode': 'Serverless',
       },
     },

@@ -4,7 +4,7 @@
  */
 import { scalingTarget, type FunctionSpec } from '../../functions/define.js';
 import { DEFAULT_PVC_ROOT } from '../../runtime/storage/pvc.js';
-import { envFrom, kpaAnnotations, labels, modelPvcClaim, probes, prometheusAnnotations, resources, serviceAccount, servingPort, serverEnv, type Manifest } from './common.js';
+import { envFrom, kpaAnnotations, revisionAnnotations, labels, modelPvcClaim, probes, prometheusAnnotations, resources, serviceAccount, servingPort, serverEnv, type Manifest } from './common.js';
 
 export function knativeService(spec: FunctionSpec): Manifest {
   const s = spec.scaling;
@@ -13,11 +13,8 @@ export function knativeService(spec: FunctionSpec): Manifest {
     'autoscaling.knative.dev/target': String(scalingTarget(spec)),
     'autoscaling.knative.dev/min-scale': String(s.minScale),
     'autoscaling.knative.dev/max-scale': String(s.maxScale),
-    'autoscaling.knative.dev/initial-scale': String(s.initialScale),
-    'autoscaling.knative.dev/scale-down-delay': s.scaleDownDelay,
+    ...revisionAnnotations(spec),
     ...kpaAnnotations(spec),
-    // Knative fails a revision not ready within the deadline (default 600s): allow the startup probe's budget.
-    'serving.knative.dev/progress-deadline': `${s.startupSeconds + 60}s`,
     ...prometheusAnnotations(),
   };
   const container: Record<string, unknown> = {

@@ -21,6 +21,7 @@ import { BIG_RANGES } from '../core/datatypes.js';
 import { Cancelled, DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable } from '../core/errors.js';
 import type { Parameters, Tensor } from '../core/tensor.js';
 import type { SequenceControl } from '../repository/model-config.js';
+import { MAX_TIMER_MS } from '../core/within.js';
 import type { SequenceFlags } from '../core/infer.js';
 import type { BatchRequest, BatchResult, Batcher } from './batcher.js';
 import { markRejected, retryAfterSeconds, type BatchObserver, type RejectReason } from './queue.js';
@@ -456,8 +457,6 @@ export class SequenceBatcher implements Batcher {
     this.sweeper = undefined;
   }
 }
-
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function scalar(datatype: Datatype, v: number): TensorData {
   if (datatype === 'FP32') return Float32Array.of(v);

@@ -86,6 +86,8 @@ export interface ModelRepositoryOptions {
    * back through classification). Undefined: anywhere (the server's own STORAGE_URI is not a request).
    */
   localLoadRoots?: readonly string[];
+  /** The environment a local storage URI is read in (KINFER_PVC_ROOT for `pvc://`): the server's, as the puller's. */
+  env?: NodeJS.ProcessEnv;
 }
 
 
@@ -139,6 +141,12 @@ async function readLabelFiles(dir: string, config: ModelConfig): Promise<Map<str
     labels.set(output, lines);
   }
   return labels;
+}
+
+/** A request's version as Triton reads it: an integer ("02" is "2"), -1 (and none) the highest serving (""). */
+function versionAsTriton(version: string | undefined): string | undefined {
+  if (version === undefined || !/^-?\d{1,19}$/.test(version)) return version;
+  return BigInt(version) === -1n ? '' : BigInt(version).toString();
 }
 
 /** Rejects names that are not a plain folder name (`../x`, `a/b`, `..`); returns the name. */
@@ -321,8 +329,7 @@ export class ModelRepository {
       if (entry?.state === 'UNAVAILABLE') throw new NotReady(`model '${name}' is not available: ${entry.reason}`);
       throw new NotFound(`model '${name}' is not found`);
     }
-    // As Triton reads a version: an integer ("02" is 2), -1 the highest serving.
-    if (version !== undefined && /^-?\d{1,19}$/.test(version)) version = BigInt(version) === -1n ? '' : BigInt(version).toString();
+    version = versionAsTriton(version);
     if (version === undefined || version === '') return handles[handles.length - 1]!;
     const handle = handles.find((h) => h.version === version);
     if (!handle) {
@@ -341,7 +348,8 @@ export class ModelRepository {
   isReady(name: string, version?: string): boolean {
     const handles = this.entries.get(name)?.handles;
     if (!handles?.length) return false;
-    const handle = version === undefined || version === '' ? handles[handles.length - 1] : handles.find((h) => h.version === version);
+    const v = versionAsTriton(version);
+    const handle = v === undefined || v === '' ? handles[handles.length - 1] : handles.find((h) => h.version === v);
     return !!handle && handle.healthy();
   }
 
@@ -432,7 +440,7 @@ export class ModelRepository {
   /** Refuses a load request's local storage URI outside `localLoadRoots`: by its path, then by where its symlinks lead. */
   private async checkLocalLoadRoot(uri: string): Promise<void> {
     const roots = this.opts.localLoadRoots;
-    const local = roots && localPathOf(uri);
+    const local = roots && localPathOf(uri, this.opts.env);
     if (!roots || local === undefined) return;
     const refuse = (): never => {
       throw new InvalidArgument(`storage URI ${JSON.stringify(displayUri(uri))}: a load request may name local files only under KINFER_LOAD_LOCAL_ROOTS (${roots.join(', ') || 'none'})`);

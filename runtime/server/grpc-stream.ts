@@ -21,7 +21,7 @@
 import { setMaxListeners } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { Unavailable } from '../core/errors.js';
+import { Internal, Unavailable } from '../core/errors.js';
 import { GRPC_CODE, toGrpcError } from '../core/grpc-status.js';
 import type { WireInferRequest, WireInferResponse } from '../protocol/grpc/codec.js';
 
@@ -36,10 +36,16 @@ type Stream = grpc.ServerDuplexStream<WireInferRequest, unknown>;
 /** Triton's mark on a request's last answer, set on failed answers too; every kinfer model answers once. */
 const FINAL = { triton_final_response: { bool_param: true } };
 
+/** One request's place in the stream's answer order. */
+interface Slot {
+  request: Partial<WireInferRequest>;
+  message?: unknown;
+}
+
 interface StreamState {
   call: Stream;
   /** Answers not yet written, in request order; `message` is set when that request is done. */
-  pending: { message?: unknown }[];
+  pending: Slot[];
   /** The client half-closed: no more requests. */
   ended: boolean;
   /** The server is shutting down: new requests are refused. */
@@ -88,13 +94,13 @@ export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: 
    */
   const flush = (s: StreamState) => {
     while (s.pending.length > 0 && s.pending[0]!.message !== undefined) {
-      const message = s.pending.shift()!.message;
+      const slot = s.pending.shift()!;
       try {
-        write(s, message);
+        write(s, slot.message);
       } catch (err) {
         log.error({ event: 'grpc_reply_failed', method: 'ModelStreamInfer', err }, 'could not write a stream response');
         try {
-          write(s, { error_message: `the response could not be written: ${(err as Error).message}`, infer_response: { parameters: FINAL } });
+          write(s, failure(slot.request, new Internal(`the response could not be written: ${(err as Error).message}`)));
         } catch {
           // Nothing of it can be written; the answers behind it still are.
         }
@@ -123,7 +129,7 @@ export function streamInferHandler(inferOne: InferOne, log: Logger): { handler: 
     let seq = 0;
     const deadlineMs = deadlineOf(call);
     call.on('data', (m: WireInferRequest) => {
-      const slot: { message?: unknown } = {};
+      const slot: Slot = { request: m };
       s.pending.push(slot);
       if (s.closing || s.done) {
         slot.message = failure(m, new Unavailable('the server is shutting down; send the request to another replica'));

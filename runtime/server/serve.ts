@@ -121,7 +121,7 @@ export interface RunningServer {
   dataplane: DataPlane;
   repository: ModelRepository;
   metrics: Metrics;
-  /** Settles when startup loading is done; rejects when function mode cannot pull or load its model. */
+  /** Settles when startup loading is done; rejects when function mode cannot pull or load its model, or the repository cannot be read. */
   startup: Promise<void>;
   /** Readiness false, finish in-flight requests, release models, close the socket. Idempotent. */
   close(): Promise<void>;
@@ -176,6 +176,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     defaultConfigs: opts.modelName && opts.modelConfig ? new Map([[opts.modelName, opts.modelConfig]]) : undefined,
     // An ensemble's steps are internal requests through the data plane (made below; called only once serving).
     localLoadRoots: opts.localLoadRoots ?? localLoadRootsOf(env),
+    env,
     runStep: async (request, run): Promise<InferResponse> => (await dataplane.infer(request, { ...(run?.deadline !== undefined ? { deadline: run.deadline } : {}), ...(run?.signal ? { signal: run.signal } : {}) })).response,
   });
   registerTritonMetrics(metrics.registry, () =>

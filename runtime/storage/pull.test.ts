@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { InvalidArgument, NotFound, PayloadTooLarge } from '../core/errors.js';
+import { Cancelled, InvalidArgument, NotFound, PayloadTooLarge } from '../core/errors.js';
 import { makeTar, makeZip } from '../../test/helpers/http-fixture.js';
 import { pull, schemeOf } from './pull.js';
 
@@ -65,6 +65,19 @@ describe('file:// and plain paths', () => {
     const dest = path.join(root, 'dest');
     await pull(file, { dest });
     expect(await readFile(path.join(dest, '1', 'model.onnx'), 'utf8')).toBe('zipped');
+  });
+
+  it('a cancelled local copy leaves the destination as it was and no staging folder', async () => {
+    const src = path.join(root, 'model.onnx');
+    await writeFile(src, 'new');
+    const dest = path.join(root, 'dest');
+    await mkdir(dest);
+    await writeFile(path.join(dest, 'model.onnx'), 'old');
+    const ac = new AbortController();
+    ac.abort();
+    await expect(pull(src, { dest, signal: ac.signal })).rejects.toBeInstanceOf(Cancelled);
+    expect(await readFile(path.join(dest, 'model.onnx'), 'utf8')).toBe('old');
+    expect((await readdir(root)).sort()).toEqual(['dest', 'model.onnx']);
   });
 
   it('is NotFound for a missing path', async () => {

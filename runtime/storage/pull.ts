@@ -19,7 +19,7 @@ import { AzureBlobSource, isAzureBlobUri } from './azure.js';
 import { ArtifactCache, linkTree } from './cache.js';
 import { filePath, localArtifact } from './file.js';
 import { HttpSource } from './http.js';
-import { DEFAULT_PVC_ROOT, pvcPath } from './pvc.js';
+import { pvcPath, pvcRoot } from './pvc.js';
 import type { RemoteSource } from './source.js';
 import { ByteBudget, displayUri, Progress, reasonOf, Redactor, type PullContext } from './transfer.js';
 
@@ -111,7 +111,7 @@ export async function pull(storageUri: string, opts: PullOptions): Promise<PullR
 export function localLoadRootsOf(env: NodeJS.ProcessEnv): string[] {
   const set = env.KINFER_LOAD_LOCAL_ROOTS;
   if (set !== undefined) return set.split(':').filter(Boolean).map((r) => path.resolve(r));
-  return [...new Set(['/mnt', path.resolve(env.KINFER_PVC_ROOT || DEFAULT_PVC_ROOT)])];
+  return [...new Set(['/mnt', pvcRoot(env)])];
 }
 
 /** The local path a `file://`, `pvc://` or plain-path URI names (not resolved); undefined for a remote scheme. */
@@ -221,6 +221,8 @@ async function pullLocal(uri: string, p: string, opts: PullOptions, env: NodeJS.
         if (kind) await extractArchive(art.path, kind, staging, { maxBytes: limits.maxBytes, signal: opts.signal });
         else await copyFile(art.path, path.join(staging, path.basename(art.path)));
       }
+      // Cancelled meanwhile: the staging folder goes and the destination stays as it was.
+      if (opts.signal?.aborted) throw new Cancelled(`${what}: pull cancelled`);
       return { dir: dest, cached: false, bytes: 0 };
     }),
   );

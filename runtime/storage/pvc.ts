@@ -17,6 +17,11 @@ export function pvcClaim(uri: string): string | undefined {
 }
 
 /** The local path a `pvc://` URI names; refuses a missing claim or a path that climbs out of the root. */
+/** Where KServe mounts a claim: KINFER_PVC_ROOT, else /mnt/pvc. */
+export function pvcRoot(env: NodeJS.ProcessEnv): string {
+  return path.resolve(env.KINFER_PVC_ROOT || DEFAULT_PVC_ROOT);
+}
+
 export function pvcPath(uri: string, env: NodeJS.ProcessEnv): string {
   const m = PVC_URI.exec(uri);
   if (!m) throw new InvalidArgument(`storage URI ${JSON.stringify(uri)}: expected pvc://<claim>/<path>`);
@@ -24,7 +29,7 @@ export function pvcPath(uri: string, env: NodeJS.ProcessEnv): string {
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(claim)) {
     throw new InvalidArgument(`storage URI ${JSON.stringify(uri)}: ${JSON.stringify(claim)} is not a valid claim name`);
   }
-  const root = path.resolve(env.KINFER_PVC_ROOT || DEFAULT_PVC_ROOT);
+  const root = pvcRoot(env);
   const rel = path.posix.normalize((m[2] ?? '/').replace(/^\/+/, '') || '.');
   if (rel === '..' || rel.startsWith('../') || path.isAbsolute(rel)) {
     throw new InvalidArgument(`storage URI ${JSON.stringify(uri)}: the path climbs out of the claim`);

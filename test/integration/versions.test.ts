@@ -48,6 +48,9 @@ describe('model versions (version_policy)', () => {
     expect(await infer('/versions/-1')).toMatchObject({ status: 200, body: { model_version: '3' } });
     expect((await infer('/versions/-2')).status).toBe(404);
     expect((await infer('/versions/x1')).status).toBe(404);
+    // Readiness reads it the same way.
+    for (const v of ['02', '-1']) expect((await fetch(`${server.url}/v2/models/scale/versions/${v}/ready`)).status).toBe(200);
+    expect((await fetch(`${server.url}/v2/models/scale/versions/-2/ready`)).status).not.toBe(200);
   });
 
   it('lists the versions in metadata, readiness, the index and the statistics', async () => {
