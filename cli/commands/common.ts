@@ -55,7 +55,6 @@ export function positiveInt(value: string): number {
   return n;
 }
 
-
 /** Commander value parser: a positive integer of milliseconds that a timer can wait (at most 2^31 - 1, about 24.8 days). */
 export function positiveMs(value: string): number {
   const n = positiveInt(value);

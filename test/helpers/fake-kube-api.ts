@@ -130,6 +130,24 @@ interface Watcher {
 
 const expired = (rv: string) => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `too old resource version: ${rv}`, reason: 'Expired', code: 410 });
 
+/** Writes a kubeconfig whose one context ('fake', token 'fake-token') points at `server`, in `namespace` when given. */
+export async function writeKubeconfig(path: string, server: string, namespace?: string): Promise<void> {
+  const context: Record<string, string> = { cluster: 'fake', user: 'fake' };
+  if (namespace) context.namespace = namespace;
+  await writeFile(
+    path,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      // client-node refuses http:// unless TLS verification is marked skipped.
+      clusters: [{ name: 'fake', cluster: { server, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'fake', user: { token: 'fake-token' } }],
+      contexts: [{ name: 'fake', context }],
+      'current-context': 'fake',
+    }),
+  );
+}
+
 export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promise<FakeKubeApi> {
   const store = new Map<string, unknown>();
   let resourceVersion = 1;
@@ -259,20 +277,7 @@ export async function startFakeKubeApi(opts: { namespace?: string } = {}): Promi
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const dir = await mkdtemp(join(tmpdir(), 'kinfer-fake-kube-'));
   const kubeconfigPath = join(dir, 'kubeconfig');
-  const context: Record<string, string> = { cluster: 'fake', user: 'fake' };
-  if (opts.namespace) context.namespace = opts.namespace;
-  await writeFile(
-    kubeconfigPath,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      // client-node refuses http:// unless TLS verification is marked skipped.
-      clusters: [{ name: 'fake', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'fake', user: { token: 'fake-token' } }],
-      contexts: [{ name: 'fake', context }],
-      'current-context': 'fake',
-    }),
-  );
+  await writeKubeconfig(kubeconfigPath, url, opts.namespace);
   return {
     url,
     kubeconfigPath,

@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { startFakeKubeApi } from '../helpers/fake-kube-api.js';
+import { startFakeKubeApi, writeKubeconfig } from '../helpers/fake-kube-api.js';
 import { freePort } from '../helpers/loopback.js';
 import { hostRequest } from '../helpers/server.js';
 import { until } from '../helpers/until.js';
@@ -600,17 +600,7 @@ describe('cluster verbs against an API server that never answers', () => {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const server = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
     const kubeconfig = path.join(tmp, 'silent-kubeconfig');
-    await writeFile(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'silent', cluster: { server, 'insecure-skip-tls-verify': true } }],
-        users: [{ name: 'silent', user: { token: 't' } }],
-        contexts: [{ name: 'silent', context: { cluster: 'silent', user: 'silent', namespace: 'ml' } }],
-        'current-context': 'silent',
-      }),
-    );
+    await writeKubeconfig(kubeconfig, server, 'ml');
     try {
       const kube = ['--kubeconfig', kubeconfig, '--timeout', '1'];
       const runs = await Promise.all([
